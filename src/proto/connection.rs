@@ -1,0 +1,899 @@
+//! One WebSocket connection after (or while) the opening handshake: frames in, events out,
+//! the replies the RFC requires queued, timers computed, never a socket or a clock.
+//!
+//! # Calling order
+//!
+//! 1. [`Connection::new`] when the TCP connection exists (the handshake deadline starts), then
+//!    [`Connection::open`] once the opening handshake ([`crate::proto::handshake`]) succeeded.
+//!    [`Connection::new_open`] does both for a driver that handled the handshake itself.
+//! 2. Bytes read: [`Connection::handle_bytes`], in a loop, until it has consumed them all. Each
+//!    call returns at most one [`Event`], which borrows the input: payloads are unmasked in place
+//!    and handed out as slices of it, so a caller that takes slices allocates nothing.
+//! 3. After every call that may queue a reply: [`Connection::poll_transmit`] until `None`, and
+//!    write those bytes. Data is encoded with [`Connection::send`] or
+//!    [`Connection::encode_data_header`] into the caller's buffers.
+//! 4. Time: call [`Connection::handle_timeout`] when [`Connection::poll_timeout`] has passed.
+//! 5. When [`Connection::state`] is [`State::Closed`], flush what is queued and close the TCP
+//!    connection (a server first, RFC 6455 §7.1.1; a client waits for the server to, bounded by
+//!    the close deadline).
+//!
+//! # States (RFC 6455 §4, §7)
+//!
+//! ```text
+//!  Connecting --open--> Open --close sent----> CloseSent -----close received--+
+//!      |                  |                                                   v
+//!      |                  +--close received--> CloseReceived --echo sent--> Closed
+//!      +--handshake timeout / protocol error / close timeout / pong timeout--> Closed
+//! ```
+
+use core::time::Duration;
+
+use crate::proto::close::{CloseCode, encode_close_payload, parse_close_payload};
+use crate::proto::error::{BufferTooSmall, ProtocolError, Status};
+use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
+use crate::proto::mask::apply_mask;
+use crate::proto::utf8::Utf8Validator;
+
+/// The most bytes one control frame takes on the wire: header with mask, and 125 of payload.
+pub const MAX_CONTROL_FRAME_LEN: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
+
+/// Which end of the connection this is; it decides who masks (RFC 6455 §5.1, §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts connections; receives masked frames, sends unmasked ones.
+    Server,
+    /// Opens connections; sends masked frames, receives unmasked ones.
+    Client,
+}
+
+/// Limits and timers of one connection. `None` turns a timer off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The largest frame payload accepted (1009 past it, checked at header time).
+    pub max_frame_size: u64,
+    /// The largest message accepted, all fragments together (1009 past it, at header time).
+    pub max_message_size: u64,
+    /// From [`Connection::new`] to [`Connection::open`].
+    pub handshake_timeout: Option<Duration>,
+    /// A ping is sent when nothing was received for this long.
+    pub ping_interval: Option<Duration>,
+    /// How long a pong may take after a ping before the connection is dropped.
+    pub pong_timeout: Duration,
+    /// The connection is closed (1001) after this long without a data frame from the peer.
+    pub idle_timeout: Option<Duration>,
+    /// How long the close handshake may take once this end sent its close frame.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(30),
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The state of the connection, as the driver needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The opening handshake is under way.
+    Connecting,
+    /// Messages flow both ways.
+    Open,
+    /// This end sent (or queued) a close frame and waits for the peer's (§7.1.2).
+    CloseSent,
+    /// The peer's close frame arrived; the echo is queued but not yet written.
+    CloseReceived,
+    /// Nothing more will be sent or received: flush, then close the TCP connection.
+    Closed,
+}
+
+/// The type of a data message (§5.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text (opcode 0x1).
+    Text,
+    /// Binary data (opcode 0x2).
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode of a message's first frame.
+    pub const fn opcode(self) -> Opcode {
+        match self {
+            Self::Text => Opcode::Text,
+            Self::Binary => Opcode::Binary,
+        }
+    }
+}
+
+/// The payload of a control frame (at most 125 bytes), held by value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ControlPayload {
+    len: u8,
+    buf: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl ControlPayload {
+    /// An empty payload.
+    pub const EMPTY: ControlPayload = ControlPayload {
+        len: 0,
+        buf: [0; MAX_CONTROL_PAYLOAD],
+    };
+
+    /// A payload holding `bytes`, or `None` if they are over 125 bytes.
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        let mut p = Self::EMPTY;
+        p.buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        p.len = bytes.len() as u8;
+        Some(p)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl core::fmt::Debug for ControlPayload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:?}", self.as_bytes())
+    }
+}
+
+/// A close frame received from the peer, already validated (§5.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// The status code, or `None` for an empty close frame (reported as 1005).
+    pub code: Option<CloseCode>,
+    reason: ControlPayload,
+}
+
+impl CloseFrame {
+    /// The reason, valid UTF-8 (checked on receipt).
+    pub fn reason(&self) -> &str {
+        core::str::from_utf8(self.reason.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// What one call to [`Connection::handle_bytes`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A piece of a data message, unmasked in place in the caller's input. Pieces follow frame
+    /// and read boundaries, not code points; the text so far is valid UTF-8 as a prefix, and the
+    /// whole message is valid when `fin` is true. An empty piece is only reported with `fin`.
+    Message {
+        /// Text or binary, the same for every piece of one message.
+        kind: MessageKind,
+        /// The payload bytes of this piece.
+        data: &'a [u8],
+        /// This piece ends the message.
+        fin: bool,
+    },
+    /// A ping; the pong is already queued (at most one pending: a newer ping replaces it).
+    Ping(ControlPayload),
+    /// A pong (solicited or not, §5.5.3).
+    Pong(ControlPayload),
+    /// The peer's close frame; the echo is queued unless this end closed first.
+    Close(CloseFrame),
+}
+
+/// What a deadline that passed did to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The opening handshake did not finish in time: close the TCP connection.
+    Handshake,
+    /// Nothing was received for the ping interval: a ping is queued.
+    Ping,
+    /// No pong came in time: a close frame (1001) is queued and the connection is closed.
+    Pong,
+    /// No data frame came for the idle timeout: a close frame (1001) is queued.
+    Idle,
+    /// The close handshake did not finish in time: close the TCP connection.
+    Close,
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The opening handshake is not done.
+    NotOpen,
+    /// A close frame was sent or queued: no data may follow (§5.5.1).
+    Closing,
+    /// A fragmented send is open and this frame does not continue it, or none is open.
+    Fragmentation,
+    /// A control payload over 125 bytes (§5.5).
+    ControlTooLong,
+    /// A close code that may not be sent (§7.4: e.g. 1005, 1006, 1015).
+    InvalidCloseCode,
+    /// The output buffer is too small.
+    BufferTooSmall(BufferTooSmall),
+}
+
+/// The state of one WebSocket connection.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    opened: bool,
+    /// Why the connection ended early, if it did: nothing more is read or sent but the close.
+    failed: bool,
+    close_received: bool,
+    close_out: CloseOut,
+    rx: Receiver,
+    /// The fragmented message this end is sending, if any.
+    tx_open: Option<MessageKind>,
+    pending_pong: Option<ControlPayload>,
+    pending_ping: bool,
+    timers: Timers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseOut {
+    None,
+    Queued(Option<CloseCode>, ControlPayload),
+    Written,
+}
+
+#[derive(Debug)]
+struct Receiver {
+    /// A header split across reads, gathered here (at most 14 bytes).
+    head: [u8; MAX_HEADER_LEN],
+    head_len: u8,
+    frame: Option<FrameState>,
+    message: Option<MessageState>,
+    /// A control frame's payload, gathered across reads (it is delivered whole).
+    control: [u8; MAX_CONTROL_PAYLOAD],
+    control_len: u8,
+}
+
+impl Receiver {
+    const fn new() -> Self {
+        Self {
+            head: [0; MAX_HEADER_LEN],
+            head_len: 0,
+            frame: None,
+            message: None,
+            control: [0; MAX_CONTROL_PAYLOAD],
+            control_len: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameState {
+    opcode: Opcode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    mask_offset: u8,
+    remaining: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MessageState {
+    kind: MessageKind,
+    len: u64,
+    utf8: Utf8Validator,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    handshake: Option<Duration>,
+    last_rx: Duration,
+    last_data_rx: Duration,
+    last_ping: Duration,
+    pong_deadline: Option<Duration>,
+    close_deadline: Option<Duration>,
+}
+
+impl Connection {
+    /// A connection whose opening handshake starts now.
+    pub fn new(role: Role, config: Config, now: Duration) -> Self {
+        Self {
+            role,
+            config,
+            opened: false,
+            failed: false,
+            close_received: false,
+            close_out: CloseOut::None,
+            rx: Receiver::new(),
+            tx_open: None,
+            pending_pong: None,
+            pending_ping: false,
+            timers: Timers {
+                handshake: config.handshake_timeout.map(|t| now.saturating_add(t)),
+                last_rx: now,
+                last_data_rx: now,
+                last_ping: now,
+                pong_deadline: None,
+                close_deadline: None,
+            },
+        }
+    }
+
+    /// A connection whose opening handshake is already done.
+    pub fn new_open(role: Role, config: Config, now: Duration) -> Self {
+        let mut c = Self::new(role, config, now);
+        c.open(now);
+        c
+    }
+
+    /// The opening handshake succeeded: frames may flow.
+    pub fn open(&mut self, now: Duration) {
+        if !self.failed {
+            self.opened = true;
+            self.timers.handshake = None;
+            self.timers.last_rx = now;
+            self.timers.last_data_rx = now;
+            self.timers.last_ping = now;
+        }
+    }
+
+    /// The role this connection plays.
+    pub const fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration it was made with.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        if !self.opened || self.failed {
+            return if self.failed {
+                State::Closed
+            } else {
+                State::Connecting
+            };
+        }
+        match (self.close_out, self.close_received) {
+            (CloseOut::None, false) => State::Open,
+            (CloseOut::None, true) => State::CloseReceived, // unreachable: receipt queues an echo
+            (CloseOut::Queued(..), true) => State::CloseReceived,
+            (CloseOut::Written, true) => State::Closed,
+            (_, false) => State::CloseSent,
+        }
+    }
+
+    /// Reads frames from `input` (unmasking them in place) and returns how many bytes it
+    /// consumed and the event they completed, if any. Call again with the rest of the input
+    /// until it is consumed; bytes are never left unconsumed except when a partial header or
+    /// control frame is being gathered, which the connection keeps itself, so every call
+    /// consumes all of `input` unless it returns an event.
+    ///
+    /// # Errors
+    /// The first [`ProtocolError`] the peer commits. The connection is then failed (§7.1.7): a
+    /// close frame with the error's code is queued, the state is [`State::Closed`] and later
+    /// input is discarded.
+    pub fn handle_bytes<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        now: Duration,
+    ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
+        if !self.opened || self.failed || self.close_received {
+            // Nothing may follow a close frame (§5.5.1); a failed connection reads no more.
+            return Ok((input.len(), None));
+        }
+        self.timers.last_rx = now;
+        match self.read(input, now) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.fail(e.close_code(), e.reason(), now);
+                Err(e)
+            }
+        }
+    }
+
+    fn read<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        now: Duration,
+    ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            let frame = match self.rx.frame {
+                Some(f) => f,
+                None => match self.read_header(&input[pos..])? {
+                    (n, None) => return Ok((pos + n, None)),
+                    (n, Some(h)) => {
+                        pos += n;
+                        let f = self.start_frame(h)?;
+                        if f.remaining == 0 {
+                            if let Some(ev) = self.end_frame(f, now)? {
+                                return Ok((pos, Some(ev)));
+                            }
+                            continue;
+                        }
+                        f
+                    }
+                },
+            };
+            let avail = input.len() - pos;
+            if avail == 0 {
+                return Ok((pos, None));
+            }
+            let n = usize::try_from(frame.remaining)
+                .unwrap_or(usize::MAX)
+                .min(avail);
+            let remaining = frame.remaining - n as u64;
+            let mut f = frame;
+            f.remaining = remaining;
+            if frame.opcode.is_control() {
+                let start = usize::from(self.rx.control_len);
+                let dst = self
+                    .rx
+                    .control
+                    .get_mut(start..start + n)
+                    .ok_or(ProtocolError::ControlFrameTooLong)?;
+                dst.copy_from_slice(&input[pos..pos + n]);
+                if let Some(key) = frame.mask {
+                    f.mask_offset = apply_mask(dst, key, usize::from(frame.mask_offset)) as u8;
+                }
+                self.rx.control_len += n as u8;
+                pos += n;
+                self.rx.frame = Some(f);
+                if remaining == 0 {
+                    if let Some(ev) = self.end_frame(f, now)? {
+                        return Ok((pos, Some(ev)));
+                    }
+                }
+                continue;
+            }
+            // A data frame: hand the piece out in place.
+            let data = &mut input[pos..pos + n];
+            if let Some(key) = frame.mask {
+                f.mask_offset = apply_mask(data, key, usize::from(frame.mask_offset)) as u8;
+            }
+            let msg = self
+                .rx
+                .message
+                .as_mut()
+                .ok_or(ProtocolError::UnexpectedContinuation)?;
+            if msg.kind == MessageKind::Text {
+                msg.utf8
+                    .feed(data)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            let kind = msg.kind;
+            self.rx.frame = Some(f);
+            let fin = if remaining == 0 {
+                self.end_data_frame(f, now)?
+            } else {
+                false
+            };
+            return Ok((pos + n, Some(Event::Message { kind, data, fin })));
+        }
+    }
+
+    /// Gathers a header from `input` (and the bytes kept from earlier reads). Returns the bytes
+    /// consumed and the header once whole.
+    fn read_header(&mut self, input: &[u8]) -> Result<(usize, Option<FrameHeader>), ProtocolError> {
+        if self.rx.head_len == 0 {
+            // The usual case: the whole header is in this read.
+            if let Status::Complete((h, n)) = FrameHeader::decode(input)? {
+                return Ok((n, Some(h)));
+            }
+        }
+        // Split header: take exactly the bytes it still needs, never more.
+        let have = usize::from(self.rx.head_len);
+        let want = if have < 2 {
+            2
+        } else {
+            FrameHeader::len_from_prefix(self.rx.head[1])
+        };
+        let take = (want - have).min(input.len());
+        self.rx.head[have..have + take].copy_from_slice(&input[..take]);
+        self.rx.head_len += take as u8;
+        let have = usize::from(self.rx.head_len);
+        if have < 2 {
+            return Ok((take, None));
+        }
+        let want = FrameHeader::len_from_prefix(self.rx.head[1]);
+        if have < want {
+            // Refuse what the first two bytes already show to be wrong, without waiting.
+            FrameHeader::decode(&self.rx.head[..2])?;
+            let more = want - have;
+            let extra = more.min(input.len() - take);
+            self.rx.head[have..have + extra].copy_from_slice(&input[take..take + extra]);
+            self.rx.head_len += extra as u8;
+            if extra < more {
+                return Ok((take + extra, None));
+            }
+            return self.finish_split_header(take + extra);
+        }
+        self.finish_split_header(take)
+    }
+
+    fn finish_split_header(
+        &mut self,
+        consumed: usize,
+    ) -> Result<(usize, Option<FrameHeader>), ProtocolError> {
+        let len = usize::from(self.rx.head_len);
+        self.rx.head_len = 0;
+        match FrameHeader::decode(&self.rx.head[..len])? {
+            Status::Complete((h, _)) => Ok((consumed, Some(h))),
+            // Unreachable: exactly the needed bytes were gathered.
+            Status::Partial => Err(ProtocolError::LengthTopBitSet),
+        }
+    }
+
+    /// Applies the rules known at header time and sets up the frame.
+    fn start_frame(&mut self, h: FrameHeader) -> Result<FrameState, ProtocolError> {
+        h.check(self.role == Role::Server, self.config.max_frame_size)?;
+        // §5.4: fragments of one message are contiguous, control frames may come between them.
+        match h.opcode {
+            Opcode::Continuation => {
+                let msg = self
+                    .rx
+                    .message
+                    .as_mut()
+                    .ok_or(ProtocolError::UnexpectedContinuation)?;
+                msg.len = grow(msg.len, h.payload_len, self.config.max_message_size)?;
+            }
+            Opcode::Text | Opcode::Binary => {
+                if self.rx.message.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                let kind = if h.opcode == Opcode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                let len = grow(0, h.payload_len, self.config.max_message_size)?;
+                self.rx.message = Some(MessageState {
+                    kind,
+                    len,
+                    utf8: Utf8Validator::new(),
+                });
+            }
+            Opcode::Close | Opcode::Ping | Opcode::Pong => self.rx.control_len = 0,
+        }
+        let f = FrameState {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            mask_offset: 0,
+            remaining: h.payload_len,
+        };
+        self.rx.frame = Some(f);
+        Ok(f)
+    }
+
+    /// A frame's last payload byte arrived (or it had none).
+    fn end_frame(
+        &mut self,
+        f: FrameState,
+        now: Duration,
+    ) -> Result<Option<Event<'static>>, ProtocolError> {
+        self.rx.frame = None;
+        let payload = &self.rx.control[..usize::from(self.rx.control_len)];
+        match f.opcode {
+            Opcode::Ping => {
+                let p = ControlPayload::new(payload).unwrap_or(ControlPayload::EMPTY);
+                if self.close_out == CloseOut::None {
+                    // §5.5.3: a pong carries the ping's payload; only the latest needs one.
+                    self.pending_pong = Some(p);
+                }
+                Ok(Some(Event::Ping(p)))
+            }
+            Opcode::Pong => {
+                self.timers.pong_deadline = None;
+                Ok(Some(Event::Pong(
+                    ControlPayload::new(payload).unwrap_or(ControlPayload::EMPTY),
+                )))
+            }
+            Opcode::Close => {
+                let (code, reason) = parse_close_payload(payload)?;
+                let frame = CloseFrame {
+                    code,
+                    reason: ControlPayload::new(reason.as_bytes()).unwrap_or(ControlPayload::EMPTY),
+                };
+                self.close_received = true;
+                if self.close_out == CloseOut::None {
+                    // §5.5.1: answer with a close frame, typically echoing the code.
+                    self.queue_close(code, "", now);
+                }
+                self.pending_pong = None;
+                Ok(Some(Event::Close(frame)))
+            }
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                // An empty data frame: only the end of a message is worth an event.
+                let kind = self
+                    .rx
+                    .message
+                    .map(|m| m.kind)
+                    .unwrap_or(MessageKind::Binary);
+                if self.end_data_frame(f, now)? {
+                    Ok(Some(Event::Message {
+                        kind,
+                        data: &[],
+                        fin: true,
+                    }))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// A data frame ended; returns whether it ended its message.
+    fn end_data_frame(&mut self, f: FrameState, now: Duration) -> Result<bool, ProtocolError> {
+        self.rx.frame = None;
+        if !f.fin {
+            return Ok(false);
+        }
+        if let Some(msg) = self.rx.message.take() {
+            if !msg.utf8.is_complete() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+        }
+        self.timers.last_data_rx = now;
+        Ok(true)
+    }
+
+    /// Queues the close frame this end sends, once.
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str, now: Duration) {
+        if self.close_out != CloseOut::None {
+            return;
+        }
+        let mut payload = ControlPayload::EMPTY;
+        let len = encode_close_payload(code, reason, &mut payload.buf).unwrap_or(0);
+        payload.len = len as u8;
+        self.close_out = CloseOut::Queued(code, payload);
+        self.timers.close_deadline = Some(now.saturating_add(self.config.close_timeout));
+    }
+
+    /// Fails the connection (§7.1.7): a close frame if one can still be sent, then nothing.
+    fn fail(&mut self, code: CloseCode, reason: &str, now: Duration) {
+        self.queue_close(Some(code), reason, now);
+        self.failed = true;
+        self.pending_pong = None;
+        self.pending_ping = false;
+    }
+
+    /// Starts the close handshake (§7.1.2) with `code` and `reason` (cut to 123 bytes on a
+    /// character boundary). Does nothing if a close frame was already sent or queued.
+    ///
+    /// # Errors
+    /// A code that may not be sent on the wire (§7.4.1: 1005, 1006, 1015, unassigned ones).
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Duration) -> Result<(), SendError> {
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode);
+        }
+        if !self.opened {
+            return Err(SendError::NotOpen);
+        }
+        self.queue_close(Some(code), reason, now);
+        Ok(())
+    }
+
+    /// Queues a ping (one at a time; a second call before it is written replaces nothing).
+    ///
+    /// # Errors
+    /// Not open, or closing.
+    pub fn ping(&mut self) -> Result<(), SendError> {
+        self.check_can_send()?;
+        self.pending_ping = true;
+        Ok(())
+    }
+
+    /// Queues an unsolicited pong (§5.5.3: a heartbeat that expects no answer).
+    ///
+    /// # Errors
+    /// A payload over 125 bytes, not open, or closing.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        self.pending_pong = Some(ControlPayload::new(payload).ok_or(SendError::ControlTooLong)?);
+        Ok(())
+    }
+
+    /// Whether [`Connection::poll_transmit`] has a frame to give.
+    pub fn wants_transmit(&self) -> bool {
+        self.pending_pong.is_some()
+            || self.pending_ping
+            || matches!(self.close_out, CloseOut::Queued(..))
+    }
+
+    /// Writes the next control frame the connection owes the peer (pong, ping, close) into
+    /// `out` and returns its length, or `None` if nothing is owed. `mask` is the masking key a
+    /// client must use (§5.3: fresh and unpredictable for every frame); a server ignores it.
+    pub fn poll_transmit(
+        &mut self,
+        out: &mut [u8; MAX_CONTROL_FRAME_LEN],
+        mask: [u8; 4],
+    ) -> Option<usize> {
+        let mask = (self.role == Role::Client).then_some(mask);
+        let (opcode, payload) = if let Some(p) = self.pending_pong.take() {
+            (Opcode::Pong, p)
+        } else if core::mem::take(&mut self.pending_ping) {
+            (Opcode::Ping, ControlPayload::EMPTY)
+        } else if let CloseOut::Queued(_, p) = self.close_out {
+            self.close_out = CloseOut::Written;
+            (Opcode::Close, p)
+        } else {
+            return None;
+        };
+        crate::proto::frame::encode_frame(true, opcode, mask, payload.as_bytes(), out).ok()
+    }
+
+    /// Whether a fragmented send is open (its next frame must continue it).
+    pub const fn tx_is_fragmenting(&self) -> bool {
+        self.tx_open.is_some()
+    }
+
+    fn check_can_send(&self) -> Result<(), SendError> {
+        if !self.opened {
+            return Err(SendError::NotOpen);
+        }
+        if self.close_out != CloseOut::None || self.failed {
+            return Err(SendError::Closing);
+        }
+        Ok(())
+    }
+
+    /// Encodes one data frame (header and payload, masked for a client) into `out` and returns
+    /// its length. `fin == false` opens or continues a fragmented message (§5.4): its later
+    /// frames go out as continuations, and `kind` must stay the same until the frame with
+    /// `fin == true`.
+    ///
+    /// # Errors
+    /// Not open, closing, a `kind` that does not match the open fragmented message, or `out`
+    /// too small (nothing is recorded then, so the call can be repeated with a larger buffer).
+    pub fn send(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+        out: &mut [u8],
+        mask: [u8; 4],
+    ) -> Result<usize, SendError> {
+        let (head, n) = self.data_header(kind, payload.len() as u64, fin, mask)?;
+        let needed = n + payload.len();
+        let out = out
+            .get_mut(..needed)
+            .ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
+        out[..n].copy_from_slice(&head[..n]);
+        out[n..].copy_from_slice(payload);
+        if self.role == Role::Client {
+            apply_mask(&mut out[n..], mask, 0);
+        }
+        self.tx_open = if fin { None } else { Some(kind) };
+        Ok(needed)
+    }
+
+    /// Encodes only the header of a data frame, for a server that sends one payload to many
+    /// connections without copying it (server frames are not masked, so the payload bytes are
+    /// the same on the wire for everyone). A client must use [`Connection::send`].
+    ///
+    /// # Errors
+    /// As [`Connection::send`]; and `NotOpen` for a client.
+    pub fn encode_data_header(
+        &mut self,
+        kind: MessageKind,
+        payload_len: u64,
+        fin: bool,
+    ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        if self.role == Role::Client {
+            return Err(SendError::NotOpen);
+        }
+        let r = self.data_header(kind, payload_len, fin, [0; 4])?;
+        self.tx_open = if fin { None } else { Some(kind) };
+        Ok(r)
+    }
+
+    fn data_header(
+        &self,
+        kind: MessageKind,
+        payload_len: u64,
+        fin: bool,
+        mask: [u8; 4],
+    ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        self.check_can_send()?;
+        let opcode = match self.tx_open {
+            None => kind.opcode(),
+            Some(open) if open == kind => Opcode::Continuation,
+            Some(_) => return Err(SendError::Fragmentation),
+        };
+        let mask = (self.role == Role::Client).then_some(mask);
+        let h = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = h.encode(&mut head);
+        Ok((head, n))
+    }
+
+    /// The next instant at which [`Connection::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let t = &self.timers;
+        match self.state() {
+            State::Connecting => t.handshake,
+            State::Open => {
+                let ping = match (t.pong_deadline, self.config.ping_interval) {
+                    (Some(d), _) => Some(d),
+                    (None, Some(i)) => Some(t.last_rx.max(t.last_ping).saturating_add(i)),
+                    (None, None) => None,
+                };
+                let idle = self
+                    .config
+                    .idle_timeout
+                    .map(|i| t.last_data_rx.saturating_add(i));
+                min_opt(ping, idle)
+            }
+            State::CloseSent | State::CloseReceived | State::Closed => {
+                if self.failed && !self.opened {
+                    None
+                } else {
+                    t.close_deadline
+                }
+            }
+        }
+    }
+
+    /// Acts on the deadline that passed at `now`, if one did, and says what it did. Call it
+    /// again while [`Connection::poll_timeout`] is still at or before `now`.
+    pub fn handle_timeout(&mut self, now: Duration) -> Option<Timeout> {
+        let deadline = self.poll_timeout()?;
+        if now < deadline {
+            return None;
+        }
+        match self.state() {
+            State::Connecting => {
+                self.failed = true;
+                self.timers.handshake = None;
+                Some(Timeout::Handshake)
+            }
+            State::Open => {
+                let t = self.timers;
+                if t.pong_deadline.is_some_and(|d| now >= d) {
+                    self.fail(CloseCode::GOING_AWAY, "pong timeout", now);
+                    return Some(Timeout::Pong);
+                }
+                if self
+                    .config
+                    .idle_timeout
+                    .is_some_and(|i| now >= t.last_data_rx.saturating_add(i))
+                {
+                    self.queue_close(Some(CloseCode::GOING_AWAY), "idle timeout", now);
+                    return Some(Timeout::Idle);
+                }
+                self.pending_ping = true;
+                self.timers.last_ping = now;
+                self.timers.pong_deadline = Some(now.saturating_add(self.config.pong_timeout));
+                Some(Timeout::Ping)
+            }
+            State::CloseSent | State::CloseReceived | State::Closed => {
+                self.failed = true;
+                self.timers.close_deadline = None;
+                Some(Timeout::Close)
+            }
+        }
+    }
+}
+
+/// Adds a frame's length to its message's, refusing a message over `max` (§10.4).
+fn grow(len: u64, add: u64, max: u64) -> Result<u64, ProtocolError> {
+    match len.checked_add(add) {
+        Some(total) if total <= max => Ok(total),
+        _ => Err(ProtocolError::MessageTooLarge),
+    }
+}
+
+fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
