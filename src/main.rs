@@ -1,0 +1,89 @@
+//! `weir`: flags and environment to a configuration, then run. Nothing else.
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+
+use weir::cli::{self, Command, Options};
+use weir::server::{Config, Server};
+use weir::{app::App, error, log, proto};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("weir: {e}\nTry 'weir --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help(text) | Command::Version(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::Client(_) => {
+            eprintln!("weir: the client is not built yet");
+            ExitCode::from(2)
+        }
+        Command::Serve(opts) => serve(opts),
+    }
+}
+
+fn serve(opts: Options) -> ExitCode {
+    log::init(opts.log_level, opts.log_format);
+    let mut listen = Vec::new();
+    for addr in &opts.listen {
+        // Names are resolved here, once, before the loop starts: the loop never blocks on DNS.
+        match addr.to_socket_addrs() {
+            Ok(addrs) => listen.extend(addrs),
+            Err(e) => {
+                eprintln!("weir: --listen {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = Config {
+        listen,
+        max_connections: opts.max_connections,
+        max_connections_per_ip: opts.max_connections_per_ip,
+        queue_cap: usize::try_from(opts.queue_cap).unwrap_or(usize::MAX),
+        read_buffer_size: opts.read_buffer_size,
+        http: proto::http::Limits {
+            max_head_len: opts.max_head_size,
+            max_headers: opts.max_headers,
+            ..proto::http::Limits::default()
+        },
+        ws: proto::Config {
+            max_frame_size: opts.max_frame_size.min(opts.max_message_size),
+            max_message_size: opts.max_message_size,
+            handshake_timeout: opts.handshake_timeout,
+            ping_interval: opts.ping_interval,
+            pong_timeout: opts.pong_timeout,
+            idle_timeout: opts.idle_timeout,
+            close_timeout: opts.close_timeout,
+        },
+        shutdown_timeout: opts.shutdown_timeout,
+        handle_signals: true,
+    };
+    weir::info!(
+        "starting",
+        version = env!("CARGO_PKG_VERSION"),
+        max_connections = config.max_connections,
+        max_message_size = config.ws.max_message_size,
+        queue_cap = config.queue_cap,
+        echo = opts.echo.join(",")
+    );
+    let server = match Server::bind(config, App::new(opts.echo)) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot listen", error = e);
+            return ExitCode::from(1);
+        }
+    };
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("event loop failed", error = e);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! One connection as the runtime holds it: the socket, the protocol state, the outbound queue,
+//! and what the loop tracks about readiness and closing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+
+use crate::proto::http::{HeadReader, Limits};
+use crate::proto::{Config as WsConfig, Connection, Role};
+use crate::server::outq::OutQueue;
+use crate::server::timer::TimerId;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the request head.
+    Head,
+    /// A plain HTTP response (or a refusal) is queued; the connection closes after it.
+    Http,
+    /// The WebSocket is open (or closing).
+    Ws,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) socket: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) ws: Connection,
+    pub(crate) phase: Phase,
+    /// The request head gathered so far (leased from the pool while in `Head`).
+    pub(crate) head: Vec<u8>,
+    pub(crate) head_reader: HeadReader,
+    /// A message gathered across reads (empty, without storage, between messages).
+    pub(crate) msg: Vec<u8>,
+    pub(crate) out: OutQueue,
+    /// The armed timer and the deadline it was armed for.
+    pub(crate) timer: Option<(TimerId, Duration)>,
+    /// Readiness as last reported and not yet used up (edge-triggered).
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// The peer closed its side (or the socket failed).
+    pub(crate) eof: bool,
+    /// This side shut down writing; the connection lingers until EOF or `linger_until`.
+    pub(crate) shut_wr: bool,
+    pub(crate) linger_until: Option<Duration>,
+    /// Queued for a flush by the current batch of work.
+    pub(crate) dirty: bool,
+    /// Over a connection limit: the request gets this status, then the connection closes.
+    pub(crate) refuse: Option<u16>,
+    /// The close code to report: received, or sent when this end failed the connection.
+    pub(crate) close_code: Option<u16>,
+    pub(crate) opened_at: Duration,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) path: Box<str>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        ws: WsConfig,
+        http: &Limits,
+        now: Duration,
+    ) -> Self {
+        Self {
+            socket,
+            peer,
+            ws: Connection::new(Role::Server, ws, now),
+            phase: Phase::Head,
+            head: Vec::new(),
+            head_reader: HeadReader::new(http),
+            msg: Vec::new(),
+            out: OutQueue::default(),
+            timer: None,
+            readable: false,
+            writable: false,
+            eof: false,
+            shut_wr: false,
+            linger_until: None,
+            dirty: false,
+            refuse: None,
+            close_code: None,
+            opened_at: now,
+            bytes_in: 0,
+            bytes_out: 0,
+            path: Box::from(""),
+        }
+    }
+
+    /// The earliest instant the loop must look at this connection again.
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        match (self.ws.poll_timeout(), self.linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

@@ -1,0 +1,954 @@
+//! The poll loop: accept until `WouldBlock`, drain each socket until `WouldBlock` or its read
+//! budget, run due timers, flush what handlers queued, and bound the work of every wake-up so
+//! one busy peer cannot starve the others.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
+use crate::proto::handshake::{self, Classified};
+use crate::proto::http::{self, Header};
+use crate::proto::{CloseCode, Event, HandshakeError, State, Status, Timeout};
+use crate::server::config::Config;
+use crate::server::conn::{Conn, Phase};
+use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
+use crate::server::pool::Pool;
+use crate::server::signal::Signals;
+use crate::server::slab::{Key, Slab};
+use crate::server::stats::Stats;
+use crate::server::timer::TimerWheel;
+use crate::{debug, info, warn};
+
+/// Tokens below this are the loop's own sources; slab tokens are all at or above 2^32.
+const SIGNAL_TOKEN: Token = Token(0);
+const LISTENER_BASE: usize = 1;
+/// Reads per connection per wake-up; a connection with more to read waits for the next turn.
+const READS_PER_WAKE: usize = 16;
+/// Accepts per listener per wake-up.
+const ACCEPTS_PER_WAKE: usize = 256;
+/// How long accepting pauses after the process runs out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// What `Retry-After` says to a client refused for a connection limit.
+const RETRY_AFTER: &[u8] = b"5";
+
+/// The runtime's state, apart from the handler (so a handler can act on it through
+/// [`Context`] while it runs).
+pub struct Core {
+    pub(crate) poll: Poll,
+    pub(crate) config: Config,
+    pub(crate) conns: Slab<Conn>,
+    timers: TimerWheel,
+    pool: Pool,
+    pub(crate) stats: Stats,
+    start: Instant,
+    pub(crate) now: Duration,
+    per_ip: HashMap<IpAddr, u32>,
+    /// Connections with output queued by the current batch of work.
+    dirty: Vec<Key>,
+    pub(crate) draining: bool,
+}
+
+/// A server: listeners, the loop, and the application.
+pub struct Server<H: Handler> {
+    core: Core,
+    handler: H,
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+    signals: Option<Signals>,
+    /// The one read buffer: every read is processed before the next, and a connection keeps
+    /// only what it must (a partial head or message) in its own storage.
+    rbuf: Box<[u8]>,
+    /// Connections that used their read budget and may have more to read.
+    pending: Vec<Key>,
+    accept_paused: bool,
+    accept_retry_at: Option<Duration>,
+    drain_deadline: Option<Duration>,
+    expired: Vec<u64>,
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds every listen address and prepares the loop.
+    ///
+    /// # Errors
+    /// An address cannot be bound, or the poll or signal pipe cannot be made.
+    pub fn bind(config: Config, handler: H) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for (i, addr) in config.listen.iter().enumerate() {
+            let mut l = TcpListener::bind(*addr)?;
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            addrs.push(l.local_addr()?);
+            listeners.push(l);
+        }
+        let signals = if config.handle_signals {
+            let mut s = Signals::install()?;
+            poll.registry()
+                .register(s.source(), SIGNAL_TOKEN, Interest::READABLE)?;
+            Some(s)
+        } else {
+            None
+        };
+        let start = Instant::now();
+        let size = config.read_buffer_size.max(1024);
+        Ok(Self {
+            core: Core {
+                poll,
+                conns: Slab::with_capacity(1024),
+                timers: TimerWheel::standard(Duration::ZERO),
+                pool: Pool::new(size, 1024),
+                stats: Stats::default(),
+                start,
+                now: Duration::ZERO,
+                per_ip: HashMap::new(),
+                dirty: Vec::new(),
+                draining: false,
+                config,
+            },
+            handler,
+            listeners,
+            addrs,
+            signals,
+            rbuf: vec![0u8; size].into_boxed_slice(),
+            pending: Vec::new(),
+            accept_paused: false,
+            accept_retry_at: None,
+            drain_deadline: None,
+            expired: Vec::new(),
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The application.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Runs until a graceful shutdown completes (signals), or forever.
+    ///
+    /// # Errors
+    /// The poll itself fails.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        for addr in &self.addrs {
+            info!("listening", addr = addr);
+        }
+        loop {
+            let timeout = self.poll_timeout();
+            match self.core.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.core.now = self.core.start.elapsed();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => {
+                        if self.on_signal() {
+                            warn!(
+                                "second signal: exiting now",
+                                connections = self.core.conns.len()
+                            );
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t < 1 << 32 => self.accept(t - LISTENER_BASE),
+                    Token(t) => {
+                        let key = Key::from_token(t);
+                        let Some(conn) = self.core.conns.get_mut(key) else {
+                            continue;
+                        };
+                        conn.readable |=
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        conn.writable |= event.is_writable() || event.is_error();
+                        self.on_ready(key);
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.pending) {
+                self.on_ready(key);
+            }
+            self.run_timers();
+            if self.accept_paused && self.accept_retry_at.is_some_and(|t| self.core.now >= t) {
+                self.resume_accepting();
+            }
+            if self.core.draining {
+                if self.core.conns.is_empty() {
+                    info!("shutdown complete");
+                    return Ok(());
+                }
+                if self.drain_deadline.is_some_and(|d| self.core.now >= d) {
+                    warn!(
+                        "shutdown timeout: closing the rest",
+                        connections = self.core.conns.len()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.core.now;
+        let mut next = self.core.timers.next_expiry();
+        for t in [
+            self.accept_retry_at.filter(|_| self.accept_paused),
+            self.drain_deadline,
+        ] {
+            next = match (next, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        // Round up to the next millisecond so a sub-millisecond wait does not spin.
+        next.map(|t| {
+            t.saturating_sub(now)
+                .max(Duration::from_millis(1))
+                .min(Duration::from_secs(60))
+        })
+    }
+
+    /// A signal: the first starts the drain, a second (returns true) exits at once.
+    fn on_signal(&mut self) -> bool {
+        let n = self.signals.as_mut().map_or(0, Signals::take);
+        if n == 0 {
+            return false;
+        }
+        if self.core.draining || n > 1 {
+            return true;
+        }
+        self.core.draining = true;
+        let now = self.core.now;
+        self.drain_deadline = Some(now + self.core.config.shutdown_timeout);
+        info!(
+            "shutting down",
+            connections = self.core.conns.len(),
+            timeout_ms = self.core.config.shutdown_timeout.as_millis()
+        );
+        // Stop accepting: closing the listeners refuses new connections at once.
+        for mut l in self.listeners.drain(..) {
+            let _ = self.core.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<Key> = self.core.conns.keys().collect();
+        for key in keys {
+            if self
+                .core
+                .conns
+                .get(key)
+                .is_some_and(|c| c.phase == Phase::Ws)
+            {
+                self.core
+                    .close(key, CloseCode::GOING_AWAY, "server shutting down");
+            }
+            self.settle(key);
+        }
+        false
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.core.draining {
+            return;
+        }
+        let max = self.core.config.max_connections;
+        let reserve = (max / 100).max(16);
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            if self.core.conns.len() >= max + reserve {
+                // Even refusals need a descriptor: past the reserve, leave them in the backlog.
+                self.accept_paused = true;
+                return;
+            }
+            let (socket, peer) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    // EMFILE and friends: the backlog stays readable, so retrying at once would
+                    // spin. Pause, and resume after a connection closes or the back-off.
+                    warn!(
+                        "accept failed: out of resources",
+                        error = e,
+                        open = self.core.conns.len()
+                    );
+                    self.accept_paused = true;
+                    self.accept_retry_at = Some(self.core.now + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => {
+                    debug!("accept failed", error = e);
+                    continue;
+                }
+            };
+            self.admit(socket, peer);
+        }
+        // Budget used: there may be more in the backlog, which the next wake-up takes.
+        self.accept_paused = true;
+        self.accept_retry_at = Some(self.core.now);
+    }
+
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
+        let core = &mut self.core;
+        let cfg = &core.config;
+        core.stats.tcp_accepted += 1;
+        let _ = socket.set_nodelay(true);
+        let per_ip = core.per_ip.get(&peer.ip()).copied().unwrap_or(0) as usize;
+        let over_ip = cfg.max_connections_per_ip > 0 && per_ip >= cfg.max_connections_per_ip;
+        let refuse = (core.conns.len() >= cfg.max_connections || over_ip).then_some(503);
+        let mut conn = Conn::new(socket, peer, cfg.ws, &cfg.http, core.now);
+        conn.refuse = refuse;
+        let key = core.conns.insert(conn);
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        if let Err(e) = core.poll.registry().register(
+            &mut conn.socket,
+            Token(key.to_token()),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("register failed", peer = peer, error = e);
+            core.conns.remove(key);
+            return;
+        }
+        *core.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        debug!("accepted", peer = peer, id = key.to_token());
+        self.settle(key);
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accept_paused = false;
+        self.accept_retry_at = None;
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+    }
+
+    /// Readiness (or a read budget carried over): write what is queued, read what arrived.
+    fn on_ready(&mut self, key: Key) {
+        self.settle(key);
+        for _ in 0..READS_PER_WAKE {
+            let Some(conn) = self.core.conns.get_mut(key) else {
+                return;
+            };
+            if !conn.readable || conn.eof {
+                break;
+            }
+            match conn.socket.read(&mut self.rbuf) {
+                Ok(0) => conn.eof = true,
+                Ok(n) => {
+                    conn.bytes_in += n as u64;
+                    self.on_bytes(key, n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => conn.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read failed", peer = conn.peer, error = e);
+                    conn.eof = true;
+                }
+            }
+            self.flush_dirty();
+        }
+        if self
+            .core
+            .conns
+            .get(key)
+            .is_some_and(|c| c.readable && !c.eof)
+        {
+            self.pending.push(key);
+        }
+        self.settle(key);
+    }
+
+    /// `n` new bytes in the read buffer for connection `key`.
+    fn on_bytes(&mut self, key: Key, n: usize) {
+        let Some(conn) = self.core.conns.get_mut(key) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Http => {} // a response is on its way; the rest of the request is ignored
+            Phase::Ws => self.on_frames(key, 0, n),
+            Phase::Head => {
+                if conn.head.capacity() == 0 {
+                    conn.head = self.core.pool.take();
+                }
+                conn.head.extend_from_slice(&self.rbuf[..n]);
+                match conn.head_reader.feed(&conn.head) {
+                    Ok(Status::Partial) => {}
+                    Ok(Status::Complete(head_len)) => {
+                        // Bytes after the head came in this read (they are its last ones):
+                        // frames sent along with the upgrade.
+                        let extra = conn.head.len() - head_len;
+                        if self.on_head(key, head_len) && extra > 0 {
+                            self.on_frames(key, n - extra, n);
+                        }
+                    }
+                    Err(e) => self.refuse_error(key, e),
+                }
+            }
+        }
+    }
+
+    /// A whole request head: answer it, or open the WebSocket. Returns whether it did.
+    fn on_head(&mut self, key: Key, head_len: usize) -> bool {
+        let Some(conn) = self.core.conns.get_mut(key) else {
+            return false;
+        };
+        let head = std::mem::take(&mut conn.head);
+        let peer = conn.peer;
+        let refuse = conn.refuse;
+        let limits = self.core.config.http;
+        let mut slots = vec![Header::default(); limits.max_headers];
+        let opened = match http::parse_request(&head[..head_len], &mut slots, &limits) {
+            Err(e) => {
+                self.refuse_error(key, e);
+                false
+            }
+            Ok(req) => {
+                if let Some(c) = self.core.conns.get_mut(key) {
+                    c.path = Box::from(req.path());
+                }
+                match handshake::classify(&req) {
+                    Err(e) => {
+                        self.refuse_error(key, e);
+                        false
+                    }
+                    Ok(_) if refuse.is_some() || self.core.draining => {
+                        let status = refuse.unwrap_or(503);
+                        let body = if self.core.draining {
+                            "server shutting down\n"
+                        } else {
+                            "too many connections\n"
+                        };
+                        info!(
+                            "refused",
+                            peer = peer,
+                            path = req.path(),
+                            status = status,
+                            reason = body.trim_end()
+                        );
+                        let mut r = Response::text(status, body);
+                        r.headers.push(("Retry-After".into(), RETRY_AFTER.to_vec()));
+                        self.respond(key, &r);
+                        false
+                    }
+                    Ok(Classified::Plain) => {
+                        let mut ctx = Context {
+                            core: &mut self.core,
+                        };
+                        let r = self.handler.on_request(&mut ctx, &req, peer);
+                        self.core.stats.http_requests += 1;
+                        debug!(
+                            "http",
+                            peer = peer,
+                            method = req.method,
+                            path = req.path(),
+                            status = r.status
+                        );
+                        self.respond(key, &r);
+                        false
+                    }
+                    Ok(Classified::Upgrade(up)) => {
+                        let mut ctx = Context {
+                            core: &mut self.core,
+                        };
+                        match self.handler.on_upgrade(&mut ctx, &up, peer) {
+                            Decision::Reject(r) => {
+                                info!(
+                                    "upgrade refused",
+                                    peer = peer,
+                                    path = up.path,
+                                    status = r.status
+                                );
+                                self.respond(key, &r);
+                                false
+                            }
+                            Decision::Accept { protocol, headers } => {
+                                let extra: Vec<(&str, &[u8])> = headers
+                                    .iter()
+                                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                                    .collect();
+                                let bytes = write_with(|out| {
+                                    handshake::write_accept(
+                                        out,
+                                        up.key,
+                                        protocol.as_deref(),
+                                        &extra,
+                                    )
+                                });
+                                self.open(key, &bytes);
+                                true
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.core.pool.give(head);
+        opened
+    }
+
+    fn open(&mut self, key: Key, response: &[u8]) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        conn.out.push_copy(&[response], &mut core.pool);
+        conn.ws.open(core.now);
+        conn.phase = Phase::Ws;
+        conn.opened_at = core.now;
+        core.stats.connections_open += 1;
+        core.stats.connections_total += 1;
+        info!(
+            "open",
+            id = key.to_token(),
+            peer = conn.peer,
+            path = conn.path
+        );
+        core.mark_dirty(key);
+        let mut ctx = Context {
+            core: &mut self.core,
+        };
+        self.handler.on_open(&mut ctx, ConnId(key));
+    }
+
+    fn refuse_error(&mut self, key: Key, e: HandshakeError) {
+        let Some(conn) = self.core.conns.get(key) else {
+            return;
+        };
+        info!(
+            "handshake refused",
+            peer = conn.peer,
+            status = e.status(),
+            reason = e.reason()
+        );
+        let bytes = write_with(|out| handshake::write_error(out, e));
+        self.queue_response(key, e.status(), &bytes);
+    }
+
+    fn respond(&mut self, key: Key, r: &Response) {
+        let extra: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let bytes = write_with(|out| handshake::write_reject(out, r.status, &extra, &r.body));
+        self.queue_response(key, r.status, &bytes);
+    }
+
+    fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        if status >= 400 {
+            Stats::count(&mut core.stats.handshakes_rejected, status);
+        }
+        conn.out.push_copy(&[bytes], &mut core.pool);
+        conn.phase = Phase::Http;
+        core.mark_dirty(key);
+    }
+
+    /// Frames in `rbuf[start..end]` for an open connection.
+    fn on_frames(&mut self, key: Key, start: usize, end: usize) {
+        let mut pos = start;
+        while pos < end {
+            let core = &mut self.core;
+            let Some(conn) = core.conns.get_mut(key) else {
+                return;
+            };
+            let now = core.now;
+            match conn.ws.handle_bytes(&mut self.rbuf[pos..end], now) {
+                Ok((n, ev)) => {
+                    pos += n;
+                    match ev {
+                        None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                        Some(Event::Message { kind, data, fin }) => {
+                            core.stats.bytes_in += data.len() as u64;
+                            if fin && conn.msg.is_empty() {
+                                // The whole message is in this read: no copy.
+                                core.stats.messages_in += 1;
+                                let mut ctx = Context {
+                                    core: &mut self.core,
+                                };
+                                self.handler.on_message(&mut ctx, ConnId(key), kind, data);
+                            } else {
+                                if conn.msg.capacity() == 0 {
+                                    conn.msg = core.pool.take();
+                                }
+                                conn.msg.extend_from_slice(data);
+                                if fin {
+                                    core.stats.messages_in += 1;
+                                    let msg = std::mem::take(&mut conn.msg);
+                                    let mut ctx = Context {
+                                        core: &mut self.core,
+                                    };
+                                    self.handler.on_message(&mut ctx, ConnId(key), kind, &msg);
+                                    self.core.pool.give(msg);
+                                }
+                            }
+                        }
+                        Some(Event::Close(frame)) => {
+                            let code = frame.code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
+                            Stats::count(&mut core.stats.close_codes_received, code);
+                            conn.close_code.get_or_insert(code);
+                            debug!(
+                                "close received",
+                                id = key.to_token(),
+                                code = code,
+                                reason = frame.reason()
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    core.stats.protocol_error(e);
+                    conn.close_code.get_or_insert(e.close_code().0);
+                    info!(
+                        "protocol error",
+                        id = key.to_token(),
+                        peer = conn.peer,
+                        code = e.close_code(),
+                        reason = e.reason()
+                    );
+                    self.core.transmit(key);
+                    return;
+                }
+            }
+            self.core.transmit(key);
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = self.core.now;
+        self.expired.clear();
+        self.core.timers.expire(now, &mut self.expired);
+        for token in std::mem::take(&mut self.expired) {
+            let key = Key::from_token(token as usize);
+            let Some(conn) = self.core.conns.get_mut(key) else {
+                continue;
+            };
+            conn.timer = None;
+            if conn.linger_until.is_some_and(|t| now >= t) {
+                self.remove(key);
+                continue;
+            }
+            let mut gone = false;
+            for _ in 0..4 {
+                let core = &mut self.core;
+                let Some(conn) = core.conns.get_mut(key) else {
+                    break;
+                };
+                match conn.ws.handle_timeout(now) {
+                    None => break,
+                    Some(Timeout::Ping) => {}
+                    Some(Timeout::Pong) => {
+                        core.stats.pong_timeouts += 1;
+                        conn.close_code.get_or_insert(CloseCode::GOING_AWAY.0);
+                        info!("pong timeout", id = key.to_token(), peer = conn.peer);
+                    }
+                    Some(Timeout::Idle) => {
+                        core.stats.idle_timeouts += 1;
+                        conn.close_code.get_or_insert(CloseCode::GOING_AWAY.0);
+                        info!("idle timeout", id = key.to_token(), peer = conn.peer);
+                    }
+                    Some(Timeout::Handshake) => {
+                        core.stats.handshake_timeouts += 1;
+                        info!("handshake timeout", peer = conn.peer);
+                        gone = true;
+                        break;
+                    }
+                    Some(Timeout::Close) => {
+                        debug!("close timeout", id = key.to_token(), peer = conn.peer);
+                        gone = true;
+                        break;
+                    }
+                }
+                core.transmit(key);
+            }
+            if gone {
+                self.remove(key);
+            } else {
+                self.settle(key);
+            }
+        }
+        self.flush_dirty();
+    }
+
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.core.dirty.pop() {
+            if let Some(c) = self.core.conns.get_mut(key) {
+                c.dirty = false;
+            }
+            self.settle(key);
+        }
+    }
+
+    /// Brings a connection up to date: writes what is queued, closes what is finished, and arms
+    /// its timer.
+    fn settle(&mut self, key: Key) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        if conn.writable && !conn.out.is_empty() {
+            match conn.out.write_to(&mut conn.socket, &mut core.pool) {
+                Ok(n) => {
+                    conn.bytes_out += n as u64;
+                    core.stats.bytes_out += n as u64;
+                    if !conn.out.is_empty() {
+                        conn.writable = false;
+                    }
+                }
+                Err(e) => {
+                    debug!("write failed", peer = conn.peer, error = e);
+                    conn.eof = true;
+                    conn.out.drop_unstarted(&mut core.pool);
+                }
+            }
+        }
+        let finished = match conn.phase {
+            Phase::Http => true,
+            Phase::Ws | Phase::Head => conn.ws.state() == State::Closed,
+        };
+        if finished && conn.out.is_empty() && !conn.shut_wr {
+            // RFC 6455 §7.1.1: the server closes the TCP connection first. Shutting down the
+            // write side sends FIN at once; reading on until the peer's FIN (or the close
+            // timeout) keeps unread bytes from turning the close into a reset.
+            let _ = conn.socket.shutdown(Shutdown::Write);
+            conn.shut_wr = true;
+            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+        }
+        if conn.eof || (conn.phase == Phase::Head && conn.ws.state() == State::Closed) {
+            self.remove(key);
+            return;
+        }
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        let deadline = conn.deadline();
+        match (conn.timer, deadline) {
+            (Some((_, armed)), Some(d)) if armed <= d => {} // fires early and re-arms: O(1)
+            (timer, Some(d)) => {
+                if let Some((id, _)) = timer {
+                    core.timers.cancel(id);
+                }
+                let id = core.timers.arm(key.to_token() as u64, d);
+                conn.timer = Some((id, d));
+            }
+            (Some((id, _)), None) => {
+                core.timers.cancel(id);
+                conn.timer = None;
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Forgets a connection: its slot, timer, buffers and per-IP count, in one place.
+    fn remove(&mut self, key: Key) {
+        let core = &mut self.core;
+        let Some(mut conn) = core.conns.remove(key) else {
+            return;
+        };
+        let _ = core.poll.registry().deregister(&mut conn.socket);
+        if let Some((id, _)) = conn.timer {
+            core.timers.cancel(id);
+        }
+        if let Some(n) = core.per_ip.get_mut(&conn.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                core.per_ip.remove(&conn.peer.ip());
+            }
+        }
+        core.pool.give(std::mem::take(&mut conn.head));
+        core.pool.give(std::mem::take(&mut conn.msg));
+        if conn.phase == Phase::Ws {
+            core.stats.connections_open -= 1;
+            let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
+            let ms = core.now.saturating_sub(conn.opened_at).as_millis();
+            info!(
+                "close",
+                id = key.to_token(),
+                peer = conn.peer,
+                path = conn.path,
+                code = code,
+                duration_ms = ms,
+                bytes_in = conn.bytes_in,
+                bytes_out = conn.bytes_out
+            );
+            drop(conn);
+            let mut ctx = Context {
+                core: &mut self.core,
+            };
+            self.handler
+                .on_close(&mut ctx, ConnId(key), CloseCode(code), "");
+        }
+        if self.accept_paused && self.accept_retry_at.is_none() {
+            self.resume_accepting();
+        }
+    }
+}
+
+impl Core {
+    fn mark_dirty(&mut self, key: Key) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Moves the control frames a connection owes (pong, ping, close) into its queue.
+    pub(crate) fn transmit(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
+        let mut any = false;
+        while let Some(n) = conn.ws.poll_transmit(&mut frame, [0; 4]) {
+            if frame[0] & 0x0F == 0x8 {
+                let code = if n >= 4 {
+                    u16::from_be_bytes([frame[2], frame[3]])
+                } else {
+                    CloseCode::NO_STATUS.0
+                };
+                Stats::count(&mut self.stats.close_codes_sent, code);
+            }
+            conn.out.push_copy(&[&frame[..n]], &mut self.pool);
+            any = true;
+        }
+        if any {
+            self.mark_dirty(key);
+        }
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        let big = data.len() > self.pool.size();
+        let conn = open_conn(&mut self.conns, key)?;
+        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
+        if big {
+            conn.out.push_copy(&[&head[..n]], &mut self.pool);
+            conn.out.push_owned(data.to_vec());
+        } else {
+            conn.out.push_copy(&[&head[..n], data], &mut self.pool);
+        }
+        self.queued(key)
+    }
+
+    pub(crate) fn send_owned(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        data: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let conn = open_conn(&mut self.conns, key)?;
+        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
+        conn.out.push_copy(&[&head[..n]], &mut self.pool);
+        conn.out.push_owned(data);
+        self.queued(key)
+    }
+
+    pub(crate) fn send_shared(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        frame: &Rc<[u8]>,
+    ) -> Result<(), SendError> {
+        let conn = open_conn(&mut self.conns, key)?;
+        // The header is the same for every server connection; this only checks and records
+        // the connection's sending state.
+        conn.ws.encode_data_header(kind, 0, true)?;
+        conn.out.push_shared(Rc::clone(frame));
+        self.queued(key)
+    }
+
+    /// A message was queued: count it, and close the connection if it is now a slow reader.
+    fn queued(&mut self, key: Key) -> Result<(), SendError> {
+        self.stats.messages_out += 1;
+        self.mark_dirty(key);
+        let cap = self.config.queue_cap;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        if conn.out.len() <= cap {
+            return Ok(());
+        }
+        // A slow reader: what it has not started to receive is dropped, and it gets a close
+        // frame; the TCP connection closes when it answers or at the close timeout.
+        let dropped = conn.out.drop_unstarted(&mut self.pool);
+        self.stats.slow_reader_disconnects += 1;
+        warn!(
+            "slow reader",
+            id = key.to_token(),
+            peer = conn.peer,
+            queued = dropped + conn.out.len(),
+            cap = cap
+        );
+        let _ = conn
+            .ws
+            .close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
+        conn.close_code.get_or_insert(CloseCode::POLICY_VIOLATION.0);
+        self.transmit(key);
+        Err(SendError::Closing)
+    }
+
+    pub(crate) fn close(&mut self, key: Key, code: CloseCode, reason: &str) {
+        let now = self.now;
+        let Ok(conn) = open_conn(&mut self.conns, key) else {
+            return;
+        };
+        if conn.ws.close(code, reason, now).is_ok() {
+            conn.close_code.get_or_insert(code.0);
+        }
+        self.transmit(key);
+    }
+}
+
+fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
+    match conns.get_mut(key) {
+        Some(c) if c.phase == Phase::Ws => Ok(c),
+        _ => Err(SendError::NotOpen),
+    }
+}
+
+/// Runs a writer that fills a caller buffer, growing the buffer once if it was too small.
+fn write_with(f: impl Fn(&mut [u8]) -> Result<usize, crate::proto::BufferTooSmall>) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return buf;
+            }
+            Err(e) if e.needed > buf.len() => buf.resize(e.needed, 0),
+            Err(_) => return Vec::new(),
+        }
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}

@@ -1,0 +1,21 @@
+//! The runtime: one thread, one mio event loop driving [`crate::proto`] connections.
+//!
+//! Connection slots carry a generation in their token (stale events are ignored), buffers are
+//! leased from a pool only while a connection holds partial input or unsent output, timers live
+//! on a hashed timing wheel, and an application plugs in through [`Handler`].
+
+pub mod config;
+mod conn;
+pub mod event_loop;
+pub mod handler;
+pub mod outq;
+pub mod pool;
+pub mod signal;
+pub mod slab;
+pub mod stats;
+pub mod timer;
+
+pub use config::Config;
+pub use event_loop::Server;
+pub use handler::{ConnId, Context, Decision, Handler, Response};
+pub use stats::Stats;

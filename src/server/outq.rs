@@ -1,0 +1,227 @@
+//! A connection's outbound queue: the bytes it still has to write, in order, as pieces that
+//! are either its own (small frames coalesced into leased buffers) or shared (one broadcast
+//! frame referenced by every recipient's queue).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+use crate::server::pool::Pool;
+
+/// Most pieces handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+#[derive(Debug)]
+enum Piece {
+    /// Bytes this queue owns: coalesced small frames, or a large payload moved in.
+    Owned(Vec<u8>),
+    /// Bytes shared with other queues (a broadcast frame).
+    Shared(Rc<[u8]>),
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Owned(v) => v,
+            Piece::Shared(b) => b,
+        }
+    }
+}
+
+/// The bytes a connection has yet to write.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    pieces: VecDeque<Piece>,
+    /// Bytes of the front piece already written.
+    offset: usize,
+    /// Bytes not yet written, in all pieces.
+    len: usize,
+}
+
+impl OutQueue {
+    /// Unsent bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing left to write.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a copy of `parts` (e.g. a frame header and its payload), coalescing with the last
+    /// owned piece while it has room, else in a buffer leased from `pool`.
+    pub fn push_copy(&mut self, parts: &[&[u8]], pool: &mut Pool) {
+        let need: usize = parts.iter().map(|p| p.len()).sum();
+        let fits =
+            matches!(self.pieces.back(), Some(Piece::Owned(v)) if v.capacity() - v.len() >= need);
+        if !fits {
+            let buf = if need <= pool.size() {
+                pool.take()
+            } else {
+                Vec::with_capacity(need)
+            };
+            self.pieces.push_back(Piece::Owned(buf));
+        }
+        if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
+            for p in parts {
+                v.extend_from_slice(p);
+            }
+        }
+        self.len += need;
+    }
+
+    /// Appends a buffer without copying it.
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        self.len += bytes.len();
+        self.pieces.push_back(Piece::Owned(bytes));
+    }
+
+    /// Appends a shared buffer without copying it.
+    pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
+        self.len += bytes.len();
+        self.pieces.push_back(Piece::Shared(bytes));
+    }
+
+    /// Drops every piece not yet started, keeping a partly written front piece so the stream
+    /// stays frame-aligned. Returns the bytes dropped.
+    pub fn drop_unstarted(&mut self, pool: &mut Pool) -> usize {
+        let keep = usize::from(self.offset > 0);
+        let mut dropped = 0;
+        while self.pieces.len() > keep {
+            if let Some(p) = self.pieces.pop_back() {
+                dropped += p.bytes().len();
+                if let Piece::Owned(v) = p {
+                    pool.give(v);
+                }
+            }
+        }
+        self.len -= dropped;
+        dropped
+    }
+
+    /// Writes as much as `w` takes, until the queue is empty or `w` would block. Returns the
+    /// bytes written; `WouldBlock` is not an error here (check [`OutQueue::is_empty`]).
+    ///
+    /// # Errors
+    /// Any other I/O error from `w`.
+    pub fn write_to<W: Write>(&mut self, w: &mut W, pool: &mut Pool) -> io::Result<usize> {
+        let mut total = 0;
+        while self.len > 0 {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut n_iov = 0;
+            for (i, p) in self.pieces.iter().take(MAX_IOV).enumerate() {
+                let b = p.bytes();
+                iov[i] = IoSlice::new(if i == 0 {
+                    b.get(self.offset..).unwrap_or_default()
+                } else {
+                    b
+                });
+                n_iov += 1;
+            }
+            let written = match w.write_vectored(&iov[..n_iov]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += written;
+            self.consume(written, pool);
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut n: usize, pool: &mut Pool) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.pieces.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            if let Some(Piece::Owned(v)) = self.pieces.pop_front() {
+                pool.give(v);
+            }
+        }
+        if self.pieces.is_empty() {
+            // An idle connection keeps no queue storage.
+            self.pieces = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `chunk` bytes per call and then blocks after `budget`.
+    struct Trickle {
+        got: Vec<u8>,
+        chunk: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.chunk).min(self.budget);
+            self.got.extend_from_slice(&buf[..n]);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn order_is_kept_across_partial_writes() {
+        let mut pool = Pool::new(16, 4);
+        let mut q = OutQueue::default();
+        q.push_copy(&[b"ab", b"cd"], &mut pool);
+        q.push_copy(&[b"ef"], &mut pool); // coalesced
+        q.push_shared(Rc::from(&b"ghij"[..]));
+        q.push_owned(b"klmnopqrstuvwxyz0123".to_vec());
+        q.push_copy(&[b"!"], &mut pool);
+        assert_eq!(q.len(), 31);
+        let mut w = Trickle {
+            got: Vec::new(),
+            chunk: 3,
+            budget: 10,
+        };
+        assert_eq!(q.write_to(&mut w, &mut pool).unwrap(), 10);
+        assert_eq!(q.len(), 21);
+        w.budget = usize::MAX;
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"abcdefghijklmnopqrstuvwxyz0123!");
+        assert!(q.is_empty());
+        assert_eq!(pool.idle(), 2, "leased buffers come back");
+    }
+
+    #[test]
+    fn dropping_keeps_the_started_piece() {
+        let mut pool = Pool::new(16, 4);
+        let mut q = OutQueue::default();
+        q.push_owned(b"0123456789".to_vec());
+        q.push_owned(b"abcdef".to_vec());
+        let mut w = Trickle {
+            got: Vec::new(),
+            chunk: 4,
+            budget: 4,
+        };
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(q.drop_unstarted(&mut pool), 6);
+        assert_eq!(q.len(), 6);
+        w.budget = usize::MAX;
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"0123456789");
+    }
+}

@@ -1,0 +1,95 @@
+//! SIGINT and SIGTERM into the event loop, through a self-pipe (no thread, no blocking).
+//!
+//! The handler only writes one byte to a non-blocking pipe, which is async-signal-safe; the loop
+//! sees the pipe readable and starts the drain. This file is the only place with `unsafe` code,
+//! each block one direct libc call (signals and the open-file limit).
+
+#![allow(unsafe_code)]
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use mio::unix::pipe;
+
+/// The write end of the pipe, for the handler (which can reach only statics).
+static PIPE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The read end, registered with the loop, and the write end kept open.
+#[derive(Debug)]
+pub struct Signals {
+    rx: pipe::Receiver,
+    _tx: pipe::Sender,
+}
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = PIPE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; errno is saved and restored around it so the
+        // interrupted code never sees it change. A full pipe drops the byte, which is fine:
+        // the loop already has one to read.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let byte = 1u8;
+            libc::write(fd, (&raw const byte).cast(), 1);
+            *libc::__errno_location() = errno;
+        }
+    }
+}
+
+impl Signals {
+    /// Installs the handler for SIGINT and SIGTERM.
+    ///
+    /// # Errors
+    /// The pipe or the handler could not be set up.
+    pub fn install() -> io::Result<Self> {
+        let (tx, rx) = pipe::new()?;
+        PIPE_FD.store(tx.as_raw_fd(), Ordering::Relaxed);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is an
+            // extern "C" fn that only calls async-signal-safe functions.
+            let rc = unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&raw mut sa.sa_mask);
+                libc::sigaction(sig, &raw const sa, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Self { rx, _tx: tx })
+    }
+
+    /// The pipe to register with the poll.
+    pub fn source(&mut self) -> &mut pipe::Receiver {
+        &mut self.rx
+    }
+
+    /// Reads the signals that arrived and returns how many.
+    pub fn take(&mut self) -> usize {
+        let mut n = 0;
+        let mut buf = [0u8; 64];
+        loop {
+            match self.rx.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        n
+    }
+}
+
+/// The most files this process may open (RLIMIT_NOFILE, soft limit).
+pub fn open_file_limit() -> Option<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut rl) };
+    (rc == 0).then_some(rl.rlim_cur)
+}
