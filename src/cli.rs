@@ -6,7 +6,7 @@
 //! variable. A variable that is empty (or only whitespace) counts as unset. A flag given more
 //! than once that is not repeatable keeps its last value.
 //!
-//! One table, [`FLAGS`], drives both [`parse`] and [`help_text`], so the two cannot drift.
+//! One table of flags drives both [`parse`] and [`help_text`], so the two cannot drift.
 
 use core::fmt;
 use core::iter::Peekable;
