@@ -26,6 +26,7 @@
 //!      +--handshake timeout / protocol error / close timeout / pong timeout--> Closed
 //! ```
 
+use alloc::boxed::Box;
 use core::time::Duration;
 
 use crate::proto::close::{CloseCode, encode_close_payload, parse_close_payload};
@@ -217,28 +218,92 @@ pub enum SendError {
 }
 
 /// The state of one WebSocket connection.
+///
+/// It is kept small (under 200 bytes) because a server holds one per open connection: times are
+/// nanoseconds in a `u64`, and the buffers for control frame payloads live in a box that exists
+/// only while such a payload is being received or waits to be sent (an empty heartbeat ping or
+/// pong needs none).
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
     opened: bool,
-    /// Why the connection ended early, if it did: nothing more is read or sent but the close.
+    /// The connection ended early: nothing more is read or sent but the close.
     failed: bool,
     close_received: bool,
     close_out: CloseOut,
-    rx: Receiver,
+    /// The payload length of the queued close frame (the bytes are in `spill`).
+    close_len: u8,
+    pong: Pending,
+    pending_ping: bool,
     /// The fragmented message this end is sending, if any.
     tx_open: Option<MessageKind>,
-    pending_pong: Option<ControlPayload>,
-    pending_ping: bool,
+    rx: Receiver,
+    spill: Option<Box<Spill>>,
+    settings: Settings,
     timers: Timers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CloseOut {
     None,
-    Queued(Option<CloseCode>, ControlPayload),
+    Queued,
     Written,
+}
+
+/// A pong owed to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    None,
+    /// With an empty payload (needs no storage).
+    Empty,
+    /// With the payload in `Spill::pong`.
+    Spilled,
+}
+
+/// Control frame payloads, boxed: allocated while one is in flight, freed when none is.
+#[derive(Debug)]
+struct Spill {
+    /// A control frame's payload being received (it is delivered whole).
+    control: [u8; MAX_CONTROL_PAYLOAD],
+    pong: ControlPayload,
+    close: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl Spill {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            control: [0; MAX_CONTROL_PAYLOAD],
+            pong: ControlPayload::EMPTY,
+            close: [0; MAX_CONTROL_PAYLOAD],
+        })
+    }
+}
+
+/// [`Config`] as the connection keeps it: durations in nanoseconds, [`NEVER`] for off.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    max_frame: u64,
+    max_message: u64,
+    handshake: u64,
+    ping: u64,
+    pong: u64,
+    idle: u64,
+    close: u64,
+}
+
+/// A time that never comes: a timer that is off or not armed.
+const NEVER: u64 = u64::MAX;
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(NEVER)
+}
+
+fn opt_ns(d: Option<Duration>) -> u64 {
+    d.map_or(NEVER, ns)
+}
+
+fn at(t: u64) -> Option<Duration> {
+    (t != NEVER).then(|| Duration::from_nanos(t))
 }
 
 #[derive(Debug)]
@@ -248,8 +313,7 @@ struct Receiver {
     head_len: u8,
     frame: Option<FrameState>,
     message: Option<MessageState>,
-    /// A control frame's payload, gathered across reads (it is delivered whole).
-    control: [u8; MAX_CONTROL_PAYLOAD],
+    /// Bytes of a control frame's payload gathered so far (in `Spill::control`).
     control_len: u8,
 }
 
@@ -260,7 +324,6 @@ impl Receiver {
             head_len: 0,
             frame: None,
             message: None,
-            control: [0; MAX_CONTROL_PAYLOAD],
             control_len: 0,
         }
     }
@@ -282,37 +345,50 @@ struct MessageState {
     utf8: Utf8Validator,
 }
 
+/// Deadlines and the instants they derive from, in nanoseconds ([`NEVER`] when unset).
 #[derive(Debug, Clone, Copy)]
 struct Timers {
-    handshake: Option<Duration>,
-    last_rx: Duration,
-    last_data_rx: Duration,
-    last_ping: Duration,
-    pong_deadline: Option<Duration>,
-    close_deadline: Option<Duration>,
+    handshake: u64,
+    last_rx: u64,
+    last_data_rx: u64,
+    last_ping: u64,
+    pong_deadline: u64,
+    close_deadline: u64,
 }
 
 impl Connection {
     /// A connection whose opening handshake starts now.
     pub fn new(role: Role, config: Config, now: Duration) -> Self {
+        let settings = Settings {
+            max_frame: config.max_frame_size,
+            max_message: config.max_message_size,
+            handshake: opt_ns(config.handshake_timeout),
+            ping: opt_ns(config.ping_interval),
+            pong: ns(config.pong_timeout),
+            idle: opt_ns(config.idle_timeout),
+            close: ns(config.close_timeout),
+        };
+        let now = ns(now);
         Self {
             role,
-            config,
             opened: false,
             failed: false,
             close_received: false,
             close_out: CloseOut::None,
-            rx: Receiver::new(),
-            tx_open: None,
-            pending_pong: None,
+            close_len: 0,
+            pong: Pending::None,
             pending_ping: false,
+            tx_open: None,
+            rx: Receiver::new(),
+            spill: None,
+            settings,
             timers: Timers {
-                handshake: config.handshake_timeout.map(|t| now.saturating_add(t)),
+                handshake: now.saturating_add(settings.handshake),
                 last_rx: now,
                 last_data_rx: now,
                 last_ping: now,
-                pong_deadline: None,
-                close_deadline: None,
+                pong_deadline: NEVER,
+                close_deadline: NEVER,
             },
         }
     }
@@ -327,8 +403,9 @@ impl Connection {
     /// The opening handshake succeeded: frames may flow.
     pub fn open(&mut self, now: Duration) {
         if !self.failed {
+            let now = ns(now);
             self.opened = true;
-            self.timers.handshake = None;
+            self.timers.handshake = NEVER;
             self.timers.last_rx = now;
             self.timers.last_data_rx = now;
             self.timers.last_ping = now;
@@ -341,8 +418,17 @@ impl Connection {
     }
 
     /// The configuration it was made with.
-    pub const fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        let s = &self.settings;
+        Config {
+            max_frame_size: s.max_frame,
+            max_message_size: s.max_message,
+            handshake_timeout: at(s.handshake),
+            ping_interval: at(s.ping),
+            pong_timeout: Duration::from_nanos(s.pong),
+            idle_timeout: at(s.idle),
+            close_timeout: Duration::from_nanos(s.close),
+        }
     }
 
     /// The current state.
@@ -357,7 +443,7 @@ impl Connection {
         match (self.close_out, self.close_received) {
             (CloseOut::None, false) => State::Open,
             (CloseOut::None, true) => State::CloseReceived, // unreachable: receipt queues an echo
-            (CloseOut::Queued(..), true) => State::CloseReceived,
+            (CloseOut::Queued, true) => State::CloseReceived,
             (CloseOut::Written, true) => State::Closed,
             (_, false) => State::CloseSent,
         }
@@ -382,7 +468,7 @@ impl Connection {
             // Nothing may follow a close frame (§5.5.1); a failed connection reads no more.
             return Ok((input.len(), None));
         }
-        self.timers.last_rx = now;
+        self.timers.last_rx = ns(now);
         match self.read(input, now) {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -429,7 +515,8 @@ impl Connection {
             if frame.opcode.is_control() {
                 let start = usize::from(self.rx.control_len);
                 let dst = self
-                    .rx
+                    .spill
+                    .get_or_insert_with(Spill::new)
                     .control
                     .get_mut(start..start + n)
                     .ok_or(ProtocolError::ControlFrameTooLong)?;
@@ -527,7 +614,7 @@ impl Connection {
 
     /// Applies the rules known at header time and sets up the frame.
     fn start_frame(&mut self, h: FrameHeader) -> Result<FrameState, ProtocolError> {
-        h.check(self.role == Role::Server, self.config.max_frame_size)?;
+        h.check(self.role == Role::Server, self.settings.max_frame)?;
         // §5.4: fragments of one message are contiguous, control frames may come between them.
         match h.opcode {
             Opcode::Continuation => {
@@ -536,7 +623,7 @@ impl Connection {
                     .message
                     .as_mut()
                     .ok_or(ProtocolError::UnexpectedContinuation)?;
-                msg.len = grow(msg.len, h.payload_len, self.config.max_message_size)?;
+                msg.len = grow(msg.len, h.payload_len, self.settings.max_message)?;
             }
             Opcode::Text | Opcode::Binary => {
                 if self.rx.message.is_some() {
@@ -547,7 +634,7 @@ impl Connection {
                 } else {
                     MessageKind::Binary
                 };
-                let len = grow(0, h.payload_len, self.config.max_message_size)?;
+                let len = grow(0, h.payload_len, self.settings.max_message)?;
                 self.rx.message = Some(MessageState {
                     kind,
                     len,
@@ -574,24 +661,35 @@ impl Connection {
         now: Duration,
     ) -> Result<Option<Event<'static>>, ProtocolError> {
         self.rx.frame = None;
-        let payload = &self.rx.control[..usize::from(self.rx.control_len)];
+        let len = usize::from(core::mem::take(&mut self.rx.control_len));
+        let payload = match &self.spill {
+            Some(spill) => {
+                ControlPayload::new(&spill.control[..len]).unwrap_or(ControlPayload::EMPTY)
+            }
+            None => ControlPayload::EMPTY,
+        };
         match f.opcode {
             Opcode::Ping => {
-                let p = ControlPayload::new(payload).unwrap_or(ControlPayload::EMPTY);
                 if self.close_out == CloseOut::None {
                     // §5.5.3: a pong carries the ping's payload; only the latest needs one.
-                    self.pending_pong = Some(p);
+                    self.pong = match self.spill.as_mut() {
+                        Some(spill) if len > 0 => {
+                            spill.pong = payload;
+                            Pending::Spilled
+                        }
+                        _ => Pending::Empty,
+                    };
                 }
-                Ok(Some(Event::Ping(p)))
+                self.release_spill();
+                Ok(Some(Event::Ping(payload)))
             }
             Opcode::Pong => {
-                self.timers.pong_deadline = None;
-                Ok(Some(Event::Pong(
-                    ControlPayload::new(payload).unwrap_or(ControlPayload::EMPTY),
-                )))
+                self.timers.pong_deadline = NEVER;
+                self.release_spill();
+                Ok(Some(Event::Pong(payload)))
             }
             Opcode::Close => {
-                let (code, reason) = parse_close_payload(payload)?;
+                let (code, reason) = parse_close_payload(payload.as_bytes())?;
                 let frame = CloseFrame {
                     code,
                     reason: ControlPayload::new(reason.as_bytes()).unwrap_or(ControlPayload::EMPTY),
@@ -601,7 +699,8 @@ impl Connection {
                     // §5.5.1: answer with a close frame, typically echoing the code.
                     self.queue_close(code, "", now);
                 }
-                self.pending_pong = None;
+                self.pong = Pending::None;
+                self.release_spill();
                 Ok(Some(Event::Close(frame)))
             }
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
@@ -635,7 +734,7 @@ impl Connection {
                 return Err(ProtocolError::InvalidUtf8);
             }
         }
-        self.timers.last_data_rx = now;
+        self.timers.last_data_rx = ns(now);
         Ok(true)
     }
 
@@ -644,18 +743,21 @@ impl Connection {
         if self.close_out != CloseOut::None {
             return;
         }
-        let mut payload = ControlPayload::EMPTY;
-        let len = encode_close_payload(code, reason, &mut payload.buf).unwrap_or(0);
-        payload.len = len as u8;
-        self.close_out = CloseOut::Queued(code, payload);
-        self.timers.close_deadline = Some(now.saturating_add(self.config.close_timeout));
+        self.close_len = 0;
+        if code.is_some() {
+            let spill = self.spill.get_or_insert_with(Spill::new);
+            self.close_len =
+                encode_close_payload(code, reason, &mut spill.close).unwrap_or(0) as u8;
+        }
+        self.close_out = CloseOut::Queued;
+        self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
     }
 
     /// Fails the connection (§7.1.7): a close frame if one can still be sent, then nothing.
     fn fail(&mut self, code: CloseCode, reason: &str, now: Duration) {
         self.queue_close(Some(code), reason, now);
         self.failed = true;
-        self.pending_pong = None;
+        self.pong = Pending::None;
         self.pending_ping = false;
     }
 
@@ -691,15 +793,19 @@ impl Connection {
     /// A payload over 125 bytes, not open, or closing.
     pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.check_can_send()?;
-        self.pending_pong = Some(ControlPayload::new(payload).ok_or(SendError::ControlTooLong)?);
+        let p = ControlPayload::new(payload).ok_or(SendError::ControlTooLong)?;
+        self.pong = if payload.is_empty() {
+            Pending::Empty
+        } else {
+            self.spill.get_or_insert_with(Spill::new).pong = p;
+            Pending::Spilled
+        };
         Ok(())
     }
 
     /// Whether [`Connection::poll_transmit`] has a frame to give.
     pub fn wants_transmit(&self) -> bool {
-        self.pending_pong.is_some()
-            || self.pending_ping
-            || matches!(self.close_out, CloseOut::Queued(..))
+        self.pong != Pending::None || self.pending_ping || self.close_out == CloseOut::Queued
     }
 
     /// Writes the next control frame the connection owes the peer (pong, ping, close) into
@@ -711,17 +817,28 @@ impl Connection {
         mask: [u8; 4],
     ) -> Option<usize> {
         let mask = (self.role == Role::Client).then_some(mask);
-        let (opcode, payload) = if let Some(p) = self.pending_pong.take() {
-            (Opcode::Pong, p)
-        } else if core::mem::take(&mut self.pending_ping) {
-            (Opcode::Ping, ControlPayload::EMPTY)
-        } else if let CloseOut::Queued(_, p) = self.close_out {
-            self.close_out = CloseOut::Written;
-            (Opcode::Close, p)
-        } else {
-            return None;
-        };
-        crate::proto::frame::encode_frame(true, opcode, mask, payload.as_bytes(), out).ok()
+        let (opcode, payload): (Opcode, &[u8]) =
+            match core::mem::replace(&mut self.pong, Pending::None) {
+                Pending::Spilled => (
+                    Opcode::Pong,
+                    self.spill.as_deref().map_or(&[][..], |s| s.pong.as_bytes()),
+                ),
+                Pending::Empty => (Opcode::Pong, &[]),
+                Pending::None if core::mem::take(&mut self.pending_ping) => (Opcode::Ping, &[]),
+                Pending::None if self.close_out == CloseOut::Queued => {
+                    self.close_out = CloseOut::Written;
+                    let len = usize::from(self.close_len);
+                    (
+                        Opcode::Close,
+                        self.spill.as_deref().map_or(&[][..], |s| &s.close[..len]),
+                    )
+                }
+                Pending::None => {
+                    self.release_spill();
+                    return None;
+                }
+            };
+        crate::proto::frame::encode_frame(true, opcode, mask, payload, out).ok()
     }
 
     /// Whether a fragmented send is open (its next frame must continue it).
@@ -817,24 +934,27 @@ impl Connection {
 
     /// The next instant at which [`Connection::handle_timeout`] has work, if any.
     pub fn poll_timeout(&self) -> Option<Duration> {
+        at(self.next_deadline())
+    }
+
+    /// The next deadline in nanoseconds, [`NEVER`] if none. Additions saturate, so a timer set
+    /// far into the future (or off, [`NEVER`]) never wraps around to the past.
+    fn next_deadline(&self) -> u64 {
         let t = &self.timers;
+        let s = &self.settings;
         match self.state() {
             State::Connecting => t.handshake,
             State::Open => {
-                let ping = match (t.pong_deadline, self.config.ping_interval) {
-                    (Some(d), _) => Some(d),
-                    (None, Some(i)) => Some(t.last_rx.max(t.last_ping).saturating_add(i)),
-                    (None, None) => None,
+                let ping = if t.pong_deadline != NEVER {
+                    t.pong_deadline
+                } else {
+                    t.last_rx.max(t.last_ping).saturating_add(s.ping)
                 };
-                let idle = self
-                    .config
-                    .idle_timeout
-                    .map(|i| t.last_data_rx.saturating_add(i));
-                min_opt(ping, idle)
+                ping.min(t.last_data_rx.saturating_add(s.idle))
             }
             State::CloseSent | State::CloseReceived | State::Closed => {
                 if self.failed && !self.opened {
-                    None
+                    NEVER
                 } else {
                     t.close_deadline
                 }
@@ -845,40 +965,54 @@ impl Connection {
     /// Acts on the deadline that passed at `now`, if one did, and says what it did. Call it
     /// again while [`Connection::poll_timeout`] is still at or before `now`.
     pub fn handle_timeout(&mut self, now: Duration) -> Option<Timeout> {
-        let deadline = self.poll_timeout()?;
-        if now < deadline {
+        let deadline = self.next_deadline();
+        let now_ns = ns(now);
+        if deadline == NEVER || now_ns < deadline {
             return None;
         }
         match self.state() {
             State::Connecting => {
                 self.failed = true;
-                self.timers.handshake = None;
+                self.timers.handshake = NEVER;
                 Some(Timeout::Handshake)
             }
             State::Open => {
                 let t = self.timers;
-                if t.pong_deadline.is_some_and(|d| now >= d) {
+                if t.pong_deadline != NEVER && now_ns >= t.pong_deadline {
                     self.fail(CloseCode::GOING_AWAY, "pong timeout", now);
                     return Some(Timeout::Pong);
                 }
-                if self
-                    .config
-                    .idle_timeout
-                    .is_some_and(|i| now >= t.last_data_rx.saturating_add(i))
-                {
+                if now_ns >= t.last_data_rx.saturating_add(self.settings.idle) {
                     self.queue_close(Some(CloseCode::GOING_AWAY), "idle timeout", now);
                     return Some(Timeout::Idle);
                 }
                 self.pending_ping = true;
-                self.timers.last_ping = now;
-                self.timers.pong_deadline = Some(now.saturating_add(self.config.pong_timeout));
+                self.timers.last_ping = now_ns;
+                self.timers.pong_deadline = now_ns.saturating_add(self.settings.pong);
                 Some(Timeout::Ping)
             }
             State::CloseSent | State::CloseReceived | State::Closed => {
                 self.failed = true;
-                self.timers.close_deadline = None;
+                self.timers.close_deadline = NEVER;
                 Some(Timeout::Close)
             }
+        }
+    }
+
+    /// Whether the boxed control payload buffers are allocated (they are only while a control
+    /// payload is being received or waits to be sent).
+    pub fn holds_control_buffer(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// Frees the control payload buffers once nothing is in them.
+    fn release_spill(&mut self) {
+        let busy = self.rx.control_len > 0
+            || self.rx.frame.is_some_and(|f| f.opcode.is_control())
+            || self.pong == Pending::Spilled
+            || (self.close_out == CloseOut::Queued && self.close_len > 0);
+        if !busy {
+            self.spill = None;
         }
     }
 }
@@ -888,12 +1022,5 @@ fn grow(len: u64, add: u64, max: u64) -> Result<u64, ProtocolError> {
     match len.checked_add(add) {
         Some(total) if total <= max => Ok(total),
         _ => Err(ProtocolError::MessageTooLarge),
-    }
-}
-
-fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }

@@ -575,13 +575,15 @@ fn no_timers_when_all_are_off() {
         Connection::new_open(Role::Server, config, T0).poll_timeout(),
         None
     );
-    // Durations that would overflow saturate instead.
-    let config = Config {
-        ping_interval: Some(Duration::MAX),
-        ..Config::default()
-    };
-    let c = Connection::new_open(Role::Server, config, T0);
-    assert_eq!(c.poll_timeout(), Some(Duration::MAX));
+    // Durations too long for the clock saturate: they never come, and never wrap around.
+    for ping in [Duration::MAX, Duration::from_nanos(u64::MAX - 1)] {
+        let config = Config {
+            ping_interval: Some(ping),
+            ..Config::default()
+        };
+        let c = Connection::new_open(Role::Server, config, T0);
+        assert_eq!(c.poll_timeout(), None, "{ping:?}");
+    }
 }
 
 #[test]
@@ -601,4 +603,30 @@ fn send_refuses_what_the_rfc_forbids() {
     );
     // Nothing was recorded by the failed call: a continuation is still refused.
     assert!(!s.tx_is_fragmenting());
+}
+
+#[test]
+fn the_connection_stays_small_and_heartbeats_allocate_nothing() {
+    // A server holds one per open connection; the idle-memory goal depends on it.
+    assert!(
+        core::mem::size_of::<Connection>() <= 200,
+        "{}",
+        core::mem::size_of::<Connection>()
+    );
+    // Empty pings and pongs (the heartbeat) need no control buffer; a payload does, and the
+    // buffer is freed once the pong is written.
+    let mut s = server();
+    let mut ping = cframe(true, Opcode::Ping, b"");
+    s.handle_bytes(&mut ping, T0).unwrap();
+    assert!(!s.holds_control_buffer());
+    let mut ping = cframe(true, Opcode::Ping, b"payload");
+    s.handle_bytes(&mut ping, T0).unwrap();
+    assert!(s.holds_control_buffer());
+    let mut rec = Vec::new();
+    crate::proto::transcript::drain(&mut s, &mut rec);
+    assert_eq!(
+        rec,
+        vec![Record::Output(sframe(true, Opcode::Pong, b"payload"))]
+    );
+    assert!(!s.holds_control_buffer());
 }
