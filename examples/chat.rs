@@ -37,11 +37,7 @@ impl Handler for Chat {
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         self.members.insert(id);
         let hello = format!("{} joined ({} here)", id.as_u64(), self.members.len());
-        ctx.broadcast(
-            self.members.iter().copied(),
-            MessageKind::Text,
-            hello.as_bytes(),
-        );
+        ctx.broadcast(self.members.iter().copied(), MessageKind::Text, hello.as_bytes());
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]) {
@@ -54,24 +50,14 @@ impl Handler for Chat {
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, _: weir::proto::CloseCode, _: &str) {
         self.members.remove(&id);
         let bye = format!("{} left", id.as_u64());
-        ctx.broadcast(
-            self.members.iter().copied(),
-            MessageKind::Text,
-            bye.as_bytes(),
-        );
+        ctx.broadcast(self.members.iter().copied(), MessageKind::Text, bye.as_bytes());
     }
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".into());
     let listen = vec![addr.parse().map_err(std::io::Error::other)?];
-    let config = Config {
-        listen,
-        handle_signals: true,
-        ..Config::default()
-    };
+    let config = Config { listen, handle_signals: true, ..Config::default() };
     let server = Server::bind(config, Chat::default())?;
     println!("chat on ws://{}/chat", server.local_addrs()[0]);
     server.run()

@@ -156,11 +156,9 @@ impl fmt::Display for CliError {
             }
             Self::MissingValue { flag } => write!(f, "missing value for '{flag}'"),
             Self::UnexpectedValue { flag } => write!(f, "'{flag}' takes no value"),
-            Self::InvalidValue {
-                source,
-                value,
-                reason,
-            } => write!(f, "invalid value '{value}' for '{source}': {reason}"),
+            Self::InvalidValue { source, value, reason } => {
+                write!(f, "invalid value '{value}' for '{source}': {reason}")
+            }
             Self::UnexpectedArgument(arg) => write!(f, "unexpected argument '{arg}'"),
             Self::MissingUrl => {
                 f.write_str("'weir client' needs a URL, e.g. ws://127.0.0.1:8080/echo")
@@ -204,11 +202,7 @@ pub fn parse(
     };
 
     // Per flag: command-line values if any, else the variable, else the default.
-    let mut serve = Options {
-        listen: Vec::new(),
-        echo: Vec::new(),
-        ..Options::default()
-    };
+    let mut serve = Options { listen: Vec::new(), echo: Vec::new(), ..Options::default() };
     let mut client = ClientOptions {
         url: String::new(),
         binary: false,
@@ -310,9 +304,7 @@ fn read_line(
         let index = name
             .strip_prefix("--")
             .and_then(|name| {
-                FLAGS
-                    .iter()
-                    .position(|f| f.name == name && f.setter.target() == target)
+                FLAGS.iter().position(|f| f.name == name && f.setter.target() == target)
             })
             .ok_or_else(|| CliError::UnknownFlag {
                 flag: name.to_string(),
@@ -437,13 +429,8 @@ enum Group {
 }
 
 impl Group {
-    const ALL: [Self; 5] = [
-        Self::Listening,
-        Self::Limits,
-        Self::Timers,
-        Self::Logging,
-        Self::Subcommands,
-    ];
+    const ALL: [Self; 5] =
+        [Self::Listening, Self::Limits, Self::Timers, Self::Logging, Self::Subcommands];
 
     const fn title(self) -> &'static str {
         match self {
@@ -495,13 +482,7 @@ impl Flag {
 
     fn env_var(&self) -> String {
         let mut var = String::from("WEIR_");
-        var.extend(self.name.chars().map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        }));
+        var.extend(self.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
         var
     }
 }
@@ -820,15 +801,11 @@ fn parse_size(v: &str, min: u64) -> Result<u64, String> {
         "mb" => 1000 * 1000,
         "gb" => 1000 * 1000 * 1000,
         _ => {
-            return Err(String::from(
-                "expected a size like 65536, 64KiB, 16MiB, 1GiB or 10MB",
-            ));
+            return Err(String::from("expected a size like 65536, 64KiB, 16MiB, 1GiB or 10MB"));
         }
     };
     let n = parse_digits(digits, "a size like 65536, 64KiB, 16MiB, 1GiB or 10MB")?;
-    let bytes = n
-        .checked_mul(multiplier)
-        .ok_or_else(|| String::from("size is too large"))?;
+    let bytes = n.checked_mul(multiplier).ok_or_else(|| String::from("size is too large"))?;
     if bytes < min {
         return Err(format!("must be at least {min} bytes"));
     }
@@ -854,9 +831,7 @@ fn parse_digits(digits: &str, expected: &str) -> Result<u64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("expected {expected}"));
     }
-    digits
-        .parse()
-        .map_err(|_| String::from("number is too large"))
+    digits.parse().map_err(|_| String::from("number is too large"))
 }
 
 /// `N` with `ms`, `s`, `m` or `h`, or bare seconds; at most [`MAX_DURATION`].
@@ -908,22 +883,17 @@ fn check_listen(v: &str) -> Result<(), String> {
     const EXPECTED: &str = "expected HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080";
     let (host, port) = if let Some(rest) = v.strip_prefix('[') {
         let (v6, port) = rest.split_once("]:").ok_or(EXPECTED)?;
-        v6.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("'{v6}' is not an IPv6 address"))?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| format!("'{v6}' is not an IPv6 address"))?;
         (v6, port)
     } else {
         let (host, port) = v.rsplit_once(':').ok_or(EXPECTED)?;
         if host.contains(':') {
-            return Err(String::from(
-                "put an IPv6 address in brackets, e.g. [::1]:8080",
-            ));
+            return Err(String::from("put an IPv6 address in brackets, e.g. [::1]:8080"));
         }
         (host, port)
     };
     if host.is_empty() {
-        return Err(String::from(
-            "missing host (use 0.0.0.0:PORT for all interfaces)",
-        ));
+        return Err(String::from("missing host (use 0.0.0.0:PORT for all interfaces)"));
     }
     if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(String::from(EXPECTED));
@@ -942,28 +912,20 @@ fn check_path(v: &str) -> Result<(), String> {
         return Err(String::from("must start with '/'"));
     }
     if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(String::from(
-            "must not contain spaces or control characters",
-        ));
+        return Err(String::from("must not contain spaces or control characters"));
     }
     Ok(())
 }
 
 /// `ws://HOST...`; wss needs TLS, which weir does not have.
 fn check_url(v: &str) -> Result<(), String> {
-    let scheme_end = v
-        .find("://")
-        .ok_or("expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo")?;
+    let scheme_end = v.find("://").ok_or("expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo")?;
     let scheme = &v[..scheme_end];
     if scheme.eq_ignore_ascii_case("wss") {
-        return Err(String::from(
-            "wss is not supported (weir has no TLS); use ws://",
-        ));
+        return Err(String::from("wss is not supported (weir has no TLS); use ws://"));
     }
     if !scheme.eq_ignore_ascii_case("ws") {
-        return Err(String::from(
-            "expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo",
-        ));
+        return Err(String::from("expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo"));
     }
     let rest = &v[scheme_end + 3..];
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -971,9 +933,7 @@ fn check_url(v: &str) -> Result<(), String> {
         return Err(String::from("missing host"));
     }
     if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(String::from(
-            "must not contain spaces or control characters",
-        ));
+        return Err(String::from("must not contain spaces or control characters"));
     }
     Ok(())
 }
@@ -993,13 +953,8 @@ fn check_token(v: &str) -> Result<(), String> {
     if v.is_empty() {
         return Err(String::from("must not be empty"));
     }
-    if !v
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !SEPARATORS.contains(&b))
-    {
-        return Err(String::from(
-            "must be a token: letters, digits and !#$%&'*+-.^_`|~",
-        ));
+    if !v.bytes().all(|b| b.is_ascii_graphic() && !SEPARATORS.contains(&b)) {
+        return Err(String::from("must be a token: letters, digits and !#$%&'*+-.^_`|~"));
     }
     Ok(())
 }
@@ -1026,10 +981,8 @@ mod tests {
     }
 
     fn with_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -1061,10 +1014,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(
-            parse(Vec::new(), no_env),
-            Ok(Command::Serve(Options::default()))
-        );
+        assert_eq!(parse(Vec::new(), no_env), Ok(Command::Serve(Options::default())));
         assert_eq!(serve("serve"), Options::default());
         let o = Options::default();
         assert_eq!(o.listen, ["127.0.0.1:8080"]);
@@ -1093,11 +1043,7 @@ mod tests {
             let Setter::Serve(set) = flag.setter else {
                 continue;
             };
-            let mut o = Options {
-                listen: Vec::new(),
-                echo: Vec::new(),
-                ..Options::default()
-            };
+            let mut o = Options { listen: Vec::new(), echo: Vec::new(), ..Options::default() };
             set(&mut o, flag.default).unwrap();
             if o.listen.is_empty() {
                 o.listen = Options::default().listen;
@@ -1105,13 +1051,7 @@ mod tests {
             if o.echo.is_empty() {
                 o.echo = Options::default().echo;
             }
-            assert_eq!(
-                o,
-                Options::default(),
-                "--{} default {:?}",
-                flag.name,
-                flag.default
-            );
+            assert_eq!(o, Options::default(), "--{} default {:?}", flag.name, flag.default);
         }
     }
 
@@ -1139,9 +1079,7 @@ mod tests {
             ("log-level", "debug"),
             ("log-format", "json"),
         ];
-        let serve_flags = FLAGS
-            .iter()
-            .filter(|f| matches!(f.setter, Setter::Serve(_)));
+        let serve_flags = FLAGS.iter().filter(|f| matches!(f.setter, Setter::Serve(_)));
         assert_eq!(serve_flags.count(), samples.len());
         for (name, value) in samples {
             let flag = FLAGS.iter().find(|f| f.name == *name).unwrap();
@@ -1225,10 +1163,7 @@ mod tests {
         ] {
             assert!(parse_size(bad, 0).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            parse_size("1", 2),
-            Err(String::from("must be at least 2 bytes"))
-        );
+        assert_eq!(parse_size("1", 2), Err(String::from("must be at least 2 bytes")));
     }
 
     #[test]
@@ -1301,19 +1236,10 @@ mod tests {
 
     #[test]
     fn repeatable_list_from_env() {
-        let o = serve_env(
-            "",
-            &[
-                ("WEIR_LISTEN", "0.0.0.0:80, [::]:80"),
-                ("WEIR_ECHO", "/a,/b"),
-            ],
-        );
+        let o = serve_env("", &[("WEIR_LISTEN", "0.0.0.0:80, [::]:80"), ("WEIR_ECHO", "/a,/b")]);
         assert_eq!(o.listen, ["0.0.0.0:80", "[::]:80"]);
         assert_eq!(o.echo, ["/a", "/b"]);
-        assert!(invalid("WEIR_ECHO", "")(err_env(
-            "",
-            &[("WEIR_ECHO", "/a,")]
-        )));
+        assert!(invalid("WEIR_ECHO", "")(err_env("", &[("WEIR_ECHO", "/a,")])));
     }
 
     #[test]
@@ -1329,13 +1255,7 @@ mod tests {
 
     #[test]
     fn listen_shapes() {
-        for ok in [
-            "127.0.0.1:8080",
-            "localhost:0",
-            "[::1]:65535",
-            "[::]:80",
-            "example.com:443",
-        ] {
+        for ok in ["127.0.0.1:8080", "localhost:0", "[::1]:65535", "[::]:80", "example.com:443"] {
             assert!(check_listen(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -1361,10 +1281,7 @@ mod tests {
     fn errors() {
         assert_eq!(
             err("--lisen 1:1"),
-            CliError::UnknownFlag {
-                flag: "--lisen".into(),
-                command: "weir"
-            }
+            CliError::UnknownFlag { flag: "--lisen".into(), command: "weir" }
         );
         assert_eq!(
             err("--listen=x").to_string(),
@@ -1372,48 +1289,22 @@ mod tests {
         );
         assert!(matches!(err("-x"), CliError::UnknownFlag { .. }));
         assert!(matches!(err("--binary"), CliError::UnknownFlag { .. }));
-        assert_eq!(
-            err("--listen"),
-            CliError::MissingValue {
-                flag: "--listen".into()
-            }
-        );
-        assert_eq!(
-            err("--listen --echo /x"),
-            CliError::MissingValue {
-                flag: "--listen".into()
-            }
-        );
+        assert_eq!(err("--listen"), CliError::MissingValue { flag: "--listen".into() });
+        assert_eq!(err("--listen --echo /x"), CliError::MissingValue { flag: "--listen".into() });
         assert_eq!(err("stray"), CliError::UnexpectedArgument("stray".into()));
         assert!(invalid("--idle-timeout", "10x")(err("--idle-timeout 10x")));
         assert!(invalid("--pong-timeout", "0")(err("--pong-timeout 0")));
         assert!(invalid("--close-timeout", "0s")(err("--close-timeout 0s")));
-        assert!(invalid("--shutdown-timeout", "0")(err(
-            "--shutdown-timeout 0"
-        )));
-        assert!(invalid("--max-message-size", "-1")(err(
-            "--max-message-size -1"
-        )));
-        assert!(invalid("--max-message-size", "0")(err(
-            "--max-message-size 0"
-        )));
-        assert!(invalid("--max-frame-size", "124")(err(
-            "--max-frame-size 124"
-        )));
+        assert!(invalid("--shutdown-timeout", "0")(err("--shutdown-timeout 0")));
+        assert!(invalid("--max-message-size", "-1")(err("--max-message-size -1")));
+        assert!(invalid("--max-message-size", "0")(err("--max-message-size 0")));
+        assert!(invalid("--max-frame-size", "124")(err("--max-frame-size 124")));
         assert!(invalid("--queue-cap", "1023")(err("--queue-cap 1023")));
-        assert!(invalid("--max-head-size", "511")(err(
-            "--max-head-size 511"
-        )));
+        assert!(invalid("--max-head-size", "511")(err("--max-head-size 511")));
         assert!(invalid("--max-headers", "4")(err("--max-headers 4")));
-        assert!(invalid("--read-buffer-size", "1023")(err(
-            "--read-buffer-size 1023"
-        )));
-        assert!(invalid("--max-connections", "0")(err(
-            "--max-connections 0"
-        )));
-        assert!(invalid("--max-connections", "1e3")(err(
-            "--max-connections 1e3"
-        )));
+        assert!(invalid("--read-buffer-size", "1023")(err("--read-buffer-size 1023")));
+        assert!(invalid("--max-connections", "0")(err("--max-connections 0")));
+        assert!(invalid("--max-connections", "1e3")(err("--max-connections 1e3")));
         assert!(invalid("--echo", "echo")(err("--echo echo")));
         assert!(invalid("--log-level", "trace")(err("--log-level trace")));
         assert!(invalid("--log-format", "xml")(err("--log-format xml")));
@@ -1430,19 +1321,13 @@ mod tests {
 
     #[test]
     fn error_messages_name_the_flag() {
-        assert_eq!(
-            err("--frob").to_string(),
-            "unknown flag '--frob' for 'weir'"
-        );
+        assert_eq!(err("--frob").to_string(), "unknown flag '--frob' for 'weir'");
         assert_eq!(err("--echo").to_string(), "missing value for '--echo'");
         assert_eq!(
             err("--max-headers 1.5").to_string(),
             "invalid value '1.5' for '--max-headers': expected a whole number"
         );
-        assert_eq!(
-            err("client --binary=1 ws://x").to_string(),
-            "'--binary' takes no value"
-        );
+        assert_eq!(err("client --binary=1 ws://x").to_string(), "'--binary' takes no value");
         assert_eq!(
             err("client --listen 1:1 ws://x").to_string(),
             "unknown flag '--listen' for 'weir client'"
@@ -1457,14 +1342,8 @@ mod tests {
         };
         // `-h` comes after a bad value: values are only checked once the line is read.
         assert_eq!(help, Command::Help(help_text()));
-        assert_eq!(
-            parse(args("--help"), no_env),
-            Ok(Command::Help(help_text()))
-        );
-        assert_eq!(
-            parse(args("client --help"), no_env),
-            Ok(Command::Help(help_text()))
-        );
+        assert_eq!(parse(args("--help"), no_env), Ok(Command::Help(help_text())));
+        assert_eq!(parse(args("client --help"), no_env), Ok(Command::Help(help_text())));
         let want = Command::Version(format!("weir {}", env!("CARGO_PKG_VERSION")));
         assert_eq!(parse(args("-V"), no_env), Ok(want.clone()));
         assert_eq!(parse(args("--version"), no_env), Ok(want));
@@ -1479,16 +1358,10 @@ mod tests {
                 .lines()
                 .find(|l| l.trim_start().starts_with(&format!("{} ", flag.long())))
                 .unwrap_or_else(|| panic!("{} missing from help", flag.long()));
-            assert!(
-                line.contains(&format!("[env: {}]", flag.env_var())),
-                "{line}"
-            );
+            assert!(line.contains(&format!("[env: {}]", flag.env_var())), "{line}");
             assert!(flag.env_var().starts_with("WEIR_"));
             if !flag.default.is_empty() {
-                assert!(
-                    line.contains(&format!("[default: {}]", flag.default)),
-                    "{line}"
-                );
+                assert!(line.contains(&format!("[default: {}]", flag.default)), "{line}");
             }
             assert!(!flag.help.is_empty());
         }
@@ -1586,10 +1459,7 @@ mod tests {
         assert_eq!(c.subprotocols, ["a", "b"]);
         assert_eq!(
             c.headers,
-            [
-                ("A".to_string(), "1".to_string()),
-                ("B".to_string(), "2".to_string())
-            ]
+            [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())]
         );
         assert_eq!(c.origin.as_deref(), Some("http://x"));
         assert!(!client_env("client ws://h/", &[("WEIR_BINARY", "0")]).binary);
@@ -1604,10 +1474,7 @@ mod tests {
     fn client_errors() {
         assert_eq!(err("client"), CliError::MissingUrl);
         assert_eq!(err("client --binary"), CliError::MissingUrl);
-        assert_eq!(
-            err("client ws://a/ ws://b/"),
-            CliError::UnexpectedArgument("ws://b/".into())
-        );
+        assert_eq!(err("client ws://a/ ws://b/"), CliError::UnexpectedArgument("ws://b/".into()));
         assert_eq!(
             err("client wss://example.com/").to_string(),
             "invalid value 'wss://example.com/' for 'URL': wss is not supported (weir has no TLS); use ws://"
@@ -1615,23 +1482,12 @@ mod tests {
         assert!(invalid("URL", "http://x/")(err("client http://x/")));
         assert!(invalid("URL", "ws:///path")(err("client ws:///path")));
         assert!(invalid("URL", "localhost:80")(err("client localhost:80")));
-        assert!(invalid("--header", "NoColon")(err(
-            "client ws://h/ --header NoColon"
-        )));
+        assert!(invalid("--header", "NoColon")(err("client ws://h/ --header NoColon")));
         let spaced = ["client", "ws://h/", "--header", "Bad Name:v"].map(String::from);
-        assert!(invalid("--header", "Bad Name:v")(
-            parse(spaced, no_env).unwrap_err()
-        ));
+        assert!(invalid("--header", "Bad Name:v")(parse(spaced, no_env).unwrap_err()));
         let crlf = ["client", "ws://h/", "--header=A:b\r\nC:d"].map(String::from);
-        assert!(invalid("--header", "A:b\r\nC:d")(
-            parse(crlf, no_env).unwrap_err()
-        ));
-        assert!(invalid("--subprotocol", "a/b")(err(
-            "client ws://h/ --subprotocol a/b"
-        )));
-        assert!(matches!(
-            err("client ws://h/ --origin"),
-            CliError::MissingValue { .. }
-        ));
+        assert!(invalid("--header", "A:b\r\nC:d")(parse(crlf, no_env).unwrap_err()));
+        assert!(invalid("--subprotocol", "a/b")(err("client ws://h/ --subprotocol a/b")));
+        assert!(matches!(err("client ws://h/ --origin"), CliError::MissingValue { .. }));
     }
 }

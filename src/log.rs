@@ -58,9 +58,7 @@ impl Level {
 
     /// The level called `name` (ASCII case-insensitive), if there is one.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|l| l.as_str().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -94,9 +92,7 @@ impl Format {
 
     /// The format called `name` (ASCII case-insensitive), if there is one.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.as_str().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|f| f.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -226,9 +222,7 @@ fn push_text_value(buf: &mut String, value: &dyn Display) {
     let _ = write!(buf, "{value}");
     let raw = &buf[start..];
     let needs_quotes = raw.is_empty()
-        || raw
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"');
+        || raw.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"');
     if needs_quotes {
         // Only the rare quoted value pays for a copy.
         let raw = buf.split_off(start);
@@ -320,11 +314,7 @@ pub(crate) fn civil_from_days(days: u64) -> (u64, u32, u32) {
     // Months from March: 153 days per 5 months (31+30+31+30+31).
     let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = era * 400 + year_of_era + u64::from(month <= 2);
     // Both fit: month is 1..=12 and day is 1..=31.
     (year, month as u32, day as u32)
@@ -426,11 +416,7 @@ mod tests {
     #[test]
     fn text_line() {
         let addr = "127.0.0.1:8080";
-        let got = line(
-            Format::Text,
-            "listening",
-            &[("addr", &addr), ("max_connections", &10_000)],
-        );
+        let got = line(Format::Text, "listening", &[("addr", &addr), ("max_connections", &10_000)]);
         assert_eq!(
             got,
             "2026-11-22T01:02:03.123Z info listening addr=127.0.0.1:8080 max_connections=10000\n"
@@ -439,11 +425,7 @@ mod tests {
 
     #[test]
     fn json_line() {
-        let got = line(
-            Format::Json,
-            "listening",
-            &[("addr", &"127.0.0.1:8080"), ("n", &7)],
-        );
+        let got = line(Format::Json, "listening", &[("addr", &"127.0.0.1:8080"), ("n", &7)]);
         assert_eq!(
             got,
             "{\"ts\":\"2026-11-22T01:02:03.123Z\",\"level\":\"info\",\"msg\":\"listening\",\
@@ -477,19 +459,12 @@ mod tests {
     #[test]
     fn text_message_stays_on_one_line() {
         let got = line(Format::Text, "two\nlines\u{1b}", &[("bad\nkey", &1)]);
-        assert_eq!(
-            got,
-            "2026-11-22T01:02:03.123Z info two\\nlines\\u001b bad\\nkey=1\n"
-        );
+        assert_eq!(got, "2026-11-22T01:02:03.123Z info two\\nlines\\u001b bad\\nkey=1\n");
     }
 
     #[test]
     fn json_escaping() {
-        let got = line(
-            Format::Json,
-            "say \"hi\"\n",
-            &[("k\"", &"a\\b\u{0}\u{1f}\t\r ü")],
-        );
+        let got = line(Format::Json, "say \"hi\"\n", &[("k\"", &"a\\b\u{0}\u{1f}\t\r ü")]);
         assert_eq!(
             got,
             "{\"ts\":\"2026-11-22T01:02:03.123Z\",\"level\":\"info\",\"msg\":\"say \\\"hi\\\"\\n\",\

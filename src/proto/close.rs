@@ -112,14 +112,10 @@ mod tests {
 
     #[test]
     fn valid_and_invalid_codes() {
-        for code in [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
-        ] {
+        for code in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
             assert!(CloseCode(code).is_valid_on_wire(), "{code}");
         }
-        for code in [
-            0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-        ] {
+        for code in [0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
             assert!(!CloseCode(code).is_valid_on_wire(), "{code}");
         }
     }
@@ -127,26 +123,11 @@ mod tests {
     #[test]
     fn parse_payloads() {
         assert_eq!(parse_close_payload(b""), Ok((None, "")));
-        assert_eq!(
-            parse_close_payload(b"\x03"),
-            Err(ProtocolError::InvalidClosePayload)
-        );
-        assert_eq!(
-            parse_close_payload(b"\x03\xe8"),
-            Ok((Some(CloseCode::NORMAL), ""))
-        );
-        assert_eq!(
-            parse_close_payload(b"\x03\xe8bye"),
-            Ok((Some(CloseCode::NORMAL), "bye"))
-        );
-        assert_eq!(
-            parse_close_payload(b"\x03\xed"),
-            Err(ProtocolError::InvalidCloseCode)
-        );
-        assert_eq!(
-            parse_close_payload(b"\x03\xe8\xff"),
-            Err(ProtocolError::InvalidCloseReason)
-        );
+        assert_eq!(parse_close_payload(b"\x03"), Err(ProtocolError::InvalidClosePayload));
+        assert_eq!(parse_close_payload(b"\x03\xe8"), Ok((Some(CloseCode::NORMAL), "")));
+        assert_eq!(parse_close_payload(b"\x03\xe8bye"), Ok((Some(CloseCode::NORMAL), "bye")));
+        assert_eq!(parse_close_payload(b"\x03\xed"), Err(ProtocolError::InvalidCloseCode));
+        assert_eq!(parse_close_payload(b"\x03\xe8\xff"), Err(ProtocolError::InvalidCloseReason));
     }
 
     #[test]

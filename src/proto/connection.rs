@@ -123,10 +123,7 @@ pub struct ControlPayload {
 
 impl ControlPayload {
     /// An empty payload.
-    pub const EMPTY: ControlPayload = ControlPayload {
-        len: 0,
-        buf: [0; MAX_CONTROL_PAYLOAD],
-    };
+    pub const EMPTY: ControlPayload = ControlPayload { len: 0, buf: [0; MAX_CONTROL_PAYLOAD] };
 
     /// A payload holding `bytes`, or `None` if they are over 125 bytes.
     pub fn new(bytes: &[u8]) -> Option<Self> {
@@ -319,13 +316,7 @@ struct Receiver {
 
 impl Receiver {
     const fn new() -> Self {
-        Self {
-            head: [0; MAX_HEADER_LEN],
-            head_len: 0,
-            frame: None,
-            message: None,
-            control_len: 0,
-        }
+        Self { head: [0; MAX_HEADER_LEN], head_len: 0, frame: None, message: None, control_len: 0 }
     }
 }
 
@@ -434,11 +425,7 @@ impl Connection {
     /// The current state.
     pub fn state(&self) -> State {
         if !self.opened || self.failed {
-            return if self.failed {
-                State::Closed
-            } else {
-                State::Connecting
-            };
+            return if self.failed { State::Closed } else { State::Connecting };
         }
         match (self.close_out, self.close_received) {
             (CloseOut::None, false) => State::Open,
@@ -506,9 +493,7 @@ impl Connection {
             if avail == 0 {
                 return Ok((pos, None));
             }
-            let n = usize::try_from(frame.remaining)
-                .unwrap_or(usize::MAX)
-                .min(avail);
+            let n = usize::try_from(frame.remaining).unwrap_or(usize::MAX).min(avail);
             let remaining = frame.remaining - n as u64;
             let mut f = frame;
             f.remaining = remaining;
@@ -539,23 +524,13 @@ impl Connection {
             if let Some(key) = frame.mask {
                 f.mask_offset = apply_mask(data, key, usize::from(frame.mask_offset)) as u8;
             }
-            let msg = self
-                .rx
-                .message
-                .as_mut()
-                .ok_or(ProtocolError::UnexpectedContinuation)?;
+            let msg = self.rx.message.as_mut().ok_or(ProtocolError::UnexpectedContinuation)?;
             if msg.kind == MessageKind::Text {
-                msg.utf8
-                    .feed(data)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                msg.utf8.feed(data).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             let kind = msg.kind;
             self.rx.frame = Some(f);
-            let fin = if remaining == 0 {
-                self.end_data_frame(f, now)?
-            } else {
-                false
-            };
+            let fin = if remaining == 0 { self.end_data_frame(f, now)? } else { false };
             return Ok((pos + n, Some(Event::Message { kind, data, fin })));
         }
     }
@@ -571,11 +546,7 @@ impl Connection {
         }
         // Split header: take exactly the bytes it still needs, never more.
         let have = usize::from(self.rx.head_len);
-        let want = if have < 2 {
-            2
-        } else {
-            FrameHeader::len_from_prefix(self.rx.head[1])
-        };
+        let want = if have < 2 { 2 } else { FrameHeader::len_from_prefix(self.rx.head[1]) };
         let take = (want - have).min(input.len());
         self.rx.head[have..have + take].copy_from_slice(&input[..take]);
         self.rx.head_len += take as u8;
@@ -618,28 +589,17 @@ impl Connection {
         // §5.4: fragments of one message are contiguous, control frames may come between them.
         match h.opcode {
             Opcode::Continuation => {
-                let msg = self
-                    .rx
-                    .message
-                    .as_mut()
-                    .ok_or(ProtocolError::UnexpectedContinuation)?;
+                let msg = self.rx.message.as_mut().ok_or(ProtocolError::UnexpectedContinuation)?;
                 msg.len = grow(msg.len, h.payload_len, self.settings.max_message)?;
             }
             Opcode::Text | Opcode::Binary => {
                 if self.rx.message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                let kind = if h.opcode == Opcode::Text {
-                    MessageKind::Text
-                } else {
-                    MessageKind::Binary
-                };
+                let kind =
+                    if h.opcode == Opcode::Text { MessageKind::Text } else { MessageKind::Binary };
                 let len = grow(0, h.payload_len, self.settings.max_message)?;
-                self.rx.message = Some(MessageState {
-                    kind,
-                    len,
-                    utf8: Utf8Validator::new(),
-                });
+                self.rx.message = Some(MessageState { kind, len, utf8: Utf8Validator::new() });
             }
             Opcode::Close | Opcode::Ping | Opcode::Pong => self.rx.control_len = 0,
         }
@@ -705,17 +665,9 @@ impl Connection {
             }
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 // An empty data frame: only the end of a message is worth an event.
-                let kind = self
-                    .rx
-                    .message
-                    .map(|m| m.kind)
-                    .unwrap_or(MessageKind::Binary);
+                let kind = self.rx.message.map(|m| m.kind).unwrap_or(MessageKind::Binary);
                 if self.end_data_frame(f, now)? {
-                    Ok(Some(Event::Message {
-                        kind,
-                        data: &[],
-                        fin: true,
-                    }))
+                    Ok(Some(Event::Message { kind, data: &[], fin: true }))
                 } else {
                     Ok(None)
                 }
@@ -819,19 +771,15 @@ impl Connection {
         let mask = (self.role == Role::Client).then_some(mask);
         let (opcode, payload): (Opcode, &[u8]) =
             match core::mem::replace(&mut self.pong, Pending::None) {
-                Pending::Spilled => (
-                    Opcode::Pong,
-                    self.spill.as_deref().map_or(&[][..], |s| s.pong.as_bytes()),
-                ),
+                Pending::Spilled => {
+                    (Opcode::Pong, self.spill.as_deref().map_or(&[][..], |s| s.pong.as_bytes()))
+                }
                 Pending::Empty => (Opcode::Pong, &[]),
                 Pending::None if core::mem::take(&mut self.pending_ping) => (Opcode::Ping, &[]),
                 Pending::None if self.close_out == CloseOut::Queued => {
                     self.close_out = CloseOut::Written;
                     let len = usize::from(self.close_len);
-                    (
-                        Opcode::Close,
-                        self.spill.as_deref().map_or(&[][..], |s| &s.close[..len]),
-                    )
+                    (Opcode::Close, self.spill.as_deref().map_or(&[][..], |s| &s.close[..len]))
                 }
                 Pending::None => {
                     self.release_spill();
@@ -874,9 +822,8 @@ impl Connection {
     ) -> Result<usize, SendError> {
         let (head, n) = self.data_header(kind, payload.len() as u64, fin, mask)?;
         let needed = n + payload.len();
-        let out = out
-            .get_mut(..needed)
-            .ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
+        let out =
+            out.get_mut(..needed).ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
         out[..n].copy_from_slice(&head[..n]);
         out[n..].copy_from_slice(payload);
         if self.role == Role::Client {
@@ -920,13 +867,7 @@ impl Connection {
             Some(_) => return Err(SendError::Fragmentation),
         };
         let mask = (self.role == Role::Client).then_some(mask);
-        let h = FrameHeader {
-            fin,
-            rsv: 0,
-            opcode,
-            mask,
-            payload_len,
-        };
+        let h = FrameHeader { fin, rsv: 0, opcode, mask, payload_len };
         let mut head = [0u8; MAX_HEADER_LEN];
         let n = h.encode(&mut head);
         Ok((head, n))
@@ -953,11 +894,7 @@ impl Connection {
                 ping.min(t.last_data_rx.saturating_add(s.idle))
             }
             State::CloseSent | State::CloseReceived | State::Closed => {
-                if self.failed && !self.opened {
-                    NEVER
-                } else {
-                    t.close_deadline
-                }
+                if self.failed && !self.opened { NEVER } else { t.close_deadline }
             }
         }
     }

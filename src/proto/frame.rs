@@ -120,16 +120,7 @@ impl FrameHeader {
             [m[0], m[1], m[2], m[3]]
         });
         let rsv = (b0 >> 4) & 0x7;
-        Ok(Status::Complete((
-            FrameHeader {
-                fin,
-                rsv,
-                opcode,
-                mask,
-                payload_len,
-            },
-            header_len,
-        )))
+        Ok(Status::Complete((FrameHeader { fin, rsv, opcode, mask, payload_len }, header_len)))
     }
 
     /// The number of header bytes needed, once the first two are known (2 to 14).
@@ -203,13 +194,7 @@ pub fn encode_frame(
     payload: &[u8],
     out: &mut [u8],
 ) -> Result<usize, BufferTooSmall> {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    };
+    let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = header.encode(&mut head);
     let needed = n + payload.len();
@@ -254,18 +239,10 @@ mod tests {
     fn rfc_5_7_examples() {
         // A single-frame unmasked text message "Hello".
         let (h, n) = header(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        assert_eq!(
-            (h.fin, h.opcode, h.mask, h.payload_len, n),
-            (true, Opcode::Text, None, 5, 2)
-        );
+        assert_eq!((h.fin, h.opcode, h.mask, h.payload_len, n), (true, Opcode::Text, None, 5, 2));
         // A single-frame masked text message "Hello".
-        let (h, n) = header(&[
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ]);
-        assert_eq!(
-            (h.mask, h.payload_len, n),
-            (Some([0x37, 0xfa, 0x21, 0x3d]), 5, 6)
-        );
+        let (h, n) = header(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!((h.mask, h.payload_len, n), (Some([0x37, 0xfa, 0x21, 0x3d]), 5, 6));
         // A fragmented unmasked text message: "Hel" then "lo".
         let (h, _) = header(&[0x01, 0x03, 0x48, 0x65, 0x6c]);
         assert_eq!((h.fin, h.opcode), (false, Opcode::Text));
@@ -274,9 +251,7 @@ mod tests {
         // Unmasked ping with "Hello", and the masked pong answering it.
         let (h, _) = header(&[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
         assert_eq!(h.opcode, Opcode::Ping);
-        let (h, _) = header(&[
-            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ]);
+        let (h, _) = header(&[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
         assert_eq!(h.opcode, Opcode::Pong);
         // 256 bytes binary in a single unmasked frame: 16-bit length.
         let (h, n) = header(&[0x82, 0x7E, 0x01, 0x00]);
@@ -291,20 +266,10 @@ mod tests {
         let mut out = vec![0u8; 64];
         let n = encode_frame(true, Opcode::Text, None, b"Hello", &mut out).unwrap();
         assert_eq!(&out[..n], &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        let n = encode_frame(
-            true,
-            Opcode::Text,
-            Some([0x37, 0xfa, 0x21, 0x3d]),
-            b"Hello",
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            &out[..n],
-            &[
-                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
-            ]
-        );
+        let n =
+            encode_frame(true, Opcode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), b"Hello", &mut out)
+                .unwrap();
+        assert_eq!(&out[..n], &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
         assert_eq!(
             encode_frame(true, Opcode::Text, None, b"Hello", &mut out[..6]),
             Err(BufferTooSmall { needed: 7 })
@@ -316,13 +281,8 @@ mod tests {
         for len in [0u64, 1, 125, 126, 127, 0xFFFF, 0x10000, u64::MAX >> 1] {
             for mask in [None, Some([1, 2, 3, 4])] {
                 for opcode in [Opcode::Text, Opcode::Binary, Opcode::Continuation] {
-                    let h = FrameHeader {
-                        fin: len % 2 == 0,
-                        rsv: 0,
-                        opcode,
-                        mask,
-                        payload_len: len,
-                    };
+                    let h =
+                        FrameHeader { fin: len % 2 == 0, rsv: 0, opcode, mask, payload_len: len };
                     let mut out = [0u8; MAX_HEADER_LEN];
                     let n = h.encode(&mut out);
                     assert_eq!(n, FrameHeader::len_from_prefix(out[1]));
@@ -339,16 +299,10 @@ mod tests {
             (&[0x87, 0x00], ProtocolError::ReservedOpcode),
             (&[0x8B, 0x00], ProtocolError::ReservedOpcode),
             (&[0x8F, 0x00], ProtocolError::ReservedOpcode),
-            (
-                &[0x89, 0x7E, 0x00, 0x7E],
-                ProtocolError::ControlFrameTooLong,
-            ),
+            (&[0x89, 0x7E, 0x00, 0x7E], ProtocolError::ControlFrameTooLong),
             (&[0x88, 0x7E], ProtocolError::ControlFrameTooLong),
             (&[0x09, 0x00], ProtocolError::FragmentedControlFrame),
-            (
-                &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
-                ProtocolError::LengthTopBitSet,
-            ),
+            (&[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0], ProtocolError::LengthTopBitSet),
         ];
         for (input, err) in cases {
             assert_eq!(decode_all(input), Err(*err), "{input:x?}");
@@ -367,25 +321,10 @@ mod tests {
         let key = Some([0; 4]);
         assert_eq!(h(0, key, 10).check(true, 10), Ok(()));
         assert_eq!(h(0, None, 10).check(false, 10), Ok(()));
-        assert_eq!(
-            h(0b100, key, 0).check(true, 10),
-            Err(ProtocolError::ReservedBits)
-        );
-        assert_eq!(
-            h(0b001, key, 0).check(true, 10),
-            Err(ProtocolError::ReservedBits)
-        );
-        assert_eq!(
-            h(0, None, 0).check(true, 10),
-            Err(ProtocolError::UnmaskedFrame)
-        );
-        assert_eq!(
-            h(0, key, 0).check(false, 10),
-            Err(ProtocolError::MaskedFrame)
-        );
-        assert_eq!(
-            h(0, key, 11).check(true, 10),
-            Err(ProtocolError::FrameTooLarge)
-        );
+        assert_eq!(h(0b100, key, 0).check(true, 10), Err(ProtocolError::ReservedBits));
+        assert_eq!(h(0b001, key, 0).check(true, 10), Err(ProtocolError::ReservedBits));
+        assert_eq!(h(0, None, 0).check(true, 10), Err(ProtocolError::UnmaskedFrame));
+        assert_eq!(h(0, key, 0).check(false, 10), Err(ProtocolError::MaskedFrame));
+        assert_eq!(h(0, key, 11).check(true, 10), Err(ProtocolError::FrameTooLarge));
     }
 }

@@ -98,10 +98,7 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
     /// The first of `supported` (the server's order of preference) that the client offers,
     /// compared exactly, to pass to [`write_accept`].
     pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
-        supported
-            .iter()
-            .copied()
-            .find(|s| self.protocols().any(|p| p == *s))
+        supported.iter().copied().find(|s| self.protocols().any(|p| p == *s))
     }
 
     /// The extension offers, one per element of every `Sec-WebSocket-Extensions` line, each
@@ -165,9 +162,7 @@ pub fn classify<'a, 'h>(req: &Request<'a, 'h>) -> Result<Classified<'a, 'h>, Han
     }
     // §4.2.1 item 5: a nonce of 16 bytes in base64; §11.3.1: the header appears once.
     let key = match fields.count("sec-websocket-key") {
-        1 => fields
-            .get("sec-websocket-key")
-            .ok_or(HandshakeError::MissingKey)?,
+        1 => fields.get("sec-websocket-key").ok_or(HandshakeError::MissingKey)?,
         _ => return Err(HandshakeError::MissingKey),
     };
     if !is_valid_key(key) {
@@ -320,15 +315,9 @@ fn write_response(
     extra_headers: &[(&str, &[u8])],
     body: &[&[u8]],
 ) -> Result<usize, BufferTooSmall> {
-    let status = if matches!(status, 100..=599) {
-        status
-    } else {
-        500
-    };
+    let status = if matches!(status, 100..=599) { status } else { 500 };
     let has_body = !matches!(status, 100..=199 | 204 | 304);
-    let body_len = body
-        .iter()
-        .fold(0usize, |sum, part| sum.saturating_add(part.len()));
+    let body_len = body.iter().fold(0usize, |sum, part| sum.saturating_add(part.len()));
     let mut w = Writer::new(out);
     w.put(b"HTTP/1.1 ");
     w.decimal(usize::from(status));
@@ -336,9 +325,7 @@ fn write_response(
     w.put(reason_phrase(status).as_bytes());
     w.put(b"\r\nConnection: close\r\n");
     if has_body {
-        let typed = extra_headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let typed = extra_headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
         if body_len > 0 && !typed {
             w.put(b"Content-Type: text/plain; charset=utf-8\r\n");
         }
@@ -346,10 +333,7 @@ fn write_response(
         w.decimal(body_len);
         w.put(b"\r\n");
     }
-    w.extra(
-        extra_headers,
-        &["content-length", "transfer-encoding", "connection"],
-    );
+    w.extra(extra_headers, &["content-length", "transfer-encoding", "connection"]);
     w.put(b"\r\n");
     if has_body {
         for part in body {
@@ -382,10 +366,7 @@ impl ClientHandshake {
         let mut key = [0; 24];
         // 16 bytes always encode to exactly 24 characters, so this cannot fail.
         let _ = STANDARD.encode_slice(nonce, &mut key);
-        Self {
-            key,
-            accept: accept_key(&key),
-        }
+        Self { key, accept: accept_key(&key) }
     }
 
     /// The `Sec-WebSocket-Key` sent.
@@ -655,30 +636,17 @@ mod tests {
             &[],
             &[("Connection", Some("keep-alive, Upgrade"))],
             &[("Connection", Some("UPGRADE"))],
-            &[
-                ("Connection", Some("keep-alive")),
-                ("+Connection", Some("upgrade")),
-            ],
+            &[("Connection", Some("keep-alive")), ("+Connection", Some("upgrade"))],
             &[("Upgrade", Some("WebSocket"))],
             &[("Upgrade", Some("h2c, websocket"))],
             &[("Host", None), ("host", Some("example.com"))],
-            &[
-                ("Sec-WebSocket-Key", None),
-                ("SEC-WEBSOCKET-KEY", Some(KEY)),
-            ],
-            &[
-                ("Sec-WebSocket-Version", None),
-                ("sec-websocket-version", Some(" 13 ")),
-            ],
+            &[("Sec-WebSocket-Key", None), ("SEC-WEBSOCKET-KEY", Some(KEY))],
+            &[("Sec-WebSocket-Version", None), ("sec-websocket-version", Some(" 13 "))],
             &[("Origin", Some("https://example.com"))],
         ];
         for changes in cases {
             let input = build(get, changes);
-            assert_eq!(
-                classify_bytes(&input),
-                Ok(Some("/chat".into())),
-                "{changes:?}"
-            );
+            assert_eq!(classify_bytes(&input), Ok(Some("/chat".into())), "{changes:?}");
         }
     }
 
@@ -691,12 +659,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket2\r\n\r\n",
         ];
         for input in cases {
-            assert_eq!(
-                classify_bytes(input),
-                Ok(None),
-                "{:?}",
-                input.escape_ascii()
-            );
+            assert_eq!(classify_bytes(input), Ok(None), "{:?}", input.escape_ascii());
         }
     }
 
@@ -708,83 +671,28 @@ mod tests {
             ("POST / HTTP/1.1", &[], MethodNotGet, 405),
             ("get / HTTP/1.1", &[], MethodNotGet, 405),
             // The order of the checks: the method first.
-            (
-                "PUT / HTTP/1.0",
-                &[("Host", None), ("Sec-WebSocket-Key", None)],
-                MethodNotGet,
-                405,
-            ),
+            ("PUT / HTTP/1.0", &[("Host", None), ("Sec-WebSocket-Key", None)], MethodNotGet, 405),
             ("GET / HTTP/1.0", &[], UpgradeNeedsHttp11, 400),
             (get, &[("Host", None)], MissingHost, 400),
             (get, &[("+Host", Some("other.example"))], MissingHost, 400),
             (get, &[("Upgrade", None)], MissingUpgrade, 400),
             (get, &[("Upgrade", Some("h2c"))], MissingUpgrade, 400),
-            (
-                get,
-                &[("Upgrade", None), ("Sec-WebSocket-Key", None)],
-                MissingUpgrade,
-                400,
-            ),
+            (get, &[("Upgrade", None), ("Sec-WebSocket-Key", None)], MissingUpgrade, 400),
             (get, &[("Connection", None)], MissingConnectionUpgrade, 400),
-            (
-                get,
-                &[("Connection", Some("keep-alive"))],
-                MissingConnectionUpgrade,
-                400,
-            ),
-            (
-                get,
-                &[("Connection", Some("upgrades"))],
-                MissingConnectionUpgrade,
-                400,
-            ),
+            (get, &[("Connection", Some("keep-alive"))], MissingConnectionUpgrade, 400),
+            (get, &[("Connection", Some("upgrades"))], MissingConnectionUpgrade, 400),
             (get, &[("Sec-WebSocket-Key", None)], MissingKey, 400),
             (get, &[("+Sec-WebSocket-Key", Some(KEY))], MissingKey, 400),
             (get, &[("Sec-WebSocket-Key", Some(""))], InvalidKey, 400),
             (get, &[("Sec-WebSocket-Key", Some("abc"))], InvalidKey, 400),
-            (
-                get,
-                &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ"))],
-                InvalidKey,
-                400,
-            ),
-            (
-                get,
-                &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZSE="))],
-                InvalidKey,
-                400,
-            ),
-            (
-                get,
-                &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZR=="))],
-                InvalidKey,
-                400,
-            ),
-            (
-                get,
-                &[("Sec-WebSocket-Key", Some("!GhlIHNhbXBsZSBub25jZQ=="))],
-                InvalidKey,
-                400,
-            ),
+            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ"))], InvalidKey, 400),
+            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZSE="))], InvalidKey, 400),
+            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZR=="))], InvalidKey, 400),
+            (get, &[("Sec-WebSocket-Key", Some("!GhlIHNhbXBsZSBub25jZQ=="))], InvalidKey, 400),
             (get, &[("Sec-WebSocket-Version", None)], MissingVersion, 426),
-            (
-                get,
-                &[("Sec-WebSocket-Version", Some("8"))],
-                UnsupportedVersion,
-                426,
-            ),
-            (
-                get,
-                &[("Sec-WebSocket-Version", Some("13, 8"))],
-                UnsupportedVersion,
-                426,
-            ),
-            (
-                get,
-                &[("+Sec-WebSocket-Version", Some("13"))],
-                UnsupportedVersion,
-                426,
-            ),
+            (get, &[("Sec-WebSocket-Version", Some("8"))], UnsupportedVersion, 426),
+            (get, &[("Sec-WebSocket-Version", Some("13, 8"))], UnsupportedVersion, 426),
+            (get, &[("+Sec-WebSocket-Version", Some("13"))], UnsupportedVersion, 426),
         ];
         for &(line, changes, expected, status) in cases {
             let input = build(line, changes);
@@ -794,21 +702,12 @@ mod tests {
         // HTTP-level rejections on the way in.
         let http: &[(&[u8], HandshakeError, u16)] = &[
             (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", MalformedHeader, 400),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
-                MalformedHeader,
-                400,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", MalformedHeader, 400),
             (b"GET / HTTP/2.0\r\n\r\n", UnsupportedHttpVersion, 505),
             (b"GET /\r\n\r\n", MalformedRequestLine, 400),
         ];
         for &(input, expected, status) in http {
-            assert_eq!(
-                classify_bytes(input),
-                Err(expected),
-                "{:?}",
-                input.escape_ascii()
-            );
+            assert_eq!(classify_bytes(input), Err(expected), "{:?}", input.escape_ascii());
             assert_eq!(expected.status(), status);
         }
     }
@@ -821,38 +720,24 @@ mod tests {
                 ("Origin", Some("https://example.com")),
                 ("Sec-WebSocket-Protocol", Some("chat.v2, chat.v1")),
                 ("+Sec-WebSocket-Protocol", Some("bad proto, json")),
-                (
-                    "Sec-WebSocket-Extensions",
-                    Some("permessage-deflate; client_max_window_bits, x"),
-                ),
+                ("Sec-WebSocket-Extensions", Some("permessage-deflate; client_max_window_bits, x")),
                 ("Cookie", Some("a=b")),
             ],
         );
         let mut slots = [Header::default(); 16];
         assert_eq!(head_len(&input), input.len());
         let req = parse_request(&input, &mut slots, &Limits::default()).unwrap();
-        let Ok(Classified::Upgrade(up)) = classify(&req) else {
-            panic!("not an upgrade")
-        };
-        assert_eq!(
-            (up.target, up.path, up.query),
-            ("/chat?room=1", "/chat", Some("room=1"))
-        );
+        let Ok(Classified::Upgrade(up)) = classify(&req) else { panic!("not an upgrade") };
+        assert_eq!((up.target, up.path, up.query), ("/chat?room=1", "/chat", Some("room=1")));
         assert_eq!(up.host, b"example.com");
         assert_eq!(up.key, KEY.as_bytes());
         assert_eq!(up.origin, Some(&b"https://example.com"[..]));
-        assert_eq!(
-            up.protocols().collect::<Vec<_>>(),
-            ["chat.v2", "chat.v1", "json"]
-        );
+        assert_eq!(up.protocols().collect::<Vec<_>>(), ["chat.v2", "chat.v1", "json"]);
         assert_eq!(up.select_protocol(&["json", "chat.v1"]), Some("json"));
         assert_eq!(up.select_protocol(&["CHAT.V1"]), None);
         assert_eq!(up.select_protocol(&[]), None);
         let extensions: Vec<&[u8]> = up.extensions().collect();
-        assert_eq!(
-            extensions,
-            [&b"permessage-deflate; client_max_window_bits"[..], b"x"]
-        );
+        assert_eq!(extensions, [&b"permessage-deflate; client_max_window_bits"[..], b"x"]);
         assert_eq!(up.header("cookie"), Some(&b"a=b"[..]));
         assert_eq!(up.headers.len(), 10);
     }
@@ -879,9 +764,7 @@ mod tests {
 
         let mut slots = [Header::default(); 16];
         let req = parse_request(&wire[..len], &mut slots, &Limits::default()).unwrap();
-        let Ok(Classified::Upgrade(up)) = classify(&req) else {
-            panic!("not an upgrade")
-        };
+        let Ok(Classified::Upgrade(up)) = classify(&req) else { panic!("not an upgrade") };
         assert_eq!(up.host, b"example.com:8080");
         assert_eq!(up.query, Some("x=1"));
         assert_eq!(up.header("authorization"), Some(&b"Bearer t"[..]));
@@ -901,10 +784,7 @@ mod tests {
         assert_eq!(client.check_response(&resp, &offered), Ok(Some("chat.v1")));
         // A different client (nonce) does not accept this answer.
         let other = ClientHandshake::new([8; 16]);
-        assert_eq!(
-            other.check_response(&resp, &offered),
-            Err(HandshakeError::AcceptMismatch)
-        );
+        assert_eq!(other.check_response(&resp, &offered), Err(HandshakeError::AcceptMismatch));
     }
 
     #[test]
@@ -917,11 +797,8 @@ mod tests {
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         );
         // A protocol that is not a token, and unclean extra fields, are left out.
-        let extra: &[(&str, &[u8])] = &[
-            ("X-A", b"1\r\nX-Injected: 1"),
-            ("X B", b"1"),
-            ("X-C", b"ok"),
-        ];
+        let extra: &[(&str, &[u8])] =
+            &[("X-A", b"1\r\nX-Injected: 1"), ("X B", b"1"), ("X-C", b"ok")];
         let m = write_accept(&mut out, KEY.as_bytes(), Some("a b"), extra).unwrap();
         assert_eq!(m, n + b"X-C: ok\r\n".len());
         assert!(!out[..m].windows(8).any(|w| w == b"Injected"));
@@ -957,11 +834,7 @@ mod tests {
         let cases: &[(HandshakeError, u16, Option<Field>)] = &[
             (MethodNotGet, 405, Some(("Allow", b"GET"))),
             (MissingVersion, 426, Some(("Sec-WebSocket-Version", b"13"))),
-            (
-                UnsupportedVersion,
-                426,
-                Some(("Sec-WebSocket-Version", b"13")),
-            ),
+            (UnsupportedVersion, 426, Some(("Sec-WebSocket-Version", b"13"))),
             (HeadTooLarge, 431, None),
             (TooManyHeaders, 431, None),
             (TargetTooLong, 414, None),
@@ -981,14 +854,8 @@ mod tests {
             let body = &out[len..n];
             assert_eq!(body, alloc::format!("{}\n", err.reason()).as_bytes());
             let content_length = alloc::format!("{}", body.len());
-            assert_eq!(
-                resp.header("content-length"),
-                Some(content_length.as_bytes())
-            );
-            assert_eq!(
-                resp.header("content-type"),
-                Some(&b"text/plain; charset=utf-8"[..])
-            );
+            assert_eq!(resp.header("content-length"), Some(content_length.as_bytes()));
+            assert_eq!(resp.header("content-type"), Some(&b"text/plain; charset=utf-8"[..]));
             if let Some((name, value)) = header {
                 assert_eq!(resp.header(name), Some(value), "{err:?}");
             }
@@ -1018,23 +885,17 @@ mod tests {
               Content-Type: application/json\r\n\r\n{}"
         );
         let n = write_reject(&mut out, 204, &[], b"dropped").unwrap();
-        assert_eq!(
-            &out[..n],
-            b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
-        );
+        assert_eq!(&out[..n], b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
         let n = write_reject(&mut out, 1000, &[], b"").unwrap();
         assert_eq!(
             &out[..n],
             b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
         );
-        for status in [
-            200, 204, 400, 401, 403, 404, 405, 413, 414, 426, 429, 431, 500, 502, 503, 504, 505,
-        ] {
+        for status in
+            [200, 204, 400, 401, 403, 404, 405, 413, 414, 426, 429, 431, 500, 502, 503, 504, 505]
+        {
             let reason = reason_phrase(status);
-            assert!(
-                !matches!(reason, "Success" | "Client Error" | "Server Error"),
-                "{status}"
-            );
+            assert!(!matches!(reason, "Success" | "Client Error" | "Server Error"), "{status}");
         }
         assert_eq!(reason_phrase(418), "Client Error");
     }
@@ -1043,9 +904,7 @@ mod tests {
     fn client_request_bytes() {
         let client = ClientHandshake::new(*b"the sample nonce");
         let mut out = [0; 512];
-        let n = client
-            .write_request(&mut out, "server.example.com", "/chat", &[], &[])
-            .unwrap();
+        let n = client.write_request(&mut out, "server.example.com", "/chat", &[], &[]).unwrap();
         assert_eq!(
             &out[..n],
             b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
@@ -1079,21 +938,9 @@ mod tests {
         let cases: &[(String, &[&str], Outcome)] = &[
             (ok.clone(), &[], Ok(None)),
             (ok.clone(), &["chat"], Ok(None)),
-            (
-                ok.clone() + "Sec-WebSocket-Protocol: chat\r\n",
-                &["x", "chat"],
-                Ok(Some("chat")),
-            ),
-            (
-                ok.replace("Upgrade: websocket", "UPGRADE: WebSocket"),
-                &[],
-                Ok(None),
-            ),
-            (
-                ok.replace("Connection: Upgrade", "connection: keep-alive, upgrade"),
-                &[],
-                Ok(None),
-            ),
+            (ok.clone() + "Sec-WebSocket-Protocol: chat\r\n", &["x", "chat"], Ok(Some("chat"))),
+            (ok.replace("Upgrade: websocket", "UPGRADE: WebSocket"), &[], Ok(None)),
+            (ok.replace("Connection: Upgrade", "connection: keep-alive, upgrade"), &[], Ok(None)),
             (
                 ok.replace("HTTP/1.1 101 Switching Protocols", "HTTP/1.1 200 OK"),
                 &[],
@@ -1104,56 +951,24 @@ mod tests {
                 &[],
                 Err(UnexpectedStatus(403)),
             ),
-            (
-                ok.replace("Upgrade: websocket", "Upgrade: h2c"),
-                &[],
-                Err(ResponseMissingUpgrade),
-            ),
-            (
-                ok.replace("Upgrade: websocket\r\n", ""),
-                &[],
-                Err(ResponseMissingUpgrade),
-            ),
+            (ok.replace("Upgrade: websocket", "Upgrade: h2c"), &[], Err(ResponseMissingUpgrade)),
+            (ok.replace("Upgrade: websocket\r\n", ""), &[], Err(ResponseMissingUpgrade)),
             (
                 ok.replace("Connection: Upgrade", "Connection: close"),
                 &[],
                 Err(ResponseMissingConnection),
             ),
-            (
-                ok.replace(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo"),
-                &[],
-                Err(AcceptMismatch),
-            ),
-            (
-                ok.replace(accept, "S3PPLMBITXAQ9KYGZZHZRBK+XOO="),
-                &[],
-                Err(AcceptMismatch),
-            ),
+            (ok.replace(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo"), &[], Err(AcceptMismatch)),
+            (ok.replace(accept, "S3PPLMBITXAQ9KYGZZHZRBK+XOO="), &[], Err(AcceptMismatch)),
             (
                 ok.replace(&alloc::format!("Sec-WebSocket-Accept: {accept}\r\n"), ""),
                 &[],
                 Err(AcceptMismatch),
             ),
-            (
-                ok.clone() + "Sec-WebSocket-Accept: " + accept + "\r\n",
-                &[],
-                Err(AcceptMismatch),
-            ),
-            (
-                ok.clone() + "Sec-WebSocket-Protocol: chat\r\n",
-                &[],
-                Err(UnofferedProtocol),
-            ),
-            (
-                ok.clone() + "Sec-WebSocket-Protocol: chat\r\n",
-                &["Chat"],
-                Err(UnofferedProtocol),
-            ),
-            (
-                ok.clone() + "Sec-WebSocket-Protocol: a, b\r\n",
-                &["a", "b"],
-                Err(UnofferedProtocol),
-            ),
+            (ok.clone() + "Sec-WebSocket-Accept: " + accept + "\r\n", &[], Err(AcceptMismatch)),
+            (ok.clone() + "Sec-WebSocket-Protocol: chat\r\n", &[], Err(UnofferedProtocol)),
+            (ok.clone() + "Sec-WebSocket-Protocol: chat\r\n", &["Chat"], Err(UnofferedProtocol)),
+            (ok.clone() + "Sec-WebSocket-Protocol: a, b\r\n", &["a", "b"], Err(UnofferedProtocol)),
             (
                 ok.clone() + "Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: a\r\n",
                 &["a"],

@@ -44,11 +44,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_head_len: 8192,
-            max_headers: 64,
-            max_target_len: 4096,
-        }
+        Self { max_head_len: 8192, max_headers: 64, max_target_len: 4096 }
     }
 }
 
@@ -84,12 +80,7 @@ enum Scan {
 impl HeadReader {
     /// A reader for one head, bounded by `limits.max_head_len`.
     pub fn new(limits: &Limits) -> Self {
-        Self {
-            max_head_len: limits.max_head_len,
-            scanned: 0,
-            state: Scan::Start,
-            head_len: None,
-        }
+        Self { max_head_len: limits.max_head_len, scanned: 0, state: Scan::Start, head_len: None }
     }
 
     /// Looks for the end of the head in `buf`, which holds every byte received for this head so
@@ -190,10 +181,7 @@ impl<'a, 'h> Headers<'a, 'h> {
 
     /// The values of every line named `name` (case-insensitive), in order.
     pub fn all<'n>(self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'h, 'n> {
-        self.0
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        self.0.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
     }
 
     /// The elements of the comma-separated lists in every line named `name`, trimmed, with
@@ -210,8 +198,7 @@ impl<'a, 'h> Headers<'a, 'h> {
 
     /// Whether the lists named `name` hold `token`, both compared case-insensitively.
     pub fn has_token(self, name: &str, token: &str) -> bool {
-        self.tokens(name)
-            .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
     }
 }
 
@@ -319,12 +306,7 @@ pub fn parse_request<'a, 'h>(
     let line = next_line(&mut rest).ok_or(HandshakeError::MalformedRequestLine)?;
     let (method, target, minor_version) = parse_request_line(line, limits)?;
     let headers = parse_fields(rest, slots, limits)?;
-    Ok(Request {
-        method,
-        target,
-        minor_version,
-        headers,
-    })
+    Ok(Request { method, target, minor_version, headers })
 }
 
 /// Parses a complete response head, as found by [`HeadReader`].
@@ -346,12 +328,7 @@ pub fn parse_response<'a, 'h>(
     let line = next_line(&mut rest).ok_or(HandshakeError::MalformedStatusLine)?;
     let (minor_version, status, reason) = parse_status_line(line)?;
     let headers = parse_fields(rest, slots, limits)?;
-    Ok(Response {
-        minor_version,
-        status,
-        reason,
-        headers,
-    })
+    Ok(Response { minor_version, status, reason, headers })
 }
 
 /// Whether `bytes` is a token: one or more tchar (RFC 9110 §5.6.2).
@@ -539,10 +516,7 @@ fn parse_field(line: &[u8]) -> Result<Header<'_>, HandshakeError> {
         return Err(MALFORMED);
     }
     let name = core::str::from_utf8(name).map_err(|_| MALFORMED)?;
-    Ok(Header {
-        name,
-        value: trim_ows(value),
-    })
+    Ok(Header { name, value: trim_ows(value) })
 }
 
 #[cfg(test)]
@@ -564,21 +538,12 @@ pub(crate) mod tests {
                 break;
             }
         }
-        assert_eq!(
-            whole,
-            bytewise,
-            "whole vs byte by byte: {:?}",
-            input.escape_ascii()
-        );
+        assert_eq!(whole, bytewise, "whole vs byte by byte: {:?}", input.escape_ascii());
         // Any other split: two halves.
         for mid in 0..=input.len() {
             let mut reader = HeadReader::new(limits);
             let first = reader.feed(&input[..mid]);
-            let second = if first == Ok(Status::Partial) {
-                reader.feed(input)
-            } else {
-                first
-            };
+            let second = if first == Ok(Status::Partial) { reader.feed(input) } else { first };
             assert_eq!(whole, second, "split at {mid}: {:?}", input.escape_ascii());
         }
         whole
@@ -624,10 +589,7 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\n\r\n", Status::Complete(26)),
             // Bytes after the head (frames) are not part of it.
             (b"GET / HTTP/1.1\r\n\r\n\x81\x85abcd", Status::Complete(18)),
-            (
-                b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-                Status::Complete(18),
-            ),
+            (b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", Status::Complete(18)),
             // Leading empty lines are part of the head, not its end.
             (b"\r\n\r\n\n", Status::Partial),
             (b"\r\n\nGET / HTTP/1.1\r\n\r\n", Status::Complete(21)),
@@ -636,22 +598,14 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.1\r\n\r\r\n", Status::Partial),
         ];
         for &(input, expected) in cases {
-            assert_eq!(
-                find_head(input, &limits),
-                Ok(expected),
-                "{:?}",
-                input.escape_ascii()
-            );
+            assert_eq!(find_head(input, &limits), Ok(expected), "{:?}", input.escape_ascii());
         }
     }
 
     #[test]
     fn head_too_large_at_exactly_the_limit_plus_one() {
         let head = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n";
-        let limits = Limits {
-            max_head_len: head.len(),
-            ..Limits::default()
-        };
+        let limits = Limits { max_head_len: head.len(), ..Limits::default() };
         // A head of exactly the limit is fine, even with more bytes behind it.
         assert_eq!(find_head(head, &limits), Ok(Status::Complete(head.len())));
         let mut more = head.to_vec();
@@ -660,17 +614,11 @@ pub(crate) mod tests {
         // One byte longer and it is refused as soon as limit + 1 bytes are in.
         let long = b"GET / HTTP/1.1\r\nHost: example1\r\n\r\n";
         assert_eq!(find_head(&long[..head.len()], &limits), Ok(Status::Partial));
-        assert_eq!(
-            find_head(&long[..=head.len()], &limits),
-            Err(HandshakeError::HeadTooLarge)
-        );
+        assert_eq!(find_head(&long[..=head.len()], &limits), Err(HandshakeError::HeadTooLarge));
         assert_eq!(find_head(long, &limits), Err(HandshakeError::HeadTooLarge));
         // Endless empty lines are bounded the same way.
         let blank = b"\r\n".repeat(limits.max_head_len);
-        assert_eq!(
-            find_head(&blank, &limits),
-            Err(HandshakeError::HeadTooLarge)
-        );
+        assert_eq!(find_head(&blank, &limits), Err(HandshakeError::HeadTooLarge));
     }
 
     #[test]
@@ -683,10 +631,7 @@ pub(crate) mod tests {
         assert_eq!(reader.feed(input), Ok(Status::Complete(input.len())));
         assert_eq!(reader.feed(input), Ok(Status::Complete(input.len())));
         reader.reset();
-        assert_eq!(
-            reader.feed(b"HTTP/1.1 200 OK\n\n"),
-            Ok(Status::Complete(17))
-        );
+        assert_eq!(reader.feed(b"HTTP/1.1 200 OK\n\n"), Ok(Status::Complete(17)));
     }
 
     #[test]
@@ -714,10 +659,7 @@ pub(crate) mod tests {
         });
         request(b"OPTIONS * HTTP/1.0\r\n\r\n", &Limits::default(), |req| {
             let req = req.unwrap();
-            assert_eq!(
-                (req.method, req.path(), req.query()),
-                ("OPTIONS", "*", None)
-            );
+            assert_eq!((req.method, req.path(), req.query()), ("OPTIONS", "*", None));
             assert_eq!(req.minor_version, 0);
             assert!(req.headers.is_empty());
         });
@@ -726,10 +668,7 @@ pub(crate) mod tests {
     #[test]
     fn rejects_malformed_requests() {
         use HandshakeError::*;
-        let limits = Limits {
-            max_target_len: 10,
-            ..Limits::default()
-        };
+        let limits = Limits { max_target_len: 10, ..Limits::default() };
         let cases: &[(&[u8], HandshakeError)] = &[
             (b"GET / HTTP/1.1 \r\n\r\n", MalformedRequestLine),
             (b"GET  / HTTP/1.1\r\n\r\n", MalformedRequestLine),
@@ -767,17 +706,11 @@ pub(crate) mod tests {
             assert!(matches!(expected.status(), 400 | 414 | 505));
         }
         // A target of exactly the limit is fine.
-        request(b"GET /123456789 HTTP/1.1\r\n\r\n", &limits, |req| {
-            assert!(req.is_ok())
-        });
+        request(b"GET /123456789 HTTP/1.1\r\n\r\n", &limits, |req| assert!(req.is_ok()));
         // Header values may carry obs-text and HTAB.
-        request(
-            b"GET / HTTP/1.1\r\nX-A: \tcaf\xc3\xa9\tb \r\n\r\n",
-            &limits,
-            |req| {
-                assert_eq!(req.unwrap().header("x-a"), Some(&b"caf\xc3\xa9\tb"[..]));
-            },
-        );
+        request(b"GET / HTTP/1.1\r\nX-A: \tcaf\xc3\xa9\tb \r\n\r\n", &limits, |req| {
+            assert_eq!(req.unwrap().header("x-a"), Some(&b"caf\xc3\xa9\tb"[..]));
+        });
     }
 
     #[test]
@@ -787,22 +720,10 @@ pub(crate) mod tests {
         assert_eq!(find_head(input, &limits), Ok(Status::Complete(input.len())));
         let mut three = [Header::default(); 3];
         let mut two = [Header::default(); 2];
-        assert_eq!(
-            parse_request(input, &mut three, &limits).map(|r| r.headers.len()),
-            Ok(3)
-        );
-        assert_eq!(
-            parse_request(input, &mut two, &limits),
-            Err(HandshakeError::TooManyHeaders)
-        );
-        let two_max = Limits {
-            max_headers: 2,
-            ..limits
-        };
-        assert_eq!(
-            parse_request(input, &mut three, &two_max),
-            Err(HandshakeError::TooManyHeaders)
-        );
+        assert_eq!(parse_request(input, &mut three, &limits).map(|r| r.headers.len()), Ok(3));
+        assert_eq!(parse_request(input, &mut two, &limits), Err(HandshakeError::TooManyHeaders));
+        let two_max = Limits { max_headers: 2, ..limits };
+        assert_eq!(parse_request(input, &mut three, &two_max), Err(HandshakeError::TooManyHeaders));
         assert_eq!(HandshakeError::TooManyHeaders.status(), 431);
         let mut none: [Header<'_>; 0] = [];
         assert_eq!(
@@ -819,18 +740,12 @@ pub(crate) mod tests {
             (b"", HandshakeError::MalformedRequestLine),
             (b"GET / HTTP/1.1", HandshakeError::MalformedRequestLine),
             (b"GET / HTTP/1.1\r\n", HandshakeError::MalformedHeader),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\n",
-                HandshakeError::MalformedHeader,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", HandshakeError::MalformedHeader),
         ];
         for &(input, expected) in cases {
             // The reader would wait for more; a caller that parses anyway gets an error.
             assert_eq!(find_head(input, &limits), Ok(Status::Partial));
-            assert_eq!(
-                parse_request(input, &mut slots, &limits).map(|_| ()),
-                Err(expected)
-            );
+            assert_eq!(parse_request(input, &mut slots, &limits).map(|_| ()), Err(expected));
         }
     }
 
@@ -842,54 +757,21 @@ pub(crate) mod tests {
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
                 Ok((1, 101, "Switching Protocols", 1)),
             ),
-            (
-                b"HTTP/1.0 404 Not Found\r\n\r\n",
-                Ok((0, 404, "Not Found", 0)),
-            ),
+            (b"HTTP/1.0 404 Not Found\r\n\r\n", Ok((0, 404, "Not Found", 0))),
             (b"HTTP/1.1 200 \r\n\r\n", Ok((1, 200, "", 0))),
             (b"HTTP/1.1 200\r\n\r\n", Ok((1, 200, "", 0))),
             (b"HTTP/1.1 200 caf\xff\r\n\r\n", Ok((1, 200, "", 0))),
             (b"HTTP/1.1 200 OK\nA: b\n\n", Ok((1, 200, "OK", 1))),
-            (
-                b"HTTP/1.1 20 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1 2000 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1 099 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1 1x1 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1 200 O\x01K\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1  200 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/1.1\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"ICY 200 OK\r\n\r\n",
-                Err(HandshakeError::MalformedStatusLine),
-            ),
-            (
-                b"HTTP/2.0 200 OK\r\n\r\n",
-                Err(HandshakeError::UnsupportedHttpVersion),
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n",
-                Err(HandshakeError::MalformedHeader),
-            ),
+            (b"HTTP/1.1 20 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1 2000 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1 099 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1 1x1 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1 200 O\x01K\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1  200 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/1.1\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"ICY 200 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
+            (b"HTTP/2.0 200 OK\r\n\r\n", Err(HandshakeError::UnsupportedHttpVersion)),
+            (b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n", Err(HandshakeError::MalformedHeader)),
         ];
         for (input, expected) in cases {
             response(input, |resp| {
@@ -897,37 +779,22 @@ pub(crate) mod tests {
                 assert_eq!(got, *expected, "{:?}", input.escape_ascii());
             });
         }
-        response(
-            b"HTTP/1.1 101 x\r\nupgrade: WebSocket\r\nUpgrade: h2c\r\n\r\n",
-            |resp| {
-                let resp = resp.unwrap();
-                assert_eq!(resp.header("UPGRADE"), Some(&b"WebSocket"[..]));
-                assert_eq!(resp.header_count("upgrade"), 2);
-                assert_eq!(resp.tokens("upgrade").count(), 2);
-                assert!(resp.fields().has_token("Upgrade", "websocket"));
-            },
-        );
+        response(b"HTTP/1.1 101 x\r\nupgrade: WebSocket\r\nUpgrade: h2c\r\n\r\n", |resp| {
+            let resp = resp.unwrap();
+            assert_eq!(resp.header("UPGRADE"), Some(&b"WebSocket"[..]));
+            assert_eq!(resp.header_count("upgrade"), 2);
+            assert_eq!(resp.tokens("upgrade").count(), 2);
+            assert!(resp.fields().has_token("Upgrade", "websocket"));
+        });
     }
 
     #[test]
     fn tokens_follow_list_syntax() {
         let headers = [
-            Header {
-                name: "A",
-                value: b" x ,\ty,, ,z",
-            },
-            Header {
-                name: "b",
-                value: b"q",
-            },
-            Header {
-                name: "a",
-                value: b"",
-            },
-            Header {
-                name: "a",
-                value: b"w",
-            },
+            Header { name: "A", value: b" x ,\ty,, ,z" },
+            Header { name: "b", value: b"q" },
+            Header { name: "a", value: b"" },
+            Header { name: "a", value: b"w" },
         ];
         let tokens: Vec<&[u8]> = Headers(&headers).tokens("a").collect();
         assert_eq!(tokens, [&b"x"[..], b"y", b"z", b"w"]);

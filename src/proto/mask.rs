@@ -13,9 +13,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
     let offset = offset & 3;
     let key = rotate(key, offset);
     // The key laid twice in memory order, so one XOR masks eight bytes on any endianness.
-    let key8 = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let key8 = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
@@ -32,12 +30,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
 /// The key as seen from `offset` bytes into its cycle.
 #[inline]
 fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    [
-        key[offset & 3],
-        key[(offset + 1) & 3],
-        key[(offset + 2) & 3],
-        key[(offset + 3) & 3],
-    ]
+    [key[offset & 3], key[(offset + 1) & 3], key[(offset + 2) & 3], key[(offset + 3) & 3]]
 }
 
 #[cfg(test)]

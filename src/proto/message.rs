@@ -20,10 +20,7 @@ pub struct Assembler {
 impl Assembler {
     /// An empty assembler.
     pub const fn new() -> Self {
-        Self {
-            data: Vec::new(),
-            done: false,
-        }
+        Self { data: Vec::new(), done: false }
     }
 
     /// Adds a piece; returns the whole message when `fin` ends it. The slice is valid until the
@@ -61,13 +58,7 @@ mod tests {
             a.push(MessageKind::Text, b"lo", true),
             Some((MessageKind::Text, &b"Hello"[..]))
         );
-        assert_eq!(
-            a.push(MessageKind::Binary, b"x", true),
-            Some((MessageKind::Binary, &b"x"[..]))
-        );
-        assert_eq!(
-            a.push(MessageKind::Binary, b"", true),
-            Some((MessageKind::Binary, &b""[..]))
-        );
+        assert_eq!(a.push(MessageKind::Binary, b"x", true), Some((MessageKind::Binary, &b"x"[..])));
+        assert_eq!(a.push(MessageKind::Binary, b"", true), Some((MessageKind::Binary, &b""[..])));
     }
 }

@@ -74,10 +74,7 @@ fn fails_with(input: &[u8], err: ProtocolError) {
         Some(&server_close(err.close_code().0, err.reason())),
         "{input:x?}: {t:?}"
     );
-    assert_eq!(
-        t.iter().filter(|r| matches!(r, Record::Error(_))).count(),
-        1
-    );
+    assert_eq!(t.iter().filter(|r| matches!(r, Record::Error(_))).count(), 1);
     assert!(t.contains(&Record::Error(err)), "{t:?}");
 }
 
@@ -113,9 +110,7 @@ fn rfc_5_7_unmasked_and_fragmented_examples_reach_a_client() {
     assert_eq!(t[0], Record::Message(MessageKind::Text, b"Hello".to_vec()));
     // The ping between fragments is answered at once with a masked pong.
     assert_eq!(t[1], Record::Ping(b"Hello".to_vec()));
-    let Record::Output(pong) = &t[2] else {
-        panic!("{t:?}")
-    };
+    let Record::Output(pong) = &t[2] else { panic!("{t:?}") };
     assert_eq!(&pong[..2], &[0x8a, 0x85]);
     assert_eq!(t[3], Record::Message(MessageKind::Text, b"Hello".to_vec()));
     assert_eq!(t[4], Record::Message(MessageKind::Binary, vec![7; 256]));
@@ -149,20 +144,14 @@ fn a_code_point_split_across_fragments_is_valid() {
         cframe(false, Opcode::Continuation, &bytes[1..2]),
         cframe(true, Opcode::Continuation, &bytes[2..]),
     ]);
-    assert_eq!(
-        run(server, &input),
-        vec![Record::Message(MessageKind::Text, bytes.to_vec())]
-    );
+    assert_eq!(run(server, &input), vec![Record::Message(MessageKind::Text, bytes.to_vec())]);
 }
 
 #[test]
 fn only_the_latest_ping_gets_a_pong() {
     // Two pings in one read: the pong for the first is replaced before it is written (§5.5.3).
     let mut s = server();
-    let mut input = cat(&[
-        cframe(true, Opcode::Ping, b"a"),
-        cframe(true, Opcode::Ping, b"b"),
-    ]);
+    let mut input = cat(&[cframe(true, Opcode::Ping, b"a"), cframe(true, Opcode::Ping, b"b")]);
     let (n, _) = s.handle_bytes(&mut input, T0).unwrap();
     let (_, _) = s.handle_bytes(&mut input[n..], T0).unwrap();
     let mut out = [0u8; MAX_CONTROL_FRAME_LEN];
@@ -195,22 +184,13 @@ fn header_time_violations_fail_with_their_close_code() {
         (long_ping, ProtocolError::ControlFrameTooLong),
         (fragmented_ping, ProtocolError::FragmentedControlFrame),
         (top_bit, ProtocolError::LengthTopBitSet),
+        (cframe(true, Opcode::Continuation, b"x"), ProtocolError::UnexpectedContinuation),
         (
-            cframe(true, Opcode::Continuation, b"x"),
-            ProtocolError::UnexpectedContinuation,
-        ),
-        (
-            cat(&[
-                cframe(false, Opcode::Text, b"a"),
-                cframe(true, Opcode::Binary, b"b"),
-            ]),
+            cat(&[cframe(false, Opcode::Text, b"a"), cframe(true, Opcode::Binary, b"b")]),
             ProtocolError::ExpectedContinuation,
         ),
         (
-            cat(&[
-                cframe(false, Opcode::Text, b"a"),
-                cframe(true, Opcode::Text, b"b"),
-            ]),
+            cat(&[cframe(false, Opcode::Text, b"a"), cframe(true, Opcode::Text, b"b")]),
             ProtocolError::ExpectedContinuation,
         ),
     ];
@@ -219,30 +199,17 @@ fn header_time_violations_fail_with_their_close_code() {
     }
     // A server's frames must not be masked.
     let t = run(client, &cframe(true, Opcode::Text, b"hi"));
-    assert!(
-        t.contains(&Record::Error(ProtocolError::MaskedFrame)),
-        "{t:?}"
-    );
+    assert!(t.contains(&Record::Error(ProtocolError::MaskedFrame)), "{t:?}");
 }
 
 #[test]
 fn limits_are_refused_at_header_time_before_the_payload() {
-    let config = Config {
-        max_frame_size: 100,
-        max_message_size: 150,
-        ..Config::default()
-    };
+    let config = Config { max_frame_size: 100, max_message_size: 150, ..Config::default() };
     // Only the header of a 101-byte frame: refused with nothing of the payload sent.
     let mut s = Connection::new_open(Role::Server, config, T0);
     let mut head = [&[0x82u8, 0x80 | 101][..], &KEY].concat();
-    assert_eq!(
-        s.handle_bytes(&mut head, T0),
-        Err(ProtocolError::FrameTooLarge)
-    );
-    assert_eq!(
-        ProtocolError::FrameTooLarge.close_code(),
-        CloseCode::MESSAGE_TOO_BIG
-    );
+    assert_eq!(s.handle_bytes(&mut head, T0), Err(ProtocolError::FrameTooLarge));
+    assert_eq!(ProtocolError::FrameTooLarge.close_code(), CloseCode::MESSAGE_TOO_BIG);
     assert_eq!(s.state(), State::Closed);
     // Fragments of 100 each: the second one's header already passes the message limit.
     let mut s = Connection::new_open(Role::Server, config, T0);
@@ -251,21 +218,12 @@ fn limits_are_refused_at_header_time_before_the_payload() {
     input.extend_from_slice(&KEY);
     let (n, ev) = s.handle_bytes(&mut input, T0).unwrap();
     assert!(ev.is_some());
-    assert_eq!(
-        s.handle_bytes(&mut input[n..], T0),
-        Err(ProtocolError::MessageTooLarge)
-    );
+    assert_eq!(s.handle_bytes(&mut input[n..], T0), Err(ProtocolError::MessageTooLarge));
     // 64-bit lengths that overflow any sum are refused too.
     let mut s = Connection::new_open(Role::Server, Config::default(), T0);
-    let mut huge = [
-        &[0x82u8, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..],
-        &KEY,
-    ]
-    .concat();
-    assert_eq!(
-        s.handle_bytes(&mut huge, T0),
-        Err(ProtocolError::FrameTooLarge)
-    );
+    let mut huge =
+        [&[0x82u8, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..], &KEY].concat();
+    assert_eq!(s.handle_bytes(&mut huge, T0), Err(ProtocolError::FrameTooLarge));
 }
 
 #[test]
@@ -286,10 +244,7 @@ fn invalid_utf8_fails_at_once_mid_fragment() {
     }
     assert_eq!(failed_at, Some(bad - 1));
     // A text message that ends inside a code point is invalid too.
-    fails_with(
-        &cframe(true, Opcode::Text, b"ab\xe2\x82"),
-        ProtocolError::InvalidUtf8,
-    );
+    fails_with(&cframe(true, Opcode::Text, b"ab\xe2\x82"), ProtocolError::InvalidUtf8);
     // Binary messages are not checked.
     let t = run(server, &cframe(true, Opcode::Binary, b"\xff"));
     assert_eq!(t, vec![Record::Message(MessageKind::Binary, vec![0xff])]);
@@ -298,44 +253,25 @@ fn invalid_utf8_fails_at_once_mid_fragment() {
 #[test]
 fn close_frames_are_validated_and_echoed() {
     // A valid close: the server echoes the code and is then closed.
-    let t = run(
-        server,
-        &cframe(true, Opcode::Close, &close_bytes(1000, "bye")),
-    );
-    assert_eq!(
-        t,
-        vec![
-            Record::Close(Some(1000), "bye".into()),
-            server_close(1000, "")
-        ]
-    );
+    let t = run(server, &cframe(true, Opcode::Close, &close_bytes(1000, "bye")));
+    assert_eq!(t, vec![Record::Close(Some(1000), "bye".into()), server_close(1000, "")]);
     // An empty close is answered with an empty close.
     let t = run(server, &cframe(true, Opcode::Close, b""));
     assert_eq!(
         t,
-        vec![
-            Record::Close(None, String::new()),
-            Record::Output(sframe(true, Opcode::Close, b""))
-        ]
+        vec![Record::Close(None, String::new()), Record::Output(sframe(true, Opcode::Close, b""))]
     );
-    for code in [
-        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999,
-    ] {
+    for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999] {
         let t = run(server, &cframe(true, Opcode::Close, &close_bytes(code, "")));
         assert_eq!(t[1], server_close(code, ""), "{code}");
     }
-    for code in [
-        0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-    ] {
+    for code in [0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
         fails_with(
             &cframe(true, Opcode::Close, &close_bytes(code, "")),
             ProtocolError::InvalidCloseCode,
         );
     }
-    fails_with(
-        &cframe(true, Opcode::Close, &[0x03]),
-        ProtocolError::InvalidClosePayload,
-    );
+    fails_with(&cframe(true, Opcode::Close, &[0x03]), ProtocolError::InvalidClosePayload);
     fails_with(
         &cframe(true, Opcode::Close, b"\x03\xe8\xce\xba\xff"),
         ProtocolError::InvalidCloseReason,
@@ -348,10 +284,7 @@ fn close_frames_are_validated_and_echoed() {
     ]);
     assert_eq!(
         run(server, &input),
-        vec![
-            Record::Close(Some(1000), String::new()),
-            server_close(1000, "")
-        ]
+        vec![Record::Close(Some(1000), String::new()), server_close(1000, "")]
     );
 }
 
@@ -369,9 +302,7 @@ fn close_handshake_initiated_by_either_side() {
     let n = s.poll_transmit(&mut out, [0; 4]).unwrap();
     let t = feed(&mut c, &out[..n], &[], T0);
     assert_eq!(t[0], Record::Close(Some(1001), "shutting down".into()));
-    let Record::Output(echo) = &t[1] else {
-        panic!("{t:?}")
-    };
+    let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
     assert_eq!(c.state(), State::Closed);
     let t = feed(&mut s, echo, &[], T0);
     assert_eq!(t, vec![Record::Close(Some(1001), String::new())]);
@@ -382,16 +313,11 @@ fn close_handshake_initiated_by_either_side() {
     let n = c.poll_transmit(&mut out, [9; 4]).unwrap();
     let t = feed(&mut s, &out[..n], &[], T0);
     assert_eq!(s.state(), State::Closed);
-    let Record::Output(echo) = &t[1] else {
-        panic!("{t:?}")
-    };
+    let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
     feed(&mut c, echo, &[], T0);
     assert_eq!(c.state(), State::Closed);
     // Codes that must never be sent are refused.
-    assert_eq!(
-        server().close(CloseCode::NO_STATUS, "", T0),
-        Err(SendError::InvalidCloseCode)
-    );
+    assert_eq!(server().close(CloseCode::NO_STATUS, "", T0), Err(SendError::InvalidCloseCode));
 }
 
 #[test]
@@ -410,15 +336,7 @@ fn client_and_server_exchange_every_kind_of_message() {
         wire.extend_from_slice(&buf[..n]);
     }
     // A fragmented send, with a ping between its frames.
-    let n = c
-        .send(
-            MessageKind::Text,
-            "frag".as_bytes(),
-            false,
-            &mut buf,
-            [5; 4],
-        )
-        .unwrap();
+    let n = c.send(MessageKind::Text, "frag".as_bytes(), false, &mut buf, [5; 4]).unwrap();
     wire.extend_from_slice(&buf[..n]);
     c.ping().unwrap();
     let mut out = [0u8; MAX_CONTROL_FRAME_LEN];
@@ -428,9 +346,7 @@ fn client_and_server_exchange_every_kind_of_message() {
         c.send(MessageKind::Binary, b"x", true, &mut buf, [0; 4]),
         Err(SendError::Fragmentation)
     );
-    let n = c
-        .send(MessageKind::Text, "ment".as_bytes(), true, &mut buf, [7; 4])
-        .unwrap();
+    let n = c.send(MessageKind::Text, "ment".as_bytes(), true, &mut buf, [7; 4]).unwrap();
     wire.extend_from_slice(&buf[..n]);
     let t = run(server, &wire);
     assert_eq!(
@@ -445,9 +361,7 @@ fn client_and_server_exchange_every_kind_of_message() {
         ]
     );
     // And the server's answer, zero-copy header plus payload, reaches the client.
-    let (head, n) = s
-        .encode_data_header(MessageKind::Binary, big.len() as u64, true)
-        .unwrap();
+    let (head, n) = s.encode_data_header(MessageKind::Binary, big.len() as u64, true).unwrap();
     let reply = [&head[..n], &big[..]].concat();
     let t = feed(&mut c, &reply, &[1000], T0);
     assert_eq!(t, vec![Record::Message(MessageKind::Binary, big)]);
@@ -463,10 +377,7 @@ fn a_million_empty_fragments_cost_only_their_bytes() {
     }
     input.extend_from_slice(&cframe(true, Opcode::Continuation, b"end"));
     let t = feed(&mut server(), &input, &[], T0);
-    assert_eq!(
-        t,
-        vec![Record::Message(MessageKind::Binary, b"end".to_vec())]
-    );
+    assert_eq!(t, vec![Record::Message(MessageKind::Binary, b"end".to_vec())]);
     // Autobahn 9.x sends 4 MiB in 64-byte fragments: 65,536 frames, no count cap.
     let mut input = cframe(false, Opcode::Text, &[b'a'; 64]);
     for _ in 1..65_535 {
@@ -474,10 +385,7 @@ fn a_million_empty_fragments_cost_only_their_bytes() {
     }
     input.extend_from_slice(&cframe(true, Opcode::Continuation, &[b'a'; 64]));
     let t = feed(&mut server(), &input, &[4096], T0);
-    assert_eq!(
-        t,
-        vec![Record::Message(MessageKind::Text, vec![b'a'; 4 << 20])]
-    );
+    assert_eq!(t, vec![Record::Message(MessageKind::Text, vec![b'a'; 4 << 20])]);
 }
 
 #[test]
@@ -500,11 +408,8 @@ fn handshake_deadline() {
 #[test]
 fn ping_when_quiet_then_drop_without_a_pong() {
     let secs = Duration::from_secs;
-    let config = Config {
-        ping_interval: Some(secs(30)),
-        pong_timeout: secs(10),
-        ..Config::default()
-    };
+    let config =
+        Config { ping_interval: Some(secs(30)), pong_timeout: secs(10), ..Config::default() };
     let mut s = Connection::new_open(Role::Server, config, T0);
     // Traffic pushes the ping back.
     let mut msg = cframe(true, Opcode::Text, b"hi");
@@ -567,20 +472,11 @@ fn no_timers_when_all_are_off() {
         idle_timeout: None,
         ..Config::default()
     };
-    assert_eq!(
-        Connection::new(Role::Server, config, T0).poll_timeout(),
-        None
-    );
-    assert_eq!(
-        Connection::new_open(Role::Server, config, T0).poll_timeout(),
-        None
-    );
+    assert_eq!(Connection::new(Role::Server, config, T0).poll_timeout(), None);
+    assert_eq!(Connection::new_open(Role::Server, config, T0).poll_timeout(), None);
     // Durations too long for the clock saturate: they never come, and never wrap around.
     for ping in [Duration::MAX, Duration::from_nanos(u64::MAX - 1)] {
-        let config = Config {
-            ping_interval: Some(ping),
-            ..Config::default()
-        };
+        let config = Config { ping_interval: Some(ping), ..Config::default() };
         let c = Connection::new_open(Role::Server, config, T0);
         assert_eq!(c.poll_timeout(), None, "{ping:?}");
     }
@@ -597,9 +493,7 @@ fn send_refuses_what_the_rfc_forbids() {
     assert_eq!(s.pong(&[0u8; 126]), Err(SendError::ControlTooLong));
     assert_eq!(
         s.send(MessageKind::Text, b"hello", true, &mut [0u8; 4], [0; 4]),
-        Err(SendError::BufferTooSmall(crate::proto::BufferTooSmall {
-            needed: 7
-        }))
+        Err(SendError::BufferTooSmall(crate::proto::BufferTooSmall { needed: 7 }))
     );
     // Nothing was recorded by the failed call: a continuation is still refused.
     assert!(!s.tx_is_fragmenting());
@@ -608,11 +502,7 @@ fn send_refuses_what_the_rfc_forbids() {
 #[test]
 fn the_connection_stays_small_and_heartbeats_allocate_nothing() {
     // A server holds one per open connection; the idle-memory goal depends on it.
-    assert!(
-        core::mem::size_of::<Connection>() <= 200,
-        "{}",
-        core::mem::size_of::<Connection>()
-    );
+    assert!(core::mem::size_of::<Connection>() <= 200, "{}", core::mem::size_of::<Connection>());
     // Empty pings and pongs (the heartbeat) need no control buffer; a payload does, and the
     // buffer is freed once the pong is written.
     let mut s = server();
@@ -624,9 +514,6 @@ fn the_connection_stays_small_and_heartbeats_allocate_nothing() {
     assert!(s.holds_control_buffer());
     let mut rec = Vec::new();
     crate::proto::transcript::drain(&mut s, &mut rec);
-    assert_eq!(
-        rec,
-        vec![Record::Output(sframe(true, Opcode::Pong, b"payload"))]
-    );
+    assert_eq!(rec, vec![Record::Output(sframe(true, Opcode::Pong, b"payload"))]);
     assert!(!s.holds_control_buffer());
 }

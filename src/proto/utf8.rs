@@ -23,11 +23,7 @@ pub struct InvalidUtf8;
 impl Utf8Validator {
     /// A validator at the start of a message.
     pub const fn new() -> Self {
-        Self {
-            need: 0,
-            lo: 0x80,
-            hi: 0xBF,
-        }
+        Self { need: 0, lo: 0x80, hi: 0xBF }
     }
 
     /// Validates the next piece of the text.
