@@ -2,10 +2,8 @@
 # Run the Autobahn|Testsuite *client* suite (wstest -m fuzzingserver) against a WebSocket client
 # and compare the per-case verdicts with autobahn/expected-client.json.
 #
-# STATUS: skeleton. weir's client role does not exist yet, so there is no default client command
-# and no expected-client.json; the structure below (fuzzingserver on loopback, client run bounded
-# by a timeout, report compared by compare.py) is ready for it. Until then it can be exercised
-# with autobahn's own test client:
+# By default the client is weir's own client role, driven by examples/autobahn_client.rs (built
+# here in release mode). Any other client can be given after `--`, e.g. autobahn's own:
 #   autobahn/client.sh -- .venv/autobahn/bin/wstest -m testeeclient -w ws://127.0.0.1:9001 -i weir
 #
 # Usage:
@@ -65,9 +63,14 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ ${#client_cmd[@]} -eq 0 ]; then
-    # TODO: default to weir's client once it exists (build it here, as server.sh builds weir).
-    [ -n "${WEIR_CLIENT_CMD:-}" ] || die "no client command: pass one after -- or set WEIR_CLIENT_CMD"
-    client_cmd=(bash -c "$WEIR_CLIENT_CMD")
+    if [ -n "${WEIR_CLIENT_CMD:-}" ]; then
+        client_cmd=(bash -c "$WEIR_CLIENT_CMD")
+    else
+        (cd "$REPO" && cargo build --release --example autobahn_client) || die "cannot build the client"
+        target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+        client_cmd=(bash -c "exec \"$target_dir/release/examples/autobahn_client\" \"\$AUTOBAHN_SERVER_URL\"")
+    fi
 fi
 
 "$HERE/setup-venv.sh"

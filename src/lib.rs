@@ -9,10 +9,13 @@
 
 extern crate alloc;
 
+pub mod json;
 pub mod proto;
 
 #[cfg(feature = "server")]
 pub mod app;
+#[cfg(feature = "server")]
+pub mod client;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]

@@ -4,6 +4,7 @@ use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 
 use weir::cli::{self, Command, Options};
+use weir::client::console::Outcome;
 use weir::server::{Config, Server};
 use weir::{app::App, error, log, proto};
 
@@ -20,9 +21,22 @@ fn main() -> ExitCode {
             println!("{text}");
             ExitCode::SUCCESS
         }
-        Command::Client(_) => {
-            eprintln!("weir: the client is not built yet");
-            ExitCode::from(2)
+        Command::Client(opts) => {
+            log::init(log::Level::Warn, log::Format::Text);
+            match weir::client::console::run(opts) {
+                Ok(outcome) => {
+                    match &outcome {
+                        Outcome::Closed(1000, _) => {}
+                        Outcome::Closed(code, reason) => eprintln!("weir: closed: {code} {reason}"),
+                        Outcome::Failed(e) => eprintln!("weir: {e}"),
+                    }
+                    ExitCode::from(outcome.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("weir: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Serve(opts) => serve(opts),
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
+use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{HeadReader, Limits};
 use crate::proto::{Config as WsConfig, Connection, Role};
 use crate::server::outq::OutQueue;
@@ -20,6 +21,17 @@ pub(crate) enum Phase {
     Http,
     /// The WebSocket is open (or closing).
     Ws,
+    /// An outbound connection: the TCP connect is under way.
+    Connecting,
+    /// An outbound connection: the upgrade request is sent, the response head is awaited.
+    Response,
+}
+
+/// What an outbound connection needs until its handshake is done.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    pub(crate) handshake: ClientHandshake,
+    pub(crate) protocols: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -54,12 +66,17 @@ pub(crate) struct Conn {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) path: Box<str>,
+    /// The reason of the close frame received, for the handler.
+    pub(crate) close_reason: Box<str>,
+    /// Set while an outbound connection is connecting.
+    pub(crate) client: Option<Box<ClientState>>,
 }
 
 impl Conn {
     pub(crate) fn new(
         socket: TcpStream,
         peer: SocketAddr,
+        role: Role,
         ws: WsConfig,
         http: &Limits,
         now: Duration,
@@ -67,7 +84,7 @@ impl Conn {
         Self {
             socket,
             peer,
-            ws: Connection::new(Role::Server, ws, now),
+            ws: Connection::new(role, ws, now),
             phase: Phase::Head,
             head: Vec::new(),
             head_reader: HeadReader::new(http),
@@ -86,6 +103,8 @@ impl Conn {
             bytes_in: 0,
             bytes_out: 0,
             path: Box::from(""),
+            close_reason: Box::from(""),
+            client: None,
         }
     }
 

@@ -6,18 +6,20 @@ use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
 use crate::proto::handshake::{self, Classified};
 use crate::proto::http::{self, Header};
-use crate::proto::{CloseCode, Event, HandshakeError, State, Status, Timeout};
+use crate::proto::{CloseCode, Event, HandshakeError, Role, State, Status, Timeout};
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
-use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
+use crate::server::handler::{ConnId, ConnectError, Context, Decision, Handler, Response};
 use crate::server::pool::Pool;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
@@ -27,7 +29,8 @@ use crate::{debug, info, warn};
 
 /// Tokens below this are the loop's own sources; slab tokens are all at or above 2^32.
 const SIGNAL_TOKEN: Token = Token(0);
-const LISTENER_BASE: usize = 1;
+const WAKER_TOKEN: Token = Token(1);
+const LISTENER_BASE: usize = 2;
 /// Reads per connection per wake-up; a connection with more to read waits for the next turn.
 const READS_PER_WAKE: usize = 16;
 /// Accepts per listener per wake-up.
@@ -44,7 +47,7 @@ pub struct Core {
     pub(crate) config: Config,
     pub(crate) conns: Slab<Conn>,
     timers: TimerWheel,
-    pool: Pool,
+    pub(crate) pool: Pool,
     pub(crate) stats: Stats,
     start: Instant,
     pub(crate) now: Duration,
@@ -52,18 +55,23 @@ pub struct Core {
     /// Connections with output queued by the current batch of work.
     dirty: Vec<Key>,
     pub(crate) draining: bool,
+    /// A handler asked the loop to stop.
+    pub(crate) stopping: bool,
+    /// Masking keys and nonces for outbound connections (opened on first use).
+    pub(crate) random: Option<Random>,
 }
 
 /// A server: listeners, the loop, and the application.
 pub struct Server<H: Handler> {
-    core: Core,
-    handler: H,
+    pub(super) core: Core,
+    pub(super) handler: H,
     listeners: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     signals: Option<Signals>,
+    waker: Arc<Waker>,
     /// The one read buffer: every read is processed before the next, and a connection keeps
     /// only what it must (a partial head or message) in its own storage.
-    rbuf: Box<[u8]>,
+    pub(super) rbuf: Box<[u8]>,
     /// Connections that used their read budget and may have more to read.
     pending: Vec<Key>,
     accept_paused: bool,
@@ -83,19 +91,18 @@ impl<H: Handler> Server<H> {
         let mut addrs = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
             let mut l = TcpListener::bind(*addr)?;
-            poll.registry()
-                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             addrs.push(l.local_addr()?);
             listeners.push(l);
         }
         let signals = if config.handle_signals {
             let mut s = Signals::install()?;
-            poll.registry()
-                .register(s.source(), SIGNAL_TOKEN, Interest::READABLE)?;
+            poll.registry().register(s.source(), SIGNAL_TOKEN, Interest::READABLE)?;
             Some(s)
         } else {
             None
         };
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let start = Instant::now();
         let size = config.read_buffer_size.max(1024);
         Ok(Self {
@@ -110,12 +117,15 @@ impl<H: Handler> Server<H> {
                 per_ip: HashMap::new(),
                 dirty: Vec::new(),
                 draining: false,
+                stopping: false,
+                random: None,
                 config,
             },
             handler,
             listeners,
             addrs,
             signals,
+            waker,
             rbuf: vec![0u8; size].into_boxed_slice(),
             pending: Vec::new(),
             accept_paused: false,
@@ -135,16 +145,40 @@ impl<H: Handler> Server<H> {
         &self.handler
     }
 
-    /// Runs until a graceful shutdown completes (signals), or forever.
+    /// A handle another thread can use to wake the loop; the handler's `on_wake` runs then.
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Runs until a graceful shutdown completes (signals), a handler stops it, or forever.
     ///
     /// # Errors
     /// The poll itself fails.
     pub fn run(mut self) -> io::Result<()> {
+        self.run_until_stopped()
+    }
+
+    /// Gives the application back (after [`Server::run_until_stopped`]).
+    pub fn into_handler(self) -> H {
+        self.handler
+    }
+
+    /// As [`Server::run`], keeping the server so the application can be taken back after.
+    ///
+    /// # Errors
+    /// The poll itself fails.
+    pub fn run_until_stopped(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         for addr in &self.addrs {
             info!("listening", addr = addr);
         }
+        let mut ctx = Context { core: &mut self.core };
+        self.handler.on_start(&mut ctx);
+        self.flush_dirty();
         loop {
+            if self.core.stopping {
+                return Ok(());
+            }
             let timeout = self.poll_timeout();
             match self.core.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -162,6 +196,11 @@ impl<H: Handler> Server<H> {
                             );
                             return Ok(());
                         }
+                    }
+                    WAKER_TOKEN => {
+                        let mut ctx = Context { core: &mut self.core };
+                        self.handler.on_wake(&mut ctx);
+                        self.flush_dirty();
                     }
                     Token(t) if t < 1 << 32 => self.accept(t - LISTENER_BASE),
                     Token(t) => {
@@ -205,10 +244,7 @@ impl<H: Handler> Server<H> {
         }
         let now = self.core.now;
         let mut next = self.core.timers.next_expiry();
-        for t in [
-            self.accept_retry_at.filter(|_| self.accept_paused),
-            self.drain_deadline,
-        ] {
+        for t in [self.accept_retry_at.filter(|_| self.accept_paused), self.drain_deadline] {
             next = match (next, t) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -216,9 +252,7 @@ impl<H: Handler> Server<H> {
         }
         // Round up to the next millisecond so a sub-millisecond wait does not spin.
         next.map(|t| {
-            t.saturating_sub(now)
-                .max(Duration::from_millis(1))
-                .min(Duration::from_secs(60))
+            t.saturating_sub(now).max(Duration::from_millis(1)).min(Duration::from_secs(60))
         })
     }
 
@@ -245,14 +279,8 @@ impl<H: Handler> Server<H> {
         }
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
-            if self
-                .core
-                .conns
-                .get(key)
-                .is_some_and(|c| c.phase == Phase::Ws)
-            {
-                self.core
-                    .close(key, CloseCode::GOING_AWAY, "server shutting down");
+            if self.core.conns.get(key).is_some_and(|c| c.phase == Phase::Ws) {
+                self.core.close(key, CloseCode::GOING_AWAY, "server shutting down");
             }
             self.settle(key);
         }
@@ -310,7 +338,7 @@ impl<H: Handler> Server<H> {
         let per_ip = core.per_ip.get(&peer.ip()).copied().unwrap_or(0) as usize;
         let over_ip = cfg.max_connections_per_ip > 0 && per_ip >= cfg.max_connections_per_ip;
         let refuse = (core.conns.len() >= cfg.max_connections || over_ip).then_some(503);
-        let mut conn = Conn::new(socket, peer, cfg.ws, &cfg.http, core.now);
+        let mut conn = Conn::new(socket, peer, Role::Server, cfg.ws, &cfg.http, core.now);
         conn.refuse = refuse;
         let key = core.conns.insert(conn);
         let Some(conn) = core.conns.get_mut(key) else {
@@ -363,12 +391,7 @@ impl<H: Handler> Server<H> {
             }
             self.flush_dirty();
         }
-        if self
-            .core
-            .conns
-            .get(key)
-            .is_some_and(|c| c.readable && !c.eof)
-        {
+        if self.core.conns.get(key).is_some_and(|c| c.readable && !c.eof) {
             self.pending.push(key);
         }
         self.settle(key);
@@ -380,8 +403,9 @@ impl<H: Handler> Server<H> {
             return;
         };
         match conn.phase {
-            Phase::Http => {} // a response is on its way; the rest of the request is ignored
+            Phase::Http | Phase::Connecting => {} // a response is on its way: the rest is ignored
             Phase::Ws => self.on_frames(key, 0, n),
+            Phase::Response => self.on_response_bytes(key, n),
             Phase::Head => {
                 if conn.head.capacity() == 0 {
                     conn.head = self.core.pool.take();
@@ -447,9 +471,7 @@ impl<H: Handler> Server<H> {
                         false
                     }
                     Ok(Classified::Plain) => {
-                        let mut ctx = Context {
-                            core: &mut self.core,
-                        };
+                        let mut ctx = Context { core: &mut self.core };
                         let r = self.handler.on_request(&mut ctx, &req, peer);
                         self.core.stats.http_requests += 1;
                         debug!(
@@ -463,9 +485,7 @@ impl<H: Handler> Server<H> {
                         false
                     }
                     Ok(Classified::Upgrade(up)) => {
-                        let mut ctx = Context {
-                            core: &mut self.core,
-                        };
+                        let mut ctx = Context { core: &mut self.core };
                         match self.handler.on_upgrade(&mut ctx, &up, peer) {
                             Decision::Reject(r) => {
                                 info!(
@@ -513,16 +533,9 @@ impl<H: Handler> Server<H> {
         conn.opened_at = core.now;
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!(
-            "open",
-            id = key.to_token(),
-            peer = conn.peer,
-            path = conn.path
-        );
+        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
         core.mark_dirty(key);
-        let mut ctx = Context {
-            core: &mut self.core,
-        };
+        let mut ctx = Context { core: &mut self.core };
         self.handler.on_open(&mut ctx, ConnId(key));
     }
 
@@ -530,22 +543,14 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.conns.get(key) else {
             return;
         };
-        info!(
-            "handshake refused",
-            peer = conn.peer,
-            status = e.status(),
-            reason = e.reason()
-        );
+        info!("handshake refused", peer = conn.peer, status = e.status(), reason = e.reason());
         let bytes = write_with(|out| handshake::write_error(out, e));
         self.queue_response(key, e.status(), &bytes);
     }
 
     fn respond(&mut self, key: Key, r: &Response) {
-        let extra: Vec<(&str, &[u8])> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
+        let extra: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let bytes = write_with(|out| handshake::write_reject(out, r.status, &extra, &r.body));
         self.queue_response(key, r.status, &bytes);
     }
@@ -564,7 +569,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Frames in `rbuf[start..end]` for an open connection.
-    fn on_frames(&mut self, key: Key, start: usize, end: usize) {
+    pub(super) fn on_frames(&mut self, key: Key, start: usize, end: usize) {
         let mut pos = start;
         while pos < end {
             let core = &mut self.core;
@@ -582,9 +587,7 @@ impl<H: Handler> Server<H> {
                             if fin && conn.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
-                                let mut ctx = Context {
-                                    core: &mut self.core,
-                                };
+                                let mut ctx = Context { core: &mut self.core };
                                 self.handler.on_message(&mut ctx, ConnId(key), kind, data);
                             } else {
                                 if conn.msg.capacity() == 0 {
@@ -594,9 +597,7 @@ impl<H: Handler> Server<H> {
                                 if fin {
                                     core.stats.messages_in += 1;
                                     let msg = std::mem::take(&mut conn.msg);
-                                    let mut ctx = Context {
-                                        core: &mut self.core,
-                                    };
+                                    let mut ctx = Context { core: &mut self.core };
                                     self.handler.on_message(&mut ctx, ConnId(key), kind, &msg);
                                     self.core.pool.give(msg);
                                 }
@@ -605,7 +606,10 @@ impl<H: Handler> Server<H> {
                         Some(Event::Close(frame)) => {
                             let code = frame.code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
                             Stats::count(&mut core.stats.close_codes_received, code);
-                            conn.close_code.get_or_insert(code);
+                            if conn.close_code.is_none() {
+                                conn.close_code = Some(code);
+                                conn.close_reason = Box::from(frame.reason());
+                            }
                             debug!(
                                 "close received",
                                 id = key.to_token(),
@@ -666,6 +670,11 @@ impl<H: Handler> Server<H> {
                         conn.close_code.get_or_insert(CloseCode::GOING_AWAY.0);
                         info!("idle timeout", id = key.to_token(), peer = conn.peer);
                     }
+                    Some(Timeout::Handshake) if conn.client.is_some() => {
+                        self.fail_connect(key, &ConnectError::Timeout);
+                        gone = true;
+                        break;
+                    }
                     Some(Timeout::Handshake) => {
                         core.stats.handshake_timeouts += 1;
                         info!("handshake timeout", peer = conn.peer);
@@ -689,7 +698,7 @@ impl<H: Handler> Server<H> {
         self.flush_dirty();
     }
 
-    fn flush_dirty(&mut self) {
+    pub(super) fn flush_dirty(&mut self) {
         while let Some(key) = self.core.dirty.pop() {
             if let Some(c) = self.core.conns.get_mut(key) {
                 c.dirty = false;
@@ -700,7 +709,13 @@ impl<H: Handler> Server<H> {
 
     /// Brings a connection up to date: writes what is queued, closes what is finished, and arms
     /// its timer.
-    fn settle(&mut self, key: Key) {
+    pub(super) fn settle(&mut self, key: Key) {
+        let Some(conn) = self.core.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase == Phase::Connecting && (!conn.writable || !self.connected(key)) {
+            return;
+        }
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else {
             return;
@@ -724,6 +739,7 @@ impl<H: Handler> Server<H> {
         let finished = match conn.phase {
             Phase::Http => true,
             Phase::Ws | Phase::Head => conn.ws.state() == State::Closed,
+            Phase::Connecting | Phase::Response => false,
         };
         if finished && conn.out.is_empty() && !conn.shut_wr {
             // RFC 6455 §7.1.1: the server closes the TCP connection first. Shutting down the
@@ -732,6 +748,10 @@ impl<H: Handler> Server<H> {
             let _ = conn.socket.shutdown(Shutdown::Write);
             conn.shut_wr = true;
             conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+        }
+        if conn.eof && matches!(conn.phase, Phase::Connecting | Phase::Response) {
+            self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
+            return;
         }
         if conn.eof || (conn.phase == Phase::Head && conn.ws.state() == State::Closed) {
             self.remove(key);
@@ -759,7 +779,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Forgets a connection: its slot, timer, buffers and per-IP count, in one place.
-    fn remove(&mut self, key: Key) {
+    pub(super) fn remove(&mut self, key: Key) {
         let core = &mut self.core;
         let Some(mut conn) = core.conns.remove(key) else {
             return;
@@ -790,12 +810,10 @@ impl<H: Handler> Server<H> {
                 bytes_in = conn.bytes_in,
                 bytes_out = conn.bytes_out
             );
+            let reason = std::mem::take(&mut conn.close_reason);
             drop(conn);
-            let mut ctx = Context {
-                core: &mut self.core,
-            };
-            self.handler
-                .on_close(&mut ctx, ConnId(key), CloseCode(code), "");
+            let mut ctx = Context { core: &mut self.core };
+            self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
         }
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();
@@ -804,7 +822,7 @@ impl<H: Handler> Server<H> {
 }
 
 impl Core {
-    fn mark_dirty(&mut self, key: Key) {
+    pub(super) fn mark_dirty(&mut self, key: Key) {
         if let Some(c) = self.conns.get_mut(key) {
             if !c.dirty {
                 c.dirty = true;
@@ -820,10 +838,18 @@ impl Core {
         };
         let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
         let mut any = false;
-        while let Some(n) = conn.ws.poll_transmit(&mut frame, [0; 4]) {
+        loop {
+            let mask = match (conn.ws.role(), self.random.as_mut()) {
+                (Role::Client, Some(r)) => r.mask_key(),
+                _ => [0; 4],
+            };
+            let Some(n) = conn.ws.poll_transmit(&mut frame, mask) else { break };
             if frame[0] & 0x0F == 0x8 {
-                let code = if n >= 4 {
-                    u16::from_be_bytes([frame[2], frame[3]])
+                // The code is the first two payload bytes, after a 2-byte header and, from a
+                // client, a 4-byte mask.
+                let at = if frame[1] & 0x80 != 0 { 6 } else { 2 };
+                let code = if n >= at + 2 {
+                    u16::from_be_bytes([frame[at] ^ mask[0], frame[at + 1] ^ mask[1]])
                 } else {
                     CloseCode::NO_STATUS.0
                 };
@@ -845,6 +871,9 @@ impl Core {
     ) -> Result<(), SendError> {
         let big = data.len() > self.pool.size();
         let conn = open_conn(&mut self.conns, key)?;
+        if conn.ws.role() == Role::Client {
+            return self.send_masked(key, kind, data);
+        }
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         if big {
             conn.out.push_copy(&[&head[..n]], &mut self.pool);
@@ -862,6 +891,9 @@ impl Core {
         data: Vec<u8>,
     ) -> Result<(), SendError> {
         let conn = open_conn(&mut self.conns, key)?;
+        if conn.ws.role() == Role::Client {
+            return self.send_masked(key, kind, &data);
+        }
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         conn.out.push_copy(&[&head[..n]], &mut self.pool);
         conn.out.push_owned(data);
@@ -875,10 +907,31 @@ impl Core {
         frame: &Rc<[u8]>,
     ) -> Result<(), SendError> {
         let conn = open_conn(&mut self.conns, key)?;
+        if conn.ws.role() == Role::Client {
+            // A client masks every frame with its own key: the shared bytes cannot be used.
+            let at = crate::proto::frame::FrameHeader::len_from_prefix(
+                frame.get(1).copied().unwrap_or(0),
+            );
+            return self.send_masked(key, kind, frame.get(at..).unwrap_or_default());
+        }
         // The header is the same for every server connection; this only checks and records
         // the connection's sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
         conn.out.push_shared(Rc::clone(frame));
+        self.queued(key)
+    }
+
+    /// A client's frame: masked with a fresh key, so copied into a buffer of its own.
+    fn send_masked(&mut self, key: Key, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
+        let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
+        let len = data.len() + crate::proto::frame::MAX_HEADER_LEN;
+        let mut buf =
+            if len <= self.pool.size() { self.pool.take() } else { Vec::with_capacity(len) };
+        buf.resize(len, 0);
+        let conn = open_conn(&mut self.conns, key)?;
+        let n = conn.ws.send(kind, data, true, &mut buf, mask)?;
+        buf.truncate(n);
+        conn.out.push_owned(buf);
         self.queued(key)
     }
 
@@ -904,9 +957,7 @@ impl Core {
             queued = dropped + conn.out.len(),
             cap = cap
         );
-        let _ = conn
-            .ws
-            .close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
+        let _ = conn.ws.close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
         conn.close_code.get_or_insert(CloseCode::POLICY_VIOLATION.0);
         self.transmit(key);
         Err(SendError::Closing)
@@ -924,6 +975,54 @@ impl Core {
     }
 }
 
+/// Opens an outbound connection: non-blocking connect, the upgrade request queued.
+impl Core {
+    pub(crate) fn connect(
+        &mut self,
+        req: crate::server::handler::ConnectRequest,
+    ) -> io::Result<Key> {
+        if self.random.is_none() {
+            self.random = Some(Random::new()?);
+        }
+        let mut nonce = [0u8; 16];
+        if let Some(r) = self.random.as_mut() {
+            r.fill(&mut nonce)?;
+        }
+        let handshake = crate::proto::handshake::ClientHandshake::new(nonce);
+        let protocols: Vec<&str> = req.protocols.iter().map(String::as_str).collect();
+        let headers: Vec<(&str, &[u8])> =
+            req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let request = write_with(|out| {
+            handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
+        });
+        let socket = TcpStream::connect(req.addr)?;
+        let mut conn =
+            Conn::new(socket, req.addr, Role::Client, self.config.ws, &self.config.http, self.now);
+        conn.phase = Phase::Connecting;
+        conn.path = Box::from(req.target.as_str());
+        conn.client = Some(Box::new(crate::server::conn::ClientState {
+            handshake,
+            protocols: req.protocols,
+        }));
+        conn.out.push_copy(&[&request], &mut self.pool);
+        let key = self.conns.insert(conn);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Err(io::ErrorKind::Other.into());
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut conn.socket,
+            Token(key.to_token()),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.conns.remove(key);
+            return Err(e);
+        }
+        self.mark_dirty(key);
+        debug!("connecting", id = key.to_token(), addr = req.addr, target = req.target);
+        Ok(key)
+    }
+}
+
 fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         Some(c) if c.phase == Phase::Ws => Ok(c),
@@ -932,7 +1031,9 @@ fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
 }
 
 /// Runs a writer that fills a caller buffer, growing the buffer once if it was too small.
-fn write_with(f: impl Fn(&mut [u8]) -> Result<usize, crate::proto::BufferTooSmall>) -> Vec<u8> {
+pub(super) fn write_with(
+    f: impl Fn(&mut [u8]) -> Result<usize, crate::proto::BufferTooSmall>,
+) -> Vec<u8> {
     let mut buf = vec![0u8; 1024];
     loop {
         match f(&mut buf) {

@@ -1,6 +1,7 @@
 //! What an application implements ([`Handler`]) and what it is given to act with
 //! ([`Context`]): send, broadcast (one encode, shared bytes), close.
 
+use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -40,20 +41,12 @@ pub struct Response {
 impl Response {
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into().into_bytes(),
-        }
+        Self { status, headers: Vec::new(), body: body.into().into_bytes() }
     }
 
     /// A response with a content type.
     pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body,
-        }
+        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body }
     }
 }
 
@@ -74,9 +67,48 @@ pub enum Decision {
 impl Decision {
     /// Accept with no subprotocol and no extra headers.
     pub fn accept() -> Self {
-        Self::Accept {
-            protocol: None,
-            headers: Vec::new(),
+        Self::Accept { protocol: None, headers: Vec::new() }
+    }
+}
+
+/// An outbound WebSocket connection to open ([`Context::connect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// Where to connect (names are resolved before, never on the loop).
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// The request-target (path and query).
+    pub target: String,
+    /// Subprotocols to offer, most preferred first.
+    pub protocols: Vec<String>,
+    /// Extra header fields (`Origin`, `Authorization`, ...).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Why an outbound connection did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The TCP connection failed (refused, unreachable, reset).
+    Io(String),
+    /// The connect and handshake did not finish within the handshake timeout.
+    Timeout,
+    /// The server answered with another status than 101.
+    Refused {
+        /// The status it answered with.
+        status: u16,
+    },
+    /// The server's response broke the handshake rules (RFC 6455 §4.1).
+    Handshake(crate::proto::HandshakeError),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "connection failed: {e}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Refused { status } => write!(f, "the server refused the upgrade with {status}"),
+            Self::Handshake(e) => write!(f, "bad handshake response: {e}"),
         }
     }
 }
@@ -110,6 +142,19 @@ pub trait Handler {
     /// The connection is gone: `code` is the peer's close code (1005 if its close frame had
     /// none), or 1006 if it closed without one, or the code this end failed it with.
     fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}
+
+    /// The loop is about to start (open outbound connections here).
+    fn on_start(&mut self, _ctx: &mut Context<'_>) {}
+
+    /// An outbound connection finished its handshake and is open, with the subprotocol the
+    /// server chose.
+    fn on_connected(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _protocol: Option<&str>) {}
+
+    /// An outbound connection failed before it opened (no `on_close` follows).
+    fn on_connect_failed(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _error: &ConnectError) {}
+
+    /// The [`crate::server::Waker`] of this server was woken (by another thread).
+    fn on_wake(&mut self, _ctx: &mut Context<'_>) {}
 }
 
 /// What a handler acts with: the runtime's connections, counters and clock.
@@ -140,10 +185,7 @@ impl Context<'_> {
 
     /// Whether the connection is open for sending.
     pub fn is_open(&self, id: ConnId) -> bool {
-        self.core
-            .conns
-            .get(id.0)
-            .is_some_and(|c| c.ws.state() == State::Open)
+        self.core.conns.get(id.0).is_some_and(|c| c.ws.state() == State::Open)
     }
 
     /// Queues a message (copied) to one connection.
@@ -184,6 +226,19 @@ impl Context<'_> {
             }
         }
         n
+    }
+
+    /// Opens an outbound WebSocket connection; `on_connected` or `on_connect_failed` follows.
+    ///
+    /// # Errors
+    /// The socket could not be created or registered.
+    pub fn connect(&mut self, req: ConnectRequest) -> io::Result<ConnId> {
+        self.core.connect(req).map(ConnId)
+    }
+
+    /// Stops the loop after the current wake-up (`Server::run` returns).
+    pub fn stop(&mut self) {
+        self.core.stopping = true;
     }
 
     /// Starts the close handshake with a connection.

@@ -8,6 +8,7 @@ pub mod config;
 mod conn;
 pub mod event_loop;
 pub mod handler;
+mod outbound;
 pub mod outq;
 pub mod pool;
 pub mod signal;
@@ -17,5 +18,6 @@ pub mod timer;
 
 pub use config::Config;
 pub use event_loop::Server;
-pub use handler::{ConnId, Context, Decision, Handler, Response};
+pub use handler::{ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response};
+pub use mio::Waker;
 pub use stats::Stats;

@@ -56,11 +56,7 @@ impl OutQueue {
         let fits =
             matches!(self.pieces.back(), Some(Piece::Owned(v)) if v.capacity() - v.len() >= need);
         if !fits {
-            let buf = if need <= pool.size() {
-                pool.take()
-            } else {
-                Vec::with_capacity(need)
-            };
+            let buf = if need <= pool.size() { pool.take() } else { Vec::with_capacity(need) };
             self.pieces.push_back(Piece::Owned(buf));
         }
         if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
@@ -112,11 +108,8 @@ impl OutQueue {
             let mut n_iov = 0;
             for (i, p) in self.pieces.iter().take(MAX_IOV).enumerate() {
                 let b = p.bytes();
-                iov[i] = IoSlice::new(if i == 0 {
-                    b.get(self.offset..).unwrap_or_default()
-                } else {
-                    b
-                });
+                iov[i] =
+                    IoSlice::new(if i == 0 { b.get(self.offset..).unwrap_or_default() } else { b });
                 n_iov += 1;
             }
             let written = match w.write_vectored(&iov[..n_iov]) {
@@ -192,11 +185,7 @@ mod tests {
         q.push_owned(b"klmnopqrstuvwxyz0123".to_vec());
         q.push_copy(&[b"!"], &mut pool);
         assert_eq!(q.len(), 31);
-        let mut w = Trickle {
-            got: Vec::new(),
-            chunk: 3,
-            budget: 10,
-        };
+        let mut w = Trickle { got: Vec::new(), chunk: 3, budget: 10 };
         assert_eq!(q.write_to(&mut w, &mut pool).unwrap(), 10);
         assert_eq!(q.len(), 21);
         w.budget = usize::MAX;
@@ -212,11 +201,7 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_owned(b"0123456789".to_vec());
         q.push_owned(b"abcdef".to_vec());
-        let mut w = Trickle {
-            got: Vec::new(),
-            chunk: 4,
-            budget: 4,
-        };
+        let mut w = Trickle { got: Vec::new(), chunk: 4, budget: 4 };
         q.write_to(&mut w, &mut pool).unwrap();
         assert_eq!(q.drop_unstarted(&mut pool), 6);
         assert_eq!(q.len(), 6);

@@ -14,11 +14,7 @@ impl Pool {
     /// A pool of buffers of `size` bytes that keeps at most `max_free` of them when they are
     /// returned.
     pub fn new(size: usize, max_free: usize) -> Self {
-        Self {
-            free: Vec::new(),
-            size,
-            max_free,
-        }
+        Self { free: Vec::new(), size, max_free }
     }
 
     /// The size of every buffer this pool leases.
@@ -28,9 +24,7 @@ impl Pool {
 
     /// A cleared buffer with at least `size` bytes of capacity.
     pub fn take(&mut self) -> Vec<u8> {
-        self.free
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.size))
+        self.free.pop().unwrap_or_else(|| Vec::with_capacity(self.size))
     }
 
     /// Returns a buffer; one of another capacity (grown, or foreign) is freed instead.

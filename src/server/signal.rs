@@ -85,10 +85,7 @@ impl Signals {
 
 /// The most files this process may open (RLIMIT_NOFILE, soft limit).
 pub fn open_file_limit() -> Option<u64> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut rl) };
     (rc == 0).then_some(rl.rlim_cur)

@@ -99,11 +99,7 @@ impl fmt::Debug for Key {
 impl<T> Slab<T> {
     /// Makes an empty slab that allocates nothing until the first insert.
     pub fn new() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free_head: NIL,
-            len: 0,
-        }
+        Slab { slots: Vec::new(), free_head: NIL, len: 0 }
     }
 
     /// Makes an empty slab with room for `capacity` values before it reallocates.
@@ -112,11 +108,7 @@ impl<T> Slab<T> {
     ///
     /// Like [`Vec::with_capacity`], if the allocation's size would exceed `isize::MAX` bytes.
     pub fn with_capacity(capacity: usize) -> Self {
-        Slab {
-            slots: Vec::with_capacity(capacity.min(MAX_SLOTS)),
-            free_head: NIL,
-            len: 0,
-        }
+        Slab { slots: Vec::with_capacity(capacity.min(MAX_SLOTS)), free_head: NIL, len: 0 }
     }
 
     /// Stores `value` and returns its key, reusing the most recently freed slot if there is one.
@@ -149,10 +141,7 @@ impl<T> Slab<T> {
             self.free_head = next_free;
             slot.entry = Entry::Occupied(value);
             self.len += 1;
-            return Ok(Key {
-                index,
-                generation: slot.generation,
-            });
+            return Ok(Key { index, generation: slot.generation });
         }
         let Ok(index) = u32::try_from(self.slots.len()) else {
             return Err(value);
@@ -160,24 +149,19 @@ impl<T> Slab<T> {
         if index == NIL {
             return Err(value);
         }
-        self.slots.push(Slot {
-            generation: FIRST_GENERATION,
-            entry: Entry::Occupied(value),
-        });
+        self.slots.push(Slot { generation: FIRST_GENERATION, entry: Entry::Occupied(value) });
         self.len += 1;
-        Ok(Key {
-            index,
-            generation: FIRST_GENERATION,
-        })
+        Ok(Key { index, generation: FIRST_GENERATION })
     }
 
     /// The value stored under `key`, or `None` if the key is stale or was never issued.
     pub fn get(&self, key: Key) -> Option<&T> {
         match self.slots.get(key.index as usize) {
-            Some(Slot {
-                generation,
-                entry: Entry::Occupied(value),
-            }) if *generation == key.generation => Some(value),
+            Some(Slot { generation, entry: Entry::Occupied(value) })
+                if *generation == key.generation =>
+            {
+                Some(value)
+            }
             _ => None,
         }
     }
@@ -185,10 +169,11 @@ impl<T> Slab<T> {
     /// The value stored under `key`, mutably, or `None` if the key is stale or was never issued.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         match self.slots.get_mut(key.index as usize) {
-            Some(Slot {
-                generation,
-                entry: Entry::Occupied(value),
-            }) if *generation == key.generation => Some(value),
+            Some(Slot { generation, entry: Entry::Occupied(value) })
+                if *generation == key.generation =>
+            {
+                Some(value)
+            }
             _ => None,
         }
     }
@@ -207,9 +192,7 @@ impl<T> Slab<T> {
         if slot.generation != key.generation || !matches!(slot.entry, Entry::Occupied(_)) {
             return None;
         }
-        let vacant = Entry::Vacant {
-            next_free: self.free_head,
-        };
+        let vacant = Entry::Vacant { next_free: self.free_head };
         let Entry::Occupied(value) = core::mem::replace(&mut slot.entry, vacant) else {
             return None;
         };
@@ -234,18 +217,12 @@ impl<T> Slab<T> {
 
     /// The stored values and their keys, in slot order.
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter {
-            slots: self.slots.iter().enumerate(),
-            remaining: self.len,
-        }
+        Iter { slots: self.slots.iter().enumerate(), remaining: self.len }
     }
 
     /// The stored values, mutably, and their keys, in slot order.
     pub fn iter_mut(&mut self) -> IterMut<'_, T> {
-        IterMut {
-            slots: self.slots.iter_mut().enumerate(),
-            remaining: self.len,
-        }
+        IterMut { slots: self.slots.iter_mut().enumerate(), remaining: self.len }
     }
 
     /// The keys of the stored values, in slot order.
@@ -456,10 +433,7 @@ mod tests {
         if let Some(slot) = slab.slots.get_mut(0) {
             slot.generation = u32::MAX;
         }
-        let key = Key {
-            generation: u32::MAX,
-            ..key
-        };
+        let key = Key { generation: u32::MAX, ..key };
         assert_eq!(slab.remove(key), Some(()));
         let next = slab.insert(());
         assert_eq!(next.generation, FIRST_GENERATION);

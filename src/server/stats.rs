@@ -51,10 +51,7 @@ impl Stats {
 
     /// Protocol errors by name, with their counts (zeros included).
     pub fn protocol_errors(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        ProtocolError::ALL
-            .iter()
-            .zip(self.protocol_errors.iter())
-            .map(|(e, n)| (e.name(), *n))
+        ProtocolError::ALL.iter().zip(self.protocol_errors.iter()).map(|(e, n)| (e.name(), *n))
     }
 
     pub(crate) fn count(map: &mut BTreeMap<u16, u64>, key: u16) {

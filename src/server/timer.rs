@@ -80,9 +80,8 @@ impl TimerWheel {
     /// 1 ns ..= 2^32 ns (4.29 s). One revolution spans `tick × buckets`: deadlines within it cost
     /// nothing until they fire, farther ones are looked at once per revolution.
     pub fn new(tick: Duration, buckets: usize, now: Duration) -> Self {
-        let tick_nanos = u64::try_from(tick.as_nanos())
-            .unwrap_or(MAX_TICK_NANOS)
-            .clamp(1, MAX_TICK_NANOS);
+        let tick_nanos =
+            u64::try_from(tick.as_nanos()).unwrap_or(MAX_TICK_NANOS).clamp(1, MAX_TICK_NANOS);
         let count = buckets.clamp(MIN_BUCKETS, MAX_BUCKETS).next_power_of_two();
         let mut wheel = TimerWheel {
             tick_nanos,
@@ -117,8 +116,7 @@ impl TimerWheel {
     /// Like [`Vec::reserve`], if the allocation's size would exceed `isize::MAX` bytes.
     pub fn reserve(&mut self, additional: usize) {
         let spare = self.entries.len().saturating_sub(self.len);
-        self.entries
-            .reserve(additional.saturating_sub(spare).min(MAX_ENTRIES));
+        self.entries.reserve(additional.saturating_sub(spare).min(MAX_ENTRIES));
     }
 
     /// Arms a timer that hands back `key` from [`TimerWheel::expire`] once `now` reaches
@@ -215,12 +213,9 @@ impl TimerWheel {
         let start = self.bucket_of(from);
         let mut offset = 0;
         while offset < span {
-            let Some(found) = first_set(
-                &self.occupied,
-                self.mask,
-                (start + offset) & self.mask,
-                span - offset,
-            ) else {
+            let Some(found) =
+                first_set(&self.occupied, self.mask, (start + offset) & self.mask, span - offset)
+            else {
                 break;
             };
             let bucket = (start + offset + found) & self.mask;
@@ -245,14 +240,7 @@ impl TimerWheel {
         let horizon = self.now_tick.saturating_add(self.bucket_count() as u64);
         let mut due = 0;
         let mut cursor = self.buckets.get(bucket).map_or(NIL, |b| b.head);
-        while let Some(&Entry {
-            key,
-            tick,
-            early,
-            next,
-            ..
-        }) = self.entry(cursor)
-        {
+        while let Some(&Entry { key, tick, early, next, .. }) = self.entry(cursor) {
             let deadline =
                 (u128::from(tick) * u128::from(self.tick_nanos)).saturating_sub(u128::from(early));
             if deadline <= now {
@@ -283,17 +271,8 @@ impl TimerWheel {
             self.free_head = next_free;
             return Some(reused);
         }
-        let index = u32::try_from(self.entries.len())
-            .ok()
-            .filter(|&i| i != NIL)?;
-        self.entries.push(Entry {
-            key,
-            tick,
-            prev: NIL,
-            next: NIL,
-            generation: 1,
-            early,
-        });
+        let index = u32::try_from(self.entries.len()).ok().filter(|&i| i != NIL)?;
+        self.entries.push(Entry { key, tick, prev: NIL, next: NIL, generation: 1, early });
         Some(index)
     }
 
@@ -337,10 +316,7 @@ impl TimerWheel {
 
     /// Takes entry `index` out of its bucket's list.
     fn unlink(&mut self, index: u32) {
-        let Some(&Entry {
-            tick, prev, next, ..
-        }) = self.entry(index)
-        else {
+        let Some(&Entry { tick, prev, next, .. }) = self.entry(index) else {
             return;
         };
         let bucket = self.bucket_of(tick);
@@ -401,10 +377,7 @@ impl TimerWheel {
         match u64::try_from(ticks) {
             // No overflow: `ticks * tick` is below `nanos + tick`, and the difference is below
             // `tick`, so at most `u32::MAX`.
-            Ok(whole) => (
-                whole,
-                u32::try_from(ticks * tick - nanos).unwrap_or(u32::MAX),
-            ),
+            Ok(whole) => (whole, u32::try_from(ticks * tick - nanos).unwrap_or(u32::MAX)),
             Err(_) => (u64::MAX, 0),
         }
     }
@@ -511,15 +484,9 @@ mod tests {
 
     #[test]
     fn buckets_rounded_to_power_of_two() {
-        assert_eq!(
-            TimerWheel::new(ms(1), 100, Duration::ZERO).bucket_count(),
-            128
-        );
+        assert_eq!(TimerWheel::new(ms(1), 100, Duration::ZERO).bucket_count(), 128);
         assert_eq!(TimerWheel::new(ms(1), 0, Duration::ZERO).bucket_count(), 64);
-        assert_eq!(
-            TimerWheel::new(ms(1), usize::MAX, Duration::ZERO).bucket_count(),
-            1 << 20
-        );
+        assert_eq!(TimerWheel::new(ms(1), usize::MAX, Duration::ZERO).bucket_count(), 1 << 20);
         assert_eq!(TimerWheel::standard(Duration::ZERO).bucket_count(), 4096);
     }
 
@@ -535,10 +502,7 @@ mod tests {
         assert_eq!(expire(&mut w, ms(10)), vec![1]);
         assert_eq!(w.next_expiry(), Some(ms(30)), "21 ms rounds up to 30 ms");
         assert_eq!(expire(&mut w, ms(20)), Vec::<u64>::new());
-        assert_eq!(
-            expire(&mut w, ms(21) - Duration::from_nanos(1)),
-            Vec::<u64>::new()
-        );
+        assert_eq!(expire(&mut w, ms(21) - Duration::from_nanos(1)), Vec::<u64>::new());
         assert_eq!(expire(&mut w, ms(21)), vec![2], "exact, inside a tick");
         assert_eq!(expire(&mut w, ms(45)), vec![3]);
         assert!(w.is_empty());
@@ -560,10 +524,7 @@ mod tests {
         assert_eq!(expire(&mut w, ms(100)), vec![2, 3]);
         assert!(!w.cancel(b), "already fired");
         assert!(!w.cancel(c), "already fired");
-        assert!(!w.cancel(TimerId {
-            index: 999,
-            generation: 0
-        }));
+        assert!(!w.cancel(TimerId { index: 999, generation: 0 }));
     }
 
     #[test]
@@ -642,10 +603,7 @@ mod tests {
         let id = w.arm(1, Duration::MAX);
         assert!(w.next_expiry().is_some());
         // Some 10^14 ticks at once: one sweep. Then the clocks saturate rather than overflow.
-        assert_eq!(
-            expire(&mut w, Duration::from_secs(1 << 40)),
-            Vec::<u64>::new()
-        );
+        assert_eq!(expire(&mut w, Duration::from_secs(1 << 40)), Vec::<u64>::new());
         assert!(w.cancel(id));
         w.arm(2, Duration::MAX);
         w.arm(3, Duration::ZERO);
@@ -743,11 +701,8 @@ mod tests {
                         out.clear();
                         w.expire(now, &mut out);
                         out.sort_unstable();
-                        let expected: Vec<u64> = model
-                            .iter()
-                            .filter(|(_, (d, _))| *d <= now)
-                            .map(|(k, _)| *k)
-                            .collect();
+                        let expected: Vec<u64> =
+                            model.iter().filter(|(_, (d, _))| *d <= now).map(|(k, _)| *k).collect();
                         assert_eq!(out, expected, "at {now:?}");
                         for k in &expected {
                             let (_, id) = model.remove(k).unwrap();

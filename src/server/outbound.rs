@@ -1,0 +1,104 @@
+//! Outbound connections in the same loop: the TCP connect finishing, the server's response head,
+//! and the failures in between (RFC 6455 §4.1).
+
+use crate::info;
+use crate::proto::Status;
+use crate::proto::handshake::ClientHandshake;
+use crate::proto::http::{self, Header};
+use crate::server::conn::Phase;
+use crate::server::handler::{ConnId, ConnectError, Context, Handler};
+use crate::server::slab::Key;
+
+impl<H: Handler> crate::server::Server<H> {
+    /// A connecting socket became writable: returns whether the connect succeeded (and moves
+    /// on to the handshake); on failure the connection is gone.
+    pub(super) fn connected(&mut self, key: Key) -> bool {
+        let Some(conn) = self.core.conns.get_mut(key) else { return false };
+        let error = match conn.socket.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match conn.socket.peer_addr() {
+                Ok(_) => None,
+                // Not yet connected: a spurious wake-up; wait for the next one.
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                    conn.writable = false;
+                    return false;
+                }
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = error {
+            self.fail_connect(key, &ConnectError::Io(e.to_string()));
+            return false;
+        }
+        let _ = conn.socket.set_nodelay(true);
+        conn.phase = Phase::Response;
+        true
+    }
+
+    /// Bytes of the server's response head (and, after it, the first frames).
+    pub(super) fn on_response_bytes(&mut self, key: Key, n: usize) {
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        if conn.head.capacity() == 0 {
+            conn.head = self.core.pool.take();
+        }
+        conn.head.extend_from_slice(&self.rbuf[..n]);
+        let head_len = match conn.head_reader.feed(&conn.head) {
+            Ok(Status::Partial) => return,
+            Ok(Status::Complete(len)) => len,
+            Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e)),
+        };
+        let extra = conn.head.len() - head_len;
+        let head = std::mem::take(&mut conn.head);
+        let state = conn.client.take();
+        let limits = self.core.config.http;
+        let mut slots = vec![Header::default(); limits.max_headers];
+        let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
+            (_, Err(e)) => Err(ConnectError::Handshake(e)),
+            (None, _) => Err(ConnectError::Io("no handshake state".into())),
+            (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
+        };
+        self.core.pool.give(head);
+        match checked {
+            Err(e) => self.fail_connect(key, &e),
+            Ok(protocol) => {
+                let Some(conn) = self.core.conns.get_mut(key) else { return };
+                conn.ws.open(self.core.now);
+                conn.phase = Phase::Ws;
+                conn.opened_at = self.core.now;
+                self.core.stats.connections_open += 1;
+                self.core.stats.connections_total += 1;
+                info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
+                let mut ctx = Context { core: &mut self.core };
+                self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
+                if extra > 0 {
+                    self.on_frames(key, n - extra, n);
+                }
+            }
+        }
+    }
+
+    /// An outbound connection failed before it opened: tell the handler, forget it.
+    pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
+        let Some(conn) = self.core.conns.get(key) else { return };
+        info!("connect failed", id = key.to_token(), peer = conn.peer, error = error);
+        let mut ctx = Context { core: &mut self.core };
+        self.handler.on_connect_failed(&mut ctx, ConnId(key), error);
+        self.remove(key);
+    }
+}
+
+/// The subprotocol the server chose, or why its response is refused.
+fn check(
+    handshake: &ClientHandshake,
+    resp: &http::Response<'_, '_>,
+    offered: &[String],
+) -> Result<Option<String>, ConnectError> {
+    if resp.status != 101 {
+        return Err(ConnectError::Refused { status: resp.status });
+    }
+    let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
+    handshake
+        .check_response(resp, &offered)
+        .map(|p| p.map(str::to_string))
+        .map_err(ConnectError::Handshake)
+}
