@@ -41,6 +41,7 @@ impl Driver {
             target,
             protocols: Vec::new(),
             headers: Vec::new(),
+            timeout: None,
         };
         if let Err(e) = ctx.connect(req) {
             eprintln!("autobahn_client: connect: {e}");
@@ -70,6 +71,7 @@ impl Handler for Driver {
     fn on_upgrade(
         &mut self,
         _: &mut Context<'_>,
+        _: ConnId,
         _: &UpgradeRequest<'_, '_>,
         _: SocketAddr,
     ) -> Decision {

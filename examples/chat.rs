@@ -25,6 +25,7 @@ impl Handler for Chat {
     fn on_upgrade(
         &mut self,
         _: &mut Context<'_>,
+        _: ConnId,
         req: &UpgradeRequest<'_, '_>,
         _: SocketAddr,
     ) -> Decision {

@@ -1,23 +1,41 @@
-//! What the `weir` binary serves: WebSocket echo on the configured paths and `GET /healthz`.
-//! (The hub, the HTTP API and the console join here as they land.)
+//! What the `weir` binary serves: WebSocket echo on the configured paths, the reverse-proxy
+//! routes, and `GET /healthz`. (The hub, the HTTP API and the console join here as they land.)
 
 use std::net::SocketAddr;
 
-use crate::proto::MessageKind;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
-use crate::server::{ConnId, Context, Decision, Handler, Response};
+use crate::proto::{CloseCode, MessageKind};
+use crate::proxy::Proxy;
+use crate::server::{ConnId, ConnectError, Context, Decision, Handler, Response};
 
 /// The binary's routes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct App {
     echo_paths: Vec<String>,
+    proxy: Option<Proxy>,
 }
 
 impl App {
     /// Echo on each of `echo_paths`.
     pub fn new(echo_paths: Vec<String>) -> Self {
-        Self { echo_paths }
+        Self { echo_paths, proxy: None }
+    }
+
+    /// Adds reverse-proxy routes (they win over echo paths they overlap).
+    pub fn with_proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// The proxy, if routes are configured.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// The proxy, if this connection is one of its.
+    fn proxied(&mut self, id: ConnId) -> Option<&mut Proxy> {
+        self.proxy.as_mut().filter(|p| p.owns(id))
     }
 }
 
@@ -45,10 +63,16 @@ impl Handler for App {
 
     fn on_upgrade(
         &mut self,
-        _ctx: &mut Context<'_>,
+        ctx: &mut Context<'_>,
+        id: ConnId,
         req: &UpgradeRequest<'_, '_>,
-        _peer: SocketAddr,
+        peer: SocketAddr,
     ) -> Decision {
+        if let Some(proxy) = self.proxy.as_mut() {
+            if let Some(route) = proxy.route_for(req.path) {
+                return proxy.on_upgrade(ctx, id, route, req, peer);
+            }
+        }
         if self.echo_paths.iter().any(|p| p == req.path) {
             Decision::accept()
         } else {
@@ -56,8 +80,57 @@ impl Handler for App {
         }
     }
 
+    fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some(p) = self.proxied(id) {
+            p.on_open(ctx, id);
+        }
+    }
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]) {
         // A failed send is a closing or slow connection: the runtime has dealt with it.
         let _ = ctx.send(id, kind, data);
+    }
+
+    fn on_message_piece(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) {
+        if let Some(p) = self.proxied(id) {
+            p.on_message_piece(ctx, id, kind, data, fin);
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        if let Some(p) = self.proxied(id) {
+            p.on_close(ctx, id, code, reason);
+        }
+    }
+
+    fn on_peer_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        if let Some(p) = self.proxied(id) {
+            p.on_peer_close(ctx, id, code, reason);
+        }
+    }
+
+    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, protocol: Option<&str>) {
+        if let Some(p) = self.proxied(id) {
+            p.on_connected(ctx, id, protocol);
+        }
+    }
+
+    fn on_connect_failed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: &ConnectError) {
+        if let Some(p) = self.proxied(id) {
+            p.on_connect_failed(ctx, id, error);
+        }
+    }
+
+    fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some(p) = self.proxied(id) {
+            p.on_drained(ctx, id);
+        }
     }
 }

@@ -67,6 +67,10 @@ pub struct Options {
     pub close_timeout: Duration,
     /// How long a graceful shutdown waits for connections to close (> 0).
     pub shutdown_timeout: Duration,
+    /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
+    pub routes: Vec<(String, String)>,
+    /// How long connecting to an upstream and its handshake may take (504 after).
+    pub upstream_timeout: Duration,
     /// Most verbose level written to the log.
     pub log_level: log::Level,
     /// Layout of log lines.
@@ -92,6 +96,8 @@ impl Default for Options {
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            routes: Vec::new(),
+            upstream_timeout: Duration::from_secs(10),
             log_level: log::Level::Info,
             log_format: log::Format::Text,
         }
@@ -424,19 +430,27 @@ enum Group {
     Listening,
     Limits,
     Timers,
+    Proxy,
     Logging,
     Subcommands,
 }
 
 impl Group {
-    const ALL: [Self; 5] =
-        [Self::Listening, Self::Limits, Self::Timers, Self::Logging, Self::Subcommands];
+    const ALL: [Self; 6] = [
+        Self::Listening,
+        Self::Limits,
+        Self::Timers,
+        Self::Proxy,
+        Self::Logging,
+        Self::Subcommands,
+    ];
 
     const fn title(self) -> &'static str {
         match self {
             Self::Listening => "Listening",
             Self::Limits => "Limits",
             Self::Timers => "Timers",
+            Self::Proxy => "Reverse proxy",
             Self::Logging => "Logging",
             Self::Subcommands => "Subcommands",
         }
@@ -695,6 +709,35 @@ const FLAGS: &[Flag] = &[
         help: "How long a graceful shutdown waits for connections to close (> 0).",
         setter: Setter::Serve(|o, v| {
             o.shutdown_timeout = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    // Reverse proxy
+    Flag {
+        name: "route",
+        metavar: Some("PATH=ws://HOST:PORT/PATH"),
+        repeatable: true,
+        group: Group::Proxy,
+        default: "",
+        help: "Proxy WebSocket connections under PATH to an upstream; the longest matching \
+               prefix wins, and the rest of the path and the query are appended.",
+        setter: Setter::Serve(|o, v| {
+            let (path, url) = v.split_once('=').ok_or("expected PATH=ws://HOST:PORT/PATH")?;
+            check_path(path)?;
+            check_url(url)?;
+            o.routes.push((path.to_string(), url.to_string()));
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "upstream-timeout",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Proxy,
+        default: "10s",
+        help: "How long connecting to an upstream and its handshake may take (504 after; > 0).",
+        setter: Setter::Serve(|o, v| {
+            o.upstream_timeout = parse_required_duration(v)?;
             Ok(())
         }),
     },
@@ -1043,6 +1086,9 @@ mod tests {
             let Setter::Serve(set) = flag.setter else {
                 continue;
             };
+            if flag.default.is_empty() {
+                continue; // no default: the option starts empty (e.g. --route)
+            }
             let mut o = Options { listen: Vec::new(), echo: Vec::new(), ..Options::default() };
             set(&mut o, flag.default).unwrap();
             if o.listen.is_empty() {
@@ -1076,6 +1122,8 @@ mod tests {
             ("idle-timeout", "1m"),
             ("close-timeout", "1ms"),
             ("shutdown-timeout", "1h"),
+            ("route", "/app=ws://127.0.0.1:3000/app"),
+            ("upstream-timeout", "1s"),
             ("log-level", "debug"),
             ("log-format", "json"),
         ];
@@ -1098,6 +1146,7 @@ mod tests {
              --max-frame-size 64KiB --queue-cap 2MB --max-head-size 4k --max-headers 100 \
              --read-buffer-size 1024 --handshake-timeout 500ms --ping-interval 0 \
              --pong-timeout 2m --idle-timeout 1h --close-timeout 3 --shutdown-timeout 15s \
+             --route /app=ws://127.0.0.1:3000/ --route=/b=ws://h:1/x --upstream-timeout 2s \
              --log-level DEBUG --log-format json",
         );
         assert_eq!(
@@ -1119,6 +1168,11 @@ mod tests {
                 idle_timeout: Some(Duration::from_secs(3600)),
                 close_timeout: Duration::from_secs(3),
                 shutdown_timeout: Duration::from_secs(15),
+                routes: vec![
+                    ("/app".into(), "ws://127.0.0.1:3000/".into()),
+                    ("/b".into(), "ws://h:1/x".into()),
+                ],
+                upstream_timeout: Duration::from_secs(2),
                 log_level: log::Level::Debug,
                 log_format: log::Format::Json,
             }

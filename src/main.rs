@@ -86,7 +86,26 @@ fn serve(opts: Options) -> ExitCode {
         queue_cap = config.queue_cap,
         echo = opts.echo.join(",")
     );
-    let server = match Server::bind(config, App::new(opts.echo)) {
+    let mut app = App::new(opts.echo);
+    if !opts.routes.is_empty() {
+        match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
+            Ok(p) => {
+                for r in p.routes() {
+                    weir::info!(
+                        "route",
+                        path = r.prefix,
+                        upstream = format!("ws://{}{}", r.upstream.authority(), r.upstream.target)
+                    );
+                }
+                app = app.with_proxy(p);
+            }
+            Err(e) => {
+                eprintln!("weir: --route: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let server = match Server::bind(config, app) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot listen", error = e);

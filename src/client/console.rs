@@ -63,6 +63,7 @@ pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
         target: url.target.clone(),
         protocols: opts.subprotocols.clone(),
         headers,
+        timeout: None,
     };
     let (tx, rx) = mpsc::channel();
     let config = Config { listen: Vec::new(), ..Config::default() };
@@ -152,6 +153,7 @@ impl Handler for Console {
     fn on_upgrade(
         &mut self,
         _: &mut Context<'_>,
+        _: ConnId,
         _: &crate::proto::handshake::UpgradeRequest<'_, '_>,
         _: std::net::SocketAddr,
     ) -> Decision {

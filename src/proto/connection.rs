@@ -232,6 +232,8 @@ pub struct Connection {
     close_len: u8,
     pong: Pending,
     pending_ping: bool,
+    /// Answer a received close frame at once (the default), or leave it to the caller.
+    auto_close_reply: bool,
     /// The fragmented message this end is sending, if any.
     tx_open: Option<MessageKind>,
     rx: Receiver,
@@ -369,6 +371,7 @@ impl Connection {
             close_len: 0,
             pong: Pending::None,
             pending_ping: false,
+            auto_close_reply: true,
             tx_open: None,
             rx: Receiver::new(),
             spill: None,
@@ -656,8 +659,14 @@ impl Connection {
                 };
                 self.close_received = true;
                 if self.close_out == CloseOut::None {
-                    // §5.5.1: answer with a close frame, typically echoing the code.
-                    self.queue_close(code, "", now);
+                    if self.auto_close_reply {
+                        // §5.5.1: answer with a close frame, typically echoing the code.
+                        self.queue_close(code, "", now);
+                    } else {
+                        // The caller answers (a proxy, once the other side has): bounded by the
+                        // close timeout all the same.
+                        self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
+                    }
                 }
                 self.pong = Pending::None;
                 self.release_spill();
@@ -787,6 +796,14 @@ impl Connection {
                 }
             };
         crate::proto::frame::encode_frame(true, opcode, mask, payload, out).ok()
+    }
+
+    /// Whether a received close frame is answered at once (`true`, the default) or by the
+    /// caller with [`Connection::close`]. A proxy answers once the other side has: RFC 6455
+    /// §5.5.1 lets an endpoint delay its reply ("as soon as practical"), and until it replies it
+    /// may still send. The close timeout bounds the wait.
+    pub fn set_auto_close_reply(&mut self, auto: bool) {
+        self.auto_close_reply = auto;
     }
 
     /// Whether a fragmented send is open (its next frame must continue it).

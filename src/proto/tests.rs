@@ -517,3 +517,28 @@ fn the_connection_stays_small_and_heartbeats_allocate_nothing() {
     assert_eq!(rec, vec![Record::Output(sframe(true, Opcode::Pong, b"payload"))]);
     assert!(!s.holds_control_buffer());
 }
+
+#[test]
+fn a_close_reply_can_be_left_to_the_caller() {
+    let secs = Duration::from_secs;
+    let mut s = server();
+    s.set_auto_close_reply(false);
+    let t = feed(&mut s, &cframe(true, Opcode::Close, &close_bytes(4000, "bye")), &[], T0);
+    // Reported, not answered: the connection may still send until the caller replies.
+    assert_eq!(t, vec![Record::Close(Some(4000), "bye".into())]);
+    assert_eq!(s.state(), State::CloseReceived);
+    let mut out = [0u8; 32];
+    assert!(s.send(MessageKind::Text, b"late reply", true, &mut out, [0; 4]).is_ok());
+    assert_eq!(s.poll_timeout(), Some(T0 + secs(5)));
+    s.close(CloseCode(4000), "bye", T0).unwrap();
+    let mut rec = Vec::new();
+    crate::proto::transcript::drain(&mut s, &mut rec);
+    assert_eq!(rec, vec![server_close(4000, "bye")]);
+    assert_eq!(s.state(), State::Closed);
+    // A caller that never replies is bounded by the close timeout.
+    let mut s = server();
+    s.set_auto_close_reply(false);
+    feed(&mut s, &cframe(true, Opcode::Close, b""), &[], T0);
+    assert_eq!(s.handle_timeout(T0 + secs(5)), Some(Timeout::Close));
+    assert_eq!(s.state(), State::Closed);
+}

@@ -25,6 +25,8 @@ pub(crate) enum Phase {
     Connecting,
     /// An outbound connection: the upgrade request is sent, the response head is awaited.
     Response,
+    /// The handler deferred its decision on the upgrade; nothing is read meanwhile.
+    Deferred,
 }
 
 /// What an outbound connection needs until its handshake is done.
@@ -70,6 +72,14 @@ pub(crate) struct Conn {
     pub(crate) close_reason: Box<str>,
     /// Set while an outbound connection is connecting.
     pub(crate) client: Option<Box<ClientState>>,
+    /// The `Sec-WebSocket-Key` of an upgrade whose decision the handler deferred.
+    pub(crate) deferred_key: Option<Box<str>>,
+    /// Message pieces go to the handler as they arrive (`on_message_piece`), never gathered.
+    pub(crate) streaming: bool,
+    /// The handler paused reading (flow control).
+    pub(crate) paused: bool,
+    /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
+    pub(crate) drain_mark: Option<usize>,
 }
 
 impl Conn {
@@ -105,6 +115,10 @@ impl Conn {
             path: Box::from(""),
             close_reason: Box::from(""),
             client: None,
+            deferred_key: None,
+            streaming: false,
+            paused: false,
+            drain_mark: None,
         }
     }
 

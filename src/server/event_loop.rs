@@ -59,6 +59,10 @@ pub struct Core {
     pub(crate) stopping: bool,
     /// Masking keys and nonces for outbound connections (opened on first use).
     pub(crate) random: Option<Random>,
+    /// Deferred upgrades the handler accepted, with their 101 response.
+    pub(crate) accepted: Vec<(Key, Vec<u8>)>,
+    /// Connections whose reading the handler resumed.
+    pub(crate) resumed: Vec<Key>,
 }
 
 /// A server: listeners, the loop, and the application.
@@ -119,6 +123,8 @@ impl<H: Handler> Server<H> {
                 draining: false,
                 stopping: false,
                 random: None,
+                accepted: Vec::new(),
+                resumed: Vec::new(),
                 config,
             },
             handler,
@@ -373,7 +379,7 @@ impl<H: Handler> Server<H> {
             let Some(conn) = self.core.conns.get_mut(key) else {
                 return;
             };
-            if !conn.readable || conn.eof {
+            if !conn.readable || conn.eof || conn.paused || conn.phase == Phase::Deferred {
                 break;
             }
             match conn.socket.read(&mut self.rbuf) {
@@ -403,7 +409,8 @@ impl<H: Handler> Server<H> {
             return;
         };
         match conn.phase {
-            Phase::Http | Phase::Connecting => {} // a response is on its way: the rest is ignored
+            // A response is on its way (or the decision is): the rest is not for us.
+            Phase::Http | Phase::Connecting | Phase::Deferred => {}
             Phase::Ws => self.on_frames(key, 0, n),
             Phase::Response => self.on_response_bytes(key, n),
             Phase::Head => {
@@ -417,7 +424,13 @@ impl<H: Handler> Server<H> {
                         // Bytes after the head came in this read (they are its last ones):
                         // frames sent along with the upgrade.
                         let extra = conn.head.len() - head_len;
-                        if self.on_head(key, head_len) && extra > 0 {
+                        let opened = self.on_head(key, head_len);
+                        let Some(conn) = self.core.conns.get_mut(key) else { return };
+                        if conn.phase == Phase::Deferred && extra > 0 {
+                            // Kept until the handler decides (at most one read's worth).
+                            conn.head = self.core.pool.take();
+                            conn.head.extend_from_slice(&self.rbuf[n - extra..n]);
+                        } else if opened && extra > 0 {
                             self.on_frames(key, n - extra, n);
                         }
                     }
@@ -486,7 +499,7 @@ impl<H: Handler> Server<H> {
                     }
                     Ok(Classified::Upgrade(up)) => {
                         let mut ctx = Context { core: &mut self.core };
-                        match self.handler.on_upgrade(&mut ctx, &up, peer) {
+                        match self.handler.on_upgrade(&mut ctx, ConnId(key), &up, peer) {
                             Decision::Reject(r) => {
                                 info!(
                                     "upgrade refused",
@@ -495,6 +508,14 @@ impl<H: Handler> Server<H> {
                                     status = r.status
                                 );
                                 self.respond(key, &r);
+                                false
+                            }
+                            Decision::Defer => {
+                                if let Some(c) = self.core.conns.get_mut(key) {
+                                    c.phase = Phase::Deferred;
+                                    c.deferred_key =
+                                        std::str::from_utf8(up.key).ok().map(Box::from);
+                                }
                                 false
                             }
                             Decision::Accept { protocol, headers } => {
@@ -549,23 +570,28 @@ impl<H: Handler> Server<H> {
     }
 
     fn respond(&mut self, key: Key, r: &Response) {
-        let extra: Vec<(&str, &[u8])> =
-            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let bytes = write_with(|out| handshake::write_reject(out, r.status, &extra, &r.body));
-        self.queue_response(key, r.status, &bytes);
+        self.core.respond(key, r);
     }
 
     fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
-        let core = &mut self.core;
-        let Some(conn) = core.conns.get_mut(key) else {
-            return;
-        };
-        if status >= 400 {
-            Stats::count(&mut core.stats.handshakes_rejected, status);
+        self.core.queue_response(key, status, bytes);
+    }
+
+    /// A deferred upgrade was accepted: send the 101, open, and read what the client sent
+    /// meanwhile.
+    fn open_deferred(&mut self, key: Key, response: &[u8]) {
+        self.open(key, response);
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        let early = std::mem::take(&mut conn.head);
+        let n = early.len().min(self.rbuf.len());
+        self.rbuf[..n].copy_from_slice(&early[..n]);
+        self.core.pool.give(early);
+        if n > 0 {
+            self.on_frames(key, 0, n);
         }
-        conn.out.push_copy(&[bytes], &mut core.pool);
-        conn.phase = Phase::Http;
-        core.mark_dirty(key);
+        if !self.pending.contains(&key) {
+            self.pending.push(key);
+        }
     }
 
     /// Frames in `rbuf[start..end]` for an open connection.
@@ -584,7 +610,17 @@ impl<H: Handler> Server<H> {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
-                            if fin && conn.msg.is_empty() {
+                            if conn.streaming {
+                                core.stats.messages_in += u64::from(fin);
+                                let mut ctx = Context { core: &mut self.core };
+                                self.handler.on_message_piece(
+                                    &mut ctx,
+                                    ConnId(key),
+                                    kind,
+                                    data,
+                                    fin,
+                                );
+                            } else if fin && conn.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
                                 let mut ctx = Context { core: &mut self.core };
@@ -616,6 +652,9 @@ impl<H: Handler> Server<H> {
                                 code = code,
                                 reason = frame.reason()
                             );
+                            let mut ctx = Context { core: &mut self.core };
+                            let code = CloseCode(code);
+                            self.handler.on_peer_close(&mut ctx, ConnId(key), code, frame.reason());
                         }
                     }
                 }
@@ -699,6 +738,14 @@ impl<H: Handler> Server<H> {
     }
 
     pub(super) fn flush_dirty(&mut self) {
+        for (key, response) in std::mem::take(&mut self.core.accepted) {
+            self.open_deferred(key, &response);
+        }
+        for key in std::mem::take(&mut self.core.resumed) {
+            if !self.pending.contains(&key) {
+                self.pending.push(key);
+            }
+        }
         while let Some(key) = self.core.dirty.pop() {
             if let Some(c) = self.core.conns.get_mut(key) {
                 c.dirty = false;
@@ -739,8 +786,14 @@ impl<H: Handler> Server<H> {
         let finished = match conn.phase {
             Phase::Http => true,
             Phase::Ws | Phase::Head => conn.ws.state() == State::Closed,
-            Phase::Connecting | Phase::Response => false,
+            Phase::Connecting | Phase::Response | Phase::Deferred => false,
         };
+        if conn.drain_mark.is_some_and(|m| conn.out.len() <= m) {
+            conn.drain_mark = None;
+            let mut ctx = Context { core: &mut self.core };
+            self.handler.on_drained(&mut ctx, ConnId(key));
+            return self.settle(key);
+        }
         if finished && conn.out.is_empty() && !conn.shut_wr {
             // RFC 6455 §7.1.1: the server closes the TCP connection first. Shutting down the
             // write side sends FIN at once; reading on until the peer's FIN (or the close
@@ -822,6 +875,41 @@ impl<H: Handler> Server<H> {
 }
 
 impl Core {
+    pub(crate) fn respond(&mut self, key: Key, r: &Response) {
+        let extra: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let bytes = write_with(|out| handshake::write_reject(out, r.status, &extra, &r.body));
+        self.queue_response(key, r.status, &bytes);
+    }
+
+    fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if status >= 400 {
+            Stats::count(&mut self.stats.handshakes_rejected, status);
+        }
+        conn.deferred_key = None;
+        conn.out.push_copy(&[bytes], &mut self.pool);
+        conn.phase = Phase::Http;
+        self.mark_dirty(key);
+    }
+
+    pub(crate) fn accept_deferred(
+        &mut self,
+        key: Key,
+        protocol: Option<&str>,
+        headers: &[(String, Vec<u8>)],
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(ws_key) = conn.deferred_key.take() else { return };
+        let extra: Vec<(&str, &[u8])> =
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let bytes =
+            write_with(|out| handshake::write_accept(out, ws_key.as_bytes(), protocol, &extra));
+        self.accepted.push((key, bytes));
+    }
+
     pub(super) fn mark_dirty(&mut self, key: Key) {
         if let Some(c) = self.conns.get_mut(key) {
             if !c.dirty {
@@ -869,15 +957,26 @@ impl Core {
         kind: MessageKind,
         data: &[u8],
     ) -> Result<(), SendError> {
+        self.send_frame(key, kind, data, true)
+    }
+
+    /// One frame of a message (`fin` ends it), copied into the queue.
+    pub(crate) fn send_frame(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
         let big = data.len() > self.pool.size();
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
-            return self.send_masked(key, kind, data);
+            return self.send_masked(key, kind, data, fin);
         }
-        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
+        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, fin)?;
         if big {
             conn.out.push_copy(&[&head[..n]], &mut self.pool);
-            conn.out.push_owned(data.to_vec());
+            conn.out.push_payload(data.to_vec());
         } else {
             conn.out.push_copy(&[&head[..n], data], &mut self.pool);
         }
@@ -892,11 +991,11 @@ impl Core {
     ) -> Result<(), SendError> {
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
-            return self.send_masked(key, kind, &data);
+            return self.send_masked(key, kind, &data, true);
         }
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         conn.out.push_copy(&[&head[..n]], &mut self.pool);
-        conn.out.push_owned(data);
+        conn.out.push_payload(data);
         self.queued(key)
     }
 
@@ -912,7 +1011,7 @@ impl Core {
             let at = crate::proto::frame::FrameHeader::len_from_prefix(
                 frame.get(1).copied().unwrap_or(0),
             );
-            return self.send_masked(key, kind, frame.get(at..).unwrap_or_default());
+            return self.send_masked(key, kind, frame.get(at..).unwrap_or_default(), true);
         }
         // The header is the same for every server connection; this only checks and records
         // the connection's sending state.
@@ -922,14 +1021,20 @@ impl Core {
     }
 
     /// A client's frame: masked with a fresh key, so copied into a buffer of its own.
-    fn send_masked(&mut self, key: Key, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
+    fn send_masked(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
         let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
         let len = data.len() + crate::proto::frame::MAX_HEADER_LEN;
         let mut buf =
             if len <= self.pool.size() { self.pool.take() } else { Vec::with_capacity(len) };
         buf.resize(len, 0);
         let conn = open_conn(&mut self.conns, key)?;
-        let n = conn.ws.send(kind, data, true, &mut buf, mask)?;
+        let n = conn.ws.send(kind, data, fin, &mut buf, mask)?;
         buf.truncate(n);
         conn.out.push_owned(buf);
         self.queued(key)
@@ -996,8 +1101,9 @@ impl Core {
             handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
         });
         let socket = TcpStream::connect(req.addr)?;
-        let mut conn =
-            Conn::new(socket, req.addr, Role::Client, self.config.ws, &self.config.http, self.now);
+        let mut ws = self.config.ws;
+        ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
+        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, &self.config.http, self.now);
         conn.phase = Phase::Connecting;
         conn.path = Box::from(req.target.as_str());
         conn.client = Some(Box::new(crate::server::conn::ClientState {

@@ -62,6 +62,9 @@ pub enum Decision {
     },
     /// Refuse with this response.
     Reject(Response),
+    /// Decide later, with [`Context::accept`] or [`Context::reject`] (a proxy asks its upstream
+    /// first). Nothing more is read from the client meanwhile; the handshake timeout still runs.
+    Defer,
 }
 
 impl Decision {
@@ -84,6 +87,8 @@ pub struct ConnectRequest {
     pub protocols: Vec<String>,
     /// Extra header fields (`Origin`, `Authorization`, ...).
     pub headers: Vec<(String, Vec<u8>)>,
+    /// How long the connect and the handshake may take (`None`: the handshake timeout).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Why an outbound connection did not open.
@@ -125,10 +130,12 @@ pub trait Handler {
         peer: SocketAddr,
     ) -> Response;
 
-    /// A valid upgrade request: accept it (with a subprotocol and headers) or refuse it.
+    /// A valid upgrade request on connection `id`: accept it (with a subprotocol and headers),
+    /// refuse it, or defer the decision.
     fn on_upgrade(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         req: &UpgradeRequest<'_, '_>,
         peer: SocketAddr,
     ) -> Decision;
@@ -155,6 +162,33 @@ pub trait Handler {
 
     /// The [`crate::server::Waker`] of this server was woken (by another thread).
     fn on_wake(&mut self, _ctx: &mut Context<'_>) {}
+
+    /// A piece of a message on a connection in streaming mode ([`Context::set_streaming`]):
+    /// pieces come as they arrive, and `fin` marks the message's last one.
+    fn on_message_piece(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _id: ConnId,
+        _kind: MessageKind,
+        _data: &[u8],
+        _fin: bool,
+    ) {
+    }
+
+    /// The peer's close frame arrived (before `on_close`, which comes when the connection is
+    /// gone). On a connection in manual-close mode ([`Context::set_manual_close`]) the handler
+    /// answers it with [`Context::close`].
+    fn on_peer_close(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _id: ConnId,
+        _code: CloseCode,
+        _reason: &str,
+    ) {
+    }
+
+    /// The connection's outbound queue fell to the mark given to [`Context::notify_drained`].
+    fn on_drained(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
 }
 
 /// What a handler acts with: the runtime's connections, counters and clock.
@@ -234,6 +268,80 @@ impl Context<'_> {
     /// The socket could not be created or registered.
     pub fn connect(&mut self, req: ConnectRequest) -> io::Result<ConnId> {
         self.core.connect(req).map(ConnId)
+    }
+
+    /// Answers an upgrade the handler deferred: the 101 goes out and the connection opens
+    /// (`on_open` follows). Does nothing for a connection that is not waiting.
+    pub fn accept(&mut self, id: ConnId, protocol: Option<&str>, headers: &[(String, Vec<u8>)]) {
+        self.core.accept_deferred(id.0, protocol, headers);
+    }
+
+    /// Refuses an upgrade the handler deferred.
+    pub fn reject(&mut self, id: ConnId, response: &Response) {
+        if self.core.conns.get(id.0).is_some_and(|c| c.deferred_key.is_some()) {
+            self.core.respond(id.0, response);
+        }
+    }
+
+    /// Streaming mode: message pieces go to `on_message_piece` as they arrive instead of being
+    /// gathered into whole messages. Set it in `on_open` or `on_connected`.
+    pub fn set_streaming(&mut self, id: ConnId, on: bool) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.streaming = on;
+        }
+    }
+
+    /// Manual-close mode: a close frame from the peer is reported to `on_peer_close` and
+    /// answered by the handler with [`Context::close`] (within the close timeout), not at once;
+    /// until then the connection may still send. A proxy answers when the other side has.
+    pub fn set_manual_close(&mut self, id: ConnId, on: bool) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.ws.set_auto_close_reply(!on);
+        }
+    }
+
+    /// Sends one frame of a message: `fin == false` leaves the message open for more pieces
+    /// (RFC 6455 §5.4), which must keep the same `kind`.
+    ///
+    /// # Errors
+    /// As [`Context::send`], and a piece that does not continue the open message.
+    pub fn send_piece(
+        &mut self,
+        id: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.core.send_frame(id.0, kind, data, fin)
+    }
+
+    /// Stops reading from a connection (flow control): its peer is slowed by TCP.
+    pub fn pause_reading(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.paused = true;
+        }
+    }
+
+    /// Reads from a paused connection again.
+    pub fn resume_reading(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            if std::mem::take(&mut c.paused) {
+                self.core.resumed.push(id.0);
+            }
+        }
+    }
+
+    /// Unsent bytes queued on a connection (0 if it is gone).
+    pub fn queued_bytes(&self, id: ConnId) -> usize {
+        self.core.conns.get(id.0).map_or(0, |c| c.out.len())
+    }
+
+    /// Asks for `on_drained` once the connection's queue is at or below `mark` bytes.
+    pub fn notify_drained(&mut self, id: ConnId, mark: usize) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.drain_mark = Some(mark);
+            self.core.mark_dirty(id.0);
+        }
     }
 
     /// Stops the loop after the current wake-up (`Server::run` returns).

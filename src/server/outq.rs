@@ -15,6 +15,8 @@ const MAX_IOV: usize = 64;
 enum Piece {
     /// Bytes this queue owns: coalesced small frames, or a large payload moved in.
     Owned(Vec<u8>),
+    /// The payload of the frame whose header ends the piece before: never parted from it.
+    Payload(Vec<u8>),
     /// Bytes shared with other queues (a broadcast frame).
     Shared(Rc<[u8]>),
 }
@@ -22,7 +24,7 @@ enum Piece {
 impl Piece {
     fn bytes(&self) -> &[u8] {
         match self {
-            Piece::Owned(v) => v,
+            Piece::Owned(v) | Piece::Payload(v) => v,
             Piece::Shared(b) => b,
         }
     }
@@ -73,21 +75,33 @@ impl OutQueue {
         self.pieces.push_back(Piece::Owned(bytes));
     }
 
+    /// Appends the payload of the frame whose header was pushed last, without copying it.
+    /// Unlike [`OutQueue::push_owned`], it is kept with its header by
+    /// [`OutQueue::drop_unstarted`].
+    pub fn push_payload(&mut self, bytes: Vec<u8>) {
+        self.len += bytes.len();
+        self.pieces.push_back(Piece::Payload(bytes));
+    }
+
     /// Appends a shared buffer without copying it.
     pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
         self.len += bytes.len();
         self.pieces.push_back(Piece::Shared(bytes));
     }
 
-    /// Drops every piece not yet started, keeping a partly written front piece so the stream
-    /// stays frame-aligned. Returns the bytes dropped.
+    /// Drops every piece not yet started, keeping a partly written front piece and the payload
+    /// of a frame whose header is already (being) written, so the stream stays frame-aligned.
+    /// Returns the bytes dropped.
     pub fn drop_unstarted(&mut self, pool: &mut Pool) -> usize {
-        let keep = usize::from(self.offset > 0);
+        let mut keep = usize::from(self.offset > 0);
+        while matches!(self.pieces.get(keep), Some(Piece::Payload(_))) {
+            keep += 1;
+        }
         let mut dropped = 0;
         while self.pieces.len() > keep {
             if let Some(p) = self.pieces.pop_back() {
                 dropped += p.bytes().len();
-                if let Piece::Owned(v) = p {
+                if let Piece::Owned(v) | Piece::Payload(v) = p {
                     pool.give(v);
                 }
             }
@@ -138,7 +152,7 @@ impl OutQueue {
             }
             n -= left;
             self.offset = 0;
-            if let Some(Piece::Owned(v)) = self.pieces.pop_front() {
+            if let Some(Piece::Owned(v) | Piece::Payload(v)) = self.pieces.pop_front() {
                 pool.give(v);
             }
         }
@@ -208,5 +222,38 @@ mod tests {
         w.budget = usize::MAX;
         q.write_to(&mut w, &mut pool).unwrap();
         assert_eq!(w.got, b"0123456789");
+    }
+
+    #[test]
+    fn dropping_keeps_the_payload_of_a_started_frame() {
+        let mut pool = Pool::new(16, 4);
+        let mut w = Trickle { got: Vec::new(), chunk: 64, budget: 2 };
+        // The header is at the end of a coalesced piece that is partly written.
+        let mut q = OutQueue::default();
+        q.push_copy(&[b"ab", b"H"], &mut pool);
+        q.push_payload(b"payload".to_vec());
+        q.push_copy(&[b"next"], &mut pool);
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(q.drop_unstarted(&mut pool), 4);
+        w.budget = usize::MAX;
+        q.write_to(&mut w, &mut pool).unwrap();
+        // The header is written whole, its payload not started.
+        w.budget = 3;
+        let mut q = OutQueue::default();
+        q.push_copy(&[b"ab"], &mut pool);
+        q.push_copy(&[b"H"], &mut pool);
+        q.push_payload(b"payload".to_vec());
+        q.push_owned(b"next".to_vec());
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(q.drop_unstarted(&mut pool), 4);
+        w.budget = usize::MAX;
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"abHpayloadabHpayload");
+        // Nothing started: everything goes.
+        let mut q = OutQueue::default();
+        q.push_copy(&[b"H"], &mut pool);
+        q.push_payload(b"payload".to_vec());
+        assert_eq!(q.drop_unstarted(&mut pool), 8);
+        assert!(q.is_empty());
     }
 }
