@@ -2,20 +2,18 @@
 //! Starting a real server on 127.0.0.1:0 for a test, and small raw-socket helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use weir::app::App;
 use weir::server::{Config, Server};
 
 /// A server config for tests: one listener on a free port, signals left alone.
 pub fn config() -> Config {
-    Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::default()
-    }
+    Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() }
 }
 
 /// Runs the echo app (at /echo) on its own thread and returns its address.
@@ -89,4 +87,213 @@ pub fn upgraded(addr: SocketAddr) -> TcpStream {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s
+}
+
+/// A frame as the server sent it: the first header byte and the (unmasked) payload.
+#[derive(Debug)]
+pub struct ServerFrame {
+    pub b0: u8,
+    pub payload: Vec<u8>,
+}
+
+impl ServerFrame {
+    pub fn opcode(&self) -> u8 {
+        self.b0 & 0x0F
+    }
+
+    pub fn fin(&self) -> bool {
+        self.b0 & 0x80 != 0
+    }
+
+    /// The close code of a close frame (1005 when it has no payload).
+    pub fn close_code(&self) -> u16 {
+        assert_eq!(self.opcode(), 0x8, "not a close frame: {self:?}");
+        match self.payload.as_slice() {
+            [] => 1005,
+            [a, b, ..] => u16::from_be_bytes([*a, *b]),
+            _ => panic!("a close payload of one byte: {self:?}"),
+        }
+    }
+}
+
+/// Reads one frame from the server, or `None` at a clean EOF before its first byte. A server
+/// frame must not be masked (RFC 6455 §5.1). Bounded by the socket's read timeout.
+pub fn read_frame(s: &mut TcpStream) -> Option<ServerFrame> {
+    let mut h = [0u8; 2];
+    match s.read(&mut h[..1]) {
+        Ok(0) => return None,
+        Ok(_) => {}
+        Err(e) => panic!("reading a frame: {e}"),
+    }
+    s.read_exact(&mut h[1..]).unwrap();
+    assert_eq!(h[1] & 0x80, 0, "the server masked a frame");
+    let len = match h[1] & 0x7F {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+    s.read_exact(&mut payload).unwrap();
+    Some(ServerFrame { b0: h[0], payload })
+}
+
+/// Reads frames until a close frame and returns its code, failing on EOF before it.
+/// Pings and other frames before the close are skipped.
+pub fn expect_close(s: &mut TcpStream) -> u16 {
+    loop {
+        let f = read_frame(s).expect("EOF before a close frame");
+        if f.opcode() == 0x8 {
+            return f.close_code();
+        }
+    }
+}
+
+/// Asserts that the server closes the TCP connection (EOF, or a reset) within `within`,
+/// without sending anything more. Returns how long it took.
+pub fn expect_eof(s: &mut TcpStream, within: Duration) -> Duration {
+    let start = Instant::now();
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 256];
+    let r = s.read(&mut b);
+    let took = start.elapsed();
+    match r {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("expected EOF, got {n} more bytes: {:?}", &b[..n]),
+        Err(e) => panic!("expected EOF within {within:?}, got {e} after {took:?}"),
+    }
+    took
+}
+
+/// A close frame from the client with `code` and `reason`.
+pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    frame(0x88, &p)
+}
+
+/// Sends `req` on a fresh connection and returns the response head, with the body (the
+/// server closes the connection after a refusal, so this reads to EOF).
+pub fn request(addr: SocketAddr, req: &[u8]) -> (String, String) {
+    let mut s = raw(addr);
+    s.write_all(req).unwrap();
+    let all = String::from_utf8(read_to_end(&mut s)).unwrap();
+    let (head, body) =
+        all.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete response head: {all:?}"));
+    (head.to_owned(), body.to_owned())
+}
+
+/// The status code of a response head.
+pub fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad head: {head:?}"))
+}
+
+/// Whether a response head has header `name` (case-insensitive) with exactly `value`.
+pub fn has_header(head: &str, name: &str, value: &str) -> bool {
+    head.lines().skip(1).any(|l| {
+        l.split_once(':').is_some_and(|(n, v)| n.eq_ignore_ascii_case(name) && v.trim() == value)
+    })
+}
+
+/// Polls `f` until it returns `Some`, every 20 ms, for at most `within`.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(t) = f() {
+            return Some(t);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `weir` binary running in a child process, killed when dropped so a failed test leaves
+/// no process behind. Its stderr is drained on a thread (kept for failure messages).
+pub struct Binary {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Binary {
+    /// Starts `weir` with `--listen 127.0.0.1:0` and `args`, and waits (at most 10 s) for the
+    /// `listening addr=...` line to learn its port.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split(" listening addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.parse::<SocketAddr>());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(a)) => a,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no listening address ({other:?}); log:\n{}", log.lock().unwrap());
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (with kill(1), so the tests need no `unsafe`).
+    pub fn sigterm(&self) {
+        let st = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(st.success(), "kill -TERM failed");
+    }
+
+    /// Waits at most `within` for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        eventually(within, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()))
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
