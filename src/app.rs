@@ -1,8 +1,9 @@
-//! What the `weir` binary serves: WebSocket echo on the configured paths, the reverse-proxy
-//! routes, and `GET /healthz`. (The hub, the HTTP API and the console join here as they land.)
+//! What the `weir` binary serves: the hub at `/ws`, WebSocket echo on the configured paths, the
+//! reverse-proxy routes, and `GET /healthz`. (The HTTP API and the console join here.)
 
 use std::net::SocketAddr;
 
+use crate::hub::Hub;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
@@ -14,12 +15,29 @@ use crate::server::{ConnId, ConnectError, Context, Decision, Handler, Response};
 pub struct App {
     echo_paths: Vec<String>,
     proxy: Option<Proxy>,
+    hub: Option<(String, Hub)>,
 }
 
 impl App {
     /// Echo on each of `echo_paths`.
     pub fn new(echo_paths: Vec<String>) -> Self {
-        Self { echo_paths, proxy: None }
+        Self { echo_paths, proxy: None, hub: None }
+    }
+
+    /// Serves the hub at `path`.
+    pub fn with_hub(mut self, path: &str, hub: Hub) -> Self {
+        self.hub = Some((path.to_string(), hub));
+        self
+    }
+
+    /// The hub, if it is served.
+    pub fn hub(&self) -> Option<&Hub> {
+        self.hub.as_ref().map(|(_, h)| h)
+    }
+
+    /// The hub, if this connection is one of its.
+    fn hub_client(&mut self, id: ConnId) -> Option<&mut Hub> {
+        self.hub.as_mut().map(|(_, h)| h).filter(|h| h.owns(id))
     }
 
     /// Adds reverse-proxy routes (they win over echo paths they overlap).
@@ -73,6 +91,14 @@ impl Handler for App {
                 return proxy.on_upgrade(ctx, id, route, req, peer);
             }
         }
+        if let Some((path, hub)) = self.hub.as_mut() {
+            if req.path == path.as_str() {
+                return match hub.on_upgrade(ctx, id, req, peer) {
+                    Ok(()) => Decision::accept(),
+                    Err(r) => Decision::Reject(r),
+                };
+            }
+        }
         if self.echo_paths.iter().any(|p| p == req.path) {
             Decision::accept()
         } else {
@@ -81,14 +107,29 @@ impl Handler for App {
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        if let Some(p) = self.proxied(id) {
+        if let Some(h) = self.hub_client(id) {
+            h.on_open(ctx, id);
+        } else if let Some(p) = self.proxied(id) {
             p.on_open(ctx, id);
         }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]) {
-        // A failed send is a closing or slow connection: the runtime has dealt with it.
+        if let Some(h) = self.hub_client(id) {
+            return h.on_message(ctx, id, kind, data);
+        }
+        // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
         let _ = ctx.send(id, kind, data);
+    }
+
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.hub().and_then(Hub::tick_interval)
+    }
+
+    fn on_tick(&mut self, ctx: &mut Context<'_>) {
+        if let Some((_, h)) = self.hub.as_mut() {
+            h.on_tick(ctx);
+        }
     }
 
     fn on_message_piece(
@@ -105,6 +146,9 @@ impl Handler for App {
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        if let Some(h) = self.hub_client(id) {
+            h.on_close(id);
+        }
         if let Some(p) = self.proxied(id) {
             p.on_close(ctx, id, code, reason);
         }

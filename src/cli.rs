@@ -19,7 +19,7 @@ use crate::log;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Run the server (`weir [serve] [FLAGS]`).
-    Serve(Options),
+    Serve(Box<Options>),
     /// Run the client (`weir client URL [FLAGS]`).
     Client(ClientOptions),
     /// Print this text to stdout and exit 0 (`--help`, `-h`).
@@ -67,6 +67,28 @@ pub struct Options {
     pub close_timeout: Duration,
     /// How long a graceful shutdown waits for connections to close (> 0).
     pub shutdown_timeout: Duration,
+    /// Messages each hub channel keeps.
+    pub history: usize,
+    /// Most hub channels in all.
+    pub max_channels: usize,
+    /// Most hub channels one connection may subscribe to.
+    pub max_channels_per_connection: usize,
+    /// Largest `data` of one hub `publish`, in bytes of JSON.
+    pub max_publish_size: u64,
+    /// Bearer tokens a hub client must present (none: no token needed).
+    pub tokens: Vec<String>,
+    /// A file of tokens, one per line (read at start-up).
+    pub token_file: Option<String>,
+    /// How long a hub client may take to authenticate.
+    pub auth_timeout: Duration,
+    /// `user:password` required on the upgrade (HTTP Basic).
+    pub basic_auth: Option<String>,
+    /// Origins allowed to open hub connections.
+    pub origins: Vec<String>,
+    /// Hub messages per second per connection (0: no limit).
+    pub rate: u32,
+    /// Hub messages a connection may send at once above the rate.
+    pub rate_burst: u32,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -96,6 +118,17 @@ impl Default for Options {
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            history: 100,
+            max_channels: 10_000,
+            max_channels_per_connection: 100,
+            max_publish_size: 64 * 1024,
+            tokens: Vec::new(),
+            token_file: None,
+            auth_timeout: Duration::from_secs(10),
+            basic_auth: None,
+            origins: Vec::new(),
+            rate: 1000,
+            rate_burst: 2000,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             log_level: log::Level::Info,
@@ -261,7 +294,7 @@ pub fn parse(
             if serve.echo.is_empty() {
                 serve.echo = defaults.echo;
             }
-            Ok(Command::Serve(serve))
+            Ok(Command::Serve(Box::new(serve)))
         }
         Target::Client => {
             let mut positionals = positionals.into_iter();
@@ -430,16 +463,18 @@ enum Group {
     Listening,
     Limits,
     Timers,
+    Hub,
     Proxy,
     Logging,
     Subcommands,
 }
 
 impl Group {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Listening,
         Self::Limits,
         Self::Timers,
+        Self::Hub,
         Self::Proxy,
         Self::Logging,
         Self::Subcommands,
@@ -450,6 +485,7 @@ impl Group {
             Self::Listening => "Listening",
             Self::Limits => "Limits",
             Self::Timers => "Timers",
+            Self::Hub => "Hub (pub/sub at /ws)",
             Self::Proxy => "Reverse proxy",
             Self::Logging => "Logging",
             Self::Subcommands => "Subcommands",
@@ -709,6 +745,150 @@ const FLAGS: &[Flag] = &[
         help: "How long a graceful shutdown waits for connections to close (> 0).",
         setter: Setter::Serve(|o, v| {
             o.shutdown_timeout = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    // Hub
+    Flag {
+        name: "history",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "100",
+        help: "Messages each channel keeps for history and subscribe with since.",
+        setter: Setter::Serve(|o, v| {
+            o.history = parse_count(v, 0)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-channels",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "10000",
+        help: "Most channels in all (channels are kept while the server runs).",
+        setter: Setter::Serve(|o, v| {
+            o.max_channels = parse_count(v, 1)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-channels-per-connection",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "100",
+        help: "Most channels one connection may subscribe to.",
+        setter: Setter::Serve(|o, v| {
+            o.max_channels_per_connection = parse_count(v, 1)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-publish-size",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "64KiB",
+        help: "Largest data of one publish (too_large beyond).",
+        setter: Setter::Serve(|o, v| {
+            o.max_publish_size = parse_size(v, 1)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "token",
+        metavar: Some("TOKEN"),
+        repeatable: true,
+        group: Group::Hub,
+        default: "",
+        help: "A bearer token clients must present (Authorization: Bearer, ?token=, or the \
+               authenticate method). Repeatable.",
+        setter: Setter::Serve(|o, v| {
+            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(String::from("a token must be non-empty, without spaces"));
+            }
+            o.tokens.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "token-file",
+        metavar: Some("PATH"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "",
+        help: "A file of tokens, one per line ('#' comments), read at start-up.",
+        setter: Setter::Serve(|o, v| {
+            o.token_file = Some(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "auth-timeout",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "10s",
+        help: "How long a client may take to authenticate; then it is closed with 1008 (> 0).",
+        setter: Setter::Serve(|o, v| {
+            o.auth_timeout = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "basic-auth",
+        metavar: Some("USER:PASSWORD"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "",
+        help: "HTTP Basic credentials required on the upgrade (401 otherwise).",
+        setter: Setter::Serve(|o, v| {
+            if !v.contains(':') {
+                return Err(String::from("expected USER:PASSWORD"));
+            }
+            o.basic_auth = Some(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "origin",
+        metavar: Some("ORIGIN"),
+        repeatable: true,
+        group: Group::Hub,
+        default: "",
+        help: "An Origin allowed to connect, e.g. https://app.example.com (others get 403). \
+               Repeatable.",
+        setter: Setter::Serve(|o, v| {
+            if !v.contains("://") {
+                return Err(String::from("expected SCHEME://HOST[:PORT]"));
+            }
+            o.origins.push(v.trim_end_matches('/').to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "rate",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "1000",
+        help: "Messages per second per connection (rate_limited beyond, 1008 far beyond); 0 = off.",
+        setter: Setter::Serve(|o, v| {
+            o.rate = u32::try_from(parse_count(v, 0)?).map_err(|_| "too large")?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "rate-burst",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "2000",
+        help: "Messages a connection may send at once above the rate.",
+        setter: Setter::Serve(|o, v| {
+            o.rate_burst = u32::try_from(parse_count(v, 1)?).map_err(|_| "too large")?;
             Ok(())
         }),
     },
@@ -1035,7 +1215,7 @@ mod tests {
 
     fn serve_env(line: &str, vars: &[(&str, &str)]) -> Options {
         match parse(args(line), with_env(vars)) {
-            Ok(Command::Serve(o)) => o,
+            Ok(Command::Serve(o)) => *o,
             other => panic!("{line:?}: {other:?}"),
         }
     }
@@ -1057,7 +1237,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(parse(Vec::new(), no_env), Ok(Command::Serve(Options::default())));
+        assert_eq!(parse(Vec::new(), no_env), Ok(Command::Serve(Box::default())));
         assert_eq!(serve("serve"), Options::default());
         let o = Options::default();
         assert_eq!(o.listen, ["127.0.0.1:8080"]);
@@ -1122,6 +1302,17 @@ mod tests {
             ("idle-timeout", "1m"),
             ("close-timeout", "1ms"),
             ("shutdown-timeout", "1h"),
+            ("history", "5"),
+            ("max-channels", "7"),
+            ("max-channels-per-connection", "3"),
+            ("max-publish-size", "1KiB"),
+            ("token", "abc"),
+            ("token-file", "/etc/weir/tokens"),
+            ("auth-timeout", "3s"),
+            ("basic-auth", "u:p"),
+            ("origin", "https://a.example"),
+            ("rate", "5"),
+            ("rate-burst", "9"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("log-level", "debug"),
@@ -1168,6 +1359,17 @@ mod tests {
                 idle_timeout: Some(Duration::from_secs(3600)),
                 close_timeout: Duration::from_secs(3),
                 shutdown_timeout: Duration::from_secs(15),
+                history: 100,
+                max_channels: 10_000,
+                max_channels_per_connection: 100,
+                max_publish_size: 64 * 1024,
+                tokens: Vec::new(),
+                token_file: None,
+                auth_timeout: Duration::from_secs(10),
+                basic_auth: None,
+                origins: Vec::new(),
+                rate: 1000,
+                rate_burst: 2000,
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),
@@ -1425,10 +1627,17 @@ mod tests {
         for word in ["--help", "--version", "KiB", "KB", "500ms", "client URL"] {
             assert!(help.contains(word), "{word}");
         }
-        // Names are unique per command and map to distinct variables.
+        // Names are unique per command and map to distinct variables within it (`weir --origin`
+        // and `weir client --origin` share WEIR_ORIGIN: each command reads only its own flags).
         for (i, a) in FLAGS.iter().enumerate() {
             for b in &FLAGS[i + 1..] {
-                assert_ne!(a.env_var(), b.env_var());
+                let same_command = matches!(
+                    (a.setter, b.setter),
+                    (Setter::Serve(_), Setter::Serve(_)) | (Setter::Client(_), Setter::Client(_))
+                );
+                if same_command {
+                    assert_ne!(a.env_var(), b.env_var());
+                }
             }
         }
     }

@@ -17,6 +17,8 @@ pub mod app;
 #[cfg(feature = "server")]
 pub mod client;
 #[cfg(feature = "server")]
+pub mod hub;
+#[cfg(feature = "server")]
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod cli;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use weir::cli::{self, Command, Options};
 use weir::client::console::Outcome;
+use weir::hub::auth::Auth;
+use weir::hub::{Hub, HubConfig};
 use weir::server::{Config, Server};
 use weir::{app::App, error, log, proto};
 
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve(opts) => serve(opts),
+        Command::Serve(opts) => serve(*opts),
     }
 }
 
@@ -86,7 +88,33 @@ fn serve(opts: Options) -> ExitCode {
         queue_cap = config.queue_cap,
         echo = opts.echo.join(",")
     );
-    let mut app = App::new(opts.echo);
+    let mut tokens = opts.tokens.clone();
+    if let Some(path) = &opts.token_file {
+        // Read once, before the loop starts.
+        match std::fs::read_to_string(path) {
+            Ok(text) => tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            ),
+            Err(e) => {
+                eprintln!("weir: --token-file {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let hub = Hub::new(HubConfig {
+        history: opts.history,
+        max_channels: opts.max_channels,
+        max_channels_per_connection: opts.max_channels_per_connection,
+        max_publish_size: usize::try_from(opts.max_publish_size).unwrap_or(usize::MAX),
+        auth: Auth { tokens, basic: opts.basic_auth.clone(), origins: opts.origins.clone() },
+        auth_timeout: opts.auth_timeout,
+        rate: opts.rate,
+        rate_burst: opts.rate_burst,
+    });
+    let mut app = App::new(opts.echo).with_hub("/ws", hub);
     if !opts.routes.is_empty() {
         match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
             Ok(p) => {

@@ -81,6 +81,8 @@ pub struct Server<H: Handler> {
     accept_paused: bool,
     accept_retry_at: Option<Duration>,
     drain_deadline: Option<Duration>,
+    /// When the handler's next tick is due.
+    next_tick: Option<Duration>,
     expired: Vec<u64>,
 }
 
@@ -137,6 +139,7 @@ impl<H: Handler> Server<H> {
             accept_paused: false,
             accept_retry_at: None,
             drain_deadline: None,
+            next_tick: None,
             expired: Vec::new(),
         })
     }
@@ -181,6 +184,7 @@ impl<H: Handler> Server<H> {
         let mut ctx = Context { core: &mut self.core };
         self.handler.on_start(&mut ctx);
         self.flush_dirty();
+        self.next_tick = self.handler.tick_interval().map(|t| self.core.now + t);
         loop {
             if self.core.stopping {
                 return Ok(());
@@ -225,6 +229,14 @@ impl<H: Handler> Server<H> {
                 self.on_ready(key);
             }
             self.run_timers();
+            if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
+                if self.core.now >= due {
+                    self.next_tick = Some(self.core.now + every);
+                    let mut ctx = Context { core: &mut self.core };
+                    self.handler.on_tick(&mut ctx);
+                    self.flush_dirty();
+                }
+            }
             if self.accept_paused && self.accept_retry_at.is_some_and(|t| self.core.now >= t) {
                 self.resume_accepting();
             }
@@ -250,7 +262,7 @@ impl<H: Handler> Server<H> {
         }
         let now = self.core.now;
         let mut next = self.core.timers.next_expiry();
-        for t in [self.accept_retry_at.filter(|_| self.accept_paused), self.drain_deadline] {
+        for t in [self.accept_retry_at.filter(|_| self.accept_paused), self.drain_deadline, self.next_tick] {
             next = match (next, t) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

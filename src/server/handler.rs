@@ -150,6 +150,14 @@ pub trait Handler {
     /// none), or 1006 if it closed without one, or the code this end failed it with.
     fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}
 
+    /// How often [`Handler::on_tick`] runs (`None`, the default: never).
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Runs every [`Handler::tick_interval`] (for application deadlines, e.g. authentication).
+    fn on_tick(&mut self, _ctx: &mut Context<'_>) {}
+
     /// The loop is about to start (open outbound connections here).
     fn on_start(&mut self, _ctx: &mut Context<'_>) {}
 

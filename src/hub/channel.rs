@@ -1,0 +1,82 @@
+//! A channel: its sequence numbers, its subscribers, and the last messages it keeps.
+
+use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
+
+use crate::server::ConnId;
+
+/// The longest channel name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `name` is a valid channel name: 1-128 bytes of `[A-Za-z0-9_.:/@-]`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:/@-".contains(&b))
+}
+
+/// One channel.
+#[derive(Debug, Default)]
+pub struct Channel {
+    /// The sequence number of the last message published (0: none yet). Never repeats while
+    /// the server runs: channels are not forgotten.
+    pub seq: u64,
+    /// Connections subscribed.
+    pub subscribers: HashSet<ConnId>,
+    /// The last messages, oldest first: sequence number and the event as sent.
+    history: VecDeque<(u64, Rc<str>)>,
+}
+
+impl Channel {
+    /// Sequences a message: returns its number, and keeps `event` (built with that number by
+    /// `make`) in the history, dropping the oldest past `keep`.
+    pub fn publish(&mut self, keep: usize, make: impl FnOnce(u64) -> Rc<str>) -> (u64, Rc<str>) {
+        self.seq += 1;
+        let event = make(self.seq);
+        if keep > 0 {
+            if self.history.len() >= keep {
+                self.history.pop_front();
+            }
+            self.history.push_back((self.seq, Rc::clone(&event)));
+        }
+        (self.seq, event)
+    }
+
+    /// The kept messages with a sequence number above `since`, oldest first, at most `limit`
+    /// (the newest ones when there are more).
+    pub fn since(&self, since: u64, limit: usize) -> impl Iterator<Item = &Rc<str>> {
+        let after = self.history.iter().filter(move |(s, _)| *s > since).count();
+        let skip = self.history.len() - after + after.saturating_sub(limit);
+        self.history.iter().skip(skip).map(|(_, e)| e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("builds"));
+        assert!(valid_name("a.b:c/d@e-f_9"));
+        assert!(valid_name(&"x".repeat(128)));
+        for bad in ["", "with space", "ü", "a,b", "{}", &"x".repeat(129)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_last_n_and_replays_after_a_seq() {
+        let mut c = Channel::default();
+        for _ in 0..5 {
+            c.publish(3, |s| Rc::from(s.to_string()));
+        }
+        assert_eq!(c.seq, 5);
+        let all: Vec<&str> = c.since(0, 100).map(|e| &**e).collect();
+        assert_eq!(all, ["3", "4", "5"]);
+        let after4: Vec<&str> = c.since(4, 100).map(|e| &**e).collect();
+        assert_eq!(after4, ["5"]);
+        let newest2: Vec<&str> = c.since(0, 2).map(|e| &**e).collect();
+        assert_eq!(newest2, ["4", "5"]);
+        assert_eq!(c.since(5, 10).count(), 0);
+    }
+}

@@ -1,0 +1,589 @@
+//! The hub: channels, a JSON command protocol over WebSocket, history, authentication and
+//! rate limits. `docs/protocol.md` is the protocol's reference.
+//!
+//! Commands are text frames holding one JSON object, `{"id", "method", "params"}`; answers are
+//! `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error": {"code", "message"}}`; events
+//! are `{"event": ...}`. A published message is encoded once and its frame shared by every
+//! subscriber's queue; a subscriber whose queue passes the cap is closed by the runtime as a slow
+//! reader, and nobody else notices.
+
+pub mod auth;
+pub mod channel;
+pub mod rate;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::json::{self, ObjectWriter, Value};
+use crate::proto::handshake::UpgradeRequest;
+use crate::proto::{CloseCode, MessageKind};
+use crate::server::{ConnId, Context, Response};
+use crate::{info, warn};
+
+use auth::{Auth, query_param, strip_scheme};
+use channel::{Channel, valid_name};
+use rate::{Bucket, Verdict};
+
+/// The hub's settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Messages each channel keeps for `history` and `subscribe` with `since`.
+    pub history: usize,
+    /// Most channels in all.
+    pub max_channels: usize,
+    /// Most channels one connection may subscribe to.
+    pub max_channels_per_connection: usize,
+    /// Largest `data` a `publish` may carry, in bytes of JSON text.
+    pub max_publish_size: usize,
+    /// Tokens, Basic credentials, allowed origins.
+    pub auth: Auth,
+    /// How long a client may take to `authenticate` when tokens are required.
+    pub auth_timeout: Duration,
+    /// Messages per second per connection (0: no limit).
+    pub rate: u32,
+    /// Messages a connection may send at once above the rate.
+    pub rate_burst: u32,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            history: 100,
+            max_channels: 10_000,
+            max_channels_per_connection: 100,
+            max_publish_size: 64 << 10,
+            auth: Auth::default(),
+            auth_timeout: Duration::from_secs(10),
+            rate: 1000,
+            rate_burst: 2000,
+        }
+    }
+}
+
+/// A hub client.
+#[derive(Debug)]
+struct Client {
+    name: Rc<str>,
+    authed: bool,
+    channels: Vec<Rc<str>>,
+    bucket: Bucket,
+}
+
+/// The `id` of a command, echoed in its answer.
+enum Id {
+    /// No `id`: a notification, nothing is answered.
+    Absent,
+    /// Answered with `"id": null` (the command could not be read).
+    Null,
+    /// A string or integer, as written in the command.
+    Raw(String),
+}
+
+/// Counters the hub keeps.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HubStats {
+    /// Messages published.
+    pub published: u64,
+    /// Events delivered (one per subscriber).
+    pub delivered: u64,
+    /// Commands refused for the rate limit.
+    pub rate_limited: u64,
+    /// Connections closed for the rate limit.
+    pub rate_closed: u64,
+    /// Connections closed for not authenticating in time.
+    pub auth_timeouts: u64,
+}
+
+/// The hub's state.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    channels: HashMap<Rc<str>, Channel>,
+    clients: HashMap<ConnId, Client>,
+    next_client: u64,
+    /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
+    auth_queue: VecDeque<(Duration, ConnId)>,
+    started: SystemTime,
+    stats: HubStats,
+}
+
+impl Hub {
+    /// A hub with no channels yet.
+    pub fn new(config: HubConfig) -> Self {
+        Self {
+            config,
+            channels: HashMap::new(),
+            clients: HashMap::new(),
+            next_client: 0,
+            auth_queue: VecDeque::new(),
+            started: SystemTime::now(),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> HubStats {
+        self.stats
+    }
+
+    /// Channels that exist.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Subscriptions in all.
+    pub fn subscription_count(&self) -> usize {
+        self.clients.values().map(|c| c.channels.len()).sum()
+    }
+
+    /// Whether a connection is a hub client.
+    pub fn owns(&self, id: ConnId) -> bool {
+        self.clients.contains_key(&id)
+    }
+
+    /// How often the hub needs a tick (authentication deadlines).
+    pub fn tick_interval(&self) -> Option<Duration> {
+        self.config.auth.tokens_required().then_some(Duration::from_millis(250))
+    }
+
+    /// Checks an upgrade to the hub: origin, Basic credentials, and a token if one came with
+    /// it. Returns the response that refuses it, if any.
+    pub fn on_upgrade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        req: &UpgradeRequest<'_, '_>,
+        peer: SocketAddr,
+    ) -> Result<(), Response> {
+        let auth = &self.config.auth;
+        if !auth.origin_ok(req.origin, req.host) {
+            info!(
+                "hub: origin refused",
+                peer = peer,
+                origin = String::from_utf8_lossy(req.origin.unwrap_or_default())
+            );
+            return Err(Response::text(403, "origin not allowed\n"));
+        }
+        let authorization = req.header("authorization");
+        if !auth.basic_ok(authorization) {
+            info!("hub: basic auth refused", peer = peer);
+            let mut r = Response::text(401, "authentication required\n");
+            r.headers.push((
+                "WWW-Authenticate".into(),
+                b"Basic realm=\"weir\", charset=\"UTF-8\"".to_vec(),
+            ));
+            return Err(r);
+        }
+        let bearer = authorization.and_then(|v| strip_scheme(v, b"bearer"));
+        let token = bearer.or_else(|| query_param(req.query, "token").map(str::as_bytes));
+        let authed = match token {
+            _ if !auth.tokens_required() => true,
+            Some(t) if auth.token_ok(t) => true,
+            Some(_) => {
+                info!("hub: token refused", peer = peer);
+                return Err(Response::text(401, "invalid token\n"));
+            }
+            None => false,
+        };
+        self.next_client += 1;
+        let name: Rc<str> = Rc::from(format!("c-{}", self.next_client));
+        let bucket = Bucket::new(self.config.rate_burst, ctx.now());
+        self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket });
+        Ok(())
+    }
+
+    /// The connection is open: greet it.
+    pub fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let Some(client) = self.clients.get(&id) else { return };
+        let mut out = String::with_capacity(96);
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("event", "connected")
+            .str("client", &client.name)
+            .str("server", concat!("weir ", env!("CARGO_PKG_VERSION")))
+            .bool("auth_required", !client.authed);
+        w.finish();
+        let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
+        if !client.authed {
+            self.auth_queue.push_back((ctx.now() + self.config.auth_timeout, id));
+        }
+    }
+
+    /// Closes clients that did not authenticate in time (1008).
+    pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        while let Some(&(deadline, id)) = self.auth_queue.front() {
+            if deadline > now {
+                break;
+            }
+            self.auth_queue.pop_front();
+            if self.clients.get(&id).is_some_and(|c| !c.authed) {
+                self.stats.auth_timeouts += 1;
+                info!("hub: authentication timeout", id = id.as_u64());
+                ctx.close(id, CloseCode::POLICY_VIOLATION, "authentication timeout");
+            }
+        }
+    }
+
+    /// The connection is gone: its subscriptions go with it.
+    pub fn on_close(&mut self, id: ConnId) {
+        if let Some(client) = self.clients.remove(&id) {
+            for name in &client.channels {
+                if let Some(ch) = self.channels.get_mut(name) {
+                    ch.subscribers.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// One command.
+    pub fn on_message(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+    ) {
+        let Some(client) = self.clients.get_mut(&id) else { return };
+        if kind == MessageKind::Binary {
+            return error(ctx, id, &Id::Null, "invalid_request", "commands are JSON text frames");
+        }
+        let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
+        let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
+            Ok(v) => v,
+            Err(e) => return error(ctx, id, &Id::Null, "parse_error", &e.to_string()),
+        };
+        let cmd_id = match value.get("id") {
+            None => Id::Absent,
+            Some(Value::String(s)) => {
+                let mut out = String::new();
+                json::write_str(&mut out, s);
+                Id::Raw(out)
+            }
+            Some(Value::Number(n)) if n.is_integer() => Id::Raw(n.as_str().to_string()),
+            Some(_) => {
+                return error(
+                    ctx,
+                    id,
+                    &Id::Null,
+                    "invalid_request",
+                    "id must be a string or an integer",
+                );
+            }
+        };
+        match client.bucket.take(self.config.rate, self.config.rate_burst, ctx.now()) {
+            Verdict::Allow => {}
+            Verdict::Limit => {
+                self.stats.rate_limited += 1;
+                return error(ctx, id, &cmd_id, "rate_limited", "too many messages; slow down");
+            }
+            Verdict::Close => {
+                self.stats.rate_closed += 1;
+                warn!("hub: rate limit exceeded, closing", id = id.as_u64());
+                return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+            }
+        }
+        let Value::Object(_) = &value else {
+            return error(ctx, id, &cmd_id, "invalid_request", "a command is a JSON object");
+        };
+        let Some(method) = value.get("method").and_then(Value::as_str) else {
+            return error(ctx, id, &cmd_id, "invalid_request", "method must be a string");
+        };
+        let empty = Value::Object(Vec::new());
+        let params = match value.get("params") {
+            None | Some(Value::Null) => &empty,
+            Some(p @ Value::Object(_)) => p,
+            Some(_) => {
+                return error(ctx, id, &cmd_id, "invalid_params", "params must be an object");
+            }
+        };
+        if !client.authed && !matches!(method, "authenticate" | "ping") {
+            return error(ctx, id, &cmd_id, "unauthorized", "authenticate first");
+        }
+        let result = match method {
+            "authenticate" => self.authenticate(id, params),
+            "subscribe" => self.subscribe(ctx, id, &cmd_id, params),
+            "unsubscribe" => self.unsubscribe(id, params),
+            "publish" => self.publish(ctx, id, params, raw_data),
+            "history" => self.history(params),
+            "channels" => Ok(self.channels(params)),
+            "presence" => self.presence(params),
+            "stats" => Ok(self.stats_json(ctx)),
+            "ping" => Ok(format!("{{\"ts\":{}}}", now_ms())),
+            _ => Err(("unknown_method", format!("no method {method:?}"))),
+        };
+        match result {
+            Ok(result) => reply(ctx, id, &cmd_id, &result),
+            Err((code, message)) => error(ctx, id, &cmd_id, code, &message),
+        }
+        if method == "subscribe" {
+            self.replay_since(ctx, id, params);
+        }
+    }
+
+    fn authenticate(&mut self, id: ConnId, params: &Value) -> Outcome {
+        let token = params
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("token must be a string"))?;
+        let client = self.clients.get_mut(&id).ok_or_else(|| bad("no client"))?;
+        if !self.config.auth.tokens_required() || self.config.auth.token_ok(token.as_bytes()) {
+            client.authed = true;
+            let mut out = String::new();
+            let mut w = ObjectWriter::new(&mut out);
+            w.str("client", &client.name);
+            w.finish();
+            Ok(out)
+        } else {
+            Err(("unauthorized", "invalid token".into()))
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        _cmd: &Id,
+        params: &Value,
+    ) -> Outcome {
+        let name = channel_param(params)?;
+        if params.get("since").is_some_and(|s| s.as_u64().is_none()) {
+            return Err(bad("since must be a sequence number"));
+        }
+        let client = self.clients.get_mut(&id).ok_or_else(|| bad("no client"))?;
+        let already = client.channels.iter().any(|c| **c == *name);
+        if !already && client.channels.len() >= self.config.max_channels_per_connection {
+            return Err((
+                "forbidden",
+                format!(
+                    "at most {} channels per connection",
+                    self.config.max_channels_per_connection
+                ),
+            ));
+        }
+        let (key, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
+        ch.subscribers.insert(id);
+        if !already {
+            client.channels.push(key);
+        }
+        let _ = ctx;
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("channel", name).u64("seq", ch.seq).u64("subscribers", ch.subscribers.len() as u64);
+        w.finish();
+        Ok(out)
+    }
+
+    /// After a successful `subscribe` with `since`: the kept messages after it, before any
+    /// live one (both happen in this one turn of the loop, so there is no gap and no
+    /// duplicate).
+    fn replay_since(&mut self, ctx: &mut Context<'_>, id: ConnId, params: &Value) {
+        let Some(since) = params.get("since").and_then(Value::as_u64) else { return };
+        let Some(name) = params.get("channel").and_then(Value::as_str) else { return };
+        let Some(ch) = self.channels.get(name) else { return };
+        if !ch.subscribers.contains(&id) {
+            return;
+        }
+        for event in ch.since(since, usize::MAX) {
+            let _ = ctx.send(id, MessageKind::Text, event.as_bytes());
+            self.stats.delivered += 1;
+        }
+    }
+
+    fn unsubscribe(&mut self, id: ConnId, params: &Value) -> Outcome {
+        let name = channel_param(params)?;
+        let client = self.clients.get_mut(&id).ok_or_else(|| bad("no client"))?;
+        let Some(pos) = client.channels.iter().position(|c| **c == *name) else {
+            return Err(("not_found", format!("not subscribed to {name:?}")));
+        };
+        client.channels.swap_remove(pos);
+        if let Some(ch) = self.channels.get_mut(name) {
+            ch.subscribers.remove(&id);
+        }
+        Ok("{}".into())
+    }
+
+    fn publish(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        params: &Value,
+        raw: Option<&str>,
+    ) -> Outcome {
+        let name = channel_param(params)?;
+        let data = raw.ok_or_else(|| bad("data is required"))?;
+        if data.len() > self.config.max_publish_size {
+            return Err((
+                "too_large",
+                format!("data is over {} bytes", self.config.max_publish_size),
+            ));
+        }
+        let from =
+            self.clients.get(&id).map(|c| Rc::clone(&c.name)).ok_or_else(|| bad("no client"))?;
+        let history = self.config.history;
+        let (_, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
+        let (seq, event) = ch.publish(history, |seq| {
+            let mut out = String::with_capacity(data.len() + name.len() + 96);
+            let mut w = ObjectWriter::new(&mut out);
+            w.str("event", "message")
+                .str("channel", name)
+                .u64("seq", seq)
+                .raw("data", data)
+                .str("from", &from)
+                .u64("ts", now_ms());
+            w.finish();
+            Rc::from(out)
+        });
+        // One frame, shared by every subscriber's queue.
+        let n = ctx.broadcast(ch.subscribers.iter().copied(), MessageKind::Text, event.as_bytes());
+        self.stats.published += 1;
+        self.stats.delivered += n as u64;
+        Ok(format!("{{\"seq\":{seq}}}"))
+    }
+
+    fn history(&self, params: &Value) -> Outcome {
+        let name = channel_param(params)?;
+        let since = match params.get("since") {
+            None => 0,
+            Some(v) => v.as_u64().ok_or_else(|| bad("since must be a sequence number"))?,
+        };
+        let limit = match params.get("limit") {
+            None => self.config.history,
+            Some(v) => v.as_u64().ok_or_else(|| bad("limit must be a count"))? as usize,
+        };
+        let ch =
+            self.channels.get(name).ok_or_else(|| ("not_found", format!("no channel {name:?}")))?;
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.u64("seq", ch.seq);
+        let mut list = w.array("messages");
+        for e in ch.since(since, limit) {
+            list.raw(e);
+        }
+        list.finish();
+        w.finish();
+        Ok(out)
+    }
+
+    fn channels(&self, params: &Value) -> String {
+        let prefix = params.get("prefix").and_then(Value::as_str).unwrap_or("");
+        let mut names: Vec<&Rc<str>> =
+            self.channels.keys().filter(|n| n.starts_with(prefix)).collect();
+        names.sort();
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        let mut list = w.array("channels");
+        for name in names {
+            if let Some(ch) = self.channels.get(name) {
+                let mut o = list.object();
+                o.str("name", name)
+                    .u64("subscribers", ch.subscribers.len() as u64)
+                    .u64("seq", ch.seq);
+                o.finish();
+            }
+        }
+        list.finish();
+        w.finish();
+        out
+    }
+
+    fn presence(&self, params: &Value) -> Outcome {
+        let name = channel_param(params)?;
+        let ch =
+            self.channels.get(name).ok_or_else(|| ("not_found", format!("no channel {name:?}")))?;
+        Ok(format!("{{\"subscribers\":{}}}", ch.subscribers.len()))
+    }
+
+    fn stats_json(&self, ctx: &Context<'_>) -> String {
+        let s = ctx.stats();
+        let uptime = SystemTime::now().duration_since(self.started).unwrap_or_default();
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.u64("connections", s.connections_open)
+            .u64("connections_total", s.connections_total)
+            .u64("channels", self.channels.len() as u64)
+            .u64("subscriptions", self.subscription_count() as u64)
+            .u64("messages_in", s.messages_in)
+            .u64("messages_out", s.messages_out)
+            .u64("bytes_in", s.bytes_in)
+            .u64("bytes_out", s.bytes_out)
+            .u64("published", self.stats.published)
+            .u64("slow_reader_disconnects", s.slow_reader_disconnects)
+            .u64("rate_limited", self.stats.rate_limited)
+            .u64("uptime_ms", uptime.as_millis() as u64);
+        w.finish();
+        out
+    }
+}
+
+/// A method's result (JSON text) or its error (code and message).
+type Outcome = Result<String, (&'static str, String)>;
+
+fn bad(message: &str) -> (&'static str, String) {
+    ("invalid_params", message.to_string())
+}
+
+fn channel_param(params: &Value) -> Result<&str, (&'static str, String)> {
+    let name = params
+        .get("channel")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("channel must be a string"))?;
+    if valid_name(name) {
+        Ok(name)
+    } else {
+        Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"))
+    }
+}
+
+/// The channel, created if it does not exist and the total allows.
+fn channel_entry<'a>(
+    channels: &'a mut HashMap<Rc<str>, Channel>,
+    name: &str,
+    max: usize,
+) -> Result<(Rc<str>, &'a mut Channel), (&'static str, String)> {
+    if !channels.contains_key(name) {
+        if channels.len() >= max {
+            return Err(("forbidden", format!("the server holds its maximum of {max} channels")));
+        }
+        channels.insert(Rc::from(name), Channel::default());
+    }
+    let key =
+        channels.keys().find(|k| ***k == *name).map(Rc::clone).unwrap_or_else(|| Rc::from(name));
+    let ch = channels.get_mut(name).ok_or_else(|| bad("channel vanished"))?;
+    Ok((key, ch))
+}
+
+fn reply(ctx: &mut Context<'_>, conn: ConnId, id: &Id, result: &str) {
+    let id = match id {
+        Id::Absent => return,
+        Id::Null => "null",
+        Id::Raw(s) => s,
+    };
+    let mut out = String::with_capacity(result.len() + id.len() + 32);
+    let mut w = ObjectWriter::new(&mut out);
+    w.raw("id", id).bool("ok", true).raw("result", result);
+    w.finish();
+    let _ = ctx.send(conn, MessageKind::Text, out.as_bytes());
+}
+
+fn error(ctx: &mut Context<'_>, conn: ConnId, id: &Id, code: &str, message: &str) {
+    let id = match id {
+        Id::Absent => return,
+        Id::Null => "null",
+        Id::Raw(s) => s,
+    };
+    let mut out = String::with_capacity(message.len() + 64);
+    let mut w = ObjectWriter::new(&mut out);
+    w.raw("id", id).bool("ok", false);
+    let mut e = w.object("error");
+    e.str("code", code).str("message", message);
+    e.finish();
+    w.finish();
+    let _ = ctx.send(conn, MessageKind::Text, out.as_bytes());
+}
+
+/// Milliseconds since the Unix epoch (the event timestamps).
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
