@@ -1,0 +1,11 @@
+//! A client connection fed arbitrary bytes (as if from a server) in one read, then left to its
+//! timers: no panic, a coherent transcript, and only valid masked frames sent.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use weir::proto::Role;
+
+fuzz_target!(|data: &[u8]| {
+    weir_fuzz::conn::run(Role::Client, data, &[]);
+});
