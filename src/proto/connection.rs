@@ -66,6 +66,15 @@ pub struct Config {
     pub close_timeout: Duration,
 }
 
+impl Config {
+    /// The same settings with no handshake deadline (for a connection whose handshake the
+    /// driver times itself, or that never upgrades).
+    pub const fn without_handshake_timeout(mut self) -> Self {
+        self.handshake_timeout = None;
+        self
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {

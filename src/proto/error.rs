@@ -141,6 +141,17 @@ pub enum HandshakeError {
     MalformedHeader,
     /// An HTTP version other than 1.0 and 1.1 (505).
     UnsupportedHttpVersion,
+    /// Both `Transfer-Encoding` and `Content-Length`, or differing `Content-Length`s: the framing
+    /// is ambiguous, the classic request-smuggling setup (RFC 9112 §6.3) (400).
+    AmbiguousFraming,
+    /// A `Content-Length` that is not a number (400).
+    InvalidContentLength,
+    /// A transfer coding other than `chunked` (RFC 9112 §6.1: 501).
+    UnsupportedTransferCoding,
+    /// A chunked body that breaks the grammar of RFC 9112 §7.1 (400).
+    MalformedChunk,
+    /// A body larger than the server accepts (RFC 9110 §15.5.14: 413).
+    BodyTooLarge,
 
     // --- Server side: the client's upgrade request (RFC 6455 §4.2.1) ---
     /// An upgrade request whose method is not GET (405).
@@ -184,9 +195,14 @@ impl HandshakeError {
             Self::HeadTooLarge | Self::TooManyHeaders => 431,
             Self::TargetTooLong => 414,
             Self::UnsupportedHttpVersion => 505,
+            Self::UnsupportedTransferCoding => 501,
+            Self::BodyTooLarge => 413,
             Self::MethodNotGet => 405,
             Self::MissingVersion | Self::UnsupportedVersion => 426,
             Self::MalformedRequestLine
+            | Self::AmbiguousFraming
+            | Self::InvalidContentLength
+            | Self::MalformedChunk
             | Self::MalformedHeader
             | Self::UpgradeNeedsHttp11
             | Self::MissingHost
@@ -214,6 +230,13 @@ impl HandshakeError {
             Self::MalformedStatusLine => "malformed status line",
             Self::MalformedHeader => "malformed header field",
             Self::UnsupportedHttpVersion => "unsupported HTTP version",
+            Self::AmbiguousFraming => {
+                "ambiguous body framing (Transfer-Encoding and Content-Length)"
+            }
+            Self::InvalidContentLength => "invalid Content-Length",
+            Self::UnsupportedTransferCoding => "unsupported transfer coding (only chunked)",
+            Self::MalformedChunk => "malformed chunked body",
+            Self::BodyTooLarge => "request body too large",
             Self::MethodNotGet => "a WebSocket upgrade must use GET",
             Self::UpgradeNeedsHttp11 => "a WebSocket upgrade needs HTTP/1.1",
             Self::MissingHost => "missing or repeated Host header",
@@ -242,6 +265,11 @@ impl HandshakeError {
             Self::MalformedStatusLine => "malformed_status_line",
             Self::MalformedHeader => "malformed_header",
             Self::UnsupportedHttpVersion => "unsupported_http_version",
+            Self::AmbiguousFraming => "ambiguous_framing",
+            Self::InvalidContentLength => "invalid_content_length",
+            Self::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            Self::MalformedChunk => "malformed_chunk",
+            Self::BodyTooLarge => "body_too_large",
             Self::MethodNotGet => "method_not_get",
             Self::UpgradeNeedsHttp11 => "upgrade_needs_http11",
             Self::MissingHost => "missing_host",

@@ -238,7 +238,7 @@ pub fn write_reject(
     extra_headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> Result<usize, BufferTooSmall> {
-    write_response(out, status, extra_headers, &[body])
+    write_response(out, status, extra_headers, &[body], After::Close)
 }
 
 /// Writes the refusal for a handshake or HTTP error (see [`write_reject`]): status
@@ -257,7 +257,7 @@ pub fn write_error(out: &mut [u8], err: HandshakeError) -> Result<usize, BufferT
         426 => &[("Sec-WebSocket-Version", VERSION.as_bytes())],
         _ => &[],
     };
-    write_response(out, status, extra, &[err.reason().as_bytes(), b"\n"])
+    write_response(out, status, extra, &[err.reason().as_bytes(), b"\n"], After::Close)
 }
 
 /// The standard reason phrase for `status` (RFC 9110 §15), or its class's name for a code
@@ -309,21 +309,53 @@ pub const fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// What happens to the connection after a plain HTTP response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// `Connection: close`: the server closes after the body.
+    Close,
+    /// The connection stays open for the next request (HTTP/1.1 persistence, RFC 9112 §9.3).
+    KeepAlive,
+    /// The body has no length: it streams until the server closes (server-sent events). Only the
+    /// head is written.
+    Stream,
+}
+
+/// Writes a plain HTTP response (not an upgrade) with `Content-Length` (unless it streams) and
+/// the `Connection` handling `after` says, and returns its length. As [`write_reject`] for the
+/// rest.
+///
+/// # Errors
+/// `out` is too short; the error holds the length needed.
+pub fn write_http_response(
+    out: &mut [u8],
+    status: u16,
+    extra_headers: &[(&str, &[u8])],
+    body: &[u8],
+    after: After,
+) -> Result<usize, BufferTooSmall> {
+    write_response(out, status, extra_headers, &[body], after)
+}
+
 fn write_response(
     out: &mut [u8],
     status: u16,
     extra_headers: &[(&str, &[u8])],
     body: &[&[u8]],
+    after: After,
 ) -> Result<usize, BufferTooSmall> {
     let status = if matches!(status, 100..=599) { status } else { 500 };
-    let has_body = !matches!(status, 100..=199 | 204 | 304);
+    let has_body = !matches!(status, 100..=199 | 204 | 304) && after != After::Stream;
     let body_len = body.iter().fold(0usize, |sum, part| sum.saturating_add(part.len()));
     let mut w = Writer::new(out);
     w.put(b"HTTP/1.1 ");
     w.decimal(usize::from(status));
     w.put(b" ");
     w.put(reason_phrase(status).as_bytes());
-    w.put(b"\r\nConnection: close\r\n");
+    w.put(b"\r\n");
+    if after != After::KeepAlive {
+        w.put(b"Connection: close\r\n");
+    }
     if has_body {
         let typed = extra_headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
         if body_len > 0 && !typed {

@@ -59,6 +59,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod body;
 pub mod close;
 pub mod connection;
 pub mod error;
