@@ -64,7 +64,14 @@ impl Driver {
 }
 
 impl Handler for Driver {
-    fn on_request(&mut self, _: &mut Context<'_>, _: &Request<'_, '_>, _: SocketAddr) -> Response {
+    fn on_request(
+        &mut self,
+        _: &mut Context<'_>,
+        _: ConnId,
+        _: &Request<'_, '_>,
+        _: &[u8],
+        _: SocketAddr,
+    ) -> Response {
         Response::text(404, "")
     }
 

@@ -18,7 +18,14 @@ struct Chat {
 }
 
 impl Handler for Chat {
-    fn on_request(&mut self, _: &mut Context<'_>, _: &Request<'_, '_>, _: SocketAddr) -> Response {
+    fn on_request(
+        &mut self,
+        _: &mut Context<'_>,
+        _: ConnId,
+        _: &Request<'_, '_>,
+        _: &[u8],
+        _: SocketAddr,
+    ) -> Response {
         Response::text(404, "connect a WebSocket to /chat\n")
     }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::http::Api;
 use crate::hub::Hub;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
@@ -16,12 +17,13 @@ pub struct App {
     echo_paths: Vec<String>,
     proxy: Option<Proxy>,
     hub: Option<(String, Hub)>,
+    api: Api,
 }
 
 impl App {
     /// Echo on each of `echo_paths`.
     pub fn new(echo_paths: Vec<String>) -> Self {
-        Self { echo_paths, proxy: None, hub: None }
+        Self { echo_paths, proxy: None, hub: None, api: Api::default() }
     }
 
     /// Serves the hub at `path`.
@@ -61,21 +63,21 @@ impl Handler for App {
     fn on_request(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         req: &Request<'_, '_>,
+        body: &[u8],
         _peer: SocketAddr,
     ) -> Response {
-        match (req.method, req.path()) {
-            ("GET" | "HEAD", "/healthz") if ctx.draining() => Response::text(503, "draining\n"),
-            ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
-            (_, "/healthz") => {
-                let mut r = Response::text(405, "method not allowed\n");
-                r.headers.push(("Allow".into(), b"GET, HEAD".to_vec()));
-                r
-            }
-            (_, path) if self.echo_paths.iter().any(|p| p == path) => {
-                Response::text(426, "this is a WebSocket endpoint\n")
-            }
-            _ => Response::text(404, "not found\n"),
+        if self.echo_paths.iter().any(|p| p == req.path()) {
+            return Response::text(426, "this is a WebSocket endpoint\n");
+        }
+        let hub = self.hub.as_mut().map(|(_, h)| h);
+        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref())
+    }
+
+    fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, id: ConnId) {
+        if let Some((_, h)) = self.hub.as_mut() {
+            h.on_stream_closed(id);
         }
     }
 

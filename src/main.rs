@@ -63,6 +63,8 @@ fn serve(opts: Options) -> ExitCode {
         max_connections_per_ip: opts.max_connections_per_ip,
         queue_cap: usize::try_from(opts.queue_cap).unwrap_or(usize::MAX),
         read_buffer_size: opts.read_buffer_size,
+        // The only body the HTTP API takes is a publish's data.
+        max_body_size: usize::try_from(opts.max_publish_size).unwrap_or(usize::MAX),
         http: proto::http::Limits {
             max_head_len: opts.max_head_size,
             max_headers: opts.max_headers,

@@ -144,7 +144,9 @@ impl Handler for Console {
     fn on_request(
         &mut self,
         _: &mut Context<'_>,
+        _: ConnId,
         _: &crate::proto::http::Request<'_, '_>,
+        _: &[u8],
         _: std::net::SocketAddr,
     ) -> Response {
         Response::text(404, "")

@@ -22,6 +22,8 @@ pub struct Channel {
     pub seq: u64,
     /// Connections subscribed.
     pub subscribers: HashSet<ConnId>,
+    /// Server-sent-event streams subscribed.
+    pub streams: HashSet<ConnId>,
     /// The last messages, oldest first: sequence number and the event as sent.
     history: VecDeque<(u64, Rc<str>)>,
 }

@@ -105,6 +105,9 @@ pub struct Hub {
     next_client: u64,
     /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
     auth_queue: VecDeque<(Duration, ConnId)>,
+    /// Server-sent-event streams and their channel.
+    streams: HashMap<ConnId, Rc<str>>,
+    last_heartbeat: Duration,
     started: SystemTime,
     stats: HubStats,
 }
@@ -118,6 +121,8 @@ impl Hub {
             clients: HashMap::new(),
             next_client: 0,
             auth_queue: VecDeque::new(),
+            streams: HashMap::new(),
+            last_heartbeat: Duration::ZERO,
             started: SystemTime::now(),
             stats: HubStats::default(),
         }
@@ -143,9 +148,9 @@ impl Hub {
         self.clients.contains_key(&id)
     }
 
-    /// How often the hub needs a tick (authentication deadlines).
+    /// How often the hub needs a tick (authentication deadlines, stream heartbeats).
     pub fn tick_interval(&self) -> Option<Duration> {
-        self.config.auth.tokens_required().then_some(Duration::from_millis(250))
+        Some(Duration::from_millis(250))
     }
 
     /// Checks an upgrade to the hub: origin, Basic credentials, and a token if one came with
@@ -210,9 +215,14 @@ impl Hub {
         }
     }
 
-    /// Closes clients that did not authenticate in time (1008).
+    /// Closes clients that did not authenticate in time (1008), and keeps event streams alive
+    /// with a comment every 15 s.
     pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
+        if now.saturating_sub(self.last_heartbeat) >= Duration::from_secs(15) {
+            self.last_heartbeat = now;
+            self.stream_heartbeat(ctx);
+        }
         while let Some(&(deadline, id)) = self.auth_queue.front() {
             if deadline > now {
                 break;
@@ -246,13 +256,36 @@ impl Hub {
         data: &[u8],
     ) {
         let Some(client) = self.clients.get_mut(&id) else { return };
+        // Every frame takes a token, malformed ones too: a flood of garbage must not get
+        // around the limit (nor its close far beyond it).
+        let limited = match client.bucket.take(self.config.rate, self.config.rate_burst, ctx.now())
+        {
+            Verdict::Allow => false,
+            Verdict::Limit => {
+                self.stats.rate_limited += 1;
+                true
+            }
+            Verdict::Close => {
+                self.stats.rate_closed += 1;
+                warn!("hub: rate limit exceeded, closing", id = id.as_u64());
+                return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+            }
+        };
+        // Over the rate, a frame is refused as such, whatever else is wrong with it.
+        let refuse = |ctx: &mut Context<'_>, cmd: &Id, code: &str, message: &str| {
+            if limited {
+                error(ctx, id, cmd, "rate_limited", "too many messages; slow down");
+            } else {
+                error(ctx, id, cmd, code, message);
+            }
+        };
         if kind == MessageKind::Binary {
-            return error(ctx, id, &Id::Null, "invalid_request", "commands are JSON text frames");
+            return refuse(ctx, &Id::Null, "invalid_request", "commands are JSON text frames");
         }
         let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
         let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
             Ok(v) => v,
-            Err(e) => return error(ctx, id, &Id::Null, "parse_error", &e.to_string()),
+            Err(e) => return refuse(ctx, &Id::Null, "parse_error", &e.to_string()),
         };
         let cmd_id = match value.get("id") {
             None => Id::Absent,
@@ -263,29 +296,20 @@ impl Hub {
             }
             Some(Value::Number(n)) if n.is_integer() => Id::Raw(n.as_str().to_string()),
             Some(_) => {
-                return error(
+                return refuse(
                     ctx,
-                    id,
                     &Id::Null,
                     "invalid_request",
                     "id must be a string or an integer",
                 );
             }
         };
-        match client.bucket.take(self.config.rate, self.config.rate_burst, ctx.now()) {
-            Verdict::Allow => {}
-            Verdict::Limit => {
-                self.stats.rate_limited += 1;
-                return error(ctx, id, &cmd_id, "rate_limited", "too many messages; slow down");
-            }
-            Verdict::Close => {
-                self.stats.rate_closed += 1;
-                warn!("hub: rate limit exceeded, closing", id = id.as_u64());
-                return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
-            }
+        if limited {
+            return error(ctx, id, &cmd_id, "rate_limited", "too many messages; slow down");
         }
         let Value::Object(_) = &value else {
-            return error(ctx, id, &cmd_id, "invalid_request", "a command is a JSON object");
+            // A non-object has no `id` to echo: answered with `null`, as a parse error is.
+            return error(ctx, id, &Id::Null, "invalid_request", "a command is a JSON object");
         };
         let Some(method) = value.get("method").and_then(Value::as_str) else {
             return error(ctx, id, &cmd_id, "invalid_request", "method must be a string");
@@ -413,14 +437,32 @@ impl Hub {
     ) -> Outcome {
         let name = channel_param(params)?;
         let data = raw.ok_or_else(|| bad("data is required"))?;
+        let from =
+            self.clients.get(&id).map(|c| Rc::clone(&c.name)).ok_or_else(|| bad("no client"))?;
+        let seq = self.publish_raw(ctx, name, data, &from)?;
+        Ok(format!("{{\"seq\":{seq}}}"))
+    }
+
+    /// Sequences `data` (valid JSON text) on channel `name` and queues it to every subscriber,
+    /// WebSocket and server-sent-event alike, the event encoded once for each kind; returns its
+    /// sequence number.
+    ///
+    /// # Errors
+    /// `too_large` past `--max-publish-size`; `forbidden` if the channel would pass
+    /// `--max-channels`.
+    pub fn publish_raw(
+        &mut self,
+        ctx: &mut Context<'_>,
+        name: &str,
+        data: &str,
+        from: &str,
+    ) -> Result<u64, (&'static str, String)> {
         if data.len() > self.config.max_publish_size {
             return Err((
                 "too_large",
                 format!("data is over {} bytes", self.config.max_publish_size),
             ));
         }
-        let from =
-            self.clients.get(&id).map(|c| Rc::clone(&c.name)).ok_or_else(|| bad("no client"))?;
         let history = self.config.history;
         let (_, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
         let (seq, event) = ch.publish(history, |seq| {
@@ -430,16 +472,90 @@ impl Hub {
                 .str("channel", name)
                 .u64("seq", seq)
                 .raw("data", data)
-                .str("from", &from)
+                .str("from", from)
                 .u64("ts", now_ms());
             w.finish();
             Rc::from(out)
         });
         // One frame, shared by every subscriber's queue.
         let n = ctx.broadcast(ch.subscribers.iter().copied(), MessageKind::Text, event.as_bytes());
+        let m = if ch.streams.is_empty() {
+            0
+        } else {
+            let bytes: Rc<[u8]> = Rc::from(sse_event(seq, &event).into_bytes());
+            ctx.stream_broadcast(ch.streams.iter().copied(), &bytes)
+        };
         self.stats.published += 1;
-        self.stats.delivered += n as u64;
-        Ok(format!("{{\"seq\":{seq}}}"))
+        self.stats.delivered += (n + m) as u64;
+        Ok(seq)
+    }
+
+    /// Whether `token` may use the HTTP API (always, when no tokens are configured).
+    pub fn http_token_ok(&self, token: Option<&[u8]>) -> bool {
+        !self.config.auth.tokens_required() || token.is_some_and(|t| self.config.auth.token_ok(t))
+    }
+
+    /// The `history` result for the HTTP API (`GET /api/channels/{channel}/history`).
+    ///
+    /// # Errors
+    /// As the `history` method: `invalid_params`, `not_found`.
+    pub fn history_json(&self, channel: &str, since: Option<u64>, limit: Option<u64>) -> Outcome {
+        let mut params = vec![("channel".to_string(), Value::String(channel.to_string()))];
+        if let Some(s) = since {
+            params.push(("since".into(), Value::Number(s.into())));
+        }
+        if let Some(l) = limit {
+            params.push(("limit".into(), Value::Number(l.into())));
+        }
+        self.history(&Value::Object(params))
+    }
+
+    /// Subscribes a server-sent-event stream to `channel`, replaying the kept messages after
+    /// `since` (from `Last-Event-ID`) first: no gap, no duplicate.
+    ///
+    /// # Errors
+    /// A bad channel name, or the channel limit.
+    pub fn stream_subscribe(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+    ) -> Result<(), (&'static str, String)> {
+        if !valid_name(channel) {
+            return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
+        }
+        let (key, ch) = channel_entry(&mut self.channels, channel, self.config.max_channels)?;
+        ch.streams.insert(id);
+        self.streams.insert(id, key);
+        let mut out = String::from("retry: 2000\n\n");
+        if let Some(since) = since {
+            for event in ch.since(since, usize::MAX) {
+                let seq = json::parse(event.as_bytes())
+                    .ok()
+                    .and_then(|v| v.get("seq").and_then(Value::as_u64));
+                out.push_str(&sse_event(seq.unwrap_or(0), event));
+            }
+        }
+        let _ = ctx.stream_write(id, out.as_bytes());
+        Ok(())
+    }
+
+    /// A stream ended.
+    pub fn on_stream_closed(&mut self, id: ConnId) {
+        if let Some(name) = self.streams.remove(&id) {
+            if let Some(ch) = self.channels.get_mut(&*name) {
+                ch.streams.remove(&id);
+            }
+        }
+    }
+
+    /// Sends a comment line to every stream, so proxies and browsers keep them open.
+    pub fn stream_heartbeat(&mut self, ctx: &mut Context<'_>) {
+        if !self.streams.is_empty() {
+            let bytes: Rc<[u8]> = Rc::from(&b": ping\n\n"[..]);
+            ctx.stream_broadcast(self.streams.keys().copied(), &bytes);
+        }
     }
 
     fn history(&self, params: &Value) -> Outcome {
@@ -511,7 +627,8 @@ impl Hub {
             .u64("published", self.stats.published)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
             .u64("rate_limited", self.stats.rate_limited)
-            .u64("uptime_ms", uptime.as_millis() as u64);
+            .u64("uptime_ms", uptime.as_millis() as u64)
+            .u64("rss_bytes", crate::http::metrics::resident_memory_bytes().unwrap_or(0));
         w.finish();
         out
     }
@@ -581,6 +698,22 @@ fn error(ctx: &mut Context<'_>, conn: ConnId, id: &Id, code: &str, message: &str
     e.finish();
     w.finish();
     let _ = ctx.send(conn, MessageKind::Text, out.as_bytes());
+}
+
+/// A server-sent event (`id`, `event: message`, `data`), each line of the JSON its own `data:`
+/// line (the WHATWG event-stream format ends a field at a line break).
+fn sse_event(seq: u64, event: &str) -> String {
+    let mut out = String::with_capacity(event.len() + 48);
+    out.push_str("id: ");
+    out.push_str(&seq.to_string());
+    out.push_str("\nevent: message\n");
+    for line in event.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.trim_end_matches('\r'));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
 }
 
 /// Milliseconds since the Unix epoch (the event timestamps).

@@ -20,6 +20,8 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// Request head limits.
     pub http: proto::http::Limits,
+    /// The largest plain HTTP request body (413 past it).
+    pub max_body_size: usize,
     /// Frame and message limits and protocol timers of each connection.
     pub ws: proto::Config,
     /// How long a graceful shutdown waits for clients to finish the close handshake.
@@ -37,6 +39,7 @@ impl Default for Config {
             queue_cap: 32 << 20,
             read_buffer_size: 16 << 10,
             http: proto::http::Limits::default(),
+            max_body_size: 1 << 20,
             ws: proto::Config::default(),
             shutdown_timeout: Duration::from_secs(10),
             handle_signals: false,

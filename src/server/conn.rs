@@ -27,6 +27,21 @@ pub(crate) enum Phase {
     Response,
     /// The handler deferred its decision on the upgrade; nothing is read meanwhile.
     Deferred,
+    /// Reading a request body.
+    Body,
+    /// A streamed response (server-sent events): the handler writes, the connection stays.
+    Stream,
+}
+
+/// A request body being read.
+#[derive(Debug)]
+pub(crate) struct BodyState {
+    /// Where the head ends in `Conn::head` (the body follows it there).
+    pub(crate) head_len: usize,
+    pub(crate) framing: crate::proto::body::Framing,
+    pub(crate) decoder: crate::proto::body::ChunkedDecoder,
+    /// How far into `Conn::head` the chunked decoder has read.
+    pub(crate) pos: usize,
 }
 
 /// What an outbound connection needs until its handshake is done.
@@ -80,6 +95,8 @@ pub(crate) struct Conn {
     pub(crate) paused: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
     pub(crate) drain_mark: Option<usize>,
+    /// A request body being read.
+    pub(crate) body: Option<Box<BodyState>>,
 }
 
 impl Conn {
@@ -119,6 +136,7 @@ impl Conn {
             streaming: false,
             paused: false,
             drain_mark: None,
+            body: None,
         }
     }
 

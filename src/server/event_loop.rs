@@ -14,12 +14,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
-use crate::proto::handshake::{self, Classified};
-use crate::proto::http::{self, Header};
-use crate::proto::{CloseCode, Event, HandshakeError, Role, State, Status, Timeout};
+use crate::proto::handshake;
+use crate::proto::{CloseCode, Event, Role, State, Timeout};
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
-use crate::server::handler::{ConnId, ConnectError, Context, Decision, Handler, Response};
+use crate::server::handler::{ConnId, ConnectError, Context, Handler, Response};
 use crate::server::pool::Pool;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
@@ -37,8 +36,6 @@ const READS_PER_WAKE: usize = 16;
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// What `Retry-After` says to a client refused for a connection limit.
-const RETRY_AFTER: &[u8] = b"5";
 
 /// The runtime's state, apart from the handler (so a handler can act on it through
 /// [`Context`] while it runs).
@@ -262,7 +259,11 @@ impl<H: Handler> Server<H> {
         }
         let now = self.core.now;
         let mut next = self.core.timers.next_expiry();
-        for t in [self.accept_retry_at.filter(|_| self.accept_paused), self.drain_deadline, self.next_tick] {
+        for t in [
+            self.accept_retry_at.filter(|_| self.accept_paused),
+            self.drain_deadline,
+            self.next_tick,
+        ] {
             next = match (next, t) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -415,197 +416,6 @@ impl<H: Handler> Server<H> {
         self.settle(key);
     }
 
-    /// `n` new bytes in the read buffer for connection `key`.
-    fn on_bytes(&mut self, key: Key, n: usize) {
-        let Some(conn) = self.core.conns.get_mut(key) else {
-            return;
-        };
-        match conn.phase {
-            // A response is on its way (or the decision is): the rest is not for us.
-            Phase::Http | Phase::Connecting | Phase::Deferred => {}
-            Phase::Ws => self.on_frames(key, 0, n),
-            Phase::Response => self.on_response_bytes(key, n),
-            Phase::Head => {
-                if conn.head.capacity() == 0 {
-                    conn.head = self.core.pool.take();
-                }
-                conn.head.extend_from_slice(&self.rbuf[..n]);
-                match conn.head_reader.feed(&conn.head) {
-                    Ok(Status::Partial) => {}
-                    Ok(Status::Complete(head_len)) => {
-                        // Bytes after the head came in this read (they are its last ones):
-                        // frames sent along with the upgrade.
-                        let extra = conn.head.len() - head_len;
-                        let opened = self.on_head(key, head_len);
-                        let Some(conn) = self.core.conns.get_mut(key) else { return };
-                        if conn.phase == Phase::Deferred && extra > 0 {
-                            // Kept until the handler decides (at most one read's worth).
-                            conn.head = self.core.pool.take();
-                            conn.head.extend_from_slice(&self.rbuf[n - extra..n]);
-                        } else if opened && extra > 0 {
-                            self.on_frames(key, n - extra, n);
-                        }
-                    }
-                    Err(e) => self.refuse_error(key, e),
-                }
-            }
-        }
-    }
-
-    /// A whole request head: answer it, or open the WebSocket. Returns whether it did.
-    fn on_head(&mut self, key: Key, head_len: usize) -> bool {
-        let Some(conn) = self.core.conns.get_mut(key) else {
-            return false;
-        };
-        let head = std::mem::take(&mut conn.head);
-        let peer = conn.peer;
-        let refuse = conn.refuse;
-        let limits = self.core.config.http;
-        let mut slots = vec![Header::default(); limits.max_headers];
-        let opened = match http::parse_request(&head[..head_len], &mut slots, &limits) {
-            Err(e) => {
-                self.refuse_error(key, e);
-                false
-            }
-            Ok(req) => {
-                if let Some(c) = self.core.conns.get_mut(key) {
-                    c.path = Box::from(req.path());
-                }
-                match handshake::classify(&req) {
-                    Err(e) => {
-                        self.refuse_error(key, e);
-                        false
-                    }
-                    Ok(_) if refuse.is_some() || self.core.draining => {
-                        let status = refuse.unwrap_or(503);
-                        let body = if self.core.draining {
-                            "server shutting down\n"
-                        } else {
-                            "too many connections\n"
-                        };
-                        info!(
-                            "refused",
-                            peer = peer,
-                            path = req.path(),
-                            status = status,
-                            reason = body.trim_end()
-                        );
-                        let mut r = Response::text(status, body);
-                        r.headers.push(("Retry-After".into(), RETRY_AFTER.to_vec()));
-                        self.respond(key, &r);
-                        false
-                    }
-                    Ok(Classified::Plain) => {
-                        let mut ctx = Context { core: &mut self.core };
-                        let r = self.handler.on_request(&mut ctx, &req, peer);
-                        self.core.stats.http_requests += 1;
-                        debug!(
-                            "http",
-                            peer = peer,
-                            method = req.method,
-                            path = req.path(),
-                            status = r.status
-                        );
-                        self.respond(key, &r);
-                        false
-                    }
-                    Ok(Classified::Upgrade(up)) => {
-                        let mut ctx = Context { core: &mut self.core };
-                        match self.handler.on_upgrade(&mut ctx, ConnId(key), &up, peer) {
-                            Decision::Reject(r) => {
-                                info!(
-                                    "upgrade refused",
-                                    peer = peer,
-                                    path = up.path,
-                                    status = r.status
-                                );
-                                self.respond(key, &r);
-                                false
-                            }
-                            Decision::Defer => {
-                                if let Some(c) = self.core.conns.get_mut(key) {
-                                    c.phase = Phase::Deferred;
-                                    c.deferred_key =
-                                        std::str::from_utf8(up.key).ok().map(Box::from);
-                                }
-                                false
-                            }
-                            Decision::Accept { protocol, headers } => {
-                                let extra: Vec<(&str, &[u8])> = headers
-                                    .iter()
-                                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                                    .collect();
-                                let bytes = write_with(|out| {
-                                    handshake::write_accept(
-                                        out,
-                                        up.key,
-                                        protocol.as_deref(),
-                                        &extra,
-                                    )
-                                });
-                                self.open(key, &bytes);
-                                true
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        self.core.pool.give(head);
-        opened
-    }
-
-    fn open(&mut self, key: Key, response: &[u8]) {
-        let core = &mut self.core;
-        let Some(conn) = core.conns.get_mut(key) else {
-            return;
-        };
-        conn.out.push_copy(&[response], &mut core.pool);
-        conn.ws.open(core.now);
-        conn.phase = Phase::Ws;
-        conn.opened_at = core.now;
-        core.stats.connections_open += 1;
-        core.stats.connections_total += 1;
-        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
-        core.mark_dirty(key);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_open(&mut ctx, ConnId(key));
-    }
-
-    fn refuse_error(&mut self, key: Key, e: HandshakeError) {
-        let Some(conn) = self.core.conns.get(key) else {
-            return;
-        };
-        info!("handshake refused", peer = conn.peer, status = e.status(), reason = e.reason());
-        let bytes = write_with(|out| handshake::write_error(out, e));
-        self.queue_response(key, e.status(), &bytes);
-    }
-
-    fn respond(&mut self, key: Key, r: &Response) {
-        self.core.respond(key, r);
-    }
-
-    fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
-        self.core.queue_response(key, status, bytes);
-    }
-
-    /// A deferred upgrade was accepted: send the 101, open, and read what the client sent
-    /// meanwhile.
-    fn open_deferred(&mut self, key: Key, response: &[u8]) {
-        self.open(key, response);
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        let early = std::mem::take(&mut conn.head);
-        let n = early.len().min(self.rbuf.len());
-        self.rbuf[..n].copy_from_slice(&early[..n]);
-        self.core.pool.give(early);
-        if n > 0 {
-            self.on_frames(key, 0, n);
-        }
-        if !self.pending.contains(&key) {
-            self.pending.push(key);
-        }
-    }
-
     /// Frames in `rbuf[start..end]` for an open connection.
     pub(super) fn on_frames(&mut self, key: Key, start: usize, end: usize) {
         let mut pos = start;
@@ -749,14 +559,19 @@ impl<H: Handler> Server<H> {
         self.flush_dirty();
     }
 
+    /// Reads the connection again in this turn of the loop (its readiness may be unused).
+    pub(super) fn read_again(&mut self, key: Key) {
+        if !self.pending.contains(&key) {
+            self.pending.push(key);
+        }
+    }
+
     pub(super) fn flush_dirty(&mut self) {
         for (key, response) in std::mem::take(&mut self.core.accepted) {
             self.open_deferred(key, &response);
         }
         for key in std::mem::take(&mut self.core.resumed) {
-            if !self.pending.contains(&key) {
-                self.pending.push(key);
-            }
+            self.read_again(key);
         }
         while let Some(key) = self.core.dirty.pop() {
             if let Some(c) = self.core.conns.get_mut(key) {
@@ -798,7 +613,9 @@ impl<H: Handler> Server<H> {
         let finished = match conn.phase {
             Phase::Http => true,
             Phase::Ws | Phase::Head => conn.ws.state() == State::Closed,
-            Phase::Connecting | Phase::Response | Phase::Deferred => false,
+            Phase::Connecting | Phase::Response | Phase::Deferred | Phase::Body | Phase::Stream => {
+                false
+            }
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() <= m) {
             conn.drain_mark = None;
@@ -879,6 +696,10 @@ impl<H: Handler> Server<H> {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
+        } else if conn.phase == Phase::Stream {
+            drop(conn);
+            let mut ctx = Context { core: &mut self.core };
+            self.handler.on_stream_closed(&mut ctx, ConnId(key));
         }
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();
@@ -894,7 +715,7 @@ impl Core {
         self.queue_response(key, r.status, &bytes);
     }
 
-    fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
+    pub(super) fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -1080,6 +901,37 @@ impl Core {
         Err(SendError::Closing)
     }
 
+    pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
+        let conn = stream_conn(&mut self.conns, key)?;
+        conn.out.push_copy(&[bytes], &mut self.pool);
+        self.streamed(key)
+    }
+
+    pub(crate) fn stream_write_shared(
+        &mut self,
+        key: Key,
+        bytes: &Rc<[u8]>,
+    ) -> Result<(), SendError> {
+        let conn = stream_conn(&mut self.conns, key)?;
+        conn.out.push_shared(Rc::clone(bytes));
+        self.streamed(key)
+    }
+
+    /// Bytes were queued on a streamed response: a client past the cap is dropped.
+    fn streamed(&mut self, key: Key) -> Result<(), SendError> {
+        self.mark_dirty(key);
+        let cap = self.config.queue_cap;
+        let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
+        if conn.out.len() <= cap {
+            return Ok(());
+        }
+        conn.out.drop_unstarted(&mut self.pool);
+        conn.eof = true;
+        self.stats.slow_reader_disconnects += 1;
+        warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
+        Err(SendError::Closing)
+    }
+
     pub(crate) fn close(&mut self, key: Key, code: CloseCode, reason: &str) {
         let now = self.now;
         let Ok(conn) = open_conn(&mut self.conns, key) else {
@@ -1138,6 +990,13 @@ impl Core {
         self.mark_dirty(key);
         debug!("connecting", id = key.to_token(), addr = req.addr, target = req.target);
         Ok(key)
+    }
+}
+
+fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
+    match conns.get_mut(key) {
+        Some(c) if c.phase == Phase::Stream && !c.eof => Ok(c),
+        _ => Err(SendError::NotOpen),
     }
 }
 

@@ -36,17 +36,35 @@ pub struct Response {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The body.
     pub body: Vec<u8>,
+    /// The body streams: only the head is sent now, the connection stays open, and the
+    /// handler writes with [`Context::stream_write`] (server-sent events).
+    pub stream: bool,
 }
 
 impl Response {
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into().into_bytes() }
+        Self { status, headers: Vec::new(), body: body.into().into_bytes(), stream: false }
+    }
+
+    /// A response whose body streams (see [`Response::stream`]).
+    pub fn streaming(status: u16, content_type: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Vec::new(),
+            stream: true,
+        }
     }
 
     /// A response with a content type.
     pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+            stream: false,
+        }
     }
 }
 
@@ -121,12 +139,15 @@ impl std::fmt::Display for ConnectError {
 /// An application served by the runtime. Every method runs on the event loop's thread and
 /// must not block.
 pub trait Handler {
-    /// A request that is not a WebSocket upgrade (health checks, pages, APIs). The connection
-    /// is closed after the response.
+    /// A request that is not a WebSocket upgrade (health checks, pages, APIs), with its whole
+    /// body (bounded by the configured body limit). HTTP/1.1 connections stay open for the next
+    /// request unless either side says `Connection: close`.
     fn on_request(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         req: &Request<'_, '_>,
+        body: &[u8],
         peer: SocketAddr,
     ) -> Response;
 
@@ -194,6 +215,9 @@ pub trait Handler {
         _reason: &str,
     ) {
     }
+
+    /// A streamed response ended: the client went away, or its queue passed the cap.
+    fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
 
     /// The connection's outbound queue fell to the mark given to [`Context::notify_drained`].
     fn on_drained(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
@@ -337,6 +361,29 @@ impl Context<'_> {
                 self.core.resumed.push(id.0);
             }
         }
+    }
+
+    /// Writes bytes to a streamed response. A client whose queue passes the cap is dropped
+    /// (`on_stream_closed` follows).
+    ///
+    /// # Errors
+    /// The connection is gone or not streaming.
+    pub fn stream_write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), SendError> {
+        self.core.stream_write(id.0, bytes)
+    }
+
+    /// Writes shared bytes to many streamed responses (encoded once). Returns how many took them.
+    pub fn stream_broadcast(
+        &mut self,
+        ids: impl IntoIterator<Item = ConnId>,
+        bytes: &Rc<[u8]>,
+    ) -> usize {
+        ids.into_iter().filter(|id| self.core.stream_write_shared(id.0, bytes).is_ok()).count()
+    }
+
+    /// The ids of the connections currently streaming a response.
+    pub fn is_streaming(&self, id: ConnId) -> bool {
+        self.core.conns.get(id.0).is_some_and(|c| c.phase == crate::server::conn::Phase::Stream)
     }
 
     /// Unsent bytes queued on a connection (0 if it is gone).

@@ -11,6 +11,7 @@ pub mod handler;
 mod outbound;
 pub mod outq;
 pub mod pool;
+mod request;
 pub mod signal;
 pub mod slab;
 pub mod stats;

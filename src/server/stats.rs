@@ -39,6 +39,39 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Protocol errors, by kind, in the order of [`ProtocolError::ALL`].
     pub protocol_errors: [u64; ProtocolError::ALL.len()],
+    /// Time from accept to the 101 response.
+    pub handshake_seconds: Histogram,
+}
+
+/// A histogram of durations with fixed bucket bounds (Prometheus style).
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    /// Upper bounds of the buckets, in seconds.
+    pub bounds: &'static [f64],
+    /// Observations in each bucket (not cumulative).
+    pub counts: Vec<u64>,
+    /// Sum of all observations, in seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        const BOUNDS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+        Self { bounds: BOUNDS, counts: vec![0; BOUNDS.len()], sum: 0.0, count: 0 }
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&mut self, seconds: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
+            self.counts[i] += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
 }
 
 impl Stats {

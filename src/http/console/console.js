@@ -1,0 +1,697 @@
+// weir console: a small client of the hub protocol (docs/protocol.md) over one WebSocket.
+//
+// The page connects to `ws(s)://` + location.host + `/ws`. Query parameters of the page:
+//   ?server=HOST:PORT  connect to that host instead of location.host (for development, when the
+//                      page is served by something other than weir); it is shown in the top bar
+//                      and highlighted so that a link cannot silently point the console, and the
+//                      token typed into it, at another server.
+//   ?channel=NAME      subscribe to NAME on connect (repeatable).
+// A token, when given, is sent with the `authenticate` method right after the `connected`
+// event (so it never appears in a URL or a proxy's access log).
+//
+// Untrusted text (events, errors, close reasons) only ever reaches the page through
+// textContent: no innerHTML anywhere.
+"use strict";
+
+(() => {
+  const LOG_CAP = 500;
+  const STATS_EVERY_MS = 2000;
+  const REQUEST_TIMEOUT_MS = 10000;
+  const CHANNEL_RE = /^[A-Za-z0-9_.:/@-]{1,128}$/;
+  const SHORT_DATA = 72; // data up to this many characters is shown on one line
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    connectForm: $("connect-form"),
+    token: $("token"),
+    connect: $("connect"),
+    status: $("status"),
+    server: $("server"),
+    subscribeForm: $("subscribe-form"),
+    channel: $("channel"),
+    subscribeError: $("subscribe-error"),
+    subscriptions: $("subscriptions"),
+    subscriptionsEmpty: $("subscriptions-empty"),
+    channelList: $("channel-list"),
+    publishForm: $("publish-form"),
+    publishChannel: $("publish-channel"),
+    publishData: $("publish-data"),
+    publishError: $("publish-error"),
+    publishResult: $("publish-result"),
+    publish: $("publish"),
+    log: $("log"),
+    logCount: $("log-count"),
+    logEmpty: $("log-empty"),
+    logClear: $("log-clear"),
+    stats: {
+      connections: $("stats-connections"),
+      rate: $("stats-rate"),
+      channels: $("stats-channels"),
+      uptime: $("stats-uptime"),
+      memory: $("stats-memory"),
+    },
+  };
+
+  // ---- Where to connect ---------------------------------------------------------------------
+
+  const query = new URLSearchParams(location.search);
+  const override = query.get("server");
+  const host = override || location.host;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const wsUrl = `${scheme}//${host}/ws`;
+  ui.server.textContent = wsUrl;
+  if (override && override !== location.host) {
+    ui.server.classList.add("override");
+    ui.server.title = "WebSocket endpoint (set by ?server= in the page address)";
+  }
+
+  // ---- State --------------------------------------------------------------------------------
+
+  let ws = null; // the current WebSocket, if any
+  let wanted = false; // the user wants to be connected (Connect pressed, Disconnect not)
+  let ready = false; // connected and, if needed, authenticated
+  let nextId = 1;
+  const pending = new Map(); // id -> {resolve, reject, timer}
+  let statsTimer = 0;
+  let lastStats = null; // {at, count} for the message rate
+  let reconnectTimer = 0;
+  let reconnectDelay = 1000;
+  let clientName = "";
+
+  /** Channels the user asked for, in order: name -> {state, seq, li}. */
+  const subs = new Map();
+
+  // ---- Small helpers ------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+
+  function setStatus(state, text) {
+    ui.status.dataset.state = state;
+    ui.status.textContent = text;
+  }
+
+  function showError(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function pad(n, w = 2) {
+    return String(n).padStart(w, "0");
+  }
+
+  function clock(ms) {
+    const d = new Date(ms);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+
+  function duration(ms) {
+    let s = Math.floor(ms / 1000);
+    const d = Math.floor(s / 86400);
+    s -= d * 86400;
+    const h = Math.floor(s / 3600);
+    s -= h * 3600;
+    const m = Math.floor(s / 60);
+    s -= m * 60;
+    if (d) return `${d}d ${h}h`;
+    if (h) return `${h}h ${pad(m)}m`;
+    if (m) return `${m}m ${pad(s)}s`;
+    return `${s}s`;
+  }
+
+  function mib(bytes) {
+    const v = bytes / (1024 * 1024);
+    return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} MiB`;
+  }
+
+  const CLOSE_NAMES = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1006: "connection lost",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "server error",
+    1012: "service restart",
+    1013: "try again later",
+  };
+
+  function closeText(code, reason) {
+    const name = CLOSE_NAMES[code] || "closed";
+    return reason ? `${code} ${name}: ${reason}` : `${code} ${name}`;
+  }
+
+  // ---- JSON text, kept as sent --------------------------------------------------------------
+  //
+  // The hub delivers `data` byte for byte as published, so big integers and number formats
+  // survive; JSON.parse would round them. The log shows the data's own text instead, taken out
+  // of the frame and re-indented without touching any token.
+
+  const WS = " \t\r\n";
+
+  /** Index just past the JSON string starting at `i` (a '"'), or -1 if it does not end. */
+  function skipString(text, i) {
+    for (i++; i < text.length; i++) {
+      if (text[i] === "\\") i++;
+      else if (text[i] === '"') return i + 1;
+    }
+    return -1;
+  }
+
+  /** Index just past the JSON value starting at `i`, or -1. */
+  function skipValue(text, i) {
+    const c = text[i];
+    if (c === '"') return skipString(text, i);
+    if (c === "{" || c === "[") {
+      let depth = 0;
+      while (i < text.length) {
+        const d = text[i];
+        if (d === '"') {
+          i = skipString(text, i);
+          if (i < 0) return -1;
+          continue;
+        }
+        i++;
+        if (d === "{" || d === "[") depth++;
+        else if ((d === "}" || d === "]") && --depth === 0) return i;
+      }
+      return -1;
+    }
+    while (i < text.length && !",}]".includes(text[i]) && !WS.includes(text[i])) i++;
+    return i;
+  }
+
+  /** The text of one member of the JSON object `text` (already known to be valid JSON). */
+  function memberText(text, name) {
+    let i = 0;
+    const ws = () => {
+      while (i < text.length && WS.includes(text[i])) i++;
+    };
+    ws();
+    if (text[i] !== "{") return undefined;
+    i++;
+    for (;;) {
+      ws();
+      if (text[i] !== '"') return undefined;
+      const start = i;
+      i = skipString(text, i);
+      if (i < 0) return undefined;
+      const key = JSON.parse(text.slice(start, i));
+      ws();
+      if (text[i] !== ":") return undefined;
+      i++;
+      ws();
+      const from = i;
+      i = skipValue(text, i);
+      if (i < 0) return undefined;
+      if (key === name) return text.slice(from, i);
+      ws();
+      if (text[i] !== ",") return undefined;
+      i++;
+    }
+  }
+
+  /** Valid JSON text laid out again: indent 0 is one line, else that many spaces a level. */
+  function formatJson(raw, indent) {
+    let out = "";
+    let depth = 0;
+    let i = 0;
+    const newline = () => (indent ? "\n" + " ".repeat(depth * indent) : "");
+    while (i < raw.length) {
+      const c = raw[i];
+      if (c === '"') {
+        const end = skipString(raw, i);
+        if (end < 0) return raw;
+        out += raw.slice(i, end);
+        i = end;
+        continue;
+      }
+      i++;
+      if (WS.includes(c)) continue;
+      if (c === "{" || c === "[") {
+        let j = i;
+        while (j < raw.length && WS.includes(raw[j])) j++;
+        if (raw[j] === (c === "{" ? "}" : "]")) {
+          out += c + raw[j];
+          i = j + 1;
+          continue;
+        }
+        depth++;
+        out += c + newline();
+      } else if (c === "}" || c === "]") {
+        depth--;
+        out += newline() + c;
+      } else if (c === ",") {
+        out += "," + (indent ? newline() : " ");
+      } else if (c === ":") {
+        out += ": ";
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  }
+
+  // ---- The log ------------------------------------------------------------------------------
+
+  /**
+   * Adds an entry at the top. kind: "message" | "info" | "error".
+   * fields: {ts, channel, seq, from, text, data, raw (data's JSON text, preferred)}
+   */
+  function log(kind, fields) {
+    const li = el("li", kind);
+    li.append(el("span", "time", clock(fields.ts || Date.now())));
+    const meta = el("div", "meta");
+    if (fields.channel !== undefined) meta.append(el("span", "channel", fields.channel));
+    if (fields.seq !== undefined) meta.append(el("span", "seq", `#${fields.seq}`));
+    if (fields.from !== undefined) meta.append(el("span", "from", `from ${fields.from}`));
+    if (fields.text !== undefined) meta.append(el("span", "text", fields.text));
+    li.append(meta);
+    if (fields.raw !== undefined || fields.data !== undefined) {
+      let raw = fields.raw;
+      if (raw === undefined) {
+        try {
+          raw = JSON.stringify(fields.data);
+        } catch {
+          raw = String(fields.data);
+        }
+      }
+      const line = formatJson(raw, 0);
+      li.append(el("pre", "data", line.length <= SHORT_DATA ? line : formatJson(raw, 2)));
+    }
+    ui.log.prepend(li);
+    while (ui.log.childElementCount > LOG_CAP) ui.log.lastElementChild.remove();
+    updateLogCount();
+  }
+
+  function updateLogCount() {
+    const n = ui.log.childElementCount;
+    ui.logEmpty.hidden = n > 0;
+    ui.logCount.textContent = n ? `${n}${n >= LOG_CAP ? " (max)" : ""} entries` : "";
+  }
+
+  ui.logClear.addEventListener("click", () => {
+    ui.log.replaceChildren();
+    updateLogCount();
+  });
+
+  // ---- Requests -----------------------------------------------------------------------------
+
+  class HubError extends Error {
+    constructor(code, message) {
+      super(message);
+      this.code = code;
+    }
+  }
+
+  /**
+   * Sends a command; resolves with its result, rejects with a HubError. `rawParams`, when
+   * given, is the params object's JSON text (publish keeps the user's data byte for byte).
+   */
+  function request(method, params, rawParams) {
+    return new Promise((resolve, reject) => {
+      if (!ws || ws.readyState !== WebSocket.OPEN) {
+        reject(new HubError("not_connected", "not connected"));
+        return;
+      }
+      const id = nextId++;
+      const paramsText = rawParams !== undefined ? rawParams : JSON.stringify(params || {});
+      const frame = `{"id":${id},"method":${JSON.stringify(method)},"params":${paramsText}}`;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new HubError("timeout", `no answer to ${method} in ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      pending.set(id, { resolve, reject, timer });
+      ws.send(frame);
+    });
+  }
+
+  function failPending(reason) {
+    for (const [id, p] of pending) {
+      clearTimeout(p.timer);
+      p.reject(new HubError("not_connected", reason));
+      pending.delete(id);
+    }
+  }
+
+  // ---- Connection ---------------------------------------------------------------------------
+
+  function updateConnectButton() {
+    ui.connect.textContent = wanted ? "Disconnect" : "Connect";
+    ui.connect.classList.toggle("primary", !wanted);
+    ui.connect.classList.toggle("danger", wanted);
+    ui.token.disabled = wanted;
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = 0;
+    if (ws) return;
+    wanted = true;
+    updateConnectButton();
+    setStatus("connecting", `Connecting to ${host}…`);
+    let sock;
+    try {
+      sock = new WebSocket(wsUrl);
+    } catch (e) {
+      wanted = false;
+      updateConnectButton();
+      setStatus("error", `Cannot connect: ${e.message}`);
+      log("error", { text: `cannot connect to ${wsUrl}: ${e.message}` });
+      return;
+    }
+    ws = sock;
+    sock.addEventListener("message", (ev) => {
+      // broken
+    });
+    sock.addEventListener("close", (ev) => {
+      if (sock === ws) onClose(ev);
+    });
+  }
+
+  function disconnect() {
+    wanted = false;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = 0;
+    updateConnectButton();
+    const sock = ws;
+    teardown("disconnected");
+    if (sock) sock.close(1000, "bye");
+    setStatus("idle", "Disconnected");
+    log("info", { text: "disconnected" });
+  }
+
+  /** Forgets the current socket and everything tied to it. */
+  function teardown(reason) {
+    ws = null;
+    ready = false;
+    clientName = "";
+    clearInterval(statsTimer);
+    statsTimer = 0;
+    lastStats = null;
+    failPending(reason);
+    for (const s of subs.values()) if (s.state === "subscribed") setSubState(s, "pending");
+  }
+
+  function onClose(ev) {
+    const text = closeText(ev.code, ev.reason);
+    teardown(text);
+    if (!wanted) {
+      setStatus("closed", `Closed (${text})`);
+      return;
+    }
+    log("error", { text: `connection closed: ${text}` });
+    // Closed by the server or the network: try again, backing off up to 30 s.
+    const delay = reconnectDelay;
+    reconnectDelay = Math.min(reconnectDelay * 2, 30000);
+    setStatus("reconnecting", `Closed (${text}); retrying in ${Math.round(delay / 1000)} s`);
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = 0;
+      if (wanted) connect();
+    }, delay);
+  }
+
+  /** Gives up on the connection for a reason that retrying would not fix. */
+  function stop(statusText, logText) {
+    wanted = false;
+    updateConnectButton();
+    const sock = ws;
+    teardown(logText);
+    if (sock) sock.close(1000, "bye");
+    setStatus("error", statusText);
+    log("error", { text: logText });
+  }
+
+  ui.connectForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (wanted) disconnect();
+    else {
+      reconnectDelay = 1000;
+      connect();
+    }
+  });
+
+  async function onConnected(event) {
+    clientName = event.client || "";
+    log("info", { text: `connected to ${event.server || "server"} as ${clientName}` });
+    const token = ui.token.value.trim();
+    if (token) {
+      setStatus("connecting", "Authenticating…");
+      try {
+        await request("authenticate", { token });
+      } catch (e) {
+        stop(`Authentication failed: ${e.message}`, `authenticate: ${e.code}: ${e.message}`);
+        return;
+      }
+    } else if (event.auth_required) {
+      stop("This server requires a token", "the server requires a token: enter it and connect again");
+      ui.token.focus();
+      return;
+    }
+    ready = true;
+    reconnectDelay = 1000;
+    setStatus("open", `Connected as ${clientName}`);
+    for (const s of subs.values()) sendSubscribe(s);
+    pollStats();
+    statsTimer = setInterval(pollStats, STATS_EVERY_MS);
+  }
+
+  function onFrame(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      log("error", { text: "the server sent a frame that is not JSON" });
+      return;
+    }
+    if (msg === null || typeof msg !== "object") return;
+    if (msg.event === "connected") {
+      onConnected(msg);
+    } else if (msg.event === "message") {
+      onMessage(msg, memberText(text, "data"));
+    } else if (msg.event !== undefined) {
+      log("info", { text: `event ${String(msg.event)}`, data: msg });
+    } else if (msg.id !== undefined && msg.id !== null && pending.has(msg.id)) {
+      const p = pending.get(msg.id);
+      pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new HubError(msg.error?.code || "error", msg.error?.message || "request failed"));
+    } else if (msg.ok === false) {
+      // An error with id null (the server could not read a command).
+      log("error", { text: `${msg.error?.code || "error"}: ${msg.error?.message || ""}` });
+    }
+  }
+
+  function onMessage(msg, raw) {
+    const s = subs.get(msg.channel);
+    if (s && typeof msg.seq === "number" && msg.seq > s.seq) s.seq = msg.seq;
+    log("message", {
+      ts: typeof msg.ts === "number" ? msg.ts : Date.now(),
+      channel: String(msg.channel),
+      seq: msg.seq,
+      from: msg.from === clientName ? `${msg.from} (you)` : String(msg.from),
+      data: msg.data,
+      raw,
+    });
+  }
+
+  // ---- Subscriptions ------------------------------------------------------------------------
+
+  function setSubState(s, state, title) {
+    s.state = state;
+    s.li.dataset.state = state;
+    s.li.title = title || (state === "pending" ? "waiting for the connection" : state);
+  }
+
+  function renderSubsEmpty() {
+    ui.subscriptionsEmpty.hidden = subs.size > 0;
+    ui.channelList.replaceChildren(...[...subs.keys()].map((name) => {
+      const o = document.createElement("option");
+      o.value = name;
+      return o;
+    }));
+  }
+
+  function addSubscription(name) {
+    if (subs.has(name)) return subs.get(name);
+    const li = el("li");
+    li.dataset.channel = name;
+    li.append(el("span", "name", name));
+    const remove = el("button", "remove", "×");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Unsubscribe from ${name}`);
+    remove.title = `Unsubscribe from ${name}`;
+    li.append(remove);
+    const s = { name, state: "pending", seq: 0, li };
+    remove.addEventListener("click", () => removeSubscription(s));
+    setSubState(s, "pending");
+    subs.set(name, s);
+    ui.subscriptions.append(li);
+    renderSubsEmpty();
+    if (!ui.publishChannel.value) ui.publishChannel.value = name;
+    return s;
+  }
+
+  async function sendSubscribe(s) {
+    if (!ready) return;
+    const params = { channel: s.name };
+    // After a reconnect, ask for what was missed (the server replays kept messages after it).
+    if (s.seq > 0) params.since = s.seq;
+    try {
+      const r = await request("subscribe", params);
+      if (subs.get(s.name) !== s) return;
+      setSubState(s, "subscribed", `subscribed; latest seq ${r.seq}, ${r.subscribers} subscriber(s)`);
+      if (s.seq === 0 || r.seq < s.seq) s.seq = r.seq; // a restarted server starts over
+      log("info", { channel: s.name, text: `subscribed (latest seq ${r.seq}, ${r.subscribers} subscriber${r.subscribers === 1 ? "" : "s"})` });
+    } catch (e) {
+      if (subs.get(s.name) !== s || e.code === "not_connected") return;
+      setSubState(s, "error", `${e.code}: ${e.message}`);
+      log("error", { channel: s.name, text: `subscribe failed: ${e.code}: ${e.message}` });
+    }
+  }
+
+  async function removeSubscription(s) {
+    subs.delete(s.name);
+    s.li.remove();
+    renderSubsEmpty();
+    if (!ready || s.state !== "subscribed") return;
+    try {
+      await request("unsubscribe", { channel: s.name });
+      log("info", { channel: s.name, text: "unsubscribed" });
+    } catch (e) {
+      if (e.code !== "not_connected") log("error", { channel: s.name, text: `unsubscribe failed: ${e.code}: ${e.message}` });
+    }
+  }
+
+  function checkChannel(name) {
+    if (!name) return "Enter a channel name.";
+    if (!CHANNEL_RE.test(name)) return "Channel names are 1–128 characters of A–Z a–z 0–9 _ . : / @ -";
+    return "";
+  }
+
+  ui.subscribeForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = ui.channel.value.trim();
+    const problem = checkChannel(name);
+    showError(ui.subscribeError, problem);
+    ui.channel.setAttribute("aria-invalid", problem ? "true" : "false");
+    if (problem) return;
+    ui.channel.value = "";
+    const existing = subs.get(name);
+    const s = existing || addSubscription(name);
+    if (!existing || s.state !== "subscribed") sendSubscribe(s);
+  });
+
+  ui.channel.addEventListener("input", () => {
+    showError(ui.subscribeError, "");
+    ui.channel.removeAttribute("aria-invalid");
+  });
+
+  // ---- Publish ------------------------------------------------------------------------------
+
+  /** The error JSON.parse finds in the textarea, or "" when it is valid. */
+  function checkData(text) {
+    if (!text.trim()) return "Enter the JSON to publish, e.g. {\"hello\": \"world\"}.";
+    try {
+      JSON.parse(text);
+      return "";
+    } catch (e) {
+      return `Invalid JSON: ${e.message}`;
+    }
+  }
+
+  function validatePublish() {
+    const problem = checkData(ui.publishData.value);
+    showError(ui.publishError, problem);
+    ui.publishData.setAttribute("aria-invalid", problem ? "true" : "false");
+    return problem;
+  }
+
+  ui.publishData.addEventListener("input", () => {
+    // Quietly clear an error as soon as the text becomes valid; show new ones on submit.
+    if (!ui.publishError.hidden) validatePublish();
+    ui.publishResult.textContent = "";
+  });
+
+  ui.publishData.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      ui.publishForm.requestSubmit();
+    }
+  });
+
+  ui.publishForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    ui.publishResult.textContent = "";
+    const channel = ui.publishChannel.value.trim();
+    const channelProblem = checkChannel(channel);
+    ui.publishChannel.setAttribute("aria-invalid", channelProblem ? "true" : "false");
+    const dataProblem = validatePublish();
+    if (channelProblem) {
+      showError(ui.publishError, channelProblem);
+      return;
+    }
+    if (dataProblem) return;
+    if (!ready) {
+      showError(ui.publishError, "Not connected: press Connect first.");
+      return;
+    }
+    // The data goes out as typed (trimmed), so numbers keep their exact text.
+    const raw = ui.publishData.value.trim();
+    const params = `{"channel":${JSON.stringify(channel)},"data":${raw}}`;
+    ui.publish.disabled = true;
+    try {
+      const r = await request("publish", null, params);
+      ui.publishResult.textContent = `Published to ${channel} as #${r.seq}`;
+      if (!subs.has(channel)) log("info", { channel, seq: r.seq, text: "published (not subscribed here)" });
+    } catch (e) {
+      showError(ui.publishError, `${e.code}: ${e.message}`);
+      log("error", { channel, text: `publish failed: ${e.code}: ${e.message}` });
+    } finally {
+      ui.publish.disabled = false;
+    }
+  });
+
+  ui.publishChannel.addEventListener("input", () => ui.publishChannel.removeAttribute("aria-invalid"));
+
+  // ---- Stats --------------------------------------------------------------------------------
+
+  async function pollStats() {
+    if (!ready) return;
+    let r;
+    try {
+      r = await request("stats");
+    } catch {
+      return;
+    }
+    const now = performance.now();
+    const count = (r.messages_in || 0) + (r.messages_out || 0);
+    ui.stats.connections.textContent = String(r.connections);
+    ui.stats.channels.textContent = String(r.channels);
+    ui.stats.uptime.textContent = typeof r.uptime_ms === "number" ? duration(r.uptime_ms) : "–";
+    // rss_bytes is 0 where the server cannot read it.
+    ui.stats.memory.textContent = typeof r.rss_bytes === "number" && r.rss_bytes > 0 ? mib(r.rss_bytes) : "–";
+    if (lastStats && now > lastStats.at) {
+      const rate = Math.max(0, (count - lastStats.count) / ((now - lastStats.at) / 1000));
+      ui.stats.rate.textContent = rate >= 100 ? rate.toFixed(0) : rate.toFixed(1);
+      ui.stats.rate.title = `messages in + out per second (in ${r.messages_in}, out ${r.messages_out} in all)`;
+    }
+    lastStats = { at: now, count };
+  }
+
+  // ---- Start --------------------------------------------------------------------------------
+
+  for (const name of query.getAll("channel")) {
+    if (!checkChannel(name)) addSubscription(name);
+  }
+  renderSubsEmpty();
+  updateLogCount();
+  updateConnectButton();
+})();

@@ -1,0 +1,186 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, and the process figures it reads
+//! from `/proc`.
+
+use std::fmt::Write;
+
+use crate::hub::Hub;
+use crate::proto::ProtocolError;
+use crate::proxy::Proxy;
+use crate::server::Stats;
+
+/// Resident memory of this process, from `/proc/self/statm` (pages × page size).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+/// A per-route counter: its name, its help, and how to read it.
+type RouteFamily = (&'static str, &'static str, fn(&crate::proxy::RouteStats) -> u64);
+
+/// Writes one metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// The whole exposition.
+pub fn render(
+    stats: &Stats,
+    hub: Option<&Hub>,
+    proxy: Option<&Proxy>,
+    start_time_secs: f64,
+) -> String {
+    let mut o = String::with_capacity(8192);
+    let counters: [(&str, &str, u64); 9] = [
+        (
+            "weir_connections_total",
+            "WebSocket connections opened since start.",
+            stats.connections_total,
+        ),
+        ("weir_tcp_accepted_total", "TCP connections accepted since start.", stats.tcp_accepted),
+        ("weir_http_requests_total", "Plain HTTP requests answered.", stats.http_requests),
+        ("weir_messages_in_total", "Data messages received.", stats.messages_in),
+        (
+            "weir_messages_out_total",
+            "Data messages sent (a broadcast counts once per recipient).",
+            stats.messages_out,
+        ),
+        ("weir_bytes_in_total", "Payload bytes received in data messages.", stats.bytes_in),
+        ("weir_bytes_out_total", "Bytes written to sockets.", stats.bytes_out),
+        (
+            "weir_slow_reader_disconnects_total",
+            "Connections closed because their queue passed the cap.",
+            stats.slow_reader_disconnects,
+        ),
+        (
+            "weir_pong_timeouts_total",
+            "Connections dropped for a missing pong.",
+            stats.pong_timeouts,
+        ),
+    ];
+    family(&mut o, "weir_connections_open", "gauge", "WebSocket connections open now.");
+    sample(&mut o, "weir_connections_open", "", stats.connections_open);
+    for (name, help, value) in counters {
+        family(&mut o, name, "counter", help);
+        sample(&mut o, name, "", value);
+    }
+    family(
+        &mut o,
+        "weir_handshakes_rejected_total",
+        "counter",
+        "Requests refused, by HTTP status.",
+    );
+    for (status, n) in &stats.handshakes_rejected {
+        sample(&mut o, "weir_handshakes_rejected_total", &format!("status=\"{status}\""), n);
+    }
+    family(&mut o, "weir_close_codes_sent_total", "counter", "Close frames sent, by code.");
+    for (code, n) in &stats.close_codes_sent {
+        sample(&mut o, "weir_close_codes_sent_total", &format!("code=\"{code}\""), n);
+    }
+    family(&mut o, "weir_close_codes_received_total", "counter", "Close frames received, by code.");
+    for (code, n) in &stats.close_codes_received {
+        sample(&mut o, "weir_close_codes_received_total", &format!("code=\"{code}\""), n);
+    }
+    family(
+        &mut o,
+        "weir_protocol_errors_total",
+        "counter",
+        "Protocol violations by peers, by kind.",
+    );
+    for (kind, n) in ProtocolError::ALL.iter().zip(stats.protocol_errors.iter()) {
+        sample(&mut o, "weir_protocol_errors_total", &format!("kind=\"{}\"", kind.name()), n);
+    }
+    let h = &stats.handshake_seconds;
+    family(
+        &mut o,
+        "weir_handshake_duration_seconds",
+        "histogram",
+        "Time from accept to the 101 response.",
+    );
+    let mut cumulative = 0;
+    for (bound, n) in h.bounds.iter().zip(h.counts.iter()) {
+        cumulative += n;
+        sample(
+            &mut o,
+            "weir_handshake_duration_seconds_bucket",
+            &format!("le=\"{bound}\""),
+            cumulative,
+        );
+    }
+    sample(&mut o, "weir_handshake_duration_seconds_bucket", "le=\"+Inf\"", h.count);
+    sample(&mut o, "weir_handshake_duration_seconds_sum", "", h.sum);
+    sample(&mut o, "weir_handshake_duration_seconds_count", "", h.count);
+    if let Some(hub) = hub {
+        let s = hub.stats();
+        family(&mut o, "weir_hub_channels", "gauge", "Hub channels.");
+        sample(&mut o, "weir_hub_channels", "", hub.channel_count());
+        family(&mut o, "weir_hub_subscriptions", "gauge", "Hub subscriptions (WebSocket).");
+        sample(&mut o, "weir_hub_subscriptions", "", hub.subscription_count());
+        family(&mut o, "weir_hub_published_total", "counter", "Messages published.");
+        sample(&mut o, "weir_hub_published_total", "", s.published);
+        family(&mut o, "weir_hub_delivered_total", "counter", "Events delivered to subscribers.");
+        sample(&mut o, "weir_hub_delivered_total", "", s.delivered);
+        family(
+            &mut o,
+            "weir_rate_limited_total",
+            "counter",
+            "Hub commands refused for the rate limit.",
+        );
+        sample(&mut o, "weir_rate_limited_total", "", s.rate_limited);
+    }
+    if let Some(proxy) = proxy {
+        let fams: [RouteFamily; 6] = [
+            ("weir_route_connections_total", "Connections proxied, by route.", |s| s.connections),
+            (
+                "weir_route_upstream_failures_total",
+                "Upstream connections that failed, by route.",
+                |s| s.upstream_failures,
+            ),
+            ("weir_route_messages_up_total", "Messages from clients to the upstream.", |s| {
+                s.messages_up
+            }),
+            ("weir_route_messages_down_total", "Messages from the upstream to clients.", |s| {
+                s.messages_down
+            }),
+            ("weir_route_bytes_up_total", "Payload bytes from clients to the upstream.", |s| {
+                s.bytes_up
+            }),
+            ("weir_route_bytes_down_total", "Payload bytes from the upstream to clients.", |s| {
+                s.bytes_down
+            }),
+        ];
+        for (name, help, get) in fams {
+            family(&mut o, name, "counter", help);
+            for r in proxy.routes() {
+                let label =
+                    format!("route=\"{}\"", r.prefix.replace('\\', "\\\\").replace('"', "\\\""));
+                sample(&mut o, name, &label, get(&r.stats));
+            }
+        }
+    }
+    family(&mut o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sample(&mut o, "process_resident_memory_bytes", "", resident_memory_bytes().unwrap_or(0));
+    family(&mut o, "process_open_fds", "gauge", "Number of open file descriptors.");
+    sample(&mut o, "process_open_fds", "", open_fds().unwrap_or(0));
+    family(
+        &mut o,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch in seconds.",
+    );
+    sample(&mut o, "process_start_time_seconds", "", format!("{start_time_secs:.3}"));
+    o
+}

@@ -1,0 +1,191 @@
+//! The HTTP API beside the WebSocket, on the same port: health, stats, Prometheus metrics,
+//! publish, history, server-sent events, and the console page. `docs/protocol.md` lists the
+//! endpoints.
+
+pub mod metrics;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::hub::Hub;
+use crate::hub::auth::{query_param, strip_scheme};
+use crate::json::{self, ObjectWriter};
+use crate::proto::http::Request;
+use crate::proxy::Proxy;
+use crate::server::{ConnId, Context, Response};
+
+/// The console page and its assets, embedded in the binary (no build step, nothing fetched).
+const INDEX_HTML: &str = include_str!("console/index.html");
+const CONSOLE_CSS: &str = include_str!("console/console.css");
+const CONSOLE_JS: &str = include_str!("console/console.js");
+
+/// Serves the HTTP endpoints.
+#[derive(Debug)]
+pub struct Api {
+    start_time_secs: f64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        let start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        Self { start_time_secs: start }
+    }
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    Response::with_type(status, "application/json", body.into_bytes())
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response {
+    let mut out = String::new();
+    let mut w = ObjectWriter::new(&mut out);
+    let mut e = w.object("error");
+    e.str("code", code).str("message", message);
+    e.finish();
+    w.finish();
+    json_response(status, out)
+}
+
+impl Api {
+    /// Answers a plain HTTP request; `id` is the connection (for server-sent events).
+    #[allow(clippy::too_many_arguments)]
+    pub fn serve(
+        &self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        req: &Request<'_, '_>,
+        body: &[u8],
+        hub: Option<&mut Hub>,
+        proxy: Option<&Proxy>,
+    ) -> Response {
+        let path = req.path();
+        let get = matches!(req.method, "GET" | "HEAD");
+        match path {
+            "/healthz" if get && ctx.draining() => return Response::text(503, "draining\n"),
+            "/healthz" if get => return Response::text(200, "ok\n"),
+            "/" if get => {
+                return Response::with_type(200, "text/html; charset=utf-8", INDEX_HTML.into());
+            }
+            "/console.css" if get => {
+                return Response::with_type(200, "text/css; charset=utf-8", CONSOLE_CSS.into());
+            }
+            "/console.js" if get => {
+                return Response::with_type(
+                    200,
+                    "text/javascript; charset=utf-8",
+                    CONSOLE_JS.into(),
+                );
+            }
+            "/metrics" if get => {
+                let text =
+                    metrics::render(ctx.stats(), hub.as_deref(), proxy, self.start_time_secs);
+                return Response::with_type(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text.into_bytes(),
+                );
+            }
+            "/api/stats" if get => return json_response(200, self.stats(ctx, hub.as_deref())),
+            "/healthz" | "/" | "/metrics" | "/api/stats" | "/console.css" | "/console.js" => {
+                return method_not_allowed("GET, HEAD");
+            }
+            _ => {}
+        }
+        let Some(rest) = path.strip_prefix("/api/channels/") else {
+            return Response::text(404, "not found\n");
+        };
+        let Some(hub) = hub else { return Response::text(404, "not found\n") };
+        let Some((channel, action)) = rest.rsplit_once('/') else {
+            return Response::text(404, "not found\n");
+        };
+        let token = req
+            .header("authorization")
+            .and_then(|v| strip_scheme(v, b"bearer"))
+            .or_else(|| query_param(req.query(), "token").map(str::as_bytes));
+        if !hub.http_token_ok(token) {
+            let mut r = error(401, "unauthorized", "a valid bearer token is required");
+            r.headers.push(("WWW-Authenticate".into(), b"Bearer realm=\"weir\"".to_vec()));
+            return r;
+        }
+        let number = |name: &str| query_param(req.query(), name).map(str::parse::<u64>);
+        match (req.method, action) {
+            ("POST", "publish") => {
+                // The body is the message: any JSON, forwarded as sent.
+                if let Err(e) = json::parse_with(
+                    body,
+                    &json::Limits { max_len: body.len().max(1), ..json::Limits::default() },
+                ) {
+                    return error(400, "parse_error", &e.to_string());
+                }
+                let data = std::str::from_utf8(body).unwrap_or_default().trim();
+                match hub.publish_raw(ctx, channel, data, "http") {
+                    Ok(seq) => json_response(200, format!("{{\"seq\":{seq}}}")),
+                    Err(("too_large", m)) => error(413, "too_large", &m),
+                    Err((code, m)) if code == "invalid_params" => error(400, code, &m),
+                    Err((code, m)) => error(403, code, &m),
+                }
+            }
+            ("GET" | "HEAD", "history") => {
+                let (Ok(since), Ok(limit)) =
+                    (number("since").transpose(), number("limit").transpose())
+                else {
+                    return error(400, "invalid_params", "since and limit are whole numbers");
+                };
+                match hub.history_json(channel, since, limit) {
+                    Ok(body) => json_response(200, body),
+                    Err(("not_found", m)) => error(404, "not_found", &m),
+                    Err((code, m)) => error(400, code, &m),
+                }
+            }
+            ("GET", "events") => {
+                // Resume after Last-Event-ID (what a reconnecting EventSource sends), or ?since=.
+                let since = req
+                    .header("last-event-id")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.trim().parse().ok())
+                    .or_else(|| number("since").and_then(Result::ok));
+                match hub.stream_subscribe(ctx, id, channel, since) {
+                    Ok(()) => {
+                        let mut r = Response::streaming(200, "text/event-stream");
+                        r.headers.push(("Cache-Control".into(), b"no-cache".to_vec()));
+                        r
+                    }
+                    Err((code, m)) => error(400, code, &m),
+                }
+            }
+            (_, "publish") => method_not_allowed("POST"),
+            (_, "history" | "events") => method_not_allowed("GET, HEAD"),
+            _ => Response::text(404, "not found\n"),
+        }
+    }
+
+    fn stats(&self, ctx: &Context<'_>, hub: Option<&Hub>) -> String {
+        let s = ctx.stats();
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out);
+        w.u64("connections", s.connections_open)
+            .u64("connections_total", s.connections_total)
+            .u64("http_requests", s.http_requests)
+            .u64("messages_in", s.messages_in)
+            .u64("messages_out", s.messages_out)
+            .u64("bytes_in", s.bytes_in)
+            .u64("bytes_out", s.bytes_out)
+            .u64("slow_reader_disconnects", s.slow_reader_disconnects)
+            .u64("rss_bytes", metrics::resident_memory_bytes().unwrap_or(0));
+        if let Some(hub) = hub {
+            let h = hub.stats();
+            w.u64("channels", hub.channel_count() as u64)
+                .u64("subscriptions", hub.subscription_count() as u64)
+                .u64("published", h.published)
+                .u64("delivered", h.delivered)
+                .u64("rate_limited", h.rate_limited);
+        }
+        w.finish();
+        out
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    let mut r = Response::text(405, "method not allowed\n");
+    r.headers.push(("Allow".into(), allow.as_bytes().to_vec()));
+    r
+}

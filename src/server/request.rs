@@ -1,0 +1,354 @@
+//! The HTTP side of a server connection: the request head, its body, the upgrade decision,
+//! plain responses (closing, kept alive for the next request, or streamed), and deferred
+//! upgrades.
+
+use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
+use crate::proto::handshake::{self, After, Classified};
+use crate::proto::http::{self, Header, Request};
+use crate::proto::{Connection, HandshakeError, Role, Status};
+use crate::server::conn::{BodyState, Phase};
+use crate::server::event_loop::write_with;
+use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
+use crate::server::slab::Key;
+use crate::{debug, info};
+
+/// What `Retry-After` says to a client refused for a connection limit.
+const RETRY_AFTER: &[u8] = b"5";
+/// Requests answered from one read before the loop serves other connections.
+const PIPELINE_PER_WAKE: usize = 16;
+
+/// What became of a request head.
+enum Outcome {
+    /// The WebSocket is open; bytes after the head are frames.
+    Opened,
+    /// The handler will decide later; bytes after the head wait.
+    Deferred,
+    /// A body follows.
+    Body(BodyState),
+    /// Answered; `true` if the connection stays open for another request.
+    Answered(bool),
+}
+
+impl<H: Handler> crate::server::Server<H> {
+    /// `n` new bytes in the read buffer for connection `key`.
+    pub(super) fn on_bytes(&mut self, key: Key, n: usize) {
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        match conn.phase {
+            // A response is on its way (or the decision is, or it streams): the rest is not ours.
+            Phase::Http | Phase::Connecting | Phase::Deferred | Phase::Stream => {}
+            Phase::Ws => self.on_frames(key, 0, n),
+            Phase::Response => self.on_response_bytes(key, n),
+            Phase::Head | Phase::Body => {
+                if conn.head.capacity() == 0 {
+                    conn.head = self.core.pool.take();
+                }
+                conn.head.extend_from_slice(&self.rbuf[..n]);
+                if conn.phase == Phase::Head {
+                    self.on_head_bytes(key);
+                } else {
+                    self.on_body_bytes(key);
+                }
+            }
+        }
+    }
+
+    /// Looks for a whole head in what the connection gathered, and serves it (and the
+    /// requests pipelined after it).
+    fn on_head_bytes(&mut self, key: Key) {
+        for _ in 0..PIPELINE_PER_WAKE {
+            let Some(conn) = self.core.conns.get_mut(key) else { return };
+            let head_len = match conn.head_reader.feed(&conn.head) {
+                Ok(Status::Partial) => return,
+                Ok(Status::Complete(len)) => len,
+                Err(e) => return self.refuse_error(key, e),
+            };
+            let head = std::mem::take(&mut conn.head);
+            let outcome = self.on_head(key, &head, head_len);
+            let rest = head.get(head_len..).unwrap_or_default();
+            match outcome {
+                Outcome::Opened => {
+                    // Frames sent along with the upgrade (less than one read).
+                    let n = rest.len().min(self.rbuf.len());
+                    self.rbuf[..n].copy_from_slice(&rest[..n]);
+                    self.core.pool.give(head);
+                    if n > 0 {
+                        self.on_frames(key, 0, n);
+                    }
+                    return;
+                }
+                Outcome::Deferred => {
+                    self.keep(key, rest);
+                    self.core.pool.give(head);
+                    return;
+                }
+                Outcome::Body(state) => {
+                    if let Some(conn) = self.core.conns.get_mut(key) {
+                        conn.head = head;
+                        conn.body = Some(Box::new(state));
+                        conn.phase = Phase::Body;
+                    }
+                    return self.on_body_bytes(key);
+                }
+                Outcome::Answered(false) => return self.core.pool.give(head),
+                Outcome::Answered(true) => {
+                    let more = !rest.is_empty();
+                    self.keep(key, rest);
+                    self.core.pool.give(head);
+                    if !more {
+                        return;
+                    }
+                }
+            }
+        }
+        // More pipelined requests than one wake-up serves: the rest waits for the next read.
+    }
+
+    /// Keeps `bytes` as the start of what the connection reads next.
+    fn keep(&mut self, key: Key, bytes: &[u8]) {
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        if !bytes.is_empty() {
+            conn.head = self.core.pool.take();
+            conn.head.extend_from_slice(bytes);
+        }
+    }
+
+    /// A whole request head.
+    fn on_head(&mut self, key: Key, head: &[u8], head_len: usize) -> Outcome {
+        let Some(conn) = self.core.conns.get_mut(key) else { return Outcome::Answered(false) };
+        let peer = conn.peer;
+        let refuse = conn.refuse;
+        let limits = self.core.config.http;
+        let mut slots = vec![Header::default(); limits.max_headers];
+        let req = match http::parse_request(&head[..head_len], &mut slots, &limits) {
+            Ok(req) => req,
+            Err(e) => {
+                self.refuse_error(key, e);
+                return Outcome::Answered(false);
+            }
+        };
+        conn.path = Box::from(req.path());
+        let classified = match handshake::classify(&req) {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse_error(key, e);
+                return Outcome::Answered(false);
+            }
+        };
+        if refuse.is_some() || self.core.draining {
+            let status = refuse.unwrap_or(503);
+            let body = if self.core.draining {
+                "server shutting down\n"
+            } else {
+                "too many connections\n"
+            };
+            info!(
+                "refused",
+                peer = peer,
+                path = req.path(),
+                status = status,
+                reason = body.trim_end()
+            );
+            let mut r = Response::text(status, body);
+            r.headers.push(("Retry-After".into(), RETRY_AFTER.to_vec()));
+            self.core.respond(key, &r);
+            return Outcome::Answered(false);
+        }
+        let up = match classified {
+            Classified::Upgrade(up) => up,
+            Classified::Plain => {
+                return match request_framing(&req) {
+                    Err(e) => {
+                        self.refuse_error(key, e);
+                        Outcome::Answered(false)
+                    }
+                    Ok(Framing::None) => Outcome::Answered(self.serve(key, &req, &[])),
+                    Ok(Framing::Length(n)) if n > self.core.config.max_body_size as u64 => {
+                        self.refuse_error(key, HandshakeError::BodyTooLarge);
+                        Outcome::Answered(false)
+                    }
+                    Ok(framing) => Outcome::Body(BodyState {
+                        head_len,
+                        framing,
+                        decoder: ChunkedDecoder::new(),
+                        pos: head_len,
+                    }),
+                };
+            }
+        };
+        let mut ctx = Context { core: &mut self.core };
+        match self.handler.on_upgrade(&mut ctx, ConnId(key), &up, peer) {
+            Decision::Reject(r) => {
+                info!("upgrade refused", peer = peer, path = up.path, status = r.status);
+                self.core.respond(key, &r);
+                Outcome::Answered(false)
+            }
+            Decision::Defer => {
+                if let Some(c) = self.core.conns.get_mut(key) {
+                    c.phase = Phase::Deferred;
+                    c.deferred_key = std::str::from_utf8(up.key).ok().map(Box::from);
+                }
+                Outcome::Deferred
+            }
+            Decision::Accept { protocol, headers } => {
+                let extra: Vec<(&str, &[u8])> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                let bytes = write_with(|out| {
+                    handshake::write_accept(out, up.key, protocol.as_deref(), &extra)
+                });
+                self.open(key, &bytes);
+                Outcome::Opened
+            }
+        }
+    }
+
+    /// Bytes of a request body: when it is whole, the request is served.
+    fn on_body_bytes(&mut self, key: Key) {
+        let max = self.core.config.max_body_size;
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        let Some(state) = conn.body.as_mut() else { return };
+        let end = match state.framing {
+            Framing::Length(n) => {
+                let end = state.head_len.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+                if conn.head.len() < end {
+                    return;
+                }
+                end
+            }
+            Framing::Chunked => {
+                if conn.msg.capacity() == 0 {
+                    conn.msg = self.core.pool.take();
+                }
+                let input = conn.head.get(state.pos..).unwrap_or_default();
+                match state.decoder.feed(input, &mut conn.msg, max) {
+                    Ok(used) => state.pos += used,
+                    Err(e) => return self.refuse_error(key, e),
+                }
+                if !state.decoder.is_done() {
+                    // The raw bytes are bounded too: chunk extensions and trailers cost memory.
+                    if conn.head.len() - state.head_len
+                        > max.saturating_mul(2).saturating_add(64 << 10)
+                    {
+                        self.refuse_error(key, HandshakeError::BodyTooLarge);
+                    }
+                    return;
+                }
+                state.pos
+            }
+            Framing::None => state.head_len,
+        };
+        let state = conn.body.take();
+        let head = std::mem::take(&mut conn.head);
+        let decoded = std::mem::take(&mut conn.msg);
+        conn.phase = Phase::Head;
+        let Some(state) = state else { return };
+        let limits = self.core.config.http;
+        let mut slots = vec![Header::default(); limits.max_headers];
+        let keep_alive = match http::parse_request(&head[..state.head_len], &mut slots, &limits) {
+            Ok(req) => {
+                let body = match state.framing {
+                    Framing::Chunked => &decoded[..],
+                    _ => head.get(state.head_len..end).unwrap_or_default(),
+                };
+                self.serve(key, &req, body)
+            }
+            Err(e) => {
+                self.refuse_error(key, e);
+                false
+            }
+        };
+        if keep_alive {
+            self.keep(key, head.get(end..).unwrap_or_default());
+        }
+        self.core.pool.give(head);
+        self.core.pool.give(decoded);
+        if keep_alive && self.core.conns.get(key).is_some_and(|c| !c.head.is_empty()) {
+            self.on_head_bytes(key);
+        }
+    }
+
+    /// Hands a plain request to the handler and queues its response. Returns whether the
+    /// connection stays open for another request.
+    fn serve(&mut self, key: Key, req: &Request<'_, '_>, body: &[u8]) -> bool {
+        let Some(conn) = self.core.conns.get(key) else { return false };
+        let peer = conn.peer;
+        // RFC 9112 §9.3: HTTP/1.1 connections persist unless either side says close.
+        let keep_alive = req.minor_version == 1
+            && !req.fields().has_token("connection", "close")
+            && !self.core.draining;
+        let mut ctx = Context { core: &mut self.core };
+        let r = self.handler.on_request(&mut ctx, ConnId(key), req, body, peer);
+        self.core.stats.http_requests += 1;
+        debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
+        let after = match (r.stream, keep_alive) {
+            (true, _) => After::Stream,
+            (false, true) => After::KeepAlive,
+            (false, false) => After::Close,
+        };
+        let extra: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let bytes =
+            write_with(|out| handshake::write_http_response(out, r.status, &extra, &r.body, after));
+        let now = self.core.now;
+        let ws_config = self.core.config.ws;
+        let Some(conn) = self.core.conns.get_mut(key) else { return false };
+        if r.status >= 400 {
+            crate::server::stats::Stats::count(&mut self.core.stats.handshakes_rejected, r.status);
+        }
+        conn.out.push_copy(&[&bytes], &mut self.core.pool);
+        match after {
+            After::Stream => {
+                conn.phase = Phase::Stream;
+                conn.opened_at = now;
+                conn.ws = Connection::new(Role::Server, ws_config.without_handshake_timeout(), now);
+            }
+            After::KeepAlive => {
+                // Ready for the next request, with a fresh deadline for it.
+                conn.phase = Phase::Head;
+                conn.head_reader.reset();
+                conn.ws = Connection::new(Role::Server, ws_config, now);
+            }
+            After::Close => conn.phase = Phase::Http,
+        }
+        self.core.mark_dirty(key);
+        after == After::KeepAlive
+    }
+
+    pub(super) fn open(&mut self, key: Key, response: &[u8]) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return };
+        conn.out.push_copy(&[response], &mut core.pool);
+        conn.ws.open(core.now);
+        // Accept to 101: `opened_at` was the accept time until now.
+        core.stats.handshake_seconds.observe(core.now.saturating_sub(conn.opened_at).as_secs_f64());
+        conn.phase = Phase::Ws;
+        conn.opened_at = core.now;
+        core.stats.connections_open += 1;
+        core.stats.connections_total += 1;
+        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
+        core.mark_dirty(key);
+        let mut ctx = Context { core: &mut self.core };
+        self.handler.on_open(&mut ctx, ConnId(key));
+    }
+
+    pub(super) fn refuse_error(&mut self, key: Key, e: HandshakeError) {
+        let Some(conn) = self.core.conns.get(key) else { return };
+        info!("request refused", peer = conn.peer, status = e.status(), reason = e.reason());
+        let bytes = write_with(|out| handshake::write_error(out, e));
+        self.core.queue_response(key, e.status(), &bytes);
+    }
+
+    /// A deferred upgrade was accepted: send the 101, open, and read what the client sent
+    /// meanwhile.
+    pub(super) fn open_deferred(&mut self, key: Key, response: &[u8]) {
+        self.open(key, response);
+        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        let early = std::mem::take(&mut conn.head);
+        let n = early.len().min(self.rbuf.len());
+        self.rbuf[..n].copy_from_slice(&early[..n]);
+        self.core.pool.give(early);
+        if n > 0 {
+            self.on_frames(key, 0, n);
+        }
+        self.read_again(key);
+    }
+}
