@@ -165,13 +165,45 @@ fn unknown_path_is_404() {
 
 #[test]
 fn plain_get_healthz_is_200_ok() {
-    let (head, body) = common::request(server(), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, body) =
+        common::request(server(), b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(common::status(&head), 200, "{head}");
     assert_eq!(body, "ok\n");
 }
 
 #[test]
 fn plain_get_on_the_echo_path_is_426() {
-    let (head, _) = common::request(server(), b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, _) =
+        common::request(server(), b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(common::status(&head), 426, "{head}");
+}
+
+#[test]
+fn http_11_keeps_the_connection_for_pipelined_requests() {
+    // RFC 9112 §9.3: persistent by default; two pipelined requests are answered in order on
+    // one connection, which stays open, and an upgrade may follow on it.
+    let mut s = common::raw(server());
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let first = common::read_head(&mut s);
+    assert_eq!(common::status(&first), 200, "{first}");
+    assert!(!first.to_ascii_lowercase().contains("connection: close"), "{first}");
+    let mut body = [0u8; 3];
+    std::io::Read::read_exact(&mut s, &mut body).unwrap();
+    assert_eq!(&body, b"ok\n");
+    let second = common::read_head(&mut s);
+    assert_eq!(common::status(&second), 404, "{second}");
+    let len: usize = second
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let mut body = vec![0u8; len];
+    std::io::Read::read_exact(&mut s, &mut body).unwrap();
+    std::io::Write::write_all(&mut s, common::UPGRADE.as_bytes()).unwrap();
+    let head = common::read_head(&mut s);
+    assert_eq!(common::status(&head), 101, "{head}");
 }

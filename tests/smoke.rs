@@ -20,7 +20,7 @@ fn echo_with_tungstenite() {
 fn healthz_and_frames_with_the_upgrade() {
     let addr = common::start(common::config());
     let mut s = common::raw(addr);
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let all = String::from_utf8(common::read_to_end(&mut s)).unwrap();
     assert!(all.starts_with("HTTP/1.1 200"), "{all}");
     assert!(all.ends_with("ok\n"), "{all}");

@@ -180,15 +180,26 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     frame(0x88, &p)
 }
 
-/// Sends `req` on a fresh connection and returns the response head, with the body (the
-/// server closes the connection after a refusal, so this reads to EOF).
+/// Sends `req` on a fresh connection and returns the response head, with the body: as many
+/// bytes as `Content-Length` says (a kept-alive connection stays open after them), or to EOF.
 pub fn request(addr: SocketAddr, req: &[u8]) -> (String, String) {
     let mut s = raw(addr);
     s.write_all(req).unwrap();
-    let all = String::from_utf8(read_to_end(&mut s)).unwrap();
-    let (head, body) =
-        all.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete response head: {all:?}"));
-    (head.to_owned(), body.to_owned())
+    let head = read_head(&mut s);
+    let head = head.trim_end_matches("\r\n").to_owned();
+    let len = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+    });
+    let body = match len {
+        Some(n) => {
+            let mut b = vec![0u8; n];
+            s.read_exact(&mut b).unwrap();
+            b
+        }
+        None => read_to_end(&mut s),
+    };
+    (head, String::from_utf8(body).unwrap())
 }
 
 /// The status code of a response head.

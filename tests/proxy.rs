@@ -1,0 +1,623 @@
+//! The reverse proxy (`--route`) end to end: the weir binary in front of a weir echo or of Node
+//! `ws` / Socket.IO servers (tests/node/), with real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{Binary, close_frame, frame, read_frame, read_head, status};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// Node peers
+
+fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+/// Whether Node and tests/node's packages are there, installing them (`npm ci`) once. Several
+/// test processes may race here: a lock directory lets one install while the others wait.
+/// Without Node the Node tests are skipped with a note, unless `WEIR_REQUIRE_NODE=1`.
+fn node_ready() -> bool {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = READY.get_or_init(install_node_modules);
+    match r {
+        Ok(()) => true,
+        Err(why) if std::env::var("WEIR_REQUIRE_NODE").is_ok_and(|v| v == "1") => {
+            panic!("WEIR_REQUIRE_NODE=1 but {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
+    }
+}
+
+fn install_node_modules() -> Result<(), String> {
+    let ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("`node` is not installed".into());
+    }
+    let dir = node_dir();
+    let installed = || {
+        ["ws", "socket.io", "socket.io-client"]
+            .iter()
+            .all(|m| dir.join("node_modules").join(m).join("package.json").is_file())
+    };
+    if installed() {
+        return Ok(());
+    }
+    let lock = dir.join(".install-lock");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while std::fs::create_dir(&lock).is_err() {
+        // Someone else is installing: wait for them (a lock older than the deadline is stale).
+        if installed() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = std::fs::remove_dir(&lock);
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let result = if installed() {
+        Ok(())
+    } else {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() && installed() => Ok(()),
+            Ok(o) => Err(format!(
+                "`npm ci` in tests/node failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Err(format!("`npm` cannot be run: {e}")),
+        }
+    };
+    let _ = std::fs::remove_dir(&lock);
+    result
+}
+
+/// A Node script from tests/node in a child process: its stdout lines arrive on a channel, its
+/// stdin is a pipe (the scripts exit when it closes), and it is killed when dropped.
+struct Node {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Node {
+    fn spawn(script: &str, args: &[&str]) -> Self {
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self { child, lines, stderr }
+    }
+
+    /// A server script: waits for its `PORT n` line.
+    fn server(script: &str) -> (Self, u16) {
+        let mut node = Self::spawn(script, &[]);
+        let line = node.expect_line("PORT ", TIMEOUT);
+        (node, line.trim().parse().unwrap())
+    }
+
+    /// Waits (bounded) for the next stdout line and checks it starts with `prefix`; returns the
+    /// rest. A `FAIL` line or the script's exit fails the test with its stderr.
+    fn expect_line(&mut self, prefix: &str, within: Duration) -> String {
+        match self.lines.recv_timeout(within) {
+            Ok(line) => match line.strip_prefix(prefix) {
+                Some(rest) => rest.to_string(),
+                None => panic!(
+                    "expected a line starting {prefix:?}, got {line:?}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                ),
+            },
+            Err(e) => panic!(
+                "no line starting {prefix:?} within {within:?} ({e}); stderr:\n{}",
+                self.stderr.lock().unwrap()
+            ),
+        }
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        common::eventually(within, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("node still running after {within:?}"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/// A proxy in front of a weir echo at /echo, routed as /up.
+fn echo_behind_proxy() -> (Binary, Binary) {
+    let echo = Binary::start(&["--echo", "/echo"]);
+    let proxy = Binary::start(&["--route", &format!("/up=ws://{}/echo", echo.addr)]);
+    (echo, proxy)
+}
+
+/// A tungstenite client on `ws://addr{path}`, reads bounded by `TIMEOUT`.
+fn ws_client(addr: SocketAddr, path: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (ws, resp) = tungstenite::client::client(format!("ws://{addr}{path}"), stream).unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// A raw upgrade to `path` with `extra` header lines; returns the stream and the response head.
+fn raw_upgrade(addr: SocketAddr, path: &str, extra: &str) -> (TcpStream, String) {
+    let mut s = common::raw(addr);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    (s, head)
+}
+
+/// The status a refused upgrade to `path` gets, and how long it took.
+fn refused_status(addr: SocketAddr, path: &str) -> (u16, Duration) {
+    let start = Instant::now();
+    let mut s = common::raw(addr);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    (status(&head), start.elapsed())
+}
+
+/// A header field's value in a response head, if present.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// A string member `"name":"value"` of the flat JSON object `JSON.stringify` wrote (values here
+/// have no escapes).
+fn json_str<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let start = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let len = json[start..].find('"')?;
+    Some(&json[start..start + len])
+}
+
+/// The VmRSS of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn text_binary_and_a_4_mib_message_reach_weir_echo_intact() {
+    let (_echo, proxy) = echo_behind_proxy();
+    let mut ws = ws_client(proxy.addr, "/up");
+
+    ws.send(Message::text("hello through the proxy")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("hello through the proxy"));
+
+    let bin: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    ws.send(Message::binary(bin.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(bin));
+
+    let big: Vec<u8> =
+        (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    ws.send(Message::binary(big.clone())).unwrap();
+    match ws.read().unwrap() {
+        Message::Binary(got) => {
+            assert_eq!(got.len(), big.len());
+            assert!(got[..] == big[..], "the 4 MiB message changed on the way");
+        }
+        other => panic!("expected the 4 MiB binary echo, got {other:?}"),
+    }
+
+    ws.close(None).unwrap();
+    match ws.read() {
+        Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {}
+        Ok(m) => panic!("unexpected {m:?} while closing"),
+        Err(e) => panic!("closing: {e}"),
+    }
+}
+
+#[test]
+fn handshake_forwards_offer_and_end_to_end_headers_and_returns_the_chosen_subprotocol() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let proxy = Binary::start(&["--route", &format!("/node=ws://127.0.0.1:{port}/base")]);
+
+    let extra = "Host: front.example:8443\r\n\
+                 Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n\
+                 Origin: http://front.example\r\n\
+                 Cookie: session=abc; theme=dark\r\n\
+                 Authorization: Bearer token-123\r\n\
+                 X-Custom: kept\r\n\
+                 Connection: Upgrade, X-Hop-Secret\r\n\
+                 X-Hop-Secret: for this hop only\r\n\
+                 Keep-Alive: timeout=5\r\n\
+                 Proxy-Authorization: Basic cHJveHk6c2VjcmV0\r\n\
+                 TE: trailers\r\n";
+    let mut s = common::raw(proxy.addr);
+    write!(
+        s,
+        "GET /node/sub?x=1 HTTP/1.1\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 101, "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Protocol"), Some("chat.v2"), "{head}");
+
+    let mut ws = WebSocket::from_raw_socket(s, Role::Client, None);
+    ws.send(Message::text("headers?")).unwrap();
+    let json = match ws.read().unwrap() {
+        Message::Text(t) => t.to_string(),
+        other => panic!("expected the headers as JSON text, got {other:?}"),
+    };
+    let h = |name: &str| json_str(&json, name);
+    assert_eq!(h("url"), Some("/base/sub?x=1"), "path rest and query appended: {json}");
+    assert_eq!(h("protocol"), Some("chat.v2"), "{json}");
+    assert_eq!(h("sec-websocket-protocol"), Some("chat.v1, chat.v2"), "offer: {json}");
+    assert_eq!(h("origin"), Some("http://front.example"), "{json}");
+    assert_eq!(h("cookie"), Some("session=abc; theme=dark"), "{json}");
+    assert_eq!(h("authorization"), Some("Bearer token-123"), "{json}");
+    assert_eq!(h("x-custom"), Some("kept"), "{json}");
+    assert_eq!(h("host"), Some(format!("127.0.0.1:{port}").as_str()), "{json}");
+    let xff = h("x-forwarded-for").unwrap_or_else(|| panic!("no X-Forwarded-For: {json}"));
+    assert!(xff.split(", ").any(|a| a == "127.0.0.1"), "X-Forwarded-For {xff:?}");
+    assert_eq!(h("x-forwarded-proto"), Some("http"), "{json}");
+    assert_eq!(h("x-forwarded-host"), Some("front.example:8443"), "{json}");
+    for hop in ["x-hop-secret", "keep-alive", "proxy-authorization", "te"] {
+        assert!(h(hop).is_none(), "hop-by-hop {hop} was forwarded: {json}");
+    }
+    // The upstream handshake's Connection is weir's own, not the client's list.
+    assert!(h("connection").is_some_and(|c| !c.contains("X-Hop-Secret")), "{json}");
+
+    // And messages keep their type both ways.
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(vec![0u8, 1, 2, 255]));
+    ws.send(Message::text("ünïcode ✓")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("ünïcode ✓"));
+}
+
+#[test]
+fn no_subprotocol_is_returned_when_the_upstream_chose_none() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let proxy = Binary::start(&["--route", &format!("/node=ws://127.0.0.1:{port}/")]);
+    let (_s, head) = raw_upgrade(proxy.addr, "/node", "Sec-WebSocket-Protocol: chat.v1\r\n");
+    assert_eq!(status(&head), 101, "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Protocol"), None, "{head}");
+}
+
+#[test]
+fn refused_unreachable_and_slow_upstreams_get_403_502_and_504() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, node_port) = Node::server("upstream.js");
+    let down_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // Accepts (the kernel completes the TCP handshake into the backlog) and never answers.
+    let slow = TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_port = slow.local_addr().unwrap().port();
+    let proxy = Binary::start(&[
+        "--upstream-timeout",
+        "1s",
+        "--route",
+        &format!("/refuse=ws://127.0.0.1:{node_port}/refuse"),
+        "--route",
+        &format!("/down=ws://127.0.0.1:{down_port}/"),
+        "--route",
+        &format!("/slow=ws://127.0.0.1:{slow_port}/"),
+    ]);
+
+    assert_eq!(refused_status(proxy.addr, "/refuse").0, 403);
+    assert_eq!(refused_status(proxy.addr, "/down").0, 502);
+    let (code, took) = refused_status(proxy.addr, "/slow");
+    assert_eq!(code, 504);
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "504 after {took:?}, --upstream-timeout 1s"
+    );
+    // The proxy still works after all that.
+    let (_s, head) = raw_upgrade(proxy.addr, "/refuse-not", "");
+    assert_eq!(status(&head), 404, "{head}");
+    drop(slow);
+}
+
+#[test]
+fn an_upstream_close_is_relayed_after_the_data_before_it() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let proxy = Binary::start(&["--route", &format!("/node=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/node");
+    ws.send(Message::text("close-me")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("bye-data"));
+    match ws.read().unwrap() {
+        Message::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4001);
+            assert_eq!(f.reason.as_str(), "done");
+        }
+        other => panic!("expected close 4001 \"done\", got {other:?}"),
+    }
+}
+
+#[test]
+fn a_message_sent_just_before_the_clients_close_is_still_echoed() {
+    let (_echo, proxy) = echo_behind_proxy();
+    for round in 0..5 {
+        let (mut s, head) = raw_upgrade(proxy.addr, "/up", "");
+        assert_eq!(status(&head), 101, "{head}");
+        // Message and close in one write: the close reaches weir before the echo returns.
+        let mut out = frame(0x81, format!("last words {round}").as_bytes());
+        out.extend_from_slice(&close_frame(1000, "bye"));
+        s.write_all(&out).unwrap();
+        let f = read_frame(&mut s).expect("EOF before the echo");
+        assert_eq!(f.opcode(), 0x1, "round {round}: expected the echo first, got {f:?}");
+        assert_eq!(f.payload, format!("last words {round}").as_bytes());
+        let f = read_frame(&mut s).expect("EOF before the close");
+        assert_eq!(f.close_code(), 1000, "round {round}: {f:?}");
+        common::expect_eof(&mut s, TIMEOUT);
+    }
+}
+
+#[test]
+fn a_hundred_clients_of_ten_messages_each_all_get_their_replies() {
+    let (_echo, proxy) = echo_behind_proxy();
+    let addr = proxy.addr;
+    let (tx, rx) = mpsc::channel();
+    for c in 0..100 {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(move || {
+                let mut ws = ws_client(addr, "/up");
+                for m in 0..10 {
+                    let msg = if m % 2 == 0 {
+                        Message::text(format!("client {c} message {m}"))
+                    } else {
+                        Message::binary(format!("{c}:{m}").repeat(c + 1).into_bytes())
+                    };
+                    ws.send(msg.clone()).unwrap();
+                    assert_eq!(ws.read().unwrap(), msg, "client {c} message {m}");
+                }
+                ws.close(None).unwrap();
+                while ws.read().is_ok() {}
+            });
+            let _ = tx.send(r.map_err(|e| {
+                e.downcast_ref::<String>().cloned().unwrap_or_else(|| "panic".into())
+            }));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut failures = Vec::new();
+    for _ in 0..100 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(e) => panic!("clients still running after 30 s ({e}); log:\n{}", proxy.log()),
+        }
+    }
+    assert!(failures.is_empty(), "{} clients failed: {failures:?}", failures.len());
+}
+
+#[test]
+fn a_client_that_stops_reading_pauses_the_upstream_instead_of_buffering() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let proxy = Binary::start(&["--route", &format!("/node=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/node");
+    // Warm up (first messages, buffers leased) before taking the baseline.
+    ws.send(Message::binary(vec![7u8; 256 << 10])).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(vec![7u8; 256 << 10]));
+    let baseline = rss(proxy.pid());
+
+    ws.send(Message::text("flood")).unwrap();
+    // Read nothing for 2 s (the scenario, not a wait for something), watching weir's memory.
+    let mut peak = baseline;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        peak = peak.max(rss(proxy.pid()));
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let grew = peak.saturating_sub(baseline);
+    eprintln!(
+        "weir RSS baseline {} KiB, peak while not reading +{} KiB",
+        baseline >> 10,
+        grew >> 10
+    );
+    assert!(grew < 16 << 20, "weir's RSS grew by {} MiB while the client read nothing", grew >> 20);
+
+    for i in 0..1024u32 {
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                assert_eq!(b.len(), 64 << 10, "message {i}");
+                assert_eq!(u32::from_be_bytes(b[..4].try_into().unwrap()), i, "order");
+                let fill = (i % 251) as u8;
+                assert!(b[4..].iter().all(|&x| x == fill), "message {i} corrupted");
+            }
+            other => panic!("message {i}: expected 64 KiB binary, got {other:?}"),
+        }
+    }
+    assert_eq!(ws.read().unwrap(), Message::text("flood-done"));
+}
+
+#[test]
+fn socket_io_works_through_the_proxy_and_reconnects_after_a_restart() {
+    if !node_ready() {
+        return;
+    }
+    let (_server, port) = Node::server("sio-server.js");
+    let route = format!("/socket.io=ws://127.0.0.1:{port}/socket.io");
+    let proxy = Binary::start(&["--route", &route]);
+    let front = proxy.addr.port();
+    let mut client = Node::spawn("sio-client.js", &[&format!("http://127.0.0.1:{front}")]);
+
+    client.expect_line("OK connected", TIMEOUT);
+    let ack = client.expect_line("OK ack ", TIMEOUT);
+    // What the server saw: Engine.IO's query went through the route.
+    assert_eq!(json_str(&ack, "EIO"), Some("4"), "{ack}");
+    assert_eq!(json_str(&ack, "transport"), Some("websocket"), "{ack}");
+    client.expect_line("OK room", TIMEOUT);
+    client.expect_line("READY restart", TIMEOUT);
+
+    drop(proxy); // killed
+    client.expect_line("OK disconnected", TIMEOUT);
+    // The same port again (a second, fresh listener on :0 comes with Binary::start).
+    let _proxy = Binary::start(&["--listen", &format!("127.0.0.1:{front}"), "--route", &route]);
+    client.expect_line("OK reconnected", TIMEOUT);
+    client.expect_line("OK ack-again", TIMEOUT);
+    assert!(client.wait_exit(TIMEOUT).success());
+}
+
+/// A one-connection upstream written by hand: answers the upgrade with its 101 and `after` in
+/// one write (so weir reads them together), then shuts its write side if `eof`, and holds the
+/// connection until weir closes it (bounded by a read timeout).
+fn raw_upstream(after: Vec<u8>, eof: bool) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let Some(mut s) = common::eventually(TIMEOUT, || listener.accept().ok().map(|(s, _)| s))
+        else {
+            return;
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let head = read_head(&mut s);
+        let key = header(&head, "Sec-WebSocket-Key").unwrap();
+        let accept = weir::proto::handshake::accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            std::str::from_utf8(&accept).unwrap()
+        )
+        .into_bytes();
+        out.extend_from_slice(&after);
+        s.write_all(&out).unwrap();
+        if eof {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        let _ = common::read_to_end(&mut s);
+    });
+    port
+}
+
+/// An unmasked (server) frame with a payload under 126 bytes.
+fn server_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![b0, u8::try_from(payload.len()).unwrap()];
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn frames_that_arrive_with_the_upstreams_101_are_not_lost() {
+    // A greeting in the same read as the 101 (what Socket.IO's server does: its open packet).
+    let port = raw_upstream(server_frame(0x81, b"greeting"), false);
+    let proxy = Binary::start(&["--route", &format!("/raw=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/raw");
+    assert_eq!(ws.read().unwrap(), Message::text("greeting"));
+
+    // A greeting and a close frame.
+    let mut after = server_frame(0x81, b"greeting");
+    after.extend_from_slice(&server_frame(0x88, b"\x0f\xa2early"));
+    let port = raw_upstream(after, false);
+    let proxy = Binary::start(&["--route", &format!("/raw=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/raw");
+    assert_eq!(ws.read().unwrap(), Message::text("greeting"));
+    match ws.read().unwrap() {
+        Message::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4002);
+            assert_eq!(f.reason.as_str(), "early");
+        }
+        other => panic!("expected close 4002 \"early\", got {other:?}"),
+    }
+
+    // A greeting, then the upstream goes away without a close frame.
+    let port = raw_upstream(server_frame(0x81, b"greeting"), true);
+    let proxy = Binary::start(&["--route", &format!("/raw=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/raw");
+    assert_eq!(ws.read().unwrap(), Message::text("greeting"));
+    match ws.read().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1011, "{f:?}"),
+        other => panic!("expected close 1011, got {other:?}"),
+    }
+}
