@@ -1,0 +1,475 @@
+//! Long-lived connections on one mio poll: `echo`, `latency` and `idle`.
+//!
+//! Every connection upgrades, then (echo) keeps `inflight` frames outstanding: each echo that
+//! arrives is checked and answered with the next frame. Writes are batched: frames queued while
+//! handling one read burst go out in one `write` (small frames, copied into the out buffer) or
+//! one `writev` (large frames, pointing at the shared template).
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::ws::{self, Template};
+
+/// Frames longer than this are sent with `writev` from the template instead of being copied.
+const COPY_MAX: usize = 64 * 1024;
+/// Reads per connection per turn before others are served.
+const READ_BUDGET: usize = 16;
+const MAX_IOV: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Handshake,
+    Open,
+    /// We sent a close frame; waiting for the server's close (or EOF).
+    Closing,
+    Closed,
+}
+
+enum Item {
+    /// A data frame: header and tag here, the rest is the template's.
+    Frame([u8; 24]),
+    /// A control frame.
+    Ctrl(Vec<u8>),
+}
+
+pub struct Conn {
+    sock: TcpStream,
+    phase: Phase,
+    connected: bool,
+    readable: bool,
+    writable: bool,
+    in_again: bool,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    out: Vec<u8>,
+    opos: usize,
+    big: VecDeque<Item>,
+    boff: usize,
+    pub next_send: u64,
+    pub next_recv: u64,
+    sent_at: VecDeque<Instant>,
+}
+
+pub struct Ctx {
+    pub tpl: Template,
+    pub raw: bool,
+    /// Data frames to keep in flight per connection once open (0 = idle).
+    pub inflight: usize,
+    /// Keep sending (false while draining).
+    pub running: bool,
+    /// Record RTTs (latency scenario, inside the measurement window).
+    pub record_rtt: bool,
+    pub rtts_ns: Vec<u64>,
+    pub rtt_cap: usize,
+    pub received: u64,
+    pub opened: usize,
+    pub closed: usize,
+    pub pings: u64,
+    accept: String,
+    request: Vec<u8>,
+    big_mode: bool,
+    rbuf_size: usize,
+}
+
+pub struct Engine {
+    poll: Poll,
+    events: Events,
+    pub conns: Vec<Conn>,
+    pub ctx: Ctx,
+    again: Vec<usize>,
+    addr: SocketAddr,
+}
+
+impl Engine {
+    pub fn new(addr: SocketAddr, host: &str, path: &str, tpl: Template, raw: bool, inflight: usize, rbuf_size: usize) -> Result<Engine, String> {
+        let big_mode = tpl.frame.len() > COPY_MAX;
+        let rbuf_size = if inflight > 0 { rbuf_size.max(2 * tpl.frame.len() + 64 * 1024) } else { rbuf_size };
+        Ok(Engine {
+            poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
+            events: Events::with_capacity(1024),
+            conns: Vec::new(),
+            ctx: Ctx {
+                tpl,
+                raw,
+                inflight,
+                running: true,
+                record_rtt: false,
+                rtts_ns: Vec::new(),
+                rtt_cap: 50_000_000,
+                received: 0,
+                opened: 0,
+                closed: 0,
+                pings: 0,
+                accept: ws::accept_key(ws::KEY),
+                request: ws::request(host, path),
+                big_mode,
+                rbuf_size,
+            },
+            again: Vec::new(),
+            addr,
+        })
+    }
+
+    /// Starts one more connection (its upgrade goes out once connected).
+    pub fn connect(&mut self) -> Result<(), String> {
+        let idx = self.conns.len();
+        let mut sock = TcpStream::connect(self.addr).map_err(|e| format!("connect #{idx}: {e}"))?;
+        let _ = sock.set_nodelay(true);
+        self.poll
+            .registry()
+            .register(&mut sock, Token(idx), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("register #{idx}: {e}"))?;
+        self.conns.push(Conn {
+            sock,
+            phase: Phase::Handshake,
+            connected: false,
+            readable: false,
+            writable: false,
+            in_again: false,
+            rbuf: vec![0; self.ctx.rbuf_size],
+            rstart: 0,
+            rend: 0,
+            out: self.ctx.request.clone(),
+            opos: 0,
+            big: VecDeque::new(),
+            boff: 0,
+            next_send: 0,
+            next_recv: 0,
+            sent_at: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    /// One poll and everything it made ready; waits at most `timeout`.
+    pub fn turn(&mut self, timeout: Duration) -> Result<(), String> {
+        let timeout = if self.again.is_empty() { timeout } else { Duration::ZERO };
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let mut ready: Vec<usize> = std::mem::take(&mut self.again);
+        for c in &ready {
+            self.conns[*c].in_again = false;
+        }
+        for ev in self.events.iter() {
+            let i = ev.token().0;
+            let c = &mut self.conns[i];
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.readable = true;
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                c.writable = true;
+            }
+            ready.push(i);
+        }
+        for i in ready {
+            let c = &mut self.conns[i];
+            if c.phase == Phase::Closed {
+                continue;
+            }
+            service(c, &mut self.ctx).map_err(|e| format!("connection #{i}: {e}"))?;
+            if c.readable && c.phase != Phase::Closed && !c.in_again {
+                c.in_again = true;
+                self.again.push(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs turns until `deadline`.
+    pub fn run_until(&mut self, deadline: Instant) -> Result<(), String> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            self.turn((deadline - now).min(Duration::from_millis(100)))?;
+        }
+    }
+
+    /// Runs turns until `done` holds or `limit` passes; returns whether `done` held.
+    pub fn run_while(&mut self, limit: Instant, done: impl Fn(&Engine) -> bool) -> Result<bool, String> {
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= limit {
+                return Ok(false);
+            }
+            self.turn((limit - now).min(Duration::from_millis(50)))?;
+        }
+    }
+
+    /// Sends a close frame (1000) on every open connection.
+    pub fn close_all(&mut self) -> Result<(), String> {
+        let close = ws::encode_frame(ws::OP_CLOSE, &1000u16.to_be_bytes(), Some(ws::MASK));
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if c.phase == Phase::Open {
+                c.phase = Phase::Closing;
+                queue_ctrl(c, &self.ctx, close.clone());
+                flush(c, &self.ctx).map_err(|e| format!("connection #{i}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Echoes still outstanding, over all connections.
+    pub fn outstanding(&self) -> u64 {
+        self.conns.iter().map(|c| c.next_send - c.next_recv).sum()
+    }
+}
+
+fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
+    if !c.connected {
+        if !(c.readable || c.writable) {
+            return Ok(());
+        }
+        if let Some(e) = c.sock.take_error().map_err(|e| format!("connect: {e}"))? {
+            return Err(format!("connect: {e}"));
+        }
+        match c.sock.peer_addr() {
+            Ok(_) => c.connected = true,
+            Err(e) if e.kind() == ErrorKind::NotConnected => {
+                c.readable = false;
+                c.writable = false;
+                return Ok(());
+            }
+            Err(e) => return Err(format!("connect: {e}")),
+        }
+    }
+    flush(c, ctx)?;
+    let mut reads = 0;
+    while c.readable && reads < READ_BUDGET && c.phase != Phase::Closed {
+        reads += 1;
+        if c.rend == c.rbuf.len() {
+            if c.rstart > 0 {
+                c.rbuf.copy_within(c.rstart..c.rend, 0);
+                c.rend -= c.rstart;
+                c.rstart = 0;
+            } else {
+                // One incomplete frame fills the buffer; its length was checked at header time.
+                let n = c.rbuf.len() * 2;
+                c.rbuf.resize(n, 0);
+            }
+        }
+        let space = c.rbuf.len() - c.rend;
+        match c.sock.read(&mut c.rbuf[c.rend..]) {
+            Ok(0) => {
+                if c.phase == Phase::Closing {
+                    c.phase = Phase::Closed;
+                    ctx.closed += 1;
+                    return Ok(());
+                }
+                return Err(format!("server closed the connection (phase {:?}, {} echoes outstanding)", c.phase, c.next_send - c.next_recv));
+            }
+            Ok(n) => {
+                c.rend += n;
+                // A short read drained the socket: with edge-triggered epoll, more data (or the
+                // FIN) raises a new event, so the read that would say WouldBlock is saved.
+                if n < space {
+                    c.readable = false;
+                }
+                process(c, ctx)?;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => c.readable = false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    if c.phase != Phase::Closed {
+        flush(c, ctx)?;
+    }
+    Ok(())
+}
+
+fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
+    loop {
+        let avail = &c.rbuf[c.rstart..c.rend];
+        if avail.is_empty() {
+            break;
+        }
+        if c.phase == Phase::Handshake {
+            let Some(n) = ws::head_end(avail) else {
+                if avail.len() > ws::MAX_HEAD {
+                    return Err("response head too long".into());
+                }
+                break;
+            };
+            ws::check_response(&avail[..n], &ctx.accept)?;
+            c.rstart += n;
+            c.phase = Phase::Open;
+            ctx.opened += 1;
+            if ctx.running {
+                for _ in 0..ctx.inflight {
+                    send_one(c, ctx);
+                }
+            }
+            continue;
+        }
+        if c.phase == Phase::Closed {
+            break;
+        }
+        let Some(h) = ws::parse_header(avail)? else { break };
+        let data = h.opcode == ws::OP_TEXT || h.opcode == ws::OP_BINARY || h.opcode == ws::OP_CONT;
+        if data && (ctx.inflight == 0 || h.payload_len != ctx.tpl.size) {
+            return Err(format!("unexpected data frame (opcode {}, {} bytes)", h.opcode, h.payload_len));
+        }
+        let total = h.header_len + h.payload_len;
+        if avail.len() < total {
+            break;
+        }
+        let payload = &avail[h.header_len..total];
+        match h.opcode {
+            ws::OP_TEXT | ws::OP_BINARY | ws::OP_CONT => {
+                if c.next_recv >= c.next_send {
+                    return Err(format!("echo of a frame never sent (seq {})", c.next_recv));
+                }
+                ctx.tpl.check_echo(&h, payload, ctx.raw, c.next_recv)?;
+                c.next_recv += 1;
+                ctx.received += 1;
+                if let Some(t) = c.sent_at.pop_front()
+                    && ctx.record_rtt && ctx.rtts_ns.len() < ctx.rtt_cap {
+                        ctx.rtts_ns.push(t.elapsed().as_nanos() as u64);
+                    }
+                c.rstart += total;
+                if ctx.running && c.phase == Phase::Open {
+                    send_one(c, ctx);
+                }
+            }
+            ws::OP_PING => {
+                let mut p = payload.to_vec();
+                if let Some(k) = h.mask {
+                    ws::apply_mask(&mut p, k, 0);
+                }
+                c.rstart += total;
+                ctx.pings += 1;
+                if c.phase == Phase::Open {
+                    queue_ctrl(c, ctx, ws::encode_frame(ws::OP_PONG, &p, Some(ws::MASK)));
+                }
+            }
+            ws::OP_PONG => c.rstart += total,
+            ws::OP_CLOSE => {
+                if c.phase != Phase::Closing {
+                    let mut p = payload.to_vec();
+                    if let Some(k) = h.mask {
+                        ws::apply_mask(&mut p, k, 0);
+                    }
+                    let code = if p.len() >= 2 { u16::from_be_bytes([p[0], p[1]]) } else { 1005 };
+                    return Err(format!("server sent close (code {code}, reason {:?})", String::from_utf8_lossy(&p[p.len().min(2)..])));
+                }
+                c.rstart += total;
+                c.phase = Phase::Closed;
+                ctx.closed += 1;
+                break;
+            }
+            op => return Err(format!("unknown opcode {op}")),
+        }
+    }
+    if c.rstart == c.rend {
+        c.rstart = 0;
+        c.rend = 0;
+    }
+    Ok(())
+}
+
+fn send_one(c: &mut Conn, ctx: &mut Ctx) {
+    let seq = c.next_send;
+    c.next_send += 1;
+    if ctx.big_mode {
+        c.big.push_back(Item::Frame(ctx.tpl.prefix(seq)));
+    } else {
+        ctx.tpl.append(seq, &mut c.out);
+    }
+    if ctx.record_rtt || ctx.inflight == 1 {
+        c.sent_at.push_back(Instant::now());
+    }
+}
+
+fn queue_ctrl(c: &mut Conn, ctx: &Ctx, frame: Vec<u8>) {
+    if ctx.big_mode {
+        c.big.push_back(Item::Ctrl(frame));
+    } else {
+        c.out.extend_from_slice(&frame);
+    }
+}
+
+fn flush(c: &mut Conn, ctx: &Ctx) -> Result<(), String> {
+    if !c.connected || !c.writable {
+        return Ok(());
+    }
+    while c.opos < c.out.len() {
+        match c.sock.write(&c.out[c.opos..]) {
+            Ok(0) => return Err("write returned 0".into()),
+            Ok(n) => c.opos += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                c.writable = false;
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    c.out.clear();
+    c.opos = 0;
+    let pl = ctx.tpl.prefix_len();
+    let frame_len = ctx.tpl.frame.len();
+    while !c.big.is_empty() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut k = 0;
+        let mut skip = c.boff;
+        for item in c.big.iter() {
+            if k + 2 > MAX_IOV {
+                break;
+            }
+            let parts: [&[u8]; 2] = match item {
+                Item::Frame(p) => [&p[..pl], &ctx.tpl.frame[pl..]],
+                Item::Ctrl(v) => [v.as_slice(), &[]],
+            };
+            for part in parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                iov[k] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                k += 1;
+            }
+        }
+        match c.sock.write_vectored(&iov[..k]) {
+            Ok(0) => return Err("writev returned 0".into()),
+            Ok(mut n) => {
+                while n > 0 {
+                    let len = match c.big.front() {
+                        Some(Item::Frame(_)) => frame_len,
+                        Some(Item::Ctrl(v)) => v.len(),
+                        None => break,
+                    };
+                    let left = len - c.boff;
+                    if n >= left {
+                        n -= left;
+                        c.boff = 0;
+                        c.big.pop_front();
+                    } else {
+                        c.boff += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                c.writable = false;
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("writev: {e}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! loadgen: a single-threaded WebSocket load generator for weir's benchmarks.
+//!
+//! Built so that the server, not the generator, is the bottleneck: one thread on one pinned CPU,
+//! edge-triggered mio, client frames masked once and reused, batched writes, echoes checked by
+//! header, sequence tag and one memcmp. Any lost, duplicated, reordered or corrupted echo fails
+//! the run (exit 1).
+
+mod connrate;
+mod engine;
+mod sys;
+mod ws;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use engine::Engine;
+use ws::Template;
+
+const USAGE: &str = "\
+loadgen SCENARIO [FLAGS]
+
+Scenarios:
+  echo      --conns N --inflight W --size S --kind text|binary [--raw]
+            N connections, W messages in flight on each; msg/s and MB/s.
+  latency   [--size 64] [--kind text|binary] [--raw]
+            1 connection, 1 message in flight; RTT p50/p99/p99.9 in microseconds.
+  connrate  --concurrency C [--raw]
+            connect, upgrade, close handshake (1000), wait for the server's FIN; C at once.
+  idle      --conns N --pid PID [--hold SECS] [--open-concurrency K]
+            open N upgraded connections; server RSS (VmRSS of PID) per connection.
+  fanout    not yet (the hub is not built).
+
+Common flags:
+  --url ws://127.0.0.1:PORT/PATH   target (127.0.0.1 only)           [default ws://127.0.0.1:8080/echo]
+  --duration SECS                  measured time, after warm-up     [default 10]
+  --warmup SECS                    warm-up, not measured            [default 1]
+  --cpu N                          pin loadgen to CPU N             [default: not pinned]
+  --raw                            the server echoes raw TCP bytes after the 101 (raw-tcp-echo):
+                                   expect our own masked frames back
+
+Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}`.
+Exit status: 0 ok, 1 failed run (lost/duplicated/reordered/corrupted echo, connection error,
+connrate failures over 0.1%), 2 usage error.";
+
+struct Args {
+    scenario: String,
+    url: String,
+    duration: f64,
+    warmup: f64,
+    cpu: Option<usize>,
+    conns: usize,
+    inflight: usize,
+    size: usize,
+    kind: String,
+    raw: bool,
+    concurrency: usize,
+    pid: Option<u32>,
+    hold: f64,
+    open_concurrency: usize,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1 << 10)
+    } else if let Some(n) = s.strip_suffix('B') {
+        (n, 1)
+    } else {
+        (s, 1)
+    };
+    num.trim().parse::<usize>().map(|n| n * mult).map_err(|_| format!("bad size {s:?}"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let scenario = it.next().ok_or("missing scenario")?;
+    if scenario == "-h" || scenario == "--help" {
+        return Err(String::new());
+    }
+    let mut a = Args {
+        scenario,
+        url: "ws://127.0.0.1:8080/echo".into(),
+        duration: 10.0,
+        warmup: 1.0,
+        cpu: None,
+        conns: 100,
+        inflight: 1,
+        size: 64,
+        kind: "binary".into(),
+        raw: false,
+        concurrency: 32,
+        pid: None,
+        hold: 5.0,
+        open_concurrency: 256,
+    };
+    while let Some(flag) = it.next() {
+        if flag == "--raw" {
+            a.raw = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(String::new());
+        }
+        let v = it.next().ok_or(format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<f64>().map_err(|_| format!("{flag}: bad number {v:?}"));
+        let int = |v: &str| v.parse::<usize>().map_err(|_| format!("{flag}: bad integer {v:?}"));
+        match flag.as_str() {
+            "--url" => a.url = v,
+            "--duration" => a.duration = num(&v)?,
+            "--warmup" => a.warmup = num(&v)?,
+            "--cpu" => a.cpu = Some(int(&v)?),
+            "--conns" => a.conns = int(&v)?,
+            "--inflight" => a.inflight = int(&v)?,
+            "--size" => a.size = parse_size(&v)?,
+            "--kind" => a.kind = v,
+            "--concurrency" => a.concurrency = int(&v)?,
+            "--pid" => a.pid = Some(int(&v)? as u32),
+            "--hold" => a.hold = num(&v)?,
+            "--open-concurrency" => a.open_concurrency = int(&v)?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    let ok = a.duration > 0.0 && a.duration <= 3600.0 && (0.0..=600.0).contains(&a.warmup) && (0.0..=3600.0).contains(&a.hold);
+    if !ok {
+        return Err("--duration must be in (0, 3600], --warmup in [0, 600], --hold in [0, 3600]".into());
+    }
+    if a.kind != "text" && a.kind != "binary" {
+        return Err(format!("--kind must be text or binary, not {:?}", a.kind));
+    }
+    if a.size > 64 << 20 {
+        return Err("--size at most 64MiB".into());
+    }
+    Ok(a)
+}
+
+/// (address, Host header value, path) of a ws://127.0.0.1:PORT/PATH URL.
+fn parse_url(url: &str) -> Result<(SocketAddr, String, String), String> {
+    let rest = url.strip_prefix("ws://").ok_or(format!("--url must start with ws:// ({url})"))?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("--url {url}: {e}"))?
+        .next()
+        .ok_or(format!("--url {url}: no address"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!("--url {url}: only loopback targets are allowed"));
+    }
+    Ok((addr, hostport.to_string(), path))
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn opcode(kind: &str) -> u8 {
+    if kind == "text" { ws::OP_TEXT } else { ws::OP_BINARY }
+}
+
+/// Opens `n` connections (at most `k` upgrading at once) and waits for all to be open.
+fn open_all(e: &mut Engine, n: usize, k: usize, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while e.ctx.opened < n {
+        while e.conns.len() < n && e.conns.len() - e.ctx.opened < k {
+            e.connect()?;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("only {} of {n} connections opened within {limit:?}", e.ctx.opened));
+        }
+        e.turn(Duration::from_millis(20))?;
+    }
+    Ok(())
+}
+
+fn echo(a: &Args, latency: bool) -> Result<String, String> {
+    let (addr, host, path) = parse_url(&a.url)?;
+    let (conns, inflight) = if latency { (1, 1) } else { (a.conns, a.inflight) };
+    if conns == 0 || conns > 19_500 || inflight == 0 || inflight > 4096 {
+        return Err("--conns in 1..=19500, --inflight in 1..=4096".into());
+    }
+    let tpl = Template::new(opcode(&a.kind), a.size);
+    let frame_len = tpl.frame.len();
+    let mut e = Engine::new(addr, &host, &path, tpl, a.raw, inflight, 64 * 1024)?;
+    open_all(&mut e, conns, 512, Duration::from_secs(30))?;
+    let t0 = Instant::now();
+    e.run_until(t0 + secs(a.warmup))?;
+    let (r0, m0) = (e.ctx.received, Instant::now());
+    e.ctx.record_rtt = latency;
+    e.run_until(m0 + secs(a.duration))?;
+    let (r1, m1) = (e.ctx.received, Instant::now());
+    e.ctx.record_rtt = false;
+    e.ctx.running = false;
+    // Drain: every frame sent must come back.
+    let drained = e.run_while(Instant::now() + Duration::from_secs(10), |e| e.outstanding() == 0)?;
+    if !drained {
+        return Err(format!("{} echoes never came back (lost) within 10 s of the end", e.outstanding()));
+    }
+    let elapsed = (m1 - m0).as_secs_f64();
+    let msgs = (r1 - r0) as f64 / elapsed;
+    let mbps = msgs * a.size as f64 / 1e6;
+    let wire_up = msgs * frame_len as f64 / 1e6;
+    let total: u64 = e.conns.iter().map(|c| c.next_recv).sum();
+    if latency {
+        let mut v = std::mem::take(&mut e.ctx.rtts_ns);
+        if v.is_empty() {
+            return Err("no round trip completed".into());
+        }
+        v.sort_unstable();
+        let pct = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
+        let (p50, p99, p999, max) = (pct(0.50), pct(0.99), pct(0.999), *v.last().unwrap_or(&0) as f64 / 1000.0);
+        let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0;
+        println!(
+            "latency {} B {}: {} samples, p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us, max {max:.1} us ({msgs:.0} msg/s)",
+            a.size, a.kind, v.len()
+        );
+        return Ok(format!(
+            "{{\"scenario\":\"latency\",\"size\":{},\"kind\":\"{}\",\"raw\":{},\"samples\":{},\"p50_us\":{p50:.2},\"p99_us\":{p99:.2},\"p999_us\":{p999:.2},\"max_us\":{max:.2},\"mean_us\":{mean:.2},\"msgs_per_sec\":{msgs:.1},\"seconds\":{elapsed:.3},\"echoes_checked\":{total}}}",
+            a.size, a.kind, a.raw, v.len()
+        ));
+    }
+    println!(
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {:.1} s)",
+        conns, inflight, a.size, a.kind, total, elapsed
+    );
+    Ok(format!(
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"pings\":{}}}",
+        a.size, a.kind, a.raw, e.ctx.pings
+    ))
+}
+
+fn connrate(a: &Args) -> Result<String, String> {
+    let (addr, host, path) = parse_url(&a.url)?;
+    if a.concurrency == 0 || a.concurrency > 10_000 {
+        return Err("--concurrency in 1..=10000".into());
+    }
+    let (n, elapsed, st) = connrate::run(addr, &host, &path, a.raw, a.concurrency, secs(a.warmup), secs(a.duration))?;
+    let rate = n as f64 / elapsed.as_secs_f64();
+    let attempts = st.completed + st.failed;
+    println!(
+        "connrate C={}: {rate:.0} conn/s ({} completed, {} failed of {attempts} attempts){}",
+        a.concurrency,
+        st.completed,
+        st.failed,
+        if st.errors.is_empty() { String::new() } else { format!("; first errors: {:?}", st.errors) }
+    );
+    let json = format!(
+        "{{\"scenario\":\"connrate\",\"concurrency\":{},\"raw\":{},\"conns_per_sec\":{rate:.1},\"completed\":{},\"failed\":{},\"seconds\":{:.3}}}",
+        a.concurrency,
+        a.raw,
+        st.completed,
+        st.failed,
+        elapsed.as_secs_f64()
+    );
+    if st.failed * 1000 > attempts {
+        println!("RESULT {json}");
+        return Err(format!("{} of {attempts} connection attempts failed (over 0.1%)", st.failed));
+    }
+    Ok(json)
+}
+
+fn idle(a: &Args) -> Result<String, String> {
+    let (addr, host, path) = parse_url(&a.url)?;
+    let pid = a.pid.ok_or("idle needs --pid PID (the server's)")?;
+    let n = a.conns;
+    if n == 0 || n > 19_500 {
+        return Err("--conns in 1..=19500 (20,000 open files per process)".into());
+    }
+    let before = sys::rss_bytes(pid)?;
+    let mut e = Engine::new(addr, &host, &path, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
+    let t_open = Instant::now();
+    open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(120))?;
+    let open_secs = t_open.elapsed().as_secs_f64();
+    // Settle: sample once a second until two samples agree within 1% (at most 10 samples).
+    let mut prev = sys::rss_bytes(pid)?;
+    let mut after = prev;
+    for _ in 0..10 {
+        e.run_until(Instant::now() + Duration::from_secs(1))?;
+        after = sys::rss_bytes(pid)?;
+        if after.abs_diff(prev) <= (after / 100).max(64 * 1024) {
+            break;
+        }
+        prev = after;
+    }
+    let per_conn = (after as f64 - before as f64) / n as f64;
+    e.run_until(Instant::now() + secs(a.hold))?;
+    if e.ctx.opened != n || e.ctx.closed != 0 {
+        return Err(format!("{} of {n} connections still open after the hold", e.ctx.opened - e.ctx.closed));
+    }
+    e.close_all()?;
+    let all_closed = e.run_while(Instant::now() + Duration::from_secs(5), |e| e.ctx.closed == n)?;
+    let closed = e.ctx.closed;
+    println!(
+        "idle {n} conns: {per_conn:.0} bytes/conn (server RSS {:.1} MiB -> {:.1} MiB; opened in {open_secs:.1} s; {} pings answered; {closed} closed cleanly{})",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        e.ctx.pings,
+        if all_closed { "" } else { ", the rest dropped" }
+    );
+    Ok(format!(
+        "{{\"scenario\":\"idle\",\"conns\":{n},\"bytes_per_conn\":{per_conn:.1},\"rss_before\":{before},\"rss_after\":{after},\"open_seconds\":{open_secs:.3},\"pings\":{},\"closed_cleanly\":{closed}}}",
+        e.ctx.pings
+    ))
+}
+
+fn main() -> ExitCode {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if e.is_empty() {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("loadgen: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    sys::raise_nofile();
+    if let Some(cpu) = a.cpu
+        && let Err(e) = sys::pin_cpu(cpu) {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    let r = match a.scenario.as_str() {
+        "echo" => echo(&a, false),
+        "latency" => echo(&a, true),
+        "connrate" => connrate(&a),
+        "idle" => idle(&a),
+        "fanout" => Err("fanout: not yet (the hub is not built)".into()),
+        s => {
+            eprintln!("loadgen: unknown scenario {s:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match r {
+        Ok(json) => {
+            println!("RESULT {json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

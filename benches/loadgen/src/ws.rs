@@ -1,0 +1,508 @@
+//! The little of RFC 6455 the load generator needs: SHA-1 and base64 for the accept key, the
+//! client request and response check, frame headers, and the sent-frame template with its
+//! sequence tag and the echo check.
+
+/// The GUID of RFC 6455 §1.3.
+pub const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/// One fixed masking key for every client frame (fine for a benchmark; the server unmasks anyway).
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+/// The key sent by every connection (RFC 6455's own example).
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+/// Longest HTTP response head accepted.
+pub const MAX_HEAD: usize = 8192;
+
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for chunk in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in chunk.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let (mut a, mut b, mut c, mut d, mut e) = (h[0], h[1], h[2], h[3], h[4]);
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        h[0] = h[0].wrapping_add(a);
+        h[1] = h[1].wrapping_add(b);
+        h[2] = h[2].wrapping_add(c);
+        h[3] = h[3].wrapping_add(d);
+        h[4] = h[4].wrapping_add(e);
+    }
+    let mut out = [0u8; 20];
+    for (i, v) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        s.push(T[(n >> 18) as usize & 63] as char);
+        s.push(T[(n >> 12) as usize & 63] as char);
+        s.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        s.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    s
+}
+
+pub fn accept_key(key: &str) -> String {
+    let mut v = key.as_bytes().to_vec();
+    v.extend_from_slice(GUID);
+    base64(&sha1(&v))
+}
+
+/// The upgrade request every connection sends.
+pub fn request(host: &str, path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Length of the response head (through the blank line), if complete.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Checks a response head: status 101 and the right `Sec-WebSocket-Accept`.
+pub fn check_response(head: &[u8], accept: &str) -> Result<(), String> {
+    let text = std::str::from_utf8(head).map_err(|_| "response head is not UTF-8".to_string())?;
+    let mut lines = text.split("\r\n");
+    let status = lines.next().unwrap_or("");
+    if !status.starts_with("HTTP/1.1 101") {
+        return Err(format!("expected 101, got status line {status:?}"));
+    }
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("sec-websocket-accept") {
+                return if value.trim() == accept {
+                    Ok(())
+                } else {
+                    Err(format!("bad Sec-WebSocket-Accept {:?} (expected {accept:?})", value.trim()))
+                };
+            }
+    }
+    Err("101 without Sec-WebSocket-Accept".into())
+}
+
+/// Appends a frame header (FIN set).
+pub fn encode_header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
+    out.push(0x80 | opcode);
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(m | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if let Some(k) = mask {
+        out.extend_from_slice(&k);
+    }
+}
+
+/// XORs `data` with `key`, `data[0]` being payload byte `offset`.
+pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b ^= key[(offset + i) & 3];
+    }
+}
+
+/// A whole frame (FIN set), masked with `mask` if given.
+pub fn encode_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    encode_header(&mut out, opcode, payload.len(), mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(k) = mask {
+        apply_mask(&mut out[start..], k, 0);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub fin: bool,
+    pub opcode: u8,
+    pub mask: Option<[u8; 4]>,
+    pub header_len: usize,
+    pub payload_len: usize,
+}
+
+/// Parses a frame header (2 to 14 bytes); `Ok(None)` when more bytes are needed.
+pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x70 != 0 {
+        return Err(format!("reserved bits set in frame header (byte 0 = {:#04x})", b[0]));
+    }
+    let fin = b[0] & 0x80 != 0;
+    let opcode = b[0] & 0x0F;
+    let masked = b[1] & 0x80 != 0;
+    let (len, mut n) = match b[1] & 0x7F {
+        126 => {
+            if b.len() < 4 {
+                return Ok(None);
+            }
+            (u16::from_be_bytes([b[2], b[3]]) as u64, 4)
+        }
+        127 => {
+            if b.len() < 10 {
+                return Ok(None);
+            }
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[2..10]);
+            (u64::from_be_bytes(a), 10)
+        }
+        l => (l as u64, 2),
+    };
+    if len >> 63 != 0 {
+        return Err("64-bit frame length with the top bit set".into());
+    }
+    if opcode >= 8 && (len > 125 || !fin) {
+        return Err(format!("bad control frame (opcode {opcode}, length {len}, fin {fin})"));
+    }
+    let mask = if masked {
+        if b.len() < n + 4 {
+            return Ok(None);
+        }
+        let k = [b[n], b[n + 1], b[n + 2], b[n + 3]];
+        n += 4;
+        Some(k)
+    } else {
+        None
+    };
+    let payload_len = usize::try_from(len).map_err(|_| "frame too long".to_string())?;
+    Ok(Some(Header { fin, opcode, mask, header_len: n, payload_len }))
+}
+
+/// Tag bytes: 6 bits of the sequence number each, as ASCII 0x20..=0x5F (valid UTF-8 for text).
+pub fn encode_tag(seq: u64, out: &mut [u8]) {
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = 0x20 + ((seq >> (6 * i)) & 63) as u8;
+    }
+}
+
+pub fn decode_tag(tag: &[u8]) -> Option<u64> {
+    let mut seq = 0u64;
+    for (i, &b) in tag.iter().enumerate() {
+        if !(0x20..=0x5F).contains(&b) {
+            return None;
+        }
+        seq |= ((b - 0x20) as u64) << (6 * i);
+    }
+    Some(seq)
+}
+
+/// The one client frame of a given size and kind, built and masked once; each send copies it
+/// (or points at it) and patches only the masked tag.
+pub struct Template {
+    pub opcode: u8,
+    pub size: usize,
+    pub tag_len: usize,
+    /// Client header length (with the masking key).
+    pub header_len: usize,
+    /// The masked frame, tagged with sequence 0.
+    pub frame: Vec<u8>,
+    /// The unmasked payload, tagged with sequence 0.
+    pub payload: Vec<u8>,
+    /// Sequence numbers are compared modulo this (2^(6 * tag_len)).
+    pub modulus: u64,
+}
+
+impl Template {
+    pub fn new(opcode: u8, size: usize) -> Template {
+        let tag_len = size.min(8);
+        let mut payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+        encode_tag(0, &mut payload[..tag_len]);
+        let frame = encode_frame(opcode, &payload, Some(MASK));
+        let header_len = frame.len() - size;
+        Template { opcode, size, tag_len, header_len, frame, payload, modulus: 1u64 << (6 * tag_len) }
+    }
+
+    /// Writes the masked tag of `seq` into `slot` (the tag's bytes of a copy of `frame`).
+    fn patch(&self, seq: u64, slot: &mut [u8]) {
+        encode_tag(seq, slot);
+        apply_mask(slot, MASK, 0);
+    }
+
+    /// Appends the frame carrying `seq` to `out`.
+    pub fn append(&self, seq: u64, out: &mut Vec<u8>) {
+        let s = out.len() + self.header_len;
+        out.extend_from_slice(&self.frame);
+        self.patch(seq, &mut out[s..s + self.tag_len]);
+    }
+
+    /// Header and tag of the frame carrying `seq`; the rest is `frame[prefix_len()..]`.
+    pub fn prefix(&self, seq: u64) -> [u8; 24] {
+        let mut p = [0u8; 24];
+        let n = self.prefix_len();
+        p[..n].copy_from_slice(&self.frame[..n]);
+        self.patch(seq, &mut p[self.header_len..n]);
+        p
+    }
+
+    pub fn prefix_len(&self) -> usize {
+        self.header_len + self.tag_len
+    }
+
+    /// Checks one echoed frame: kind, length, masking (`raw`: our masked frame comes back as
+    /// sent), sequence `expected` and every other byte.
+    pub fn check_echo(&self, h: &Header, payload: &[u8], raw: bool, expected: u64) -> Result<(), String> {
+        if h.opcode != self.opcode || !h.fin {
+            return Err(format!(
+                "echo has opcode {} fin {} (expected opcode {} fin true; fragmented echoes are not supported)",
+                h.opcode, h.fin, self.opcode
+            ));
+        }
+        if payload.len() != self.size {
+            return Err(format!("echo has {} bytes, expected {}", payload.len(), self.size));
+        }
+        let tl = self.tag_len;
+        let mut tag = [0u8; 8];
+        tag[..tl].copy_from_slice(&payload[..tl]);
+        let rest_ok;
+        let mut first_bad = None;
+        match (h.mask, raw) {
+            (None, false) => {
+                rest_ok = payload[tl..] == self.payload[tl..];
+                if !rest_ok {
+                    first_bad = mismatch(&payload[tl..], &self.payload[tl..]).map(|i| i + tl);
+                }
+            }
+            (Some(k), true) if k == MASK => {
+                apply_mask(&mut tag[..tl], k, 0);
+                let want = &self.frame[self.header_len + tl..];
+                rest_ok = payload[tl..] == *want;
+                if !rest_ok {
+                    first_bad = mismatch(&payload[tl..], want).map(|i| i + tl);
+                }
+            }
+            (Some(k), true) => {
+                let mut p = payload.to_vec();
+                apply_mask(&mut p, k, 0);
+                tag[..tl].copy_from_slice(&p[..tl]);
+                rest_ok = p[tl..] == self.payload[tl..];
+                if !rest_ok {
+                    first_bad = mismatch(&p[tl..], &self.payload[tl..]).map(|i| i + tl);
+                }
+            }
+            (Some(_), false) => return Err("masked frame from the server".into()),
+            (None, true) => return Err("unmasked frame in --raw mode (expected our masked frame back)".into()),
+        }
+        if tl > 0 {
+            let want = expected % self.modulus;
+            match decode_tag(&tag[..tl]) {
+                None => return Err(format!("corrupted sequence tag {:?} (expected seq {want})", &tag[..tl])),
+                Some(got) if got != want => {
+                    let what = if got < want { "duplicated or reordered" } else { "lost or reordered" };
+                    return Err(format!("echo {what}: got seq {got}, expected {want}"));
+                }
+                Some(_) => {}
+            }
+        }
+        if !rest_ok {
+            return Err(format!("corrupted echo payload at byte {} (seq {expected})", first_bad.unwrap_or(0)));
+        }
+        Ok(())
+    }
+}
+
+fn mismatch(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_and_accept_key() {
+        assert_eq!(base64(&sha1(b"abc")), "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=");
+        assert_eq!(accept_key(KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        // more than one SHA-1 block
+        let long = vec![b'a'; 1000];
+        assert_eq!(base64(&sha1(&long)), "KR6abGaZSUm1e6XmUDYemPw2sbo=");
+    }
+
+    #[test]
+    fn response_check() {
+        let ok = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nsec-websocket-accept: {}\r\n\r\n", accept_key(KEY));
+        assert_eq!(head_end(ok.as_bytes()), Some(ok.len()));
+        assert!(check_response(ok.as_bytes(), &accept_key(KEY)).is_ok());
+        assert!(check_response(b"HTTP/1.1 400 Bad\r\n\r\n", &accept_key(KEY)).is_err());
+        assert!(check_response(b"HTTP/1.1 101 S\r\nSec-WebSocket-Accept: x\r\n\r\n", &accept_key(KEY)).is_err());
+    }
+
+    #[test]
+    fn header_round_trip_all_lengths() {
+        for (len, hl) in [(0usize, 2usize), (125, 2), (126, 4), (65535, 4), (65536, 10), (1 << 20, 10)] {
+            for mask in [None, Some(MASK)] {
+                let mut out = Vec::new();
+                encode_header(&mut out, OP_BINARY, len, mask);
+                let h = parse_header(&out).unwrap().unwrap();
+                assert_eq!(h.header_len, hl + if mask.is_some() { 4 } else { 0 });
+                assert_eq!((h.payload_len, h.mask, h.opcode, h.fin), (len, mask, OP_BINARY, true));
+                // every strict prefix asks for more
+                for n in 0..out.len() {
+                    assert_eq!(parse_header(&out[..n]).unwrap(), None);
+                }
+            }
+        }
+        assert!(parse_header(&[0xC2, 0]).is_err()); // RSV1
+        assert!(parse_header(&[0x09, 0]).is_err()); // fragmented ping
+        assert!(parse_header(&[0x89, 126, 0, 126]).is_err()); // long ping
+    }
+
+    #[test]
+    fn frame_masking() {
+        let f = encode_frame(OP_TEXT, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+        assert_eq!(f, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!(encode_frame(OP_TEXT, b"Hello", None), [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+    }
+
+    #[test]
+    fn tags() {
+        let mut t = [0u8; 8];
+        for seq in [0u64, 1, 63, 64, 12345678901, (1 << 48) - 1] {
+            encode_tag(seq, &mut t);
+            assert!(std::str::from_utf8(&t).is_ok());
+            assert_eq!(decode_tag(&t), Some(seq));
+        }
+        assert_eq!(decode_tag(&[0x80]), None);
+    }
+
+    /// The server's unmasked echo of the frame carrying `seq`.
+    fn server_echo(t: &Template, seq: u64) -> Vec<u8> {
+        let mut f = Vec::new();
+        t.append(seq, &mut f);
+        let h = parse_header(&f).unwrap().unwrap();
+        let mut p = f[h.header_len..].to_vec();
+        apply_mask(&mut p, MASK, 0);
+        encode_frame(t.opcode, &p, None)
+    }
+
+    fn check(t: &Template, frame: &[u8], raw: bool, expected: u64) -> Result<(), String> {
+        let h = parse_header(frame).unwrap().unwrap();
+        assert_eq!(frame.len(), h.header_len + h.payload_len);
+        t.check_echo(&h, &frame[h.header_len..], raw, expected)
+    }
+
+    #[test]
+    fn template_frames_are_what_is_sent() {
+        for size in [0usize, 3, 8, 64, 200, 70000] {
+            let t = Template::new(OP_BINARY, size);
+            let mut a = Vec::new();
+            t.append(42, &mut a);
+            let p = t.prefix(42);
+            assert_eq!(&a[..t.prefix_len()], &p[..t.prefix_len()]);
+            assert_eq!(&a[t.prefix_len()..], &t.frame[t.prefix_len()..]);
+            let h = parse_header(&a).unwrap().unwrap();
+            let mut payload = a[h.header_len..].to_vec();
+            apply_mask(&mut payload, MASK, 0);
+            assert_eq!(decode_tag(&payload[..t.tag_len]), Some(if size == 0 { 0 } else { 42 % t.modulus }));
+        }
+    }
+
+    #[test]
+    fn seq_check_detects_reorder_dup_loss_and_corruption() {
+        let t = Template::new(OP_TEXT, 64);
+        // in order
+        for seq in 0..5 {
+            check(&t, &server_echo(&t, seq), false, seq).unwrap();
+        }
+        // reorder / loss: 6 arrives when 5 is expected
+        let e = check(&t, &server_echo(&t, 6), false, 5).unwrap_err();
+        assert!(e.contains("lost or reordered"), "{e}");
+        // duplicate: 4 again when 5 is expected
+        let e = check(&t, &server_echo(&t, 4), false, 5).unwrap_err();
+        assert!(e.contains("duplicated"), "{e}");
+        // corruption past the tag
+        let mut bad = server_echo(&t, 5);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        let e = check(&t, &bad, false, 5).unwrap_err();
+        assert!(e.contains("corrupted echo payload at byte 63"), "{e}");
+        // corruption in the tag
+        let mut bad = server_echo(&t, 5);
+        bad[2] = 0xFF;
+        assert!(check(&t, &bad, false, 5).unwrap_err().contains("corrupted sequence tag"));
+        // wrong kind, wrong length, masked from a server
+        let b = Template::new(OP_BINARY, 64);
+        assert!(check(&t, &server_echo(&b, 5), false, 5).is_err());
+        assert!(check(&t, &server_echo(&Template::new(OP_TEXT, 63), 5), false, 5).is_err());
+        let mut sent = Vec::new();
+        t.append(5, &mut sent);
+        assert!(check(&t, &sent, false, 5).unwrap_err().contains("masked frame from the server"));
+    }
+
+    #[test]
+    fn raw_mode_checks_our_masked_frames() {
+        let t = Template::new(OP_BINARY, 16384);
+        let mut sent = Vec::new();
+        t.append(7, &mut sent);
+        check(&t, &sent, true, 7).unwrap();
+        assert!(check(&t, &sent, true, 8).unwrap_err().contains("duplicated or reordered"));
+        assert!(check(&t, &sent, true, 6).unwrap_err().contains("lost or reordered"));
+        let mut bad = sent.clone();
+        bad[1000] ^= 0x40;
+        assert!(check(&t, &bad, true, 7).unwrap_err().contains("corrupted echo payload"));
+        // an unmasked echo is wrong in raw mode
+        assert!(check(&t, &server_echo(&t, 7), true, 7).is_err());
+        // another mask key is unmasked and checked too
+        let h = parse_header(&sent).unwrap().unwrap();
+        let mut p = sent[h.header_len..].to_vec();
+        apply_mask(&mut p, MASK, 0);
+        let other = encode_frame(OP_BINARY, &p, Some([1, 2, 3, 4]));
+        check(&t, &other, true, 7).unwrap();
+    }
+
+    #[test]
+    fn small_sizes_use_short_tags() {
+        let t = Template::new(OP_BINARY, 2);
+        assert_eq!(t.modulus, 1 << 12);
+        check(&t, &server_echo(&t, 4096 + 3), false, 4096 + 3).unwrap();
+        assert!(check(&t, &server_echo(&t, 4), false, 3).is_err());
+        let z = Template::new(OP_BINARY, 0);
+        check(&z, &server_echo(&z, 9), false, 9).unwrap();
+    }
+}

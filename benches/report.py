@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Medians and ratios (weir / peer) from benches/run.sh's results.
+
+Usage: report.py RESULTS.tsv META.txt OUT.md
+RESULTS.tsv lines: scenario, server, round, ok|fail, RESULT json (or the error).
+Prints the markdown report to stdout and writes it to OUT.md. Standard library only.
+"""
+import json
+import statistics
+import sys
+
+# scenario -> [(json key, label, higher_is_better)]
+METRICS = {
+    "echo64": [("msgs_per_sec", "msg/s", True)],
+    "echo16k": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True)],
+    "echo1m": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True)],
+    "latency64": [("p50_us", "p50 us", False), ("p99_us", "p99 us", False), ("p999_us", "p99.9 us", False)],
+    "connrate": [("conns_per_sec", "conn/s", True)],
+    "idle10k": [("bytes_per_conn", "bytes/conn", False)],
+    "idle19500": [("bytes_per_conn", "bytes/conn", False)],
+}
+DESCRIPTION = {
+    "echo64": "echo, 64 B text, 100 conns x 16 in flight",
+    "echo16k": "echo, 16 KiB binary, 100 conns x 4 in flight",
+    "echo1m": "echo, 1 MiB binary, 10 conns x 2 in flight",
+    "latency64": "round trip, 64 B binary, 1 conn x 1 in flight",
+    "connrate": "connect + upgrade + close handshake, 32 at once",
+    "idle10k": "server RSS per idle connection, 10,000 conns",
+    "idle19500": "server RSS per idle connection, 19,500 conns",
+}
+
+
+def fmt(v):
+    if v is None:
+        return "fail"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.1f}"
+
+
+def main():
+    results_path, meta_path, out_path = sys.argv[1:4]
+    runs = []  # (scenario, server, round, ok, data)
+    with open(results_path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t", 4)
+            if len(parts) != 5:
+                continue
+            scen, server, rnd, status, rest = parts
+            data = None
+            if status == "ok":
+                try:
+                    data = json.loads(rest)
+                except ValueError:
+                    status, rest = "fail", "unparsable RESULT: " + rest
+            runs.append((scen, server, rnd, status == "ok", data if status == "ok" else rest))
+    with open(meta_path) as f:
+        meta = [l.rstrip("\n") for l in f if l.strip()]
+
+    servers, scenarios = [], []
+    for scen, server, *_ in runs:
+        if server not in servers:
+            servers.append(server)
+        if scen not in scenarios:
+            scenarios.append(scen)
+    if "weir" in servers:
+        servers.remove("weir")
+        servers.insert(0, "weir")
+    peers = [s for s in servers if s != "weir"]
+
+    def values(scen, server, key):
+        return [d[key] for (s, sv, _, ok, d) in runs if s == scen and sv == server and ok and key in d]
+
+    def count(scen, server):
+        all_ = [r for r in runs if r[0] == scen and r[1] == server]
+        return sum(1 for r in all_ if r[3]), len(all_)
+
+    lines = ["# weir benchmarks", ""]
+    lines += [f"- {m}" for m in meta]
+    lines += [
+        "- medians over the rounds; ratio = weir / peer. For msg/s, MB/s and conn/s higher is better;",
+        "  for latency and bytes/conn lower is better. A cell `(k/n ok)` had failed runs.",
+        "- server on CPU 0, loadgen on CPU 1 (`taskset`); raw-tcp-echo echoes raw bytes after the 101",
+        "  (loadgen `--raw`): the ceiling of the machine, not a WebSocket server.",
+        "",
+    ]
+    header = ["scenario", "metric"] + servers + [f"weir/{p}" for p in peers]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+    for scen in scenarios:
+        for key, label, higher in METRICS.get(scen, []):
+            med = {}
+            cells = []
+            for sv in servers:
+                v = values(scen, sv, key)
+                med[sv] = statistics.median(v) if v else None
+                ok, n = count(scen, sv)
+                cell = fmt(med[sv])
+                if n and ok < n:
+                    cell += f" ({ok}/{n} ok)"
+                cells.append(cell if n else "-")
+            ratios = []
+            for p in peers:
+                a, b = med.get("weir"), med.get(p)
+                ratios.append(f"{a / b:.3g}" if a is not None and b else "-")
+            arrow = "higher better" if higher else "lower better"
+            lines.append(f"| {scen} | {label} ({arrow}) | " + " | ".join(cells + ratios) + " |")
+    lines += ["", "Scenarios:", ""]
+    lines += [f"- `{s}`: {DESCRIPTION.get(s, s)}" for s in scenarios]
+    lines += ["", "## All runs", ""]
+    for scen in scenarios:
+        key = METRICS.get(scen, [("?", "?", True)])[0][0]
+        for sv in servers:
+            rs = [r for r in runs if r[0] == scen and r[1] == sv]
+            if not rs:
+                continue
+            vals = ", ".join(fmt(r[4].get(key)) if r[3] else "FAIL" for r in rs)
+            lines.append(f"- {scen} / {sv} ({key}): {vals}")
+    fails = [r for r in runs if not r[3]]
+    if fails:
+        lines += ["", "## Failures", ""]
+        for scen, sv, rnd, _, err in fails:
+            lines.append(f"- {scen} / {sv} round {rnd}: {err}")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    with open(out_path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Benchmarks weir against peer echo servers with benches/loadgen.
+#
+# Usage: benches/run.sh [--quick] [--only SCENARIO[,SCENARIO...]] [--peers LIST]
+#                       [--pairs N] [--duration SECS] [--out FILE] [--no-build]
+#
+#   --quick           duration 3 s, 1 round, idle hold 1 s: a smoke test of the script, not a
+#                     measurement (writes benches/results/quick.md unless --out is given)
+#   --only LIST       scenarios, comma-separated (default: all):
+#                     echo64 echo16k echo1m latency64 connrate idle10k idle19500
+#   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
+#                     `--peers weir` runs weir alone. Default: every peer that is built:
+#                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
+#   --pairs N         rounds (default 3): each round runs weir then each peer, so every
+#                     comparison is A B A B ... alternated N times
+#   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
+#   --out FILE        markdown report (default benches/results/latest.md)
+#   --no-build        use the binaries already built
+#
+# Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
+# its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
+# 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ALL_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500"
+ALL_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
+QUICK=0
+ONLY=""
+PEERS_ARG=""
+PAIRS=3
+DURATION=10
+HOLD=5
+OUT=""
+BUILD=1
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --only) [ $# -ge 2 ] || die "--only needs a value"; ONLY=$2; shift ;;
+        --peers) [ $# -ge 2 ] || die "--peers needs a value"; PEERS_ARG=$2; shift ;;
+        --pairs) [ $# -ge 2 ] || die "--pairs needs a value"; PAIRS=$2; shift ;;
+        --duration) [ $# -ge 2 ] || die "--duration needs a value"; DURATION=$2; shift ;;
+        --out) [ $# -ge 2 ] || die "--out needs a value"; OUT=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then
+    DURATION=3; PAIRS=1; HOLD=1
+    [ -n "$OUT" ] || OUT="$ROOT/benches/results/quick.md"
+fi
+[ -n "$OUT" ] || OUT="$ROOT/benches/results/latest.md"
+[[ "$PAIRS" =~ ^[1-9][0-9]?$ ]] || die "--pairs must be 1..99"
+[[ "$DURATION" =~ ^[1-9][0-9]{0,3}$ ]] || die "--duration must be 1..9999 whole seconds"
+
+SCENARIOS=${ONLY//,/ }
+[ -n "$SCENARIOS" ] || SCENARIOS=$ALL_SCENARIOS
+for s in $SCENARIOS; do
+    [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario $s (known: $ALL_SCENARIOS)"
+done
+WANT_PEERS=""
+if [ -n "$PEERS_ARG" ]; then
+    for p in ${PEERS_ARG//,/ }; do
+        [ "$p" = weir ] && continue
+        [[ " $ALL_PEERS " == *" $p "* ]] || die "unknown peer $p (known: weir $ALL_PEERS)"
+        WANT_PEERS="$WANT_PEERS $p"
+    done
+else
+    WANT_PEERS=$ALL_PEERS
+fi
+
+LG="$ROOT/benches/loadgen/target/release/loadgen"
+WEIR="$ROOT/target/release/weir"
+PEER_BIN="$ROOT/benches/peers/target/release"
+
+# --- build -------------------------------------------------------------------------------------
+if [ "$BUILD" = 1 ]; then
+    echo "== building weir" >&2
+    (cd "$ROOT" && cargo build --release) >&2
+    if [ -n "${WANT_PEERS// /}" ]; then
+        echo "== building peers" >&2
+        if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
+            bash "$ROOT/benches/peers/build.sh" >&2 || echo "run.sh: warning: benches/peers/build.sh failed; peers not built are skipped" >&2
+        else
+            echo "run.sh: warning: no benches/peers/build.sh; peers not built are skipped" >&2
+        fi
+    fi
+    echo "== building loadgen" >&2
+    (cd "$ROOT/benches/loadgen" && cargo build --release) >&2
+fi
+[ -x "$WEIR" ] || die "no $WEIR"
+[ -x "$LG" ] || die "no $LG"
+
+peer_available() {
+    case "$1" in
+        ws-echo|uws-echo) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
+        *) [ -x "$PEER_BIN/$1" ] ;;
+    esac
+}
+PEERS=""
+SKIPPED=""
+for p in $WANT_PEERS; do
+    if peer_available "$p"; then PEERS="$PEERS $p"; else SKIPPED="$SKIPPED $p"; fi
+done
+[ -z "$SKIPPED" ] || echo "run.sh: skipping peers not built:$SKIPPED" >&2
+SERVERS="weir $PEERS"
+
+TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+SPID=""
+cleanup() {
+    if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then kill -KILL "$SPID" 2>/dev/null || true; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- servers -----------------------------------------------------------------------------------
+SPORT=""
+start_server() {
+    local name=$1 log="$TMP/server.log" cmd
+    case "$name" in
+        weir) cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
+                   --queue-cap 64MiB --max-message-size 16MiB) ;;
+        ws-echo|uws-echo) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
+        *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
+    esac
+    : >"$log"
+    taskset -c 0 "${cmd[@]}" >"$log" 2>&1 &
+    SPID=$!
+    SPORT=""
+    local i
+    for i in $(seq 100); do
+        SPORT=$(grep -oE 'listening (on |addr=)127\.0\.0\.1:[0-9]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
+        [ -n "$SPORT" ] && return 0
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: $name did not start; its output:" >&2
+    sed 's/^/    /' "$log" >&2
+    stop_server
+    return 1
+}
+stop_server() {
+    [ -n "$SPID" ] || return 0
+    kill -TERM "$SPID" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    SPID=""
+}
+
+scenario_args() {
+    case "$1" in
+        echo64) echo "echo --conns 100 --inflight 16 --size 64 --kind text" ;;
+        echo16k) echo "echo --conns 100 --inflight 4 --size 16KiB --kind binary" ;;
+        echo1m) echo "echo --conns 10 --inflight 2 --size 1MiB --kind binary" ;;
+        latency64) echo "latency --size 64 --kind binary" ;;
+        connrate) echo "connrate --concurrency 32" ;;
+        idle10k) echo "idle --conns 10000" ;;
+        idle19500) echo "idle --conns 19500" ;;
+    esac
+}
+
+run_one() {
+    local scen=$1 name=$2 round=$3 args extra="" out status json
+    if ! start_server "$name"; then
+        printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "server did not start" >>"$RESULTS"
+        return
+    fi
+    args=$(scenario_args "$scen")
+    case "$scen" in
+        idle*) extra="--pid $SPID --hold $HOLD" ;;
+        *) extra="--duration $DURATION" ;;
+    esac
+    [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
+    # shellcheck disable=SC2086
+    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "ws://127.0.0.1:$SPORT/echo" --cpu 1 2>&1); then
+        status=ok
+    else
+        status=fail
+    fi
+    if ! kill -0 "$SPID" 2>/dev/null; then
+        status=fail
+        out="$out
+server exited during the run"
+    fi
+    stop_server
+    json=$(grep '^RESULT ' <<<"$out" | tail -1 | cut -c8- || true)
+    printf '  %-10s %-24s round %s: %s\n' "$scen" "$name" "$round" "$(grep -v '^RESULT ' <<<"$out" | tr '\n' ' ' | cut -c1-240)" >&2
+    if [ "$status" = ok ] && [ -n "$json" ]; then
+        printf '%s\t%s\t%s\tok\t%s\n' "$scen" "$name" "$round" "$json" >>"$RESULTS"
+    else
+        printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "$(grep -v '^RESULT ' <<<"$out" | tr '\t\n' '  ' | cut -c1-300)" >>"$RESULTS"
+    fi
+}
+
+# --- runs --------------------------------------------------------------------------------------
+echo "== servers: $SERVERS; scenarios: $SCENARIOS; rounds: $PAIRS; duration: ${DURATION}s" >&2
+for scen in $SCENARIOS; do
+    for round in $(seq "$PAIRS"); do
+        for name in $SERVERS; do
+            run_one "$scen" "$name" "$round"
+        done
+    done
+done
+
+mkdir -p "$(dirname "$OUT")"
+META="$TMP/meta.txt"
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "uname: $(uname -a)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) CPUs)"
+    echo "weir: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty tree)')"
+    echo "mode: $([ "$QUICK" = 1 ] && echo 'QUICK (smoke test of the script, not a measurement)' || echo full)"
+    echo "rounds: $PAIRS; duration: ${DURATION}s + 1s warm-up; idle hold: ${HOLD}s"
+    echo "servers: $SERVERS"
+    [ -z "$SKIPPED" ] || echo "skipped (not built):$SKIPPED"
+} >"$META"
+python3 "$ROOT/benches/report.py" "$RESULTS" "$META" "$OUT"
+echo "report written to $OUT" >&2
