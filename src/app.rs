@@ -124,6 +124,20 @@ impl Handler for App {
         let _ = ctx.send(id, kind, data);
     }
 
+    fn on_message_owned(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: Vec<u8>,
+    ) {
+        if let Some(h) = self.hub_client(id) {
+            return h.on_message(ctx, id, kind, &data);
+        }
+        // Echo without copying the message.
+        let _ = ctx.send_owned(id, kind, data);
+    }
+
     fn tick_interval(&self) -> Option<std::time::Duration> {
         self.hub().and_then(Hub::tick_interval)
     }

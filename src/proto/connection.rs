@@ -815,6 +815,13 @@ impl Connection {
         self.auto_close_reply = auto;
     }
 
+    /// The declared length of the message being received: the payload lengths of its frames
+    /// seen so far (0 between messages). A caller gathering the message can reserve this much
+    /// at once; it is never more than `max_message_size`.
+    pub fn message_len(&self) -> u64 {
+        self.rx.message.map_or(0, |m| m.len)
+    }
+
     /// Whether a fragmented send is open (its next frame must continue it).
     pub const fn tx_is_fragmenting(&self) -> bool {
         self.tx_open.is_some()

@@ -30,6 +30,8 @@ use crate::{debug, info, warn};
 const SIGNAL_TOKEN: Token = Token(0);
 const WAKER_TOKEN: Token = Token(1);
 const LISTENER_BASE: usize = 2;
+/// The size of the loop's one read buffer.
+const READ_BUFFER: usize = 256 << 10;
 /// Reads per connection per wake-up; a connection with more to read waits for the next turn.
 const READS_PER_WAKE: usize = 16;
 /// Accepts per listener per wake-up.
@@ -75,6 +77,8 @@ pub struct Server<H: Handler> {
     pub(super) rbuf: Box<[u8]>,
     /// Connections that used their read budget and may have more to read.
     pending: Vec<Key>,
+    /// The batch of `pending` being served (kept to reuse its storage: no allocation per turn).
+    serving: Vec<Key>,
     accept_paused: bool,
     accept_retry_at: Option<Duration>,
     drain_deadline: Option<Duration>,
@@ -108,6 +112,9 @@ impl<H: Handler> Server<H> {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let start = Instant::now();
         let size = config.read_buffer_size.max(1024);
+        // The loop's one read buffer: large, since there is only one (fewer read calls for
+        // large messages); what a connection leases stays at `read_buffer_size`.
+        let read_size = size.max(READ_BUFFER);
         Ok(Self {
             core: Core {
                 poll,
@@ -131,8 +138,9 @@ impl<H: Handler> Server<H> {
             addrs,
             signals,
             waker,
-            rbuf: vec![0u8; size].into_boxed_slice(),
+            rbuf: vec![0u8; read_size].into_boxed_slice(),
             pending: Vec::new(),
+            serving: Vec::new(),
             accept_paused: false,
             accept_retry_at: None,
             drain_deadline: None,
@@ -222,9 +230,12 @@ impl<H: Handler> Server<H> {
                     }
                 }
             }
-            for key in std::mem::take(&mut self.pending) {
+            std::mem::swap(&mut self.pending, &mut self.serving);
+            let mut batch = std::mem::take(&mut self.serving);
+            for key in batch.drain(..) {
                 self.on_ready(key);
             }
+            self.serving = batch;
             self.run_timers();
             if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
                 if self.core.now >= due {
@@ -448,16 +459,24 @@ impl<H: Handler> Server<H> {
                                 let mut ctx = Context { core: &mut self.core };
                                 self.handler.on_message(&mut ctx, ConnId(key), kind, data);
                             } else {
+                                // Room for all the message's frames declared so far, at once: no
+                                // regrowth copies for a large message.
+                                let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
                                 if conn.msg.capacity() == 0 {
-                                    conn.msg = core.pool.take();
+                                    conn.msg = if declared <= core.pool.size() {
+                                        core.pool.take()
+                                    } else {
+                                        Vec::with_capacity(declared)
+                                    };
                                 }
+                                conn.msg.reserve(declared.saturating_sub(conn.msg.len()));
                                 conn.msg.extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
                                     let msg = std::mem::take(&mut conn.msg);
                                     let mut ctx = Context { core: &mut self.core };
-                                    self.handler.on_message(&mut ctx, ConnId(key), kind, &msg);
-                                    self.core.pool.give(msg);
+                                    // Handed over whole: an echo sends it without a copy.
+                                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
                                 }
                             }
                         }
@@ -500,9 +519,10 @@ impl<H: Handler> Server<H> {
 
     fn run_timers(&mut self) {
         let now = self.core.now;
-        self.expired.clear();
-        self.core.timers.expire(now, &mut self.expired);
-        for token in std::mem::take(&mut self.expired) {
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        self.core.timers.expire(now, &mut expired);
+        for token in expired.drain(..) {
             let key = Key::from_token(token as usize);
             let Some(conn) = self.core.conns.get_mut(key) else {
                 continue;
@@ -556,6 +576,7 @@ impl<H: Handler> Server<H> {
                 self.settle(key);
             }
         }
+        self.expired = expired;
         self.flush_dirty();
     }
 

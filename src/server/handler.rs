@@ -167,6 +167,18 @@ pub trait Handler {
     /// A whole data message (its size is bounded by the configured message limit).
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]);
 
+    /// A whole message gathered across reads, handed over by value (so it can be sent on
+    /// without a copy). The default passes it to [`Handler::on_message`].
+    fn on_message_owned(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: Vec<u8>,
+    ) {
+        self.on_message(ctx, id, kind, &data);
+    }
+
     /// The connection is gone: `code` is the peer's close code (1005 if its close frame had
     /// none), or 1006 if it closed without one, or the code this end failed it with.
     fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}

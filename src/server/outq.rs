@@ -30,10 +30,66 @@ impl Piece {
     }
 }
 
+/// Pieces in order, the first one held inline: a connection that has one piece queued at a
+/// time (the usual echo or request/response) never allocates queue storage, and an idle one
+/// holds none.
+#[derive(Debug, Default)]
+struct Pieces {
+    front: Option<Piece>,
+    rest: VecDeque<Piece>,
+}
+
+impl Pieces {
+    fn len(&self) -> usize {
+        usize::from(self.front.is_some()) + self.rest.len()
+    }
+
+    fn push_back(&mut self, p: Piece) {
+        if self.front.is_none() {
+            self.front = Some(p);
+        } else {
+            self.rest.push_back(p);
+        }
+    }
+
+    fn back(&self) -> Option<&Piece> {
+        self.rest.back().or(self.front.as_ref())
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Piece> {
+        match self.rest.back_mut() {
+            Some(p) => Some(p),
+            None => self.front.as_mut(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Piece> {
+        if i == 0 { self.front.as_ref() } else { self.rest.get(i - 1) }
+    }
+
+    fn front(&self) -> Option<&Piece> {
+        self.front.as_ref()
+    }
+
+    fn pop_front(&mut self) -> Option<Piece> {
+        let p = self.front.take();
+        self.front = self.rest.pop_front();
+        p
+    }
+
+    fn pop_back(&mut self) -> Option<Piece> {
+        self.rest.pop_back().or_else(|| self.front.take())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Piece> {
+        self.front.iter().chain(self.rest.iter())
+    }
+}
+
 /// The bytes a connection has yet to write.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    pieces: VecDeque<Piece>,
+    pieces: Pieces,
     /// Bytes of the front piece already written.
     offset: usize,
     /// Bytes not yet written, in all pieces.
@@ -155,10 +211,6 @@ impl OutQueue {
             if let Some(Piece::Owned(v) | Piece::Payload(v)) = self.pieces.pop_front() {
                 pool.give(v);
             }
-        }
-        if self.pieces.is_empty() {
-            // An idle connection keeps no queue storage.
-            self.pieces = VecDeque::new();
         }
     }
 }

@@ -368,7 +368,7 @@
     }
     ws = sock;
     sock.addEventListener("message", (ev) => {
-      // broken
+      if (sock === ws) onFrame(ev.data);
     });
     sock.addEventListener("close", (ev) => {
       if (sock === ws) onClose(ev);
