@@ -1,0 +1,619 @@
+//! The hub at `/ws` over the real binary: every method and error code, fan-out, history and
+//! `subscribe` with `since`, verbatim data, limits, and a slow subscriber among 1,000 others.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+#[path = "common/hub.rs"]
+mod hub_util;
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Binary, eventually};
+use hub_util::{
+    Client, TIMEOUT, client_frame, error_code, field, parse, raw_upgrade, read_raw_frame, str_of,
+    text_frame, u64_of,
+};
+use weir::json::Value;
+
+fn seqs(messages: &Value) -> Vec<u64> {
+    messages.as_array().unwrap().iter().map(|m| u64_of(m, "seq")).collect()
+}
+
+#[test]
+fn connected_event_ping_and_ids() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    assert!(!a.auth_required);
+    assert_ne!(a.name, b.name, "client names are unique");
+
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
+    let ts = u64_of(&a.ok("ping", ""), "ts");
+    assert!(ts + 5_000 >= before && ts <= before + 5_000, "ping ts {ts} vs now {before}");
+
+    // A string id comes back as the same string, an integer as the same integer.
+    a.send_text(r#"{"id": "req-\u0041 7", "method": "ping"}"#);
+    let v = a.answer(r#""req-A 7""#);
+    assert!(matches!(v.get("ok"), Some(Value::Bool(true))), "{v}");
+    a.send_text(r#"{"id": 123456789012, "method": "ping", "params": null}"#);
+    let v = a.answer("123456789012");
+    assert!(field(&v, "result").get("ts").is_some(), "{v}");
+
+    // No id: carried out, nothing answered (errors included).
+    a.ok("subscribe", r#"{"channel":"n"}"#);
+    b.send_text(r#"{"method":"publish","params":{"channel":"n","data":"quiet"}}"#);
+    b.send_text(r#"{"method":"no_such_method"}"#);
+    b.send_text(r#"{"method":"publish","params":{"channel":"bad name","data":1}}"#);
+    b.assert_quiet();
+    let (m, _) = a.message();
+    assert_eq!(str_of(&m, "data"), "quiet");
+    assert_eq!(str_of(&m, "from"), b.name);
+    a.assert_quiet();
+}
+
+#[test]
+fn subscribe_publish_unsubscribe_between_two_clients() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+
+    let r = a.ok("subscribe", r#"{"channel":"room"}"#);
+    assert_eq!(str_of(&r, "channel"), "room");
+    assert_eq!((u64_of(&r, "seq"), u64_of(&r, "subscribers")), (0, 1));
+    let r = b.ok("subscribe", r#"{"channel":"room"}"#);
+    assert_eq!((u64_of(&r, "seq"), u64_of(&r, "subscribers")), (0, 2));
+    // Subscribing twice is harmless: still two subscribers, one event each.
+    let r = b.ok("subscribe", r#"{"channel":"room"}"#);
+    assert_eq!(u64_of(&r, "subscribers"), 2);
+
+    // A publishes: the event reaches A (before A's answer) and B.
+    let id = a.send_cmd("publish", r#"{"channel":"room","data":{"from":"a"}}"#);
+    let (ev, _) = a.message();
+    let ans = a.answer(&id.to_string());
+    assert_eq!(u64_of(field(&ans, "result"), "seq"), 1);
+    for (who, ev) in [("a", ev), ("b", b.message().0)] {
+        assert_eq!(str_of(&ev, "channel"), "room", "{who}");
+        assert_eq!(u64_of(&ev, "seq"), 1, "{who}");
+        assert_eq!(str_of(&ev, "from"), a.name, "{who}");
+        assert_eq!(field(&ev, "data").to_string(), r#"{"from":"a"}"#, "{who}");
+        assert!(u64_of(&ev, "ts") > 1_600_000_000_000, "{who}: {ev}");
+    }
+    // B publishes: A sees it too.
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"room","data":[2]}"#), "seq"), 2);
+    let (ev, _) = b.message();
+    assert_eq!((u64_of(&ev, "seq"), str_of(&ev, "from")), (2, b.name.as_str()));
+    let (ev, _) = a.message();
+    assert_eq!((u64_of(&ev, "seq"), str_of(&ev, "from")), (2, b.name.as_str()));
+    a.assert_quiet();
+    b.assert_quiet();
+
+    // Unsubscribe: {} and no more events; a second time is not_found.
+    let r = b.ok("unsubscribe", r#"{"channel":"room"}"#);
+    assert_eq!(r.to_string(), "{}");
+    assert_eq!(b.err("unsubscribe", r#"{"channel":"room"}"#), "not_found");
+    assert_eq!(b.err("unsubscribe", r#"{"channel":"never"}"#), "not_found");
+    assert_eq!(u64_of(&a.ok("publish", r#"{"channel":"room","data":3}"#), "seq"), 3);
+    assert_eq!(u64_of(&a.message().0, "seq"), 3);
+    // The event to A was queued before A's answer; had B still been subscribed, its copy would
+    // be queued before the answer to this ping.
+    b.assert_quiet();
+    assert_eq!(u64_of(&b.ok("presence", r#"{"channel":"room"}"#), "subscribers"), 1);
+
+    // A publisher that is not subscribed gets only its answer.
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"room","data":4}"#), "seq"), 4);
+    b.assert_quiet();
+    assert_eq!(u64_of(&a.message().0, "seq"), 4);
+
+    // A closed connection leaves its channels.
+    a.close();
+    let left = eventually(TIMEOUT, || {
+        let n = u64_of(&b.ok("presence", r#"{"channel":"room"}"#), "subscribers");
+        (n == 0).then_some(())
+    });
+    assert!(left.is_some(), "the closed client is still counted");
+}
+
+#[test]
+fn history_channels_presence_and_stats() {
+    let server = Binary::start(&["--history", "5"]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    assert_eq!(a.err("history", r#"{"channel":"h"}"#), "not_found");
+    assert_eq!(a.err("presence", r#"{"channel":"h"}"#), "not_found");
+    for i in 1..=8 {
+        let r = a.ok("publish", &format!(r#"{{"channel":"h","data":{{"i":{i}}}}}"#));
+        assert_eq!(u64_of(&r, "seq"), i);
+    }
+    // The last 5 are kept; the default and largest limit is --history.
+    let h = a.ok("history", r#"{"channel":"h"}"#);
+    assert_eq!(u64_of(&h, "seq"), 8);
+    let msgs = field(&h, "messages");
+    assert_eq!(seqs(msgs), [4, 5, 6, 7, 8]);
+    let first = &msgs.as_array().unwrap()[0];
+    assert_eq!(str_of(first, "event"), "message");
+    assert_eq!(str_of(first, "channel"), "h");
+    assert_eq!(str_of(first, "from"), a.name);
+    assert_eq!(field(first, "data").to_string(), r#"{"i":4}"#);
+
+    let cases: [(&str, &[u64]); 9] = [
+        (r#""since":6"#, &[7, 8]),
+        (r#""since":0,"limit":2"#, &[7, 8]),
+        (r#""since":3,"limit":3"#, &[6, 7, 8]),
+        (r#""since":5,"limit":100"#, &[6, 7, 8]),
+        (r#""since":1"#, &[4, 5, 6, 7, 8]),
+        (r#""limit":0"#, &[]),
+        (r#""since":8"#, &[]),
+        (r#""since":1000"#, &[]),
+        (r#""limit":1"#, &[8]),
+    ];
+    for (params, want) in cases {
+        let h = a.ok("history", &format!(r#"{{"channel":"h",{params}}}"#));
+        assert_eq!(seqs(field(&h, "messages")), want, "{params}");
+        assert_eq!(u64_of(&h, "seq"), 8, "{params}");
+    }
+    for params in [
+        r#"{"channel":"h","since":-1}"#,
+        r#"{"channel":"h","since":"3"}"#,
+        r#"{"channel":"h","since":1.5}"#,
+        r#"{"channel":"h","limit":-2}"#,
+        r#"{"channel":"h","limit":null}"#,
+        r#"{"channel":7}"#,
+        r#"{}"#,
+    ] {
+        assert_eq!(a.err("history", params), "invalid_params", "{params}");
+    }
+
+    // subscribe with since replays from the kept messages, then live ones.
+    let r = b.ok("subscribe", r#"{"channel":"h","since":6}"#);
+    assert_eq!(u64_of(&r, "seq"), 8);
+    assert_eq!(u64_of(&b.message().0, "seq"), 7);
+    assert_eq!(u64_of(&b.message().0, "seq"), 8);
+    b.assert_quiet();
+    a.ok("publish", r#"{"channel":"h","data":9}"#);
+    assert_eq!(u64_of(&b.message().0, "seq"), 9);
+    // A since older than the history replays what is kept.
+    let mut c = Client::connect(server.addr);
+    c.ok("subscribe", r#"{"channel":"h","since":0}"#);
+    let got: Vec<u64> = (0..5).map(|_| u64_of(&c.message().0, "seq")).collect();
+    assert_eq!(got, [5, 6, 7, 8, 9]);
+    c.assert_quiet();
+    assert_eq!(c.err("subscribe", r#"{"channel":"h2","since":"x"}"#), "invalid_params");
+    assert_eq!(c.err("subscribe", r#"{"channel":"h2","since":-3}"#), "invalid_params");
+
+    // channels: sorted, with a prefix filter.
+    a.ok("subscribe", r#"{"channel":"app/b"}"#);
+    b.ok("subscribe", r#"{"channel":"app/b"}"#);
+    a.ok("publish", r#"{"channel":"app/a","data":null}"#);
+    a.ok("publish", r#"{"channel":"app/a","data":null}"#);
+    let list = a.ok("channels", r#"{"prefix":"app/"}"#);
+    assert_eq!(
+        list.to_string(),
+        r#"{"channels":[{"name":"app/a","subscribers":0,"seq":2},{"name":"app/b","subscribers":2,"seq":0}]}"#
+    );
+    let all = a.ok("channels", "");
+    let names: Vec<&str> =
+        field(&all, "channels").as_array().unwrap().iter().map(|c| str_of(c, "name")).collect();
+    assert_eq!(names, ["app/a", "app/b", "h"]);
+    assert_eq!(field(&a.ok("channels", r#"{"prefix":"zz"}"#), "channels").to_string(), "[]");
+    assert_eq!(u64_of(&a.ok("presence", r#"{"channel":"app/b"}"#), "subscribers"), 2);
+    assert_eq!(u64_of(&a.ok("presence", r#"{"channel":"h"}"#), "subscribers"), 2);
+    assert_eq!(a.err("presence", r#"{"channel":"bad name"}"#), "invalid_params");
+
+    let s = a.ok("stats", "");
+    assert_eq!(u64_of(&s, "connections"), 3);
+    assert_eq!(u64_of(&s, "connections_total"), 3);
+    assert_eq!(u64_of(&s, "channels"), 3);
+    assert_eq!(u64_of(&s, "subscriptions"), 4);
+    assert_eq!(u64_of(&s, "published"), 11);
+    assert_eq!(u64_of(&s, "slow_reader_disconnects"), 0);
+    assert_eq!(u64_of(&s, "rate_limited"), 0);
+    assert!(u64_of(&s, "messages_in") > 30 && u64_of(&s, "messages_out") > 30, "{s}");
+    assert!(u64_of(&s, "bytes_in") > 1000 && u64_of(&s, "bytes_out") > 1000, "{s}");
+    assert!(field(&s, "uptime_ms").as_u64().is_some(), "{s}");
+}
+
+#[test]
+fn request_errors_keep_the_connection_open() {
+    let server = Binary::start(&["--max-publish-size", "1KiB", "--max-message-size", "8KiB"]);
+    let mut a = Client::connect(server.addr);
+
+    // Invalid JSON: parse_error with id null, and the connection lives.
+    for bad in [r#"{"id":1,"method":"ping""#, "{'id':1}", "[1,]", r#"{"id":01}"#, "", "\"\\x\""] {
+        a.send_text(bad);
+        let v = a.answer("null");
+        assert_eq!(error_code(&v), "parse_error", "{bad:?}");
+        a.ok("ping", "");
+    }
+    // Nesting deeper than the parser allows is a parse error too.
+    a.send_text(&format!(
+        r#"{{"id":1,"method":"ping","params":{{"x":{}1{}}}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    ));
+    assert_eq!(error_code(&a.answer("null")), "parse_error");
+
+    // invalid_request: a binary frame, a non-object, a bad id, a missing method.
+    a.send_binary(br#"{"id":1,"method":"ping"}"#);
+    assert_eq!(error_code(&a.answer("null")), "invalid_request");
+    for bad in ["[1,2]", "42", r#""ping""#, "null"] {
+        a.send_text(bad);
+        assert_eq!(error_code(&a.answer("null")), "invalid_request", "{bad}");
+    }
+    for bad in [
+        r#"{"id":1.5,"method":"ping"}"#,
+        r#"{"id":null,"method":"ping"}"#,
+        r#"{"id":[1],"method":"ping"}"#,
+        r#"{"id":true,"method":"ping"}"#,
+    ] {
+        a.send_text(bad);
+        assert_eq!(error_code(&a.answer("null")), "invalid_request", "{bad}");
+    }
+    a.send_text(r#"{"id":"m","params":{}}"#);
+    assert_eq!(error_code(&a.answer(r#""m""#)), "invalid_request");
+    a.send_text(r#"{"id":"m2","method":7}"#);
+    assert_eq!(error_code(&a.answer(r#""m2""#)), "invalid_request");
+
+    // unknown_method and invalid_params.
+    assert_eq!(a.err("subscrbe", r#"{"channel":"x"}"#), "unknown_method");
+    assert_eq!(a.err("PING", ""), "unknown_method");
+    a.send_text(r#"{"id":9,"method":"subscribe","params":["x"]}"#);
+    assert_eq!(error_code(&a.answer("9")), "invalid_params");
+    assert_eq!(a.err("subscribe", "{}"), "invalid_params");
+    assert_eq!(a.err("publish", r#"{"channel":"x"}"#), "invalid_params");
+    assert_eq!(a.err("authenticate", r#"{"token":5}"#), "invalid_params");
+
+    // too_large: data over --max-publish-size (1 KiB as JSON text); exactly 1 KiB passes.
+    let at_limit = format!("\"{}\"", "a".repeat(1022));
+    let over = format!("\"{}\"", "a".repeat(1023));
+    let r = a.ok("publish", &format!(r#"{{"channel":"big","data":{at_limit}}}"#));
+    assert_eq!(u64_of(&r, "seq"), 1);
+    assert_eq!(a.err("publish", &format!(r#"{{"channel":"big","data":{over}}}"#)), "too_large");
+    let nested = format!("[{}]", vec!["{\"k\":[1,2,3,4,5,6,7,8,9]}"; 60].join(","));
+    assert_eq!(a.err("publish", &format!(r#"{{"channel":"big","data":{nested}}}"#)), "too_large");
+    a.ok("ping", "");
+    // The refused ones were not sequenced.
+    assert_eq!(u64_of(&a.ok("history", r#"{"channel":"big"}"#), "seq"), 1);
+    assert_eq!(a.err("history", r#"{"channel":"big","limit":"all"}"#), "invalid_params");
+    a.assert_quiet();
+    // A frame over --max-message-size is no hub error: the WebSocket layer closes with 1009.
+    a.send_text(&format!(
+        r#"{{"id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(9000)
+    ));
+    assert_eq!(a.expect_close().0, 1009);
+}
+
+#[test]
+fn channel_names_are_validated() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    let long_ok = "x".repeat(128);
+    let too_long = "x".repeat(129);
+    for good in ["builds", "a.b:c/d@e-f_9", "A", long_ok.as_str(), "0", "--", "user@host:1/x.y"] {
+        let r = a.ok("subscribe", &format!(r#"{{"channel":"{good}"}}"#));
+        assert_eq!(str_of(&r, "channel"), good);
+        a.ok("publish", &format!(r#"{{"channel":"{good}","data":1}}"#));
+        assert_eq!(u64_of(&a.message().0, "seq"), 1);
+        a.ok("presence", &format!(r#"{{"channel":"{good}"}}"#));
+        a.ok("history", &format!(r#"{{"channel":"{good}"}}"#));
+        assert_eq!(a.ok("unsubscribe", &format!(r#"{{"channel":"{good}"}}"#)).to_string(), "{}");
+    }
+    let bad_names = [
+        "\"\"".to_string(),
+        format!("\"{too_long}\""),
+        "\"with space\"".into(),
+        "\"\u{fc}\"".into(),
+        "\"a,b\"".into(),
+        "\"a\\u0000b\"".into(),
+        "\"{}\"".into(),
+        "\"#x\"".into(),
+        "\"a*\"".into(),
+        "7".into(),
+        "null".into(),
+        "[\"x\"]".into(),
+    ];
+    for name in &bad_names {
+        for method in ["subscribe", "unsubscribe", "publish", "history", "presence"] {
+            let params = format!(r#"{{"channel":{name},"data":1}}"#);
+            assert_eq!(a.err(method, &params), "invalid_params", "{method} {name}");
+        }
+    }
+    // None of the bad ones were created.
+    let all = a.ok("channels", "");
+    assert_eq!(field(&all, "channels").as_array().unwrap().len(), 7, "{all}");
+    a.assert_quiet();
+}
+
+#[test]
+fn channel_limits_are_forbidden() {
+    let server = Binary::start(&["--max-channels-per-connection", "2", "--max-channels", "3"]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    a.ok("subscribe", r#"{"channel":"c1"}"#);
+    a.ok("subscribe", r#"{"channel":"c2"}"#);
+    assert_eq!(a.err("subscribe", r#"{"channel":"c3"}"#), "forbidden");
+    // Already subscribed: still fine.
+    a.ok("subscribe", r#"{"channel":"c2"}"#);
+    // A freed slot can be used again.
+    a.ok("unsubscribe", r#"{"channel":"c1"}"#);
+    a.ok("subscribe", r#"{"channel":"c3"}"#);
+    assert_eq!(a.err("subscribe", r#"{"channel":"c1"}"#), "forbidden");
+    // Three channels exist (c1, c2, c3): a fourth cannot be created by anyone, by subscribe or
+    // publish, but the existing ones still work.
+    assert_eq!(b.err("subscribe", r#"{"channel":"c4"}"#), "forbidden");
+    assert_eq!(b.err("publish", r#"{"channel":"c4","data":1}"#), "forbidden");
+    b.ok("subscribe", r#"{"channel":"c1"}"#);
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"c2","data":1}"#), "seq"), 1);
+    assert_eq!(u64_of(&a.message().0, "seq"), 1);
+    assert_eq!(b.err("history", r#"{"channel":"c4"}"#), "not_found");
+    assert_eq!(field(&b.ok("channels", ""), "channels").as_array().unwrap().len(), 3);
+    a.assert_quiet();
+    b.assert_quiet();
+}
+
+#[test]
+fn published_data_is_forwarded_byte_for_byte() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    b.ok("subscribe", r#"{"channel":"raw"}"#);
+    let datas = [
+        "123456789012345678901234567890123456789",
+        "-0.000000000000000000000000000001e-400",
+        "1.50E+2",
+        r#"[1, {"big": 98765432109876543210987654321, "f": 1.0, "e": 1e400}, [[[ ]]] ]"#,
+        r#"{ "z" : "\u00e9\ud83d\ude00\n" , "a" : [ true , false , null ] , "z" : 2 }"#,
+        r#""caf\u00e9 \"quoted\" \\ /""#,
+        "\"\u{e9}\u{1f600} raw utf-8\"",
+        "{}",
+        "0",
+    ];
+    for (i, data) in datas.iter().enumerate() {
+        // Whitespace around the value is not part of it.
+        a.send_text(&format!(
+            "{{\"id\":{i}, \"method\":\"publish\", \"params\":{{\"channel\":\"raw\", \"data\":  {data}  }}}}"
+        ));
+        let ans = a.answer(&i.to_string());
+        assert!(matches!(ans.get("ok"), Some(Value::Bool(true))), "{ans}");
+        let (ev, text) = b.message();
+        assert_eq!(u64_of(&ev, "seq"), i as u64 + 1);
+        let want = format!(r#""data":{data},"from":"#);
+        assert!(text.contains(&want), "data not verbatim:\n sent {data}\n  got {text}");
+    }
+    // History keeps the same bytes.
+    let id = a.send_cmd("history", r#"{"channel":"raw"}"#);
+    let text = loop {
+        let t = a.next_text();
+        if parse(&t).get("id").and_then(Value::as_u64) == Some(id) {
+            break t;
+        }
+    };
+    for data in datas {
+        assert!(text.contains(&format!(r#""data":{data},"from":"#)), "{data} not in {text}");
+    }
+    b.assert_quiet();
+}
+
+/// A publisher sends 500 messages while a second client subscribes with `since` midway: it
+/// gets every message after `since` exactly once, in order.
+#[test]
+fn subscribe_since_during_a_burst_has_no_gap_and_no_duplicate() {
+    let server = Binary::start(&["--history", "1000"]);
+    const TOTAL: u64 = 500;
+    for since in [200u64, 0, 249] {
+        let channel = format!("burst{since}");
+        let mut publisher = Client::connect(server.addr);
+        let mut sub = Client::connect(server.addr);
+        let (tx, rx) = mpsc::channel();
+        let ch = channel.clone();
+        let t = std::thread::spawn(move || {
+            for i in 1..=TOTAL {
+                if i == 251 {
+                    tx.send(()).unwrap();
+                }
+                let r = publisher.ok("publish", &format!(r#"{{"channel":"{ch}","data":{i}}}"#));
+                assert_eq!(u64_of(&r, "seq"), i);
+            }
+        });
+        // Subscribe while the second half is being published.
+        rx.recv_timeout(TIMEOUT).expect("the publisher stalled");
+        let r = sub.ok("subscribe", &format!(r#"{{"channel":"{channel}","since":{since}}}"#));
+        let at = u64_of(&r, "seq");
+        assert!((250..=TOTAL).contains(&at), "{r}");
+        assert_eq!(u64_of(&r, "subscribers"), 1);
+        eprintln!("since {since}: subscribed at seq {at} of {TOTAL}");
+        let mut got = Vec::new();
+        while got.last() != Some(&TOTAL) {
+            assert!(got.len() < TOTAL as usize, "too many events: {got:?}");
+            let (ev, _) = sub.message();
+            assert_eq!(str_of(&ev, "channel"), channel);
+            let seq = u64_of(&ev, "seq");
+            assert_eq!(field(&ev, "data").as_u64(), Some(seq));
+            got.push(seq);
+        }
+        let want: Vec<u64> = (since + 1..=TOTAL).collect();
+        assert_eq!(got, want, "since {since}, subscribed at seq {at}");
+        sub.assert_quiet();
+        t.join().unwrap();
+    }
+}
+
+/// One raw hub connection: upgraded, greeted, subscribed to `channels`.
+fn raw_subscriber(addr: std::net::SocketAddr, channels: &[&str]) -> BufReader<TcpStream> {
+    let (mut s, head) = raw_upgrade(addr, "/ws", &[]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for (i, ch) in channels.iter().enumerate() {
+        let cmd = format!(r#"{{"id":{i},"method":"subscribe","params":{{"channel":"{ch}"}}}}"#);
+        s.write_all(&text_frame(&cmd)).unwrap();
+    }
+    let mut r = BufReader::with_capacity(64 << 10, s);
+    let (op, hello) = read_raw_frame(&mut r).expect("EOF before connected");
+    assert_eq!(op, 1);
+    assert!(hello.starts_with(br#"{"event":"connected""#));
+    for i in 0..channels.len() {
+        let (op, ans) = read_raw_frame(&mut r).expect("EOF before the subscribe answer");
+        assert_eq!(op, 1);
+        let want = format!(r#"{{"id":{i},"ok":true,"#);
+        assert!(ans.starts_with(want.as_bytes()), "{}", String::from_utf8_lossy(&ans));
+    }
+    r
+}
+
+/// Reads what a cut-off slow reader still gets: whole messages (the fan ones a prefix of the
+/// sequence: nothing is dropped out of the middle), then the close frame 1008 "slow reader",
+/// then EOF once the close is answered. Returns how many fan messages it got.
+fn drain_slow(slow: &mut BufReader<TcpStream>) -> u64 {
+    let mut fan = 0;
+    for _ in 0..100_000 {
+        let (op, p) = read_raw_frame(slow).expect("EOF before the close frame");
+        if op == 0x8 {
+            assert_eq!(u16::from_be_bytes([p[0], p[1]]), 1008);
+            assert_eq!(&p[2..], b"slow reader");
+            slow.get_mut().write_all(&client_frame(0x88, &p)).unwrap();
+            assert!(read_raw_frame(slow).is_none(), "more after the close frame");
+            return fan;
+        }
+        assert_eq!(op, 1);
+        if p.starts_with(br#"{"event":"message","channel":"fan","#) {
+            let want = format!(r#"{{"event":"message","channel":"fan","seq":{},"#, fan + 1);
+            assert!(p.starts_with(want.as_bytes()), "{}", String::from_utf8_lossy(&p[..80]));
+            fan += 1;
+        } else {
+            assert!(p.starts_with(br#"{"event":"message","channel":"flood","#));
+        }
+    }
+    panic!("no close frame");
+}
+
+/// A subscriber that never reads is cut off (1008 "slow reader") while 1,000 others on the
+/// same channel receive every message, in order, exactly once.
+#[test]
+fn slow_subscriber_is_cut_off_while_a_thousand_others_get_everything() {
+    const READERS: usize = 1000;
+    const THREADS: usize = 4;
+    const MESSAGES: u64 = 300;
+    let server = Binary::start(&[
+        "--queue-cap",
+        "256KiB",
+        "--max-connections-per-ip",
+        "0",
+        "--max-connections",
+        "1100",
+        "--rate",
+        "0",
+    ]);
+    let addr = server.addr;
+    let started = Instant::now();
+
+    // The readers: THREADS threads, each with its share of raw connections subscribed to "fan".
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = std::sync::Arc::new(std::sync::Mutex::new(go_rx));
+    let readers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let ready_tx = ready_tx.clone();
+            let go_rx = std::sync::Arc::clone(&go_rx);
+            std::thread::spawn(move || {
+                let mut conns: Vec<_> =
+                    (0..READERS / THREADS).map(|_| raw_subscriber(addr, &["fan"])).collect();
+                ready_tx.send(()).unwrap();
+                go_rx.lock().unwrap().recv_timeout(Duration::from_secs(30)).unwrap();
+                // Each connection in turn, to the last message: the others wait in their
+                // queues meanwhile (all 300 messages fit well under the cap).
+                for (n, r) in conns.iter_mut().enumerate() {
+                    let mut next = 1;
+                    while next <= MESSAGES {
+                        let (op, p) = read_raw_frame(r).unwrap_or_else(|| panic!("EOF at {next}"));
+                        assert_eq!(op, 1, "conn {n}: {}", String::from_utf8_lossy(&p));
+                        let prefix = format!(
+                            r#"{{"event":"message","channel":"fan","seq":{next},"data":"{next}:"#
+                        );
+                        assert!(
+                            p.starts_with(prefix.as_bytes()),
+                            "conn {n}: wanted seq {next}, got {}",
+                            String::from_utf8_lossy(&p[..p.len().min(80)])
+                        );
+                        if n == 0 && next == 1 {
+                            parse(std::str::from_utf8(&p).unwrap());
+                        }
+                        next += 1;
+                    }
+                }
+                conns
+            })
+        })
+        .collect();
+    drop(ready_tx);
+    for _ in 0..THREADS {
+        ready_rx.recv_timeout(Duration::from_secs(30)).expect("readers failed to connect");
+    }
+    let connect_time = started.elapsed();
+
+    // The slow one: subscribed to "fan" and to "flood" (which only it gets), and never reads.
+    let mut slow = Some(raw_subscriber(addr, &["fan", "flood"]));
+    let mut publisher = Client::connect(addr);
+    assert_eq!(
+        u64_of(&publisher.ok("presence", r#"{"channel":"fan"}"#), "subscribers"),
+        READERS as u64 + 1
+    );
+    for _ in 0..THREADS {
+        go_tx.send(()).unwrap();
+    }
+
+    // 300 small messages to everybody (~200 KiB per reader in all, under the cap even unread),
+    // each followed by 48 KiB to the slow one alone until it is cut off: far past the cap and
+    // the socket buffers. Once it is, it is drained at once (before the close timeout) on a
+    // thread of its own while the publishing goes on.
+    let pad = "p".repeat(560);
+    let flood = format!(r#"{{"channel":"flood","data":"{}"}}"#, "f".repeat(48 << 10));
+    let mut drain = None;
+    let mut floods = 0;
+    for i in 1..=MESSAGES {
+        let r = publisher.ok("publish", &format!(r#"{{"channel":"fan","data":"{i}:{pad}"}}"#));
+        assert_eq!(u64_of(&r, "seq"), i);
+        // Bounded: a few flood messages per fan message while the slow one is still there.
+        for _ in 0..4 {
+            if drain.is_some() {
+                break;
+            }
+            publisher.ok("publish", &flood);
+            floods += 1;
+            if u64_of(&publisher.ok("stats", ""), "slow_reader_disconnects") > 0 {
+                let mut slow = slow.take().unwrap();
+                drain = Some(std::thread::spawn(move || drain_slow(&mut slow)));
+            }
+        }
+    }
+    let drain = drain.unwrap_or_else(|| panic!("not cut off after {floods} floods of 48 KiB"));
+
+    let mut conns = Vec::new();
+    for t in readers {
+        conns.extend(t.join().unwrap());
+    }
+    assert_eq!(conns.len(), READERS);
+    let s = publisher.ok("stats", "");
+    assert_eq!(u64_of(&s, "slow_reader_disconnects"), 1, "only the slow one: {s}");
+    let fan_seen = drain.join().unwrap();
+    assert!(fan_seen < MESSAGES, "the slow one got all {fan_seen} fan messages");
+    // Once it is gone, the channel has the 1,000 left.
+    let left = eventually(TIMEOUT, || {
+        let n = u64_of(&publisher.ok("presence", r#"{"channel":"fan"}"#), "subscribers");
+        (n == READERS as u64).then_some(())
+    });
+    assert!(left.is_some(), "the slow reader is still subscribed");
+    // Every reader is still connected and still served.
+    assert_eq!(u64_of(&publisher.ok("publish", r#"{"channel":"fan","data":"last"}"#), "seq"), 301);
+    for r in conns.iter_mut().step_by(97) {
+        let (op, p) = read_raw_frame(r).expect("a reader was dropped");
+        assert_eq!(op, 1);
+        assert!(p.starts_with(br#"{"event":"message","channel":"fan","seq":301,"#));
+    }
+    eprintln!(
+        "fan-out: {READERS} readers connected in {connect_time:?}, all in {:?}",
+        started.elapsed()
+    );
+}
