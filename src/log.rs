@@ -127,7 +127,42 @@ fn format() -> Format {
     }
 }
 
-/// Writes one event to stderr as a single line, if `level` is enabled.
+// Lines gathered by a batch in this thread; `None` when not batching.
+thread_local! {
+    static BATCH: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A batch flushes early once this much is gathered.
+const BATCH_FLUSH_AT: usize = 16 << 10;
+
+/// Starts gathering this thread's lines instead of writing each at once: the event loop batches
+/// a turn's lines into one write (a connection's open and close then cost no syscall of their
+/// own). [`flush`] writes them.
+pub fn batch() {
+    let _ = BATCH.try_with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            b.get_or_insert_with(String::new);
+        }
+    });
+}
+
+/// Writes the lines a batch gathered, in one write, and keeps batching.
+pub fn flush() {
+    let _ = BATCH.try_with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            if let Some(pending) = b.as_mut().filter(|p| !p.is_empty()) {
+                let _ = std::io::stderr().lock().write_all(pending.as_bytes());
+                pending.clear();
+                if pending.capacity() > MAX_KEPT_CAPACITY {
+                    *pending = String::new();
+                }
+            }
+        }
+    });
+}
+
+/// Writes one event to stderr as a single line, if `level` is enabled (or adds it to the
+/// current batch, see [`batch`]).
 ///
 /// `fields` are `(key, value)` pairs written after the message in order; keys are expected to
 /// be identifiers. Prefer the macros, which skip building `fields` when the level is off.
@@ -139,6 +174,20 @@ pub fn log(level: Level, msg: &str, fields: &[(&str, &dyn Display)]) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let format = format();
+    // In a batch (the event loop's turn), lines gather and go out in one write at its end.
+    let batched = BATCH.try_with(|b| {
+        let Ok(mut b) = b.try_borrow_mut() else { return false };
+        let Some(pending) = b.as_mut() else { return false };
+        format_line(pending, ts_millis, level, format, msg, fields);
+        if pending.len() > BATCH_FLUSH_AT {
+            let _ = std::io::stderr().lock().write_all(pending.as_bytes());
+            pending.clear();
+        }
+        true
+    });
+    if batched == Ok(true) {
+        return;
+    }
     let emit = |buf: &mut String| {
         buf.clear();
         format_line(buf, ts_millis, level, format, msg, fields);

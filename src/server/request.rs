@@ -17,6 +17,23 @@ const RETRY_AFTER: &[u8] = b"5";
 /// Requests answered from one read before the loop serves other connections.
 const PIPELINE_PER_WAKE: usize = 16;
 
+/// Header slots kept on the stack (no allocation per request) up to this many.
+const STACK_SLOTS: usize = 128;
+
+/// `n` header slots: on the stack when they fit, else in `heap`.
+fn header_slots<'s, 'a>(
+    stack: &'s mut [Header<'a>; STACK_SLOTS],
+    heap: &'s mut Vec<Header<'a>>,
+    n: usize,
+) -> &'s mut [Header<'a>] {
+    if n <= STACK_SLOTS {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, Header::default());
+        heap
+    }
+}
+
 /// What became of a request head.
 enum Outcome {
     /// The WebSocket is open; bytes after the head are frames.
@@ -118,8 +135,10 @@ impl<H: Handler> crate::server::Server<H> {
         let peer = conn.peer;
         let refuse = conn.refuse;
         let limits = self.core.config.http;
-        let mut slots = vec![Header::default(); limits.max_headers];
-        let req = match http::parse_request(&head[..head_len], &mut slots, &limits) {
+        let mut stack = [Header::default(); STACK_SLOTS];
+        let mut heap = Vec::new();
+        let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
+        let req = match http::parse_request(&head[..head_len], slots, &limits) {
             Ok(req) => req,
             Err(e) => {
                 self.refuse_error(key, e);
@@ -242,8 +261,10 @@ impl<H: Handler> crate::server::Server<H> {
         conn.phase = Phase::Head;
         let Some(state) = state else { return };
         let limits = self.core.config.http;
-        let mut slots = vec![Header::default(); limits.max_headers];
-        let keep_alive = match http::parse_request(&head[..state.head_len], &mut slots, &limits) {
+        let mut stack = [Header::default(); STACK_SLOTS];
+        let mut heap = Vec::new();
+        let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
+        let keep_alive = match http::parse_request(&head[..state.head_len], slots, &limits) {
             Ok(req) => {
                 let body = match state.framing {
                     Framing::Chunked => &decoded[..],
