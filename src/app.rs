@@ -1,15 +1,20 @@
 //! What the `weir` binary serves: the hub at `/ws`, WebSocket echo on the configured paths, the
-//! reverse-proxy routes, and `GET /healthz`. (The HTTP API and the console join here.)
+//! reverse-proxy routes, `--exec` processes and `--agent`s (`/ws/agents/NAME`, `GET /api/agents`),
+//! and `GET /healthz` with the HTTP API and the console.
 
 use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::time::Duration;
 
+use crate::agent::{self, Agents};
+use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
-use crate::server::{ConnId, ConnectError, Context, Decision, Handler, Response};
+use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream};
 
 /// The binary's routes.
 #[derive(Debug)]
@@ -17,13 +22,27 @@ pub struct App {
     echo_paths: Vec<String>,
     proxy: Option<Proxy>,
     hub: Option<(String, Hub)>,
+    exec: Option<Exec>,
+    agents: Option<Agents>,
     api: Api,
 }
 
 impl App {
     /// Echo on each of `echo_paths`.
     pub fn new(echo_paths: Vec<String>) -> Self {
-        Self { echo_paths, proxy: None, hub: None, api: Api::default() }
+        Self { echo_paths, proxy: None, hub: None, exec: None, agents: None, api: Api::default() }
+    }
+
+    /// Runs a process per connection on the exec routes.
+    pub fn with_exec(mut self, exec: Exec) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+
+    /// Supervises agents and serves them at `/ws/agents/NAME` and `GET /api/agents`.
+    pub fn with_agents(mut self, agents: Agents) -> Self {
+        self.agents = Some(agents);
+        self
     }
 
     /// Serves the hub at `path`.
@@ -66,10 +85,14 @@ impl Handler for App {
         id: ConnId,
         req: &Request<'_, '_>,
         body: &[u8],
-        _peer: SocketAddr,
+        peer: SocketAddr,
     ) -> Response {
-        if self.echo_paths.iter().any(|p| p == req.path()) {
+        let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(req.path()).is_some());
+        if exec_path || self.echo_paths.iter().any(|p| p == req.path()) {
             return Response::text(426, "this is a WebSocket endpoint\n");
+        }
+        if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
+            return agents.http_list(req, peer);
         }
         let hub = self.hub.as_mut().map(|(_, h)| h);
         self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref())
@@ -101,6 +124,16 @@ impl Handler for App {
                 };
             }
         }
+        if let Some(agents) = self.agents.as_mut() {
+            if req.path.starts_with(agent::PATH_PREFIX) {
+                return agents.on_upgrade(id, req, peer);
+            }
+        }
+        if let Some(exec) = self.exec.as_mut() {
+            if exec.route_for(req.path).is_some() {
+                return exec.on_upgrade(ctx, id, req, peer);
+            }
+        }
         if self.echo_paths.iter().any(|p| p == req.path) {
             Decision::accept()
         } else {
@@ -113,12 +146,20 @@ impl Handler for App {
             h.on_open(ctx, id);
         } else if let Some(p) = self.proxied(id) {
             p.on_open(ctx, id);
+        } else if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
+            a.on_open(ctx, id);
         }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]) {
         if let Some(h) = self.hub_client(id) {
             return h.on_message(ctx, id, kind, data);
+        }
+        if let Some(e) = self.exec.as_mut().filter(|e| e.owns(id)) {
+            return e.on_message(ctx, id, data);
+        }
+        if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
+            return a.on_message(ctx, id, kind, data);
         }
         // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
         let _ = ctx.send(id, kind, data);
@@ -139,12 +180,56 @@ impl Handler for App {
     }
 
     fn tick_interval(&self) -> Option<std::time::Duration> {
-        self.hub().and_then(Hub::tick_interval)
+        // Agents' restart back-off is checked on the tick too.
+        let agents = self.agents.as_ref().map(|_| Duration::from_millis(250));
+        self.hub().and_then(Hub::tick_interval).or(agents)
     }
 
     fn on_tick(&mut self, ctx: &mut Context<'_>) {
         if let Some((_, h)) = self.hub.as_mut() {
             h.on_tick(ctx);
+        }
+        if let Some(a) = self.agents.as_mut() {
+            a.on_tick(ctx);
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<'_>) {
+        // On shutdown children get SIGTERM, then SIGKILL after the longest grace configured.
+        let grace = [
+            self.exec.as_ref().map(Exec::kill_grace),
+            self.agents.as_ref().map(Agents::kill_grace),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(g) = grace {
+            ctx.set_process_shutdown_grace(g);
+        }
+        if let Some(a) = self.agents.as_mut() {
+            a.on_start(ctx);
+        }
+    }
+
+    fn on_process_output(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ProcId,
+        stream: Stream,
+        data: &[u8],
+    ) {
+        if let Some(e) = self.exec.as_mut().filter(|e| e.owns_process(id)) {
+            e.on_process_output(ctx, id, stream, data);
+        } else if let Some(a) = self.agents.as_mut() {
+            a.on_process_output(ctx, id, stream, data);
+        }
+    }
+
+    fn on_process_exit(&mut self, ctx: &mut Context<'_>, id: ProcId, status: ExitStatus) {
+        if let Some(e) = self.exec.as_mut().filter(|e| e.owns_process(id)) {
+            e.on_process_exit(ctx, id, status);
+        } else if let Some(a) = self.agents.as_mut() {
+            a.on_process_exit(ctx, id, status);
         }
     }
 
@@ -164,6 +249,12 @@ impl Handler for App {
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
         if let Some(h) = self.hub_client(id) {
             h.on_close(id);
+        }
+        if let Some(e) = self.exec.as_mut() {
+            e.on_close(ctx, id);
+        }
+        if let Some(a) = self.agents.as_mut() {
+            a.on_close(id);
         }
         if let Some(p) = self.proxied(id) {
             p.on_close(ctx, id, code, reason);
@@ -191,6 +282,9 @@ impl Handler for App {
     fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         if let Some(p) = self.proxied(id) {
             p.on_drained(ctx, id);
+        }
+        if let Some(e) = self.exec.as_mut() {
+            e.on_drained(ctx, id);
         }
     }
 }

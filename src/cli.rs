@@ -93,6 +93,22 @@ pub struct Options {
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
     pub upstream_timeout: Duration,
+    /// `--exec` routes: a path and the program each connection to it runs.
+    pub exec: Vec<crate::exec::ExecRoute>,
+    /// Exec programs' stdout as raw binary messages (not lines).
+    pub exec_binary: bool,
+    /// Exec programs' stderr to the client (not the log).
+    pub pass_stderr: bool,
+    /// How long a process has between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Most exec processes running at once (503 beyond).
+    pub max_processes: usize,
+    /// Supervised agents.
+    pub agents: Vec<crate::agent::AgentSpec>,
+    /// When an agent is restarted after it ends on its own.
+    pub agent_restart: crate::agent::RestartPolicy,
+    /// Output lines an agent keeps for new clients.
+    pub agent_log_lines: usize,
     /// Most verbose level written to the log.
     pub log_level: log::Level,
     /// Layout of log lines.
@@ -131,6 +147,14 @@ impl Default for Options {
             rate_burst: 2000,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
+            exec: Vec::new(),
+            exec_binary: false,
+            pass_stderr: false,
+            kill_grace: Duration::from_secs(5),
+            max_processes: 64,
+            agents: Vec::new(),
+            agent_restart: crate::agent::RestartPolicy::OnFailure,
+            agent_log_lines: 200,
             log_level: log::Level::Info,
             log_format: log::Format::Text,
         }
@@ -465,17 +489,19 @@ enum Group {
     Timers,
     Hub,
     Proxy,
+    Processes,
     Logging,
     Subcommands,
 }
 
 impl Group {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Listening,
         Self::Limits,
         Self::Timers,
         Self::Hub,
         Self::Proxy,
+        Self::Processes,
         Self::Logging,
         Self::Subcommands,
     ];
@@ -487,6 +513,7 @@ impl Group {
             Self::Timers => "Timers",
             Self::Hub => "Hub (pub/sub at /ws)",
             Self::Proxy => "Reverse proxy",
+            Self::Processes => "Processes (--exec, --agent)",
             Self::Logging => "Logging",
             Self::Subcommands => "Subcommands",
         }
@@ -921,6 +948,112 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    // Processes
+    Flag {
+        name: "exec",
+        metavar: Some("PATH=PROGRAM [ARGS...]"),
+        repeatable: true,
+        group: Group::Processes,
+        default: "",
+        help: "Each WebSocket connection to PATH (and paths under it) runs PROGRAM: messages are \
+               lines on its stdin, its stdout lines are messages. Quote the whole value; it is \
+               split on whitespace (no quoting inside), and the variable cannot hold commas.",
+        setter: Setter::Serve(|o, v| {
+            o.exec.push(crate::exec::ExecRoute::parse(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "exec-binary",
+        metavar: None,
+        repeatable: false,
+        group: Group::Processes,
+        default: "",
+        help: "Exec: stdout in raw chunks as binary messages, messages to stdin as they are.",
+        setter: Setter::Serve(|o, v| {
+            o.exec_binary = parse_bool(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "pass-stderr",
+        metavar: None,
+        repeatable: false,
+        group: Group::Processes,
+        default: "",
+        help: "Exec: stderr lines to the client as messages (else to weir's log).",
+        setter: Setter::Serve(|o, v| {
+            o.pass_stderr = parse_bool(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "kill-grace",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Processes,
+        default: "5s",
+        help: "How long a process has between SIGTERM and SIGKILL (> 0).",
+        setter: Setter::Serve(|o, v| {
+            o.kill_grace = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-processes",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Processes,
+        default: "64",
+        help: "Most exec processes running at once (503 beyond; at least 1).",
+        setter: Setter::Serve(|o, v| {
+            o.max_processes = parse_count(v, 1)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "agent",
+        metavar: Some("NAME=PROGRAM [ARGS...]"),
+        repeatable: true,
+        group: Group::Processes,
+        default: "",
+        help: "A supervised process started at boot, watched and steered at /ws/agents/NAME \
+               (same quoting rules as --exec).",
+        setter: Setter::Serve(|o, v| {
+            let spec = crate::agent::AgentSpec::parse(v)?;
+            if o.agents.iter().any(|a| a.name == spec.name) {
+                return Err(format!("agent '{}' is given twice", spec.name));
+            }
+            o.agents.push(spec);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "agent-restart",
+        metavar: Some("POLICY"),
+        repeatable: false,
+        group: Group::Processes,
+        default: "on-failure",
+        help: "When an agent that ends on its own is started again: never, on-failure or \
+               always (with a back-off from 0.5s doubling to 30s).",
+        setter: Setter::Serve(|o, v| {
+            o.agent_restart = crate::agent::RestartPolicy::from_name(v)
+                .ok_or("expected never, on-failure or always")?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "agent-log-lines",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Processes,
+        default: "200",
+        help: "Output lines an agent keeps to show new clients (also at most 4MiB).",
+        setter: Setter::Serve(|o, v| {
+            o.agent_log_lines = parse_count(v, 0)?;
+            Ok(())
+        }),
+    },
     // Logging
     Flag {
         name: "log-level",
@@ -1315,6 +1448,14 @@ mod tests {
             ("rate-burst", "9"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
+            ("exec", "/x=cat"),
+            ("exec-binary", "true"),
+            ("pass-stderr", "true"),
+            ("kill-grace", "1s"),
+            ("max-processes", "2"),
+            ("agent", "a=cat"),
+            ("agent-restart", "always"),
+            ("agent-log-lines", "5"),
             ("log-level", "debug"),
             ("log-format", "json"),
         ];
@@ -1322,7 +1463,11 @@ mod tests {
         assert_eq!(serve_flags.count(), samples.len());
         for (name, value) in samples {
             let flag = FLAGS.iter().find(|f| f.name == *name).unwrap();
-            let from_flag = serve(&format!("--{name} {value}"));
+            let line = match flag.metavar {
+                Some(_) => format!("--{name} {value}"),
+                None => format!("--{name}"), // a switch takes no value on the command line
+            };
+            let from_flag = serve(&line);
             assert_ne!(from_flag, Options::default(), "--{name}");
             let from_env = serve_env("", &[(&flag.env_var(), value)]);
             assert_eq!(from_env, from_flag, "{}", flag.env_var());
@@ -1338,6 +1483,8 @@ mod tests {
              --read-buffer-size 1024 --handshake-timeout 500ms --ping-interval 0 \
              --pong-timeout 2m --idle-timeout 1h --close-timeout 3 --shutdown-timeout 15s \
              --route /app=ws://127.0.0.1:3000/ --route=/b=ws://h:1/x --upstream-timeout 2s \
+             --exec=/run=cat --exec-binary --pass-stderr --kill-grace 2s --max-processes 3 \
+             --agent=c=sh --agent-restart never --agent-log-lines 10 \
              --log-level DEBUG --log-format json",
         );
         assert_eq!(
@@ -1375,6 +1522,22 @@ mod tests {
                     ("/b".into(), "ws://h:1/x".into()),
                 ],
                 upstream_timeout: Duration::from_secs(2),
+                exec: vec![crate::exec::ExecRoute {
+                    path: "/run".into(),
+                    program: "cat".into(),
+                    args: Vec::new(),
+                }],
+                exec_binary: true,
+                pass_stderr: true,
+                kill_grace: Duration::from_secs(2),
+                max_processes: 3,
+                agents: vec![crate::agent::AgentSpec {
+                    name: "c".into(),
+                    program: "sh".into(),
+                    args: Vec::new(),
+                }],
+                agent_restart: crate::agent::RestartPolicy::Never,
+                agent_log_lines: 10,
                 log_level: log::Level::Debug,
                 log_format: log::Format::Json,
             }
@@ -1496,6 +1659,25 @@ mod tests {
         assert_eq!(o.listen, ["0.0.0.0:80", "[::]:80"]);
         assert_eq!(o.echo, ["/a", "/b"]);
         assert!(invalid("WEIR_ECHO", "")(err_env("", &[("WEIR_ECHO", "/a,")])));
+    }
+
+    #[test]
+    fn process_flags() {
+        // The value holds the program and its arguments, as one shell word.
+        let line = ["--exec", "/tail=tail -n 5 -f /var/log/x", "--agent", "w=sh /w.sh"];
+        let Ok(Command::Serve(o)) = parse(line.map(String::from), no_env) else {
+            panic!("process flags did not parse");
+        };
+        assert_eq!(o.exec[0].program, "tail");
+        assert_eq!(o.exec[0].args, ["-n", "5", "-f", "/var/log/x"]);
+        assert_eq!(o.agents[0].args, ["/w.sh"]);
+        assert!(invalid("--exec", "tail")(err("--exec tail")));
+        assert!(invalid("--exec", "/x=")(err("--exec /x=")));
+        assert!(invalid("--agent", "a=sh")(err("--agent a=sh --agent a=sh")));
+        assert!(invalid("--agent-restart", "sometimes")(err("--agent-restart sometimes")));
+        assert!(invalid("--kill-grace", "0")(err("--kill-grace 0")));
+        assert!(invalid("--max-processes", "0")(err("--max-processes 0")));
+        assert!(serve_env("", &[("WEIR_PASS_STDERR", "1")]).pass_stderr);
     }
 
     #[test]

@@ -13,11 +13,15 @@ pub mod json;
 pub mod proto;
 
 #[cfg(feature = "server")]
+pub mod agent;
+#[cfg(feature = "server")]
 pub mod app;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod client;
+#[cfg(feature = "server")]
+pub mod exec;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]

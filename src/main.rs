@@ -3,8 +3,10 @@
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 
+use weir::agent::{Agents, AgentsConfig};
 use weir::cli::{self, Command, Options};
 use weir::client::console::Outcome;
+use weir::exec::{Exec, ExecConfig};
 use weir::hub::auth::Auth;
 use weir::hub::{Hub, HubConfig};
 use weir::server::{Config, Server};
@@ -106,17 +108,40 @@ fn serve(opts: Options) -> ExitCode {
             }
         }
     }
+    let auth = Auth { tokens, basic: opts.basic_auth.clone(), origins: opts.origins.clone() };
     let hub = Hub::new(HubConfig {
         history: opts.history,
         max_channels: opts.max_channels,
         max_channels_per_connection: opts.max_channels_per_connection,
         max_publish_size: usize::try_from(opts.max_publish_size).unwrap_or(usize::MAX),
-        auth: Auth { tokens, basic: opts.basic_auth.clone(), origins: opts.origins.clone() },
+        auth: auth.clone(),
         auth_timeout: opts.auth_timeout,
         rate: opts.rate,
         rate_burst: opts.rate_burst,
     });
     let mut app = App::new(opts.echo).with_hub("/ws", hub);
+    for r in &opts.exec {
+        weir::info!("exec", path = r.path, program = r.program, args = r.args.join(" "));
+    }
+    if !opts.exec.is_empty() {
+        app = app.with_exec(Exec::new(ExecConfig {
+            routes: opts.exec,
+            binary: opts.exec_binary,
+            pass_stderr: opts.pass_stderr,
+            kill_grace: opts.kill_grace,
+            max_processes: opts.max_processes,
+            auth: auth.clone(),
+        }));
+    }
+    if !opts.agents.is_empty() {
+        app = app.with_agents(Agents::new(AgentsConfig {
+            agents: opts.agents,
+            restart: opts.agent_restart,
+            log_lines: opts.agent_log_lines,
+            kill_grace: opts.kill_grace,
+            auth,
+        }));
+    }
     if !opts.routes.is_empty() {
         match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
             Ok(p) => {

@@ -20,13 +20,15 @@ use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
 use crate::server::handler::{ConnId, ConnectError, Context, Handler, Response};
 use crate::server::pool::Pool;
+use crate::server::process::{Procs, is_process_token};
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, info, warn};
 
-/// Tokens below this are the loop's own sources; slab tokens are all at or above 2^32.
+/// Tokens below 2^32 are the loop's own sources; connection tokens are at or above 2^32 with
+/// bit 63 clear, and the tokens of child-process pipes have bit 63 set (`process.rs`).
 const SIGNAL_TOKEN: Token = Token(0);
 const WAKER_TOKEN: Token = Token(1);
 const LISTENER_BASE: usize = 2;
@@ -62,6 +64,8 @@ pub struct Core {
     pub(crate) accepted: Vec<(Key, Vec<u8>)>,
     /// Connections whose reading the handler resumed.
     pub(crate) resumed: Vec<Key>,
+    /// Child processes and their pipes.
+    pub(crate) procs: Procs,
 }
 
 /// A server: listeners, the loop, and the application.
@@ -131,6 +135,7 @@ impl<H: Handler> Server<H> {
                 random: None,
                 accepted: Vec::new(),
                 resumed: Vec::new(),
+                procs: Procs::new(!config.handle_signals),
                 config,
             },
             handler,
@@ -190,11 +195,16 @@ impl<H: Handler> Server<H> {
         self.handler.on_start(&mut ctx);
         self.flush_dirty();
         self.next_tick = self.handler.tick_interval().map(|t| self.core.now + t);
+        // A turn's log lines go out in one write, before the loop waits again (and when it ends).
+        crate::log::flush();
+        crate::log::batch();
+        let _flush = FlushOnDrop;
         loop {
             if self.core.stopping {
                 return Ok(());
             }
             let timeout = self.poll_timeout();
+            crate::log::flush();
             match self.core.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -218,6 +228,7 @@ impl<H: Handler> Server<H> {
                         self.flush_dirty();
                     }
                     Token(t) if t < 1 << 32 => self.accept(t - LISTENER_BASE),
+                    Token(t) if is_process_token(t) => self.on_process_event(t, event),
                     Token(t) => {
                         let key = Key::from_token(t);
                         let Some(conn) = self.core.conns.get_mut(key) else {
@@ -236,6 +247,7 @@ impl<H: Handler> Server<H> {
                 self.on_ready(key);
             }
             self.serving = batch;
+            self.run_processes();
             self.run_timers();
             if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
                 if self.core.now >= due {
@@ -249,15 +261,17 @@ impl<H: Handler> Server<H> {
                 self.resume_accepting();
             }
             if self.core.draining {
-                if self.core.conns.is_empty() {
+                if self.core.conns.is_empty() && self.core.procs.is_empty() {
                     info!("shutdown complete");
                     return Ok(());
                 }
                 if self.drain_deadline.is_some_and(|d| self.core.now >= d) {
                     warn!(
                         "shutdown timeout: closing the rest",
-                        connections = self.core.conns.len()
+                        connections = self.core.conns.len(),
+                        processes = self.core.procs.len()
                     );
+                    self.core.kill_all();
                     return Ok(());
                 }
             }
@@ -265,7 +279,7 @@ impl<H: Handler> Server<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.core.procs.has_pending() {
             return Some(Duration::ZERO);
         }
         let now = self.core.now;
@@ -274,6 +288,7 @@ impl<H: Handler> Server<H> {
             self.accept_retry_at.filter(|_| self.accept_paused),
             self.drain_deadline,
             self.next_tick,
+            self.core.procs.next_due(),
         ] {
             next = match (next, t) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -286,9 +301,14 @@ impl<H: Handler> Server<H> {
         })
     }
 
-    /// A signal: the first starts the drain, a second (returns true) exits at once.
+    /// A signal: a child's exit is reaped; the first stop starts the drain, a second (returns
+    /// true) exits at once.
     fn on_signal(&mut self) -> bool {
-        let n = self.signals.as_mut().map_or(0, Signals::take);
+        let arrived = self.signals.as_mut().map(Signals::take).unwrap_or_default();
+        if arrived.child {
+            self.reap_processes();
+        }
+        let n = arrived.stop;
         if n == 0 {
             return false;
         }
@@ -307,6 +327,8 @@ impl<H: Handler> Server<H> {
         for mut l in self.listeners.drain(..) {
             let _ = self.core.poll.registry().deregister(&mut l);
         }
+        // Children get SIGTERM, and SIGKILL after their grace.
+        self.core.terminate_all();
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
             if self.core.conns.get(key).is_some_and(|c| c.phase == Phase::Ws) {
@@ -1025,6 +1047,15 @@ fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         Some(c) if c.phase == Phase::Ws => Ok(c),
         _ => Err(SendError::NotOpen),
+    }
+}
+
+/// Writes the batched log lines when the loop returns.
+struct FlushOnDrop;
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        crate::log::flush();
     }
 }
 

@@ -12,6 +12,7 @@ use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
 use crate::server::event_loop::Core;
+use crate::server::process::{InputError, ProcId, Signal, Stream};
 use crate::server::slab::Key;
 use crate::server::stats::Stats;
 
@@ -233,6 +234,26 @@ pub trait Handler {
 
     /// The connection's outbound queue fell to the mark given to [`Context::notify_drained`].
     fn on_drained(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+
+    /// A child started with [`Context::spawn`] wrote to its stdout or stderr (a chunk as read,
+    /// not a line; at most the read buffer's size).
+    fn on_process_output(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _id: ProcId,
+        _stream: Stream,
+        _data: &[u8],
+    ) {
+    }
+
+    /// A child exited and its output has been delivered; its id is stale from now on.
+    fn on_process_exit(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _id: ProcId,
+        _status: std::process::ExitStatus,
+    ) {
+    }
 }
 
 /// What a handler acts with: the runtime's connections, counters and clock.
@@ -409,6 +430,74 @@ impl Context<'_> {
             c.drain_mark = Some(mark);
             self.core.mark_dirty(id.0);
         }
+    }
+
+    /// The local address a connection was accepted on.
+    pub fn local_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.core.conns.get(id.0).and_then(|c| c.socket.local_addr().ok())
+    }
+
+    /// Starts a child process with piped stdin, stdout and stderr, in its own process group,
+    /// its pipes served by this loop. Its output comes to [`Handler::on_process_output`] and its
+    /// end to [`Handler::on_process_exit`].
+    ///
+    /// # Errors
+    /// The program cannot be started, or its pipes cannot be registered.
+    pub fn spawn(&mut self, cmd: std::process::Command) -> io::Result<ProcId> {
+        self.core.spawn(cmd)
+    }
+
+    /// Queues bytes for a child's stdin (written as the pipe takes them).
+    ///
+    /// # Errors
+    /// [`InputError::Closed`] if the process or its stdin is gone; [`InputError::Full`] if the
+    /// unwritten bytes would pass the queue cap (nothing is queued then).
+    pub fn process_write(&mut self, id: ProcId, bytes: &[u8]) -> Result<(), InputError> {
+        self.core.process_write(id, bytes)
+    }
+
+    /// Closes a child's stdin once the queued bytes are written.
+    pub fn process_close_stdin(&mut self, id: ProcId) {
+        self.core.process_close_stdin(id);
+    }
+
+    /// Sends a signal to a child's process group.
+    ///
+    /// # Errors
+    /// The process has exited, or kill(2) failed.
+    pub fn process_signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
+        self.core.process_signal(id, sig)
+    }
+
+    /// Ends a child: its stdin is closed, it gets SIGTERM now and SIGKILL after `grace` if it
+    /// is still running then.
+    pub fn terminate_process(&mut self, id: ProcId, grace: Duration) {
+        self.core.terminate_process(id, grace);
+    }
+
+    /// Stops reading a child's output (flow control: the child blocks once its pipe is full).
+    pub fn pause_process_output(&mut self, id: ProcId) {
+        self.core.pause_process_output(id, true);
+    }
+
+    /// Reads a child's output again.
+    pub fn resume_process_output(&mut self, id: ProcId) {
+        self.core.pause_process_output(id, false);
+    }
+
+    /// A running child's pid (`None` once it has exited).
+    pub fn process_pid(&self, id: ProcId) -> Option<u32> {
+        self.core.procs.pid(id)
+    }
+
+    /// Children started and not yet reported gone.
+    pub fn process_count(&self) -> usize {
+        self.core.procs.len()
+    }
+
+    /// The SIGTERM-to-SIGKILL grace children get when the server shuts down (default 5 s).
+    pub fn set_process_shutdown_grace(&mut self, grace: Duration) {
+        self.core.procs.shutdown_grace = grace;
     }
 
     /// Stops the loop after the current wake-up (`Server::run` returns).

@@ -2,7 +2,8 @@
 //!
 //! Connection slots carry a generation in their token (stale events are ignored), buffers are
 //! leased from a pool only while a connection holds partial input or unsent output, timers live
-//! on a hashed timing wheel, and an application plugs in through [`Handler`].
+//! on a hashed timing wheel, child processes' pipes are sources of the same poll, and an
+//! application plugs in through [`Handler`].
 
 pub mod config;
 mod conn;
@@ -11,6 +12,7 @@ pub mod handler;
 mod outbound;
 pub mod outq;
 pub mod pool;
+pub mod process;
 mod request;
 pub mod signal;
 pub mod slab;
@@ -21,4 +23,5 @@ pub use config::Config;
 pub use event_loop::Server;
 pub use handler::{ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response};
 pub use mio::Waker;
+pub use process::{InputError, ProcId, Signal, Stream};
 pub use stats::Stats;

@@ -1,8 +1,9 @@
-//! SIGINT and SIGTERM into the event loop, through a self-pipe (no thread, no blocking).
+//! SIGINT, SIGTERM and SIGCHLD into the event loop, through a self-pipe (no thread, no blocking).
 //!
-//! The handler only writes one byte to a non-blocking pipe, which is async-signal-safe; the loop
-//! sees the pipe readable and starts the drain. This file is the only place with `unsafe` code,
-//! each block one direct libc call (signals and the open-file limit).
+//! The handler only writes one byte, the signal's number, to a non-blocking pipe, which is
+//! async-signal-safe; the loop sees the pipe readable and starts the drain (SIGINT, SIGTERM) or
+//! reaps the children it owns (SIGCHLD). This file is the only place with `unsafe` code, each
+//! block one direct libc call (signals, sending a signal, and the open-file limit).
 
 #![allow(unsafe_code)]
 
@@ -22,7 +23,7 @@ pub struct Signals {
     _tx: pipe::Sender,
 }
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     let fd = PIPE_FD.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: write(2) is async-signal-safe; errno is saved and restored around it so the
@@ -30,7 +31,8 @@ extern "C" fn on_signal(_sig: libc::c_int) {
         // the loop already has one to read.
         unsafe {
             let errno = *libc::__errno_location();
-            let byte = 1u8;
+            // Every signal handled here has a number below 256.
+            let byte = sig as u8;
             libc::write(fd, (&raw const byte).cast(), 1);
             *libc::__errno_location() = errno;
         }
@@ -38,20 +40,27 @@ extern "C" fn on_signal(_sig: libc::c_int) {
 }
 
 impl Signals {
-    /// Installs the handler for SIGINT and SIGTERM.
+    /// Installs the handler for SIGINT, SIGTERM and SIGCHLD.
     ///
     /// # Errors
     /// The pipe or the handler could not be set up.
     pub fn install() -> io::Result<Self> {
         let (tx, rx) = pipe::new()?;
         PIPE_FD.store(tx.as_raw_fd(), Ordering::Relaxed);
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
+            // SIGCHLD only for children that exit: a child stopped or continued (SIGSTOP and
+            // SIGCONT, which the runtime sends itself) raises nothing.
+            let flags = if sig == libc::SIGCHLD {
+                libc::SA_RESTART | libc::SA_NOCLDSTOP
+            } else {
+                libc::SA_RESTART
+            };
             // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is an
             // extern "C" fn that only calls async-signal-safe functions.
             let rc = unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = on_signal as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
+                sa.sa_flags = flags;
                 libc::sigemptyset(&raw mut sa.sa_mask);
                 libc::sigaction(sig, &raw const sa, std::ptr::null_mut())
             };
@@ -67,20 +76,59 @@ impl Signals {
         &mut self.rx
     }
 
-    /// Reads the signals that arrived and returns how many.
-    pub fn take(&mut self) -> usize {
-        let mut n = 0;
+    /// Reads the signals that arrived: how many asked to stop, and whether a child exited.
+    pub fn take(&mut self) -> Arrived {
+        let mut arrived = Arrived::default();
         let mut buf = [0u8; 64];
         loop {
             match self.rx.read(&mut buf) {
                 Ok(0) => break,
-                Ok(k) => n += k,
+                Ok(k) => {
+                    for &sig in &buf[..k] {
+                        if libc::c_int::from(sig) == libc::SIGCHLD {
+                            arrived.child = true;
+                        } else {
+                            arrived.stop += 1;
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
-        n
+        arrived
     }
+}
+
+/// What [`Signals::take`] found in the pipe.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Arrived {
+    /// SIGINT and SIGTERM: requests to shut down.
+    pub stop: usize,
+    /// A SIGCHLD: some child exited (which one is found by asking for each one it owns).
+    pub child: bool,
+}
+
+/// Sends `sig` to the process group `pgid` (a child started as the leader of its own group), or
+/// to the process alone if it has left the group. Only called for a child not yet reaped, so the
+/// id cannot have been reused.
+///
+/// # Errors
+/// As kill(2): no such process, or not permitted.
+pub fn kill_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
+    let Ok(pid) = libc::pid_t::try_from(pgid) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    if pid <= 1 {
+        // kill(0) and kill(-1) would signal weir's own group or every process.
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory.
+    if unsafe { libc::kill(-pid, sig) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::kill(pid, sig) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// The most files this process may open (RLIMIT_NOFILE, soft limit).

@@ -9,7 +9,9 @@
 //!
 //! A key packs into a mio token with [`Key::to_token`]. Slab keys always have a generation of at
 //! least 1, so every token below 2^32 is free for the runtime's own registrations (listeners, the
-//! signal pipe) and [`Key::from_token`] of such a token matches no slot.
+//! signal pipe) and [`Key::from_token`] of such a token matches no slot. Generations stay below
+//! 2^31, so a slab token never has bit 63 set: the runtime marks the tokens of child-process pipes
+//! with it (`server::process`), and the two kinds can never be confused.
 
 use core::fmt;
 
@@ -26,10 +28,14 @@ const NIL: u32 = u32::MAX;
 /// below 2^32 are never slab tokens.
 const FIRST_GENERATION: u32 = 1;
 
+/// The largest generation: after it a slot starts again at [`FIRST_GENERATION`], so bit 63 of a
+/// token is never set by a slab key (process tokens use it).
+const MAX_GENERATION: u32 = (1 << 31) - 1;
+
 /// The address of one value in a [`Slab`]: a slot index and the slot's generation.
 ///
 /// A key stays valid until its value is removed; after that it matches nothing, even once the
-/// slot holds a new value (until the slot's generation wraps around after 2^32 - 1 reuses).
+/// slot holds a new value (until the slot's generation wraps around after 2^31 - 1 reuses).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     index: u32,
@@ -196,9 +202,9 @@ impl<T> Slab<T> {
         let Entry::Occupied(value) = core::mem::replace(&mut slot.entry, vacant) else {
             return None;
         };
-        slot.generation = match slot.generation.wrapping_add(1) {
-            0 => FIRST_GENERATION,
-            next => next,
+        slot.generation = match slot.generation {
+            MAX_GENERATION.. => FIRST_GENERATION,
+            g => g + 1,
         };
         self.free_head = key.index;
         self.len -= 1;
@@ -431,9 +437,10 @@ mod tests {
         let mut slab = Slab::new();
         let key = slab.insert(());
         if let Some(slot) = slab.slots.get_mut(0) {
-            slot.generation = u32::MAX;
+            slot.generation = MAX_GENERATION;
         }
-        let key = Key { generation: u32::MAX, ..key };
+        let key = Key { generation: MAX_GENERATION, ..key };
+        assert!(key.to_token() < 1 << 63, "bit 63 is left to process tokens");
         assert_eq!(slab.remove(key), Some(()));
         let next = slab.insert(());
         assert_eq!(next.generation, FIRST_GENERATION);

@@ -1,0 +1,592 @@
+//! `--exec PATH=PROGRAM [ARGS...]`: each WebSocket connection to PATH runs its own process, as
+//! websocketd does. A text message becomes a line on the process's stdin; each line it writes
+//! to stdout becomes a text message (or, with `--exec-binary`, each chunk a binary message).
+//! stderr goes to weir's log, or to the client with `--pass-stderr`.
+//!
+//! The request reaches the program in CGI variables (`REMOTE_ADDR`, `QUERY_STRING`, `HTTP_*`,
+//! ...). The process exits: the connection closes with 1000 (1011 if it failed). The client
+//! leaves: the process gets SIGTERM, then SIGKILL after the kill grace. When the client reads
+//! slowly, weir stops reading the process's output, and the process blocks on its full pipe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use crate::hub::auth::{Auth, query_param, strip_scheme};
+use crate::proto::handshake::UpgradeRequest;
+use crate::proto::http::Request;
+use crate::proto::{CloseCode, MessageKind};
+use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Stream};
+use crate::{info, warn};
+
+/// The longest line sent as one message; a longer one is sent in pieces of this size.
+pub const MAX_LINE: usize = 64 << 10;
+/// Past this many bytes queued for the client, the process's output is no longer read...
+const HIGH_WATER: usize = 256 << 10;
+/// ... until the queue is down to this.
+const LOW_WATER: usize = 64 << 10;
+/// Variables of weir's own environment a program sees (everything else, `WEIR_TOKEN` among
+/// them, is left out).
+const PASS_ENV: &[&str] =
+    &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+/// One `--exec` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRoute {
+    /// The request path (it also serves the paths under it, as `PATH_INFO`).
+    pub path: String,
+    /// The program.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+impl ExecRoute {
+    /// Parses `PATH=PROGRAM [ARGS...]`: the part after `=` is split on whitespace (no quoting).
+    ///
+    /// # Errors
+    /// No `=`, a path that does not start with `/`, or no program.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let (path, command) = value.split_once('=').ok_or("expected PATH=PROGRAM [ARGS...]")?;
+        if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(String::from("the path must start with '/', without spaces"));
+        }
+        let mut words = command.split_whitespace().map(String::from);
+        let program = words.next().ok_or("missing the program after '='")?;
+        // `/x/` serves the same paths as `/x`; `/` alone serves every path.
+        let path = match path.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        };
+        Ok(Self { path: path.to_string(), program, args: words.collect() })
+    }
+}
+
+/// The exec application's settings.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// The routes.
+    pub routes: Vec<ExecRoute>,
+    /// Stdout chunks as binary messages, and messages written to stdin as they are.
+    pub binary: bool,
+    /// stderr lines to the client (else to the log).
+    pub pass_stderr: bool,
+    /// SIGTERM to SIGKILL.
+    pub kill_grace: Duration,
+    /// Most processes running at once (503 beyond).
+    pub max_processes: usize,
+    /// Origin, Basic and token rules (the hub's).
+    pub auth: Auth,
+}
+
+/// A running program and its client.
+#[derive(Debug)]
+struct Session {
+    /// Gone once the client has left.
+    conn: Option<ConnId>,
+    stdout: Lines,
+    stderr: Lines,
+    paused: bool,
+    path: String,
+}
+
+/// The exec application.
+#[derive(Debug)]
+pub struct Exec {
+    config: ExecConfig,
+    by_conn: HashMap<ConnId, ProcId>,
+    sessions: HashMap<ProcId, Session>,
+}
+
+impl Exec {
+    /// With these routes and settings.
+    pub fn new(config: ExecConfig) -> Self {
+        Self { config, by_conn: HashMap::new(), sessions: HashMap::new() }
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &[ExecRoute] {
+        &self.config.routes
+    }
+
+    /// The SIGTERM-to-SIGKILL grace.
+    pub fn kill_grace(&self) -> Duration {
+        self.config.kill_grace
+    }
+
+    /// The route serving `path`: the longest whose path is `path` or a parent of it.
+    pub fn route_for(&self, path: &str) -> Option<&ExecRoute> {
+        self.config
+            .routes
+            .iter()
+            .filter(|r| {
+                path == r.path
+                    || r.path == "/"
+                    || path.strip_prefix(r.path.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|r| r.path.len())
+    }
+
+    /// Whether a connection is one of this app's.
+    pub fn owns(&self, id: ConnId) -> bool {
+        self.by_conn.contains_key(&id)
+    }
+
+    /// Whether a process is one of this app's.
+    pub fn owns_process(&self, id: ProcId) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    /// Processes running (clients gone included, until their process ends).
+    pub fn running(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// An upgrade to an exec path: access rules, the process cap, then the program starts.
+    pub fn on_upgrade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        req: &UpgradeRequest<'_, '_>,
+        peer: SocketAddr,
+    ) -> Decision {
+        if let Err(r) = upgrade_allowed(&self.config.auth, req, peer) {
+            return Decision::Reject(r);
+        }
+        let Some(route) = self.route_for(req.path).cloned() else {
+            return Decision::Reject(Response::text(404, "no WebSocket endpoint at this path\n"));
+        };
+        if self.sessions.len() >= self.config.max_processes {
+            warn!(
+                "exec: process limit reached",
+                path = route.path,
+                max = self.config.max_processes
+            );
+            let mut r = Response::text(503, "too many processes\n");
+            r.headers.push(("Retry-After".into(), b"5".to_vec()));
+            return Decision::Reject(r);
+        }
+        let mut cmd = Command::new(&route.program);
+        cmd.args(&route.args).env_clear();
+        for name in PASS_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        let local = ctx.local_addr(id);
+        for (k, v) in cgi_env(req, &route.path, peer, local, id) {
+            cmd.env(k, OsStr::from_bytes(&v));
+        }
+        let proc = match ctx.spawn(cmd) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("exec: cannot start", path = route.path, program = route.program, error = e);
+                return Decision::Reject(Response::text(500, "cannot start the program\n"));
+            }
+        };
+        info!(
+            "exec: started",
+            id = id.as_u64(),
+            peer = peer,
+            path = req.path,
+            pid = ctx.process_pid(proc).unwrap_or(0)
+        );
+        self.by_conn.insert(id, proc);
+        self.sessions.insert(
+            proc,
+            Session {
+                conn: Some(id),
+                stdout: Lines::new(MAX_LINE),
+                stderr: Lines::new(MAX_LINE),
+                paused: false,
+                path: route.path,
+            },
+        );
+        Decision::accept()
+    }
+
+    /// A message from the client: a line (or, binary mode, raw bytes) for the process's stdin.
+    pub fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, data: &[u8]) {
+        let Some(&proc) = self.by_conn.get(&id) else { return };
+        let result = if self.config.binary {
+            ctx.process_write(proc, data)
+        } else {
+            let mut line = Vec::with_capacity(data.len() + 1);
+            line.extend_from_slice(data);
+            line.push(b'\n');
+            ctx.process_write(proc, &line)
+        };
+        match result {
+            Ok(()) | Err(InputError::Closed) => {}
+            Err(InputError::Full) => {
+                warn!("exec: the process is not reading its input", id = id.as_u64());
+                ctx.close(id, CloseCode::POLICY_VIOLATION, "the process is not reading its input");
+            }
+        }
+    }
+
+    /// The client is gone: its process is ended.
+    pub fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let Some(proc) = self.by_conn.remove(&id) else { return };
+        if let Some(s) = self.sessions.get_mut(&proc) {
+            s.conn = None;
+        }
+        ctx.terminate_process(proc, self.config.kill_grace);
+    }
+
+    /// The client's queue drained: read the process's output again.
+    pub fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let Some(&proc) = self.by_conn.get(&id) else { return };
+        if let Some(s) = self.sessions.get_mut(&proc) {
+            if std::mem::take(&mut s.paused) {
+                ctx.resume_process_output(proc);
+            }
+        }
+    }
+
+    /// Output of a process: lines (or chunks) to its client, stderr to the log unless passed.
+    pub fn on_process_output(
+        &mut self,
+        ctx: &mut Context<'_>,
+        proc: ProcId,
+        stream: Stream,
+        data: &[u8],
+    ) {
+        let Some(s) = self.sessions.get_mut(&proc) else { return };
+        let binary = self.config.binary;
+        let to_client = stream == Stream::Stdout || self.config.pass_stderr;
+        let Some(conn) = s.conn else { return };
+        if !to_client {
+            s.stderr.push(data, &mut |line| log_stderr(conn, line));
+            return;
+        }
+        if binary && stream == Stream::Stdout {
+            let _ = ctx.send(conn, MessageKind::Binary, data);
+        } else {
+            let lines = if stream == Stream::Stdout { &mut s.stdout } else { &mut s.stderr };
+            lines.push(data, &mut |line| send_line(ctx, conn, line));
+        }
+        if !s.paused && ctx.queued_bytes(conn) > HIGH_WATER {
+            s.paused = true;
+            ctx.pause_process_output(proc);
+            ctx.notify_drained(conn, LOW_WATER);
+        }
+    }
+
+    /// A process ended: what is left of its output is sent, and its client closed with 1000
+    /// (1011 if it failed).
+    pub fn on_process_exit(&mut self, ctx: &mut Context<'_>, proc: ProcId, status: ExitStatus) {
+        let Some(mut s) = self.sessions.remove(&proc) else { return };
+        info!(
+            "exec: exited",
+            path = s.path,
+            code = status.code().map_or(-1, i64::from),
+            signal = status.signal().unwrap_or(0)
+        );
+        let Some(conn) = s.conn else { return };
+        self.by_conn.remove(&conn);
+        s.stdout.finish(&mut |line| send_line(ctx, conn, line));
+        if self.config.pass_stderr {
+            s.stderr.finish(&mut |line| send_line(ctx, conn, line));
+        } else {
+            s.stderr.finish(&mut |line| log_stderr(conn, line));
+        }
+        if status.success() {
+            ctx.close(conn, CloseCode::NORMAL, "");
+        } else {
+            ctx.close(conn, CloseCode(1011), "the program failed");
+        }
+    }
+}
+
+fn send_line(ctx: &mut Context<'_>, conn: ConnId, line: &[u8]) {
+    // A text message must be UTF-8 (RFC 6455 §5.6): bytes that are not become U+FFFD.
+    let text = String::from_utf8_lossy(line);
+    let _ = ctx.send(conn, MessageKind::Text, text.as_bytes());
+}
+
+fn log_stderr(conn: ConnId, line: &[u8]) {
+    info!("exec: stderr", id = conn.as_u64(), line = String::from_utf8_lossy(line));
+}
+
+/// The CGI variables (RFC 3875 §4.1) for an upgrade request, plus `WEIR_CLIENT_ID`.
+fn cgi_env(
+    req: &UpgradeRequest<'_, '_>,
+    route: &str,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    id: ConnId,
+) -> Vec<(String, Vec<u8>)> {
+    let host = req.host;
+    let (name, host_port) = split_host(host);
+    let port = local.map(|a| a.port().to_string()).or(host_port).unwrap_or_else(|| "80".into());
+    let path_info =
+        if route == "/" { req.path } else { &req.path[route.len().min(req.path.len())..] };
+    let mut env: Vec<(String, Vec<u8>)> = vec![
+        ("GATEWAY_INTERFACE".into(), b"CGI/1.1".to_vec()),
+        ("SERVER_SOFTWARE".into(), concat!("weir/", env!("CARGO_PKG_VERSION")).into()),
+        ("SERVER_PROTOCOL".into(), b"HTTP/1.1".to_vec()),
+        ("REQUEST_METHOD".into(), b"GET".to_vec()),
+        ("REMOTE_ADDR".into(), peer.ip().to_string().into_bytes()),
+        ("REMOTE_PORT".into(), peer.port().to_string().into_bytes()),
+        ("SERVER_NAME".into(), name.to_vec()),
+        ("SERVER_PORT".into(), port.into_bytes()),
+        ("SCRIPT_NAME".into(), route.as_bytes().to_vec()),
+        ("PATH_INFO".into(), path_info.as_bytes().to_vec()),
+        ("QUERY_STRING".into(), req.query.unwrap_or("").as_bytes().to_vec()),
+        ("REQUEST_URI".into(), req.target.as_bytes().to_vec()),
+        ("WEIR_CLIENT_ID".into(), id.as_u64().to_string().into_bytes()),
+    ];
+    let mut headers: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for h in req.headers {
+        let var: String =
+            h.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }).collect();
+        // httpoxy: a `Proxy` header must not become HTTP_PROXY, which programs take as their
+        // proxy. Names that are not plain words are left out, and so are values with NUL.
+        if var == "PROXY"
+            || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || h.value.contains(&0)
+        {
+            continue;
+        }
+        let v = headers.entry(format!("HTTP_{var}")).or_default();
+        if !v.is_empty() {
+            v.extend_from_slice(b", ");
+        }
+        v.extend_from_slice(h.value);
+    }
+    env.extend(headers);
+    env
+}
+
+/// The host name and port of a `Host` value (`[::1]:8080`, `example.com`).
+fn split_host(host: &[u8]) -> (&[u8], Option<String>) {
+    let port_at = if host.first() == Some(&b'[') {
+        host.iter().position(|&b| b == b']').map(|i| i + 1).filter(|&i| host.get(i) == Some(&b':'))
+    } else {
+        host.iter().rposition(|&b| b == b':')
+    };
+    match port_at {
+        Some(i) => {
+            let port = std::str::from_utf8(&host[i + 1..]).ok().map(String::from);
+            (&host[..i], port)
+        }
+        None => (host, None),
+    }
+}
+
+/// Splits a byte stream into lines: `\n` ends a line (a `\r` before it is dropped), a partial
+/// line waits for the rest, and a line longer than the cap goes out in pieces of the cap (cut on
+/// a UTF-8 character boundary when one is near).
+#[derive(Debug)]
+pub struct Lines {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Lines {
+    /// Lines of at most `max` bytes (at least 4, so a piece can hold any character).
+    pub fn new(max: usize) -> Self {
+        Self { buf: Vec::new(), max: max.max(4) }
+    }
+
+    /// Takes bytes and calls `emit` with each whole line (or piece) they complete.
+    pub fn push(&mut self, mut data: &[u8], emit: &mut dyn FnMut(&[u8])) {
+        while let Some(i) = data.iter().position(|&b| b == b'\n') {
+            let (line, rest) = (&data[..i], &data[i + 1..]);
+            if self.buf.is_empty() {
+                self.pieces(line, emit);
+            } else {
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.extend_from_slice(line);
+                self.pieces(&buf, emit);
+                buf.clear();
+                self.buf = buf;
+            }
+            data = rest;
+        }
+        self.buf.extend_from_slice(data);
+        while self.buf.len() > self.max {
+            let cut = boundary(&self.buf, self.max);
+            emit(&self.buf[..cut]);
+            self.buf.drain(..cut);
+        }
+        if self.buf.is_empty() && self.buf.capacity() > self.max {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// The partial line left at the end of the stream, if any.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(&[u8])) {
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            self.pieces(&buf, emit);
+        }
+    }
+
+    /// One whole line, in pieces of at most `max`.
+    fn pieces(&self, line: &[u8], emit: &mut dyn FnMut(&[u8])) {
+        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+        while line.len() > self.max {
+            let cut = boundary(line, self.max);
+            emit(&line[..cut]);
+            line = &line[cut..];
+        }
+        emit(line);
+    }
+}
+
+/// Where to cut `bytes` (longer than `max`) at most `max` bytes in: before a UTF-8 character's
+/// first byte if there is one in the last 3 bytes, else at `max`.
+fn boundary(bytes: &[u8], max: usize) -> usize {
+    (max.saturating_sub(3)..=max)
+        .rev()
+        .find(|&i| i > 0 && bytes.get(i).is_some_and(|&b| b & 0xC0 != 0x80))
+        .unwrap_or(max)
+}
+
+/// The hub's access rules on an upgrade: origin (403), Basic credentials (401), and a bearer
+/// token or `?token=` when tokens are configured (401).
+///
+/// # Errors
+/// The response that refuses the request.
+pub fn upgrade_allowed(
+    auth: &Auth,
+    req: &UpgradeRequest<'_, '_>,
+    peer: SocketAddr,
+) -> Result<(), Response> {
+    check_access(auth, req.origin, req.host, req.header("authorization"), req.query, peer)
+}
+
+/// As [`upgrade_allowed`], for a plain HTTP request.
+///
+/// # Errors
+/// The response that refuses the request.
+pub fn request_allowed(
+    auth: &Auth,
+    req: &Request<'_, '_>,
+    peer: SocketAddr,
+) -> Result<(), Response> {
+    let host = req.header("host").unwrap_or_default();
+    check_access(auth, req.header("origin"), host, req.header("authorization"), req.query(), peer)
+}
+
+fn check_access(
+    auth: &Auth,
+    origin: Option<&[u8]>,
+    host: &[u8],
+    authorization: Option<&[u8]>,
+    query: Option<&str>,
+    peer: SocketAddr,
+) -> Result<(), Response> {
+    if !auth.origin_ok(origin, host) {
+        info!(
+            "origin refused",
+            peer = peer,
+            origin = String::from_utf8_lossy(origin.unwrap_or_default())
+        );
+        return Err(Response::text(403, "origin not allowed\n"));
+    }
+    if !auth.basic_ok(authorization) {
+        info!("basic auth refused", peer = peer);
+        let mut r = Response::text(401, "authentication required\n");
+        r.headers
+            .push(("WWW-Authenticate".into(), b"Basic realm=\"weir\", charset=\"UTF-8\"".to_vec()));
+        return Err(r);
+    }
+    if auth.tokens_required() {
+        let token = authorization
+            .and_then(|v| strip_scheme(v, b"bearer"))
+            .or_else(|| query_param(query, "token").map(str::as_bytes));
+        if !token.is_some_and(|t| auth.token_ok(t)) {
+            info!("token refused", peer = peer);
+            let mut r = Response::text(401, "a valid token is required\n");
+            r.headers.push(("WWW-Authenticate".into(), b"Bearer realm=\"weir\"".to_vec()));
+            return Err(r);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]], max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut lines = Lines::new(max);
+        for c in chunks {
+            lines.push(c, &mut |l| out.push(String::from_utf8_lossy(l).into_owned()));
+        }
+        lines.finish(&mut |l| out.push(String::from_utf8_lossy(l).into_owned()));
+        out
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        assert_eq!(split(&[b"a\nb", b"c\r\n", b"\nd"], 64), ["a", "bc", "", "d"]);
+        assert_eq!(split(&[b"one\n"], 64), ["one"]);
+        assert!(split(&[b""], 64).is_empty());
+    }
+
+    #[test]
+    fn long_lines_go_in_pieces() {
+        assert_eq!(split(&[b"abcdefghij\n"], 4), ["abcd", "efgh", "ij"]);
+        // Without a newline the buffer never holds more than the cap.
+        let mut lines = Lines::new(4);
+        let mut n = 0;
+        for _ in 0..1000 {
+            lines.push(b"xyz", &mut |l| {
+                assert_eq!(l.len(), 4);
+                n += 1;
+            });
+            assert!(lines.buf.len() <= 4);
+        }
+        // 3000 bytes: 749 pieces out, the last 4 wait for more (or the end).
+        assert_eq!(n, 749);
+        assert_eq!(lines.buf.len(), 4);
+        // A piece is not cut inside a character.
+        let s = "aé€x".repeat(3);
+        let pieces = split(&[s.as_bytes(), b"\n"], 5);
+        assert_eq!(pieces.concat(), s);
+        assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    }
+
+    #[test]
+    fn routes() {
+        let r = ExecRoute::parse("/cmd=/bin/echo  -n hi").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.path, "/cmd");
+        assert_eq!(r.program, "/bin/echo");
+        assert_eq!(r.args, ["-n", "hi"]);
+        assert!(ExecRoute::parse("cmd=/bin/echo").is_err());
+        assert!(ExecRoute::parse("/cmd=").is_err());
+        assert!(ExecRoute::parse("/cmd").is_err());
+        let exec = Exec::new(ExecConfig {
+            routes: vec![
+                ExecRoute::parse("/a=x").unwrap_or_else(|e| panic!("{e}")),
+                ExecRoute::parse("/a/b=y").unwrap_or_else(|e| panic!("{e}")),
+            ],
+            binary: false,
+            pass_stderr: false,
+            kill_grace: Duration::from_secs(1),
+            max_processes: 1,
+            auth: Auth::default(),
+        });
+        assert_eq!(exec.route_for("/a").map(|r| r.program.as_str()), Some("x"));
+        assert_eq!(exec.route_for("/a/c").map(|r| r.program.as_str()), Some("x"));
+        assert_eq!(exec.route_for("/a/b/c").map(|r| r.program.as_str()), Some("y"));
+        assert_eq!(exec.route_for("/ab"), None);
+    }
+
+    #[test]
+    fn host_split() {
+        assert_eq!(split_host(b"example.com:8080"), (&b"example.com"[..], Some("8080".into())));
+        assert_eq!(split_host(b"[::1]:80"), (&b"[::1]"[..], Some("80".into())));
+        assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
+        assert_eq!(split_host(b"h"), (&b"h"[..], None));
+    }
+}

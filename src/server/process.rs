@@ -1,0 +1,684 @@
+//! Child processes as event sources of the one loop: their stdin, stdout and stderr pipes are
+//! non-blocking mio sources registered in the same poll as the sockets (no thread per process).
+//!
+//! A handler starts a process with [`Context::spawn`], writes to its stdin (queued, bounded by
+//! the queue cap), receives its output in [`Handler::on_process_output`], and learns that it is
+//! gone in [`Handler::on_process_exit`], which comes once the process is reaped *and* its output
+//! pipes are read to the end (so every byte it wrote is delivered first). Flow control: while
+//! output is paused the pipes are not read, the kernel's pipe buffer fills, and the process
+//! blocks in its own `write`.
+//!
+//! Tokens: a process pipe's token is `1 << 63 | generation << 32 | pipe << 30 | index`, from the
+//! processes' own [`Slab`]. Slab generations stay below 2^31, so no connection token has bit 63
+//! set, and a stale token (a process removed, its slot reused) matches nothing.
+//!
+//! Every child leads its own process group, and signals go to the group, so a shell script's
+//! children stop, continue and die with it. Exits are found with `waitpid(pid, WNOHANG)` for each
+//! child the runtime owns (through [`std::process::Child::try_wait`]), when SIGCHLD arrives, when
+//! a child's output pipes close, and once a second if the runtime does not handle signals.
+//!
+//! [`Context::spawn`]: crate::server::Context::spawn
+//! [`Handler::on_process_output`]: crate::server::Handler::on_process_output
+//! [`Handler::on_process_exit`]: crate::server::Handler::on_process_exit
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use mio::unix::pipe::{Receiver, Sender};
+use mio::{Interest, Token};
+
+use crate::server::event_loop::Core;
+use crate::server::handler::{Context, Handler};
+use crate::server::signal::kill_group;
+use crate::server::slab::{Key, Slab};
+use crate::{debug, warn};
+
+/// Set in every process token (and in no connection token).
+pub(crate) const PROCESS_BIT: usize = 1 << 63;
+/// Where the pipe's number sits in a process token.
+const PIPE_SHIFT: u32 = 30;
+const PIPE_MASK: usize = 0b11 << PIPE_SHIFT;
+/// Slots at or above this index cannot carry a pipe number in their token.
+const MAX_INDEX: u32 = 1 << PIPE_SHIFT;
+const STDIN: usize = 0;
+const STDOUT: usize = 1;
+const STDERR: usize = 2;
+/// Reads per pipe per wake-up; a process with more to say waits for the next turn.
+const READS_PER_WAKE: usize = 16;
+/// How long the output of a reaped process may stay open (a grandchild holding the pipe)
+/// before it is abandoned and the exit reported.
+const EXIT_LINGER: Duration = Duration::from_secs(2);
+/// How often exits are polled for when no SIGCHLD handler is installed.
+const REAP_POLL: Duration = Duration::from_secs(1);
+
+/// A child process, as the application names it. Stale ids are harmless: every call with the
+/// id of a process that is gone does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcId(pub(crate) Key);
+
+impl ProcId {
+    /// A number that identifies the process in logs (not its pid).
+    pub fn as_u64(self) -> u64 {
+        self.0.to_token() as u64
+    }
+}
+
+/// Which output pipe data came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `"stdout"` or `"stderr"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// The signals an application may send to a child's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// SIGTERM: asks it to exit.
+    Term,
+    /// SIGKILL: ends it at once.
+    Kill,
+    /// SIGINT: an interrupt, as Ctrl-C.
+    Int,
+    /// SIGHUP: a hang-up (many daemons reload on it).
+    Hup,
+    /// SIGSTOP: stops it until SIGCONT.
+    Stop,
+    /// SIGCONT: continues a stopped process.
+    Cont,
+}
+
+impl Signal {
+    /// The signal named `TERM`, `KILL`, `INT`, `HUP`, `STOP` or `CONT` (a `SIG` prefix and any
+    /// case are accepted).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let upper = name.to_ascii_uppercase();
+        Some(match upper.strip_prefix("SIG").unwrap_or(&upper) {
+            "TERM" => Self::Term,
+            "KILL" => Self::Kill,
+            "INT" => Self::Int,
+            "HUP" => Self::Hup,
+            "STOP" => Self::Stop,
+            "CONT" => Self::Cont,
+            _ => return None,
+        })
+    }
+
+    /// The short name (`TERM`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Term => "TERM",
+            Self::Kill => "KILL",
+            Self::Int => "INT",
+            Self::Hup => "HUP",
+            Self::Stop => "STOP",
+            Self::Cont => "CONT",
+        }
+    }
+
+    fn number(self) -> libc::c_int {
+        match self {
+            Self::Term => libc::SIGTERM,
+            Self::Kill => libc::SIGKILL,
+            Self::Int => libc::SIGINT,
+            Self::Hup => libc::SIGHUP,
+            Self::Stop => libc::SIGSTOP,
+            Self::Cont => libc::SIGCONT,
+        }
+    }
+}
+
+/// Why bytes could not be queued for a child's stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputError {
+    /// The process is gone, or its stdin is closed.
+    Closed,
+    /// The queue would pass the cap: the process is not reading its input.
+    Full,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Closed => "the process's input is closed",
+            Self::Full => "the process is not reading its input",
+        })
+    }
+}
+
+/// One child and its pipes.
+#[derive(Debug)]
+pub(crate) struct Process {
+    child: Child,
+    pid: u32,
+    stdin: Option<Sender>,
+    /// Stdout and stderr, until their end.
+    out: [Option<Receiver>; 2],
+    /// Readiness not yet used up (edge-triggered), per output pipe.
+    readable: [bool; 2],
+    writable: bool,
+    /// Bytes for stdin not yet written, from `input_at`.
+    input: Vec<u8>,
+    input_at: usize,
+    /// Close stdin once the queued input is written.
+    close_after_input: bool,
+    /// Output is not read (flow control).
+    paused: bool,
+    /// Set once reaped.
+    status: Option<ExitStatus>,
+    /// SIGKILL at this time, if still running (after a SIGTERM).
+    kill_at: Option<Duration>,
+    /// Abandon the output pipes at this time (the process is reaped).
+    linger_until: Option<Duration>,
+}
+
+/// The runtime's children.
+#[derive(Debug)]
+pub(crate) struct Procs {
+    slab: Slab<Process>,
+    /// Processes with output left to read in this turn of the loop.
+    pending: Vec<Key>,
+    /// The earliest deadline of any process (kill, linger, reap poll), if any.
+    next_due: Option<Duration>,
+    /// Poll for exits (no SIGCHLD handler).
+    poll_reap: bool,
+    /// The SIGTERM-to-SIGKILL grace when the server shuts down.
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Procs {
+    pub(crate) fn new(poll_reap: bool) -> Self {
+        Self {
+            slab: Slab::new(),
+            pending: Vec::new(),
+            next_due: None,
+            poll_reap,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// Processes not yet reported gone.
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Whether some process has output to read in this turn (the poll must not wait).
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The earliest deadline of any process.
+    pub(crate) fn next_due(&self) -> Option<Duration> {
+        self.next_due
+    }
+
+    fn due(&mut self, at: Duration) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
+
+    pub(crate) fn pid(&self, id: ProcId) -> Option<u32> {
+        self.slab.get(id.0).filter(|p| p.status.is_none()).map(|p| p.pid)
+    }
+}
+
+impl Drop for Procs {
+    /// A runtime that goes away takes its children with it.
+    fn drop(&mut self) {
+        for (_, p) in self.slab.iter_mut() {
+            if p.status.is_none() {
+                let _ = kill_group(p.pid, libc::SIGKILL);
+                let _ = p.child.try_wait();
+            }
+        }
+    }
+}
+
+/// Whether a token is a process pipe's.
+pub(crate) fn is_process_token(token: usize) -> bool {
+    token & PROCESS_BIT != 0
+}
+
+fn token(key: Key, pipe: usize) -> Token {
+    Token(PROCESS_BIT | key.to_token() | pipe << PIPE_SHIFT)
+}
+
+fn split_token(token: usize) -> (Key, usize) {
+    let pipe = (token & PIPE_MASK) >> PIPE_SHIFT;
+    (Key::from_token(token & !(PROCESS_BIT | PIPE_MASK)), pipe)
+}
+
+impl Core {
+    /// Starts `cmd` with piped stdin, stdout and stderr, as the leader of a new process group.
+    pub(crate) fn spawn(&mut self, mut cmd: Command) -> io::Result<ProcId> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
+            let _ = kill_group(pid, libc::SIGKILL);
+            let _ = child.wait();
+            return Err(io::Error::other("the child's pipes are missing"));
+        };
+        let (stdin, stdout, stderr) =
+            (Sender::from(stdin), Receiver::from(stdout), Receiver::from(stderr));
+        let mut process = Process {
+            child,
+            pid,
+            stdin: None,
+            out: [None, None],
+            readable: [false; 2],
+            writable: false,
+            input: Vec::new(),
+            input_at: 0,
+            close_after_input: false,
+            paused: false,
+            status: None,
+            kill_at: None,
+            linger_until: None,
+        };
+        let setup = || -> io::Result<()> {
+            stdin.set_nonblocking(true)?;
+            stdout.set_nonblocking(true)?;
+            stderr.set_nonblocking(true)
+        };
+        if let Err(e) = setup() {
+            let _ = kill_group(pid, libc::SIGKILL);
+            let _ = process.child.wait();
+            return Err(e);
+        }
+        let key = match self.procs.slab.try_insert(process) {
+            Ok(key) if key.index() < MAX_INDEX => key,
+            Ok(key) => {
+                if let Some(mut p) = self.procs.slab.remove(key) {
+                    let _ = kill_group(pid, libc::SIGKILL);
+                    let _ = p.child.wait();
+                }
+                return Err(io::Error::other("too many processes"));
+            }
+            Err(mut p) => {
+                let _ = kill_group(pid, libc::SIGKILL);
+                let _ = p.child.wait();
+                return Err(io::Error::other("too many processes"));
+            }
+        };
+        let registry = self.poll.registry();
+        let (mut stdin, mut stdout, mut stderr) = (stdin, stdout, stderr);
+        let registered = registry
+            .register(&mut stdin, token(key, STDIN), Interest::WRITABLE)
+            .and_then(|()| registry.register(&mut stdout, token(key, STDOUT), Interest::READABLE))
+            .and_then(|()| registry.register(&mut stderr, token(key, STDERR), Interest::READABLE));
+        let Some(p) = self.procs.slab.get_mut(key) else {
+            return Err(io::Error::other("process slot vanished"));
+        };
+        p.stdin = Some(stdin);
+        p.out = [Some(stdout), Some(stderr)];
+        if let Err(e) = registered {
+            // The pipes are deregistered and closed with the slot.
+            self.forget_pipes(key);
+            if let Some(mut p) = self.procs.slab.remove(key) {
+                let _ = kill_group(pid, libc::SIGKILL);
+                let _ = p.child.wait();
+            }
+            return Err(e);
+        }
+        if self.procs.poll_reap {
+            let at = self.now + REAP_POLL;
+            self.procs.due(at);
+        }
+        debug!("process started", id = key.to_token(), pid = pid);
+        Ok(ProcId(key))
+    }
+
+    /// Queues bytes for a child's stdin and writes what the pipe takes now.
+    pub(crate) fn process_write(&mut self, id: ProcId, bytes: &[u8]) -> Result<(), InputError> {
+        let cap = self.config.queue_cap;
+        let Some(p) = self.procs.slab.get_mut(id.0) else { return Err(InputError::Closed) };
+        if p.stdin.is_none() || p.close_after_input {
+            return Err(InputError::Closed);
+        }
+        if p.input.len() - p.input_at + bytes.len() > cap {
+            return Err(InputError::Full);
+        }
+        if p.input_at > 0 && p.input_at == p.input.len() {
+            p.input.clear();
+            p.input_at = 0;
+        }
+        p.input.extend_from_slice(bytes);
+        p.writable = true;
+        self.flush_input(id.0);
+        Ok(())
+    }
+
+    /// Closes a child's stdin once what is queued is written (it reads EOF then).
+    pub(crate) fn process_close_stdin(&mut self, id: ProcId) {
+        if let Some(p) = self.procs.slab.get_mut(id.0) {
+            p.close_after_input = true;
+            self.flush_input(id.0);
+        }
+    }
+
+    /// Writes queued input until the pipe is full or the queue empty.
+    fn flush_input(&mut self, key: Key) {
+        let Some(p) = self.procs.slab.get_mut(key) else { return };
+        let Some(stdin) = p.stdin.as_mut() else { return };
+        let mut close = false;
+        while p.writable && p.input_at < p.input.len() {
+            match stdin.write(&p.input[p.input_at..]) {
+                Ok(n) => p.input_at += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => p.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EPIPE: the child closed its stdin; what it did not take is dropped.
+                    debug!("process stdin closed", id = key.to_token(), error = e);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if p.input_at == p.input.len() {
+            p.input = Vec::new();
+            p.input_at = 0;
+            close |= p.close_after_input;
+        }
+        if close {
+            p.input = Vec::new();
+            p.input_at = 0;
+            p.close_after_input = true;
+            if let Some(mut stdin) = p.stdin.take() {
+                let _ = self.poll.registry().deregister(&mut stdin);
+            }
+        }
+    }
+
+    /// Sends a signal to a child's process group. A stopped child is continued after a signal
+    /// that asks it to end, so that it can act on it.
+    pub(crate) fn process_signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
+        let Some(p) = self.procs.slab.get(id.0) else { return Err(ErrorKind::NotFound.into()) };
+        if p.status.is_some() {
+            return Err(ErrorKind::NotFound.into());
+        }
+        kill_group(p.pid, sig.number())?;
+        if matches!(sig, Signal::Term | Signal::Int | Signal::Hup) {
+            let _ = kill_group(p.pid, libc::SIGCONT);
+        }
+        Ok(())
+    }
+
+    /// SIGTERM now, SIGKILL after `grace` if it still runs; stdin is closed.
+    pub(crate) fn terminate_process(&mut self, id: ProcId, grace: Duration) {
+        self.process_close_stdin(id);
+        let now = self.now;
+        let Some(p) = self.procs.slab.get_mut(id.0) else { return };
+        if p.status.is_some() {
+            return;
+        }
+        let _ = kill_group(p.pid, libc::SIGTERM);
+        let _ = kill_group(p.pid, libc::SIGCONT);
+        let at = now + grace;
+        if p.kill_at.is_none_or(|k| k > at) {
+            p.kill_at = Some(at);
+            self.procs.due(at);
+        }
+    }
+
+    /// Stops (or starts again) reading a child's output.
+    pub(crate) fn pause_process_output(&mut self, id: ProcId, paused: bool) {
+        let Some(p) = self.procs.slab.get_mut(id.0) else { return };
+        let was = std::mem::replace(&mut p.paused, paused);
+        if was && !paused && !self.procs.pending.contains(&id.0) {
+            self.procs.pending.push(id.0);
+        }
+    }
+
+    /// Deregisters and closes a process's pipes.
+    fn forget_pipes(&mut self, key: Key) {
+        let Some(p) = self.procs.slab.get_mut(key) else { return };
+        let registry = self.poll.registry();
+        if let Some(mut s) = p.stdin.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        for r in &mut p.out {
+            if let Some(mut r) = r.take() {
+                let _ = registry.deregister(&mut r);
+            }
+        }
+    }
+
+    /// SIGTERM to every child, SIGKILL after the shutdown grace.
+    pub(crate) fn terminate_all(&mut self) {
+        let grace = self.procs.shutdown_grace;
+        let keys: Vec<Key> = self.procs.slab.keys().collect();
+        for key in keys {
+            self.terminate_process(ProcId(key), grace);
+        }
+    }
+
+    /// SIGKILL to every child still running (the shutdown's time is up).
+    pub(crate) fn kill_all(&mut self) {
+        for (_, p) in self.procs.slab.iter_mut() {
+            if p.status.is_none() {
+                let _ = kill_group(p.pid, libc::SIGKILL);
+                if let Ok(Some(st)) = p.child.try_wait() {
+                    p.status = Some(st);
+                }
+            }
+        }
+    }
+}
+
+impl<H: Handler> crate::server::Server<H> {
+    /// Readiness on one of a process's pipes.
+    pub(super) fn on_process_event(&mut self, token: usize, event: &mio::event::Event) {
+        let (key, pipe) = split_token(token);
+        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+        match pipe {
+            STDIN => p.writable |= event.is_writable() || event.is_error(),
+            STDOUT | STDERR => {
+                p.readable[pipe - 1] |=
+                    event.is_readable() || event.is_read_closed() || event.is_error();
+            }
+            _ => return,
+        }
+        self.service_process(key);
+    }
+
+    /// Writes queued input, reads output (within the budget, unless paused), and reports the
+    /// exit once the process is reaped and its output read to the end.
+    fn service_process(&mut self, key: Key) {
+        self.core.flush_input(key);
+        let mut more = false;
+        for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            for _ in 0..READS_PER_WAKE {
+                let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+                if p.paused || !p.readable[i] {
+                    break;
+                }
+                let Some(pipe) = p.out[i].as_mut() else { break };
+                match pipe.read(&mut self.rbuf) {
+                    Ok(0) => {
+                        if let Some(mut r) = p.out[i].take() {
+                            let _ = self.core.poll.registry().deregister(&mut r);
+                        }
+                        p.readable[i] = false;
+                    }
+                    Ok(n) => {
+                        let mut ctx = Context { core: &mut self.core };
+                        self.handler.on_process_output(
+                            &mut ctx,
+                            ProcId(key),
+                            stream,
+                            &self.rbuf[..n],
+                        );
+                        self.flush_dirty();
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => p.readable[i] = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        debug!("process read failed", id = key.to_token(), error = e);
+                        if let Some(mut r) = p.out[i].take() {
+                            let _ = self.core.poll.registry().deregister(&mut r);
+                        }
+                        p.readable[i] = false;
+                    }
+                }
+            }
+            let Some(p) = self.core.procs.slab.get(key) else { return };
+            more |= !p.paused && p.readable[i] && p.out[i].is_some();
+        }
+        if more && !self.core.procs.pending.contains(&key) {
+            self.core.procs.pending.push(key);
+        }
+        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+        if p.status.is_none() && p.out.iter().all(Option::is_none) {
+            // Both pipes closed: it has most likely exited (SIGCHLD may still be on its way).
+            if let Ok(Some(st)) = p.child.try_wait() {
+                self.reaped(key, st);
+            }
+        }
+        self.finish_if_done(key);
+    }
+
+    /// SIGCHLD: asks each child the runtime owns whether it has exited.
+    pub(super) fn reap_processes(&mut self) {
+        let keys: Vec<Key> = self.core.procs.slab.keys().collect();
+        for key in keys {
+            let Some(p) = self.core.procs.slab.get_mut(key) else { continue };
+            if p.status.is_some() {
+                continue;
+            }
+            match p.child.try_wait() {
+                Ok(Some(st)) => {
+                    self.reaped(key, st);
+                    // Output written just before the exit is read before the exit is reported.
+                    self.service_process(key);
+                }
+                Ok(None) => {}
+                Err(e) => warn!("waitpid failed", pid = p.pid, error = e),
+            }
+        }
+    }
+
+    fn reaped(&mut self, key: Key, status: ExitStatus) {
+        let now = self.core.now;
+        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+        debug!("process exited", id = key.to_token(), pid = p.pid, status = status);
+        p.status = Some(status);
+        p.kill_at = None;
+        p.linger_until = Some(now + EXIT_LINGER);
+        // Nobody reads its stdin any more.
+        if let Some(mut s) = p.stdin.take() {
+            let _ = self.core.poll.registry().deregister(&mut s);
+        }
+        self.core.procs.due(now + EXIT_LINGER);
+    }
+
+    /// Reports the exit and forgets the process, once it is reaped and its output read.
+    fn finish_if_done(&mut self, key: Key) {
+        let Some(p) = self.core.procs.slab.get(key) else { return };
+        let Some(status) = p.status else { return };
+        if p.out.iter().any(Option::is_some) {
+            return;
+        }
+        self.core.forget_pipes(key);
+        self.core.procs.slab.remove(key);
+        let mut ctx = Context { core: &mut self.core };
+        self.handler.on_process_exit(&mut ctx, ProcId(key), status);
+        self.flush_dirty();
+    }
+
+    /// Output left from the last turn, and the processes' deadlines.
+    pub(super) fn run_processes(&mut self) {
+        for key in std::mem::take(&mut self.core.procs.pending) {
+            self.service_process(key);
+        }
+        let now = self.core.now;
+        if self.core.procs.next_due.is_none_or(|d| now < d) {
+            return;
+        }
+        self.core.procs.next_due = None;
+        if self.core.procs.poll_reap {
+            self.reap_processes();
+        }
+        let keys: Vec<Key> = self.core.procs.slab.keys().collect();
+        for key in keys {
+            let Some(p) = self.core.procs.slab.get_mut(key) else { continue };
+            if p.kill_at.is_some_and(|t| now >= t) {
+                p.kill_at = None;
+                if p.status.is_none() {
+                    warn!("process did not exit after SIGTERM: killing", pid = p.pid);
+                    let _ = kill_group(p.pid, libc::SIGKILL);
+                }
+            }
+            if p.linger_until.is_some_and(|t| now >= t) {
+                if p.paused {
+                    // Its output is still wanted, only slowly.
+                    p.linger_until = Some(now + EXIT_LINGER);
+                } else {
+                    p.linger_until = None;
+                    debug!("process output abandoned after exit", pid = p.pid);
+                    self.core.forget_pipes(key);
+                    self.finish_if_done(key);
+                    continue;
+                }
+            }
+            let Some(p) = self.core.procs.slab.get(key) else { continue };
+            let next = [p.kill_at, p.linger_until].into_iter().flatten().min();
+            if let Some(at) = next {
+                self.core.procs.due(at);
+            }
+        }
+        if self.core.procs.poll_reap && !self.core.procs.is_empty() {
+            self.core.procs.due(now + REAP_POLL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_never_look_like_connections() {
+        let mut slab: Slab<()> = Slab::new();
+        for _ in 0..5 {
+            let k = slab.insert(());
+            slab.remove(k);
+        }
+        let key = slab.insert(());
+        for pipe in [STDIN, STDOUT, STDERR] {
+            let Token(t) = token(key, pipe);
+            assert!(is_process_token(t));
+            assert_eq!(split_token(t), (key, pipe));
+        }
+        assert!(!is_process_token(key.to_token()));
+        assert!(!is_process_token(0));
+    }
+
+    #[test]
+    fn signal_names() {
+        for s in [Signal::Term, Signal::Kill, Signal::Int, Signal::Hup, Signal::Stop, Signal::Cont]
+        {
+            assert_eq!(Signal::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Signal::from_name("sigterm"), Some(Signal::Term));
+        assert_eq!(Signal::from_name("USR1"), None);
+        assert_eq!(Signal::from_name(""), None);
+    }
+}

@@ -1,0 +1,202 @@
+//! `--agent`: supervised processes watched and steered over WebSocket, with real programs
+//! (tests/scripts/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "scripts/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, TIMEOUT, Weir, alive, output_data, script, status_state, upgrade_status};
+use weir::json::{self, Value};
+
+fn agent(name: &str, script_name: &str) -> String {
+    format!("{name}={}", script(script_name))
+}
+
+fn number(v: &Value) -> Option<u64> {
+    output_data(v).and_then(|d| d.parse().ok())
+}
+
+fn pid_of(state: &Value) -> u32 {
+    let pid = state.get("pid").and_then(Value::as_u64).unwrap();
+    u32::try_from(pid).unwrap()
+}
+
+#[test]
+fn pause_stops_the_counter_and_resume_continues_it() {
+    let counter = agent("counter", "counter.sh");
+    let weir = Weir::start(&["--agent", &counter]);
+    let (mut c, hello) = Client::connect(weir.addr(), "counter");
+    assert_eq!(
+        hello.get("agent").and_then(|a| a.get("state")).and_then(Value::as_str),
+        Some("running")
+    );
+    // It counts.
+    let a = c.wait_for("output", |v| number(v).is_some());
+    let b = c.wait_for("output", |v| number(v).is_some());
+    assert!(number(&b) > number(&a));
+    let paused = c.ok("pause", "{}");
+    assert_eq!(paused.get("state").and_then(Value::as_str), Some("paused"));
+    let st = c.wait_for("status", |_| true);
+    assert_eq!(status_state(&st), Some("paused"));
+    // Lines already in flight may still come for a moment; then nothing.
+    let mut last = number(&b).unwrap();
+    while let Some(v) = c.try_event(Duration::from_millis(300)) {
+        if let Some(n) = number(&v) {
+            last = n;
+        }
+    }
+    assert_eq!(c.try_event(Duration::from_millis(500)), None, "output while paused");
+    let state = c.ok("get_state", "{}");
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("paused"));
+    c.ok("resume", "{}");
+    assert_eq!(status_state(&c.wait_for("status", |_| true)), Some("running"));
+    let next = c.wait_for("output", |v| number(v).is_some());
+    assert_eq!(number(&next), Some(last + 1), "the count goes on where it stopped");
+}
+
+#[test]
+fn send_input_round_trip_and_late_clients_see_the_log() {
+    let echo = agent("echo", "echo.sh");
+    let weir = Weir::start(&["--agent", &echo, "--agent-log-lines", "2"]);
+    let (mut c, _) = Client::connect(weir.addr(), "echo");
+    for word in ["one", "two", "three"] {
+        let r = c.ok("send_input", &format!(r#"{{"data":"{word}\n"}}"#));
+        assert_eq!(r.get("bytes").and_then(Value::as_u64), Some(word.len() as u64 + 1));
+        let out = c.wait_for("output", |_| true);
+        assert_eq!(output_data(&out), Some(format!("echo: {word}").as_str()));
+        assert_eq!(out.get("stream").and_then(Value::as_str), Some("stdout"));
+    }
+    // A new client gets the last two lines.
+    let (_late, hello) = Client::connect(weir.addr(), "echo");
+    let log = hello.get("log").unwrap();
+    let Value::Array(lines) = log else { panic!("{log:?}") };
+    let data: Vec<&str> =
+        lines.iter().filter_map(|l| l.get("data").and_then(Value::as_str)).collect();
+    assert_eq!(data, ["echo: two", "echo: three"]);
+    // Errors are answered, not fatal.
+    let bad = c.call("send_input", r#"{"data":5}"#);
+    assert_eq!(bad.get("ok"), Some(&Value::Bool(false)));
+    let unknown = c.call("frobnicate", "{}");
+    assert_eq!(
+        unknown.get("error").and_then(|e| e.get("code")).and_then(Value::as_str),
+        Some("unknown_method")
+    );
+    // Every command is audited.
+    assert!(
+        support::wait_until(TIMEOUT, || weir.log().contains("method=frobnicate")),
+        "{}",
+        weir.log()
+    );
+    let log = weir.log();
+    assert!(
+        log.contains("agent: command")
+            && log.contains("method=send_input")
+            && log.contains("result=ok")
+    );
+}
+
+#[test]
+fn kill_start_and_restart_reach_every_watcher() {
+    let counter = agent("counter", "counter.sh");
+    let weir = Weir::start(&["--agent", &counter, "--kill-grace", "1s"]);
+    let (mut a, hello) = Client::connect(weir.addr(), "counter");
+    let (mut b, _) = Client::connect(weir.addr(), "counter");
+    let first_pid = pid_of(hello.get("agent").unwrap());
+    assert!(alive(first_pid));
+
+    let killed = a.ok("kill", r#"{"signal":"KILL"}"#);
+    assert_eq!(killed.get("signal").and_then(Value::as_str), Some("KILL"));
+    for c in [&mut a, &mut b] {
+        let st = c.wait_for("status", |_| true);
+        assert_eq!(status_state(&st), Some("stopped"), "{st:?}");
+        assert_eq!(st.get("agent").and_then(|s| s.get("signal")).and_then(Value::as_u64), Some(9));
+    }
+    assert!(!alive(first_pid));
+    // Stopped on purpose: the policy does not bring it back.
+    assert_eq!(b.try_event(Duration::from_millis(1200)).as_ref().and_then(status_state), None);
+
+    let started = b.ok("start", "{}");
+    assert_eq!(started.get("state").and_then(Value::as_str), Some("running"));
+    let mut second_pid = 0;
+    for c in [&mut a, &mut b] {
+        let st = c.wait_for("status", |_| true);
+        assert_eq!(status_state(&st), Some("running"));
+        second_pid = pid_of(st.get("agent").unwrap());
+    }
+    assert_ne!(second_pid, first_pid);
+
+    a.ok("restart", "{}");
+    for c in [&mut a, &mut b] {
+        assert_eq!(status_state(&c.wait_for("status", |_| true)), Some("stopped"));
+        let st = c.wait_for("status", |_| true);
+        assert_eq!(status_state(&st), Some("running"));
+        let agent = st.get("agent").unwrap();
+        assert_ne!(pid_of(agent), second_pid);
+        assert_eq!(agent.get("restarts").and_then(Value::as_u64), Some(2));
+    }
+    assert!(!alive(second_pid));
+}
+
+#[test]
+fn two_clients_see_the_same_output() {
+    let counter = agent("counter", "counter.sh");
+    let weir = Weir::start(&["--agent", &counter]);
+    let (mut a, _) = Client::connect(weir.addr(), "counter");
+    let (mut b, _) = Client::connect(weir.addr(), "counter");
+    // From the first line b sees on, a sees the same lines in the same order.
+    let start = number(&b.wait_for("output", |v| number(v).is_some())).unwrap();
+    let from_a: Vec<u64> = (0..)
+        .map(|_| number(&a.wait_for("output", |v| number(v).is_some())).unwrap())
+        .skip_while(|&n| n < start)
+        .take(10)
+        .collect();
+    let mut from_b = vec![start];
+    from_b.extend((0..9).map(|_| number(&b.wait_for("output", |v| number(v).is_some())).unwrap()));
+    assert_eq!(from_a, from_b);
+    assert_eq!(from_b, (start..start + 10).collect::<Vec<_>>());
+}
+
+#[test]
+fn failing_agent_is_restarted_with_back_off() {
+    let fail = agent("flaky", "fail.sh");
+    let weir = Weir::start(&["--agent", &fail, "--agent-restart", "on-failure"]);
+    let (mut c, _) = Client::connect(weir.addr(), "flaky");
+    let exited = c.wait_for("status", |v| status_state(v) == Some("exited"));
+    assert_eq!(
+        exited.get("agent").and_then(|a| a.get("exit_code")).and_then(Value::as_u64),
+        Some(3)
+    );
+    let again = c.wait_for("status", |v| status_state(v) == Some("running"));
+    assert!(again.get("agent").and_then(|a| a.get("restarts")).and_then(Value::as_u64) >= Some(1));
+    let err = c.wait_for("output", |v| v.get("stream").and_then(Value::as_str) == Some("stderr"));
+    assert_eq!(output_data(&err), Some("about to fail"));
+}
+
+#[test]
+fn http_list_and_access_rules() {
+    let counter = agent("counter", "counter.sh");
+    let weir = Weir::start(&["--agent", &counter, "--token", "s3cret"]);
+    let addr = weir.addr();
+    let get = |target: &str| {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        common::request(addr, req.as_bytes())
+    };
+    let (head, _) = get("/api/agents");
+    assert_eq!(common::status(&head), 401);
+    let (head, body) = get("/api/agents?token=s3cret");
+    assert_eq!(common::status(&head), 200, "{body}");
+    let v = json::parse(body.as_bytes()).unwrap();
+    let Some(Value::Array(list)) = v.get("agents") else { panic!("{body}") };
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].get("name").and_then(Value::as_str), Some("counter"));
+    assert_eq!(list[0].get("state").and_then(Value::as_str), Some("running"));
+    // WebSocket: the token is required too, and unknown agents are 404.
+    assert_eq!(upgrade_status(addr, "/ws/agents/counter"), 401);
+    assert_eq!(upgrade_status(addr, "/ws/agents/counter?token=wrong"), 401);
+    assert_eq!(upgrade_status(addr, "/ws/agents/nobody?token=s3cret"), 404);
+    let (mut c, _) = Client::connect(addr, "counter?token=s3cret");
+    assert_eq!(c.ok("get_state", "{}").get("state").and_then(Value::as_str), Some("running"));
+}

@@ -1,0 +1,202 @@
+//! `--exec`: the weir binary running real programs (tests/scripts/) per connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "scripts/support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use support::{
+    TIMEOUT, Weir, alive, close_code, connect, next_text, rss_kib, script, upgrade_status,
+    wait_until,
+};
+use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+
+fn exec(path: &str, script_name: &str) -> String {
+    format!("{path}={}", script(script_name))
+}
+
+#[test]
+fn line_echo_and_exit_codes() {
+    let route = exec("/echo-lines", "echo.sh");
+    let weir = Weir::start(&["--exec", &route]);
+    let mut ws = connect(weir.addr(), "/echo-lines");
+    for line in ["hello", "two words", "ünïcødé"] {
+        ws.send(Message::text(line)).unwrap();
+        assert_eq!(next_text(&mut ws), format!("echo: {line}"));
+    }
+    // The program exits 0: the connection closes with 1000.
+    ws.send(Message::text("exit 0")).unwrap();
+    assert_eq!(close_code(&mut ws), 1000);
+    // It fails: 1011.
+    let mut ws = connect(weir.addr(), "/echo-lines");
+    ws.send(Message::text("exit 3")).unwrap();
+    assert_eq!(close_code(&mut ws), 1011);
+    // A plain GET on the path is told it is a WebSocket endpoint.
+    let (head, _) = common::request(
+        weir.addr(),
+        b"GET /echo-lines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(common::status(&head), 426);
+}
+
+#[test]
+fn cgi_variables_reach_the_program() {
+    let route = exec("/cgi", "cgi.sh");
+    let weir = Weir::start(&["--exec", &route]);
+    let mut req =
+        format!("ws://{}/cgi/extra/path?x=1&y=two", weir.addr()).into_client_request().unwrap();
+    req.headers_mut().insert("X-Custom-Thing", "hello there".parse().unwrap());
+    req.headers_mut().insert("Proxy", "http://evil.example".parse().unwrap());
+    let stream = std::net::TcpStream::connect(weir.addr()).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let local = stream.local_addr().unwrap();
+    let (mut ws, _) = tungstenite::client::client(req, stream).unwrap();
+    let mut env = HashMap::new();
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => {
+                if let Some((k, v)) = t.split_once('=') {
+                    env.insert(k.to_string(), v.to_string());
+                }
+            }
+            Message::Close(f) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(1000));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("REMOTE_ADDR"), Some("127.0.0.1"));
+    assert_eq!(get("REMOTE_PORT"), Some(local.port().to_string().as_str()));
+    assert_eq!(get("SERVER_PORT"), Some(weir.addr().port().to_string().as_str()));
+    assert_eq!(get("SERVER_NAME"), Some("127.0.0.1"));
+    assert_eq!(get("PATH_INFO"), Some("/extra/path"));
+    assert_eq!(get("SCRIPT_NAME"), Some("/cgi"));
+    assert_eq!(get("QUERY_STRING"), Some("x=1&y=two"));
+    assert_eq!(get("REQUEST_URI"), Some("/cgi/extra/path?x=1&y=two"));
+    assert_eq!(get("REQUEST_METHOD"), Some("GET"));
+    assert_eq!(get("HTTP_X_CUSTOM_THING"), Some("hello there"));
+    assert_eq!(get("HTTP_UPGRADE"), Some("websocket"));
+    assert!(get("WEIR_CLIENT_ID").is_some_and(|v| v.parse::<u64>().is_ok()), "{env:?}");
+    // httpoxy: no HTTP_PROXY from a request header.
+    assert_eq!(get("HTTP_PROXY"), None);
+    // weir's own environment is not passed on (cargo sets CARGO_* for the test and weir).
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        assert_eq!(get("CARGO_MANIFEST_DIR"), None, "{env:?}");
+    }
+    assert!(get("PATH").is_some());
+}
+
+#[test]
+fn a_slow_client_slows_the_program_and_memory_stays_bounded() {
+    let route = exec("/flood", "flood.sh");
+    // A queue cap far above the bound: only flow control keeps memory down.
+    let weir = Weir::start(&["--exec", &route, "--queue-cap", "1GiB", "--kill-grace", "1s"]);
+    let mut ws = connect(weir.addr(), "/flood");
+    let first = next_text(&mut ws);
+    let pid: u32 = first.strip_prefix("pid ").unwrap().parse().unwrap();
+    let before = rss_kib(weir.bin.pid());
+    let mut expected = 1u64;
+    let mut peak = before;
+    let start = Instant::now();
+    // Read a little, then stop for a while, for about three seconds; meanwhile the program
+    // could write hundreds of megabytes.
+    while start.elapsed() < Duration::from_secs(3) {
+        for _ in 0..200 {
+            let line = next_text(&mut ws);
+            let n: u64 = line.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(n, expected, "lines lost or reordered");
+            expected += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(rss_kib(weir.bin.pid()));
+    }
+    assert!(
+        peak < before + 32 * 1024,
+        "weir's RSS grew from {before} KiB to {peak} KiB while the client read slowly"
+    );
+    assert!(alive(pid), "the program is still running, blocked on its pipe");
+    drop(ws);
+    // The client left: the program is ended.
+    assert!(wait_until(TIMEOUT, || !alive(pid)), "the program outlived its client");
+}
+
+#[test]
+fn a_program_that_ignores_sigterm_is_killed_after_the_grace() {
+    let route = exec("/stubborn", "stubborn.sh");
+    let weir = Weir::start(&["--exec", &route, "--kill-grace", "1s"]);
+    let mut ws = connect(weir.addr(), "/stubborn");
+    let pid: u32 = next_text(&mut ws).strip_prefix("pid ").unwrap().parse().unwrap();
+    assert_eq!(next_text(&mut ws), "tick");
+    ws.close(None).unwrap();
+    let left = Instant::now();
+    // SIGTERM is ignored: it is still there well inside the grace.
+    assert!(!wait_until(Duration::from_millis(500), || !alive(pid)), "it died before the grace");
+    assert!(wait_until(TIMEOUT, || !alive(pid)), "not killed after the grace");
+    let took = left.elapsed();
+    assert!(took >= Duration::from_millis(900), "killed after {took:?}, before the 1s grace");
+    assert!(weir.log().contains("killing"), "{}", weir.log());
+}
+
+#[test]
+fn max_processes_refuses_with_503() {
+    let route = exec("/echo-lines", "echo.sh");
+    let weir = Weir::start(&["--exec", &route, "--max-processes", "1"]);
+    let mut first = connect(weir.addr(), "/echo-lines");
+    first.send(Message::text("ping")).unwrap();
+    assert_eq!(next_text(&mut first), "echo: ping");
+    assert_eq!(upgrade_status(weir.addr(), "/echo-lines"), 503);
+    // Once the first program has ended, there is room again.
+    first.send(Message::text("exit 0")).unwrap();
+    assert_eq!(close_code(&mut first), 1000);
+    assert!(wait_until(TIMEOUT, || upgrade_status(weir.addr(), "/echo-lines") == 101));
+}
+
+#[test]
+fn binary_mode_and_stderr_to_the_client() {
+    let cat = "/cat=cat";
+    let fail = exec("/fail", "fail.sh");
+    let weir = Weir::start(&["--exec", cat, "--exec", &fail, "--exec-binary", "--pass-stderr"]);
+    let mut ws = connect(weir.addr(), "/cat");
+    let bytes = vec![0u8, 1, 2, 255, b'\n', 7];
+    ws.send(Message::binary(bytes.clone())).unwrap();
+    let mut got = Vec::new();
+    while got.len() < bytes.len() {
+        match ws.read().unwrap() {
+            Message::Binary(b) => got.extend_from_slice(&b),
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    assert_eq!(got, bytes);
+    // stderr comes as text lines beside stdout, then the failure closes with 1011.
+    let mut ws = connect(weir.addr(), "/fail");
+    let mut texts = Vec::new();
+    let code = loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => texts.push(t.to_string()),
+            Message::Binary(b) => texts.push(String::from_utf8_lossy(&b).into_owned()),
+            Message::Close(f) => break f.map(|f| u16::from(f.code)),
+            _ => {}
+        }
+    };
+    assert!(texts.iter().any(|t| t.contains("about to fail")), "{texts:?}");
+    assert_eq!(code, Some(1011));
+}
+
+#[test]
+fn shutdown_ends_the_programs() {
+    let route = exec("/stubborn", "stubborn.sh");
+    let mut weir = Weir::start(&["--exec", &route, "--kill-grace", "300ms"]);
+    let mut ws = connect(weir.addr(), "/stubborn");
+    let pid: u32 = next_text(&mut ws).strip_prefix("pid ").unwrap().parse().unwrap();
+    weir.bin.sigterm();
+    assert_eq!(close_code(&mut ws), 1001);
+    let status = weir.bin.wait_exit(TIMEOUT);
+    assert!(status.success(), "{status:?}");
+    assert!(!alive(pid), "weir exited and left its child running");
+}
