@@ -6,12 +6,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use weir::client::url::WsUrl;
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
-use weir::server::{
-    Config, ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response, Server,
-};
+use weir::server::{Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server};
 
 const AGENT: &str = "weir";
 
@@ -64,27 +60,6 @@ impl Driver {
 }
 
 impl Handler for Driver {
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        _: &Request<'_, '_>,
-        _: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        Response::text(404, "")
-    }
-
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        _: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
-        Decision::Reject(Response::text(404, ""))
-    }
-
     fn on_start(&mut self, ctx: &mut Context<'_>) {
         self.open(ctx);
     }

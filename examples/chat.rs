@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 
 use weir::proto::MessageKind;
 use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
 
 #[derive(Default)]
@@ -18,17 +17,6 @@ struct Chat {
 }
 
 impl Handler for Chat {
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        _: &Request<'_, '_>,
-        _: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        Response::text(404, "connect a WebSocket to /chat\n")
-    }
-
     fn on_upgrade(
         &mut self,
         _: &mut Context<'_>,

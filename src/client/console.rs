@@ -11,8 +11,7 @@ use crate::cli::ClientOptions;
 use crate::client::url::WsUrl;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::{
-    Config, ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response, Server,
-    Waker,
+    Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server, Waker,
 };
 
 /// How a client session ended.
@@ -141,27 +140,6 @@ impl Console {
 }
 
 impl Handler for Console {
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        _: &crate::proto::http::Request<'_, '_>,
-        _: &[u8],
-        _: std::net::SocketAddr,
-    ) -> Response {
-        Response::text(404, "")
-    }
-
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        _: &crate::proto::handshake::UpgradeRequest<'_, '_>,
-        _: std::net::SocketAddr,
-    ) -> Decision {
-        Decision::Reject(Response::text(404, ""))
-    }
-
     fn on_start(&mut self, ctx: &mut Context<'_>) {
         match ctx.connect(self.request.clone()) {
             Ok(id) => self.id = Some(id),

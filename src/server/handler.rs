@@ -143,24 +143,32 @@ pub trait Handler {
     /// A request that is not a WebSocket upgrade (health checks, pages, APIs), with its whole
     /// body (bounded by the configured body limit). HTTP/1.1 connections stay open for the next
     /// request unless either side says `Connection: close`.
+    ///
+    /// The default answers 404 (an application that serves no HTTP).
     fn on_request(
         &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &Request<'_, '_>,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Response;
+        _ctx: &mut Context<'_>,
+        _id: ConnId,
+        _req: &Request<'_, '_>,
+        _body: &[u8],
+        _peer: SocketAddr,
+    ) -> Response {
+        Response::text(404, "not found\n")
+    }
 
     /// A valid upgrade request on connection `id`: accept it (with a subprotocol and headers),
     /// refuse it, or defer the decision.
+    ///
+    /// The default refuses with 404 (an application that only opens outbound connections).
     fn on_upgrade(
         &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Decision;
+        _ctx: &mut Context<'_>,
+        _id: ConnId,
+        _req: &UpgradeRequest<'_, '_>,
+        _peer: SocketAddr,
+    ) -> Decision {
+        Decision::Reject(Response::text(404, "no WebSocket endpoint here\n"))
+    }
 
     /// The 101 response is queued: the connection is open.
     fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
