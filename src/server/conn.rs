@@ -70,6 +70,8 @@ pub(crate) struct Conn {
     pub(crate) writable: bool,
     /// The peer closed its side (or the socket failed).
     pub(crate) eof: bool,
+    /// An event said the peer's side is closed: read on until EOF.
+    pub(crate) hup: bool,
     /// This side shut down writing; the connection lingers until EOF or `linger_until`.
     pub(crate) shut_wr: bool,
     pub(crate) linger_until: Option<Duration>,
@@ -121,6 +123,7 @@ impl Conn {
             readable: false,
             writable: false,
             eof: false,
+            hup: false,
             shut_wr: false,
             linger_until: None,
             dirty: false,

@@ -237,6 +237,7 @@ impl<H: Handler> Server<H> {
                         conn.readable |=
                             event.is_readable() || event.is_read_closed() || event.is_error();
                         conn.writable |= event.is_writable() || event.is_error();
+                        conn.hup |= event.is_read_closed() || event.is_error();
                         self.on_ready(key);
                     }
                 }
@@ -432,6 +433,12 @@ impl<H: Handler> Server<H> {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     conn.bytes_in += n as u64;
+                    // Edge-triggered: a short read drained the socket, and data arriving later
+                    // raises a new edge, so the read that would only say `WouldBlock` is
+                    // skipped. Not when the peer's FIN came with this edge: then read on to EOF.
+                    if n < self.rbuf.len() && !conn.hup {
+                        conn.readable = false;
+                    }
                     self.on_bytes(key, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => conn.readable = false,
@@ -709,7 +716,8 @@ impl<H: Handler> Server<H> {
         let Some(mut conn) = core.conns.remove(key) else {
             return;
         };
-        let _ = core.poll.registry().deregister(&mut conn.socket);
+        // No deregister: closing the socket (dropping `conn`) removes it from the epoll set, and
+        // the syscall would cost one per connection.
         if let Some((id, _)) = conn.timer {
             core.timers.cancel(id);
         }
