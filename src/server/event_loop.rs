@@ -4,21 +4,18 @@
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read};
-use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::rc::Rc;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::client::random::Random;
-use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
-use crate::proto::handshake;
 use crate::proto::{CloseCode, Event, Role, State, Timeout};
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
-use crate::server::handler::{ConnId, ConnectError, Context, Handler, Response};
+use crate::server::core::Core;
+use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
 use crate::server::signal::Signals;
@@ -40,33 +37,6 @@ const READS_PER_WAKE: usize = 16;
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The runtime's state, apart from the handler (so a handler can act on it through
-/// [`Context`] while it runs).
-pub struct Core {
-    pub(crate) poll: Poll,
-    pub(crate) config: Config,
-    pub(crate) conns: Slab<Conn>,
-    timers: TimerWheel,
-    pub(crate) pool: Pool,
-    pub(crate) stats: Stats,
-    start: Instant,
-    pub(crate) now: Duration,
-    per_ip: HashMap<IpAddr, u32>,
-    /// Connections with output queued by the current batch of work.
-    dirty: Vec<Key>,
-    pub(crate) draining: bool,
-    /// A handler asked the loop to stop.
-    pub(crate) stopping: bool,
-    /// Masking keys and nonces for outbound connections (opened on first use).
-    pub(crate) random: Option<Random>,
-    /// Deferred upgrades the handler accepted, with their 101 response.
-    pub(crate) accepted: Vec<(Key, Vec<u8>)>,
-    /// Connections whose reading the handler resumed.
-    pub(crate) resumed: Vec<Key>,
-    /// Child processes and their pipes.
-    pub(crate) procs: Procs,
-}
 
 /// A server: listeners, the loop, and the application.
 pub struct Server<H: Handler> {
@@ -758,329 +728,12 @@ impl<H: Handler> Server<H> {
     }
 }
 
-impl Core {
-    pub(crate) fn respond(&mut self, key: Key, r: &Response) {
-        let extra: Vec<(&str, &[u8])> =
-            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let bytes = write_with(|out| handshake::write_reject(out, r.status, &extra, &r.body));
-        self.queue_response(key, r.status, &bytes);
-    }
-
-    pub(super) fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if status >= 400 {
-            Stats::count(&mut self.stats.handshakes_rejected, status);
-        }
-        conn.deferred_key = None;
-        conn.out.push_copy(&[bytes], &mut self.pool);
-        conn.phase = Phase::Http;
-        self.mark_dirty(key);
-    }
-
-    pub(crate) fn accept_deferred(
-        &mut self,
-        key: Key,
-        protocol: Option<&str>,
-        headers: &[(String, Vec<u8>)],
-    ) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        let Some(ws_key) = conn.deferred_key.take() else { return };
-        let extra: Vec<(&str, &[u8])> =
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let bytes =
-            write_with(|out| handshake::write_accept(out, ws_key.as_bytes(), protocol, &extra));
-        self.accepted.push((key, bytes));
-    }
-
-    pub(super) fn mark_dirty(&mut self, key: Key) {
-        if let Some(c) = self.conns.get_mut(key) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(key);
-            }
-        }
-    }
-
-    /// Moves the control frames a connection owes (pong, ping, close) into its queue.
-    pub(crate) fn transmit(&mut self, key: Key) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
-        let mut any = false;
-        loop {
-            let mask = match (conn.ws.role(), self.random.as_mut()) {
-                (Role::Client, Some(r)) => r.mask_key(),
-                _ => [0; 4],
-            };
-            let Some(n) = conn.ws.poll_transmit(&mut frame, mask) else { break };
-            if frame[0] & 0x0F == 0x8 {
-                // The code is the first two payload bytes, after a 2-byte header and, from a
-                // client, a 4-byte mask.
-                let at = if frame[1] & 0x80 != 0 { 6 } else { 2 };
-                let code = if n >= at + 2 {
-                    u16::from_be_bytes([frame[at] ^ mask[0], frame[at + 1] ^ mask[1]])
-                } else {
-                    CloseCode::NO_STATUS.0
-                };
-                Stats::count(&mut self.stats.close_codes_sent, code);
-            }
-            conn.out.push_copy(&[&frame[..n]], &mut self.pool);
-            any = true;
-        }
-        if any {
-            self.mark_dirty(key);
-        }
-    }
-
-    pub(crate) fn send(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        data: &[u8],
-    ) -> Result<(), SendError> {
-        self.send_frame(key, kind, data, true)
-    }
-
-    /// One frame of a message (`fin` ends it), copied into the queue.
-    pub(crate) fn send_frame(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        data: &[u8],
-        fin: bool,
-    ) -> Result<(), SendError> {
-        let big = data.len() > self.pool.size();
-        let conn = open_conn(&mut self.conns, key)?;
-        if conn.ws.role() == Role::Client {
-            return self.send_masked(key, kind, data, fin);
-        }
-        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, fin)?;
-        if big {
-            conn.out.push_copy(&[&head[..n]], &mut self.pool);
-            conn.out.push_payload(data.to_vec());
-        } else {
-            conn.out.push_copy(&[&head[..n], data], &mut self.pool);
-        }
-        self.queued(key)
-    }
-
-    pub(crate) fn send_owned(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        data: Vec<u8>,
-    ) -> Result<(), SendError> {
-        let conn = open_conn(&mut self.conns, key)?;
-        if conn.ws.role() == Role::Client {
-            return self.send_masked(key, kind, &data, true);
-        }
-        let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
-        conn.out.push_copy(&[&head[..n]], &mut self.pool);
-        conn.out.push_payload(data);
-        self.queued(key)
-    }
-
-    pub(crate) fn send_shared(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        frame: &Rc<[u8]>,
-    ) -> Result<(), SendError> {
-        let conn = open_conn(&mut self.conns, key)?;
-        if conn.ws.role() == Role::Client {
-            // A client masks every frame with its own key: the shared bytes cannot be used.
-            let at = crate::proto::frame::FrameHeader::len_from_prefix(
-                frame.get(1).copied().unwrap_or(0),
-            );
-            return self.send_masked(key, kind, frame.get(at..).unwrap_or_default(), true);
-        }
-        // The header is the same for every server connection; this only checks and records
-        // the connection's sending state.
-        conn.ws.encode_data_header(kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(frame));
-        self.queued(key)
-    }
-
-    /// A client's frame: masked with a fresh key, so copied into a buffer of its own.
-    fn send_masked(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        data: &[u8],
-        fin: bool,
-    ) -> Result<(), SendError> {
-        let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
-        let len = data.len() + crate::proto::frame::MAX_HEADER_LEN;
-        let mut buf =
-            if len <= self.pool.size() { self.pool.take() } else { Vec::with_capacity(len) };
-        buf.resize(len, 0);
-        let conn = open_conn(&mut self.conns, key)?;
-        let n = conn.ws.send(kind, data, fin, &mut buf, mask)?;
-        buf.truncate(n);
-        conn.out.push_owned(buf);
-        self.queued(key)
-    }
-
-    /// A message was queued: count it, and close the connection if it is now a slow reader.
-    fn queued(&mut self, key: Key) -> Result<(), SendError> {
-        self.stats.messages_out += 1;
-        self.mark_dirty(key);
-        let cap = self.config.queue_cap;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Ok(());
-        };
-        if conn.out.len() <= cap {
-            return Ok(());
-        }
-        // A slow reader: what it has not started to receive is dropped, and it gets a close
-        // frame; the TCP connection closes when it answers or at the close timeout.
-        let dropped = conn.out.drop_unstarted(&mut self.pool);
-        self.stats.slow_reader_disconnects += 1;
-        warn!(
-            "slow reader",
-            id = key.to_token(),
-            peer = conn.peer,
-            queued = dropped + conn.out.len(),
-            cap = cap
-        );
-        let _ = conn.ws.close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
-        conn.close_code.get_or_insert(CloseCode::POLICY_VIOLATION.0);
-        self.transmit(key);
-        Err(SendError::Closing)
-    }
-
-    pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
-        let conn = stream_conn(&mut self.conns, key)?;
-        conn.out.push_copy(&[bytes], &mut self.pool);
-        self.streamed(key)
-    }
-
-    pub(crate) fn stream_write_shared(
-        &mut self,
-        key: Key,
-        bytes: &Rc<[u8]>,
-    ) -> Result<(), SendError> {
-        let conn = stream_conn(&mut self.conns, key)?;
-        conn.out.push_shared(Rc::clone(bytes));
-        self.streamed(key)
-    }
-
-    /// Bytes were queued on a streamed response: a client past the cap is dropped.
-    fn streamed(&mut self, key: Key) -> Result<(), SendError> {
-        self.mark_dirty(key);
-        let cap = self.config.queue_cap;
-        let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
-        if conn.out.len() <= cap {
-            return Ok(());
-        }
-        conn.out.drop_unstarted(&mut self.pool);
-        conn.eof = true;
-        self.stats.slow_reader_disconnects += 1;
-        warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
-        Err(SendError::Closing)
-    }
-
-    pub(crate) fn close(&mut self, key: Key, code: CloseCode, reason: &str) {
-        let now = self.now;
-        let Ok(conn) = open_conn(&mut self.conns, key) else {
-            return;
-        };
-        if conn.ws.close(code, reason, now).is_ok() {
-            conn.close_code.get_or_insert(code.0);
-        }
-        self.transmit(key);
-    }
-}
-
-/// Opens an outbound connection: non-blocking connect, the upgrade request queued.
-impl Core {
-    pub(crate) fn connect(
-        &mut self,
-        req: crate::server::handler::ConnectRequest,
-    ) -> io::Result<Key> {
-        if self.random.is_none() {
-            self.random = Some(Random::new()?);
-        }
-        let mut nonce = [0u8; 16];
-        if let Some(r) = self.random.as_mut() {
-            r.fill(&mut nonce)?;
-        }
-        let handshake = crate::proto::handshake::ClientHandshake::new(nonce);
-        let protocols: Vec<&str> = req.protocols.iter().map(String::as_str).collect();
-        let headers: Vec<(&str, &[u8])> =
-            req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let request = write_with(|out| {
-            handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
-        });
-        let socket = TcpStream::connect(req.addr)?;
-        let mut ws = self.config.ws;
-        ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
-        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, &self.config.http, self.now);
-        conn.phase = Phase::Connecting;
-        conn.path = Box::from(req.target.as_str());
-        conn.client = Some(Box::new(crate::server::conn::ClientState {
-            handshake,
-            protocols: req.protocols,
-        }));
-        conn.out.push_copy(&[&request], &mut self.pool);
-        let key = self.conns.insert(conn);
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Err(io::ErrorKind::Other.into());
-        };
-        if let Err(e) = self.poll.registry().register(
-            &mut conn.socket,
-            Token(key.to_token()),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.conns.remove(key);
-            return Err(e);
-        }
-        self.mark_dirty(key);
-        debug!("connecting", id = key.to_token(), addr = req.addr, target = req.target);
-        Ok(key)
-    }
-}
-
-fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
-    match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Stream && !c.eof => Ok(c),
-        _ => Err(SendError::NotOpen),
-    }
-}
-
-fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
-    match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Ws => Ok(c),
-        _ => Err(SendError::NotOpen),
-    }
-}
-
 /// Writes the batched log lines when the loop returns.
 struct FlushOnDrop;
 
 impl Drop for FlushOnDrop {
     fn drop(&mut self) {
         crate::log::flush();
-    }
-}
-
-/// Runs a writer that fills a caller buffer, growing the buffer once if it was too small.
-pub(super) fn write_with(
-    f: impl Fn(&mut [u8]) -> Result<usize, crate::proto::BufferTooSmall>,
-) -> Vec<u8> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        match f(&mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                return buf;
-            }
-            Err(e) if e.needed > buf.len() => buf.resize(e.needed, 0),
-            Err(_) => return Vec::new(),
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
-use crate::server::event_loop::Core;
+use crate::server::core::Core;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
 use crate::server::slab::Key;
 use crate::server::stats::Stats;

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod conn;
+pub mod core;
 pub mod event_loop;
 pub mod handler;
 mod outbound;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Token};
 
-use crate::server::event_loop::Core;
+use crate::server::core::Core;
 use crate::server::handler::{Context, Handler};
 use crate::server::signal::kill_group;
 use crate::server::slab::{Key, Slab};

@@ -7,7 +7,7 @@ use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::conn::{BodyState, Phase};
-use crate::server::event_loop::write_with;
+use crate::server::core::write_with;
 use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
 use crate::server::slab::Key;
 use crate::{debug, info};
