@@ -18,6 +18,12 @@ METRICS = {
     "connrate": [("conns_per_sec", "conn/s", True)],
     "idle10k": [("bytes_per_conn", "bytes/conn", False)],
     "idle19500": [("bytes_per_conn", "bytes/conn", False)],
+    "fanout10k": [
+        ("deliveries_per_sec", "deliveries/s", True),
+        ("publishes_per_sec", "publishes/s", True),
+        ("p50_us", "delivery p50 us", False),
+        ("p99_us", "delivery p99 us", False),
+    ],
 }
 DESCRIPTION = {
     "echo64": "echo, 64 B text, 100 conns x 16 in flight",
@@ -27,6 +33,10 @@ DESCRIPTION = {
     "connrate": "connect + upgrade + close handshake, 32 at once",
     "idle10k": "server RSS per idle connection, 10,000 conns",
     "idle19500": "server RSS per idle connection, 19,500 conns",
+    "fanout10k": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed loop "
+    "({window} publishes in flight until every subscriber has them); weir's hub (/ws, --rate 0; "
+    "event frame {weir_frame} B: it wraps the data in event/channel/seq/from/ts) vs uWS.js "
+    "publish (frame {peer_frame} B: the data verbatim). Only uws-pubsub is compared here",
 }
 
 
@@ -106,7 +116,23 @@ def main():
             arrow = "higher better" if higher else "lower better"
             lines.append(f"| {scen} | {label} ({arrow}) | " + " | ".join(cells + ratios) + " |")
     lines += ["", "Scenarios:", ""]
-    lines += [f"- `{s}`: {DESCRIPTION.get(s, s)}" for s in scenarios]
+    def describe(scen):
+        text = DESCRIPTION.get(scen, scen)
+        if scen.startswith("fanout"):
+            ds = [(sv, d) for (s, sv, _, ok, d) in runs if s == scen and ok]
+            first = ds[0][1] if ds else {}
+            frame = lambda want: next((str(d.get("frame_len")) for sv, d in ds if (sv == "weir") == want), "?")
+            subs = first.get("subs")
+            text = text.format(
+                subs=f"{subs:,}" if isinstance(subs, int) else "?",
+                size=first.get("size", "?"),
+                window=first.get("window", "?"),
+                weir_frame=frame(True),
+                peer_frame=frame(False),
+            )
+        return text
+
+    lines += [f"- `{s}`: {describe(s)}" for s in scenarios]
     lines += ["", "## All runs", ""]
     for scen in scenarios:
         key = METRICS.get(scen, [("?", "?", True)])[0][0]

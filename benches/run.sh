@@ -7,15 +7,23 @@
 #   --quick           duration 3 s, 1 round, idle hold 1 s: a smoke test of the script, not a
 #                     measurement (writes benches/results/quick.md unless --out is given)
 #   --only LIST       scenarios, comma-separated (default: all):
-#                     echo64 echo16k echo1m latency64 connrate idle10k idle19500
+#                     echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
+#                     (the echo scenarios) and uws-pubsub (fanout10k only)
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
 #   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
 #   --out FILE        markdown report (default benches/results/latest.md)
 #   --no-build        use the binaries already built
+#
+# fanout10k: 1 publisher and 10,000 subscribers on one channel (weir's hub at /ws, started with
+# --rate 0; uws-pubsub.js, publisher on /pub), closed loop: 32 publishes in flight until every
+# subscriber has them; deliveries/s, publishes/s, p50/p99 delivery latency. Only weir and
+# uws-pubsub run it. FANOUT_SUBS=N (environment) changes the subscriber count, e.g. 1000 for a
+# smoke test. It is in the default list: per round it adds 2 runs of about 3 s (opening 10,000
+# connections) + 1 s warm-up + duration, i.e. about 1.5 min to the default run (3 x 10 s).
 #
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
@@ -23,8 +31,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ALL_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500"
-ALL_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
+ALL_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
+ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
+FANOUT_PEERS="uws-pubsub"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS"
+FANOUT_SUBS=${FANOUT_SUBS:-10000}
 QUICK=0
 ONLY=""
 PEERS_ARG=""
@@ -44,7 +55,7 @@ while [ $# -gt 0 ]; do
         --duration) [ $# -ge 2 ] || die "--duration needs a value"; DURATION=$2; shift ;;
         --out) [ $# -ge 2 ] || die "--out needs a value"; OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
     shift
@@ -56,6 +67,7 @@ fi
 [ -n "$OUT" ] || OUT="$ROOT/benches/results/latest.md"
 [[ "$PAIRS" =~ ^[1-9][0-9]?$ ]] || die "--pairs must be 1..99"
 [[ "$DURATION" =~ ^[1-9][0-9]{0,3}$ ]] || die "--duration must be 1..9999 whole seconds"
+[[ "$FANOUT_SUBS" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$FANOUT_SUBS" -le 19500 ] || die "FANOUT_SUBS must be 1..19500"
 
 SCENARIOS=${ONLY//,/ }
 [ -n "$SCENARIOS" ] || SCENARIOS=$ALL_SCENARIOS
@@ -97,7 +109,7 @@ fi
 
 peer_available() {
     case "$1" in
-        ws-echo|uws-echo) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
+        ws-echo|uws-echo|uws-pubsub) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
 }
@@ -107,7 +119,23 @@ for p in $WANT_PEERS; do
     if peer_available "$p"; then PEERS="$PEERS $p"; else SKIPPED="$SKIPPED $p"; fi
 done
 [ -z "$SKIPPED" ] || echo "run.sh: skipping peers not built:$SKIPPED" >&2
-SERVERS="weir $PEERS"
+# The servers of one scenario: weir, then the peers built for its kind (echo or fan-out).
+servers_for() {
+    local list p out=weir
+    case "$1" in
+        fanout*) list=$FANOUT_PEERS ;;
+        *) list=$ECHO_PEERS ;;
+    esac
+    for p in $PEERS; do
+        [[ " $list " == *" $p "* ]] && out="$out $p"
+    done
+    echo "$out"
+}
+# Every server the chosen scenarios run, in order.
+all_servers() {
+    local scen
+    for scen in $SCENARIOS; do servers_for "$scen"; done | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ' | sed 's/ $//'
+}
 
 TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
 RESULTS="$TMP/results.tsv"
@@ -123,11 +151,14 @@ trap 'exit 130' INT TERM
 # --- servers -----------------------------------------------------------------------------------
 SPORT=""
 start_server() {
-    local name=$1 log="$TMP/server.log" cmd
+    local name=$1 scen=$2 log="$TMP/server.log" cmd
     case "$name" in
         weir) cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
-                   --queue-cap 64MiB --max-message-size 16MiB) ;;
-        ws-echo|uws-echo) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
+                   --queue-cap 64MiB --max-message-size 16MiB)
+              # The hub's per-connection rate limit (1000 msg/s by default) would throttle the
+              # publisher.
+              case "$scen" in fanout*) cmd+=(--rate 0) ;; esac ;;
+        ws-echo|uws-echo|uws-pubsub) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac
     : >"$log"
@@ -168,12 +199,13 @@ scenario_args() {
         connrate) echo "connrate --concurrency 32" ;;
         idle10k) echo "idle --conns 10000" ;;
         idle19500) echo "idle --conns 19500" ;;
+        fanout10k) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate 0" ;;
     esac
 }
 
 run_one() {
-    local scen=$1 name=$2 round=$3 args extra="" out status json
-    if ! start_server "$name"; then
+    local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json
+    if ! start_server "$name" "$scen"; then
         printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "server did not start" >>"$RESULTS"
         return
     fi
@@ -183,8 +215,11 @@ run_one() {
         *) extra="--duration $DURATION" ;;
     esac
     [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
+    case "$scen" in
+        fanout*) if [ "$name" = weir ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
+    esac
     # shellcheck disable=SC2086
-    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "ws://127.0.0.1:$SPORT/echo" --cpu 1 2>&1); then
+    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "ws://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
         status=ok
     else
         status=fail
@@ -205,10 +240,10 @@ server exited during the run"
 }
 
 # --- runs --------------------------------------------------------------------------------------
-echo "== servers: $SERVERS; scenarios: $SCENARIOS; rounds: $PAIRS; duration: ${DURATION}s" >&2
+echo "== servers: $(all_servers); scenarios: $SCENARIOS; rounds: $PAIRS; duration: ${DURATION}s" >&2
 for scen in $SCENARIOS; do
     for round in $(seq "$PAIRS"); do
-        for name in $SERVERS; do
+        for name in $(servers_for "$scen"); do
             run_one "$scen" "$name" "$round"
         done
     done
@@ -223,7 +258,8 @@ META="$TMP/meta.txt"
     echo "weir: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty tree)')"
     echo "mode: $([ "$QUICK" = 1 ] && echo 'QUICK (smoke test of the script, not a measurement)' || echo full)"
     echo "rounds: $PAIRS; duration: ${DURATION}s + 1s warm-up; idle hold: ${HOLD}s"
-    echo "servers: $SERVERS"
+    echo "servers: $(all_servers)"
+    [[ " $SCENARIOS " != *" fanout"* ]] || echo "fanout subscribers: $FANOUT_SUBS$([ "$FANOUT_SUBS" = 10000 ] || echo ' (FANOUT_SUBS; fanout10k is named for 10,000)')"
     [ -z "$SKIPPED" ] || echo "skipped (not built):$SKIPPED"
 } >"$META"
 python3 "$ROOT/benches/report.py" "$RESULTS" "$META" "$OUT"

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hub::Hub;
 use crate::hub::auth::{query_param, strip_scheme};
+use crate::hub::channel::valid_name;
 use crate::json::{self, ObjectWriter};
 use crate::proto::http::Request;
 use crate::proxy::Proxy;
@@ -109,6 +110,14 @@ impl Api {
         let number = |name: &str| query_param(req.query(), name).map(str::parse::<u64>);
         match (req.method, action) {
             ("POST", "publish") => {
+                // `publish_raw` takes the name as given: refuse what a WebSocket publish would.
+                if !valid_name(channel) {
+                    return error(
+                        400,
+                        "invalid_params",
+                        "channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -",
+                    );
+                }
                 // The body is the message: any JSON, forwarded as sent.
                 if let Err(e) = json::parse_with(
                     body,

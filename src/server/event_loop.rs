@@ -302,8 +302,20 @@ impl<H: Handler> Server<H> {
         self.core.terminate_all();
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
-            if self.core.conns.get(key).is_some_and(|c| c.phase == Phase::Ws) {
-                self.core.close(key, CloseCode::GOING_AWAY, "server shutting down");
+            match self.core.conns.get(key).map(|c| c.phase) {
+                Some(Phase::Ws) => {
+                    self.core.close(key, CloseCode::GOING_AWAY, "server shutting down");
+                }
+                Some(Phase::Stream) => {
+                    // A streamed response (server-sent events) ends: what is queued is sent,
+                    // then the connection closes like any finished response.
+                    let mut ctx = Context { core: &mut self.core };
+                    self.handler.on_stream_closed(&mut ctx, ConnId(key));
+                    if let Some(c) = self.core.conns.get_mut(key) {
+                        c.phase = Phase::Http;
+                    }
+                }
+                _ => {}
             }
             self.settle(key);
         }

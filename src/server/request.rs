@@ -14,8 +14,6 @@ use crate::{debug, info};
 
 /// What `Retry-After` says to a client refused for a connection limit.
 const RETRY_AFTER: &[u8] = b"5";
-/// Requests answered from one read before the loop serves other connections.
-const PIPELINE_PER_WAKE: usize = 16;
 
 /// Header slots kept on the stack (no allocation per request) up to this many.
 const STACK_SLOTS: usize = 128;
@@ -69,10 +67,11 @@ impl<H: Handler> crate::server::Server<H> {
         }
     }
 
-    /// Looks for a whole head in what the connection gathered, and serves it (and the
-    /// requests pipelined after it).
+    /// Looks for a whole head in what the connection gathered, and serves it and every request
+    /// pipelined after it. The work is bounded by what was read (at most one read's worth
+    /// beyond a head): the socket may be drained already, so nothing may be left for later.
     fn on_head_bytes(&mut self, key: Key) {
-        for _ in 0..PIPELINE_PER_WAKE {
+        loop {
             let Some(conn) = self.core.conns.get_mut(key) else { return };
             let head_len = match conn.head_reader.feed(&conn.head) {
                 Ok(Status::Partial) => return,
@@ -117,7 +116,6 @@ impl<H: Handler> crate::server::Server<H> {
                 }
             }
         }
-        // More pipelined requests than one wake-up serves: the rest waits for the next read.
     }
 
     /// Keeps `bytes` as the start of what the connection reads next.
@@ -296,8 +294,19 @@ impl<H: Handler> crate::server::Server<H> {
         let keep_alive = req.minor_version == 1
             && !req.fields().has_token("connection", "close")
             && !self.core.draining;
+        // While the handler runs, the connection streams into a queue of its own: a handler
+        // that answers with a streamed response writes its first bytes (server-sent events:
+        // `retry:` and the replay after `Last-Event-ID`) before its head is queued, and they
+        // must follow the head.
+        let (queued, phase) = match self.core.conns.get_mut(key) {
+            Some(c) => (std::mem::take(&mut c.out), std::mem::replace(&mut c.phase, Phase::Stream)),
+            None => return false,
+        };
         let mut ctx = Context { core: &mut self.core };
         let r = self.handler.on_request(&mut ctx, ConnId(key), req, body, peer);
+        let Some(conn) = self.core.conns.get_mut(key) else { return false };
+        let mut early = std::mem::replace(&mut conn.out, queued);
+        conn.phase = phase;
         self.core.stats.http_requests += 1;
         debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
         let after = match (r.stream, keep_alive) {
@@ -307,8 +316,14 @@ impl<H: Handler> crate::server::Server<H> {
         };
         let extra: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let bytes =
+        let mut bytes =
             write_with(|out| handshake::write_http_response(out, r.status, &extra, &r.body, after));
+        // RFC 9110 §9.3.2: the answer to HEAD is the head of the answer to GET, without the
+        // body (its Content-Length stays); a kept-alive client would read the body as the next
+        // response.
+        if req.method == "HEAD" && !r.stream && !matches!(r.status, 100..=199 | 204 | 304) {
+            bytes.truncate(bytes.len().saturating_sub(r.body.len()));
+        }
         let now = self.core.now;
         let ws_config = self.core.config.ws;
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
@@ -316,6 +331,12 @@ impl<H: Handler> crate::server::Server<H> {
             crate::server::stats::Stats::count(&mut self.core.stats.handshakes_rejected, r.status);
         }
         conn.out.push_copy(&[&bytes], &mut self.core.pool);
+        if after == After::Stream && !early.is_empty() {
+            let mut first = Vec::with_capacity(early.len());
+            let _ = early.write_to(&mut first, &mut self.core.pool);
+            conn.out.push_owned(first);
+        }
+        early.drop_unstarted(&mut self.core.pool);
         match after {
             After::Stream => {
                 conn.phase = Phase::Stream;

@@ -7,6 +7,7 @@
 
 mod connrate;
 mod engine;
+mod fanout;
 mod sys;
 mod ws;
 
@@ -29,7 +30,16 @@ Scenarios:
             connect, upgrade, close handshake (1000), wait for the server's FIN; C at once.
   idle      --conns N --pid PID [--hold SECS] [--open-concurrency K]
             open N upgraded connections; server RSS (VmRSS of PID) per connection.
-  fanout    not yet (the hub is not built).
+  fanout    --mode weir|uws --subs N [--rate R] [--window W] [--size S] [--open-concurrency K]
+            1 publisher, N subscribers on one channel: deliveries/s, publishes/s, delivery
+            latency p50/p99 (us). weir: every connection to the hub at --url (/ws), subscribers
+            subscribe to \"bench\", the publisher publishes {\"t\",\"n\",\"p\"} data with ids (its
+            answers are its acks). uws (benches/peers/uws-pubsub.js): subscribers connect to
+            --url, the publisher to /pub (its own copies are its acks). Every subscriber checks
+            every message in order (n, and weir's seq), no gap, no duplicate. At most W
+            publishes (default 32) not yet received by every subscriber; R publishes/s, 0 (the
+            default) = as fast as that window allows. S = bytes of the data object (default 64,
+            at least 46). Latency = receive time - t, on every 1/100th subscriber.
 
 Common flags:
   --url ws://127.0.0.1:PORT/PATH   target (127.0.0.1 only)           [default ws://127.0.0.1:8080/echo]
@@ -58,6 +68,10 @@ struct Args {
     pid: Option<u32>,
     hold: f64,
     open_concurrency: usize,
+    mode: String,
+    subs: usize,
+    rate: f64,
+    window: usize,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -94,6 +108,10 @@ fn parse_args() -> Result<Args, String> {
         pid: None,
         hold: 5.0,
         open_concurrency: 256,
+        mode: "weir".into(),
+        subs: 1000,
+        rate: 0.0,
+        window: 32,
     };
     while let Some(flag) = it.next() {
         if flag == "--raw" {
@@ -119,6 +137,10 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pid = Some(int(&v)? as u32),
             "--hold" => a.hold = num(&v)?,
             "--open-concurrency" => a.open_concurrency = int(&v)?,
+            "--mode" => a.mode = v,
+            "--subs" => a.subs = int(&v)?,
+            "--rate" => a.rate = num(&v)?,
+            "--window" => a.window = int(&v)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -306,6 +328,60 @@ fn idle(a: &Args) -> Result<String, String> {
     ))
 }
 
+fn fanout(a: &Args) -> Result<String, String> {
+    let (addr, host, path) = parse_url(&a.url)?;
+    let mode = match a.mode.as_str() {
+        "weir" => fanout::Mode::Weir,
+        "uws" => fanout::Mode::Uws,
+        m => return Err(format!("--mode must be weir or uws, not {m:?}")),
+    };
+    if a.subs == 0 || a.subs > 19_500 {
+        return Err("--subs in 1..=19500 (20,000 open files per process)".into());
+    }
+    if a.window == 0 || a.window > 1 << 20 {
+        return Err("--window in 1..=1048576".into());
+    }
+    if !(0.0..=10_000_000.0).contains(&a.rate) {
+        return Err("--rate in 0..=10000000 (0 = as fast as the window allows)".into());
+    }
+    if a.size > 1 << 20 {
+        return Err("--size at most 1MiB for fanout".into());
+    }
+    let cfg = fanout::Config {
+        addr,
+        host,
+        path,
+        mode,
+        subs: a.subs,
+        rate: a.rate,
+        window: a.window,
+        size: a.size,
+        warmup: secs(a.warmup),
+        duration: secs(a.duration),
+        open_concurrency: a.open_concurrency,
+    };
+    let r = fanout::run(&cfg)?;
+    let v = &r.latencies_ns;
+    if v.is_empty() {
+        return Err("no delivery was sampled for latency".into());
+    }
+    let pct = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
+    let (p50, p99, p999, max) = (pct(0.50), pct(0.99), pct(0.999), *v.last().unwrap_or(&0) as f64 / 1000.0);
+    let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0;
+    let rate = if a.rate > 0.0 { format!("{:.0}/s", a.rate) } else { "max".to_string() };
+    println!(
+        "fanout {} {} subs, {} B data, rate {rate}, window {}: {:.0} deliveries/s, {:.1} publishes/s, latency p50 {p50:.0} us, p99 {p99:.0} us, p99.9 {p999:.0} us, max {max:.0} us ({} samples from {} subs; {} deliveries of {} publishes checked; opened in {:.1} s)",
+        a.mode, a.subs, a.size, a.window, r.deliveries_per_sec, r.publishes_per_sec, v.len(), r.sampled_subs, r.delivered, r.published, r.open_seconds
+    );
+    if a.rate > 0.0 && r.publishes_per_sec < a.rate * 0.95 {
+        println!("note: publishes/s below the target {:.0}/s: the server (or loadgen) did not keep up within the window", a.rate);
+    }
+    Ok(format!(
+        "{{\"scenario\":\"fanout\",\"mode\":\"{}\",\"subs\":{},\"size\":{},\"frame_len\":{},\"rate\":{},\"window\":{},\"deliveries_per_sec\":{:.1},\"publishes_per_sec\":{:.2},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"p999_us\":{p999:.1},\"max_us\":{max:.1},\"mean_us\":{mean:.1},\"samples\":{},\"sampled_subs\":{},\"seconds\":{:.3},\"open_seconds\":{:.3},\"published\":{},\"deliveries_checked\":{},\"pings\":{}}}",
+        a.mode, a.subs, a.size, r.frame_len, a.rate, a.window, r.deliveries_per_sec, r.publishes_per_sec, v.len(), r.sampled_subs, r.seconds, r.open_seconds, r.published, r.delivered, r.pings
+    ))
+}
+
 fn main() -> ExitCode {
     let a = match parse_args() {
         Ok(a) => a,
@@ -329,7 +405,7 @@ fn main() -> ExitCode {
         "latency" => echo(&a, true),
         "connrate" => connrate(&a),
         "idle" => idle(&a),
-        "fanout" => Err("fanout: not yet (the hub is not built)".into()),
+        "fanout" => fanout(&a),
         s => {
             eprintln!("loadgen: unknown scenario {s:?}\n\n{USAGE}");
             return ExitCode::from(2);
