@@ -27,7 +27,7 @@ use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
 
 /// The runtime's state, apart from the handler (so a handler can act on it through
-/// [`Context`] while it runs).
+/// [`Context`](crate::server::Context) while it runs).
 pub struct Core {
     pub(crate) poll: Poll,
     pub(crate) config: Config,
