@@ -102,6 +102,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Records why the connection ends (the first reason wins), for the close log line and
+    /// `on_close`.
+    pub(crate) fn set_close(&mut self, code: u16, reason: &str) {
+        if self.close_code.is_none() {
+            self.close_code = Some(code);
+            self.close_reason = Box::from(reason);
+        }
+    }
+
     pub(crate) fn new(
         socket: TcpStream,
         peer: SocketAddr,

@@ -242,7 +242,7 @@ impl Core {
             cap = cap
         );
         let _ = conn.ws.close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
-        conn.close_code.get_or_insert(CloseCode::POLICY_VIOLATION.0);
+        conn.set_close(CloseCode::POLICY_VIOLATION.0, "slow reader");
         self.transmit(key);
         Err(SendError::Closing)
     }
@@ -284,7 +284,7 @@ impl Core {
             return;
         };
         if conn.ws.close(code, reason, now).is_ok() {
-            conn.close_code.get_or_insert(code.0);
+            conn.set_close(code.0, reason);
         }
         self.transmit(key);
     }

@@ -494,10 +494,7 @@ impl<H: Handler> Server<H> {
                         Some(Event::Close(frame)) => {
                             let code = frame.code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
                             Stats::count(&mut core.stats.close_codes_received, code);
-                            if conn.close_code.is_none() {
-                                conn.close_code = Some(code);
-                                conn.close_reason = Box::from(frame.reason());
-                            }
+                            conn.set_close(code, frame.reason());
                             debug!(
                                 "close received",
                                 id = key.to_token(),
@@ -512,7 +509,7 @@ impl<H: Handler> Server<H> {
                 }
                 Err(e) => {
                     core.stats.protocol_error(e);
-                    conn.close_code.get_or_insert(e.close_code().0);
+                    conn.set_close(e.close_code().0, e.reason());
                     info!(
                         "protocol error",
                         id = key.to_token(),
@@ -554,12 +551,12 @@ impl<H: Handler> Server<H> {
                     Some(Timeout::Ping) => {}
                     Some(Timeout::Pong) => {
                         core.stats.pong_timeouts += 1;
-                        conn.close_code.get_or_insert(CloseCode::GOING_AWAY.0);
+                        conn.set_close(CloseCode::GOING_AWAY.0, "pong timeout");
                         info!("pong timeout", id = key.to_token(), peer = conn.peer);
                     }
                     Some(Timeout::Idle) => {
                         core.stats.idle_timeouts += 1;
-                        conn.close_code.get_or_insert(CloseCode::GOING_AWAY.0);
+                        conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
                         info!("idle timeout", id = key.to_token(), peer = conn.peer);
                     }
                     Some(Timeout::Handshake) if conn.client.is_some() => {
@@ -721,6 +718,7 @@ impl<H: Handler> Server<H> {
                 peer = conn.peer,
                 path = conn.path,
                 code = code,
+                reason = conn.close_reason,
                 duration_ms = ms,
                 bytes_in = conn.bytes_in,
                 bytes_out = conn.bytes_out
