@@ -289,22 +289,7 @@ pub fn read_head(s: &mut impl Read) -> String {
 
 /// A masked client frame (`b0` is FIN + opcode).
 pub fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [7u8, 1, 9, 3];
-    let mut f = vec![b0];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n < 65536 => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&key);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    f
+    crate::common::frame(b0, payload)
 }
 
 /// A masked text frame.
