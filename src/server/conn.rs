@@ -59,7 +59,9 @@ pub(crate) struct Conn {
     pub(crate) phase: Phase,
     /// The request head gathered so far (leased from the pool while in `Head`).
     pub(crate) head: Vec<u8>,
-    pub(crate) head_reader: HeadReader,
+    /// Finds the end of the request (or response) head; boxed and present only while a head
+    /// is being read, so an open connection does not carry it.
+    pub(crate) head_reader: Option<Box<HeadReader>>,
     /// A message gathered across reads (empty, without storage, between messages).
     pub(crate) msg: Vec<u8>,
     pub(crate) out: OutQueue,
@@ -96,7 +98,7 @@ pub(crate) struct Conn {
     /// The handler paused reading (flow control).
     pub(crate) paused: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
-    pub(crate) drain_mark: Option<usize>,
+    pub(crate) drain_mark: Option<u32>,
     /// A request body being read.
     pub(crate) body: Option<Box<BodyState>>,
 }
@@ -125,7 +127,7 @@ impl Conn {
             ws: Connection::new(role, ws, now),
             phase: Phase::Head,
             head: Vec::new(),
-            head_reader: HeadReader::new(http),
+            head_reader: Some(Box::new(HeadReader::new(http))),
             msg: Vec::new(),
             out: OutQueue::default(),
             timer: None,

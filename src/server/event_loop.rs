@@ -646,7 +646,7 @@ impl<H: Handler> Server<H> {
                 false
             }
         };
-        if conn.drain_mark.is_some_and(|m| conn.out.len() <= m) {
+        if conn.drain_mark.is_some_and(|m| conn.out.len() <= m as usize) {
             conn.drain_mark = None;
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_drained(&mut ctx, ConnId(key));

@@ -435,7 +435,7 @@ impl Context<'_> {
     /// Asks for `on_drained` once the connection's queue is at or below `mark` bytes.
     pub fn notify_drained(&mut self, id: ConnId, mark: usize) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            c.drain_mark = Some(mark);
+            c.drain_mark = Some(u32::try_from(mark).unwrap_or(u32::MAX));
             self.core.mark_dirty(id.0);
         }
     }

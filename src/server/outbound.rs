@@ -4,7 +4,7 @@
 use crate::info;
 use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
-use crate::proto::http::{self, Header};
+use crate::proto::http::{self, HeadReader, Header};
 use crate::server::conn::Phase;
 use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::slab::Key;
@@ -42,7 +42,12 @@ impl<H: Handler> crate::server::Server<H> {
             conn.head = self.core.pool.take();
         }
         conn.head.extend_from_slice(&self.rbuf[..n]);
-        let head_len = match conn.head_reader.feed(&conn.head) {
+        let limits = self.core.config.http;
+        let head_len = match conn
+            .head_reader
+            .get_or_insert_with(|| Box::new(HeadReader::new(&limits)))
+            .feed(&conn.head)
+        {
             Ok(Status::Partial) => return,
             Ok(Status::Complete(len)) => len,
             Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e)),
@@ -63,6 +68,7 @@ impl<H: Handler> crate::server::Server<H> {
             Ok(protocol) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
+                conn.head_reader = None;
                 conn.phase = Phase::Ws;
                 conn.opened_at = self.core.now;
                 self.core.stats.connections_open += 1;

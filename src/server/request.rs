@@ -4,7 +4,7 @@
 
 use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::handshake::{self, After, Classified};
-use crate::proto::http::{self, Header, Request};
+use crate::proto::http::{self, HeadReader, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::conn::{BodyState, Phase};
 use crate::server::core::write_with;
@@ -73,7 +73,12 @@ impl<H: Handler> crate::server::Server<H> {
     fn on_head_bytes(&mut self, key: Key) {
         loop {
             let Some(conn) = self.core.conns.get_mut(key) else { return };
-            let head_len = match conn.head_reader.feed(&conn.head) {
+            let limits = self.core.config.http;
+            let head_len = match conn
+                .head_reader
+                .get_or_insert_with(|| Box::new(HeadReader::new(&limits)))
+                .feed(&conn.head)
+            {
                 Ok(Status::Partial) => return,
                 Ok(Status::Complete(len)) => len,
                 Err(e) => return self.refuse_error(key, e),
@@ -346,7 +351,9 @@ impl<H: Handler> crate::server::Server<H> {
             After::KeepAlive => {
                 // Ready for the next request, with a fresh deadline for it.
                 conn.phase = Phase::Head;
-                conn.head_reader.reset();
+                if let Some(r) = conn.head_reader.as_mut() {
+                    r.reset();
+                }
                 conn.ws = Connection::new(Role::Server, ws_config, now);
             }
             After::Close => conn.phase = Phase::Http,
@@ -360,6 +367,7 @@ impl<H: Handler> crate::server::Server<H> {
         let Some(conn) = core.conns.get_mut(key) else { return };
         conn.out.push_copy(&[response], &mut core.pool);
         conn.ws.open(core.now);
+        conn.head_reader = None;
         // Accept to 101: `opened_at` was the accept time until now.
         core.stats.handshake_seconds.observe(core.now.saturating_sub(conn.opened_at).as_secs_f64());
         conn.phase = Phase::Ws;
