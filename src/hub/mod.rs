@@ -665,9 +665,11 @@ fn channel_entry<'a>(
         }
         channels.insert(Rc::from(name), Channel::default());
     }
+    // One hash lookup for the shared name (never a scan of all channels: this runs on every
+    // publish), one for the channel.
     let key =
-        channels.keys().find(|k| ***k == *name).map(Rc::clone).unwrap_or_else(|| Rc::from(name));
-    let ch = channels.get_mut(name).ok_or_else(|| bad("channel vanished"))?;
+        channels.get_key_value(name).map(|(k, _)| Rc::clone(k)).ok_or_else(|| bad("no channel"))?;
+    let ch = channels.get_mut(name).ok_or_else(|| bad("no channel"))?;
     Ok((key, ch))
 }
 
