@@ -105,7 +105,8 @@ impl Core {
         };
         let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
         let mut any = false;
-        loop {
+        // Runs after every event: only when a frame is owed does a client draw a masking key.
+        while conn.ws.wants_transmit() {
             let mask = match (conn.ws.role(), self.random.as_mut()) {
                 (Role::Client, Some(r)) => r.mask_key(),
                 _ => [0; 4],
