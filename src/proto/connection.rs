@@ -804,7 +804,12 @@ impl Connection {
                     return None;
                 }
             };
-        crate::proto::frame::encode_frame(true, opcode, mask, payload, out).ok()
+        let n = crate::proto::frame::encode_frame(true, opcode, mask, payload, out).ok();
+        // The last owed frame is out: its payload's box goes (a caller may stop polling here).
+        if !self.wants_transmit() {
+            self.release_spill();
+        }
+        n
     }
 
     /// Whether a received close frame is answered at once (`true`, the default) or by the
