@@ -70,23 +70,11 @@ struct Link {
     route: usize,
 }
 
-/// What the upstream sent between its handshake and the client's opening. The runtime opens
-/// an accepted client only after the current read, so frames that came in the same read as
-/// the upstream's 101 (a server's greeting, e.g. Socket.IO's open packet) are held here and
-/// passed on in `on_open`. At most one read's worth.
-#[derive(Debug, Default)]
-struct Early {
-    pieces: Vec<(MessageKind, Vec<u8>, bool)>,
-    close: Option<(CloseCode, String)>,
-}
-
 /// The proxy's routes and live links.
 #[derive(Debug)]
 pub struct Proxy {
     routes: Vec<Route>,
     links: HashMap<ConnId, Link>,
-    /// Clients accepted but not yet open, with what is waiting for them.
-    early: HashMap<ConnId, Early>,
     timeout: Duration,
 }
 
@@ -110,7 +98,7 @@ impl Proxy {
                 stats: RouteStats::default(),
             });
         }
-        Ok(Self { routes: out, links: HashMap::new(), early: HashMap::new(), timeout })
+        Ok(Self { routes: out, links: HashMap::new(), timeout })
     }
 
     /// The routes, with their counters.
@@ -186,15 +174,6 @@ impl Proxy {
     pub fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         ctx.set_streaming(id, true);
         ctx.set_manual_close(id, true);
-        let Some(early) = self.early.remove(&id) else { return };
-        for (kind, data, fin) in early.pieces {
-            if ctx.send_piece(id, kind, &data, fin).is_err() {
-                break;
-            }
-        }
-        if let Some((code, reason)) = early.close {
-            ctx.close(id, code, &reason);
-        }
     }
 
     /// The upstream handshake is done: answer the client with the upstream's subprotocol.
@@ -210,7 +189,6 @@ impl Proxy {
         ctx.set_streaming(up, true);
         ctx.set_manual_close(up, true);
         ctx.accept(link.other, protocol, &[]);
-        self.early.insert(link.other, Early::default());
         if let Some(r) = self.routes.get_mut(link.route) {
             r.stats.connections += 1;
         }
@@ -249,10 +227,6 @@ impl Proxy {
         fin: bool,
     ) {
         let Some(link) = self.links.get(&id).copied() else { return };
-        if let Some(early) = self.early.get_mut(&link.other) {
-            early.pieces.push((kind, data.to_vec(), fin));
-            return;
-        }
         if ctx.send_piece(link.other, kind, data, fin).is_err() {
             return; // the other side is closing; its close is relayed when it ends
         }
@@ -289,25 +263,14 @@ impl Proxy {
     ) {
         if let Some(link) = self.links.get(&id) {
             let (code, reason) = relayed(code, reason);
-            if let Some(early) = self.early.get_mut(&link.other) {
-                early.close = Some((code, reason.to_string()));
-                return;
-            }
             ctx.close(link.other, code, reason);
         }
     }
 
     /// One side is gone. If it went without a close frame, the other side is closed now.
     pub fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
-        self.early.remove(&id);
         let Some(link) = self.links.remove(&id) else { return };
         let (code, reason) = relayed(code, reason);
-        if let Some(early) = self.early.get_mut(&link.other) {
-            // The client is accepted but not open yet: it gets what came and then the close
-            // when it opens (its link stays until then, so `on_open` still reaches the proxy).
-            early.close.get_or_insert_with(|| (code, reason.to_string()));
-            return;
-        }
         if self.links.remove(&link.other).is_none() {
             return;
         }

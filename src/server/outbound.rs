@@ -76,8 +76,15 @@ impl<H: Handler> crate::server::Server<H> {
                 info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
                 let mut ctx = Context { core: &mut self.core };
                 self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
-                if extra > 0 {
-                    self.on_frames(key, n - extra, n);
+                // Frames that came with the 101 go to the handler only after what it did in
+                // `on_connected` has taken effect (a proxy's client accepted and open), so it
+                // can pass them on at once. Opening a client reuses the read buffer: the
+                // frames wait aside (once per connection, not per message).
+                let early = self.rbuf[n - extra..n].to_vec();
+                self.flush_dirty();
+                if !early.is_empty() {
+                    self.rbuf[..early.len()].copy_from_slice(&early);
+                    self.on_frames(key, 0, early.len());
                 }
             }
         }
