@@ -827,6 +827,20 @@ impl Connection {
         self.rx.message.map_or(0, |m| m.len)
     }
 
+    /// Payload bytes of the data frame being received that have not arrived yet (0 between
+    /// frames, inside a control frame, and once closing or failed). Every one of them is
+    /// payload, so a caller gathering a large message may read them straight into its message
+    /// buffer and pass that region to [`Connection::handle_bytes`], which unmasks and checks it
+    /// in place and returns it whole as the piece: no copy out of a shared read buffer.
+    pub fn payload_remaining(&self) -> u64 {
+        match self.rx.frame {
+            Some(f) if self.opened && !self.failed && !self.close_received => {
+                if f.opcode.is_control() { 0 } else { f.remaining }
+            }
+            _ => 0,
+        }
+    }
+
     /// Whether a fragmented send is open (its next frame must continue it).
     pub const fn tx_is_fragmenting(&self) -> bool {
         self.tx_open.is_some()

@@ -544,3 +544,61 @@ fn a_close_reply_can_be_left_to_the_caller() {
     assert_eq!(s.handle_timeout(T0 + secs(5)), Some(Timeout::Close));
     assert_eq!(s.state(), State::Closed);
 }
+
+#[test]
+fn a_large_payload_can_be_read_in_place_into_the_callers_message() {
+    // The text spans two frames and code points straddle every chunk boundary below.
+    let text: Vec<u8> = "aé€😀".repeat(10_000).into_bytes();
+    let (p1, p2) = text.split_at(40_001);
+    let wire = cat(&[cframe(false, Opcode::Text, p1), cframe(true, Opcode::Continuation, p2)]);
+    let mut ws = server();
+    let mut msg: Vec<u8> = Vec::new();
+    let mut fins = 0;
+    let mut pos = 0;
+    assert_eq!(ws.payload_remaining(), 0);
+    while pos < wire.len() {
+        let want = usize::try_from(ws.payload_remaining()).unwrap();
+        if want > 0 {
+            // Payload owed: the caller reads it straight into its message (here: copies the
+            // wire bytes there) and hands that region over.
+            let n = want.min(7_777).min(wire.len() - pos);
+            let start = msg.len();
+            msg.extend_from_slice(&wire[pos..pos + n]);
+            let region = &mut msg[start..];
+            let at = region.as_ptr();
+            let (used, ev) = ws.handle_bytes(region, T0).unwrap();
+            assert_eq!(used, n);
+            match ev {
+                Some(crate::proto::connection::Event::Message { kind, data, fin }) => {
+                    assert_eq!(kind, MessageKind::Text);
+                    assert_eq!((data.as_ptr(), data.len()), (at, n), "unmasked in place");
+                    fins += usize::from(fin);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(ws.payload_remaining(), (want - n) as u64);
+            pos += n;
+        } else {
+            // A header (and the first bytes after it) through the usual path.
+            let mut chunk = wire[pos..(pos + 1_000).min(wire.len())].to_vec();
+            let (used, ev) = ws.handle_bytes(&mut chunk, T0).unwrap();
+            if let Some(crate::proto::connection::Event::Message { data, fin, .. }) = ev {
+                msg.extend_from_slice(data);
+                fins += usize::from(fin);
+            }
+            pos += used;
+        }
+    }
+    assert_eq!(fins, 1);
+    assert_eq!(msg, text);
+    assert_eq!(ws.payload_remaining(), 0);
+    // Nothing is owed inside a control frame, nor once the connection has failed.
+    let mut ws = server();
+    let mut ping = cframe(true, Opcode::Ping, &[1; 100]);
+    ws.handle_bytes(&mut ping[..50], T0).unwrap();
+    assert_eq!(ws.payload_remaining(), 0);
+    let mut ws = server();
+    let mut bad = cframe(true, Opcode::Text, &[0xff; 300]);
+    assert!(ws.handle_bytes(&mut bad[..100], T0).is_err());
+    assert_eq!(ws.payload_remaining(), 0);
+}
