@@ -215,3 +215,23 @@ fn a_thousand_pipelined_messages_come_back_in_order() {
     }
     writer.join().unwrap();
 }
+
+/// Large frames' payload is read straight into the message being gathered (after the first
+/// read, which brings the header): a fragmented text message with a ping between its frames
+/// and code points split across frame and read boundaries comes back whole, after the pong.
+#[test]
+fn large_fragmented_text_with_a_ping_between_its_frames_is_echoed_whole() {
+    let addr = common::start(common::config());
+    let mut s = common::upgraded(addr);
+    let text = "aé€😀".repeat(60_000);
+    let (a, b) = text.as_bytes().split_at(300_001);
+    let wire = [common::frame(0x01, a), common::frame(0x89, b"between"), common::frame(0x80, b)];
+    for chunk in wire.concat().chunks(65_537) {
+        s.write_all(chunk).unwrap();
+    }
+    let pong = common::read_frame(&mut s).expect("a pong");
+    assert_eq!((pong.b0, pong.payload.as_slice()), (0x8A, &b"between"[..]));
+    let echo = common::read_frame(&mut s).expect("the echo");
+    assert_eq!(echo.b0, 0x81);
+    assert!(echo.payload == text.as_bytes(), "the echo differs from what was sent");
+}

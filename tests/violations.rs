@@ -25,6 +25,13 @@ fn assert_fails(config: Config, bytes: &[u8], code: u16) {
     common::expect_eof(&mut s, Duration::from_secs(5));
 }
 
+/// `len` bytes of text with one 0xFF at `at`.
+fn bad_at(len: usize, at: usize) -> Vec<u8> {
+    let mut v = vec![b'a'; len];
+    v[at] = 0xFF;
+    v
+}
+
 fn cat(frames: &[Vec<u8>]) -> Vec<u8> {
     frames.concat()
 }
@@ -77,6 +84,8 @@ violations! {
     invalid_utf8_across_fragments_is_1007:
         cat(&[frame(0x01, b"\xE2\x82"), frame(0x80, b"(")]) => 1007;
     utf8_cut_short_at_the_end_is_1007: frame(0x81, b"ab\xE2\x82") => 1007;
+    // Past the first read: this byte reaches weir through a read straight into the message.
+    invalid_utf8_deep_in_a_large_frame_is_1007: frame(0x81, &bad_at(1 << 20, 900_000)) => 1007;
     invalid_utf8_in_close_reason_is_1007: frame(0x88, b"\x03\xE8\xFF") => 1007;
     close_code_999_is_1002: close_frame(999, "") => 1002;
     close_code_1004_is_1002: close_frame(1004, "") => 1002;

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::proto::{CloseCode, Event, Role, State, Timeout};
+use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
 use crate::server::core::Core;
 use crate::server::handler::{ConnId, ConnectError, Context, Handler};
+use crate::server::payload;
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
 use crate::server::signal::Signals;
@@ -411,6 +412,14 @@ impl<H: Handler> Server<H> {
             if !conn.readable || conn.eof || conn.paused || conn.phase == Phase::Deferred {
                 break;
             }
+            let direct = payload::direct_len(conn);
+            if direct > 0 {
+                if self.read_payload_in_place(key, direct) {
+                    self.flush_dirty();
+                    continue;
+                }
+                break;
+            }
             match conn.socket.read(&mut self.rbuf) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
@@ -507,22 +516,27 @@ impl<H: Handler> Server<H> {
                         }
                     }
                 }
-                Err(e) => {
-                    core.stats.protocol_error(e);
-                    conn.set_close(e.close_code().0, e.reason());
-                    info!(
-                        "protocol error",
-                        id = key.to_token(),
-                        peer = conn.peer,
-                        code = e.close_code(),
-                        reason = e.reason()
-                    );
-                    self.core.transmit(key);
-                    return;
-                }
+                Err(e) => return self.protocol_error(key, e),
             }
             self.core.transmit(key);
         }
+    }
+
+    /// The peer broke a rule: the core has failed the connection (its close frame is queued).
+    pub(super) fn protocol_error(&mut self, key: Key, e: ProtocolError) {
+        let core = &mut self.core;
+        if let Some(conn) = core.conns.get_mut(key) {
+            core.stats.protocol_error(e);
+            conn.set_close(e.close_code().0, e.reason());
+            info!(
+                "protocol error",
+                id = key.to_token(),
+                peer = conn.peer,
+                code = e.close_code(),
+                reason = e.reason()
+            );
+        }
+        self.core.transmit(key);
     }
 
     fn run_timers(&mut self) {

@@ -12,6 +12,7 @@ pub mod event_loop;
 pub mod handler;
 mod outbound;
 pub mod outq;
+mod payload;
 pub mod pool;
 pub mod process;
 mod request;

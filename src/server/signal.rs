@@ -2,8 +2,9 @@
 //!
 //! The handler only writes one byte, the signal's number, to a non-blocking pipe, which is
 //! async-signal-safe; the loop sees the pipe readable and starts the drain (SIGINT, SIGTERM) or
-//! reaps the children it owns (SIGCHLD). This file is the only place with `unsafe` code, each
-//! block one direct libc call (signals, sending a signal, and the open-file limit).
+//! reaps the children it owns (SIGCHLD). Each `unsafe` block here is one direct libc call
+//! (signals, sending a signal, and the open-file limit); the only other `unsafe` in weir is the
+//! read into a message's spare capacity in `payload.rs`.
 
 #![allow(unsafe_code)]
 

@@ -1,0 +1,114 @@
+//! Large payloads read straight into the message being gathered.
+//!
+//! A frame's payload normally arrives in the loop's shared read buffer and is copied into the
+//! connection's message buffer. Once a large frame's header is in, every byte the core still
+//! owes ([`crate::proto::Connection::payload_remaining`]) is payload, so the socket is read
+//! directly into the message's spare room and the core unmasks and checks that region in place:
+//! one copy (the kernel's) instead of two. For a 1 MiB echo this was the largest cost weir had
+//! of its own (see docs/performance.md).
+
+use std::io::{self, ErrorKind};
+use std::os::fd::AsRawFd;
+
+use mio::net::TcpStream;
+
+use crate::debug;
+use crate::proto::Event;
+use crate::server::conn::{Conn, Phase};
+use crate::server::event_loop::Server;
+use crate::server::handler::{ConnId, Context, Handler};
+use crate::server::slab::Key;
+
+/// Below this, a read through the shared buffer costs no more.
+const MIN_DIRECT: usize = 64 << 10;
+
+/// How many bytes to read straight into `conn`'s message, or 0 to read as usual.
+pub(super) fn direct_len(conn: &Conn) -> usize {
+    if conn.phase != Phase::Ws || conn.streaming {
+        return 0;
+    }
+    let owed = usize::try_from(conn.ws.payload_remaining()).unwrap_or(usize::MAX);
+    let n = owed.min(conn.msg.capacity() - conn.msg.len());
+    if n >= MIN_DIRECT { n } else { 0 }
+}
+
+impl<H: Handler> Server<H> {
+    /// Reads up to `want` payload bytes into the message of `key`; returns whether the socket
+    /// may have more (`false`: drained, at EOF or failed).
+    pub(super) fn read_payload_in_place(&mut self, key: Key, want: usize) -> bool {
+        let Some(conn) = self.core.conns.get_mut(key) else {
+            return false;
+        };
+        let start = conn.msg.len();
+        match read_into_spare(&conn.socket, &mut conn.msg, want) {
+            Ok(0) => {
+                conn.eof = true;
+                false
+            }
+            Ok(n) => {
+                conn.bytes_in += n as u64;
+                // A short read drained the socket (edge-triggered), as in `on_ready`.
+                if n < want && !conn.hup {
+                    conn.readable = false;
+                }
+                self.on_payload_in_place(key, start, n);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                conn.readable = false;
+                false
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => true,
+            Err(e) => {
+                debug!("read failed", peer = conn.peer, error = e);
+                conn.eof = true;
+                false
+            }
+        }
+    }
+
+    /// The core's pass over `msg[start..start + n]`, just read: unmasked and checked in place.
+    fn on_payload_in_place(&mut self, key: Key, start: usize, n: usize) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        let now = core.now;
+        let (ws, msg) = (&mut conn.ws, &mut conn.msg);
+        match ws.handle_bytes(&mut msg[start..start + n], now) {
+            Ok((_, Some(Event::Message { kind, data, fin }))) => {
+                core.stats.bytes_in += data.len() as u64;
+                if fin {
+                    core.stats.messages_in += 1;
+                    let msg = std::mem::take(&mut conn.msg);
+                    let mut ctx = Context { core: &mut self.core };
+                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                }
+            }
+            // Unreachable: every byte read was owed payload, so the core returns it as a piece.
+            Ok(_) => {}
+            Err(e) => return self.protocol_error(key, e),
+        }
+        self.core.transmit(key);
+    }
+}
+
+/// Reads up to `want` bytes from `socket` into the spare capacity of `buf` (at most what it
+/// has) and appends them. Safe Rust could only read into initialised bytes, i.e. zero the room
+/// first; that write over up to a megabyte per read cost 7% of the 1 MiB echo's throughput
+/// (median of 5 alternated runs, docs/performance.md), which is what this block buys. It and
+/// `signal.rs` are the only `unsafe` in weir.
+#[allow(unsafe_code)]
+fn read_into_spare(socket: &TcpStream, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let want = want.min(spare.len());
+    // SAFETY: read(2) writes at most `want` bytes into `spare`, which is valid for writes of
+    // `spare.len() >= want` bytes and is borrowed mutably from `buf` here.
+    let n = unsafe { libc::read(socket.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    let Ok(n) = usize::try_from(n) else {
+        return Err(io::Error::last_os_error());
+    };
+    // SAFETY: the kernel initialised the first `n <= want` bytes after the old length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
