@@ -17,9 +17,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 const LISTENER: Token = Token(usize::MAX);
-const READ_CHUNK: usize = 64 * 1024;
-/// Stop reading a connection while this much echo is still unwritten (resumed once drained).
-const PENDING_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// One read buffer for all connections, as large as weir's (256 KiB).
+const READ_CHUNK: usize = 256 * 1024;
+/// Stop reading a connection while any echo is still unwritten (resumed once drained): only
+/// the unwritten tail of one read is ever copied aside, and memory stays bounded.
+const PENDING_HIGH_WATER: usize = 1;
 /// Largest HTTP upgrade request accepted.
 const MAX_REQUEST: usize = 16 * 1024;
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -92,7 +94,7 @@ impl Conn {
         if self.pending_off == self.pending.len() {
             self.pending.clear();
             self.pending_off = 0;
-            if self.pending.capacity() > PENDING_HIGH_WATER {
+            if self.pending.capacity() > READ_CHUNK {
                 self.pending.shrink_to(READ_CHUNK);
             }
         }
@@ -156,8 +158,10 @@ impl Conn {
         }
     }
 
-    /// Read until the socket would block (edge-triggered), echoing as we go.
-    fn on_readable(&mut self, buf: &mut [u8]) -> io::Result<Outcome> {
+    /// Read until the socket is drained (edge-triggered), echoing as we go. A short read
+    /// drained it (new data raises a new edge), unless the peer's FIN came with this edge
+    /// (`hup`): then read on to EOF.
+    fn on_readable(&mut self, buf: &mut [u8], hup: bool) -> io::Result<Outcome> {
         loop {
             if self.unwritten() >= PENDING_HIGH_WATER {
                 self.read_paused = true;
@@ -171,6 +175,9 @@ impl Conn {
                 Ok(n) => {
                     if let Outcome::Close = self.input(&buf[..n])? {
                         return Ok(Outcome::Close);
+                    }
+                    if n < buf.len() && !hup {
+                        return Ok(Outcome::Keep);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Outcome::Keep),
@@ -187,7 +194,7 @@ impl Conn {
         }
         if self.read_paused && self.unwritten() < PENDING_HIGH_WATER {
             self.read_paused = false;
-            return self.on_readable(buf);
+            return self.on_readable(buf, true);
         }
         Ok(Outcome::Keep)
     }
@@ -285,7 +292,8 @@ fn main() -> io::Result<()> {
                 && (event.is_readable() || event.is_read_closed() || event.is_error())
                 && !conn.read_paused
             {
-                close = !matches!(conn.on_readable(&mut buf), Ok(Outcome::Keep));
+                let hup = event.is_read_closed() || event.is_error();
+                close = !matches!(conn.on_readable(&mut buf, hup), Ok(Outcome::Keep));
             }
             if close {
                 if let Some(mut conn) = conns[slot].take() {
