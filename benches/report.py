@@ -9,13 +9,17 @@ import json
 import statistics
 import sys
 
-# scenario -> [(json key, label, higher_is_better)]
+# Which side was busy (loadgen --pid): a share of one CPU, no ratio.
+CPU = [("server_cpu", "server CPU", None), ("loadgen_cpu", "loadgen CPU", None)]
+# scenario -> [(json key, label, higher_is_better or None for a diagnostic)]
 METRICS = {
-    "echo64": [("msgs_per_sec", "msg/s", True)],
-    "echo16k": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True)],
-    "echo1m": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True)],
-    "latency64": [("p50_us", "p50 us", False), ("p99_us", "p99 us", False), ("p999_us", "p99.9 us", False)],
-    "connrate": [("conns_per_sec", "conn/s", True)],
+    "echo64": [("msgs_per_sec", "msg/s", True), ("msgs_per_server_cpu_s", "msg per server CPU-second", True)] + CPU,
+    "echo16k": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True),
+                ("msgs_per_server_cpu_s", "msg per server CPU-second", True)] + CPU,
+    "echo1m": [("msgs_per_sec", "msg/s", True), ("mb_per_sec_up", "MB/s each way", True),
+               ("msgs_per_server_cpu_s", "msg per server CPU-second", True)] + CPU,
+    "latency64": [("p50_us", "p50 us", False), ("p99_us", "p99 us", False), ("p999_us", "p99.9 us", False)] + CPU,
+    "connrate": [("conns_per_sec", "conn/s", True), ("conns_per_server_cpu_s", "conn per server CPU-second", True)] + CPU,
     "idle10k": [("bytes_per_conn", "bytes/conn", False)],
     "idle19500": [("bytes_per_conn", "bytes/conn", False)],
     "fanout10k": [
@@ -40,9 +44,11 @@ DESCRIPTION = {
 }
 
 
-def fmt(v):
+def fmt(v, share=False):
     if v is None:
         return "fail"
+    if share:
+        return f"{v:.2f}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:.1f}"
@@ -63,6 +69,12 @@ def main():
                     data = json.loads(rest)
                 except ValueError:
                     status, rest = "fail", "unparsable RESULT: " + rest
+            if status == "ok" and data.get("server_cpu"):
+                # Work per CPU-second the server spent: what it could do if the generator
+                # were not the bottleneck (when the server's CPU is well under 1).
+                for key in ("msgs_per_sec", "conns_per_sec"):
+                    if key in data:
+                        data[key.replace("_per_sec", "_per_server_cpu_s")] = data[key] / data["server_cpu"]
             runs.append((scen, server, rnd, status == "ok", data if status == "ok" else rest))
     with open(meta_path) as f:
         meta = [l.rstrip("\n") for l in f if l.strip()]
@@ -90,6 +102,9 @@ def main():
     lines += [
         "- medians over the rounds; ratio = weir / peer. For msg/s, MB/s and conn/s higher is better;",
         "  for latency and bytes/conn lower is better. A cell `(k/n ok)` had failed runs.",
+        "- server CPU / loadgen CPU: the share of one CPU each used in the measured window. A server",
+        "  well under 1.00 beside a loadgen near 1.00 means the generator was the bottleneck: then",
+        "  'per server CPU-second' (throughput / server CPU) compares the servers' own costs.",
         "- server on CPU 0, loadgen on CPU 1 (`taskset`); raw-tcp-echo echoes raw bytes after the 101",
         "  (loadgen `--raw`): the ceiling of the machine, not a WebSocket server.",
         "",
@@ -105,15 +120,15 @@ def main():
                 v = values(scen, sv, key)
                 med[sv] = statistics.median(v) if v else None
                 ok, n = count(scen, sv)
-                cell = fmt(med[sv])
+                cell = fmt(med[sv], higher is None)
                 if n and ok < n:
                     cell += f" ({ok}/{n} ok)"
                 cells.append(cell if n else "-")
             ratios = []
             for p in peers:
                 a, b = med.get("weir"), med.get(p)
-                ratios.append(f"{a / b:.3g}" if a is not None and b else "-")
-            arrow = "higher better" if higher else "lower better"
+                ratios.append(f"{a / b:.3g}" if a is not None and b and higher is not None else "-")
+            arrow = {True: "higher better", False: "lower better", None: "share of one CPU"}[higher]
             lines.append(f"| {scen} | {label} ({arrow}) | " + " | ".join(cells + ratios) + " |")
     lines += ["", "Scenarios:", ""]
     def describe(scen):

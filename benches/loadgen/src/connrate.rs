@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::sys::{Cpu, CpuMeter};
 use crate::ws;
 
 const SLOT_BITS: usize = 20;
@@ -167,7 +168,8 @@ fn write_all_now(sock: &mut TcpStream, data: &[u8]) -> Result<(), String> {
 
 /// Runs for `warmup + duration`; returns the completions inside the measurement window and the
 /// totals (for the failure rate).
-pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usize, warmup: Duration, duration: Duration) -> Result<(u64, Duration, Stats), String> {
+#[allow(clippy::too_many_arguments)]
+pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usize, warmup: Duration, duration: Duration, pid: Option<u32>) -> Result<(u64, Duration, Stats, Cpu), String> {
     let mut r = Rate {
         poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
         addr,
@@ -188,6 +190,7 @@ pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usi
     let t_measure = t0 + warmup;
     let t_end = t_measure + duration;
     let mut at_start: Option<(u64, Instant)> = None;
+    let mut meter: Option<CpuMeter> = None;
     let mut last_scan = Instant::now();
     loop {
         let now = Instant::now();
@@ -196,6 +199,7 @@ pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usi
         }
         if at_start.is_none() && now >= t_measure {
             at_start = Some((r.stats.completed, now));
+            meter = Some(CpuMeter::start(pid));
         }
         let until = if at_start.is_none() { t_measure } else { t_end };
         let timeout = (until - now).min(Duration::from_millis(20));
@@ -234,6 +238,7 @@ pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usi
         }
     }
     let end = Instant::now();
+    let cpu = meter.map_or((None, 0.0), |m| m.stop());
     let (c0, m0) = at_start.unwrap_or((0, t_measure));
-    Ok((r.stats.completed - c0, end - m0, r.stats))
+    Ok((r.stats.completed - c0, end - m0, r.stats, cpu))
 }

@@ -8,11 +8,13 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::sys;
 use crate::ws::{self, Template};
 
 /// Frames longer than this are sent with `writev` from the template instead of being copied.
@@ -20,6 +22,10 @@ const COPY_MAX: usize = 64 * 1024;
 /// Reads per connection per turn before others are served.
 const READ_BUDGET: usize = 16;
 const MAX_IOV: usize = 32;
+/// With `--check-every N`, the payload bytes compared on the echoes not checked in full.
+pub const HEAD_CHECK: usize = 4096;
+/// The longest server frame header (no mask).
+const MAX_HEADER: usize = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -54,6 +60,8 @@ pub struct Conn {
     pub next_send: u64,
     pub next_recv: u64,
     sent_at: VecDeque<Instant>,
+    /// Payload bytes of the current echo still to discard unread (`--check-every`).
+    skip: usize,
 }
 
 pub struct Ctx {
@@ -75,6 +83,20 @@ pub struct Ctx {
     request: Vec<u8>,
     big_mode: bool,
     rbuf_size: usize,
+    /// Every `check_every`-th echo of a connection is read and compared in full; the others
+    /// (when larger than `HEAD_CHECK`) have their header, tag and first `HEAD_CHECK` bytes
+    /// compared and the rest discarded by the kernel unread. 1 = every echo in full.
+    pub check_every: u64,
+    /// Echoes compared byte for byte, whole.
+    pub checked_in_full: u64,
+    scratch: Vec<u8>,
+}
+
+impl Ctx {
+    /// Whether echo `seq` is checked by its head only (the rest discarded unread).
+    fn head_only(&self, seq: u64) -> bool {
+        self.check_every > 1 && !seq.is_multiple_of(self.check_every) && self.tpl.size > HEAD_CHECK
+    }
 }
 
 pub struct Engine {
@@ -110,6 +132,9 @@ impl Engine {
                 request: ws::request(host, path),
                 big_mode,
                 rbuf_size,
+                check_every: 1,
+                checked_in_full: 0,
+                scratch: vec![0; 256 * 1024],
             },
             again: Vec::new(),
             addr,
@@ -142,6 +167,7 @@ impl Engine {
             next_send: 0,
             next_recv: 0,
             sent_at: VecDeque::new(),
+            skip: 0,
         });
         Ok(())
     }
@@ -249,6 +275,25 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
     let mut reads = 0;
     while c.readable && reads < READ_BUDGET && c.phase != Phase::Closed {
         reads += 1;
+        if c.skip > 0 {
+            let want = c.skip.min(ctx.scratch.len());
+            match sys::recv_discard(c.sock.as_raw_fd(), &mut ctx.scratch[..want]) {
+                Ok(0) => return Err(format!("server closed the connection mid-echo ({} echoes outstanding)", c.next_send - c.next_recv)),
+                Ok(n) => {
+                    c.skip -= n;
+                    if n < want {
+                        c.readable = false;
+                    }
+                    if c.skip == 0 {
+                        echo_done(c, ctx);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => c.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("recv: {e}")),
+            }
+            continue;
+        }
         if c.rend == c.rbuf.len() {
             if c.rstart > 0 {
                 c.rbuf.copy_within(c.rstart..c.rend, 0);
@@ -260,8 +305,12 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
                 c.rbuf.resize(n, 0);
             }
         }
-        let space = c.rbuf.len() - c.rend;
-        match c.sock.read(&mut c.rbuf[c.rend..]) {
+        let mut space = c.rbuf.len() - c.rend;
+        if c.phase == Phase::Open && ctx.head_only(c.next_recv) {
+            // Read no further than the head to compare: the rest is discarded unread.
+            space = space.min((MAX_HEADER + HEAD_CHECK).saturating_sub(c.rend - c.rstart).max(1));
+        }
+        match c.sock.read(&mut c.rbuf[c.rend..c.rend + space]) {
             Ok(0) => {
                 if c.phase == Phase::Closing {
                     c.phase = Phase::Closed;
@@ -323,26 +372,26 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
             return Err(format!("unexpected data frame (opcode {}, {} bytes)", h.opcode, h.payload_len));
         }
         let total = h.header_len + h.payload_len;
-        if avail.len() < total {
+        let head_only = data && ctx.head_only(c.next_recv);
+        if avail.len() < total && !(head_only && avail.len() >= h.header_len + HEAD_CHECK) {
             break;
         }
-        let payload = &avail[h.header_len..total];
+        let end = total.min(avail.len());
+        let payload = &avail[h.header_len..end];
         match h.opcode {
             ws::OP_TEXT | ws::OP_BINARY | ws::OP_CONT => {
                 if c.next_recv >= c.next_send {
                     return Err(format!("echo of a frame never sent (seq {})", c.next_recv));
                 }
                 ctx.tpl.check_echo(&h, payload, ctx.raw, c.next_recv)?;
-                c.next_recv += 1;
-                ctx.received += 1;
-                if let Some(t) = c.sent_at.pop_front()
-                    && ctx.record_rtt && ctx.rtts_ns.len() < ctx.rtt_cap {
-                        ctx.rtts_ns.push(t.elapsed().as_nanos() as u64);
-                    }
-                c.rstart += total;
-                if ctx.running && c.phase == Phase::Open {
-                    send_one(c, ctx);
+                c.rstart += end;
+                if end < total {
+                    // Checked by its head: the rest goes unread.
+                    c.skip = total - end;
+                    break;
                 }
+                ctx.checked_in_full += 1;
+                echo_done(c, ctx);
             }
             ws::OP_PING => {
                 let mut p = payload.to_vec();
@@ -378,6 +427,19 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
         c.rend = 0;
     }
     Ok(())
+}
+
+/// The echo `c.next_recv` has arrived (and been checked): count it and send the next frame.
+fn echo_done(c: &mut Conn, ctx: &mut Ctx) {
+    c.next_recv += 1;
+    ctx.received += 1;
+    if let Some(t) = c.sent_at.pop_front()
+        && ctx.record_rtt && ctx.rtts_ns.len() < ctx.rtt_cap {
+            ctx.rtts_ns.push(t.elapsed().as_nanos() as u64);
+        }
+    if ctx.running && c.phase == Phase::Open {
+        send_one(c, ctx);
+    }
 }
 
 fn send_one(c: &mut Conn, ctx: &mut Ctx) {

@@ -22,8 +22,13 @@ const USAGE: &str = "\
 loadgen SCENARIO [FLAGS]
 
 Scenarios:
-  echo      --conns N --inflight W --size S --kind text|binary [--raw]
-            N connections, W messages in flight on each; msg/s and MB/s.
+  echo      --conns N --inflight W --size S --kind text|binary [--raw] [--check-every K]
+            N connections, W messages in flight on each; msg/s and MB/s. --check-every K
+            (default 1): every echo is read and compared whole. K > 1, for sizes over 4 KiB:
+            every K-th echo of a connection is compared whole; the others have their header,
+            sequence tag and first 4 KiB compared and the rest discarded by the kernel unread
+            (recv MSG_TRUNC), so that the generator does less work per echo than any server
+            (which must copy every byte in and out).
   latency   [--size 64] [--kind text|binary] [--raw]
             1 connection, 1 message in flight; RTT p50/p99/p99.9 in microseconds.
   connrate  --concurrency C [--raw]
@@ -48,6 +53,9 @@ Common flags:
   --cpu N                          pin loadgen to CPU N             [default: not pinned]
   --raw                            the server echoes raw TCP bytes after the 101 (raw-tcp-echo):
                                    expect our own masked frames back
+  --pid PID                        the server's pid: echo, latency and connrate also report the
+                                   CPU it used in the measured window (and loadgen's own), to
+                                   show which side was the bottleneck
 
 Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}`.
 Exit status: 0 ok, 1 failed run (lost/duplicated/reordered/corrupted echo, connection error,
@@ -67,6 +75,7 @@ struct Args {
     concurrency: usize,
     pid: Option<u32>,
     hold: f64,
+    check_every: u64,
     open_concurrency: usize,
     mode: String,
     subs: usize,
@@ -107,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 32,
         pid: None,
         hold: 5.0,
+        check_every: 1,
         open_concurrency: 256,
         mode: "weir".into(),
         subs: 1000,
@@ -136,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => a.concurrency = int(&v)?,
             "--pid" => a.pid = Some(int(&v)? as u32),
             "--hold" => a.hold = num(&v)?,
+            "--check-every" => a.check_every = (int(&v)? as u64).max(1),
             "--open-concurrency" => a.open_concurrency = int(&v)?,
             "--mode" => a.mode = v,
             "--subs" => a.subs = int(&v)?,
@@ -207,13 +218,16 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let tpl = Template::new(opcode(&a.kind), a.size);
     let frame_len = tpl.frame.len();
     let mut e = Engine::new(addr, &host, &path, tpl, a.raw, inflight, 64 * 1024)?;
+    e.ctx.check_every = a.check_every;
     open_all(&mut e, conns, 512, Duration::from_secs(30))?;
     let t0 = Instant::now();
     e.run_until(t0 + secs(a.warmup))?;
     let (r0, m0) = (e.ctx.received, Instant::now());
+    let meter = sys::CpuMeter::start(a.pid);
     e.ctx.record_rtt = latency;
     e.run_until(m0 + secs(a.duration))?;
     let (r1, m1) = (e.ctx.received, Instant::now());
+    let (cpu_json, cpu_human) = sys::cpu_fields(meter.stop());
     e.ctx.record_rtt = false;
     e.ctx.running = false;
     // Drain: every frame sent must come back.
@@ -236,21 +250,21 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
         let (p50, p99, p999, max) = (pct(0.50), pct(0.99), pct(0.999), *v.last().unwrap_or(&0) as f64 / 1000.0);
         let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0;
         println!(
-            "latency {} B {}: {} samples, p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us, max {max:.1} us ({msgs:.0} msg/s)",
+            "latency {} B {}: {} samples, p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us, max {max:.1} us ({msgs:.0} msg/s; {cpu_human})",
             a.size, a.kind, v.len()
         );
         return Ok(format!(
-            "{{\"scenario\":\"latency\",\"size\":{},\"kind\":\"{}\",\"raw\":{},\"samples\":{},\"p50_us\":{p50:.2},\"p99_us\":{p99:.2},\"p999_us\":{p999:.2},\"max_us\":{max:.2},\"mean_us\":{mean:.2},\"msgs_per_sec\":{msgs:.1},\"seconds\":{elapsed:.3},\"echoes_checked\":{total}}}",
+            "{{\"scenario\":\"latency\",\"size\":{},\"kind\":\"{}\",\"raw\":{},\"samples\":{},\"p50_us\":{p50:.2},\"p99_us\":{p99:.2},\"p999_us\":{p999:.2},\"max_us\":{max:.2},\"mean_us\":{mean:.2},\"msgs_per_sec\":{msgs:.1},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},{cpu_json}}}",
             a.size, a.kind, a.raw, v.len()
         ));
     }
     println!(
-        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {:.1} s)",
-        conns, inflight, a.size, a.kind, total, elapsed
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human})",
+        conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, elapsed
     );
     Ok(format!(
-        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"pings\":{}}}",
-        a.size, a.kind, a.raw, e.ctx.pings
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json}}}",
+        a.size, a.kind, a.raw, e.ctx.checked_in_full, a.check_every, e.ctx.pings
     ))
 }
 
@@ -259,18 +273,19 @@ fn connrate(a: &Args) -> Result<String, String> {
     if a.concurrency == 0 || a.concurrency > 10_000 {
         return Err("--concurrency in 1..=10000".into());
     }
-    let (n, elapsed, st) = connrate::run(addr, &host, &path, a.raw, a.concurrency, secs(a.warmup), secs(a.duration))?;
+    let (n, elapsed, st, cpu) = connrate::run(addr, &host, &path, a.raw, a.concurrency, secs(a.warmup), secs(a.duration), a.pid)?;
+    let (cpu_json, cpu_human) = sys::cpu_fields(cpu);
     let rate = n as f64 / elapsed.as_secs_f64();
     let attempts = st.completed + st.failed;
     println!(
-        "connrate C={}: {rate:.0} conn/s ({} completed, {} failed of {attempts} attempts){}",
+        "connrate C={}: {rate:.0} conn/s ({} completed, {} failed of {attempts} attempts; {cpu_human}){}",
         a.concurrency,
         st.completed,
         st.failed,
         if st.errors.is_empty() { String::new() } else { format!("; first errors: {:?}", st.errors) }
     );
     let json = format!(
-        "{{\"scenario\":\"connrate\",\"concurrency\":{},\"raw\":{},\"conns_per_sec\":{rate:.1},\"completed\":{},\"failed\":{},\"seconds\":{:.3}}}",
+        "{{\"scenario\":\"connrate\",\"concurrency\":{},\"raw\":{},\"conns_per_sec\":{rate:.1},\"completed\":{},\"failed\":{},\"seconds\":{:.3},{cpu_json}}}",
         a.concurrency,
         a.raw,
         st.completed,

@@ -44,3 +44,79 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
     }
     Err(format!("{path}: no VmRSS"))
 }
+
+/// CPU time (user + system) `pid` has used so far, in seconds (`/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let s = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // Fields after the command name (which may hold spaces and parentheses): state is field 3,
+    // utime 14 and stime 15.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).ok_or(format!("{path}: no ')'"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{path}: bad field"));
+    let ticks = tick(11)? + tick(12)?;
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Ok(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+pub fn self_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one rusage struct we own.
+    let r = unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut r);
+        r
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(r.ru_utime) + tv(r.ru_stime)
+}
+
+/// Receives and discards up to `scratch.len()` bytes without copying them (`MSG_TRUNC` on
+/// TCP: the kernel frees them unread). Returns how many were discarded (0 at EOF).
+pub fn recv_discard(fd: std::os::fd::RawFd, scratch: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `scratch` is valid for its whole length (TCP with MSG_TRUNC does not write to it).
+    let n = unsafe { libc::recv(fd, scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_TRUNC | libc::MSG_DONTWAIT) };
+    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// (server CPU, generator CPU) over a window, each a share of one CPU.
+pub type Cpu = (Option<f64>, f64);
+
+/// CPU used over a measurement window by the server (`--pid`) and by the generator itself, as
+/// fractions of one CPU: which of the two was the bottleneck.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    server0: f64,
+    self0: f64,
+    t0: std::time::Instant,
+}
+
+impl CpuMeter {
+    pub fn start(pid: Option<u32>) -> CpuMeter {
+        let server0 = pid.and_then(|p| cpu_seconds(p).ok()).unwrap_or(0.0);
+        CpuMeter { pid, server0, self0: self_cpu_seconds(), t0: std::time::Instant::now() }
+    }
+
+    /// (server CPU, if a pid was given and still readable; the generator's CPU).
+    pub fn stop(&self) -> Cpu {
+        let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
+        let server = self.pid.and_then(|p| cpu_seconds(p).ok()).map(|s| (s - self.server0) / wall);
+        (server, (self_cpu_seconds() - self.self0) / wall)
+    }
+}
+
+/// `"server_cpu":X,"loadgen_cpu":Y` for a RESULT line, and a phrase for the human one.
+pub fn cpu_fields(cpu: Cpu) -> (String, String) {
+    let (server, me) = cpu;
+    let json = match server {
+        Some(s) => format!("\"server_cpu\":{s:.3},\"loadgen_cpu\":{me:.3}"),
+        None => format!("\"server_cpu\":null,\"loadgen_cpu\":{me:.3}"),
+    };
+    let human = match server {
+        Some(s) => format!("server CPU {:.0}%, loadgen CPU {:.0}%", s * 100.0, me * 100.0),
+        None => format!("loadgen CPU {:.0}%", me * 100.0),
+    };
+    (json, human)
+}
+

@@ -283,7 +283,8 @@ impl Template {
     }
 
     /// Checks one echoed frame: kind, length, masking (`raw`: our masked frame comes back as
-    /// sent), sequence `expected` and every other byte.
+    /// sent), sequence `expected` and every byte of `payload`, which is the whole payload or
+    /// (with `--check-every`) its first bytes, at least the tag.
     pub fn check_echo(&self, h: &Header, payload: &[u8], raw: bool, expected: u64) -> Result<(), String> {
         if h.opcode != self.opcode || !h.fin {
             return Err(format!(
@@ -291,24 +292,27 @@ impl Template {
                 h.opcode, h.fin, self.opcode
             ));
         }
-        if payload.len() != self.size {
-            return Err(format!("echo has {} bytes, expected {}", payload.len(), self.size));
+        if h.payload_len != self.size {
+            return Err(format!("echo has {} bytes, expected {}", h.payload_len, self.size));
         }
-        let tl = self.tag_len;
+        let (tl, n) = (self.tag_len, payload.len());
+        if n < tl || n > self.size {
+            return Err(format!("internal: checking {n} bytes of a {}-byte echo", self.size));
+        }
         let mut tag = [0u8; 8];
         tag[..tl].copy_from_slice(&payload[..tl]);
         let rest_ok;
         let mut first_bad = None;
         match (h.mask, raw) {
             (None, false) => {
-                rest_ok = payload[tl..] == self.payload[tl..];
+                rest_ok = payload[tl..] == self.payload[tl..n];
                 if !rest_ok {
-                    first_bad = mismatch(&payload[tl..], &self.payload[tl..]).map(|i| i + tl);
+                    first_bad = mismatch(&payload[tl..], &self.payload[tl..n]).map(|i| i + tl);
                 }
             }
             (Some(k), true) if k == MASK => {
                 apply_mask(&mut tag[..tl], k, 0);
-                let want = &self.frame[self.header_len + tl..];
+                let want = &self.frame[self.header_len + tl..self.header_len + n];
                 rest_ok = payload[tl..] == *want;
                 if !rest_ok {
                     first_bad = mismatch(&payload[tl..], want).map(|i| i + tl);
@@ -318,9 +322,9 @@ impl Template {
                 let mut p = payload.to_vec();
                 apply_mask(&mut p, k, 0);
                 tag[..tl].copy_from_slice(&p[..tl]);
-                rest_ok = p[tl..] == self.payload[tl..];
+                rest_ok = p[tl..] == self.payload[tl..n];
                 if !rest_ok {
-                    first_bad = mismatch(&p[tl..], &self.payload[tl..]).map(|i| i + tl);
+                    first_bad = mismatch(&p[tl..], &self.payload[tl..n]).map(|i| i + tl);
                 }
             }
             (Some(_), false) => return Err("masked frame from the server".into()),
@@ -441,6 +445,25 @@ mod tests {
             apply_mask(&mut payload, MASK, 0);
             assert_eq!(decode_tag(&payload[..t.tag_len]), Some(if size == 0 { 0 } else { 42 % t.modulus }));
         }
+    }
+
+    #[test]
+    fn head_check_sees_sequence_and_head_bytes() {
+        let t = Template::new(OP_BINARY, 10_000);
+        let f = server_echo(&t, 7);
+        let h = parse_header(&f).unwrap().unwrap();
+        let head = |f: &[u8]| f[h.header_len..h.header_len + 4096].to_vec();
+        t.check_echo(&h, &head(&f), false, 7).unwrap();
+        let e = t.check_echo(&h, &head(&server_echo(&t, 8)), false, 7).unwrap_err();
+        assert!(e.contains("lost or reordered"), "{e}");
+        let mut bad = f.clone();
+        bad[h.header_len + 100] ^= 1;
+        let e = t.check_echo(&h, &head(&bad), false, 7).unwrap_err();
+        assert!(e.contains("at byte 100"), "{e}");
+        // A short echo is caught by its header's length alone.
+        let short = encode_frame(OP_BINARY, &vec![b'a'; 9_999], None);
+        let hs = parse_header(&short).unwrap().unwrap();
+        assert!(t.check_echo(&hs, &short[hs.header_len..hs.header_len + 4096], false, 7).is_err());
     }
 
     #[test]
