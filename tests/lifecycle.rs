@@ -2,6 +2,8 @@
 //! and idle timeouts, and graceful shutdown on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -255,4 +257,25 @@ fn unanswered_server_close_ends_at_the_close_timeout() {
     let took = common::expect_eof(&mut s, Duration::from_secs(5));
     assert!(took >= Duration::from_millis(400), "closed {took:?} after its close frame");
     assert!(took < Duration::from_secs(3), "closed {took:?} after its close frame");
+}
+
+/// RFC 6455 §5.5.1: once weir has received and sent a close frame it closes the TCP connection
+/// (first, §7.1.1) and forgets it at once; a client that keeps its socket open does not hold a
+/// connection until the close timeout.
+#[test]
+fn a_clean_close_handshake_releases_the_connection_at_once() {
+    let b = common::Binary::start(&["--close-timeout", "60s"]);
+    let open = || {
+        let v = http::get(b.addr, "/api/stats").json();
+        v.get("connections").and_then(weir::json::Value::as_u64).unwrap()
+    };
+    let mut s = common::upgraded(b.addr);
+    assert_eq!(open(), 1);
+    s.write_all(&common::frame(0x88, &1000u16.to_be_bytes())).unwrap();
+    assert_eq!(common::expect_close(&mut s), 1000);
+    common::expect_eof(&mut s, Duration::from_secs(5));
+    // `s` stays open on this side: no FIN from the client.
+    let released = common::eventually(Duration::from_secs(5), || (open() == 0).then_some(()));
+    assert!(released.is_some(), "still counted open: it lingers for the client's FIN");
+    drop(s);
 }

@@ -827,6 +827,14 @@ impl Connection {
         self.rx.message.map_or(0, |m| m.len)
     }
 
+    /// Whether a close frame was both received and sent (written out by `poll_transmit`): the
+    /// closing handshake is complete and the TCP connection must now be closed (§5.5.1). The
+    /// peer sends nothing after its close frame, so closing at once loses nothing; a connection
+    /// that failed instead has received no close frame, and its peer may still be sending.
+    pub fn close_handshake_done(&self) -> bool {
+        self.close_received && self.close_out == CloseOut::Written
+    }
+
     /// Payload bytes of the data frame being received that have not arrived yet (0 between
     /// frames, inside a control frame, and once closing or failed). Every one of them is
     /// payload, so a caller gathering a large message may read them straight into its message

@@ -304,18 +304,27 @@ fn close_handshake_initiated_by_either_side() {
     assert_eq!(t[0], Record::Close(Some(1001), "shutting down".into()));
     let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
     assert_eq!(c.state(), State::Closed);
+    assert!(!s.close_handshake_done());
     let t = feed(&mut s, echo, &[], T0);
     assert_eq!(t, vec![Record::Close(Some(1001), String::new())]);
     assert_eq!(s.state(), State::Closed);
+    assert!(s.close_handshake_done());
     // The client closes first.
     let (mut s, mut c) = (server(), client());
     c.close(CloseCode::NORMAL, "", T0).unwrap();
     let n = c.poll_transmit(&mut out, [9; 4]).unwrap();
     let t = feed(&mut s, &out[..n], &[], T0);
     assert_eq!(s.state(), State::Closed);
+    assert!(s.close_handshake_done(), "the echo is written");
     let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
     feed(&mut c, echo, &[], T0);
     assert_eq!(c.state(), State::Closed);
+    // A failed connection has sent its close frame but received none: not done.
+    let mut s = server();
+    let _ = s.handle_bytes(&mut cframe(true, Opcode::Text, b"\xff"), T0);
+    s.poll_transmit(&mut out, [0; 4]).unwrap();
+    assert_eq!(s.state(), State::Closed);
+    assert!(!s.close_handshake_done());
     // Codes that must never be sent are refused.
     assert_eq!(server().close(CloseCode::NO_STATUS, "", T0), Err(SendError::InvalidCloseCode));
 }

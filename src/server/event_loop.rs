@@ -666,10 +666,22 @@ impl<H: Handler> Server<H> {
             self.handler.on_drained(&mut ctx, ConnId(key));
             return self.settle(key);
         }
+        if finished
+            && conn.out.is_empty()
+            && conn.ws.role() == Role::Server
+            && conn.ws.close_handshake_done()
+        {
+            // §5.5.1: close frames both ways, so the TCP connection must be closed; the server
+            // does it first (§7.1.1). The peer sends nothing after its close frame and what came
+            // with it was read, so nothing unread turns this close into a reset: no lingering.
+            self.remove(key);
+            return;
+        }
         if finished && conn.out.is_empty() && !conn.shut_wr {
             // RFC 6455 §7.1.1: the server closes the TCP connection first. Shutting down the
             // write side sends FIN at once; reading on until the peer's FIN (or the close
-            // timeout) keeps unread bytes from turning the close into a reset.
+            // timeout) keeps unread bytes (a failed connection's peer may still be sending)
+            // from turning the close into a reset. A client waits for the server's FIN.
             let _ = conn.socket.shutdown(Shutdown::Write);
             conn.shut_wr = true;
             conn.linger_until = Some(core.now + core.config.ws.close_timeout);
