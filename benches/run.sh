@@ -27,7 +27,8 @@
 #
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
-# 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report.
+# 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report. The exit
+# status is 1 if any run failed (it is in the report too), 2 for a usage error.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -269,3 +270,11 @@ META="$TMP/meta.txt"
 } >"$META"
 python3 "$ROOT/benches/report.py" "$RESULTS" "$META" "$OUT"
 echo "report written to $OUT" >&2
+# A failed run (a server that did not start or exited, or an echo lost, duplicated, reordered
+# or corrupted) is in the report; the exit status says so too, so that CI's smoke run fails.
+failed=$(awk -F'\t' '$4 == "fail" { n++ } END { print n + 0 }' "$RESULTS")
+if [ "$failed" -gt 0 ]; then
+    echo "run.sh: $failed run(s) failed:" >&2
+    awk -F'\t' '$4 == "fail" { print "    " $1 " / " $2 " round " $3 ": " $5 }' "$RESULTS" >&2
+    exit 1
+fi
