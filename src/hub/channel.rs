@@ -1,6 +1,6 @@
 //! A channel: its sequence numbers, its subscribers, and the last messages it keeps.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use crate::server::ConnId;
@@ -20,10 +20,11 @@ pub struct Channel {
     /// The sequence number of the last message published (0: none yet). Never repeats while
     /// the server runs: channels are not forgotten.
     pub seq: u64,
-    /// Connections subscribed.
-    pub subscribers: HashSet<ConnId>,
-    /// Server-sent-event streams subscribed.
-    pub streams: HashSet<ConnId>,
+    /// Connections subscribed, in id order: a publish then visits their state in memory order
+    /// (a hash set's order made each of 10,000 subscribers a cache miss; docs/performance.md).
+    pub subscribers: BTreeSet<ConnId>,
+    /// Server-sent-event streams subscribed, in id order.
+    pub streams: BTreeSet<ConnId>,
     /// The last messages, oldest first: sequence number and the event as sent.
     history: VecDeque<(u64, Rc<str>)>,
 }

@@ -17,8 +17,9 @@ use crate::server::slab::Key;
 use crate::server::stats::Stats;
 
 /// A WebSocket connection, as the application names it. Stale ids are harmless: every call
-/// with the id of a connection that is gone does nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// with the id of a connection that is gone does nothing. Ids order by where the connection's
+/// state lives: sending to many in order touches memory front to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub(crate) Key);
 
 impl ConnId {

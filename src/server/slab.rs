@@ -36,7 +36,10 @@ const MAX_GENERATION: u32 = (1 << 31) - 1;
 ///
 /// A key stays valid until its value is removed; after that it matches nothing, even once the
 /// slot holds a new value (until the slot's generation wraps around after 2^31 - 1 reuses).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Keys order by slot index first (the field order): visiting keys in order walks the slab's
+/// memory front to back, which the CPU's prefetcher follows.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     index: u32,
     generation: u32,
@@ -374,6 +377,21 @@ mod tests {
         assert!(!slab.contains(b));
         assert_eq!(slab.remove(a), Some("a"));
         assert!(slab.is_empty());
+    }
+
+    #[test]
+    fn keys_order_by_slot_index_whatever_the_generation() {
+        let mut slab = Slab::new();
+        let a = slab.insert('a');
+        let b = slab.insert('b');
+        slab.remove(a);
+        let c = slab.insert('c'); // slot 0 again, a later generation
+        assert!(c.generation > a.generation);
+        assert!(c < b, "slot 0 sorts before slot 1 even with a newer generation");
+        assert!(a < c, "the same slot: by generation");
+        let mut sorted = vec![b, c];
+        sorted.sort();
+        assert_eq!(sorted, [c, b]);
     }
 
     #[test]
