@@ -617,3 +617,119 @@ fn slow_subscriber_is_cut_off_while_a_thousand_others_get_everything() {
         started.elapsed()
     );
 }
+
+/// A frame from the hub in a few characters: `a:3` for a message on channel `a` with data 3,
+/// `ack:7` for the answer to id 7, `close:1000` for a close frame.
+fn label(op: u8, payload: &[u8]) -> String {
+    if op == 8 {
+        return format!("close:{}", u16::from_be_bytes([payload[0], payload[1]]));
+    }
+    assert_eq!(op, 1, "a text frame");
+    let v = parse(std::str::from_utf8(payload).unwrap());
+    if v.get("event").is_some() {
+        format!("{}:{}", str_of(&v, "channel"), field(&v, "data"))
+    } else {
+        assert!(matches!(v.get("ok"), Some(Value::Bool(true))), "{v}");
+        format!("ack:{}", field(&v, "id"))
+    }
+}
+
+/// The next `n` frames, as labels.
+fn labels(r: &mut BufReader<TcpStream>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let (op, p) = read_raw_frame(r).expect("EOF before the frames expected");
+            label(op, &p)
+        })
+        .collect()
+}
+
+fn publish(id: Option<u64>, channel: &str, data: u64) -> Vec<u8> {
+    let id = id.map(|i| format!(r#""id":{i},"#)).unwrap_or_default();
+    text_frame(&format!(
+        r#"{{{id}"method":"publish","params":{{"channel":"{channel}","data":{data}}}}}"#
+    ))
+}
+
+// Publishes to one channel in one read are gathered and reach each subscriber as one piece
+// (src/server/batch.rs). Every connection must still get exactly the frames, in exactly the
+// order, it would have had if each was queued at once: the publisher's answers after its own
+// events, a message on another channel between the ones around it, nothing lost when the
+// publisher closes in the same read.
+#[test]
+fn gathered_publishes_keep_every_connections_order() {
+    let server = Binary::start(&[]);
+    let mut sub = raw_subscriber(server.addr, &["a", "b"]);
+    let mut publisher = raw_subscriber(server.addr, &["a"]);
+    let mut burst = Vec::new();
+    burst.extend(publish(Some(1), "a", 1));
+    burst.extend(publish(None, "a", 2)); // gathered ...
+    burst.extend(publish(None, "a", 3)); // ... with this one
+    burst.extend(publish(Some(4), "b", 4)); // another set: a's batch first
+    burst.extend(publish(Some(5), "a", 5));
+    burst.extend(text_frame(r#"{"id":6,"method":"unsubscribe","params":{"channel":"a"}}"#));
+    burst.extend(publish(Some(7), "a", 7)); // the publisher no longer gets it
+    burst.extend(text_frame(r#"{"id":8,"method":"subscribe","params":{"channel":"a"}}"#));
+    burst.extend(publish(None, "a", 9)); // pending when the close below is read
+    burst.extend(client_frame(0x88, &1000u16.to_be_bytes()));
+    publisher.get_mut().write_all(&burst).unwrap();
+
+    assert_eq!(
+        labels(&mut publisher, 12),
+        [
+            "a:1",
+            "ack:1",
+            "a:2",
+            "a:3",
+            "ack:4",
+            "a:5",
+            "ack:5",
+            "ack:6",
+            "ack:7",
+            "ack:8",
+            "a:9",
+            "close:1000"
+        ]
+    );
+    assert!(read_raw_frame(&mut publisher).is_none(), "EOF after the close handshake");
+    assert_eq!(labels(&mut sub, 7), ["a:1", "a:2", "a:3", "b:4", "a:5", "a:7", "a:9"]);
+}
+
+// A subscribe with `since` between gathered publishes: the messages before it come once, by
+// replay, and the ones after it live; the others subscribed get every one once.
+#[test]
+fn subscribe_since_between_gathered_publishes_has_no_gap_and_no_duplicate() {
+    let server = Binary::start(&[]);
+    let mut sub = raw_subscriber(server.addr, &["c"]);
+    let mut late = raw_subscriber(server.addr, &[]);
+    let mut burst = Vec::new();
+    burst.extend(publish(None, "c", 1));
+    burst.extend(publish(None, "c", 2));
+    burst.extend(text_frame(r#"{"id":3,"method":"subscribe","params":{"channel":"c","since":0}}"#));
+    burst.extend(publish(None, "c", 4));
+    burst.extend(publish(Some(5), "c", 5));
+    late.get_mut().write_all(&burst).unwrap();
+
+    assert_eq!(labels(&mut late, 5), ["ack:3", "c:1", "c:2", "c:4", "c:5"]);
+    assert_eq!(labels(&mut late, 1), ["ack:5"]);
+    assert_eq!(labels(&mut sub, 4), ["c:1", "c:2", "c:4", "c:5"]);
+    // Nothing more for either: a duplicate would be next.
+    let probe = text_frame(r#"{"id":6,"method":"ping"}"#);
+    late.get_mut().write_all(&probe).unwrap();
+    sub.get_mut().write_all(&probe).unwrap();
+    assert_eq!(labels(&mut late, 1), ["ack:6"]);
+    assert_eq!(labels(&mut sub, 1), ["ack:6"]);
+}
+
+// The publisher's own message is gathered when its next frame breaks the protocol: the message
+// is queued before the input that fails the connection is handled, so it still precedes the
+// close frame (1002), as it would have had it been queued at once.
+#[test]
+fn a_gathered_message_precedes_the_close_for_a_protocol_error_in_the_same_read() {
+    let server = Binary::start(&[]);
+    let mut publisher = raw_subscriber(server.addr, &["a"]);
+    let mut burst = publish(None, "a", 1);
+    burst.extend(client_frame(0x83, b"")); // reserved opcode 3: 1002
+    publisher.get_mut().write_all(&burst).unwrap();
+    assert_eq!(labels(&mut publisher, 2), ["a:1", "close:1002"]);
+}

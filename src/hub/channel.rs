@@ -22,7 +22,10 @@ pub struct Channel {
     pub seq: u64,
     /// Connections subscribed, in id order: a publish then visits their state in memory order
     /// (hash order walked the slab at random; in order: +21% fan-out, docs/performance.md).
-    pub subscribers: BTreeSet<ConnId>,
+    /// Shared with the runtime while it gathers this channel's publishes
+    /// ([`Context::broadcast_set`](crate::server::Context::broadcast_set)): change it with
+    /// [`Rc::make_mut`].
+    pub subscribers: Rc<BTreeSet<ConnId>>,
     /// Server-sent-event streams subscribed, in id order.
     pub streams: BTreeSet<ConnId>,
     /// The last messages, oldest first: sequence number and the event as sent.

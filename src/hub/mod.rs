@@ -241,7 +241,7 @@ impl Hub {
         if let Some(client) = self.clients.remove(&id) {
             for name in &client.channels {
                 if let Some(ch) = self.channels.get_mut(name) {
-                    ch.subscribers.remove(&id);
+                    Rc::make_mut(&mut ch.subscribers).remove(&id);
                 }
             }
         }
@@ -387,7 +387,7 @@ impl Hub {
             ));
         }
         let (key, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
-        ch.subscribers.insert(id);
+        Rc::make_mut(&mut ch.subscribers).insert(id);
         if !already {
             client.channels.push(key);
         }
@@ -423,7 +423,7 @@ impl Hub {
         };
         client.channels.swap_remove(pos);
         if let Some(ch) = self.channels.get_mut(name) {
-            ch.subscribers.remove(&id);
+            Rc::make_mut(&mut ch.subscribers).remove(&id);
         }
         Ok("{}".into())
     }
@@ -478,7 +478,9 @@ impl Hub {
             Rc::from(out)
         });
         // One frame, shared by every subscriber's queue.
-        let n = ctx.broadcast(ch.subscribers.iter().copied(), MessageKind::Text, event.as_bytes());
+        // One frame for every subscriber; consecutive publishes to this channel in one batch
+        // of work reach each subscriber as one piece.
+        let n = ctx.broadcast_set(&ch.subscribers, MessageKind::Text, event.as_bytes());
         let m = if ch.streams.is_empty() {
             0
         } else {

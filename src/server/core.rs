@@ -16,6 +16,7 @@ use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
 use crate::proto::handshake;
 use crate::proto::{CloseCode, Role};
+use crate::server::batch::Batch;
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
 use crate::server::handler::Response;
@@ -51,6 +52,8 @@ pub struct Core {
     pub(crate) resumed: Vec<Key>,
     /// Child processes and their pipes.
     pub(crate) procs: Procs,
+    /// Broadcasts to one set gathered in this batch of work, not queued yet (`batch.rs`).
+    pub(crate) batch: Option<Batch>,
 }
 
 impl Core {
@@ -62,6 +65,7 @@ impl Core {
     }
 
     pub(super) fn queue_response(&mut self, key: Key, status: u16, bytes: &[u8]) {
+        self.flush_batch_for(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -100,6 +104,7 @@ impl Core {
 
     /// Moves the control frames a connection owes (pong, ping, close) into its queue.
     pub(crate) fn transmit(&mut self, key: Key) {
+        self.flush_batch_for(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -148,6 +153,7 @@ impl Core {
         data: &[u8],
         fin: bool,
     ) -> Result<(), SendError> {
+        self.flush_batch_for(key);
         let big = data.len() > self.pool.size();
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
@@ -160,7 +166,7 @@ impl Core {
         } else {
             conn.out.push_copy(&[&head[..n], data], &mut self.pool);
         }
-        self.queued(key)
+        self.queued(key, 1)
     }
 
     pub(crate) fn send_owned(
@@ -169,6 +175,7 @@ impl Core {
         kind: MessageKind,
         data: Vec<u8>,
     ) -> Result<(), SendError> {
+        self.flush_batch_for(key);
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
             return self.send_masked(key, kind, &data, true);
@@ -176,7 +183,7 @@ impl Core {
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         conn.out.push_copy(&[&head[..n]], &mut self.pool);
         conn.out.push_payload(data);
-        self.queued(key)
+        self.queued(key, 1)
     }
 
     pub(crate) fn send_shared(
@@ -185,6 +192,7 @@ impl Core {
         kind: MessageKind,
         frame: &Rc<[u8]>,
     ) -> Result<(), SendError> {
+        self.flush_batch_for(key);
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
             // A client masks every frame with its own key: the shared bytes cannot be used.
@@ -197,7 +205,7 @@ impl Core {
         // the connection's sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
         conn.out.push_shared(Rc::clone(frame));
-        self.queued(key)
+        self.queued(key, 1)
     }
 
     /// A client's frame: masked with a fresh key, so copied into a buffer of its own.
@@ -217,12 +225,13 @@ impl Core {
         let n = conn.ws.send(kind, data, fin, &mut buf, mask)?;
         buf.truncate(n);
         conn.out.push_owned(buf);
-        self.queued(key)
+        self.queued(key, 1)
     }
 
-    /// A message was queued: count it, and close the connection if it is now a slow reader.
-    fn queued(&mut self, key: Key) -> Result<(), SendError> {
-        self.stats.messages_out += 1;
+    /// `n` messages were queued: count them, and close the connection if it is now a slow
+    /// reader.
+    pub(crate) fn queued(&mut self, key: Key, n: u64) -> Result<(), SendError> {
+        self.stats.messages_out += n;
         self.mark_dirty(key);
         let cap = self.config.queue_cap;
         let Some(conn) = self.conns.get_mut(key) else {
@@ -249,6 +258,7 @@ impl Core {
     }
 
     pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
+        self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;
         conn.out.push_copy(&[bytes], &mut self.pool);
         self.streamed(key)
@@ -259,6 +269,7 @@ impl Core {
         key: Key,
         bytes: &Rc<[u8]>,
     ) -> Result<(), SendError> {
+        self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;
         conn.out.push_shared(Rc::clone(bytes));
         self.streamed(key)
@@ -280,6 +291,7 @@ impl Core {
     }
 
     pub(crate) fn close(&mut self, key: Key, code: CloseCode, reason: &str) {
+        self.flush_batch_for(key);
         let now = self.now;
         let Ok(conn) = open_conn(&mut self.conns, key) else {
             return;
@@ -347,7 +359,7 @@ fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError>
     }
 }
 
-fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
+pub(crate) fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         Some(c) if c.phase == Phase::Ws => Ok(c),
         _ => Err(SendError::NotOpen),

@@ -107,6 +107,7 @@ impl<H: Handler> Server<H> {
                 accepted: Vec::new(),
                 resumed: Vec::new(),
                 procs: Procs::new(!config.handle_signals),
+                batch: None,
                 config,
             },
             handler,
@@ -173,6 +174,11 @@ impl<H: Handler> Server<H> {
         loop {
             if self.core.stopping {
                 return Ok(());
+            }
+            if self.core.batch.is_some() || !self.core.dirty.is_empty() {
+                // Every path that runs the handler ends with this; a guard, so that nothing
+                // gathered or queued waits out the poll.
+                self.flush_dirty();
             }
             let timeout = self.poll_timeout();
             crate::log::flush();
@@ -540,6 +546,8 @@ impl<H: Handler> Server<H> {
     }
 
     fn run_timers(&mut self) {
+        // A timer may close a connection: gathered broadcasts are queued first.
+        self.core.flush_batch();
         let now = self.core.now;
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
@@ -609,24 +617,36 @@ impl<H: Handler> Server<H> {
         }
     }
 
+    /// Ends a batch of work: queues the gathered broadcasts, then writes every connection with
+    /// output queued. A handler called back from here (`on_drained`) may broadcast again: that
+    /// batch is queued before this returns.
     pub(super) fn flush_dirty(&mut self) {
-        for (key, response) in std::mem::take(&mut self.core.accepted) {
-            self.open_deferred(key, &response);
-        }
-        for key in std::mem::take(&mut self.core.resumed) {
-            self.read_again(key);
-        }
-        while let Some(key) = self.core.dirty.pop() {
-            if let Some(c) = self.core.conns.get_mut(key) {
-                c.dirty = false;
+        loop {
+            self.core.flush_batch();
+            for (key, response) in std::mem::take(&mut self.core.accepted) {
+                self.open_deferred(key, &response);
             }
-            self.settle(key);
+            for key in std::mem::take(&mut self.core.resumed) {
+                self.read_again(key);
+            }
+            while let Some(key) = self.core.dirty.pop() {
+                if let Some(c) = self.core.conns.get_mut(key) {
+                    c.dirty = false;
+                }
+                self.settle(key);
+            }
+            if self.core.batch.is_none() {
+                return;
+            }
         }
     }
 
     /// Brings a connection up to date: writes what is queued, closes what is finished, and arms
     /// its timer.
     pub(super) fn settle(&mut self, key: Key) {
+        // Nothing is written while broadcasts are gathered (a publisher's answer must not
+        // overtake the message it answers for).
+        self.core.flush_batch();
         let Some(conn) = self.core.conns.get_mut(key) else {
             return;
         };

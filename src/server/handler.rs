@@ -1,6 +1,7 @@
 //! What an application implements ([`Handler`]) and what it is given to act with
 //! ([`Context`]): send, broadcast (one encode, shared bytes), close.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -336,6 +337,27 @@ impl Context<'_> {
         n
     }
 
+    /// Sends one message to every connection in `set`, as [`Context::broadcast`] does, but
+    /// gathered: consecutive broadcasts to the same set (the same `Rc`) and of the same kind,
+    /// in one batch of work (one read of one connection, one tick, ...), reach each connection
+    /// as one queued piece, which touches each connection once instead of once per message.
+    ///
+    /// Each connection still receives exactly the frames, in exactly the order, it would have
+    /// had from [`Context::broadcast`]: anything else sent to a member, its input, or a
+    /// broadcast to another set queues the gathered messages first, and nothing is written to
+    /// a socket before they are queued. Keep the set in an `Rc` and change it with
+    /// [`Rc::make_mut`]: a set changed while a batch holds it is copied, so the batch goes to
+    /// the members it had. Returns the size of the set (a member that is gone or closing
+    /// skips the messages, as with [`Context::broadcast`]).
+    pub fn broadcast_set(
+        &mut self,
+        set: &Rc<BTreeSet<ConnId>>,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> usize {
+        self.core.broadcast_set(set, kind, data)
+    }
+
     /// Opens an outbound WebSocket connection; `on_connected` or `on_connect_failed` follows.
     ///
     /// # Errors
@@ -522,6 +544,14 @@ impl Context<'_> {
 
 /// A whole unmasked frame (what a server sends) in one shared buffer.
 fn shared_frame(kind: MessageKind, data: &[u8]) -> Rc<[u8]> {
+    let mut v = Vec::with_capacity(MAX_HEADER_LEN + data.len());
+    push_server_frame(&mut v, kind, data);
+    Rc::from(v)
+}
+
+/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
+/// its payload starts.
+pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
     let h = FrameHeader {
         fin: true,
         rsv: 0,
@@ -531,8 +561,7 @@ fn shared_frame(kind: MessageKind, data: &[u8]) -> Rc<[u8]> {
     };
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = h.encode(&mut head);
-    let mut v = Vec::with_capacity(n + data.len());
-    v.extend_from_slice(&head[..n]);
-    v.extend_from_slice(data);
-    Rc::from(v)
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(data);
+    out.len() - data.len()
 }

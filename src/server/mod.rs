@@ -5,6 +5,7 @@
 //! on a hashed timing wheel, child processes' pipes are sources of the same poll, and an
 //! application plugs in through [`Handler`].
 
+mod batch;
 pub mod config;
 mod conn;
 pub mod core;
