@@ -653,46 +653,45 @@ fn publish(id: Option<u64>, channel: &str, data: u64) -> Vec<u8> {
 
 // Publishes to one channel in one read are gathered and reach each subscriber as one piece
 // (src/server/batch.rs). Every connection must still get exactly the frames, in exactly the
-// order, it would have had if each was queued at once: the publisher's answers after its own
-// events, a message on another channel between the ones around it, nothing lost when the
-// publisher closes in the same read.
+// order, it would have had if each was queued at once.
 #[test]
 fn gathered_publishes_keep_every_connections_order() {
     let server = Binary::start(&[]);
     let mut sub = raw_subscriber(server.addr, &["a", "b"]);
-    let mut publisher = raw_subscriber(server.addr, &["a"]);
-    let mut burst = Vec::new();
-    burst.extend(publish(Some(1), "a", 1));
-    burst.extend(publish(None, "a", 2)); // gathered ...
-    burst.extend(publish(None, "a", 3)); // ... with this one
-    burst.extend(publish(Some(4), "b", 4)); // another set: a's batch first
+    let mut only_a = raw_subscriber(server.addr, &["a"]);
+
+    // A publisher subscribed to nothing: a:1 and a:2 are gathered for `sub`, b:3 (another
+    // set) queues them first, and a:4 queues b:3 first.
+    let mut quiet = raw_subscriber(server.addr, &[]);
+    let mut burst = publish(None, "a", 1);
+    burst.extend(publish(None, "a", 2));
+    burst.extend(publish(None, "b", 3));
+    burst.extend(publish(None, "a", 4));
     burst.extend(publish(Some(5), "a", 5));
-    burst.extend(text_frame(r#"{"id":6,"method":"unsubscribe","params":{"channel":"a"}}"#));
-    burst.extend(publish(Some(7), "a", 7)); // the publisher no longer gets it
-    burst.extend(text_frame(r#"{"id":8,"method":"subscribe","params":{"channel":"a"}}"#));
-    burst.extend(publish(None, "a", 9)); // pending when the close below is read
+    quiet.get_mut().write_all(&burst).unwrap();
+    assert_eq!(labels(&mut quiet, 1), ["ack:5"]);
+    assert_eq!(labels(&mut sub, 5), ["a:1", "a:2", "b:3", "a:4", "a:5"]);
+    assert_eq!(labels(&mut only_a, 4), ["a:1", "a:2", "a:4", "a:5"]);
+
+    // A publisher subscribed to `a`: each answer comes after its own copy of the message, an
+    // unsubscribe and a subscribe in the same read take effect in order, and a message still
+    // pending when its close frame is read precedes the close.
+    let mut publisher = raw_subscriber(server.addr, &["a"]);
+    let mut burst = publish(Some(6), "a", 6);
+    burst.extend(publish(None, "a", 7));
+    burst.extend(publish(Some(8), "b", 8));
+    burst.extend(text_frame(r#"{"id":9,"method":"unsubscribe","params":{"channel":"a"}}"#));
+    burst.extend(publish(Some(10), "a", 10));
+    burst.extend(text_frame(r#"{"id":11,"method":"subscribe","params":{"channel":"a"}}"#));
+    burst.extend(publish(None, "a", 12));
     burst.extend(client_frame(0x88, &1000u16.to_be_bytes()));
     publisher.get_mut().write_all(&burst).unwrap();
-
     assert_eq!(
-        labels(&mut publisher, 12),
-        [
-            "a:1",
-            "ack:1",
-            "a:2",
-            "a:3",
-            "ack:4",
-            "a:5",
-            "ack:5",
-            "ack:6",
-            "ack:7",
-            "ack:8",
-            "a:9",
-            "close:1000"
-        ]
+        labels(&mut publisher, 9),
+        ["a:6", "ack:6", "a:7", "ack:8", "ack:9", "ack:10", "ack:11", "a:12", "close:1000"]
     );
     assert!(read_raw_frame(&mut publisher).is_none(), "EOF after the close handshake");
-    assert_eq!(labels(&mut sub, 7), ["a:1", "a:2", "a:3", "b:4", "a:5", "a:7", "a:9"]);
+    assert_eq!(labels(&mut sub, 5), ["a:6", "a:7", "b:8", "a:10", "a:12"]);
 }
 
 // A subscribe with `since` between gathered publishes: the messages before it come once, by

@@ -387,7 +387,10 @@ impl Hub {
             ));
         }
         let (key, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
-        Rc::make_mut(&mut ch.subscribers).insert(id);
+        if !ch.subscribers.contains(&id) {
+            // Copies the set only if a gathered broadcast holds it.
+            Rc::make_mut(&mut ch.subscribers).insert(id);
+        }
         if !already {
             client.channels.push(key);
         }

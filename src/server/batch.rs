@@ -6,16 +6,19 @@
 //! Gathered, each subscriber is touched once, gets one shared piece holding the 30 frames, and
 //! one iovec entry in its next write.
 //!
-//! What each connection receives is exactly what it would have received had every broadcast
-//! been queued at once. Two rules keep it so:
+//! What each connection receives is what it would have received had every broadcast been
+//! queued at once. The rules that keep it so:
 //! - before anything else is queued to a member of the pending set (a reply, a control frame,
-//!   a close), the batch is queued first ([`Core::flush_batch_for`]). The loop moves a
-//!   connection's owed control frames to its queue after each event of its input
-//!   ([`Core::transmit`]), so a member's own input cannot close it (or fail it) with the batch
-//!   still pending;
+//!   a close), the batch is queued first ([`Core::flush_batch_for`]);
+//! - so it is before a member's input is handled or its timer runs (either may close or fail
+//!   it, after which nothing more may be sent to it);
 //! - a broadcast to another set, or of another kind, queues the pending one first; and no
-//!   socket is written, and no timer runs, while a batch is pending (the event loop flushes it
-//!   before either, and at the end of every batch of work).
+//!   socket is written while a batch is pending (the event loop queues it before any write,
+//!   and at the end of every batch of work).
+//!
+//! One difference remains, at the edge of a slow reader: one cut off while a gathered piece is
+//! partly written still gets the rest of that piece (whole messages, in order, at most about
+//! [`MAX_BATCH_BYTES`]) before its close, where it would have had the rest of one frame.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;

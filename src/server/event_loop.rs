@@ -458,6 +458,9 @@ impl<H: Handler> Server<H> {
         let mut pos = start;
         while pos < end {
             let core = &mut self.core;
+            // Its input may close or fail it: what was broadcast to it before (from `on_open`,
+            // say, with frames that came with the upgrade) is queued first.
+            core.flush_batch_for(key);
             let Some(conn) = core.conns.get_mut(key) else {
                 return;
             };
@@ -546,13 +549,14 @@ impl<H: Handler> Server<H> {
     }
 
     fn run_timers(&mut self) {
-        // A timer may close a connection: gathered broadcasts are queued first.
-        self.core.flush_batch();
         let now = self.core.now;
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
         self.core.timers.expire(now, &mut expired);
         for token in expired.drain(..) {
+            // A handler called back for the one before (`on_close`) may have broadcast: queued
+            // before this connection's timeout can close it.
+            self.core.flush_batch();
             let key = Key::from_token(token as usize);
             let Some(conn) = self.core.conns.get_mut(key) else {
                 continue;

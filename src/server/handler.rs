@@ -347,8 +347,9 @@ impl Context<'_> {
     /// broadcast to another set queues the gathered messages first, and nothing is written to
     /// a socket before they are queued. Keep the set in an `Rc` and change it with
     /// [`Rc::make_mut`]: a set changed while a batch holds it is copied, so the batch goes to
-    /// the members it had. Returns the size of the set (a member that is gone or closing
-    /// skips the messages, as with [`Context::broadcast`]).
+    /// the members it had. Returns the size of the set: a member that is gone or closing skips
+    /// the messages, as with [`Context::broadcast`], and so does one in the middle of a
+    /// fragmented message (whole messages cannot go inside it).
     pub fn broadcast_set(
         &mut self,
         set: &Rc<BTreeSet<ConnId>>,

@@ -70,6 +70,7 @@ impl<H: Handler> Server<H> {
     /// The core's pass over `msg[start..start + n]`, just read: unmasked and checked in place.
     fn on_payload_in_place(&mut self, key: Key, start: usize, n: usize) {
         let core = &mut self.core;
+        core.flush_batch_for(key); // as in `on_frames`
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
