@@ -23,10 +23,9 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use crate::proto::Role;
-use crate::proto::connection::{MessageKind, SendError};
-use crate::server::core::{Core, open_conn};
-use crate::server::handler::{ConnId, push_server_frame};
+use crate::proto::connection::MessageKind;
+use crate::server::core::{Core, push_server_frame};
+use crate::server::handler::ConnId;
 use crate::server::slab::Key;
 
 /// A pending batch is queued once its frames pass this many bytes: pieces stay moderate, and a
@@ -56,6 +55,12 @@ impl Core {
         if self.batch.as_ref().is_some_and(|b| !Rc::ptr_eq(&b.set, set) || b.kind != kind) {
             self.flush_batch();
         }
+        if data.len() >= MAX_BATCH_BYTES {
+            // Nothing to gain from gathering it, and a copy to lose. (Sending it to a member
+            // queues what is gathered first.)
+            self.broadcast(set.iter().copied(), kind, data);
+            return set.len();
+        }
         let b = self.batch.get_or_insert_with(|| Batch {
             set: Rc::clone(set),
             kind,
@@ -80,27 +85,9 @@ impl Core {
     /// Queues the pending batch, if any, to every connection in its set.
     pub(crate) fn flush_batch(&mut self) {
         let Some(b) = self.batch.take() else { return };
-        let piece: Rc<[u8]> = Rc::from(b.frames.as_slice());
+        let piece: Rc<[u8]> = Rc::from(b.frames);
         for id in b.set.iter() {
-            let _ = self.queue_batch(id.0, &b, &piece);
+            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks);
         }
-    }
-
-    fn queue_batch(&mut self, key: Key, b: &Batch, piece: &Rc<[u8]>) -> Result<(), SendError> {
-        let conn = open_conn(&mut self.conns, key)?;
-        if conn.ws.role() == Role::Client {
-            for &(start, end) in &b.marks {
-                self.send_frame(key, b.kind, &b.frames[start..end], true)?;
-            }
-            return Ok(());
-        }
-        if conn.ws.tx_is_fragmenting() {
-            // A whole message cannot go in the middle of a fragmented one.
-            return Err(SendError::Fragmentation);
-        }
-        // The headers are in the piece; this checks and records the sending state.
-        conn.ws.encode_data_header(b.kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(piece));
-        self.queued(key, b.marks.len() as u64)
     }
 }

@@ -14,12 +14,13 @@ use mio::{Interest, Poll, Token};
 
 use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
+use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::proto::handshake;
 use crate::proto::{CloseCode, Role};
 use crate::server::batch::Batch;
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
-use crate::server::handler::Response;
+use crate::server::handler::{ConnId, Response};
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
 use crate::server::slab::{Key, Slab};
@@ -186,26 +187,48 @@ impl Core {
         self.queued(key, 1)
     }
 
+    /// Queues one message to many connections, its frame encoded once and shared by every
+    /// queue; returns how many it was queued to.
+    pub(crate) fn broadcast(
+        &mut self,
+        ids: impl IntoIterator<Item = ConnId>,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> usize {
+        let mut frame = Vec::with_capacity(MAX_HEADER_LEN + data.len());
+        let start = push_server_frame(&mut frame, kind, data);
+        let payload = [(start, frame.len())];
+        let frame: Rc<[u8]> = Rc::from(frame);
+        ids.into_iter().filter(|id| self.send_shared(id.0, kind, &frame, &payload).is_ok()).count()
+    }
+
+    /// Queues whole messages of `kind` whose server frames, headers included, are `piece`,
+    /// shared by every queue it goes to (a broadcast, or a batch of them: `batch.rs`).
+    /// `payloads` are where each message's payload lies in `piece`: a client masks every frame
+    /// with its own key, so it is sent those one by one instead.
     pub(crate) fn send_shared(
         &mut self,
         key: Key,
         kind: MessageKind,
-        frame: &Rc<[u8]>,
+        piece: &Rc<[u8]>,
+        payloads: &[(usize, usize)],
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = open_conn(&mut self.conns, key)?;
-        if conn.ws.role() == Role::Client {
-            // A client masks every frame with its own key: the shared bytes cannot be used.
-            let at = crate::proto::frame::FrameHeader::len_from_prefix(
-                frame.get(1).copied().unwrap_or(0),
-            );
-            return self.send_masked(key, kind, frame.get(at..).unwrap_or_default(), true);
+        if conn.ws.tx_is_fragmenting() {
+            // RFC 6455 §5.4: a message's fragments are not interleaved with another message.
+            return Err(SendError::Fragmentation);
         }
-        // The header is the same for every server connection; this only checks and records
-        // the connection's sending state.
+        if conn.ws.role() == Role::Client {
+            for &(start, end) in payloads {
+                self.send_masked(key, kind, piece.get(start..end).unwrap_or_default(), true)?;
+            }
+            return Ok(());
+        }
+        // The headers are in the piece; this checks and records the sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(frame));
-        self.queued(key, 1)
+        conn.out.push_shared(Rc::clone(piece));
+        self.queued(key, payloads.len() as u64)
     }
 
     /// A client's frame: masked with a fresh key, so copied into a buffer of its own.
@@ -230,7 +253,7 @@ impl Core {
 
     /// `n` messages were queued: count them, and close the connection if it is now a slow
     /// reader.
-    pub(crate) fn queued(&mut self, key: Key, n: u64) -> Result<(), SendError> {
+    fn queued(&mut self, key: Key, n: u64) -> Result<(), SendError> {
         self.stats.messages_out += n;
         self.mark_dirty(key);
         let cap = self.config.queue_cap;
@@ -359,7 +382,7 @@ fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError>
     }
 }
 
-pub(crate) fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
+fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         Some(c) if c.phase == Phase::Ws => Ok(c),
         _ => Err(SendError::NotOpen),
@@ -381,4 +404,21 @@ pub(super) fn write_with(
             Err(_) => return Vec::new(),
         }
     }
+}
+
+/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
+/// its payload starts.
+pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
+    let h = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: kind.opcode(),
+        mask: None,
+        payload_len: data.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = h.encode(&mut head);
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(data);
+    out.len() - data.len()
 }

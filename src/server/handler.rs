@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::proto::connection::{MessageKind, SendError};
-use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
@@ -320,21 +319,15 @@ impl Context<'_> {
     }
 
     /// Sends one message to many connections: the frame is encoded once and its bytes are
-    /// shared by every queue. Returns how many connections it was queued to.
+    /// shared by every queue. Returns how many connections it was queued to: not one that is
+    /// gone or closing, nor one in the middle of a fragmented message (RFC 6455 §5.4).
     pub fn broadcast(
         &mut self,
         ids: impl IntoIterator<Item = ConnId>,
         kind: MessageKind,
         data: &[u8],
     ) -> usize {
-        let frame = shared_frame(kind, data);
-        let mut n = 0;
-        for id in ids {
-            if self.core.send_shared(id.0, kind, &frame).is_ok() {
-                n += 1;
-            }
-        }
-        n
+        self.core.broadcast(ids, kind, data)
     }
 
     /// Sends one message to every connection in `set`, as [`Context::broadcast`] does, but
@@ -541,28 +534,4 @@ impl Context<'_> {
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         self.core.close(id.0, code, reason);
     }
-}
-
-/// A whole unmasked frame (what a server sends) in one shared buffer.
-fn shared_frame(kind: MessageKind, data: &[u8]) -> Rc<[u8]> {
-    let mut v = Vec::with_capacity(MAX_HEADER_LEN + data.len());
-    push_server_frame(&mut v, kind, data);
-    Rc::from(v)
-}
-
-/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
-/// its payload starts.
-pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
-    let h = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode: kind.opcode(),
-        mask: None,
-        payload_len: data.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = h.encode(&mut head);
-    out.extend_from_slice(&head[..n]);
-    out.extend_from_slice(data);
-    out.len() - data.len()
 }

@@ -605,7 +605,6 @@ impl<H: Handler> crate::server::Server<H> {
 
     /// Output left from the last turn, and the processes' deadlines.
     pub(super) fn run_processes(&mut self) {
-        self.core.flush_batch();
         for key in std::mem::take(&mut self.core.procs.pending) {
             self.service_process(key);
         }

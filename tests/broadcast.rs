@@ -1,0 +1,140 @@
+//! `Context::broadcast` and `Context::broadcast_set` on the runtime with a handler of the test's
+//! own: what a fragmented send in progress and a close in the same read do to broadcasts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{UPGRADE, close_frame, frame, raw, read_frame, read_head, upgraded};
+use weir::proto::connection::MessageKind;
+use weir::proto::handshake::UpgradeRequest;
+use weir::server::{ConnId, Context, Decision, Handler, Server};
+
+const BIG: usize = 100_000;
+
+/// A room: every connection is a member of one set. It greets each member with a broadcast
+/// to the set from `on_open`; `frag` makes it open a fragmented message to the sender, try
+/// both broadcasts to it, then finish the message.
+#[derive(Default)]
+struct Room {
+    set: Rc<BTreeSet<ConnId>>,
+}
+
+impl Handler for Room {
+    fn on_upgrade(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _id: ConnId,
+        _req: &UpgradeRequest<'_, '_>,
+        _peer: SocketAddr,
+    ) -> Decision {
+        Decision::accept()
+    }
+
+    fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        Rc::make_mut(&mut self.set).insert(id);
+        ctx.broadcast_set(&self.set, MessageKind::Text, b"joined");
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _kind: MessageKind, data: &[u8]) {
+        if data == b"frag" {
+            ctx.send_piece(id, MessageKind::Text, b"one ", false).unwrap();
+            ctx.broadcast([id], MessageKind::Text, b"whole");
+            ctx.broadcast_set(&self.set, MessageKind::Text, b"gathered");
+            ctx.send_piece(id, MessageKind::Text, b"two", true).unwrap();
+        } else if data == b"burst" {
+            // Small ones are gathered; one past the gathering limit goes out on its own.
+            ctx.broadcast_set(&self.set, MessageKind::Text, b"x");
+            ctx.broadcast_set(&self.set, MessageKind::Text, &vec![b'a'; BIG]);
+            ctx.broadcast_set(&self.set, MessageKind::Text, b"y");
+            ctx.broadcast_set(&self.set, MessageKind::Text, b"z");
+        }
+    }
+
+    fn on_close(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        id: ConnId,
+        _code: weir::proto::CloseCode,
+        _reason: &str,
+    ) {
+        Rc::make_mut(&mut self.set).remove(&id);
+    }
+}
+
+fn start_room() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let server = Server::bind(common::config(), Room::default()).unwrap();
+        tx.send(server.local_addrs()[0]).unwrap();
+        server.run().unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+// RFC 6455 §5.4: the fragments of one message must not be interleaved with another message
+// (control frames may come between them, data frames may not). A broadcast reaching a member in
+// the middle of a fragmented send skips it, shared frame or gathered piece alike.
+#[test]
+fn a_broadcast_does_not_enter_a_fragmented_message() {
+    let addr = start_room();
+    let mut s = upgraded(addr);
+    let hello = read_frame(&mut s).expect("the greeting");
+    assert_eq!((hello.opcode(), hello.payload.as_slice()), (1, &b"joined"[..]));
+
+    s.write_all(&frame(0x81, b"frag")).unwrap();
+    let first = read_frame(&mut s).expect("the first fragment");
+    assert_eq!((first.opcode(), first.fin()), (1, false), "{first:?}");
+    assert_eq!(first.payload, b"one ");
+    let next = read_frame(&mut s).expect("the next frame");
+    assert_eq!((next.opcode(), next.fin()), (0, true), "a continuation must come next: {next:?}");
+    assert_eq!(next.payload, b"two");
+
+    // Nothing was left queued behind the message: the next thing is the close handshake.
+    s.write_all(&close_frame(1000, "")).unwrap();
+    let close = read_frame(&mut s).expect("the close frame");
+    assert_eq!(close.opcode(), 8, "{close:?}");
+}
+
+// A broadcast from `on_open` is gathered; frames that came with the upgrade are read in the
+// same turn. A close frame among them must not overtake it: the greeting, then the close.
+#[test]
+fn a_close_with_the_upgrade_does_not_lose_a_broadcast_from_on_open() {
+    let addr = start_room();
+    let mut s = raw(addr);
+    let mut burst = UPGRADE.as_bytes().to_vec();
+    burst.extend(close_frame(1000, ""));
+    s.write_all(&burst).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let hello = read_frame(&mut s).expect("the greeting");
+    assert_eq!((hello.opcode(), hello.payload.as_slice()), (1, &b"joined"[..]), "{hello:?}");
+    let close = read_frame(&mut s).expect("the close frame");
+    assert_eq!(close.close_code(), 1000);
+}
+
+// Gathered broadcasts and one too large to gather keep their order, for every member.
+#[test]
+fn gathered_and_large_broadcasts_keep_their_order() {
+    let addr = start_room();
+    let mut a = upgraded(addr);
+    assert_eq!(read_frame(&mut a).expect("greeting").payload, b"joined");
+    let mut b = upgraded(addr);
+    assert_eq!(read_frame(&mut b).expect("greeting").payload, b"joined");
+    assert_eq!(read_frame(&mut a).expect("b's greeting").payload, b"joined");
+    b.write_all(&frame(0x81, b"burst")).unwrap();
+    for s in [&mut a, &mut b] {
+        let got: Vec<(u8, usize)> = (0..4)
+            .map(|_| {
+                let f = read_frame(s).expect("a broadcast");
+                (f.opcode(), f.payload.len())
+            })
+            .collect();
+        assert_eq!(got, [(1, 1), (1, BIG), (1, 1), (1, 1)]);
+    }
+}
