@@ -489,7 +489,7 @@ fn malformed_requests_get_their_status_and_spare_other_connections() {
     let r = bystander.request("GET", "/healthz", &[], None);
     assert_eq!(r.status, 200);
     let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(10 << 10));
-    let cases: [(&str, &[u8], u16); 11] = [
+    let cases: [(&str, &[u8], u16); 12] = [
         ("bad request line", b"GET\r\n\r\n", 400),
         ("two spaces in the request line", b"GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("space before the colon", b"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400),
@@ -516,6 +516,13 @@ fn malformed_requests_get_their_status_and_spare_other_connections() {
         (
             "bad chunk size",
             b"POST /api/channels/m/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n1\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            // Before: the next request was read as a trailer line and never answered, where a
+            // front end that ends lines at a bare LF would have forwarded it as a request.
+            "bare LF ending the trailers, a request after it",
+            b"POST /api/channels/m/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
             400,
         ),
         ("head too large", big.as_bytes(), 431),

@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use crate::proto::error::HandshakeError;
-use crate::proto::http::Request;
+use crate::proto::http::{Request, is_field_byte, is_tchar};
 
 /// How a request's body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// The longest line the decoder accepts for a chunk size with its extensions, or a trailer.
-const MAX_LINE: usize = 4096;
+pub const MAX_LINE: usize = 4096;
 
 /// Where the chunked decoder is (RFC 9112 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +80,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
-    /// Inside a trailer line, skipped.
-    Trailer,
+    /// In a trailer field's name, up to its colon.
+    TrailerName,
+    /// In a trailer field's value (checked, then skipped: trailers are not used).
+    TrailerValue,
     /// Expecting the LF ending a trailer line, or the final one.
     TrailerLf,
     FinalLf,
@@ -200,18 +202,31 @@ impl ChunkedDecoder {
                     self.line = 0;
                     self.remaining = 0;
                 }
+                // Trailer lines are field lines (RFC 9112 §7.1.2, §5), ended by CR LF only: a
+                // bare LF (which §2.2 lets a recipient take for a line end) is refused, so that no
+                // front end can see the body end where this decoder does not (§11.2). Nothing
+                // but a field name may come before the colon (§5.1), nor start a line (obs-fold,
+                // §5.2); a value holds no control byte but HTAB (RFC 9110 §5.5).
                 State::TrailerStart => {
-                    self.state = if b == b'\r' { State::FinalLf } else { State::Trailer };
                     self.line = 1;
+                    self.state = match b {
+                        b'\r' => State::FinalLf,
+                        _ if is_tchar(b) => State::TrailerName,
+                        _ => return Err(HandshakeError::MalformedChunk),
+                    };
                 }
-                State::Trailer => {
+                State::TrailerName | State::TrailerValue => {
                     self.line += 1;
                     if self.line > MAX_LINE {
                         return Err(HandshakeError::MalformedChunk);
                     }
-                    if b == b'\r' {
-                        self.state = State::TrailerLf;
-                    }
+                    self.state = match (self.state, b) {
+                        (State::TrailerName, b':') => State::TrailerValue,
+                        (State::TrailerName, _) if is_tchar(b) => State::TrailerName,
+                        (State::TrailerValue, b'\r') => State::TrailerLf,
+                        (State::TrailerValue, _) if is_field_byte(b) => State::TrailerValue,
+                        _ => return Err(HandshakeError::MalformedChunk),
+                    };
                 }
                 State::TrailerLf => {
                     if b != b'\n' {
@@ -336,21 +351,51 @@ mod tests {
         assert!(!d.is_done());
     }
 
+    fn assert_malformed(cases: &[&[u8]]) {
+        for bad in cases {
+            assert_eq!(decode(bad, 1024), Err(HandshakeError::MalformedChunk), "{bad:?}");
+        }
+    }
+
     #[test]
     fn chunked_errors() {
-        for bad in [
-            &b"x\r\n"[..],
+        assert_malformed(&[
+            b"x\r\n",
             b"\r\n",
             b"4\r\nWikiX\r\n",
             b"4\nWiki",
             b"11111111111111111\r\n",
             b"4\r\nWiki\r\n0\r\nT: x\rX",
-        ] {
-            assert_eq!(decode(bad, 1024), Err(HandshakeError::MalformedChunk), "{bad:?}");
-        }
+        ]);
         assert_eq!(decode(b"10\r\n", 15), Err(HandshakeError::BodyTooLarge));
         assert_eq!(decode(b"8\r\n12345678\r\n8\r\n1234", 12), Err(HandshakeError::BodyTooLarge));
         let long_ext = [&b"1;"[..], &[b'a'; 5000], b"\r\n"].concat();
         assert_eq!(decode(&long_ext, 1024), Err(HandshakeError::MalformedChunk));
+    }
+
+    /// Trailer lines are field lines ending in CR LF (RFC 9112 §7.1.2, §5): anything looser
+    /// would let a front end that ends lines differently see a different end of the body.
+    #[test]
+    fn trailers_are_field_lines() {
+        let body = b"1\r\na\r\n0\r\nT: x\r\nU:\r\nV: y \tz\r\n\r\nNEXT";
+        let (data, used) = decode(body, 10).unwrap();
+        assert_eq!((&data[..], &body[used..]), (&b"a"[..], &b"NEXT"[..]));
+        assert_malformed(&[
+            // A bare LF ending the last line: a front end that takes it for the end of the body
+            // sends the next request, which this decoder would have read as a trailer.
+            b"0\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"0\r\nT: x\n\r\n",
+            b"0\r\nT: x\r\n\n",
+            b"0\r\nno-colon\r\n\r\n",
+            b"0\r\n: no name\r\n\r\n",
+            b"0\r\nT : space before the colon\r\n\r\n",
+            b"0\r\n folded: x\r\n\r\n",
+            b"0\r\nT: nul\0\r\n\r\n",
+            b"0\r\nT: del\x7f\r\n\r\n",
+            b"0\r\nT: cr\rx\r\n\r\n",
+            b"0\r\n\rX",
+        ]);
+        let long_trailer = [&b"0\r\nT: "[..], &[b'a'; 5000], b"\r\n\r\n"].concat();
+        assert_eq!(decode(&long_trailer, 1024), Err(HandshakeError::MalformedChunk));
     }
 }

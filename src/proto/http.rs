@@ -342,7 +342,7 @@ pub fn is_field_value(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| is_field_byte(b))
 }
 
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -474,7 +474,7 @@ fn parse_status_line(line: &[u8]) -> Result<(u8, u16, &str), HandshakeError> {
 
 /// A byte allowed in a field value or reason phrase: HTAB, SP, VCHAR or obs-text (RFC 9110
 /// §5.5). CR, LF, NUL and the other controls are not.
-fn is_field_byte(b: u8) -> bool {
+pub(crate) fn is_field_byte(b: u8) -> bool {
     b == b'\t' || (b >= b' ' && b != 0x7f)
 }
 
