@@ -107,6 +107,18 @@ HEADERS = {
     "rsv_close": bytes([0xF8, 0x02]),
 }
 
+# Chunked request bodies (RFC 9112 §7.1), valid and nearly valid.
+BODIES = {
+    "wikipedia": b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nNEXT",
+    "trailers": b"1\r\na\r\n0\r\nT: x\r\nU:\r\nV: y \tz\r\n\r\n",
+    "empty": b"0\r\n\r\n",
+    "zeros_ext": b"000; a=\"b\"\r\n\r\n",
+    "upper_hex": b"A\r\n0123456789\r\n0\r\n\r\n",
+    "bare_lf_end": b"0\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bare_lf_size": b"4\nWiki\r\n0\r\n\r\n",
+    "too_large": b"800\r\n",
+}
+
 
 def write(target, name, data):
     d = os.path.join(HERE, target)
@@ -128,6 +140,9 @@ def main():
         write("server_connection", name, data)
     for name, data in server_sent.items():
         write("client_connection", name, data)
+    # chunked_body: byte 0 = limit / 8, byte 1 = read size, then the body.
+    for name, data in BODIES.items():
+        write("chunked_body", name, bytes([128, 3]) + data)
     # chunking: byte 0 = role bit | (number of sizes - 1) << 1, then the sizes, then the stream.
     for name, data in client_sent.items():
         write("chunking", "server_" + name, bytes([0 | (2 << 1), 1, 3, 0x80]) + data)
