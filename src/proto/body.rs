@@ -27,6 +27,10 @@ pub enum Framing {
 pub fn request_framing(req: &Request<'_, '_>) -> Result<Framing, HandshakeError> {
     let te = req.header_count("transfer-encoding") > 0;
     let cl = req.header_count("content-length") > 0;
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; a 1.0 request with one is faulty.
+    if te && req.minor_version == 0 {
+        return Err(HandshakeError::TransferEncodingHttp10);
+    }
     if te && cl {
         return Err(HandshakeError::AmbiguousFraming);
     }
@@ -299,6 +303,10 @@ mod tests {
         assert_eq!(
             framing(&h("Transfer-Encoding: gzip, chunked\r\n")),
             Err(HandshakeError::UnsupportedTransferCoding)
+        );
+        assert_eq!(
+            framing("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HandshakeError::TransferEncodingHttp10)
         );
         assert_eq!(HandshakeError::BodyTooLarge.status(), 413);
         assert_eq!(HandshakeError::UnsupportedTransferCoding.status(), 501);

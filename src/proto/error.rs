@@ -152,14 +152,20 @@ pub enum HandshakeError {
     MalformedChunk,
     /// A body larger than the server accepts (RFC 9110 §15.5.14: 413).
     BodyTooLarge,
+    /// `Transfer-Encoding` in an HTTP/1.0 request: its framing is faulty (RFC 9112 §6.1) (400).
+    TransferEncodingHttp10,
+    /// No `Host` in an HTTP/1.1 request, or more than one (RFC 9112 §3.2) (400).
+    MissingHost,
+    /// A `Host` whose value is not `host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2) (400).
+    InvalidHost,
+    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
+    ExpectationFailed,
 
     // --- Server side: the client's upgrade request (RFC 6455 §4.2.1) ---
     /// An upgrade request whose method is not GET (405).
     MethodNotGet,
     /// An upgrade request over HTTP/1.0 (400).
     UpgradeNeedsHttp11,
-    /// No `Host` header, or more than one (400).
-    MissingHost,
     /// The `Upgrade` header does not hold the token `websocket` (400).
     MissingUpgrade,
     /// The `Connection` header does not hold the token `upgrade` (400).
@@ -197,12 +203,15 @@ impl HandshakeError {
             Self::UnsupportedHttpVersion => 505,
             Self::UnsupportedTransferCoding => 501,
             Self::BodyTooLarge => 413,
+            Self::ExpectationFailed => 417,
             Self::MethodNotGet => 405,
             Self::MissingVersion | Self::UnsupportedVersion => 426,
             Self::MalformedRequestLine
             | Self::AmbiguousFraming
             | Self::InvalidContentLength
             | Self::MalformedChunk
+            | Self::TransferEncodingHttp10
+            | Self::InvalidHost
             | Self::MalformedHeader
             | Self::UpgradeNeedsHttp11
             | Self::MissingHost
@@ -237,6 +246,9 @@ impl HandshakeError {
             Self::UnsupportedTransferCoding => "unsupported transfer coding (only chunked)",
             Self::MalformedChunk => "malformed chunked body",
             Self::BodyTooLarge => "request body too large",
+            Self::TransferEncodingHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            Self::InvalidHost => "invalid Host header",
+            Self::ExpectationFailed => "unsupported expectation (only 100-continue)",
             Self::MethodNotGet => "a WebSocket upgrade must use GET",
             Self::UpgradeNeedsHttp11 => "a WebSocket upgrade needs HTTP/1.1",
             Self::MissingHost => "missing or repeated Host header",
@@ -270,6 +282,9 @@ impl HandshakeError {
             Self::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Self::MalformedChunk => "malformed_chunk",
             Self::BodyTooLarge => "body_too_large",
+            Self::TransferEncodingHttp10 => "transfer_encoding_http10",
+            Self::InvalidHost => "invalid_host",
+            Self::ExpectationFailed => "expectation_failed",
             Self::MethodNotGet => "method_not_get",
             Self::UpgradeNeedsHttp11 => "upgrade_needs_http11",
             Self::MissingHost => "missing_host",

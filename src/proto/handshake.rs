@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::proto::error::{BufferTooSmall, HandshakeError};
-use crate::proto::http::{Header, Headers, Request, Response, is_field_value, is_token};
+use crate::proto::http::{self, Header, Headers, Request, Response, is_field_value, is_token};
 
 /// The GUID appended to the key before hashing it into the accept value (§1.3).
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -149,10 +149,7 @@ pub fn classify<'a, 'h>(req: &Request<'a, 'h>) -> Result<Classified<'a, 'h>, Han
         return Err(HandshakeError::UpgradeNeedsHttp11);
     }
     // §4.1 item 4; RFC 9112 §3.2: exactly one Host.
-    let host = match fields.count("host") {
-        1 => fields.get("host").ok_or(HandshakeError::MissingHost)?,
-        _ => return Err(HandshakeError::MissingHost),
-    };
+    let host = http::host(req)?.ok_or(HandshakeError::MissingHost)?;
     // §4.2.1 items 3 and 4.
     if !fields.has_token("upgrade", "websocket") {
         return Err(HandshakeError::MissingUpgrade);

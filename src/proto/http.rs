@@ -216,10 +216,17 @@ pub struct Request<'a, 'h> {
 }
 
 impl<'a, 'h> Request<'a, 'h> {
-    /// The target up to its `?`. For the usual origin-form (`/chat?room=1`) this is the path;
-    /// the absolute and asterisk forms (RFC 9112 §3.2) are returned as they are.
+    /// The path of the target: up to its `?` in the usual origin-form (`/chat?room=1`); in the
+    /// absolute-form (`http://host/chat?room=1`), which a server must accept too (RFC 9112
+    /// §3.2.2), what follows the authority, `/` if nothing does. The asterisk form is returned
+    /// as it is.
     pub fn path(&self) -> &'a str {
-        split_query(self.target).0
+        let path = split_query(self.target).0;
+        match absolute_form_rest(path) {
+            Some("") => "/",
+            Some(rest) => rest,
+            None => path,
+        }
     }
 
     /// The target after its first `?`, if it has one.
@@ -372,6 +379,60 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// For a target in the absolute-form, `scheme "://" authority path` (RFC 9112 §3.2.2, RFC 3986
+/// §3), the path after the authority; `None` for any other form.
+fn absolute_form_rest(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    let mut chars = scheme.bytes();
+    // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    if !chars.next()?.is_ascii_alphabetic()
+        || !chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return None;
+    }
+    Some(rest.find('/').map_or("", |i| &rest[i..]))
+}
+
+/// The `Host` of a request, checked (RFC 9112 §3.2): exactly one in HTTP/1.1 (`None` only for
+/// an HTTP/1.0 request without one), and its value `uri-host [":" port]` (RFC 3986 §3.2.2):
+/// unreserved, percent-encoded and sub-delimiter characters, or an IP literal in brackets.
+///
+/// # Errors
+/// [`HandshakeError::MissingHost`] (none in HTTP/1.1, or several), [`HandshakeError::InvalidHost`].
+pub fn host<'a>(req: &Request<'a, '_>) -> Result<Option<&'a [u8]>, HandshakeError> {
+    let fields = req.fields();
+    let host = match (fields.count("host"), req.minor_version) {
+        (0, 0) => return Ok(None),
+        (1, _) => fields.get("host").ok_or(HandshakeError::MissingHost)?,
+        _ => return Err(HandshakeError::MissingHost),
+    };
+    let ok = host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    });
+    if ok { Ok(Some(host)) } else { Err(HandshakeError::InvalidHost) }
 }
 
 fn split_query(target: &str) -> (&str, Option<&str>) {
@@ -573,6 +634,49 @@ pub(crate) mod tests {
             Ok(Status::Complete(len)) => check(parse_response(&input[..len], &mut slots, &limits)),
             Ok(Status::Partial) => panic!("incomplete head: {:?}", input.escape_ascii()),
             Err(e) => check(Err(e)),
+        }
+    }
+
+    /// `path()` and `host()` of a request head.
+    fn path_and_host(head: &str) -> (String, Result<Option<Vec<u8>>, HandshakeError>) {
+        let mut slots = [Header::default(); 8];
+        let req = parse_request(head.as_bytes(), &mut slots, &Limits::default()).unwrap();
+        (req.path().into(), host(&req).map(|h| h.map(<[u8]>::to_vec)))
+    }
+
+    #[test]
+    fn absolute_form_paths() {
+        for (target, path) in [
+            ("/a/b?q", "/a/b"),
+            ("http://example.com/a/b?q=1", "/a/b"),
+            ("HTTPS://example.com:8443/a", "/a"),
+            ("ws://example.com", "/"),
+            ("http://example.com?q", "/"),
+            ("*", "*"),
+            ("/x://y", "/x://y"),
+            ("1http://example.com/a", "1http://example.com/a"),
+        ] {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(path_and_host(&head).0, path, "{target}");
+        }
+    }
+
+    #[test]
+    fn host_rules() {
+        let h = |fields: &str, v: u8| path_and_host(&format!("GET / HTTP/1.{v}\r\n{fields}\r\n")).1;
+        assert_eq!(h("Host: example.com:80\r\n", 1), Ok(Some(b"example.com:80".to_vec())));
+        assert_eq!(h("Host: [::1]:8080\r\n", 1), Ok(Some(b"[::1]:8080".to_vec())));
+        assert_eq!(h("Host:\r\n", 1), Ok(Some(Vec::new())));
+        assert_eq!(h("", 0), Ok(None));
+        assert_eq!(h("", 1), Err(HandshakeError::MissingHost));
+        assert_eq!(h("Host: a\r\nHost: a\r\n", 1), Err(HandshakeError::MissingHost));
+        assert_eq!(h("Host: a\r\nHost: b\r\n", 0), Err(HandshakeError::MissingHost));
+        for bad in ["a b", "a/b", "user@a", "a?b", "a#b", "a\"b"] {
+            assert_eq!(
+                h(&format!("Host: {bad}\r\n"), 1),
+                Err(HandshakeError::InvalidHost),
+                "{bad}"
+            );
         }
     }
 

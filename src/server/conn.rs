@@ -97,6 +97,8 @@ pub(crate) struct Conn {
     pub(crate) streaming: bool,
     /// The handler paused reading (flow control).
     pub(crate) paused: bool,
+    /// Pipelined requests wait (and reading stops) until the answers queued drain.
+    pub(crate) pipeline_wait: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
     pub(crate) drain_mark: Option<u32>,
     /// A request body being read.
@@ -149,6 +151,7 @@ impl Conn {
             deferred_key: None,
             streaming: false,
             paused: false,
+            pipeline_wait: false,
             drain_mark: None,
             body: None,
         }

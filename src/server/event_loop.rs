@@ -19,6 +19,7 @@ use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::payload;
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
+use crate::server::request::PIPELINE_OUT_MAX;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
@@ -411,11 +412,24 @@ impl<H: Handler> Server<H> {
     /// Readiness (or a read budget carried over): write what is queued, read what arrived.
     fn on_ready(&mut self, key: Key) {
         self.settle(key);
+        // Pipelined requests that waited for the answers before them to drain go on.
+        if let Some(c) = self.core.conns.get_mut(key) {
+            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX {
+                c.pipeline_wait = false;
+                self.on_head_bytes(key);
+                self.flush_dirty();
+            }
+        }
         for _ in 0..READS_PER_WAKE {
             let Some(conn) = self.core.conns.get_mut(key) else {
                 return;
             };
-            if !conn.readable || conn.eof || conn.paused || conn.phase == Phase::Deferred {
+            if !conn.readable
+                || conn.eof
+                || conn.paused
+                || conn.pipeline_wait
+                || conn.phase == Phase::Deferred
+            {
                 break;
             }
             let direct = payload::direct_len(conn);
@@ -447,7 +461,7 @@ impl<H: Handler> Server<H> {
             }
             self.flush_dirty();
         }
-        if self.core.conns.get(key).is_some_and(|c| c.readable && !c.eof) {
+        if self.core.conns.get(key).is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait) {
             self.pending.push(key);
         }
         self.settle(key);
@@ -673,9 +687,16 @@ impl<H: Handler> Server<H> {
                 Err(e) => {
                     debug!("write failed", peer = conn.peer, error = e);
                     conn.eof = true;
-                    conn.out.drop_unstarted(&mut core.pool);
+                    conn.out.clear(&mut core.pool);
+                    conn.pipeline_wait = false;
                 }
             }
+        }
+        // Pipelined requests wait for the answers before them to drain: once they have, the
+        // connection is served again this turn (`on_ready`), and read only after that.
+        if conn.pipeline_wait && conn.out.len() <= PIPELINE_OUT_MAX && !self.pending.contains(&key)
+        {
+            self.pending.push(key);
         }
         let finished = match conn.phase {
             Phase::Http => true,
@@ -714,7 +735,13 @@ impl<H: Handler> Server<H> {
             self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
             return;
         }
-        if conn.eof || (conn.phase == Phase::Head && conn.ws.state() == State::Closed) {
+        // RFC 9112 §9.6: a client that half-closes after its requests still reads the answers:
+        // what is queued, and the requests that wait for it, are answered first.
+        let answering = matches!(conn.phase, Phase::Http | Phase::Head)
+            && (!conn.out.is_empty() || conn.pipeline_wait);
+        if (conn.eof && !answering)
+            || (conn.phase == Phase::Head && conn.ws.state() == State::Closed)
+        {
             self.remove(key);
             return;
         }

@@ -112,6 +112,17 @@ impl OutQueue {
         self.len == 0
     }
 
+    /// Drops everything, written in part or not (the socket failed).
+    pub fn clear(&mut self, pool: &mut Pool) {
+        while let Some(p) = self.pieces.pop_back() {
+            if let Piece::Owned(v) | Piece::Payload(v) = p {
+                pool.give(v);
+            }
+        }
+        self.offset = 0;
+        self.len = 0;
+    }
+
     /// Appends a copy of `parts` (e.g. a frame header and its payload), coalescing with the last
     /// owned piece while it has room, else in a buffer leased from `pool`.
     pub fn push_copy(&mut self, parts: &[&[u8]], pool: &mut Pool) {

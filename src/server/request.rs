@@ -15,6 +15,14 @@ use crate::{debug, info};
 /// What `Retry-After` says to a client refused for a connection limit.
 const RETRY_AFTER: &[u8] = b"5";
 
+/// A pipelined request is served only while the answers queued before it hold at most this
+/// many unsent bytes; past it the connection is not read until they drain. A client that sends
+/// requests and never reads the answers holds one answer beyond this, not all of them.
+pub(super) const PIPELINE_OUT_MAX: usize = 64 << 10;
+
+/// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Header slots kept on the stack (no allocation per request) up to this many.
 const STACK_SLOTS: usize = 128;
 
@@ -29,6 +37,22 @@ fn header_slots<'s, 'a>(
     } else {
         heap.resize(n, Header::default());
         heap
+    }
+}
+
+/// Whether a plain request expects `100 Continue` (RFC 9110 §10.1.1): `Expect: 100-continue`
+/// in HTTP/1.1; an HTTP/1.0 request's expectations are ignored.
+///
+/// # Errors
+/// [`HandshakeError::ExpectationFailed`] for any other expectation.
+fn expectation(req: &Request<'_, '_>) -> Result<bool, HandshakeError> {
+    if req.minor_version == 0 || req.fields().count("expect") == 0 {
+        return Ok(false);
+    }
+    if req.fields().tokens("expect").all(|t| t.eq_ignore_ascii_case(b"100-continue")) {
+        Ok(true)
+    } else {
+        Err(HandshakeError::ExpectationFailed)
     }
 }
 
@@ -70,9 +94,14 @@ impl<H: Handler> crate::server::Server<H> {
     /// Looks for a whole head in what the connection gathered, and serves it and every request
     /// pipelined after it. The work is bounded by what was read (at most one read's worth
     /// beyond a head): the socket may be drained already, so nothing may be left for later.
-    fn on_head_bytes(&mut self, key: Key) {
+    pub(super) fn on_head_bytes(&mut self, key: Key) {
         loop {
             let Some(conn) = self.core.conns.get_mut(key) else { return };
+            if conn.out.len() > PIPELINE_OUT_MAX {
+                // `settle` resumes once the answers drain.
+                conn.pipeline_wait = true;
+                return;
+            }
             let limits = self.core.config.http;
             let head_len = match conn
                 .head_reader
@@ -178,6 +207,13 @@ impl<H: Handler> crate::server::Server<H> {
         let up = match classified {
             Classified::Upgrade(up) => up,
             Classified::Plain => {
+                let expects_continue = match (http::host(&req), expectation(&req)) {
+                    (Err(e), _) | (_, Err(e)) => {
+                        self.refuse_error(key, e);
+                        return Outcome::Answered(false);
+                    }
+                    (Ok(_), Ok(c)) => c,
+                };
                 return match request_framing(&req) {
                     Err(e) => {
                         self.refuse_error(key, e);
@@ -188,12 +224,25 @@ impl<H: Handler> crate::server::Server<H> {
                         self.refuse_error(key, HandshakeError::BodyTooLarge);
                         Outcome::Answered(false)
                     }
-                    Ok(framing) => Outcome::Body(BodyState {
-                        head_len,
-                        framing,
-                        decoder: ChunkedDecoder::new(),
-                        pos: head_len,
-                    }),
+                    Ok(framing) => {
+                        // RFC 9110 §10.1.1: content will follow and none has come yet: ask for
+                        // it now (a final status that the head alone decides is sent above).
+                        let content = matches!(framing, Framing::Chunked)
+                            || matches!(framing, Framing::Length(n) if n > 0);
+                        if expects_continue && content && head.len() == head_len {
+                            let core = &mut self.core;
+                            if let Some(c) = core.conns.get_mut(key) {
+                                c.out.push_copy(&[CONTINUE], &mut core.pool);
+                                core.mark_dirty(key);
+                            }
+                        }
+                        Outcome::Body(BodyState {
+                            head_len,
+                            framing,
+                            decoder: ChunkedDecoder::new(),
+                            pos: head_len,
+                        })
+                    }
                 };
             }
         };

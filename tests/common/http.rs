@@ -137,6 +137,16 @@ impl Http {
         assert!(buffered.is_empty(), "bytes after the response: {buffered:?}");
         crate::common::expect_eof(self.r.get_mut(), within);
     }
+
+    /// Reads exactly `buf.len()` bytes, whatever they are (an interim response, say).
+    pub fn read_raw(&mut self, buf: &mut [u8]) {
+        self.r.read_exact(buf).unwrap();
+    }
+
+    /// Half-closes: the server sees EOF after what was sent.
+    pub fn shutdown_write(&mut self) {
+        self.r.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
+    }
 }
 
 /// The bytes of a request.
