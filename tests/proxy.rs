@@ -621,3 +621,91 @@ fn frames_that_arrive_with_the_upstreams_101_are_not_lost() {
         other => panic!("expected close 1011, got {other:?}"),
     }
 }
+
+/// An upstream written by hand that answers every upgrade with its 101 and sends the request
+/// head it got on a channel, in the order the requests arrived. Its connections are held open
+/// until it stops: when the receiver is dropped, or when nothing connects for `TIMEOUT`.
+fn recording_upstream() -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Some(mut s) =
+            common::eventually(TIMEOUT, || listener.accept().ok().map(|(s, _)| s))
+        {
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let head = read_head(&mut s);
+            let key = header(&head, "Sec-WebSocket-Key").unwrap();
+            let accept = weir::proto::handshake::accept_key(key.as_bytes());
+            write!(
+                s,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                std::str::from_utf8(&accept).unwrap()
+            )
+            .unwrap();
+            held.push(s);
+            if tx.send(head).is_err() {
+                break;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// The request-target of a request head.
+fn target_of(head: &str) -> &str {
+    head.split(' ').nth(1).unwrap_or("")
+}
+
+#[test]
+fn a_path_that_could_leave_the_routes_base_is_refused_with_400() {
+    let (port, heads) = recording_upstream();
+    let proxy = Binary::start(&["--route", &format!("/chat=ws://127.0.0.1:{port}/ws/chat")]);
+
+    // Each of these, once the upstream decodes and normalises it (RFC 3986 §2.3, §5.2.4), names
+    // a path outside /ws/chat: dot-segments literal or percent-encoded in any case and mix, or
+    // cut off by a separator some upstreams read as `/` (`%2F`, `%5C`, `\`, the WHATWG URL
+    // parser's reading) or by `;` (servlet containers read `..;` as `..`).
+    let escapes = [
+        "/chat/../admin",
+        "/chat/%2e%2e/%2e%2e/admin",
+        "/chat/%2E%2E/admin",
+        "/chat/.%2e/admin",
+        "/chat/%2E./admin",
+        "/chat/./admin",
+        "/chat/%2e/admin",
+        "/chat/x/../../admin?q=1",
+        "/chat/..",
+        "/chat/room/..",
+        "/chat/..%2fadmin",
+        "/chat/..%2Fadmin",
+        "/chat/..%5cadmin",
+        "/chat/..%5Cadmin",
+        "/chat/..\\admin",
+        "/chat/..;/admin",
+        "/chat/%2e%2e;x/admin",
+    ];
+    for path in escapes {
+        let (code, _) = refused_status(proxy.addr, path);
+        assert_eq!(code, 400, "{path}");
+    }
+    // A prefix match is at a segment boundary: /chatroom is not under /chat.
+    assert_eq!(refused_status(proxy.addr, "/chatroom").0, 404);
+
+    // Dots that are not whole segments, and anything in the query, are the application's own.
+    let fine = "/chat/a..b/...x/.hidden/x./a%2Fb?next=../up&p=%2e%2e%2f";
+    let (_s, head) = raw_upgrade(proxy.addr, fine, "");
+    assert_eq!(status(&head), 101, "{head}");
+    // The first request the upstream saw is this one: none of the refused ones reached it.
+    let got = heads.recv_timeout(TIMEOUT).expect("the upstream saw no request");
+    assert_eq!(target_of(&got), format!("/ws{fine}"), "{got}");
+
+    let (_s, head) = raw_upgrade(proxy.addr, "/chat", "");
+    assert_eq!(status(&head), 101, "{head}");
+    let got = heads.recv_timeout(TIMEOUT).expect("the upstream saw no request");
+    assert_eq!(target_of(&got), "/ws/chat", "{got}");
+}

@@ -5,12 +5,15 @@
 //!   subprotocol offer and end-to-end headers go upstream ([`headers`]), and the client gets
 //!   the subprotocol the upstream chose. An upstream that refuses has its status relayed; one
 //!   that cannot be reached is 502; one that is slow is 504 after `--upstream-timeout`.
+//! - The upstream's path is the route's base with the rest of the client's path appended; a rest
+//!   with a `.` or `..` segment, which could leave the base, is refused with 400 ([`target`]).
 //! - Close codes and reasons are relayed; ping and pong are per hop (each side is kept alive
 //!   by weir's own heartbeats).
 //! - Flow control instead of loss: when one side's queue passes [`HIGH_WATER`], weir stops
 //!   reading the other side until the queue drains to [`LOW_WATER`].
 
 pub mod headers;
+pub mod target;
 
 use std::collections::HashMap;
 use std::io;
@@ -137,17 +140,9 @@ impl Proxy {
             return Decision::Reject(Response::text(404, "no route\n"));
         };
         let rest = req.path.get(r.prefix.trim_end_matches('/').len()..).unwrap_or("");
-        let base = r.upstream.target.split('?').next().unwrap_or("/").trim_end_matches('/');
-        let mut target = format!("{base}{rest}");
-        if target.is_empty() {
-            target.push('/');
-        }
-        let upstream_query = r.upstream.target.split_once('?').map(|(_, q)| q);
-        match (upstream_query, req.query) {
-            (Some(a), Some(b)) => target = format!("{target}?{a}&{b}"),
-            (Some(q), None) | (None, Some(q)) => target = format!("{target}?{q}"),
-            (None, None) => {}
-        }
+        let Ok(target) = target::upstream_target(&r.upstream.target, rest, req.query) else {
+            return Decision::Reject(Response::text(400, "a . or .. path segment\n"));
+        };
         let request = ConnectRequest {
             addr: r.addr,
             host: r.upstream.host_header(),
