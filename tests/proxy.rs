@@ -709,3 +709,53 @@ fn a_path_that_could_leave_the_routes_base_is_refused_with_400() {
     let got = heads.recv_timeout(TIMEOUT).expect("the upstream saw no request");
     assert_eq!(target_of(&got), "/ws/chat", "{got}");
 }
+
+#[test]
+fn forwarding_headers_from_the_client_are_replaced_not_passed_on() {
+    let (port, heads) = recording_upstream();
+    let proxy = Binary::start(&["--route", &format!("/chat=ws://127.0.0.1:{port}/ws/chat")]);
+    let forged = "Host: front.example\r\n\
+                  X-Forwarded-For: 6.6.6.6\r\n\
+                  X_Forwarded_For: 7.7.7.7\r\n\
+                  x-forwarded_for: 7.7.7.8\r\n\
+                  X-Forwarded-Host: evil\r\n\
+                  X_Forwarded_Host: evil2\r\n\
+                  X-Forwarded-Proto: https\r\n\
+                  X_FORWARDED_PROTO: https\r\n\
+                  X-Forwarded-Port: 443\r\n\
+                  X-Forwarded-Ssl: on\r\n\
+                  Forwarded: for=8.8.8.8;host=evil3;proto=https\r\n\
+                  forwarded: for=8.8.4.4\r\n\
+                  X-Real-IP: 9.9.9.9\r\n\
+                  X_Real_Ip: 9.9.9.8\r\n\
+                  X-Request_Id: kept-1\r\n";
+    let mut s = common::raw(proxy.addr);
+    write!(
+        s,
+        "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{forged}\r\n"
+    )
+    .unwrap();
+    assert_eq!(status(&read_head(&mut s)), 101);
+    let got = heads.recv_timeout(TIMEOUT).expect("the upstream saw no request");
+
+    let fields: Vec<(String, &str)> = got
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase().replace('_', "-"), v.trim()))
+        .collect();
+    let all = |name: &str| -> Vec<&str> {
+        fields.iter().filter(|(n, _)| n == name).map(|(_, v)| *v).collect()
+    };
+    // Each proxy appends to X-Forwarded-For (as to RFC 7239 §4's Forwarded list): the client's
+    // chain is kept and the address weir saw comes last, the one entry an upstream may trust.
+    assert_eq!(all("x-forwarded-for"), ["6.6.6.6, 127.0.0.1"], "{got}");
+    assert_eq!(all("x-forwarded-host"), ["front.example"], "{got}");
+    assert_eq!(all("x-forwarded-proto"), ["http"], "{got}");
+    for dropped in ["x-forwarded-port", "x-forwarded-ssl", "forwarded", "x-real-ip"] {
+        assert!(all(dropped).is_empty(), "{dropped} was forwarded: {got}");
+    }
+    // An end-to-end header is not dropped for its underscore.
+    assert_eq!(all("x-request-id"), ["kept-1"], "{got}");
+}

@@ -3,6 +3,19 @@
 //! RFC 9110 §7.6.1 (formerly RFC 7230 §6.1): `Connection` and the fields it names are for this
 //! hop only, as are `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade`.
 //! The WebSocket handshake fields (RFC 6455 §4.1) are made anew for the upstream handshake.
+//!
+//! What the client says about the hops before weir is not passed on, except the chain of
+//! `X-Forwarded-For`, to which weir appends the address it saw (so the last entry is weir's):
+//! `Forwarded` (RFC 7239), `X-Real-IP` and every other `X-Forwarded-*` field would reach the
+//! upstream next to weir's values, or contradict them (`X-Forwarded-Ssl: on` against
+//! `X-Forwarded-Proto: http`). Names are compared with `_` read as `-`: CGI and WSGI servers fold
+//! `X_Forwarded_For` and `X-Forwarded-For` into the same `HTTP_X_FORWARDED_FOR`.
+//!
+//! weir sends no `Forwarded` of its own (RFC 7239 §4): its element would have to start a list
+//! that leaves out the chain `X-Forwarded-For` carries, or continue the client's list, which is
+//! what is dropped here as forgeable; the proxies most upstreams are set up behind (nginx,
+//! Caddy, Traefik, Envoy) send `X-Forwarded-*` only. An upstream that reads `Forwarded` sees
+//! none and falls back to the address of the connection, weir's.
 
 use std::net::SocketAddr;
 
@@ -27,10 +40,13 @@ const HOP_BY_HOP: &[&str] = &[
     "sec-websocket-extensions",
     "sec-websocket-protocol",
     "sec-websocket-accept",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
 ];
+
+/// Fields whose names start with this are not forwarded either: weir writes its own
+/// `X-Forwarded-For` (the client's chain kept), `-Proto` and `-Host`.
+const FORWARDED_FAMILY: &str = "x-forwarded-";
 
 /// The header fields to send upstream: the client's end-to-end fields, then `X-Forwarded-For`
 /// (the client's chain plus its address), `-Proto` and `-Host`.
@@ -44,7 +60,7 @@ pub fn forward(headers: &[Header<'_>], peer: SocketAddr, host: &[u8]) -> Vec<(St
         .collect();
     let mut out: Vec<(String, Vec<u8>)> = headers
         .iter()
-        .filter(|h| !HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n)))
+        .filter(|h| !dropped(h.name))
         .filter(|h| !named_by_connection.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes())))
         .map(|h| (h.name.to_string(), h.value.to_vec()))
         .collect();
@@ -65,6 +81,19 @@ pub fn forward(headers: &[Header<'_>], peer: SocketAddr, host: &[u8]) -> Vec<(St
     out
 }
 
+/// Whether a field is never forwarded. Compared case-insensitively with `_` read as `-`, as
+/// CGI-style upstreams read names (RFC 3875 §4.1.18): `X_Real_IP` is `X-Real-IP` to them.
+fn dropped(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|n| name.len() == n.len() && starts_folded(name, n))
+        || starts_folded(name, FORWARDED_FAMILY)
+}
+
+/// Whether `name` starts with `lower` (lower case, `-` for `_`) ignoring case and `_`/`-`.
+fn starts_folded(name: &str, lower: &str) -> bool {
+    let fold = |b: u8| if b == b'_' { b'-' } else { b.to_ascii_lowercase() };
+    name.len() >= lower.len() && name.bytes().zip(lower.bytes()).all(|(a, b)| fold(a) == b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,35 +103,47 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_fields_stay_and_forwarding_fields_are_added() {
+    fn hop_by_hop_and_client_forwarding_fields_are_dropped_and_weirs_own_added() {
         let headers = [
             h("Host", "front.example"),
             h("Upgrade", "websocket"),
             h("Connection", "Upgrade, X-Secret"),
             h("X-Secret", "hop only"),
             h("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            h("Sec_WebSocket_Key", "dGhlIHNhbXBsZSBub25jZQ=="),
             h("Sec-WebSocket-Protocol", "chat"),
             h("Origin", "http://front.example"),
             h("Cookie", "a=1"),
             h("Authorization", "Bearer t"),
             h("X-Forwarded-For", "10.0.0.1"),
+            h("X_Forwarded_For", "7.7.7.7"),
+            h("x-forwarded_for", "7.7.7.8"),
+            h("X-Forwarded-Host", "evil"),
+            h("X_FORWARDED_HOST", "evil2"),
+            h("X-Forwarded-Proto", "https"),
+            h("X-Forwarded-Ssl", "on"),
+            h("X_Forwarded_Port", "443"),
+            h("Forwarded", "for=8.8.8.8;host=evil3"),
+            h("X-Real-IP", "9.9.9.9"),
+            h("x_real_ip", "9.9.9.8"),
+            h("X-Forwarded", "not of the family"),
+            h("X_Request_Id", "kept"),
             h("Keep-Alive", "timeout=5"),
         ];
-        let peer: SocketAddr = "192.0.2.7:5555".parse().unwrap();
-        let out = forward(&headers, peer, b"front.example");
-        let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+        let out = forward(&headers, "[2001:db8::7]:5555".parse().unwrap(), b"front.example");
+        let got: Vec<(&str, &[u8])> = out.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         assert_eq!(
-            names,
+            got,
             [
-                "Origin",
-                "Cookie",
-                "Authorization",
-                "X-Forwarded-For",
-                "X-Forwarded-Proto",
-                "X-Forwarded-Host"
+                ("Origin", &b"http://front.example"[..]),
+                ("Cookie", b"a=1"),
+                ("Authorization", b"Bearer t"),
+                ("X-Forwarded", b"not of the family"),
+                ("X_Request_Id", b"kept"),
+                ("X-Forwarded-For", b"10.0.0.1, 2001:db8::7"),
+                ("X-Forwarded-Proto", b"http"),
+                ("X-Forwarded-Host", b"front.example"),
             ]
         );
-        assert_eq!(out[3].1, b"10.0.0.1, 192.0.2.7");
-        assert_eq!(out[5].1, b"front.example");
     }
 }
