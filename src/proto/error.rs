@@ -166,6 +166,9 @@ pub enum HandshakeError {
     MethodNotGet,
     /// An upgrade request over HTTP/1.0 (400).
     UpgradeNeedsHttp11,
+    /// An upgrade request with a body (`Transfer-Encoding`, or a `Content-Length` other than 0):
+    /// a front end could read the body where this server reads frames (400).
+    UpgradeWithBody,
     /// The `Upgrade` header does not hold the token `websocket` (400).
     MissingUpgrade,
     /// The `Connection` header does not hold the token `upgrade` (400).
@@ -214,6 +217,7 @@ impl HandshakeError {
             | Self::InvalidHost
             | Self::MalformedHeader
             | Self::UpgradeNeedsHttp11
+            | Self::UpgradeWithBody
             | Self::MissingHost
             | Self::MissingUpgrade
             | Self::MissingConnectionUpgrade
@@ -251,6 +255,7 @@ impl HandshakeError {
             Self::ExpectationFailed => "unsupported expectation (only 100-continue)",
             Self::MethodNotGet => "a WebSocket upgrade must use GET",
             Self::UpgradeNeedsHttp11 => "a WebSocket upgrade needs HTTP/1.1",
+            Self::UpgradeWithBody => "a WebSocket upgrade has no body",
             Self::MissingHost => "missing or repeated Host header",
             Self::MissingUpgrade => "missing Upgrade: websocket",
             Self::MissingConnectionUpgrade => "missing Connection: upgrade",
@@ -287,6 +292,7 @@ impl HandshakeError {
             Self::ExpectationFailed => "expectation_failed",
             Self::MethodNotGet => "method_not_get",
             Self::UpgradeNeedsHttp11 => "upgrade_needs_http11",
+            Self::UpgradeWithBody => "upgrade_with_body",
             Self::MissingHost => "missing_host",
             Self::MissingUpgrade => "missing_upgrade",
             Self::MissingConnectionUpgrade => "missing_connection_upgrade",

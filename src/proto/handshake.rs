@@ -118,7 +118,7 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
 ///
 /// # Errors
 /// For an attempt, the first rule broken, checked in this order: [`MethodNotGet`],
-/// [`UpgradeNeedsHttp11`], [`MissingHost`] (none or several), [`MissingUpgrade`],
+/// [`UpgradeNeedsHttp11`], [`MissingHost`] (none or several), [`UpgradeWithBody`], [`MissingUpgrade`],
 /// [`MissingConnectionUpgrade`], [`MissingKey`] (none or several), [`InvalidKey`] (not 16 bytes
 /// in base64), [`MissingVersion`], [`UnsupportedVersion`] (not exactly one `13`). Answer it
 /// with [`write_error`].
@@ -126,6 +126,7 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
 /// [`MethodNotGet`]: HandshakeError::MethodNotGet
 /// [`UpgradeNeedsHttp11`]: HandshakeError::UpgradeNeedsHttp11
 /// [`MissingHost`]: HandshakeError::MissingHost
+/// [`UpgradeWithBody`]: HandshakeError::UpgradeWithBody
 /// [`MissingUpgrade`]: HandshakeError::MissingUpgrade
 /// [`MissingConnectionUpgrade`]: HandshakeError::MissingConnectionUpgrade
 /// [`MissingKey`]: HandshakeError::MissingKey
@@ -150,6 +151,14 @@ pub fn classify<'a, 'h>(req: &Request<'a, 'h>) -> Result<Classified<'a, 'h>, Han
     }
     // §4.1 item 4; RFC 9112 §3.2: exactly one Host.
     let host = http::host(req)?.ok_or(HandshakeError::MissingHost)?;
+    // RFC 9110 §9.3.1: a GET's content has no defined meaning, and what follows an upgrade's
+    // head is frames: a body would be read as frames here and as a body by a front end that
+    // does not see the upgrade through (request smuggling), so an upgrade carries none.
+    if fields.count("transfer-encoding") > 0
+        || fields.all("content-length").any(|v| v.trim_ascii() != b"0")
+    {
+        return Err(HandshakeError::UpgradeWithBody);
+    }
     // §4.2.1 items 3 and 4.
     if !fields.has_token("upgrade", "websocket") {
         return Err(HandshakeError::MissingUpgrade);
@@ -704,6 +713,8 @@ mod tests {
             ("GET / HTTP/1.0", &[], UpgradeNeedsHttp11, 400),
             (get, &[("Host", None)], MissingHost, 400),
             (get, &[("+Host", Some("other.example"))], MissingHost, 400),
+            (get, &[("+Content-Length", Some("4"))], UpgradeWithBody, 400),
+            (get, &[("+Transfer-Encoding", Some("chunked"))], UpgradeWithBody, 400),
             (get, &[("Upgrade", None)], MissingUpgrade, 400),
             (get, &[("Upgrade", Some("h2c"))], MissingUpgrade, 400),
             (get, &[("Upgrade", None), ("Sec-WebSocket-Key", None)], MissingUpgrade, 400),
