@@ -95,7 +95,7 @@ impl Handler for App {
             return agents.http_list(req, peer);
         }
         let hub = self.hub.as_mut().map(|(_, h)| h);
-        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref())
+        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref(), peer)
     }
 
     fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, id: ConnId) {

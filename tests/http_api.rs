@@ -15,6 +15,9 @@ use common::{Binary, eventually};
 use http::{Http, Resp, Sse, get, post, publish, u64_of};
 use weir::json::Value;
 
+/// `admin:pw` in Base64.
+const GOOD_BASIC: &str = "Authorization: Basic YWRtaW46cHc=";
+
 fn stats(b: &Binary) -> Value {
     let r = get(b.addr, "/api/stats");
     assert_eq!(r.status, 200, "{r:?}");
@@ -263,6 +266,102 @@ fn publish_and_history_need_the_token_when_one_is_set() {
     // Health needs no token.
     let r = c.request("GET", "/healthz", &[], None);
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn channel_endpoints_follow_basic_auth_and_the_origin_allow_list() {
+    let b = Binary::start(&["--basic-auth", "admin:pw", "--origin", "https://app.example"]);
+    let mut c = Http::connect(b.addr);
+    let app = "Origin: https://app.example";
+    let evil = "Origin: https://evil.example";
+    // What a cross-site form can send with no preflight: refused for its origin, credentials
+    // or not, and nothing is published.
+    for headers in [&[evil, "Content-Type: text/plain"][..], &[evil, GOOD_BASIC]] {
+        let r = c.request("POST", "/api/channels/secret/publish", headers, Some(b"1"));
+        assert_eq!((r.status, r.error_code().as_str()), (403, "forbidden"), "{headers:?}: {r:?}");
+        assert_eq!(r.header("www-authenticate"), None, "{r:?}");
+    }
+    // No credentials, or wrong ones: 401 with the Basic challenge, on every endpoint.
+    let bad = "Authorization: Basic YWRtaW46bm9wZQ==";
+    for (method, action) in [("POST", "publish"), ("GET", "history"), ("GET", "events")] {
+        for headers in [&[][..], &[app], &[bad], &["Authorization: Bearer YWRtaW46cHc="]] {
+            let body = (method == "POST").then_some(&b"1"[..]);
+            let r = c.request(method, &format!("/api/channels/secret/{action}"), headers, body);
+            assert_eq!(
+                (r.status, r.error_code().as_str()),
+                (401, "unauthorized"),
+                "{action} {headers:?}: {r:?}"
+            );
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some(r#"Basic realm="weir", charset="UTF-8""#),
+                "{r:?}"
+            );
+        }
+        let r = c.request(method, &format!("/api/channels/secret/{action}"), &[evil], None);
+        assert_eq!(r.status, 403, "{action}: {r:?}");
+    }
+    // With the credentials, from an allowed origin or from no browser at all.
+    for headers in [&[GOOD_BASIC][..], &[GOOD_BASIC, app]] {
+        let r = c.request("POST", "/api/channels/secret/publish", headers, Some(b"{}"));
+        assert_eq!(r.status, 200, "{headers:?}: {r:?}");
+    }
+    let r = c.request("GET", "/api/channels/secret/history", &[GOOD_BASIC, app], None);
+    assert_eq!(history_seqs(&r), [1, 2]);
+    let mut sse = Sse::open(b.addr, "/api/channels/secret/events?since=1", &[GOOD_BASIC, app]);
+    assert_eq!(sse.event().seq(), 2);
+    // Health, stats, metrics and the console stay open (they carry no channel data).
+    for path in ["/healthz", "/api/stats", "/metrics", "/", "/console.js"] {
+        let r = c.request("GET", path, &[], None);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+    }
+}
+
+#[test]
+fn channel_endpoints_with_basic_auth_and_no_allow_list_are_same_origin_only() {
+    let b = Binary::start(&["--basic-auth", "admin:pw"]);
+    let mut c = Http::connect(b.addr);
+    // The helpers send `Host: localhost`: a page of that origin is the same origin.
+    let r = c.request(
+        "POST",
+        "/api/channels/s/publish",
+        &[GOOD_BASIC, "Origin: http://localhost"],
+        Some(b"1"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    for origin in ["Origin: http://evil.example", "Origin: http://localhost:1", "Origin: null"] {
+        for (method, action) in [("POST", "publish"), ("GET", "history"), ("GET", "events")] {
+            let body = (method == "POST").then_some(&b"1"[..]);
+            let target = format!("/api/channels/s/{action}");
+            let r = c.request(method, &target, &[GOOD_BASIC, origin], body);
+            assert_eq!(
+                (r.status, r.error_code().as_str()),
+                (403, "forbidden"),
+                "{origin} {action}: {r:?}"
+            );
+        }
+    }
+    let r = c.request("GET", "/api/channels/s/history", &[GOOD_BASIC], None);
+    assert_eq!(history_seqs(&r), [1]);
+}
+
+#[test]
+fn channel_endpoints_with_basic_auth_and_a_token_need_both() {
+    let b = Binary::start(&["--basic-auth", "admin:pw", "--token", "s3cret"]);
+    let mut c = Http::connect(b.addr);
+    let path = "/api/channels/both/publish";
+    // `Authorization` holds one scheme: with Basic in it, the token goes in the query.
+    let r = c.request("POST", path, &[GOOD_BASIC], Some(b"1"));
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some(r#"Bearer realm="weir""#)),
+        "{r:?}"
+    );
+    let r = c.request("POST", &format!("{path}?token=s3cret"), &[], Some(b"1"));
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic ")), "{r:?}");
+    let r = c.request("POST", &format!("{path}?token=s3cret"), &[GOOD_BASIC], Some(b"1"));
+    assert_eq!((r.status, r.text()), (200, r#"{"seq":1}"#), "{r:?}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use crate::hub::auth::{Auth, query_param, strip_scheme};
+use crate::hub::auth::{Auth, Refusal};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
@@ -459,7 +459,7 @@ pub fn upgrade_allowed(
     req: &UpgradeRequest<'_, '_>,
     peer: SocketAddr,
 ) -> Result<(), Response> {
-    check_access(auth, req.origin, req.host, req.header("authorization"), req.query, peer)
+    auth.check_upgrade(req, peer).map_err(Refusal::text_response)
 }
 
 /// As [`upgrade_allowed`], for a plain HTTP request.
@@ -471,45 +471,7 @@ pub fn request_allowed(
     req: &Request<'_, '_>,
     peer: SocketAddr,
 ) -> Result<(), Response> {
-    let host = req.header("host").unwrap_or_default();
-    check_access(auth, req.header("origin"), host, req.header("authorization"), req.query(), peer)
-}
-
-fn check_access(
-    auth: &Auth,
-    origin: Option<&[u8]>,
-    host: &[u8],
-    authorization: Option<&[u8]>,
-    query: Option<&str>,
-    peer: SocketAddr,
-) -> Result<(), Response> {
-    if !auth.origin_ok(origin, host) {
-        info!(
-            "origin refused",
-            peer = peer,
-            origin = String::from_utf8_lossy(origin.unwrap_or_default())
-        );
-        return Err(Response::text(403, "origin not allowed\n"));
-    }
-    if !auth.basic_ok(authorization) {
-        info!("basic auth refused", peer = peer);
-        let mut r = Response::text(401, "authentication required\n");
-        r.headers
-            .push(("WWW-Authenticate".into(), b"Basic realm=\"weir\", charset=\"UTF-8\"".to_vec()));
-        return Err(r);
-    }
-    if auth.tokens_required() {
-        let token = authorization
-            .and_then(|v| strip_scheme(v, b"bearer"))
-            .or_else(|| query_param(query, "token").map(str::as_bytes));
-        if !token.is_some_and(|t| auth.token_ok(t)) {
-            info!("token refused", peer = peer);
-            let mut r = Response::text(401, "a valid token is required\n");
-            r.headers.push(("WWW-Authenticate".into(), b"Bearer realm=\"weir\"".to_vec()));
-            return Err(r);
-        }
-    }
-    Ok(())
+    auth.check_request(req, peer).map_err(Refusal::text_response)
 }
 
 #[cfg(test)]

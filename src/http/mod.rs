@@ -4,10 +4,11 @@
 
 pub mod metrics;
 
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hub::Hub;
-use crate::hub::auth::{query_param, strip_scheme};
+use crate::hub::auth::{Refusal, query_param};
 use crate::hub::channel::valid_name;
 use crate::json::{self, ObjectWriter};
 use crate::proto::http::Request;
@@ -47,7 +48,8 @@ fn error(status: u16, code: &str, message: &str) -> Response {
 }
 
 impl Api {
-    /// Answers a plain HTTP request; `id` is the connection (for server-sent events).
+    /// Answers a plain HTTP request; `id` is the connection (for server-sent events), `peer`
+    /// its address (for the log).
     #[allow(clippy::too_many_arguments)]
     pub fn serve(
         &self,
@@ -57,6 +59,7 @@ impl Api {
         body: &[u8],
         hub: Option<&mut Hub>,
         proxy: Option<&Proxy>,
+        peer: SocketAddr,
     ) -> Response {
         let path = req.path();
         let get = matches!(req.method, "GET" | "HEAD");
@@ -95,18 +98,14 @@ impl Api {
             return Response::text(404, "not found\n");
         };
         let Some(hub) = hub else { return Response::text(404, "not found\n") };
+        // The hub's access rules, as on its upgrade: without them a page of another origin
+        // could publish with a form's POST, which needs no CORS preflight.
+        if let Err(r) = hub.auth().check_request(req, peer) {
+            return refusal(r);
+        }
         let Some((channel, action)) = rest.rsplit_once('/') else {
             return Response::text(404, "not found\n");
         };
-        let token = req
-            .header("authorization")
-            .and_then(|v| strip_scheme(v, b"bearer"))
-            .or_else(|| query_param(req.query(), "token").map(str::as_bytes));
-        if !hub.http_token_ok(token) {
-            let mut r = error(401, "unauthorized", "a valid bearer token is required");
-            r.headers.push(("WWW-Authenticate".into(), b"Bearer realm=\"weir\"".to_vec()));
-            return r;
-        }
         let number = |name: &str| query_param(req.query(), name).map(str::parse::<u64>);
         match (req.method, action) {
             ("POST", "publish") => {
@@ -191,6 +190,12 @@ impl Api {
         w.finish();
         out
     }
+}
+
+/// An access refusal in the API's JSON error form.
+fn refusal(r: Refusal) -> Response {
+    let code = if r == Refusal::Origin { "forbidden" } else { "unauthorized" };
+    r.with_challenge(error(r.status(), code, r.reason()))
 }
 
 fn method_not_allowed(allow: &str) -> Response {

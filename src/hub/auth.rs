@@ -1,7 +1,14 @@
 //! Who may connect and act: bearer tokens, HTTP Basic credentials, and allowed origins.
 
+use std::net::SocketAddr;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+
+use crate::info;
+use crate::proto::handshake::UpgradeRequest;
+use crate::proto::http::Request;
+use crate::server::Response;
 
 /// Compares two secrets in time that depends only on their lengths, not on where they differ
 /// (so a timing side channel cannot guess a token byte by byte).
@@ -63,6 +70,131 @@ impl Auth {
         }
         true
     }
+
+    /// Checks a request that must be authenticated as it comes: the origin, then the Basic
+    /// credentials, then a bearer token or `?token=` when tokens are configured.
+    ///
+    /// # Errors
+    /// The first rule the request breaks.
+    pub fn check(
+        &self,
+        origin: Option<&[u8]>,
+        host: &[u8],
+        authorization: Option<&[u8]>,
+        query: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if !self.origin_ok(origin, host) {
+            return Err(Refusal::Origin);
+        }
+        if !self.basic_ok(authorization) {
+            return Err(Refusal::Basic);
+        }
+        if self.tokens_required() {
+            let token = authorization
+                .and_then(|v| strip_scheme(v, b"bearer"))
+                .or_else(|| query_param(query, "token").map(str::as_bytes));
+            if !token.is_some_and(|t| self.token_ok(t)) {
+                return Err(Refusal::Token);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Auth::check`] on a plain HTTP request (the HTTP API, `GET /api/agents`), logging a
+    /// refusal.
+    ///
+    /// # Errors
+    /// The first rule the request breaks.
+    pub fn check_request(&self, req: &Request<'_, '_>, peer: SocketAddr) -> Result<(), Refusal> {
+        let host = req.header("host").unwrap_or_default();
+        let origin = req.header("origin");
+        let result = self.check(origin, host, req.header("authorization"), req.query());
+        log_refusal(result, origin, peer)
+    }
+
+    /// [`Auth::check`] on a WebSocket upgrade (agents, `--exec` paths), logging a refusal.
+    ///
+    /// # Errors
+    /// The first rule the request breaks.
+    pub fn check_upgrade(
+        &self,
+        req: &UpgradeRequest<'_, '_>,
+        peer: SocketAddr,
+    ) -> Result<(), Refusal> {
+        let result = self.check(req.origin, req.host, req.header("authorization"), req.query);
+        log_refusal(result, req.origin, peer)
+    }
+}
+
+/// A rule of [`Auth`] that a request broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A page of an origin that is not allowed: 403.
+    Origin,
+    /// Basic credentials missing or wrong: 401.
+    Basic,
+    /// Tokens are configured and no valid one came: 401.
+    Token,
+}
+
+impl Refusal {
+    /// The HTTP status: 403 for the origin (credentials would not help), 401 for credentials.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Origin => 403,
+            Self::Basic | Self::Token => 401,
+        }
+    }
+
+    /// A short reason, for the response body.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Origin => "origin not allowed",
+            Self::Basic => "authentication required",
+            Self::Token => "a valid token is required",
+        }
+    }
+
+    /// The `WWW-Authenticate` value a 401 must carry (RFC 9110 §15.5.2): the Basic scheme
+    /// (RFC 7617 §2) or the Bearer scheme (RFC 6750 §3).
+    pub fn challenge(self) -> Option<&'static [u8]> {
+        match self {
+            Self::Origin => None,
+            Self::Basic => Some(b"Basic realm=\"weir\", charset=\"UTF-8\""),
+            Self::Token => Some(b"Bearer realm=\"weir\""),
+        }
+    }
+
+    /// The refusal as a plain-text response (upgrades, `GET /api/agents`).
+    pub fn text_response(self) -> Response {
+        self.with_challenge(Response::text(self.status(), format!("{}\n", self.reason())))
+    }
+
+    /// `response` with the `WWW-Authenticate` field this refusal needs, if any.
+    pub fn with_challenge(self, mut response: Response) -> Response {
+        if let Some(c) = self.challenge() {
+            response.headers.push(("WWW-Authenticate".into(), c.to_vec()));
+        }
+        response
+    }
+}
+
+fn log_refusal(
+    result: Result<(), Refusal>,
+    origin: Option<&[u8]>,
+    peer: SocketAddr,
+) -> Result<(), Refusal> {
+    match result {
+        Err(Refusal::Origin) => info!(
+            "origin refused",
+            peer = peer,
+            origin = String::from_utf8_lossy(origin.unwrap_or_default())
+        ),
+        Err(Refusal::Basic) => info!("basic auth refused", peer = peer),
+        Err(Refusal::Token) => info!("token refused", peer = peer),
+        Ok(()) => {}
+    }
+    result
 }
 
 /// The credentials after an `Authorization` scheme (compared case-insensitively).
@@ -103,6 +235,35 @@ mod tests {
         assert!(listed.origin_ok(Some(b"https://app.example"), b"x"));
         assert!(!listed.origin_ok(Some(b"https://other.example"), b"x"));
         assert!(Auth::default().origin_ok(Some(b"http://anything"), b"x"));
+    }
+
+    #[test]
+    fn check_takes_origin_then_basic_then_token() {
+        let auth = Auth {
+            tokens: vec!["s3cret".into()],
+            basic: Some("admin:pw".into()),
+            origins: vec!["https://app.example".into()],
+        };
+        let good = format!("Basic {}", STANDARD.encode("admin:pw"));
+        let (app, evil) = (Some(&b"https://app.example"[..]), Some(&b"https://evil.example"[..]));
+        let check = |origin, authorization: Option<&str>, query| {
+            auth.check(origin, b"x", authorization.map(str::as_bytes), query)
+        };
+        assert_eq!(check(evil, Some(&good), Some("token=s3cret")), Err(Refusal::Origin));
+        assert_eq!(check(app, None, Some("token=s3cret")), Err(Refusal::Basic));
+        assert_eq!(check(None, Some("Bearer s3cret"), None), Err(Refusal::Basic));
+        assert_eq!(check(app, Some(&good), None), Err(Refusal::Token));
+        assert_eq!(check(app, Some(&good), Some("token=nope")), Err(Refusal::Token));
+        assert_eq!(check(app, Some(&good), Some("token=s3cret")), Ok(()));
+        assert_eq!(check(None, Some(&good), Some("a=1&token=s3cret")), Ok(()));
+        assert_eq!(Auth::default().check(evil, b"x", None, None), Ok(()));
+        let bearer = Auth { tokens: vec!["s3cret".into()], ..Auth::default() };
+        assert_eq!(bearer.check(None, b"x", Some(b"Bearer s3cret"), None), Ok(()));
+        assert_eq!(
+            (Refusal::Origin.status(), Refusal::Basic.status(), Refusal::Token.status()),
+            (403, 401, 401)
+        );
+        assert_eq!(Refusal::Origin.challenge(), None);
     }
 
     #[test]

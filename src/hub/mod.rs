@@ -495,9 +495,9 @@ impl Hub {
         Ok(seq)
     }
 
-    /// Whether `token` may use the HTTP API (always, when no tokens are configured).
-    pub fn http_token_ok(&self, token: Option<&[u8]>) -> bool {
-        !self.config.auth.tokens_required() || token.is_some_and(|t| self.config.auth.token_ok(t))
+    /// The access rules (the HTTP API follows them as the upgrade does).
+    pub fn auth(&self) -> &Auth {
+        &self.config.auth
     }
 
     /// The `history` result for the HTTP API (`GET /api/channels/{channel}/history`).
