@@ -384,7 +384,23 @@ fn history_since_and_limit() {
     let v = r.json();
     let first = &v.get("messages").and_then(Value::as_array).unwrap()[0];
     assert_eq!(first.get("data").and_then(|d| d.get("i")).and_then(Value::as_u64), Some(3), "{v}");
-    for q in ["?since=x", "?since=-1", "?limit=1.5", "?since="] {
+    // Digits only: no sign, no space, at most 20 digits, no overflow.
+    assert_eq!(history_seqs(&h(&mut c, "?since=00000000000000000003")), [4, 5]);
+    assert_eq!(history_seqs(&h(&mut c, "?since=18446744073709551615")), Vec::<u64>::new());
+    for q in [
+        "?since=x",
+        "?since=-1",
+        "?limit=1.5",
+        "?since=",
+        "?since=+1",
+        "?limit=+1",
+        "?since=%2B1",
+        "?since=1%20",
+        "?since=%201",
+        "?since=0x1",
+        "?since=18446744073709551616",
+        "?since=000000000000000000003",
+    ] {
         let r = h(&mut c, q);
         assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_params"), "{q}: {r:?}");
     }
@@ -486,6 +502,38 @@ fn events_resume_after_last_event_id_without_gap_or_duplicate() {
     publish(&mut c, "r", "10");
     assert_eq!(since.event().seq(), 10);
     assert_eq!(sse.event().seq(), 10);
+}
+
+#[test]
+fn events_refuse_a_bad_since_or_last_event_id() {
+    let b = Binary::start(&[]);
+    let mut c = Http::connect(b.addr);
+    for i in 1..=3 {
+        publish(&mut c, "n", &i.to_string());
+    }
+    let path = "/api/channels/n/events";
+    // A bad `since` is refused as on history, not ignored (a stream that starts live would
+    // hide the messages the client asked for).
+    for q in ["?since=bad", "?since=+1", "?since=", "?since=-1", "?since=99999999999999999999"] {
+        let r = c.request("GET", &format!("{path}{q}"), &[], None);
+        assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_params"), "{q}: {r:?}");
+    }
+    // A bad Last-Event-ID is refused too, even beside a good `since`: weir made every id a
+    // browser resends, so a bad one is not from a browser.
+    for id in ["+1", "x", "1.0", "-1", "1 2", "0x1"] {
+        let r =
+            c.request("GET", &format!("{path}?since=1"), &[&format!("Last-Event-ID: {id}")], None);
+        assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_params"), "{id}: {r:?}");
+    }
+    // A bad `since` beside a good Last-Event-ID is refused as well.
+    let r = c.request("GET", &format!("{path}?since=x"), &["Last-Event-ID: 1"], None);
+    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_params"), "{r:?}");
+    // Good ones still resume; the connection survived the refusals.
+    let mut sse = Sse::open(b.addr, path, &["Last-Event-ID: 2"]);
+    assert_eq!(sse.event().seq(), 3);
+    let mut sse = Sse::open(b.addr, &format!("{path}?since=01"), &[]);
+    assert_eq!(sse.event().seq(), 2);
+    assert_eq!(publish(&mut c, "n", "4"), 4);
 }
 
 #[test]

@@ -106,7 +106,10 @@ impl Api {
         let Some((channel, action)) = rest.rsplit_once('/') else {
             return Response::text(404, "not found\n");
         };
-        let number = |name: &str| query_param(req.query(), name).map(str::parse::<u64>);
+        // `Err`: the parameter is there but is not a whole number.
+        let number = |name: &str| {
+            query_param(req.query(), name).map(|v| whole_number(v).ok_or(())).transpose()
+        };
         match (req.method, action) {
             ("POST", "publish") => {
                 // `publish_raw` takes the name as given: refuse what a WebSocket publish would.
@@ -133,9 +136,7 @@ impl Api {
                 }
             }
             ("GET" | "HEAD", "history") => {
-                let (Ok(since), Ok(limit)) =
-                    (number("since").transpose(), number("limit").transpose())
-                else {
+                let (Ok(since), Ok(limit)) = (number("since"), number("limit")) else {
                     return error(400, "invalid_params", "since and limit are whole numbers");
                 };
                 match hub.history_json(channel, since, limit) {
@@ -146,12 +147,20 @@ impl Api {
             }
             ("GET", "events") => {
                 // Resume after Last-Event-ID (what a reconnecting EventSource sends), or ?since=.
-                let since = req
+                // A browser resends the last `id:` weir wrote, always digits: anything else is
+                // not from one, and is refused rather than read as "start live".
+                // Both are checked when both came; the header wins.
+                let last_id = req
                     .header("last-event-id")
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.trim().parse().ok())
-                    .or_else(|| number("since").and_then(Result::ok));
-                match hub.stream_subscribe(ctx, id, channel, since) {
+                    .map(|v| std::str::from_utf8(v).ok().and_then(whole_number).ok_or(()));
+                let (Ok(last_id), Ok(since)) = (last_id.transpose(), number("since")) else {
+                    return error(
+                        400,
+                        "invalid_params",
+                        "since and Last-Event-ID are whole numbers",
+                    );
+                };
+                match hub.stream_subscribe(ctx, id, channel, last_id.or(since)) {
                     Ok(()) => {
                         let mut r = Response::streaming(200, "text/event-stream");
                         r.headers.push(("Cache-Control".into(), b"no-cache".to_vec()));
@@ -190,6 +199,13 @@ impl Api {
         w.finish();
         out
     }
+}
+
+/// A `since`, `limit` or `Last-Event-ID`: 1 to 20 ASCII digits that fit in a `u64`, nothing
+/// else (`str::parse` alone would take a leading `+`).
+fn whole_number(s: &str) -> Option<u64> {
+    let digits = (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| s.parse().ok()).flatten()
 }
 
 /// An access refusal in the API's JSON error form.
