@@ -19,6 +19,12 @@ fn number(v: &Value) -> Option<u64> {
     output_data(v).and_then(|d| d.parse().ok())
 }
 
+/// `GET target` on a fresh connection: the response head and body.
+fn http_get(addr: std::net::SocketAddr, target: &str) -> (String, String) {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    common::request(addr, req.as_bytes())
+}
+
 fn pid_of(state: &Value) -> u32 {
     let pid = state.get("pid").and_then(Value::as_u64).unwrap();
     u32::try_from(pid).unwrap()
@@ -180,10 +186,7 @@ fn http_list_and_access_rules() {
     let counter = agent("counter", "counter.sh");
     let weir = Weir::start(&["--agent", &counter, "--token", "s3cret"]);
     let addr = weir.addr();
-    let get = |target: &str| {
-        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        common::request(addr, req.as_bytes())
-    };
+    let get = |target: &str| http_get(addr, target);
     let (head, _) = get("/api/agents");
     assert_eq!(common::status(&head), 401);
     let (head, body) = get("/api/agents?token=s3cret");
@@ -198,5 +201,23 @@ fn http_list_and_access_rules() {
     assert_eq!(upgrade_status(addr, "/ws/agents/counter?token=wrong"), 401);
     assert_eq!(upgrade_status(addr, "/ws/agents/nobody?token=s3cret"), 404);
     let (mut c, _) = Client::connect(addr, "counter?token=s3cret");
+    assert_eq!(c.ok("get_state", "{}").get("state").and_then(Value::as_str), Some("running"));
+}
+
+#[test]
+fn query_token_is_percent_decoded_for_agents() {
+    let counter = agent("counter", "counter.sh");
+    let weir = Weir::start(&["--agent", &counter, "--token", "ab+c/d="]);
+    let addr = weir.addr();
+    let get = |target: &str| common::status(&http_get(addr, target).0);
+    for q in ["?token=ab%2Bc%2Fd%3D", "?token=ab%2bc%2fd%3d", "?token=ab+c/d="] {
+        assert_eq!(get(&format!("/api/agents{q}")), 200, "{q}");
+        assert_eq!(upgrade_status(addr, &format!("/ws/agents/counter{q}")), 101, "{q}");
+    }
+    for q in ["?token=ab%2Bc%2Fd%3", "?token=ab%2Bc%2Fd%zz", "?token=ab%20c%2Fd%3D"] {
+        assert_eq!(get(&format!("/api/agents{q}")), 401, "{q}");
+        assert_eq!(upgrade_status(addr, &format!("/ws/agents/counter{q}")), 401, "{q}");
+    }
+    let (mut c, _) = Client::connect(addr, "counter?token=ab%2Bc%2Fd%3D");
     assert_eq!(c.ok("get_state", "{}").get("state").and_then(Value::as_str), Some("running"));
 }

@@ -263,6 +263,13 @@ fn publish_and_history_need_the_token_when_one_is_set() {
     assert_eq!((r.status, r.text()), (200, r#"{"seq":2}"#), "{r:?}");
     let r = c.request("GET", "/api/channels/t/history?token=s3cret", &[], None);
     assert_eq!(history_seqs(&r), [1, 2]);
+    // The query value is percent-decoded (`s3cret` with escapes); a bad escape is a 401.
+    let r = c.request("POST", &format!("{path}?token=s3c%72%65t"), &[], Some(b"3"));
+    assert_eq!((r.status, r.text()), (200, r#"{"seq":3}"#), "{r:?}");
+    for q in ["?token=s3cret%", "?token=s3cret%2", "?token=s3cre%zz"] {
+        let r = c.request("GET", &format!("/api/channels/t/history{q}"), &[], None);
+        assert_eq!((r.status, r.error_code().as_str()), (401, "unauthorized"), "{q}: {r:?}");
+    }
     // Health needs no token.
     let r = c.request("GET", "/healthz", &[], None);
     assert_eq!(r.status, 200, "{r:?}");

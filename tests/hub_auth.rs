@@ -90,6 +90,40 @@ fn bearer_header_and_query_token_authenticate_and_wrong_tokens_get_401() {
 }
 
 #[test]
+fn query_token_is_percent_decoded_and_a_bad_escape_is_401() {
+    let server = Binary::start(&["--token", "ab+c/d="]);
+    // What URLSearchParams and encodeURIComponent send, in either case of hex; the raw form;
+    // '+' is the byte '+' (not a space, as a Base64 token needs).
+    for path in [
+        "/ws?token=ab%2Bc%2Fd%3D",
+        "/ws?token=ab%2bc%2fd%3d",
+        "/ws?x=%zz&token=%61b%2Bc/d=",
+        "/ws?token=ab+c/d=",
+    ] {
+        assert_eq!(upgrade(&server, path, &[]).1, Some(false), "{path}");
+    }
+    for path in [
+        "/ws?token=ab%20c%2Fd%3D",
+        "/ws?token=ab%2Bc%2Fd%3D%00",
+        "/ws?token=ab%2Bc%2Fd%3",
+        "/ws?token=ab%2Bc%2Fd%",
+        "/ws?token=ab%2Bc%2Fd%3D%",
+        "/ws?token=ab%2Bc%2Fd%zz",
+        "/ws?token=ab%+c/d=",
+        "/ws?token=%4",
+        "/ws?token=%",
+    ] {
+        let (code, _, head) = upgrade(&server, path, &[]);
+        assert_eq!(code, 401, "{path}: {head}");
+    }
+    // A long run of escapes, near the 4 KiB request-target limit, is read like any other.
+    let long = format!("/ws?token={}", "%41".repeat(1300));
+    assert_eq!(upgrade(&server, &long, &[]).0, 401);
+    // The server is still there.
+    assert_eq!(upgrade(&server, "/ws?token=ab%2Bc%2Fd%3D", &[]).1, Some(false));
+}
+
+#[test]
 fn authenticate_method_and_unauthorized_until_then() {
     let server = Binary::start(&["--token", "s3cret"]);
     let mut c = Client::connect(server.addr);

@@ -1,5 +1,6 @@
 //! Who may connect and act: bearer tokens, HTTP Basic credentials, and allowed origins.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use base64::Engine;
@@ -89,13 +90,10 @@ impl Auth {
         if !self.basic_ok(authorization) {
             return Err(Refusal::Basic);
         }
-        if self.tokens_required() {
-            let token = authorization
-                .and_then(|v| strip_scheme(v, b"bearer"))
-                .or_else(|| query_param(query, "token").map(str::as_bytes));
-            if !token.is_some_and(|t| self.token_ok(t)) {
-                return Err(Refusal::Token);
-            }
+        if self.tokens_required()
+            && !matches!(presented_token(authorization, query), Some(Ok(t)) if self.token_ok(&t))
+        {
+            return Err(Refusal::Token);
         }
         Ok(())
     }
@@ -208,6 +206,48 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
+/// The token a request presents: the `Authorization: Bearer` credentials, else `?token=`
+/// percent-decoded. `Some(Err)` is a `?token=` with a bad escape: it matches no token.
+pub fn presented_token<'a>(
+    authorization: Option<&'a [u8]>,
+    query: Option<&'a str>,
+) -> Option<Result<Cow<'a, [u8]>, BadEscape>> {
+    match authorization.and_then(|v| strip_scheme(v, b"bearer")) {
+        Some(t) => Some(Ok(Cow::Borrowed(t))),
+        None => query_param(query, "token").map(percent_decode),
+    }
+}
+
+/// A `%` not followed by two hex digits (RFC 3986 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadEscape;
+
+/// Percent-decodes a query value: `%` and two hex digits, in either case, is that byte
+/// (RFC 3986 §2.1); every other byte is itself. `+` stays `+`: reading it as a space is the
+/// HTML form encoding (`application/x-www-form-urlencoded`), not RFC 3986, and Base64 tokens
+/// hold `+`. Borrows when there is no `%`; else one allocation of at most the value's length,
+/// which the request head bounds.
+///
+/// # Errors
+/// [`BadEscape`] for a `%` not followed by two hex digits (`%zz`, a truncated `%4`).
+pub fn percent_decode(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
+    if !value.contains('%') {
+        return Ok(Cow::Borrowed(value.as_bytes()));
+    }
+    let hex = |b: Option<u8>| b.and_then(|b| char::from(b).to_digit(16)).ok_or(BadEscape);
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let (hi, lo) = (hex(bytes.next())?, hex(bytes.next())?);
+            out.extend(u8::try_from(hi << 4 | lo).ok());
+        } else {
+            out.push(b);
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +315,24 @@ mod tests {
         assert_eq!(query_param(Some("a=1&token=xyz"), "token"), Some("xyz"));
         assert_eq!(query_param(Some("tokenx=1"), "token"), None);
         assert_eq!(query_param(None, "token"), None);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let ok = |v: &str| percent_decode(v).map(Cow::into_owned);
+        assert!(matches!(percent_decode("ab+c/d="), Ok(Cow::Borrowed(b"ab+c/d="))));
+        assert_eq!(ok("ab%2Bc%2Fd%3D"), Ok(b"ab+c/d=".to_vec()));
+        assert_eq!(ok("ab%2bc%2fd%3d"), Ok(b"ab+c/d=".to_vec()));
+        assert_eq!(ok("%00%ff%C3%A9"), Ok(vec![0, 0xff, 0xc3, 0xa9]));
+        assert_eq!(ok("a+b%20c"), Ok(b"a+b c".to_vec()));
+        assert_eq!(ok("%2525"), Ok(b"%25".to_vec()));
+        for bad in ["%", "%4", "a%", "%zz", "%4g", "%g4", "%+1", "%-1", "ok%2", "%%41"] {
+            assert_eq!(percent_decode(bad), Err(BadEscape), "{bad}");
+        }
+        let bearer = Some(&b"Bearer tok"[..]);
+        assert_eq!(presented_token(bearer, Some("token=x")), Some(Ok(Cow::Borrowed(&b"tok"[..]))));
+        assert_eq!(presented_token(None, Some("token=%74ok")), Some(Ok(b"tok".to_vec().into())));
+        assert_eq!(presented_token(None, Some("token=%7")), Some(Err(BadEscape)));
+        assert_eq!(presented_token(Some(b"Basic x"), None), None);
     }
 }

@@ -22,7 +22,7 @@ use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context, Response};
 use crate::{info, warn};
 
-use auth::{Auth, query_param, strip_scheme};
+use auth::{Auth, presented_token};
 use channel::{Channel, valid_name};
 use rate::{Bucket, Verdict};
 
@@ -181,11 +181,9 @@ impl Hub {
             ));
             return Err(r);
         }
-        let bearer = authorization.and_then(|v| strip_scheme(v, b"bearer"));
-        let token = bearer.or_else(|| query_param(req.query, "token").map(str::as_bytes));
-        let authed = match token {
+        let authed = match presented_token(authorization, req.query) {
             _ if !auth.tokens_required() => true,
-            Some(t) if auth.token_ok(t) => true,
+            Some(Ok(t)) if auth.token_ok(&t) => true,
             Some(_) => {
                 info!("hub: token refused", peer = peer);
                 return Err(Response::text(401, "invalid token\n"));
