@@ -29,6 +29,16 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(req.headers.len() <= limits.max_headers);
     assert!(req.target.len() <= limits.max_target_len);
+    // The path is a part of the target (`/` for an absolute form without one), and it has
+    // no `?`; the Host rules answer without panicking, with a value from the head.
+    let path = req.path();
+    assert!(path == "/" || req.target.contains(path), "{path:?} from {:?}", req.target);
+    assert!(!path.contains('?'));
+    match http::host(&req) {
+        Ok(Some(h)) => assert!(req.headers.iter().any(|f| f.value == h)),
+        Ok(None) => assert_eq!(req.minor_version, 0),
+        Err(e) => check_error_response(e),
+    }
     match handshake::classify(&req) {
         Ok(Classified::Plain) => {}
         Ok(Classified::Upgrade(up)) => {
