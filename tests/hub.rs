@@ -338,20 +338,76 @@ fn channel_limits_are_forbidden() {
     assert_eq!(a.err("subscribe", r#"{"channel":"c3"}"#), "forbidden");
     // Already subscribed: still fine.
     a.ok("subscribe", r#"{"channel":"c2"}"#);
-    // A freed slot can be used again.
+    // A freed slot can be used again; c1, which nobody subscribes to any more and which never
+    // had a message, is forgotten.
     a.ok("unsubscribe", r#"{"channel":"c1"}"#);
     a.ok("subscribe", r#"{"channel":"c3"}"#);
     assert_eq!(a.err("subscribe", r#"{"channel":"c1"}"#), "forbidden");
-    // Three channels exist (c1, c2, c3): a fourth cannot be created by anyone, by subscribe or
+    b.ok("subscribe", r#"{"channel":"c4"}"#);
+    // Three channels exist (c2, c3, c4): a fourth cannot be created by anyone, by subscribe or
     // publish, but the existing ones still work.
-    assert_eq!(b.err("subscribe", r#"{"channel":"c4"}"#), "forbidden");
-    assert_eq!(b.err("publish", r#"{"channel":"c4","data":1}"#), "forbidden");
-    b.ok("subscribe", r#"{"channel":"c1"}"#);
+    assert_eq!(b.err("subscribe", r#"{"channel":"c5"}"#), "forbidden");
+    assert_eq!(b.err("publish", r#"{"channel":"c5","data":1}"#), "forbidden");
     assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"c2","data":1}"#), "seq"), 1);
     assert_eq!(u64_of(&a.message().0, "seq"), 1);
-    assert_eq!(b.err("history", r#"{"channel":"c4"}"#), "not_found");
+    assert_eq!(b.err("history", r#"{"channel":"c5"}"#), "not_found");
     assert_eq!(field(&b.ok("channels", ""), "channels").as_array().unwrap().len(), 3);
+    // Left by its last subscriber, a channel that had a message is kept (its sequence numbers
+    // never repeat), one that had none is forgotten.
+    a.ok("unsubscribe", r#"{"channel":"c2"}"#);
+    a.ok("unsubscribe", r#"{"channel":"c3"}"#);
+    let names = b.ok("channels", "");
+    let names: Vec<&str> =
+        field(&names, "channels").as_array().unwrap().iter().map(|c| str_of(c, "name")).collect();
+    assert_eq!(names, ["c2", "c4"]);
+    a.ok("subscribe", r#"{"channel":"c2"}"#);
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"c2","data":2}"#), "seq"), 2);
+    assert_eq!(u64_of(&a.message().0, "seq"), 2);
     a.assert_quiet();
+    b.assert_quiet();
+}
+
+/// One client that subscribes to many names and leaves them must not use up `--max-channels`
+/// for everyone: a channel nobody follows and nothing was published to is forgotten, whether
+/// it was followed over WebSocket, by an event stream, or by a connection that closed.
+#[test]
+fn channels_left_unused_do_not_count_against_the_limit() {
+    let server = Binary::start(&["--max-channels", "3"]);
+    let mut a = Client::connect(server.addr);
+    for i in 0..20 {
+        let ch = format!(r#"{{"channel":"junk-{i}"}}"#);
+        a.ok("subscribe", &ch);
+        a.ok("unsubscribe", &ch);
+    }
+    for i in 0..3 {
+        a.ok("subscribe", &format!(r#"{{"channel":"held-{i}"}}"#));
+    }
+    drop(a);
+    // Event streams, opened (the channel exists while one follows it) and closed.
+    for i in 0..10 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let req = format!("GET /api/channels/sse-{i}/events HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&got).contains("retry: 2000") {
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+            assert!(n > 0, "stream {i} ended: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    let mut b = Client::connect(server.addr);
+    // Everything above is gone once `a` is: a new channel can be made.
+    let made = eventually(Duration::from_secs(5), || {
+        let mut c = Client::connect(server.addr);
+        c.call("subscribe", r#"{"channel":"new"}"#)
+            .get("ok")
+            .and_then(Value::as_bool)
+            .filter(|&ok| ok)
+    });
+    assert!(made.is_some(), "channels were not forgotten");
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"p","data":1}"#), "seq"), 1);
     b.assert_quiet();
 }
 
@@ -731,4 +787,39 @@ fn a_gathered_message_precedes_the_close_for_a_protocol_error_in_the_same_read()
     burst.extend(client_frame(0x83, b"")); // reserved opcode 3: 1002
     publisher.get_mut().write_all(&burst).unwrap();
     assert_eq!(labels(&mut publisher, 2), ["a:1", "close:1002"]);
+}
+
+/// A connection the server has closed (here as a slow reader) has no more commands run: what it
+/// sends while the close handshake runs is dropped, so it cannot go on publishing.
+#[test]
+fn commands_after_the_server_closed_the_connection_are_not_run() {
+    let server = Binary::start(&["--queue-cap", "1KiB", "--close-timeout", "10s"]);
+    let mut b = Client::connect(server.addr);
+    b.ok("subscribe", r#"{"channel":"x"}"#);
+    b.ok("publish", &format!(r#"{{"channel":"h","data":"{}"}}"#, "a".repeat(3000)));
+    let (mut s, head) = raw_upgrade(server.addr, "/ws", &[]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    // The answer to this is over the queue cap: the server closes with 1008.
+    s.write_all(&text_frame(r#"{"id":1,"method":"history","params":{"channel":"h"}}"#)).unwrap();
+    loop {
+        let (op, p) = read_raw_frame(&mut r).expect("EOF before the close frame");
+        if op == 8 {
+            assert_eq!(u16::from_be_bytes([p[0], p[1]]), 1008);
+            break;
+        }
+    }
+    // No close frame back: the connection stays in its close handshake, and publishes.
+    let before = u64_of(&b.ok("stats", ""), "messages_in");
+    s.write_all(&text_frame(r#"{"id":2,"method":"publish","params":{"channel":"x","data":1}}"#))
+        .unwrap();
+    // Read by the server once the count passes this call's own stats command and the publish.
+    eventually(Duration::from_secs(5), || {
+        (u64_of(&b.ok("stats", ""), "messages_in") >= before + 2).then_some(())
+    })
+    .expect("the server never read the publish");
+    assert_eq!(u64_of(&b.ok("publish", r#"{"channel":"x","data":2}"#), "seq"), 1);
+    let (event, _) = b.message();
+    assert_eq!((u64_of(&event, "seq"), event.get("data").and_then(Value::as_u64)), (1, Some(2)));
+    b.assert_quiet();
 }

@@ -18,7 +18,8 @@ pub fn valid_name(name: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Channel {
     /// The sequence number of the last message published (0: none yet). Never repeats while
-    /// the server runs: channels are not forgotten.
+    /// the server runs: a channel that had a message is never forgotten (one with none is, when
+    /// nobody follows it any more).
     pub seq: u64,
     /// Connections subscribed, in id order: a publish then visits their state in memory order
     /// (hash order walked the slab at random; in order: +21% fan-out, docs/performance.md).

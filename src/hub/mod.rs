@@ -241,7 +241,22 @@ impl Hub {
                 if let Some(ch) = self.channels.get_mut(name) {
                     Rc::make_mut(&mut ch.subscribers).remove(&id);
                 }
+                self.forget_if_unused(name);
             }
+        }
+    }
+
+    /// Forgets channel `name` if nobody follows it and nothing was ever published to it: it
+    /// holds nothing, and keeping it would let one client use up `--max-channels` for everyone
+    /// by subscribing to names and leaving them. A channel that had a message is kept, so its
+    /// sequence numbers never repeat.
+    fn forget_if_unused(&mut self, name: &str) {
+        if self
+            .channels
+            .get(name)
+            .is_some_and(|ch| ch.seq == 0 && ch.subscribers.is_empty() && ch.streams.is_empty())
+        {
+            self.channels.remove(name);
         }
     }
 
@@ -254,6 +269,12 @@ impl Hub {
         data: &[u8],
     ) {
         let Some(client) = self.clients.get_mut(&id) else { return };
+        // Once this end has sent its close frame (a slow reader, a rate or authentication
+        // failure, shutdown), what the client still sends is not run: RFC 6455 §5.5.1 lets
+        // it arrive, and a connection being closed must not go on publishing.
+        if !ctx.is_open(id) {
+            return;
+        }
         // Every frame takes a token, malformed ones too: a flood of garbage must not get
         // around the limit (nor its close far beyond it).
         let limited = match client.bucket.take(self.config.rate, self.config.rate_burst, ctx.now())
@@ -426,6 +447,7 @@ impl Hub {
         if let Some(ch) = self.channels.get_mut(name) {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
         }
+        self.forget_if_unused(name);
         Ok("{}".into())
     }
 
@@ -550,6 +572,7 @@ impl Hub {
             if let Some(ch) = self.channels.get_mut(&*name) {
                 ch.streams.remove(&id);
             }
+            self.forget_if_unused(&name);
         }
     }
 
@@ -706,16 +729,22 @@ fn error(ctx: &mut Context<'_>, conn: ConnId, id: &Id, code: &str, message: &str
 }
 
 /// A server-sent event (`id`, `event: message`, `data`), each line of the JSON its own `data:`
-/// line (the WHATWG event-stream format ends a field at a line break).
+/// line. The WHATWG event-stream format ends a line at CR LF, LF or a lone CR, and published
+/// JSON may hold any of them as whitespace: a lone CR left inside a `data:` line would end the
+/// event's data there for the browser.
 fn sse_event(seq: u64, event: &str) -> String {
     let mut out = String::with_capacity(event.len() + 48);
     out.push_str("id: ");
     out.push_str(&seq.to_string());
     out.push_str("\nevent: message\n");
-    for line in event.split('\n') {
+    let mut rest = event;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
         out.push_str("data: ");
-        out.push_str(line.trim_end_matches('\r'));
+        out.push_str(&rest[..end]);
         out.push('\n');
+        let Some(after) = rest.get(end..).filter(|r| !r.is_empty()) else { break };
+        rest = after.strip_prefix("\r\n").unwrap_or(&after[1..]);
     }
     out.push('\n');
     out
@@ -724,4 +753,19 @@ fn sse_event(seq: u64, event: &str) -> String {
 /// Milliseconds since the Unix epoch (the event timestamps).
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sse_event;
+
+    #[test]
+    fn sse_data_lines_end_at_every_line_break() {
+        assert_eq!(sse_event(3, "{}"), "id: 3\nevent: message\ndata: {}\n\n");
+        assert_eq!(
+            sse_event(7, "{\"a\":\r\r1,\r\n\"b\":\n2}"),
+            "id: 7\nevent: message\ndata: {\"a\":\ndata: \ndata: 1,\ndata: \"b\":\ndata: 2}\n\n"
+        );
+        assert_eq!(sse_event(1, "x\r"), "id: 1\nevent: message\ndata: x\ndata: \n\n");
+    }
 }
