@@ -172,8 +172,13 @@ impl Handler for App {
         kind: MessageKind,
         data: Vec<u8>,
     ) {
-        if let Some(h) = self.hub_client(id) {
-            return h.on_message(ctx, id, kind, &data);
+        // A message gathered across reads goes where one from a single read goes: only the
+        // echo takes it by value.
+        let routed = self.hub_client(id).is_some()
+            || self.exec.as_ref().is_some_and(|e| e.owns(id))
+            || self.agents.as_ref().is_some_and(|a| a.owns(id));
+        if routed {
+            return self.on_message(ctx, id, kind, &data);
         }
         // Echo without copying the message.
         let _ = ctx.send_owned(id, kind, data);

@@ -82,6 +82,10 @@ fn send_input_round_trip_and_late_clients_see_the_log() {
     let data: Vec<&str> =
         lines.iter().filter_map(|l| l.get("data").and_then(Value::as_str)).collect();
     assert_eq!(data, ["echo: two", "echo: three"]);
+    // A command larger than one read (gathered across reads) is a command too, not echoed.
+    let pad = "x".repeat(300_000);
+    let state = c.ok("get_state", &format!(r#"{{"pad":"{pad}"}}"#));
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("running"));
     // Errors are answered, not fatal.
     let bad = c.call("send_input", r#"{"data":5}"#);
     assert_eq!(bad.get("ok"), Some(&Value::Bool(false)));

@@ -28,6 +28,14 @@ fn line_echo_and_exit_codes() {
         ws.send(Message::text(line)).unwrap();
         assert_eq!(next_text(&mut ws), format!("echo: {line}"));
     }
+    // A message larger than one read (gathered across reads) is a line too, not echoed.
+    let long = "y".repeat(100_000);
+    ws.send(Message::text(long.clone())).unwrap();
+    let mut got = String::new();
+    while got.len() < long.len() + "echo: ".len() {
+        got.push_str(&next_text(&mut ws));
+    }
+    assert_eq!(got, format!("echo: {long}"));
     // The program exits 0: the connection closes with 1000.
     ws.send(Message::text("exit 0")).unwrap();
     assert_eq!(close_code(&mut ws), 1000);
@@ -51,6 +59,9 @@ fn cgi_variables_reach_the_program() {
         format!("ws://{}/cgi/extra/path?x=1&y=two", weir.addr()).into_client_request().unwrap();
     req.headers_mut().insert("X-Custom-Thing", "hello there".parse().unwrap());
     req.headers_mut().insert("Proxy", "http://evil.example".parse().unwrap());
+    // The same variable by another spelling, and credentials.
+    req.headers_mut().insert("X_Custom_Thing", "injected".parse().unwrap());
+    req.headers_mut().insert("Authorization", "Bearer secret".parse().unwrap());
     let stream = std::net::TcpStream::connect(weir.addr()).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let local = stream.local_addr().unwrap();
@@ -83,8 +94,9 @@ fn cgi_variables_reach_the_program() {
     assert_eq!(get("HTTP_X_CUSTOM_THING"), Some("hello there"));
     assert_eq!(get("HTTP_UPGRADE"), Some("websocket"));
     assert!(get("WEIR_CLIENT_ID").is_some_and(|v| v.parse::<u64>().is_ok()), "{env:?}");
-    // httpoxy: no HTTP_PROXY from a request header.
+    // httpoxy: no HTTP_PROXY from a request header; no credentials (RFC 3875 §4.1.18).
     assert_eq!(get("HTTP_PROXY"), None);
+    assert_eq!(get("HTTP_AUTHORIZATION"), None);
     // weir's own environment is not passed on (cargo sets CARGO_* for the test and weir).
     if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
         assert_eq!(get("CARGO_MANIFEST_DIR"), None, "{env:?}");

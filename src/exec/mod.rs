@@ -346,9 +346,12 @@ fn cgi_env(
         let var: String =
             h.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }).collect();
         // httpoxy: a `Proxy` header must not become HTTP_PROXY, which programs take as their
-        // proxy. Names that are not plain words are left out, and so are values with NUL.
+        // proxy. Credentials are not passed on (RFC 3875 §4.1.18). Names that are not words
+        // joined by `-` are left out: `X_User` would land in the variable of `X-User`, which
+        // a front end may set (nginx drops such names too). So are values with NUL.
         if var == "PROXY"
-            || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || var == "AUTHORIZATION"
+            || !h.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             || h.value.contains(&0)
         {
             continue;
