@@ -543,6 +543,18 @@ fn events_refuse_a_bad_since_or_last_event_id() {
     assert_eq!(publish(&mut c, "n", "4"), 4);
 }
 
+/// A stream that would create a channel past `--max-channels` is refused as a publish is: 403.
+#[test]
+fn events_past_the_channel_limit_are_403() {
+    let b = Binary::start(&["--max-channels", "1"]);
+    let mut c = Http::connect(b.addr);
+    publish(&mut c, "one", "1");
+    let r = c.request("GET", "/api/channels/two/events", &[], None);
+    assert_eq!((r.status, r.error_code().as_str()), (403, "forbidden"), "{r:?}");
+    let r = c.request("POST", "/api/channels/two/publish", &[], Some(b"1"));
+    assert_eq!((r.status, r.error_code().as_str()), (403, "forbidden"), "{r:?}");
+}
+
 #[test]
 fn an_event_stream_that_never_reads_is_dropped_and_others_keep_receiving() {
     let b = Binary::start(&["--queue-cap", "64KiB"]);

@@ -166,6 +166,7 @@ impl Api {
                         r.headers.push(("Cache-Control".into(), b"no-cache".to_vec()));
                         r
                     }
+                    Err(("forbidden", m)) => error(403, "forbidden", &m),
                     Err((code, m)) => error(400, code, &m),
                 }
             }
