@@ -225,3 +225,30 @@ fn query_token_is_percent_decoded_for_agents() {
     let (mut c, _) = Client::connect(addr, "counter?token=ab%2Bc%2Fd%3D");
     assert_eq!(c.ok("get_state", "{}").get("state").and_then(Value::as_str), Some("running"));
 }
+
+/// A log larger than the queue cap does not cut off new watchers: they get the newest lines
+/// that fit in half of it (before: the `connected` message passed the cap, and the client got a
+/// bare close frame in place of its 101).
+#[test]
+fn a_log_larger_than_the_queue_cap_still_lets_watchers_in() {
+    let echo = agent("echo", "echo.sh");
+    let weir = Weir::start(&["--agent", &echo, "--queue-cap", "1MiB"]);
+    let (mut c, _) = Client::connect(weir.addr(), "echo");
+    let line = |i: usize| format!("{i:03}{}", "a".repeat(60_000));
+    for i in 0..40 {
+        c.ok("send_input", &format!(r#"{{"data":"{}\n"}}"#, line(i)));
+        let want = format!("echo: {}", line(i));
+        c.wait_for("output", |o| output_data(o) == Some(want.as_str()));
+    }
+    let (_late, hello) = Client::connect(weir.addr(), "echo");
+    let Some(Value::Array(lines)) = hello.get("log") else { panic!("no log") };
+    let data: Vec<&str> =
+        lines.iter().filter_map(|l| l.get("data").and_then(Value::as_str)).collect();
+    let total: usize = data.iter().map(|d| d.len()).sum();
+    assert!(!data.is_empty() && total <= 512 << 10, "{} lines, {total} bytes", data.len());
+    // The newest lines, in order, up to the last.
+    let first = 40 - data.len();
+    for (k, d) in data.iter().enumerate() {
+        assert_eq!(&d[..9], format!("echo: {:03}", first + k), "line {k}");
+    }
+}

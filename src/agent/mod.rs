@@ -324,20 +324,27 @@ impl Agents {
     pub fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         let Some(w) = self.watchers.get(&id) else { return };
         let Some(a) = self.agents.get(w.agent) else { return };
-        let mut out = String::with_capacity(256 + a.log_bytes + a.log.len() * 32);
-        let mut o = ObjectWriter::new(&mut out);
-        o.str("event", "connected")
-            .str("client", &w.name)
-            .str("server", concat!("weir ", env!("CARGO_PKG_VERSION")))
-            .raw("agent", &state_json(a));
-        let mut log = o.array("log");
-        for (stream, line) in &a.log {
-            let mut e = log.object();
-            e.str("stream", stream.name()).str("data", line);
-            e.finish();
+        // The newest lines whose message fits in half the queue cap: a log larger than the
+        // cap would cut the watcher off before its first message (and its 101 with it).
+        let budget = ctx.queue_cap() / 2;
+        let mut fit = 0;
+        let mut room = budget.saturating_sub(512);
+        for (_, line) in a.log.iter().rev() {
+            match room.checked_sub(line.len() + 40) {
+                Some(r) => room = r,
+                None => break,
+            }
+            fit += 1;
         }
-        log.finish();
-        o.finish();
+        let mut skip = a.log.len() - fit;
+        let out = loop {
+            let out = connected_json(&w.name, a, skip);
+            // Escaping may have made it larger than its lines: then fewer lines.
+            if out.len() <= budget || skip == a.log.len() {
+                break out;
+            }
+            skip += (a.log.len() - skip).div_ceil(2);
+        };
         let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
     }
 
@@ -632,6 +639,25 @@ fn remember(a: &mut Agent, stream: Stream, text: Rc<str>, max_lines: usize) {
 }
 
 /// `{"name", "state", "pid", "started_at", "exit_code", "signal", "restarts", "watchers"}`.
+/// The `connected` event for watcher `client` of `a`, with its log from line `skip` on.
+fn connected_json(client: &str, a: &Agent, skip: usize) -> String {
+    let mut out = String::with_capacity(256 + a.log_bytes + a.log.len() * 32);
+    let mut o = ObjectWriter::new(&mut out);
+    o.str("event", "connected")
+        .str("client", client)
+        .str("server", concat!("weir ", env!("CARGO_PKG_VERSION")))
+        .raw("agent", &state_json(a));
+    let mut log = o.array("log");
+    for (stream, line) in a.log.iter().skip(skip) {
+        let mut e = log.object();
+        e.str("stream", stream.name()).str("data", line);
+        e.finish();
+    }
+    log.finish();
+    o.finish();
+    out
+}
+
 fn state_json(a: &Agent) -> String {
     let mut out = String::with_capacity(160);
     let mut w = ObjectWriter::new(&mut out);

@@ -271,6 +271,12 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The configured cap on a connection's unsent bytes (`--queue-cap`): a message that
+    /// would take a queue past it closes the connection as a slow reader.
+    pub fn queue_cap(&self) -> usize {
+        self.core.config.queue_cap
+    }
+
     /// The loop's clock: time since the server started.
     pub fn now(&self) -> Duration {
         self.core.now
