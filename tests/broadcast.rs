@@ -23,6 +23,8 @@ const BIG: usize = 100_000;
 #[derive(Default)]
 struct Room {
     set: Rc<BTreeSet<ConnId>>,
+    /// Bytes of a binary greeting each member gets from `on_open` after the broadcast.
+    greeting: usize,
 }
 
 impl Handler for Room {
@@ -39,6 +41,9 @@ impl Handler for Room {
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         Rc::make_mut(&mut self.set).insert(id);
         ctx.broadcast_set(&self.set, MessageKind::Text, b"joined");
+        if self.greeting > 0 {
+            let _ = ctx.send(id, MessageKind::Binary, &vec![7u8; self.greeting]);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _kind: MessageKind, data: &[u8]) {
@@ -68,9 +73,13 @@ impl Handler for Room {
 }
 
 fn start_room() -> SocketAddr {
+    start_room_with(common::config(), 0)
+}
+
+fn start_room_with(config: weir::server::Config, greeting: usize) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let server = Server::bind(common::config(), Room::default()).unwrap();
+        let server = Server::bind(config, Room { greeting, ..Room::default() }).unwrap();
         tx.send(server.local_addrs()[0]).unwrap();
         server.run().unwrap();
     });
@@ -137,4 +146,17 @@ fn gathered_and_large_broadcasts_keep_their_order() {
             .collect();
         assert_eq!(got, [(1, 1), (1, BIG), (1, 1), (1, 1)]);
     }
+}
+
+/// What `on_open` queues before the 101 is written: past the queue cap, the connection is
+/// closed as a slow reader after its 101, not with a close frame in its place (as it was).
+#[test]
+fn a_greeting_past_the_queue_cap_comes_after_the_101() {
+    let config = weir::server::Config { queue_cap: 4096, ..common::config() };
+    let addr = start_room_with(config, 10_000);
+    let mut s = raw(addr);
+    s.write_all(UPGRADE.as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head:?}");
+    assert_eq!(common::expect_close(&mut s), 1008);
 }

@@ -264,8 +264,14 @@ impl Core {
             return Ok(());
         }
         // A slow reader: what it has not started to receive is dropped, and it gets a close
-        // frame; the TCP connection closes when it answers or at the close timeout.
-        let dropped = conn.out.drop_unstarted(&mut self.pool);
+        // frame; the TCP connection closes when it answers or at the close timeout. On a
+        // connection that has written nothing yet, the front piece holds its 101 (a handler's
+        // `on_open` queued past the cap): that goes first.
+        let dropped = if conn.bytes_out == 0 {
+            conn.out.drop_unstarted_keeping_front(&mut self.pool)
+        } else {
+            conn.out.drop_unstarted(&mut self.pool)
+        };
         self.stats.slow_reader_disconnects += 1;
         warn!(
             "slow reader",

@@ -165,7 +165,17 @@ impl OutQueue {
     /// of a frame whose header is already (being) written, so the stream stays frame-aligned.
     /// Returns the bytes dropped.
     pub fn drop_unstarted(&mut self, pool: &mut Pool) -> usize {
-        let mut keep = usize::from(self.offset > 0);
+        self.drop_after(usize::from(self.offset > 0), pool)
+    }
+
+    /// [`OutQueue::drop_unstarted`], but the front piece is kept even if none of it is written:
+    /// a connection's first bytes (its 101) must go out before its close frame.
+    pub fn drop_unstarted_keeping_front(&mut self, pool: &mut Pool) -> usize {
+        self.drop_after(1, pool)
+    }
+
+    /// Drops what follows the first `keep` pieces and the payload pieces after them.
+    fn drop_after(&mut self, mut keep: usize, pool: &mut Pool) -> usize {
         while matches!(self.pieces.get(keep), Some(Piece::Payload(_))) {
             keep += 1;
         }
@@ -323,5 +333,15 @@ mod tests {
         q.push_payload(b"payload".to_vec());
         assert_eq!(q.drop_unstarted(&mut pool), 8);
         assert!(q.is_empty());
+        // Unless the front piece must go out whole (a 101 not yet written), with the payload
+        // of a frame whose header ends it.
+        let mut q = OutQueue::default();
+        q.push_copy(&[b"101", b"H"], &mut pool);
+        q.push_payload(b"payload".to_vec());
+        q.push_owned(b"next".to_vec());
+        assert_eq!(q.drop_unstarted_keeping_front(&mut pool), 4);
+        let mut w = Trickle { got: Vec::new(), chunk: 64, budget: usize::MAX };
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"101Hpayload");
     }
 }
