@@ -265,6 +265,7 @@ fn request_errors_keep_the_connection_open() {
     assert_eq!(a.err("subscribe", "{}"), "invalid_params");
     assert_eq!(a.err("publish", r#"{"channel":"x"}"#), "invalid_params");
     assert_eq!(a.err("authenticate", r#"{"token":5}"#), "invalid_params");
+    assert_eq!(a.err("channels", r#"{"prefix":5}"#), "invalid_params");
 
     // too_large: data over --max-publish-size (1 KiB as JSON text); exactly 1 KiB passes.
     let at_limit = format!("\"{}\"", "a".repeat(1022));

@@ -350,7 +350,7 @@ impl Hub {
             "unsubscribe" => self.unsubscribe(id, params),
             "publish" => self.publish(ctx, id, params, raw_data),
             "history" => self.history(params),
-            "channels" => Ok(self.channels(params)),
+            "channels" => self.channels(params),
             "presence" => self.presence(params),
             "stats" => Ok(self.stats_json(ctx)),
             "ping" => Ok(format!("{{\"ts\":{}}}", now_ms())),
@@ -608,8 +608,11 @@ impl Hub {
         Ok(out)
     }
 
-    fn channels(&self, params: &Value) -> String {
-        let prefix = params.get("prefix").and_then(Value::as_str).unwrap_or("");
+    fn channels(&self, params: &Value) -> Outcome {
+        let prefix = match params.get("prefix") {
+            None => "",
+            Some(p) => p.as_str().ok_or_else(|| bad("prefix must be a string"))?,
+        };
         let mut names: Vec<&Rc<str>> =
             self.channels.keys().filter(|n| n.starts_with(prefix)).collect();
         names.sort();
@@ -627,7 +630,7 @@ impl Hub {
         }
         list.finish();
         w.finish();
-        out
+        Ok(out)
     }
 
     fn presence(&self, params: &Value) -> Outcome {
