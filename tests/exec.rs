@@ -212,3 +212,44 @@ fn shutdown_ends_the_programs() {
     assert!(status.success(), "{status:?}");
     assert!(!alive(pid), "weir exited and left its child running");
 }
+
+/// Bytes a process has written so far (`wchar` in /proc/PID/io).
+fn written(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_client_leaving_while_output_is_paused_frees_the_slot() {
+    let route = exec("/flood", "flood.sh");
+    let weir = Weir::start(&[
+        "--exec",
+        &route,
+        "--max-processes",
+        "1",
+        "--kill-grace",
+        "1s",
+        "--close-timeout",
+        "1s",
+    ]);
+    let mut ws = connect(weir.addr(), "/flood");
+    let pid: u32 = next_text(&mut ws).strip_prefix("pid ").unwrap().parse().unwrap();
+    // The client reads no more: the queue fills, weir stops reading, and the program blocks on
+    // its full pipe (what it has written stops growing).
+    let stalled = wait_until(TIMEOUT, || {
+        let before = written(pid);
+        std::thread::sleep(Duration::from_millis(250));
+        before.is_some() && written(pid) == before
+    });
+    assert!(stalled, "the program never blocked on its output");
+    // A close frame, still without reading: the client is gone once the close timeout passes.
+    ws.close(None).unwrap();
+    assert!(wait_until(TIMEOUT, || !alive(pid)), "the program outlived its client");
+    drop(ws);
+    // The process is gone: its slot is free again.
+    assert!(
+        wait_until(TIMEOUT, || upgrade_status(weir.addr(), "/flood") == 101),
+        "the slot of a process that is gone is still taken; log:\n{}",
+        weir.log()
+    );
+}

@@ -229,11 +229,15 @@ impl Exec {
         }
     }
 
-    /// The client is gone: its process is ended.
+    /// The client is gone: its process is ended, and what it still writes is read and dropped
+    /// (output left paused would keep the process's slot until the end of time).
     pub fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         let Some(proc) = self.by_conn.remove(&id) else { return };
         if let Some(s) = self.sessions.get_mut(&proc) {
             s.conn = None;
+            if std::mem::take(&mut s.paused) {
+                ctx.resume_process_output(proc);
+            }
         }
         ctx.terminate_process(proc, self.config.kill_grace);
     }
