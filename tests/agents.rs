@@ -252,3 +252,22 @@ fn a_log_larger_than_the_queue_cap_still_lets_watchers_in() {
         assert_eq!(&d[..9], format!("echo: {:03}", first + k), "line {k}");
     }
 }
+
+#[test]
+fn a_program_that_cannot_start_backs_off_to_the_cap() {
+    let weir = Weir::start(&["--agent", "gone=/nonexistent/program"]);
+    let delays = || -> Vec<u64> {
+        weir.log()
+            .lines()
+            .filter(|l| l.contains("agent: restart scheduled"))
+            .filter_map(|l| l.split(" delay_ms=").nth(1))
+            .filter_map(|d| d.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    // Each failed start doubles the delay: the sixth comes after 15.5 s.
+    let within = Duration::from_secs(25);
+    assert!(support::wait_until(within, || delays().len() >= 6), "{}", weir.log());
+    // A spawn that failed is a run of no length: it never resets the back-off, however long
+    // weir has been up.
+    assert_eq!(delays()[..6], [500, 1000, 2000, 4000, 8000, 16000], "{}", weir.log());
+}

@@ -137,6 +137,7 @@ struct Agent {
     pid: Option<u32>,
     state: State,
     started_at_ms: Option<u64>,
+    /// When the last start was attempted (one that failed to spawn included), on the loop's clock.
     started: Duration,
     exit_code: Option<i32>,
     exit_signal: Option<i32>,
@@ -241,12 +242,14 @@ impl Agents {
             a.restarts += 1;
         }
         a.runs += 1;
+        // Every attempt starts a run: one that cannot even spawn is a run of no length, so it
+        // never resets the back-off (which measures from here, not from weir's start).
+        a.started = ctx.now();
         match ctx.spawn(cmd) {
             Ok(proc) => {
                 a.proc = Some(proc);
                 a.pid = ctx.process_pid(proc);
                 a.state = State::Running;
-                a.started = ctx.now();
                 a.started_at_ms = Some(now_ms());
                 a.exit_code = None;
                 a.exit_signal = None;
