@@ -271,3 +271,27 @@ fn a_program_that_cannot_start_backs_off_to_the_cap() {
     // weir has been up.
     assert_eq!(delays()[..6], [500, 1000, 2000, 4000, 8000, 16000], "{}", weir.log());
 }
+
+#[test]
+fn shutdown_ends_what_an_agent_leaves_in_its_group() {
+    let leftover = format!("{} stay", agent("left", "leftover.sh"));
+    let mut weir = Weir::start(&["--agent", &leftover, "--kill-grace", "1s"]);
+    let (mut c, hello) = Client::connect(weir.addr(), "left");
+    let Some(Value::Array(log)) = hello.get("log") else { panic!("{hello:?}") };
+    let mut lines: Vec<String> = log
+        .iter()
+        .filter_map(|l| l.get("data").and_then(Value::as_str))
+        .map(String::from)
+        .collect();
+    while lines.len() < 2 {
+        lines.push(output_data(&c.wait_for("output", |_| true)).unwrap().to_string());
+    }
+    let pids: Vec<u32> =
+        lines.iter().map(|l| l.strip_prefix("pid ").unwrap().parse().unwrap()).collect();
+    // The agent ends on SIGTERM; one child in its group ignores it.
+    weir.bin.sigterm();
+    assert!(weir.bin.wait_exit(TIMEOUT).success());
+    for pid in pids {
+        assert!(support::wait_until(TIMEOUT, || !alive(pid)), "{pid} outlived weir");
+    }
+}

@@ -253,3 +253,24 @@ fn a_client_leaving_while_output_is_paused_frees_the_slot() {
         weir.log()
     );
 }
+
+#[test]
+fn what_a_program_leaves_in_its_group_is_ended_when_it_exits() {
+    let route = exec("/leftover", "leftover.sh");
+    let weir = Weir::start(&["--exec", &route, "--kill-grace", "1s"]);
+    let mut ws = connect(weir.addr(), "/leftover");
+    let pids: Vec<u32> =
+        (0..2).map(|_| next_text(&mut ws).strip_prefix("pid ").unwrap().parse().unwrap()).collect();
+    assert_eq!(close_code(&mut ws), 1000);
+    let exited = Instant::now();
+    // The program exited on its own: its group gets SIGTERM, and SIGKILL after the grace.
+    assert!(wait_until(TIMEOUT, || !alive(pids[0])), "a child outlived its program");
+    assert!(wait_until(TIMEOUT, || !alive(pids[1])), "a child ignoring SIGTERM was not killed");
+    let took = exited.elapsed();
+    assert!(took < Duration::from_secs(5), "killed after {took:?}, with a 1s grace");
+    assert!(
+        wait_until(TIMEOUT, || weir.log().contains("left in the process group")),
+        "{}",
+        weir.log()
+    );
+}

@@ -13,7 +13,9 @@
 //! set, and a stale token (a process removed, its slot reused) matches nothing.
 //!
 //! Every child leads its own process group, and signals go to the group, so a shell script's
-//! children stop, continue and die with it. Exits are found with `waitpid(pid, WNOHANG)` for each
+//! children stop, continue and die with it. When the leader exits, what it leaves in its group
+//! (a background child) gets SIGTERM, and SIGKILL after the grace; the runtime's drop kills
+//! what is left at once. Exits are found with `waitpid(pid, WNOHANG)` for each
 //! child the runtime owns (through [`std::process::Child::try_wait`]), when SIGCHLD arrives, when
 //! a child's output pipes close, and once a second if the runtime does not handle signals.
 //!
@@ -31,7 +33,7 @@ use mio::{Interest, Token};
 
 use crate::server::core::Core;
 use crate::server::handler::{Context, Handler};
-use crate::server::signal::kill_group;
+use crate::server::signal::{kill_group, signal_group};
 use crate::server::slab::{Key, Slab};
 use crate::{debug, warn};
 
@@ -185,17 +187,27 @@ pub(crate) struct Process {
     linger_until: Option<Duration>,
 }
 
+/// The group of a reaped leader, with members left in it: SIGKILL to the group at `kill_at`.
+#[derive(Debug)]
+struct LeftGroup {
+    pgid: u32,
+    kill_at: Duration,
+}
+
 /// The runtime's children.
 #[derive(Debug)]
 pub(crate) struct Procs {
     slab: Slab<Process>,
+    /// Groups whose leader is gone but that had members left when it was reaped.
+    left: Vec<LeftGroup>,
     /// Processes with output left to read in this turn of the loop.
     pending: Vec<Key>,
     /// The earliest deadline of any process (kill, linger, reap poll), if any.
     next_due: Option<Duration>,
     /// Poll for exits (no SIGCHLD handler).
     poll_reap: bool,
-    /// The SIGTERM-to-SIGKILL grace when the server shuts down.
+    /// The SIGTERM-to-SIGKILL grace when the server shuts down, and for what a leader leaves in
+    /// its group when it exits.
     pub(crate) shutdown_grace: Duration,
 }
 
@@ -203,6 +215,7 @@ impl Procs {
     pub(crate) fn new(poll_reap: bool) -> Self {
         Self {
             slab: Slab::new(),
+            left: Vec::new(),
             pending: Vec::new(),
             next_due: None,
             poll_reap,
@@ -236,6 +249,13 @@ impl Procs {
     pub(crate) fn pid(&self, id: ProcId) -> Option<u32> {
         self.slab.get(id.0).filter(|p| p.status.is_none()).map(|p| p.pid)
     }
+
+    /// SIGKILL to every group a reaped leader left members in.
+    fn kill_left_groups(&mut self) {
+        for g in self.left.drain(..) {
+            let _ = signal_group(g.pgid, libc::SIGKILL);
+        }
+    }
 }
 
 impl Drop for Procs {
@@ -247,6 +267,7 @@ impl Drop for Procs {
                 let _ = p.child.try_wait();
             }
         }
+        self.kill_left_groups();
     }
 }
 
@@ -470,8 +491,10 @@ impl Core {
         }
     }
 
-    /// SIGKILL to every child still running (the shutdown's time is up).
+    /// SIGKILL to every child still running, and to what reaped ones left in their groups (the
+    /// shutdown's time is up).
     pub(crate) fn kill_all(&mut self) {
+        self.procs.kill_left_groups();
         for (_, p) in self.procs.slab.iter_mut() {
             if p.status.is_none() {
                 let _ = kill_group(p.pid, libc::SIGKILL);
@@ -582,11 +605,22 @@ impl<H: Handler> crate::server::Server<H> {
         p.status = Some(status);
         p.kill_at = None;
         p.linger_until = Some(now + EXIT_LINGER);
+        let pgid = p.pid;
         // Nobody reads its stdin any more.
         if let Some(mut s) = p.stdin.take() {
             let _ = self.core.poll.registry().deregister(&mut s);
         }
         self.core.procs.due(now + EXIT_LINGER);
+        // What the leader started in its group (a background child) would outlive it, uncounted:
+        // the group gets SIGTERM (and SIGCONT, if it was stopped) now, SIGKILL after the grace.
+        // This fails when no member is left.
+        if signal_group(pgid, libc::SIGTERM).is_ok() {
+            let _ = signal_group(pgid, libc::SIGCONT);
+            let kill_at = now + self.core.procs.shutdown_grace;
+            debug!("processes left in the group: terminating", pgid = pgid);
+            self.core.procs.left.push(LeftGroup { pgid, kill_at });
+            self.core.procs.due(kill_at);
+        }
     }
 
     /// Reports the exit and forgets the process, once it is reaped and its output read.
@@ -603,6 +637,26 @@ impl<H: Handler> crate::server::Server<H> {
         self.flush_dirty();
     }
 
+    /// SIGKILL to the groups whose grace is over (a group already gone is simply forgotten).
+    fn kill_left_groups_due(&mut self, now: Duration) {
+        let procs = &mut self.core.procs;
+        procs.left.retain(|g| {
+            if now < g.kill_at {
+                return true;
+            }
+            if signal_group(g.pgid, libc::SIGKILL).is_ok() {
+                warn!(
+                    "processes left in the process group ignored SIGTERM: killing",
+                    pgid = g.pgid
+                );
+            }
+            false
+        });
+        if let Some(at) = procs.left.iter().map(|g| g.kill_at).min() {
+            procs.due(at);
+        }
+    }
+
     /// Output left from the last turn, and the processes' deadlines.
     pub(super) fn run_processes(&mut self) {
         for key in std::mem::take(&mut self.core.procs.pending) {
@@ -616,6 +670,7 @@ impl<H: Handler> crate::server::Server<H> {
         if self.core.procs.poll_reap {
             self.reap_processes();
         }
+        self.kill_left_groups_due(now);
         let keys: Vec<Key> = self.core.procs.slab.keys().collect();
         for key in keys {
             let Some(p) = self.core.procs.slab.get_mut(key) else { continue };

@@ -117,19 +117,33 @@ pub struct Arrived {
 /// # Errors
 /// As kill(2): no such process, or not permitted.
 pub fn kill_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
-    let Ok(pid) = libc::pid_t::try_from(pgid) else {
-        return Err(io::ErrorKind::InvalidInput.into());
-    };
-    if pid <= 1 {
-        // kill(0) and kill(-1) would signal weir's own group or every process.
-        return Err(io::ErrorKind::InvalidInput.into());
-    }
-    // SAFETY: kill(2) takes two integers and touches no memory.
-    if unsafe { libc::kill(-pid, sig) } == 0 {
+    if signal_group(pgid, sig).is_ok() {
         return Ok(());
     }
-    // SAFETY: as above.
+    let pid = group_id(pgid)?;
+    // SAFETY: kill(2) takes two integers and touches no memory.
     if unsafe { libc::kill(pid, sig) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Sends `sig` to the process group `pgid` only, never to a lone process of that id: once the
+/// leader is reaped its pid may be another process's, while the group's id is not reused as long
+/// as a member is left (POSIX).
+///
+/// # Errors
+/// As kill(2): no such group (every member is gone), or not permitted.
+pub fn signal_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pid = group_id(pgid)?;
+    // SAFETY: kill(2) takes two integers and touches no memory.
+    if unsafe { libc::kill(-pid, sig) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// `pgid` as a pid_t that is safe to negate: kill(0) and kill(-1) would signal weir's own group
+/// or every process.
+fn group_id(pgid: u32) -> io::Result<libc::pid_t> {
+    match libc::pid_t::try_from(pgid) {
+        Ok(pid) if pid > 1 => Ok(pid),
+        _ => Err(io::ErrorKind::InvalidInput.into()),
+    }
 }
 
 /// The most files this process may open (RLIMIT_NOFILE, soft limit).
