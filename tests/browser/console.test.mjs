@@ -354,8 +354,12 @@ step("unsubscribes", async () => {
   await page.click('#subscriptions li[data-channel="builds"] button');
   await page.waitForSelector('#subscriptions li[data-channel="builds"]', { state: "detached" });
   await page.locator("#log li.info", { hasText: "unsubscribed" }).first().waitFor();
-  const r = await call(publisher, "presence", { channel: "builds" });
-  assert.equal(r.subscribers, 0);
+  // No subscriber is left; a channel that never had a message is then forgotten by the hub.
+  const id = publisher.nextId++;
+  publisher.sock.send(JSON.stringify({ id, method: "presence", params: { channel: "builds" } }));
+  const answer = await until(publisher, () => publisher.answers.get(id), "the answer to presence");
+  const gone = answer.ok ? answer.result.subscribers === 0 : answer.error.code === "not_found";
+  assert.ok(gone, `presence after unsubscribing: ${JSON.stringify(answer)}`);
 });
 
 step("tokens", async () => {
