@@ -106,6 +106,16 @@ fn send_input_round_trip_and_late_clients_see_the_log() {
             && log.contains("method=send_input")
             && log.contains("result=ok")
     );
+    // Refused before a method could be read, or for its params: audited too.
+    c.ws.send(tungstenite::Message::text("{not json")).unwrap();
+    c.ws.send(tungstenite::Message::text(r#"{"id":7,"method":"get_state","params":[1]}"#)).unwrap();
+    for code in ["parse_error", "invalid_params"] {
+        assert!(
+            support::wait_until(TIMEOUT, || weir.log().contains(&format!("result={code}"))),
+            "{code}: {}",
+            weir.log()
+        );
+    }
 }
 
 #[test]

@@ -171,7 +171,7 @@ pub struct Agents {
     next_client: u64,
 }
 
-type Outcome = Result<String, (&'static str, String)>;
+type Outcome = Result<String, Refusal>;
 
 impl Agents {
     /// The agents, not started yet ([`Agents::on_start`] starts them).
@@ -370,59 +370,22 @@ impl Agents {
     ) {
         let Some(w) = self.watchers.get(&id) else { return };
         let (i, client, peer) = (w.agent, Rc::clone(&w.name), w.peer);
-        if kind == MessageKind::Binary {
-            return reply(
-                ctx,
-                id,
-                "null",
-                Err(bad("invalid_request", "commands are JSON text frames")),
-            );
-        }
-        let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
-        let value = match json::parse_with(data, &limits) {
-            Ok(v) => v,
-            Err(e) => return reply(ctx, id, "null", Err(bad("parse_error", &e.to_string()))),
-        };
-        let cmd_id = match value.get("id") {
-            None => None,
-            Some(Value::String(s)) => {
-                let mut out = String::new();
-                json::write_str(&mut out, s);
-                Some(out)
+        // Every command is audited, those refused before their method could be read too.
+        let (cmd_id, method, result) = match parse_command(kind, data) {
+            Err((cmd_id, e)) => (cmd_id, None, Err(e)),
+            Ok((cmd_id, method, params)) => {
+                let result = match method.as_str() {
+                    "get_state" => Ok(state_json(&self.agents[i])),
+                    "pause" => self.pause(ctx, i),
+                    "resume" => self.resume(ctx, i),
+                    "kill" => self.kill(ctx, i, &params),
+                    "send_input" => self.send_input(ctx, i, &params),
+                    "start" => self.start_cmd(ctx, i),
+                    "restart" => self.restart(ctx, i),
+                    _ => Err(("unknown_method", format!("no method {method:?}"))),
+                };
+                (cmd_id, Some(method), result)
             }
-            Some(Value::Number(n)) if n.is_integer() => Some(n.as_str().to_string()),
-            Some(_) => {
-                let e = bad("invalid_request", "id must be a string or an integer");
-                return reply(ctx, id, "null", Err(e));
-            }
-        };
-        let cmd_ref = cmd_id.as_deref();
-        let Some(method) = value.get("method").and_then(Value::as_str) else {
-            let e = bad("invalid_request", "method must be a string");
-            return reply_opt(ctx, id, cmd_ref, Err(e));
-        };
-        let empty = Value::Object(Vec::new());
-        let params = match value.get("params") {
-            None | Some(Value::Null) => &empty,
-            Some(p @ Value::Object(_)) => p,
-            Some(_) => {
-                return reply_opt(
-                    ctx,
-                    id,
-                    cmd_ref,
-                    Err(bad("invalid_params", "params must be an object")),
-                );
-            }
-        };
-        let result = match method {
-            "get_state" => Ok(state_json(&self.agents[i])),
-            "pause" => self.pause(ctx, i),
-            "resume" => self.resume(ctx, i),
-            "kill" => self.kill(ctx, i, params),
-            "send_input" => self.send_input(ctx, i, params),
-            "start" => self.start_cmd(ctx, i),
-            "restart" => self.restart(ctx, i),
-            _ => Err(("unknown_method", format!("no method {method:?}"))),
         };
         let verdict = match &result {
             Ok(_) => "ok",
@@ -433,10 +396,14 @@ impl Agents {
             agent = self.agents[i].spec.name,
             client = client,
             peer = peer,
-            method = method,
+            method = method.as_deref().unwrap_or("-"),
             result = verdict
         );
-        reply_opt(ctx, id, cmd_ref, result);
+        match cmd_id {
+            CommandId::Unknown => reply(ctx, id, "null", result),
+            CommandId::Absent => {}
+            CommandId::Given(cmd) => reply(ctx, id, &cmd, result),
+        }
     }
 
     fn running(&self, i: usize) -> Result<ProcId, (&'static str, String)> {
@@ -690,11 +657,55 @@ fn bad(code: &'static str, message: &str) -> (&'static str, String) {
     (code, message.to_string())
 }
 
-fn reply_opt(ctx: &mut Context<'_>, conn: ConnId, id: Option<&str>, result: Outcome) {
-    // A command without an `id` is a notification: nothing is answered.
-    if let Some(id) = id {
-        reply(ctx, conn, id, result);
+/// An error code and its message.
+type Refusal = (&'static str, String);
+
+/// A command's `id`, as it is echoed in the answer.
+enum CommandId {
+    /// Not known (the frame is not a command): answered with `null`.
+    Unknown,
+    /// None given: a notification, not answered.
+    Absent,
+    /// As JSON text.
+    Given(String),
+}
+
+/// A command frame: its id, method and params (an object).
+///
+/// # Errors
+/// What to answer (and audit) instead, with the id as far as it was read.
+fn parse_command(
+    kind: MessageKind,
+    data: &[u8],
+) -> Result<(CommandId, String, Value), (CommandId, Refusal)> {
+    if kind == MessageKind::Binary {
+        return Err((CommandId::Unknown, bad("invalid_request", "commands are JSON text frames")));
     }
+    let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
+    let value = json::parse_with(data, &limits)
+        .map_err(|e| (CommandId::Unknown, bad("parse_error", &e.to_string())))?;
+    let cmd_id = match value.get("id") {
+        None => CommandId::Absent,
+        Some(Value::String(s)) => {
+            let mut out = String::new();
+            json::write_str(&mut out, s);
+            CommandId::Given(out)
+        }
+        Some(Value::Number(n)) if n.is_integer() => CommandId::Given(n.as_str().to_string()),
+        Some(_) => {
+            let e = bad("invalid_request", "id must be a string or an integer");
+            return Err((CommandId::Unknown, e));
+        }
+    };
+    let Some(method) = value.get("method").and_then(Value::as_str).map(String::from) else {
+        return Err((cmd_id, bad("invalid_request", "method must be a string")));
+    };
+    let params = match value.get("params") {
+        None | Some(Value::Null) => Value::Object(Vec::new()),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => return Err((cmd_id, bad("invalid_params", "params must be an object"))),
+    };
+    Ok((cmd_id, method, params))
 }
 
 fn reply(ctx: &mut Context<'_>, conn: ConnId, id: &str, result: Outcome) {
