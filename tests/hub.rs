@@ -823,4 +823,17 @@ fn commands_after_the_server_closed_the_connection_are_not_run() {
     let (event, _) = b.message();
     assert_eq!((u64_of(&event, "seq"), event.get("data").and_then(Value::as_u64)), (1, Some(2)));
     b.assert_quiet();
+    // A subscriber being closed is not counted as present (it gets nothing more).
+    let (mut s2, head) = raw_upgrade(server.addr, "/ws", &[]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut r2 = BufReader::new(s2.try_clone().unwrap());
+    s2.write_all(&text_frame(r#"{"id":1,"method":"subscribe","params":{"channel":"x"}}"#)).unwrap();
+    s2.write_all(&text_frame(r#"{"id":2,"method":"history","params":{"channel":"h"}}"#)).unwrap();
+    loop {
+        let (op, _) = read_raw_frame(&mut r2).expect("EOF before the close frame");
+        if op == 8 {
+            break;
+        }
+    }
+    assert_eq!(u64_of(&b.ok("presence", r#"{"channel":"x"}"#), "subscribers"), 1);
 }

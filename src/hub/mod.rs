@@ -351,7 +351,7 @@ impl Hub {
             "publish" => self.publish(ctx, id, params, raw_data),
             "history" => self.history(params),
             "channels" => self.channels(params),
-            "presence" => self.presence(params),
+            "presence" => self.presence(ctx, params),
             "stats" => Ok(self.stats_json(ctx)),
             "ping" => Ok(format!("{{\"ts\":{}}}", now_ms())),
             _ => Err(("unknown_method", format!("no method {method:?}"))),
@@ -633,11 +633,13 @@ impl Hub {
         Ok(out)
     }
 
-    fn presence(&self, params: &Value) -> Outcome {
+    fn presence(&self, ctx: &Context<'_>, params: &Value) -> Outcome {
         let name = channel_param(params)?;
         let ch =
             self.channels.get(name).ok_or_else(|| ("not_found", format!("no channel {name:?}")))?;
-        Ok(format!("{{\"subscribers\":{}}}", ch.subscribers.len()))
+        // Those being closed (a slow reader, say) get nothing more: they are not present.
+        let open = ch.subscribers.iter().filter(|&&id| ctx.is_open(id)).count();
+        Ok(format!("{{\"subscribers\":{open}}}"))
     }
 
     fn stats_json(&self, ctx: &Context<'_>) -> String {
