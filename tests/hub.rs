@@ -214,6 +214,7 @@ fn history_channels_presence_and_stats() {
     assert!(u64_of(&s, "messages_in") > 30 && u64_of(&s, "messages_out") > 30, "{s}");
     assert!(u64_of(&s, "bytes_in") > 1000 && u64_of(&s, "bytes_out") > 1000, "{s}");
     assert!(field(&s, "uptime_ms").as_u64().is_some(), "{s}");
+    assert!(u64_of(&s, "delivered") > 0 && u64_of(&s, "rss_bytes") > 0, "{s}");
 }
 
 #[test]

@@ -656,6 +656,7 @@ impl Hub {
             .u64("bytes_in", s.bytes_in)
             .u64("bytes_out", s.bytes_out)
             .u64("published", self.stats.published)
+            .u64("delivered", self.stats.delivered)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
             .u64("rate_limited", self.stats.rate_limited)
             .u64("uptime_ms", uptime.as_millis() as u64)
