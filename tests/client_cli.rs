@@ -292,3 +292,42 @@ fn bad_urls_are_usage_errors() {
         assert!(c.stderr().starts_with("weir: "), "{url}: {}", c.stderr());
     }
 }
+
+/// A stdin line that is not UTF-8 is sent with U+FFFD for its bad bytes, and the lines after
+/// it still go out (before: it ended the session silently, with status 0).
+#[test]
+fn a_line_that_is_not_utf8_is_sent_lossily_and_input_goes_on() {
+    let echo = Binary::start(&["--echo", "/echo"]);
+    let mut c = Client::spawn(&format!("ws://{}/echo", echo.addr), &[]);
+    c.write(b"a\n\xff\nb\n");
+    assert_eq!(c.read_line(), "a");
+    assert_eq!(c.read_line(), "\u{fffd}");
+    assert_eq!(c.read_line(), "b");
+    c.end_input();
+    let status = c.wait();
+    assert!(status.success(), "exit {status:?}; stderr: {}", c.stderr());
+}
+
+/// RFC 6455 §7.1.5: a close that the server never answers is not a normal close (1006), so
+/// the status is 1 (before: 0, the code this end had sent).
+#[test]
+fn a_close_the_server_never_answers_is_a_failure() {
+    // The server greets, then reads the client's close and drops TCP without answering.
+    let (addr, server) = hand_server(None, Vec::new());
+    let mut c = Client::spawn(&format!("ws://{addr}/"), &[]);
+    c.end_input();
+    let status = c.wait();
+    assert_eq!(status.code(), Some(1), "stderr: {}", c.stderr());
+    assert!(c.stderr().contains("1006"), "stderr: {}", c.stderr());
+    let (_, rest) = server.recv_timeout(TIMEOUT).unwrap();
+    assert_eq!(client_frame(&rest).0, 0x88, "the client's close: {rest:?}");
+}
+
+/// A host that cannot be resolved is a failure to connect (1), not a usage error (2).
+#[test]
+fn an_unresolvable_host_fails_with_status_1() {
+    let mut c = Client::spawn("ws://nonexistent.invalid/", &[]);
+    let status = c.wait();
+    assert_eq!(status.code(), Some(1), "stderr: {}", c.stderr());
+    assert!(c.stderr().starts_with("weir: "), "{}", c.stderr());
+}

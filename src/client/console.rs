@@ -38,6 +38,8 @@ enum Input {
     Line(String),
     Chunk(Vec<u8>),
     End,
+    /// Reading failed (not EOF): the session ends as a failure.
+    Failed(String),
 }
 
 /// Runs a client session until the connection ends.
@@ -47,10 +49,13 @@ enum Input {
 pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
     let url =
         WsUrl::parse(&opts.url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.0))?;
-    // Resolved here, before the loop starts: the loop never waits on DNS.
-    let addr = url.authority().to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", url.host))
-    })?;
+    // Resolved here, before the loop starts: the loop never waits on DNS. A name that does
+    // not resolve is a connection that failed (status 1), not a usage error.
+    let addr = match url.authority().to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => return Ok(Outcome::Failed(format!("{}: no address", url.host))),
+        Err(e) => return Ok(Outcome::Failed(format!("{}: {e}", url.host))),
+    };
     let mut headers: Vec<(String, Vec<u8>)> =
         opts.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
     if let Some(origin) = &opts.origin {
@@ -66,7 +71,16 @@ pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
     };
     let (tx, rx) = mpsc::channel();
     let config = Config { listen: Vec::new(), ..Config::default() };
-    let app = Console { request, rx, binary: opts.binary, id: None, open: false, outcome: None };
+    let app = Console {
+        request,
+        rx,
+        binary: opts.binary,
+        id: None,
+        open: false,
+        closing: false,
+        peer_closed: false,
+        outcome: None,
+    };
     let mut server = Server::bind(config, app)?;
     spawn_stdin(tx, server.waker(), opts.binary);
     server.run_until_stopped()?;
@@ -83,24 +97,31 @@ fn spawn_stdin(tx: Sender<Input>, waker: Arc<Waker>, binary: bool) {
             let input = if binary {
                 let mut buf = vec![0u8; 64 << 10];
                 match lock.read(&mut buf) {
-                    Ok(0) | Err(_) => Input::End,
+                    Ok(0) => Input::End,
                     Ok(n) => {
                         buf.truncate(n);
                         Input::Chunk(buf)
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Input::Failed(format!("reading standard input: {e}")),
                 }
             } else {
-                let mut line = String::new();
-                match lock.read_line(&mut line) {
-                    Ok(0) | Err(_) => Input::End,
+                // A text message is UTF-8: a line that is not is sent with U+FFFD in place of
+                // its bad bytes, and the lines after it go on.
+                let mut line = Vec::new();
+                match lock.read_until(b'\n', &mut line) {
+                    Ok(0) => Input::End,
                     Ok(_) => {
-                        let trimmed = line.trim_end_matches(['\n', '\r']).len();
-                        line.truncate(trimmed);
-                        Input::Line(line)
+                        while matches!(line.last(), Some(b'\n' | b'\r')) {
+                            line.pop();
+                        }
+                        Input::Line(String::from_utf8_lossy(&line).into_owned())
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Input::Failed(format!("reading standard input: {e}")),
                 }
             };
-            let end = matches!(input, Input::End);
+            let end = matches!(input, Input::End | Input::Failed(_));
             if tx.send(input).is_err() || waker.wake().is_err() || end {
                 return;
             }
@@ -114,6 +135,10 @@ struct Console {
     binary: bool,
     id: Option<ConnId>,
     open: bool,
+    /// This end sent its close (end of input), and the server's has not come.
+    closing: bool,
+    /// The server's close frame came.
+    peer_closed: bool,
     outcome: Option<Outcome>,
 }
 
@@ -126,6 +151,12 @@ impl Console {
                 Input::Line(line) => ctx.send(id, MessageKind::Text, line.as_bytes()),
                 Input::Chunk(bytes) => ctx.send_owned(id, MessageKind::Binary, bytes),
                 Input::End => {
+                    self.closing = true;
+                    ctx.close(id, CloseCode::NORMAL, "");
+                    Ok(())
+                }
+                Input::Failed(e) => {
+                    self.outcome.get_or_insert(Outcome::Failed(e));
                     ctx.close(id, CloseCode::NORMAL, "");
                     Ok(())
                 }
@@ -172,7 +203,18 @@ impl Handler for Console {
         let _ = out.flush();
     }
 
+    fn on_peer_close(&mut self, _: &mut Context<'_>, _: ConnId, _: CloseCode, _: &str) {
+        self.peer_closed = true;
+    }
+
     fn on_close(&mut self, ctx: &mut Context<'_>, _: ConnId, code: CloseCode, reason: &str) {
-        self.finish(ctx, Outcome::Closed(code.0, reason.to_string()));
+        // RFC 6455 §7.1.5: no close frame came back, so the close code is 1006, whatever this
+        // end sent.
+        let outcome = if self.closing && !self.peer_closed {
+            Outcome::Closed(CloseCode::ABNORMAL.0, "the server did not answer the close".into())
+        } else {
+            Outcome::Closed(code.0, reason.to_string())
+        };
+        self.finish(ctx, outcome);
     }
 }
