@@ -622,6 +622,49 @@ fn frames_that_arrive_with_the_upstreams_101_are_not_lost() {
     }
 }
 
+/// A client's close that the upstream never answers (it drops TCP on reading it) is answered
+/// with 1011, as any upstream gone without a close frame: before, the client got its own code
+/// back, as if the upstream had answered with it.
+#[test]
+fn a_close_the_upstream_drops_is_answered_with_1011() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let head = read_head(&mut s);
+        let key = header(&head, "Sec-WebSocket-Key").unwrap();
+        let accept = weir::proto::handshake::accept_key(key.as_bytes());
+        let ok = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            std::str::from_utf8(&accept).unwrap()
+        );
+        s.write_all(ok.as_bytes()).unwrap();
+        // The relayed close: read, never answered; then the TCP connection is dropped.
+        let mut buf = [0u8; 256];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+    });
+    let proxy = Binary::start(&["--route", &format!("/raw=ws://127.0.0.1:{port}/")]);
+    let mut ws = ws_client(proxy.addr, "/raw");
+    ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: tungstenite::protocol::frame::coding::CloseCode::from(4005),
+        reason: "c".into(),
+    }))
+    .unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 1011, "{f:?}");
+                break;
+            }
+            Ok(Message::Close(None)) => panic!("a close without a code"),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
 /// An upstream written by hand that answers every upgrade with its 101 and sends the request
 /// head it got on a channel, in the order the requests arrived. Its connections are held open
 /// until it stops: when the receiver is dropped, or when nothing connects for `TIMEOUT`.

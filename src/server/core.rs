@@ -325,9 +325,10 @@ impl Core {
         let Ok(conn) = open_conn(&mut self.conns, key) else {
             return;
         };
-        if conn.ws.close(code, reason, now).is_ok() {
-            conn.set_close(code.0, reason);
-        }
+        // The code reported for the connection is the one the peer answers with, or 1006 if
+        // no close frame comes back (RFC 6455 §7.1.5): a close this end starts is not a
+        // failure of this end's, which is recorded where it happens.
+        let _ = conn.ws.close(code, reason, now);
         self.transmit(key);
     }
 }
