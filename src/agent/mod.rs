@@ -682,7 +682,7 @@ fn parse_command(
         return Err((CommandId::Unknown, bad("invalid_request", "commands are JSON text frames")));
     }
     let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
-    let value = json::parse_with(data, &limits)
+    let mut value = json::parse_with(data, &limits)
         .map_err(|e| (CommandId::Unknown, bad("parse_error", &e.to_string())))?;
     let cmd_id = match value.get("id") {
         None => CommandId::Absent,
@@ -700,10 +700,20 @@ fn parse_command(
     let Some(method) = value.get("method").and_then(Value::as_str).map(String::from) else {
         return Err((cmd_id, bad("invalid_request", "method must be a string")));
     };
-    let params = match value.get("params") {
-        None | Some(Value::Null) => Value::Object(Vec::new()),
-        Some(p @ Value::Object(_)) => p.clone(),
+    match value.get("params") {
+        None | Some(Value::Null | Value::Object(_)) => {}
         Some(_) => return Err((cmd_id, bad("invalid_params", "params must be an object"))),
+    }
+    // Taken out of the parsed command, not copied (`send_input` data may be large): the first
+    // `params`, the one `Value::get` reads.
+    let params = match &mut value {
+        Value::Object(members) => members
+            .iter_mut()
+            .find(|(k, _)| k == "params")
+            .map(|(_, v)| std::mem::take(v))
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| Value::Object(Vec::new())),
+        _ => Value::Object(Vec::new()),
     };
     Ok((cmd_id, method, params))
 }
