@@ -254,14 +254,58 @@ pub(crate) fn format_line(
                 buf.push_str(",\"");
                 push_json_escaped(buf, key);
                 buf.push_str("\":\"");
+                let start = buf.len();
                 // Infallible: the adapter writes into a String.
                 let _ = write!(JsonEscaper(buf), "{value}");
-                buf.push('"');
+                if is_json_number(&buf[start..]) || matches!(&buf[start..], "true" | "false") {
+                    // A count, a size, an id or a flag is a JSON number or boolean, so a log
+                    // pipeline can compare and sum it without parsing strings.
+                    buf.remove(start - 1);
+                } else {
+                    buf.push('"');
+                }
             }
             buf.push('}');
         }
     }
     buf.push('\n');
+}
+
+/// Whether `s` is a number in JSON's grammar (RFC 8259 §6): `-`, then `0` or digits not starting
+/// with `0`, then an optional fraction and exponent. `007`, `1.`, `+1`, `0x1` and `inf` are not.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > from
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Writes `value` bare if it reads unambiguously, else quoted with escapes.
@@ -478,8 +522,29 @@ mod tests {
         assert_eq!(
             got,
             "{\"ts\":\"2026-11-22T01:02:03.123Z\",\"level\":\"info\",\"msg\":\"listening\",\
-             \"addr\":\"127.0.0.1:8080\",\"n\":\"7\"}\n"
+             \"addr\":\"127.0.0.1:8080\",\"n\":7}\n"
         );
+    }
+
+    #[test]
+    fn json_numbers_and_booleans_are_bare() {
+        let got = line(
+            Format::Json,
+            "m",
+            &[("a", &-3), ("b", &1.5), ("c", &true), ("d", &"007"), ("e", &"1."), ("f", &"")],
+        );
+        assert!(
+            got.ends_with(
+                ",\"a\":-3,\"b\":1.5,\"c\":true,\"d\":\"007\",\"e\":\"1.\",\"f\":\"\"}\n"
+            ),
+            "{got}"
+        );
+        for n in ["0", "-0", "10", "1e5", "2.5E-3"] {
+            assert!(is_json_number(n), "{n}");
+        }
+        for n in ["", "-", "01", "+1", ".5", "1.", "1e", "0x1", "inf", "1 "] {
+            assert!(!is_json_number(n), "{n}");
+        }
     }
 
     #[test]
