@@ -156,9 +156,9 @@ start_server() {
     case "$name" in
         weir) cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
                    --queue-cap 64MiB --max-message-size 16MiB)
-              # The hub's per-connection rate limit (1000 msg/s by default) would throttle the
-              # publisher.
-              case "$scen" in fanout*) cmd+=(--rate 0) ;; esac ;;
+              # The per-connection rate limit (1000 msg/s by default, on echo paths too) would
+              # throttle the publisher and close the echo clients; the peers have none.
+              cmd+=(--rate 0) ;;
         ws-echo|uws-echo|uws-pubsub) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac

@@ -1,20 +1,28 @@
 //! What the `weir` binary serves: the hub at `/ws`, WebSocket echo on the configured paths, the
 //! reverse-proxy routes, `--exec` processes and `--agent`s (`/ws/agents/NAME`, `GET /api/agents`),
 //! and `GET /healthz` with the HTTP API and the console.
+//!
+//! The access policy ([`Auth`]) is checked here, once, before any app sees a request or an
+//! upgrade, and the message rate of every WebSocket but the hub's (which answers each command
+//! over the rate in-band) is counted here too.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::access::Auth;
 use crate::agent::{self, Agents};
 use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
+use crate::hub::rate::{Bucket, Verdict};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream};
+use crate::{http, info};
 
 /// The binary's routes.
 #[derive(Debug)]
@@ -25,12 +33,59 @@ pub struct App {
     exec: Option<Exec>,
     agents: Option<Agents>,
     api: Api,
+    access: Auth,
+    /// Messages per second and burst for each client WebSocket that is not the hub's (0: off).
+    rate: (u32, u32),
+    /// Those connections' buckets, from their first message to their close; `true` once one
+    /// was closed for the rate (what it still sends is dropped).
+    buckets: HashMap<ConnId, (Bucket, bool)>,
 }
 
 impl App {
     /// Echo on each of `echo_paths`.
     pub fn new(echo_paths: Vec<String>) -> Self {
-        Self { echo_paths, proxy: None, hub: None, exec: None, agents: None, api: Api::default() }
+        Self {
+            echo_paths,
+            proxy: None,
+            hub: None,
+            exec: None,
+            agents: None,
+            api: Api::default(),
+            access: Auth::default(),
+            rate: (0, 0),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Checks `access` on every request and upgrade, and limits each client WebSocket to
+    /// `rate` messages a second with bursts of `burst` (`rate` 0: no limit).
+    pub fn with_access(mut self, access: Auth, rate: u32, burst: u32) -> Self {
+        self.access = access;
+        self.rate = (rate, burst);
+        self
+    }
+
+    /// Whether a message from `id` may go on: `false` once it is over the rate, which closes
+    /// it (1008), and for what it sends after that. The hub's clients and the proxy's upstream
+    /// connections are not counted here.
+    fn within_rate(&mut self, ctx: &mut Context<'_>, id: ConnId) -> bool {
+        let (rate, burst) = self.rate;
+        if rate == 0 {
+            return true;
+        }
+        let now = ctx.now();
+        let (bucket, closed) = self.buckets.entry(id).or_insert((Bucket::new(burst, now), false));
+        if *closed {
+            return false;
+        }
+        // A relayed message cannot be refused in-band: the first over the rate closes.
+        if bucket.take(rate, burst, now) == Verdict::Allow {
+            return true;
+        }
+        *closed = true;
+        info!("rate limit exceeded, closing", id = id.as_u64());
+        ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+        false
     }
 
     /// Runs a process per connection on the exec routes.
@@ -87,15 +142,25 @@ impl Handler for App {
         body: &[u8],
         peer: SocketAddr,
     ) -> Response {
+        if !self.access.is_open_request(req.path()) {
+            if let Err(r) = self.access.check_request(req, peer) {
+                // The channel API answers in its JSON form.
+                return if req.path().starts_with("/api/channels/") {
+                    http::refusal(r)
+                } else {
+                    r.text_response()
+                };
+            }
+        }
         let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(req.path()).is_some());
         if exec_path || self.echo_paths.iter().any(|p| p == req.path()) {
             return Response::text(426, "this is a WebSocket endpoint\n");
         }
         if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
-            return agents.http_list(req, peer);
+            return agents.http_list(req);
         }
         let hub = self.hub.as_mut().map(|(_, h)| h);
-        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref(), peer)
+        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref())
     }
 
     fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, id: ConnId) {
@@ -111,6 +176,17 @@ impl Handler for App {
         req: &UpgradeRequest<'_, '_>,
         peer: SocketAddr,
     ) -> Decision {
+        // A route wins over the hub's path: only the hub itself takes a token after the upgrade.
+        let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some());
+        let hub_path = !routed && self.hub.as_ref().is_some_and(|(p, _)| req.path == p.as_str());
+        let mut authed = true;
+        if !self.access.is_public(req.path) {
+            // The hub's clients may authenticate after the upgrade, within --auth-timeout.
+            match self.access.check_upgrade(req, peer, hub_path) {
+                Ok(a) => authed = a,
+                Err(r) => return Decision::Reject(r.text_response()),
+            }
+        }
         if let Some(proxy) = self.proxy.as_mut() {
             if let Some(route) = proxy.route_for(req.path) {
                 return proxy.on_upgrade(ctx, id, route, req, peer);
@@ -118,10 +194,8 @@ impl Handler for App {
         }
         if let Some((path, hub)) = self.hub.as_mut() {
             if req.path == path.as_str() {
-                return match hub.on_upgrade(ctx, id, req, peer) {
-                    Ok(()) => Decision::accept(),
-                    Err(r) => Decision::Reject(r),
-                };
+                hub.on_upgrade(ctx, id, authed);
+                return Decision::accept();
             }
         }
         if let Some(agents) = self.agents.as_mut() {
@@ -155,6 +229,9 @@ impl Handler for App {
         if let Some(h) = self.hub_client(id) {
             return h.on_message(ctx, id, kind, data);
         }
+        if !self.within_rate(ctx, id) {
+            return;
+        }
         if let Some(e) = self.exec.as_mut().filter(|e| e.owns(id)) {
             return e.on_message(ctx, id, data);
         }
@@ -179,6 +256,9 @@ impl Handler for App {
             || self.agents.as_ref().is_some_and(|a| a.owns(id));
         if routed {
             return self.on_message(ctx, id, kind, &data);
+        }
+        if !self.within_rate(ctx, id) {
+            return;
         }
         // Echo without copying the message.
         let _ = ctx.send_owned(id, kind, data);
@@ -246,12 +326,22 @@ impl Handler for App {
         data: &[u8],
         fin: bool,
     ) {
+        // A client's message counts when its last piece comes; what the upstream sends does
+        // not count.
+        let client = self.proxy.as_ref().is_some_and(|p| p.is_client(id));
+        if client && fin && !self.within_rate(ctx, id) {
+            return;
+        }
+        if client && self.buckets.get(&id).is_some_and(|&(_, closed)| closed) {
+            return;
+        }
         if let Some(p) = self.proxied(id) {
             p.on_message_piece(ctx, id, kind, data, fin);
         }
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        self.buckets.remove(&id);
         if let Some(h) = self.hub_client(id) {
             h.on_close(id);
         }

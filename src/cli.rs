@@ -85,6 +85,8 @@ pub struct Options {
     pub basic_auth: Option<String>,
     /// Origins allowed to open hub connections.
     pub origins: Vec<String>,
+    /// Paths open with no credentials and from any origin (`--public`).
+    pub public: Vec<String>,
     /// Hub messages per second per connection (0: no limit).
     pub rate: u32,
     /// Hub messages a connection may send at once above the rate.
@@ -143,6 +145,7 @@ impl Default for Options {
             auth_timeout: Duration::from_secs(10),
             basic_auth: None,
             origins: Vec::new(),
+            public: Vec::new(),
             rate: 1000,
             rate_burst: 2000,
             routes: Vec::new(),
@@ -830,8 +833,8 @@ const FLAGS: &[Flag] = &[
         repeatable: true,
         group: Group::Hub,
         default: "",
-        help: "A bearer token clients must present (Authorization: Bearer, ?token=, or the \
-               authenticate method). Repeatable.",
+        help: "A bearer token clients must present on every endpoint but the open ones \
+               (Authorization: Bearer, ?token=, or the hub's authenticate method).",
         setter: Setter::Serve(|o, v| {
             if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(String::from("a token must be non-empty, without spaces"));
@@ -870,7 +873,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Hub,
         default: "",
-        help: "HTTP Basic credentials required on the upgrade (401 otherwise).",
+        help: "HTTP Basic credentials required on every endpoint but the open ones (401 \
+               otherwise).",
         setter: Setter::Serve(|o, v| {
             if !v.contains(':') {
                 return Err(String::from("expected USER:PASSWORD"));
@@ -885,13 +889,25 @@ const FLAGS: &[Flag] = &[
         repeatable: true,
         group: Group::Hub,
         default: "",
-        help: "An Origin allowed to connect, e.g. https://app.example.com (others get 403). \
-               Repeatable.",
+        help: "An Origin allowed to connect, e.g. https://app.example.com, or \
+               https://*.example.com for its subdomains (others get 403).",
         setter: Setter::Serve(|o, v| {
-            if !v.contains("://") {
-                return Err(String::from("expected SCHEME://HOST[:PORT]"));
-            }
-            o.origins.push(v.trim_end_matches('/').to_string());
+            let v = v.trim_end_matches('/');
+            crate::access::check_origin_pattern(v)?;
+            o.origins.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "public",
+        metavar: Some("PATH"),
+        repeatable: true,
+        group: Group::Hub,
+        default: "",
+        help: "A path (and the paths under it) open with no credentials, from any origin.",
+        setter: Setter::Serve(|o, v| {
+            check_path(v)?;
+            o.public.push(v.to_string());
             Ok(())
         }),
     },
@@ -1444,6 +1460,7 @@ mod tests {
             ("auth-timeout", "3s"),
             ("basic-auth", "u:p"),
             ("origin", "https://a.example"),
+            ("public", "/status"),
             ("rate", "5"),
             ("rate-burst", "9"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
@@ -1515,6 +1532,7 @@ mod tests {
                 auth_timeout: Duration::from_secs(10),
                 basic_auth: None,
                 origins: Vec::new(),
+                public: Vec::new(),
                 rate: 1000,
                 rate_burst: 2000,
                 routes: vec![
@@ -1803,6 +1821,8 @@ mod tests {
             }
             assert!(!flag.help.is_empty());
         }
+        // The table adds "Repeatable." itself: a help text must not say it again.
+        assert!(!help.contains("Repeatable. Repeatable."), "{help}");
         for group in Group::ALL {
             assert!(help.contains(&format!("\n{}:\n", group.title())));
         }

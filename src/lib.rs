@@ -13,6 +13,8 @@ pub mod json;
 pub mod proto;
 
 #[cfg(feature = "server")]
+pub mod access;
+#[cfg(feature = "server")]
 pub mod agent;
 #[cfg(feature = "server")]
 pub mod app;

@@ -3,11 +3,11 @@
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 
+use weir::access::Auth;
 use weir::agent::{Agents, AgentsConfig};
 use weir::cli::{self, Command, Options};
 use weir::client::console::Outcome;
 use weir::exec::{Exec, ExecConfig};
-use weir::hub::auth::Auth;
 use weir::hub::{Hub, HubConfig};
 use weir::server::{Config, Server};
 use weir::{app::App, error, log, proto};
@@ -108,7 +108,12 @@ fn serve(opts: Options) -> ExitCode {
             }
         }
     }
-    let auth = Auth { tokens, basic: opts.basic_auth.clone(), origins: opts.origins.clone() };
+    let auth = Auth {
+        tokens,
+        basic: opts.basic_auth.clone(),
+        origins: opts.origins.clone(),
+        public: opts.public.clone(),
+    };
     let hub = Hub::new(HubConfig {
         history: opts.history,
         max_channels: opts.max_channels,
@@ -119,7 +124,8 @@ fn serve(opts: Options) -> ExitCode {
         rate: opts.rate,
         rate_burst: opts.rate_burst,
     });
-    let mut app = App::new(opts.echo).with_hub("/ws", hub);
+    let mut app =
+        App::new(opts.echo).with_hub("/ws", hub).with_access(auth, opts.rate, opts.rate_burst);
     for r in &opts.exec {
         weir::info!("exec", path = r.path, program = r.program, args = r.args.join(" "));
     }
@@ -130,7 +136,6 @@ fn serve(opts: Options) -> ExitCode {
             pass_stderr: opts.pass_stderr,
             kill_grace: opts.kill_grace,
             max_processes: opts.max_processes,
-            auth: auth.clone(),
         }));
     }
     if !opts.agents.is_empty() {
@@ -139,7 +144,6 @@ fn serve(opts: Options) -> ExitCode {
             restart: opts.agent_restart,
             log_lines: opts.agent_log_lines,
             kill_grace: opts.kill_grace,
-            auth,
         }));
     }
     if !opts.routes.is_empty() {

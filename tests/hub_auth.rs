@@ -284,6 +284,8 @@ fn origin_allow_list() {
         "Origin: http://app.example",
         "Origin: HTTP://APP.EXAMPLE",
         "Origin: https://b.example:8443",
+        // The same origin tuple: 80 is http's default port (RFC 6454 §4).
+        "Origin: http://app.example:80",
     ] {
         assert_eq!(upgrade(&server, "/ws", &[ok]).1, Some(false), "{ok}");
     }
@@ -294,7 +296,7 @@ fn origin_allow_list() {
         "Origin: http://evil.example",
         "Origin: https://app.example",
         "Origin: http://app.example.evil",
-        "Origin: http://app.example:80",
+        "Origin: http://app.example:8080",
         "Origin: https://b.example",
         same.as_str(),
     ] {

@@ -16,9 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use crate::hub::auth::{Auth, Refusal};
 use crate::proto::handshake::UpgradeRequest;
-use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Stream};
 use crate::{info, warn};
@@ -79,8 +77,6 @@ pub struct ExecConfig {
     pub kill_grace: Duration,
     /// Most processes running at once (503 beyond).
     pub max_processes: usize,
-    /// Origin, Basic and token rules (the hub's).
-    pub auth: Auth,
 }
 
 /// A running program and its client.
@@ -146,7 +142,8 @@ impl Exec {
         self.sessions.len()
     }
 
-    /// An upgrade to an exec path: access rules, the process cap, then the program starts.
+    /// An upgrade to an exec path (the access policy let it in): the process cap, then the
+    /// program starts.
     pub fn on_upgrade(
         &mut self,
         ctx: &mut Context<'_>,
@@ -154,9 +151,6 @@ impl Exec {
         req: &UpgradeRequest<'_, '_>,
         peer: SocketAddr,
     ) -> Decision {
-        if let Err(r) = upgrade_allowed(&self.config.auth, req, peer) {
-            return Decision::Reject(r);
-        }
         let Some(route) = self.route_for(req.path).cloned() else {
             return Decision::Reject(Response::text(404, "no WebSocket endpoint at this path\n"));
         };
@@ -456,31 +450,6 @@ fn boundary(bytes: &[u8], max: usize) -> usize {
         .unwrap_or(max)
 }
 
-/// The hub's access rules on an upgrade: origin (403), Basic credentials (401), and a bearer
-/// token or `?token=` when tokens are configured (401).
-///
-/// # Errors
-/// The response that refuses the request.
-pub fn upgrade_allowed(
-    auth: &Auth,
-    req: &UpgradeRequest<'_, '_>,
-    peer: SocketAddr,
-) -> Result<(), Response> {
-    auth.check_upgrade(req, peer).map_err(Refusal::text_response)
-}
-
-/// As [`upgrade_allowed`], for a plain HTTP request.
-///
-/// # Errors
-/// The response that refuses the request.
-pub fn request_allowed(
-    auth: &Auth,
-    req: &Request<'_, '_>,
-    peer: SocketAddr,
-) -> Result<(), Response> {
-    auth.check_request(req, peer).map_err(Refusal::text_response)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,7 +512,6 @@ mod tests {
             pass_stderr: false,
             kill_grace: Duration::from_secs(1),
             max_processes: 1,
-            auth: Auth::default(),
         });
         assert_eq!(exec.route_for("/a").map(|r| r.program.as_str()), Some("x"));
         assert_eq!(exec.route_for("/a/c").map(|r| r.program.as_str()), Some("x"));

@@ -4,11 +4,10 @@
 
 pub mod metrics;
 
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::access::{Refusal, query_param};
 use crate::hub::Hub;
-use crate::hub::auth::{Refusal, query_param};
 use crate::hub::channel::valid_name;
 use crate::json::{self, ObjectWriter};
 use crate::proto::http::Request;
@@ -48,8 +47,8 @@ fn error(status: u16, code: &str, message: &str) -> Response {
 }
 
 impl Api {
-    /// Answers a plain HTTP request; `id` is the connection (for server-sent events), `peer`
-    /// its address (for the log).
+    /// Answers a plain HTTP request the access policy let through; `id` is the connection (for
+    /// server-sent events).
     #[allow(clippy::too_many_arguments)]
     pub fn serve(
         &self,
@@ -59,7 +58,6 @@ impl Api {
         body: &[u8],
         hub: Option<&mut Hub>,
         proxy: Option<&Proxy>,
-        peer: SocketAddr,
     ) -> Response {
         let path = req.path();
         let get = matches!(req.method, "GET" | "HEAD");
@@ -97,12 +95,9 @@ impl Api {
         let Some(rest) = path.strip_prefix("/api/channels/") else {
             return Response::text(404, "not found\n");
         };
+        // The access policy was checked before (crate::app): without it a page of another
+        // origin could publish with a form's POST, which needs no CORS preflight.
         let Some(hub) = hub else { return Response::text(404, "not found\n") };
-        // The hub's access rules, as on its upgrade: without them a page of another origin
-        // could publish with a form's POST, which needs no CORS preflight.
-        if let Err(r) = hub.auth().check_request(req, peer) {
-            return refusal(r);
-        }
         let Some((channel, action)) = rest.rsplit_once('/') else {
             return Response::text(404, "not found\n");
         };
@@ -210,7 +205,7 @@ fn whole_number(s: &str) -> Option<u64> {
 }
 
 /// An access refusal in the API's JSON error form.
-fn refusal(r: Refusal) -> Response {
+pub fn refusal(r: Refusal) -> Response {
     let code = if r == Refusal::Origin { "forbidden" } else { "unauthorized" };
     r.with_challenge(error(r.status(), code, r.reason()))
 }

@@ -7,22 +7,20 @@
 //! subscriber's queue; a subscriber whose queue passes the cap is closed by the runtime as a slow
 //! reader, and nobody else notices.
 
-pub mod auth;
+pub use crate::access as auth;
 pub mod channel;
 pub mod rate;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::json::{self, ObjectWriter, Value};
-use crate::proto::handshake::UpgradeRequest;
 use crate::proto::{CloseCode, MessageKind};
-use crate::server::{ConnId, Context, Response};
+use crate::server::{ConnId, Context};
 use crate::{info, warn};
 
-use auth::{Auth, presented_token};
+use auth::Auth;
 use channel::{Channel, valid_name};
 use rate::{Bucket, Verdict};
 
@@ -153,48 +151,14 @@ impl Hub {
         Some(Duration::from_millis(250))
     }
 
-    /// Checks an upgrade to the hub: origin, Basic credentials, and a token if one came with
-    /// it. Returns the response that refuses it, if any.
-    pub fn on_upgrade(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Result<(), Response> {
-        let auth = &self.config.auth;
-        if !auth.origin_ok(req.origin, req.host) {
-            info!(
-                "hub: origin refused",
-                peer = peer,
-                origin = String::from_utf8_lossy(req.origin.unwrap_or_default())
-            );
-            return Err(Response::text(403, "origin not allowed\n"));
-        }
-        let authorization = req.header("authorization");
-        if !auth.basic_ok(authorization) {
-            info!("hub: basic auth refused", peer = peer);
-            let mut r = Response::text(401, "authentication required\n");
-            r.headers.push((
-                "WWW-Authenticate".into(),
-                b"Basic realm=\"weir\", charset=\"UTF-8\"".to_vec(),
-            ));
-            return Err(r);
-        }
-        let authed = match presented_token(authorization, req.query) {
-            _ if !auth.tokens_required() => true,
-            Some(Ok(t)) if auth.token_ok(&t) => true,
-            Some(_) => {
-                info!("hub: token refused", peer = peer);
-                return Err(Response::text(401, "invalid token\n"));
-            }
-            None => false,
-        };
+    /// A client the access policy let in ([`crate::app::App`] checked its origin, Basic
+    /// credentials and token); `authed` is false when tokens are required and none came with
+    /// the upgrade: it must `authenticate` within the timeout.
+    pub fn on_upgrade(&mut self, ctx: &mut Context<'_>, id: ConnId, authed: bool) {
         self.next_client += 1;
         let name: Rc<str> = Rc::from(format!("c-{}", self.next_client));
         let bucket = Bucket::new(self.config.rate_burst, ctx.now());
         self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket });
-        Ok(())
     }
 
     /// The connection is open: greet it.

@@ -1,4 +1,6 @@
-//! Who may connect and act: bearer tokens, HTTP Basic credentials, and allowed origins.
+//! Who may connect and act, for every endpoint: bearer tokens, HTTP Basic credentials, allowed
+//! origins (exact, or `*.` wildcards), and the paths left open. [`crate::app::App`] checks it
+//! once, before any app sees a request or an upgrade; `docs/security.md` lists what stays open.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -11,6 +13,11 @@ use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::server::Response;
 
+/// Plain HTTP paths open whatever the policy: health (for load balancers), counters and the
+/// console's files. None of them carries channel data, an agent's output or a credential.
+pub const OPEN_PATHS: &[&str] =
+    &["/healthz", "/metrics", "/api/stats", "/", "/console.css", "/console.js"];
+
 /// Compares two secrets in time that depends only on their lengths, not on where they differ
 /// (so a timing side channel cannot guess a token byte by byte).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -20,15 +27,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The access rules of the hub.
+/// The access policy.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     /// Bearer tokens that authenticate a client (none: no authentication needed).
     pub tokens: Vec<String>,
     /// `user:password` checked on the upgrade with HTTP Basic.
     pub basic: Option<String>,
-    /// Origins allowed to connect (none: any, unless Basic is on: then same-origin only).
+    /// Origins allowed to connect, `scheme://host[:port]`, the host possibly `*.` and a domain
+    /// (none: any, unless Basic is on: then same-origin only).
     pub origins: Vec<String>,
+    /// Paths (and the paths under them) open to anyone: `--public`.
+    pub public: Vec<String>,
 }
 
 impl Auth {
@@ -54,6 +64,19 @@ impl Auth {
         }
     }
 
+    /// Whether `path` is a `--public` path or under one (at a `/`).
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public.iter().any(|p| {
+            let base = p.trim_end_matches('/');
+            path == p || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    /// Whether a plain HTTP request for `path` is served without any check.
+    pub fn is_open_request(&self, path: &str) -> bool {
+        OPEN_PATHS.contains(&path) || self.is_public(path)
+    }
+
     /// Whether a request with this `Origin` (and `Host`) may connect.
     ///
     /// Browsers send `Origin` on every WebSocket upgrade (RFC 6455 §4.1, §10.2); other clients
@@ -62,7 +85,11 @@ impl Auth {
     pub fn origin_ok(&self, origin: Option<&[u8]>, host: &[u8]) -> bool {
         let Some(origin) = origin else { return true };
         if !self.origins.is_empty() {
-            return self.origins.iter().any(|o| o.as_bytes().eq_ignore_ascii_case(origin));
+            let Some(given) = Origin::parse(origin) else { return false };
+            return self
+                .origins
+                .iter()
+                .any(|o| Origin::parse(o.as_bytes()).is_some_and(|o| o.allows(&given)));
         }
         if self.basic.is_some() {
             let authority =
@@ -72,8 +99,10 @@ impl Auth {
         true
     }
 
-    /// Checks a request that must be authenticated as it comes: the origin, then the Basic
-    /// credentials, then a bearer token or `?token=` when tokens are configured.
+    /// Checks a request: the origin, then the Basic credentials, then a bearer token or
+    /// `?token=` when tokens are configured. With `token_may_follow` (the hub, whose clients
+    /// may send the token after the upgrade) a request with no token at all passes as
+    /// `Ok(false)`: not yet authenticated. `Ok(true)`: authenticated.
     ///
     /// # Errors
     /// The first rule the request breaks.
@@ -83,34 +112,37 @@ impl Auth {
         host: &[u8],
         authorization: Option<&[u8]>,
         query: Option<&str>,
-    ) -> Result<(), Refusal> {
+        token_may_follow: bool,
+    ) -> Result<bool, Refusal> {
         if !self.origin_ok(origin, host) {
             return Err(Refusal::Origin);
         }
         if !self.basic_ok(authorization) {
             return Err(Refusal::Basic);
         }
-        if self.tokens_required()
-            && !matches!(presented_token(authorization, query), Some(Ok(t)) if self.token_ok(&t))
-        {
-            return Err(Refusal::Token);
+        if !self.tokens_required() {
+            return Ok(true);
         }
-        Ok(())
+        match presented_token(authorization, query) {
+            Some(Ok(t)) if self.token_ok(&t) => Ok(true),
+            None if token_may_follow => Ok(false),
+            _ => Err(Refusal::Token),
+        }
     }
 
-    /// [`Auth::check`] on a plain HTTP request (the HTTP API, `GET /api/agents`), logging a
-    /// refusal.
+    /// [`Auth::check`] on a plain HTTP request, logging a refusal.
     ///
     /// # Errors
     /// The first rule the request breaks.
     pub fn check_request(&self, req: &Request<'_, '_>, peer: SocketAddr) -> Result<(), Refusal> {
         let host = req.header("host").unwrap_or_default();
         let origin = req.header("origin");
-        let result = self.check(origin, host, req.header("authorization"), req.query());
-        log_refusal(result, origin, peer)
+        let result = self.check(origin, host, req.header("authorization"), req.query(), false);
+        log_refusal(result.map(drop), origin, req.path(), peer)
     }
 
-    /// [`Auth::check`] on a WebSocket upgrade (agents, `--exec` paths), logging a refusal.
+    /// [`Auth::check`] on a WebSocket upgrade, logging a refusal; `Ok(false)` is a hub client
+    /// that has yet to `authenticate` (`token_may_follow`).
     ///
     /// # Errors
     /// The first rule the request breaks.
@@ -118,10 +150,104 @@ impl Auth {
         &self,
         req: &UpgradeRequest<'_, '_>,
         peer: SocketAddr,
-    ) -> Result<(), Refusal> {
-        let result = self.check(req.origin, req.host, req.header("authorization"), req.query);
-        log_refusal(result, req.origin, peer)
+        token_may_follow: bool,
+    ) -> Result<bool, Refusal> {
+        let authorization = req.header("authorization");
+        let result = self.check(req.origin, req.host, authorization, req.query, token_may_follow);
+        log_refusal(result.map(drop), req.origin, req.path, peer)?;
+        result
     }
+}
+
+/// An origin as a browser serializes it (RFC 6454 §6.2), or an allow-list entry, whose host
+/// may be `*.` and a domain: the tuple of scheme, host and port (RFC 6454 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    scheme: &'a [u8],
+    host: &'a [u8],
+    /// The port given, else the scheme's default (RFC 6454 §4 step 6), if it has one.
+    port: Option<u16>,
+}
+
+impl<'a> Origin<'a> {
+    /// `scheme://host[:port]`, nothing after it; `None` for anything else (`null` included,
+    /// which no allow-list entry can match).
+    pub fn parse(text: &'a [u8]) -> Option<Self> {
+        let at = text.windows(3).position(|w| w == b"://")?;
+        let (scheme, authority) = (&text[..at], &text[at + 3..]);
+        // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+        let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme.iter().all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        if !scheme_ok {
+            return None;
+        }
+        // An IPv6 literal keeps its brackets; the port is after the last `:` outside them.
+        let host_end = match authority.first() {
+            Some(b'[') => authority.iter().position(|&b| b == b']')? + 1,
+            _ => authority.iter().position(|&b| b == b':').unwrap_or(authority.len()),
+        };
+        let (host, rest) = authority.split_at(host_end);
+        let host_ok = !host.is_empty()
+            && host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._*[]:".contains(&b));
+        let port = match rest {
+            [] => default_port(scheme),
+            [b':', digits @ ..] if (1..=5).contains(&digits.len()) => {
+                let digits = std::str::from_utf8(digits).ok()?;
+                if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                Some(digits.parse().ok()?)
+            }
+            _ => return None,
+        };
+        host_ok.then_some(Self { scheme, host, port })
+    }
+
+    /// Whether this entry of an allow-list lets `given` in: the same scheme and port, and the
+    /// same host, or for `*.domain` a host ending in `.domain` after at least one whole label
+    /// (`a.domain`, `b.a.domain`; not `domain`, nor `evildomain`). Case is ignored
+    /// (RFC 6454 §4: the scheme and host are lowercased).
+    pub fn allows(&self, given: &Origin<'_>) -> bool {
+        if !self.scheme.eq_ignore_ascii_case(given.scheme) || self.port != given.port {
+            return false;
+        }
+        match self.host.strip_prefix(b"*.") {
+            Some(domain) => {
+                let Some(cut) = given.host.len().checked_sub(domain.len() + 1) else {
+                    return false;
+                };
+                let (labels, tail) = given.host.split_at(cut);
+                tail[0] == b'.'
+                    && tail[1..].eq_ignore_ascii_case(domain)
+                    && labels.split(|&b| b == b'.').all(|l| !l.is_empty() && !l.contains(&b'*'))
+            }
+            None => self.host.eq_ignore_ascii_case(given.host) && !given.host.contains(&b'*'),
+        }
+    }
+}
+
+/// The default port of the schemes a browser's page or a WebSocket can have.
+fn default_port(scheme: &[u8]) -> Option<u16> {
+    match scheme.to_ascii_lowercase().as_slice() {
+        b"http" | b"ws" => Some(80),
+        b"https" | b"wss" => Some(443),
+        _ => None,
+    }
+}
+
+/// Checks an `--origin` value: an origin, whose host may be `*.` and a domain (a `*` nowhere
+/// else), with no path.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_origin_pattern(v: &str) -> Result<(), String> {
+    let o = Origin::parse(v.as_bytes())
+        .ok_or_else(|| String::from("expected SCHEME://HOST[:PORT], e.g. https://*.example.com"))?;
+    let rest = o.host.strip_prefix(b"*.").unwrap_or(o.host);
+    if rest.contains(&b'*') || rest.is_empty() {
+        return Err(String::from("a '*' must be the whole first label: https://*.example.com"));
+    }
+    Ok(())
 }
 
 /// A rule of [`Auth`] that a request broke.
@@ -180,16 +306,18 @@ impl Refusal {
 fn log_refusal(
     result: Result<(), Refusal>,
     origin: Option<&[u8]>,
+    path: &str,
     peer: SocketAddr,
 ) -> Result<(), Refusal> {
     match result {
         Err(Refusal::Origin) => info!(
             "origin refused",
             peer = peer,
+            path = path,
             origin = String::from_utf8_lossy(origin.unwrap_or_default())
         ),
-        Err(Refusal::Basic) => info!("basic auth refused", peer = peer),
-        Err(Refusal::Token) => info!("token refused", peer = peer),
+        Err(Refusal::Basic) => info!("basic auth refused", peer = peer, path = path),
+        Err(Refusal::Token) => info!("token refused", peer = peer, path = path),
         Ok(()) => {}
     }
     result
@@ -257,7 +385,7 @@ mod tests {
         let auth = Auth {
             tokens: vec!["s3cret".into(), "other".into()],
             basic: Some("admin:pw".into()),
-            origins: vec![],
+            ..Auth::default()
         };
         assert!(auth.token_ok(b"s3cret") && auth.token_ok(b"other"));
         assert!(!auth.token_ok(b"s3cre") && !auth.token_ok(b"s3cret!") && !auth.token_ok(b""));
@@ -283,11 +411,12 @@ mod tests {
             tokens: vec!["s3cret".into()],
             basic: Some("admin:pw".into()),
             origins: vec!["https://app.example".into()],
+            ..Auth::default()
         };
         let good = format!("Basic {}", STANDARD.encode("admin:pw"));
         let (app, evil) = (Some(&b"https://app.example"[..]), Some(&b"https://evil.example"[..]));
         let check = |origin, authorization: Option<&str>, query| {
-            auth.check(origin, b"x", authorization.map(str::as_bytes), query)
+            auth.check(origin, b"x", authorization.map(str::as_bytes), query, false).map(drop)
         };
         assert_eq!(check(evil, Some(&good), Some("token=s3cret")), Err(Refusal::Origin));
         assert_eq!(check(app, None, Some("token=s3cret")), Err(Refusal::Basic));
@@ -296,14 +425,76 @@ mod tests {
         assert_eq!(check(app, Some(&good), Some("token=nope")), Err(Refusal::Token));
         assert_eq!(check(app, Some(&good), Some("token=s3cret")), Ok(()));
         assert_eq!(check(None, Some(&good), Some("a=1&token=s3cret")), Ok(()));
-        assert_eq!(Auth::default().check(evil, b"x", None, None), Ok(()));
+        assert_eq!(Auth::default().check(evil, b"x", None, None, false), Ok(true));
         let bearer = Auth { tokens: vec!["s3cret".into()], ..Auth::default() };
-        assert_eq!(bearer.check(None, b"x", Some(b"Bearer s3cret"), None), Ok(()));
+        assert_eq!(bearer.check(None, b"x", Some(b"Bearer s3cret"), None, false), Ok(true));
+        // The hub's clients may send the token later: none passes, unauthenticated; a wrong
+        // one does not.
+        assert_eq!(bearer.check(None, b"x", None, None, true), Ok(false));
+        assert_eq!(bearer.check(None, b"x", None, Some("token=no"), true), Err(Refusal::Token));
+        assert_eq!(bearer.check(None, b"x", None, None, false), Err(Refusal::Token));
         assert_eq!(
             (Refusal::Origin.status(), Refusal::Basic.status(), Refusal::Token.status()),
             (403, 401, 401)
         );
         assert_eq!(Refusal::Origin.challenge(), None);
+    }
+
+    #[test]
+    fn origins_are_tuples_and_wildcards_match_whole_labels() {
+        let list = Auth {
+            origins: vec!["https://app.example.com".into(), "https://*.example.org".into()],
+            ..Auth::default()
+        };
+        let ok = |o: &str| list.origin_ok(Some(o.as_bytes()), b"x");
+        // RFC 6454 §4: scheme and host compared without case, the default port filled in.
+        for o in [
+            "https://app.example.com",
+            "HTTPS://App.Example.COM",
+            "https://app.example.com:443",
+            "https://a.example.org",
+            "https://b.a.example.org",
+            "https://A.EXAMPLE.ORG:443",
+        ] {
+            assert!(ok(o), "{o}");
+        }
+        for o in [
+            "https://evilexample.org",
+            "https://example.org",
+            "https://.example.org",
+            "https://a..example.org",
+            "https://*.example.org",
+            "https://a.example.org.evil",
+            "https://a.example.org:8443",
+            "http://a.example.org",
+            "http://app.example.com",
+            "https://app.example.com:80",
+            "https://app.example.com/",
+            "https://app.example.com:",
+            "https://app.example.com:x",
+            "https://user@app.example.com",
+            "null",
+            "",
+        ] {
+            assert!(!ok(o), "{o}");
+        }
+        let v6 = Auth { origins: vec!["http://[::1]:8080".into()], ..Auth::default() };
+        assert!(v6.origin_ok(Some(b"http://[::1]:8080"), b"x"));
+        assert!(!v6.origin_ok(Some(b"http://[::1]"), b"x"));
+        assert!(check_origin_pattern("https://*.example.com").is_ok());
+        assert!(check_origin_pattern("http://127.0.0.1:8080").is_ok());
+        for bad in ["example.com", "https://a.*.example.com", "https://*", "https://x/y", "*"] {
+            assert!(check_origin_pattern(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_paths_cover_what_is_under_them() {
+        let auth = Auth { public: vec!["/pub".into(), "/x/".into()], ..Auth::default() };
+        assert!(auth.is_public("/pub") && auth.is_public("/pub/a") && auth.is_public("/x/"));
+        assert!(auth.is_public("/x/y"));
+        assert!(!auth.is_public("/public") && !auth.is_public("/x") && !auth.is_public("/"));
+        assert!(auth.is_open_request("/healthz") && !auth.is_open_request("/api/agents"));
     }
 
     #[test]
