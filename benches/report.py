@@ -40,7 +40,8 @@ DESCRIPTION = {
     "fanout10k": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed loop "
     "({window} publishes in flight until every subscriber has them); weir's hub (/ws, --rate 0; "
     "event frame {weir_frame} B: it wraps the data in event/channel/seq/from/ts) vs uWS.js "
-    "publish (frame {peer_frame} B: the data verbatim). Only uws-pubsub is compared here",
+    "publish (frame {peer_frame} B: the data verbatim). Only uws-pubsub (and weir-base, another "
+    "build of weir) is compared here",
 }
 
 
@@ -136,7 +137,7 @@ def main():
         if scen.startswith("fanout"):
             ds = [(sv, d) for (s, sv, _, ok, d) in runs if s == scen and ok]
             first = ds[0][1] if ds else {}
-            frame = lambda want: next((str(d.get("frame_len")) for sv, d in ds if (sv == "weir") == want), "?")
+            frame = lambda want: next((str(d.get("frame_len")) for sv, d in ds if sv.startswith("weir") == want), "?")
             subs = first.get("subs")
             text = text.format(
                 subs=f"{subs:,}" if isinstance(subs, int) else "?",

@@ -11,7 +11,8 @@
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
-#                     (the echo scenarios) and uws-pubsub (fanout10k only)
+#                     (the echo scenarios) and uws-pubsub (fanout10k only), and weir-base
+#                     when WEIR_BASE_BIN is set
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
 #   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
@@ -21,9 +22,15 @@
 # fanout10k: 1 publisher and 10,000 subscribers on one channel (weir's hub at /ws, started with
 # --rate 0; uws-pubsub.js, publisher on /pub), closed loop: 32 publishes in flight until every
 # subscriber has them; deliveries/s, publishes/s, p50/p99 delivery latency. Only weir and
-# uws-pubsub run it. FANOUT_SUBS=N (environment) changes the subscriber count, e.g. 1000 for a
-# smoke test. It is in the default list: per round it adds 2 runs of about 3 s (opening 10,000
+# uws-pubsub (and weir-base) run it. FANOUT_SUBS=N (environment) changes the subscriber count, e.g. 1000 for a
+# smoke test. weir-base runs it too. It is in the default list: per round it adds 2 runs of about 3 s (opening 10,000
 # connections) + 1 s warm-up + duration, i.e. about 1.5 min to the default run (3 x 10 s).
+#
+# weir-base: an A/B comparison of two builds of weir. WEIR_BASE_BIN=/path/to/weir (e.g. a release
+# build of the commit before a change) is run as a peer under the name weir-base, in every
+# scenario weir runs (fanout10k included) with exactly the flags weir gets, so the ratios
+# weir / weir-base are the change's effect, measured in the same run, alternated A B A B:
+#   WEIR_BASE_BIN=/tmp/weir-base/weir benches/run.sh --only echo64,echo1m,fanout10k --peers weir-base
 #
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
@@ -35,7 +42,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ALL_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
-ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS weir-base"
+WEIR_BASE_BIN=${WEIR_BASE_BIN:-}
 FANOUT_SUBS=${FANOUT_SUBS:-10000}
 QUICK=0
 ONLY=""
@@ -83,7 +91,12 @@ if [ -n "$PEERS_ARG" ]; then
         WANT_PEERS="$WANT_PEERS $p"
     done
 else
-    WANT_PEERS=$ALL_PEERS
+    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS"
+    [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
+fi
+if [[ " $WANT_PEERS " == *" weir-base "* ]]; then
+    [ -n "$WEIR_BASE_BIN" ] || die "weir-base needs WEIR_BASE_BIN=/path/to/another/weir"
+    [ -x "$WEIR_BASE_BIN" ] || die "WEIR_BASE_BIN=$WEIR_BASE_BIN is not an executable file"
 fi
 
 LG="$ROOT/benches/loadgen/target/release/loadgen"
@@ -94,7 +107,7 @@ PEER_BIN="$ROOT/benches/peers/target/release"
 if [ "$BUILD" = 1 ]; then
     echo "== building weir" >&2
     (cd "$ROOT" && cargo build --release) >&2
-    if [ -n "${WANT_PEERS// /}" ]; then
+    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e '')" ]; then
         echo "== building peers" >&2
         if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
             bash "$ROOT/benches/peers/build.sh" >&2 || echo "run.sh: warning: benches/peers/build.sh failed; peers not built are skipped" >&2
@@ -110,6 +123,7 @@ fi
 
 peer_available() {
     case "$1" in
+        weir-base) [ -x "$WEIR_BASE_BIN" ] ;;
         ws-echo|uws-echo|uws-pubsub) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
@@ -120,13 +134,15 @@ for p in $WANT_PEERS; do
     if peer_available "$p"; then PEERS="$PEERS $p"; else SKIPPED="$SKIPPED $p"; fi
 done
 [ -z "$SKIPPED" ] || echo "run.sh: skipping peers not built:$SKIPPED" >&2
-# The servers of one scenario: weir, then the peers built for its kind (echo or fan-out).
+# The servers of one scenario: weir, then the peers built for its kind (echo or fan-out);
+# weir-base runs every scenario.
 servers_for() {
     local list p out=weir
     case "$1" in
         fanout*) list=$FANOUT_PEERS ;;
         *) list=$ECHO_PEERS ;;
     esac
+    list="$list weir-base"
     for p in $PEERS; do
         [[ " $list " == *" $p "* ]] && out="$out $p"
     done
@@ -154,11 +170,13 @@ SPORT=""
 start_server() {
     local name=$1 scen=$2 log="$TMP/server.log" cmd
     case "$name" in
-        weir) cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
+        weir|weir-base)
+              cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
                    --queue-cap 64MiB --max-message-size 16MiB)
               # The per-connection rate limit (1000 msg/s by default, on echo paths too) would
               # throttle the publisher and close the echo clients; the peers have none.
-              cmd+=(--rate 0) ;;
+              cmd+=(--rate 0)
+              [ "$name" = weir ] || cmd[0]=$WEIR_BASE_BIN ;;
         ws-echo|uws-echo|uws-pubsub) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac
@@ -222,7 +240,7 @@ run_one() {
     esac
     [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
     case "$scen" in
-        fanout*) if [ "$name" = weir ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
+        fanout*) if [ "$name" = weir ] || [ "$name" = weir-base ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
     esac
     # shellcheck disable=SC2086
     if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "ws://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
@@ -265,6 +283,7 @@ META="$TMP/meta.txt"
     echo "mode: $([ "$QUICK" = 1 ] && echo 'QUICK (smoke test of the script, not a measurement)' || echo full)"
     echo "rounds: $PAIRS; duration: ${DURATION}s + 1s warm-up; idle hold: ${HOLD}s"
     echo "servers: $(all_servers)"
+    [[ " $PEERS " != *" weir-base "* ]] || echo "weir-base: $WEIR_BASE_BIN ($("$WEIR_BASE_BIN" --version 2>/dev/null || echo 'no --version'))"
     [[ " $SCENARIOS " != *" fanout"* ]] || echo "fanout subscribers: $FANOUT_SUBS$([ "$FANOUT_SUBS" = 10000 ] || echo ' (FANOUT_SUBS; fanout10k is named for 10,000)')"
     [ -z "$SKIPPED" ] || echo "skipped (not built):$SKIPPED"
 } >"$META"

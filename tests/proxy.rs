@@ -24,33 +24,36 @@ fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node")
 }
 
-/// Whether Node and tests/node's packages are there, installing them (`npm ci`) once. Several
-/// test processes may race here: a lock directory lets one install while the others wait.
-/// Without Node the Node tests are skipped with a note, unless `WEIR_REQUIRE_NODE=1`.
+/// How to get Node when it is missing or too old (tests/node/package.json: `node >= 20`).
+const INSTALL_NODE: &str = "install Node.js 20 or newer and npm, e.g. `apt-get install nodejs npm` \
+     (Debian 13, Ubuntu 24.04; older releases ship an older Node: see https://nodejs.org)";
+
+/// Whether Node and tests/node's packages are there, installing the packages (`npm ci`, from
+/// tests/node/package-lock.json) once: `cargo test` installs what it needs. Several test
+/// processes may race here: a lock directory lets one install while the others wait. When Node
+/// is missing or the install fails, the test fails with the command to run, unless
+/// `WEIR_SKIP_EXTERNAL=node` (README.md): then it is skipped, loudly, and this is false.
 fn node_ready() -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = READY.get_or_init(install_node_modules);
-    match r {
+    match READY.get_or_init(install_node_modules) {
         Ok(()) => true,
-        Err(why) if std::env::var("WEIR_REQUIRE_NODE").is_ok_and(|v| v == "1") => {
-            panic!("WEIR_REQUIRE_NODE=1 but {why}")
-        }
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            common::missing_external("node", why);
             false
         }
     }
 }
 
 fn install_node_modules() -> Result<(), String> {
-    let ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err("`node` is not installed".into());
+    let version = match Command::new("node").arg("--version").stdin(Stdio::null()).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => return Err(format!("`node --version` failed ({}): {INSTALL_NODE}", o.status)),
+        Err(e) => return Err(format!("`node` cannot be run ({e}): {INSTALL_NODE}")),
+    };
+    let major =
+        version.trim_start_matches('v').split('.').next().and_then(|m| m.parse::<u32>().ok());
+    if major.is_none_or(|m| m < 20) {
+        return Err(format!("`node` is {version}: {INSTALL_NODE}"));
     }
     let dir = node_dir();
     let installed = || {
@@ -85,10 +88,12 @@ fn install_node_modules() -> Result<(), String> {
         match out {
             Ok(o) if o.status.success() && installed() => Ok(()),
             Ok(o) => Err(format!(
-                "`npm ci` in tests/node failed: {}",
+                "`npm ci` in tests/node failed ({}): {}\nrun `npm ci --prefix tests/node` and \
+                 fix what it reports",
+                o.status,
                 String::from_utf8_lossy(&o.stderr).trim()
             )),
-            Err(e) => Err(format!("`npm` cannot be run: {e}")),
+            Err(e) => Err(format!("`npm` cannot be run ({e}): {INSTALL_NODE}")),
         }
     };
     let _ = std::fs::remove_dir(&lock);

@@ -308,3 +308,34 @@ impl Drop for Binary {
         }
     }
 }
+
+/// The variable that lets tests needing a missing external program skip instead of failing:
+/// program names, comma-separated (`WEIR_SKIP_EXTERNAL=node`). README.md documents it beside
+/// the test command.
+pub const SKIP_EXTERNAL: &str = "WEIR_SKIP_EXTERNAL";
+
+/// Whether `program` is named in `WEIR_SKIP_EXTERNAL`.
+pub fn skip_allowed(program: &str) -> bool {
+    std::env::var(SKIP_EXTERNAL).is_ok_and(|v| v.split(',').any(|p| p.trim() == program))
+}
+
+/// A test cannot run because `program` (an external program, e.g. `node`) is missing or not
+/// usable: `problem` says what is wrong and how to fix it (the command that installs it). The
+/// test fails with that, unless `WEIR_SKIP_EXTERNAL` names `program`: then the skip is written
+/// straight to the terminal (past the test harness's capture, so `cargo test` shows it even
+/// though the test is reported ok) and the caller returns at once.
+pub fn missing_external(program: &str, problem: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    if !skip_allowed(program) {
+        panic!(
+            "{test} needs `{program}`: {problem}\n(to skip the tests that need it instead, \
+             set {SKIP_EXTERNAL}={program}; see README.md)"
+        );
+    }
+    // Not eprintln!: the harness captures that for tests that pass.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {problem} ({SKIP_EXTERNAL}={program}) ***"
+    );
+}

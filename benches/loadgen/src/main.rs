@@ -8,6 +8,7 @@
 mod connrate;
 mod engine;
 mod fanout;
+mod hostile;
 mod sys;
 mod ws;
 
@@ -45,6 +46,22 @@ Scenarios:
             publishes (default 32) not yet received by every subscriber; R publishes/s, 0 (the
             default) = as fast as that window allows. S = bytes of the data object (default 64,
             at least 46). Latency = receive time - t, on every 1/100th subscriber.
+  hostile   --pid PID [--scenarios LIST] [--pings N] [--flood-secs S] [--hold S]
+            [--flood-bound SIZE] [--amp-bound SIZE] [--p99-ms MS]
+            weir (the hub at /ws, echo at /echo, HTTP API) under hostile peers, one scenario at
+            a time, each beside a canary echoing 64 B messages on /echo (p50/p99 reported):
+            flood-echo, flood-ws: one connection (SO_RCVBUF 4 KiB) that never reads sends N
+              (default 3,000,000) masked 125 B pings, for at most S s (default 20);
+            history: 100 x 60 KB published over HTTP, then 10 /ws connections that never read
+              send 5 history commands each, then a pong every second for --hold s;
+            events: 20 event streams from seq 0 of that channel, never read, for --hold s;
+            half-close: a 5 MiB frame to /echo, close 1000, shutdown(SHUT_WR), 64 KiB receive
+              buffer: every echoed byte and the close 1000 must come back.
+            Fails (exit 1) when the server's RSS grows over the baseline (VmRSS of PID before
+            the first scenario) by more than --flood-bound (default 16MiB) in a flood or
+            --amp-bound (default 64MiB) in history/events, when the canary's p99 passes
+            --p99-ms (default 5), when the half-close echo is incomplete, or the server dies.
+            --scenarios: comma-separated, default all (benches/hostile.sh runs it).
 
 Common flags:
   --url ws://127.0.0.1:PORT/PATH   target (127.0.0.1 only)           [default ws://127.0.0.1:8080/echo]
@@ -81,6 +98,12 @@ struct Args {
     subs: usize,
     rate: f64,
     window: usize,
+    scenarios: Vec<String>,
+    pings: u64,
+    flood_secs: f64,
+    flood_bound: usize,
+    amp_bound: usize,
+    p99_ms: f64,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -122,6 +145,12 @@ fn parse_args() -> Result<Args, String> {
         subs: 1000,
         rate: 0.0,
         window: 32,
+        scenarios: Vec::new(),
+        pings: 3_000_000,
+        flood_secs: 20.0,
+        flood_bound: 16 << 20,
+        amp_bound: 64 << 20,
+        p99_ms: 5.0,
     };
     while let Some(flag) = it.next() {
         if flag == "--raw" {
@@ -152,6 +181,12 @@ fn parse_args() -> Result<Args, String> {
             "--subs" => a.subs = int(&v)?,
             "--rate" => a.rate = num(&v)?,
             "--window" => a.window = int(&v)?,
+            "--scenarios" => a.scenarios = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            "--pings" => a.pings = int(&v)? as u64,
+            "--flood-secs" => a.flood_secs = num(&v)?,
+            "--flood-bound" => a.flood_bound = parse_size(&v)?,
+            "--amp-bound" => a.amp_bound = parse_size(&v)?,
+            "--p99-ms" => a.p99_ms = num(&v)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -397,6 +432,26 @@ fn fanout(a: &Args) -> Result<String, String> {
     ))
 }
 
+fn hostile(a: &Args) -> Result<String, String> {
+    let (addr, host, _) = parse_url(&a.url)?;
+    let pid = a.pid.ok_or("hostile needs --pid PID (the server's)")?;
+    if a.pings > 100_000_000 || !(0.0..=600.0).contains(&a.flood_secs) || a.hold > 600.0 {
+        return Err("--pings at most 100000000, --flood-secs and --hold at most 600".into());
+    }
+    hostile::run(&hostile::Config {
+        addr,
+        host,
+        pid,
+        only: a.scenarios.clone(),
+        pings: a.pings,
+        flood_secs: a.flood_secs,
+        hold_secs: a.hold,
+        flood_bound: a.flood_bound as u64,
+        amp_bound: a.amp_bound as u64,
+        p99_ms: a.p99_ms,
+    })
+}
+
 fn main() -> ExitCode {
     let a = match parse_args() {
         Ok(a) => a,
@@ -421,6 +476,7 @@ fn main() -> ExitCode {
         "connrate" => connrate(&a),
         "idle" => idle(&a),
         "fanout" => fanout(&a),
+        "hostile" => hostile(&a),
         s => {
             eprintln!("loadgen: unknown scenario {s:?}\n\n{USAGE}");
             return ExitCode::from(2);
