@@ -62,10 +62,13 @@
 pub mod body;
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod http;
+pub mod inflate;
 pub mod mask;
 
 pub mod message;
