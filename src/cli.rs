@@ -89,6 +89,8 @@ pub struct Options {
     pub rate: u32,
     /// Hub messages a connection may send at once above the rate.
     pub rate_burst: u32,
+    /// Bytes of history all hub channels may keep together.
+    pub history_memory: u64,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -145,6 +147,7 @@ impl Default for Options {
             origins: Vec::new(),
             rate: 1000,
             rate_burst: 2000,
+            history_memory: 64 * MIB,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -785,6 +788,18 @@ const FLAGS: &[Flag] = &[
         help: "Messages each channel keeps for history and subscribe with since.",
         setter: Setter::Serve(|o, v| {
             o.history = parse_count(v, 0)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "history-memory",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "64MiB",
+        help: "Bytes of history all channels keep together; the oldest messages are evicted first.",
+        setter: Setter::Serve(|o, v| {
+            o.history_memory = parse_size(v, 0)?;
             Ok(())
         }),
     },
@@ -1436,6 +1451,7 @@ mod tests {
             ("close-timeout", "1ms"),
             ("shutdown-timeout", "1h"),
             ("history", "5"),
+            ("history-memory", "1MiB"),
             ("max-channels", "7"),
             ("max-channels-per-connection", "3"),
             ("max-publish-size", "1KiB"),
@@ -1517,6 +1533,7 @@ mod tests {
                 origins: Vec::new(),
                 rate: 1000,
                 rate_burst: 2000,
+                history_memory: 64 << 20,
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

@@ -118,6 +118,7 @@ fn serve(opts: Options) -> ExitCode {
         auth_timeout: opts.auth_timeout,
         rate: opts.rate,
         rate_burst: opts.rate_burst,
+        history_memory: usize::try_from(opts.history_memory).unwrap_or(usize::MAX),
     });
     let mut app = App::new(opts.echo).with_hub("/ws", hub);
     for r in &opts.exec {

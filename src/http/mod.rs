@@ -196,6 +196,10 @@ impl Api {
                 .u64("published", h.published)
                 .u64("delivered", h.delivered)
                 .u64("rate_limited", h.rate_limited);
+            let (bytes, messages, evictions) = hub.history_held();
+            w.u64("history_bytes", bytes as u64)
+                .u64("history_messages", messages as u64)
+                .u64("history_evictions", evictions);
         }
         w.finish();
         out

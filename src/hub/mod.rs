@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod history;
 pub mod rate;
 
 use std::collections::{HashMap, VecDeque};
@@ -24,6 +25,7 @@ use crate::{info, warn};
 
 use auth::{Auth, presented_token};
 use channel::{Channel, valid_name};
+use history::Ledger;
 use rate::{Bucket, Verdict};
 
 /// The hub's settings.
@@ -45,6 +47,8 @@ pub struct HubConfig {
     pub rate: u32,
     /// Messages a connection may send at once above the rate.
     pub rate_burst: u32,
+    /// Bytes of history all channels may keep together; the oldest messages go first.
+    pub history_memory: usize,
 }
 
 impl Default for HubConfig {
@@ -58,6 +62,7 @@ impl Default for HubConfig {
             auth_timeout: Duration::from_secs(10),
             rate: 1000,
             rate_burst: 2000,
+            history_memory: 64 << 20,
         }
     }
 }
@@ -101,6 +106,10 @@ pub struct HubStats {
 pub struct Hub {
     config: HubConfig,
     channels: HashMap<Rc<str>, Channel>,
+    /// The kept messages of all channels, against `--history-memory`.
+    ledger: Ledger,
+    /// The highest sequence number a forgotten channel reached: new ones start after it.
+    forgotten_seq: u64,
     clients: HashMap<ConnId, Client>,
     next_client: u64,
     /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
@@ -116,8 +125,10 @@ impl Hub {
     /// A hub with no channels yet.
     pub fn new(config: HubConfig) -> Self {
         Self {
-            config,
             channels: HashMap::new(),
+            ledger: Ledger::new(config.history_memory),
+            forgotten_seq: 0,
+            config,
             clients: HashMap::new(),
             next_client: 0,
             auth_queue: VecDeque::new(),
@@ -131,6 +142,12 @@ impl Hub {
     /// The hub's counters.
     pub fn stats(&self) -> HubStats {
         self.stats
+    }
+
+    /// History held by all channels: bytes (as `--history-memory` counts them), messages, and
+    /// messages evicted for the budget since start.
+    pub fn history_held(&self) -> (usize, usize, u64) {
+        (self.ledger.bytes(), self.ledger.messages(), self.ledger.evictions())
     }
 
     /// Channels that exist.
@@ -246,17 +263,16 @@ impl Hub {
         }
     }
 
-    /// Forgets channel `name` if nobody follows it and nothing was ever published to it: it
-    /// holds nothing, and keeping it would let one client use up `--max-channels` for everyone
-    /// by subscribing to names and leaving them. A channel that had a message is kept, so its
-    /// sequence numbers never repeat.
+    /// Forgets channel `name` if nobody follows it and it holds no message (none was
+    /// published, or all were evicted for `--history-memory`): keeping it would let one client
+    /// use up `--max-channels` for everyone by subscribing to names and leaving them, or by
+    /// publishing once to many names. A channel made again under the name later numbers its
+    /// messages above every number a forgotten one reached, so numbers never repeat.
     fn forget_if_unused(&mut self, name: &str) {
-        if self
-            .channels
-            .get(name)
-            .is_some_and(|ch| ch.seq == 0 && ch.subscribers.is_empty() && ch.streams.is_empty())
-        {
-            self.channels.remove(name);
+        if self.channels.get(name).is_some_and(Channel::unused) {
+            if let Some(ch) = self.channels.remove(name) {
+                self.forgotten_seq = self.forgotten_seq.max(ch.seq);
+            }
         }
     }
 
@@ -405,7 +421,7 @@ impl Hub {
                 ),
             ));
         }
-        let (key, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
+        let (key, ch) = channel_entry(&mut self.channels, name, &self.config, self.forgotten_seq)?;
         if !ch.subscribers.contains(&id) {
             // Copies the set only if a gathered broadcast holds it.
             Rc::make_mut(&mut ch.subscribers).insert(id);
@@ -487,8 +503,8 @@ impl Hub {
             ));
         }
         let history = self.config.history;
-        let (_, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
-        let (seq, event) = ch.publish(history, |seq| {
+        let (key, ch) = channel_entry(&mut self.channels, name, &self.config, self.forgotten_seq)?;
+        let (seq, event, dropped) = ch.publish(history, |seq| {
             let mut out = String::with_capacity(data.len() + name.len() + 96);
             let mut w = ObjectWriter::new(&mut out);
             w.str("event", "message")
@@ -512,6 +528,10 @@ impl Hub {
         };
         self.stats.published += 1;
         self.stats.delivered += (n + m) as u64;
+        self.ledger.published(&key, seq, (history > 0).then_some(&*event), dropped.as_deref());
+        for name in self.ledger.evict(&mut self.channels) {
+            self.forget_if_unused(&name);
+        }
         Ok(seq)
     }
 
@@ -550,7 +570,8 @@ impl Hub {
         if !valid_name(channel) {
             return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
         }
-        let (key, ch) = channel_entry(&mut self.channels, channel, self.config.max_channels)?;
+        let (key, ch) =
+            channel_entry(&mut self.channels, channel, &self.config, self.forgotten_seq)?;
         ch.streams.insert(id);
         self.streams.insert(id, key);
         let mut out = String::from("retry: 2000\n\n");
@@ -685,17 +706,20 @@ fn channel_param(params: &Value) -> Result<&str, (&'static str, String)> {
     }
 }
 
-/// The channel, created if it does not exist and the total allows.
+/// The channel, created if it does not exist and the total allows; a new one numbers its
+/// messages after `after`.
 fn channel_entry<'a>(
     channels: &'a mut HashMap<Rc<str>, Channel>,
     name: &str,
-    max: usize,
+    config: &HubConfig,
+    after: u64,
 ) -> Result<(Rc<str>, &'a mut Channel), (&'static str, String)> {
     if !channels.contains_key(name) {
+        let max = config.max_channels;
         if channels.len() >= max {
             return Err(("forbidden", format!("the server holds its maximum of {max} channels")));
         }
-        channels.insert(Rc::from(name), Channel::default());
+        channels.insert(Rc::from(name), Channel::after(after));
     }
     // One hash lookup for the shared name (never a scan of all channels: this runs on every
     // publish), one for the channel.

@@ -1,0 +1,88 @@
+//! Bounds on what publishers can make the hub keep, on the real binary: the byte budget of all
+//! history (`--history-memory`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+#[path = "common/hub.rs"]
+mod hub;
+
+use common::Binary;
+use http::{Http, Resp, get, publish, u64_of};
+use hub::Client;
+use weir::json::Value;
+
+/// The value of an unlabelled sample in `/metrics`.
+fn metric(b: &Binary, name: &str) -> u64 {
+    let r = get(b.addr, "/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{}", r.text()))
+}
+
+/// The `seq` of every message in a history answer.
+fn history_seqs(r: &Resp) -> Vec<u64> {
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    let msgs = v.get("messages").and_then(Value::as_array).unwrap_or_else(|| panic!("{v}"));
+    msgs.iter().map(|m| u64_of(m, "seq")).collect()
+}
+
+/// About 60 KB of JSON.
+fn big(n: usize) -> String {
+    format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(60_000))
+}
+
+#[test]
+fn history_of_all_channels_stays_within_its_byte_budget_newest_kept() {
+    let b = Binary::start(&["--history-memory", "1MiB"]);
+    let mut c = Http::connect(b.addr);
+    // Each channel's first message; a channel made after others were forgotten starts above
+    // every number they reached, so later ones may start above 1.
+    let firsts: Vec<u64> = (0..50).map(|i| publish(&mut c, &format!("ch-{i}"), &big(i))).collect();
+    assert_eq!(firsts[0], 1);
+    assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
+    let held = metric(&b, "weir_history_bytes");
+    assert!(held <= 1 << 20, "{held} bytes of history held over a 1 MiB budget");
+    // 16 messages of ~60 KB fit in 1 MiB: the budget is used, not emptied.
+    assert!(held > 800_000, "only {held} bytes held");
+    let kept = metric(&b, "weir_history_messages");
+    assert!((10..=17).contains(&kept), "{kept} messages held");
+    assert_eq!(metric(&b, "weir_history_evictions_total"), 50 - kept);
+    // The newest are kept; the oldest went, and with nothing kept and nobody following it,
+    // their channel is forgotten (it no longer counts against --max-channels).
+    let r = c.request("GET", "/api/channels/ch-49/history", &[], None);
+    assert_eq!(history_seqs(&r), [firsts[49]]);
+    let r = c.request("GET", "/api/channels/ch-0/history", &[], None);
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"), "{r:?}");
+    // Its sequence numbers do not start again: the next message is above the last it had.
+    let seq = publish(&mut c, "ch-0", "1");
+    assert!(seq > 1, "ch-0 numbered {seq} again");
+
+    // Within one channel too: the newest messages are the ones kept.
+    let last = (0..30).map(|i| publish(&mut c, "one", &big(i))).last().unwrap();
+    let seqs = history_seqs(&c.request("GET", "/api/channels/one/history", &[], None));
+    assert!((10..=17).contains(&seqs.len()), "{seqs:?}");
+    let want: Vec<u64> = (last + 1 - seqs.len() as u64..=last).collect();
+    assert_eq!(seqs, want);
+    assert!(metric(&b, "weir_history_bytes") <= 1 << 20);
+}
+
+#[test]
+fn a_followed_channel_keeps_its_numbers_when_its_history_is_evicted() {
+    let b = Binary::start(&["--history-memory", "200KiB"]);
+    let mut sub = Client::connect(b.addr);
+    sub.ok("subscribe", r#"{"channel":"kept"}"#);
+    let mut c = Http::connect(b.addr);
+    assert_eq!(publish(&mut c, "kept", "1"), 1);
+    for i in 0..5 {
+        publish(&mut c, "flood", &big(i));
+    }
+    // Its message was evicted, but a followed channel stays: numbering goes on from 1.
+    let v = c.request("GET", "/api/channels/kept/history", &[], None).json();
+    assert_eq!(u64_of(&v, "seq"), 1, "{v}");
+    assert_eq!(publish(&mut c, "kept", "2"), 2);
+}
