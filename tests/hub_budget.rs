@@ -1,5 +1,5 @@
 //! Bounds on what publishers can make the hub keep, on the real binary: the byte budget of all
-//! history (`--history-memory`).
+//! history (`--history-memory`), and `--rate` applied per client address to HTTP publishes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -85,4 +85,34 @@ fn a_followed_channel_keeps_its_numbers_when_its_history_is_evicted() {
     let v = c.request("GET", "/api/channels/kept/history", &[], None).json();
     assert_eq!(u64_of(&v, "seq"), 1, "{v}");
     assert_eq!(publish(&mut c, "kept", "2"), 2);
+}
+
+#[test]
+fn http_publishes_obey_the_rate_per_client_address() {
+    // 5 a second with a burst of 5: the test sends everything well within a second.
+    let b = Binary::start(&["--rate", "5", "--rate-burst", "5"]);
+    let mut c = Http::connect(b.addr);
+    // Pipelined on one kept-alive connection, as the attack sent them.
+    let mut all = Vec::new();
+    for i in 0..20 {
+        let body = i.to_string();
+        all.extend(http::build("POST", "/api/channels/r/publish", &[], Some(body.as_bytes())));
+    }
+    c.send(&all);
+    for i in 0..20 {
+        let r = c.response();
+        if i < 5 {
+            assert_eq!(r.status, 200, "{i}: {r:?}");
+            continue;
+        }
+        assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"), "{i}: {r:?}");
+        assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+        assert!(!r.closes(), "{r:?}");
+    }
+    // Per address, not per connection: a new connection from the same address waits too.
+    let r = Http::connect(b.addr).request("POST", "/api/channels/r/publish", &[], Some(b"1"));
+    assert_eq!(r.status, 429, "{r:?}");
+    let v = c.request("GET", "/api/channels/r/history", &[], None).json();
+    assert_eq!(u64_of(&v, "seq"), 5, "{v}");
+    assert_eq!(metric(&b, "weir_rate_limited_total"), 16);
 }

@@ -112,6 +112,11 @@ impl Api {
         };
         match (req.method, action) {
             ("POST", "publish") => {
+                // `--rate` per client address, as per connection over WebSocket: every publish
+                // takes a token, a malformed one too.
+                if !hub.allow_http_publish(peer.ip(), ctx.now()) {
+                    return too_many("too many publishes; slow down");
+                }
                 // `publish_raw` takes the name as given: refuse what a WebSocket publish would.
                 if !valid_name(channel) {
                     return error(
@@ -217,6 +222,14 @@ fn whole_number(s: &str) -> Option<u64> {
 fn refusal(r: Refusal) -> Response {
     let code = if r == Refusal::Origin { "forbidden" } else { "unauthorized" };
     r.with_challenge(error(r.status(), code, r.reason()))
+}
+
+/// `429` for a rate: a token comes back within a second at any `--rate` (a whole number per
+/// second), so `Retry-After` (RFC 9110 §10.2.3, whole seconds) is 1.
+fn too_many(message: &str) -> Response {
+    let mut r = error(429, "rate_limited", message);
+    r.headers.push(("Retry-After".into(), b"1".to_vec()));
+    r
 }
 
 fn method_not_allowed(allow: &str) -> Response {

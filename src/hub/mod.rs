@@ -13,7 +13,7 @@ pub mod history;
 pub mod rate;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +26,7 @@ use crate::{info, warn};
 use auth::{Auth, presented_token};
 use channel::{Channel, valid_name};
 use history::Ledger;
-use rate::{Bucket, Verdict};
+use rate::{AddrBuckets, Bucket, Verdict};
 
 /// The hub's settings.
 #[derive(Debug, Clone)]
@@ -110,6 +110,8 @@ pub struct Hub {
     ledger: Ledger,
     /// The highest sequence number a forgotten channel reached: new ones start after it.
     forgotten_seq: u64,
+    /// `--rate` for HTTP publishes, per client address.
+    http_publishes: AddrBuckets,
     clients: HashMap<ConnId, Client>,
     next_client: u64,
     /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
@@ -128,6 +130,7 @@ impl Hub {
             channels: HashMap::new(),
             ledger: Ledger::new(config.history_memory),
             forgotten_seq: 0,
+            http_publishes: AddrBuckets::new(config.rate, config.rate_burst),
             config,
             clients: HashMap::new(),
             next_client: 0,
@@ -148,6 +151,17 @@ impl Hub {
     /// messages evicted for the budget since start.
     pub fn history_held(&self) -> (usize, usize, u64) {
         (self.ledger.bytes(), self.ledger.messages(), self.ledger.evictions())
+    }
+
+    /// Takes an HTTP publish from `addr` against `--rate`; whether it may go on.
+    pub fn allow_http_publish(&mut self, addr: IpAddr, now: Duration) -> bool {
+        match self.http_publishes.take(addr, now) {
+            0 => return true,
+            1 => info!("hub: http publishes over the rate", peer = addr),
+            _ => {}
+        }
+        self.stats.rate_limited += 1;
+        false
     }
 
     /// Channels that exist.
