@@ -91,6 +91,10 @@ pub struct Options {
     pub rate_burst: u32,
     /// Bytes of history all hub channels may keep together.
     pub history_memory: u64,
+    /// Hub channels one client address may create per second (0: no limit).
+    pub channel_rate: u32,
+    /// Hub channels one client address may create at once above the rate.
+    pub channel_rate_burst: u32,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -148,6 +152,8 @@ impl Default for Options {
             rate: 1000,
             rate_burst: 2000,
             history_memory: 64 * MIB,
+            channel_rate: 10,
+            channel_rate_burst: 100,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -934,6 +940,31 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "channel-rate",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "10",
+        help: "Channels one client address may create per second (rate_limited, HTTP 429 beyond); \
+               0 = off.",
+        setter: Setter::Serve(|o, v| {
+            o.channel_rate = u32::try_from(parse_count(v, 0)?).map_err(|_| "too large")?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "channel-rate-burst",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "100",
+        help: "Channels one client address may create at once above the channel rate.",
+        setter: Setter::Serve(|o, v| {
+            o.channel_rate_burst = u32::try_from(parse_count(v, 1)?).map_err(|_| "too large")?;
+            Ok(())
+        }),
+    },
     // Reverse proxy
     Flag {
         name: "route",
@@ -1462,6 +1493,8 @@ mod tests {
             ("origin", "https://a.example"),
             ("rate", "5"),
             ("rate-burst", "9"),
+            ("channel-rate", "0"),
+            ("channel-rate-burst", "7"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1534,6 +1567,8 @@ mod tests {
                 rate: 1000,
                 rate_burst: 2000,
                 history_memory: 64 << 20,
+                channel_rate: 10,
+                channel_rate_burst: 100,
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

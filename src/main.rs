@@ -119,6 +119,8 @@ fn serve(opts: Options) -> ExitCode {
         rate: opts.rate,
         rate_burst: opts.rate_burst,
         history_memory: usize::try_from(opts.history_memory).unwrap_or(usize::MAX),
+        channel_rate: opts.channel_rate,
+        channel_rate_burst: opts.channel_rate_burst,
     });
     let mut app = App::new(opts.echo).with_hub("/ws", hub);
     for r in &opts.exec {

@@ -1,5 +1,6 @@
 //! Bounds on what publishers can make the hub keep, on the real binary: the byte budget of all
-//! history (`--history-memory`), and `--rate` applied per client address to HTTP publishes.
+//! history (`--history-memory`), the rate of channel creation (`--channel-rate`), and `--rate`
+//! applied per client address to HTTP publishes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,7 +11,7 @@ mod hub;
 
 use common::Binary;
 use http::{Http, Resp, get, publish, u64_of};
-use hub::Client;
+use hub::{Client, error_code};
 use weir::json::Value;
 
 /// The value of an unlabelled sample in `/metrics`.
@@ -115,4 +116,35 @@ fn http_publishes_obey_the_rate_per_client_address() {
     let v = c.request("GET", "/api/channels/r/history", &[], None).json();
     assert_eq!(u64_of(&v, "seq"), 5, "{v}");
     assert_eq!(metric(&b, "weir_rate_limited_total"), 16);
+}
+
+#[test]
+fn channel_creation_is_rate_limited_per_client_address() {
+    // 1 a second with a burst of 3: the test creates everything well within a second.
+    let b = Binary::start(&["--channel-rate", "1", "--channel-rate-burst", "3"]);
+    let mut ws = Client::connect(b.addr);
+    for name in ["a", "b", "c"] {
+        ws.ok("subscribe", &format!(r#"{{"channel":"{name}"}}"#));
+    }
+    let a = ws.call("subscribe", r#"{"channel":"d"}"#);
+    assert_eq!(error_code(&a), "rate_limited", "{a}");
+    // What exists is not created: subscribing to it and publishing to it go on.
+    ws.ok("subscribe", r#"{"channel":"a"}"#);
+    ws.ok("publish", r#"{"channel":"b","data":1}"#);
+    // Another connection from the same address shares the allowance.
+    let mut other = Client::connect(b.addr);
+    assert_eq!(other.err("publish", r#"{"channel":"e","data":1}"#), "rate_limited");
+    // So do HTTP publishes and event streams from it: 429 with Retry-After.
+    let mut c = Http::connect(b.addr);
+    for (method, target, body) in [
+        ("POST", "/api/channels/f/publish", Some(&b"1"[..])),
+        ("GET", "/api/channels/f/events", None),
+    ] {
+        let r = c.request(method, target, &[], body);
+        assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"), "{r:?}");
+        assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    }
+    assert_eq!(publish(&mut c, "a", "2"), 1);
+    let v = c.request("GET", "/api/channels/f/history", &[], None);
+    assert_eq!(v.status, 404, "{v:?}");
 }

@@ -137,7 +137,7 @@ pub fn render(
             &mut o,
             "weir_rate_limited_total",
             "counter",
-            "Hub commands and HTTP publishes refused for the rate limit.",
+            "Hub commands, HTTP publishes and channel creations refused for a rate limit.",
         );
         sample(&mut o, "weir_rate_limited_total", "", s.rate_limited);
         let (bytes, messages, evictions) = hub.history_held();

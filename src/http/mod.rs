@@ -133,9 +133,10 @@ impl Api {
                     return error(400, "parse_error", &e.to_string());
                 }
                 let data = std::str::from_utf8(body).unwrap_or_default().trim();
-                match hub.publish_raw(ctx, channel, data, "http") {
+                match hub.publish_raw(ctx, channel, data, "http", peer.ip()) {
                     Ok(seq) => json_response(200, format!("{{\"seq\":{seq}}}")),
                     Err(("too_large", m)) => error(413, "too_large", &m),
+                    Err(("rate_limited", m)) => too_many(&m),
                     Err((code, m)) if code == "invalid_params" => error(400, code, &m),
                     Err((code, m)) => error(403, code, &m),
                 }
@@ -165,13 +166,14 @@ impl Api {
                         "since and Last-Event-ID are whole numbers",
                     );
                 };
-                match hub.stream_subscribe(ctx, id, channel, last_id.or(since)) {
+                match hub.stream_subscribe(ctx, id, channel, last_id.or(since), peer.ip()) {
                     Ok(()) => {
                         let mut r = Response::streaming(200, "text/event-stream");
                         r.headers.push(("Cache-Control".into(), b"no-cache".to_vec()));
                         r
                     }
                     Err(("forbidden", m)) => error(403, "forbidden", &m),
+                    Err(("rate_limited", m)) => too_many(&m),
                     Err((code, m)) => error(400, code, &m),
                 }
             }
@@ -224,8 +226,8 @@ fn refusal(r: Refusal) -> Response {
     r.with_challenge(error(r.status(), code, r.reason()))
 }
 
-/// `429` for a rate: a token comes back within a second at any `--rate` (a whole number per
-/// second), so `Retry-After` (RFC 9110 §10.2.3, whole seconds) is 1.
+/// `429` for a rate: a token comes back within a second at any `--rate` or `--channel-rate`
+/// (both are whole numbers per second), so `Retry-After` (RFC 9110 §10.2.3, whole seconds) is 1.
 fn too_many(message: &str) -> Response {
     let mut r = error(429, "rate_limited", message);
     r.headers.push(("Retry-After".into(), b"1".to_vec()));

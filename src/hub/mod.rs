@@ -49,6 +49,10 @@ pub struct HubConfig {
     pub rate_burst: u32,
     /// Bytes of history all channels may keep together; the oldest messages go first.
     pub history_memory: usize,
+    /// Channels one client address may create per second (0: no limit).
+    pub channel_rate: u32,
+    /// Channels one client address may create at once above the rate.
+    pub channel_rate_burst: u32,
 }
 
 impl Default for HubConfig {
@@ -63,6 +67,8 @@ impl Default for HubConfig {
             rate: 1000,
             rate_burst: 2000,
             history_memory: 64 << 20,
+            channel_rate: 10,
+            channel_rate_burst: 100,
         }
     }
 }
@@ -74,6 +80,8 @@ struct Client {
     authed: bool,
     channels: Vec<Rc<str>>,
     bucket: Bucket,
+    /// Its address: channels it creates count against it.
+    addr: IpAddr,
 }
 
 /// The `id` of a command, echoed in its answer.
@@ -101,6 +109,18 @@ pub struct HubStats {
     pub auth_timeouts: u64,
 }
 
+/// What bounds the creation of channels: their number, and how fast each address may create
+/// them. New channels start numbering after `after`.
+#[derive(Debug)]
+struct Admission {
+    max: usize,
+    /// The highest sequence number a forgotten channel reached.
+    after: u64,
+    rates: AddrBuckets,
+    /// Creations refused for the rate.
+    refused: u64,
+}
+
 /// The hub's state.
 #[derive(Debug)]
 pub struct Hub {
@@ -108,8 +128,7 @@ pub struct Hub {
     channels: HashMap<Rc<str>, Channel>,
     /// The kept messages of all channels, against `--history-memory`.
     ledger: Ledger,
-    /// The highest sequence number a forgotten channel reached: new ones start after it.
-    forgotten_seq: u64,
+    admission: Admission,
     /// `--rate` for HTTP publishes, per client address.
     http_publishes: AddrBuckets,
     clients: HashMap<ConnId, Client>,
@@ -129,7 +148,12 @@ impl Hub {
         Self {
             channels: HashMap::new(),
             ledger: Ledger::new(config.history_memory),
-            forgotten_seq: 0,
+            admission: Admission {
+                max: config.max_channels,
+                after: 0,
+                rates: AddrBuckets::new(config.channel_rate, config.channel_rate_burst),
+                refused: 0,
+            },
             http_publishes: AddrBuckets::new(config.rate, config.rate_burst),
             config,
             clients: HashMap::new(),
@@ -144,7 +168,7 @@ impl Hub {
 
     /// The hub's counters.
     pub fn stats(&self) -> HubStats {
-        self.stats
+        HubStats { rate_limited: self.stats.rate_limited + self.admission.refused, ..self.stats }
     }
 
     /// History held by all channels: bytes (as `--history-memory` counts them), messages, and
@@ -224,7 +248,8 @@ impl Hub {
         self.next_client += 1;
         let name: Rc<str> = Rc::from(format!("c-{}", self.next_client));
         let bucket = Bucket::new(self.config.rate_burst, ctx.now());
-        self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket });
+        let addr = peer.ip();
+        self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket, addr });
         Ok(())
     }
 
@@ -285,7 +310,7 @@ impl Hub {
     fn forget_if_unused(&mut self, name: &str) {
         if self.channels.get(name).is_some_and(Channel::unused) {
             if let Some(ch) = self.channels.remove(name) {
-                self.forgotten_seq = self.forgotten_seq.max(ch.seq);
+                self.admission.after = self.admission.after.max(ch.seq);
             }
         }
     }
@@ -435,7 +460,8 @@ impl Hub {
                 ),
             ));
         }
-        let (key, ch) = channel_entry(&mut self.channels, name, &self.config, self.forgotten_seq)?;
+        let (key, ch) =
+            channel_entry(&mut self.channels, name, &mut self.admission, client.addr, ctx.now())?;
         if !ch.subscribers.contains(&id) {
             // Copies the set only if a gathered broadcast holds it.
             Rc::make_mut(&mut ch.subscribers).insert(id);
@@ -443,7 +469,6 @@ impl Hub {
         if !already {
             client.channels.push(key);
         }
-        let _ = ctx;
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
         w.str("channel", name).u64("seq", ch.seq).u64("subscribers", ch.subscribers.len() as u64);
@@ -490,25 +515,29 @@ impl Hub {
     ) -> Outcome {
         let name = channel_param(params)?;
         let data = raw.ok_or_else(|| bad("data is required"))?;
-        let from =
-            self.clients.get(&id).map(|c| Rc::clone(&c.name)).ok_or_else(|| bad("no client"))?;
-        let seq = self.publish_raw(ctx, name, data, &from)?;
+        let (from, addr) = self
+            .clients
+            .get(&id)
+            .map(|c| (Rc::clone(&c.name), c.addr))
+            .ok_or_else(|| bad("no client"))?;
+        let seq = self.publish_raw(ctx, name, data, &from, addr)?;
         Ok(format!("{{\"seq\":{seq}}}"))
     }
 
     /// Sequences `data` (valid JSON text) on channel `name` and queues it to every subscriber,
     /// WebSocket and server-sent-event alike, the event encoded once for each kind; returns its
-    /// sequence number.
+    /// sequence number. A new channel counts against `addr`'s `--channel-rate`.
     ///
     /// # Errors
     /// `too_large` past `--max-publish-size`; `forbidden` if the channel would pass
-    /// `--max-channels`.
+    /// `--max-channels`; `rate_limited` if it would pass `--channel-rate`.
     pub fn publish_raw(
         &mut self,
         ctx: &mut Context<'_>,
         name: &str,
         data: &str,
         from: &str,
+        addr: IpAddr,
     ) -> Result<u64, (&'static str, String)> {
         if data.len() > self.config.max_publish_size {
             return Err((
@@ -517,7 +546,8 @@ impl Hub {
             ));
         }
         let history = self.config.history;
-        let (key, ch) = channel_entry(&mut self.channels, name, &self.config, self.forgotten_seq)?;
+        let (key, ch) =
+            channel_entry(&mut self.channels, name, &mut self.admission, addr, ctx.now())?;
         let (seq, event, dropped) = ch.publish(history, |seq| {
             let mut out = String::with_capacity(data.len() + name.len() + 96);
             let mut w = ObjectWriter::new(&mut out);
@@ -570,22 +600,24 @@ impl Hub {
     }
 
     /// Subscribes a server-sent-event stream to `channel`, replaying the kept messages after
-    /// `since` (from `Last-Event-ID`) first: no gap, no duplicate.
+    /// `since` (from `Last-Event-ID`) first: no gap, no duplicate. A new channel counts
+    /// against `addr`'s `--channel-rate`.
     ///
     /// # Errors
-    /// A bad channel name, or the channel limit.
+    /// A bad channel name, or the channel limits.
     pub fn stream_subscribe(
         &mut self,
         ctx: &mut Context<'_>,
         id: ConnId,
         channel: &str,
         since: Option<u64>,
+        addr: IpAddr,
     ) -> Result<(), (&'static str, String)> {
         if !valid_name(channel) {
             return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
         }
         let (key, ch) =
-            channel_entry(&mut self.channels, channel, &self.config, self.forgotten_seq)?;
+            channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
         ch.streams.insert(id);
         self.streams.insert(id, key);
         let mut out = String::from("retry: 2000\n\n");
@@ -693,7 +725,7 @@ impl Hub {
             .u64("published", self.stats.published)
             .u64("delivered", self.stats.delivered)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
-            .u64("rate_limited", self.stats.rate_limited)
+            .u64("rate_limited", self.stats().rate_limited)
             .u64("uptime_ms", uptime.as_millis() as u64)
             .u64("rss_bytes", crate::http::metrics::resident_memory_bytes().unwrap_or(0));
         w.finish();
@@ -720,20 +752,30 @@ fn channel_param(params: &Value) -> Result<&str, (&'static str, String)> {
     }
 }
 
-/// The channel, created if it does not exist and the total allows; a new one numbers its
-/// messages after `after`.
+/// The channel, created if it does not exist and the total and `addr`'s creation rate allow.
 fn channel_entry<'a>(
     channels: &'a mut HashMap<Rc<str>, Channel>,
     name: &str,
-    config: &HubConfig,
-    after: u64,
+    admission: &mut Admission,
+    addr: IpAddr,
+    now: Duration,
 ) -> Result<(Rc<str>, &'a mut Channel), (&'static str, String)> {
     if !channels.contains_key(name) {
-        let max = config.max_channels;
+        let max = admission.max;
         if channels.len() >= max {
             return Err(("forbidden", format!("the server holds its maximum of {max} channels")));
         }
-        channels.insert(Rc::from(name), Channel::after(after));
+        match admission.rates.take(addr, now) {
+            0 => {}
+            strikes => {
+                if strikes == 1 {
+                    info!("hub: channel creations over the rate", peer = addr);
+                }
+                admission.refused += 1;
+                return Err(("rate_limited", "too many new channels; slow down".into()));
+            }
+        }
+        channels.insert(Rc::from(name), Channel::after(admission.after));
     }
     // One hash lookup for the shared name (never a scan of all channels: this runs on every
     // publish), one for the channel.
