@@ -85,7 +85,7 @@ pub struct Options {
     pub basic_auth: Option<String>,
     /// Origins allowed to open hub connections.
     pub origins: Vec<String>,
-    /// Hub messages per second per connection (0: no limit).
+    /// Hub messages per second per connection, HTTP publishes per address (0: no limit).
     pub rate: u32,
     /// Hub messages a connection may send at once above the rate.
     pub rate_burst: u32,
@@ -815,7 +815,7 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Hub,
         default: "10000",
-        help: "Most channels in all (channels are kept while the server runs).",
+        help: "Most channels in all (one is kept while followed or holding a message).",
         setter: Setter::Serve(|o, v| {
             o.max_channels = parse_count(v, 1)?;
             Ok(())
@@ -922,7 +922,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Hub,
         default: "1000",
-        help: "Messages per second per connection (rate_limited beyond, 1008 far beyond); 0 = off.",
+        help: "Messages per second per connection (rate_limited beyond, 1008 far beyond), and HTTP \
+               publishes per client address (429 beyond); 0 = off.",
         setter: Setter::Serve(|o, v| {
             o.rate = u32::try_from(parse_count(v, 0)?).map_err(|_| "too large")?;
             Ok(())

@@ -43,7 +43,7 @@ pub struct HubConfig {
     pub auth: Auth,
     /// How long a client may take to `authenticate` when tokens are required.
     pub auth_timeout: Duration,
-    /// Messages per second per connection (0: no limit).
+    /// Messages per second per connection, and HTTP publishes per client address (0: no limit).
     pub rate: u32,
     /// Messages a connection may send at once above the rate.
     pub rate_burst: u32,
