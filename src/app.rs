@@ -160,7 +160,7 @@ impl Handler for App {
             return agents.http_list(req);
         }
         let hub = self.hub.as_mut().map(|(_, h)| h);
-        self.api.serve(ctx, id, req, body, hub, self.proxy.as_ref())
+        self.api.serve(ctx, id, req, peer, body, hub, self.proxy.as_ref())
     }
 
     fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, id: ConnId) {
@@ -194,7 +194,7 @@ impl Handler for App {
         }
         if let Some((path, hub)) = self.hub.as_mut() {
             if req.path == path.as_str() {
-                hub.on_upgrade(ctx, id, authed);
+                hub.on_upgrade(ctx, id, peer, authed);
                 return Decision::accept();
             }
         }

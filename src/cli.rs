@@ -87,10 +87,16 @@ pub struct Options {
     pub origins: Vec<String>,
     /// Paths open with no credentials and from any origin (`--public`).
     pub public: Vec<String>,
-    /// Hub messages per second per connection (0: no limit).
+    /// Messages per second per connection, HTTP publishes per address (0: no limit).
     pub rate: u32,
     /// Hub messages a connection may send at once above the rate.
     pub rate_burst: u32,
+    /// Bytes of history all hub channels may keep together.
+    pub history_memory: u64,
+    /// Hub channels one client address may create per second (0: no limit).
+    pub channel_rate: u32,
+    /// Hub channels one client address may create at once above the rate.
+    pub channel_rate_burst: u32,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -148,6 +154,9 @@ impl Default for Options {
             public: Vec::new(),
             rate: 1000,
             rate_burst: 2000,
+            history_memory: 64 * MIB,
+            channel_rate: 10,
+            channel_rate_burst: 100,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -792,12 +801,24 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "history-memory",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "64MiB",
+        help: "Bytes of history all channels keep together; the oldest messages are evicted first.",
+        setter: Setter::Serve(|o, v| {
+            o.history_memory = parse_size(v, 0)?;
+            Ok(())
+        }),
+    },
+    Flag {
         name: "max-channels",
         metavar: Some("N"),
         repeatable: false,
         group: Group::Hub,
         default: "10000",
-        help: "Most channels in all (channels are kept while the server runs).",
+        help: "Most channels in all (one is kept while followed or holding a message).",
         setter: Setter::Serve(|o, v| {
             o.max_channels = parse_count(v, 1)?;
             Ok(())
@@ -917,7 +938,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Hub,
         default: "1000",
-        help: "Messages per second per connection (rate_limited beyond, 1008 far beyond); 0 = off.",
+        help: "Messages per second per connection (rate_limited beyond, 1008 far beyond), and HTTP \
+               publishes per client address (429 beyond); 0 = off.",
         setter: Setter::Serve(|o, v| {
             o.rate = u32::try_from(parse_count(v, 0)?).map_err(|_| "too large")?;
             Ok(())
@@ -932,6 +954,31 @@ const FLAGS: &[Flag] = &[
         help: "Messages a connection may send at once above the rate.",
         setter: Setter::Serve(|o, v| {
             o.rate_burst = u32::try_from(parse_count(v, 1)?).map_err(|_| "too large")?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "channel-rate",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "10",
+        help: "Channels one client address may create per second (rate_limited, HTTP 429 beyond); \
+               0 = off.",
+        setter: Setter::Serve(|o, v| {
+            o.channel_rate = u32::try_from(parse_count(v, 0)?).map_err(|_| "too large")?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "channel-rate-burst",
+        metavar: Some("N"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "100",
+        help: "Channels one client address may create at once above the channel rate.",
+        setter: Setter::Serve(|o, v| {
+            o.channel_rate_burst = u32::try_from(parse_count(v, 1)?).map_err(|_| "too large")?;
             Ok(())
         }),
     },
@@ -1452,6 +1499,7 @@ mod tests {
             ("close-timeout", "1ms"),
             ("shutdown-timeout", "1h"),
             ("history", "5"),
+            ("history-memory", "1MiB"),
             ("max-channels", "7"),
             ("max-channels-per-connection", "3"),
             ("max-publish-size", "1KiB"),
@@ -1463,6 +1511,8 @@ mod tests {
             ("public", "/status"),
             ("rate", "5"),
             ("rate-burst", "9"),
+            ("channel-rate", "0"),
+            ("channel-rate-burst", "7"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1535,6 +1585,9 @@ mod tests {
                 public: Vec::new(),
                 rate: 1000,
                 rate_burst: 2000,
+                history_memory: 64 << 20,
+                channel_rate: 10,
+                channel_rate_burst: 100,
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

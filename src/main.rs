@@ -123,6 +123,9 @@ fn serve(opts: Options) -> ExitCode {
         auth_timeout: opts.auth_timeout,
         rate: opts.rate,
         rate_burst: opts.rate_burst,
+        history_memory: usize::try_from(opts.history_memory).unwrap_or(usize::MAX),
+        channel_rate: opts.channel_rate,
+        channel_rate_burst: opts.channel_rate_burst,
     });
     let mut app =
         App::new(opts.echo).with_hub("/ws", hub).with_access(auth, opts.rate, opts.rate_burst);

@@ -137,9 +137,26 @@ pub fn render(
             &mut o,
             "weir_rate_limited_total",
             "counter",
-            "Hub commands refused for the rate limit.",
+            "Hub commands, HTTP publishes and channel creations refused for a rate limit.",
         );
         sample(&mut o, "weir_rate_limited_total", "", s.rate_limited);
+        let (bytes, messages, evictions) = hub.history_held();
+        family(
+            &mut o,
+            "weir_history_bytes",
+            "gauge",
+            "Bytes of history all channels keep (counted against --history-memory).",
+        );
+        sample(&mut o, "weir_history_bytes", "", bytes);
+        family(&mut o, "weir_history_messages", "gauge", "Messages all channels keep.");
+        sample(&mut o, "weir_history_messages", "", messages);
+        family(
+            &mut o,
+            "weir_history_evictions_total",
+            "counter",
+            "Messages evicted from history for --history-memory, the oldest first.",
+        );
+        sample(&mut o, "weir_history_evictions_total", "", evictions);
     }
     if let Some(proxy) = proxy {
         let fams: [RouteFamily; 6] = [

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::access::{Refusal, query_param};
@@ -48,13 +49,14 @@ fn error(status: u16, code: &str, message: &str) -> Response {
 
 impl Api {
     /// Answers a plain HTTP request the access policy let through; `id` is the connection (for
-    /// server-sent events).
+    /// server-sent events), `peer` the client's address (per-address rates).
     #[allow(clippy::too_many_arguments)]
     pub fn serve(
         &self,
         ctx: &mut Context<'_>,
         id: ConnId,
         req: &Request<'_, '_>,
+        peer: SocketAddr,
         body: &[u8],
         hub: Option<&mut Hub>,
         proxy: Option<&Proxy>,
@@ -107,6 +109,11 @@ impl Api {
         };
         match (req.method, action) {
             ("POST", "publish") => {
+                // `--rate` per client address, as per connection over WebSocket: every publish
+                // takes a token, a malformed one too.
+                if !hub.allow_http_publish(peer.ip(), ctx.now()) {
+                    return too_many("too many publishes; slow down");
+                }
                 // `publish_raw` takes the name as given: refuse what a WebSocket publish would.
                 if !valid_name(channel) {
                     return error(
@@ -123,9 +130,10 @@ impl Api {
                     return error(400, "parse_error", &e.to_string());
                 }
                 let data = std::str::from_utf8(body).unwrap_or_default().trim();
-                match hub.publish_raw(ctx, channel, data, "http") {
+                match hub.publish_raw(ctx, channel, data, "http", peer.ip()) {
                     Ok(seq) => json_response(200, format!("{{\"seq\":{seq}}}")),
                     Err(("too_large", m)) => error(413, "too_large", &m),
+                    Err(("rate_limited", m)) => too_many(&m),
                     Err((code, m)) if code == "invalid_params" => error(400, code, &m),
                     Err((code, m)) => error(403, code, &m),
                 }
@@ -155,13 +163,14 @@ impl Api {
                         "since and Last-Event-ID are whole numbers",
                     );
                 };
-                match hub.stream_subscribe(ctx, id, channel, last_id.or(since)) {
+                match hub.stream_subscribe(ctx, id, channel, last_id.or(since), peer.ip()) {
                     Ok(()) => {
                         let mut r = Response::streaming(200, "text/event-stream");
                         r.headers.push(("Cache-Control".into(), b"no-cache".to_vec()));
                         r
                     }
                     Err(("forbidden", m)) => error(403, "forbidden", &m),
+                    Err(("rate_limited", m)) => too_many(&m),
                     Err((code, m)) => error(400, code, &m),
                 }
             }
@@ -191,6 +200,10 @@ impl Api {
                 .u64("published", h.published)
                 .u64("delivered", h.delivered)
                 .u64("rate_limited", h.rate_limited);
+            let (bytes, messages, evictions) = hub.history_held();
+            w.u64("history_bytes", bytes as u64)
+                .u64("history_messages", messages as u64)
+                .u64("history_evictions", evictions);
         }
         w.finish();
         out
@@ -208,6 +221,14 @@ fn whole_number(s: &str) -> Option<u64> {
 pub fn refusal(r: Refusal) -> Response {
     let code = if r == Refusal::Origin { "forbidden" } else { "unauthorized" };
     r.with_challenge(error(r.status(), code, r.reason()))
+}
+
+/// `429` for a rate: a token comes back within a second at any `--rate` or `--channel-rate`
+/// (both are whole numbers per second), so `Retry-After` (RFC 9110 §10.2.3, whole seconds) is 1.
+fn too_many(message: &str) -> Response {
+    let mut r = error(429, "rate_limited", message);
+    r.headers.push(("Retry-After".into(), b"1".to_vec()));
+    r
 }
 
 fn method_not_allowed(allow: &str) -> Response {

@@ -17,9 +17,10 @@ pub fn valid_name(name: &str) -> bool {
 /// One channel.
 #[derive(Debug, Default)]
 pub struct Channel {
-    /// The sequence number of the last message published (0: none yet). Never repeats while
-    /// the server runs: a channel that had a message is never forgotten (one with none is, when
-    /// nobody follows it any more).
+    /// The sequence number of the last message published (0: none yet, unless the hub
+    /// started it higher). Never repeats while the server runs: a channel is forgotten only
+    /// when it holds no message and nobody follows it, and one made again after that starts
+    /// above every number a forgotten channel reached.
     pub seq: u64,
     /// Connections subscribed, in id order: a publish then visits their state in memory order
     /// (hash order walked the slab at random; in order: +21% fan-out, docs/performance.md).
@@ -34,18 +35,48 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Sequences a message: returns its number, and keeps `event` (built with that number by
-    /// `make`) in the history, dropping the oldest past `keep`.
-    pub fn publish(&mut self, keep: usize, make: impl FnOnce(u64) -> Rc<str>) -> (u64, Rc<str>) {
+    /// A channel whose first message will be number `after + 1`.
+    pub fn after(after: u64) -> Self {
+        Self { seq: after, ..Self::default() }
+    }
+
+    /// Sequences a message: returns its number, keeps `event` (built with that number by
+    /// `make`) in the history, and returns the oldest kept one if that passed `keep` and was
+    /// dropped.
+    pub fn publish(
+        &mut self,
+        keep: usize,
+        make: impl FnOnce(u64) -> Rc<str>,
+    ) -> (u64, Rc<str>, Option<Rc<str>>) {
         self.seq += 1;
         let event = make(self.seq);
+        let mut dropped = None;
         if keep > 0 {
             if self.history.len() >= keep {
-                self.history.pop_front();
+                dropped = self.history.pop_front().map(|(_, e)| e);
             }
             self.history.push_back((self.seq, Rc::clone(&event)));
         }
-        (self.seq, event)
+        (self.seq, event, dropped)
+    }
+
+    /// Drops the oldest kept message if its number is `seq`, and returns it.
+    pub fn drop_oldest(&mut self, seq: u64) -> Option<Rc<str>> {
+        if self.history.front().is_some_and(|(s, _)| *s == seq) {
+            self.history.pop_front().map(|(_, e)| e)
+        } else {
+            None
+        }
+    }
+
+    /// Whether message `seq` is still kept (the kept ones are the channel's last, in a row).
+    pub fn holds(&self, seq: u64) -> bool {
+        self.history.front().is_some_and(|(s, _)| *s <= seq) && seq <= self.seq
+    }
+
+    /// Whether it holds no message and nobody follows it: then it can be forgotten.
+    pub fn unused(&self) -> bool {
+        self.history.is_empty() && self.subscribers.is_empty() && self.streams.is_empty()
     }
 
     /// The kept messages with a sequence number above `since`, oldest first, at most `limit`
@@ -77,6 +108,7 @@ mod tests {
         for _ in 0..5 {
             c.publish(3, |s| Rc::from(s.to_string()));
         }
+        assert!(!c.unused());
         assert_eq!(c.seq, 5);
         let all: Vec<&str> = c.since(0, 100).map(|e| &**e).collect();
         assert_eq!(all, ["3", "4", "5"]);

@@ -9,9 +9,11 @@
 
 pub use crate::access as auth;
 pub mod channel;
+pub mod history;
 pub mod rate;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +24,8 @@ use crate::{info, warn};
 
 use auth::Auth;
 use channel::{Channel, valid_name};
-use rate::{Bucket, Verdict};
+use history::Ledger;
+use rate::{AddrBuckets, Bucket, Verdict};
 
 /// The hub's settings.
 #[derive(Debug, Clone)]
@@ -39,10 +42,16 @@ pub struct HubConfig {
     pub auth: Auth,
     /// How long a client may take to `authenticate` when tokens are required.
     pub auth_timeout: Duration,
-    /// Messages per second per connection (0: no limit).
+    /// Messages per second per connection, and HTTP publishes per client address (0: no limit).
     pub rate: u32,
     /// Messages a connection may send at once above the rate.
     pub rate_burst: u32,
+    /// Bytes of history all channels may keep together; the oldest messages go first.
+    pub history_memory: usize,
+    /// Channels one client address may create per second (0: no limit).
+    pub channel_rate: u32,
+    /// Channels one client address may create at once above the rate.
+    pub channel_rate_burst: u32,
 }
 
 impl Default for HubConfig {
@@ -56,6 +65,9 @@ impl Default for HubConfig {
             auth_timeout: Duration::from_secs(10),
             rate: 1000,
             rate_burst: 2000,
+            history_memory: 64 << 20,
+            channel_rate: 10,
+            channel_rate_burst: 100,
         }
     }
 }
@@ -67,6 +79,8 @@ struct Client {
     authed: bool,
     channels: Vec<Rc<str>>,
     bucket: Bucket,
+    /// Its address: channels it creates count against it.
+    addr: IpAddr,
 }
 
 /// The `id` of a command, echoed in its answer.
@@ -94,11 +108,28 @@ pub struct HubStats {
     pub auth_timeouts: u64,
 }
 
+/// What bounds the creation of channels: their number, and how fast each address may create
+/// them. New channels start numbering after `after`.
+#[derive(Debug)]
+struct Admission {
+    max: usize,
+    /// The highest sequence number a forgotten channel reached.
+    after: u64,
+    rates: AddrBuckets,
+    /// Creations refused for the rate.
+    refused: u64,
+}
+
 /// The hub's state.
 #[derive(Debug)]
 pub struct Hub {
     config: HubConfig,
     channels: HashMap<Rc<str>, Channel>,
+    /// The kept messages of all channels, against `--history-memory`.
+    ledger: Ledger,
+    admission: Admission,
+    /// `--rate` for HTTP publishes, per client address.
+    http_publishes: AddrBuckets,
     clients: HashMap<ConnId, Client>,
     next_client: u64,
     /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
@@ -114,8 +145,16 @@ impl Hub {
     /// A hub with no channels yet.
     pub fn new(config: HubConfig) -> Self {
         Self {
-            config,
             channels: HashMap::new(),
+            ledger: Ledger::new(config.history_memory),
+            admission: Admission {
+                max: config.max_channels,
+                after: 0,
+                rates: AddrBuckets::new(config.channel_rate, config.channel_rate_burst),
+                refused: 0,
+            },
+            http_publishes: AddrBuckets::new(config.rate, config.rate_burst),
+            config,
             clients: HashMap::new(),
             next_client: 0,
             auth_queue: VecDeque::new(),
@@ -128,7 +167,24 @@ impl Hub {
 
     /// The hub's counters.
     pub fn stats(&self) -> HubStats {
-        self.stats
+        HubStats { rate_limited: self.stats.rate_limited + self.admission.refused, ..self.stats }
+    }
+
+    /// History held by all channels: bytes (as `--history-memory` counts them), messages, and
+    /// messages evicted for the budget since start.
+    pub fn history_held(&self) -> (usize, usize, u64) {
+        (self.ledger.bytes(), self.ledger.messages(), self.ledger.evictions())
+    }
+
+    /// Takes an HTTP publish from `addr` against `--rate`; whether it may go on.
+    pub fn allow_http_publish(&mut self, addr: IpAddr, now: Duration) -> bool {
+        match self.http_publishes.take(addr, now) {
+            0 => return true,
+            1 => info!("hub: http publishes over the rate", peer = addr),
+            _ => {}
+        }
+        self.stats.rate_limited += 1;
+        false
     }
 
     /// Channels that exist.
@@ -154,11 +210,18 @@ impl Hub {
     /// A client the access policy let in ([`crate::app::App`] checked its origin, Basic
     /// credentials and token); `authed` is false when tokens are required and none came with
     /// the upgrade: it must `authenticate` within the timeout.
-    pub fn on_upgrade(&mut self, ctx: &mut Context<'_>, id: ConnId, authed: bool) {
+    pub fn on_upgrade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        peer: SocketAddr,
+        authed: bool,
+    ) {
         self.next_client += 1;
         let name: Rc<str> = Rc::from(format!("c-{}", self.next_client));
         let bucket = Bucket::new(self.config.rate_burst, ctx.now());
-        self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket });
+        let addr = peer.ip();
+        self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket, addr });
     }
 
     /// The connection is open: greet it.
@@ -210,17 +273,16 @@ impl Hub {
         }
     }
 
-    /// Forgets channel `name` if nobody follows it and nothing was ever published to it: it
-    /// holds nothing, and keeping it would let one client use up `--max-channels` for everyone
-    /// by subscribing to names and leaving them. A channel that had a message is kept, so its
-    /// sequence numbers never repeat.
+    /// Forgets channel `name` if nobody follows it and it holds no message (none was
+    /// published, or all were evicted for `--history-memory`): keeping it would let one client
+    /// use up `--max-channels` for everyone by subscribing to names and leaving them, or by
+    /// publishing once to many names. A channel made again under the name later numbers its
+    /// messages above every number a forgotten one reached, so numbers never repeat.
     fn forget_if_unused(&mut self, name: &str) {
-        if self
-            .channels
-            .get(name)
-            .is_some_and(|ch| ch.seq == 0 && ch.subscribers.is_empty() && ch.streams.is_empty())
-        {
-            self.channels.remove(name);
+        if self.channels.get(name).is_some_and(Channel::unused) {
+            if let Some(ch) = self.channels.remove(name) {
+                self.admission.after = self.admission.after.max(ch.seq);
+            }
         }
     }
 
@@ -369,7 +431,8 @@ impl Hub {
                 ),
             ));
         }
-        let (key, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
+        let (key, ch) =
+            channel_entry(&mut self.channels, name, &mut self.admission, client.addr, ctx.now())?;
         if !ch.subscribers.contains(&id) {
             // Copies the set only if a gathered broadcast holds it.
             Rc::make_mut(&mut ch.subscribers).insert(id);
@@ -377,7 +440,6 @@ impl Hub {
         if !already {
             client.channels.push(key);
         }
-        let _ = ctx;
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
         w.str("channel", name).u64("seq", ch.seq).u64("subscribers", ch.subscribers.len() as u64);
@@ -424,25 +486,29 @@ impl Hub {
     ) -> Outcome {
         let name = channel_param(params)?;
         let data = raw.ok_or_else(|| bad("data is required"))?;
-        let from =
-            self.clients.get(&id).map(|c| Rc::clone(&c.name)).ok_or_else(|| bad("no client"))?;
-        let seq = self.publish_raw(ctx, name, data, &from)?;
+        let (from, addr) = self
+            .clients
+            .get(&id)
+            .map(|c| (Rc::clone(&c.name), c.addr))
+            .ok_or_else(|| bad("no client"))?;
+        let seq = self.publish_raw(ctx, name, data, &from, addr)?;
         Ok(format!("{{\"seq\":{seq}}}"))
     }
 
     /// Sequences `data` (valid JSON text) on channel `name` and queues it to every subscriber,
     /// WebSocket and server-sent-event alike, the event encoded once for each kind; returns its
-    /// sequence number.
+    /// sequence number. A new channel counts against `addr`'s `--channel-rate`.
     ///
     /// # Errors
     /// `too_large` past `--max-publish-size`; `forbidden` if the channel would pass
-    /// `--max-channels`.
+    /// `--max-channels`; `rate_limited` if it would pass `--channel-rate`.
     pub fn publish_raw(
         &mut self,
         ctx: &mut Context<'_>,
         name: &str,
         data: &str,
         from: &str,
+        addr: IpAddr,
     ) -> Result<u64, (&'static str, String)> {
         if data.len() > self.config.max_publish_size {
             return Err((
@@ -451,8 +517,9 @@ impl Hub {
             ));
         }
         let history = self.config.history;
-        let (_, ch) = channel_entry(&mut self.channels, name, self.config.max_channels)?;
-        let (seq, event) = ch.publish(history, |seq| {
+        let (key, ch) =
+            channel_entry(&mut self.channels, name, &mut self.admission, addr, ctx.now())?;
+        let (seq, event, dropped) = ch.publish(history, |seq| {
             let mut out = String::with_capacity(data.len() + name.len() + 96);
             let mut w = ObjectWriter::new(&mut out);
             w.str("event", "message")
@@ -476,6 +543,10 @@ impl Hub {
         };
         self.stats.published += 1;
         self.stats.delivered += (n + m) as u64;
+        self.ledger.published(&key, seq, (history > 0).then_some(&*event), dropped.as_deref());
+        for name in self.ledger.evict(&mut self.channels) {
+            self.forget_if_unused(&name);
+        }
         Ok(seq)
     }
 
@@ -500,21 +571,24 @@ impl Hub {
     }
 
     /// Subscribes a server-sent-event stream to `channel`, replaying the kept messages after
-    /// `since` (from `Last-Event-ID`) first: no gap, no duplicate.
+    /// `since` (from `Last-Event-ID`) first: no gap, no duplicate. A new channel counts
+    /// against `addr`'s `--channel-rate`.
     ///
     /// # Errors
-    /// A bad channel name, or the channel limit.
+    /// A bad channel name, or the channel limits.
     pub fn stream_subscribe(
         &mut self,
         ctx: &mut Context<'_>,
         id: ConnId,
         channel: &str,
         since: Option<u64>,
+        addr: IpAddr,
     ) -> Result<(), (&'static str, String)> {
         if !valid_name(channel) {
             return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
         }
-        let (key, ch) = channel_entry(&mut self.channels, channel, self.config.max_channels)?;
+        let (key, ch) =
+            channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
         ch.streams.insert(id);
         self.streams.insert(id, key);
         let mut out = String::from("retry: 2000\n\n");
@@ -622,7 +696,7 @@ impl Hub {
             .u64("published", self.stats.published)
             .u64("delivered", self.stats.delivered)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
-            .u64("rate_limited", self.stats.rate_limited)
+            .u64("rate_limited", self.stats().rate_limited)
             .u64("uptime_ms", uptime.as_millis() as u64)
             .u64("rss_bytes", crate::http::metrics::resident_memory_bytes().unwrap_or(0));
         w.finish();
@@ -649,17 +723,30 @@ fn channel_param(params: &Value) -> Result<&str, (&'static str, String)> {
     }
 }
 
-/// The channel, created if it does not exist and the total allows.
+/// The channel, created if it does not exist and the total and `addr`'s creation rate allow.
 fn channel_entry<'a>(
     channels: &'a mut HashMap<Rc<str>, Channel>,
     name: &str,
-    max: usize,
+    admission: &mut Admission,
+    addr: IpAddr,
+    now: Duration,
 ) -> Result<(Rc<str>, &'a mut Channel), (&'static str, String)> {
     if !channels.contains_key(name) {
+        let max = admission.max;
         if channels.len() >= max {
             return Err(("forbidden", format!("the server holds its maximum of {max} channels")));
         }
-        channels.insert(Rc::from(name), Channel::default());
+        match admission.rates.take(addr, now) {
+            0 => {}
+            strikes => {
+                if strikes == 1 {
+                    info!("hub: channel creations over the rate", peer = addr);
+                }
+                admission.refused += 1;
+                return Err(("rate_limited", "too many new channels; slow down".into()));
+            }
+        }
+        channels.insert(Rc::from(name), Channel::after(admission.after));
     }
     // One hash lookup for the shared name (never a scan of all channels: this runs on every
     // publish), one for the channel.

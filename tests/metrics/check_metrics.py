@@ -22,6 +22,9 @@ REQUIRED = {
     "weir_rate_limited": "counter",
     "weir_hub_channels": "gauge",
     "weir_hub_subscriptions": "gauge",
+    "weir_history_bytes": "gauge",
+    "weir_history_messages": "gauge",
+    "weir_history_evictions": "counter",  # weir_history_evictions_total
     "weir_handshake_duration_seconds": "histogram",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
