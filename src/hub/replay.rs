@@ -187,7 +187,8 @@ impl Hub {
     /// What is owed passed `--queue-cap`: the connection is closed as a slow reader.
     pub(super) fn slow_reader(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         warn!("hub: slow reader (replay)", id = id.as_u64(), cap = ctx.queue_cap());
-        self.end(ctx, id, "slow reader");
+        ctx.close_slow_reader(id);
+        self.forget_replay(id);
     }
 
     /// Closes connection `id` (1008 `reason`, or the end of its event stream) and drops its
