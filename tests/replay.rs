@@ -162,8 +162,9 @@ fn a_history_answer_read_whole_is_byte_for_byte_the_same() {
 /// `late` messages, every live message in order once, then the ping's answer.
 #[test]
 fn live_messages_while_a_history_answer_is_in_flight_are_kept_in_order() {
-    let b = Binary::start(&[]);
-    fill(&b, "big", 100, 60_000);
+    // A 20 MB answer: more than the kernel's socket buffers take on their own.
+    let b = Binary::start(&["--max-publish-size", "256KiB"]);
+    fill(&b, "big", 100, 200_000);
     let mut x = Client::connect(b.addr);
     x.ok("subscribe", r#"{"channel":"live"}"#);
     x.ok("subscribe", r#"{"channel":"other"}"#);
@@ -171,15 +172,21 @@ fn live_messages_while_a_history_answer_is_in_flight_are_kept_in_order() {
     let hid = x.send_cmd("history", r#"{"channel":"big"}"#);
     eventually(Duration::from_secs(10), || (stat(&b, "messages_in") > base_in).then_some(()))
         .expect("the history command was not read");
+    let out = stat(&b, "bytes_out");
     let mut h = Http::connect(b.addr);
     for i in 1..=3 {
         publish(&mut h, "late", &format!("{}", 1000 + i));
     }
     let sid = x.send_cmd("subscribe", r#"{"channel":"late","since":0}"#);
+    eventually(Duration::from_secs(10), || (stat(&b, "messages_in") > base_in + 1).then_some(()))
+        .expect("the subscribe was not read");
     for i in 1..=200u64 {
         let channel = ["other", "live", "late", "live"][i as usize % 4];
         publish(&mut h, channel, &i.to_string());
     }
+    // The answer was still being written while all that was published.
+    let written = stat(&b, "bytes_out") - out;
+    assert!(written < 20_000_000, "{written} bytes written: the answer was not in flight");
     let pid = x.send_cmd("ping", "");
     let answer = x.next_text();
     let head = format!(r#"{{"id":{hid},"ok":true,"result":{{"seq":100,"messages":["#);
@@ -264,4 +271,34 @@ fn a_history_answer_past_the_queue_cap_closes_as_a_slow_reader() {
     x.send_cmd("history", r#"{"channel":"big"}"#);
     assert_eq!(x.expect_close(), (1008, "slow reader".to_string()));
     assert_eq!(stat(&b, "slow_reader_disconnects"), 1);
+}
+
+/// While a replay is written to a client it still counts as a subscriber (`presence`), and
+/// an `unsubscribe` it sends meanwhile holds: nothing published after it reaches the client,
+/// during the replay or after.
+#[test]
+fn a_client_with_a_replay_in_flight_is_present_and_can_unsubscribe() {
+    let b = Binary::start(&["--max-publish-size", "256KiB"]);
+    fill(&b, "big", 100, 200_000);
+    // A channel that had a message is kept when its last subscriber leaves.
+    fill(&b, "a", 1, 10);
+    let mut x = Client::connect(b.addr);
+    x.ok("subscribe", r#"{"channel":"a"}"#);
+    let base_in = stat(&b, "messages_in");
+    let hid = x.send_cmd("history", r#"{"channel":"big"}"#);
+    eventually(Duration::from_secs(10), || (stat(&b, "messages_in") > base_in).then_some(()))
+        .expect("the history command was not read");
+    let mut y = Client::connect(b.addr);
+    assert_eq!(hub_util::u64_of(&y.ok("presence", r#"{"channel":"a"}"#), "subscribers"), 1);
+    let uid = x.send_cmd("unsubscribe", r#"{"channel":"a"}"#);
+    eventually(Duration::from_secs(10), || (stat(&b, "messages_in") > base_in + 2).then_some(()))
+        .expect("the unsubscribe was not read");
+    assert_eq!(hub_util::u64_of(&y.ok("presence", r#"{"channel":"a"}"#), "subscribers"), 0);
+    let mut h = Http::connect(b.addr);
+    publish(&mut h, "a", "1");
+    let answer = x.next_text();
+    assert!(answer.starts_with(&format!(r#"{{"id":{hid},"ok":true,"#)));
+    assert_eq!(x.next().get("id").and_then(Value::as_u64), Some(uid));
+    publish(&mut h, "a", "2");
+    x.assert_quiet();
 }
