@@ -375,6 +375,9 @@ impl Handler for App {
     }
 
     fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some((_, h)) = self.hub.as_mut() {
+            h.on_drained(ctx, id);
+        }
         if let Some(p) = self.proxied(id) {
             p.on_drained(ctx, id);
         }

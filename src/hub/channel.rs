@@ -30,6 +30,10 @@ pub struct Channel {
     pub subscribers: Rc<BTreeSet<ConnId>>,
     /// Server-sent-event streams subscribed, in id order.
     pub streams: BTreeSet<ConnId>,
+    /// Connections (WebSocket or event stream) following the channel while a replay is
+    /// written to them: out of `subscribers` and `streams`, a publish goes after their replay
+    /// (`replay.rs`).
+    pub held: BTreeSet<ConnId>,
     /// The last messages, oldest first: sequence number and the event as sent.
     history: VecDeque<(u64, Rc<str>)>,
 }
@@ -76,7 +80,29 @@ impl Channel {
 
     /// Whether it holds no message and nobody follows it: then it can be forgotten.
     pub fn unused(&self) -> bool {
-        self.history.is_empty() && self.subscribers.is_empty() && self.streams.is_empty()
+        self.history.is_empty()
+            && self.subscribers.is_empty()
+            && self.streams.is_empty()
+            && self.held.is_empty()
+    }
+
+    /// The kept message numbered `seq`, if the history still holds it.
+    pub fn get(&self, seq: u64) -> Option<&Rc<str>> {
+        let front = self.history.front()?.0;
+        let (s, event) = self.history.get(usize::try_from(seq.checked_sub(front)?).ok()?)?;
+        (*s == seq).then_some(event)
+    }
+
+    /// Where the messages [`Channel::since`] gives lie: the first and last sequence numbers
+    /// (first above last: none) and their bytes in all.
+    pub fn span(&self, since: u64, limit: usize) -> (u64, u64, usize) {
+        let after = self.history.iter().filter(|(s, _)| *s > since).count();
+        let skip = self.history.len() - after + after.saturating_sub(limit);
+        let bytes = self.history.iter().skip(skip).map(|(_, e)| e.len()).sum();
+        match (self.history.get(skip), self.history.back()) {
+            (Some((first, _)), Some((last, _))) => (*first, *last, bytes),
+            _ => (1, 0, 0),
+        }
     }
 
     /// The kept messages with a sequence number above `since`, oldest first, at most `limit`
@@ -117,5 +143,12 @@ mod tests {
         let newest2: Vec<&str> = c.since(0, 2).map(|e| &**e).collect();
         assert_eq!(newest2, ["4", "5"]);
         assert_eq!(c.since(5, 10).count(), 0);
+        assert_eq!(c.span(0, 100), (3, 5, 3));
+        assert_eq!(c.span(4, 100), (5, 5, 1));
+        assert_eq!(c.span(0, 2), (4, 5, 2));
+        assert!(c.span(5, 10).0 > c.span(5, 10).1);
+        assert_eq!(c.get(2), None);
+        assert_eq!(c.get(4).map(|e| &**e), Some("4"));
+        assert_eq!(c.get(6), None);
     }
 }

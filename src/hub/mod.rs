@@ -11,6 +11,7 @@ pub use crate::access as auth;
 pub mod channel;
 pub mod history;
 pub mod rate;
+mod replay;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,7 @@ use auth::Auth;
 use channel::{Channel, valid_name};
 use history::Ledger;
 use rate::{AddrBuckets, Bucket, Verdict};
+use replay::{HistoryCursor, Item, Replay};
 
 /// The hub's settings.
 #[derive(Debug, Clone)]
@@ -136,6 +138,8 @@ pub struct Hub {
     auth_queue: VecDeque<(Duration, ConnId)>,
     /// Server-sent-event streams and their channel.
     streams: HashMap<ConnId, Rc<str>>,
+    /// Connections with a replay being written (`replay.rs`).
+    replays: HashMap<ConnId, Replay>,
     last_heartbeat: Duration,
     started: SystemTime,
     stats: HubStats,
@@ -159,6 +163,7 @@ impl Hub {
             next_client: 0,
             auth_queue: VecDeque::new(),
             streams: HashMap::new(),
+            replays: HashMap::new(),
             last_heartbeat: Duration::ZERO,
             started: SystemTime::now(),
             stats: HubStats::default(),
@@ -263,6 +268,7 @@ impl Hub {
 
     /// The connection is gone: its subscriptions go with it.
     pub fn on_close(&mut self, id: ConnId) {
+        self.forget_replay(id);
         if let Some(client) = self.clients.remove(&id) {
             for name in &client.channels {
                 if let Some(ch) = self.channels.get_mut(name) {
@@ -317,20 +323,27 @@ impl Hub {
             }
         };
         // Over the rate, a frame is refused as such, whatever else is wrong with it.
-        let refuse = |ctx: &mut Context<'_>, cmd: &Id, code: &str, message: &str| {
+        let authed = client.authed;
+        let refuse = |cmd: &Id, code: &str, message: &str| {
             if limited {
-                error(ctx, id, cmd, "rate_limited", "too many messages; slow down");
+                error(cmd, "rate_limited", "too many messages; slow down")
             } else {
-                error(ctx, id, cmd, code, message);
+                error(cmd, code, message)
             }
         };
         if kind == MessageKind::Binary {
-            return refuse(ctx, &Id::Null, "invalid_request", "commands are JSON text frames");
+            return self.answer(
+                ctx,
+                id,
+                refuse(&Id::Null, "invalid_request", "commands are JSON text frames"),
+            );
         }
         let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
         let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
             Ok(v) => v,
-            Err(e) => return refuse(ctx, &Id::Null, "parse_error", &e.to_string()),
+            Err(e) => {
+                return self.answer(ctx, id, refuse(&Id::Null, "parse_error", &e.to_string()));
+            }
         };
         let cmd_id = match value.get("id") {
             None => Id::Absent,
@@ -341,41 +354,57 @@ impl Hub {
             }
             Some(Value::Number(n)) if n.is_integer() => Id::Raw(n.as_str().to_string()),
             Some(_) => {
-                return refuse(
-                    ctx,
-                    &Id::Null,
-                    "invalid_request",
-                    "id must be a string or an integer",
-                );
+                let text =
+                    refuse(&Id::Null, "invalid_request", "id must be a string or an integer");
+                return self.answer(ctx, id, text);
             }
         };
         if limited {
-            return error(ctx, id, &cmd_id, "rate_limited", "too many messages; slow down");
+            return self.answer(
+                ctx,
+                id,
+                error(&cmd_id, "rate_limited", "too many messages; slow down"),
+            );
         }
         let Value::Object(_) = &value else {
             // A non-object has no `id` to echo: answered with `null`, as a parse error is.
-            return error(ctx, id, &Id::Null, "invalid_request", "a command is a JSON object");
+            return self.answer(
+                ctx,
+                id,
+                error(&Id::Null, "invalid_request", "a command is a JSON object"),
+            );
         };
         let Some(method) = value.get("method").and_then(Value::as_str) else {
-            return error(ctx, id, &cmd_id, "invalid_request", "method must be a string");
+            return self.answer(
+                ctx,
+                id,
+                error(&cmd_id, "invalid_request", "method must be a string"),
+            );
         };
         let empty = Value::Object(Vec::new());
         let params = match value.get("params") {
             None | Some(Value::Null) => &empty,
             Some(p @ Value::Object(_)) => p,
             Some(_) => {
-                return error(ctx, id, &cmd_id, "invalid_params", "params must be an object");
+                return self.answer(
+                    ctx,
+                    id,
+                    error(&cmd_id, "invalid_params", "params must be an object"),
+                );
             }
         };
-        if !client.authed && !matches!(method, "authenticate" | "ping") {
-            return error(ctx, id, &cmd_id, "unauthorized", "authenticate first");
+        if !authed && !matches!(method, "authenticate" | "ping") {
+            return self.answer(ctx, id, error(&cmd_id, "unauthorized", "authenticate first"));
         }
         let result = match method {
             "authenticate" => self.authenticate(id, params),
             "subscribe" => self.subscribe(ctx, id, &cmd_id, params),
             "unsubscribe" => self.unsubscribe(id, params),
             "publish" => self.publish(ctx, id, params, raw_data),
-            "history" => self.history(params),
+            "history" => match self.history_cursor(ctx, id, &cmd_id, params) {
+                Some(outcome) => outcome,
+                None => return,
+            },
             "channels" => self.channels(params),
             "presence" => self.presence(ctx, params),
             "stats" => Ok(self.stats_json(ctx)),
@@ -383,11 +412,19 @@ impl Hub {
             _ => Err(("unknown_method", format!("no method {method:?}"))),
         };
         match result {
-            Ok(result) => reply(ctx, id, &cmd_id, &result),
-            Err((code, message)) => error(ctx, id, &cmd_id, code, &message),
+            Ok(result) => self.answer(ctx, id, reply(&cmd_id, &result)),
+            Err((code, message)) => self.answer(ctx, id, error(&cmd_id, code, &message)),
         }
         if method == "subscribe" {
             self.replay_since(ctx, id, params);
+        }
+    }
+
+    /// Sends an answer (`None`: a notification, not answered), after the connection's replay
+    /// if one is being written.
+    fn answer(&mut self, ctx: &mut Context<'_>, id: ConnId, text: Option<String>) {
+        if let Some(text) = text {
+            self.send_text(ctx, id, text);
         }
     }
 
@@ -433,34 +470,81 @@ impl Hub {
         }
         let (key, ch) =
             channel_entry(&mut self.channels, name, &mut self.admission, client.addr, ctx.now())?;
-        if !ch.subscribers.contains(&id) {
+        if self.replays.contains_key(&id) {
+            // A replay is being written to it: live messages go after it (`replay.rs`).
+            ch.held.insert(id);
+        } else if !ch.subscribers.contains(&id) {
             // Copies the set only if a gathered broadcast holds it.
             Rc::make_mut(&mut ch.subscribers).insert(id);
         }
         if !already {
             client.channels.push(key);
         }
+        let followers = followers(ch, &self.clients);
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
-        w.str("channel", name).u64("seq", ch.seq).u64("subscribers", ch.subscribers.len() as u64);
+        w.str("channel", name).u64("seq", ch.seq).u64("subscribers", followers as u64);
         w.finish();
         Ok(out)
     }
 
     /// After a successful `subscribe` with `since`: the kept messages after it, before any
-    /// live one (both happen in this one turn of the loop, so there is no gap and no
-    /// duplicate).
+    /// live one. They are a cursor (`replay.rs`): the connection leaves the live set until it
+    /// has them all, and what is published meanwhile follows them, so there is no gap and no
+    /// duplicate.
     fn replay_since(&mut self, ctx: &mut Context<'_>, id: ConnId, params: &Value) {
         let Some(since) = params.get("since").and_then(Value::as_u64) else { return };
         let Some(name) = params.get("channel").and_then(Value::as_str) else { return };
-        let Some(ch) = self.channels.get(name) else { return };
-        if !ch.subscribers.contains(&id) {
+        let Some((channel, ch)) = self.channels.get_key_value(name) else { return };
+        if !ch.subscribers.contains(&id) && !ch.held.contains(&id) {
             return;
         }
-        for event in ch.since(since, usize::MAX) {
-            let _ = ctx.send(id, MessageKind::Text, event.as_bytes());
-            self.stats.delivered += 1;
+        let (next, end, bytes) = ch.span(since, usize::MAX);
+        if next <= end {
+            let item = Item::Since { channel: Rc::clone(channel), next, end };
+            self.replay(ctx, id, item, bytes);
         }
+    }
+
+    /// A `history` answer too large to send whole is a cursor written as the socket drains
+    /// (`replay.rs`), as one fragmented text message: returns `None` then. Otherwise the
+    /// method's outcome, sent as any answer.
+    fn history_cursor(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        cmd: &Id,
+        params: &Value,
+    ) -> Option<Outcome> {
+        let raw_id = match cmd {
+            // A notification is not answered: nothing to build.
+            Id::Absent => return Some(Ok(String::new())),
+            Id::Null => return Some(self.history(params)),
+            Id::Raw(raw) => raw,
+        };
+        let Ok((since, limit)) = self.history_params(params) else {
+            return Some(self.history(params));
+        };
+        let name = params.get("channel").and_then(Value::as_str)?;
+        let Some((channel, ch)) = self.channels.get_key_value(name) else {
+            return Some(self.history(params));
+        };
+        let (next, end, bytes) = ch.span(since, limit);
+        let commas = end.saturating_sub(next) as usize;
+        if next > end || bytes.saturating_add(commas) <= replay::PIECE {
+            return Some(self.history(params));
+        }
+        let head =
+            format!("{{\"id\":{raw_id},\"ok\":true,\"result\":{{\"seq\":{},\"messages\":[", ch.seq);
+        let total = head.len() + bytes + commas + "]}}".len();
+        let item = Item::History(HistoryCursor {
+            channel: Rc::clone(channel),
+            head: Some(head),
+            next,
+            end,
+        });
+        self.replay(ctx, id, item, total);
+        None
     }
 
     fn unsubscribe(&mut self, id: ConnId, params: &Value) -> Outcome {
@@ -472,6 +556,7 @@ impl Hub {
         client.channels.swap_remove(pos);
         if let Some(ch) = self.channels.get_mut(name) {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
+            ch.held.remove(&id);
         }
         self.forget_if_unused(name);
         Ok("{}".into())
@@ -535,17 +620,40 @@ impl Hub {
         // One frame for every subscriber; consecutive publishes to this channel in one batch
         // of work reach each subscriber as one piece.
         let n = ctx.broadcast_set(&ch.subscribers, MessageKind::Text, event.as_bytes());
+        let mut sse = None;
+        let mut sse_bytes = || -> Rc<[u8]> {
+            Rc::clone(sse.get_or_insert_with(|| Rc::from(sse_event(seq, &event).into_bytes())))
+        };
         let m = if ch.streams.is_empty() {
             0
         } else {
-            let bytes: Rc<[u8]> = Rc::from(sse_event(seq, &event).into_bytes());
-            ctx.stream_broadcast(ch.streams.iter().copied(), &bytes)
+            ctx.stream_broadcast(ch.streams.iter().copied(), &sse_bytes())
         };
+        // Connections with a replay being written get the event after it: a pointer each,
+        // and nothing at all for a channel with none (`replay.rs`).
+        let (mut held, mut over) = (0, Vec::new());
+        for &h in &ch.held {
+            let Some(r) = self.replays.get_mut(&h) else { continue };
+            held += 1;
+            let fits = if r.is_stream() {
+                let b = sse_bytes();
+                let n = b.len();
+                r.push(ctx, h, Item::Bytes(b), n)
+            } else {
+                r.push(ctx, h, Item::Text(Rc::clone(&event)), event.len())
+            };
+            if !fits {
+                over.push(h);
+            }
+        }
         self.stats.published += 1;
-        self.stats.delivered += (n + m) as u64;
+        self.stats.delivered += (n + m + held - over.len()) as u64;
         self.ledger.published(&key, seq, (history > 0).then_some(&*event), dropped.as_deref());
         for name in self.ledger.evict(&mut self.channels) {
             self.forget_if_unused(&name);
+        }
+        for h in over {
+            self.slow_reader(ctx, h);
         }
         Ok(seq)
     }
@@ -590,22 +698,19 @@ impl Hub {
         let (key, ch) =
             channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
         ch.streams.insert(id);
-        self.streams.insert(id, key);
-        let mut out = String::from("retry: 2000\n\n");
-        if let Some(since) = since {
-            for event in ch.since(since, usize::MAX) {
-                let seq = json::parse(event.as_bytes())
-                    .ok()
-                    .and_then(|v| v.get("seq").and_then(Value::as_u64));
-                out.push_str(&sse_event(seq.unwrap_or(0), event));
-            }
+        let span = since.map(|s| ch.span(s, usize::MAX));
+        self.streams.insert(id, Rc::clone(&key));
+        let _ = ctx.stream_write(id, b"retry: 2000\n\n");
+        // The replay is a cursor written as the stream drains (`replay.rs`).
+        if let Some((next, end, bytes)) = span.filter(|(next, end, _)| next <= end) {
+            self.replay(ctx, id, Item::Since { channel: key, next, end }, bytes);
         }
-        let _ = ctx.stream_write(id, out.as_bytes());
         Ok(())
     }
 
     /// A stream ended.
     pub fn on_stream_closed(&mut self, id: ConnId) {
+        self.forget_replay(id);
         if let Some(name) = self.streams.remove(&id) {
             if let Some(ch) = self.channels.get_mut(&*name) {
                 ch.streams.remove(&id);
@@ -622,8 +727,9 @@ impl Hub {
         }
     }
 
-    fn history(&self, params: &Value) -> Outcome {
-        let name = channel_param(params)?;
+    /// A `history` command's `since` and `limit`.
+    fn history_params(&self, params: &Value) -> Result<(u64, usize), (&'static str, String)> {
+        channel_param(params)?;
         let since = match params.get("since") {
             None => 0,
             Some(v) => v.as_u64().ok_or_else(|| bad("since must be a sequence number"))?,
@@ -632,6 +738,12 @@ impl Hub {
             None => self.config.history,
             Some(v) => v.as_u64().ok_or_else(|| bad("limit must be a count"))? as usize,
         };
+        Ok((since, limit))
+    }
+
+    fn history(&self, params: &Value) -> Outcome {
+        let name = channel_param(params)?;
+        let (since, limit) = self.history_params(params)?;
         let ch =
             self.channels.get(name).ok_or_else(|| ("not_found", format!("no channel {name:?}")))?;
         let mut out = String::new();
@@ -661,7 +773,7 @@ impl Hub {
             if let Some(ch) = self.channels.get(name) {
                 let mut o = list.object();
                 o.str("name", name)
-                    .u64("subscribers", ch.subscribers.len() as u64)
+                    .u64("subscribers", followers(ch, &self.clients) as u64)
                     .u64("seq", ch.seq);
                 o.finish();
             }
@@ -676,7 +788,9 @@ impl Hub {
         let ch =
             self.channels.get(name).ok_or_else(|| ("not_found", format!("no channel {name:?}")))?;
         // Those being closed (a slow reader, say) get nothing more: they are not present.
-        let open = ch.subscribers.iter().filter(|&&id| ctx.is_open(id)).count();
+        // Those with a replay being written are held out of the live set (`replay.rs`).
+        let held = ch.held.iter().filter(|id| self.clients.contains_key(id));
+        let open = ch.subscribers.iter().chain(held).filter(|&&id| ctx.is_open(id)).count();
         Ok(format!("{{\"subscribers\":{open}}}"))
     }
 
@@ -702,6 +816,11 @@ impl Hub {
         w.finish();
         out
     }
+}
+
+/// The WebSocket subscribers of `ch`: in its live set, or held while a replay is written.
+fn followers(ch: &Channel, clients: &HashMap<ConnId, Client>) -> usize {
+    ch.subscribers.len() + ch.held.iter().filter(|id| clients.contains_key(id)).count()
 }
 
 /// A method's result (JSON text) or its error (code and message).
@@ -756,9 +875,10 @@ fn channel_entry<'a>(
     Ok((key, ch))
 }
 
-fn reply(ctx: &mut Context<'_>, conn: ConnId, id: &Id, result: &str) {
+/// An answer's text (`None` for a notification, which is not answered).
+fn reply(id: &Id, result: &str) -> Option<String> {
     let id = match id {
-        Id::Absent => return,
+        Id::Absent => return None,
         Id::Null => "null",
         Id::Raw(s) => s,
     };
@@ -766,12 +886,13 @@ fn reply(ctx: &mut Context<'_>, conn: ConnId, id: &Id, result: &str) {
     let mut w = ObjectWriter::new(&mut out);
     w.raw("id", id).bool("ok", true).raw("result", result);
     w.finish();
-    let _ = ctx.send(conn, MessageKind::Text, out.as_bytes());
+    Some(out)
 }
 
-fn error(ctx: &mut Context<'_>, conn: ConnId, id: &Id, code: &str, message: &str) {
+/// An error answer's text (`None` for a notification).
+fn error(id: &Id, code: &str, message: &str) -> Option<String> {
     let id = match id {
-        Id::Absent => return,
+        Id::Absent => return None,
         Id::Null => "null",
         Id::Raw(s) => s,
     };
@@ -782,7 +903,7 @@ fn error(ctx: &mut Context<'_>, conn: ConnId, id: &Id, code: &str, message: &str
     e.str("code", code).str("message", message);
     e.finish();
     w.finish();
-    let _ = ctx.send(conn, MessageKind::Text, out.as_bytes());
+    Some(out)
 }
 
 /// A server-sent event (`id`, `event: message`, `data`), each line of the JSON its own `data:`

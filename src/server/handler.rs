@@ -445,6 +445,39 @@ impl Context<'_> {
         ids.into_iter().filter(|id| self.core.stream_write_shared(id.0, bytes).is_ok()).count()
     }
 
+    /// Ends a streamed response as one whose queue passed the cap is ended: what is queued
+    /// and not started is dropped and the connection closes (`on_stream_closed` follows). Does
+    /// nothing for a connection that is not streaming.
+    pub fn end_stream(&mut self, id: ConnId) {
+        let core = &mut *self.core;
+        let Some(c) = core.conns.get_mut(id.0) else { return };
+        if c.phase == crate::server::conn::Phase::Stream && !c.eof {
+            c.out.drop_unstarted(&mut core.pool);
+            c.eof = true;
+            core.mark_dirty(id.0);
+        }
+    }
+
+    /// Closes a connection as a slow reader, as the runtime does when its queue passes the cap
+    /// (counted in `slow_reader_disconnects`): a WebSocket gets close 1008 "slow reader", a
+    /// streamed response ends. For a handler that holds output back for a connection and
+    /// counts it against the cap itself. Does nothing for a connection already closing.
+    pub fn close_slow_reader(&mut self, id: ConnId) {
+        if self.is_open(id) {
+            self.close(id, CloseCode::POLICY_VIOLATION, "slow reader");
+        } else if self
+            .core
+            .conns
+            .get(id.0)
+            .is_some_and(|c| c.phase == crate::server::conn::Phase::Stream && !c.eof)
+        {
+            self.end_stream(id);
+        } else {
+            return;
+        }
+        self.core.stats.slow_reader_disconnects += 1;
+    }
+
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
         self.core.conns.get(id.0).is_some_and(|c| c.phase == crate::server::conn::Phase::Stream)
