@@ -133,6 +133,9 @@ pub enum HandshakeError {
     TooManyHeaders,
     /// The request-target is longer than the configured limit (RFC 9110 §15.5.15: 414).
     TargetTooLong,
+    /// The request-target holds a `#`: a fragment is never sent (RFC 9112 §3.2, RFC 3986
+    /// §3.5), and an upstream could read the path as ending there (400).
+    FragmentInTarget,
     /// The request line is not `METHOD SP TARGET SP HTTP/x.y` (400).
     MalformedRequestLine,
     /// The status line is not `HTTP/x.y SP CODE SP REASON` (a response error).
@@ -210,6 +213,7 @@ impl HandshakeError {
             Self::MethodNotGet => 405,
             Self::MissingVersion | Self::UnsupportedVersion => 426,
             Self::MalformedRequestLine
+            | Self::FragmentInTarget
             | Self::AmbiguousFraming
             | Self::InvalidContentLength
             | Self::MalformedChunk
@@ -240,6 +244,7 @@ impl HandshakeError {
             Self::TooManyHeaders => "too many header fields",
             Self::TargetTooLong => "request-target too long",
             Self::MalformedRequestLine => "malformed request line",
+            Self::FragmentInTarget => "a request-target has no fragment (#)",
             Self::MalformedStatusLine => "malformed status line",
             Self::MalformedHeader => "malformed header field",
             Self::UnsupportedHttpVersion => "unsupported HTTP version",
@@ -279,6 +284,7 @@ impl HandshakeError {
             Self::TooManyHeaders => "too_many_headers",
             Self::TargetTooLong => "target_too_long",
             Self::MalformedRequestLine => "malformed_request_line",
+            Self::FragmentInTarget => "fragment_in_target",
             Self::MalformedStatusLine => "malformed_status_line",
             Self::MalformedHeader => "malformed_header",
             Self::UnsupportedHttpVersion => "unsupported_http_version",

@@ -14,7 +14,7 @@
 //!   answered 505.
 //! - RFC 9112 §3: `request-line = method SP request-target SP HTTP-version`, one SP each; the
 //!   method is a token and the target visible ASCII, at most [`Limits::max_target_len`] bytes
-//!   (RFC 9110 §15.5.15: 414).
+//!   (RFC 9110 §15.5.15: 414), without a `#` (§3.2: a request-target has no fragment).
 //! - RFC 9112 §4: `status-line = HTTP-version SP status-code SP [ reason-phrase ]` (the last SP
 //!   may be missing when the reason is empty, as some servers send it).
 //! - RFC 9112 §5.1: no whitespace between a field name and its colon. §5.2: obs-fold (a line
@@ -299,6 +299,7 @@ impl<'a, 'h> Response<'a, 'h> {
 /// # Errors
 /// - [`HandshakeError::MalformedRequestLine`]: not `token SP target SP HTTP/d.d`, or a target
 ///   with bytes outside visible ASCII.
+/// - [`HandshakeError::FragmentInTarget`]: a target with a `#`.
 /// - [`HandshakeError::TargetTooLong`]: a target over `limits.max_target_len` bytes.
 /// - [`HandshakeError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
 /// - [`HandshakeError::MalformedHeader`]: a header line that is not `token ":" value`, a
@@ -491,6 +492,12 @@ fn parse_request_line<'a>(
     }
     if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
         return Err(MALFORMED);
+    }
+    // RFC 9112 §3.2: no form of request-target has a fragment (RFC 3986 §3.5: it is the
+    // client's own). One that came through would reach an upstream, which may read the path
+    // as ending at it (`/app/..#` is `/app/..` to a WHATWG URL parser: outside the route).
+    if target.contains(&b'#') {
+        return Err(HandshakeError::FragmentInTarget);
     }
     let minor_version = parse_version(version, MALFORMED)?;
     let method = core::str::from_utf8(method).map_err(|_| MALFORMED)?;
@@ -790,6 +797,13 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.2\r\n\r\n", UnsupportedHttpVersion),
             (b"GET / HTTP/0.9\r\n\r\n", UnsupportedHttpVersion),
             (b"GET /0123456789 HTTP/1.1\r\n\r\n", TargetTooLong),
+            // A fragment is the client's own (RFC 9112 §3.2, RFC 3986 §3.5): a `#` that gets
+            // this far would reach an upstream, which may cut the path there.
+            (b"GET /a/..# HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET /a#b HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET /?q=1# HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET # HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET ws://h/#x HTTP/1.1\r\n\r\n", FragmentInTarget),
             // Whitespace before the colon (RFC 9112 §5.1).
             (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", MalformedHeader),
@@ -811,6 +825,10 @@ pub(crate) mod tests {
         }
         // A target of exactly the limit is fine.
         request(b"GET /123456789 HTTP/1.1\r\n\r\n", &limits, |req| assert!(req.is_ok()));
+        // An encoded `#` is a path character like any other.
+        request(b"GET /a%23b HTTP/1.1\r\n\r\n", &limits, |req| {
+            assert_eq!(req.map(|r| r.path()), Ok("/a%23b"));
+        });
         // Header values may carry obs-text and HTAB.
         request(b"GET / HTTP/1.1\r\nX-A: \tcaf\xc3\xa9\tb \r\n\r\n", &limits, |req| {
             assert_eq!(req.unwrap().header("x-a"), Some(&b"caf\xc3\xa9\tb"[..]));
