@@ -163,6 +163,9 @@ pub enum HandshakeError {
     InvalidHost,
     /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
     ExpectationFailed,
+    /// More than one `Origin`: it is single-valued (RFC 6454 §7.3), and the rules that read it
+    /// must not disagree on which one counts (400).
+    RepeatedOrigin,
 
     // --- Server side: the client's upgrade request (RFC 6455 §4.2.1) ---
     /// An upgrade request whose method is not GET (405).
@@ -219,6 +222,7 @@ impl HandshakeError {
             | Self::MalformedChunk
             | Self::TransferEncodingHttp10
             | Self::InvalidHost
+            | Self::RepeatedOrigin
             | Self::MalformedHeader
             | Self::UpgradeNeedsHttp11
             | Self::UpgradeWithBody
@@ -258,6 +262,7 @@ impl HandshakeError {
             Self::TransferEncodingHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
             Self::InvalidHost => "invalid Host header",
             Self::ExpectationFailed => "unsupported expectation (only 100-continue)",
+            Self::RepeatedOrigin => "repeated Origin header",
             Self::MethodNotGet => "a WebSocket upgrade must use GET",
             Self::UpgradeNeedsHttp11 => "a WebSocket upgrade needs HTTP/1.1",
             Self::UpgradeWithBody => "a WebSocket upgrade has no body",
@@ -296,6 +301,7 @@ impl HandshakeError {
             Self::TransferEncodingHttp10 => "transfer_encoding_http10",
             Self::InvalidHost => "invalid_host",
             Self::ExpectationFailed => "expectation_failed",
+            Self::RepeatedOrigin => "repeated_origin",
             Self::MethodNotGet => "method_not_get",
             Self::UpgradeNeedsHttp11 => "upgrade_needs_http11",
             Self::UpgradeWithBody => "upgrade_with_body",

@@ -22,6 +22,7 @@
 //! - RFC 9110 §5.5: field values hold no CR, LF, NUL or other control byte except HTAB; the
 //!   optional whitespace around a value is trimmed. §5.6.1: list fields are split on commas,
 //!   with empty elements skipped. §5.6.2: names are tokens.
+//! - RFC 6454 §7.3: a request carries at most one `Origin`.
 //!
 //! The body, or the WebSocket frames after an upgrade, follow the head in the caller's buffer
 //! and are never touched here.
@@ -305,6 +306,7 @@ impl<'a, 'h> Response<'a, 'h> {
 /// - [`HandshakeError::MalformedHeader`]: a header line that is not `token ":" value`, a
 ///   forbidden byte in a value, obs-fold, or a head without its blank line.
 /// - [`HandshakeError::TooManyHeaders`]: more header lines than `slots` or `limits.max_headers`.
+/// - [`HandshakeError::RepeatedOrigin`]: more than one `Origin`.
 pub fn parse_request<'a, 'h>(
     head: &'a [u8],
     slots: &'h mut [Header<'a>],
@@ -314,6 +316,11 @@ pub fn parse_request<'a, 'h>(
     let line = next_line(&mut rest).ok_or(HandshakeError::MalformedRequestLine)?;
     let (method, target, minor_version) = parse_request_line(line, limits)?;
     let headers = parse_fields(rest, slots, limits)?;
+    // RFC 6454 §7.3: Origin is single-valued. Refused here, so that every rule that reads it
+    // (upgrade, HTTP API) sees the same one, as a repeated Host is (RFC 9112 §3.2).
+    if Headers(headers).count("origin") > 1 {
+        return Err(HandshakeError::RepeatedOrigin);
+    }
     Ok(Request { method, target, minor_version, headers })
 }
 
@@ -817,6 +824,12 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nX-A: a\x1bb\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nX-A: a\r\r\n\r\n", MalformedHeader),
+            // Origin is single-valued (RFC 6454 §7.3): which one would count?
+            (b"GET / HTTP/1.1\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n", RepeatedOrigin),
+            (
+                b"GET / HTTP/1.1\r\norigin: http://a\r\nX: y\r\nORIGIN: http://a\r\n\r\n",
+                RepeatedOrigin,
+            ),
         ];
         for &(input, expected) in cases {
             let got = request(input, &limits, |req| req.map(|_| ()));
