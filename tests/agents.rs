@@ -305,3 +305,24 @@ fn shutdown_ends_what_an_agent_leaves_in_its_group() {
         assert!(support::wait_until(TIMEOUT, || !alive(pid)), "{pid} outlived weir");
     }
 }
+
+#[test]
+fn a_chatty_agent_leaves_the_sockets_served() {
+    // `yes` writes as fast as weir reads, with nobody watching: weir reads a bounded amount of
+    // its output per turn of the loop (the unit test on the process reader holds the bound), so
+    // an echo client is still answered, each round trip within the usual read timeout.
+    let weir = Weir::start(&["--agent", "chatty=yes"]);
+    let (mut watcher, _) = Client::connect(weir.addr(), "chatty");
+    assert_eq!(output_data(&watcher.wait_for("output", |_| true)), Some("y"));
+    drop(watcher);
+    let mut ws = support::connect(weir.addr(), "/echo");
+    for i in 0..200 {
+        let text = format!("canary {i}");
+        ws.send(tungstenite::Message::text(text.clone())).unwrap();
+        assert_eq!(support::next_text(&mut ws), text);
+    }
+    // And the agent is still running, read all along.
+    let (head, body) = http_get(weir.addr(), "/api/agents");
+    assert_eq!(common::status(&head), 200, "{head}");
+    assert!(body.contains(r#""state":"running""#), "{body}");
+}

@@ -51,18 +51,18 @@ fn line_echo_and_exit_codes() {
     assert_eq!(common::status(&head), 426);
 }
 
-#[test]
-fn cgi_variables_reach_the_program() {
-    let route = exec("/cgi", "cgi.sh");
-    let weir = Weir::start(&["--exec", &route]);
-    let mut req =
-        format!("ws://{}/cgi/extra/path?x=1&y=two", weir.addr()).into_client_request().unwrap();
-    req.headers_mut().insert("X-Custom-Thing", "hello there".parse().unwrap());
-    req.headers_mut().insert("Proxy", "http://evil.example".parse().unwrap());
-    // The same variable by another spelling, and credentials.
-    req.headers_mut().insert("X_Custom_Thing", "injected".parse().unwrap());
-    req.headers_mut().insert("Authorization", "Bearer secret".parse().unwrap());
-    let stream = std::net::TcpStream::connect(weir.addr()).unwrap();
+/// The environment the program on `target` (a `cgi.sh` route) prints for an upgrade with
+/// `headers`, and the client's own address.
+fn cgi_env_of(
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &[(&'static str, &str)],
+) -> (HashMap<String, String>, std::net::SocketAddr) {
+    let mut req = format!("ws://{addr}{target}").into_client_request().unwrap();
+    for (name, value) in headers {
+        req.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    let stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let local = stream.local_addr().unwrap();
     let (mut ws, _) = tungstenite::client::client(req, stream).unwrap();
@@ -81,6 +81,21 @@ fn cgi_variables_reach_the_program() {
             _ => {}
         }
     }
+    (env, local)
+}
+
+#[test]
+fn cgi_variables_reach_the_program() {
+    let route = exec("/cgi", "cgi.sh");
+    let weir = Weir::start(&["--exec", &route]);
+    let headers = [
+        ("X-Custom-Thing", "hello there"),
+        ("Proxy", "http://evil.example"),
+        // The same variable by another spelling, and credentials.
+        ("X_Custom_Thing", "injected"),
+        ("Authorization", "Bearer secret"),
+    ];
+    let (env, local) = cgi_env_of(weir.addr(), "/cgi/extra/path?x=1&y=two", &headers);
     let get = |k: &str| env.get(k).map(String::as_str);
     assert_eq!(get("REMOTE_ADDR"), Some("127.0.0.1"));
     assert_eq!(get("REMOTE_PORT"), Some(local.port().to_string().as_str()));
@@ -102,6 +117,33 @@ fn cgi_variables_reach_the_program() {
         assert_eq!(get("CARGO_MANIFEST_DIR"), None, "{env:?}");
     }
     assert!(get("PATH").is_some());
+}
+
+#[test]
+fn a_token_in_the_query_does_not_reach_the_program() {
+    // `?token=` is a credential, as `Authorization` is: the program does not see it, and the
+    // other parameters reach it as they came, in order.
+    let route = exec("/cgi", "cgi.sh");
+    let weir = Weir::start(&["--exec", &route, "--token", "s3cret"]);
+    for (target, query, uri) in [
+        (
+            "/cgi/p?x=1&token=s3cret&y=%41+b&&token2=k",
+            "x=1&y=%41+b&&token2=k",
+            "/cgi/p?x=1&y=%41+b&&token2=k",
+        ),
+        ("/cgi?token=s3cret", "", "/cgi"),
+        ("/cgi?token=s3cret&token=again&tok=1", "tok=1", "/cgi?tok=1"),
+    ] {
+        let (env, _) = cgi_env_of(weir.addr(), target, &[]);
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("QUERY_STRING"), Some(query), "{target}");
+        assert_eq!(get("REQUEST_URI"), Some(uri), "{target}");
+        assert!(!env.values().any(|v| v.contains("s3cret")), "{target}: {env:?}");
+    }
+    // A bearer token is not passed on either.
+    let (env, _) = cgi_env_of(weir.addr(), "/cgi?a=b", &[("Authorization", "Bearer s3cret")]);
+    assert_eq!(env.get("QUERY_STRING").map(String::as_str), Some("a=b"));
+    assert!(!env.values().any(|v| v.contains("s3cret")), "{env:?}");
 }
 
 #[test]

@@ -322,6 +322,15 @@ fn channel_endpoints_follow_basic_auth_and_the_origin_allow_list() {
         let r = c.request("GET", path, &[], None);
         assert_eq!(r.status, 200, "{path}: {r:?}");
     }
+    // A repeated Origin is refused, as on the upgrade, whichever comes first (RFC 6454 §7.3).
+    for origins in [[app, evil], [evil, app]] {
+        let mut c = Http::connect(b.addr);
+        let headers = [origins[0], origins[1], GOOD_BASIC];
+        let r = c.request("POST", "/api/channels/secret/publish", &headers, Some(b"{}"));
+        assert_eq!(r.status, 400, "{origins:?}: {r:?}");
+    }
+    let r = c.request("GET", "/api/channels/secret/history", &[GOOD_BASIC], None);
+    assert_eq!(history_seqs(&r), [1, 2], "nothing was published");
 }
 
 #[test]

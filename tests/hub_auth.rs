@@ -311,6 +311,15 @@ fn origin_allow_list() {
     let mut c =
         Client::connect_with(server.addr, "/ws", &[("Origin", "http://app.example")]).unwrap();
     c.ok("ping", "");
+    // Origin is single-valued (RFC 6454 §7.3): a repeated one is refused, whichever comes first,
+    // as a repeated Host is.
+    for pair in [
+        ["Origin: http://app.example", "Origin: http://evil.example"],
+        ["Origin: http://evil.example", "Origin: http://app.example"],
+        ["Origin: http://app.example", "origin: http://app.example"],
+    ] {
+        assert_eq!(upgrade(&server, "/ws", &pair).0, 400, "{pair:?}");
+    }
 
     // With Basic auth, the allow-list decides (cross-origin allowed when listed).
     let both = Binary::start(&["--origin", "http://app.example", "--basic-auth", "admin:pw"]);

@@ -279,3 +279,35 @@ fn a_clean_close_handshake_releases_the_connection_at_once() {
     assert!(released.is_some(), "still counted open: it lingers for the client's FIN");
     drop(s);
 }
+
+/// RFC 6455 §5.5.1: the answer to a client's close echoes its code, and weir echoes the reason
+/// too, as Node `ws` and python `websockets` do (clients check it).
+#[test]
+fn a_clients_close_is_echoed_with_its_code_and_reason() {
+    let b = common::Binary::start(&[]);
+    for (path, code, reason) in
+        [("/echo", 4001u16, "done here"), ("/ws", 1000, "bye"), ("/echo", 1001, "")]
+    {
+        let (mut s, head) = http_upgrade(b.addr, path);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        s.write_all(&common::close_frame(code, reason)).unwrap();
+        let close = loop {
+            let f = common::read_frame(&mut s).expect("EOF before the close echo");
+            if f.opcode() == 0x8 {
+                break f;
+            }
+        };
+        let mut want = code.to_be_bytes().to_vec();
+        want.extend_from_slice(reason.as_bytes());
+        assert_eq!(close.payload, want, "{path}: {}", String::from_utf8_lossy(&close.payload));
+        common::expect_eof(&mut s, Duration::from_secs(5));
+    }
+}
+
+/// An upgrade of `path` on a fresh connection: the socket and the response head.
+fn http_upgrade(addr: SocketAddr, path: &str) -> (TcpStream, String) {
+    let mut s = common::raw(addr);
+    s.write_all(common::UPGRADE.replace("/echo", path).as_bytes()).unwrap();
+    let head = common::read_head(&mut s);
+    (s, head)
+}

@@ -29,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(req.headers.len() <= limits.max_headers);
     assert!(req.target.len() <= limits.max_target_len);
+    // No fragment gets through (RFC 9112 §3.2), nor a second Origin (RFC 6454 §7.3).
+    assert!(!req.target.contains('#'), "{:?}", req.target);
+    assert!(req.header_count("origin") <= 1);
     // The path is a part of the target (`/` for an absolute form without one), and it has
     // no `?`; the Host rules answer without panicking, with a value from the head.
     let path = req.path();

@@ -79,6 +79,8 @@ REQUESTS = {
     "plain_get": b"GET /healthz HTTP/1.0\r\nUser-Agent: probe\r\n\r\n",
     "wrong_version": REQUEST.replace(b"Version: 13", b"Version: 8"),
     "post_upgrade": REQUEST.replace(b"GET", b"POST"),
+    "fragment": REQUEST.replace(b"GET /chat", b"GET /chat/..#x"),
+    "two_origins": REQUEST.replace(b"\r\n\r\n", b"\r\norigin: http://evil.example\r\n\r\n"),
 }
 
 RESPONSE = (

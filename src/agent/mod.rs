@@ -575,14 +575,18 @@ impl Agents {
 /// One line of output: into the ring (bounded by lines and bytes), and to every watcher.
 fn emit_line(ctx: &mut Context<'_>, a: &mut Agent, stream: Stream, line: &[u8], max_lines: usize) {
     let text: Rc<str> = Rc::from(String::from_utf8_lossy(line));
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut w = ObjectWriter::new(&mut out);
-    w.str("event", "output")
-        .str("agent", &a.spec.name)
-        .str("stream", stream.name())
-        .str("data", &text);
-    w.finish();
-    ctx.broadcast(a.watchers.iter().copied(), MessageKind::Text, out.as_bytes());
+    // With nobody watching, the event is not written at all (a chatty agent's lines cost
+    // only the ring).
+    if !a.watchers.is_empty() {
+        let mut out = String::with_capacity(text.len() + 64);
+        let mut w = ObjectWriter::new(&mut out);
+        w.str("event", "output")
+            .str("agent", &a.spec.name)
+            .str("stream", stream.name())
+            .str("data", &text);
+        w.finish();
+        ctx.broadcast(a.watchers.iter().copied(), MessageKind::Text, out.as_bytes());
+    }
     remember(a, stream, text, max_lines);
 }
 

@@ -8,6 +8,7 @@
 //! leaves: the process gets SIGTERM, then SIGKILL after the kill grace. When the client reads
 //! slowly, weir stops reading the process's output, and the process blocks on its full pipe.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ const LOW_WATER: usize = 64 << 10;
 /// them, is left out).
 const PASS_ENV: &[&str] =
     &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+/// The query parameter that carries a token (`?token=`, read by
+/// [`presented_token`](crate::hub::auth::presented_token)).
+const TOKEN_PARAM: &str = "token";
 
 /// One `--exec` route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,6 +328,18 @@ fn cgi_env(
     let port = local.map(|a| a.port().to_string()).or(host_port).unwrap_or_else(|| "80".into());
     let path_info =
         if route == "/" { req.path } else { &req.path[route.len().min(req.path.len())..] };
+    // `?token=` is a credential, as `Authorization` is: the program gets neither.
+    let query = without_token(req.query.unwrap_or(""));
+    let uri = match req.target.split_once('?') {
+        Some((before, q)) if q != query => {
+            if query.is_empty() {
+                before.to_string()
+            } else {
+                format!("{before}?{query}")
+            }
+        }
+        _ => req.target.to_string(),
+    };
     let mut env: Vec<(String, Vec<u8>)> = vec![
         ("GATEWAY_INTERFACE".into(), b"CGI/1.1".to_vec()),
         ("SERVER_SOFTWARE".into(), concat!("weir/", env!("CARGO_PKG_VERSION")).into()),
@@ -335,8 +351,8 @@ fn cgi_env(
         ("SERVER_PORT".into(), port.into_bytes()),
         ("SCRIPT_NAME".into(), route.as_bytes().to_vec()),
         ("PATH_INFO".into(), path_info.as_bytes().to_vec()),
-        ("QUERY_STRING".into(), req.query.unwrap_or("").as_bytes().to_vec()),
-        ("REQUEST_URI".into(), req.target.as_bytes().to_vec()),
+        ("QUERY_STRING".into(), query.as_bytes().to_vec()),
+        ("REQUEST_URI".into(), uri.into_bytes()),
         ("WEIR_CLIENT_ID".into(), id.as_u64().to_string().into_bytes()),
     ];
     let mut headers: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -362,6 +378,18 @@ fn cgi_env(
     }
     env.extend(headers);
     env
+}
+
+/// `query` without its `token` parameters (those whose name, before `=`, is `token`: the ones
+/// [`query_param`](crate::hub::auth::query_param) finds), the others kept as they came, in
+/// order.
+fn without_token(query: &str) -> Cow<'_, str> {
+    let is_token = |kv: &&str| kv.split_once('=').is_some_and(|(k, _)| k == TOKEN_PARAM);
+    if !query.split('&').any(|kv| is_token(&kv)) {
+        return Cow::Borrowed(query);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|kv| !is_token(kv)).collect();
+    Cow::Owned(kept.join("&"))
 }
 
 /// The host name and port of a `Host` value (`[::1]:8080`, `example.com`).
@@ -453,6 +481,7 @@ fn boundary(bytes: &[u8], max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::auth::query_param;
 
     fn split(chunks: &[&[u8]], max: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -517,6 +546,23 @@ mod tests {
         assert_eq!(exec.route_for("/a/c").map(|r| r.program.as_str()), Some("x"));
         assert_eq!(exec.route_for("/a/b/c").map(|r| r.program.as_str()), Some("y"));
         assert_eq!(exec.route_for("/ab"), None);
+    }
+
+    #[test]
+    fn the_token_parameter_is_taken_out_of_the_query() {
+        for (query, kept) in [
+            ("x=1&token=s3cret&y=%41+b&&token2=k", "x=1&y=%41+b&&token2=k"),
+            ("token=s3cret", ""),
+            ("token=a&token=b&tok=1", "tok=1"),
+            ("a=1&b&token=x&", "a=1&b&"),
+            ("x=1&y=2", "x=1&y=2"),
+            ("Token=x&%74oken=y&token", "Token=x&%74oken=y&token"),
+            ("", ""),
+        ] {
+            assert_eq!(without_token(query), kept, "{query}");
+            assert_eq!(query_param(Some(&*without_token(query)), TOKEN_PARAM), None, "{query}");
+        }
+        assert!(matches!(without_token("x=1&y=2"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -669,8 +669,10 @@ impl Connection {
                 self.close_received = true;
                 if self.close_out == CloseOut::None {
                     if self.auto_close_reply {
-                        // §5.5.1: answer with a close frame, typically echoing the code.
-                        self.queue_close(code, "", now);
+                        // §5.5.1: answer with a close frame, typically echoing the status code
+                        // received; the reason is echoed too (clients such as Node `ws` and
+                        // python `websockets` do, and their peers check it).
+                        self.queue_close(code, reason, now);
                     } else {
                         // The caller answers (a proxy, once the other side has): bounded by the
                         // close timeout all the same.

@@ -133,6 +133,9 @@ pub enum HandshakeError {
     TooManyHeaders,
     /// The request-target is longer than the configured limit (RFC 9110 §15.5.15: 414).
     TargetTooLong,
+    /// The request-target holds a `#`: a fragment is never sent (RFC 9112 §3.2, RFC 3986
+    /// §3.5), and an upstream could read the path as ending there (400).
+    FragmentInTarget,
     /// The request line is not `METHOD SP TARGET SP HTTP/x.y` (400).
     MalformedRequestLine,
     /// The status line is not `HTTP/x.y SP CODE SP REASON` (a response error).
@@ -160,6 +163,9 @@ pub enum HandshakeError {
     InvalidHost,
     /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
     ExpectationFailed,
+    /// More than one `Origin`: it is single-valued (RFC 6454 §7.3), and the rules that read it
+    /// must not disagree on which one counts (400).
+    RepeatedOrigin,
 
     // --- Server side: the client's upgrade request (RFC 6455 §4.2.1) ---
     /// An upgrade request whose method is not GET (405).
@@ -210,11 +216,13 @@ impl HandshakeError {
             Self::MethodNotGet => 405,
             Self::MissingVersion | Self::UnsupportedVersion => 426,
             Self::MalformedRequestLine
+            | Self::FragmentInTarget
             | Self::AmbiguousFraming
             | Self::InvalidContentLength
             | Self::MalformedChunk
             | Self::TransferEncodingHttp10
             | Self::InvalidHost
+            | Self::RepeatedOrigin
             | Self::MalformedHeader
             | Self::UpgradeNeedsHttp11
             | Self::UpgradeWithBody
@@ -240,6 +248,7 @@ impl HandshakeError {
             Self::TooManyHeaders => "too many header fields",
             Self::TargetTooLong => "request-target too long",
             Self::MalformedRequestLine => "malformed request line",
+            Self::FragmentInTarget => "a request-target has no fragment (#)",
             Self::MalformedStatusLine => "malformed status line",
             Self::MalformedHeader => "malformed header field",
             Self::UnsupportedHttpVersion => "unsupported HTTP version",
@@ -253,6 +262,7 @@ impl HandshakeError {
             Self::TransferEncodingHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
             Self::InvalidHost => "invalid Host header",
             Self::ExpectationFailed => "unsupported expectation (only 100-continue)",
+            Self::RepeatedOrigin => "repeated Origin header",
             Self::MethodNotGet => "a WebSocket upgrade must use GET",
             Self::UpgradeNeedsHttp11 => "a WebSocket upgrade needs HTTP/1.1",
             Self::UpgradeWithBody => "a WebSocket upgrade has no body",
@@ -279,6 +289,7 @@ impl HandshakeError {
             Self::TooManyHeaders => "too_many_headers",
             Self::TargetTooLong => "target_too_long",
             Self::MalformedRequestLine => "malformed_request_line",
+            Self::FragmentInTarget => "fragment_in_target",
             Self::MalformedStatusLine => "malformed_status_line",
             Self::MalformedHeader => "malformed_header",
             Self::UnsupportedHttpVersion => "unsupported_http_version",
@@ -290,6 +301,7 @@ impl HandshakeError {
             Self::TransferEncodingHttp10 => "transfer_encoding_http10",
             Self::InvalidHost => "invalid_host",
             Self::ExpectationFailed => "expectation_failed",
+            Self::RepeatedOrigin => "repeated_origin",
             Self::MethodNotGet => "method_not_get",
             Self::UpgradeNeedsHttp11 => "upgrade_needs_http11",
             Self::UpgradeWithBody => "upgrade_with_body",

@@ -68,7 +68,7 @@ pub struct UpgradeRequest<'a, 'h> {
     /// The `Sec-WebSocket-Key` value (24 base64 characters), for [`write_accept`].
     pub key: &'a [u8],
     /// The `Origin` header's value, which a server checks against the origins it serves
-    /// (§4.2.2, §10.2).
+    /// (§4.2.2, §10.2). There is one at most: [`http::parse_request`] refuses a repeated one.
     pub origin: Option<&'a [u8]>,
     /// Every header line, for `Authorization`, `Cookie`, `X-Forwarded-For` and the like.
     pub headers: &'h [Header<'a>],

@@ -14,7 +14,7 @@
 //!   answered 505.
 //! - RFC 9112 §3: `request-line = method SP request-target SP HTTP-version`, one SP each; the
 //!   method is a token and the target visible ASCII, at most [`Limits::max_target_len`] bytes
-//!   (RFC 9110 §15.5.15: 414).
+//!   (RFC 9110 §15.5.15: 414), without a `#` (§3.2: a request-target has no fragment).
 //! - RFC 9112 §4: `status-line = HTTP-version SP status-code SP [ reason-phrase ]` (the last SP
 //!   may be missing when the reason is empty, as some servers send it).
 //! - RFC 9112 §5.1: no whitespace between a field name and its colon. §5.2: obs-fold (a line
@@ -22,6 +22,7 @@
 //! - RFC 9110 §5.5: field values hold no CR, LF, NUL or other control byte except HTAB; the
 //!   optional whitespace around a value is trimmed. §5.6.1: list fields are split on commas,
 //!   with empty elements skipped. §5.6.2: names are tokens.
+//! - RFC 6454 §7.3: a request carries at most one `Origin`.
 //!
 //! The body, or the WebSocket frames after an upgrade, follow the head in the caller's buffer
 //! and are never touched here.
@@ -299,11 +300,13 @@ impl<'a, 'h> Response<'a, 'h> {
 /// # Errors
 /// - [`HandshakeError::MalformedRequestLine`]: not `token SP target SP HTTP/d.d`, or a target
 ///   with bytes outside visible ASCII.
+/// - [`HandshakeError::FragmentInTarget`]: a target with a `#`.
 /// - [`HandshakeError::TargetTooLong`]: a target over `limits.max_target_len` bytes.
 /// - [`HandshakeError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
 /// - [`HandshakeError::MalformedHeader`]: a header line that is not `token ":" value`, a
 ///   forbidden byte in a value, obs-fold, or a head without its blank line.
 /// - [`HandshakeError::TooManyHeaders`]: more header lines than `slots` or `limits.max_headers`.
+/// - [`HandshakeError::RepeatedOrigin`]: more than one `Origin`.
 pub fn parse_request<'a, 'h>(
     head: &'a [u8],
     slots: &'h mut [Header<'a>],
@@ -313,6 +316,11 @@ pub fn parse_request<'a, 'h>(
     let line = next_line(&mut rest).ok_or(HandshakeError::MalformedRequestLine)?;
     let (method, target, minor_version) = parse_request_line(line, limits)?;
     let headers = parse_fields(rest, slots, limits)?;
+    // RFC 6454 §7.3: Origin is single-valued. Refused here, so that every rule that reads it
+    // (upgrade, HTTP API) sees the same one, as a repeated Host is (RFC 9112 §3.2).
+    if Headers(headers).count("origin") > 1 {
+        return Err(HandshakeError::RepeatedOrigin);
+    }
     Ok(Request { method, target, minor_version, headers })
 }
 
@@ -491,6 +499,12 @@ fn parse_request_line<'a>(
     }
     if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
         return Err(MALFORMED);
+    }
+    // RFC 9112 §3.2: no form of request-target has a fragment (RFC 3986 §3.5: it is the
+    // client's own). One that came through would reach an upstream, which may read the path
+    // as ending at it (`/app/..#` is `/app/..` to a WHATWG URL parser: outside the route).
+    if target.contains(&b'#') {
+        return Err(HandshakeError::FragmentInTarget);
     }
     let minor_version = parse_version(version, MALFORMED)?;
     let method = core::str::from_utf8(method).map_err(|_| MALFORMED)?;
@@ -790,6 +804,13 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.2\r\n\r\n", UnsupportedHttpVersion),
             (b"GET / HTTP/0.9\r\n\r\n", UnsupportedHttpVersion),
             (b"GET /0123456789 HTTP/1.1\r\n\r\n", TargetTooLong),
+            // A fragment is the client's own (RFC 9112 §3.2, RFC 3986 §3.5): a `#` that gets
+            // this far would reach an upstream, which may cut the path there.
+            (b"GET /a/..# HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET /a#b HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET /?q=1# HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET # HTTP/1.1\r\n\r\n", FragmentInTarget),
+            (b"GET ws://h/#x HTTP/1.1\r\n\r\n", FragmentInTarget),
             // Whitespace before the colon (RFC 9112 §5.1).
             (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", MalformedHeader),
@@ -803,6 +824,12 @@ pub(crate) mod tests {
             (b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nX-A: a\x1bb\r\n\r\n", MalformedHeader),
             (b"GET / HTTP/1.1\r\nX-A: a\r\r\n\r\n", MalformedHeader),
+            // Origin is single-valued (RFC 6454 §7.3): which one would count?
+            (b"GET / HTTP/1.1\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n", RepeatedOrigin),
+            (
+                b"GET / HTTP/1.1\r\norigin: http://a\r\nX: y\r\nORIGIN: http://a\r\n\r\n",
+                RepeatedOrigin,
+            ),
         ];
         for &(input, expected) in cases {
             let got = request(input, &limits, |req| req.map(|_| ()));
@@ -811,6 +838,10 @@ pub(crate) mod tests {
         }
         // A target of exactly the limit is fine.
         request(b"GET /123456789 HTTP/1.1\r\n\r\n", &limits, |req| assert!(req.is_ok()));
+        // An encoded `#` is a path character like any other.
+        request(b"GET /a%23b HTTP/1.1\r\n\r\n", &limits, |req| {
+            assert_eq!(req.map(|r| r.path()), Ok("/a%23b"));
+        });
         // Header values may carry obs-text and HTAB.
         request(b"GET / HTTP/1.1\r\nX-A: \tcaf\xc3\xa9\tb \r\n\r\n", &limits, |req| {
             assert_eq!(req.unwrap().header("x-a"), Some(&b"caf\xc3\xa9\tb"[..]));

@@ -252,9 +252,9 @@ fn invalid_utf8_fails_at_once_mid_fragment() {
 
 #[test]
 fn close_frames_are_validated_and_echoed() {
-    // A valid close: the server echoes the code and is then closed.
+    // A valid close: the server echoes the code and reason and is then closed.
     let t = run(server, &cframe(true, Opcode::Close, &close_bytes(1000, "bye")));
-    assert_eq!(t, vec![Record::Close(Some(1000), "bye".into()), server_close(1000, "")]);
+    assert_eq!(t, vec![Record::Close(Some(1000), "bye".into()), server_close(1000, "bye")]);
     // An empty close is answered with an empty close.
     let t = run(server, &cframe(true, Opcode::Close, b""));
     assert_eq!(
@@ -306,7 +306,7 @@ fn close_handshake_initiated_by_either_side() {
     assert_eq!(c.state(), State::Closed);
     assert!(!s.close_handshake_done());
     let t = feed(&mut s, echo, &[], T0);
-    assert_eq!(t, vec![Record::Close(Some(1001), String::new())]);
+    assert_eq!(t, vec![Record::Close(Some(1001), "shutting down".into())]);
     assert_eq!(s.state(), State::Closed);
     assert!(s.close_handshake_done());
     // The client closes first.
@@ -327,6 +327,34 @@ fn close_handshake_initiated_by_either_side() {
     assert!(!s.close_handshake_done());
     // Codes that must never be sent are refused.
     assert_eq!(server().close(CloseCode::NO_STATUS, "", T0), Err(SendError::InvalidCloseCode));
+}
+
+#[test]
+fn the_close_echo_carries_the_peers_code_and_reason() {
+    // RFC 6455 §5.5.1: the answer to a close typically echoes the status code it received;
+    // clients (Node `ws`, python `websockets`) check the reason too.
+    let mut out = [0u8; MAX_CONTROL_FRAME_LEN];
+    let longest = "é".repeat(61) + "x"; // 123 bytes: the most a close frame holds
+    for (code, reason) in [(1000, "bye"), (4001, "done here"), (1001, ""), (3000, &*longest)] {
+        // The client closes; the server (fed whole, byte by byte and in other splits) echoes.
+        let mut c = client();
+        c.close(CloseCode(code), reason, T0).unwrap();
+        let n = c.poll_transmit(&mut out, [9; 4]).unwrap();
+        let t = run(server, &out[..n]);
+        assert_eq!(t, vec![Record::Close(Some(code), reason.into()), server_close(code, reason)]);
+        let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
+        assert_eq!(feed(&mut c, echo, &[1], T0), vec![Record::Close(Some(code), reason.into())]);
+        assert_eq!(c.state(), State::Closed);
+        // The server closes; the client echoes (masked), and the server reads it back.
+        let mut s = server();
+        s.close(CloseCode(code), reason, T0).unwrap();
+        let n = s.poll_transmit(&mut out, [0; 4]).unwrap();
+        let t = run(client, &out[..n]);
+        assert_eq!(t[0], Record::Close(Some(code), reason.into()));
+        let Record::Output(echo) = &t[1] else { panic!("{t:?}") };
+        assert_eq!(feed(&mut s, echo, &[1], T0), vec![Record::Close(Some(code), reason.into())]);
+        assert!(s.close_handshake_done());
+    }
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //! `X-Forwarded-For`, to which weir appends the address it saw (so the last entry is weir's):
 //! `Forwarded` (RFC 7239), `X-Real-IP` and every other `X-Forwarded-*` field would reach the
 //! upstream next to weir's values, or contradict them (`X-Forwarded-Ssl: on` against
-//! `X-Forwarded-Proto: http`). Names are compared with `_` read as `-`: CGI and WSGI servers fold
-//! `X_Forwarded_For` and `X-Forwarded-For` into the same `HTTP_X_FORWARDED_FOR`.
+//! `X-Forwarded-Proto: http`). Names with anything but letters, digits and `-` are not
+//! forwarded at all: CGI and WSGI servers fold `X_Forwarded_For` and `X-Forwarded-For` into the
+//! same `HTTP_X_FORWARDED_FOR`, and some fold `.` as well.
 //!
 //! weir sends no `Forwarded` of its own (RFC 7239 §4): its element would have to start a list
 //! that leaves out the chain `X-Forwarded-For` carries, or continue the client's list, which is
@@ -81,17 +82,17 @@ pub fn forward(headers: &[Header<'_>], peer: SocketAddr, host: &[u8]) -> Vec<(St
     out
 }
 
-/// Whether a field is never forwarded. Compared case-insensitively with `_` read as `-`, as
-/// CGI-style upstreams read names (RFC 3875 §4.1.18): `X_Real_IP` is `X-Real-IP` to them.
+/// Whether a field is never forwarded (names compared case-insensitively). A name with
+/// anything but letters, digits and `-` is never forwarded: CGI-style upstreams read `_` as `-`
+/// (RFC 3875 §4.1.18: `X_Real_IP` is `X-Real-IP` to them), some read `.` so too
+/// (`X.Forwarded.For`), and a name that is not words joined by `-` is no field a client needs
+/// (nginx drops them too; so does `--exec`).
 fn dropped(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|n| name.len() == n.len() && starts_folded(name, n))
-        || starts_folded(name, FORWARDED_FAMILY)
-}
-
-/// Whether `name` starts with `lower` (lower case, `-` for `_`) ignoring case and `_`/`-`.
-fn starts_folded(name: &str, lower: &str) -> bool {
-    let fold = |b: u8| if b == b'_' { b'-' } else { b.to_ascii_lowercase() };
-    name.len() >= lower.len() && name.bytes().zip(lower.bytes()).all(|(a, b)| fold(a) == b)
+    !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+        || name
+            .get(..FORWARDED_FAMILY.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(FORWARDED_FAMILY))
 }
 
 #[cfg(test)]
@@ -127,7 +128,11 @@ mod tests {
             h("X-Real-IP", "9.9.9.9"),
             h("x_real_ip", "9.9.9.8"),
             h("X-Forwarded", "not of the family"),
-            h("X_Request_Id", "kept"),
+            h("X_Request_Id", "folded by some upstreams"),
+            h("X.Forwarded.For", "6.6.6.6"),
+            h("X.Real.IP", "6.6.6.7"),
+            h("X-Forwarded~For", "6.6.6.8"),
+            h("X-Request-Id", "kept"),
             h("Keep-Alive", "timeout=5"),
         ];
         let out = forward(&headers, "[2001:db8::7]:5555".parse().unwrap(), b"front.example");
@@ -139,7 +144,7 @@ mod tests {
                 ("Cookie", b"a=1"),
                 ("Authorization", b"Bearer t"),
                 ("X-Forwarded", b"not of the family"),
-                ("X_Request_Id", b"kept"),
+                ("X-Request-Id", b"kept"),
                 ("X-Forwarded-For", b"10.0.0.1, 2001:db8::7"),
                 ("X-Forwarded-Proto", b"http"),
                 ("X-Forwarded-Host", b"front.example"),

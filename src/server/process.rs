@@ -47,8 +47,12 @@ const MAX_INDEX: u32 = 1 << PIPE_SHIFT;
 const STDIN: usize = 0;
 const STDOUT: usize = 1;
 const STDERR: usize = 2;
-/// Reads per pipe per wake-up; a process with more to say waits for the next turn.
+/// Reads per pipe per turn of the loop; a process with more to say waits for the next turn.
 const READS_PER_WAKE: usize = 16;
+/// Bytes read per pipe per turn of the loop, in those reads. A program that writes without
+/// pause (`yes`) costs each turn this much at most, so the sockets ready in the next turn wait
+/// for no more than that (its handler's work on 16 KiB), however fast it writes.
+const OUTPUT_PER_TURN: usize = 16 << 10;
 /// How long the output of a reaped process may stay open (a grandchild holding the pipe)
 /// before it is abandoned and the exit reported.
 const EXIT_LINGER: Duration = Duration::from_secs(2);
@@ -200,7 +204,8 @@ pub(crate) struct Procs {
     slab: Slab<Process>,
     /// Groups whose leader is gone but that had members left when it was reaped.
     left: Vec<LeftGroup>,
-    /// Processes with output left to read in this turn of the loop.
+    /// Processes to serve in this turn of the loop: a pipe was ready, or output was left from
+    /// the last turn.
     pending: Vec<Key>,
     /// The earliest deadline of any process (kill, linger, reap poll), if any.
     next_due: Option<Duration>,
@@ -232,7 +237,7 @@ impl Procs {
         self.slab.is_empty()
     }
 
-    /// Whether some process has output to read in this turn (the poll must not wait).
+    /// Whether some process is to be served in this turn (the poll must not wait).
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -506,6 +511,47 @@ impl Core {
     }
 }
 
+/// How one turn's reading of an output pipe ended.
+#[derive(Debug)]
+enum Turn {
+    /// The turn's budget is spent, or the output was paused: there may be more to read.
+    More,
+    /// Nothing more for now (`WouldBlock`).
+    Drained,
+    /// The end of the output, or a read error: the pipe is done.
+    Ended(Option<io::Error>),
+}
+
+/// Reads `pipe` for one turn of the loop: at most [`READS_PER_WAKE`] reads into `buf` and at
+/// most `budget` bytes in all, each read handed to `deliver`, which returns false to stop (the
+/// output was paused).
+fn read_turn(
+    pipe: &mut impl Read,
+    buf: &mut [u8],
+    budget: usize,
+    deliver: &mut dyn FnMut(&[u8]) -> bool,
+) -> Turn {
+    let mut left = budget;
+    for _ in 0..READS_PER_WAKE {
+        let Some(chunk) = buf.get_mut(..left.min(buf.len())).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        match pipe.read(chunk) {
+            Ok(0) => return Turn::Ended(None),
+            Ok(n) => {
+                left = left.saturating_sub(n);
+                if !deliver(chunk.get(..n).unwrap_or_default()) {
+                    return Turn::More;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Turn::Drained,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Turn::Ended(Some(e)),
+        }
+    }
+    Turn::More
+}
+
 impl<H: Handler> crate::server::Server<H> {
     /// Readiness on one of a process's pipes.
     pub(super) fn on_process_event(&mut self, token: usize, event: &mio::event::Event) {
@@ -519,7 +565,11 @@ impl<H: Handler> crate::server::Server<H> {
             }
             _ => return,
         }
-        self.service_process(key);
+        // Served once a turn, with the processes that had more to read (`run_processes`): so
+        // a turn reads at most one budget from each pipe, however many wake-ups it saw.
+        if !self.core.procs.pending.contains(&key) {
+            self.core.procs.pending.push(key);
+        }
     }
 
     /// Writes queued input, reads output (within the budget, unless paused), and reports the
@@ -528,42 +578,39 @@ impl<H: Handler> crate::server::Server<H> {
         self.core.flush_input(key);
         let mut more = false;
         for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            for _ in 0..READS_PER_WAKE {
-                let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-                if p.paused || !p.readable[i] {
-                    break;
+            let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+            if p.paused || !p.readable[i] {
+                continue;
+            }
+            // Out of its slot while the handler runs, and the read buffer out of the loop's
+            // (both are put back below).
+            let Some(mut pipe) = p.out[i].take() else { continue };
+            let mut buf = std::mem::take(&mut self.rbuf);
+            let turn = read_turn(&mut pipe, &mut buf, OUTPUT_PER_TURN, &mut |data| {
+                let mut ctx = Context { core: &mut self.core };
+                self.handler.on_process_output(&mut ctx, ProcId(key), stream, data);
+                self.flush_dirty();
+                self.core.procs.slab.get(key).is_some_and(|p| !p.paused)
+            });
+            self.rbuf = buf;
+            let Some(p) = self.core.procs.slab.get_mut(key) else { return };
+            match turn {
+                Turn::More => {
+                    more |= !p.paused;
+                    p.out[i] = Some(pipe);
                 }
-                let Some(pipe) = p.out[i].as_mut() else { break };
-                match pipe.read(&mut self.rbuf) {
-                    Ok(0) => {
-                        if let Some(mut r) = p.out[i].take() {
-                            let _ = self.core.poll.registry().deregister(&mut r);
-                        }
-                        p.readable[i] = false;
-                    }
-                    Ok(n) => {
-                        let mut ctx = Context { core: &mut self.core };
-                        self.handler.on_process_output(
-                            &mut ctx,
-                            ProcId(key),
-                            stream,
-                            &self.rbuf[..n],
-                        );
-                        self.flush_dirty();
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => p.readable[i] = false,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
+                Turn::Drained => {
+                    p.readable[i] = false;
+                    p.out[i] = Some(pipe);
+                }
+                Turn::Ended(error) => {
+                    if let Some(e) = error {
                         debug!("process read failed", id = key.to_token(), error = e);
-                        if let Some(mut r) = p.out[i].take() {
-                            let _ = self.core.poll.registry().deregister(&mut r);
-                        }
-                        p.readable[i] = false;
                     }
+                    p.readable[i] = false;
+                    let _ = self.core.poll.registry().deregister(&mut pipe);
                 }
             }
-            let Some(p) = self.core.procs.slab.get(key) else { return };
-            more |= !p.paused && p.readable[i] && p.out[i].is_some();
         }
         if more && !self.core.procs.pending.contains(&key) {
             self.core.procs.pending.push(key);
@@ -657,7 +704,7 @@ impl<H: Handler> crate::server::Server<H> {
         }
     }
 
-    /// Output left from the last turn, and the processes' deadlines.
+    /// The processes whose pipes were ready or had output left, and the processes' deadlines.
     pub(super) fn run_processes(&mut self) {
         for key in std::mem::take(&mut self.core.procs.pending) {
             self.service_process(key);
@@ -724,6 +771,74 @@ mod tests {
         }
         assert!(!is_process_token(key.to_token()));
         assert!(!is_process_token(0));
+    }
+
+    /// A pipe that never runs dry, as `yes`'s: every read fills what it is given, up to the
+    /// 64 KiB a Linux pipe holds.
+    #[derive(Default)]
+    struct Endless {
+        reads: usize,
+        bytes: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(64 << 10);
+            buf[..n].fill(b'y');
+            self.reads += 1;
+            self.bytes += n;
+            Ok(n)
+        }
+    }
+
+    /// A pipe that hands out its chunks, then `WouldBlock` (or its end).
+    struct Chunks(Vec<io::Result<usize>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.0.remove(0).map(|n| n.min(buf.len()))
+        }
+    }
+
+    #[test]
+    fn a_turn_reads_at_most_its_budget_from_a_pipe_that_never_runs_dry() {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut pipe = Endless::default();
+        let mut delivered = 0;
+        let turn = read_turn(&mut pipe, &mut buf, OUTPUT_PER_TURN, &mut |d| {
+            delivered += d.len();
+            true
+        });
+        assert!(matches!(turn, Turn::More), "{turn:?}");
+        assert!(pipe.bytes <= OUTPUT_PER_TURN, "{} bytes read in one turn", pipe.bytes);
+        assert_eq!(delivered, pipe.bytes);
+        // The budget is spent whatever the buffer's size.
+        for size in [1000, OUTPUT_PER_TURN, OUTPUT_PER_TURN + 1] {
+            let mut pipe = Endless::default();
+            let turn = read_turn(&mut pipe, &mut buf[..size], OUTPUT_PER_TURN, &mut |_| true);
+            assert!(matches!(turn, Turn::More), "{turn:?}");
+            assert!(pipe.bytes <= OUTPUT_PER_TURN && pipe.reads <= READS_PER_WAKE, "{size}");
+        }
+        // Paused by the handler: the turn stops at once.
+        let mut pipe = Endless::default();
+        assert!(matches!(read_turn(&mut pipe, &mut buf, 1 << 20, &mut |_| false), Turn::More));
+        assert_eq!(pipe.reads, 1);
+        // Drained, ended, failed.
+        let mut got = Vec::new();
+        let mut pipe = Chunks(vec![Ok(3), Err(ErrorKind::Interrupted.into()), Ok(5)]);
+        let turn = read_turn(&mut pipe, &mut buf, OUTPUT_PER_TURN, &mut |d| {
+            got.push(d.len());
+            true
+        });
+        assert!(matches!(turn, Turn::Drained), "{turn:?}");
+        assert_eq!(got, [3, 5]);
+        let mut pipe = Chunks(vec![Ok(3), Ok(0)]);
+        assert!(matches!(read_turn(&mut pipe, &mut buf, 64, &mut |_| true), Turn::Ended(None)));
+        let mut pipe = Chunks(vec![Err(ErrorKind::BrokenPipe.into())]);
+        assert!(matches!(read_turn(&mut pipe, &mut buf, 64, &mut |_| true), Turn::Ended(Some(_))));
     }
 
     #[test]
