@@ -39,6 +39,8 @@ const READS_PER_WAKE: usize = 16;
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one "accept failed" line per this long.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// A server: listeners, the loop, and the application.
 pub struct Server<H: Handler> {
@@ -57,6 +59,9 @@ pub struct Server<H: Handler> {
     serving: Vec<Key>,
     accept_paused: bool,
     accept_retry_at: Option<Duration>,
+    /// When "accept failed" was last logged, and the failures since (not logged).
+    accept_logged_at: Option<Duration>,
+    accept_failures: u64,
     drain_deadline: Option<Duration>,
     /// When the handler's next tick is due.
     next_tick: Option<Duration>,
@@ -121,6 +126,8 @@ impl<H: Handler> Server<H> {
             serving: Vec::new(),
             accept_paused: false,
             accept_retry_at: None,
+            accept_logged_at: None,
+            accept_failures: 0,
             drain_deadline: None,
             next_tick: None,
             expired: Vec::new(),
@@ -351,12 +358,20 @@ impl<H: Handler> Server<H> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_resource_exhaustion(&e) => {
                     // EMFILE and friends: the backlog stays readable, so retrying at once would
-                    // spin. Pause, and resume after a connection closes or the back-off.
-                    warn!(
-                        "accept failed: out of resources",
-                        error = e,
-                        open = self.core.conns.len()
-                    );
+                    // spin. Pause, and resume after a connection closes or the back-off. Logged
+                    // at most once a second, with how many failures that line stands for.
+                    self.accept_failures += 1;
+                    let now = self.core.now;
+                    if self.accept_logged_at.is_none_or(|t| now >= t + ACCEPT_LOG_EVERY) {
+                        warn!(
+                            "accept failed: out of resources",
+                            error = e,
+                            open = self.core.conns.len(),
+                            suppressed = self.accept_failures - 1
+                        );
+                        self.accept_logged_at = Some(now);
+                        self.accept_failures = 0;
+                    }
                     self.accept_paused = true;
                     self.accept_retry_at = Some(self.core.now + ACCEPT_BACKOFF);
                     return;
