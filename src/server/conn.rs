@@ -103,6 +103,12 @@ pub(crate) struct Conn {
     pub(crate) drain_mark: Option<u32>,
     /// A request body being read.
     pub(crate) body: Option<Box<BodyState>>,
+    /// Where the last pong queued ends, counted in bytes written (`bytes_out`): while it is
+    /// unwritten, the control frames the core owes stay there (RFC 6455 §5.5.3: a newer ping's
+    /// pong replaces the one owed), so a peer that pings and never reads holds one pong here.
+    pub(crate) pong_end: u64,
+    /// The code of a close frame queued and not yet written (0: none); counted when written.
+    pub(crate) close_queued: u16,
 }
 
 impl Conn {
@@ -154,6 +160,8 @@ impl Conn {
             pipeline_wait: false,
             drain_mark: None,
             body: None,
+            pong_end: 0,
+            close_queued: 0,
         }
     }
 

@@ -704,7 +704,21 @@ impl<H: Handler> Server<H> {
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
                     conn.pipeline_wait = false;
+                    conn.close_queued = 0;
                 }
+            }
+        }
+        if conn.close_queued != 0 && conn.out.is_empty() {
+            // Counted once written: a close frame that never reaches the peer was not sent.
+            Stats::count(&mut core.stats.close_codes_sent, conn.close_queued);
+            conn.close_queued = 0;
+        }
+        if conn.pong_end != 0 && conn.bytes_out >= conn.pong_end {
+            // The pong queued before is written: what the core owes meanwhile goes now.
+            conn.pong_end = 0;
+            if conn.ws.wants_transmit() {
+                self.core.transmit(key);
+                return self.settle(key);
             }
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
@@ -752,8 +766,16 @@ impl<H: Handler> Server<H> {
         }
         // RFC 9112 §9.6: a client that half-closes after its requests still reads the answers:
         // what is queued, and the requests that wait for it, are answered first.
-        let answering = matches!(conn.phase, Phase::Http | Phase::Head)
-            && (!conn.out.is_empty() || conn.pipeline_wait);
+        // A WebSocket peer that half-closes still gets what is queued for it (its close echo
+        // last), bounded by the close timeout; nothing more is read.
+        let answering = match conn.phase {
+            Phase::Http | Phase::Head => !conn.out.is_empty() || conn.pipeline_wait,
+            Phase::Ws => !conn.out.is_empty(),
+            _ => false,
+        };
+        if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
+            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+        }
         if (conn.eof && !answering)
             || (conn.phase == Phase::Head && conn.ws.state() == State::Closed)
         {
