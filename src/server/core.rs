@@ -177,7 +177,7 @@ impl Core {
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, fin)?;
         if big {
             conn.out.push_copy(&[&head[..n]], &mut self.pool);
-            conn.out.push_payload(data.to_vec());
+            conn.out.push_payload(data.to_vec(), &mut self.pool);
         } else {
             conn.out.push_copy(&[&head[..n], data], &mut self.pool);
         }
@@ -197,7 +197,7 @@ impl Core {
         }
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         conn.out.push_copy(&[&head[..n]], &mut self.pool);
-        conn.out.push_payload(data);
+        conn.out.push_payload(data, &mut self.pool);
         self.queued(key, 1)
     }
 
@@ -241,7 +241,7 @@ impl Core {
         }
         // The headers are in the piece; this checks and records the sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(piece));
+        conn.out.push_shared(Rc::clone(piece), &mut self.pool);
         self.queued(key, payloads.len() as u64)
     }
 
@@ -261,7 +261,7 @@ impl Core {
         let conn = open_conn(&mut self.conns, key)?;
         let n = conn.ws.send(kind, data, fin, &mut buf, mask)?;
         buf.truncate(n);
-        conn.out.push_owned(buf);
+        conn.out.push_owned(buf, &mut self.pool);
         self.queued(key, 1)
     }
 
@@ -279,8 +279,11 @@ impl Core {
     }
 
     /// A WebSocket connection's queue passed the cap: what it has not started to receive is
-    /// dropped and it gets a close frame (1008); the TCP connection closes when it answers or
-    /// at the close timeout.
+    /// dropped and it gets a close frame (1008). It is not read any more: a reader that slow
+    /// would not see its close frame in time to answer it, and reading (and discarding) what
+    /// it sends until the close timeout would only cost. What is left is written, then this
+    /// end's FIN, and the connection closes when the peer closes its side or at the close
+    /// timeout; unwritten, the send timeout (or the close timeout) ends it.
     fn slow_reader(&mut self, key: Key) {
         let cap = self.config.queue_cap;
         let Some(conn) = self.conns.get_mut(key) else {
@@ -295,6 +298,7 @@ impl Core {
         };
         // A pong dropped unwritten no longer holds back the close frame.
         conn.pong_end = conn.pong_end.min(conn.bytes_out + conn.out.len() as u64);
+        conn.cut = true;
         self.stats.slow_reader_disconnects += 1;
         warn!(
             "slow reader",
@@ -322,7 +326,7 @@ impl Core {
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;
-        conn.out.push_shared(Rc::clone(bytes));
+        conn.out.push_shared(Rc::clone(bytes), &mut self.pool);
         self.streamed(key)
     }
 
@@ -395,7 +399,9 @@ impl Core {
             Token(key.to_token()),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.conns.remove(key);
+            if let Some(mut c) = self.conns.remove(key) {
+                c.out.clear(&mut self.pool);
+            }
             return Err(e);
         }
         self.mark_dirty(key);
