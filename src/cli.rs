@@ -48,6 +48,8 @@ pub struct Options {
     pub max_frame_size: u64,
     /// Most bytes queued for sending on one connection (at least 1 KiB).
     pub queue_cap: u64,
+    /// Most bytes queued for sending on all connections together (at least 1 KiB).
+    pub max_queued_total: u64,
     /// Most bytes the HTTP upgrade request may take (at least 512).
     pub max_head_size: usize,
     /// Most header lines the HTTP upgrade request may carry (at least 5, the headers RFC 6455
@@ -65,6 +67,8 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     /// How long the close handshake may take once the server sent its close frame (> 0).
     pub close_timeout: Duration,
+    /// How long queued output may go without a byte written before the connection is dropped.
+    pub send_timeout: Duration,
     /// How long a graceful shutdown waits for connections to close (> 0).
     pub shutdown_timeout: Duration,
     /// Messages each hub channel keeps.
@@ -133,6 +137,7 @@ impl Default for Options {
             max_message_size: 16 * MIB,
             max_frame_size: 16 * MIB,
             queue_cap: 32 * MIB,
+            max_queued_total: 256 * MIB,
             max_head_size: 8 * 1024,
             max_headers: 64,
             read_buffer_size: 16 * 1024,
@@ -141,6 +146,7 @@ impl Default for Options {
             pong_timeout: Duration::from_secs(30),
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             history: 100,
             max_channels: 10_000,
@@ -677,6 +683,19 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "max-queued-total",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Limits,
+        default: "256MiB",
+        help: "Most bytes queued for sending on all connections together; past it the \
+               connections with the most queued are cut first (at least 1KiB).",
+        setter: Setter::Serve(|o, v| {
+            o.max_queued_total = parse_size(v, KIB)?;
+            Ok(())
+        }),
+    },
+    Flag {
         name: "max-head-size",
         metavar: Some("SIZE"),
         repeatable: false,
@@ -772,6 +791,19 @@ const FLAGS: &[Flag] = &[
         help: "How long the close handshake may take once the server sent its close (> 0).",
         setter: Setter::Serve(|o, v| {
             o.close_timeout = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "send-timeout",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Timers,
+        default: "30s",
+        help: "Drop a connection whose queued output has had no byte written for this long \
+               (> 0).",
+        setter: Setter::Serve(|o, v| {
+            o.send_timeout = parse_required_duration(v)?;
             Ok(())
         }),
     },
@@ -1443,6 +1475,8 @@ mod tests {
         assert_eq!(o.max_message_size, 16 << 20);
         assert_eq!(o.max_frame_size, 16 << 20);
         assert_eq!(o.queue_cap, 32 << 20);
+        assert_eq!(o.max_queued_total, 256 << 20);
+        assert_eq!(o.send_timeout, Duration::from_secs(30));
         assert_eq!(o.max_head_size, 8192);
         assert_eq!(o.max_headers, 64);
         assert_eq!(o.read_buffer_size, 16384);
@@ -1489,6 +1523,7 @@ mod tests {
             ("max-message-size", "1MiB"),
             ("max-frame-size", "125"),
             ("queue-cap", "1KiB"),
+            ("max-queued-total", "1MiB"),
             ("max-head-size", "512"),
             ("max-headers", "5"),
             ("read-buffer-size", "1K"),
@@ -1497,6 +1532,7 @@ mod tests {
             ("pong-timeout", "1s"),
             ("idle-timeout", "1m"),
             ("close-timeout", "1ms"),
+            ("send-timeout", "2s"),
             ("shutdown-timeout", "1h"),
             ("history", "5"),
             ("history-memory", "1MiB"),
@@ -1564,6 +1600,7 @@ mod tests {
                 max_message_size: 1 << 30,
                 max_frame_size: 64 << 10,
                 queue_cap: 2_000_000,
+                max_queued_total: 256 << 20,
                 max_head_size: 4096,
                 max_headers: 100,
                 read_buffer_size: 1024,
@@ -1572,6 +1609,7 @@ mod tests {
                 pong_timeout: Duration::from_secs(120),
                 idle_timeout: Some(Duration::from_secs(3600)),
                 close_timeout: Duration::from_secs(3),
+                send_timeout: Duration::from_secs(30),
                 shutdown_timeout: Duration::from_secs(15),
                 history: 100,
                 max_channels: 10_000,

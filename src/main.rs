@@ -64,6 +64,8 @@ fn serve(opts: Options) -> ExitCode {
         max_connections: opts.max_connections,
         max_connections_per_ip: opts.max_connections_per_ip,
         queue_cap: usize::try_from(opts.queue_cap).unwrap_or(usize::MAX),
+        max_queued_total: usize::try_from(opts.max_queued_total).unwrap_or(usize::MAX),
+        send_timeout: opts.send_timeout,
         read_buffer_size: opts.read_buffer_size,
         // The only body the HTTP API takes is a publish's data.
         max_body_size: usize::try_from(opts.max_publish_size).unwrap_or(usize::MAX),

@@ -103,8 +103,8 @@ fn healthz(addr: SocketAddr) -> Option<u16> {
     text.split(' ').nth(1)?.parse().ok()
 }
 
-#[test]
-fn emfile_does_not_spin_the_loop_and_the_server_recovers() {
+/// A server out of descriptors, with the connections that took them, once it has said so.
+fn exhausted() -> (Limited, Vec<TcpStream>) {
     // More connections allowed than descriptors: accept itself runs out (EMFILE).
     let server = Limited::start(&["--max-connections", "1000", "--handshake-timeout", "60s"]);
     let held: Vec<TcpStream> = (0..100)
@@ -114,6 +114,12 @@ fn emfile_does_not_spin_the_loop_and_the_server_recovers() {
         server.log().contains("accept failed: out of resources").then_some(())
     })
     .unwrap_or_else(|| panic!("no EMFILE warning; log:\n{}", server.log()));
+    (server, held)
+}
+
+#[test]
+fn emfile_does_not_spin_the_loop_and_the_server_recovers() {
+    let (server, held) = exhausted();
     // Every descriptor below the limit is taken (ones inherited above it do not count).
     let low = server.fds().into_iter().filter(|&n| n < 64).count();
     assert_eq!(low, 64, "the descriptor table is not full");
@@ -142,4 +148,23 @@ fn emfile_does_not_spin_the_loop_and_the_server_recovers() {
     ws.write_all(common::UPGRADE.replace("GET /echo", "GET /ws").as_bytes()).unwrap();
     let head = common::read_head(&mut ws);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+}
+
+#[test]
+fn accept_failures_are_logged_at_most_once_a_second() {
+    let (server, _held) = exhausted();
+    let warned = |log: &str| log.matches("accept failed").count();
+    let before = warned(&server.log());
+    let start = Instant::now();
+    // The measuring window (not a wait for anything): the backlog stays full throughout.
+    std::thread::sleep(Duration::from_millis(3500));
+    let lines = warned(&server.log()) - before;
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        lines as f64 <= secs + 1.0,
+        "{lines} accept warnings in {secs:.1} s; log:\n{}",
+        server.log()
+    );
+    // The lines after the first say how many failures they stand for.
+    assert!(server.log().contains("suppressed="), "{}", server.log());
 }

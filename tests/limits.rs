@@ -35,7 +35,8 @@ fn numbered(i: u32, len: usize) -> Vec<u8> {
 
 /// Sends echo requests without reading; returns how many were sent and when it stopped.
 fn flood(s: &mut TcpStream, payload: Payload) -> (u32, Instant) {
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A slow reader cut off is not read any more: a write blocked for a second ends the flood.
+    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     let (mut sent, mut bytes) = (0, 0);
     while bytes < SLOW_BYTES {
         let p = payload(sent);

@@ -44,7 +44,7 @@ pub fn render(
     start_time_secs: f64,
 ) -> String {
     let mut o = String::with_capacity(8192);
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "weir_connections_total",
             "WebSocket connections opened since start.",
@@ -66,6 +66,17 @@ pub fn render(
             stats.slow_reader_disconnects,
         ),
         (
+            "weir_send_timeouts_total",
+            "Connections dropped because their queued output had no byte written for the send \
+             timeout.",
+            stats.send_timeouts,
+        ),
+        (
+            "weir_queue_budget_disconnects_total",
+            "Connections cut because all queues together passed --max-queued-total.",
+            stats.queue_budget_disconnects,
+        ),
+        (
             "weir_pong_timeouts_total",
             "Connections dropped for a missing pong.",
             stats.pong_timeouts,
@@ -73,6 +84,8 @@ pub fn render(
     ];
     family(&mut o, "weir_connections_open", "gauge", "WebSocket connections open now.");
     sample(&mut o, "weir_connections_open", "", stats.connections_open);
+    family(&mut o, "weir_queued_bytes", "gauge", "Unsent bytes queued on all connections.");
+    sample(&mut o, "weir_queued_bytes", "", stats.queued_bytes);
     for (name, help, value) in counters {
         family(&mut o, name, "counter", help);
         sample(&mut o, name, "", value);

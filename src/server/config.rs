@@ -16,6 +16,12 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Most unsent bytes one connection may have queued before it is closed as a slow reader.
     pub queue_cap: usize,
+    /// Most unsent bytes all connections together may have queued; past it the connections with
+    /// the most queued are cut first.
+    pub max_queued_total: usize,
+    /// How long queued output may go without a byte of it written before the connection is
+    /// dropped.
+    pub send_timeout: Duration,
     /// The size of the buffers leased for reading and coalescing small writes.
     pub read_buffer_size: usize,
     /// Request head limits.
@@ -37,6 +43,8 @@ impl Default for Config {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             queue_cap: 32 << 20,
+            max_queued_total: 256 << 20,
+            send_timeout: Duration::from_secs(30),
             read_buffer_size: 16 << 10,
             http: proto::http::Limits::default(),
             max_body_size: 1 << 20,

@@ -72,6 +72,9 @@ pub(crate) struct Conn {
     pub(crate) writable: bool,
     /// The peer closed its side (or the socket failed).
     pub(crate) eof: bool,
+    /// A slow reader, cut off: not read until an event says the peer closed its side (what is
+    /// left to read then is bounded by the socket buffers).
+    pub(crate) cut: bool,
     /// An event said the peer's side is closed: read on until EOF.
     pub(crate) hup: bool,
     /// This side shut down writing; the connection lingers until EOF or `linger_until`.
@@ -103,6 +106,14 @@ pub(crate) struct Conn {
     pub(crate) drain_mark: Option<u32>,
     /// A request body being read.
     pub(crate) body: Option<Box<BodyState>>,
+    /// Where the last pong queued ends, counted in bytes written (`bytes_out`): while it is
+    /// unwritten, the control frames the core owes stay there (RFC 6455 §5.5.3: a newer ping's
+    /// pong replaces the one owed), so a peer that pings and never reads holds one pong here.
+    pub(crate) pong_end: u64,
+    /// The code of a close frame queued and not yet written (0: none); counted when written.
+    pub(crate) close_queued: u16,
+    /// When output queued is dropped if none of it has been written by then (`--send-timeout`).
+    pub(crate) send_deadline: Option<Duration>,
 }
 
 impl Conn {
@@ -136,6 +147,7 @@ impl Conn {
             readable: false,
             writable: false,
             eof: false,
+            cut: false,
             hup: false,
             shut_wr: false,
             linger_until: None,
@@ -154,14 +166,19 @@ impl Conn {
             pipeline_wait: false,
             drain_mark: None,
             body: None,
+            pong_end: 0,
+            close_queued: 0,
+            send_deadline: None,
         }
     }
 
     /// The earliest instant the loop must look at this connection again.
     pub(crate) fn deadline(&self) -> Option<Duration> {
-        match (self.ws.poll_timeout(), self.linger_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.linger_until, self.send_deadline].into_iter().fold(self.ws.poll_timeout(), |a, b| {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        })
     }
 }

@@ -16,7 +16,7 @@ use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
 use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::proto::handshake;
-use crate::proto::{CloseCode, Role};
+use crate::proto::{CloseCode, Role, State};
 use crate::server::batch::Batch;
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
@@ -103,7 +103,11 @@ impl Core {
         }
     }
 
-    /// Moves the control frames a connection owes (pong, ping, close) into its queue.
+    /// Moves the control frames a connection owes (pong, ping, close) into its queue. While a
+    /// pong queued before is unwritten they stay owed: RFC 6455 §5.5.3 lets a pong answer only
+    /// the newest ping, and the core keeps one, so a peer that pings and never reads has one
+    /// pong in the queue and one owed, however many it sends. The loop calls this again once
+    /// that pong is written (`settle`). Control frames count against `--queue-cap` too.
     pub(crate) fn transmit(&mut self, key: Key) {
         self.flush_batch_for(key);
         let Some(conn) = self.conns.get_mut(key) else {
@@ -112,28 +116,38 @@ impl Core {
         let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
         let mut any = false;
         // Runs after every event: only when a frame is owed does a client draw a masking key.
-        while conn.ws.wants_transmit() {
+        while conn.ws.wants_transmit() && conn.bytes_out >= conn.pong_end {
             let mask = match (conn.ws.role(), self.random.as_mut()) {
                 (Role::Client, Some(r)) => r.mask_key(),
                 _ => [0; 4],
             };
             let Some(n) = conn.ws.poll_transmit(&mut frame, mask) else { break };
-            if frame[0] & 0x0F == 0x8 {
-                // The code is the first two payload bytes, after a 2-byte header and, from a
-                // client, a 4-byte mask.
-                let at = if frame[1] & 0x80 != 0 { 6 } else { 2 };
-                let code = if n >= at + 2 {
-                    u16::from_be_bytes([frame[at] ^ mask[0], frame[at + 1] ^ mask[1]])
-                } else {
-                    CloseCode::NO_STATUS.0
-                };
-                Stats::count(&mut self.stats.close_codes_sent, code);
-            }
             conn.out.push_copy(&[&frame[..n]], &mut self.pool);
+            match frame[0] & 0x0F {
+                0xA => conn.pong_end = conn.bytes_out + conn.out.len() as u64,
+                0x8 => {
+                    // The code is the first two payload bytes, after a 2-byte header and, from
+                    // a client, a 4-byte mask. Counted once the frame is written (`settle`).
+                    let at = if frame[1] & 0x80 != 0 { 6 } else { 2 };
+                    conn.close_queued = if n >= at + 2 {
+                        u16::from_be_bytes([frame[at] ^ mask[0], frame[at + 1] ^ mask[1]])
+                    } else {
+                        CloseCode::NO_STATUS.0
+                    };
+                }
+                _ => {}
+            }
             any = true;
         }
-        if any {
-            self.mark_dirty(key);
+        if !any {
+            return;
+        }
+        let over = conn.out.len() > self.config.queue_cap
+            && conn.phase == Phase::Ws
+            && conn.ws.state() == State::Open;
+        self.mark_dirty(key);
+        if over {
+            self.slow_reader(key);
         }
     }
 
@@ -163,7 +177,7 @@ impl Core {
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, fin)?;
         if big {
             conn.out.push_copy(&[&head[..n]], &mut self.pool);
-            conn.out.push_payload(data.to_vec());
+            conn.out.push_payload(data.to_vec(), &mut self.pool);
         } else {
             conn.out.push_copy(&[&head[..n], data], &mut self.pool);
         }
@@ -183,7 +197,7 @@ impl Core {
         }
         let (head, n) = conn.ws.encode_data_header(kind, data.len() as u64, true)?;
         conn.out.push_copy(&[&head[..n]], &mut self.pool);
-        conn.out.push_payload(data);
+        conn.out.push_payload(data, &mut self.pool);
         self.queued(key, 1)
     }
 
@@ -227,7 +241,7 @@ impl Core {
         }
         // The headers are in the piece; this checks and records the sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(piece));
+        conn.out.push_shared(Rc::clone(piece), &mut self.pool);
         self.queued(key, payloads.len() as u64)
     }
 
@@ -247,7 +261,7 @@ impl Core {
         let conn = open_conn(&mut self.conns, key)?;
         let n = conn.ws.send(kind, data, fin, &mut buf, mask)?;
         buf.truncate(n);
-        conn.out.push_owned(buf);
+        conn.out.push_owned(buf, &mut self.pool);
         self.queued(key, 1)
     }
 
@@ -257,21 +271,34 @@ impl Core {
         self.stats.messages_out += n;
         self.mark_dirty(key);
         let cap = self.config.queue_cap;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Ok(());
-        };
-        if conn.out.len() <= cap {
-            return Ok(());
+        if self.conns.get(key).is_some_and(|c| c.out.len() > cap) {
+            self.slow_reader(key);
+            return Err(SendError::Closing);
         }
-        // A slow reader: what it has not started to receive is dropped, and it gets a close
-        // frame; the TCP connection closes when it answers or at the close timeout. On a
-        // connection that has written nothing yet, the front piece holds its 101 (a handler's
-        // `on_open` queued past the cap): that goes first.
+        Ok(())
+    }
+
+    /// A WebSocket connection's queue passed the cap: what it has not started to receive is
+    /// dropped and it gets a close frame (1008). It is not read any more: a reader that slow
+    /// would not see its close frame in time to answer it, and reading (and discarding) what
+    /// it sends until the close timeout would only cost. What is left is written, then this
+    /// end's FIN, and the connection closes when the peer closes its side or at the close
+    /// timeout; unwritten, the send timeout (or the close timeout) ends it.
+    fn slow_reader(&mut self, key: Key) {
+        let cap = self.config.queue_cap;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        // On a connection that has written nothing yet, the front piece holds its 101 (a
+        // handler's `on_open` queued past the cap): that goes first.
         let dropped = if conn.bytes_out == 0 {
             conn.out.drop_unstarted_keeping_front(&mut self.pool)
         } else {
             conn.out.drop_unstarted(&mut self.pool)
         };
+        // A pong dropped unwritten no longer holds back the close frame.
+        conn.pong_end = conn.pong_end.min(conn.bytes_out + conn.out.len() as u64);
+        conn.cut = true;
         self.stats.slow_reader_disconnects += 1;
         warn!(
             "slow reader",
@@ -283,7 +310,6 @@ impl Core {
         let _ = conn.ws.close(CloseCode::POLICY_VIOLATION, "slow reader", self.now);
         conn.set_close(CloseCode::POLICY_VIOLATION.0, "slow reader");
         self.transmit(key);
-        Err(SendError::Closing)
     }
 
     pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
@@ -300,7 +326,7 @@ impl Core {
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;
-        conn.out.push_shared(Rc::clone(bytes));
+        conn.out.push_shared(Rc::clone(bytes), &mut self.pool);
         self.streamed(key)
     }
 
@@ -373,7 +399,9 @@ impl Core {
             Token(key.to_token()),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.conns.remove(key);
+            if let Some(mut c) = self.conns.remove(key) {
+                c.out.clear(&mut self.pool);
+            }
             return Err(e);
         }
         self.mark_dirty(key);

@@ -39,6 +39,8 @@ const READS_PER_WAKE: usize = 16;
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one "accept failed" line per this long.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// A server: listeners, the loop, and the application.
 pub struct Server<H: Handler> {
@@ -57,6 +59,9 @@ pub struct Server<H: Handler> {
     serving: Vec<Key>,
     accept_paused: bool,
     accept_retry_at: Option<Duration>,
+    /// When "accept failed" was last logged, and the failures since (not logged).
+    accept_logged_at: Option<Duration>,
+    accept_failures: u64,
     drain_deadline: Option<Duration>,
     /// When the handler's next tick is due.
     next_tick: Option<Duration>,
@@ -121,6 +126,8 @@ impl<H: Handler> Server<H> {
             serving: Vec::new(),
             accept_paused: false,
             accept_retry_at: None,
+            accept_logged_at: None,
+            accept_failures: 0,
             drain_deadline: None,
             next_tick: None,
             expired: Vec::new(),
@@ -351,12 +358,20 @@ impl<H: Handler> Server<H> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_resource_exhaustion(&e) => {
                     // EMFILE and friends: the backlog stays readable, so retrying at once would
-                    // spin. Pause, and resume after a connection closes or the back-off.
-                    warn!(
-                        "accept failed: out of resources",
-                        error = e,
-                        open = self.core.conns.len()
-                    );
+                    // spin. Pause, and resume after a connection closes or the back-off. Logged
+                    // at most once a second, with how many failures that line stands for.
+                    self.accept_failures += 1;
+                    let now = self.core.now;
+                    if self.accept_logged_at.is_none_or(|t| now >= t + ACCEPT_LOG_EVERY) {
+                        warn!(
+                            "accept failed: out of resources",
+                            error = e,
+                            open = self.core.conns.len(),
+                            suppressed = self.accept_failures - 1
+                        );
+                        self.accept_logged_at = Some(now);
+                        self.accept_failures = 0;
+                    }
                     self.accept_paused = true;
                     self.accept_retry_at = Some(self.core.now + ACCEPT_BACKOFF);
                     return;
@@ -426,6 +441,7 @@ impl<H: Handler> Server<H> {
             };
             if !conn.readable
                 || conn.eof
+                || (conn.cut && !conn.hup)
                 || conn.paused
                 || conn.pipeline_wait
                 || conn.phase == Phase::Deferred
@@ -461,7 +477,12 @@ impl<H: Handler> Server<H> {
             }
             self.flush_dirty();
         }
-        if self.core.conns.get(key).is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait) {
+        if self
+            .core
+            .conns
+            .get(key)
+            .is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait && (!c.cut || c.hup))
+        {
             self.pending.push(key);
         }
         self.settle(key);
@@ -576,6 +597,20 @@ impl<H: Handler> Server<H> {
                 continue;
             };
             conn.timer = None;
+            if conn.send_deadline.is_some_and(|t| now >= t) {
+                // Queued output that nobody drains: dropped, whatever the peer sends.
+                self.core.stats.send_timeouts += 1;
+                conn.set_close(CloseCode::ABNORMAL.0, "send timeout");
+                info!(
+                    "send timeout",
+                    id = key.to_token(),
+                    peer = conn.peer,
+                    queued = conn.out.len(),
+                    timeout_ms = self.core.config.send_timeout.as_millis()
+                );
+                self.remove(key);
+                continue;
+            }
             if conn.linger_until.is_some_and(|t| now >= t) {
                 self.remove(key);
                 continue;
@@ -653,10 +688,55 @@ impl<H: Handler> Server<H> {
                 }
                 self.settle(key);
             }
+            if self.core.pool.queued() > self.core.config.max_queued_total
+                && self.cut_largest_queues()
+            {
+                continue;
+            }
             if self.core.batch.is_none() {
-                return;
+                break;
             }
         }
+        self.core.stats.queued_bytes = self.core.pool.queued() as u64;
+    }
+
+    /// All queues together passed `--max-queued-total`: the connections holding the most are
+    /// cut first (queue freed, connection closed, as a slow reader) until the total is within
+    /// it. The total is a running sum (`Pool::queued`); only here, over it, are the queues
+    /// scanned. Returns whether any was cut.
+    fn cut_largest_queues(&mut self) -> bool {
+        let budget = self.core.config.max_queued_total;
+        let mut largest: Vec<(usize, Key)> = self
+            .core
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.out.is_empty())
+            .map(|(k, c)| (c.out.len(), k))
+            .collect();
+        largest.sort_unstable_by_key(|&(len, _)| std::cmp::Reverse(len));
+        let mut cut = false;
+        for (len, key) in largest {
+            let total = self.core.pool.queued();
+            if total <= budget {
+                break;
+            }
+            let core = &mut self.core;
+            let Some(conn) = core.conns.get_mut(key) else { continue };
+            core.stats.queue_budget_disconnects += 1;
+            warn!(
+                "slow reader: over the queued total",
+                id = key.to_token(),
+                peer = conn.peer,
+                queued = len,
+                total = total,
+                max = budget
+            );
+            conn.set_close(CloseCode::POLICY_VIOLATION.0, "slow reader");
+            conn.out.clear(&mut core.pool);
+            self.remove(key);
+            cut = true;
+        }
+        cut
     }
 
     /// Brings a connection up to date: writes what is queued, closes what is finished, and arms
@@ -675,9 +755,11 @@ impl<H: Handler> Server<H> {
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
+        let mut wrote = 0;
         if conn.writable && !conn.out.is_empty() {
             match conn.out.write_to(&mut conn.socket, &mut core.pool) {
                 Ok(n) => {
+                    wrote = n;
                     conn.bytes_out += n as u64;
                     core.stats.bytes_out += n as u64;
                     if !conn.out.is_empty() {
@@ -689,7 +771,28 @@ impl<H: Handler> Server<H> {
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
                     conn.pipeline_wait = false;
+                    conn.close_queued = 0;
                 }
+            }
+        }
+        // Send progress: queued output must see a byte of it written every `--send-timeout`;
+        // what the peer sends meanwhile does not count.
+        conn.send_deadline = match conn.send_deadline {
+            _ if conn.out.is_empty() => None,
+            Some(d) if wrote == 0 => Some(d),
+            _ => Some(core.now + core.config.send_timeout),
+        };
+        if conn.close_queued != 0 && conn.out.is_empty() {
+            // Counted once written: a close frame that never reaches the peer was not sent.
+            Stats::count(&mut core.stats.close_codes_sent, conn.close_queued);
+            conn.close_queued = 0;
+        }
+        if conn.pong_end != 0 && conn.bytes_out >= conn.pong_end {
+            // The pong queued before is written: what the core owes meanwhile goes now.
+            conn.pong_end = 0;
+            if conn.ws.wants_transmit() {
+                self.core.transmit(key);
+                return self.settle(key);
             }
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
@@ -700,7 +803,10 @@ impl<H: Handler> Server<H> {
         }
         let finished = match conn.phase {
             Phase::Http => true,
-            Phase::Ws | Phase::Head => conn.ws.state() == State::Closed,
+            // A slow reader is not read: its close frame written is as far as it goes.
+            Phase::Ws | Phase::Head => {
+                conn.ws.state() == State::Closed || (conn.cut && !conn.ws.wants_transmit())
+            }
             Phase::Connecting | Phase::Response | Phase::Deferred | Phase::Body | Phase::Stream => {
                 false
             }
@@ -737,8 +843,16 @@ impl<H: Handler> Server<H> {
         }
         // RFC 9112 §9.6: a client that half-closes after its requests still reads the answers:
         // what is queued, and the requests that wait for it, are answered first.
-        let answering = matches!(conn.phase, Phase::Http | Phase::Head)
-            && (!conn.out.is_empty() || conn.pipeline_wait);
+        // A WebSocket peer that half-closes still gets what is queued for it (its close echo
+        // last), bounded by the send timeout and the close timeout; nothing more is read.
+        let answering = match conn.phase {
+            Phase::Http | Phase::Head => !conn.out.is_empty() || conn.pipeline_wait,
+            Phase::Ws => !conn.out.is_empty(),
+            _ => false,
+        };
+        if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
+            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+        }
         if (conn.eof && !answering)
             || (conn.phase == Phase::Head && conn.ws.state() == State::Closed)
         {
@@ -785,6 +899,7 @@ impl<H: Handler> Server<H> {
         }
         core.pool.give(std::mem::take(&mut conn.head));
         core.pool.give(std::mem::take(&mut conn.msg));
+        conn.out.clear(&mut core.pool);
         if conn.phase == Phase::Ws {
             core.stats.connections_open -= 1;
             let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);

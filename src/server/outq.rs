@@ -120,6 +120,7 @@ impl OutQueue {
             }
         }
         self.offset = 0;
+        pool.sub_queued(self.len);
         self.len = 0;
     }
 
@@ -139,26 +140,31 @@ impl OutQueue {
             }
         }
         self.len += need;
+        pool.add_queued(need);
     }
 
     /// Appends a buffer without copying it.
-    pub fn push_owned(&mut self, bytes: Vec<u8>) {
-        self.len += bytes.len();
-        self.pieces.push_back(Piece::Owned(bytes));
+    pub fn push_owned(&mut self, bytes: Vec<u8>, pool: &mut Pool) {
+        self.push(Piece::Owned(bytes), pool);
+    }
+
+    fn push(&mut self, p: Piece, pool: &mut Pool) {
+        let n = p.bytes().len();
+        self.len += n;
+        pool.add_queued(n);
+        self.pieces.push_back(p);
     }
 
     /// Appends the payload of the frame whose header was pushed last, without copying it.
     /// Unlike [`OutQueue::push_owned`], it is kept with its header by
     /// [`OutQueue::drop_unstarted`].
-    pub fn push_payload(&mut self, bytes: Vec<u8>) {
-        self.len += bytes.len();
-        self.pieces.push_back(Piece::Payload(bytes));
+    pub fn push_payload(&mut self, bytes: Vec<u8>, pool: &mut Pool) {
+        self.push(Piece::Payload(bytes), pool);
     }
 
     /// Appends a shared buffer without copying it.
-    pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
-        self.len += bytes.len();
-        self.pieces.push_back(Piece::Shared(bytes));
+    pub fn push_shared(&mut self, bytes: Rc<[u8]>, pool: &mut Pool) {
+        self.push(Piece::Shared(bytes), pool);
     }
 
     /// Drops every piece not yet started, keeping a partly written front piece and the payload
@@ -189,6 +195,7 @@ impl OutQueue {
             }
         }
         self.len -= dropped;
+        pool.sub_queued(dropped);
         dropped
     }
 
@@ -223,6 +230,7 @@ impl OutQueue {
 
     fn consume(&mut self, mut n: usize, pool: &mut Pool) {
         self.len -= n;
+        pool.sub_queued(n);
         while n > 0 {
             let Some(front) = self.pieces.front() else {
                 break;
@@ -273,8 +281,8 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_copy(&[b"ab", b"cd"], &mut pool);
         q.push_copy(&[b"ef"], &mut pool); // coalesced
-        q.push_shared(Rc::from(&b"ghij"[..]));
-        q.push_owned(b"klmnopqrstuvwxyz0123".to_vec());
+        q.push_shared(Rc::from(&b"ghij"[..]), &mut pool);
+        q.push_owned(b"klmnopqrstuvwxyz0123".to_vec(), &mut pool);
         q.push_copy(&[b"!"], &mut pool);
         assert_eq!(q.len(), 31);
         let mut w = Trickle { got: Vec::new(), chunk: 3, budget: 10 };
@@ -288,11 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_keeps_the_total_of_every_queue() {
+        let mut pool = Pool::new(16, 4);
+        let shared: Rc<[u8]> = Rc::from(&b"shared"[..]);
+        let (mut a, mut b) = (OutQueue::default(), OutQueue::default());
+        a.push_copy(&[b"ab", b"cd"], &mut pool);
+        a.push_shared(Rc::clone(&shared), &mut pool);
+        b.push_shared(shared, &mut pool);
+        b.push_payload(b"payload".to_vec(), &mut pool);
+        b.push_owned(b"owned".to_vec(), &mut pool);
+        assert_eq!(pool.queued(), a.len() + b.len());
+        assert_eq!(pool.queued(), 10 + 18, "a shared piece counts in each queue");
+        let mut w = Trickle { got: Vec::new(), chunk: 3, budget: 5 };
+        a.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(pool.queued(), a.len() + b.len());
+        b.drop_unstarted(&mut pool);
+        assert_eq!(pool.queued(), a.len());
+        a.clear(&mut pool);
+        assert_eq!(pool.queued(), 0);
+    }
+
+    #[test]
     fn dropping_keeps_the_started_piece() {
         let mut pool = Pool::new(16, 4);
         let mut q = OutQueue::default();
-        q.push_owned(b"0123456789".to_vec());
-        q.push_owned(b"abcdef".to_vec());
+        q.push_owned(b"0123456789".to_vec(), &mut pool);
+        q.push_owned(b"abcdef".to_vec(), &mut pool);
         let mut w = Trickle { got: Vec::new(), chunk: 4, budget: 4 };
         q.write_to(&mut w, &mut pool).unwrap();
         assert_eq!(q.drop_unstarted(&mut pool), 6);
@@ -309,7 +338,7 @@ mod tests {
         // The header is at the end of a coalesced piece that is partly written.
         let mut q = OutQueue::default();
         q.push_copy(&[b"ab", b"H"], &mut pool);
-        q.push_payload(b"payload".to_vec());
+        q.push_payload(b"payload".to_vec(), &mut pool);
         q.push_copy(&[b"next"], &mut pool);
         q.write_to(&mut w, &mut pool).unwrap();
         assert_eq!(q.drop_unstarted(&mut pool), 4);
@@ -320,8 +349,8 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_copy(&[b"ab"], &mut pool);
         q.push_copy(&[b"H"], &mut pool);
-        q.push_payload(b"payload".to_vec());
-        q.push_owned(b"next".to_vec());
+        q.push_payload(b"payload".to_vec(), &mut pool);
+        q.push_owned(b"next".to_vec(), &mut pool);
         q.write_to(&mut w, &mut pool).unwrap();
         assert_eq!(q.drop_unstarted(&mut pool), 4);
         w.budget = usize::MAX;
@@ -330,15 +359,15 @@ mod tests {
         // Nothing started: everything goes.
         let mut q = OutQueue::default();
         q.push_copy(&[b"H"], &mut pool);
-        q.push_payload(b"payload".to_vec());
+        q.push_payload(b"payload".to_vec(), &mut pool);
         assert_eq!(q.drop_unstarted(&mut pool), 8);
         assert!(q.is_empty());
         // Unless the front piece must go out whole (a 101 not yet written), with the payload
         // of a frame whose header ends it.
         let mut q = OutQueue::default();
         q.push_copy(&[b"101", b"H"], &mut pool);
-        q.push_payload(b"payload".to_vec());
-        q.push_owned(b"next".to_vec());
+        q.push_payload(b"payload".to_vec(), &mut pool);
+        q.push_owned(b"next".to_vec(), &mut pool);
         assert_eq!(q.drop_unstarted_keeping_front(&mut pool), 4);
         let mut w = Trickle { got: Vec::new(), chunk: 64, budget: usize::MAX };
         q.write_to(&mut w, &mut pool).unwrap();

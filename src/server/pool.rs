@@ -1,6 +1,7 @@
 //! Buffers leased to connections only while they hold data, and returned when they go idle, so
 //! an idle connection owns no buffer (the memory goal: a few hundred bytes per idle
-//! connection).
+//! connection). The pool also keeps the running total of the bytes every connection has
+//! queued (each queue's pieces come from it and go back to it), for `--max-queued-total`.
 
 /// A free list of byte buffers of one size.
 #[derive(Debug)]
@@ -8,13 +9,16 @@ pub struct Pool {
     free: Vec<Vec<u8>>,
     size: usize,
     max_free: usize,
+    /// Unsent bytes in all queues (`OutQueue` adds and subtracts as it grows and shrinks; a
+    /// shared piece counts its length in each queue it is in).
+    queued: usize,
 }
 
 impl Pool {
     /// A pool of buffers of `size` bytes that keeps at most `max_free` of them when they are
     /// returned.
     pub fn new(size: usize, max_free: usize) -> Self {
-        Self { free: Vec::new(), size, max_free }
+        Self { free: Vec::new(), size, max_free, queued: 0 }
     }
 
     /// The size of every buffer this pool leases.
@@ -33,6 +37,19 @@ impl Pool {
             buf.clear();
             self.free.push(buf);
         }
+    }
+
+    /// Unsent bytes in all the queues that use this pool.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn add_queued(&mut self, n: usize) {
+        self.queued += n;
+    }
+
+    pub(crate) fn sub_queued(&mut self, n: usize) {
+        self.queued = self.queued.saturating_sub(n);
     }
 
     /// Buffers held for reuse.

@@ -388,7 +388,7 @@ impl<H: Handler> crate::server::Server<H> {
         if after == After::Stream && !early.is_empty() {
             let mut first = Vec::with_capacity(early.len());
             let _ = early.write_to(&mut first, &mut self.core.pool);
-            conn.out.push_owned(first);
+            conn.out.push_owned(first, &mut self.core.pool);
         }
         early.drop_unstarted(&mut self.core.pool);
         match after {

@@ -23,6 +23,12 @@ pub struct Stats {
     pub close_codes_received: BTreeMap<u16, u64>,
     /// Connections closed because their unsent bytes passed the queue cap.
     pub slow_reader_disconnects: u64,
+    /// Connections dropped because their queued output was not written for the send timeout.
+    pub send_timeouts: u64,
+    /// Connections cut because all queues together passed `--max-queued-total`.
+    pub queue_budget_disconnects: u64,
+    /// Unsent bytes in all connections' queues (as of the end of the last batch of work).
+    pub queued_bytes: u64,
     /// Pong deadlines missed.
     pub pong_timeouts: u64,
     /// Handshakes not finished in time.
