@@ -32,6 +32,12 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT/benches/loadgen" && cargo build --release) >&2
 fi
 [ -x "$WEIR" ] || { echo "hostile.sh: no $WEIR" >&2; exit 2; }
+# As benches/run.sh does: weir on CPU 0, the attackers and the canary on CPU 1 (the attackers at
+# the lowest priority, so the canary measures weir, not this machine's scheduler).
+ON_SERVER="" ON_CLIENT=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    ON_SERVER="taskset -c 0" ON_CLIENT="taskset -c 1"
+fi
 [ -x "$LG" ] || { echo "hostile.sh: no $LG" >&2; exit 2; }
 
 SCENARIOS="flood-echo flood-ws history events half-close"
@@ -54,7 +60,7 @@ trap 'exit 130' INT TERM
 failed=""
 for scen in $SCENARIOS; do
     : >"$LOG" # before the start: the child truncating it may come after the first grep
-    "$WEIR" --listen 127.0.0.1:0 >>"$LOG" 2>&1 &
+    $ON_SERVER "$WEIR" --listen 127.0.0.1:0 >>"$LOG" 2>&1 &
     PID=$!
     PORT=""
     for _ in $(seq 100); do
@@ -69,7 +75,7 @@ for scen in $SCENARIOS; do
         exit 1
     fi
     echo "== $scen (weir pid $PID, port $PORT)"
-    timeout 300 "$LG" hostile --url "ws://127.0.0.1:$PORT/" --pid "$PID" --hold 10 "$@" --scenarios "$scen" || failed="$failed $scen"
+    timeout 300 $ON_CLIENT "$LG" hostile --url "ws://127.0.0.1:$PORT/" --pid "$PID" --hold 10 "$@" --scenarios "$scen" || failed="$failed $scen"
     if ! kill -0 "$PID" 2>/dev/null; then
         echo "hostile.sh: weir exited during $scen" >&2
         [[ "$failed" == *" $scen" ]] || failed="$failed $scen"

@@ -35,6 +35,8 @@ const LISTENER_BASE: usize = 2;
 const READ_BUFFER: usize = 256 << 10;
 /// Reads per connection per wake-up; a connection with more to read waits for the next turn.
 const READS_PER_WAKE: usize = 16;
+/// The most bytes read from one connection in one turn of the loop (see `on_ready`).
+const TURN_BYTES: usize = 256 << 10;
 /// Accepts per listener per wake-up.
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
@@ -435,10 +437,17 @@ impl<H: Handler> Server<H> {
                 self.flush_dirty();
             }
         }
+        // What one connection may have read in one turn: a flood on one connection (pings,
+        // say, each cheap but an event) delays every other connection by at most this much
+        // work; the rest waits for the next turn (`pending`).
+        let mut budget = TURN_BYTES;
         for _ in 0..READS_PER_WAKE {
             let Some(conn) = self.core.conns.get_mut(key) else {
                 return;
             };
+            if budget == 0 {
+                break;
+            }
             if !conn.readable
                 || conn.eof
                 || (conn.cut && !conn.hup)
@@ -448,22 +457,28 @@ impl<H: Handler> Server<H> {
             {
                 break;
             }
-            let direct = payload::direct_len(conn);
+            let direct = payload::direct_len(conn).min(budget);
             if direct > 0 {
-                if self.read_payload_in_place(key, direct) {
+                let before = conn.bytes_in;
+                let more = self.read_payload_in_place(key, direct);
+                let read = self.core.conns.get(key).map_or(0, |c| c.bytes_in - before);
+                budget = budget.saturating_sub(usize::try_from(read).unwrap_or(usize::MAX));
+                if more {
                     self.flush_dirty();
                     continue;
                 }
                 break;
             }
-            match conn.socket.read(&mut self.rbuf) {
+            let room = self.rbuf.len().min(budget);
+            match conn.socket.read(&mut self.rbuf[..room]) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     conn.bytes_in += n as u64;
+                    budget -= n;
                     // Edge-triggered: a short read drained the socket, and data arriving later
                     // raises a new edge, so the read that would only say `WouldBlock` is
                     // skipped. Not when the peer's FIN came with this edge: then read on to EOF.
-                    if n < self.rbuf.len() && !conn.hup {
+                    if n < room && !conn.hup {
                         conn.readable = false;
                     }
                     self.on_bytes(key, n);

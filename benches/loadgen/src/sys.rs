@@ -14,6 +14,17 @@ pub fn pin_cpu(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Lowers the calling thread's scheduling priority to nice 19 (Linux: nice is per thread), so
+/// an attacker thread on this machine does not take the CPU from the canary it is measured by,
+/// as an attacker on another host would not.
+pub fn lowest_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
 /// Raises the soft open-file limit to the hard one; returns the new soft limit.
 pub fn raise_nofile() -> u64 {
     // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.
