@@ -245,6 +245,10 @@ pub struct Connection {
     auto_close_reply: bool,
     /// The fragmented message this end is sending, if any.
     tx_open: Option<MessageKind>,
+    /// permessage-deflate was agreed: RSV1 marks a compressed message (RFC 7692 §6).
+    compression: bool,
+    /// The message being received (or the last one) came compressed.
+    rx_compressed: bool,
     rx: Receiver,
     spill: Option<Box<Spill>>,
     settings: Settings,
@@ -382,6 +386,8 @@ impl Connection {
             pending_ping: false,
             auto_close_reply: true,
             tx_open: None,
+            compression: false,
+            rx_compressed: false,
             rx: Receiver::new(),
             spill: None,
             settings,
@@ -413,6 +419,22 @@ impl Connection {
             self.timers.last_data_rx = now;
             self.timers.last_ping = now;
         }
+    }
+
+    /// permessage-deflate was agreed in the handshake (RFC 7692): a message whose first frame
+    /// has RSV1 set is compressed ([`Connection::is_compressed`]), and this end may send
+    /// compressed messages ([`Connection::send_compressed`]). The core neither inflates nor
+    /// deflates: the caller does, with [`crate::proto::extension::MessageInflater`] and
+    /// [`crate::proto::deflate::Deflater`], in its own buffers.
+    pub fn set_compression(&mut self, on: bool) {
+        self.compression = on;
+    }
+
+    /// Whether the message whose pieces [`Connection::handle_bytes`] is handing out (or handed
+    /// out last) is compressed: its pieces are DEFLATE data, not yet checked as UTF-8 or against
+    /// the message limit, which apply to what they inflate to.
+    pub const fn is_compressed(&self) -> bool {
+        self.rx_compressed
     }
 
     /// The role this connection plays.
@@ -537,7 +559,7 @@ impl Connection {
                 f.mask_offset = apply_mask(data, key, usize::from(frame.mask_offset)) as u8;
             }
             let msg = self.rx.message.as_mut().ok_or(ProtocolError::UnexpectedContinuation)?;
-            if msg.kind == MessageKind::Text {
+            if msg.kind == MessageKind::Text && !self.rx_compressed {
                 msg.utf8.feed(data).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             let kind = msg.kind;
@@ -596,7 +618,16 @@ impl Connection {
     }
 
     /// Applies the rules known at header time and sets up the frame.
-    fn start_frame(&mut self, h: FrameHeader) -> Result<FrameState, ProtocolError> {
+    fn start_frame(&mut self, mut h: FrameHeader) -> Result<FrameState, ProtocolError> {
+        // RFC 7692 §6.1: with the extension, RSV1 on a message's first frame says it is
+        // compressed; on a continuation or a control frame it is an error.
+        let rsv1 = self.compression && h.rsv & 0b100 != 0;
+        if rsv1 {
+            if !matches!(h.opcode, Opcode::Text | Opcode::Binary) {
+                return Err(ProtocolError::CompressedContinuation);
+            }
+            h.rsv &= 0b011;
+        }
         h.check(self.role == Role::Server, self.settings.max_frame)?;
         // §5.4: fragments of one message are contiguous, control frames may come between them.
         match h.opcode {
@@ -612,6 +643,7 @@ impl Connection {
                     if h.opcode == Opcode::Text { MessageKind::Text } else { MessageKind::Binary };
                 let len = grow(0, h.payload_len, self.settings.max_message)?;
                 self.rx.message = Some(MessageState { kind, len, utf8: Utf8Validator::new() });
+                self.rx_compressed = rsv1;
             }
             Opcode::Close | Opcode::Ping | Opcode::Pong => self.rx.control_len = 0,
         }
@@ -702,7 +734,7 @@ impl Connection {
             return Ok(false);
         }
         if let Some(msg) = self.rx.message.take() {
-            if !msg.utf8.is_complete() {
+            if !self.rx_compressed && !msg.utf8.is_complete() {
                 return Err(ProtocolError::InvalidUtf8);
             }
         }
@@ -913,6 +945,54 @@ impl Connection {
         let r = self.data_header(kind, payload_len, fin, [0; 4])?;
         self.tx_open = if fin { None } else { Some(kind) };
         Ok(r)
+    }
+
+    /// Encodes one whole compressed message (RSV1 set, RFC 7692 §6): `payload` is what the
+    /// caller's [`crate::proto::deflate::Deflater`] made of it. As [`Connection::send`]
+    /// otherwise; `NotOpen` if compression was not agreed, `Fragmentation` inside a fragmented
+    /// send.
+    pub fn send_compressed(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut [u8],
+        mask: [u8; 4],
+    ) -> Result<usize, SendError> {
+        if !self.compression {
+            return Err(SendError::NotOpen);
+        }
+        if self.tx_open.is_some() {
+            return Err(SendError::Fragmentation);
+        }
+        let (mut head, n) = self.data_header(kind, payload.len() as u64, true, mask)?;
+        head[0] |= 0x40;
+        let needed = n + payload.len();
+        let out =
+            out.get_mut(..needed).ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
+        out[..n].copy_from_slice(&head[..n]);
+        out[n..].copy_from_slice(payload);
+        if self.role == Role::Client {
+            apply_mask(&mut out[n..], mask, 0);
+        }
+        Ok(needed)
+    }
+
+    /// The header of one whole compressed message from a server (RSV1 set), for a payload
+    /// shared by many connections (see [`Connection::encode_data_header`]).
+    pub fn encode_compressed_header(
+        &mut self,
+        kind: MessageKind,
+        payload_len: u64,
+    ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        if !self.compression || self.role == Role::Client {
+            return Err(SendError::NotOpen);
+        }
+        if self.tx_open.is_some() {
+            return Err(SendError::Fragmentation);
+        }
+        let (mut head, n) = self.data_header(kind, payload_len, true, [0; 4])?;
+        head[0] |= 0x40;
+        Ok((head, n))
     }
 
     fn data_header(

@@ -42,13 +42,20 @@ pub enum ProtocolError {
     InvalidCloseCode,
     /// A close frame whose reason is not valid UTF-8 (§5.5.1).
     InvalidCloseReason,
+    /// RSV1 (a compressed message, RFC 7692 §6) on a continuation or control frame: it is set
+    /// on a message's first frame only (§6.1), and control frames are never compressed.
+    CompressedContinuation,
+    /// A compressed message that does not inflate (RFC 7692 §6.2, RFC 1951).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code sent to the peer when this rule is broken (§7.4.1).
     pub const fn close_code(self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             Self::FrameTooLarge | Self::MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -72,6 +79,8 @@ impl ProtocolError {
             Self::InvalidClosePayload => "close frame with a 1-byte payload",
             Self::InvalidCloseCode => "invalid close code",
             Self::InvalidCloseReason => "invalid UTF-8 in a close reason",
+            Self::CompressedContinuation => "RSV1 on a continuation or control frame",
+            Self::InvalidCompressedData => "invalid compressed data",
         }
     }
 
@@ -93,11 +102,13 @@ impl ProtocolError {
             Self::InvalidClosePayload => "invalid_close_payload",
             Self::InvalidCloseCode => "invalid_close_code",
             Self::InvalidCloseReason => "invalid_close_reason",
+            Self::CompressedContinuation => "compressed_continuation",
+            Self::InvalidCompressedData => "invalid_compressed_data",
         }
     }
 
     /// Every variant, for tables of counters.
-    pub const ALL: [ProtocolError; 15] = [
+    pub const ALL: [ProtocolError; 17] = [
         Self::ReservedBits,
         Self::ReservedOpcode,
         Self::ControlFrameTooLong,
@@ -113,6 +124,8 @@ impl ProtocolError {
         Self::InvalidClosePayload,
         Self::InvalidCloseCode,
         Self::InvalidCloseReason,
+        Self::CompressedContinuation,
+        Self::InvalidCompressedData,
     ];
 }
 

@@ -6,7 +6,13 @@
 //! outcome, [`Agreed`], says which window each side compresses with and whether each side keeps
 //! its context between messages.
 
+use alloc::vec::Vec;
 use core::fmt;
+
+use crate::proto::connection::MessageKind;
+use crate::proto::error::ProtocolError;
+use crate::proto::inflate::Inflater;
+use crate::proto::utf8::Utf8Validator;
 
 /// The extension's name.
 pub const NAME: &str = "permessage-deflate";
@@ -185,6 +191,119 @@ pub fn check_response<'a>(
         })?;
     }
     result.map(|()| agreed)
+}
+
+/// Inflates the compressed messages one end receives, piece by piece as the core hands them
+/// out (RFC 7692 §7.2.2): the limit on a message's size and the UTF-8 rule of text apply to
+/// what comes out, checked as it comes out, before more memory is spent.
+#[derive(Debug, Clone)]
+pub struct MessageInflater {
+    z: Inflater,
+    /// The peer keeps its context between messages: so must this end's window.
+    takeover: bool,
+    utf8: Utf8Validator,
+    len: u64,
+    max: u64,
+}
+
+/// The tail a sender leaves off each message (§7.2.1), put back before inflating its end.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+/// Output grows by at most this much at a time.
+const STEP: usize = 64 << 10;
+
+impl MessageInflater {
+    /// An inflater for a peer that compresses with a window of `2^window_bits` bytes and
+    /// keeps (`takeover`) or drops its context between messages, for messages of at most
+    /// `max_message_size` bytes once inflated.
+    pub fn new(window_bits: u8, takeover: bool, max_message_size: u64) -> Self {
+        Self {
+            z: Inflater::new(window_bits),
+            takeover,
+            utf8: Utf8Validator::new(),
+            len: 0,
+            max: max_message_size,
+        }
+    }
+
+    /// Inflates one piece of a compressed message of `kind` and appends what it makes to
+    /// `out`; `fin` ends the message.
+    ///
+    /// # Errors
+    /// `MessageTooLarge` (1009) as soon as the message inflates past the limit,
+    /// `InvalidCompressedData` (1007) for a stream that is not DEFLATE or has bytes after its
+    /// end, `InvalidUtf8` (1007) for text that is not UTF-8. The connection is then failed; the
+    /// inflater is not to be used again.
+    pub fn piece(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
+        self.feed(kind, data, false, out)?;
+        if !fin {
+            return Ok(());
+        }
+        self.feed(kind, &TAIL, true, out)?;
+        if kind == MessageKind::Text && !self.utf8.is_complete() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        self.len = 0;
+        self.utf8 = Utf8Validator::new();
+        if !self.takeover {
+            self.z.reset();
+        } else if self.z.is_done() {
+            // A final block ended the stream: the next message starts a new one, on the same
+            // window.
+            self.z.restart();
+        }
+        Ok(())
+    }
+
+    fn feed(
+        &mut self,
+        kind: MessageKind,
+        mut data: &[u8],
+        tail: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
+        while !data.is_empty() {
+            if self.z.is_done() {
+                // Past the end of the stream only the tail may come (§7.2.2).
+                return if tail { Ok(()) } else { Err(ProtocolError::InvalidCompressedData) };
+            }
+            // One byte past the limit is room enough to tell that it was passed.
+            let room = usize::try_from(self.max.saturating_sub(self.len).saturating_add(1))
+                .unwrap_or(usize::MAX)
+                .min(STEP);
+            let at = out.len();
+            out.resize(at + room, 0);
+            let r = self.z.inflate(data, &mut out[at..]);
+            let p = match r {
+                Ok(p) => p,
+                Err(_) => {
+                    out.truncate(at);
+                    return Err(ProtocolError::InvalidCompressedData);
+                }
+            };
+            out.truncate(at + p.produced);
+            self.len += p.produced as u64;
+            if self.len > self.max {
+                return Err(ProtocolError::MessageTooLarge);
+            }
+            if kind == MessageKind::Text {
+                self.utf8.feed(&out[at..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            data = &data[p.consumed..];
+            if p.done && !tail && (!data.is_empty() || self.z.unused_bytes() > 0) {
+                return Err(ProtocolError::InvalidCompressedData);
+            }
+            if p.consumed == 0 && p.produced == 0 && !p.done {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The parameters of an answer, checked against the client's own offer.
@@ -375,6 +494,190 @@ mod tests {
         let mut all = Vec::new();
         parse_offers([v.as_bytes()], |o| all.push(o))?;
         Ok(all)
+    }
+
+    use crate::proto::connection::{Config, Connection, Event, Role};
+    use crate::proto::deflate::Deflater;
+    use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
+    use crate::proto::mask::apply_mask;
+    use core::time::Duration;
+
+    const T0: Duration = Duration::from_secs(1);
+    const KEY: [u8; 4] = [1, 2, 3, 4];
+
+    /// A client's frame with the given RSV bits.
+    fn frame(fin: bool, rsv: u8, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let h =
+            FrameHeader { fin, rsv, opcode, mask: Some(KEY), payload_len: payload.len() as u64 };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = h.encode(&mut head);
+        let mut out = head[..n].to_vec();
+        let at = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[at..], KEY, 0);
+        out
+    }
+
+    fn packed(d: &mut Deflater, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        d.compress_message(data, &mut out);
+        out
+    }
+
+    /// Feeds `input` to a server with compression agreed, in reads of `step` bytes, inflating
+    /// compressed messages as their pieces come: the messages, then the error if one came.
+    fn receive(
+        input: &[u8],
+        step: usize,
+        max: u64,
+    ) -> (Vec<(MessageKind, Vec<u8>)>, Option<ProtocolError>) {
+        let mut conn = Connection::new_open(Role::Server, Config::default(), T0);
+        conn.set_compression(true);
+        let mut z = MessageInflater::new(15, true, max);
+        let (mut msgs, mut cur) = (Vec::new(), Vec::new());
+        for chunk in input.chunks(step) {
+            let mut buf = chunk.to_vec();
+            let mut pos = 0;
+            while pos < buf.len() {
+                let (n, ev) = match conn.handle_bytes(&mut buf[pos..], T0) {
+                    Ok(r) => r,
+                    Err(e) => return (msgs, Some(e)),
+                };
+                pos += n;
+                if let Some(Event::Message { kind, data, fin }) = ev {
+                    if conn.is_compressed() {
+                        if let Err(e) = z.piece(kind, data, fin, &mut cur) {
+                            return (msgs, Some(e));
+                        }
+                    } else {
+                        cur.extend_from_slice(data);
+                    }
+                    if fin {
+                        msgs.push((kind, core::mem::take(&mut cur)));
+                    }
+                }
+            }
+        }
+        (msgs, None)
+    }
+
+    fn every_split(input: &[u8], max: u64) -> (Vec<(MessageKind, Vec<u8>)>, Option<ProtocolError>) {
+        let whole = receive(input, input.len().max(1), max);
+        for step in [1, 2, 7, 100] {
+            assert_eq!(receive(input, step, max), whole, "step {step}");
+        }
+        whole
+    }
+
+    #[test]
+    fn compressed_messages_whole_fragmented_and_plain_between() {
+        let mut d = Deflater::new(15, true);
+        let json = br#"{"type":"message","data":"weir weir weir weir"}"#;
+        let a = packed(&mut d, json);
+        let b = packed(&mut d, json);
+        let (b1, b2) = b.split_at(b.len() / 2);
+        let input = [
+            frame(true, 0b100, Opcode::Text, &a),
+            frame(true, 0, Opcode::Binary, b"plain"),
+            // A compressed message in two fragments: RSV1 on the first only (§6.1).
+            frame(false, 0b100, Opcode::Text, b1),
+            frame(true, 0, Opcode::Continuation, b2),
+        ]
+        .concat();
+        let (msgs, err) = every_split(&input, 1 << 20);
+        assert_eq!(err, None);
+        assert_eq!(
+            msgs,
+            [
+                (MessageKind::Text, json.to_vec()),
+                (MessageKind::Binary, b"plain".to_vec()),
+                (MessageKind::Text, json.to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rsv1_where_it_may_not_be_is_a_protocol_error() {
+        let on_continuation =
+            [frame(false, 0, Opcode::Text, b"a"), frame(true, 0b100, Opcode::Continuation, b"b")]
+                .concat();
+        assert_eq!(
+            every_split(&on_continuation, 100).1,
+            Some(ProtocolError::CompressedContinuation)
+        );
+        let on_ping = frame(true, 0b100, Opcode::Ping, b"");
+        assert_eq!(every_split(&on_ping, 100).1, Some(ProtocolError::CompressedContinuation));
+        // RSV2 is still reserved.
+        let rsv2 = frame(true, 0b110, Opcode::Text, b"");
+        assert_eq!(every_split(&rsv2, 100).1, Some(ProtocolError::ReservedBits));
+        // Without the extension RSV1 is reserved too.
+        let mut conn = Connection::new_open(Role::Server, Config::default(), T0);
+        let mut f = frame(true, 0b100, Opcode::Text, b"x");
+        assert_eq!(conn.handle_bytes(&mut f, T0).err(), Some(ProtocolError::ReservedBits));
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_and_garbage_and_bad_text_are_refused() {
+        // 8 MiB of zeros compresses to a few KiB; the limit is 64 KiB.
+        let mut d = Deflater::new(15, false);
+        let bomb = packed(&mut d, &vec![0u8; 8 << 20]);
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        let input = frame(true, 0b100, Opcode::Binary, &bomb);
+        let mut conn = Connection::new_open(Role::Server, Config::default(), T0);
+        conn.set_compression(true);
+        let mut z = MessageInflater::new(15, false, 64 << 10);
+        let mut out = Vec::new();
+        let mut buf = input.clone();
+        let mut pos = 0;
+        let mut err = None;
+        while pos < buf.len() && err.is_none() {
+            let (n, ev) = conn.handle_bytes(&mut buf[pos..], T0).unwrap();
+            pos += n;
+            if let Some(Event::Message { kind, data, fin }) = ev {
+                err = z.piece(kind, data, fin, &mut out).err();
+            }
+        }
+        assert_eq!(err, Some(ProtocolError::MessageTooLarge));
+        assert!(out.len() <= (64 << 10) + 1, "held {} bytes", out.len());
+
+        let garbage = frame(true, 0b100, Opcode::Binary, &[0xFF; 16]);
+        assert_eq!(every_split(&garbage, 1 << 20).1, Some(ProtocolError::InvalidCompressedData));
+        let bad_text = frame(true, 0b100, Opcode::Text, &packed(&mut d, &[b'a', 0xC3, 0x28]));
+        assert_eq!(every_split(&bad_text, 1 << 20).1, Some(ProtocolError::InvalidUtf8));
+        // A final block followed by more data is trailing garbage.
+        let mut trailing = hex("cb48cdc9c90700"); // "hello", BFINAL set
+        trailing.push(0x00);
+        let input = frame(true, 0b100, Opcode::Text, &trailing);
+        assert_eq!(every_split(&input, 1 << 20).1, Some(ProtocolError::InvalidCompressedData));
+        // The same final block alone is a whole message.
+        let input = frame(true, 0b100, Opcode::Text, &hex("cb48cdc9c90700"));
+        assert_eq!(every_split(&input, 1 << 20).0, [(MessageKind::Text, b"hello".to_vec())]);
+    }
+
+    #[test]
+    fn a_client_core_sends_what_a_server_core_inflates() {
+        let mut client = Connection::new_open(Role::Client, Config::default(), T0);
+        client.set_compression(true);
+        let mut d = Deflater::new(15, true);
+        let mut wire = Vec::new();
+        for text in ["one", "two two two two", "one"] {
+            let p = packed(&mut d, text.as_bytes());
+            let mut out = vec![0u8; p.len() + MAX_HEADER_LEN];
+            let n = client.send_compressed(MessageKind::Text, &p, &mut out, KEY).unwrap();
+            wire.extend_from_slice(&out[..n]);
+        }
+        let (msgs, err) = every_split(&wire, 1 << 20);
+        assert_eq!(err, None);
+        let texts: Vec<&[u8]> = msgs.iter().map(|(_, m)| &m[..]).collect();
+        assert_eq!(texts, [&b"one"[..], b"two two two two", b"one"]);
+        // Not agreed: refused.
+        let mut plain = Connection::new_open(Role::Client, Config::default(), T0);
+        let mut out = [0u8; 64];
+        assert!(plain.send_compressed(MessageKind::Text, b"x", &mut out, KEY).is_err());
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
