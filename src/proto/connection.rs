@@ -915,15 +915,27 @@ impl Connection {
         mask: [u8; 4],
     ) -> Result<usize, SendError> {
         let (head, n) = self.data_header(kind, payload.len() as u64, fin, mask)?;
-        let needed = n + payload.len();
+        let needed = self.fill(&head[..n], payload, out, mask)?;
+        self.tx_open = if fin { None } else { Some(kind) };
+        Ok(needed)
+    }
+
+    /// Writes a frame's header and payload into `out`, masking the payload for a client.
+    fn fill(
+        &self,
+        head: &[u8],
+        payload: &[u8],
+        out: &mut [u8],
+        mask: [u8; 4],
+    ) -> Result<usize, SendError> {
+        let (n, needed) = (head.len(), head.len() + payload.len());
         let out =
             out.get_mut(..needed).ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
-        out[..n].copy_from_slice(&head[..n]);
+        out[..n].copy_from_slice(head);
         out[n..].copy_from_slice(payload);
         if self.role == Role::Client {
             apply_mask(&mut out[n..], mask, 0);
         }
-        self.tx_open = if fin { None } else { Some(kind) };
         Ok(needed)
     }
 
@@ -966,15 +978,7 @@ impl Connection {
         }
         let (mut head, n) = self.data_header(kind, payload.len() as u64, true, mask)?;
         head[0] |= 0x40;
-        let needed = n + payload.len();
-        let out =
-            out.get_mut(..needed).ok_or(SendError::BufferTooSmall(BufferTooSmall { needed }))?;
-        out[..n].copy_from_slice(&head[..n]);
-        out[n..].copy_from_slice(payload);
-        if self.role == Role::Client {
-            apply_mask(&mut out[n..], mask, 0);
-        }
-        Ok(needed)
+        self.fill(&head[..n], payload, out, mask)
     }
 
     /// The header of one whole compressed message from a server (RSV1 set), for a payload
