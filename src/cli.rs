@@ -50,6 +50,10 @@ pub struct Options {
     pub queue_cap: u64,
     /// Most bytes queued for sending on all connections together (at least 1 KiB).
     pub max_queued_total: u64,
+    /// permessage-deflate: `None` off, else shared or dedicated (`--compression`).
+    pub compression: Option<crate::server::compress::Mode>,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_min_size: u64,
     /// Most bytes the HTTP upgrade request may take (at least 512).
     pub max_head_size: usize,
     /// Most header lines the HTTP upgrade request may carry (at least 5, the headers RFC 6455
@@ -138,6 +142,8 @@ impl Default for Options {
             max_frame_size: 16 * MIB,
             queue_cap: 32 * MIB,
             max_queued_total: 256 * MIB,
+            compression: None,
+            compression_min_size: KIB,
             max_head_size: 8 * 1024,
             max_headers: 64,
             read_buffer_size: 16 * 1024,
@@ -679,6 +685,46 @@ const FLAGS: &[Flag] = &[
         help: "Most bytes queued for sending on one connection (at least 1KiB).",
         setter: Setter::Serve(|o, v| {
             o.queue_cap = parse_size(v, KIB)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "compression",
+        metavar: Some("MODE"),
+        repeatable: false,
+        group: Group::Limits,
+        default: "off",
+        help: "permessage-deflate (RFC 7692) for clients that offer it: off, shared (one \
+               compressor, no context kept between messages: no compression memory per \
+               connection), or dedicated[:BITS] (a compressor per connection keeping a window \
+               of 2^BITS bytes, 8-15, default 15: better ratio, about 100 KiB per connection).",
+        setter: Setter::Serve(|o, v| {
+            use crate::server::compress::Mode;
+            o.compression = match v {
+                "off" => None,
+                "shared" => Some(Mode::Shared),
+                "dedicated" => Some(Mode::Dedicated { bits: 15 }),
+                _ => match v.strip_prefix("dedicated:").map(str::parse::<u8>) {
+                    Some(Ok(bits @ 8..=15)) => Some(Mode::Dedicated { bits }),
+                    _ => {
+                        return Err(format!(
+                            "{v}: expected off, shared, dedicated or dedicated:8 to dedicated:15"
+                        ));
+                    }
+                },
+            };
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "compression-min-size",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Limits,
+        default: "1KiB",
+        help: "With --compression, messages shorter than this are sent as they are.",
+        setter: Setter::Serve(|o, v| {
+            o.compression_min_size = parse_size(v, 0)?;
             Ok(())
         }),
     },
@@ -1524,6 +1570,8 @@ mod tests {
             ("max-frame-size", "125"),
             ("queue-cap", "1KiB"),
             ("max-queued-total", "1MiB"),
+            ("compression", "dedicated:10"),
+            ("compression-min-size", "2KiB"),
             ("max-head-size", "512"),
             ("max-headers", "5"),
             ("read-buffer-size", "1K"),
@@ -1588,6 +1636,7 @@ mod tests {
              --route /app=ws://127.0.0.1:3000/ --route=/b=ws://h:1/x --upstream-timeout 2s \
              --exec=/run=cat --exec-binary --pass-stderr --kill-grace 2s --max-processes 3 \
              --agent=c=sh --agent-restart never --agent-log-lines 10 \
+             --compression shared --compression-min-size 0 \
              --log-level DEBUG --log-format json",
         );
         assert_eq!(
@@ -1601,6 +1650,8 @@ mod tests {
                 max_frame_size: 64 << 10,
                 queue_cap: 2_000_000,
                 max_queued_total: 256 << 20,
+                compression: Some(crate::server::compress::Mode::Shared),
+                compression_min_size: 0,
                 max_head_size: 4096,
                 max_headers: 100,
                 read_buffer_size: 1024,

@@ -85,6 +85,10 @@ fn serve(opts: Options) -> ExitCode {
         },
         shutdown_timeout: opts.shutdown_timeout,
         handle_signals: true,
+        compression: opts.compression.map(|mode| weir::server::compress::Compression {
+            mode,
+            min_size: usize::try_from(opts.compression_min_size).unwrap_or(usize::MAX),
+        }),
     };
     weir::info!(
         "starting",

@@ -757,6 +757,13 @@ impl Connection {
         self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
     }
 
+    /// Fails the connection for a rule the caller found broken in what the core handed out
+    /// (RFC 7692: a compressed message that does not inflate, or inflates past the limit):
+    /// the close frame for `e` is queued and nothing more is read or sent.
+    pub fn fail_with(&mut self, e: ProtocolError, now: Duration) {
+        self.fail(e.close_code(), e.reason(), now);
+    }
+
     /// Fails the connection (§7.1.7): a close frame if one can still be sent, then nothing.
     fn fail(&mut self, code: CloseCode, reason: &str, now: Duration) {
         self.queue_close(Some(code), reason, now);

@@ -129,12 +129,14 @@ impl Deflater {
             self.history.extend_from_slice(&self.buf[self.buf.len() - keep..]);
         }
         self.buf.clear();
-        if !self.takeover {
-            // Nothing is kept between messages: the table goes too.
-            self.head = Vec::new();
-            self.buf = Vec::new();
-            self.symbols = Vec::new();
-        }
+    }
+
+    /// Frees the buffers kept for the next message (the table, the working copy); the window of
+    /// a compressor with context takeover stays.
+    pub fn release(&mut self) {
+        self.head = Vec::new();
+        self.buf = Vec::new();
+        self.symbols = Vec::new();
     }
 }
 

@@ -305,8 +305,8 @@ impl Inflater {
         self.filled = 0;
     }
 
-    /// Whole bytes taken from the input but not used by the stream: after [`is_done`]
-    /// (Self::is_done) they are data past its end.
+    /// Whole bytes taken from the input but not used by the stream: after
+    /// [`is_done`](Self::is_done) they are data past its end.
     pub fn unused_bytes(&self) -> usize {
         (self.have / 8) as usize
     }

@@ -34,6 +34,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Whether SIGINT and SIGTERM start a graceful shutdown (the binary: yes; tests: no).
     pub handle_signals: bool,
+    /// permessage-deflate (RFC 7692) on upgrades that offer it: `None` declines it.
+    pub compression: Option<crate::server::compress::Compression>,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             max_queued_total: 256 << 20,
             send_timeout: Duration::from_secs(30),
             read_buffer_size: 16 << 10,
+            compression: None,
             http: proto::http::Limits::default(),
             max_body_size: 1 << 20,
             ws: proto::Config::default(),

@@ -106,6 +106,8 @@ pub(crate) struct Conn {
     pub(crate) drain_mark: Option<u32>,
     /// A request body being read.
     pub(crate) body: Option<Box<BodyState>>,
+    /// permessage-deflate, when the upgrade agreed it.
+    pub(crate) pmd: Option<Box<crate::server::compress::Pmd>>,
     /// Where the last pong queued ends, counted in bytes written (`bytes_out`): while it is
     /// unwritten, the control frames the core owes stay there (RFC 6455 §5.5.3: a newer ping's
     /// pong replaces the one owed), so a peer that pings and never reads holds one pong here.
@@ -166,6 +168,7 @@ impl Conn {
             pipeline_wait: false,
             drain_mark: None,
             body: None,
+            pmd: None,
             pong_end: 0,
             close_queued: 0,
             send_deadline: None,

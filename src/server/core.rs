@@ -55,6 +55,9 @@ pub struct Core {
     pub(crate) procs: Procs,
     /// Broadcasts to one set gathered in this batch of work, not queued yet (`batch.rs`).
     pub(crate) batch: Option<Batch>,
+    /// The compressor shared by every connection with permessage-deflate and no context
+    /// takeover (`compress.rs`), made at first use.
+    pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
 }
 
 impl Core {
@@ -169,6 +172,11 @@ impl Core {
         fin: bool,
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
+        if fin {
+            if let Some(r) = self.send_deflated(key, kind, data) {
+                return r;
+            }
+        }
         let big = data.len() > self.pool.size();
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
@@ -191,6 +199,9 @@ impl Core {
         data: Vec<u8>,
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
+        if let Some(r) = self.send_deflated(key, kind, &data) {
+            return r;
+        }
         let conn = open_conn(&mut self.conns, key)?;
         if conn.ws.role() == Role::Client {
             return self.send_masked(key, kind, &data, true);
@@ -243,6 +254,39 @@ impl Core {
         conn.ws.encode_data_header(kind, 0, true)?;
         conn.out.push_shared(Rc::clone(piece), &mut self.pool);
         self.queued(key, payloads.len() as u64)
+    }
+
+    /// A whole message compressed (RFC 7692 §7.2.1) when the connection agreed permessage-deflate
+    /// and it is long enough; `None`: send it as it is.
+    fn send_deflated(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Option<Result<(), SendError>> {
+        let conn = open_conn(&mut self.conns, key).ok()?;
+        let pmd = conn.pmd.as_mut()?;
+        if data.len() < pmd.min_size
+            || conn.ws.tx_is_fragmenting()
+            || conn.ws.role() != Role::Server
+        {
+            return None;
+        }
+        let mut packed = Vec::with_capacity(data.len() / 2 + 64);
+        let deflater = match pmd.deflate.as_mut() {
+            Some(d) => d,
+            None => self
+                .shared_deflate
+                .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false)),
+        };
+        deflater.compress_message(data, &mut packed);
+        let (head, n) = match conn.ws.encode_compressed_header(kind, packed.len() as u64) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        conn.out.push_copy(&[&head[..n]], &mut self.pool);
+        conn.out.push_payload(packed, &mut self.pool);
+        Some(self.queued(key, 1))
     }
 
     /// A client's frame: masked with a fresh key, so copied into a buffer of its own.

@@ -116,6 +116,7 @@ impl<H: Handler> Server<H> {
                 resumed: Vec::new(),
                 procs: Procs::new(!config.handle_signals),
                 batch: None,
+                shared_deflate: None,
                 config,
             },
             handler,
@@ -520,6 +521,39 @@ impl<H: Handler> Server<H> {
                     pos += n;
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                        Some(Event::Message { kind, data, fin })
+                            if conn.ws.is_compressed() && conn.pmd.is_some() =>
+                        {
+                            // RFC 7692 §7.2.2: inflated as it comes, the message limit and
+                            // UTF-8 checked on what comes out.
+                            core.stats.bytes_in += data.len() as u64;
+                            if conn.msg.capacity() == 0 {
+                                conn.msg = core.pool.take();
+                            }
+                            let Some(pmd) = conn.pmd.as_mut() else { continue };
+                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut conn.msg) {
+                                conn.msg = Vec::new();
+                                conn.ws.fail_with(e, now);
+                                return self.protocol_error(key, e);
+                            }
+                            if conn.streaming {
+                                core.stats.messages_in += u64::from(fin);
+                                let piece = std::mem::take(&mut conn.msg);
+                                let mut ctx = Context { core: &mut self.core };
+                                self.handler.on_message_piece(
+                                    &mut ctx,
+                                    ConnId(key),
+                                    kind,
+                                    &piece,
+                                    fin,
+                                );
+                            } else if fin {
+                                core.stats.messages_in += 1;
+                                let msg = std::mem::take(&mut conn.msg);
+                                let mut ctx = Context { core: &mut self.core };
+                                self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                            }
+                        }
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
                             if conn.streaming {

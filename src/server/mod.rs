@@ -6,6 +6,7 @@
 //! application plugs in through [`Handler`].
 
 mod batch;
+pub mod compress;
 pub mod config;
 mod conn;
 pub mod core;

@@ -24,7 +24,8 @@ const MIN_DIRECT: usize = 64 << 10;
 
 /// How many bytes to read straight into `conn`'s message, or 0 to read as usual.
 pub(super) fn direct_len(conn: &Conn) -> usize {
-    if conn.phase != Phase::Ws || conn.streaming {
+    // A compressed message is inflated piece by piece (`on_frames`), never read in place.
+    if conn.phase != Phase::Ws || conn.streaming || conn.ws.is_compressed() {
         return 0;
     }
     let owed = usize::try_from(conn.ws.payload_remaining()).unwrap_or(usize::MAX);

@@ -6,6 +6,7 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, HeadReader, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
+use crate::server::compress::Pmd;
 use crate::server::conn::{BodyState, Phase};
 use crate::server::core::write_with;
 use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
@@ -261,11 +262,27 @@ impl<H: Handler> crate::server::Server<H> {
                 Outcome::Deferred
             }
             Decision::Accept { protocol, headers } => {
-                let extra: Vec<(&str, &[u8])> =
+                let mut extra: Vec<(&str, &[u8])> =
                     headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                // RFC 7692 §5: the first offer this end can accept, answered in the 101.
+                let config = &self.core.config;
+                let pmd = config.compression.and_then(|c| {
+                    let (agreed, value) = c.negotiate(up.fields())?;
+                    let state = Pmd::server(&agreed, &c, config.ws.max_message_size);
+                    Some((Box::new(state), value))
+                });
+                if let Some((_, value)) = &pmd {
+                    extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
+                }
                 let bytes = write_with(|out| {
                     handshake::write_accept(out, up.key, protocol.as_deref(), &extra)
                 });
+                if let Some((state, _)) = pmd {
+                    if let Some(c) = self.core.conns.get_mut(key) {
+                        c.ws.set_compression(true);
+                        c.pmd = Some(state);
+                    }
+                }
                 self.open(key, &bytes);
                 Outcome::Opened
             }
