@@ -305,3 +305,38 @@ fn shutdown_ends_what_an_agent_leaves_in_its_group() {
         assert!(support::wait_until(TIMEOUT, || !alive(pid)), "{pid} outlived weir");
     }
 }
+
+#[test]
+fn an_agent_command_is_split_as_a_shell_splits_words() {
+    // One argument to `sh -c`, with quotes inside quotes: split on blanks it would be
+    // `sh -c '"echo'`, which fails.
+    let weir =
+        Weir::start(&["--agent", r#"quoted=sh -c "echo 'two  words' \"\$0\"; exec cat" x\ y"#]);
+    let (mut c, _) = Client::connect(weir.addr(), "quoted");
+    let out = c.wait_for("output", |_| true);
+    assert_eq!(output_data(&out), Some("two  words x y"));
+    let state = c.ok("get_state", "{}");
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("running"));
+}
+
+#[test]
+fn an_unterminated_quote_is_a_flag_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["--listen", "127.0.0.1:0", "--agent", r#"t=sh -c "date"#])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exit = common::eventually(TIMEOUT, || child.try_wait().unwrap());
+    if exit.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(exit.expect("still running with an open quote").code(), Some(2));
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("--agent") && stderr.contains("unterminated double quote"), "{stderr}");
+}

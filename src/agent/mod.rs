@@ -67,10 +67,11 @@ pub struct AgentSpec {
 }
 
 impl AgentSpec {
-    /// Parses `NAME=PROGRAM [ARGS...]` (the part after `=` split on whitespace, no quoting).
+    /// Parses `NAME=PROGRAM [ARGS...]` (the part after `=` split into words as for `--exec`).
     ///
     /// # Errors
-    /// No `=`, a name that is not letters, digits, `-`, `_` or `.`, or no program.
+    /// No `=`, a name that is not letters, digits, `-`, `_` or `.`, no program, or an
+    /// unterminated quote.
     pub fn parse(value: &str) -> Result<Self, String> {
         let (name, command) = value.split_once('=').ok_or("expected NAME=PROGRAM [ARGS...]")?;
         if name.is_empty()
@@ -78,9 +79,8 @@ impl AgentSpec {
         {
             return Err(String::from("the name must be letters, digits, '-', '_' or '.'"));
         }
-        let mut words = command.split_whitespace().map(String::from);
-        let program = words.next().ok_or("missing the program after '='")?;
-        Ok(Self { name: name.to_string(), program, args: words.collect() })
+        let (program, args) = crate::exec::words::split_command(command)?;
+        Ok(Self { name: name.to_string(), program, args })
     }
 }
 
