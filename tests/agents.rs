@@ -345,3 +345,36 @@ fn an_unterminated_quote_is_a_flag_error() {
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("--agent") && stderr.contains("unterminated double quote"), "{stderr}");
 }
+
+#[test]
+fn frames_that_are_not_commands_are_answered_not_ignored() {
+    let weir = Weir::start(&["--agent", "c=cat"]);
+    let (mut c, _) = Client::connect(weir.addr(), "c");
+    // Other systems' frames (no `id`, no `method`), and frames that are no command at all.
+    let frames = [
+        r#"{"type":"ping"}"#,
+        r#"{"type":"command","command":"pause","request_id":"r1"}"#,
+        "[]",
+        r#""x""#,
+        r#"{"method":"pause","params":[1]}"#,
+    ];
+    for frame in frames {
+        c.ws.send(tungstenite::Message::text(frame)).unwrap();
+        let v = c.wait_for_answer();
+        assert_eq!(v.get("id"), Some(&Value::Null), "{frame}: {v:?}");
+        let code = v.get("error").and_then(|e| e.get("code")).and_then(Value::as_str);
+        let want = if frame.contains("params") { "invalid_params" } else { "invalid_request" };
+        assert_eq!(code, Some(want), "{frame}: {v:?}");
+    }
+    c.ws.send(tungstenite::Message::binary(b"\x00".to_vec())).unwrap();
+    assert_eq!(c.wait_for_answer().get("id"), Some(&Value::Null));
+    // The offending id, when there is one.
+    c.ws.send(tungstenite::Message::text(r#"{"id":"r2","type":"ping"}"#)).unwrap();
+    let v = c.wait_for_answer();
+    assert_eq!(v.get("id").and_then(Value::as_str), Some("r2"), "{v:?}");
+    // A notification (a method, no id) is still carried out and not answered.
+    c.ws.send(tungstenite::Message::text(r#"{"method":"pause"}"#)).unwrap();
+    let state = c.ok("get_state", "{}");
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("paused"));
+    assert!(c.events.iter().all(|v| v.get("id").is_none()), "{:?}", c.events);
+}

@@ -56,6 +56,40 @@ fn connected_event_ping_and_ids() {
 }
 
 #[test]
+fn frames_that_are_not_commands_are_answered_not_ignored() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    // Other systems' frames (no `id`, no `method`), and frames that are no command at all:
+    // each gets an error with `"id": null`, never silence.
+    for (frame, code) in [
+        (r#"{"type":"ping"}"#, "invalid_request"),
+        (r#"{"type":"command","command":"pause","request_id":"r1"}"#, "invalid_request"),
+        ("[]", "invalid_request"),
+        (r#""x""#, "invalid_request"),
+        (r#"{"method":5}"#, "invalid_request"),
+        (r#"{"method":"publish","params":[1]}"#, "invalid_params"),
+    ] {
+        a.send_text(frame);
+        assert_eq!(error_code(&a.answer("null")), code, "{frame}");
+    }
+    a.send_binary(b"\x00");
+    assert_eq!(error_code(&a.answer("null")), "invalid_request");
+    // With an id, the answer carries it.
+    a.send_text(r#"{"id":"r2","type":"ping"}"#);
+    assert_eq!(error_code(&a.answer(r#""r2""#)), "invalid_request");
+    a.assert_quiet();
+}
+
+#[test]
+fn a_frame_over_the_rate_that_is_no_command_is_refused_for_the_rate() {
+    let server = Binary::start(&["--rate", "1", "--rate-burst", "1"]);
+    let mut a = Client::connect(server.addr);
+    a.ok("ping", "");
+    a.send_text(r#"{"type":"ping"}"#);
+    assert_eq!(error_code(&a.answer("null")), "rate_limited");
+}
+
+#[test]
 fn subscribe_publish_unsubscribe_between_two_clients() {
     let server = Binary::start(&[]);
     let mut a = Client::connect(server.addr);

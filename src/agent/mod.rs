@@ -675,19 +675,15 @@ fn parse_command(
     let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
     let mut value = json::parse_with(data, &limits)
         .map_err(|e| (CommandId::Unknown, bad("parse_error", &e.to_string())))?;
-    let cmd_id = match value.get("id") {
-        None => CommandId::Absent,
-        Some(Value::String(s)) => {
-            let mut out = String::new();
-            json::write_str(&mut out, s);
-            CommandId::Given(out)
-        }
-        Some(Value::Number(n)) if n.is_integer() => CommandId::Given(n.as_str().to_string()),
-        Some(_) => {
-            let e = bad("invalid_request", "id must be a string or an integer");
-            return Err((CommandId::Unknown, e));
-        }
-    };
+    let given = crate::hub::command_id(&value)
+        .map_err(|m| (CommandId::Unknown, bad("invalid_request", m)))?;
+    if !matches!(value, Value::Object(_)) {
+        return Err((CommandId::Unknown, bad("invalid_request", "a command is a JSON object")));
+    }
+    // A frame that is not a command is answered even without an id (with `null`), so that a
+    // client of another protocol is told and not left waiting.
+    let notification = given.is_none();
+    let cmd_id = given.map_or(CommandId::Unknown, CommandId::Given);
     let Some(method) = value.get("method").and_then(Value::as_str).map(String::from) else {
         return Err((cmd_id, bad("invalid_request", "method must be a string")));
     };
@@ -695,6 +691,8 @@ fn parse_command(
         None | Some(Value::Null | Value::Object(_)) => {}
         Some(_) => return Err((cmd_id, bad("invalid_params", "params must be an object"))),
     }
+    // A command without an id is a notification: carried out, not answered.
+    let cmd_id = if notification { CommandId::Absent } else { cmd_id };
     // Taken out of the parsed command, not copied (`send_input` data may be large): the first
     // `params`, the one `Value::get` reads.
     let params = match &mut value {

@@ -331,33 +331,11 @@ impl Hub {
                 error(cmd, code, message)
             }
         };
-        if kind == MessageKind::Binary {
-            return self.answer(
-                ctx,
-                id,
-                refuse(&Id::Null, "invalid_request", "commands are JSON text frames"),
-            );
-        }
-        let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
-        let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
-            Ok(v) => v,
-            Err(e) => {
-                return self.answer(ctx, id, refuse(&Id::Null, "parse_error", &e.to_string()));
-            }
-        };
-        let cmd_id = match value.get("id") {
-            None => Id::Absent,
-            Some(Value::String(s)) => {
-                let mut out = String::new();
-                json::write_str(&mut out, s);
-                Id::Raw(out)
-            }
-            Some(Value::Number(n)) if n.is_integer() => Id::Raw(n.as_str().to_string()),
-            Some(_) => {
-                let text =
-                    refuse(&Id::Null, "invalid_request", "id must be a string or an integer");
-                return self.answer(ctx, id, text);
-            }
+        let (cmd_id, value, raw_data) = match read_command(kind, data) {
+            Ok(command) => command,
+            // Not a command: answered even without an id (with `null`), so that a client of
+            // another protocol is told and not left waiting; refused for the rate over it.
+            Err((cmd, code, message)) => return self.answer(ctx, id, refuse(&cmd, code, &message)),
         };
         if limited {
             return self.answer(
@@ -366,32 +344,11 @@ impl Hub {
                 error(&cmd_id, "rate_limited", "too many messages; slow down"),
             );
         }
-        let Value::Object(_) = &value else {
-            // A non-object has no `id` to echo: answered with `null`, as a parse error is.
-            return self.answer(
-                ctx,
-                id,
-                error(&Id::Null, "invalid_request", "a command is a JSON object"),
-            );
-        };
-        let Some(method) = value.get("method").and_then(Value::as_str) else {
-            return self.answer(
-                ctx,
-                id,
-                error(&cmd_id, "invalid_request", "method must be a string"),
-            );
-        };
+        let method = value.get("method").and_then(Value::as_str).unwrap_or_default();
         let empty = Value::Object(Vec::new());
         let params = match value.get("params") {
-            None | Some(Value::Null) => &empty,
             Some(p @ Value::Object(_)) => p,
-            Some(_) => {
-                return self.answer(
-                    ctx,
-                    id,
-                    error(&cmd_id, "invalid_params", "params must be an object"),
-                );
-            }
+            _ => &empty,
         };
         if !authed && !matches!(method, "authenticate" | "ping") {
             return self.answer(ctx, id, error(&cmd_id, "unauthorized", "authenticate first"));
@@ -876,6 +833,59 @@ fn channel_entry<'a>(
 }
 
 /// An answer's text (`None` for a notification, which is not answered).
+/// A command's `id` as the JSON text to echo in the answer (`None` when it has none).
+///
+/// # Errors
+/// An `id` that is neither a string nor an integer.
+pub(crate) fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
+    match command.get("id") {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let mut out = String::new();
+            json::write_str(&mut out, s);
+            Ok(Some(out))
+        }
+        Some(Value::Number(n)) if n.is_integer() => Ok(Some(n.as_str().to_string())),
+        Some(_) => Err("id must be a string or an integer"),
+    }
+}
+
+/// A frame that is not a command: the id to answer with, the error code and message.
+type Refusal = (Id, &'static str, String);
+
+/// Reads a frame as a command: its id, the parsed frame (an object with a string `method`, and
+/// `params` an object or `null` if present), and the raw text of `params.data`.
+///
+/// # Errors
+/// The frame is not a command: the id as far as it was read (`null` when there is none), the
+/// code and the message.
+fn read_command(kind: MessageKind, data: &[u8]) -> Result<(Id, Value, Option<&str>), Refusal> {
+    let refused = |id: Id, code, message: &str| Err((id, code, message.to_string()));
+    if kind == MessageKind::Binary {
+        return refused(Id::Null, "invalid_request", "commands are JSON text frames");
+    }
+    let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
+    let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
+        Ok(v) => v,
+        Err(e) => return refused(Id::Null, "parse_error", &e.to_string()),
+    };
+    let Value::Object(_) = &value else {
+        return refused(Id::Null, "invalid_request", "a command is a JSON object");
+    };
+    let given = command_id(&value).map_err(|m| (Id::Null, "invalid_request", m.to_string()))?;
+    let notification = given.is_none();
+    let cmd_id = given.map_or(Id::Null, Id::Raw);
+    if value.get("method").and_then(Value::as_str).is_none() {
+        return refused(cmd_id, "invalid_request", "method must be a string");
+    }
+    if !matches!(value.get("params"), None | Some(Value::Null | Value::Object(_))) {
+        return refused(cmd_id, "invalid_params", "params must be an object");
+    }
+    // A command without an id is a notification: carried out, not answered.
+    let cmd_id = if notification { Id::Absent } else { cmd_id };
+    Ok((cmd_id, value, raw_data))
+}
+
 fn reply(id: &Id, result: &str) -> Option<String> {
     let id = match id {
         Id::Absent => return None,
