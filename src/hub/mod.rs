@@ -108,6 +108,29 @@ pub struct HubStats {
     pub rate_closed: u64,
     /// Connections closed for not authenticating in time.
     pub auth_timeouts: u64,
+    /// Commands refused, answered or not (notifications), by code in the order of
+    /// [`ERROR_CODES`].
+    pub errors: [u64; ERROR_CODES.len()],
+}
+
+/// The error codes of hub answers (`docs/protocol.md`, "Errors").
+pub const ERROR_CODES: [&str; 9] = [
+    "parse_error",
+    "invalid_request",
+    "unknown_method",
+    "invalid_params",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "too_large",
+    "not_found",
+];
+
+impl HubStats {
+    /// Error codes with the number of commands refused with each (zeros included).
+    pub fn errors(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ERROR_CODES.iter().copied().zip(self.errors.iter().copied())
+    }
 }
 
 /// What bounds the creation of channels: their number, and how fast each address may create
@@ -322,27 +345,17 @@ impl Hub {
                 return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
             }
         };
-        // Over the rate, a frame is refused as such, whatever else is wrong with it.
         let authed = client.authed;
-        let refuse = |cmd: &Id, code: &str, message: &str| {
-            if limited {
-                error(cmd, "rate_limited", "too many messages; slow down")
-            } else {
-                error(cmd, code, message)
-            }
-        };
         let (cmd_id, value, raw_data) = match read_command(kind, data) {
             Ok(command) => command,
+            // Over the rate, a frame is refused as such, whatever else is wrong with it.
+            Err((cmd, _, _)) if limited => return self.refuse(ctx, id, &cmd, rate_limited()),
             // Not a command: answered even without an id (with `null`), so that a client of
-            // another protocol is told and not left waiting; refused for the rate over it.
-            Err((cmd, code, message)) => return self.answer(ctx, id, refuse(&cmd, code, &message)),
+            // another protocol is told and not left waiting.
+            Err((cmd, code, message)) => return self.refuse(ctx, id, &cmd, (code, message)),
         };
         if limited {
-            return self.answer(
-                ctx,
-                id,
-                error(&cmd_id, "rate_limited", "too many messages; slow down"),
-            );
+            return self.refuse(ctx, id, &cmd_id, rate_limited());
         }
         let method = value.get("method").and_then(Value::as_str).unwrap_or_default();
         let empty = Value::Object(Vec::new());
@@ -351,7 +364,7 @@ impl Hub {
             _ => &empty,
         };
         if !authed && !matches!(method, "authenticate" | "ping") {
-            return self.answer(ctx, id, error(&cmd_id, "unauthorized", "authenticate first"));
+            return self.refuse(ctx, id, &cmd_id, ("unauthorized", "authenticate first".into()));
         }
         let result = match method {
             "authenticate" => self.authenticate(id, params),
@@ -370,7 +383,7 @@ impl Hub {
         };
         match result {
             Ok(result) => self.answer(ctx, id, reply(&cmd_id, &result)),
-            Err((code, message)) => self.answer(ctx, id, error(&cmd_id, code, &message)),
+            Err(refusal) => self.refuse(ctx, id, &cmd_id, refusal),
         }
         if method == "subscribe" {
             self.replay_since(ctx, id, params);
@@ -383,6 +396,20 @@ impl Hub {
         if let Some(text) = text {
             self.send_text(ctx, id, text);
         }
+    }
+
+    /// Answers a refused command (not when it is a notification), counted by its code.
+    fn refuse(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        cmd: &Id,
+        (code, message): (&'static str, String),
+    ) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+            self.stats.errors[i] += 1;
+        }
+        self.answer(ctx, id, error(cmd, code, &message));
     }
 
     fn authenticate(&mut self, id: ConnId, params: &Value) -> Outcome {
@@ -850,6 +877,11 @@ pub(crate) fn command_id(command: &Value) -> Result<Option<String>, &'static str
     }
 }
 
+/// A command refused for `--rate`.
+fn rate_limited() -> (&'static str, String) {
+    ("rate_limited", "too many messages; slow down".into())
+}
+
 /// A frame that is not a command: the id to answer with, the error code and message.
 type Refusal = (Id, &'static str, String);
 
@@ -945,7 +977,25 @@ fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::sse_event;
+    use super::{ERROR_CODES, sse_event};
+
+    #[test]
+    fn error_codes_are_the_documented_ones() {
+        let doc = include_str!("../../docs/protocol.md");
+        // The first block after the heading, up to the blank line after it.
+        let table = doc.split("## Errors\n\n").nth(1).unwrap_or_default();
+        let table = table.split("\n\n").next().unwrap_or_default();
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .fold(Vec::new(), |mut v, c| {
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+                v
+            });
+        assert_eq!(documented, ERROR_CODES);
+    }
 
     #[test]
     fn sse_data_lines_end_at_every_line_break() {
