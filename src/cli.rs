@@ -1097,8 +1097,9 @@ const FLAGS: &[Flag] = &[
         group: Group::Processes,
         default: "",
         help: "Each WebSocket connection to PATH (and paths under it) runs PROGRAM: messages are \
-               lines on its stdin, its stdout lines are messages. Quote the whole value; it is \
-               split on whitespace (no quoting inside), and the variable cannot hold commas.",
+               lines on its stdin, its stdout lines are messages. Quote the whole value; \
+               PROGRAM [ARGS...] is split into words as sh splits them (quotes and backslash, \
+               no expansion), and the variable cannot hold commas.",
         setter: Setter::Serve(|o, v| {
             o.exec.push(crate::exec::ExecRoute::parse(v)?);
             Ok(())
@@ -1838,6 +1839,24 @@ mod tests {
         assert!(invalid("--kill-grace", "0")(err("--kill-grace 0")));
         assert!(invalid("--max-processes", "0")(err("--max-processes 0")));
         assert!(serve_env("", &[("WEIR_PASS_STDERR", "1")]).pass_stderr);
+    }
+
+    #[test]
+    fn process_commands_are_split_as_a_shell_splits_words() {
+        let ticker = r#"ticker=sh -c "while :; do date; sleep 1; done""#;
+        let line = ["--agent", ticker, "--exec", r"/g=grep -e 'a b' x\ y"];
+        let Ok(Command::Serve(o)) = parse(line.map(String::from), no_env) else {
+            panic!("quoted process flags did not parse");
+        };
+        assert_eq!(o.agents[0].program, "sh");
+        assert_eq!(o.agents[0].args, ["-c", "while :; do date; sleep 1; done"]);
+        assert_eq!(o.exec[0].args, ["-e", "a b", "x y"]);
+        let o = serve_env("", &[("WEIR_AGENT", ticker)]);
+        assert_eq!(o.agents[0].args, ["-c", "while :; do date; sleep 1; done"]);
+        // An unterminated quote is a flag error, not a guess.
+        let line = ["--agent", r#"t=sh -c "date"#].map(String::from);
+        let e = parse(line, no_env).err().unwrap_or_else(|| panic!("an open quote parsed"));
+        assert!(e.to_string().contains("unterminated double quote"), "{e}");
     }
 
     #[test]

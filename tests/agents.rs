@@ -326,3 +326,76 @@ fn a_chatty_agent_leaves_the_sockets_served() {
     assert_eq!(common::status(&head), 200, "{head}");
     assert!(body.contains(r#""state":"running""#), "{body}");
 }
+
+#[test]
+fn an_agent_command_is_split_as_a_shell_splits_words() {
+    // One argument to `sh -c`, with quotes inside quotes: split on blanks it would be
+    // `sh -c '"echo'`, which fails.
+    let weir =
+        Weir::start(&["--agent", r#"quoted=sh -c "echo 'two  words' \"\$0\"; exec cat" x\ y"#]);
+    let (mut c, hello) = Client::connect(weir.addr(), "quoted");
+    // The line is in the log sent on connect if it came before the client, else an event.
+    let logged = hello.get("log").and_then(Value::as_array).and_then(|l| l.first()).cloned();
+    let line = match logged {
+        Some(entry) => entry.get("data").and_then(Value::as_str).map(String::from),
+        None => output_data(&c.wait_for("output", |_| true)).map(String::from),
+    };
+    assert_eq!(line.as_deref(), Some("two  words x y"));
+    let state = c.ok("get_state", "{}");
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("running"));
+}
+
+#[test]
+fn an_unterminated_quote_is_a_flag_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["--listen", "127.0.0.1:0", "--agent", r#"t=sh -c "date"#])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exit = common::eventually(TIMEOUT, || child.try_wait().unwrap());
+    if exit.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(exit.expect("still running with an open quote").code(), Some(2));
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("--agent") && stderr.contains("unterminated double quote"), "{stderr}");
+}
+
+#[test]
+fn frames_that_are_not_commands_are_answered_not_ignored() {
+    let weir = Weir::start(&["--agent", "c=cat"]);
+    let (mut c, _) = Client::connect(weir.addr(), "c");
+    // Other systems' frames (no `id`, no `method`), and frames that are no command at all.
+    let frames = [
+        r#"{"type":"ping"}"#,
+        r#"{"type":"command","command":"pause","request_id":"r1"}"#,
+        "[]",
+        r#""x""#,
+        r#"{"method":"pause","params":[1]}"#,
+    ];
+    for frame in frames {
+        c.ws.send(tungstenite::Message::text(frame)).unwrap();
+        let v = c.wait_for_answer();
+        assert_eq!(v.get("id"), Some(&Value::Null), "{frame}: {v:?}");
+        let code = v.get("error").and_then(|e| e.get("code")).and_then(Value::as_str);
+        let want = if frame.contains("params") { "invalid_params" } else { "invalid_request" };
+        assert_eq!(code, Some(want), "{frame}: {v:?}");
+    }
+    c.ws.send(tungstenite::Message::binary(b"\x00".to_vec())).unwrap();
+    assert_eq!(c.wait_for_answer().get("id"), Some(&Value::Null));
+    // The offending id, when there is one.
+    c.ws.send(tungstenite::Message::text(r#"{"id":"r2","type":"ping"}"#)).unwrap();
+    let v = c.wait_for_answer();
+    assert_eq!(v.get("id").and_then(Value::as_str), Some("r2"), "{v:?}");
+    // A notification (a method, no id) is still carried out and not answered.
+    c.ws.send(tungstenite::Message::text(r#"{"method":"pause"}"#)).unwrap();
+    let state = c.ok("get_state", "{}");
+    assert_eq!(state.get("state").and_then(Value::as_str), Some("paused"));
+    assert!(c.events.iter().all(|v| v.get("id").is_none()), "{:?}", c.events);
+}

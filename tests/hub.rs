@@ -56,6 +56,86 @@ fn connected_event_ping_and_ids() {
 }
 
 #[test]
+fn frames_that_are_not_commands_are_answered_not_ignored() {
+    let server = Binary::start(&[]);
+    let mut a = Client::connect(server.addr);
+    // Other systems' frames (no `id`, no `method`), and frames that are no command at all:
+    // each gets an error with `"id": null`, never silence.
+    for (frame, code) in [
+        (r#"{"type":"ping"}"#, "invalid_request"),
+        (r#"{"type":"command","command":"pause","request_id":"r1"}"#, "invalid_request"),
+        ("[]", "invalid_request"),
+        (r#""x""#, "invalid_request"),
+        (r#"{"method":5}"#, "invalid_request"),
+        (r#"{"method":"publish","params":[1]}"#, "invalid_params"),
+    ] {
+        a.send_text(frame);
+        assert_eq!(error_code(&a.answer("null")), code, "{frame}");
+    }
+    a.send_binary(b"\x00");
+    assert_eq!(error_code(&a.answer("null")), "invalid_request");
+    // With an id, the answer carries it.
+    a.send_text(r#"{"id":"r2","type":"ping"}"#);
+    assert_eq!(error_code(&a.answer(r#""r2""#)), "invalid_request");
+    a.assert_quiet();
+}
+
+#[test]
+fn a_frame_over_the_rate_that_is_no_command_is_refused_for_the_rate() {
+    let server = Binary::start(&["--rate", "1", "--rate-burst", "1"]);
+    let mut a = Client::connect(server.addr);
+    a.ok("ping", "");
+    a.send_text(r#"{"type":"ping"}"#);
+    assert_eq!(error_code(&a.answer("null")), "rate_limited");
+}
+
+/// The value of the sample `name` (with its labels, as written) in a `/metrics` text.
+fn sample(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_hub_errors_by_code_and_the_timeouts() {
+    let server = Binary::start(&["--handshake-timeout", "300ms", "--idle-timeout", "600ms"]);
+    let metrics = || {
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        common::request(server.addr, req).1
+    };
+    let invalid = r#"weir_hub_errors_total{code="invalid_request"}"#;
+    let unknown = r#"weir_hub_errors_total{code="unknown_method"}"#;
+    let m = metrics();
+    for name in ["weir_handshake_timeouts_total", "weir_idle_timeouts_total", invalid, unknown] {
+        assert_eq!(sample(&m, name), Some(0), "{name}:\n{m}");
+    }
+    for (name, kind) in [
+        ("weir_hub_errors_total", "counter"),
+        ("weir_handshake_timeouts_total", "counter"),
+        ("weir_idle_timeouts_total", "counter"),
+    ] {
+        assert!(m.contains(&format!("\n# TYPE {name} {kind}\n")), "{name}:\n{m}");
+    }
+    // A connection that never sends its handshake is dropped at the handshake timeout.
+    let mut silent = common::raw(server.addr);
+    common::expect_eof(&mut silent, TIMEOUT);
+    // Refused commands count by code, a notification's too (it is not answered).
+    let mut a = Client::connect(server.addr);
+    for _ in 0..2 {
+        a.send_text(r#"{"type":"ping"}"#);
+        assert_eq!(error_code(&a.answer("null")), "invalid_request");
+    }
+    assert_eq!(a.err("nope", ""), "unknown_method");
+    a.send_text(r#"{"method":"nope"}"#);
+    // Then it sends nothing, and the idle timeout closes it.
+    assert_eq!(a.expect_close().0, 1001);
+    let m = metrics();
+    assert_eq!(sample(&m, "weir_handshake_timeouts_total"), Some(1), "{m}");
+    assert_eq!(sample(&m, "weir_idle_timeouts_total"), Some(1), "{m}");
+    assert_eq!(sample(&m, invalid), Some(2), "{m}");
+    assert_eq!(sample(&m, unknown), Some(2), "{m}");
+    assert_eq!(sample(&m, r#"weir_hub_errors_total{code="parse_error"}"#), Some(0), "{m}");
+}
+
+#[test]
 fn subscribe_publish_unsubscribe_between_two_clients() {
     let server = Binary::start(&[]);
     let mut a = Client::connect(server.addr);

@@ -67,10 +67,11 @@ pub struct AgentSpec {
 }
 
 impl AgentSpec {
-    /// Parses `NAME=PROGRAM [ARGS...]` (the part after `=` split on whitespace, no quoting).
+    /// Parses `NAME=PROGRAM [ARGS...]` (the part after `=` split into words as for `--exec`).
     ///
     /// # Errors
-    /// No `=`, a name that is not letters, digits, `-`, `_` or `.`, or no program.
+    /// No `=`, a name that is not letters, digits, `-`, `_` or `.`, no program, or an
+    /// unterminated quote.
     pub fn parse(value: &str) -> Result<Self, String> {
         let (name, command) = value.split_once('=').ok_or("expected NAME=PROGRAM [ARGS...]")?;
         if name.is_empty()
@@ -78,9 +79,8 @@ impl AgentSpec {
         {
             return Err(String::from("the name must be letters, digits, '-', '_' or '.'"));
         }
-        let mut words = command.split_whitespace().map(String::from);
-        let program = words.next().ok_or("missing the program after '='")?;
-        Ok(Self { name: name.to_string(), program, args: words.collect() })
+        let (program, args) = crate::exec::words::split_command(command)?;
+        Ok(Self { name: name.to_string(), program, args })
     }
 }
 
@@ -679,19 +679,15 @@ fn parse_command(
     let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
     let mut value = json::parse_with(data, &limits)
         .map_err(|e| (CommandId::Unknown, bad("parse_error", &e.to_string())))?;
-    let cmd_id = match value.get("id") {
-        None => CommandId::Absent,
-        Some(Value::String(s)) => {
-            let mut out = String::new();
-            json::write_str(&mut out, s);
-            CommandId::Given(out)
-        }
-        Some(Value::Number(n)) if n.is_integer() => CommandId::Given(n.as_str().to_string()),
-        Some(_) => {
-            let e = bad("invalid_request", "id must be a string or an integer");
-            return Err((CommandId::Unknown, e));
-        }
-    };
+    let given = crate::hub::command_id(&value)
+        .map_err(|m| (CommandId::Unknown, bad("invalid_request", m)))?;
+    if !matches!(value, Value::Object(_)) {
+        return Err((CommandId::Unknown, bad("invalid_request", "a command is a JSON object")));
+    }
+    // A frame that is not a command is answered even without an id (with `null`), so that a
+    // client of another protocol is told and not left waiting.
+    let notification = given.is_none();
+    let cmd_id = given.map_or(CommandId::Unknown, CommandId::Given);
     let Some(method) = value.get("method").and_then(Value::as_str).map(String::from) else {
         return Err((cmd_id, bad("invalid_request", "method must be a string")));
     };
@@ -699,6 +695,8 @@ fn parse_command(
         None | Some(Value::Null | Value::Object(_)) => {}
         Some(_) => return Err((cmd_id, bad("invalid_params", "params must be an object"))),
     }
+    // A command without an id is a notification: carried out, not answered.
+    let cmd_id = if notification { CommandId::Absent } else { cmd_id };
     // Taken out of the parsed command, not copied (`send_input` data may be large): the first
     // `params`, the one `Value::get` reads.
     let params = match &mut value {

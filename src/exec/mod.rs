@@ -22,6 +22,8 @@ use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Stream};
 use crate::{info, warn};
 
+pub mod words;
+
 /// The longest line sent as one message; a longer one is sent in pieces of this size.
 pub const MAX_LINE: usize = 64 << 10;
 /// Past this many bytes queued for the client, the process's output is no longer read...
@@ -48,23 +50,23 @@ pub struct ExecRoute {
 }
 
 impl ExecRoute {
-    /// Parses `PATH=PROGRAM [ARGS...]`: the part after `=` is split on whitespace (no quoting).
+    /// Parses `PATH=PROGRAM [ARGS...]`: the part after `=` is split into words as a shell
+    /// splits them, quotes and backslashes included, with no expansion ([`words`]).
     ///
     /// # Errors
-    /// No `=`, a path that does not start with `/`, or no program.
+    /// No `=`, a path that does not start with `/`, no program, or an unterminated quote.
     pub fn parse(value: &str) -> Result<Self, String> {
         let (path, command) = value.split_once('=').ok_or("expected PATH=PROGRAM [ARGS...]")?;
         if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(String::from("the path must start with '/', without spaces"));
         }
-        let mut words = command.split_whitespace().map(String::from);
-        let program = words.next().ok_or("missing the program after '='")?;
+        let (program, args) = words::split_command(command)?;
         // `/x/` serves the same paths as `/x`; `/` alone serves every path.
         let path = match path.trim_end_matches('/') {
             "" => "/",
             p => p,
         };
-        Ok(Self { path: path.to_string(), program, args: words.collect() })
+        Ok(Self { path: path.to_string(), program, args })
     }
 }
 

@@ -136,6 +136,22 @@ pub fn render(
     sample(&mut o, "weir_handshake_duration_seconds_bucket", "le=\"+Inf\"", h.count);
     sample(&mut o, "weir_handshake_duration_seconds_sum", "", h.sum);
     sample(&mut o, "weir_handshake_duration_seconds_count", "", h.count);
+    let timeouts: [(&str, &str, u64); 2] = [
+        (
+            "weir_handshake_timeouts_total",
+            "Connections dropped for not finishing the opening handshake in time.",
+            stats.handshake_timeouts,
+        ),
+        (
+            "weir_idle_timeouts_total",
+            "Connections closed for sending no data message for the idle timeout.",
+            stats.idle_timeouts,
+        ),
+    ];
+    for (name, help, value) in timeouts {
+        family(&mut o, name, "counter", help);
+        sample(&mut o, name, "", value);
+    }
     if let Some(hub) = hub {
         let s = hub.stats();
         family(&mut o, "weir_hub_channels", "gauge", "Hub channels.");
@@ -170,6 +186,15 @@ pub fn render(
             "Messages evicted from history for --history-memory, the oldest first.",
         );
         sample(&mut o, "weir_history_evictions_total", "", evictions);
+        family(
+            &mut o,
+            "weir_hub_errors_total",
+            "counter",
+            "Hub commands refused, by error code (notifications included).",
+        );
+        for (code, n) in s.errors() {
+            sample(&mut o, "weir_hub_errors_total", &format!("code=\"{code}\""), n);
+        }
     }
     if let Some(proxy) = proxy {
         let fams: [RouteFamily; 6] = [

@@ -108,6 +108,29 @@ pub struct HubStats {
     pub rate_closed: u64,
     /// Connections closed for not authenticating in time.
     pub auth_timeouts: u64,
+    /// Commands refused, answered or not (notifications), by code in the order of
+    /// [`ERROR_CODES`].
+    pub errors: [u64; ERROR_CODES.len()],
+}
+
+/// The error codes of hub answers (`docs/protocol.md`, "Errors").
+pub const ERROR_CODES: [&str; 9] = [
+    "parse_error",
+    "invalid_request",
+    "unknown_method",
+    "invalid_params",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "too_large",
+    "not_found",
+];
+
+impl HubStats {
+    /// Error codes with the number of commands refused with each (zeros included).
+    pub fn errors(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ERROR_CODES.iter().copied().zip(self.errors.iter().copied())
+    }
 }
 
 /// What bounds the creation of channels: their number, and how fast each address may create
@@ -322,79 +345,26 @@ impl Hub {
                 return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
             }
         };
-        // Over the rate, a frame is refused as such, whatever else is wrong with it.
         let authed = client.authed;
-        let refuse = |cmd: &Id, code: &str, message: &str| {
-            if limited {
-                error(cmd, "rate_limited", "too many messages; slow down")
-            } else {
-                error(cmd, code, message)
-            }
-        };
-        if kind == MessageKind::Binary {
-            return self.answer(
-                ctx,
-                id,
-                refuse(&Id::Null, "invalid_request", "commands are JSON text frames"),
-            );
-        }
-        let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
-        let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
-            Ok(v) => v,
-            Err(e) => {
-                return self.answer(ctx, id, refuse(&Id::Null, "parse_error", &e.to_string()));
-            }
-        };
-        let cmd_id = match value.get("id") {
-            None => Id::Absent,
-            Some(Value::String(s)) => {
-                let mut out = String::new();
-                json::write_str(&mut out, s);
-                Id::Raw(out)
-            }
-            Some(Value::Number(n)) if n.is_integer() => Id::Raw(n.as_str().to_string()),
-            Some(_) => {
-                let text =
-                    refuse(&Id::Null, "invalid_request", "id must be a string or an integer");
-                return self.answer(ctx, id, text);
-            }
+        let (cmd_id, value, raw_data) = match read_command(kind, data) {
+            Ok(command) => command,
+            // Over the rate, a frame is refused as such, whatever else is wrong with it.
+            Err((cmd, _, _)) if limited => return self.refuse(ctx, id, &cmd, rate_limited()),
+            // Not a command: answered even without an id (with `null`), so that a client of
+            // another protocol is told and not left waiting.
+            Err((cmd, code, message)) => return self.refuse(ctx, id, &cmd, (code, message)),
         };
         if limited {
-            return self.answer(
-                ctx,
-                id,
-                error(&cmd_id, "rate_limited", "too many messages; slow down"),
-            );
+            return self.refuse(ctx, id, &cmd_id, rate_limited());
         }
-        let Value::Object(_) = &value else {
-            // A non-object has no `id` to echo: answered with `null`, as a parse error is.
-            return self.answer(
-                ctx,
-                id,
-                error(&Id::Null, "invalid_request", "a command is a JSON object"),
-            );
-        };
-        let Some(method) = value.get("method").and_then(Value::as_str) else {
-            return self.answer(
-                ctx,
-                id,
-                error(&cmd_id, "invalid_request", "method must be a string"),
-            );
-        };
+        let method = value.get("method").and_then(Value::as_str).unwrap_or_default();
         let empty = Value::Object(Vec::new());
         let params = match value.get("params") {
-            None | Some(Value::Null) => &empty,
             Some(p @ Value::Object(_)) => p,
-            Some(_) => {
-                return self.answer(
-                    ctx,
-                    id,
-                    error(&cmd_id, "invalid_params", "params must be an object"),
-                );
-            }
+            _ => &empty,
         };
         if !authed && !matches!(method, "authenticate" | "ping") {
-            return self.answer(ctx, id, error(&cmd_id, "unauthorized", "authenticate first"));
+            return self.refuse(ctx, id, &cmd_id, ("unauthorized", "authenticate first".into()));
         }
         let result = match method {
             "authenticate" => self.authenticate(id, params),
@@ -413,7 +383,7 @@ impl Hub {
         };
         match result {
             Ok(result) => self.answer(ctx, id, reply(&cmd_id, &result)),
-            Err((code, message)) => self.answer(ctx, id, error(&cmd_id, code, &message)),
+            Err(refusal) => self.refuse(ctx, id, &cmd_id, refusal),
         }
         if method == "subscribe" {
             self.replay_since(ctx, id, params);
@@ -426,6 +396,20 @@ impl Hub {
         if let Some(text) = text {
             self.send_text(ctx, id, text);
         }
+    }
+
+    /// Answers a refused command (not when it is a notification), counted by its code.
+    fn refuse(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        cmd: &Id,
+        (code, message): (&'static str, String),
+    ) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+            self.stats.errors[i] += 1;
+        }
+        self.answer(ctx, id, error(cmd, code, &message));
     }
 
     fn authenticate(&mut self, id: ConnId, params: &Value) -> Outcome {
@@ -876,6 +860,64 @@ fn channel_entry<'a>(
 }
 
 /// An answer's text (`None` for a notification, which is not answered).
+/// A command's `id` as the JSON text to echo in the answer (`None` when it has none).
+///
+/// # Errors
+/// An `id` that is neither a string nor an integer.
+pub(crate) fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
+    match command.get("id") {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let mut out = String::new();
+            json::write_str(&mut out, s);
+            Ok(Some(out))
+        }
+        Some(Value::Number(n)) if n.is_integer() => Ok(Some(n.as_str().to_string())),
+        Some(_) => Err("id must be a string or an integer"),
+    }
+}
+
+/// A command refused for `--rate`.
+fn rate_limited() -> (&'static str, String) {
+    ("rate_limited", "too many messages; slow down".into())
+}
+
+/// A frame that is not a command: the id to answer with, the error code and message.
+type Refusal = (Id, &'static str, String);
+
+/// Reads a frame as a command: its id, the parsed frame (an object with a string `method`, and
+/// `params` an object or `null` if present), and the raw text of `params.data`.
+///
+/// # Errors
+/// The frame is not a command: the id as far as it was read (`null` when there is none), the
+/// code and the message.
+fn read_command(kind: MessageKind, data: &[u8]) -> Result<(Id, Value, Option<&str>), Refusal> {
+    let refused = |id: Id, code, message: &str| Err((id, code, message.to_string()));
+    if kind == MessageKind::Binary {
+        return refused(Id::Null, "invalid_request", "commands are JSON text frames");
+    }
+    let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
+    let (value, raw_data) = match json::parse_and_find_raw(data, &["params", "data"], &limits) {
+        Ok(v) => v,
+        Err(e) => return refused(Id::Null, "parse_error", &e.to_string()),
+    };
+    let Value::Object(_) = &value else {
+        return refused(Id::Null, "invalid_request", "a command is a JSON object");
+    };
+    let given = command_id(&value).map_err(|m| (Id::Null, "invalid_request", m.to_string()))?;
+    let notification = given.is_none();
+    let cmd_id = given.map_or(Id::Null, Id::Raw);
+    if value.get("method").and_then(Value::as_str).is_none() {
+        return refused(cmd_id, "invalid_request", "method must be a string");
+    }
+    if !matches!(value.get("params"), None | Some(Value::Null | Value::Object(_))) {
+        return refused(cmd_id, "invalid_params", "params must be an object");
+    }
+    // A command without an id is a notification: carried out, not answered.
+    let cmd_id = if notification { Id::Absent } else { cmd_id };
+    Ok((cmd_id, value, raw_data))
+}
+
 fn reply(id: &Id, result: &str) -> Option<String> {
     let id = match id {
         Id::Absent => return None,
@@ -935,7 +977,25 @@ fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::sse_event;
+    use super::{ERROR_CODES, sse_event};
+
+    #[test]
+    fn error_codes_are_the_documented_ones() {
+        let doc = include_str!("../../docs/protocol.md");
+        // The first block after the heading, up to the blank line after it.
+        let table = doc.split("## Errors\n\n").nth(1).unwrap_or_default();
+        let table = table.split("\n\n").next().unwrap_or_default();
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .fold(Vec::new(), |mut v, c| {
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+                v
+            });
+        assert_eq!(documented, ERROR_CODES);
+    }
 
     #[test]
     fn sse_data_lines_end_at_every_line_break() {

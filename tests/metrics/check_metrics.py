@@ -28,6 +28,9 @@ REQUIRED = {
     "weir_history_bytes": "gauge",
     "weir_history_messages": "gauge",
     "weir_history_evictions": "counter",  # weir_history_evictions_total
+    "weir_hub_errors": "counter",  # weir_hub_errors_total{code=...}
+    "weir_handshake_timeouts": "counter",
+    "weir_idle_timeouts": "counter",
     "weir_handshake_duration_seconds": "histogram",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",

@@ -225,6 +225,24 @@ impl Client {
         try_next_text(&mut self.ws, within).map(|t| json::parse(t.as_bytes()).unwrap())
     }
 
+    /// The next answer (a frame with an `id`); the events before it are kept.
+    pub fn wait_for_answer(&mut self) -> Value {
+        let mut events = VecDeque::new();
+        let answer = loop {
+            let v = match self.events.pop_front() {
+                Some(v) => v,
+                None => json::parse(next_text(&mut self.ws).as_bytes()).unwrap(),
+            };
+            if v.get("id").is_some() {
+                break v;
+            }
+            events.push_back(v);
+        };
+        events.append(&mut self.events);
+        self.events = events;
+        answer
+    }
+
     /// Events until one of kind `event` matching `pred`; the ones before it are dropped.
     pub fn wait_for(&mut self, event: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
         loop {
