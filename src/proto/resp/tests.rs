@@ -1,0 +1,463 @@
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+
+/// A reply copied out of its buffer, to compare.
+#[derive(Debug, Clone, PartialEq)]
+enum T {
+    Simple(Vec<u8>),
+    Error(Vec<u8>),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Null,
+    Bool(bool),
+    /// The bits, so NaN equals itself.
+    Double(u64),
+    Big(Vec<u8>),
+    BulkError(Vec<u8>),
+    Verbatim(Vec<u8>, Vec<u8>),
+    Array(Vec<T>),
+    Map(Vec<T>),
+    Set(Vec<T>),
+    Push(Vec<T>),
+    Attribute(Vec<T>),
+}
+
+fn tree(r: Reply<'_>) -> T {
+    let all = |a: Aggregate<'_>| {
+        let items: Vec<T> = a.iter().map(tree).collect();
+        assert_eq!(items.len(), a.len(), "every element decodes");
+        items
+    };
+    match r {
+        Reply::Simple(s) => T::Simple(s.to_vec()),
+        Reply::Error(s) => T::Error(s.to_vec()),
+        Reply::Integer(n) => T::Int(n),
+        Reply::Bulk(s) => T::Bulk(s.to_vec()),
+        Reply::Null => T::Null,
+        Reply::Boolean(b) => T::Bool(b),
+        Reply::Double(d) => T::Double(d.to_bits()),
+        Reply::BigNumber(s) => T::Big(s.to_vec()),
+        Reply::BulkError(s) => T::BulkError(s.to_vec()),
+        Reply::Verbatim { format, text } => T::Verbatim(format.to_vec(), text.to_vec()),
+        Reply::Array(a) => T::Array(all(a)),
+        Reply::Map(a) => T::Map(all(a)),
+        Reply::Set(a) => T::Set(all(a)),
+        Reply::Push(a) => T::Push(all(a)),
+        Reply::Attribute(a) => T::Attribute(all(a)),
+    }
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+type Outcome = Result<(T, usize), RespError>;
+
+/// One call: `None` for `Partial`.
+fn call(p: &mut Parser, buf: &[u8]) -> Option<Outcome> {
+    match p.parse(buf) {
+        Ok(Status::Partial) => None,
+        Ok(Status::Complete((r, n))) => Some(Ok((tree(r), n))),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// `input` fed whole, one byte at a time, and in every split in two gives `want`; a reply is
+/// never complete before its last byte.
+fn check_with(limits: Limits, input: &[u8], want: &Outcome) {
+    assert_eq!(call(&mut Parser::new(limits), input).as_ref(), Some(want), "whole {input:?}");
+
+    let mut p = Parser::new(limits);
+    let mut got = None;
+    for k in 1..=input.len() {
+        if let Some(o) = call(&mut p, &input[..k]) {
+            if let Ok((_, n)) = &o {
+                assert_eq!(*n, k, "complete at its last byte: {input:?}");
+            }
+            got = Some(o);
+            break;
+        }
+    }
+    assert_eq!(got.as_ref(), Some(want), "byte by byte {input:?}");
+
+    for k in 0..=input.len() {
+        let mut p = Parser::new(limits);
+        let o = call(&mut p, &input[..k]).or_else(|| call(&mut p, input));
+        assert_eq!(o.as_ref(), Some(want), "split at {k}: {input:?}");
+    }
+}
+
+fn ok(input: &str, want: T) {
+    check_with(Limits::default(), input.as_bytes(), &Ok((want, input.len())));
+}
+
+fn err(input: &str, want: RespError) {
+    check_with(Limits::default(), input.as_bytes(), &Err(want));
+}
+
+fn err_with(limits: Limits, input: &str, want: RespError) {
+    check_with(limits, input.as_bytes(), &Err(want));
+}
+
+/// Every prefix of `input`, and `input` itself, is unfinished.
+fn partial(limits: Limits, input: &[u8]) {
+    let mut p = Parser::new(limits);
+    for k in 0..=input.len() {
+        assert_eq!(call(&mut p, &input[..k]), None, "prefix {k} of {input:?}");
+        assert_eq!(call(&mut Parser::new(limits), &input[..k]), None, "fresh, prefix {k}");
+    }
+}
+
+#[test]
+fn line_types() {
+    ok("+OK\r\n", T::Simple(b("OK")));
+    ok("+\r\n", T::Simple(b("")));
+    ok("-ERR unknown command 'x'\r\n", T::Error(b("ERR unknown command 'x'")));
+    ok(":0\r\n", T::Int(0));
+    ok(":1000\r\n", T::Int(1000));
+    ok(":-42\r\n", T::Int(-42));
+    ok(":+7\r\n", T::Int(7));
+    ok(":9223372036854775807\r\n", T::Int(i64::MAX));
+    ok(":-9223372036854775808\r\n", T::Int(i64::MIN));
+    ok("_\r\n", T::Null);
+    ok("#t\r\n", T::Bool(true));
+    ok("#f\r\n", T::Bool(false));
+    ok(",2.5\r\n", T::Double(2.5f64.to_bits()));
+    ok(",10\r\n", T::Double(10f64.to_bits()));
+    ok(",-1.5e+10\r\n", T::Double((-1.5e10f64).to_bits()));
+    ok(",+2E-3\r\n", T::Double(2e-3f64.to_bits()));
+    ok(",inf\r\n", T::Double(f64::INFINITY.to_bits()));
+    ok(",-inf\r\n", T::Double(f64::NEG_INFINITY.to_bits()));
+    ok(",nan\r\n", T::Double(f64::NAN.to_bits()));
+    ok(
+        "(3492890328409238509324850943850943825024385\r\n",
+        T::Big(b("3492890328409238509324850943850943825024385")),
+    );
+    ok("(-12\r\n", T::Big(b("-12")));
+}
+
+#[test]
+fn string_types() {
+    ok("$5\r\nhello\r\n", T::Bulk(b("hello")));
+    ok("$0\r\n\r\n", T::Bulk(b("")));
+    // Binary safe: CR, LF and NUL inside the payload.
+    ok("$6\r\na\r\nb\0\n\r\n", T::Bulk(b("a\r\nb\0\n")));
+    ok("$05\r\nhello\r\n", T::Bulk(b("hello")));
+    ok("$-1\r\n", T::Null);
+    ok("!21\r\nSYNTAX invalid syntax\r\n", T::BulkError(b("SYNTAX invalid syntax")));
+    ok("=15\r\ntxt:Some string\r\n", T::Verbatim(b("txt"), b("Some string")));
+    ok("=4\r\nmkd:\r\n", T::Verbatim(b("mkd"), b("")));
+}
+
+#[test]
+fn aggregates() {
+    ok("*-1\r\n", T::Null);
+    ok("*0\r\n", T::Array(vec![]));
+    ok("*2\r\n$3\r\nfoo\r\n:1\r\n", T::Array(vec![T::Bulk(b("foo")), T::Int(1)]));
+    ok("%0\r\n", T::Map(vec![]));
+    ok(
+        "%2\r\n+first\r\n:1\r\n+second\r\n:2\r\n",
+        T::Map(vec![T::Simple(b("first")), T::Int(1), T::Simple(b("second")), T::Int(2)]),
+    );
+    ok("~2\r\n#t\r\n_\r\n", T::Set(vec![T::Bool(true), T::Null]));
+    ok(
+        ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n",
+        T::Push(vec![T::Bulk(b("message")), T::Bulk(b("ch")), T::Bulk(b("hello"))]),
+    );
+    // RESP3's example: an attribute, then the reply it annotates.
+    ok(
+        "|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n\
+         *2\r\n:2039123\r\n:9543892\r\n",
+        T::Attribute(vec![
+            T::Simple(b("key-popularity")),
+            T::Map(vec![
+                T::Bulk(b("a")),
+                T::Double(0.1923f64.to_bits()),
+                T::Bulk(b("b")),
+                T::Double(0.0012f64.to_bits()),
+            ]),
+            T::Array(vec![T::Int(2039123), T::Int(9543892)]),
+        ]),
+    );
+    // Nested, with empty and null aggregates inside, and an attribute on an element.
+    ok(
+        "*4\r\n*2\r\n*0\r\n*-1\r\n%1\r\n$1\r\nk\r\n*1\r\n$-1\r\n|0\r\n:5\r\n:6\r\n",
+        T::Array(vec![
+            T::Array(vec![T::Array(vec![]), T::Null]),
+            T::Map(vec![T::Bulk(b("k")), T::Array(vec![T::Null])]),
+            T::Attribute(vec![T::Int(5)]),
+            T::Int(6),
+        ]),
+    );
+    // XRANGE's shape: entries of an id and a field list.
+    ok(
+        "*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nm\r\n$2\r\nhi\r\n",
+        T::Array(vec![T::Array(vec![
+            T::Bulk(b("1-0")),
+            T::Array(vec![T::Bulk(b("m")), T::Bulk(b("hi"))]),
+        ])]),
+    );
+}
+
+#[test]
+fn depth_up_to_the_limit() {
+    let limits = Limits { max_depth: 3, ..Limits::default() };
+    let input = b"*1\r\n*1\r\n*1\r\n:1\r\n";
+    let want = T::Array(vec![T::Array(vec![T::Array(vec![T::Int(1)])])]);
+    check_with(limits, input, &Ok((want, input.len())));
+    err_with(limits, "*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", RespError::TooDeep);
+    // Empty aggregates count as a level too.
+    err_with(limits, "*1\r\n*1\r\n%1\r\n*0\r\n", RespError::TooDeep);
+    // Depth is capped at MAX_DEPTH whatever the limits say.
+    let deep = Limits { max_depth: usize::MAX, ..Limits::default() };
+    assert_eq!(Parser::new(deep).limits().max_depth, MAX_DEPTH);
+    let mut input = "*1\r\n".repeat(MAX_DEPTH);
+    input.push_str(":1\r\n");
+    assert!(matches!(Parser::new(deep).parse(input.as_bytes()), Ok(Status::Complete(_))));
+    let input = "*1\r\n".repeat(MAX_DEPTH + 1);
+    assert_eq!(Parser::new(deep).parse(input.as_bytes()), Err(RespError::TooDeep));
+}
+
+#[test]
+fn grammar_errors() {
+    use RespError::*;
+    err("?\r\n", UnknownType);
+    err("x", UnknownType);
+    err("\r\n", UnknownType);
+    err("*2\r\n:1\r\nhello\r\n", UnknownType);
+    err("+OK\n", LineEnd);
+    err("+O\rK\r\n", LineEnd);
+    err(":1\n", LineEnd);
+    err("$3\n", LineEnd);
+    err("$3\r\nfooXY", BulkEnd);
+    err("$3\r\nfoo\rX", BulkEnd);
+    err("$3\r\nfoo\n\r", BulkEnd);
+    err("=5\r\ntxt:aXY", BulkEnd);
+    err("$abc\r\n", BadLength);
+    err("$\r\n", BadLength);
+    err("$+3\r\n", BadLength);
+    err("$ 3\r\n", BadLength);
+    err("$-\r\n", BadLength);
+    err("$?\r\n", BadLength);
+    err("*?\r\n", BadLength);
+    err("*1x\r\n", BadLength);
+    err("$-2\r\n", NegativeLength);
+    err("$-0\r\n", NegativeLength);
+    err("*-5\r\n", NegativeLength);
+    err("%-1\r\n", NegativeLength);
+    err("~-1\r\n", NegativeLength);
+    err(">-1\r\n", NegativeLength);
+    err("!-1\r\n", NegativeLength);
+    err("=-1\r\n", NegativeLength);
+    err("|-1\r\n", NegativeLength);
+    err(":abc\r\n", BadInteger);
+    err(":\r\n", BadInteger);
+    err(":-\r\n", BadInteger);
+    err(":1.5\r\n", BadInteger);
+    err(":9223372036854775808\r\n", IntegerRange);
+    err(":-9223372036854775809\r\n", IntegerRange);
+    err(",\r\n", BadDouble);
+    err(",1.\r\n", BadDouble);
+    err(",.5\r\n", BadDouble);
+    err(",1e\r\n", BadDouble);
+    err(",1e+\r\n", BadDouble);
+    err(",infinity\r\n", BadDouble);
+    err(",+inf\r\n", BadDouble);
+    err(",NaN\r\n", BadDouble);
+    err(",1 \r\n", BadDouble);
+    err("#x\r\n", BadBoolean);
+    err("#tt\r\n", BadBoolean);
+    err("#\r\n", BadBoolean);
+    err("_x\r\n", BadNull);
+    err("(12a\r\n", BadBigNumber);
+    err("(\r\n", BadBigNumber);
+    err("=3\r\ntxt\r\n", BadVerbatim);
+    err("=5\r\ntxtxy\r\n", BadVerbatim);
+    // Nested errors are found too.
+    err("*1\r\n%1\r\n:1\r\n#y\r\n", BadBoolean);
+}
+
+#[test]
+fn line_limits() {
+    use RespError::*;
+    // A number line gets MAX_NUMBER_LINE bytes: refused at the next one, CR or not.
+    let long = ":".to_owned() + &"1".repeat(MAX_NUMBER_LINE + 1);
+    err(&long, LineTooLong);
+    partial(Limits::default(), &long.as_bytes()[..MAX_NUMBER_LINE + 1]);
+    let zeros = "$".to_owned() + &"0".repeat(MAX_NUMBER_LINE - 1) + "1\r\nx\r\n";
+    ok(&zeros, T::Bulk(b("x")));
+
+    let small = Limits { max_bulk: 4, ..Limits::default() };
+    check_with(small, b"+abcd\r\n", &Ok((T::Simple(b("abcd")), 7)));
+    err_with(small, "+abcde", StringTooLarge);
+    err_with(small, "-abcde", StringTooLarge);
+    err_with(small, "(12345", StringTooLarge);
+    partial(small, b"+abcd\r");
+    check_with(small, b"$4\r\nabcd\r\n", &Ok((T::Bulk(b("abcd")), 10)));
+    err_with(small, "$5\r\n", StringTooLarge);
+    err_with(small, "!5\r\n", StringTooLarge);
+    err_with(small, "=5\r\n", StringTooLarge);
+    // A length past u64 saturates and is refused like any other.
+    err_with(small, "$99999999999999999999999\r\n", StringTooLarge);
+    err("$99999999999999999999999\r\n", StringTooLarge);
+    err("*99999999999999999999999\r\n", TooManyElements);
+}
+
+#[test]
+fn element_and_reply_limits() {
+    use RespError::*;
+    let l = Limits { max_elements: 2, ..Limits::default() };
+    check_with(l, b"*2\r\n:1\r\n:2\r\n", &Ok((T::Array(vec![T::Int(1), T::Int(2)]), 12)));
+    err_with(l, "*3\r\n", TooManyElements);
+    err_with(l, "~3\r\n", TooManyElements);
+    err_with(l, ">3\r\n", TooManyElements);
+    // A map of 2 pairs has 4 elements; an attribute's pairs are counted the same way.
+    err_with(l, "%2\r\n", TooManyElements);
+    err_with(l, "|2\r\n", TooManyElements);
+    check_with(l, b"%1\r\n:1\r\n:2\r\n", &Ok((T::Map(vec![T::Int(1), T::Int(2)]), 12)));
+
+    // 17 bytes exactly fit; a bulk whose payload would end past the limit is refused at its
+    // length line, before the caller buffers it.
+    let r = Limits { max_reply: 17, ..Limits::default() };
+    check_with(r, b"$10\r\n0123456789\r\n", &Ok((T::Bulk(b("0123456789")), 17)));
+    err_with(r, "$11\r\n", ReplyTooLarge);
+    check_with(r, b"+012345678901234\r\n"[..17].as_ref(), &Err(ReplyTooLarge));
+    check_with(r, b"+0123456789012\r\n", &Ok((T::Simple(b("0123456789012")), 16)));
+    partial(r, b"+01234567890123\r");
+    check_with(r, b"+01234567890123\r\n", &Ok((T::Simple(b("01234567890123")), 17)));
+    err_with(r, "+012345678901234\r\n", ReplyTooLarge);
+    // Many small elements add up.
+    err_with(r, "*9\r\n:1\r\n:2\r\n:3\r\n", ReplyTooLarge);
+    check_with(
+        r,
+        b"*3\r\n:1\r\n:2\r\n:3\r\n",
+        &Ok((T::Array(vec![T::Int(1), T::Int(2), T::Int(3)]), 16)),
+    );
+}
+
+#[test]
+fn pipelined_replies_one_after_another() {
+    let input = b"+OK\r\n:1\r\n$3\r\nabc\r\n>2\r\n$9\r\nsubscribe\r\n:1\r\n+PART";
+    let mut p = Parser::new(Limits::default());
+    let mut at = 0;
+    let mut got = Vec::new();
+    while let Ok(Status::Complete((r, n))) = p.parse(&input[at..]) {
+        got.push(tree(r));
+        at += n;
+    }
+    assert_eq!(
+        got,
+        vec![
+            T::Simple(b("OK")),
+            T::Int(1),
+            T::Bulk(b("abc")),
+            T::Push(vec![T::Bulk(b("subscribe")), T::Int(1)]),
+        ]
+    );
+    assert_eq!(&input[at..], b"+PART");
+}
+
+#[test]
+fn a_message_payload_is_borrowed_not_copied() {
+    let input = b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+    let Ok(Status::Complete((Reply::Push(push), n))) = Parser::new(Limits::default()).parse(input)
+    else {
+        panic!("a push")
+    };
+    assert_eq!(n, input.len());
+    let items: Vec<Reply<'_>> = push.iter().collect();
+    let [Reply::Bulk(kind), Reply::Bulk(channel), Reply::Bulk(payload)] = items[..] else {
+        panic!("three bulk strings: {items:?}")
+    };
+    assert_eq!((kind, channel, payload), (&b"message"[..], &b"news"[..], &b"hello"[..]));
+    assert!(core::ptr::eq(payload.as_ptr(), input[input.len() - 7..].as_ptr()));
+    assert_eq!(push.as_bytes(), &input[4..]);
+}
+
+#[test]
+fn each_byte_is_scanned_once() {
+    let mut p = Parser::new(Limits::default());
+    let mut buf = b"+".to_vec();
+    for _ in 0..1000 {
+        buf.push(b'a');
+        assert_eq!(p.parse(&buf), Ok(Status::Partial));
+        // The next call starts where this one stopped, not at the line's start.
+        assert_eq!(p.searched, buf.len());
+    }
+    // A bulk payload is not scanned at all: its end is known from its length.
+    let mut p = Parser::new(Limits::default());
+    let mut buf = b"$100000\r\n".to_vec();
+    assert_eq!(p.parse(&buf), Ok(Status::Partial));
+    assert_eq!(p.bulk, Some((9 + 100_000 + 2, b'$')));
+    buf.resize(9 + 50_000, b'x');
+    assert_eq!(p.parse(&buf), Ok(Status::Partial));
+    assert_eq!(p.pos, 9);
+}
+
+#[test]
+fn a_buffer_that_shrank_starts_afresh() {
+    let mut p = Parser::new(Limits::default());
+    assert_eq!(call(&mut p, b"*2\r\n:1\r\n"), None);
+    // Not the same bytes: the caller broke the contract; the parser does not panic.
+    assert_eq!(call(&mut p, b"+OK\r\n"), Some(Ok((T::Simple(b("OK")), 5))));
+    // After an error it starts afresh too.
+    assert_eq!(call(&mut p, b"?"), Some(Err(RespError::UnknownType)));
+    assert_eq!(call(&mut p, b":1\r\n"), Some(Ok((T::Int(1), 4))));
+}
+
+#[test]
+fn every_error_has_a_name_and_text() {
+    let all = RespError::ALL;
+    let mut names: Vec<&str> = all.iter().map(|e| e.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len());
+    assert!(all.iter().all(|e| !alloc::format!("{e}").is_empty()));
+}
+
+#[test]
+fn commands_encode_as_arrays_of_bulk_strings() {
+    let mut out = Vec::new();
+    assert_eq!(write_command(&mut out, &["SET", "key", "value"]), Ok(33));
+    assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n");
+    // Pipelined: appended after what is there.
+    let args: [&[u8]; 2] = [b"GET", b""];
+    assert_eq!(write_command(&mut out, &args), Ok(19));
+    assert_eq!(&out[33..], b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
+    assert_eq!(command_len(&args), 19);
+    assert_eq!(write_command::<&str>(&mut out, &[]), Err(EncodeError::Empty));
+    assert_eq!(out.len(), 52);
+
+    let mut slice = [0u8; 64];
+    assert_eq!(encode_command(&mut slice, &["SET", "key", "value"]), Ok(33));
+    assert_eq!(&slice[..33], &out[..33]);
+    let mut short = [0u8; 32];
+    assert_eq!(
+        encode_command(&mut short, &["SET", "key", "value"]),
+        Err(EncodeError::BufferTooSmall { needed: 33 })
+    );
+    assert_eq!(short, [0u8; 32], "nothing written");
+    assert_eq!(encode_command::<&str>(&mut slice, &[]), Err(EncodeError::Empty));
+
+    // Built argument by argument.
+    let mut out = Vec::new();
+    write_array_header(&mut out, 4);
+    write_bulk(&mut out, b"XADD");
+    write_bulk_int(&mut out, 0);
+    write_bulk_int(&mut out, -42);
+    write_bulk_int(&mut out, i64::MIN);
+    assert_eq!(out, b"*4\r\n$4\r\nXADD\r\n$1\r\n0\r\n$3\r\n-42\r\n$20\r\n-9223372036854775808\r\n");
+}
+
+#[test]
+fn commands_parse_back_as_sent() {
+    let long = vec![b'\r'; 300];
+    let args: [&[u8]; 5] = [b"PUBLISH", b"ch", b"a\r\nb", b"", &long];
+    let mut out = Vec::new();
+    let n = write_command(&mut out, &args).unwrap();
+    assert_eq!(n, command_len(&args));
+    let want = T::Array(args.iter().map(|a| T::Bulk(a.to_vec())).collect());
+    check_with(Limits::default(), &out, &Ok((want, n)));
+}
