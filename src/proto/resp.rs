@@ -269,6 +269,56 @@ pub enum Reply<'a> {
     Attribute(Aggregate<'a>),
 }
 
+/// The reply as text, one notation per type so that none is taken for another: `+"OK"`,
+/// `-"ERR x"`, `42`, `"bulk"`, `null`, `true`, `,2.5` (`,inf`, `,NaN`), `(123`, `!"bulk error"`,
+/// `=txt:"text"`, `[array]`, `{key: value}`, `~[set]`, `>[push]`, `|{key: value} reply`. Bytes
+/// are escaped as in Rust's `escape_ascii`. The whole reply is written: cut it before logging.
+impl fmt::Display for Reply<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Simple(s) => write!(f, "+\"{}\"", s.escape_ascii()),
+            Self::Error(s) => write!(f, "-\"{}\"", s.escape_ascii()),
+            Self::Integer(n) => write!(f, "{n}"),
+            Self::Bulk(s) => write!(f, "\"{}\"", s.escape_ascii()),
+            Self::Null => f.write_str("null"),
+            Self::Boolean(b) => write!(f, "{b}"),
+            Self::Double(d) => write!(f, ",{d:?}"),
+            Self::BigNumber(s) => write!(f, "({}", s.escape_ascii()),
+            Self::BulkError(s) => write!(f, "!\"{}\"", s.escape_ascii()),
+            Self::Verbatim { format, text } => {
+                write!(f, "={}:\"{}\"", format.escape_ascii(), text.escape_ascii())
+            }
+            Self::Array(a) => write_list(f, "[", &mut a.iter()),
+            Self::Set(a) => write_list(f, "~[", &mut a.iter()),
+            Self::Push(a) => write_list(f, ">[", &mut a.iter()),
+            Self::Map(a) => write_pairs(f, &mut a.iter(), a.len() / 2),
+            Self::Attribute(a) => {
+                let mut items = a.iter();
+                f.write_str("|")?;
+                write_pairs(f, &mut items, a.len() / 2)?;
+                items.try_for_each(|reply| write!(f, " {reply}"))
+            }
+        }
+    }
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, open: &str, items: &mut Elements<'_>) -> fmt::Result {
+    f.write_str(open)?;
+    for (i, reply) in items.enumerate() {
+        write!(f, "{}{reply}", if i == 0 { "" } else { ", " })?;
+    }
+    f.write_str("]")
+}
+
+fn write_pairs(f: &mut fmt::Formatter<'_>, items: &mut Elements<'_>, pairs: usize) -> fmt::Result {
+    f.write_str("{")?;
+    for i in 0..pairs {
+        let (Some(key), Some(value)) = (items.next(), items.next()) else { break };
+        write!(f, "{}{key}: {value}", if i == 0 { "" } else { ", " })?;
+    }
+    f.write_str("}")
+}
+
 /// The elements of an array, map, set, push or attribute: their validated bytes, decoded as
 /// they are iterated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
