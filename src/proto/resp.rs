@@ -47,9 +47,10 @@
 //! drops the consumed bytes (or passes what follows them) and calls again, since one read may
 //! hold many pipelined replies. The parser remembers how far it has checked (the position of the
 //! next element, how far the current line was searched, what the open aggregates still await,
-//! where the current bulk string ends), so each byte is examined once however the bytes are
-//! split: a 16 MiB bulk string read 4 KiB at a time costs one length line and one CR LF check,
-//! not 4,096 re-scans.
+//! where the current bulk string ends), so while a reply arrives each byte is checked once
+//! however the bytes are split: a 16 MiB bulk string read 4 KiB at a time costs one length line
+//! and one CR LF check, not 4,096 re-scans. (The lines are read once more when the reply is
+//! decoded; a bulk payload never is.)
 //!
 //! A reply borrows from the buffer ([`Reply<'a>`]): a bulk string is a slice of it, never a copy,
 //! and an aggregate is the validated bytes of its elements, decoded as they are iterated
