@@ -159,6 +159,78 @@ fn depth_up_to_the_limit() {
     assert_eq!(Parser::new(deep).parse(input.as_bytes()), Err(RespError::TooDeep));
 }
 
+/// What Redis 7.0.15 sent (`redis-server` from Debian 12, in RESP3 after `HELLO 3`, and in RESP2
+/// on a second connection), reply by reply: `HELLO 3`, SET/GET with CR LF in the value, a
+/// missing key, INCR, ZADD/ZSCORE, XADD/XRANGE, an unknown command, an empty set and hash,
+/// `DEBUG PROTOCOL` attrib/bignum/verbatim/true/null/double/map/set/push, and pub/sub as pushes
+/// and as RESP2 arrays. Parsed pipelined, whole and in reads of 1 to 16 bytes.
+const REDIS_7_0: &[(&str, &str)] = &[
+    (
+        "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+        r#"{"server": "redis", "version": "7.0.15", "proto": 3, "id": 3, "mode": "standalone", "role": "master", "modules": []}"#,
+    ),
+    ("+OK\r\n", r#"+"OK""#),
+    ("$4\r\nv\r\nx\r\n", r#""v\r\nx""#),
+    ("_\r\n", r#"null"#),
+    (":1\r\n", r#"1"#),
+    (":1\r\n", r#"1"#),
+    (",1.5\r\n", r#",1.5"#),
+    ("$3\r\n1-1\r\n", r#""1-1""#),
+    ("*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nm\r\n$2\r\nhi\r\n", r#"[["1-1", ["m", "hi"]]]"#),
+    (
+        "-ERR unknown command \'NOSUCH\', with args beginning with: \r\n",
+        r#"-"ERR unknown command \'NOSUCH\', with args beginning with: ""#,
+    ),
+    ("~0\r\n", r#"~[]"#),
+    ("%0\r\n", r#"{}"#),
+    (
+        "|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",
+        r#"|{"key-popularity": ["key:123", 90]} "Some real reply following the attribute""#,
+    ),
+    ("(1234567999999999999999999999999999999\r\n", r#"(1234567999999999999999999999999999999"#),
+    ("=29\r\ntxt:This is a verbatim\nstring\r\n", r#"=txt:"This is a verbatim\nstring""#),
+    ("#t\r\n", r#"true"#),
+    ("_\r\n", r#"null"#),
+    (",3.141\r\n", r#",3.141"#),
+    ("%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n", r#"{0: false, 1: true, 2: false}"#),
+    ("~3\r\n:0\r\n:1\r\n:2\r\n", r#"~[0, 1, 2]"#),
+    (">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n", r#">["server-cpu-usage", 42]"#),
+    (
+        "$40\r\nSome real reply following the push reply\r\n",
+        r#""Some real reply following the push reply""#,
+    ),
+    (":1\r\n", r#"1"#),
+    (">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", r#">["subscribe", "ch", 1]"#),
+    ("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", r#"["subscribe", "ch", 1]"#),
+    (":2\r\n", r#"2"#),
+    ("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\ntwo\r\n", r#"["message", "ch", "two"]"#),
+    (
+        ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$9\r\npayload\r\n\r\n",
+        r#">["message", "ch", "payload\r\n"]"#,
+    ),
+];
+
+#[test]
+fn what_redis_7_0_sends() {
+    let stream: Vec<u8> = REDIS_7_0.iter().flat_map(|(raw, _)| raw.bytes()).collect();
+    let want: Vec<(String, usize)> =
+        REDIS_7_0.iter().map(|(raw, text)| (text.to_string(), raw.len())).collect();
+    for read in (1..=16).chain([stream.len()]) {
+        let mut p = Parser::new(Limits::default());
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(read) {
+            buf.extend_from_slice(chunk);
+            while let Ok(Status::Complete((r, n))) = p.parse(&buf) {
+                got.push((show(r), n));
+                buf.drain(..n);
+            }
+        }
+        assert_eq!(got, want, "reads of {read} bytes");
+        assert!(buf.is_empty());
+    }
+}
+
 #[test]
 fn grammar_errors() {
     use RespError::*;
