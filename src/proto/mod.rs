@@ -72,6 +72,7 @@ pub mod inflate;
 pub mod mask;
 
 pub mod message;
+pub mod resp;
 pub mod transcript;
 pub mod utf8;
 
