@@ -20,13 +20,17 @@ fuzz_target!(|data: &[u8]| {
         let message = message.repeat(usize::from(pick >> 4) + 1);
         let mut packed = Vec::new();
         d.compress_message(&message, &mut packed);
-        assert!(packed.len() <= message.len() + 5 * (message.len() / 65_535 + 1) + 8, "bounded expansion");
+        assert!(
+            packed.len() <= message.len() + 5 * (message.len() / 65_535 + 1) + 8,
+            "bounded expansion"
+        );
         packed.extend_from_slice(&[0, 0, 0xFF, 0xFF]);
         if !takeover {
             z.reset();
             let mut full = packed.clone();
             full.extend_from_slice(&[0x03, 0x00]);
-            let r = miniz_oxide::inflate::decompress_to_vec(&full).expect("the reference inflates it");
+            let r =
+                miniz_oxide::inflate::decompress_to_vec(&full).expect("the reference inflates it");
             assert_eq!(r, message, "reference round trip");
         }
         if out.len() < message.len() + 1 {

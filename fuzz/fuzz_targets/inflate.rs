@@ -42,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
     let level = pick >> 4 & 0x0F;
 
     let packed = miniz_oxide::deflate::compress_to_vec(rest, level.min(10));
-    for (c, room) in [(packed.len().max(1), 1 << 16), (chunk, 1 << 16), (packed.len().max(1), chunk)] {
+    for (c, room) in
+        [(packed.len().max(1), 1 << 16), (chunk, 1 << 16), (packed.len().max(1), chunk)]
+    {
         let (out, end) = inflate(&packed, c, room);
         assert_eq!(end, Ok(true), "round trip ends");
         assert_eq!(out, rest, "round trip");
@@ -52,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
     let split = inflate(rest, chunk, 1 << 16);
     let narrow = inflate(rest, rest.len().max(1), chunk);
     // On an error, what the failing call wrote is not reported: compare the errors alone.
-    let same = |a: &(Vec<u8>, Result<bool, InflateError>), b: &(Vec<u8>, Result<bool, InflateError>)| {
+    let same = |a: &(Vec<u8>, Result<bool, InflateError>),
+                b: &(Vec<u8>, Result<bool, InflateError>)| {
         if a.1.is_err() || b.1.is_err() { a.1 == b.1 } else { a == b }
     };
     assert!(same(&whole, &split), "whole and split: {whole:?} {split:?}");
@@ -61,8 +64,12 @@ fuzz_target!(|data: &[u8]| {
     match (&whole.1, reference) {
         (Ok(true), Ok(r)) => assert_eq!(whole.0, r, "same output as the reference"),
         (Ok(true), Err(e)) => panic!("weir ended the stream, miniz_oxide refused it: {e:?}"),
-        (Err(_), Ok(r)) => panic!("weir refused ({:?}) what miniz_oxide inflated ({} bytes)", whole.1, r.len()),
-        (Ok(false), Ok(r)) => panic!("weir wants more input where miniz_oxide ended ({} bytes)", r.len()),
+        (Err(_), Ok(r)) => {
+            panic!("weir refused ({:?}) what miniz_oxide inflated ({} bytes)", whole.1, r.len())
+        }
+        (Ok(false), Ok(r)) => {
+            panic!("weir wants more input where miniz_oxide ended ({} bytes)", r.len())
+        }
         // A stream cut short, or refused by both.
         _ => {}
     }
