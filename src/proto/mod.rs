@@ -73,6 +73,7 @@ pub mod mask;
 
 pub mod message;
 pub mod transcript;
+pub mod tunnel;
 pub mod utf8;
 
 pub use close::CloseCode;
