@@ -73,7 +73,7 @@ impl Harness<'_> {
             }
         };
         let m = decoded.expect("an event comes from a well-formed message");
-        assert_eq!(m.stream(), stream_of(&event));
+        assert_eq!(m.stream(), event.stream());
         match (event, m) {
             (Event::Opened { stream, .. }, Message::Open { window, .. }) => {
                 assert!(self.session.live_streams() <= 8, "the stream cap");
@@ -267,19 +267,6 @@ impl Harness<'_> {
         let n = codec::encode(&m, &mut out).expect("sized above");
         out.truncate(n);
         out
-    }
-}
-
-fn stream_of(e: &Event<'_>) -> u32 {
-    match *e {
-        Event::Opened { stream, .. }
-        | Event::Refused { stream, .. }
-        | Event::Accepted { stream, .. }
-        | Event::Data { stream, .. }
-        | Event::Relay { stream, .. }
-        | Event::Window { stream, .. }
-        | Event::Fin { stream }
-        | Event::Reset { stream, .. } => stream,
     }
 }
 

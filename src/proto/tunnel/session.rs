@@ -158,6 +158,22 @@ pub enum Event<'a> {
     },
 }
 
+impl Event<'_> {
+    /// The stream the event is about.
+    pub const fn stream(&self) -> StreamId {
+        match *self {
+            Self::Opened { stream, .. }
+            | Self::Refused { stream, .. }
+            | Self::Accepted { stream, .. }
+            | Self::Data { stream, .. }
+            | Self::Relay { stream, .. }
+            | Self::Window { stream, .. }
+            | Self::Fin { stream }
+            | Self::Reset { stream, .. } => stream,
+        }
+    }
+}
+
 /// A rule the peer broke that fails the whole tunnel: close its WebSocket with
 /// [`TunnelError::close_code`]. Stream-level faults (credit overrun, data after `FIN`) reset
 /// only the stream and are [`Event::Reset`] instead.

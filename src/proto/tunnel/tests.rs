@@ -442,6 +442,7 @@ fn an_open_not_answered_in_time_is_reset() {
         event,
         Some(Event::Reset { stream: first, cause: ResetCause::OPEN_TIMEOUT, by_peer: false })
     );
+    assert_eq!(event.map(|e| e.stream()), Some(first));
     assert_eq!(c.handle_timeout(deadline), None);
     assert_eq!(c.poll_timeout(), None);
     assert_eq!(flush(&mut c, &mut a), ["Reset { stream: 1, cause: ResetCause(3), by_peer: true }"]);
