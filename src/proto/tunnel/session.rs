@@ -691,10 +691,10 @@ impl Session {
 
     /// Writes one piece of a relayed WebSocket message: `opcode` (text or binary to begin a
     /// message, continuation for the pieces after), and as much of `data` as the credit allows
-    /// (one byte of credit goes to the type). The piece is marked `more` if it does not carry
-    /// all of `data` or `last` is false; then the rest follows as a continuation. Close, ping
-    /// and pong (at most 125 bytes) go whole or not at all. Takes nothing when the credit is
-    /// short.
+    /// (one byte of credit goes to the type) and `out` holds. The piece is marked `more` if it
+    /// does not carry all of `data` or `last` is false; then the rest follows as a
+    /// continuation. Close, ping and pong (at most 125 bytes) go whole or not at all. Takes
+    /// nothing when the credit is short.
     ///
     /// # Errors
     /// As [`Session::send_data`], and a sequence that breaks the rules above.
@@ -718,7 +718,9 @@ impl Session {
             _ if opcode.is_control() => (data.len(), false),
             _ if room == 0 => return Ok(Sent::default()),
             _ => {
-                let n = data.len().min(room - 1);
+                // What `out` holds after the header and the type byte.
+                let fits = out.len().saturating_sub(HEADER_LEN + 1);
+                let n = data.len().min(room - 1).min(fits);
                 (n, n < data.len() || !last)
             }
         };

@@ -531,3 +531,21 @@ fn an_idle_stream_takes_a_few_dozen_bytes() {
     // The stream's state and its key; the map adds its node overhead (under 2x).
     const { assert!(STREAM_SIZE <= 40) };
 }
+
+#[test]
+fn a_small_output_buffer_takes_less_of_a_message_not_nothing() {
+    let (mut c, mut a) = pair();
+    let id = open(&mut c, &mut a);
+    // Room for the header, the type byte and three bytes: a piece of three, marked MORE.
+    let mut buf = [0u8; codec::HEADER_LEN + 4];
+    let sent = c.send_relay(id, Opcode::Binary, b"0123456789", true, &mut buf).unwrap();
+    assert_eq!(sent, Sent { taken: 3, len: buf.len() });
+    assert_eq!(
+        codec::decode(&buf),
+        Ok(Message::Relay { stream: id, opcode: Opcode::Binary, more: true, data: b"012" })
+    );
+    assert_eq!(c.send_credit(id), Some(12));
+    let err = c.send_relay(id, Opcode::Continuation, b"3", true, &mut buf[..6]);
+    assert!(matches!(err, Err(SendError::BufferTooSmall(_))));
+    assert_eq!(c.send_credit(id), Some(12));
+}
