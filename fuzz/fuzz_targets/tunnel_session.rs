@@ -186,7 +186,12 @@ impl Harness<'_> {
                     [usize::from(b & 3)];
                 let data = vec![0x62; usize::from(self.byte() % 160)];
                 let last = b & 4 != 0;
-                let sent = self.session.send_relay(id, opcode, &data, last, &mut self.out);
+                // Bits 3-7: an output buffer from 6 bytes (too small) up, or the whole one.
+                let room = match usize::from(b >> 3) {
+                    31 => self.out.len(),
+                    r => 6 + r * 4,
+                };
+                let sent = self.session.send_relay(id, opcode, &data, last, &mut self.out[..room]);
                 if let Some(s) = sent.ok().filter(|s| s.len > 0) {
                     self.sent(id, s.len, 1 + s.taken);
                 }
