@@ -74,6 +74,7 @@ pub mod mask;
 pub mod message;
 pub mod resp;
 pub mod transcript;
+pub mod tunnel;
 pub mod utf8;
 
 pub use close::CloseCode;
