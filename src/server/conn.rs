@@ -82,6 +82,8 @@ pub(crate) struct Conn {
     pub(crate) linger_until: Option<Duration>,
     /// Queued for a flush by the current batch of work.
     pub(crate) dirty: bool,
+    /// Listed to be served again in the next pass of the loop (`Server::read_again`).
+    pub(crate) scheduled: bool,
     /// Over a connection limit: the request gets this status, then the connection closes.
     pub(crate) refuse: Option<u16>,
     /// The close code to report: received, or sent when this end failed the connection.
@@ -154,6 +156,7 @@ impl Conn {
             shut_wr: false,
             linger_until: None,
             dirty: false,
+            scheduled: false,
             refuse: None,
             close_code: None,
             opened_at: now,

@@ -233,6 +233,9 @@ impl<H: Handler> Server<H> {
             std::mem::swap(&mut self.pending, &mut self.serving);
             let mut batch = std::mem::take(&mut self.serving);
             for key in batch.drain(..) {
+                if let Some(c) = self.core.conns.get_mut(key) {
+                    c.scheduled = false;
+                }
                 self.on_ready(key);
             }
             self.serving = batch;
@@ -499,7 +502,7 @@ impl<H: Handler> Server<H> {
             .get(key)
             .is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait && (!c.cut || c.hup))
         {
-            self.pending.push(key);
+            self.read_again(key);
         }
         self.settle(key);
     }
@@ -712,10 +715,16 @@ impl<H: Handler> Server<H> {
         self.flush_dirty();
     }
 
-    /// Reads the connection again in this turn of the loop (its readiness may be unused).
+    /// Serves the connection again in the next pass of the loop (its readiness may be unused),
+    /// once however often it is asked for: a key listed twice would be read twice in one pass,
+    /// and a connection that stays readable (a flood) would be listed once more every pass, so
+    /// that its share of the loop grew without bound while every other connection waited.
     pub(super) fn read_again(&mut self, key: Key) {
-        if !self.pending.contains(&key) {
-            self.pending.push(key);
+        if let Some(c) = self.core.conns.get_mut(key) {
+            if !c.scheduled {
+                c.scheduled = true;
+                self.pending.push(key);
+            }
         }
     }
 
@@ -846,8 +855,8 @@ impl<H: Handler> Server<H> {
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
         // connection is served again this turn (`on_ready`), and read only after that.
-        if conn.pipeline_wait && conn.out.len() <= PIPELINE_OUT_MAX && !self.pending.contains(&key)
-        {
+        if conn.pipeline_wait && conn.out.len() <= PIPELINE_OUT_MAX && !conn.scheduled {
+            conn.scheduled = true;
             self.pending.push(key);
         }
         let finished = match conn.phase {
