@@ -441,17 +441,16 @@ impl<H: Handler> Server<H> {
                 self.flush_dirty();
             }
         }
-        // What one connection may have read in one turn: a flood on one connection (pings,
-        // say, each cheap but an event) delays every other connection by at most this much
-        // work; the rest waits for the next turn (`pending`).
+        // What one connection may have read into the loop's buffer in one turn: a flood of
+        // small frames on one connection (pings, say, each cheap but an event) delays every
+        // other connection by at most this much work; the rest waits for the next turn
+        // (`pending`). A large frame's payload, read straight into its message, costs a copy
+        // per byte and no event: it is bounded by the reads per wake-up alone.
         let mut budget = TURN_BYTES;
         for _ in 0..READS_PER_WAKE {
             let Some(conn) = self.core.conns.get_mut(key) else {
                 return;
             };
-            if budget == 0 {
-                break;
-            }
             if !conn.readable
                 || conn.eof
                 || (conn.cut && !conn.hup)
@@ -461,16 +460,15 @@ impl<H: Handler> Server<H> {
             {
                 break;
             }
-            let direct = payload::direct_len(conn).min(budget);
+            let direct = payload::direct_len(conn);
             if direct > 0 {
-                let before = conn.bytes_in;
-                let more = self.read_payload_in_place(key, direct);
-                let read = self.core.conns.get(key).map_or(0, |c| c.bytes_in - before);
-                budget = budget.saturating_sub(usize::try_from(read).unwrap_or(usize::MAX));
-                if more {
+                if self.read_payload_in_place(key, direct) {
                     self.flush_dirty();
                     continue;
                 }
+                break;
+            }
+            if budget == 0 {
                 break;
             }
             let room = self.rbuf.len().min(budget);
