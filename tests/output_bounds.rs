@@ -106,6 +106,21 @@ fn a_ping_flood_queues_one_pong() {
 /// A connection whose queued output is not written for --send-timeout is dropped, whatever it
 /// keeps sending (unsolicited pongs here).
 #[test]
+fn pings_sent_together_to_a_reader_each_get_their_pong() {
+    // Autobahn 2.10: ten pings in one write, each with its own payload, to a peer that reads.
+    // RFC 6455 §5.5.3 lets a server answer only the latest of pings it has not answered yet;
+    // weir does so only while its writes to the peer are blocked (the flood above).
+    let weir = Binary::start(&[]);
+    let mut s = upgraded(weir.addr);
+    let pings: Vec<u8> = (0..10u8).flat_map(|i| frame(0x89, &[b'p', b'0' + i])).collect();
+    s.write_all(&pings).unwrap();
+    for i in 0..10u8 {
+        let f = read_frame(&mut s).expect("a pong");
+        assert_eq!((f.opcode(), f.payload.as_slice()), (0xA, &[b'p', b'0' + i][..]), "pong {i}");
+    }
+}
+
+#[test]
 fn undrained_output_is_dropped_after_the_send_timeout() {
     let server = Binary::start(&[
         "--send-timeout",

@@ -28,6 +28,9 @@ use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
 
+/// Below this many queued bytes a pong is queued even while one before it is unwritten.
+const PONG_ROOM: usize = 16 << 10;
+
 /// The runtime's state, apart from the handler (so a handler can act on it through
 /// [`Context`](crate::server::Context) while it runs).
 pub struct Core {
@@ -107,10 +110,12 @@ impl Core {
     }
 
     /// Moves the control frames a connection owes (pong, ping, close) into its queue. While a
-    /// pong queued before is unwritten they stay owed: RFC 6455 §5.5.3 lets a pong answer only
-    /// the newest ping, and the core keeps one, so a peer that pings and never reads has one
-    /// pong in the queue and one owed, however many it sends. The loop calls this again once
-    /// that pong is written (`settle`). Control frames count against `--queue-cap` too.
+    /// pong queued before is unwritten and the queue holds `PONG_ROOM` or more, they stay owed:
+    /// RFC 6455 §5.5.3 lets a pong answer only the newest ping, and the core keeps one, so a
+    /// peer that pings and never reads costs at most `PONG_ROOM` of queue and one owed pong,
+    /// however many it sends. Pings that come together to a peer that reads each get their
+    /// pong (Autobahn 2.10). The loop calls this again once that pong is written (`settle`).
+    /// Control frames count against `--queue-cap` too.
     pub(crate) fn transmit(&mut self, key: Key) {
         self.flush_batch_for(key);
         let Some(conn) = self.conns.get_mut(key) else {
@@ -119,7 +124,9 @@ impl Core {
         let mut frame = [0u8; MAX_CONTROL_FRAME_LEN];
         let mut any = false;
         // Runs after every event: only when a frame is owed does a client draw a masking key.
-        while conn.ws.wants_transmit() && conn.bytes_out >= conn.pong_end {
+        while conn.ws.wants_transmit()
+            && (conn.bytes_out >= conn.pong_end || conn.out.len() < PONG_ROOM)
+        {
             let mask = match (conn.ws.role(), self.random.as_mut()) {
                 (Role::Client, Some(r)) => r.mask_key(),
                 _ => [0; 4],
