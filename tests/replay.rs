@@ -10,9 +10,9 @@ mod http;
 #[path = "common/hub.rs"]
 mod hub_util;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Binary, eventually};
 use http::{Http, Sse, get, publish};
@@ -301,4 +301,33 @@ fn a_client_with_a_replay_in_flight_is_present_and_can_unsubscribe() {
     assert_eq!(x.next().get("id").and_then(Value::as_u64), Some(uid));
     publish(&mut h, "a", "2");
     x.assert_quiet();
+}
+
+/// A client the hub cuts off as a slow reader for what its replay owes is not read any more,
+/// as the runtime's own slow readers are not. Before, what it sent was read and thrown away
+/// for the whole --close-timeout.
+#[test]
+fn a_slow_reader_cut_off_for_its_replay_is_not_read() {
+    let b = Binary::start(&["--queue-cap", "1MiB", "--close-timeout", "60s"]);
+    fill(&b, "big", 40, 60_000);
+    let mut c = raw_client(&b);
+    let cmd = text_frame(r#"{"id":1,"method":"history","params":{"channel":"big"}}"#);
+    c.get_mut().write_all(&cmd).unwrap();
+    eventually(Duration::from_secs(10), || {
+        (stat(&b, "slow_reader_disconnects") == 1).then_some(())
+    })
+    .expect("not cut off as a slow reader");
+    let s = c.get_mut();
+    s.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let chunk = client_frame(0x82, &[5u8; 64 << 10]);
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while start.elapsed() < Duration::from_secs(10) {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 128 << 20, "the server read {sent} bytes from a slow reader it cut off");
 }

@@ -328,7 +328,7 @@ impl Core {
     /// it sends until the close timeout would only cost. What is left is written, then this
     /// end's FIN, and the connection closes when the peer closes its side or at the close
     /// timeout; unwritten, the send timeout (or the close timeout) ends it.
-    fn slow_reader(&mut self, key: Key) {
+    pub(crate) fn slow_reader(&mut self, key: Key) {
         let cap = self.config.queue_cap;
         let Some(conn) = self.conns.get_mut(key) else {
             return;

@@ -458,24 +458,25 @@ impl Context<'_> {
         }
     }
 
-    /// Closes a connection as a slow reader, as the runtime does when its queue passes the cap
-    /// (counted in `slow_reader_disconnects`): a WebSocket gets close 1008 "slow reader", a
+    /// Closes a connection as a slow reader, exactly as the runtime does when its queue passes
+    /// the cap (counted in `slow_reader_disconnects`): a WebSocket gets close 1008 "slow
+    /// reader", what it has not started to receive is dropped and it is not read any more; a
     /// streamed response ends. For a handler that holds output back for a connection and
     /// counts it against the cap itself. Does nothing for a connection already closing.
     pub fn close_slow_reader(&mut self, id: ConnId) {
-        if self.is_open(id) {
-            self.close(id, CloseCode::POLICY_VIOLATION, "slow reader");
-        } else if self
-            .core
-            .conns
-            .get(id.0)
-            .is_some_and(|c| c.phase == crate::server::conn::Phase::Stream && !c.eof)
-        {
-            self.end_stream(id);
-        } else {
-            return;
+        use crate::server::conn::Phase;
+        let Some(c) = self.core.conns.get(id.0) else { return };
+        match c.phase {
+            // A close received and not answered yet (manual close) is answered with this one.
+            Phase::Ws if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
+                self.core.slow_reader(id.0);
+            }
+            Phase::Stream if !c.eof => {
+                self.end_stream(id);
+                self.core.stats.slow_reader_disconnects += 1;
+            }
+            _ => {}
         }
-        self.core.stats.slow_reader_disconnects += 1;
     }
 
     /// The ids of the connections currently streaming a response.
