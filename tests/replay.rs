@@ -11,7 +11,7 @@ mod http;
 mod hub_util;
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Binary, eventually};
@@ -330,4 +330,35 @@ fn a_slow_reader_cut_off_for_its_replay_is_not_read() {
         }
     }
     assert!(sent < 128 << 20, "the server read {sent} bytes from a slow reader it cut off");
+}
+
+/// A client that asks for a history answer of several MB and sends its close right after
+/// (then shuts down its write side) gets the whole answer, then the echo of its close: the
+/// close does not overtake what the replay still owes. Before, the echo went out after the
+/// first window of the answer, inside its fragments, and the rest was dropped.
+#[test]
+fn a_close_after_a_history_command_comes_after_the_whole_answer() {
+    let b = Binary::start(&[]);
+    fill(&b, "big", 100, 60_000);
+    let mut c = raw_client(&b);
+    let mut out = text_frame(r#"{"id":7,"method":"history","params":{"channel":"big"}}"#);
+    out.extend_from_slice(&client_frame(0x88, b"\x03\xe8bye"));
+    c.get_mut().write_all(&out).unwrap();
+    c.get_ref().shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let (code, reason) = loop {
+        let (b0, payload) = frame(&mut c);
+        match b0 & 0x0F {
+            0x8 => break (u16::from_be_bytes([payload[0], payload[1]]), payload[2..].to_vec()),
+            op => {
+                assert_eq!(op, if answer.is_empty() { 1 } else { 0 }, "another message");
+                answer.extend_from_slice(&payload);
+            }
+        }
+    };
+    assert!(answer.ends_with(b"]}}"), "the close came {} bytes into the answer", answer.len());
+    assert!(answer.starts_with(br#"{"id":7,"ok":true,"result":{"seq":100,"messages":["#));
+    let text = String::from_utf8(answer).unwrap();
+    assert_eq!(text.matches(r#"{"event":"message","channel":"big","#).count(), 100);
+    assert_eq!((code, reason.as_slice()), (1000, &b"bye"[..]));
 }

@@ -71,6 +71,9 @@ pub(super) struct Replay {
     owed: usize,
     /// An event stream (else a WebSocket client).
     stream: bool,
+    /// The close frame the client sent while this was written: answered once it is written
+    /// (the connection is in manual-close mode while a WebSocket replay lasts).
+    peer_close: Option<(CloseCode, Box<str>)>,
 }
 
 /// Why a replay stopped before its end.
@@ -117,7 +120,13 @@ impl Hub {
         if !self.replays.contains_key(&id) {
             let stream = self.streams.contains_key(&id);
             self.hold(id, stream);
-            self.replays.insert(id, Replay { items: VecDeque::new(), owed: 0, stream });
+            let r = Replay { items: VecDeque::new(), owed: 0, stream, peer_close: None };
+            self.replays.insert(id, r);
+            if !stream {
+                // RFC 6455 §5.5.1: the close echo waits until the replay is written, so that a
+                // client's close does not cut an answer in two (`on_peer_close`).
+                ctx.set_manual_close(id, true);
+            }
         }
         let Some(r) = self.replays.get_mut(&id) else { return };
         if r.push(ctx, id, item, bytes) {
@@ -131,6 +140,25 @@ impl Hub {
     pub fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         if self.replays.contains_key(&id) {
             self.pump(ctx, id);
+        }
+    }
+
+    /// Client `id` sent its close frame. While a replay is written to it, the echo waits for
+    /// the replay's end (RFC 6455 §5.5.1: "as soon as practical"; until then this end may still
+    /// send), bounded by the close timeout; otherwise the runtime answered it already and this
+    /// does nothing.
+    pub fn on_peer_close(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) {
+        let (code, reason) =
+            if code.is_valid_on_wire() { (code, reason) } else { (CloseCode::NORMAL, "") };
+        match self.replays.get_mut(&id) {
+            Some(r) if !r.stream => r.peer_close = Some((code, Box::from(reason))),
+            _ => ctx.close(id, code, reason),
         }
     }
 
@@ -212,7 +240,15 @@ impl Hub {
             }
             let Some(r) = self.replays.get_mut(&id) else { return };
             if r.items.is_empty() {
-                return self.rejoin(id);
+                let (stream, peer_close) = (r.stream, r.peer_close.take());
+                self.rejoin(id);
+                if !stream {
+                    ctx.set_manual_close(id, false);
+                }
+                if let Some((code, reason)) = peer_close {
+                    ctx.close(id, code, &reason);
+                }
+                return;
             }
             match self.step(ctx, id) {
                 Ok(()) => {}
