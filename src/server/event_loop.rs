@@ -798,7 +798,9 @@ impl<H: Handler> Server<H> {
             return;
         };
         if conn.phase == Phase::Connecting && (!conn.writable || !self.connected(key)) {
-            return;
+            // Still connecting: the connect is bounded by the handshake deadline (a route's
+            // `--upstream-timeout`), which must be armed meanwhile.
+            return self.arm_timer(key);
         }
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else {
@@ -908,6 +910,12 @@ impl<H: Handler> Server<H> {
             self.remove(key);
             return;
         }
+        self.arm_timer(key);
+    }
+
+    /// Arms the connection's timer for its next deadline, or cancels it if it has none.
+    fn arm_timer(&mut self, key: Key) {
+        let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
