@@ -362,3 +362,39 @@ fn a_close_after_a_history_command_comes_after_the_whole_answer() {
     assert_eq!(text.matches(r#"{"event":"message","channel":"big","#).count(), 100);
     assert_eq!((code, reason.as_slice()), (1000, &b"bye"[..]));
 }
+
+/// `GET /api/channels/C/history` is a cursor as well: a client that sends it and does not read
+/// holds a window, not a copy of the body. Before, the whole body was queued (about 20 MB here
+/// for a request of 40 bytes, whatever --queue-cap says). One that reads gets the body it
+/// always got: the `history` result over WebSocket, with its length.
+#[test]
+fn an_http_history_body_to_a_client_that_does_not_read_holds_little_memory() {
+    let b = Binary::start(&["--max-publish-size", "256KiB"]);
+    fill(&b, "big", 100, 200_000);
+    let served = stat(&b, "http_requests");
+    let mut h = Http::connect(b.addr);
+    h.send(&http::build("GET", "/api/channels/big/history", &[], None));
+    // This request of /api/stats is the first after `served`, the history one the second.
+    eventually(Duration::from_secs(10), || (stat(&b, "http_requests") >= served + 2).then_some(()))
+        .expect("the history request was not served");
+    let text = get(b.addr, "/metrics").text().to_owned();
+    let queued: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_queued_bytes ")?.parse().ok())
+        .expect("no weir_queued_bytes");
+    assert!(queued < 1 << 20, "an unread HTTP history body holds {queued} bytes queued");
+    let mut ws = Client::connect(b.addr);
+    let id = ws.send_cmd("history", r#"{"channel":"big"}"#);
+    let answer = ws.next_text();
+    let head = format!(r#"{{"id":{id},"ok":true,"result":"#);
+    let want = answer.strip_prefix(&head).and_then(|a| a.strip_suffix('}')).unwrap();
+    h.set_timeout(Duration::from_secs(20));
+    let r = h.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.header("content-length"), Some(&*want.len().to_string()), "{}", r.head);
+    assert!(r.text() == want, "the body differs ({} bytes, want {})", r.body.len(), want.len());
+    // Kept alive: the next request on the connection is served after the body.
+    let next = h.request("GET", "/api/channels/big/history?since=99", &[], None);
+    assert_eq!(next.status, 200, "{}", next.head);
+    assert_eq!(next.text().matches(r#"{"event":"message","channel":"big","#).count(), 1);
+}

@@ -61,6 +61,9 @@ pub(super) struct HistoryCursor {
     pub head: Option<String>,
     pub next: u64,
     pub end: u64,
+    /// The body of `GET /api/channels/{channel}/history` (a streamed response), not a
+    /// WebSocket answer: the result alone, written as it is.
+    pub body: bool,
 }
 
 /// A connection's replay.
@@ -69,8 +72,10 @@ pub(super) struct Replay {
     items: VecDeque<Item>,
     /// Bytes still to write, counted against `--queue-cap` with the runtime's queue.
     owed: usize,
-    /// An event stream (else a WebSocket client).
+    /// An event stream or an HTTP history body (else a WebSocket client).
     stream: bool,
+    /// An HTTP history body: the response ends with it.
+    body: bool,
     /// The close frame the client sent while this was written: answered once it is written
     /// (the connection is in manual-close mode while a WebSocket replay lasts).
     peer_close: Option<(CloseCode, Box<str>)>,
@@ -118,9 +123,10 @@ impl Hub {
     /// replay if it has none (it then leaves the live sets), and writes what the window takes.
     pub(super) fn replay(&mut self, ctx: &mut Context<'_>, id: ConnId, item: Item, bytes: usize) {
         if !self.replays.contains_key(&id) {
-            let stream = self.streams.contains_key(&id);
+            let body = matches!(&item, Item::History(c) if c.body);
+            let stream = body || self.streams.contains_key(&id);
             self.hold(id, stream);
-            let r = Replay { items: VecDeque::new(), owed: 0, stream, peer_close: None };
+            let r = Replay { items: VecDeque::new(), owed: 0, stream, body, peer_close: None };
             self.replays.insert(id, r);
             if !stream {
                 // RFC 6455 §5.5.1: the close echo waits until the replay is written, so that a
@@ -240,8 +246,11 @@ impl Hub {
             }
             let Some(r) = self.replays.get_mut(&id) else { return };
             if r.items.is_empty() {
-                let (stream, peer_close) = (r.stream, r.peer_close.take());
+                let (stream, body, peer_close) = (r.stream, r.body, r.peer_close.take());
                 self.rejoin(id);
+                if body {
+                    ctx.finish_stream(id);
+                }
                 if !stream {
                     ctx.set_manual_close(id, false);
                 }
@@ -311,12 +320,16 @@ impl Hub {
                 }
                 let fin = c.next > c.end;
                 if fin {
-                    piece.push_str("]}}");
+                    piece.push_str(if c.body { "]}" } else { "]}}" });
                 }
-                // One frame of the answer: the first a text frame, the others continuation
-                // frames, the last with FIN (RFC 6455 §5.4).
-                ctx.send_piece(id, MessageKind::Text, piece.as_bytes(), fin)
-                    .map_err(|_| Stop::Gone)?;
+                if c.body {
+                    write(ctx, piece.as_bytes())?;
+                } else {
+                    // One frame of the answer: the first a text frame, the others continuation
+                    // frames, the last with FIN (RFC 6455 §5.4).
+                    ctx.send_piece(id, MessageKind::Text, piece.as_bytes(), fin)
+                        .map_err(|_| Stop::Gone)?;
+                }
                 (piece.len(), fin)
             }
         };

@@ -384,6 +384,9 @@ impl Core {
         }
         conn.out.drop_unstarted(&mut self.pool);
         conn.eof = true;
+        // A kept-alive body cut short: no request after it is answered.
+        conn.body_owed = false;
+        conn.pipeline_wait = false;
         self.stats.slow_reader_disconnects += 1;
         warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
@@ -456,7 +459,8 @@ impl Core {
 
 fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Stream && !c.eof => Ok(c),
+        // A body of a given length is written even to a client that half-closed.
+        Some(c) if c.body_owed || (c.phase == Phase::Stream && !c.eof) => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }

@@ -432,7 +432,7 @@ impl<H: Handler> Server<H> {
         self.settle(key);
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
-            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX {
+            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX && !c.body_owed {
                 c.pipeline_wait = false;
                 self.on_head_bytes(key);
                 self.flush_dirty();
@@ -848,12 +848,16 @@ impl<H: Handler> Server<H> {
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
         // connection is served again this turn (`on_ready`), and read only after that.
-        if conn.pipeline_wait && conn.out.len() <= PIPELINE_OUT_MAX && !self.pending.contains(&key)
+        if conn.pipeline_wait
+            && conn.out.len() <= PIPELINE_OUT_MAX
+            && !conn.body_owed
+            && !self.pending.contains(&key)
         {
             self.pending.push(key);
         }
         let finished = match conn.phase {
-            Phase::Http => true,
+            // Unless the body of a given length is still being written.
+            Phase::Http => !conn.body_owed,
             // A slow reader is not read: its close frame written is as far as it goes.
             Phase::Ws | Phase::Head => {
                 conn.ws.state() == State::Closed || (conn.cut && !conn.ws.wants_transmit())
@@ -897,8 +901,11 @@ impl<H: Handler> Server<H> {
         // A WebSocket peer that half-closes still gets what is queued for it (its close echo
         // last), bounded by the send timeout and the close timeout; nothing more is read.
         let answering = match conn.phase {
-            Phase::Http | Phase::Head => !conn.out.is_empty() || conn.pipeline_wait,
-            Phase::Ws => !conn.out.is_empty(),
+            Phase::Http | Phase::Head => {
+                !conn.out.is_empty() || conn.pipeline_wait || conn.body_owed
+            }
+            // A streamed response (an HTTP history body with `Connection: close`, say) too.
+            Phase::Ws | Phase::Stream => !conn.out.is_empty(),
             _ => false,
         };
         if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
@@ -976,7 +983,7 @@ impl<H: Handler> Server<H> {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
-        } else if conn.phase == Phase::Stream {
+        } else if conn.phase == Phase::Stream || conn.body_owed {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_stream_closed(&mut ctx, ConnId(key));

@@ -451,9 +451,31 @@ impl Context<'_> {
     pub fn end_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
         let Some(c) = core.conns.get_mut(id.0) else { return };
-        if c.phase == crate::server::conn::Phase::Stream && !c.eof {
+        if c.body_owed || (c.phase == crate::server::conn::Phase::Stream && !c.eof) {
             c.out.drop_unstarted(&mut core.pool);
             c.eof = true;
+            // A kept-alive body cut short: no request after it is answered.
+            c.body_owed = false;
+            c.pipeline_wait = false;
+            core.mark_dirty(id.0);
+        }
+    }
+
+    /// Ends a streamed response whose body is complete (`on_stream_closed` is not called):
+    /// what is queued is written, then the connection closes as after any answer with
+    /// `Connection: close`, or, for a body whose response gave its `Content-Length` on a
+    /// kept-alive connection, the next request is served. Does nothing for a connection that
+    /// is not streaming.
+    pub fn finish_stream(&mut self, id: ConnId) {
+        let core = &mut *self.core;
+        if let Some(c) = core.conns.get_mut(id.0) {
+            if c.body_owed {
+                c.body_owed = false;
+            } else if c.phase == crate::server::conn::Phase::Stream {
+                c.phase = crate::server::conn::Phase::Http;
+            } else {
+                return;
+            }
             core.mark_dirty(id.0);
         }
     }
@@ -471,7 +493,7 @@ impl Context<'_> {
             Phase::Ws if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
                 self.core.slow_reader(id.0);
             }
-            Phase::Stream if !c.eof => {
+            _ if c.body_owed || (c.phase == Phase::Stream && !c.eof) => {
                 self.end_stream(id);
                 self.core.stats.slow_reader_disconnects += 1;
             }
