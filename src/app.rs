@@ -357,6 +357,9 @@ impl Handler for App {
     }
 
     fn on_peer_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        if let Some(h) = self.hub_client(id) {
+            h.on_peer_close(ctx, id, code, reason);
+        }
         if let Some(p) = self.proxied(id) {
             p.on_peer_close(ctx, id, code, reason);
         }

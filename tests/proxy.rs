@@ -652,3 +652,32 @@ fn forwarding_headers_from_the_client_are_replaced_not_passed_on() {
     assert!(!got.contains("5.5.5."), "a dotted name was forwarded: {got}");
     assert_eq!(all("x-request-id"), ["kept-1"], "{got}");
 }
+
+/// An upstream whose TCP connect never completes (its accept queue is full, so the kernel
+/// drops the SYNs) gets 504 after --upstream-timeout, as one that connects and never answers
+/// does. Before, no timer was armed while the connect was under way: the client got no answer
+/// until its own handshake timeout closed it, and the upstream connection stayed until the
+/// kernel gave up on the connect, minutes later.
+#[test]
+fn an_upstream_whose_connect_hangs_gets_504_after_the_upstream_timeout() {
+    let full = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = full.local_addr().unwrap();
+    // Never accepted: once the queue is full a connect times out.
+    let mut held = Vec::new();
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(held.len() < 10_000, "the accept queue never filled");
+    }
+    let proxy = Binary::start(&[
+        "--upstream-timeout",
+        "1s",
+        "--handshake-timeout",
+        "30s",
+        "--route",
+        &format!("/hang=ws://{addr}/"),
+    ]);
+    let (code, took) = refused_status(proxy.addr, "/hang");
+    assert_eq!(code, 504);
+    assert!(took <= Duration::from_secs(5), "504 after {took:?}, --upstream-timeout 1s");
+    drop(held);
+}

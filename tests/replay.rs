@@ -10,9 +10,9 @@ mod http;
 #[path = "common/hub.rs"]
 mod hub_util;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
 
 use common::{Binary, eventually};
 use http::{Http, Sse, get, publish};
@@ -301,4 +301,100 @@ fn a_client_with_a_replay_in_flight_is_present_and_can_unsubscribe() {
     assert_eq!(x.next().get("id").and_then(Value::as_u64), Some(uid));
     publish(&mut h, "a", "2");
     x.assert_quiet();
+}
+
+/// A client the hub cuts off as a slow reader for what its replay owes is not read any more,
+/// as the runtime's own slow readers are not. Before, what it sent was read and thrown away
+/// for the whole --close-timeout.
+#[test]
+fn a_slow_reader_cut_off_for_its_replay_is_not_read() {
+    let b = Binary::start(&["--queue-cap", "1MiB", "--close-timeout", "60s"]);
+    fill(&b, "big", 40, 60_000);
+    let mut c = raw_client(&b);
+    let cmd = text_frame(r#"{"id":1,"method":"history","params":{"channel":"big"}}"#);
+    c.get_mut().write_all(&cmd).unwrap();
+    eventually(Duration::from_secs(10), || {
+        (stat(&b, "slow_reader_disconnects") == 1).then_some(())
+    })
+    .expect("not cut off as a slow reader");
+    let s = c.get_mut();
+    s.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let chunk = client_frame(0x82, &[5u8; 64 << 10]);
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while start.elapsed() < Duration::from_secs(10) {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 128 << 20, "the server read {sent} bytes from a slow reader it cut off");
+}
+
+/// A client that asks for a history answer of several MB and sends its close right after
+/// (then shuts down its write side) gets the whole answer, then the echo of its close: the
+/// close does not overtake what the replay still owes. Before, the echo went out after the
+/// first window of the answer, inside its fragments, and the rest was dropped.
+#[test]
+fn a_close_after_a_history_command_comes_after_the_whole_answer() {
+    let b = Binary::start(&[]);
+    fill(&b, "big", 100, 60_000);
+    let mut c = raw_client(&b);
+    let mut out = text_frame(r#"{"id":7,"method":"history","params":{"channel":"big"}}"#);
+    out.extend_from_slice(&client_frame(0x88, b"\x03\xe8bye"));
+    c.get_mut().write_all(&out).unwrap();
+    c.get_ref().shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let (code, reason) = loop {
+        let (b0, payload) = frame(&mut c);
+        match b0 & 0x0F {
+            0x8 => break (u16::from_be_bytes([payload[0], payload[1]]), payload[2..].to_vec()),
+            op => {
+                assert_eq!(op, if answer.is_empty() { 1 } else { 0 }, "another message");
+                answer.extend_from_slice(&payload);
+            }
+        }
+    };
+    assert!(answer.ends_with(b"]}}"), "the close came {} bytes into the answer", answer.len());
+    assert!(answer.starts_with(br#"{"id":7,"ok":true,"result":{"seq":100,"messages":["#));
+    let text = String::from_utf8(answer).unwrap();
+    assert_eq!(text.matches(r#"{"event":"message","channel":"big","#).count(), 100);
+    assert_eq!((code, reason.as_slice()), (1000, &b"bye"[..]));
+}
+
+/// `GET /api/channels/C/history` is a cursor as well: a client that sends it and does not read
+/// holds a window, not a copy of the body. Before, the whole body was queued (about 20 MB here
+/// for a request of 40 bytes, whatever --queue-cap says). One that reads gets the body it
+/// always got: the `history` result over WebSocket, with its length.
+#[test]
+fn an_http_history_body_to_a_client_that_does_not_read_holds_little_memory() {
+    let b = Binary::start(&["--max-publish-size", "256KiB"]);
+    fill(&b, "big", 100, 200_000);
+    let served = stat(&b, "http_requests");
+    let mut h = Http::connect(b.addr);
+    h.send(&http::build("GET", "/api/channels/big/history", &[], None));
+    // This request of /api/stats is the first after `served`, the history one the second.
+    eventually(Duration::from_secs(10), || (stat(&b, "http_requests") >= served + 2).then_some(()))
+        .expect("the history request was not served");
+    let text = get(b.addr, "/metrics").text().to_owned();
+    let queued: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_queued_bytes ")?.parse().ok())
+        .expect("no weir_queued_bytes");
+    assert!(queued < 1 << 20, "an unread HTTP history body holds {queued} bytes queued");
+    let mut ws = Client::connect(b.addr);
+    let id = ws.send_cmd("history", r#"{"channel":"big"}"#);
+    let answer = ws.next_text();
+    let head = format!(r#"{{"id":{id},"ok":true,"result":"#);
+    let want = answer.strip_prefix(&head).and_then(|a| a.strip_suffix('}')).unwrap();
+    h.set_timeout(Duration::from_secs(20));
+    let r = h.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.header("content-length"), Some(&*want.len().to_string()), "{}", r.head);
+    assert!(r.text() == want, "the body differs ({} bytes, want {})", r.body.len(), want.len());
+    // Kept alive: the next request on the connection is served after the body.
+    let next = h.request("GET", "/api/channels/big/history?since=99", &[], None);
+    assert_eq!(next.status, 200, "{}", next.head);
+    assert_eq!(next.text().matches(r#"{"event":"message","channel":"big","#).count(), 1);
 }

@@ -142,6 +142,15 @@ impl Api {
                 let (Ok(since), Ok(limit)) = (number("since"), number("limit")) else {
                     return error(400, "invalid_params", "since and limit are whole numbers");
                 };
+                // A large body is a cursor written as the socket drains (`hub/replay.rs`), not
+                // a copy queued up front: a request of a few bytes must not pin megabytes.
+                if req.method == "GET" {
+                    if let Some(len) = hub.history_body(ctx, id, channel, since, limit) {
+                        let mut r = Response::streaming(200, "application/json");
+                        r.headers.push(("Content-Length".into(), len.to_string().into_bytes()));
+                        return r;
+                    }
+                }
                 match hub.history_json(channel, since, limit) {
                     Ok(body) => json_response(200, body),
                     Err(("not_found", m)) => error(404, "not_found", &m),

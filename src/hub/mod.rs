@@ -526,9 +526,45 @@ impl Hub {
             head: Some(head),
             next,
             end,
+            body: false,
         });
         self.replay(ctx, id, item, total);
         None
+    }
+
+    /// `GET /api/channels/{channel}/history` with a body too large to send whole: a cursor
+    /// written to the streamed response `id` as the socket drains (`replay.rs`), as the
+    /// `history` answer over WebSocket is, not a copy queued up front. Returns the body's
+    /// length (its `Content-Length`), or `None`: answer with [`Hub::history_json`].
+    pub fn history_body(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Option<usize> {
+        if !valid_name(channel) {
+            return None;
+        }
+        let limit = limit.map_or(self.config.history, |l| l as usize);
+        let (key, ch) = self.channels.get_key_value(channel)?;
+        let (next, end, bytes) = ch.span(since.unwrap_or(0), limit);
+        let commas = end.saturating_sub(next) as usize;
+        if next > end || bytes.saturating_add(commas) <= replay::PIECE {
+            return None;
+        }
+        let head = format!("{{\"seq\":{},\"messages\":[", ch.seq);
+        let total = head.len() + bytes + commas + "]}".len();
+        let item = Item::History(HistoryCursor {
+            channel: Rc::clone(key),
+            head: Some(head),
+            next,
+            end,
+            body: true,
+        });
+        self.replay(ctx, id, item, total);
+        Some(total)
     }
 
     fn unsubscribe(&mut self, id: ConnId, params: &Value) -> Outcome {

@@ -61,6 +61,9 @@ pub(super) struct HistoryCursor {
     pub head: Option<String>,
     pub next: u64,
     pub end: u64,
+    /// The body of `GET /api/channels/{channel}/history` (a streamed response), not a
+    /// WebSocket answer: the result alone, written as it is.
+    pub body: bool,
 }
 
 /// A connection's replay.
@@ -69,8 +72,13 @@ pub(super) struct Replay {
     items: VecDeque<Item>,
     /// Bytes still to write, counted against `--queue-cap` with the runtime's queue.
     owed: usize,
-    /// An event stream (else a WebSocket client).
+    /// An event stream or an HTTP history body (else a WebSocket client).
     stream: bool,
+    /// An HTTP history body: the response ends with it.
+    body: bool,
+    /// The close frame the client sent while this was written: answered once it is written
+    /// (the connection is in manual-close mode while a WebSocket replay lasts).
+    peer_close: Option<(CloseCode, Box<str>)>,
 }
 
 /// Why a replay stopped before its end.
@@ -115,9 +123,16 @@ impl Hub {
     /// replay if it has none (it then leaves the live sets), and writes what the window takes.
     pub(super) fn replay(&mut self, ctx: &mut Context<'_>, id: ConnId, item: Item, bytes: usize) {
         if !self.replays.contains_key(&id) {
-            let stream = self.streams.contains_key(&id);
+            let body = matches!(&item, Item::History(c) if c.body);
+            let stream = body || self.streams.contains_key(&id);
             self.hold(id, stream);
-            self.replays.insert(id, Replay { items: VecDeque::new(), owed: 0, stream });
+            let r = Replay { items: VecDeque::new(), owed: 0, stream, body, peer_close: None };
+            self.replays.insert(id, r);
+            if !stream {
+                // RFC 6455 §5.5.1: the close echo waits until the replay is written, so that a
+                // client's close does not cut an answer in two (`on_peer_close`).
+                ctx.set_manual_close(id, true);
+            }
         }
         let Some(r) = self.replays.get_mut(&id) else { return };
         if r.push(ctx, id, item, bytes) {
@@ -131,6 +146,25 @@ impl Hub {
     pub fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         if self.replays.contains_key(&id) {
             self.pump(ctx, id);
+        }
+    }
+
+    /// Client `id` sent its close frame. While a replay is written to it, the echo waits for
+    /// the replay's end (RFC 6455 §5.5.1: "as soon as practical"; until then this end may still
+    /// send), bounded by the close timeout; otherwise the runtime answered it already and this
+    /// does nothing.
+    pub fn on_peer_close(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) {
+        let (code, reason) =
+            if code.is_valid_on_wire() { (code, reason) } else { (CloseCode::NORMAL, "") };
+        match self.replays.get_mut(&id) {
+            Some(r) if !r.stream => r.peer_close = Some((code, Box::from(reason))),
+            _ => ctx.close(id, code, reason),
         }
     }
 
@@ -212,7 +246,18 @@ impl Hub {
             }
             let Some(r) = self.replays.get_mut(&id) else { return };
             if r.items.is_empty() {
-                return self.rejoin(id);
+                let (stream, body, peer_close) = (r.stream, r.body, r.peer_close.take());
+                self.rejoin(id);
+                if body {
+                    ctx.finish_stream(id);
+                }
+                if !stream {
+                    ctx.set_manual_close(id, false);
+                }
+                if let Some((code, reason)) = peer_close {
+                    ctx.close(id, code, &reason);
+                }
+                return;
             }
             match self.step(ctx, id) {
                 Ok(()) => {}
@@ -275,12 +320,16 @@ impl Hub {
                 }
                 let fin = c.next > c.end;
                 if fin {
-                    piece.push_str("]}}");
+                    piece.push_str(if c.body { "]}" } else { "]}}" });
                 }
-                // One frame of the answer: the first a text frame, the others continuation
-                // frames, the last with FIN (RFC 6455 §5.4).
-                ctx.send_piece(id, MessageKind::Text, piece.as_bytes(), fin)
-                    .map_err(|_| Stop::Gone)?;
+                if c.body {
+                    write(ctx, piece.as_bytes())?;
+                } else {
+                    // One frame of the answer: the first a text frame, the others continuation
+                    // frames, the last with FIN (RFC 6455 §5.4).
+                    ctx.send_piece(id, MessageKind::Text, piece.as_bytes(), fin)
+                        .map_err(|_| Stop::Gone)?;
+                }
                 (piece.len(), fin)
             }
         };

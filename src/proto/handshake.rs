@@ -325,6 +325,9 @@ pub enum After {
     /// The body has no length: it streams until the server closes (server-sent events). Only the
     /// head is written.
     Stream,
+    /// The body streams after the head, as long as the `Content-Length` the caller gives, and
+    /// the connection stays open for the next request after it. Only the head is written.
+    Sized,
 }
 
 /// Writes a plain HTTP response (not an upgrade) with `Content-Length` (unless it streams) and
@@ -351,7 +354,8 @@ fn write_response(
     after: After,
 ) -> Result<usize, BufferTooSmall> {
     let status = if matches!(status, 100..=599) { status } else { 500 };
-    let has_body = !matches!(status, 100..=199 | 204 | 304) && after != After::Stream;
+    let has_body =
+        !matches!(status, 100..=199 | 204 | 304) && !matches!(after, After::Stream | After::Sized);
     let body_len = body.iter().fold(0usize, |sum, part| sum.saturating_add(part.len()));
     let mut w = Writer::new(out);
     w.put(b"HTTP/1.1 ");
@@ -359,7 +363,7 @@ fn write_response(
     w.put(b" ");
     w.put(reason_phrase(status).as_bytes());
     w.put(b"\r\n");
-    if after != After::KeepAlive {
+    if matches!(after, After::Close | After::Stream) {
         w.put(b"Connection: close\r\n");
     }
     if has_body {
@@ -371,7 +375,14 @@ fn write_response(
         w.decimal(body_len);
         w.put(b"\r\n");
     }
-    w.extra(extra_headers, &["content-length", "transfer-encoding", "connection"]);
+    // A streamed response's body is written later: a length its handler knows (given as
+    // `Content-Length`) is kept; without one the body ends when the connection does.
+    let reserved: &[&str] = if matches!(after, After::Stream | After::Sized) {
+        &["transfer-encoding", "connection"]
+    } else {
+        &["content-length", "transfer-encoding", "connection"]
+    };
+    w.extra(extra_headers, reserved);
     w.put(b"\r\n");
     if has_body {
         for part in body {

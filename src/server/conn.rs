@@ -116,6 +116,10 @@ pub(crate) struct Conn {
     pub(crate) pong_end: u64,
     /// The code of a close frame queued and not yet written (0: none); counted when written.
     pub(crate) close_queued: u16,
+    /// A kept-alive response's body is still being written by the handler
+    /// ([`crate::server::Context::stream_write`], ended by `finish_stream`): the next request
+    /// waits for it (`pipeline_wait`).
+    pub(crate) body_owed: bool,
     /// When output queued is dropped if none of it has been written by then (`--send-timeout`).
     pub(crate) send_deadline: Option<Duration>,
 }
@@ -174,6 +178,7 @@ impl Conn {
             pmd: None,
             pong_end: 0,
             close_queued: 0,
+            body_owed: false,
             send_deadline: None,
         }
     }

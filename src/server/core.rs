@@ -335,7 +335,7 @@ impl Core {
     /// it sends until the close timeout would only cost. What is left is written, then this
     /// end's FIN, and the connection closes when the peer closes its side or at the close
     /// timeout; unwritten, the send timeout (or the close timeout) ends it.
-    fn slow_reader(&mut self, key: Key) {
+    pub(crate) fn slow_reader(&mut self, key: Key) {
         let cap = self.config.queue_cap;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -391,6 +391,9 @@ impl Core {
         }
         conn.out.drop_unstarted(&mut self.pool);
         conn.eof = true;
+        // A kept-alive body cut short: no request after it is answered.
+        conn.body_owed = false;
+        conn.pipeline_wait = false;
         self.stats.slow_reader_disconnects += 1;
         warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
@@ -463,7 +466,8 @@ impl Core {
 
 fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Stream && !c.eof => Ok(c),
+        // A body of a given length is written even to a client that half-closed.
+        Some(c) if c.body_owed || (c.phase == Phase::Stream && !c.eof) => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }

@@ -435,7 +435,7 @@ impl<H: Handler> Server<H> {
         self.settle(key);
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
-            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX {
+            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX && !c.body_owed {
                 c.pipeline_wait = false;
                 self.on_head_bytes(key);
                 self.flush_dirty();
@@ -805,7 +805,9 @@ impl<H: Handler> Server<H> {
             return;
         };
         if conn.phase == Phase::Connecting && (!conn.writable || !self.connected(key)) {
-            return;
+            // Still connecting: the connect is bounded by the handshake deadline (a route's
+            // `--upstream-timeout`), which must be armed meanwhile.
+            return self.arm_timer(key);
         }
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else {
@@ -853,12 +855,17 @@ impl<H: Handler> Server<H> {
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
         // connection is served again this turn (`on_ready`), and read only after that.
-        if conn.pipeline_wait && conn.out.len() <= PIPELINE_OUT_MAX && !conn.scheduled {
+        if conn.pipeline_wait
+            && conn.out.len() <= PIPELINE_OUT_MAX
+            && !conn.body_owed
+            && !conn.scheduled
+        {
             conn.scheduled = true;
             self.pending.push(key);
         }
         let finished = match conn.phase {
-            Phase::Http => true,
+            // Unless the body of a given length is still being written.
+            Phase::Http => !conn.body_owed,
             // A slow reader is not read: its close frame written is as far as it goes.
             Phase::Ws | Phase::Head => {
                 conn.ws.state() == State::Closed || (conn.cut && !conn.ws.wants_transmit())
@@ -902,8 +909,11 @@ impl<H: Handler> Server<H> {
         // A WebSocket peer that half-closes still gets what is queued for it (its close echo
         // last), bounded by the send timeout and the close timeout; nothing more is read.
         let answering = match conn.phase {
-            Phase::Http | Phase::Head => !conn.out.is_empty() || conn.pipeline_wait,
-            Phase::Ws => !conn.out.is_empty(),
+            Phase::Http | Phase::Head => {
+                !conn.out.is_empty() || conn.pipeline_wait || conn.body_owed
+            }
+            // A streamed response (an HTTP history body with `Connection: close`, say) too.
+            Phase::Ws | Phase::Stream => !conn.out.is_empty(),
             _ => false,
         };
         if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
@@ -915,6 +925,12 @@ impl<H: Handler> Server<H> {
             self.remove(key);
             return;
         }
+        self.arm_timer(key);
+    }
+
+    /// Arms the connection's timer for its next deadline, or cancels it if it has none.
+    fn arm_timer(&mut self, key: Key) {
+        let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
@@ -975,7 +991,7 @@ impl<H: Handler> Server<H> {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
-        } else if conn.phase == Phase::Stream {
+        } else if conn.phase == Phase::Stream || conn.body_owed {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_stream_closed(&mut ctx, ConnId(key));

@@ -451,31 +451,54 @@ impl Context<'_> {
     pub fn end_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
         let Some(c) = core.conns.get_mut(id.0) else { return };
-        if c.phase == crate::server::conn::Phase::Stream && !c.eof {
+        if c.body_owed || (c.phase == crate::server::conn::Phase::Stream && !c.eof) {
             c.out.drop_unstarted(&mut core.pool);
             c.eof = true;
+            // A kept-alive body cut short: no request after it is answered.
+            c.body_owed = false;
+            c.pipeline_wait = false;
             core.mark_dirty(id.0);
         }
     }
 
-    /// Closes a connection as a slow reader, as the runtime does when its queue passes the cap
-    /// (counted in `slow_reader_disconnects`): a WebSocket gets close 1008 "slow reader", a
+    /// Ends a streamed response whose body is complete (`on_stream_closed` is not called):
+    /// what is queued is written, then the connection closes as after any answer with
+    /// `Connection: close`, or, for a body whose response gave its `Content-Length` on a
+    /// kept-alive connection, the next request is served. Does nothing for a connection that
+    /// is not streaming.
+    pub fn finish_stream(&mut self, id: ConnId) {
+        let core = &mut *self.core;
+        if let Some(c) = core.conns.get_mut(id.0) {
+            if c.body_owed {
+                c.body_owed = false;
+            } else if c.phase == crate::server::conn::Phase::Stream {
+                c.phase = crate::server::conn::Phase::Http;
+            } else {
+                return;
+            }
+            core.mark_dirty(id.0);
+        }
+    }
+
+    /// Closes a connection as a slow reader, exactly as the runtime does when its queue passes
+    /// the cap (counted in `slow_reader_disconnects`): a WebSocket gets close 1008 "slow
+    /// reader", what it has not started to receive is dropped and it is not read any more; a
     /// streamed response ends. For a handler that holds output back for a connection and
     /// counts it against the cap itself. Does nothing for a connection already closing.
     pub fn close_slow_reader(&mut self, id: ConnId) {
-        if self.is_open(id) {
-            self.close(id, CloseCode::POLICY_VIOLATION, "slow reader");
-        } else if self
-            .core
-            .conns
-            .get(id.0)
-            .is_some_and(|c| c.phase == crate::server::conn::Phase::Stream && !c.eof)
-        {
-            self.end_stream(id);
-        } else {
-            return;
+        use crate::server::conn::Phase;
+        let Some(c) = self.core.conns.get(id.0) else { return };
+        match c.phase {
+            // A close received and not answered yet (manual close) is answered with this one.
+            Phase::Ws if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
+                self.core.slow_reader(id.0);
+            }
+            _ if c.body_owed || (c.phase == Phase::Stream && !c.eof) => {
+                self.end_stream(id);
+                self.core.stats.slow_reader_disconnects += 1;
+            }
+            _ => {}
         }
-        self.core.stats.slow_reader_disconnects += 1;
     }
 
     /// The ids of the connections currently streaming a response.

@@ -98,8 +98,8 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn on_head_bytes(&mut self, key: Key) {
         loop {
             let Some(conn) = self.core.conns.get_mut(key) else { return };
-            if conn.out.len() > PIPELINE_OUT_MAX {
-                // `settle` resumes once the answers drain.
+            if conn.out.len() > PIPELINE_OUT_MAX || conn.body_owed {
+                // `settle` resumes once the answers drain (and a body owed is written).
                 conn.pipeline_wait = true;
                 return;
             }
@@ -369,18 +369,33 @@ impl<H: Handler> crate::server::Server<H> {
         // that answers with a streamed response writes its first bytes (server-sent events:
         // `retry:` and the replay after `Last-Event-ID`) before its head is queued, and they
         // must follow the head.
-        let (queued, phase) = match self.core.conns.get_mut(key) {
-            Some(c) => (std::mem::take(&mut c.out), std::mem::replace(&mut c.phase, Phase::Stream)),
+        let (queued, phase, eof) = match self.core.conns.get_mut(key) {
+            Some(c) => {
+                let phase = std::mem::replace(&mut c.phase, Phase::Stream);
+                // A client that half-closed still gets its answers (RFC 9112 §9.6), streamed
+                // ones too: `eof` says only whether the handler ended the stream meanwhile.
+                (std::mem::take(&mut c.out), phase, std::mem::take(&mut c.eof))
+            }
             None => return false,
         };
         let mut ctx = Context { core: &mut self.core };
         let r = self.handler.on_request(&mut ctx, ConnId(key), req, body, peer);
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
+        // A streamed response the handler wrote whole already (`Context::finish_stream`).
+        let finished = conn.phase == Phase::Http;
+        // Or ended it short (`Context::end_stream`: a slow reader, a replay overtaken).
+        let ended = conn.eof;
+        conn.eof |= eof;
         conn.phase = phase;
         self.core.stats.http_requests += 1;
         debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
+        // A streamed body whose length the handler gave, on a kept-alive connection: the next
+        // request waits for it (`Conn::body_owed`).
+        let sized =
+            r.stream && r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
         let after = match (r.stream, keep_alive) {
+            _ if sized && keep_alive => After::Sized,
             (true, _) => After::Stream,
             (false, true) => After::KeepAlive,
             (false, false) => After::Close,
@@ -402,7 +417,7 @@ impl<H: Handler> crate::server::Server<H> {
             crate::server::stats::Stats::count(&mut self.core.stats.handshakes_rejected, r.status);
         }
         conn.out.push_copy(&[&bytes], &mut self.core.pool);
-        if after == After::Stream && !early.is_empty() {
+        if matches!(after, After::Stream | After::Sized) && !early.is_empty() {
             let mut first = Vec::with_capacity(early.len());
             let _ = early.write_to(&mut first, &mut self.core.pool);
             conn.out.push_owned(first, &mut self.core.pool);
@@ -410,22 +425,25 @@ impl<H: Handler> crate::server::Server<H> {
         early.drop_unstarted(&mut self.core.pool);
         match after {
             After::Stream => {
-                conn.phase = Phase::Stream;
+                // A body of a given length, then the connection closes (`Connection: close`).
+                conn.body_owed = sized && !finished && !ended;
+                conn.phase = if finished || sized { Phase::Http } else { Phase::Stream };
                 conn.opened_at = now;
                 conn.ws = Connection::new(Role::Server, ws_config.without_handshake_timeout(), now);
             }
-            After::KeepAlive => {
+            After::KeepAlive | After::Sized => {
                 // Ready for the next request, with a fresh deadline for it.
                 conn.phase = Phase::Head;
                 if let Some(r) = conn.head_reader.as_mut() {
                     r.reset();
                 }
                 conn.ws = Connection::new(Role::Server, ws_config, now);
+                conn.body_owed = after == After::Sized && !finished && !ended;
             }
             After::Close => conn.phase = Phase::Http,
         }
         self.core.mark_dirty(key);
-        after == After::KeepAlive
+        matches!(after, After::KeepAlive | After::Sized)
     }
 
     pub(super) fn open(&mut self, key: Key, response: &[u8]) {
