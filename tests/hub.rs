@@ -918,3 +918,36 @@ fn commands_after_the_server_closed_the_connection_are_not_run() {
     }
     assert_eq!(u64_of(&b.ok("presence", r#"{"channel":"x"}"#), "subscribers"), 1);
 }
+
+#[test]
+fn the_channels_answer_is_bounded_and_pages_on() {
+    // A 40-byte command must not answer with every channel at once (issue 15: ten clients that
+    // never read, five commands each, would hold 1.7 MB each with 10,000 channels).
+    let server = Binary::start(&["--rate", "0", "--channel-rate", "0"]);
+    let mut a = Client::connect(server.addr);
+    for i in 0..1200 {
+        a.ok("publish", &format!(r#"{{"channel":"c{i:04}","data":1}}"#));
+    }
+    let first = a.ok("channels", "");
+    let names = |v: &Value| -> Vec<String> {
+        field(v, "channels")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| str_of(c, "name").to_string())
+            .collect()
+    };
+    let page = names(&first);
+    assert_eq!(page.len(), 1000);
+    assert_eq!((page[0].as_str(), page[999].as_str()), ("c0000", "c0999"));
+    assert_eq!(field(&first, "more").as_bool(), Some(true), "{first}");
+    let next = a.ok("channels", r#"{"after":"c0999"}"#);
+    let rest = names(&next);
+    assert_eq!((rest.len(), rest[0].as_str()), (200, "c1000"));
+    assert!(next.get("more").is_none(), "{next}");
+    let small = a.ok("channels", r#"{"prefix":"c1","limit":3}"#);
+    assert_eq!(names(&small), ["c1000", "c1001", "c1002"]);
+    assert_eq!(a.err("channels", r#"{"limit":0}"#), "invalid_params");
+    assert_eq!(a.err("channels", r#"{"limit":1001}"#), "invalid_params");
+    assert_eq!(a.err("channels", r#"{"after":5}"#), "invalid_params");
+}

@@ -29,6 +29,10 @@ use history::Ledger;
 use rate::{AddrBuckets, Bucket, Verdict};
 use replay::{HistoryCursor, Item, Replay};
 
+/// The most channels one `channels` answer lists.
+const CHANNELS_PAGE: usize = 1000;
+const CHANNELS_PAGE_U64: u64 = CHANNELS_PAGE as u64;
+
 /// The hub's settings.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -778,14 +782,33 @@ impl Hub {
         Ok(out)
     }
 
+    /// At most `limit` (1 to 1,000, default 1,000) channels with names after `after`, so that
+    /// a 40-byte command cannot ask for an answer of every channel at once (issue 15); `more`
+    /// says there are others, to ask for with `after` set to the last name.
     fn channels(&self, params: &Value) -> Outcome {
         let prefix = match params.get("prefix") {
             None => "",
             Some(p) => p.as_str().ok_or_else(|| bad("prefix must be a string"))?,
         };
-        let mut names: Vec<&Rc<str>> =
-            self.channels.keys().filter(|n| n.starts_with(prefix)).collect();
+        let after = match params.get("after") {
+            None => None,
+            Some(a) => Some(a.as_str().ok_or_else(|| bad("after must be a string"))?),
+        };
+        let limit = match params.get("limit") {
+            None => CHANNELS_PAGE,
+            Some(l) => match l.as_u64() {
+                Some(n @ 1..=CHANNELS_PAGE_U64) => n as usize,
+                _ => return Err(bad("limit must be a whole number from 1 to 1000")),
+            },
+        };
+        let mut names: Vec<&Rc<str>> = self
+            .channels
+            .keys()
+            .filter(|n| n.starts_with(prefix) && after.is_none_or(|a| &***n > a))
+            .collect();
         names.sort();
+        let more = names.len() > limit;
+        names.truncate(limit);
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
         let mut list = w.array("channels");
@@ -799,6 +822,9 @@ impl Hub {
             }
         }
         list.finish();
+        if more {
+            w.bool("more", true);
+        }
         w.finish();
         Ok(out)
     }
