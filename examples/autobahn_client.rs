@@ -5,8 +5,8 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use weir::client::url::WsUrl;
 use weir::proto::{CloseCode, MessageKind};
+use weir::server::url::WsUrl;
 use weir::server::{Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server};
 
 const AGENT: &str = "weir";

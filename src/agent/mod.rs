@@ -14,11 +14,11 @@ use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::exec::{Lines, MAX_LINE};
 use crate::json::{self, ObjectWriter, Value};
 use crate::proto::MessageKind;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
+use crate::server::lines::{Lines, MAX_LINE};
 use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Signal, Stream};
 use crate::{info, warn};
 
@@ -79,7 +79,7 @@ impl AgentSpec {
         {
             return Err(String::from("the name must be letters, digits, '-', '_' or '.'"));
         }
-        let (program, args) = crate::exec::words::split_command(command)?;
+        let (program, args) = crate::server::words::split_command(command)?;
         Ok(Self { name: name.to_string(), program, args })
     }
 }
@@ -679,7 +679,7 @@ fn parse_command(
     let limits = json::Limits { max_len: data.len().max(1), ..json::Limits::default() };
     let mut value = json::parse_with(data, &limits)
         .map_err(|e| (CommandId::Unknown, bad("parse_error", &e.to_string())))?;
-    let given = crate::hub::command_id(&value)
+    let given = crate::json::command_id(&value)
         .map_err(|m| (CommandId::Unknown, bad("invalid_request", m)))?;
     if !matches!(value, Value::Object(_)) {
         return Err((CommandId::Unknown, bad("invalid_request", "a command is a JSON object")));

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 use crate::cli::ClientOptions;
-use crate::client::url::WsUrl;
 use crate::proto::{CloseCode, MessageKind};
+use crate::server::url::WsUrl;
 use crate::server::{
     Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server, Waker,
 };

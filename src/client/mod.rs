@@ -1,5 +1,3 @@
-//! The client side: `ws://` URLs, the OS random source for masking keys, and `weir client`.
+//! `weir client`: a command-line WebSocket client.
 
 pub mod console;
-pub mod random;
-pub mod url;

@@ -7,18 +7,7 @@ use crate::hub::Hub;
 use crate::proto::ProtocolError;
 use crate::proxy::Proxy;
 use crate::server::Stats;
-
-/// Resident memory of this process, from `/proc/self/statm` (pages × page size).
-pub fn resident_memory_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
-/// Open file descriptors of this process.
-pub fn open_fds() -> Option<u64> {
-    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
-}
+use crate::server::stats::{open_fds, resident_memory_bytes};
 
 /// A per-route counter: its name, its help, and how to read it.
 type RouteFamily = (&'static str, &'static str, fn(&crate::proxy::RouteStats) -> u64);

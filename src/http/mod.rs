@@ -201,7 +201,7 @@ impl Api {
             .u64("bytes_in", s.bytes_in)
             .u64("bytes_out", s.bytes_out)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
-            .u64("rss_bytes", metrics::resident_memory_bytes().unwrap_or(0));
+            .u64("rss_bytes", crate::server::stats::resident_memory_bytes().unwrap_or(0));
         if let Some(hub) = hub {
             let h = hub.stats();
             w.u64("channels", hub.channel_count() as u64)

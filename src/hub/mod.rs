@@ -239,7 +239,7 @@ impl Hub {
         Some(Duration::from_millis(250))
     }
 
-    /// A client the access policy let in ([`crate::app::App`] checked its origin, Basic
+    /// A client the access policy let in (`App` checked its origin, Basic
     /// credentials and token); `authed` is false when tokens are required and none came with
     /// the upgrade: it must `authenticate` within the timeout.
     pub fn on_upgrade(
@@ -858,7 +858,7 @@ impl Hub {
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
             .u64("rate_limited", self.stats().rate_limited)
             .u64("uptime_ms", uptime.as_millis() as u64)
-            .u64("rss_bytes", crate::http::metrics::resident_memory_bytes().unwrap_or(0));
+            .u64("rss_bytes", crate::server::stats::resident_memory_bytes().unwrap_or(0));
         w.finish();
         out
     }
@@ -921,24 +921,6 @@ fn channel_entry<'a>(
     Ok((key, ch))
 }
 
-/// An answer's text (`None` for a notification, which is not answered).
-/// A command's `id` as the JSON text to echo in the answer (`None` when it has none).
-///
-/// # Errors
-/// An `id` that is neither a string nor an integer.
-pub(crate) fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
-    match command.get("id") {
-        None => Ok(None),
-        Some(Value::String(s)) => {
-            let mut out = String::new();
-            json::write_str(&mut out, s);
-            Ok(Some(out))
-        }
-        Some(Value::Number(n)) if n.is_integer() => Ok(Some(n.as_str().to_string())),
-        Some(_) => Err("id must be a string or an integer"),
-    }
-}
-
 /// A command refused for `--rate`.
 fn rate_limited() -> (&'static str, String) {
     ("rate_limited", "too many messages; slow down".into())
@@ -966,7 +948,8 @@ fn read_command(kind: MessageKind, data: &[u8]) -> Result<(Id, Value, Option<&st
     let Value::Object(_) = &value else {
         return refused(Id::Null, "invalid_request", "a command is a JSON object");
     };
-    let given = command_id(&value).map_err(|m| (Id::Null, "invalid_request", m.to_string()))?;
+    let given =
+        json::command_id(&value).map_err(|m| (Id::Null, "invalid_request", m.to_string()))?;
     let notification = given.is_none();
     let cmd_id = given.map_or(Id::Null, Id::Raw);
     if value.get("method").and_then(Value::as_str).is_none() {

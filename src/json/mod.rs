@@ -49,6 +49,7 @@ pub use parse::{Limits, find_raw, find_raw_with, parse, parse_and_find_raw, pars
 pub use value::{Number, Value};
 pub use write::{ArrayWriter, ObjectWriter, write_str, write_value};
 
+use alloc::string::{String, ToString};
 use core::fmt;
 
 /// Why a document was refused, and the byte offset in the input where that was found.
@@ -131,3 +132,22 @@ impl core::error::Error for Error {}
 
 #[cfg(test)]
 mod tests;
+
+/// The `id` of a JSON-RPC-style command (the hub's and the agents'), as the JSON text to
+/// echo in its answer.
+/// `None` when it has none.
+///
+/// # Errors
+/// An `id` that is neither a string nor an integer.
+pub fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
+    match command.get("id") {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let mut out = String::new();
+            write_str(&mut out, s);
+            Ok(Some(out))
+        }
+        Some(Value::Number(n)) if n.is_integer() => Ok(Some(n.as_str().to_string())),
+        Some(_) => Err("id must be a string or an integer"),
+    }
+}

@@ -20,9 +20,9 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::client::url::WsUrl;
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::{CloseCode, MessageKind};
+use crate::server::url::WsUrl;
 use crate::server::{ConnId, ConnectError, ConnectRequest, Context, Decision, Response};
 use crate::{info, warn};
 

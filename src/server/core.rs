@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 
-use crate::client::random::Random;
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
 use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::proto::handshake;
@@ -23,6 +22,7 @@ use crate::server::conn::{Conn, Phase};
 use crate::server::handler::{ConnId, Response};
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
+use crate::server::random::Random;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;

@@ -97,3 +97,15 @@ impl Stats {
         *map.entry(key).or_insert(0) += 1;
     }
 }
+
+/// Resident memory of this process, from `/proc/self/statm` (pages × page size).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
