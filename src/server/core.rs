@@ -271,6 +271,8 @@ impl Core {
         kind: MessageKind,
         data: &[u8],
     ) -> Option<Result<(), SendError>> {
+        // Without --compression no connection has it: no second look-up on the message path.
+        self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
         let pmd = conn.pmd.as_mut()?;
         if data.len() < pmd.min_size
