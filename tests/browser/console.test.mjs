@@ -2,11 +2,14 @@
 //
 //   node tests/browser/console.test.mjs        (after `npm ci` in tests/browser)
 //
-// Starts weir on 127.0.0.1:0 (WEIR_BIN, default target/release/weir), opens the console, and
-// checks it end to end against the real hub: connect, subscribe, a message published from
-// outside shows up in the log, a message published from the page reaches an outside client,
-// client-side JSON validation, live stats, unsubscribe, and an unexpected close. It saves
-// docs/console.png (1280x800) and tests/browser/console-phone.png (390x844).
+// Starts weir on 127.0.0.1:0 (WEIR_BIN, default target/release/weir) with an agent (a shell
+// that ticks and echoes its input), opens the console, and checks it end to end against the
+// real hub and agent: it connects without a click, subscribe, a message published from outside
+// shows up in the log, a message published from the page reaches an outside client,
+// client-side JSON validation, live stats and their charts, the agent panel (state, pid,
+// output, pause, resume, input, kill, start, restart), unsubscribe, tokens, and an unexpected
+// close. It saves docs/console.png (1280 wide, the whole page) and
+// tests/browser/console-phone.png (390x844).
 //
 // The page comes from weir's own GET / (the files embedded in the binary). With
 // CONSOLE_FROM=static it comes from a small static server here instead, straight from
@@ -31,9 +34,11 @@ const consoleDir = join(root, "src", "http", "console");
 const weirBin = resolve(root, process.env.WEIR_BIN || "target/release/weir");
 const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
 const mode = process.env.CONSOLE_FROM || "weir";
+// The agent: a tick a second from a background loop, and each input line echoed.
+const AGENT = `demo=sh -c 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 1; done & while read -r l; do echo "echo: $l"; done'`;
 
 // Nothing here may take long: every wait is bounded, and the whole run is too.
-const TOTAL_MS = 55_000;
+const TOTAL_MS = 90_000;
 const STEP_MS = 15_000;
 const WAIT_MS = 8_000;
 const watchdog = setTimeout(() => {
@@ -184,7 +189,7 @@ let publisher; // an outside client that publishes
 let listener; // an outside client subscribed to "demo"
 
 before(async () => {
-  weirAddr = await startWeir();
+  weirAddr = await startWeir(["--agent", AGENT]);
   weir = children[0];
   let url;
   assert.ok(["weir", "static"].includes(mode), `CONSOLE_FROM is weir or static, not ${mode}`);
@@ -195,7 +200,8 @@ before(async () => {
   } else {
     staticServer = await startStatic();
     const { port } = staticServer.address();
-    url = `http://127.0.0.1:${port}/?server=${weirAddr}`;
+    // From another origin the page cannot read GET /api/agents: it is told the agent's name.
+    url = `http://127.0.0.1:${port}/?server=${weirAddr}&agent=demo`;
     console.log(`# page served by the test's static server at ${url} (weir at ${weirAddr})`);
   }
   profileDir = mkdtempSync(join(tmpdir(), "weir-console-chromium-"));
@@ -232,9 +238,8 @@ after(async () => {
   clearTimeout(watchdog);
 });
 
-step("connects", async () => {
-  assert.equal(await page.textContent("#status"), "Disconnected");
-  await page.click("#connect");
+step("connects on its own", async () => {
+  // No click: a server that needs no token is connected to as the page loads.
   await page.waitForSelector('#status[data-state="open"]');
   assert.match(await page.textContent("#status"), /^Connected as c-\d+$/);
   assert.equal(await page.textContent("#connect"), "Disconnect");
@@ -322,6 +327,98 @@ step("stats show the connections", async () => {
   if (mode === "weir") assert.match(await page.textContent("#stats-memory"), /^\d+(\.\d)? MiB$/);
 });
 
+/** The points of a chart's line (its path's coordinate pairs). */
+function chartPoints(id) {
+  return page.evaluate((id) => {
+    const d = document.querySelector(`#${id} path.line`)?.getAttribute("d") || "";
+    return (d.match(/[ML]/g) || []).length;
+  }, id);
+}
+
+step("the tiles draw charts of the last minutes", async () => {
+  // A sample every 2 s: three points of connections, two of messages/s after three samples.
+  await page.waitForFunction(
+    () => ((document.querySelector("#chart-connections path.line")?.getAttribute("d") || "").match(/L/g) || []).length >= 2,
+    null,
+    { timeout: 9000 },
+  );
+  assert.ok((await chartPoints("chart-connections")) >= 3);
+  assert.ok((await chartPoints("chart-rate")) >= 2);
+  if (mode === "weir") assert.ok((await chartPoints("chart-memory")) >= 3);
+  // Under the tile, within its box: x in 0..100, y in 0..28 (the viewBox).
+  const d = await page.getAttribute("#chart-connections path.line", "d");
+  for (const [, x, y] of d.matchAll(/[ML](-?[\d.]+) (-?[\d.]+)/g)) {
+    assert.ok(x >= 0 && x <= 100 && y >= 0 && y <= 28, `point ${x} ${y} in ${d}`);
+  }
+  assert.match(await page.textContent("#chart-connections title"), /^connections over the last \d+s: \d+ to \d+$/);
+});
+
+const agentCard = '.agent[data-agent="demo"]';
+
+/** The agent as the server lists it (GET /api/agents). */
+async function agentState() {
+  const r = await fetch(`http://${weirAddr}/api/agents`, { signal: AbortSignal.timeout(WAIT_MS) });
+  assert.equal(r.status, 200);
+  return (await r.json()).agents.find((a) => a.name === "demo");
+}
+
+step("the agent panel shows the agent, its state, pid and output", async () => {
+  await page.waitForSelector(`${agentCard}[data-state="running"][data-conn="open"]`);
+  assert.equal(await page.isVisible("#agents-card"), true);
+  const server = await agentState();
+  assert.equal(await page.textContent(`${agentCard} .agent-pid`), String(server.pid));
+  assert.equal(await page.textContent(`${agentCard} .agent-restarts`), "0");
+  assert.equal(await page.textContent(`${agentCard} .agent-state`), "running");
+  // Live output: a tick that comes after the page connected.
+  const ticks = await page.locator(`${agentCard} .agent-output li`, { hasText: /^tick \d+$/ }).count();
+  await page.waitForFunction(
+    ([sel, n]) => [...document.querySelectorAll(`${sel} .agent-output li`)].filter((li) => /^tick \d+$/.test(li.textContent)).length > n,
+    [agentCard, ticks],
+  );
+  assert.equal(await page.isDisabled(`${agentCard} button[data-action="resume"]`), true);
+});
+
+step("pause and resume", async () => {
+  await page.click(`${agentCard} button[data-action="pause"]`);
+  await page.waitForSelector(`${agentCard}[data-state="paused"]`);
+  assert.equal((await agentState()).state, "paused");
+  assert.equal(await page.isDisabled(`${agentCard} button[data-action="pause"]`), true);
+  await page.click(`${agentCard} button[data-action="resume"]`);
+  await page.waitForSelector(`${agentCard}[data-state="running"]`);
+  assert.equal((await agentState()).state, "running");
+});
+
+step("a line sent to the agent's input is echoed in its output", async () => {
+  await page.fill(`${agentCard} .agent-input input`, "hello <b>agent</b>");
+  await page.click(`${agentCard} .agent-input button`);
+  await page.locator(`${agentCard} .agent-output li`, { hasText: "echo: hello <b>agent</b>" }).waitFor();
+  assert.equal(await page.inputValue(`${agentCard} .agent-input input`), "");
+  assert.equal(await page.locator(`${agentCard} .agent-output b`).count(), 0, "output is text");
+});
+
+step("kill, start and restart count the restarts", async () => {
+  const pid0 = await page.textContent(`${agentCard} .agent-pid`);
+  await page.click(`${agentCard} button[data-action="kill"]`);
+  await page.waitForSelector(`${agentCard}[data-state="stopped"]`);
+  assert.equal(await page.textContent(`${agentCard} .agent-pid`), "–");
+  assert.equal(await page.textContent(`${agentCard} button[data-action="restart"]`), "Start");
+  assert.equal(await page.isDisabled(`${agentCard} .agent-input button`), true);
+  await page.click(`${agentCard} button[data-action="restart"]`);
+  await page.waitForSelector(`${agentCard}[data-state="running"]`);
+  await page.waitForSelector(`${agentCard} .agent-restarts:text-is("1")`);
+  const pid1 = await page.textContent(`${agentCard} .agent-pid`);
+  assert.match(pid1, /^\d+$/);
+  assert.notEqual(pid1, pid0);
+  await page.click(`${agentCard} button[data-action="restart"]`);
+  await page.waitForSelector(`${agentCard} .agent-restarts:text-is("2")`);
+  await page.waitForSelector(`${agentCard}[data-state="running"]`);
+  const server = await agentState();
+  assert.equal(server.restarts, 2);
+  assert.equal(await page.textContent(`${agentCard} .agent-pid`), String(server.pid));
+  assert.notEqual(String(server.pid), pid1);
+  await page.locator(`${agentCard} .agent-output li`, { hasText: "tick 1" }).last().waitFor();
+});
+
 step("screenshots", async () => {
   // A few more events, so the log looks like a log.
   await call(publisher, "publish", { channel: "demo", data: { build: 1042, status: "passed", ms: 5731 } });
@@ -335,7 +432,9 @@ step("screenshots", async () => {
   await page.fill("#publish-data", '{\n  "hello": "world"\n}');
   await page.locator("#publish-data").blur();
   await page.waitForFunction(() => document.getElementById("stats-rate").textContent !== "–");
-  await page.screenshot({ path: join(root, "docs", "console.png") });
+  await page.fill(`${agentCard} .agent-input input`, "status");
+  await page.locator(`${agentCard} .agent-input input`).blur();
+  await page.screenshot({ path: join(root, "docs", "console.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(here, "console-phone.png") });
   if (process.env.SCREENSHOTS_EXTRA) {
@@ -364,14 +463,22 @@ step("unsubscribes", async () => {
 
 step("tokens", async () => {
   // A second weir that wants a token; a fresh page from the same place, pointed at it.
-  const addr = await startWeir(["--token", "s3cret"]);
+  const addr = await startWeir(["--token", "s3cret", "--agent", AGENT]);
   const p = await context.newPage();
   p.on("pageerror", (e) => pageErrors.push(e.message));
   const origin = staticServer ? `http://127.0.0.1:${staticServer.address().port}` : `http://${addr}`;
-  await p.goto(`${origin}/?server=${addr}`);
-  await p.click("#connect");
-  await p.waitForSelector('#status[data-state="error"]');
+  await p.goto(`${origin}/?server=${addr}${staticServer ? "&agent=demo" : ""}`);
+  // It connects on its own, learns that a token is needed, and asks for it.
+  await p.waitForSelector('#status[data-state="auth"]');
   assert.equal(await p.textContent("#status"), "This server requires a token");
+  assert.equal(await p.textContent("#connect"), "Connect");
+  assert.equal(await p.evaluate(() => document.activeElement?.id), "token");
+  assert.equal(await p.isVisible("#agents-card"), false);
+  if (mode === "weir") {
+    // Still, the tiles show the server's totals (GET /api/stats, open to all) and chart them.
+    await p.waitForFunction(() => /^\d+$/.test(document.getElementById("stats-connections").textContent));
+    await p.waitForSelector("#chart-memory path.line[d^=M]", { state: "attached" });
+  }
   await p.fill("#token", "wrong");
   await p.click("#connect");
   await p.waitForSelector('#status[data-state="error"]:text-matches("^Authentication failed")');
@@ -381,6 +488,8 @@ step("tokens", async () => {
   assert.equal(await p.isDisabled("#token"), true);
   // The token went in the authenticate method, not in the URL.
   assert.ok(!(await p.evaluate(() => location.href)).includes("s3cret"));
+  // With it the agent panel lists and watches the agent (the token in ?token=, the only way).
+  await p.waitForSelector(`${agentCard}[data-state="running"][data-conn="open"]`);
   await p.close();
 });
 
@@ -393,8 +502,12 @@ step("disconnect and an unexpected close", async () => {
   await page.click("#connect");
   await page.waitForSelector('#status[data-state="idle"]');
   assert.equal(await page.textContent("#connect"), "Connect");
+  // The agent's socket is closed with the hub's; its panel stays, its buttons off.
+  await page.waitForSelector(`${agentCard}[data-conn="closed"]`);
+  assert.equal(await page.isDisabled(`${agentCard} button[data-action="pause"]`), true);
   await page.click("#connect");
   await page.waitForSelector('#status[data-state="open"]');
+  await page.waitForSelector(`${agentCard}[data-state="running"][data-conn="open"]`);
   // The subscription survived the reconnect.
   await page.waitForSelector('#subscriptions li[data-channel="demo"][data-state="subscribed"]');
   // The server goes away: the page says how it closed and that it will retry.

@@ -5,7 +5,7 @@
 #
 # Needs node >= 20 and npm. Installs Debian's chromium with apt when /usr/bin/chromium is
 # missing (CI runs as root), runs `npm ci` here, builds weir (release) unless WEIR_BIN names a
-# binary, and runs console.test.mjs (which exits non-zero on failure, within 60 s).
+# binary, and runs console.test.mjs (which exits non-zero on failure, within 90 s).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -6,8 +6,13 @@
 //                      and highlighted so that a link cannot silently point the console, and the
 //                      token typed into it, at another server.
 //   ?channel=NAME      subscribe to NAME on connect (repeatable).
-// A token, when given, is sent with the `authenticate` method right after the `connected`
-// event (so it never appears in a URL or a proxy's access log).
+//   ?agent=NAME        watch agent NAME (repeatable); by default the page lists the agents with
+//                      GET /api/agents, which it cannot read from another server (?server=).
+// The page connects as soon as it is loaded; when the server wants a token it stops and asks for
+// one. A token, when given, is sent to the hub with the `authenticate` method right after the
+// `connected` event (so it never appears in a URL or a proxy's access log). The agents'
+// endpoints have no such method, and a browser cannot set a header on a WebSocket: the agent
+// panel sends it as `?token=` (weir logs paths without their query; a proxy in front may not).
 //
 // Untrusted text (events, errors, close reasons) only ever reaches the page through
 // textContent: no innerHTML anywhere.
@@ -19,6 +24,11 @@
   const REQUEST_TIMEOUT_MS = 10000;
   const CHANNEL_RE = /^[A-Za-z0-9_.:/@-]{1,128}$/;
   const SHORT_DATA = 72; // data up to this many characters is shown on one line
+  const CHART_WINDOW_MS = 5 * 60 * 1000; // the charts under the tiles show this much
+  const CHART_CAP = Math.ceil(CHART_WINDOW_MS / STATS_EVERY_MS) + 1; // samples kept, at most
+  const AGENT_RE = /^[A-Za-z0-9_.-]+$/; // as --agent takes them
+  const AGENT_LINES = 500; // output lines each agent's panel keeps
+  const AGENT_RETRY_MS = 2000; // first retry of a closed agent socket, doubled up to 30 s
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -50,6 +60,10 @@
       uptime: $("stats-uptime"),
       memory: $("stats-memory"),
     },
+    agentsCard: $("agents-card"),
+    agentsNote: $("agents-note"),
+    agentsError: $("agents-error"),
+    agents: $("agents"),
   };
 
   // ---- Where to connect ---------------------------------------------------------------------
@@ -59,8 +73,10 @@
   const host = override || location.host;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const wsUrl = `${scheme}//${host}/ws`;
+  // Another server's HTTP answers are not the page's to read (CSP connect-src, and no CORS).
+  const remote = Boolean(override) && override !== location.host;
   ui.server.textContent = wsUrl;
-  if (override && override !== location.host) {
+  if (remote) {
     ui.server.classList.add("override");
     ui.server.title = "WebSocket endpoint (set by ?server= in the page address)";
   }
@@ -70,9 +86,7 @@
   let ws = null; // the current WebSocket, if any
   let wanted = false; // the user wants to be connected (Connect pressed, Disconnect not)
   let ready = false; // connected and, if needed, authenticated
-  let nextId = 1;
-  const pending = new Map(); // id -> {resolve, reject, timer}
-  let statsTimer = 0;
+  let statsBusy = false; // a stats poll is under way
   let lastStats = null; // {at, count} for the message rate
   let reconnectTimer = 0;
   let reconnectDelay = 1000;
@@ -310,34 +324,62 @@
     }
   }
 
+  /** Commands answered by `id` over one socket at a time: the hub's and the agents' envelope. */
+  class Commands {
+    constructor() {
+      this.sock = null;
+      this.pending = new Map(); // id -> {resolve, reject, timer}
+      this.nextId = 1;
+    }
+
+    /** Sends a command (`paramsText`: the params object's JSON text); resolves with its result. */
+    send(method, paramsText) {
+      return new Promise((resolve, reject) => {
+        const sock = this.sock;
+        if (!sock || sock.readyState !== WebSocket.OPEN) {
+          reject(new HubError("not_connected", "not connected"));
+          return;
+        }
+        const id = this.nextId++;
+        const timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new HubError("timeout", `no answer to ${method} in ${REQUEST_TIMEOUT_MS / 1000} s`));
+        }, REQUEST_TIMEOUT_MS);
+        this.pending.set(id, { resolve, reject, timer });
+        sock.send(`{"id":${id},"method":${JSON.stringify(method)},"params":${paramsText}}`);
+      });
+    }
+
+    /** Settles the command `msg` answers; false when it answers none of ours. */
+    answer(msg) {
+      const p = msg.id === undefined || msg.id === null ? undefined : this.pending.get(msg.id);
+      if (!p) return false;
+      this.pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new HubError(msg.error?.code || "error", msg.error?.message || "request failed"));
+      return true;
+    }
+
+    /** Forgets the socket: every command still waiting fails with `reason`. */
+    reset(reason) {
+      this.sock = null;
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new HubError("not_connected", reason));
+      }
+      this.pending.clear();
+    }
+  }
+
+  const hub = new Commands();
+
   /**
-   * Sends a command; resolves with its result, rejects with a HubError. `rawParams`, when
+   * Sends a hub command; resolves with its result, rejects with a HubError. `rawParams`, when
    * given, is the params object's JSON text (publish keeps the user's data byte for byte).
    */
   function request(method, params, rawParams) {
-    return new Promise((resolve, reject) => {
-      if (!ws || ws.readyState !== WebSocket.OPEN) {
-        reject(new HubError("not_connected", "not connected"));
-        return;
-      }
-      const id = nextId++;
-      const paramsText = rawParams !== undefined ? rawParams : JSON.stringify(params || {});
-      const frame = `{"id":${id},"method":${JSON.stringify(method)},"params":${paramsText}}`;
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new HubError("timeout", `no answer to ${method} in ${REQUEST_TIMEOUT_MS / 1000} s`));
-      }, REQUEST_TIMEOUT_MS);
-      pending.set(id, { resolve, reject, timer });
-      ws.send(frame);
-    });
-  }
-
-  function failPending(reason) {
-    for (const [id, p] of pending) {
-      clearTimeout(p.timer);
-      p.reject(new HubError("not_connected", reason));
-      pending.delete(id);
-    }
+    return hub.send(method, rawParams !== undefined ? rawParams : JSON.stringify(params || {}));
   }
 
   // ---- Connection ---------------------------------------------------------------------------
@@ -367,6 +409,7 @@
       return;
     }
     ws = sock;
+    hub.sock = sock;
     sock.addEventListener("message", (ev) => {
       if (sock === ws) onFrame(ev.data);
     });
@@ -392,10 +435,9 @@
     ws = null;
     ready = false;
     clientName = "";
-    clearInterval(statsTimer);
-    statsTimer = 0;
     lastStats = null;
-    failPending(reason);
+    hub.reset(reason);
+    closeAgents();
     for (const s of subs.values()) if (s.state === "subscribed") setSubState(s, "pending");
   }
 
@@ -418,14 +460,14 @@
   }
 
   /** Gives up on the connection for a reason that retrying would not fix. */
-  function stop(statusText, logText) {
+  function stop(statusText, logText, state = "error") {
     wanted = false;
     updateConnectButton();
     const sock = ws;
     teardown(logText);
     if (sock) sock.close(1000, "bye");
-    setStatus("error", statusText);
-    log("error", { text: logText });
+    setStatus(state, statusText);
+    log(state === "error" ? "error" : "info", { text: logText });
   }
 
   ui.connectForm.addEventListener("submit", (ev) => {
@@ -450,7 +492,7 @@
         return;
       }
     } else if (event.auth_required) {
-      stop("This server requires a token", "the server requires a token: enter it and connect again");
+      stop("This server requires a token", "the server requires a token: enter it and connect", "auth");
       ui.token.focus();
       return;
     }
@@ -459,7 +501,7 @@
     setStatus("open", `Connected as ${clientName}`);
     for (const s of subs.values()) sendSubscribe(s);
     pollStats();
-    statsTimer = setInterval(pollStats, STATS_EVERY_MS);
+    loadAgents(token);
   }
 
   function onFrame(text) {
@@ -477,12 +519,8 @@
       onMessage(msg, memberText(text, "data"));
     } else if (msg.event !== undefined) {
       log("info", { text: `event ${String(msg.event)}`, data: msg });
-    } else if (msg.id !== undefined && msg.id !== null && pending.has(msg.id)) {
-      const p = pending.get(msg.id);
-      pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(new HubError(msg.error?.code || "error", msg.error?.message || "request failed"));
+    } else if (hub.answer(msg)) {
+      // A command's answer.
     } else if (msg.ok === false) {
       // An error with id null (the server could not read a command).
       log("error", { text: `${msg.error?.code || "error"}: ${msg.error?.message || ""}` });
@@ -663,14 +701,21 @@
 
   // ---- Stats --------------------------------------------------------------------------------
 
+  // From the hub's `stats` when connected; before that (a token to enter, a closed connection)
+  // from GET /api/stats, which is open to all (docs/security.md), when the page may read it.
   async function pollStats() {
-    if (!ready) return;
-    let r;
+    if (statsBusy) return;
+    statsBusy = true;
+    let r = null;
     try {
-      r = await request("stats");
+      if (ready) r = await request("stats");
+      else if (!remote) r = await fetchStats();
     } catch {
-      return;
+      r = null;
+    } finally {
+      statsBusy = false;
     }
+    if (!r || typeof r !== "object") return;
     const now = performance.now();
     const count = (r.messages_in || 0) + (r.messages_out || 0);
     ui.stats.connections.textContent = String(r.connections);
@@ -678,12 +723,363 @@
     ui.stats.uptime.textContent = typeof r.uptime_ms === "number" ? duration(r.uptime_ms) : "–";
     // rss_bytes is 0 where the server cannot read it.
     ui.stats.memory.textContent = typeof r.rss_bytes === "number" && r.rss_bytes > 0 ? mib(r.rss_bytes) : "–";
+    let rate;
     if (lastStats && now > lastStats.at) {
-      const rate = Math.max(0, (count - lastStats.count) / ((now - lastStats.at) / 1000));
-      ui.stats.rate.textContent = rate >= 100 ? rate.toFixed(0) : rate.toFixed(1);
+      rate = Math.max(0, (count - lastStats.count) / ((now - lastStats.at) / 1000));
+      ui.stats.rate.textContent = rateText(rate);
       ui.stats.rate.title = `messages in + out per second (in ${r.messages_in}, out ${r.messages_out} in all)`;
     }
     lastStats = { at: now, count };
+    addSample({
+      t: now,
+      connections: typeof r.connections === "number" ? r.connections : undefined,
+      rate,
+      memory: typeof r.rss_bytes === "number" && r.rss_bytes > 0 ? r.rss_bytes : undefined,
+    });
+  }
+
+  async function fetchStats() {
+    const res = await fetch("/api/stats", { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    return res.ok ? res.json() : null;
+  }
+
+  function rateText(rate) {
+    return rate >= 100 ? rate.toFixed(0) : rate.toFixed(1);
+  }
+
+  // ---- Charts -------------------------------------------------------------------------------
+  //
+  // Under three tiles, a line of their last CHART_WINDOW_MS: the newest sample at the right
+  // edge, zero at the bottom, the window's largest value at the top. Until the page has held
+  // samples that long, the line spans the time it has (at least CHART_MIN_MS), so a young page
+  // shows a line and not a tick at the edge; the chart's title says the span. A gap in the
+  // samples (the page was disconnected) is a gap in the line. The ring keeps at most CHART_CAP
+  // samples.
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART_W = 100;
+  const CHART_H = 28;
+  const CHART_MIN_MS = 10 * STATS_EVERY_MS;
+  const samples = []; // {t (performance.now()), connections, rate, memory}, oldest first
+  const charts = [
+    { key: "connections", node: $("chart-connections"), label: "connections", text: String },
+    { key: "rate", node: $("chart-rate"), label: "messages/s", text: rateText },
+    { key: "memory", node: $("chart-memory"), label: "memory", text: mib },
+  ];
+
+  function svg(tag, className) {
+    const e = document.createElementNS(SVG_NS, tag);
+    if (className) e.setAttribute("class", className);
+    return e;
+  }
+
+  for (const c of charts) {
+    c.node.setAttribute("viewBox", `0 0 ${CHART_W} ${CHART_H}`);
+    c.node.setAttribute("preserveAspectRatio", "none");
+    c.title = svg("title");
+    c.area = svg("path", "area");
+    c.line = svg("path", "line");
+    c.line.setAttribute("vector-effect", "non-scaling-stroke");
+    c.node.append(c.title, c.area, c.line);
+  }
+
+  function addSample(sample) {
+    samples.push(sample);
+    while (samples.length > CHART_CAP || samples[0].t < sample.t - CHART_WINDOW_MS) samples.shift();
+    for (const c of charts) drawChart(c, sample.t);
+  }
+
+  function drawChart(c, now) {
+    const points = samples.filter((s) => typeof s[c.key] === "number");
+    let max = 0;
+    let min = Infinity;
+    for (const s of points) {
+      max = Math.max(max, s[c.key]);
+      min = Math.min(min, s[c.key]);
+    }
+    const top = max > 0 ? max : 1;
+    const span = points.length ? Math.min(CHART_WINDOW_MS, Math.max(CHART_MIN_MS, now - points[0].t)) : CHART_MIN_MS;
+    let line = "";
+    let area = "";
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) {
+        line += `M${run.map(([x, y]) => `${x} ${y}`).join("L")}`;
+        area += `M${run[0][0]} ${CHART_H}L${run.map(([x, y]) => `${x} ${y}`).join("L")}L${run[run.length - 1][0]} ${CHART_H}Z`;
+      }
+      run = [];
+    };
+    let prev = null;
+    for (const s of points) {
+      if (prev && s.t - prev.t > STATS_EVERY_MS * 2.5) flush();
+      const x = (CHART_W - ((now - s.t) / span) * CHART_W).toFixed(2);
+      const y = (CHART_H - 1 - (s[c.key] / top) * (CHART_H - 2)).toFixed(2);
+      run.push([x, y]);
+      prev = s;
+    }
+    flush();
+    c.line.setAttribute("d", line);
+    c.area.setAttribute("d", area);
+    c.title.textContent = points.length
+      ? `${c.label} over the last ${duration(span)}: ${c.text(min)} to ${c.text(max)}`
+      : "";
+  }
+
+  // ---- Agents -------------------------------------------------------------------------------
+  //
+  // Each `--agent` (docs/protocol.md, "Agents") on a socket of its own at /ws/agents/NAME,
+  // opened once the hub connection is ready and closed with it. Its `connected` event brings the
+  // state and the last lines, then `output` and `status` events keep the panel current.
+
+  const agentNames = query.getAll("agent").filter((n) => AGENT_RE.test(n));
+  const agents = new Map(); // name -> view, in the server's order
+  let agentToken = ""; // the token the hub connection was made with
+  let agentsLoad = 0; // a list that arrives after a newer load began (or a teardown) is dropped
+
+  async function loadAgents(token) {
+    const load = ++agentsLoad;
+    agentToken = token;
+    let names = agentNames;
+    if (!names.length && !remote) {
+      try {
+        names = await fetchAgentNames(token);
+      } catch (e) {
+        if (load !== agentsLoad) return;
+        ui.agentsCard.hidden = false;
+        showError(ui.agentsError, `Cannot list the agents: ${e.message}`);
+        return;
+      }
+    }
+    if (load !== agentsLoad || !ready) return;
+    showError(ui.agentsError, "");
+    for (const [name, a] of agents) {
+      if (names.includes(name)) continue;
+      closeAgent(a);
+      a.root.remove();
+      agents.delete(name);
+    }
+    for (const name of names) {
+      let a = agents.get(name);
+      if (!a) {
+        a = agentView(name);
+        agents.set(name, a);
+      }
+      ui.agents.append(a.root); // in the server's order
+      openAgent(a);
+    }
+    ui.agentsCard.hidden = agents.size === 0;
+    ui.agentsNote.textContent = `${agents.size} supervised`;
+  }
+
+  /** The agents' names from GET /api/agents; none when the server has none (404). */
+  async function fetchAgentNames(token) {
+    const url = token ? `/api/agents?token=${encodeURIComponent(token)}` : "/api/agents";
+    const r = await fetch(url, { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    if (r.status === 404) return [];
+    if (!r.ok) throw new Error(`GET /api/agents: ${r.status} ${(await r.text()).trim()}`);
+    const body = await r.json();
+    const list = Array.isArray(body?.agents) ? body.agents : [];
+    return list.map((a) => String(a?.name)).filter((n) => AGENT_RE.test(n));
+  }
+
+  function agentView(name) {
+    const root = el("article", "agent");
+    root.dataset.agent = name;
+    const head = el("header", "agent-head");
+    const state = el("span", "agent-state", "…");
+    const facts = el("dl", "agent-facts");
+    const fact = (label, className) => {
+      const dd = el("dd", className, "–");
+      const div = el("div");
+      div.append(el("dt", "", label), dd);
+      facts.append(div);
+      return dd;
+    };
+    const pid = fact("pid", "agent-pid");
+    const restarts = fact("restarts", "agent-restarts");
+    const started = fact("started", "agent-started");
+    head.append(el("h3", "agent-name", name), state, facts);
+    const actions = el("div", "agent-actions");
+    const buttons = {};
+    for (const [action, label] of [["pause", "Pause"], ["resume", "Resume"], ["kill", "Kill"], ["restart", "Restart"]]) {
+      const b = el("button", "small", label);
+      b.type = "button";
+      b.dataset.action = action;
+      actions.append(b);
+      buttons[action] = b;
+    }
+    buttons.kill.classList.add("danger");
+    buttons.kill.title = "SIGTERM; it stays stopped until started again";
+    const output = el("ol", "agent-output");
+    output.setAttribute("role", "log");
+    output.setAttribute("aria-label", `Output of ${name}`);
+    const form = el("form", "row agent-input");
+    form.autocomplete = "off";
+    const input = el("input");
+    input.placeholder = "a line for its standard input";
+    input.spellcheck = false;
+    input.autocapitalize = "off";
+    input.setAttribute("aria-label", `Input line for ${name}`);
+    const send = el("button", "", "Send");
+    send.type = "submit";
+    form.append(input, send);
+    const error = el("p", "field-error agent-error");
+    error.hidden = true;
+    root.append(head, actions, output, form, error);
+    const a = {
+      name,
+      root,
+      ui: { state, pid, restarts, started, buttons, output, input, send, error },
+      cmds: new Commands(),
+      sock: null,
+      online: false,
+      info: null, // the state, as the server last sent it
+      retry: 0,
+      delay: AGENT_RETRY_MS,
+    };
+    actions.addEventListener("click", (ev) => {
+      const action = ev.target.closest("button")?.dataset.action;
+      if (!action) return;
+      // With no process, Restart starts it (the button says Start).
+      const live = a.info?.state === "running" || a.info?.state === "paused";
+      agentCommand(a, action === "restart" && !live ? "start" : action, {});
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const line = input.value;
+      if (await agentCommand(a, "send_input", { data: `${line}\n` })) input.value = "";
+    });
+    renderAgent(a);
+    return a;
+  }
+
+  function renderAgent(a) {
+    const s = a.info;
+    const state = s ? String(s.state) : "unknown";
+    a.root.dataset.state = state;
+    a.root.dataset.conn = a.online ? "open" : "closed";
+    let text = a.online ? state : a.sock ? "connecting…" : s ? `${state} (not connected)` : "not connected";
+    if (s && s.state === "exited") {
+      if (typeof s.exit_code === "number") text += `, exit ${s.exit_code}`;
+      else if (typeof s.signal === "number") text += `, signal ${s.signal}`;
+    }
+    a.ui.state.textContent = text;
+    a.ui.pid.textContent = typeof s?.pid === "number" ? String(s.pid) : "–";
+    a.ui.restarts.textContent = typeof s?.restarts === "number" ? String(s.restarts) : "–";
+    a.ui.started.textContent = typeof s?.started_at === "number" ? clock(s.started_at).slice(0, 8) : "–";
+    const live = state === "running" || state === "paused";
+    const b = a.ui.buttons;
+    b.pause.disabled = !a.online || state !== "running";
+    b.resume.disabled = !a.online || state !== "paused";
+    b.kill.disabled = !a.online || !live;
+    b.restart.disabled = !a.online || !s;
+    b.restart.textContent = live || !s ? "Restart" : "Start";
+    a.ui.send.disabled = !a.online || !live;
+  }
+
+  function appendOutput(a, lines) {
+    const out = a.ui.output;
+    // Follow the newest line unless the reader scrolled up.
+    const following = out.scrollHeight - out.scrollTop - out.clientHeight < 8;
+    for (const line of lines) {
+      out.append(el("li", line?.stream === "stderr" ? "stderr" : "stdout", String(line?.data ?? "")));
+    }
+    while (out.childElementCount > AGENT_LINES) out.firstElementChild.remove();
+    if (following) out.scrollTop = out.scrollHeight;
+  }
+
+  async function agentCommand(a, method, params) {
+    showError(a.ui.error, "");
+    try {
+      const r = await a.cmds.send(method, JSON.stringify(params));
+      // pause, resume, start and restart answer with the state.
+      if (r && typeof r === "object" && typeof r.state === "string") {
+        a.info = r;
+        renderAgent(a);
+      }
+      return true;
+    } catch (e) {
+      showError(a.ui.error, `${method}: ${e.code}: ${e.message}`);
+      return false;
+    }
+  }
+
+  function openAgent(a) {
+    clearTimeout(a.retry);
+    a.retry = 0;
+    if (a.sock || !ready) return;
+    const q = agentToken ? `?token=${encodeURIComponent(agentToken)}` : "";
+    let sock;
+    try {
+      sock = new WebSocket(`${scheme}//${host}/ws/agents/${encodeURIComponent(a.name)}${q}`);
+    } catch (e) {
+      showError(a.ui.error, `cannot connect: ${e.message}`);
+      return;
+    }
+    a.sock = sock;
+    a.cmds.sock = sock;
+    renderAgent(a);
+    sock.addEventListener("message", (ev) => {
+      if (a.sock === sock) onAgentFrame(a, ev.data);
+    });
+    sock.addEventListener("close", (ev) => {
+      if (a.sock === sock) onAgentClose(a, ev);
+    });
+  }
+
+  function onAgentFrame(a, text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg === null || typeof msg !== "object") return;
+    if (msg.event === "connected") {
+      a.online = true;
+      a.delay = AGENT_RETRY_MS;
+      a.info = msg.agent || null;
+      a.ui.output.replaceChildren();
+      appendOutput(a, Array.isArray(msg.log) ? msg.log : []);
+      showError(a.ui.error, "");
+      renderAgent(a);
+    } else if (msg.event === "status") {
+      a.info = msg.agent || a.info;
+      renderAgent(a);
+    } else if (msg.event === "output") {
+      appendOutput(a, [msg]);
+    } else if (!a.cmds.answer(msg) && msg.ok === false) {
+      showError(a.ui.error, `${msg.error?.code || "error"}: ${msg.error?.message || ""}`);
+    }
+  }
+
+  function onAgentClose(a, ev) {
+    const text = closeText(ev.code, ev.reason);
+    a.sock = null;
+    a.online = false;
+    a.cmds.reset(text);
+    renderAgent(a);
+    if (!ready) return;
+    showError(a.ui.error, `connection closed: ${text}; retrying in ${Math.round(a.delay / 1000)} s`);
+    a.retry = setTimeout(() => openAgent(a), a.delay);
+    a.delay = Math.min(a.delay * 2, 30000);
+  }
+
+  function closeAgent(a) {
+    clearTimeout(a.retry);
+    a.retry = 0;
+    const sock = a.sock;
+    a.sock = null;
+    a.online = false;
+    a.cmds.reset("disconnected");
+    if (sock) sock.close(1000, "bye");
+    renderAgent(a);
+  }
+
+  /** With the hub connection: every agent socket is closed, the panels stay as they were. */
+  function closeAgents() {
+    agentsLoad++;
+    for (const a of agents.values()) closeAgent(a);
   }
 
   // ---- Start --------------------------------------------------------------------------------
@@ -694,4 +1090,7 @@
   renderSubsEmpty();
   updateLogCount();
   updateConnectButton();
+  // Connect at once: a server that wants a token says so in its first frame, and the page asks.
+  connect();
+  setInterval(pollStats, STATS_EVERY_MS);
 })();
