@@ -79,7 +79,10 @@ pub mod utf8;
 
 pub use close::CloseCode;
 pub use connection::{Config, Connection, Event, MessageKind, Role, State, Timeout};
-pub use error::{BufferTooSmall, HandshakeError, ProtocolError, Status};
+pub use error::{
+    BodyError, BufferTooSmall, HandshakeError, HttpError, ProtocolError, ResponseError, Status,
+    UpgradeError,
+};
 pub use frame::{FrameHeader, Opcode};
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl<H: Handler> crate::server::Server<H> {
         {
             Ok(Status::Partial) => return,
             Ok(Status::Complete(len)) => len,
-            Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e)),
+            Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e.into())),
         };
         let extra = conn.head.len() - head_len;
         let head = std::mem::take(&mut conn.head);
@@ -58,7 +58,7 @@ impl<H: Handler> crate::server::Server<H> {
         let limits = self.core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
         let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
-            (_, Err(e)) => Err(ConnectError::Handshake(e)),
+            (_, Err(e)) => Err(ConnectError::Handshake(e.into())),
             (None, _) => Err(ConnectError::Io("no handshake state".into())),
             (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
         };
@@ -113,5 +113,5 @@ fn check(
     handshake
         .check_response(resp, &offered)
         .map(|p| p.map(str::to_string))
-        .map_err(ConnectError::Handshake)
+        .map_err(|e| ConnectError::Handshake(e.into()))
 }
