@@ -70,9 +70,11 @@ pub mod handshake;
 pub mod http;
 pub mod inflate;
 pub mod mask;
-
-pub mod message;
 pub mod resp;
+// Test tooling, not part of the embedding contract: the unit tests and the fuzz targets (which
+// turn on the `testing` feature) hold the core to its promises with it.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub mod transcript;
 pub mod tunnel;
 pub mod utf8;
