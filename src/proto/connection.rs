@@ -228,6 +228,21 @@ pub enum SendError {
     BufferTooSmall(BufferTooSmall),
 }
 
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotOpen => f.write_str("the connection is not open"),
+            Self::Closing => f.write_str("a close frame was sent: no data may follow"),
+            Self::Fragmentation => f.write_str("the frame does not continue the open message"),
+            Self::ControlTooLong => f.write_str("a control payload over 125 bytes"),
+            Self::InvalidCloseCode => f.write_str("a close code that may not be sent"),
+            Self::BufferTooSmall(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
 /// The state of one WebSocket connection.
 ///
 /// It is kept small (under 200 bytes) because a server holds one per open connection: times are

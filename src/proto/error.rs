@@ -221,6 +221,8 @@ macro_rules! rules {
                 }
             }
         }
+
+        impl core::error::Error for $name {}
     };
 }
 
@@ -367,6 +369,18 @@ impl fmt::Display for HandshakeError {
     }
 }
 
+impl core::error::Error for HandshakeError {
+    /// The cause, one of the nested types.
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Http(e) => Some(e),
+            Self::Body(e) => Some(e),
+            Self::Upgrade(e) => Some(e),
+            Self::Response(e) => Some(e),
+        }
+    }
+}
+
 impl From<HttpError> for HandshakeError {
     fn from(e: HttpError) -> Self {
         Self::Http(e)
@@ -391,6 +405,8 @@ impl From<ResponseError> for HandshakeError {
     }
 }
 
+impl core::error::Error for ProtocolError {}
+
 /// An encoder was given an output buffer too small for what it had to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferTooSmall {
@@ -403,6 +419,8 @@ impl fmt::Display for BufferTooSmall {
         write!(f, "output buffer too small: {} bytes needed", self.needed)
     }
 }
+
+impl core::error::Error for BufferTooSmall {}
 
 /// Result of a parser that may need more input: "need more bytes" is not an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
