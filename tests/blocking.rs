@@ -1,6 +1,8 @@
 //! `examples/blocking.rs`, the core driven over blocking `std::net` sockets with no runtime,
 //! against the real `weir` binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 #[path = "../examples/blocking.rs"]

@@ -73,7 +73,7 @@ impl<H: Handler> crate::server::Server<H> {
                 conn.opened_at = self.core.now;
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
-                info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
+                info!("connected", id = ConnId(key), peer = conn.peer, path = conn.path);
                 let mut ctx = Context { core: &mut self.core };
                 self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
                 // Frames that came with the 101 go to the handler only after what it did in
@@ -93,7 +93,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// An outbound connection failed before it opened: tell the handler, forget it.
     pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
         let Some(conn) = self.core.conns.get(key) else { return };
-        info!("connect failed", id = key.to_token(), peer = conn.peer, error = error);
+        info!("connect failed", id = ConnId(key), peer = conn.peer, error = error);
         let mut ctx = Context { core: &mut self.core };
         self.handler.on_connect_failed(&mut ctx, ConnId(key), error);
         self.remove(key);

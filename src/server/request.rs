@@ -459,7 +459,7 @@ impl<H: Handler> crate::server::Server<H> {
         conn.opened_at = core.now;
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
+        info!("open", id = ConnId(key), peer = conn.peer, path = conn.path);
         core.mark_dirty(key);
         let mut ctx = Context { core: &mut self.core };
         self.handler.on_open(&mut ctx, ConnId(key));

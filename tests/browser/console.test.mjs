@@ -236,7 +236,7 @@ step("connects", async () => {
   assert.equal(await page.textContent("#status"), "Disconnected");
   await page.click("#connect");
   await page.waitForSelector('#status[data-state="open"]');
-  assert.match(await page.textContent("#status"), /^Connected as c-\d+$/);
+  assert.match(await page.textContent("#status"), /^Connected as c-\d+\.\d+$/);
   assert.equal(await page.textContent("#connect"), "Disconnect");
 });
 
