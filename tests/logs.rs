@@ -105,3 +105,18 @@ fn a_proxied_client_is_logged_with_its_upstream() {
     assert!(linked.contains(&format!(" client={client} ")), "{linked}");
     assert!(linked.contains(&format!(" upstream={upstream} ")), "{linked}");
 }
+
+#[test]
+fn a_refused_request_is_logged_with_the_rule_it_broke() {
+    let weir = Binary::start(&[]);
+    let mut s = common::raw(weir.addr);
+    let request = common::UPGRADE.replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8");
+    s.write_all(request.as_bytes()).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 426"));
+    let line = eventually(Duration::from_secs(5), || {
+        weir.log().lines().find(|l| l.contains("request refused")).map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no refusal logged:\n{}", weir.log()));
+    assert!(line.contains(" status=426 "), "{line}");
+    assert!(line.ends_with(" rule=\"RFC 6455 §4.4\""), "{line}");
+}

@@ -468,7 +468,13 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn refuse_error(&mut self, key: Key, e: impl Into<HandshakeError>) {
         let e = e.into();
         let Some(conn) = self.core.conns.get(key) else { return };
-        info!("request refused", peer = conn.peer, status = e.status(), reason = e.reason());
+        info!(
+            "request refused",
+            peer = conn.peer,
+            status = e.status(),
+            reason = e.reason(),
+            rule = e.rfc()
+        );
         let bytes = write_with(|out| handshake::write_error(out, e));
         self.core.queue_response(key, e.status(), &bytes);
     }
