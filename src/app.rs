@@ -83,7 +83,7 @@ impl App {
             return true;
         }
         *closed = true;
-        info!("rate limit exceeded, closing", id = id.as_u64());
+        info!("rate limit exceeded, closing", id = id);
         ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
         false
     }

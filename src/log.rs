@@ -18,7 +18,8 @@
 //! In text, a value that is empty or holds whitespace, `=`, `"` or a control character is
 //! quoted, with `\"`, `\\`, `\n`, `\r`, `\t` and `\u00XX` escapes inside the quotes; control
 //! characters in the message and keys are escaped the same way, so an event is always one line.
-//! In JSON every value is a string, escaped per RFC 8259 §7. Timestamps are UTC, to the
+//! In JSON a value that reads as a JSON number (RFC 8259 §6), `true` or `false` is written bare,
+//! any other as a string escaped per RFC 8259 §7. Timestamps are UTC, to the
 //! millisecond.
 
 use core::cell::RefCell;
@@ -74,7 +75,7 @@ pub enum Format {
     /// `TIMESTAMP LEVEL MESSAGE key=value ...`, for people.
     #[default]
     Text = 0,
-    /// One JSON object per line, every value a string, for machines.
+    /// One JSON object per line (numbers and booleans bare, the rest strings), for machines.
     Json = 1,
 }
 

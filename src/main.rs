@@ -90,14 +90,6 @@ fn serve(opts: Options) -> ExitCode {
             min_size: usize::try_from(opts.compression_min_size).unwrap_or(usize::MAX),
         }),
     };
-    weir::info!(
-        "starting",
-        version = env!("CARGO_PKG_VERSION"),
-        max_connections = config.max_connections,
-        max_message_size = config.ws.max_message_size,
-        queue_cap = config.queue_cap,
-        echo = opts.echo.join(",")
-    );
     let mut tokens = opts.tokens.clone();
     if let Some(path) = &opts.token_file {
         // Read once, before the loop starts.
@@ -133,11 +125,15 @@ fn serve(opts: Options) -> ExitCode {
         channel_rate: opts.channel_rate,
         channel_rate_burst: opts.channel_rate_burst,
     });
+    let echo = opts.echo.join(",");
     let mut app =
         App::new(opts.echo).with_hub("/ws", hub).with_access(auth, opts.rate, opts.rate_burst);
+    // What the configuration says, logged after "starting" once it is known to be whole.
+    let mut exec_lines: Vec<[String; 3]> = Vec::new();
     for r in &opts.exec {
-        weir::info!("exec", path = r.path, program = r.program, args = r.args.join(" "));
+        exec_lines.push([r.path.clone(), r.program.clone(), r.args.join(" ")]);
     }
+    let mut route_lines: Vec<[String; 2]> = Vec::new();
     if !opts.exec.is_empty() {
         app = app.with_exec(Exec::new(ExecConfig {
             routes: opts.exec,
@@ -159,11 +155,8 @@ fn serve(opts: Options) -> ExitCode {
         match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
             Ok(p) => {
                 for r in p.routes() {
-                    weir::info!(
-                        "route",
-                        path = r.prefix,
-                        upstream = format!("ws://{}{}", r.upstream.authority(), r.upstream.target)
-                    );
+                    let upstream = format!("ws://{}{}", r.upstream.authority(), r.upstream.target);
+                    route_lines.push([r.prefix.clone(), upstream]);
                 }
                 app = app.with_proxy(p);
             }
@@ -172,6 +165,21 @@ fn serve(opts: Options) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    // Only once the configuration is whole: a refused one never says it is starting.
+    weir::info!(
+        "starting",
+        version = env!("CARGO_PKG_VERSION"),
+        max_connections = config.max_connections,
+        max_message_size = config.ws.max_message_size,
+        queue_cap = config.queue_cap,
+        echo = echo
+    );
+    for [path, program, args] in &exec_lines {
+        weir::info!("exec", path = path, program = program, args = args);
+    }
+    for [path, upstream] in &route_lines {
+        weir::info!("route", path = path, upstream = upstream);
     }
     let server = match Server::bind(config, app) {
         Ok(s) => s,

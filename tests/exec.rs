@@ -108,7 +108,10 @@ fn cgi_variables_reach_the_program() {
     assert_eq!(get("REQUEST_METHOD"), Some("GET"));
     assert_eq!(get("HTTP_X_CUSTOM_THING"), Some("hello there"));
     assert_eq!(get("HTTP_UPGRADE"), Some("websocket"));
-    assert!(get("WEIR_CLIENT_ID").is_some_and(|v| v.parse::<u64>().is_ok()), "{env:?}");
+    // The connection's id as the logs write it: c-INDEX.GENERATION.
+    let id = get("WEIR_CLIENT_ID").and_then(|v| v.strip_prefix("c-")).unwrap_or_default();
+    let parts: Vec<&str> = id.split('.').collect();
+    assert!(parts.len() == 2 && parts.iter().all(|p| p.parse::<u32>().is_ok()), "{env:?}");
     // httpoxy: no HTTP_PROXY from a request header; no credentials (RFC 3875 §4.1.18).
     assert_eq!(get("HTTP_PROXY"), None);
     assert_eq!(get("HTTP_AUTHORIZATION"), None);

@@ -14,9 +14,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use weir::proto::body::{ChunkedDecoder, MAX_LINE};
-use weir::proto::error::HandshakeError;
+use weir::proto::error::BodyError;
 
-const MALFORMED: HandshakeError = HandshakeError::MalformedChunk;
+const MALFORMED: BodyError = BodyError::MalformedChunk;
 
 /// What a decoder made of a whole input.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,7 +25,7 @@ enum Outcome {
     Done(Vec<u8>, usize),
     /// All of the input was used and the body is not over; the data so far.
     More(Vec<u8>),
-    Failed(HandshakeError),
+    Failed(BodyError),
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -122,7 +122,7 @@ fn reference(input: &[u8], max: usize) -> Outcome {
             return trailers(input, i, out);
         }
         if (out.len() as u64).saturating_add(size) > max as u64 {
-            return Outcome::Failed(HandshakeError::BodyTooLarge);
+            return Outcome::Failed(BodyError::TooLarge);
         }
         // chunk-data CRLF
         let size = size as usize; // at most `max` here

@@ -76,7 +76,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// The server answers every request error: the answer must be a well-formed response with the
 /// error's status.
-fn check_error_response(e: HandshakeError) {
+fn check_error_response(e: impl Into<HandshakeError>) {
+    let e = e.into();
     let status = e.status();
     assert!((400..600).contains(&status), "{e:?} answered with {status}");
     let mut out = [0u8; 1024];

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use weir::proto::Status;
-use weir::proto::error::HandshakeError;
+use weir::proto::error::ResponseError;
 use weir::proto::handshake::ClientHandshake;
 use weir::proto::http::{self, Header, Limits};
 use weir_fuzz::head::find_head;
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 None => assert_eq!(resp.header_count("sec-websocket-protocol"), 0),
             }
         }
-        Err(HandshakeError::UnexpectedStatus(status)) => {
+        Err(ResponseError::UnexpectedStatus(status)) => {
             assert_eq!(status, resp.status);
             assert_ne!(status, 101);
         }

@@ -2,11 +2,11 @@
 //! however the bytes arrive, in work linear in the bytes received.
 
 use weir::proto::Status;
-use weir::proto::error::HandshakeError;
+use weir::proto::error::HttpError;
 use weir::proto::http::{HeadReader, Limits};
 
 /// What a [`HeadReader`] said last.
-pub type Outcome = Result<Status<usize>, HandshakeError>;
+pub type Outcome = Result<Status<usize>, HttpError>;
 
 /// Finds the end of the head at the start of `input`, fed three ways: whole, one byte at a
 /// time, and in reads whose sizes come from the input's own bytes. Asserts the three agree and
@@ -76,7 +76,7 @@ fn scan(input: &[u8], limits: &Limits, reads: Reads) -> Outcome {
                 return outcome;
             }
             Err(e) => {
-                assert_eq!(e, HandshakeError::HeadTooLarge, "feed's only error");
+                assert_eq!(e, HttpError::HeadTooLarge, "feed's only error");
                 assert!(buf.len() > limits.max_head_len, "HeadTooLarge at {}", buf.len());
                 return outcome;
             }

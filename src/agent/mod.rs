@@ -165,7 +165,6 @@ pub struct Agents {
     agents: Vec<Agent>,
     watchers: HashMap<ConnId, Watcher>,
     by_proc: HashMap<ProcId, usize>,
-    next_client: u64,
 }
 
 type Outcome = Result<String, Refusal>;
@@ -197,7 +196,7 @@ impl Agents {
                 watchers: Vec::new(),
             })
             .collect();
-        Self { config, agents, watchers: HashMap::new(), by_proc: HashMap::new(), next_client: 0 }
+        Self { config, agents, watchers: HashMap::new(), by_proc: HashMap::new() }
     }
 
     /// The SIGTERM-to-SIGKILL grace.
@@ -310,8 +309,8 @@ impl Agents {
         let Some(i) = self.agents.iter().position(|a| a.spec.name == name) else {
             return Decision::Reject(Response::text(404, "no such agent\n"));
         };
-        self.next_client += 1;
-        let client: Rc<str> = Rc::from(format!("a-{}", self.next_client));
+        // The id the logs use for this connection, as the hub names its clients.
+        let client: Rc<str> = Rc::from(id.to_string());
         self.watchers.insert(id, Watcher { agent: i, name: client, peer });
         self.agents[i].watchers.push(id);
         Decision::accept()

@@ -187,7 +187,7 @@ impl Exec {
         };
         info!(
             "exec: started",
-            id = id.as_u64(),
+            id = id,
             peer = peer,
             path = req.path,
             pid = ctx.process_pid(proc).unwrap_or(0)
@@ -220,7 +220,7 @@ impl Exec {
         match result {
             Ok(()) | Err(InputError::Closed) => {}
             Err(InputError::Full) => {
-                warn!("exec: the process is not reading its input", id = id.as_u64());
+                warn!("exec: the process is not reading its input", id = id);
                 ctx.close(id, CloseCode::POLICY_VIOLATION, "the process is not reading its input");
             }
         }
@@ -311,7 +311,7 @@ fn send_line(ctx: &mut Context<'_>, conn: ConnId, line: &[u8]) {
 }
 
 fn log_stderr(conn: ConnId, line: &[u8]) {
-    info!("exec: stderr", id = conn.as_u64(), line = String::from_utf8_lossy(line));
+    info!("exec: stderr", id = conn, line = String::from_utf8_lossy(line));
 }
 
 /// The CGI variables (RFC 3875 §4.1) for an upgrade request, plus `WEIR_CLIENT_ID`.
@@ -352,7 +352,7 @@ fn cgi_env(
         ("PATH_INFO".into(), path_info.as_bytes().to_vec()),
         ("QUERY_STRING".into(), query.as_bytes().to_vec()),
         ("REQUEST_URI".into(), uri.into_bytes()),
-        ("WEIR_CLIENT_ID".into(), id.as_u64().to_string().into_bytes()),
+        ("WEIR_CLIENT_ID".into(), id.to_string().into_bytes()),
     ];
     let mut headers: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for h in req.headers {

@@ -160,7 +160,6 @@ pub struct Hub {
     /// `--rate` for HTTP publishes, per client address.
     http_publishes: AddrBuckets,
     clients: HashMap<ConnId, Client>,
-    next_client: u64,
     /// Unauthenticated clients by deadline (all share one timeout, so this stays in order).
     auth_queue: VecDeque<(Duration, ConnId)>,
     /// Server-sent-event streams and their channel.
@@ -187,7 +186,6 @@ impl Hub {
             http_publishes: AddrBuckets::new(config.rate, config.rate_burst),
             config,
             clients: HashMap::new(),
-            next_client: 0,
             auth_queue: VecDeque::new(),
             streams: HashMap::new(),
             replays: HashMap::new(),
@@ -249,8 +247,8 @@ impl Hub {
         peer: SocketAddr,
         authed: bool,
     ) {
-        self.next_client += 1;
-        let name: Rc<str> = Rc::from(format!("c-{}", self.next_client));
+        // The id the logs use for this connection, so the two can be related.
+        let name: Rc<str> = Rc::from(id.to_string());
         let bucket = Bucket::new(self.config.rate_burst, ctx.now());
         let addr = peer.ip();
         self.clients.insert(id, Client { name, authed, channels: Vec::new(), bucket, addr });
@@ -287,7 +285,7 @@ impl Hub {
             self.auth_queue.pop_front();
             if self.clients.get(&id).is_some_and(|c| !c.authed) {
                 self.stats.auth_timeouts += 1;
-                info!("hub: authentication timeout", id = id.as_u64());
+                info!("hub: authentication timeout", id = id);
                 ctx.close(id, CloseCode::POLICY_VIOLATION, "authentication timeout");
             }
         }
@@ -345,7 +343,7 @@ impl Hub {
             }
             Verdict::Close => {
                 self.stats.rate_closed += 1;
-                warn!("hub: rate limit exceeded, closing", id = id.as_u64());
+                warn!("hub: rate limit exceeded, closing", id = id);
                 return ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit exceeded");
             }
         };

@@ -220,7 +220,7 @@ impl Hub {
 
     /// What is owed passed `--queue-cap`: the connection is closed as a slow reader.
     pub(super) fn slow_reader(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        warn!("hub: slow reader (replay)", id = id.as_u64(), cap = ctx.queue_cap());
+        warn!("hub: slow reader (replay)", id = id, cap = ctx.queue_cap());
         ctx.close_slow_reader(id);
         self.forget_replay(id);
     }
@@ -263,7 +263,7 @@ impl Hub {
                 Ok(()) => {}
                 Err(Stop::Gone) => return self.forget_replay(id),
                 Err(Stop::Overtaken) => {
-                    info!("hub: replay overtaken by the history", id = id.as_u64());
+                    info!("hub: replay overtaken by the history", id = id);
                     return self.end(ctx, id, "replay overtaken");
                 }
             }

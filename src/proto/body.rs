@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use crate::proto::error::HandshakeError;
+use crate::proto::error::BodyError;
 use crate::proto::http::{Request, is_field_byte, is_tchar};
 
 /// How a request's body is delimited (RFC 9112 §6.3).
@@ -24,21 +24,21 @@ pub enum Framing {
 /// Both `Transfer-Encoding` and `Content-Length` (or differing lengths): 400, as RFC 9112 §6.3
 /// allows, since a proxy in front may read them differently (request smuggling). A coding other
 /// than `chunked`: 501. A length that is not digits: 400.
-pub fn request_framing(req: &Request<'_, '_>) -> Result<Framing, HandshakeError> {
+pub fn request_framing(req: &Request<'_, '_>) -> Result<Framing, BodyError> {
     let te = req.header_count("transfer-encoding") > 0;
     let cl = req.header_count("content-length") > 0;
     // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; a 1.0 request with one is faulty.
     if te && req.minor_version == 0 {
-        return Err(HandshakeError::TransferEncodingHttp10);
+        return Err(BodyError::TransferEncodingHttp10);
     }
     if te && cl {
-        return Err(HandshakeError::AmbiguousFraming);
+        return Err(BodyError::AmbiguousFraming);
     }
     if te {
         let mut codings = req.tokens("transfer-encoding");
         return match (codings.next(), codings.next()) {
             (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
-            _ => Err(HandshakeError::UnsupportedTransferCoding),
+            _ => Err(BodyError::UnsupportedTransferCoding),
         };
     }
     if !cl {
@@ -48,9 +48,9 @@ pub fn request_framing(req: &Request<'_, '_>) -> Result<Framing, HandshakeError>
     for value in req.fields().all("content-length") {
         // A list of identical values is allowed (§6.3 item 5); anything else is refused.
         for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let n = parse_decimal(part).ok_or(HandshakeError::InvalidContentLength)?;
+            let n = parse_decimal(part).ok_or(BodyError::InvalidContentLength)?;
             if len.is_some_and(|l| l != n) {
-                return Err(HandshakeError::AmbiguousFraming);
+                return Err(BodyError::AmbiguousFraming);
             }
             len = Some(n);
         }
@@ -134,7 +134,7 @@ impl ChunkedDecoder {
         input: &[u8],
         out: &mut Vec<u8>,
         max: usize,
-    ) -> Result<usize, HandshakeError> {
+    ) -> Result<usize, BodyError> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done {
             let b = input[i];
@@ -143,7 +143,7 @@ impl ChunkedDecoder {
                     let n =
                         usize::try_from(self.remaining).unwrap_or(usize::MAX).min(input.len() - i);
                     if out.len().saturating_add(n) > max {
-                        return Err(HandshakeError::BodyTooLarge);
+                        return Err(BodyError::TooLarge);
                     }
                     out.extend_from_slice(&input[i..i + n]);
                     self.remaining -= n as u64;
@@ -157,29 +157,29 @@ impl ChunkedDecoder {
                     Some(d) => {
                         self.line += 1;
                         if self.line > 16 {
-                            return Err(HandshakeError::MalformedChunk);
+                            return Err(BodyError::MalformedChunk);
                         }
                         self.remaining = (self.remaining << 4) | u64::from(d);
                     }
-                    None if self.line == 0 => return Err(HandshakeError::MalformedChunk),
+                    None if self.line == 0 => return Err(BodyError::MalformedChunk),
                     None if b == b'\r' => self.state = State::SizeLf,
                     None if b == b';' || b == b' ' || b == b'\t' => self.state = State::Extension,
-                    None => return Err(HandshakeError::MalformedChunk),
+                    None => return Err(BodyError::MalformedChunk),
                 },
                 State::Extension => {
                     self.line += 1;
                     if self.line > MAX_LINE {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     if b == b'\r' {
                         self.state = State::SizeLf;
                     } else if b == b'\n' || b < 0x20 && b != b'\t' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                 }
                 State::SizeLf => {
                     if b != b'\n' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.line = 0;
                     if self.remaining == 0 {
@@ -187,20 +187,20 @@ impl ChunkedDecoder {
                         self.state = State::TrailerStart;
                     } else {
                         if (out.len() as u64).saturating_add(self.remaining) > max as u64 {
-                            return Err(HandshakeError::BodyTooLarge);
+                            return Err(BodyError::TooLarge);
                         }
                         self.state = State::Data;
                     }
                 }
                 State::DataCr => {
                     if b != b'\r' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.state = State::DataLf;
                 }
                 State::DataLf => {
                     if b != b'\n' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.state = State::Size;
                     self.line = 0;
@@ -216,31 +216,31 @@ impl ChunkedDecoder {
                     self.state = match b {
                         b'\r' => State::FinalLf,
                         _ if is_tchar(b) => State::TrailerName,
-                        _ => return Err(HandshakeError::MalformedChunk),
+                        _ => return Err(BodyError::MalformedChunk),
                     };
                 }
                 State::TrailerName | State::TrailerValue => {
                     self.line += 1;
                     if self.line > MAX_LINE {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.state = match (self.state, b) {
                         (State::TrailerName, b':') => State::TrailerValue,
                         (State::TrailerName, _) if is_tchar(b) => State::TrailerName,
                         (State::TrailerValue, b'\r') => State::TrailerLf,
                         (State::TrailerValue, _) if is_field_byte(b) => State::TrailerValue,
-                        _ => return Err(HandshakeError::MalformedChunk),
+                        _ => return Err(BodyError::MalformedChunk),
                     };
                 }
                 State::TrailerLf => {
                     if b != b'\n' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.state = State::TrailerStart;
                 }
                 State::FinalLf => {
                     if b != b'\n' {
-                        return Err(HandshakeError::MalformedChunk);
+                        return Err(BodyError::MalformedChunk);
                     }
                     self.state = State::Done;
                 }
@@ -266,7 +266,7 @@ mod tests {
     use super::*;
     use crate::proto::http::{Header, Limits, parse_request};
 
-    fn framing(head: &str) -> Result<Framing, HandshakeError> {
+    fn framing(head: &str) -> Result<Framing, BodyError> {
         let mut slots = [Header::default(); 16];
         let req = parse_request(head.as_bytes(), &mut slots, &Limits::default()).unwrap();
         request_framing(&req)
@@ -282,38 +282,32 @@ mod tests {
         assert_eq!(framing(&h("Transfer-Encoding: CHUNKED\r\n")), Ok(Framing::Chunked));
         assert_eq!(
             framing(&h("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n")),
-            Err(HandshakeError::AmbiguousFraming)
+            Err(BodyError::AmbiguousFraming)
         );
         assert_eq!(
             framing(&h("Content-Length: 3\r\nContent-Length: 4\r\n")),
-            Err(HandshakeError::AmbiguousFraming)
+            Err(BodyError::AmbiguousFraming)
         );
-        assert_eq!(
-            framing(&h("Content-Length: -1\r\n")),
-            Err(HandshakeError::InvalidContentLength)
-        );
-        assert_eq!(
-            framing(&h("Content-Length: 1e3\r\n")),
-            Err(HandshakeError::InvalidContentLength)
-        );
+        assert_eq!(framing(&h("Content-Length: -1\r\n")), Err(BodyError::InvalidContentLength));
+        assert_eq!(framing(&h("Content-Length: 1e3\r\n")), Err(BodyError::InvalidContentLength));
         assert_eq!(
             framing(&h("Content-Length: 99999999999999999999\r\n")),
-            Err(HandshakeError::InvalidContentLength)
+            Err(BodyError::InvalidContentLength)
         );
         assert_eq!(
             framing(&h("Transfer-Encoding: gzip, chunked\r\n")),
-            Err(HandshakeError::UnsupportedTransferCoding)
+            Err(BodyError::UnsupportedTransferCoding)
         );
         assert_eq!(
             framing("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(HandshakeError::TransferEncodingHttp10)
+            Err(BodyError::TransferEncodingHttp10)
         );
-        assert_eq!(HandshakeError::BodyTooLarge.status(), 413);
-        assert_eq!(HandshakeError::UnsupportedTransferCoding.status(), 501);
+        assert_eq!(BodyError::TooLarge.status(), 413);
+        assert_eq!(BodyError::UnsupportedTransferCoding.status(), 501);
     }
 
     /// Decodes `input` whole and byte by byte; both must agree.
-    fn decode(input: &[u8], max: usize) -> Result<(Vec<u8>, usize), HandshakeError> {
+    fn decode(input: &[u8], max: usize) -> Result<(Vec<u8>, usize), BodyError> {
         let mut whole = Vec::new();
         let mut d = ChunkedDecoder::new();
         let r = d.feed(input, &mut whole, max).map(|n| (whole.clone(), n));
@@ -361,7 +355,7 @@ mod tests {
 
     fn assert_malformed(cases: &[&[u8]]) {
         for bad in cases {
-            assert_eq!(decode(bad, 1024), Err(HandshakeError::MalformedChunk), "{bad:?}");
+            assert_eq!(decode(bad, 1024), Err(BodyError::MalformedChunk), "{bad:?}");
         }
     }
 
@@ -375,10 +369,10 @@ mod tests {
             b"11111111111111111\r\n",
             b"4\r\nWiki\r\n0\r\nT: x\rX",
         ]);
-        assert_eq!(decode(b"10\r\n", 15), Err(HandshakeError::BodyTooLarge));
-        assert_eq!(decode(b"8\r\n12345678\r\n8\r\n1234", 12), Err(HandshakeError::BodyTooLarge));
+        assert_eq!(decode(b"10\r\n", 15), Err(BodyError::TooLarge));
+        assert_eq!(decode(b"8\r\n12345678\r\n8\r\n1234", 12), Err(BodyError::TooLarge));
         let long_ext = [&b"1;"[..], &[b'a'; 5000], b"\r\n"].concat();
-        assert_eq!(decode(&long_ext, 1024), Err(HandshakeError::MalformedChunk));
+        assert_eq!(decode(&long_ext, 1024), Err(BodyError::MalformedChunk));
     }
 
     /// Trailer lines are field lines ending in CR LF (RFC 9112 §7.1.2, §5): anything looser
@@ -404,6 +398,6 @@ mod tests {
             b"0\r\n\rX",
         ]);
         let long_trailer = [&b"0\r\nT: "[..], &[b'a'; 5000], b"\r\n\r\n"].concat();
-        assert_eq!(decode(&long_trailer, 1024), Err(HandshakeError::MalformedChunk));
+        assert_eq!(decode(&long_trailer, 1024), Err(BodyError::MalformedChunk));
     }
 }

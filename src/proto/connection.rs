@@ -20,11 +20,16 @@
 //! # States (RFC 6455 §4, §7)
 //!
 //! ```text
-//!  Connecting --open--> Open --close sent----> CloseSent -----close received--+
-//!      |                  |                                                   v
-//!      |                  +--close received--> CloseReceived --echo sent--> Closed
+//!  Connecting --open--> Open --close queued--> CloseSent ----close received-----+
+//!      |                  |                   (queued, written)                  v
+//!      |                  +--close received--> CloseReceived --reply written--> Closed
+//!      |                                      (reply queued: the echo at once, or
+//!      |                                       the caller's close in manual mode)
 //!      +--handshake timeout / protocol error / close timeout / pong timeout--> Closed
 //! ```
+//!
+//! The state is one field: each transition is one assignment, in `open`, `on_close_frame`,
+//! `queue_close`, `take_close` (the close frame written), `fail` and `handle_timeout`.
 
 use alloc::boxed::Box;
 use core::time::Duration;
@@ -223,6 +228,21 @@ pub enum SendError {
     BufferTooSmall(BufferTooSmall),
 }
 
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotOpen => f.write_str("the connection is not open"),
+            Self::Closing => f.write_str("a close frame was sent: no data may follow"),
+            Self::Fragmentation => f.write_str("the frame does not continue the open message"),
+            Self::ControlTooLong => f.write_str("a control payload over 125 bytes"),
+            Self::InvalidCloseCode => f.write_str("a close code that may not be sent"),
+            Self::BufferTooSmall(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
 /// The state of one WebSocket connection.
 ///
 /// It is kept small (under 200 bytes) because a server holds one per open connection: times are
@@ -232,11 +252,9 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    opened: bool,
-    /// The connection ended early: nothing more is read or sent but the close.
-    failed: bool,
-    close_received: bool,
-    close_out: CloseOut,
+    /// Where the connection is in its opening and closing handshakes; the transitions are in
+    /// `open`, `on_close_frame`, `queue_close`, `fail`, `poll_transmit` and `handle_timeout`.
+    phase: Phase,
     /// The payload length of the queued close frame (the bytes are in `spill`).
     close_len: u8,
     pong: Pending,
@@ -255,10 +273,43 @@ pub struct Connection {
     timers: Timers,
 }
 
+/// Where a connection is (RFC 6455 §4, §7): what [`State`] shows the driver, with what each
+/// state needs to know about the close frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The opening handshake is under way (§4).
+    Connecting,
+    /// Messages flow both ways; no close frame yet either way.
+    Open,
+    /// This end started the closing handshake (§7.1.2): its close frame is queued or written,
+    /// and the peer's has not come.
+    CloseSent(CloseOut),
+    /// The peer's close frame came while this end's was not written (§7.1.3): this end's is
+    /// queued (the echo, or its own not yet written), or, with the reply left to the caller
+    /// ([`Connection::set_auto_close_reply`]), not yet (`reply_queued: false`).
+    CloseReceived {
+        /// This end's close frame waits in the queue.
+        reply_queued: bool,
+    },
+    /// Nothing more is read: the closing handshake is complete, or the connection failed
+    /// (§7.1.7) or timed out. A close frame may still wait to be written; then the TCP
+    /// connection is closed.
+    Closed {
+        /// This end's close frame: `None` if it never had one (it failed before it opened, or
+        /// the caller never replied to the peer's).
+        close: Option<CloseOut>,
+        /// The peer's close frame came: once this end's is written, the closing handshake is
+        /// complete.
+        received: bool,
+    },
+}
+
+/// This end's close frame once it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CloseOut {
-    None,
+    /// Waiting for [`Connection::poll_transmit`].
     Queued,
+    /// Written out.
     Written,
 }
 
@@ -377,10 +428,7 @@ impl Connection {
         let now = ns(now);
         Self {
             role,
-            opened: false,
-            failed: false,
-            close_received: false,
-            close_out: CloseOut::None,
+            phase: Phase::Connecting,
             close_len: 0,
             pong: Pending::None,
             pending_ping: false,
@@ -409,11 +457,12 @@ impl Connection {
         c
     }
 
-    /// The opening handshake succeeded: frames may flow.
+    /// The opening handshake succeeded: frames may flow. Does nothing unless the connection is
+    /// [`State::Connecting`].
     pub fn open(&mut self, now: Duration) {
-        if !self.failed {
+        if self.phase == Phase::Connecting {
             let now = ns(now);
-            self.opened = true;
+            self.phase = Phase::Open;
             self.timers.handshake = NEVER;
             self.timers.last_rx = now;
             self.timers.last_data_rx = now;
@@ -458,16 +507,29 @@ impl Connection {
 
     /// The current state.
     pub fn state(&self) -> State {
-        if !self.opened || self.failed {
-            return if self.failed { State::Closed } else { State::Connecting };
+        match self.phase {
+            Phase::Connecting => State::Connecting,
+            Phase::Open => State::Open,
+            Phase::CloseSent(_) => State::CloseSent,
+            Phase::CloseReceived { .. } => State::CloseReceived,
+            Phase::Closed { .. } => State::Closed,
         }
-        match (self.close_out, self.close_received) {
-            (CloseOut::None, false) => State::Open,
-            (CloseOut::None, true) => State::CloseReceived, // unreachable: receipt queues an echo
-            (CloseOut::Queued, true) => State::CloseReceived,
-            (CloseOut::Written, true) => State::Closed,
-            (_, false) => State::CloseSent,
-        }
+    }
+
+    /// Whether frames from the peer are read: after the opening handshake, and until the peer's
+    /// close frame (§5.5.1: nothing follows it) or a failure.
+    fn reading(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::CloseSent(_))
+    }
+
+    /// Whether this end's close frame waits for [`Connection::poll_transmit`].
+    fn close_queued(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::CloseSent(CloseOut::Queued)
+                | Phase::CloseReceived { reply_queued: true }
+                | Phase::Closed { close: Some(CloseOut::Queued), .. }
+        )
     }
 
     /// Reads frames from `input` (unmasking them in place) and returns how many bytes it
@@ -485,7 +547,7 @@ impl Connection {
         input: &'a mut [u8],
         now: Duration,
     ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
-        if !self.opened || self.failed || self.close_received {
+        if !self.reading() {
             // Nothing may follow a close frame (§5.5.1); a failed connection reads no more.
             return Ok((input.len(), None));
         }
@@ -674,7 +736,7 @@ impl Connection {
         };
         match f.opcode {
             Opcode::Ping => {
-                if self.close_out == CloseOut::None {
+                if self.phase == Phase::Open {
                     // §5.5.3: a pong carries the ping's payload; only the latest needs one.
                     self.pong = match self.spill.as_mut() {
                         Some(spill) if len > 0 => {
@@ -698,19 +760,7 @@ impl Connection {
                     code,
                     reason: ControlPayload::new(reason.as_bytes()).unwrap_or(ControlPayload::EMPTY),
                 };
-                self.close_received = true;
-                if self.close_out == CloseOut::None {
-                    if self.auto_close_reply {
-                        // §5.5.1: answer with a close frame, typically echoing the status code
-                        // received; the reason is echoed too (clients such as Node `ws` and
-                        // python `websockets` do, and their peers check it).
-                        self.queue_close(code, reason, now);
-                    } else {
-                        // The caller answers (a proxy, once the other side has): bounded by the
-                        // close timeout all the same.
-                        self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
-                    }
-                }
+                self.on_close_frame(code, reason, now);
                 self.pong = Pending::None;
                 self.release_spill();
                 Ok(Some(Event::Close(frame)))
@@ -742,18 +792,56 @@ impl Connection {
         Ok(true)
     }
 
-    /// Queues the close frame this end sends, once.
+    /// The peer's close frame arrived (frames are read only while open or after this end's
+    /// close frame).
+    fn on_close_frame(&mut self, code: Option<CloseCode>, reason: &str, now: Duration) {
+        self.phase = match self.phase {
+            Phase::Open if self.auto_close_reply => {
+                // §5.5.1: answer with a close frame, typically echoing the status code
+                // received; the reason is echoed too (clients such as Node `ws` and python
+                // `websockets` do, and their peers check it).
+                self.write_close_payload(code, reason, now);
+                Phase::CloseReceived { reply_queued: true }
+            }
+            Phase::Open => {
+                // The caller answers (a proxy, once the other side has): bounded by the close
+                // timeout all the same.
+                self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
+                Phase::CloseReceived { reply_queued: false }
+            }
+            Phase::CloseSent(CloseOut::Queued) => Phase::CloseReceived { reply_queued: true },
+            // §7.1.2-§7.1.3: a close frame went each way: the closing handshake is complete.
+            Phase::CloseSent(CloseOut::Written) => {
+                Phase::Closed { close: Some(CloseOut::Written), received: true }
+            }
+            // Not read in these phases (`handle_bytes`): nothing changes.
+            phase @ (Phase::Connecting | Phase::CloseReceived { .. } | Phase::Closed { .. }) => {
+                phase
+            }
+        };
+    }
+
+    /// Queues the close frame this end sends, once, while it may still send one (§5.5.1).
     fn queue_close(&mut self, code: Option<CloseCode>, reason: &str, now: Duration) {
-        if self.close_out != CloseOut::None {
-            return;
-        }
+        self.phase = match self.phase {
+            Phase::Open => Phase::CloseSent(CloseOut::Queued),
+            Phase::CloseReceived { reply_queued: false } => {
+                Phase::CloseReceived { reply_queued: true }
+            }
+            _ => return,
+        };
+        self.write_close_payload(code, reason, now);
+    }
+
+    /// Keeps the payload of this end's close frame until it is written, and starts the close
+    /// deadline.
+    fn write_close_payload(&mut self, code: Option<CloseCode>, reason: &str, now: Duration) {
         self.close_len = 0;
         if code.is_some() {
             let spill = self.spill.get_or_insert_with(Spill::new);
             self.close_len =
                 encode_close_payload(code, reason, &mut spill.close).unwrap_or(0) as u8;
         }
-        self.close_out = CloseOut::Queued;
         self.timers.close_deadline = ns(now).saturating_add(self.settings.close);
     }
 
@@ -764,10 +852,24 @@ impl Connection {
         self.fail(e.close_code(), e.reason(), now);
     }
 
-    /// Fails the connection (§7.1.7): a close frame if one can still be sent, then nothing.
+    /// Fails the connection (§7.1.7): a close frame if it is established and one can still be
+    /// sent, then nothing.
     fn fail(&mut self, code: CloseCode, reason: &str, now: Duration) {
-        self.queue_close(Some(code), reason, now);
-        self.failed = true;
+        self.phase = match self.phase {
+            Phase::Connecting => Phase::Closed { close: None, received: false },
+            Phase::Open => {
+                self.write_close_payload(Some(code), reason, now);
+                Phase::Closed { close: Some(CloseOut::Queued), received: false }
+            }
+            Phase::CloseSent(out) => Phase::Closed { close: Some(out), received: false },
+            Phase::CloseReceived { reply_queued } => {
+                if !reply_queued {
+                    self.write_close_payload(Some(code), reason, now);
+                }
+                Phase::Closed { close: Some(CloseOut::Queued), received: true }
+            }
+            closed @ Phase::Closed { .. } => closed,
+        };
         self.pong = Pending::None;
         self.pending_ping = false;
     }
@@ -781,7 +883,7 @@ impl Connection {
         if !code.is_valid_on_wire() {
             return Err(SendError::InvalidCloseCode);
         }
-        if !self.opened {
+        if self.phase == Phase::Connecting {
             return Err(SendError::NotOpen);
         }
         self.queue_close(Some(code), reason, now);
@@ -814,9 +916,25 @@ impl Connection {
         Ok(())
     }
 
+    /// Takes this end's close frame out of the queue to be written; `false` if none waits.
+    fn take_close(&mut self) -> bool {
+        self.phase = match self.phase {
+            Phase::CloseSent(CloseOut::Queued) => Phase::CloseSent(CloseOut::Written),
+            // §7.1.2-§7.1.3: a close frame went each way: the closing handshake is complete.
+            Phase::CloseReceived { reply_queued: true } => {
+                Phase::Closed { close: Some(CloseOut::Written), received: true }
+            }
+            Phase::Closed { close: Some(CloseOut::Queued), received } => {
+                Phase::Closed { close: Some(CloseOut::Written), received }
+            }
+            _ => return false,
+        };
+        true
+    }
+
     /// Whether [`Connection::poll_transmit`] has a frame to give.
     pub fn wants_transmit(&self) -> bool {
-        self.pong != Pending::None || self.pending_ping || self.close_out == CloseOut::Queued
+        self.pong != Pending::None || self.pending_ping || self.close_queued()
     }
 
     /// Writes the next control frame the connection owes the peer (pong, ping, close) into
@@ -835,8 +953,7 @@ impl Connection {
                 }
                 Pending::Empty => (Opcode::Pong, &[]),
                 Pending::None if core::mem::take(&mut self.pending_ping) => (Opcode::Ping, &[]),
-                Pending::None if self.close_out == CloseOut::Queued => {
-                    self.close_out = CloseOut::Written;
+                Pending::None if self.take_close() => {
                     let len = usize::from(self.close_len);
                     (Opcode::Close, self.spill.as_deref().map_or(&[][..], |s| &s.close[..len]))
                 }
@@ -873,7 +990,7 @@ impl Connection {
     /// peer sends nothing after its close frame, so closing at once loses nothing; a connection
     /// that failed instead has received no close frame, and its peer may still be sending.
     pub fn close_handshake_done(&self) -> bool {
-        self.close_received && self.close_out == CloseOut::Written
+        self.phase == Phase::Closed { close: Some(CloseOut::Written), received: true }
     }
 
     /// Payload bytes of the data frame being received that have not arrived yet (0 between
@@ -883,8 +1000,12 @@ impl Connection {
     /// in place and returns it whole as the piece: no copy out of a shared read buffer.
     pub fn payload_remaining(&self) -> u64 {
         match self.rx.frame {
-            Some(f) if self.opened && !self.failed && !self.close_received => {
-                if f.opcode.is_control() { 0 } else { f.remaining }
+            Some(f) if self.reading() => {
+                if f.opcode.is_control() {
+                    0
+                } else {
+                    f.remaining
+                }
             }
             _ => 0,
         }
@@ -896,13 +1017,14 @@ impl Connection {
     }
 
     fn check_can_send(&self) -> Result<(), SendError> {
-        if !self.opened {
-            return Err(SendError::NotOpen);
+        match self.phase {
+            Phase::Connecting => Err(SendError::NotOpen),
+            // §5.5.1: data may be sent until this end's close frame.
+            Phase::Open | Phase::CloseReceived { reply_queued: false } => Ok(()),
+            Phase::CloseSent(_)
+            | Phase::CloseReceived { reply_queued: true }
+            | Phase::Closed { .. } => Err(SendError::Closing),
         }
-        if self.close_out != CloseOut::None || self.failed {
-            return Err(SendError::Closing);
-        }
-        Ok(())
     }
 
     /// Encodes one data frame (header and payload, masked for a client) into `out` and returns
@@ -1046,9 +1168,7 @@ impl Connection {
                 };
                 ping.min(t.last_data_rx.saturating_add(s.idle))
             }
-            State::CloseSent | State::CloseReceived | State::Closed => {
-                if self.failed && !self.opened { NEVER } else { t.close_deadline }
-            }
+            State::CloseSent | State::CloseReceived | State::Closed => t.close_deadline,
         }
     }
 
@@ -1060,13 +1180,14 @@ impl Connection {
         if deadline == NEVER || now_ns < deadline {
             return None;
         }
-        match self.state() {
-            State::Connecting => {
-                self.failed = true;
+        match self.phase {
+            Phase::Connecting => {
+                // §4.1: no frame is sent on a connection that never opened.
+                self.phase = Phase::Closed { close: None, received: false };
                 self.timers.handshake = NEVER;
                 Some(Timeout::Handshake)
             }
-            State::Open => {
+            Phase::Open => {
                 let t = self.timers;
                 if t.pong_deadline != NEVER && now_ns >= t.pong_deadline {
                     self.fail(CloseCode::GOING_AWAY, "pong timeout", now);
@@ -1081,8 +1202,16 @@ impl Connection {
                 self.timers.pong_deadline = now_ns.saturating_add(self.settings.pong);
                 Some(Timeout::Ping)
             }
-            State::CloseSent | State::CloseReceived | State::Closed => {
-                self.failed = true;
+            Phase::CloseSent(_) | Phase::CloseReceived { .. } | Phase::Closed { .. } => {
+                // §7.1.1: the closing handshake took too long: close the TCP connection.
+                self.phase = match self.phase {
+                    Phase::CloseSent(out) => Phase::Closed { close: Some(out), received: false },
+                    Phase::CloseReceived { reply_queued } => Phase::Closed {
+                        close: reply_queued.then_some(CloseOut::Queued),
+                        received: true,
+                    },
+                    other => other,
+                };
                 self.timers.close_deadline = NEVER;
                 Some(Timeout::Close)
             }
@@ -1100,7 +1229,7 @@ impl Connection {
         let busy = self.rx.control_len > 0
             || self.rx.frame.is_some_and(|f| f.opcode.is_control())
             || self.pong == Pending::Spilled
-            || (self.close_out == CloseOut::Queued && self.close_len > 0);
+            || (self.close_queued() && self.close_len > 0);
         if !busy {
             self.spill = None;
         }

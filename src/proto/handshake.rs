@@ -14,7 +14,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::proto::error::{BufferTooSmall, HandshakeError};
+use crate::proto::error::{BufferTooSmall, HandshakeError, HttpError, ResponseError, UpgradeError};
 use crate::proto::http::{self, Header, Headers, Request, Response, is_field_value, is_token};
 
 /// The GUID appended to the key before hashing it into the accept value (§1.3).
@@ -118,21 +118,23 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
 ///
 /// # Errors
 /// For an attempt, the first rule broken, checked in this order: [`MethodNotGet`],
-/// [`UpgradeNeedsHttp11`], [`MissingHost`] (none or several), [`UpgradeWithBody`], [`MissingUpgrade`],
+/// [`NotHttp11`], [`MissingHost`] or [`InvalidHost`] (none or several, or not a host: a
+/// [`HandshakeError::Http`] cause), [`HasBody`], [`MissingUpgrade`],
 /// [`MissingConnectionUpgrade`], [`MissingKey`] (none or several), [`InvalidKey`] (not 16 bytes
-/// in base64), [`MissingVersion`], [`UnsupportedVersion`] (not exactly one `13`). Answer it
-/// with [`write_error`].
+/// in base64), [`MissingVersion`], [`UnsupportedVersion`] (not exactly one `13`); all but the
+/// `Host` rules are a [`HandshakeError::Upgrade`] cause. Answer it with [`write_error`].
 ///
-/// [`MethodNotGet`]: HandshakeError::MethodNotGet
-/// [`UpgradeNeedsHttp11`]: HandshakeError::UpgradeNeedsHttp11
-/// [`MissingHost`]: HandshakeError::MissingHost
-/// [`UpgradeWithBody`]: HandshakeError::UpgradeWithBody
-/// [`MissingUpgrade`]: HandshakeError::MissingUpgrade
-/// [`MissingConnectionUpgrade`]: HandshakeError::MissingConnectionUpgrade
-/// [`MissingKey`]: HandshakeError::MissingKey
-/// [`InvalidKey`]: HandshakeError::InvalidKey
-/// [`MissingVersion`]: HandshakeError::MissingVersion
-/// [`UnsupportedVersion`]: HandshakeError::UnsupportedVersion
+/// [`MethodNotGet`]: UpgradeError::MethodNotGet
+/// [`NotHttp11`]: UpgradeError::NotHttp11
+/// [`MissingHost`]: HttpError::MissingHost
+/// [`InvalidHost`]: HttpError::InvalidHost
+/// [`HasBody`]: UpgradeError::HasBody
+/// [`MissingUpgrade`]: UpgradeError::MissingUpgrade
+/// [`MissingConnectionUpgrade`]: UpgradeError::MissingConnectionUpgrade
+/// [`MissingKey`]: UpgradeError::MissingKey
+/// [`InvalidKey`]: UpgradeError::InvalidKey
+/// [`MissingVersion`]: UpgradeError::MissingVersion
+/// [`UnsupportedVersion`]: UpgradeError::UnsupportedVersion
 pub fn classify<'a, 'h>(req: &Request<'a, 'h>) -> Result<Classified<'a, 'h>, HandshakeError> {
     let fields = req.fields();
     let attempt = fields.has_token("upgrade", "websocket")
@@ -143,42 +145,42 @@ pub fn classify<'a, 'h>(req: &Request<'a, 'h>) -> Result<Classified<'a, 'h>, Han
     }
     // §4.1 item 2: the method is GET (methods are case-sensitive, RFC 9110 §9.1).
     if req.method != "GET" {
-        return Err(HandshakeError::MethodNotGet);
+        return Err(UpgradeError::MethodNotGet.into());
     }
     // §4.1 item 2: HTTP/1.1 or higher.
     if req.minor_version < 1 {
-        return Err(HandshakeError::UpgradeNeedsHttp11);
+        return Err(UpgradeError::NotHttp11.into());
     }
     // §4.1 item 4; RFC 9112 §3.2: exactly one Host.
-    let host = http::host(req)?.ok_or(HandshakeError::MissingHost)?;
+    let host = http::host(req)?.ok_or(HttpError::MissingHost)?;
     // RFC 9110 §9.3.1: a GET's content has no defined meaning, and what follows an upgrade's
     // head is frames: a body would be read as frames here and as a body by a front end that
     // does not see the upgrade through (request smuggling), so an upgrade carries none.
     if fields.count("transfer-encoding") > 0
         || fields.all("content-length").any(|v| v.trim_ascii() != b"0")
     {
-        return Err(HandshakeError::UpgradeWithBody);
+        return Err(UpgradeError::HasBody.into());
     }
     // §4.2.1 items 3 and 4.
     if !fields.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::MissingUpgrade);
+        return Err(UpgradeError::MissingUpgrade.into());
     }
     if !fields.has_token("connection", "upgrade") {
-        return Err(HandshakeError::MissingConnectionUpgrade);
+        return Err(UpgradeError::MissingConnectionUpgrade.into());
     }
     // §4.2.1 item 5: a nonce of 16 bytes in base64; §11.3.1: the header appears once.
     let key = match fields.count("sec-websocket-key") {
-        1 => fields.get("sec-websocket-key").ok_or(HandshakeError::MissingKey)?,
-        _ => return Err(HandshakeError::MissingKey),
+        1 => fields.get("sec-websocket-key").ok_or(UpgradeError::MissingKey)?,
+        _ => return Err(UpgradeError::MissingKey.into()),
     };
     if !is_valid_key(key) {
-        return Err(HandshakeError::InvalidKey);
+        return Err(UpgradeError::InvalidKey.into());
     }
     // §4.2.1 item 6, §4.4: version 13, else 426 naming the versions spoken.
     match fields.count("sec-websocket-version") {
-        0 => return Err(HandshakeError::MissingVersion),
+        0 => return Err(UpgradeError::MissingVersion.into()),
         1 if fields.get("sec-websocket-version") == Some(VERSION.as_bytes()) => {}
-        _ => return Err(HandshakeError::UnsupportedVersion),
+        _ => return Err(UpgradeError::UnsupportedVersion.into()),
     }
     Ok(Classified::Upgrade(UpgradeRequest {
         target: req.target,
@@ -247,7 +249,7 @@ pub fn write_reject(
     write_response(out, status, extra_headers, &[body], After::Close)
 }
 
-/// Writes the refusal for a handshake or HTTP error (see [`write_reject`]): status
+/// Writes the refusal for a handshake or HTTP error of any cause (see [`write_reject`]): status
 /// [`HandshakeError::status`], body [`HandshakeError::reason`] and a newline, with
 /// `Sec-WebSocket-Version: 13` for 426 (§4.4) and `Allow: GET` for 405 (RFC 9110 §15.5.6).
 ///
@@ -255,7 +257,11 @@ pub fn write_reject(
 ///
 /// # Errors
 /// `out` is too short; the error holds the length needed, and `out` holds garbage.
-pub fn write_error(out: &mut [u8], err: HandshakeError) -> Result<usize, BufferTooSmall> {
+pub fn write_error(
+    out: &mut [u8],
+    err: impl Into<HandshakeError>,
+) -> Result<usize, BufferTooSmall> {
+    let err = err.into();
     let status = err.status();
     let extra: &[(&str, &[u8])] = match status {
         0 => return Ok(0),
@@ -474,52 +480,52 @@ impl ClientHandshake {
     /// `offered_protocols` are the ones passed to [`write_request`](Self::write_request).
     ///
     /// # Errors
-    /// In the order checked: [`UnexpectedStatus`] (not 101), [`ResponseMissingUpgrade`],
-    /// [`ResponseMissingConnection`], [`AcceptMismatch`] (missing, repeated or wrong),
+    /// In the order checked: [`UnexpectedStatus`] (not 101), [`MissingUpgrade`],
+    /// [`MissingConnectionUpgrade`], [`AcceptMismatch`] (missing, repeated or wrong),
     /// [`UnofferedProtocol`] (not exactly one of those offered, or any when none was), and
     /// [`UnofferedExtension`] (any `Sec-WebSocket-Extensions`: none is offered).
     ///
-    /// [`UnexpectedStatus`]: HandshakeError::UnexpectedStatus
-    /// [`ResponseMissingUpgrade`]: HandshakeError::ResponseMissingUpgrade
-    /// [`ResponseMissingConnection`]: HandshakeError::ResponseMissingConnection
-    /// [`AcceptMismatch`]: HandshakeError::AcceptMismatch
-    /// [`UnofferedProtocol`]: HandshakeError::UnofferedProtocol
-    /// [`UnofferedExtension`]: HandshakeError::UnofferedExtension
+    /// [`UnexpectedStatus`]: ResponseError::UnexpectedStatus
+    /// [`MissingUpgrade`]: ResponseError::MissingUpgrade
+    /// [`MissingConnectionUpgrade`]: ResponseError::MissingConnectionUpgrade
+    /// [`AcceptMismatch`]: ResponseError::AcceptMismatch
+    /// [`UnofferedProtocol`]: ResponseError::UnofferedProtocol
+    /// [`UnofferedExtension`]: ResponseError::UnofferedExtension
     pub fn check_response<'a>(
         &self,
         resp: &Response<'a, '_>,
         offered_protocols: &[&str],
-    ) -> Result<Option<&'a str>, HandshakeError> {
+    ) -> Result<Option<&'a str>, ResponseError> {
         let fields = resp.fields();
         if resp.status != 101 {
-            return Err(HandshakeError::UnexpectedStatus(resp.status));
+            return Err(ResponseError::UnexpectedStatus(resp.status));
         }
         if !fields.has_token("upgrade", "websocket") {
-            return Err(HandshakeError::ResponseMissingUpgrade);
+            return Err(ResponseError::MissingUpgrade);
         }
         if !fields.has_token("connection", "upgrade") {
-            return Err(HandshakeError::ResponseMissingConnection);
+            return Err(ResponseError::MissingConnectionUpgrade);
         }
         let accept = match fields.count("sec-websocket-accept") {
             1 => fields.get("sec-websocket-accept"),
             _ => None,
         };
         if accept != Some(&self.accept[..]) {
-            return Err(HandshakeError::AcceptMismatch);
+            return Err(ResponseError::AcceptMismatch);
         }
         let protocol = match fields.count("sec-websocket-protocol") {
             0 => None,
             1 => {
                 let chosen = fields.get("sec-websocket-protocol").unwrap_or_default();
                 if !offered_protocols.iter().any(|p| p.as_bytes() == chosen) {
-                    return Err(HandshakeError::UnofferedProtocol);
+                    return Err(ResponseError::UnofferedProtocol);
                 }
-                Some(core::str::from_utf8(chosen).map_err(|_| HandshakeError::UnofferedProtocol)?)
+                Some(core::str::from_utf8(chosen).map_err(|_| ResponseError::UnofferedProtocol)?)
             }
-            _ => return Err(HandshakeError::UnofferedProtocol),
+            _ => return Err(ResponseError::UnofferedProtocol),
         };
         if fields.count("sec-websocket-extensions") > 0 {
-            return Err(HandshakeError::UnofferedExtension);
+            return Err(ResponseError::UnofferedExtension);
         }
         Ok(protocol)
     }
@@ -613,7 +619,7 @@ mod tests {
     /// A writer under test.
     type WriteFn<'f> = &'f dyn Fn(&mut [u8]) -> Result<usize, BufferTooSmall>;
     /// What `check_response` should return.
-    type Outcome = Result<Option<&'static str>, HandshakeError>;
+    type Outcome = Result<Option<&'static str>, ResponseError>;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -714,36 +720,57 @@ mod tests {
 
     #[test]
     fn every_rejection_has_its_status() {
-        use HandshakeError::*;
+        use HttpError::*;
+        use UpgradeError::*;
         let get = "GET / HTTP/1.1";
         let cases: &[(&str, Changes<'_>, HandshakeError, u16)] = &[
-            ("POST / HTTP/1.1", &[], MethodNotGet, 405),
-            ("get / HTTP/1.1", &[], MethodNotGet, 405),
+            ("POST / HTTP/1.1", &[], MethodNotGet.into(), 405),
+            ("get / HTTP/1.1", &[], MethodNotGet.into(), 405),
             // The order of the checks: the method first.
-            ("PUT / HTTP/1.0", &[("Host", None), ("Sec-WebSocket-Key", None)], MethodNotGet, 405),
-            ("GET / HTTP/1.0", &[], UpgradeNeedsHttp11, 400),
-            (get, &[("Host", None)], MissingHost, 400),
-            (get, &[("+Host", Some("other.example"))], MissingHost, 400),
-            (get, &[("+Content-Length", Some("4"))], UpgradeWithBody, 400),
-            (get, &[("+Transfer-Encoding", Some("chunked"))], UpgradeWithBody, 400),
-            (get, &[("Upgrade", None)], MissingUpgrade, 400),
-            (get, &[("Upgrade", Some("h2c"))], MissingUpgrade, 400),
-            (get, &[("Upgrade", None), ("Sec-WebSocket-Key", None)], MissingUpgrade, 400),
-            (get, &[("Connection", None)], MissingConnectionUpgrade, 400),
-            (get, &[("Connection", Some("keep-alive"))], MissingConnectionUpgrade, 400),
-            (get, &[("Connection", Some("upgrades"))], MissingConnectionUpgrade, 400),
-            (get, &[("Sec-WebSocket-Key", None)], MissingKey, 400),
-            (get, &[("+Sec-WebSocket-Key", Some(KEY))], MissingKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some(""))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some("abc"))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ"))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZSE="))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZR=="))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Key", Some("!GhlIHNhbXBsZSBub25jZQ=="))], InvalidKey, 400),
-            (get, &[("Sec-WebSocket-Version", None)], MissingVersion, 426),
-            (get, &[("Sec-WebSocket-Version", Some("8"))], UnsupportedVersion, 426),
-            (get, &[("Sec-WebSocket-Version", Some("13, 8"))], UnsupportedVersion, 426),
-            (get, &[("+Sec-WebSocket-Version", Some("13"))], UnsupportedVersion, 426),
+            (
+                "PUT / HTTP/1.0",
+                &[("Host", None), ("Sec-WebSocket-Key", None)],
+                MethodNotGet.into(),
+                405,
+            ),
+            ("GET / HTTP/1.0", &[], NotHttp11.into(), 400),
+            (get, &[("Host", None)], MissingHost.into(), 400),
+            (get, &[("+Host", Some("other.example"))], MissingHost.into(), 400),
+            (get, &[("+Content-Length", Some("4"))], HasBody.into(), 400),
+            (get, &[("+Transfer-Encoding", Some("chunked"))], HasBody.into(), 400),
+            (get, &[("Upgrade", None)], MissingUpgrade.into(), 400),
+            (get, &[("Upgrade", Some("h2c"))], MissingUpgrade.into(), 400),
+            (get, &[("Upgrade", None), ("Sec-WebSocket-Key", None)], MissingUpgrade.into(), 400),
+            (get, &[("Connection", None)], MissingConnectionUpgrade.into(), 400),
+            (get, &[("Connection", Some("keep-alive"))], MissingConnectionUpgrade.into(), 400),
+            (get, &[("Connection", Some("upgrades"))], MissingConnectionUpgrade.into(), 400),
+            (get, &[("Sec-WebSocket-Key", None)], MissingKey.into(), 400),
+            (get, &[("+Sec-WebSocket-Key", Some(KEY))], MissingKey.into(), 400),
+            (get, &[("Sec-WebSocket-Key", Some(""))], InvalidKey.into(), 400),
+            (get, &[("Sec-WebSocket-Key", Some("abc"))], InvalidKey.into(), 400),
+            (get, &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ"))], InvalidKey.into(), 400),
+            (
+                get,
+                &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZSE="))],
+                InvalidKey.into(),
+                400,
+            ),
+            (
+                get,
+                &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZR=="))],
+                InvalidKey.into(),
+                400,
+            ),
+            (
+                get,
+                &[("Sec-WebSocket-Key", Some("!GhlIHNhbXBsZSBub25jZQ=="))],
+                InvalidKey.into(),
+                400,
+            ),
+            (get, &[("Sec-WebSocket-Version", None)], MissingVersion.into(), 426),
+            (get, &[("Sec-WebSocket-Version", Some("8"))], UnsupportedVersion.into(), 426),
+            (get, &[("Sec-WebSocket-Version", Some("13, 8"))], UnsupportedVersion.into(), 426),
+            (get, &[("+Sec-WebSocket-Version", Some("13"))], UnsupportedVersion.into(), 426),
         ];
         for &(line, changes, expected, status) in cases {
             let input = build(line, changes);
@@ -752,10 +779,10 @@ mod tests {
         }
         // HTTP-level rejections on the way in.
         let http: &[(&[u8], HandshakeError, u16)] = &[
-            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", MalformedHeader, 400),
-            (b"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", MalformedHeader, 400),
-            (b"GET / HTTP/2.0\r\n\r\n", UnsupportedHttpVersion, 505),
-            (b"GET /\r\n\r\n", MalformedRequestLine, 400),
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", MalformedHeader.into(), 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", MalformedHeader.into(), 400),
+            (b"GET / HTTP/2.0\r\n\r\n", UnsupportedHttpVersion.into(), 505),
+            (b"GET /\r\n\r\n", MalformedRequestLine.into(), 400),
         ];
         for &(input, expected, status) in http {
             assert_eq!(classify_bytes(input), Err(expected), "{:?}", input.escape_ascii());
@@ -835,7 +862,7 @@ mod tests {
         assert_eq!(client.check_response(&resp, &offered), Ok(Some("chat.v1")));
         // A different client (nonce) does not accept this answer.
         let other = ClientHandshake::new([8; 16]);
-        assert_eq!(other.check_response(&resp, &offered), Err(HandshakeError::AcceptMismatch));
+        assert_eq!(other.check_response(&resp, &offered), Err(ResponseError::AcceptMismatch));
     }
 
     #[test]
@@ -861,8 +888,8 @@ mod tests {
         let writers: [WriteFn<'_>; 5] = [
             &|out| write_accept(out, KEY.as_bytes(), Some("p"), &[("X", b"y")]),
             &|out| write_reject(out, 404, &[], b"not found\n"),
-            &|out| write_error(out, HandshakeError::UnsupportedVersion),
-            &|out| write_error(out, HandshakeError::MethodNotGet),
+            &|out| write_error(out, UpgradeError::UnsupportedVersion),
+            &|out| write_error(out, UpgradeError::MethodNotGet),
             &|out| client.write_request(out, "h", "/", &["p"], &[]),
         ];
         for write in writers {
@@ -880,18 +907,19 @@ mod tests {
 
     #[test]
     fn rejections_parse_back() {
-        use HandshakeError::*;
+        use HttpError::*;
+        use UpgradeError::*;
         type Field = (&'static str, &'static [u8]);
         let cases: &[(HandshakeError, u16, Option<Field>)] = &[
-            (MethodNotGet, 405, Some(("Allow", b"GET"))),
-            (MissingVersion, 426, Some(("Sec-WebSocket-Version", b"13"))),
-            (UnsupportedVersion, 426, Some(("Sec-WebSocket-Version", b"13"))),
-            (HeadTooLarge, 431, None),
-            (TooManyHeaders, 431, None),
-            (TargetTooLong, 414, None),
-            (UnsupportedHttpVersion, 505, None),
-            (InvalidKey, 400, None),
-            (MalformedHeader, 400, None),
+            (MethodNotGet.into(), 405, Some(("Allow", b"GET"))),
+            (MissingVersion.into(), 426, Some(("Sec-WebSocket-Version", b"13"))),
+            (UnsupportedVersion.into(), 426, Some(("Sec-WebSocket-Version", b"13"))),
+            (HeadTooLarge.into(), 431, None),
+            (TooManyHeaders.into(), 431, None),
+            (TargetTooLong.into(), 414, None),
+            (UnsupportedHttpVersion.into(), 505, None),
+            (InvalidKey.into(), 400, None),
+            (MalformedHeader.into(), 400, None),
         ];
         for &(err, status, header) in cases {
             let mut out = [0; 512];
@@ -912,7 +940,7 @@ mod tests {
             }
         }
         // Client-side errors are never answered.
-        assert_eq!(write_error(&mut [], AcceptMismatch), Ok(0));
+        assert_eq!(write_error(&mut [], ResponseError::AcceptMismatch), Ok(0));
     }
 
     #[test]
@@ -979,7 +1007,7 @@ mod tests {
 
     #[test]
     fn client_rejects_bad_responses() {
-        use HandshakeError::*;
+        use ResponseError::*;
         let client = ClientHandshake::new(*b"the sample nonce");
         let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
         let ok = alloc::format!(
@@ -1002,12 +1030,12 @@ mod tests {
                 &[],
                 Err(UnexpectedStatus(403)),
             ),
-            (ok.replace("Upgrade: websocket", "Upgrade: h2c"), &[], Err(ResponseMissingUpgrade)),
-            (ok.replace("Upgrade: websocket\r\n", ""), &[], Err(ResponseMissingUpgrade)),
+            (ok.replace("Upgrade: websocket", "Upgrade: h2c"), &[], Err(MissingUpgrade)),
+            (ok.replace("Upgrade: websocket\r\n", ""), &[], Err(MissingUpgrade)),
             (
                 ok.replace("Connection: Upgrade", "Connection: close"),
                 &[],
-                Err(ResponseMissingConnection),
+                Err(MissingConnectionUpgrade),
             ),
             (ok.replace(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo"), &[], Err(AcceptMismatch)),
             (ok.replace(accept, "S3PPLMBITXAQ9KYGZZHZRBK+XOO="), &[], Err(AcceptMismatch)),

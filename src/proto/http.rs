@@ -27,7 +27,7 @@
 //! The body, or the WebSocket frames after an upgrade, follow the head in the caller's buffer
 //! and are never touched here.
 
-use crate::proto::error::{HandshakeError, Status};
+use crate::proto::error::{HttpError, Status};
 
 /// Bounds on what a peer may make the head parser hold or scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +93,9 @@ impl HeadReader {
     /// calls return the same length.
     ///
     /// # Errors
-    /// [`HandshakeError::HeadTooLarge`] once `buf` holds more than `max_head_len` bytes and the
+    /// [`HttpError::HeadTooLarge`] once `buf` holds more than `max_head_len` bytes and the
     /// head has not ended within the first `max_head_len` of them.
-    pub fn feed(&mut self, buf: &[u8]) -> Result<Status<usize>, HandshakeError> {
+    pub fn feed(&mut self, buf: &[u8]) -> Result<Status<usize>, HttpError> {
         if let Some(len) = self.head_len {
             return Ok(Status::Complete(len));
         }
@@ -133,7 +133,7 @@ impl HeadReader {
         }
         self.scanned = self.scanned.max(pos);
         if buf.len() > self.max_head_len {
-            Err(HandshakeError::HeadTooLarge)
+            Err(HttpError::HeadTooLarge)
         } else {
             Ok(Status::Partial)
         }
@@ -298,28 +298,28 @@ impl<'a, 'h> Response<'a, 'h> {
 /// line fills one of `slots`.
 ///
 /// # Errors
-/// - [`HandshakeError::MalformedRequestLine`]: not `token SP target SP HTTP/d.d`, or a target
+/// - [`HttpError::MalformedRequestLine`]: not `token SP target SP HTTP/d.d`, or a target
 ///   with bytes outside visible ASCII.
-/// - [`HandshakeError::FragmentInTarget`]: a target with a `#`.
-/// - [`HandshakeError::TargetTooLong`]: a target over `limits.max_target_len` bytes.
-/// - [`HandshakeError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
-/// - [`HandshakeError::MalformedHeader`]: a header line that is not `token ":" value`, a
+/// - [`HttpError::FragmentInTarget`]: a target with a `#`.
+/// - [`HttpError::TargetTooLong`]: a target over `limits.max_target_len` bytes.
+/// - [`HttpError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
+/// - [`HttpError::MalformedHeader`]: a header line that is not `token ":" value`, a
 ///   forbidden byte in a value, obs-fold, or a head without its blank line.
-/// - [`HandshakeError::TooManyHeaders`]: more header lines than `slots` or `limits.max_headers`.
-/// - [`HandshakeError::RepeatedOrigin`]: more than one `Origin`.
+/// - [`HttpError::TooManyHeaders`]: more header lines than `slots` or `limits.max_headers`.
+/// - [`HttpError::RepeatedOrigin`]: more than one `Origin`.
 pub fn parse_request<'a, 'h>(
     head: &'a [u8],
     slots: &'h mut [Header<'a>],
     limits: &Limits,
-) -> Result<Request<'a, 'h>, HandshakeError> {
+) -> Result<Request<'a, 'h>, HttpError> {
     let mut rest = skip_empty_lines(head);
-    let line = next_line(&mut rest).ok_or(HandshakeError::MalformedRequestLine)?;
+    let line = next_line(&mut rest).ok_or(HttpError::MalformedRequestLine)?;
     let (method, target, minor_version) = parse_request_line(line, limits)?;
     let headers = parse_fields(rest, slots, limits)?;
     // RFC 6454 §7.3: Origin is single-valued. Refused here, so that every rule that reads it
     // (upgrade, HTTP API) sees the same one, as a repeated Host is (RFC 9112 §3.2).
     if Headers(headers).count("origin") > 1 {
-        return Err(HandshakeError::RepeatedOrigin);
+        return Err(HttpError::RepeatedOrigin);
     }
     Ok(Request { method, target, minor_version, headers })
 }
@@ -330,17 +330,17 @@ pub fn parse_request<'a, 'h>(
 /// line fills one of `slots`.
 ///
 /// # Errors
-/// - [`HandshakeError::MalformedStatusLine`]: not `HTTP/d.d SP 3DIGIT [SP reason]`.
-/// - [`HandshakeError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
-/// - [`HandshakeError::MalformedHeader`] and [`HandshakeError::TooManyHeaders`]: as for
+/// - [`HttpError::MalformedStatusLine`]: not `HTTP/d.d SP 3DIGIT [SP reason]`.
+/// - [`HttpError::UnsupportedHttpVersion`]: a version other than 1.0 and 1.1.
+/// - [`HttpError::MalformedHeader`] and [`HttpError::TooManyHeaders`]: as for
 ///   [`parse_request`].
 pub fn parse_response<'a, 'h>(
     head: &'a [u8],
     slots: &'h mut [Header<'a>],
     limits: &Limits,
-) -> Result<Response<'a, 'h>, HandshakeError> {
+) -> Result<Response<'a, 'h>, HttpError> {
     let mut rest = skip_empty_lines(head);
-    let line = next_line(&mut rest).ok_or(HandshakeError::MalformedStatusLine)?;
+    let line = next_line(&mut rest).ok_or(HttpError::MalformedStatusLine)?;
     let (minor_version, status, reason) = parse_status_line(line)?;
     let headers = parse_fields(rest, slots, limits)?;
     Ok(Response { minor_version, status, reason, headers })
@@ -408,13 +408,13 @@ fn absolute_form_rest(target: &str) -> Option<&str> {
 /// unreserved, percent-encoded and sub-delimiter characters, or an IP literal in brackets.
 ///
 /// # Errors
-/// [`HandshakeError::MissingHost`] (none in HTTP/1.1, or several), [`HandshakeError::InvalidHost`].
-pub fn host<'a>(req: &Request<'a, '_>) -> Result<Option<&'a [u8]>, HandshakeError> {
+/// [`HttpError::MissingHost`] (none in HTTP/1.1, or several), [`HttpError::InvalidHost`].
+pub fn host<'a>(req: &Request<'a, '_>) -> Result<Option<&'a [u8]>, HttpError> {
     let fields = req.fields();
     let host = match (fields.count("host"), req.minor_version) {
         (0, 0) => return Ok(None),
-        (1, _) => fields.get("host").ok_or(HandshakeError::MissingHost)?,
-        _ => return Err(HandshakeError::MissingHost),
+        (1, _) => fields.get("host").ok_or(HttpError::MissingHost)?,
+        _ => return Err(HttpError::MissingHost),
     };
     let ok = host.iter().all(|&b| {
         b.is_ascii_alphanumeric()
@@ -440,7 +440,7 @@ pub fn host<'a>(req: &Request<'a, '_>) -> Result<Option<&'a [u8]>, HandshakeErro
                     | b']'
             )
     });
-    if ok { Ok(Some(host)) } else { Err(HandshakeError::InvalidHost) }
+    if ok { Ok(Some(host)) } else { Err(HttpError::InvalidHost) }
 }
 
 fn split_query(target: &str) -> (&str, Option<&str>) {
@@ -469,7 +469,7 @@ fn next_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 /// Parses HTTP-version (RFC 9112 §2.3) into its minor version.
-fn parse_version(version: &[u8], malformed: HandshakeError) -> Result<u8, HandshakeError> {
+fn parse_version(version: &[u8], malformed: HttpError) -> Result<u8, HttpError> {
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
@@ -477,7 +477,7 @@ fn parse_version(version: &[u8], malformed: HandshakeError) -> Result<u8, Handsh
             match (major, minor) {
                 (b'1', b'0') => Ok(0),
                 (b'1', b'1') => Ok(1),
-                _ => Err(HandshakeError::UnsupportedHttpVersion),
+                _ => Err(HttpError::UnsupportedHttpVersion),
             }
         }
         _ => Err(malformed),
@@ -487,15 +487,15 @@ fn parse_version(version: &[u8], malformed: HandshakeError) -> Result<u8, Handsh
 fn parse_request_line<'a>(
     line: &'a [u8],
     limits: &Limits,
-) -> Result<(&'a str, &'a str, u8), HandshakeError> {
-    const MALFORMED: HandshakeError = HandshakeError::MalformedRequestLine;
+) -> Result<(&'a str, &'a str, u8), HttpError> {
+    const MALFORMED: HttpError = HttpError::MalformedRequestLine;
     let (method, rest) = split_at_sp(line).ok_or(MALFORMED)?;
     let (target, version) = split_at_sp(rest).ok_or(MALFORMED)?;
     if !is_token(method) {
         return Err(MALFORMED);
     }
     if target.len() > limits.max_target_len {
-        return Err(HandshakeError::TargetTooLong);
+        return Err(HttpError::TargetTooLong);
     }
     if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
         return Err(MALFORMED);
@@ -504,7 +504,7 @@ fn parse_request_line<'a>(
     // client's own). One that came through would reach an upstream, which may read the path
     // as ending at it (`/app/..#` is `/app/..` to a WHATWG URL parser: outside the route).
     if target.contains(&b'#') {
-        return Err(HandshakeError::FragmentInTarget);
+        return Err(HttpError::FragmentInTarget);
     }
     let minor_version = parse_version(version, MALFORMED)?;
     let method = core::str::from_utf8(method).map_err(|_| MALFORMED)?;
@@ -519,8 +519,8 @@ fn split_at_sp(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((before, after.get(1..)?))
 }
 
-fn parse_status_line(line: &[u8]) -> Result<(u8, u16, &str), HandshakeError> {
-    const MALFORMED: HandshakeError = HandshakeError::MalformedStatusLine;
+fn parse_status_line(line: &[u8]) -> Result<(u8, u16, &str), HttpError> {
+    const MALFORMED: HttpError = HttpError::MalformedStatusLine;
     let (version, rest) = split_at_sp(line).ok_or(MALFORMED)?;
     let minor_version = parse_version(version, MALFORMED)?;
     let (code, reason) = match rest {
@@ -558,18 +558,18 @@ fn parse_fields<'a, 'h>(
     mut rest: &'a [u8],
     slots: &'h mut [Header<'a>],
     limits: &Limits,
-) -> Result<&'h [Header<'a>], HandshakeError> {
+) -> Result<&'h [Header<'a>], HttpError> {
     let mut count = 0;
     loop {
         // A head that stops before its blank line was not found by `HeadReader`.
-        let line = next_line(&mut rest).ok_or(HandshakeError::MalformedHeader)?;
+        let line = next_line(&mut rest).ok_or(HttpError::MalformedHeader)?;
         if line.is_empty() {
             break;
         }
         if count >= limits.max_headers {
-            return Err(HandshakeError::TooManyHeaders);
+            return Err(HttpError::TooManyHeaders);
         }
-        let slot = slots.get_mut(count).ok_or(HandshakeError::TooManyHeaders)?;
+        let slot = slots.get_mut(count).ok_or(HttpError::TooManyHeaders)?;
         *slot = parse_field(line)?;
         count += 1;
     }
@@ -578,8 +578,8 @@ fn parse_fields<'a, 'h>(
 }
 
 /// Parses `field-name ":" OWS field-value OWS` (RFC 9112 §5).
-fn parse_field(line: &[u8]) -> Result<Header<'_>, HandshakeError> {
-    const MALFORMED: HandshakeError = HandshakeError::MalformedHeader;
+fn parse_field(line: &[u8]) -> Result<Header<'_>, HttpError> {
+    const MALFORMED: HttpError = HttpError::MalformedHeader;
     // The name runs to the first non-tchar, which must be the colon: this rejects whitespace
     // before the colon (§5.1) and obs-fold, whose line starts with SP or HTAB (§5.2).
     let end = line.iter().position(|&b| !is_tchar(b)).ok_or(MALFORMED)?;
@@ -600,10 +600,7 @@ pub(crate) mod tests {
     use alloc::vec::Vec;
 
     /// Finds the head in `input` fed whole and fed one byte at a time, and checks both agree.
-    pub(crate) fn find_head(
-        input: &[u8],
-        limits: &Limits,
-    ) -> Result<Status<usize>, HandshakeError> {
+    pub(crate) fn find_head(input: &[u8], limits: &Limits) -> Result<Status<usize>, HttpError> {
         let whole = HeadReader::new(limits).feed(input);
         let mut reader = HeadReader::new(limits);
         let mut bytewise = Ok(Status::Partial);
@@ -628,7 +625,7 @@ pub(crate) mod tests {
     fn request<R>(
         input: &[u8],
         limits: &Limits,
-        check: impl for<'a, 'h> FnOnce(Result<Request<'a, 'h>, HandshakeError>) -> R,
+        check: impl for<'a, 'h> FnOnce(Result<Request<'a, 'h>, HttpError>) -> R,
     ) -> R {
         let mut slots = [Header::default(); 8];
         match find_head(input, limits) {
@@ -640,7 +637,7 @@ pub(crate) mod tests {
 
     fn response<R>(
         input: &[u8],
-        check: impl for<'a, 'h> FnOnce(Result<Response<'a, 'h>, HandshakeError>) -> R,
+        check: impl for<'a, 'h> FnOnce(Result<Response<'a, 'h>, HttpError>) -> R,
     ) -> R {
         let limits = Limits::default();
         let mut slots = [Header::default(); 8];
@@ -652,7 +649,7 @@ pub(crate) mod tests {
     }
 
     /// `path()` and `host()` of a request head.
-    fn path_and_host(head: &str) -> (String, Result<Option<Vec<u8>>, HandshakeError>) {
+    fn path_and_host(head: &str) -> (String, Result<Option<Vec<u8>>, HttpError>) {
         let mut slots = [Header::default(); 8];
         let req = parse_request(head.as_bytes(), &mut slots, &Limits::default()).unwrap();
         (req.path().into(), host(&req).map(|h| h.map(<[u8]>::to_vec)))
@@ -682,15 +679,11 @@ pub(crate) mod tests {
         assert_eq!(h("Host: [::1]:8080\r\n", 1), Ok(Some(b"[::1]:8080".to_vec())));
         assert_eq!(h("Host:\r\n", 1), Ok(Some(Vec::new())));
         assert_eq!(h("", 0), Ok(None));
-        assert_eq!(h("", 1), Err(HandshakeError::MissingHost));
-        assert_eq!(h("Host: a\r\nHost: a\r\n", 1), Err(HandshakeError::MissingHost));
-        assert_eq!(h("Host: a\r\nHost: b\r\n", 0), Err(HandshakeError::MissingHost));
+        assert_eq!(h("", 1), Err(HttpError::MissingHost));
+        assert_eq!(h("Host: a\r\nHost: a\r\n", 1), Err(HttpError::MissingHost));
+        assert_eq!(h("Host: a\r\nHost: b\r\n", 0), Err(HttpError::MissingHost));
         for bad in ["a b", "a/b", "user@a", "a?b", "a#b", "a\"b"] {
-            assert_eq!(
-                h(&format!("Host: {bad}\r\n"), 1),
-                Err(HandshakeError::InvalidHost),
-                "{bad}"
-            );
+            assert_eq!(h(&format!("Host: {bad}\r\n"), 1), Err(HttpError::InvalidHost), "{bad}");
         }
     }
 
@@ -732,11 +725,11 @@ pub(crate) mod tests {
         // One byte longer and it is refused as soon as limit + 1 bytes are in.
         let long = b"GET / HTTP/1.1\r\nHost: example1\r\n\r\n";
         assert_eq!(find_head(&long[..head.len()], &limits), Ok(Status::Partial));
-        assert_eq!(find_head(&long[..=head.len()], &limits), Err(HandshakeError::HeadTooLarge));
-        assert_eq!(find_head(long, &limits), Err(HandshakeError::HeadTooLarge));
+        assert_eq!(find_head(&long[..=head.len()], &limits), Err(HttpError::HeadTooLarge));
+        assert_eq!(find_head(long, &limits), Err(HttpError::HeadTooLarge));
         // Endless empty lines are bounded the same way.
         let blank = b"\r\n".repeat(limits.max_head_len);
-        assert_eq!(find_head(&blank, &limits), Err(HandshakeError::HeadTooLarge));
+        assert_eq!(find_head(&blank, &limits), Err(HttpError::HeadTooLarge));
     }
 
     #[test]
@@ -785,9 +778,9 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_malformed_requests() {
-        use HandshakeError::*;
+        use HttpError::*;
         let limits = Limits { max_target_len: 10, ..Limits::default() };
-        let cases: &[(&[u8], HandshakeError)] = &[
+        let cases: &[(&[u8], HttpError)] = &[
             (b"GET / HTTP/1.1 \r\n\r\n", MalformedRequestLine),
             (b"GET  / HTTP/1.1\r\n\r\n", MalformedRequestLine),
             (b"GET /\r\n\r\n", MalformedRequestLine),
@@ -856,10 +849,10 @@ pub(crate) mod tests {
         let mut three = [Header::default(); 3];
         let mut two = [Header::default(); 2];
         assert_eq!(parse_request(input, &mut three, &limits).map(|r| r.headers.len()), Ok(3));
-        assert_eq!(parse_request(input, &mut two, &limits), Err(HandshakeError::TooManyHeaders));
+        assert_eq!(parse_request(input, &mut two, &limits), Err(HttpError::TooManyHeaders));
         let two_max = Limits { max_headers: 2, ..limits };
-        assert_eq!(parse_request(input, &mut three, &two_max), Err(HandshakeError::TooManyHeaders));
-        assert_eq!(HandshakeError::TooManyHeaders.status(), 431);
+        assert_eq!(parse_request(input, &mut three, &two_max), Err(HttpError::TooManyHeaders));
+        assert_eq!(HttpError::TooManyHeaders.status(), 431);
         let mut none: [Header<'_>; 0] = [];
         assert_eq!(
             parse_request(b"GET / HTTP/1.1\r\n\r\n", &mut none, &limits).map(|r| r.headers.len()),
@@ -871,11 +864,11 @@ pub(crate) mod tests {
     fn a_head_without_its_blank_line_is_rejected() {
         let limits = Limits::default();
         let mut slots = [Header::default(); 4];
-        let cases: &[(&[u8], HandshakeError)] = &[
-            (b"", HandshakeError::MalformedRequestLine),
-            (b"GET / HTTP/1.1", HandshakeError::MalformedRequestLine),
-            (b"GET / HTTP/1.1\r\n", HandshakeError::MalformedHeader),
-            (b"GET / HTTP/1.1\r\nHost: a\r\n", HandshakeError::MalformedHeader),
+        let cases: &[(&[u8], HttpError)] = &[
+            (b"", HttpError::MalformedRequestLine),
+            (b"GET / HTTP/1.1", HttpError::MalformedRequestLine),
+            (b"GET / HTTP/1.1\r\n", HttpError::MalformedHeader),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", HttpError::MalformedHeader),
         ];
         for &(input, expected) in cases {
             // The reader would wait for more; a caller that parses anyway gets an error.
@@ -886,7 +879,7 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_responses() {
-        type Parsed = Result<(u8, u16, &'static str, usize), HandshakeError>;
+        type Parsed = Result<(u8, u16, &'static str, usize), HttpError>;
         let cases: &[(&[u8], Parsed)] = &[
             (
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
@@ -897,16 +890,16 @@ pub(crate) mod tests {
             (b"HTTP/1.1 200\r\n\r\n", Ok((1, 200, "", 0))),
             (b"HTTP/1.1 200 caf\xff\r\n\r\n", Ok((1, 200, "", 0))),
             (b"HTTP/1.1 200 OK\nA: b\n\n", Ok((1, 200, "OK", 1))),
-            (b"HTTP/1.1 20 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1 2000 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1 099 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1 1x1 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1 200 O\x01K\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1  200 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/1.1\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"ICY 200 OK\r\n\r\n", Err(HandshakeError::MalformedStatusLine)),
-            (b"HTTP/2.0 200 OK\r\n\r\n", Err(HandshakeError::UnsupportedHttpVersion)),
-            (b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n", Err(HandshakeError::MalformedHeader)),
+            (b"HTTP/1.1 20 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1 2000 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1 099 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1 1x1 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1 200 O\x01K\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1  200 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/1.1\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"ICY 200 OK\r\n\r\n", Err(HttpError::MalformedStatusLine)),
+            (b"HTTP/2.0 200 OK\r\n\r\n", Err(HttpError::UnsupportedHttpVersion)),
+            (b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n", Err(HttpError::MalformedHeader)),
         ];
         for (input, expected) in cases {
             response(input, |resp| {

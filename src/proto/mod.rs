@@ -70,16 +70,21 @@ pub mod handshake;
 pub mod http;
 pub mod inflate;
 pub mod mask;
-
-pub mod message;
 pub mod resp;
+// Test tooling, not part of the embedding contract: the unit tests and the fuzz targets (which
+// turn on the `testing` feature) hold the core to its promises with it.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub mod transcript;
 pub mod tunnel;
 pub mod utf8;
 
 pub use close::CloseCode;
 pub use connection::{Config, Connection, Event, MessageKind, Role, State, Timeout};
-pub use error::{BufferTooSmall, HandshakeError, ProtocolError, Status};
+pub use error::{
+    BodyError, BufferTooSmall, HandshakeError, HttpError, ProtocolError, ResponseError, Status,
+    UpgradeError,
+};
 pub use frame::{FrameHeader, Opcode};
 
 #[cfg(test)]

@@ -583,6 +583,74 @@ fn a_close_reply_can_be_left_to_the_caller() {
 }
 
 #[test]
+fn a_close_left_to_the_caller_walks_every_closing_state() {
+    // RFC 6455 §7.1.2-§7.1.3 with the reply left to the caller (a proxy): the peer's close
+    // came and this end has queued nothing yet. The state derived from four flags called this
+    // combination unreachable; it is where every manual close passes.
+    let secs = Duration::from_secs;
+    let mut out = [0u8; MAX_CONTROL_FRAME_LEN];
+    let mut s = server();
+    s.set_auto_close_reply(false);
+    let mut close = cframe(true, Opcode::Close, &close_bytes(1000, "done"));
+    let (_, event) = s.handle_bytes(&mut close, T0).unwrap();
+    assert!(event.is_some());
+    assert_eq!(s.state(), State::CloseReceived);
+    assert!(!s.wants_transmit(), "nothing is owed until the caller replies");
+    assert_eq!(s.poll_transmit(&mut out, [0; 4]), None);
+    assert!(!s.close_handshake_done());
+    assert_eq!(s.payload_remaining(), 0);
+    // §5.5.1: nothing the peer sends after its close is read.
+    let mut late = cframe(true, Opcode::Text, b"late");
+    let len = late.len();
+    assert_eq!(s.handle_bytes(&mut late, T0), Ok((len, None)));
+    // Until it replies, this end may still send data and pings.
+    assert!(s.send(MessageKind::Binary, b"x", true, &mut [0u8; 16], [0; 4]).is_ok());
+    assert_eq!(s.ping(), Ok(()));
+    assert_eq!(s.poll_transmit(&mut out, [0; 4]), Some(2));
+    assert_eq!(s.poll_timeout(), Some(T0 + secs(5)));
+    // The reply: queued, then written, and the closing handshake is done.
+    s.close(CloseCode::NORMAL, "done", T0 + secs(1)).unwrap();
+    assert_eq!(s.state(), State::CloseReceived);
+    assert!(s.wants_transmit());
+    assert_eq!(
+        s.send(MessageKind::Text, b"y", true, &mut [0u8; 16], [0; 4]),
+        Err(SendError::Closing)
+    );
+    let n = s.poll_transmit(&mut out, [0; 4]).unwrap();
+    assert_eq!(&out[..n], &sframe(true, Opcode::Close, &close_bytes(1000, "done"))[..]);
+    assert_eq!(s.state(), State::Closed);
+    assert!(s.close_handshake_done());
+    // A connection that fails while the reply is the caller's still sends its close frame.
+    let mut s = server();
+    s.set_auto_close_reply(false);
+    s.handle_bytes(&mut cframe(true, Opcode::Close, b""), T0).unwrap();
+    s.fail_with(ProtocolError::InvalidCompressedData, T0);
+    assert_eq!(s.state(), State::Closed);
+    let n = s.poll_transmit(&mut out, [0; 4]).unwrap();
+    assert_eq!(
+        &out[..n],
+        &sframe(true, Opcode::Close, &close_bytes(1007, "invalid compressed data"))[..]
+    );
+    assert!(s.close_handshake_done(), "a close frame went each way");
+}
+
+#[test]
+fn a_connection_failed_before_it_opened_sends_no_close_frame() {
+    // RFC 6455 §7.1.7: a close frame is sent when failing an established connection; before
+    // the opening handshake is done, the peer does not read frames yet.
+    let mut out = [0u8; MAX_CONTROL_FRAME_LEN];
+    let mut c = Connection::new(Role::Server, Config::default(), T0);
+    c.fail_with(ProtocolError::InvalidCompressedData, T0);
+    assert_eq!(c.state(), State::Closed);
+    assert!(!c.wants_transmit());
+    assert_eq!(c.poll_transmit(&mut out, [0; 4]), None);
+    assert_eq!(c.poll_timeout(), None);
+    // Opening it afterwards changes nothing.
+    c.open(T0);
+    assert_eq!(c.state(), State::Closed);
+}
+
+#[test]
 fn a_large_payload_can_be_read_in_place_into_the_callers_message() {
     // The text spans two frames and code points straddle every chunk boundary below.
     let text: Vec<u8> = "aé€😀".repeat(10_000).into_bytes();

@@ -158,6 +158,8 @@ impl Proxy {
         };
         match ctx.connect(request) {
             Ok(up) => {
+                // The two ids together, so a client's lines and its upstream's can be related.
+                info!("proxy: linked", client = client, upstream = up, route = r.prefix);
                 self.links.insert(up, Link { other: client, side: Side::Upstream, route });
                 self.links.insert(client, Link { other: up, side: Side::Client, route });
                 Decision::Defer

@@ -355,7 +355,7 @@ impl Core {
         self.stats.slow_reader_disconnects += 1;
         warn!(
             "slow reader",
-            id = key.to_token(),
+            id = ConnId(key),
             peer = conn.peer,
             queued = dropped + conn.out.len(),
             cap = cap
@@ -397,7 +397,7 @@ impl Core {
         conn.body_owed = false;
         conn.pipeline_wait = false;
         self.stats.slow_reader_disconnects += 1;
-        warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
+        warn!("slow reader (stream)", id = ConnId(key), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
     }
 
@@ -461,7 +461,7 @@ impl Core {
             return Err(e);
         }
         self.mark_dirty(key);
-        debug!("connecting", id = key.to_token(), addr = req.addr, target = req.target);
+        debug!("connecting", id = ConnId(key), addr = req.addr, target = req.target);
         Ok(key)
     }
 }

@@ -80,7 +80,9 @@ impl<H: Handler> Server<H> {
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
-            let mut l = TcpListener::bind(*addr)?;
+            // The error names the address, for the operator's "cannot listen" line.
+            let mut l = TcpListener::bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))?;
             poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             addrs.push(l.local_addr()?);
             listeners.push(l);
@@ -418,7 +420,7 @@ impl<H: Handler> Server<H> {
             return;
         }
         *core.per_ip.entry(peer.ip()).or_insert(0) += 1;
-        debug!("accepted", peer = peer, id = key.to_token());
+        debug!("accepted", peer = peer, id = ConnId(key));
         self.settle(key);
     }
 
@@ -600,7 +602,7 @@ impl<H: Handler> Server<H> {
                             conn.set_close(code, frame.reason());
                             debug!(
                                 "close received",
-                                id = key.to_token(),
+                                id = ConnId(key),
                                 code = code,
                                 reason = frame.reason()
                             );
@@ -624,7 +626,7 @@ impl<H: Handler> Server<H> {
             conn.set_close(e.close_code().0, e.reason());
             info!(
                 "protocol error",
-                id = key.to_token(),
+                id = ConnId(key),
                 peer = conn.peer,
                 code = e.close_code(),
                 reason = e.reason()
@@ -653,7 +655,7 @@ impl<H: Handler> Server<H> {
                 conn.set_close(CloseCode::ABNORMAL.0, "send timeout");
                 info!(
                     "send timeout",
-                    id = key.to_token(),
+                    id = ConnId(key),
                     peer = conn.peer,
                     queued = conn.out.len(),
                     timeout_ms = self.core.config.send_timeout.as_millis()
@@ -677,12 +679,12 @@ impl<H: Handler> Server<H> {
                     Some(Timeout::Pong) => {
                         core.stats.pong_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "pong timeout");
-                        info!("pong timeout", id = key.to_token(), peer = conn.peer);
+                        info!("pong timeout", id = ConnId(key), peer = conn.peer);
                     }
                     Some(Timeout::Idle) => {
                         core.stats.idle_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
-                        info!("idle timeout", id = key.to_token(), peer = conn.peer);
+                        info!("idle timeout", id = ConnId(key), peer = conn.peer);
                     }
                     Some(Timeout::Handshake) if conn.client.is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
@@ -696,7 +698,7 @@ impl<H: Handler> Server<H> {
                         break;
                     }
                     Some(Timeout::Close) => {
-                        debug!("close timeout", id = key.to_token(), peer = conn.peer);
+                        debug!("close timeout", id = ConnId(key), peer = conn.peer);
                         gone = true;
                         break;
                     }
@@ -781,7 +783,7 @@ impl<H: Handler> Server<H> {
             core.stats.queue_budget_disconnects += 1;
             warn!(
                 "slow reader: over the queued total",
-                id = key.to_token(),
+                id = ConnId(key),
                 peer = conn.peer,
                 queued = len,
                 total = total,
@@ -978,7 +980,7 @@ impl<H: Handler> Server<H> {
             let ms = core.now.saturating_sub(conn.opened_at).as_millis();
             info!(
                 "close",
-                id = key.to_token(),
+                id = ConnId(key),
                 peer = conn.peer,
                 path = conn.path,
                 code = code,

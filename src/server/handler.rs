@@ -23,9 +23,18 @@ use crate::server::stats::Stats;
 pub struct ConnId(pub(crate) Key);
 
 impl ConnId {
-    /// A number that identifies the connection in logs (its token).
+    /// A number that identifies the connection (its token); logs and the hub use its
+    /// [`Display`](std::fmt::Display) form.
     pub fn as_u64(self) -> u64 {
         self.0.to_token() as u64
+    }
+}
+
+/// `c-INDEX.GENERATION` (`c-0.1`): the one form of a connection's id, in every log line
+/// (`id=`), as the hub's client name, and in a program's `WEIR_CLIENT_ID`.
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c-{}", self.0)
     }
 }
 

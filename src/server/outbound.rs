@@ -50,7 +50,7 @@ impl<H: Handler> crate::server::Server<H> {
         {
             Ok(Status::Partial) => return,
             Ok(Status::Complete(len)) => len,
-            Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e)),
+            Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e.into())),
         };
         let extra = conn.head.len() - head_len;
         let head = std::mem::take(&mut conn.head);
@@ -58,7 +58,7 @@ impl<H: Handler> crate::server::Server<H> {
         let limits = self.core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
         let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
-            (_, Err(e)) => Err(ConnectError::Handshake(e)),
+            (_, Err(e)) => Err(ConnectError::Handshake(e.into())),
             (None, _) => Err(ConnectError::Io("no handshake state".into())),
             (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
         };
@@ -73,7 +73,7 @@ impl<H: Handler> crate::server::Server<H> {
                 conn.opened_at = self.core.now;
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
-                info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
+                info!("connected", id = ConnId(key), peer = conn.peer, path = conn.path);
                 let mut ctx = Context { core: &mut self.core };
                 self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
                 // Frames that came with the 101 go to the handler only after what it did in
@@ -93,7 +93,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// An outbound connection failed before it opened: tell the handler, forget it.
     pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
         let Some(conn) = self.core.conns.get(key) else { return };
-        info!("connect failed", id = key.to_token(), peer = conn.peer, error = error);
+        info!("connect failed", id = ConnId(key), peer = conn.peer, error = error);
         let mut ctx = Context { core: &mut self.core };
         self.handler.on_connect_failed(&mut ctx, ConnId(key), error);
         self.remove(key);
@@ -113,5 +113,5 @@ fn check(
     handshake
         .check_response(resp, &offered)
         .map(|p| p.map(str::to_string))
-        .map_err(ConnectError::Handshake)
+        .map_err(|e| ConnectError::Handshake(e.into()))
 }

@@ -3,6 +3,7 @@
 //! upgrades.
 
 use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
+use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, HeadReader, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
@@ -45,15 +46,15 @@ fn header_slots<'s, 'a>(
 /// in HTTP/1.1; an HTTP/1.0 request's expectations are ignored.
 ///
 /// # Errors
-/// [`HandshakeError::ExpectationFailed`] for any other expectation.
-fn expectation(req: &Request<'_, '_>) -> Result<bool, HandshakeError> {
+/// [`HttpError::ExpectationFailed`] for any other expectation.
+fn expectation(req: &Request<'_, '_>) -> Result<bool, HttpError> {
     if req.minor_version == 0 || req.fields().count("expect") == 0 {
         return Ok(false);
     }
     if req.fields().tokens("expect").all(|t| t.eq_ignore_ascii_case(b"100-continue")) {
         Ok(true)
     } else {
-        Err(HandshakeError::ExpectationFailed)
+        Err(HttpError::ExpectationFailed)
     }
 }
 
@@ -222,7 +223,7 @@ impl<H: Handler> crate::server::Server<H> {
                     }
                     Ok(Framing::None) => Outcome::Answered(self.serve(key, &req, &[])),
                     Ok(Framing::Length(n)) if n > self.core.config.max_body_size as u64 => {
-                        self.refuse_error(key, HandshakeError::BodyTooLarge);
+                        self.refuse_error(key, BodyError::TooLarge);
                         Outcome::Answered(false)
                     }
                     Ok(framing) => {
@@ -316,7 +317,7 @@ impl<H: Handler> crate::server::Server<H> {
                     if conn.head.len() - state.head_len
                         > max.saturating_mul(2).saturating_add(64 << 10)
                     {
-                        self.refuse_error(key, HandshakeError::BodyTooLarge);
+                        self.refuse_error(key, BodyError::TooLarge);
                     }
                     return;
                 }
@@ -458,15 +459,22 @@ impl<H: Handler> crate::server::Server<H> {
         conn.opened_at = core.now;
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
+        info!("open", id = ConnId(key), peer = conn.peer, path = conn.path);
         core.mark_dirty(key);
         let mut ctx = Context { core: &mut self.core };
         self.handler.on_open(&mut ctx, ConnId(key));
     }
 
-    pub(super) fn refuse_error(&mut self, key: Key, e: HandshakeError) {
+    pub(super) fn refuse_error(&mut self, key: Key, e: impl Into<HandshakeError>) {
+        let e = e.into();
         let Some(conn) = self.core.conns.get(key) else { return };
-        info!("request refused", peer = conn.peer, status = e.status(), reason = e.reason());
+        info!(
+            "request refused",
+            peer = conn.peer,
+            status = e.status(),
+            reason = e.reason(),
+            rule = e.rfc()
+        );
         let bytes = write_with(|out| handshake::write_error(out, e));
         self.core.queue_response(key, e.status(), &bytes);
     }

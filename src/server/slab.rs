@@ -99,6 +99,14 @@ impl Key {
     }
 }
 
+/// `INDEX.GENERATION`: unique among the keys a slab hands out (until a slot's generation wraps
+/// after 2^31 - 1 reuses), and short enough to read in a log line.
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.index, self.generation)
+    }
+}
+
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key({}v{})", self.index, self.generation)

@@ -241,7 +241,7 @@ after(async () => {
 step("connects on its own", async () => {
   // No click: a server that needs no token is connected to as the page loads.
   await page.waitForSelector('#status[data-state="open"]');
-  assert.match(await page.textContent("#status"), /^Connected as c-\d+$/);
+  assert.match(await page.textContent("#status"), /^Connected as c-\d+\.\d+$/);
   assert.equal(await page.textContent("#connect"), "Disconnect");
 });
 

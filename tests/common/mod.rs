@@ -233,6 +233,13 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
     }
 }
 
+/// The `weir` binary with `args`, its stdin and stdout closed and its stderr piped.
+pub fn weir(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+}
+
 /// The `weir` binary running in a child process, killed when dropped so a failed test leaves
 /// no process behind. Its stderr is drained on a thread (kept for failure messages).
 pub struct Binary {
@@ -245,14 +252,8 @@ impl Binary {
     /// Starts `weir` with `--listen 127.0.0.1:0` and `args`, and waits (at most 10 s) for the
     /// `listening addr=...` line to learn its port.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            weir(&["--listen", "127.0.0.1:0", "--log-level", "info"]).args(args).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -260,8 +261,11 @@ impl Binary {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split(" listening addr=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                // `listening addr=A` in text, `"msg":"listening","addr":"A"` in JSON.
+                let text = line.split(" listening addr=").nth(1);
+                let json = line.split("\"msg\":\"listening\",\"addr\":\"").nth(1);
+                if let Some(rest) = text.or(json) {
+                    let addr = rest.split([' ', '"']).next().unwrap_or_default();
                     let _ = tx.send(addr.parse::<SocketAddr>());
                 }
                 let mut l = sink.lock().unwrap();
