@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod example;
 pub mod node;
 
 use weir::app::App;
@@ -245,14 +246,16 @@ impl Binary {
     /// Starts `weir` with `--listen 127.0.0.1:0` and `args`, and waits (at most 10 s) for the
     /// `listening addr=...` line to learn its port.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.args(["--listen", "127.0.0.1:0", "--log-level", "info"]).args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a program on weir's runtime (the binary, an example) that logs
+    /// `listening addr=...` at start, and waits (at most 10 s) for that line.
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
