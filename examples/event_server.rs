@@ -43,7 +43,9 @@ impl Events {
     /// One event to every client: the same JSON as a WebSocket message and as an SSE block.
     fn fan_out(&mut self, ctx: &mut Context<'_>, event: &str) -> usize {
         self.seq += 1;
-        let block: Rc<[u8]> = format!("id: {}\ndata: {event}\n\n", self.seq).into_bytes().into();
+        // A line break ends an SSE data line; in JSON, outside strings, it is only whitespace.
+        let data = event.replace(['\r', '\n'], " ");
+        let block: Rc<[u8]> = format!("id: {}\ndata: {data}\n\n", self.seq).into_bytes().into();
         ctx.broadcast(self.ws.iter().copied(), MessageKind::Text, event.as_bytes())
             + ctx.stream_broadcast(self.sse.iter().copied(), &block)
     }

@@ -20,6 +20,14 @@ fn a_client_message_is_acked_and_rebroadcast_to_websocket_and_sse_clients() {
         assert!(got.get("client").and_then(Value::as_u64).is_some(), "{got}");
     }
 
+    // A message written over several lines reaches an SSE client as one event (RFC 8259
+    // whitespace; a raw newline would end the SSE data line).
+    let pretty = "{\n  \"type\": \"t\",\r\n  \"id\": \"p\",\n  \"payload\": [1,\n 2]\n}";
+    a.send(pretty);
+    assert_eq!(str_of(&a.next(), "type"), "ack");
+    assert_eq!(b.next().get("data"), Some(&parse(pretty)));
+    assert_eq!(sse.event().json().get("data"), Some(&parse(pretty)));
+
     // An integer id is echoed as an integer.
     b.send(r#"{"type":"t","id":7,"payload":null}"#);
     assert_eq!(b.next(), parse(r#"{"type":"ack","id":7}"#));
