@@ -7,6 +7,7 @@ mod common;
 #[path = "../common/http.rs"]
 mod http;
 
+mod checkpoints;
 mod event_server;
 
 use std::net::{SocketAddr, TcpStream};
