@@ -124,12 +124,8 @@ impl Service {
             }
             "create_session" => {
                 let (name, id) = (param("name")?, format!("s-{}", self.sessions.len() + 1));
-                self.commit(&obj(|w| {
-                    w.str("session", &id).str("name", name);
-                }))?;
-                obj(|w| {
-                    w.str("session_id", &id).str("name", name);
-                })
+                self.commit(&json::object(|w| w.str("session", &id).str("name", name)))?;
+                json::object(|w| w.str("session_id", &id).str("name", name))
             }
             "checkpoint" => {
                 let s = self.sessions.get(session).ok_or_else(no_session)?;
@@ -141,38 +137,42 @@ impl Service {
                     w.str("checkpoint_id", &id).str("session_id", session).str("timestamp", &now);
                 };
                 let data = params.get("data").unwrap_or(&NULL);
-                let record = obj(|w| {
+                let record = json::object(|w| {
                     info(w);
-                    w.str("label", label).value("data", data);
+                    w.str("label", label).value("data", data)
                 });
                 if record.len() > MAX_RECORD || self.checkpoints >= MAX_CHECKPOINTS {
                     return Err("a checkpoint over 16 KiB, or the store is full".into());
                 }
                 self.commit(&record)?;
-                let event =
-                    obj(|w| info(&mut w.str("event_type", "checkpoint_created").object("data")));
+                let event = json::object(|w| {
+                    info(&mut w.str("event_type", "checkpoint_created").object("data"));
+                    w
+                });
                 ctx.broadcast(subscribers, MessageKind::Text, event.as_bytes());
-                obj(info)
+                json::object(|w| {
+                    info(w);
+                    w
+                })
             }
             "list_checkpoints" => {
                 let s = self.sessions.get(session).ok_or_else(no_session)?;
-                obj(|w| {
+                json::object(|w| {
                     let mut list = w.str("session_id", session).array("checkpoints");
-                    for c in &s.checkpoints {
-                        list.value(c);
-                    }
+                    s.checkpoints.iter().fold(&mut list, |l, c| l.value(c));
+                    drop(list);
+                    w
                 })
             }
             "subscribe" => {
                 self.sessions.get_mut(session).ok_or_else(no_session)?.subscribers.insert(conn);
-                obj(|w| {
-                    w.str("subscribed", session);
-                })
+                json::object(|w| w.str("subscribed", session))
             }
-            "metrics" => obj(|w| {
+            "metrics" => json::object(|w| {
                 w.u64("connections", self.clients.len() as u64)
-                    .u64("sessions", self.sessions.len() as u64);
-                w.u64("checkpoints", self.checkpoints as u64).u64("commands", self.commands);
+                    .u64("sessions", self.sessions.len() as u64)
+                    .u64("checkpoints", self.checkpoints as u64)
+                    .u64("commands", self.commands)
             }),
             _ => return Err(format!("unknown method: {method:?}")),
         })
@@ -180,13 +180,6 @@ impl Service {
 }
 
 static NULL: Value = Value::Null;
-
-/// A JSON object, its members written by `f`.
-fn obj(f: impl FnOnce(&mut ObjectWriter<'_>)) -> String {
-    let mut out = String::new();
-    f(&mut ObjectWriter::new(&mut out));
-    out
-}
 
 impl Handler for Service {
     fn on_upgrade(
@@ -218,12 +211,12 @@ impl Handler for Service {
         if let Err(why) = &answer {
             weir::info!("command refused", conn = id.as_u64(), error = why);
         }
-        let out = obj(|w| {
+        let out = json::object(|w| {
             w.raw("id", cmd_id.as_deref().unwrap_or("null")).bool("success", answer.is_ok());
             match &answer {
                 Ok(result) => w.raw("result", result),
                 Err(why) => w.str("error", why),
-            };
+            }
         });
         let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use weir::json::{self, Limits, ObjectWriter, Value};
+use weir::json::{self, Limits, Value};
 use weir::proto::handshake::UpgradeRequest;
 use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
@@ -102,10 +102,10 @@ impl Handler for Events {
                 }
                 // Valid JSON is UTF-8 (RFC 8259 §8.1).
                 let data = std::str::from_utf8(body).unwrap_or_default();
-                let mut event = String::new();
-                let mut w = ObjectWriter::new(&mut event);
-                w.str("type", "server_event").u64("seq", self.seq + 1).raw("data", data.trim());
-                w.finish();
+                let seq = self.seq + 1;
+                let event = json::object(|w| {
+                    w.str("type", "server_event").u64("seq", seq).raw("data", data.trim())
+                });
                 let n = self.fan_out(ctx, &event);
                 let json = format!("{{\"delivered\":{n}}}").into_bytes();
                 Response::with_type(202, "application/json", json)
@@ -136,27 +136,25 @@ impl Handler for Events {
             // RFC 6455 §7.4.1: 1003, a type of data the endpoint cannot accept.
             return ctx.close(id, CloseCode::UNSUPPORTED_DATA, "JSON text only");
         }
-        let mut out = String::new();
         match validate(data) {
             Ok(msg_id) => {
-                ObjectWriter::new(&mut out).str("type", "ack").raw("id", &msg_id);
-                let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
+                let ack = json::object(|w| w.str("type", "ack").raw("id", &msg_id));
+                let _ = ctx.send(id, MessageKind::Text, ack.as_bytes());
                 // A text message is UTF-8 (the runtime checked it: RFC 6455 §8.1).
                 let text = std::str::from_utf8(data).unwrap_or_default();
-                let mut event = String::new();
-                let mut w = ObjectWriter::new(&mut event);
-                w.str("type", "client_event").u64("client", id.as_u64()).raw("data", text.trim());
-                w.finish();
+                let event = json::object(|w| {
+                    w.str("type", "client_event")
+                        .u64("client", id.as_u64())
+                        .raw("data", text.trim())
+                });
                 self.fan_out(ctx, &event);
             }
             Err((msg_id, why)) => {
                 weir::info!("bad message", conn = id.as_u64(), error = why);
                 let msg_id = msg_id.as_deref().unwrap_or("null");
-                ObjectWriter::new(&mut out)
-                    .str("type", "error")
-                    .raw("id", msg_id)
-                    .str("error", &why);
-                let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
+                let error =
+                    json::object(|w| w.str("type", "error").raw("id", msg_id).str("error", &why));
+                let _ = ctx.send(id, MessageKind::Text, error.as_bytes());
             }
         }
     }
