@@ -7,6 +7,7 @@ mod common;
 #[path = "../common/http.rs"]
 mod http;
 
+mod agent_control;
 mod checkpoints;
 mod event_server;
 
