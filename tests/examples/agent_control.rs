@@ -1,10 +1,9 @@
 //! examples/agent_control.rs: the Go agent-control socket, its commands on real processes, its
 //! stats and its heartbeat.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::common::{eventually, expect_close, raw, read_frame, read_head};
+use super::common::eventually;
 use super::http::get;
 use super::{Ws, parse, refused, start, str_of};
 use weir::json::Value;
@@ -143,13 +142,5 @@ fn the_heartbeat_pings_and_drops_a_client_that_never_answers() {
     assert_eq!(str_of(&command(&mut ws, "get_state", "x", "{}"), "type"), "response");
 
     // One that never answers is pinged, then closed as gone (1001).
-    let mut s = raw(server.addr);
-    let upgrade = super::common::UPGRADE.replace("/echo", "/ws/agents/cat");
-    s.write_all(upgrade.as_bytes()).unwrap();
-    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
-    let connected = read_frame(&mut s).unwrap();
-    assert_eq!(connected.opcode(), 0x1);
-    let ping = read_frame(&mut s).unwrap();
-    assert_eq!(ping.opcode(), 0x9, "{ping:?}");
-    assert_eq!(expect_close(&mut s), 1001);
+    super::silent_client_is_pinged_then_dropped(server.addr, "/ws/agents/cat", &[]);
 }

@@ -9,8 +9,10 @@ mod http;
 
 mod agent_control;
 mod checkpoints;
+mod dashboard_events;
 mod event_server;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
@@ -111,4 +113,22 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 /// Parses JSON text written by a test.
 fn parse(text: &str) -> Value {
     json::parse(text.as_bytes()).unwrap()
+}
+
+/// A client that upgrades `path` (with extra header lines) and then never answers: after the
+/// first text frame (the greeting) the server pings it and, with no pong, closes with 1001.
+fn silent_client_is_pinged_then_dropped(addr: SocketAddr, path: &str, extra: &[&str]) {
+    let mut s = common::raw(addr);
+    let mut upgrade = common::UPGRADE.replace("/echo", path);
+    for line in extra {
+        upgrade.insert_str(upgrade.len() - 2, &format!("{line}\r\n"));
+    }
+    s.write_all(upgrade.as_bytes()).unwrap();
+    let head = common::read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let greeting = common::read_frame(&mut s).unwrap();
+    assert_eq!(greeting.opcode(), 0x1, "{greeting:?}");
+    let ping = common::read_frame(&mut s).unwrap();
+    assert_eq!(ping.opcode(), 0x9, "{ping:?}");
+    assert_eq!(common::expect_close(&mut s), 1001);
 }
