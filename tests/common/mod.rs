@@ -240,6 +240,8 @@ pub struct Binary {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Disconnected when the log reader has reached the end of stderr.
+    log_done: mpsc::Receiver<()>,
 }
 
 impl Binary {
@@ -260,7 +262,10 @@ impl Binary {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
+        let (done, log_done) = mpsc::channel();
         std::thread::spawn(move || {
+            // Dropped when the thread ends, which disconnects `log_done`.
+            let _done = done;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split(" listening addr=").nth(1) {
@@ -280,7 +285,7 @@ impl Binary {
                 panic!("no listening address ({other:?}); log:\n{}", log.lock().unwrap());
             }
         };
-        Self { child, addr, log }
+        Self { child, addr, log, log_done }
     }
 
     pub fn pid(&self) -> u32 {
@@ -295,8 +300,12 @@ impl Binary {
 
     /// Waits at most `within` for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        eventually(within, || self.child.try_wait().unwrap())
-            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()))
+        let status = eventually(within, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()));
+        // Its last lines may still be in the pipe: read them before the test looks at the log
+        // (bounded: a child of its own could hold the pipe open).
+        let _ = self.log_done.recv_timeout(Duration::from_secs(5));
+        status
     }
 
     /// What it has logged so far.
