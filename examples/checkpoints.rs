@@ -25,9 +25,10 @@ use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server}
 const LIMITS: Limits = Limits { max_depth: 32, max_len: 64 << 10 };
 /// The largest record of a checkpoint (its data, label and ids), as JSON text.
 const MAX_RECORD: usize = 16 << 10;
-/// The most sessions, and checkpoints in all, kept (in memory and in the file).
-const MAX_SESSIONS: usize = 10_000;
-const MAX_CHECKPOINTS: usize = 100_000;
+/// The most checkpoints of a session: a list of them (16 MiB at most) fits in one answer.
+const MAX_PER_SESSION: usize = 1_000;
+/// The largest store, file and memory, in bytes of records.
+const MAX_STORE: u64 = 64 << 20;
 
 #[derive(Default)]
 struct Session {
@@ -90,6 +91,9 @@ impl Service {
     /// Appends a record and syncs it to disk before it counts (and before it is answered).
     fn commit(&mut self, record: &str) -> Result<(), String> {
         let line = format!("{record}\n");
+        if self.len + line.len() as u64 > MAX_STORE {
+            return Err("the store is full (64 MiB)".into());
+        }
         let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             let _ = self.file.set_len(self.len); // No half record left for the next append.
@@ -119,9 +123,6 @@ impl Service {
                 self.clients.insert(conn, true);
                 r#"{"authenticated":true}"#.into()
             }
-            "create_session" if self.sessions.len() >= MAX_SESSIONS => {
-                return Err("too many sessions".into());
-            }
             "create_session" => {
                 let (name, id) = (param("name")?, format!("s-{}", self.sessions.len() + 1));
                 self.commit(&json::object(|w| w.str("session", &id).str("name", name)))?;
@@ -129,6 +130,9 @@ impl Service {
             }
             "checkpoint" => {
                 let s = self.sessions.get(session).ok_or_else(no_session)?;
+                if s.checkpoints.len() >= MAX_PER_SESSION {
+                    return Err(format!("session {session:?} is full (1,000 checkpoints)"));
+                }
                 let subscribers = s.subscribers.clone();
                 let label = params.get("label").and_then(Value::as_str).unwrap_or_default();
                 let id = format!("cp-{}", self.checkpoints + 1);
@@ -141,8 +145,8 @@ impl Service {
                     info(w);
                     w.str("label", label).value("data", data)
                 });
-                if record.len() > MAX_RECORD || self.checkpoints >= MAX_CHECKPOINTS {
-                    return Err("a checkpoint over 16 KiB, or the store is full".into());
+                if record.len() > MAX_RECORD {
+                    return Err("a checkpoint is at most 16 KiB".into());
                 }
                 self.commit(&record)?;
                 let event = json::object(|w| {

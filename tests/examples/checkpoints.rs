@@ -108,6 +108,8 @@ fn sessions_checkpoints_subscriptions_and_metrics() {
     assert!(err(&mut a, "5", "checkpoint", r#"{"session_id":"nope"}"#).contains("no session"));
     assert!(err(&mut a, "6", "frobnicate", "{}").contains("unknown method"));
     assert!(err(&mut a, "7", "create_session", r#"{"name":5}"#).contains("name"));
+    let big = format!(r#"{{"session_id":"{sid}","data":"{}"}}"#, "d".repeat(17_000));
+    assert!(err(&mut a, "8", "checkpoint", &big).contains("16 KiB"));
     // A frame that is not a command: answered, with a null id.
     a.send("{oops");
     let bad = a.next();
@@ -205,4 +207,25 @@ fn a_damaged_record_before_the_last_one_refuses_to_start() {
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
     assert!(log.contains("line 2"), "{log}");
+}
+
+#[test]
+fn a_session_holds_at_most_1000_checkpoints_so_a_list_fits_in_one_answer() {
+    let file = TempFile::new("full");
+    let server = start("checkpoints", &[file.arg()], &[]);
+    let mut ws = Ws::open(server.addr, "/");
+    let sid =
+        str_of(&ok(&mut ws, "s", "create_session", r#"{"name":"big"}"#), "session_id").to_owned();
+    // Pipelined: 1,000 commands sent, then their answers read.
+    let cmd = format!(r#"{{"id":"c","method":"checkpoint","params":{{"session_id":"{sid}"}}}}"#);
+    for _ in 0..1000 {
+        ws.send(&cmd);
+    }
+    for i in 0..1000 {
+        let a = ws.next();
+        assert_eq!(a.get("success"), Some(&Value::Bool(true)), "answer {i}: {a}");
+    }
+    let p = format!(r#"{{"session_id":"{sid}"}}"#);
+    assert!(err(&mut ws, "x", "checkpoint", &p).contains("full"));
+    assert_eq!(ids(&ok(&mut ws, "l", "list_checkpoints", &p)).len(), 1000);
 }
