@@ -312,6 +312,14 @@ impl Binary {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Its log once it holds `needle`, waiting at most `within`: a line written just after what
+    /// the test saw (a close frame, say) takes a moment more to come through the pipe.
+    pub fn log_with(&self, needle: &str, within: Duration) -> String {
+        eventually(within, || Some(self.log()).filter(|l| l.contains(needle))).unwrap_or_else(
+            || panic!("no {needle:?} in the log within {within:?}:\n{}", self.log()),
+        )
+    }
 }
 
 impl Drop for Binary {
