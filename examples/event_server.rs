@@ -56,7 +56,11 @@ impl Events {
 fn validate(data: &[u8]) -> Result<String, (Option<String>, String)> {
     let (msg, payload) =
         json::parse_and_find_raw(data, &["payload"], &LIMITS).map_err(|e| (None, e.to_string()))?;
-    let short = msg.get("id").and_then(Value::as_str).is_none_or(|s| s.len() <= MAX_ID);
+    let short = match msg.get("id") {
+        Some(Value::String(s)) => s.len() <= MAX_ID,
+        Some(Value::Number(n)) => n.as_i64().is_some(),
+        _ => true,
+    };
     let id = json::command_id(&msg).ok().flatten().filter(|_| short);
     let fail = |why: &str| Err((id.clone(), why.to_owned()));
     let Some(members) = msg.as_object() else { return fail("a message is an object") };
@@ -73,7 +77,7 @@ fn validate(data: &[u8]) -> Result<String, (Option<String>, String)> {
         _ => return fail("type must be a string of 1 to 64 bytes"),
     }
     let Some(id) = id.clone() else {
-        return fail("id must be a string of at most 128 bytes or an integer");
+        return fail("id must be a string of at most 128 bytes or a 64-bit integer");
     };
     match payload {
         None => fail("payload is missing"),

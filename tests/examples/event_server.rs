@@ -70,6 +70,7 @@ fn a_message_outside_the_schema_gets_an_error_frame_and_reaches_nobody() {
         (r#"{"type":"t","id":"x","id":"y","payload":1}"#, "twice"),
         (r#"{"type":7,"id":"x","payload":1}"#, "type"),
         (r#"{"type":"t","id":1.5,"payload":1}"#, "id"),
+        (r#"{"type":"t","id":1234567890123456789012345,"payload":1}"#, "id"),
         (&long_type, "type"),
         (&big_payload, "payload"),
     ];
