@@ -27,7 +27,6 @@ use weir::server::{Config, ConnId, Context, Decision, Handler, ProcId, Response,
 struct Agent {
     command: (String, Vec<String>),
     proc: Option<ProcId>,
-    pid: Option<u32>,
     status: &'static str,
     started_at: String,
     exit: Option<String>,
@@ -49,10 +48,10 @@ impl Agent {
         ctx.broadcast(self.clients.iter().copied(), MessageKind::Text, msg.as_bytes());
     }
 
-    fn state(&self, name: &str) -> String {
+    fn state(&self, ctx: &Context<'_>, name: &str) -> String {
         json::object(|w| {
             w.str("name", name).str("status", self.status).str("started_at", &self.started_at);
-            if let Some(pid) = self.pid {
+            if let Some(pid) = self.proc.and_then(|p| ctx.process_pid(p)) {
                 w.u64("pid", pid.into());
             }
             w.value("exit", &self.exit.as_deref().map_or(Value::Null, Value::from))
@@ -62,12 +61,7 @@ impl Agent {
 
 impl Control {
     /// Runs a command; the answer's `data`, or why not.
-    fn command(
-        &mut self,
-        ctx: &mut Context<'_>,
-        name: &str,
-        msg: &Value,
-    ) -> Result<String, String> {
+    fn run(&mut self, ctx: &mut Context<'_>, name: &str, msg: &Value) -> Result<String, String> {
         if msg.get("type").and_then(Value::as_str) != Some("command") {
             return Err("expected {\"type\":\"command\",\"command\":...}".into());
         }
@@ -75,7 +69,7 @@ impl Control {
         let agent = self.agents.get_mut(name).ok_or("no such agent")?;
         let running = || format!("agent {name:?} is not running ({})", agent.status);
         let (signal, status) = match command {
-            "get_state" => return Ok(agent.state(name)),
+            "get_state" => return Ok(agent.state(ctx, name)),
             "pause" => (Signal::Stop, "paused"),
             "resume" => (Signal::Cont, "running"),
             "kill" => (Signal::Kill, "killed"),
@@ -83,19 +77,19 @@ impl Control {
                 let input = msg.get("data").and_then(|d| d.get("input")).and_then(Value::as_str);
                 let input = input.ok_or("data.input must be a string")?;
                 let proc = agent.proc.ok_or_else(running)?;
-                ctx.process_write(proc, input.as_bytes()).map_err(|e| format!("{e:?}"))?;
+                ctx.process_write(proc, input.as_bytes()).map_err(|e| e.to_string())?;
                 return Ok(format!("{{\"written\":{}}}", input.len()));
             }
             _ => return Err(format!("unknown command {command:?}")),
         };
         let proc = agent.proc.ok_or_else(running)?;
         ctx.process_signal(proc, signal).map_err(|e| e.to_string())?;
+        let data = json::object(|w| w.str("status", status));
         if status != "killed" {
             agent.status = status;
-            let data = json::object(|w| w.str("status", status));
             agent.tell(ctx, name, "status", &data);
         }
-        Ok(json::object(|w| w.str("status", status)))
+        Ok(data)
     }
 }
 
@@ -106,8 +100,7 @@ impl Handler for Control {
             cmd.args(&agent.command.1);
             match ctx.spawn(cmd) {
                 Ok(proc) => {
-                    (agent.proc, agent.pid, agent.status) =
-                        (Some(proc), ctx.process_pid(proc), "running");
+                    (agent.proc, agent.status) = (Some(proc), "running");
                     agent.started_at = weir::log::rfc3339(std::time::SystemTime::now());
                     self.procs.insert(proc, name.clone());
                 }
@@ -165,28 +158,19 @@ impl Handler for Control {
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
         let Some(name) = self.conns.get(&id).cloned() else { return };
-        let limits = Limits { max_depth: 16, max_len: 64 << 10 };
-        let (answer, request_id, command) = match json::parse_with(data, &limits) {
-            Ok(msg) => {
-                let rid = msg
-                    .get("request_id")
-                    .filter(|r| matches!(r, Value::String(_) | Value::Number(_)));
-                let command =
-                    msg.get("command").and_then(Value::as_str).unwrap_or_default().to_owned();
-                (
-                    self.command(ctx, &name, &msg),
-                    rid.map_or("null".into(), ToString::to_string),
-                    command,
-                )
-            }
-            Err(e) => (Err(e.to_string()), "null".into(), String::new()),
+        let msg = json::parse_with(data, &Limits { max_depth: 16, max_len: 64 << 10 });
+        let field = |k| msg.as_ref().ok().and_then(|m| m.get(k)).cloned().unwrap_or_default();
+        let (request_id, command) = (field("request_id"), field("command"));
+        let answer = match &msg {
+            Ok(msg) => self.run(ctx, &name, msg),
+            Err(e) => Err(e.to_string()),
         };
         if let Err(why) = &answer {
             weir::info!("command refused", conn = id.as_u64(), agent = name, error = why);
         }
         let reply = json::object(|w| {
             w.str("type", if answer.is_ok() { "response" } else { "error" }).str("agent", &name);
-            w.str("command", &command).raw("request_id", &request_id);
+            w.value("command", &command).value("request_id", &request_id);
             match &answer {
                 Ok(data) => w.raw("data", data),
                 Err(why) => w.str("error", why),
@@ -219,8 +203,8 @@ impl Handler for Control {
     fn on_process_exit(&mut self, ctx: &mut Context<'_>, id: ProcId, status: ExitStatus) {
         let Some(name) = self.procs.remove(&id) else { return };
         let Some(a) = self.agents.get_mut(&name) else { return };
-        (a.proc, a.pid, a.status, a.exit) = (None, None, "exited", Some(status.to_string()));
-        let data = a.state(&name);
+        (a.proc, a.status, a.exit) = (None, "exited", Some(status.to_string()));
+        let data = a.state(ctx, &name);
         a.tell(ctx, &name, "status", &data);
     }
 }

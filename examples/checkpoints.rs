@@ -205,18 +205,17 @@ impl Handler for Service {
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
         self.commands += 1;
-        let (cmd_id, answer) = match json::parse_with(data, &LIMITS) {
-            Ok(cmd) => match json::command_id(&cmd) {
-                Ok(cmd_id) => (cmd_id, self.call(ctx, id, &cmd)),
-                Err(e) => (None, Err(e.to_owned())),
-            },
-            Err(e) => (None, Err(e.to_string())),
+        let cmd = json::parse_with(data, &LIMITS);
+        let answer = match &cmd {
+            Ok(cmd) => self.call(ctx, id, cmd),
+            Err(e) => Err(e.to_string()),
         };
         if let Err(why) = &answer {
             weir::info!("command refused", conn = id.as_u64(), error = why);
         }
         let out = json::object(|w| {
-            w.raw("id", cmd_id.as_deref().unwrap_or("null")).bool("success", answer.is_ok());
+            let cmd_id = cmd.as_ref().ok().and_then(|c| c.get("id")).unwrap_or(&NULL);
+            w.value("id", cmd_id).bool("success", answer.is_ok());
             match &answer {
                 Ok(result) => w.raw("result", result),
                 Err(why) => w.str("error", why),
