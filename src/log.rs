@@ -375,6 +375,23 @@ impl fmt::Write for JsonEscaper<'_> {
     }
 }
 
+/// A time as the log lines write it, RFC 3339 in UTC to the millisecond
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`): for applications that put timestamps in their messages.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_millis(1_771_459_200_123);
+/// assert_eq!(weir::log::rfc3339(t), "2026-02-19T00:00:00.123Z");
+/// ```
+pub fn rfc3339(t: SystemTime) -> String {
+    let millis = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut buf = String::with_capacity(24);
+    write_timestamp(&mut buf, u64::try_from(millis).unwrap_or(u64::MAX));
+    buf
+}
+
 /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn write_timestamp(buf: &mut String, ts_millis: u64) {
     let millis = ts_millis % 1000;

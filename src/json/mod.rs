@@ -47,7 +47,7 @@ mod write;
 
 pub use parse::{Limits, find_raw, find_raw_with, parse, parse_and_find_raw, parse_with};
 pub use value::{Number, Value};
-pub use write::{ArrayWriter, ObjectWriter, write_str, write_value};
+pub use write::{ArrayWriter, ObjectWriter, object, write_str, write_value};
 
 use alloc::string::{String, ToString};
 use core::fmt;

@@ -152,6 +152,28 @@ pub struct ArrayWriter<'a> {
     first: bool,
 }
 
+/// A JSON object as a new `String`, its members written by `members` (which hands the writer
+/// back, so that one chain of calls is the whole object).
+///
+/// # Examples
+///
+/// ```
+/// let reply = weir::json::object(|w| w.str("type", "ack").u64("id", 7));
+/// assert_eq!(reply, r#"{"type":"ack","id":7}"#);
+/// let nested = weir::json::object(|w| {
+///     w.object("data").bool("ok", true);
+///     w
+/// });
+/// assert_eq!(nested, r#"{"data":{"ok":true}}"#);
+/// ```
+pub fn object(
+    members: impl for<'w, 'o> FnOnce(&'w mut ObjectWriter<'o>) -> &'w mut ObjectWriter<'o>,
+) -> String {
+    let mut out = String::new();
+    members(&mut ObjectWriter::new(&mut out));
+    out
+}
+
 impl<'a> ObjectWriter<'a> {
     /// Appends `{` to `out` and returns a writer for the members.
     pub fn new(out: &'a mut String) -> Self {

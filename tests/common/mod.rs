@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod example;
 pub mod node;
 
 use weir::app::App;
@@ -246,19 +247,32 @@ pub struct Binary {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Disconnected when the log reader has reached the end of stderr.
+    log_done: mpsc::Receiver<()>,
 }
 
 impl Binary {
     /// Starts `weir` with `--listen 127.0.0.1:0` and `args`, and waits (at most 10 s) for the
     /// `listening addr=...` line to learn its port.
     pub fn start(args: &[&str]) -> Self {
+        let mut cmd = weir(&["--listen", "127.0.0.1:0", "--log-level", "info"]);
+        cmd.args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a program on weir's runtime (the binary, an example) that logs
+    /// `listening addr=...` at start, and waits (at most 10 s) for that line.
+    pub fn spawn(mut cmd: Command) -> Self {
         let mut child =
-            weir(&["--listen", "127.0.0.1:0", "--log-level", "info"]).args(args).spawn().unwrap();
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
+        let (done, log_done) = mpsc::channel();
         std::thread::spawn(move || {
+            // Dropped when the thread ends, which disconnects `log_done`.
+            let _done = done;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 // `listening addr=A` in text, `"msg":"listening","addr":"A"` in JSON.
@@ -281,7 +295,7 @@ impl Binary {
                 panic!("no listening address ({other:?}); log:\n{}", log.lock().unwrap());
             }
         };
-        Self { child, addr, log }
+        Self { child, addr, log, log_done }
     }
 
     pub fn pid(&self) -> u32 {
@@ -296,13 +310,25 @@ impl Binary {
 
     /// Waits at most `within` for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        eventually(within, || self.child.try_wait().unwrap())
-            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()))
+        let status = eventually(within, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()));
+        // Its last lines may still be in the pipe: read them before the test looks at the log
+        // (bounded: a child of its own could hold the pipe open).
+        let _ = self.log_done.recv_timeout(Duration::from_secs(5));
+        status
     }
 
     /// What it has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Its log once it holds `needle`, waiting at most `within`: a line written just after what
+    /// the test saw (a close frame, say) takes a moment more to come through the pipe.
+    pub fn log_with(&self, needle: &str, within: Duration) -> String {
+        eventually(within, || Some(self.log()).filter(|l| l.contains(needle))).unwrap_or_else(
+            || panic!("no {needle:?} in the log within {within:?}:\n{}", self.log()),
+        )
     }
 }
 
