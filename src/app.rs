@@ -1,6 +1,7 @@
 //! What the `weir` binary serves: the hub at `/ws`, WebSocket echo on the configured paths, the
 //! reverse-proxy routes, `--exec` processes and `--agent`s (`/ws/agents/NAME`, `GET /api/agents`),
-//! and `GET /healthz` with the HTTP API and the console.
+//! `--broadcast` paths (`POST /api/broadcast/PATH`), and `GET /healthz` with the HTTP API and the
+//! console.
 //!
 //! The access policy ([`Auth`]) is checked here, once, before any app sees a request or an
 //! upgrade, and the message rate of every WebSocket but the hub's (which answers each command
@@ -13,10 +14,11 @@ use std::time::Duration;
 
 use crate::access::Auth;
 use crate::agent::{self, Agents};
+use crate::broadcast::{self, Broadcast};
 use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
-use crate::hub::rate::{Bucket, Verdict};
+use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
@@ -32,6 +34,9 @@ pub struct App {
     hub: Option<(String, Hub)>,
     exec: Option<Exec>,
     agents: Option<Agents>,
+    broadcast: Option<Broadcast>,
+    /// `--rate` for `POST /api/broadcast/PATH`, per client address.
+    http_broadcasts: AddrBuckets,
     api: Api,
     access: Auth,
     /// Messages per second and burst for each client WebSocket that is not the hub's (0: off).
@@ -50,6 +55,8 @@ impl App {
             hub: None,
             exec: None,
             agents: None,
+            broadcast: None,
+            http_broadcasts: AddrBuckets::new(0, 0),
             api: Api::default(),
             access: Auth::default(),
             rate: (0, 0),
@@ -62,6 +69,7 @@ impl App {
     pub fn with_access(mut self, access: Auth, rate: u32, burst: u32) -> Self {
         self.access = access;
         self.rate = (rate, burst);
+        self.http_broadcasts = AddrBuckets::new(rate, burst);
         self
     }
 
@@ -97,6 +105,12 @@ impl App {
     /// Supervises agents and serves them at `/ws/agents/NAME` and `GET /api/agents`.
     pub fn with_agents(mut self, agents: Agents) -> Self {
         self.agents = Some(agents);
+        self
+    }
+
+    /// Serves `--broadcast` paths and `POST /api/broadcast/PATH`.
+    pub fn with_broadcast(mut self, broadcast: Broadcast) -> Self {
+        self.broadcast = Some(broadcast);
         self
     }
 
@@ -144,8 +158,11 @@ impl Handler for App {
     ) -> Response {
         if !self.access.is_open_request(req.path()) {
             if let Err(r) = self.access.check_request(req, peer) {
-                // The channel API answers in its JSON form.
-                return if req.path().starts_with("/api/channels/") {
+                // The channel and broadcast APIs answer in their JSON form.
+                let path = req.path();
+                return if path.starts_with("/api/channels/")
+                    || path.starts_with(broadcast::API_PREFIX)
+                {
                     http::refusal(r)
                 } else {
                     r.text_response()
@@ -153,8 +170,16 @@ impl Handler for App {
             }
         }
         let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(req.path()).is_some());
-        if exec_path || self.echo_paths.iter().any(|p| p == req.path()) {
+        let broadcast_path =
+            self.broadcast.as_ref().is_some_and(|b| b.room_for(req.path()).is_some());
+        if exec_path || broadcast_path || self.echo_paths.iter().any(|p| p == req.path()) {
             return Response::text(426, "this is a WebSocket endpoint\n");
+        }
+        if let Some(b) =
+            self.broadcast.as_mut().filter(|_| req.path().starts_with(broadcast::API_PREFIX))
+        {
+            let (rates, now) = (&mut self.http_broadcasts, ctx.now());
+            return b.on_request(ctx, req, body, || rates.take(peer.ip(), now));
         }
         if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
             return agents.http_list(req);
@@ -198,6 +223,11 @@ impl Handler for App {
                 return Decision::accept();
             }
         }
+        if let Some(b) = self.broadcast.as_mut() {
+            if let Some(room) = b.room_for(req.path) {
+                return b.on_upgrade(id, room);
+            }
+        }
         if let Some(agents) = self.agents.as_mut() {
             if req.path.starts_with(agent::PATH_PREFIX) {
                 return agents.on_upgrade(id, req, peer);
@@ -222,6 +252,8 @@ impl Handler for App {
             p.on_open(ctx, id);
         } else if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
             a.on_open(ctx, id);
+        } else if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
+            b.on_open(id);
         }
     }
 
@@ -238,6 +270,9 @@ impl Handler for App {
         if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
             return a.on_message(ctx, id, kind, data);
         }
+        if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
+            return b.on_message(ctx, id, kind, data);
+        }
         // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
         let _ = ctx.send(id, kind, data);
     }
@@ -253,7 +288,8 @@ impl Handler for App {
         // echo takes it by value.
         let routed = self.hub_client(id).is_some()
             || self.exec.as_ref().is_some_and(|e| e.owns(id))
-            || self.agents.as_ref().is_some_and(|a| a.owns(id));
+            || self.agents.as_ref().is_some_and(|a| a.owns(id))
+            || self.broadcast.as_ref().is_some_and(|b| b.owns(id));
         if routed {
             return self.on_message(ctx, id, kind, &data);
         }
@@ -350,6 +386,9 @@ impl Handler for App {
         }
         if let Some(a) = self.agents.as_mut() {
             a.on_close(id);
+        }
+        if let Some(b) = self.broadcast.as_mut() {
+            b.on_close(id);
         }
         if let Some(p) = self.proxied(id) {
             p.on_close(ctx, id, code, reason);

@@ -38,13 +38,7 @@ fn json_response(status: u16, body: String) -> Response {
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
-    let mut out = String::new();
-    let mut w = ObjectWriter::new(&mut out);
-    let mut e = w.object("error");
-    e.str("code", code).str("message", message);
-    e.finish();
-    w.finish();
-    json_response(status, out)
+    json_response(status, json::error_object(code, message))
 }
 
 impl Api {
