@@ -26,6 +26,21 @@ use crate::proxy::Proxy;
 use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream};
 use crate::{http, info};
 
+/// The WebSocket endpoint kinds `/metrics` counts open connections of
+/// (`weir_endpoint_connections_open`): an index of [`KINDS`].
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Hub,
+    Echo,
+    Route,
+    Exec,
+    Agent,
+    Broadcast,
+}
+
+/// Their labels, in the order of [`Kind`].
+const KINDS: [&str; 6] = ["hub", "echo", "route", "exec", "agent", "broadcast"];
+
 /// The binary's routes.
 #[derive(Debug)]
 pub struct App {
@@ -44,6 +59,12 @@ pub struct App {
     /// Those connections' buckets, from their first message to their close; `true` once one
     /// was closed for the rate (what it still sends is dropped).
     buckets: HashMap<ConnId, (Bucket, bool)>,
+    /// Each open client WebSocket's kind (an index of [`KINDS`]), from `on_open` to `on_close`:
+    /// kept here because an app may let go of a connection before its close (an `--exec`
+    /// client whose program ended).
+    kinds: HashMap<ConnId, Kind>,
+    /// Open client WebSockets by kind.
+    open: [u64; KINDS.len()],
 }
 
 impl App {
@@ -61,6 +82,8 @@ impl App {
             access: Auth::default(),
             rate: (0, 0),
             buckets: HashMap::new(),
+            kinds: HashMap::new(),
+            open: [0; KINDS.len()],
         }
     }
 
@@ -184,6 +207,15 @@ impl Handler for App {
         if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
             return agents.http_list(req);
         }
+        if req.path() == "/metrics" {
+            // The connection asking streams while its request is handled (a streamed answer
+            // writes before its head is queued): it is a plain HTTP one.
+            let (http, streams) = ctx.http_connections();
+            let (http, streams) = (http + 1, streams.saturating_sub(1));
+            let mut counts: Vec<(&'static str, u64)> = KINDS.into_iter().zip(self.open).collect();
+            counts.extend([("event_stream", streams), ("http", http)]);
+            self.api.set_endpoint_counts(counts);
+        }
         let hub = self.hub.as_mut().map(|(_, h)| h);
         self.api.serve(ctx, id, req, peer, body, hub, self.proxy.as_ref())
     }
@@ -246,6 +278,21 @@ impl Handler for App {
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let kind = if self.hub_client(id).is_some() {
+            Kind::Hub
+        } else if self.proxy.as_ref().is_some_and(|p| p.is_client(id)) {
+            Kind::Route
+        } else if self.exec.as_ref().is_some_and(|e| e.owns(id)) {
+            Kind::Exec
+        } else if self.agents.as_ref().is_some_and(|a| a.owns(id)) {
+            Kind::Agent
+        } else if self.broadcast.as_ref().is_some_and(|b| b.owns(id)) {
+            Kind::Broadcast
+        } else {
+            Kind::Echo
+        };
+        self.kinds.insert(id, kind);
+        self.open[kind as usize] += 1;
         if let Some(h) = self.hub_client(id) {
             h.on_open(ctx, id);
         } else if let Some(p) = self.proxied(id) {
@@ -378,6 +425,9 @@ impl Handler for App {
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
         self.buckets.remove(&id);
+        if let Some(k) = self.kinds.remove(&id) {
+            self.open[k as usize] -= 1;
+        }
         if let Some(h) = self.hub_client(id) {
             h.on_close(id);
         }

@@ -743,11 +743,12 @@ impl Hub {
         }
     }
 
-    /// Sends a comment line to every stream, so proxies and browsers keep them open.
+    /// Sends a comment line to every stream, so proxies and browsers keep them open. Each gets
+    /// its own 8 bytes, not a shared piece: shared pieces are broadcasts, whose delivery time
+    /// `/metrics` observes, and a keep-alive is no publish.
     pub fn stream_heartbeat(&mut self, ctx: &mut Context<'_>) {
-        if !self.streams.is_empty() {
-            let bytes: Rc<[u8]> = Rc::from(&b": ping\n\n"[..]);
-            ctx.stream_broadcast(self.streams.keys().copied(), &bytes);
+        for &id in self.streams.keys() {
+            let _ = ctx.stream_write(id, b": ping\n\n");
         }
     }
 
