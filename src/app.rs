@@ -27,7 +27,7 @@ use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Re
 use crate::{http, info};
 
 /// The WebSocket endpoint kinds `/metrics` counts open connections of
-/// (`weir_endpoint_connections_open`): an index of [`KINDS`].
+/// (`weir_endpoint_connections_open`).
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Hub,
@@ -40,6 +40,33 @@ enum Kind {
 
 /// Their labels, in the order of [`Kind`].
 const KINDS: [&str; 6] = ["hub", "echo", "route", "exec", "agent", "broadcast"];
+
+/// Open client WebSockets by kind. Each one's kind is kept from `on_open` to `on_close`, not
+/// asked of the apps at its close: an app may let go of a connection before (an `--exec`
+/// client whose program ended).
+#[derive(Debug, Default)]
+struct OpenByKind {
+    kinds: HashMap<ConnId, Kind>,
+    open: [u64; KINDS.len()],
+}
+
+impl OpenByKind {
+    fn opened(&mut self, id: ConnId, kind: Kind) {
+        self.kinds.insert(id, kind);
+        self.open[kind as usize] += 1;
+    }
+
+    fn closed(&mut self, id: ConnId) {
+        if let Some(k) = self.kinds.remove(&id) {
+            self.open[k as usize] -= 1;
+        }
+    }
+
+    /// `(label, open)` for each kind.
+    fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        KINDS.into_iter().zip(self.open)
+    }
+}
 
 /// The binary's routes.
 #[derive(Debug)]
@@ -59,12 +86,8 @@ pub struct App {
     /// Those connections' buckets, from their first message to their close; `true` once one
     /// was closed for the rate (what it still sends is dropped).
     buckets: HashMap<ConnId, (Bucket, bool)>,
-    /// Each open client WebSocket's kind (an index of [`KINDS`]), from `on_open` to `on_close`:
-    /// kept here because an app may let go of a connection before its close (an `--exec`
-    /// client whose program ended).
-    kinds: HashMap<ConnId, Kind>,
-    /// Open client WebSockets by kind.
-    open: [u64; KINDS.len()],
+    /// Open client WebSockets by kind, for `/metrics`.
+    open: OpenByKind,
 }
 
 impl App {
@@ -82,8 +105,7 @@ impl App {
             access: Auth::default(),
             rate: (0, 0),
             buckets: HashMap::new(),
-            kinds: HashMap::new(),
-            open: [0; KINDS.len()],
+            open: OpenByKind::default(),
         }
     }
 
@@ -164,6 +186,23 @@ impl App {
         self.proxy.as_ref()
     }
 
+    /// Which endpoint an open client WebSocket is on.
+    fn kind_of(&self, id: ConnId) -> Kind {
+        if self.hub().is_some_and(|h| h.owns(id)) {
+            Kind::Hub
+        } else if self.proxy.as_ref().is_some_and(|p| p.is_client(id)) {
+            Kind::Route
+        } else if self.exec.as_ref().is_some_and(|e| e.owns(id)) {
+            Kind::Exec
+        } else if self.agents.as_ref().is_some_and(|a| a.owns(id)) {
+            Kind::Agent
+        } else if self.broadcast.as_ref().is_some_and(|b| b.owns(id)) {
+            Kind::Broadcast
+        } else {
+            Kind::Echo
+        }
+    }
+
     /// The proxy, if this connection is one of its.
     fn proxied(&mut self, id: ConnId) -> Option<&mut Proxy> {
         self.proxy.as_mut().filter(|p| p.owns(id))
@@ -212,7 +251,7 @@ impl Handler for App {
             // writes before its head is queued): it is a plain HTTP one.
             let (http, streams) = ctx.http_connections();
             let (http, streams) = (http + 1, streams.saturating_sub(1));
-            let mut counts: Vec<(&'static str, u64)> = KINDS.into_iter().zip(self.open).collect();
+            let mut counts: Vec<(&'static str, u64)> = self.open.counts().collect();
             counts.extend([("event_stream", streams), ("http", http)]);
             self.api.set_endpoint_counts(counts);
         }
@@ -278,21 +317,8 @@ impl Handler for App {
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        let kind = if self.hub_client(id).is_some() {
-            Kind::Hub
-        } else if self.proxy.as_ref().is_some_and(|p| p.is_client(id)) {
-            Kind::Route
-        } else if self.exec.as_ref().is_some_and(|e| e.owns(id)) {
-            Kind::Exec
-        } else if self.agents.as_ref().is_some_and(|a| a.owns(id)) {
-            Kind::Agent
-        } else if self.broadcast.as_ref().is_some_and(|b| b.owns(id)) {
-            Kind::Broadcast
-        } else {
-            Kind::Echo
-        };
-        self.kinds.insert(id, kind);
-        self.open[kind as usize] += 1;
+        let kind = self.kind_of(id);
+        self.open.opened(id, kind);
         if let Some(h) = self.hub_client(id) {
             h.on_open(ctx, id);
         } else if let Some(p) = self.proxied(id) {
@@ -425,9 +451,7 @@ impl Handler for App {
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
         self.buckets.remove(&id);
-        if let Some(k) = self.kinds.remove(&id) {
-            self.open[k as usize] -= 1;
-        }
+        self.open.closed(id);
         if let Some(h) = self.hub_client(id) {
             h.on_close(id);
         }

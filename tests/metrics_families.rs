@@ -104,8 +104,20 @@ fn open_connections_by_endpoint_kind_and_by_route() {
     let route = format!("/app=ws://{}/echo", upstream.addr);
     let cat = "a=cat";
     let exec = "/cat=cat";
-    let weir =
-        Binary::start(&["--route", &route, "--broadcast", "/room", "--exec", exec, "--agent", cat]);
+    // A program that ends on its own: weir closes its client after the exec app let go of it.
+    let once = r#"/once=sh -c "read line; echo bye""#;
+    let weir = Binary::start(&[
+        "--route",
+        &route,
+        "--broadcast",
+        "/room",
+        "--exec",
+        exec,
+        "--exec",
+        once,
+        "--agent",
+        cat,
+    ]);
     let kind = |m: &str, k: &str| {
         sample(m, &format!("weir_endpoint_connections_open{{kind=\"{k}\"}}"))
             .unwrap_or_else(|| panic!("no gauge for {k}:\n{m}"))
@@ -119,6 +131,20 @@ fn open_connections_by_endpoint_kind_and_by_route() {
     // The /metrics request's own connection is a plain HTTP one.
     assert_eq!(kind(&m, "http"), 1.0, "{m}");
     assert_eq!(sample(&m, "weir_route_connections_open{route=\"/app\"}"), Some(0.0), "{m}");
+
+    // An exec client is counted as such to its close, though its program ended first.
+    let mut short = connect(weir.addr, "/once");
+    short.send(Message::text("x")).unwrap();
+    assert_eq!(next_text(&mut short), "bye");
+    assert_eq!(kind(&metrics(weir.addr), "exec"), 1.0);
+    assert_eq!(support::close_code(&mut short), 1000);
+    drop(short);
+    let gone = eventually(TIMEOUT, || {
+        let m = metrics(weir.addr);
+        (sample(&m, "weir_connections_open") == Some(0.0)).then_some(m)
+    });
+    let m = gone.expect("the exec client never closed");
+    assert_eq!((kind(&m, "exec"), kind(&m, "echo")), (0.0, 0.0), "{m}");
 
     let hub = hub::Client::connect(weir.addr);
     let echo = [connect(weir.addr, "/echo"), connect(weir.addr, "/echo")];
