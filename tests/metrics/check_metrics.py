@@ -36,6 +36,8 @@ REQUIRED = {
     "weir_handshake_duration_seconds": "histogram",
     "weir_publish_delivery_seconds": "histogram",
     "weir_endpoint_connections_open": "gauge",  # {kind=...}
+    "weir_route_connections_open": "gauge",  # {route=...}
+    "weir_route_connections": "counter",  # weir_route_connections_total{route=...}
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
     "process_start_time_seconds": "gauge",

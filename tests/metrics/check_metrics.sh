@@ -12,7 +12,8 @@ fi
 bin="${WEIR_BIN:-$repo/target/release/weir}"
 [ -x "$bin" ] || (cd "$repo" && cargo build --release --bin weir)
 log="$(mktemp)"
-"$bin" --listen 127.0.0.1:0 --broadcast /room=all 2>"$log" &
+# A route (to nothing: its families are there whether or not anyone connects).
+"$bin" --listen 127.0.0.1:0 --broadcast /room=all --route /app=ws://127.0.0.1:9/ 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
