@@ -743,12 +743,12 @@ impl Hub {
         }
     }
 
-    /// Sends a comment line to every stream, so proxies and browsers keep them open. Each gets
-    /// its own 8 bytes, not a shared piece: shared pieces are broadcasts, whose delivery time
-    /// `/metrics` observes, and a keep-alive is no publish.
+    /// Sends a comment line to every stream, so proxies and browsers keep them open. It is no
+    /// publish: its delivery is not timed (`weir_publish_delivery_seconds`).
     pub fn stream_heartbeat(&mut self, ctx: &mut Context<'_>) {
-        for &id in self.streams.keys() {
-            let _ = ctx.stream_write(id, b": ping\n\n");
+        if !self.streams.is_empty() {
+            let bytes: Rc<[u8]> = Rc::from(&b": ping\n\n"[..]);
+            ctx.stream_broadcast_untimed(self.streams.keys().copied(), &bytes);
         }
     }
 

@@ -446,6 +446,19 @@ impl Context<'_> {
         ids.into_iter().filter(|id| self.core.stream_write_shared(id.0, bytes, at).is_ok()).count()
     }
 
+    /// [`Context::stream_broadcast`] for bytes that are no message (a keep-alive comment): the
+    /// delivery histogram does not time them.
+    pub fn stream_broadcast_untimed(
+        &mut self,
+        ids: impl IntoIterator<Item = ConnId>,
+        bytes: &Rc<[u8]>,
+    ) -> usize {
+        let untimed = crate::server::outq::UNTIMED;
+        ids.into_iter()
+            .filter(|id| self.core.stream_write_shared(id.0, bytes, untimed).is_ok())
+            .count()
+    }
+
     /// Ends a streamed response as one whose queue passed the cap is ended: what is queued
     /// and not started is dropped and the connection closes (`on_stream_closed` follows). Does
     /// nothing for a connection that is not streaming.

@@ -11,6 +11,9 @@ use crate::server::pool::Pool;
 /// Most pieces handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// The `queued_at` of a shared piece that is no message (a keep-alive): not reported written.
+pub const UNTIMED: u64 = u64::MAX;
+
 #[derive(Debug)]
 enum Piece {
     /// Bytes this queue owns: coalesced small frames, or a large payload moved in.
@@ -165,7 +168,8 @@ impl OutQueue {
     }
 
     /// Appends a shared buffer without copying it; `queued_at` is handed back to
-    /// [`OutQueue::write_observed`]'s callback once the piece is written whole.
+    /// [`OutQueue::write_observed`]'s callback once the piece is written whole (unless it is
+    /// [`UNTIMED`]).
     pub fn push_shared(&mut self, bytes: Rc<[u8]>, queued_at: u64, pool: &mut Pool) {
         self.push(Piece::Shared(bytes, queued_at), pool);
     }
@@ -261,7 +265,8 @@ impl OutQueue {
             self.offset = 0;
             match self.pieces.pop_front() {
                 Some(Piece::Owned(v) | Piece::Payload(v)) => pool.give(v),
-                Some(Piece::Shared(_, queued_at)) => written(queued_at),
+                Some(Piece::Shared(_, queued_at)) if queued_at != UNTIMED => written(queued_at),
+                Some(Piece::Shared(..)) => {}
                 None => {}
             }
         }
@@ -342,19 +347,20 @@ mod tests {
         q.push_copy(&[b"ab"], &mut pool);
         q.push_shared(Rc::from(&b"cdef"[..]), 7, &mut pool);
         q.push_shared(Rc::from(&b"gh"[..]), 9, &mut pool);
+        q.push_shared(Rc::from(&b"--"[..]), UNTIMED, &mut pool);
         q.push_shared(Rc::from(&b"ij"[..]), 11, &mut pool);
         let mut seen = Vec::new();
         let mut w = Trickle { got: Vec::new(), chunk: 64, budget: 5 };
         q.write_observed(&mut w, &mut pool, |t| seen.push(t)).unwrap();
         assert!(seen.is_empty(), "cdef is not written whole yet");
-        w.budget = 3;
+        w.budget = 5;
         q.write_observed(&mut w, &mut pool, |t| seen.push(t)).unwrap();
-        assert_eq!(seen, [7, 9]);
+        assert_eq!(seen, [7, 9], "a keep-alive is not reported");
         // What is dropped unwritten was not delivered.
         q.drop_unstarted(&mut pool);
         assert!(q.is_empty());
         assert_eq!(seen, [7, 9]);
-        assert_eq!(w.got, b"abcdefgh");
+        assert_eq!(w.got, b"abcdefgh--");
     }
 
     #[test]
