@@ -1,6 +1,7 @@
 //! What the `weir` binary serves: the hub at `/ws`, WebSocket echo on the configured paths, the
 //! reverse-proxy routes, `--exec` processes and `--agent`s (`/ws/agents/NAME`, `GET /api/agents`),
-//! and `GET /healthz` with the HTTP API and the console.
+//! `--broadcast` paths (`POST /api/broadcast/PATH`), and `GET /healthz` with the HTTP API and the
+//! console.
 //!
 //! The access policy ([`Auth`]) is checked here, once, before any app sees a request or an
 //! upgrade, and the message rate of every WebSocket but the hub's (which answers each command
@@ -13,16 +14,59 @@ use std::time::Duration;
 
 use crate::access::Auth;
 use crate::agent::{self, Agents};
+use crate::broadcast::{self, Broadcast};
 use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
-use crate::hub::rate::{Bucket, Verdict};
+use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream};
 use crate::{http, info};
+
+/// The WebSocket endpoint kinds `/metrics` counts open connections of
+/// (`weir_endpoint_connections_open`).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Hub,
+    Echo,
+    Route,
+    Exec,
+    Agent,
+    Broadcast,
+}
+
+/// Their labels, in the order of [`Kind`].
+const KINDS: [&str; 6] = ["hub", "echo", "route", "exec", "agent", "broadcast"];
+
+/// Open client WebSockets by kind. Each one's kind is kept from `on_open` to `on_close`, not
+/// asked of the apps at its close: an app may let go of a connection before (an `--exec`
+/// client whose program ended).
+#[derive(Debug, Default)]
+struct OpenByKind {
+    kinds: HashMap<ConnId, Kind>,
+    open: [u64; KINDS.len()],
+}
+
+impl OpenByKind {
+    fn opened(&mut self, id: ConnId, kind: Kind) {
+        self.kinds.insert(id, kind);
+        self.open[kind as usize] += 1;
+    }
+
+    fn closed(&mut self, id: ConnId) {
+        if let Some(k) = self.kinds.remove(&id) {
+            self.open[k as usize] -= 1;
+        }
+    }
+
+    /// `(label, open)` for each kind.
+    fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        KINDS.into_iter().zip(self.open)
+    }
+}
 
 /// The binary's routes.
 #[derive(Debug)]
@@ -32,6 +76,9 @@ pub struct App {
     hub: Option<(String, Hub)>,
     exec: Option<Exec>,
     agents: Option<Agents>,
+    broadcast: Option<Broadcast>,
+    /// `--rate` for `POST /api/broadcast/PATH`, per client address.
+    http_broadcasts: AddrBuckets,
     api: Api,
     access: Auth,
     /// Messages per second and burst for each client WebSocket that is not the hub's (0: off).
@@ -39,6 +86,8 @@ pub struct App {
     /// Those connections' buckets, from their first message to their close; `true` once one
     /// was closed for the rate (what it still sends is dropped).
     buckets: HashMap<ConnId, (Bucket, bool)>,
+    /// Open client WebSockets by kind, for `/metrics`.
+    open: OpenByKind,
 }
 
 impl App {
@@ -50,10 +99,13 @@ impl App {
             hub: None,
             exec: None,
             agents: None,
+            broadcast: None,
+            http_broadcasts: AddrBuckets::new(0, 0),
             api: Api::default(),
             access: Auth::default(),
             rate: (0, 0),
             buckets: HashMap::new(),
+            open: OpenByKind::default(),
         }
     }
 
@@ -62,6 +114,7 @@ impl App {
     pub fn with_access(mut self, access: Auth, rate: u32, burst: u32) -> Self {
         self.access = access;
         self.rate = (rate, burst);
+        self.http_broadcasts = AddrBuckets::new(rate, burst);
         self
     }
 
@@ -100,6 +153,12 @@ impl App {
         self
     }
 
+    /// Serves `--broadcast` paths and `POST /api/broadcast/PATH`.
+    pub fn with_broadcast(mut self, broadcast: Broadcast) -> Self {
+        self.broadcast = Some(broadcast);
+        self
+    }
+
     /// Serves the hub at `path`.
     pub fn with_hub(mut self, path: &str, hub: Hub) -> Self {
         self.hub = Some((path.to_string(), hub));
@@ -127,6 +186,23 @@ impl App {
         self.proxy.as_ref()
     }
 
+    /// Which endpoint an open client WebSocket is on.
+    fn kind_of(&self, id: ConnId) -> Kind {
+        if self.hub().is_some_and(|h| h.owns(id)) {
+            Kind::Hub
+        } else if self.proxy.as_ref().is_some_and(|p| p.is_client(id)) {
+            Kind::Route
+        } else if self.exec.as_ref().is_some_and(|e| e.owns(id)) {
+            Kind::Exec
+        } else if self.agents.as_ref().is_some_and(|a| a.owns(id)) {
+            Kind::Agent
+        } else if self.broadcast.as_ref().is_some_and(|b| b.owns(id)) {
+            Kind::Broadcast
+        } else {
+            Kind::Echo
+        }
+    }
+
     /// The proxy, if this connection is one of its.
     fn proxied(&mut self, id: ConnId) -> Option<&mut Proxy> {
         self.proxy.as_mut().filter(|p| p.owns(id))
@@ -144,8 +220,11 @@ impl Handler for App {
     ) -> Response {
         if !self.access.is_open_request(req.path()) {
             if let Err(r) = self.access.check_request(req, peer) {
-                // The channel API answers in its JSON form.
-                return if req.path().starts_with("/api/channels/") {
+                // The channel and broadcast APIs answer in their JSON form.
+                let path = req.path();
+                return if path.starts_with("/api/channels/")
+                    || path.starts_with(broadcast::API_PREFIX)
+                {
                     http::refusal(r)
                 } else {
                     r.text_response()
@@ -153,11 +232,28 @@ impl Handler for App {
             }
         }
         let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(req.path()).is_some());
-        if exec_path || self.echo_paths.iter().any(|p| p == req.path()) {
+        let broadcast_path =
+            self.broadcast.as_ref().is_some_and(|b| b.room_for(req.path()).is_some());
+        if exec_path || broadcast_path || self.echo_paths.iter().any(|p| p == req.path()) {
             return Response::text(426, "this is a WebSocket endpoint\n");
+        }
+        if let Some(b) =
+            self.broadcast.as_mut().filter(|_| req.path().starts_with(broadcast::API_PREFIX))
+        {
+            let (rates, now) = (&mut self.http_broadcasts, ctx.now());
+            return b.on_request(ctx, req, body, || rates.take(peer.ip(), now));
         }
         if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
             return agents.http_list(req);
+        }
+        if req.path() == "/metrics" {
+            // The connection asking streams while its request is handled (a streamed answer
+            // writes before its head is queued): it is a plain HTTP one.
+            let (http, streams) = ctx.http_connections();
+            let (http, streams) = (http + 1, streams.saturating_sub(1));
+            let mut counts: Vec<(&'static str, u64)> = self.open.counts().collect();
+            counts.extend([("event_stream", streams), ("http", http)]);
+            self.api.set_endpoint_counts(counts);
         }
         let hub = self.hub.as_mut().map(|(_, h)| h);
         self.api.serve(ctx, id, req, peer, body, hub, self.proxy.as_ref())
@@ -198,6 +294,11 @@ impl Handler for App {
                 return Decision::accept();
             }
         }
+        if let Some(b) = self.broadcast.as_mut() {
+            if let Some(room) = b.room_for(req.path) {
+                return b.on_upgrade(id, room);
+            }
+        }
         if let Some(agents) = self.agents.as_mut() {
             if req.path.starts_with(agent::PATH_PREFIX) {
                 return agents.on_upgrade(id, req, peer);
@@ -216,12 +317,16 @@ impl Handler for App {
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let kind = self.kind_of(id);
+        self.open.opened(id, kind);
         if let Some(h) = self.hub_client(id) {
             h.on_open(ctx, id);
         } else if let Some(p) = self.proxied(id) {
             p.on_open(ctx, id);
         } else if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
             a.on_open(ctx, id);
+        } else if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
+            b.on_open(id);
         }
     }
 
@@ -238,6 +343,9 @@ impl Handler for App {
         if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
             return a.on_message(ctx, id, kind, data);
         }
+        if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
+            return b.on_message(ctx, id, kind, data);
+        }
         // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
         let _ = ctx.send(id, kind, data);
     }
@@ -253,7 +361,8 @@ impl Handler for App {
         // echo takes it by value.
         let routed = self.hub_client(id).is_some()
             || self.exec.as_ref().is_some_and(|e| e.owns(id))
-            || self.agents.as_ref().is_some_and(|a| a.owns(id));
+            || self.agents.as_ref().is_some_and(|a| a.owns(id))
+            || self.broadcast.as_ref().is_some_and(|b| b.owns(id));
         if routed {
             return self.on_message(ctx, id, kind, &data);
         }
@@ -342,6 +451,7 @@ impl Handler for App {
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
         self.buckets.remove(&id);
+        self.open.closed(id);
         if let Some(h) = self.hub_client(id) {
             h.on_close(id);
         }
@@ -350,6 +460,9 @@ impl Handler for App {
         }
         if let Some(a) = self.agents.as_mut() {
             a.on_close(id);
+        }
+        if let Some(b) = self.broadcast.as_mut() {
+            b.on_close(id);
         }
         if let Some(p) = self.proxied(id) {
             p.on_close(ctx, id, code, reason);

@@ -37,6 +37,8 @@ pub struct Options {
     pub listen: Vec<String>,
     /// Request paths served by the echo application, each starting with `/`.
     pub echo: Vec<String>,
+    /// `--broadcast` paths: what a client sends there goes to the other clients there.
+    pub broadcast: Vec<crate::broadcast::BroadcastPath>,
     /// Most connections open at once (at least 1).
     pub max_connections: usize,
     /// Most connections open at once from one IP address; 0 means unlimited.
@@ -136,6 +138,7 @@ impl Default for Options {
         Self {
             listen: vec![String::from("127.0.0.1:8080")],
             echo: vec![String::from("/echo")],
+            broadcast: Vec::new(),
             max_connections: 10_000,
             max_connections_per_ip: 1000,
             max_message_size: 16 * MIB,
@@ -621,6 +624,21 @@ const FLAGS: &[Flag] = &[
         setter: Setter::Serve(|o, v| {
             check_path(v)?;
             o.echo.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "broadcast",
+        metavar: Some("PATH[=all]"),
+        repeatable: true,
+        group: Group::Listening,
+        default: "",
+        help: "Every message a client sends to PATH goes to every other client on PATH, text or \
+               binary as sent (PATH=all: to the sender too); POST /api/broadcast/PATH feeds it.",
+        setter: Setter::Serve(|o, v| {
+            let b = crate::broadcast::BroadcastPath::parse(v)?;
+            check_path(&b.path)?;
+            o.broadcast.push(b);
             Ok(())
         }),
     },
@@ -1565,6 +1583,7 @@ mod tests {
         let samples: &[(&str, &str)] = &[
             ("listen", "[::1]:9000"),
             ("echo", "/other"),
+            ("broadcast", "/room=all"),
             ("max-connections", "5"),
             ("max-connections-per-ip", "0"),
             ("max-message-size", "1MiB"),
@@ -1629,7 +1648,8 @@ mod tests {
     #[test]
     fn all_values() {
         let o = serve(
-            "--listen 0.0.0.0:80 --listen=[::]:8443 --echo /a --echo=/b/c \
+            "--listen 0.0.0.0:80 --listen=[::]:8443 --echo /a --echo=/b/c --broadcast /r \
+             --broadcast=/s=all \
              --max-connections 7 --max-connections-per-ip=0 --max-message-size 1GiB \
              --max-frame-size 64KiB --queue-cap 2MB --max-head-size 4k --max-headers 100 \
              --read-buffer-size 1024 --handshake-timeout 500ms --ping-interval 0 \
@@ -1645,6 +1665,10 @@ mod tests {
             Options {
                 listen: vec!["0.0.0.0:80".into(), "[::]:8443".into()],
                 echo: vec!["/a".into(), "/b/c".into()],
+                broadcast: vec![
+                    crate::broadcast::BroadcastPath { path: "/r".into(), to_sender: false },
+                    crate::broadcast::BroadcastPath { path: "/s".into(), to_sender: true },
+                ],
                 max_connections: 7,
                 max_connections_per_ip: 0,
                 max_message_size: 1 << 30,

@@ -67,7 +67,7 @@ fn serve(opts: Options) -> ExitCode {
         max_queued_total: usize::try_from(opts.max_queued_total).unwrap_or(usize::MAX),
         send_timeout: opts.send_timeout,
         read_buffer_size: opts.read_buffer_size,
-        // The only body the HTTP API takes is a publish's data.
+        // The only bodies the HTTP API takes are a publish's data and an HTTP broadcast's message.
         max_body_size: usize::try_from(opts.max_publish_size).unwrap_or(usize::MAX),
         http: proto::http::Limits {
             max_head_len: opts.max_head_size,
@@ -150,6 +150,12 @@ fn serve(opts: Options) -> ExitCode {
             log_lines: opts.agent_log_lines,
             kill_grace: opts.kill_grace,
         }));
+    }
+    if !opts.broadcast.is_empty() {
+        for b in &opts.broadcast {
+            weir::info!("broadcast", path = b.path, to_sender = b.to_sender);
+        }
+        app = app.with_broadcast(weir::broadcast::Broadcast::new(&opts.broadcast));
     }
     if !opts.routes.is_empty() {
         match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {

@@ -7,7 +7,7 @@ use crate::hub::Hub;
 use crate::proto::ProtocolError;
 use crate::proxy::Proxy;
 use crate::server::Stats;
-use crate::server::stats::{open_fds, resident_memory_bytes};
+use crate::server::stats::{Histogram, open_fds, resident_memory_bytes};
 
 /// A per-route counter: its name, its help, and how to read it.
 type RouteFamily = (&'static str, &'static str, fn(&crate::proxy::RouteStats) -> u64);
@@ -25,11 +25,31 @@ fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Disp
     }
 }
 
-/// The whole exposition.
+/// Writes a histogram family: cumulative `_bucket` samples with `le` (`+Inf` last, equal to
+/// `_count`), `_sum` and `_count`.
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    family(out, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    for (le, n) in h.cumulative() {
+        sample(out, &bucket, &format!("le=\"{le}\""), n);
+    }
+    sample(out, &bucket, "le=\"+Inf\"", h.count);
+    sample(out, &format!("{name}_sum"), "", h.sum);
+    sample(out, &format!("{name}_count"), "", h.count);
+}
+
+/// A label value with `\` and `"` escaped (the exposition format's rule; a route's path may
+/// hold either).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The whole exposition. `endpoints` are the connections open now by endpoint kind.
 pub fn render(
     stats: &Stats,
     hub: Option<&Hub>,
     proxy: Option<&Proxy>,
+    endpoints: &[(&str, u64)],
     start_time_secs: f64,
 ) -> String {
     let mut o = String::with_capacity(8192);
@@ -105,26 +125,29 @@ pub fn render(
     for (kind, n) in ProtocolError::ALL.iter().zip(stats.protocol_errors.iter()) {
         sample(&mut o, "weir_protocol_errors_total", &format!("kind=\"{}\"", kind.name()), n);
     }
-    let h = &stats.handshake_seconds;
     family(
         &mut o,
-        "weir_handshake_duration_seconds",
-        "histogram",
-        "Time from accept to the 101 response.",
+        "weir_endpoint_connections_open",
+        "gauge",
+        "Connections open now, by endpoint kind (WebSocket: hub, echo, route, exec, agent, \
+         broadcast; plain HTTP: event_stream, http).",
     );
-    let mut cumulative = 0;
-    for (bound, n) in h.bounds.iter().zip(h.counts.iter()) {
-        cumulative += n;
-        sample(
-            &mut o,
-            "weir_handshake_duration_seconds_bucket",
-            &format!("le=\"{bound}\""),
-            cumulative,
-        );
+    for (kind, n) in endpoints {
+        sample(&mut o, "weir_endpoint_connections_open", &format!("kind=\"{kind}\""), n);
     }
-    sample(&mut o, "weir_handshake_duration_seconds_bucket", "le=\"+Inf\"", h.count);
-    sample(&mut o, "weir_handshake_duration_seconds_sum", "", h.sum);
-    sample(&mut o, "weir_handshake_duration_seconds_count", "", h.count);
+    histogram(
+        &mut o,
+        "weir_handshake_duration_seconds",
+        "Time from accepting a connection to its 101 response being queued.",
+        &stats.handshake_seconds,
+    );
+    histogram(
+        &mut o,
+        "weir_publish_delivery_seconds",
+        "Time from a broadcast (a hub publish, a --broadcast message, an agent's line) being \
+         queued to its last byte being written to a receiver's socket, once per receiver.",
+        &stats.delivery_seconds,
+    );
     let timeouts: [(&str, &str, u64); 2] = [
         (
             "weir_handshake_timeouts_total",
@@ -186,6 +209,16 @@ pub fn render(
         }
     }
     if let Some(proxy) = proxy {
+        family(
+            &mut o,
+            "weir_route_connections_open",
+            "gauge",
+            "Client connections proxied now, by route.",
+        );
+        for r in proxy.routes() {
+            let route = format!("route=\"{}\"", label(&r.prefix));
+            sample(&mut o, "weir_route_connections_open", &route, r.stats.open);
+        }
         let fams: [RouteFamily; 6] = [
             ("weir_route_connections_total", "Connections proxied, by route.", |s| s.connections),
             (
@@ -209,9 +242,7 @@ pub fn render(
         for (name, help, get) in fams {
             family(&mut o, name, "counter", help);
             for r in proxy.routes() {
-                let label =
-                    format!("route=\"{}\"", r.prefix.replace('\\', "\\\\").replace('"', "\\\""));
-                sample(&mut o, name, &label, get(&r.stats));
+                sample(&mut o, name, &format!("route=\"{}\"", label(&r.prefix)), get(&r.stats));
             }
         }
     }

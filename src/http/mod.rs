@@ -24,12 +24,14 @@ const CONSOLE_JS: &str = include_str!("console/console.js");
 #[derive(Debug)]
 pub struct Api {
     start_time_secs: f64,
+    /// Connections open by endpoint kind, for `/metrics` ([`Api::set_endpoint_counts`]).
+    endpoints: Vec<(&'static str, u64)>,
 }
 
 impl Default for Api {
     fn default() -> Self {
         let start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Self { start_time_secs: start }
+        Self { start_time_secs: start, endpoints: Vec::new() }
     }
 }
 
@@ -38,16 +40,16 @@ fn json_response(status: u16, body: String) -> Response {
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
-    let mut out = String::new();
-    let mut w = ObjectWriter::new(&mut out);
-    let mut e = w.object("error");
-    e.str("code", code).str("message", message);
-    e.finish();
-    w.finish();
-    json_response(status, out)
+    json_response(status, json::error_object(code, message))
 }
 
 impl Api {
+    /// The connections open now by endpoint kind, which `/metrics` reports
+    /// (`weir_endpoint_connections_open`): the caller counts them, as it routes them.
+    pub fn set_endpoint_counts(&mut self, counts: Vec<(&'static str, u64)>) {
+        self.endpoints = counts;
+    }
+
     /// Answers a plain HTTP request the access policy let through; `id` is the connection (for
     /// server-sent events), `peer` the client's address (per-address rates).
     #[allow(clippy::too_many_arguments)]
@@ -80,8 +82,13 @@ impl Api {
                 );
             }
             "/metrics" if get => {
-                let text =
-                    metrics::render(ctx.stats(), hub.as_deref(), proxy, self.start_time_secs);
+                let text = metrics::render(
+                    ctx.stats(),
+                    hub.as_deref(),
+                    proxy,
+                    &self.endpoints,
+                    self.start_time_secs,
+                );
                 return Response::with_type(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",

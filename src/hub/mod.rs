@@ -741,11 +741,12 @@ impl Hub {
         }
     }
 
-    /// Sends a comment line to every stream, so proxies and browsers keep them open.
+    /// Sends a comment line to every stream, so proxies and browsers keep them open. It is no
+    /// publish: its delivery is not timed (`weir_publish_delivery_seconds`).
     pub fn stream_heartbeat(&mut self, ctx: &mut Context<'_>) {
         if !self.streams.is_empty() {
             let bytes: Rc<[u8]> = Rc::from(&b": ping\n\n"[..]);
-            ctx.stream_broadcast(self.streams.keys().copied(), &bytes);
+            ctx.stream_broadcast_untimed(self.streams.keys().copied(), &bytes);
         }
     }
 

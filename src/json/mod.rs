@@ -151,3 +151,14 @@ pub fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
         Some(_) => Err("id must be a string or an integer"),
     }
 }
+
+/// `{"error": {"code": CODE, "message": MESSAGE}}`: the body of the HTTP API's errors.
+pub fn error_object(code: &str, message: &str) -> String {
+    let mut out = String::with_capacity(code.len() + message.len() + 36);
+    let mut w = ObjectWriter::new(&mut out);
+    let mut e = w.object("error");
+    e.str("code", code).str("message", message);
+    e.finish();
+    w.finish();
+    out
+}

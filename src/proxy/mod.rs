@@ -48,6 +48,8 @@ pub struct Route {
 pub struct RouteStats {
     /// Client connections proxied (upstream handshake done).
     pub connections: u64,
+    /// Of those, the ones whose link is open now (a gauge).
+    pub open: u64,
     /// Upstream connections that failed (refused, unreachable, timed out).
     pub upstream_failures: u64,
     /// Messages from clients to the upstream.
@@ -193,6 +195,7 @@ impl Proxy {
         ctx.accept(link.other, protocol, &[]);
         if let Some(r) = self.routes.get_mut(link.route) {
             r.stats.connections += 1;
+            r.stats.open += 1;
         }
     }
 
@@ -275,6 +278,11 @@ impl Proxy {
         let (code, reason) = relayed(code, reason);
         if self.links.remove(&link.other).is_none() {
             return;
+        }
+        // The first side of a link to go ends it. (`on_close` comes only for an open
+        // WebSocket, and the client's opens only after `on_connected` counted the link.)
+        if let Some(r) = self.routes.get_mut(link.route) {
+            r.stats.open = r.stats.open.saturating_sub(1);
         }
         ctx.close(link.other, code, reason);
         // A client that never opened (still deferred) has nothing to close: refuse it.

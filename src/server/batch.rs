@@ -40,6 +40,8 @@ pub(crate) struct Batch {
     /// Per frame: where its payload starts and where it ends in `frames` (a client connection
     /// masks each frame with its own key, so it is sent frame by frame).
     marks: Vec<(usize, usize)>,
+    /// When its first message was gathered ([`Core::clock_ns`]).
+    queued_at: u64,
 }
 
 impl Core {
@@ -61,12 +63,16 @@ impl Core {
             self.broadcast(set.iter().copied(), kind, data);
             return set.len();
         }
-        let b = self.batch.get_or_insert_with(|| Batch {
-            set: Rc::clone(set),
-            kind,
-            frames: Vec::new(),
-            marks: Vec::new(),
-        });
+        if self.batch.is_none() {
+            self.batch = Some(Batch {
+                set: Rc::clone(set),
+                kind,
+                frames: Vec::new(),
+                marks: Vec::new(),
+                queued_at: self.clock_ns(),
+            });
+        }
+        let Some(b) = self.batch.as_mut() else { return set.len() };
         let start = push_server_frame(&mut b.frames, kind, data);
         b.marks.push((start, b.frames.len()));
         if b.frames.len() >= MAX_BATCH_BYTES {
@@ -87,7 +93,7 @@ impl Core {
         let Some(b) = self.batch.take() else { return };
         let piece: Rc<[u8]> = Rc::from(b.frames);
         for id in b.set.iter() {
-            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks);
+            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks, b.queued_at);
         }
     }
 }

@@ -64,6 +64,13 @@ pub struct Core {
 }
 
 impl Core {
+    /// Nanoseconds since the loop started, read from the clock now (not the turn's `now`: a
+    /// broadcast queued and written in one turn takes microseconds, which the delivery
+    /// histogram is to see).
+    pub(crate) fn clock_ns(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     pub(crate) fn respond(&mut self, key: Key, r: &Response) {
         let extra: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
@@ -231,19 +238,24 @@ impl Core {
         let start = push_server_frame(&mut frame, kind, data);
         let payload = [(start, frame.len())];
         let frame: Rc<[u8]> = Rc::from(frame);
-        ids.into_iter().filter(|id| self.send_shared(id.0, kind, &frame, &payload).is_ok()).count()
+        let at = self.clock_ns();
+        ids.into_iter()
+            .filter(|id| self.send_shared(id.0, kind, &frame, &payload, at).is_ok())
+            .count()
     }
 
     /// Queues whole messages of `kind` whose server frames, headers included, are `piece`,
     /// shared by every queue it goes to (a broadcast, or a batch of them: `batch.rs`).
     /// `payloads` are where each message's payload lies in `piece`: a client masks every frame
-    /// with its own key, so it is sent those one by one instead.
+    /// with its own key, so it is sent those one by one instead. `queued_at` ([`Core::clock_ns`])
+    /// starts the delivery histogram's clock.
     pub(crate) fn send_shared(
         &mut self,
         key: Key,
         kind: MessageKind,
         piece: &Rc<[u8]>,
         payloads: &[(usize, usize)],
+        queued_at: u64,
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = open_conn(&mut self.conns, key)?;
@@ -259,7 +271,7 @@ impl Core {
         }
         // The headers are in the piece; this checks and records the sending state.
         conn.ws.encode_data_header(kind, 0, true)?;
-        conn.out.push_shared(Rc::clone(piece), &mut self.pool);
+        conn.out.push_shared(Rc::clone(piece), queued_at, &mut self.pool);
         self.queued(key, payloads.len() as u64)
     }
 
@@ -376,10 +388,11 @@ impl Core {
         &mut self,
         key: Key,
         bytes: &Rc<[u8]>,
+        queued_at: u64,
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;
-        conn.out.push_shared(Rc::clone(bytes), &mut self.pool);
+        conn.out.push_shared(Rc::clone(bytes), queued_at, &mut self.pool);
         self.streamed(key)
     }
 

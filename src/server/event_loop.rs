@@ -817,7 +817,16 @@ impl<H: Handler> Server<H> {
         };
         let mut wrote = 0;
         if conn.writable && !conn.out.is_empty() {
-            match conn.out.write_to(&mut conn.socket, &mut core.pool) {
+            // A broadcast frame written whole is delivered: the clock is read once per write.
+            let (start, delivery) = (core.start, &mut core.stats.delivery_seconds);
+            let mut now = None;
+            let delivered = |queued_at: u64| {
+                let now = *now.get_or_insert_with(|| {
+                    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+                });
+                delivery.observe_ns(now.saturating_sub(queued_at));
+            };
+            match conn.out.write_observed(&mut conn.socket, &mut core.pool, delivered) {
                 Ok(n) => {
                     wrote = n;
                     conn.bytes_out += n as u64;

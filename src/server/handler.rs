@@ -451,7 +451,21 @@ impl Context<'_> {
         ids: impl IntoIterator<Item = ConnId>,
         bytes: &Rc<[u8]>,
     ) -> usize {
-        ids.into_iter().filter(|id| self.core.stream_write_shared(id.0, bytes).is_ok()).count()
+        let at = self.core.clock_ns();
+        ids.into_iter().filter(|id| self.core.stream_write_shared(id.0, bytes, at).is_ok()).count()
+    }
+
+    /// [`Context::stream_broadcast`] for bytes that are no message (a keep-alive comment): the
+    /// delivery histogram does not time them.
+    pub fn stream_broadcast_untimed(
+        &mut self,
+        ids: impl IntoIterator<Item = ConnId>,
+        bytes: &Rc<[u8]>,
+    ) -> usize {
+        let untimed = crate::server::outq::UNTIMED;
+        ids.into_iter()
+            .filter(|id| self.core.stream_write_shared(id.0, bytes, untimed).is_ok())
+            .count()
     }
 
     /// Ends a streamed response as one whose queue passed the cap is ended: what is queued
@@ -513,6 +527,19 @@ impl Context<'_> {
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
         self.core.conns.get(id.0).is_some_and(|c| c.phase == crate::server::conn::Phase::Stream)
+    }
+
+    /// Inbound connections that are not WebSocket, counted now (a walk of every connection:
+    /// for `/metrics`, not for a message path): plain HTTP (reading a request or its body,
+    /// answering one, or an upgrade whose handler has not decided yet) and streamed responses
+    /// (server-sent events).
+    pub fn http_connections(&self) -> (u64, u64) {
+        use crate::server::conn::Phase;
+        self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.phase {
+            Phase::Head | Phase::Http | Phase::Body | Phase::Deferred => (http + 1, streams),
+            Phase::Stream => (http, streams + 1),
+            Phase::Ws | Phase::Connecting | Phase::Response => (http, streams),
+        })
     }
 
     /// Unsent bytes queued on a connection (0 if it is gone).

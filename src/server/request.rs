@@ -453,8 +453,9 @@ impl<H: Handler> crate::server::Server<H> {
         conn.out.push_copy(&[response], &mut core.pool);
         conn.ws.open(core.now);
         conn.head_reader = None;
-        // Accept to 101: `opened_at` was the accept time until now.
-        core.stats.handshake_seconds.observe(core.now.saturating_sub(conn.opened_at).as_secs_f64());
+        // Accept to 101: `opened_at` was the accept time until now (the clock, not the turn's
+        // `now`: most handshakes end in the turn their request came in).
+        core.stats.handshake_seconds.observe(core.start.elapsed().saturating_sub(conn.opened_at));
         conn.phase = Phase::Ws;
         conn.opened_at = core.now;
         core.stats.connections_open += 1;

@@ -45,38 +45,80 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Protocol errors, by kind, in the order of [`ProtocolError::ALL`].
     pub protocol_errors: [u64; ProtocolError::ALL.len()],
-    /// Time from accept to the 101 response.
+    /// Time from accept to the 101 response being queued (written at the end of the same turn
+    /// of the loop unless the socket is full).
     pub handshake_seconds: Histogram,
+    /// Time from a broadcast frame being queued to its last byte being written, once per
+    /// receiver (`OutQueue::write_observed`).
+    pub delivery_seconds: Histogram,
 }
 
-/// A histogram of durations with fixed bucket bounds (Prometheus style).
-#[derive(Debug, Clone)]
+/// A histogram of durations in fixed buckets (Prometheus style): an observation is a few
+/// comparisons and additions into arrays of fixed size, never an allocation.
+#[derive(Debug, Clone, Default)]
 pub struct Histogram {
-    /// Upper bounds of the buckets, in seconds.
-    pub bounds: &'static [f64],
-    /// Observations in each bucket (not cumulative).
-    pub counts: Vec<u64>,
+    /// Observations in each bucket of [`Histogram::BOUNDS`] (not cumulative), and last those
+    /// over the largest bound.
+    pub counts: [u64; BUCKETS + 1],
     /// Sum of all observations, in seconds.
     pub sum: f64,
     /// Number of observations.
     pub count: u64,
 }
 
-impl Default for Histogram {
-    fn default() -> Self {
-        const BOUNDS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
-        Self { bounds: BOUNDS, counts: vec![0; BOUNDS.len()], sum: 0.0, count: 0 }
-    }
-}
+const BUCKETS: usize = 17;
 
 impl Histogram {
-    /// Records one observation.
-    pub fn observe(&mut self, seconds: f64) {
-        if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
-            self.counts[i] += 1;
-        }
-        self.sum += seconds;
+    /// Upper bounds of the buckets, in seconds: 50 µs to 10 s, 1-2.5-5 a decade. What the loop
+    /// does in one turn takes microseconds, so the small ones are finer than Prometheus'
+    /// default buckets (5 ms and up).
+    pub const BOUNDS: [f64; BUCKETS] = [
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1.0, 2.5, 5.0, 10.0,
+    ];
+
+    /// The same bounds in nanoseconds, for observations in whole nanoseconds.
+    const BOUNDS_NS: [u64; BUCKETS] = [
+        50_000,
+        100_000,
+        250_000,
+        500_000,
+        1_000_000,
+        2_500_000,
+        5_000_000,
+        10_000_000,
+        25_000_000,
+        50_000_000,
+        100_000_000,
+        250_000_000,
+        500_000_000,
+        1_000_000_000,
+        2_500_000_000,
+        5_000_000_000,
+        10_000_000_000,
+    ];
+
+    /// Records one observation of `ns` nanoseconds.
+    pub fn observe_ns(&mut self, ns: u64) {
+        // The first bound at or over `ns` (BUCKETS, the `+Inf` slot, when there is none).
+        let i = Self::BOUNDS_NS.partition_point(|&b| b < ns);
+        self.counts[i] += 1;
+        self.sum += ns as f64 * 1e-9;
         self.count += 1;
+    }
+
+    /// Records one observation.
+    pub fn observe(&mut self, d: std::time::Duration) {
+        self.observe_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Each bound with the observations at or under it (cumulative), smallest first; `+Inf`
+    /// (all of them, [`Histogram::count`]) is not included.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        Self::BOUNDS.iter().zip(self.counts.iter()).scan(0, |sum, (&le, &n)| {
+            *sum += n;
+            Some((le, *sum))
+        })
     }
 }
 
@@ -108,4 +150,29 @@ pub fn resident_memory_bytes() -> Option<u64> {
 /// Open file descriptors of this process.
 pub fn open_fds() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn buckets_hold_what_is_at_or_under_their_bound() {
+        for (ns, s) in Histogram::BOUNDS_NS.iter().zip(Histogram::BOUNDS) {
+            assert_eq!(*ns, (s * 1e9).round() as u64);
+        }
+        let mut h = Histogram::default();
+        for ns in [0, 50_000, 50_001, 1_000_000, 10_000_000_000, 10_000_000_001, u64::MAX] {
+            h.observe_ns(ns);
+        }
+        let c: Vec<(f64, u64)> = h.cumulative().collect();
+        assert_eq!(c.len(), Histogram::BOUNDS.len());
+        assert_eq!(c[0], (0.00005, 2));
+        assert_eq!(c[1], (0.0001, 3));
+        assert_eq!(c[4], (0.001, 4));
+        assert_eq!(c[16], (10.0, 5));
+        assert_eq!((h.count, h.counts[17]), (7, 2), "two over the largest bound: +Inf only");
+        h.observe(std::time::Duration::from_millis(3));
+        assert_eq!(h.cumulative().nth(6), Some((0.005, 5)));
+    }
 }

@@ -85,8 +85,13 @@ pub fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Upgrades a raw connection and returns it.
 pub fn upgraded(addr: SocketAddr) -> TcpStream {
+    upgraded_on(addr, "/echo")
+}
+
+/// Upgrades a raw connection to `path` and returns it.
+pub fn upgraded_on(addr: SocketAddr, path: &str) -> TcpStream {
     let mut s = raw(addr);
-    s.write_all(UPGRADE.as_bytes()).unwrap();
+    s.write_all(UPGRADE.replacen("/echo", path, 1).as_bytes()).unwrap();
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s

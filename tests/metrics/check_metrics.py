@@ -1,5 +1,7 @@
 """Parses weir's /metrics with the real Prometheus text parser (prometheus_client) and checks
-that every family the docs promise is there with HELP and TYPE. Exits non-zero on any problem.
+that every family the docs promise is there with HELP and TYPE, and that every histogram keeps
+the format's rules (bounds rising, buckets cumulative, +Inf last and equal to _count). Exits
+non-zero on any problem.
 
 Usage: python check_metrics.py http://127.0.0.1:PORT/metrics
 """
@@ -32,10 +34,31 @@ REQUIRED = {
     "weir_handshake_timeouts": "counter",
     "weir_idle_timeouts": "counter",
     "weir_handshake_duration_seconds": "histogram",
+    "weir_publish_delivery_seconds": "histogram",
+    "weir_endpoint_connections_open": "gauge",  # {kind=...}
+    "weir_route_connections_open": "gauge",  # {route=...}
+    "weir_route_connections": "counter",  # weir_route_connections_total{route=...}
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
     "process_start_time_seconds": "gauge",
 }
+
+
+def histogram_problems(f):
+    """The exposition rules one histogram family breaks."""
+    buckets = [(float(s.labels["le"]), s.value) for s in f.samples if s.name.endswith("_bucket")]
+    count = [s.value for s in f.samples if s.name.endswith("_count")]
+    total = [s.value for s in f.samples if s.name.endswith("_sum")]
+    if not buckets or len(count) != 1 or len(total) != 1:
+        return [f"{f.name}: buckets, _sum or _count missing"]
+    out = []
+    if any(a[0] >= b[0] or a[1] > b[1] for a, b in zip(buckets, buckets[1:])):
+        out.append(f"{f.name}: bounds not rising or counts not cumulative: {buckets}")
+    if buckets[-1][0] != float("inf") or buckets[-1][1] != count[0]:
+        out.append(f"{f.name}: +Inf is not last or is not _count ({buckets[-1]}, {count[0]})")
+    if total[0] < 0:
+        out.append(f"{f.name}: negative _sum")
+    return out
 
 
 def main():
@@ -55,11 +78,20 @@ def main():
             problems.append(f"{name}: type {f.type}, expected {kind}")
         elif not f.documentation:
             problems.append(f"{name}: no HELP")
-    h = families.get("weir_handshake_duration_seconds")
-    if h is not None:
-        count = [s.value for s in h.samples if s.name.endswith("_count")]
+    for f in families.values():
+        if f.type == "histogram":
+            problems.extend(histogram_problems(f))
+    # The traffic of check_metrics.sh: WebSockets opened, a message broadcast to its sender.
+    for name in ["weir_handshake_duration_seconds", "weir_publish_delivery_seconds"]:
+        h = families.get(name)
+        count = [s.value for s in h.samples if s.name.endswith("_count")] if h else []
         if not count or count[0] < 1:
-            problems.append("handshake histogram has no observation (a WebSocket was opened)")
+            problems.append(f"{name} has no observation")
+    kinds = families.get("weir_endpoint_connections_open")
+    labels = {s.labels.get("kind") for s in kinds.samples} if kinds else set()
+    want = {"hub", "echo", "route", "exec", "agent", "broadcast", "event_stream", "http"}
+    if labels != want:
+        problems.append(f"weir_endpoint_connections_open kinds {sorted(labels)}, expected {sorted(want)}")
     if problems:
         sys.exit("metrics check failed:\n  " + "\n  ".join(problems))
     print(f"metrics ok: {len(families)} families parsed by prometheus_client")

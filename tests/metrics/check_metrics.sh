@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts weir, opens a WebSocket and publishes (so counters move), then parses /metrics with
-# prometheus_client (installed in a venv here). Used by .ci/run.
+# Starts weir, opens a WebSocket, publishes and broadcasts (so counters and histograms move),
+# then parses /metrics with prometheus_client (installed in a venv here). Used by .ci/run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -12,7 +12,8 @@ fi
 bin="${WEIR_BIN:-$repo/target/release/weir}"
 [ -x "$bin" ] || (cd "$repo" && cargo build --release --bin weir)
 log="$(mktemp)"
-"$bin" --listen 127.0.0.1:0 2>"$log" &
+# A route (to nothing: its families are there whether or not anyone connects).
+"$bin" --listen 127.0.0.1:0 --broadcast /room=all --route /app=ws://127.0.0.1:9/ 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
@@ -24,4 +25,6 @@ done
 # Traffic: a publish over HTTP, and a WebSocket round trip through weir's own client.
 curl -sf -X POST -d '{"n":1}' "http://127.0.0.1:$port/api/channels/ci/publish" >/dev/null
 echo hello | timeout 10 "$bin" client "ws://127.0.0.1:$port/echo" >/dev/null
+# A broadcast path that sends a client its own messages too: one delivery, observed when written.
+echo hello | timeout 10 "$bin" client "ws://127.0.0.1:$port/room" >/dev/null
 "$venv/bin/python" "$here/check_metrics.py" "http://127.0.0.1:$port/metrics"
