@@ -84,7 +84,10 @@ fn history_answers_to_clients_that_do_not_read_hold_little_memory() {
 /// queued the whole replay (about 6 MB); now each holds a cursor.
 #[test]
 fn event_stream_replays_to_clients_that_do_not_read_hold_little_memory() {
-    let b = Binary::start(&[]);
+    // The stream that is read (the first opened) waits while the others open and the stats are
+    // read: on a loaded machine (a full `cargo test` beside other builds) that can pass the 30 s
+    // `--send-timeout`, which then drops it. That bound has its own test; this one is memory.
+    let b = Binary::start(&["--send-timeout", "10m"]);
     fill(&b, "big", 100, 60_000);
     let base_rss = stat(&b, "rss_bytes");
     let mut streams = Vec::new();
