@@ -139,7 +139,7 @@ pub struct RequestId(pub u64);
 
 /// A channel's epoch: a random number drawn when the channel's hash is made in Redis. A new
 /// epoch means the offsets started again: what came before is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Epoch(pub u64);
 
 impl Epoch {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod node;
+pub mod redis;
 
 use weir::app::App;
 use weir::server::{Config, Server};
