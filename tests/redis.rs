@@ -759,3 +759,40 @@ fn a_malformed_or_oversized_reply_is_an_error_and_the_request_is_lost() {
         assert_eq!(a.link.state(), State::Backoff, "it waits to dial again");
     }
 }
+
+#[test]
+fn a_subscriber_notices_a_paused_redis_by_its_ping_and_subscribes_again() {
+    let Some(redis) = Redis::start(false) else { return };
+    let config = config();
+    let mut a = commands(&redis.url(), &config);
+    let mut sub = subscriber(&redis.url(), &config);
+    a.ready();
+    for c in [b"x".as_slice(), b"y", b"gone"] {
+        sub.link.subscribe(c);
+    }
+    sub.ready();
+    subscribed(&redis, &mut sub, "x", 1);
+    subscribed(&redis, &mut sub, "gone", 1);
+    // Left: UNSUBSCRIBE, and Redis counts no subscriber.
+    assert!(sub.link.unsubscribe(b"gone"));
+    subscribed(&redis, &mut sub, "gone", 0);
+
+    redis.pause();
+    // Nothing is sent to it, but the idle link's PING goes unanswered.
+    let events = sub.until("ping timeout", Duration::from_secs(5), |e| {
+        e.contains(&Ev::Broken(LinkError::ReplyTimeout))
+    });
+    assert!(!events.contains(&Ev::Ready), "{events:?}");
+    redis.resume();
+    sub.ready();
+    subscribed(&redis, &mut sub, "y", 1);
+    subscribed(&redis, &mut sub, "gone", 0);
+    // Published first, so that its message, were it sent, would come before the other.
+    let _ = a.publish("gone", "not for us");
+    let p = a.publish("y", "after");
+    let msgs = sub.until("message after resume", Duration::from_secs(10), |e| {
+        e.iter().any(|e| matches!(e, Ev::Message(..)))
+    });
+    assert_eq!(msgs, [Ev::Message(b"y".to_vec(), p, b"after".to_vec())]);
+    assert!(sub.connects >= 2);
+}
