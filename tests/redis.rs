@@ -796,3 +796,21 @@ fn a_subscriber_notices_a_paused_redis_by_its_ping_and_subscribes_again() {
     assert_eq!(msgs, [Ev::Message(b"y".to_vec(), p, b"after".to_vec())]);
     assert!(sub.connects >= 2);
 }
+
+#[test]
+fn a_channel_whose_hash_was_lost_starts_a_new_epoch_without_its_old_entries() {
+    let Some(redis) = Redis::start(false) else { return };
+    let mut a = commands(&redis.url(), &config());
+    a.ready();
+    let old = a.publish("e", "old1");
+    let _ = a.publish("e", "old2");
+    // What an eviction (maxmemory) or a careless DEL does: the stream stays, the hash goes.
+    assert_eq!(redis.command(&["DEL", "weir:{e}:m"]), b":1\r\n");
+    let h = a.history("e", 2, Some(old.epoch));
+    assert!(matches!(h, Ev::History { epoch: None, top: 0, recovered: false, .. }), "{h:?}");
+    let p = a.publish("e", "new1");
+    assert_ne!(p.epoch, old.epoch);
+    assert_eq!(p.offset, 1, "its offsets start again (XADD 1-0 would fail on the old stream)");
+    let h = a.history("e", 0, Some(p.epoch));
+    assert_eq!(entries(&h), [(1, "new1".to_string())], "the old entries are gone");
+}
