@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod json;
 pub mod proto;
+pub mod redis;
 
 #[cfg(feature = "server")]
 pub mod access;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod example;
 pub mod node;
+pub mod redis;
 
 use weir::app::App;
 use weir::server::{Config, Server};
