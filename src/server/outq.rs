@@ -112,6 +112,14 @@ impl OutQueue {
         self.len
     }
 
+    /// What the queue holds against `--queue-cap`: its unsent bytes and a slot for each piece.
+    /// A piece is 32 bytes of queue whatever its size, so an empty message's 2-byte shared
+    /// frame (a busy broadcast room's) holds 17 times what its bytes say; counted by bytes
+    /// alone, a member that does not read could hold 16 times the cap.
+    pub fn held(&self) -> usize {
+        self.len + self.pieces.len() * std::mem::size_of::<Piece>()
+    }
+
     /// Nothing left to write.
     pub fn is_empty(&self) -> bool {
         self.len == 0
