@@ -141,10 +141,17 @@ impl OutQueue {
     /// owned piece while it has room, else in a buffer leased from `pool`.
     pub fn push_copy(&mut self, parts: &[&[u8]], pool: &mut Pool) {
         let need: usize = parts.iter().map(|p| p.len()).sum();
-        let fits =
-            matches!(self.pieces.back(), Some(Piece::Owned(v)) if v.capacity() - v.len() >= need);
+        // The last owned piece takes it while it has room, or, if it is a buffer of its own
+        // smaller than a lease, by growing as a Vec grows (to at most twice what it holds).
+        let fits = matches!(self.pieces.back(), Some(Piece::Owned(v))
+            if v.capacity() - v.len() >= need || v.capacity() < pool.size());
         if !fits {
-            let buf = if need <= pool.size() { pool.take() } else { Vec::with_capacity(need) };
+            // A lease to start the queue or to follow a full one; behind a shared or payload
+            // piece, only what is needed: a lease for each pong or answer between broadcast
+            // frames would hold 16 KiB for a few bytes, unseen by `--queue-cap`.
+            let lease = need <= pool.size()
+                && !matches!(self.pieces.back(), Some(Piece::Shared(..) | Piece::Payload(_)));
+            let buf = if lease { pool.take() } else { Vec::with_capacity(need) };
             self.pieces.push_back(Piece::Owned(buf));
         }
         if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
@@ -157,7 +164,13 @@ impl OutQueue {
     }
 
     /// Appends a buffer without copying it.
+    /// A buffer at most half full (a client's small masked frame in a lease) is copied instead
+    /// and given back, so it does not hold a lease behind a shared piece.
     pub fn push_owned(&mut self, bytes: Vec<u8>, pool: &mut Pool) {
+        if !bytes.is_empty() && bytes.len() <= bytes.capacity() / 2 {
+            self.push_copy(&[&bytes], pool);
+            return pool.give(bytes);
+        }
         self.push(Piece::Owned(bytes), pool);
     }
 
@@ -325,6 +338,36 @@ mod tests {
         assert_eq!(w.got, b"abcdefghijklmnopqrstuvwxyz0123!");
         assert!(q.is_empty());
         assert_eq!(pool.idle(), 2, "leased buffers come back");
+    }
+
+    /// A pong or an answer queued behind a shared broadcast frame, and a client's small masked
+    /// frame, used to take a 16 KiB lease each: a room member that pings and does not read,
+    /// between empty messages, held 16 KiB per pong while its queue counted 4 bytes.
+    #[test]
+    fn small_frames_between_shared_pieces_do_not_each_hold_a_lease() {
+        let mut pool = Pool::new(16 << 10, 4);
+        let mut q = OutQueue::default();
+        let frame: Rc<[u8]> = Rc::from(&b"\x81\x00"[..]);
+        for _ in 0..1000 {
+            q.push_shared(Rc::clone(&frame), 0, &mut pool);
+            q.push_copy(&[b"\x8a\x00"], &mut pool);
+            q.push_shared(Rc::clone(&frame), 0, &mut pool);
+            let mut masked = pool.take();
+            masked.extend_from_slice(b"\x82\x80abcd");
+            q.push_owned(masked, &mut pool);
+        }
+        let buffers: usize = q
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Owned(v) | Piece::Payload(v) => v.capacity(),
+                Piece::Shared(..) => 0,
+            })
+            .sum();
+        assert!(buffers < 64 << 10, "{buffers} bytes of buffers for {} bytes", q.len());
+        let mut w = Trickle { got: Vec::new(), chunk: usize::MAX, budget: usize::MAX };
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"\x81\x00\x8a\x00\x81\x00\x82\x80abcd".repeat(1000));
     }
 
     #[test]
