@@ -93,7 +93,12 @@ pub fn render(
     ];
     family(&mut o, "weir_connections_open", "gauge", "WebSocket connections open now.");
     sample(&mut o, "weir_connections_open", "", stats.connections_open);
-    family(&mut o, "weir_queued_bytes", "gauge", "Unsent bytes queued on all connections.");
+    family(
+        &mut o,
+        "weir_queued_bytes",
+        "gauge",
+        "Unsent bytes queued on all connections, and 32 for each queued piece.",
+    );
     sample(&mut o, "weir_queued_bytes", "", stats.queued_bytes);
     for (name, help, value) in counters {
         family(&mut o, name, "counter", help);

@@ -769,7 +769,7 @@ impl<H: Handler> Server<H> {
             .conns
             .iter()
             .filter(|(_, c)| !c.out.is_empty())
-            .map(|(k, c)| (c.out.len(), k))
+            .map(|(k, c)| (c.out.held(), k))
             .collect();
         largest.sort_unstable_by_key(|&(len, _)| std::cmp::Reverse(len));
         let mut cut = false;

@@ -11,6 +11,10 @@ use crate::server::pool::Pool;
 /// Most pieces handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// What each piece holds of the queue beside its bytes; counted against `--queue-cap` and
+/// `--max-queued-total` with them.
+const SLOT: usize = std::mem::size_of::<Piece>();
+
 /// The `queued_at` of a shared piece that is no message (a keep-alive): not reported written.
 pub const UNTIMED: u64 = u64::MAX;
 
@@ -117,7 +121,7 @@ impl OutQueue {
     /// frame (a busy broadcast room's) holds 17 times what its bytes say; counted by bytes
     /// alone, a member that does not read could hold 16 times the cap.
     pub fn held(&self) -> usize {
-        self.len + self.pieces.len() * std::mem::size_of::<Piece>()
+        self.len + self.pieces.len() * SLOT
     }
 
     /// Nothing left to write.
@@ -127,13 +131,13 @@ impl OutQueue {
 
     /// Drops everything, written in part or not (the socket failed).
     pub fn clear(&mut self, pool: &mut Pool) {
+        pool.sub_queued(self.held());
         while let Some(p) = self.pieces.pop_back() {
             if let Piece::Owned(v) | Piece::Payload(v) = p {
                 pool.give(v);
             }
         }
         self.offset = 0;
-        pool.sub_queued(self.len);
         self.len = 0;
     }
 
@@ -153,6 +157,7 @@ impl OutQueue {
                 && !matches!(self.pieces.back(), Some(Piece::Shared(..) | Piece::Payload(_)));
             let buf = if lease { pool.take() } else { Vec::with_capacity(need) };
             self.pieces.push_back(Piece::Owned(buf));
+            pool.add_queued(SLOT);
         }
         if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
             for p in parts {
@@ -177,7 +182,7 @@ impl OutQueue {
     fn push(&mut self, p: Piece, pool: &mut Pool) {
         let n = p.bytes().len();
         self.len += n;
-        pool.add_queued(n);
+        pool.add_queued(n + SLOT);
         self.pieces.push_back(p);
     }
 
@@ -213,7 +218,7 @@ impl OutQueue {
         while matches!(self.pieces.get(keep), Some(Piece::Payload(_))) {
             keep += 1;
         }
-        let mut dropped = 0;
+        let (mut dropped, before) = (0, self.pieces.len());
         while self.pieces.len() > keep {
             if let Some(p) = self.pieces.pop_back() {
                 dropped += p.bytes().len();
@@ -223,7 +228,7 @@ impl OutQueue {
             }
         }
         self.len -= dropped;
-        pool.sub_queued(dropped);
+        pool.sub_queued(dropped + (before - self.pieces.len()) * SLOT);
         dropped
     }
 
@@ -284,6 +289,7 @@ impl OutQueue {
             }
             n -= left;
             self.offset = 0;
+            pool.sub_queued(SLOT);
             match self.pieces.pop_front() {
                 Some(Piece::Owned(v) | Piece::Payload(v)) => pool.give(v),
                 Some(Piece::Shared(_, queued_at)) if queued_at != UNTIMED => written(queued_at),
@@ -380,13 +386,13 @@ mod tests {
         b.push_shared(shared, 0, &mut pool);
         b.push_payload(b"payload".to_vec(), &mut pool);
         b.push_owned(b"owned".to_vec(), &mut pool);
-        assert_eq!(pool.queued(), a.len() + b.len());
-        assert_eq!(pool.queued(), 10 + 18, "a shared piece counts in each queue");
+        assert_eq!(pool.queued(), a.held() + b.held());
+        assert_eq!(pool.queued(), 10 + 18 + 5 * SLOT, "a shared piece counts in each queue");
         let mut w = Trickle { got: Vec::new(), chunk: 3, budget: 5 };
         a.write_to(&mut w, &mut pool).unwrap();
-        assert_eq!(pool.queued(), a.len() + b.len());
+        assert_eq!(pool.queued(), a.held() + b.held());
         b.drop_unstarted(&mut pool);
-        assert_eq!(pool.queued(), a.len());
+        assert_eq!(pool.queued(), a.held());
         a.clear(&mut pool);
         assert_eq!(pool.queued(), 0);
     }
