@@ -362,6 +362,8 @@ mod tests {
             masked.extend_from_slice(b"\x82\x80abcd");
             q.push_owned(masked, &mut pool);
         }
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(SLOT, 32, "docs/operations.md and docs/security.md say 32 bytes a piece");
         let buffers: usize = q
             .pieces
             .iter()
