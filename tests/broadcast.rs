@@ -16,6 +16,8 @@ use weir::proto::handshake::UpgradeRequest;
 use weir::server::{ConnId, Context, Decision, Handler, Server};
 
 const BIG: usize = 100_000;
+/// Empty messages broadcast one by one: 200,000 bytes of frames.
+const TINY: usize = 100_000;
 
 /// A room: every connection is a member of one set. It greets each member with a broadcast
 /// to the set from `on_open`; `frag` makes it open a fragmented message to the sender, try
@@ -58,6 +60,12 @@ impl Handler for Room {
             ctx.broadcast_set(&self.set, MessageKind::Text, &vec![b'a'; BIG]);
             ctx.broadcast_set(&self.set, MessageKind::Text, b"y");
             ctx.broadcast_set(&self.set, MessageKind::Text, b"z");
+        } else if data == b"tiny" {
+            // What a busy --broadcast room queues for a member whose socket is full: one
+            // shared piece per message, each an empty message's 2-byte frame.
+            for _ in 0..TINY {
+                ctx.broadcast([id], MessageKind::Text, b"");
+            }
         }
     }
 
@@ -159,4 +167,27 @@ fn a_greeting_past_the_queue_cap_comes_after_the_101() {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "{head:?}");
     assert_eq!(common::expect_close(&mut s), 1008);
+}
+
+/// `--queue-cap` bounds what a queue holds, not only its bytes: each shared piece also takes a
+/// slot in the queue (32 bytes). 100,000 empty broadcasts are 200 KB of frames but 3.4 MB held;
+/// counted by their bytes alone they fitted a 256 KiB cap, so a room's tiny messages to a
+/// member that does not read could hold 16 times the cap (512 MiB at the default 32 MiB).
+#[test]
+fn tiny_broadcasts_count_their_queue_slots_against_the_cap() {
+    let config = weir::server::Config { queue_cap: 256 << 10, ..common::config() };
+    let addr = start_room_with(config, 0);
+    let mut s = upgraded(addr);
+    assert_eq!(read_frame(&mut s).expect("greeting").payload, b"joined");
+    s.write_all(&frame(0x81, b"tiny")).unwrap();
+    let mut got = 0;
+    let close = loop {
+        let f = read_frame(&mut s).expect("EOF before a close frame");
+        if f.opcode() == 0x8 {
+            break f;
+        }
+        got += 1;
+        assert!(got < TINY, "all {TINY} tiny broadcasts were queued: the cap never counted them");
+    };
+    assert_eq!((close.close_code(), &close.payload[2..]), (1008, &b"slow reader"[..]));
 }

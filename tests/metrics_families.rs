@@ -191,3 +191,29 @@ fn open_connections_by_endpoint_kind_and_by_route() {
     assert_eq!(sample(&m, "weir_route_connections_open{route=\"/app\"}"), Some(0.0), "{m}");
     assert_eq!(kind(&m, "http"), 1.0, "{m}");
 }
+
+/// A peer chooses its close code, and RFC 6455 §7.4.2 gives applications 3000-4999: counted
+/// code by code, 2,000 connections would add 4,000 series (received and echoed). Those codes
+/// are counted as two ranges, `3xxx` and `4xxx`; the protocol's own stay one series each.
+#[test]
+fn application_close_codes_are_counted_as_ranges() {
+    let weir = Binary::start(&[]);
+    for code in [4001u16, 4321, 3999, 1000] {
+        let mut s = common::upgraded(weir.addr);
+        use std::io::Write;
+        s.write_all(&common::close_frame(code, "bye")).unwrap();
+        assert_eq!(common::expect_close(&mut s), code, "the code is echoed");
+    }
+    let want = |name: &str, code: &str, n: f64| {
+        let key = format!("{name}{{code=\"{code}\"}}");
+        eventually(TIMEOUT, || (sample(&metrics(weir.addr), &key) == Some(n)).then_some(()))
+            .unwrap_or_else(|| panic!("{key} is not {n}:\n{}", metrics(weir.addr)));
+    };
+    for name in ["weir_close_codes_received_total", "weir_close_codes_sent_total"] {
+        want(name, "4xxx", 2.0);
+        want(name, "3xxx", 1.0);
+        want(name, "1000", 1.0);
+    }
+    let m = metrics(weir.addr);
+    assert!(!m.contains("code=\"4321\"") && !m.contains("code=\"3999\""), "{m}");
+}

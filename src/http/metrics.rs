@@ -7,7 +7,7 @@ use crate::hub::Hub;
 use crate::proto::ProtocolError;
 use crate::proxy::Proxy;
 use crate::server::Stats;
-use crate::server::stats::{Histogram, open_fds, resident_memory_bytes};
+use crate::server::stats::{Histogram, close_code_label, open_fds, resident_memory_bytes};
 
 /// A per-route counter: its name, its help, and how to read it.
 type RouteFamily = (&'static str, &'static str, fn(&crate::proxy::RouteStats) -> u64);
@@ -93,7 +93,12 @@ pub fn render(
     ];
     family(&mut o, "weir_connections_open", "gauge", "WebSocket connections open now.");
     sample(&mut o, "weir_connections_open", "", stats.connections_open);
-    family(&mut o, "weir_queued_bytes", "gauge", "Unsent bytes queued on all connections.");
+    family(
+        &mut o,
+        "weir_queued_bytes",
+        "gauge",
+        "Unsent bytes queued on all connections, and 32 for each queued piece.",
+    );
     sample(&mut o, "weir_queued_bytes", "", stats.queued_bytes);
     for (name, help, value) in counters {
         family(&mut o, name, "counter", help);
@@ -110,11 +115,21 @@ pub fn render(
     }
     family(&mut o, "weir_close_codes_sent_total", "counter", "Close frames sent, by code.");
     for (code, n) in &stats.close_codes_sent {
-        sample(&mut o, "weir_close_codes_sent_total", &format!("code=\"{code}\""), n);
+        sample(
+            &mut o,
+            "weir_close_codes_sent_total",
+            &format!("code=\"{}\"", close_code_label(*code)),
+            n,
+        );
     }
     family(&mut o, "weir_close_codes_received_total", "counter", "Close frames received, by code.");
     for (code, n) in &stats.close_codes_received {
-        sample(&mut o, "weir_close_codes_received_total", &format!("code=\"{code}\""), n);
+        sample(
+            &mut o,
+            "weir_close_codes_received_total",
+            &format!("code=\"{}\"", close_code_label(*code)),
+            n,
+        );
     }
     family(
         &mut o,

@@ -159,7 +159,7 @@ impl Core {
         if !any {
             return;
         }
-        let over = conn.out.len() > self.config.queue_cap
+        let over = conn.out.held() > self.config.queue_cap
             && conn.phase == Phase::Ws
             && conn.ws.state() == State::Open;
         self.mark_dirty(key);
@@ -336,7 +336,7 @@ impl Core {
         self.stats.messages_out += n;
         self.mark_dirty(key);
         let cap = self.config.queue_cap;
-        if self.conns.get(key).is_some_and(|c| c.out.len() > cap) {
+        if self.conns.get(key).is_some_and(|c| c.out.held() > cap) {
             self.slow_reader(key);
             return Err(SendError::Closing);
         }
@@ -401,7 +401,7 @@ impl Core {
         self.mark_dirty(key);
         let cap = self.config.queue_cap;
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
-        if conn.out.len() <= cap {
+        if conn.out.held() <= cap {
             return Ok(());
         }
         conn.out.drop_unstarted(&mut self.pool);

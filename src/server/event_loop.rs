@@ -598,7 +598,7 @@ impl<H: Handler> Server<H> {
                         }
                         Some(Event::Close(frame)) => {
                             let code = frame.code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
-                            Stats::count(&mut core.stats.close_codes_received, code);
+                            Stats::count_close(&mut core.stats.close_codes_received, code);
                             conn.set_close(code, frame.reason());
                             debug!(
                                 "close received",
@@ -769,7 +769,7 @@ impl<H: Handler> Server<H> {
             .conns
             .iter()
             .filter(|(_, c)| !c.out.is_empty())
-            .map(|(k, c)| (c.out.len(), k))
+            .map(|(k, c)| (c.out.held(), k))
             .collect();
         largest.sort_unstable_by_key(|&(len, _)| std::cmp::Reverse(len));
         let mut cut = false;
@@ -853,7 +853,7 @@ impl<H: Handler> Server<H> {
         };
         if conn.close_queued != 0 && conn.out.is_empty() {
             // Counted once written: a close frame that never reaches the peer was not sent.
-            Stats::count(&mut core.stats.close_codes_sent, conn.close_queued);
+            Stats::count_close(&mut core.stats.close_codes_sent, conn.close_queued);
             conn.close_queued = 0;
         }
         if conn.pong_end != 0 && conn.bytes_out >= conn.pong_end {

@@ -11,6 +11,10 @@ use crate::server::pool::Pool;
 /// Most pieces handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// What each piece holds of the queue beside its bytes; counted against `--queue-cap` and
+/// `--max-queued-total` with them.
+const SLOT: usize = std::mem::size_of::<Piece>();
+
 /// The `queued_at` of a shared piece that is no message (a keep-alive): not reported written.
 pub const UNTIMED: u64 = u64::MAX;
 
@@ -112,6 +116,14 @@ impl OutQueue {
         self.len
     }
 
+    /// What the queue holds against `--queue-cap`: its unsent bytes and a slot for each piece.
+    /// A piece is 32 bytes of queue whatever its size, so an empty message's 2-byte shared
+    /// frame (a busy broadcast room's) holds 17 times what its bytes say; counted by bytes
+    /// alone, a member that does not read could hold 16 times the cap.
+    pub fn held(&self) -> usize {
+        self.len + self.pieces.len() * SLOT
+    }
+
     /// Nothing left to write.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -119,13 +131,13 @@ impl OutQueue {
 
     /// Drops everything, written in part or not (the socket failed).
     pub fn clear(&mut self, pool: &mut Pool) {
+        pool.sub_queued(self.held());
         while let Some(p) = self.pieces.pop_back() {
             if let Piece::Owned(v) | Piece::Payload(v) = p {
                 pool.give(v);
             }
         }
         self.offset = 0;
-        pool.sub_queued(self.len);
         self.len = 0;
     }
 
@@ -133,11 +145,19 @@ impl OutQueue {
     /// owned piece while it has room, else in a buffer leased from `pool`.
     pub fn push_copy(&mut self, parts: &[&[u8]], pool: &mut Pool) {
         let need: usize = parts.iter().map(|p| p.len()).sum();
-        let fits =
-            matches!(self.pieces.back(), Some(Piece::Owned(v)) if v.capacity() - v.len() >= need);
+        // The last owned piece takes it while it has room, or, if it is a buffer of its own
+        // smaller than a lease, by growing as a Vec grows (to at most twice what it holds).
+        let fits = matches!(self.pieces.back(), Some(Piece::Owned(v))
+            if v.capacity() - v.len() >= need || v.capacity() < pool.size());
         if !fits {
-            let buf = if need <= pool.size() { pool.take() } else { Vec::with_capacity(need) };
+            // A lease to start the queue or to follow a full one; behind a shared or payload
+            // piece, only what is needed: a lease for each pong or answer between broadcast
+            // frames would hold 16 KiB for a few bytes, unseen by `--queue-cap`.
+            let lease = need <= pool.size()
+                && !matches!(self.pieces.back(), Some(Piece::Shared(..) | Piece::Payload(_)));
+            let buf = if lease { pool.take() } else { Vec::with_capacity(need) };
             self.pieces.push_back(Piece::Owned(buf));
+            pool.add_queued(SLOT);
         }
         if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
             for p in parts {
@@ -149,14 +169,20 @@ impl OutQueue {
     }
 
     /// Appends a buffer without copying it.
+    /// A buffer at most half full (a client's small masked frame in a lease) is copied instead
+    /// and given back, so it does not hold a lease behind a shared piece.
     pub fn push_owned(&mut self, bytes: Vec<u8>, pool: &mut Pool) {
+        if !bytes.is_empty() && bytes.len() <= bytes.capacity() / 2 {
+            self.push_copy(&[&bytes], pool);
+            return pool.give(bytes);
+        }
         self.push(Piece::Owned(bytes), pool);
     }
 
     fn push(&mut self, p: Piece, pool: &mut Pool) {
         let n = p.bytes().len();
         self.len += n;
-        pool.add_queued(n);
+        pool.add_queued(n + SLOT);
         self.pieces.push_back(p);
     }
 
@@ -192,7 +218,7 @@ impl OutQueue {
         while matches!(self.pieces.get(keep), Some(Piece::Payload(_))) {
             keep += 1;
         }
-        let mut dropped = 0;
+        let (mut dropped, before) = (0, self.pieces.len());
         while self.pieces.len() > keep {
             if let Some(p) = self.pieces.pop_back() {
                 dropped += p.bytes().len();
@@ -202,7 +228,7 @@ impl OutQueue {
             }
         }
         self.len -= dropped;
-        pool.sub_queued(dropped);
+        pool.sub_queued(dropped + (before - self.pieces.len()) * SLOT);
         dropped
     }
 
@@ -263,6 +289,7 @@ impl OutQueue {
             }
             n -= left;
             self.offset = 0;
+            pool.sub_queued(SLOT);
             match self.pieces.pop_front() {
                 Some(Piece::Owned(v) | Piece::Payload(v)) => pool.give(v),
                 Some(Piece::Shared(_, queued_at)) if queued_at != UNTIMED => written(queued_at),
@@ -319,6 +346,38 @@ mod tests {
         assert_eq!(pool.idle(), 2, "leased buffers come back");
     }
 
+    /// A pong or an answer queued behind a shared broadcast frame, and a client's small masked
+    /// frame, used to take a 16 KiB lease each: a room member that pings and does not read,
+    /// between empty messages, held 16 KiB per pong while its queue counted 4 bytes.
+    #[test]
+    fn small_frames_between_shared_pieces_do_not_each_hold_a_lease() {
+        let mut pool = Pool::new(16 << 10, 4);
+        let mut q = OutQueue::default();
+        let frame: Rc<[u8]> = Rc::from(&b"\x81\x00"[..]);
+        for _ in 0..1000 {
+            q.push_shared(Rc::clone(&frame), 0, &mut pool);
+            q.push_copy(&[b"\x8a\x00"], &mut pool);
+            q.push_shared(Rc::clone(&frame), 0, &mut pool);
+            let mut masked = pool.take();
+            masked.extend_from_slice(b"\x82\x80abcd");
+            q.push_owned(masked, &mut pool);
+        }
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(SLOT, 32, "docs/operations.md and docs/security.md say 32 bytes a piece");
+        let buffers: usize = q
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Owned(v) | Piece::Payload(v) => v.capacity(),
+                Piece::Shared(..) => 0,
+            })
+            .sum();
+        assert!(buffers < 64 << 10, "{buffers} bytes of buffers for {} bytes", q.len());
+        let mut w = Trickle { got: Vec::new(), chunk: usize::MAX, budget: usize::MAX };
+        q.write_to(&mut w, &mut pool).unwrap();
+        assert_eq!(w.got, b"\x81\x00\x8a\x00\x81\x00\x82\x80abcd".repeat(1000));
+    }
+
     #[test]
     fn the_pool_keeps_the_total_of_every_queue() {
         let mut pool = Pool::new(16, 4);
@@ -329,13 +388,13 @@ mod tests {
         b.push_shared(shared, 0, &mut pool);
         b.push_payload(b"payload".to_vec(), &mut pool);
         b.push_owned(b"owned".to_vec(), &mut pool);
-        assert_eq!(pool.queued(), a.len() + b.len());
-        assert_eq!(pool.queued(), 10 + 18, "a shared piece counts in each queue");
+        assert_eq!(pool.queued(), a.held() + b.held());
+        assert_eq!(pool.queued(), 10 + 18 + 5 * SLOT, "a shared piece counts in each queue");
         let mut w = Trickle { got: Vec::new(), chunk: 3, budget: 5 };
         a.write_to(&mut w, &mut pool).unwrap();
-        assert_eq!(pool.queued(), a.len() + b.len());
+        assert_eq!(pool.queued(), a.held() + b.held());
         b.drop_unstarted(&mut pool);
-        assert_eq!(pool.queued(), a.len());
+        assert_eq!(pool.queued(), a.held());
         a.clear(&mut pool);
         assert_eq!(pool.queued(), 0);
     }

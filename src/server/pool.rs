@@ -9,8 +9,8 @@ pub struct Pool {
     free: Vec<Vec<u8>>,
     size: usize,
     max_free: usize,
-    /// Unsent bytes in all queues (`OutQueue` adds and subtracts as it grows and shrinks; a
-    /// shared piece counts its length in each queue it is in).
+    /// What all queues hold (`OutQueue::held`: unsent bytes and a slot per piece; `OutQueue`
+    /// adds and subtracts as it grows and shrinks; a shared piece counts in each queue it is in).
     queued: usize,
 }
 
@@ -39,7 +39,7 @@ impl Pool {
         }
     }
 
-    /// Unsent bytes in all the queues that use this pool.
+    /// What all the queues that use this pool hold (`OutQueue::held` summed).
     pub fn queued(&self) -> usize {
         self.queued
     }

@@ -138,6 +138,22 @@ impl Stats {
     pub(crate) fn count(map: &mut BTreeMap<u16, u64>, key: u16) {
         *map.entry(key).or_insert(0) += 1;
     }
+
+    /// Counts a close code: the codes a peer may choose freely (RFC 6455 §7.4.2: 3000-3999
+    /// registered, 4000-4999 private) under their range's first, 3000 or 4000, so that peers
+    /// cannot add a metric series per code; [`close_code_label`] writes those as `3xxx`, `4xxx`.
+    pub(crate) fn count_close(map: &mut BTreeMap<u16, u64>, code: u16) {
+        Self::count(map, if (3000..5000).contains(&code) { code / 1000 * 1000 } else { code });
+    }
+}
+
+/// The label of a close code as [`Stats::count_close`] keeps it.
+pub fn close_code_label(code: u16) -> String {
+    match code {
+        3000 => "3xxx".into(),
+        4000 => "4xxx".into(),
+        c => c.to_string(),
+    }
 }
 
 /// Resident memory of this process, from `/proc/self/statm` (pages × page size).
