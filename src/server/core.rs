@@ -18,12 +18,13 @@ use crate::proto::handshake;
 use crate::proto::{CloseCode, Role, State};
 use crate::server::batch::Batch;
 use crate::server::config::Config;
-use crate::server::conn::{Conn, Phase};
+use crate::server::conn::Conn;
 use crate::server::handler::{ConnId, Response};
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
 use crate::server::random::Random;
 use crate::server::slab::{Key, Slab};
+use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
@@ -79,9 +80,8 @@ impl Core {
         if status >= 400 {
             Stats::count(&mut self.stats.handshakes_rejected, status);
         }
-        conn.deferred_key = None;
         conn.out.push_copy(&[bytes], &mut self.pool);
-        conn.phase = Phase::Http;
+        conn.answered(&mut self.pool);
         self.mark_dirty(key);
     }
 
@@ -92,7 +92,12 @@ impl Core {
         headers: &[(String, Vec<u8>)],
     ) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        let Some(ws_key) = conn.deferred_key.take() else { return };
+        // Taken: the upgrade is answered once (a `reject` after this does nothing).
+        let ConnState::Deferred(d) = &mut conn.state else { return };
+        let ws_key = std::mem::take(&mut d.key);
+        if ws_key.is_empty() {
+            return;
+        }
         let extra: Vec<(&str, &[u8])> =
             headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let bytes =
@@ -153,7 +158,7 @@ impl Core {
             return;
         }
         let over = conn.out.len() > self.config.queue_cap
-            && conn.phase == Phase::Ws
+            && conn.state.is_ws()
             && conn.ws.state() == State::Open;
         self.mark_dirty(key);
         if over {
@@ -274,7 +279,7 @@ impl Core {
         // Without --compression no connection has it: no second look-up on the message path.
         self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
-        let pmd = conn.pmd.as_mut()?;
+        let pmd = conn.state.ws()?.pmd.as_mut()?;
         if data.len() < pmd.min_size
             || conn.ws.tx_is_fragmenting()
             || conn.ws.role() != Role::Server
@@ -394,8 +399,7 @@ impl Core {
         conn.out.drop_unstarted(&mut self.pool);
         conn.eof = true;
         // A kept-alive body cut short: no request after it is answered.
-        conn.body_owed = false;
-        conn.pipeline_wait = false;
+        conn.drop_body_owed();
         self.stats.slow_reader_disconnects += 1;
         warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
@@ -438,13 +442,9 @@ impl Core {
         let socket = TcpStream::connect(req.addr)?;
         let mut ws = self.config.ws;
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
-        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, &self.config.http, self.now);
-        conn.phase = Phase::Connecting;
+        let state = ConnState::connecting(handshake, req.protocols, &self.config.http);
+        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, state, self.now);
         conn.path = Box::from(req.target.as_str());
-        conn.client = Some(Box::new(crate::server::conn::ClientState {
-            handshake,
-            protocols: req.protocols,
-        }));
         conn.out.push_copy(&[&request], &mut self.pool);
         let key = self.conns.insert(conn);
         let Some(conn) = self.conns.get_mut(key) else {
@@ -469,14 +469,14 @@ impl Core {
 fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         // A body of a given length is written even to a client that half-closed.
-        Some(c) if c.body_owed || (c.phase == Phase::Stream && !c.eof) => Ok(c),
+        Some(c) if c.takes_stream_writes() => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }
 
 fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Ws => Ok(c),
+        Some(c) if c.state.is_ws() => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }

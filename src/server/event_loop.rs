@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::config::Config;
-use crate::server::conn::{Conn, Phase};
+use crate::server::conn::Conn;
 use crate::server::core::Core;
 use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::payload;
@@ -22,6 +22,7 @@ use crate::server::process::{Procs, is_process_token};
 use crate::server::request::PIPELINE_OUT_MAX;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
+use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, info, warn};
@@ -323,17 +324,18 @@ impl<H: Handler> Server<H> {
         self.core.terminate_all();
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
-            match self.core.conns.get(key).map(|c| c.phase) {
-                Some(Phase::Ws) => {
+            let Some(c) = self.core.conns.get(key) else { continue };
+            match c.state {
+                ConnState::Ws(_) => {
                     self.core.close(key, CloseCode::GOING_AWAY, "server shutting down");
                 }
-                Some(Phase::Stream) => {
+                ConnState::Stream => {
                     // A streamed response (server-sent events) ends: what is queued is sent,
                     // then the connection closes like any finished response.
                     let mut ctx = Context { core: &mut self.core };
                     self.handler.on_stream_closed(&mut ctx, ConnId(key));
                     if let Some(c) = self.core.conns.get_mut(key) {
-                        c.phase = Phase::Http;
+                        c.finish_stream();
                     }
                 }
                 _ => {}
@@ -402,9 +404,8 @@ impl<H: Handler> Server<H> {
         let per_ip = core.per_ip.get(&peer.ip()).copied().unwrap_or(0) as usize;
         let over_ip = cfg.max_connections_per_ip > 0 && per_ip >= cfg.max_connections_per_ip;
         let refuse = (core.conns.len() >= cfg.max_connections || over_ip).then_some(503);
-        let mut conn = Conn::new(socket, peer, Role::Server, cfg.ws, &cfg.http, core.now);
-        conn.refuse = refuse;
-        let key = core.conns.insert(conn);
+        let state = ConnState::head(&cfg.http, refuse);
+        let key = core.conns.insert(Conn::new(socket, peer, Role::Server, cfg.ws, state, core.now));
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
@@ -435,8 +436,8 @@ impl<H: Handler> Server<H> {
         self.settle(key);
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
-            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX && !c.body_owed {
-                c.pipeline_wait = false;
+            if c.state.pipeline_wait() && c.out.len() <= PIPELINE_OUT_MAX && !c.state.body_owed() {
+                c.state.set_pipeline_wait(false);
                 self.on_head_bytes(key);
                 self.flush_dirty();
             }
@@ -455,8 +456,8 @@ impl<H: Handler> Server<H> {
                 || conn.eof
                 || (conn.cut && !conn.hup)
                 || conn.paused
-                || conn.pipeline_wait
-                || conn.phase == Phase::Deferred
+                || conn.state.pipeline_wait()
+                || matches!(conn.state, ConnState::Deferred(_))
             {
                 break;
             }
@@ -498,7 +499,7 @@ impl<H: Handler> Server<H> {
             .core
             .conns
             .get(key)
-            .is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait && (!c.cut || c.hup))
+            .is_some_and(|c| c.readable && !c.eof && !c.state.pipeline_wait() && (!c.cut || c.hup))
         {
             self.read_again(key);
         }
@@ -517,29 +518,30 @@ impl<H: Handler> Server<H> {
                 return;
             };
             let now = core.now;
+            let ConnState::Ws(w) = &mut conn.state else { return };
             match conn.ws.handle_bytes(&mut self.rbuf[pos..end], now) {
                 Ok((n, ev)) => {
                     pos += n;
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
                         Some(Event::Message { kind, data, fin })
-                            if conn.ws.is_compressed() && conn.pmd.is_some() =>
+                            if conn.ws.is_compressed() && w.pmd.is_some() =>
                         {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
-                            if conn.msg.capacity() == 0 {
-                                conn.msg = core.pool.take();
+                            if w.msg.capacity() == 0 {
+                                w.msg = core.pool.take();
                             }
-                            let Some(pmd) = conn.pmd.as_mut() else { continue };
-                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut conn.msg) {
-                                conn.msg = Vec::new();
+                            let Some(pmd) = w.pmd.as_mut() else { continue };
+                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
+                                w.msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
                             }
-                            if conn.streaming {
+                            if w.streaming {
                                 core.stats.messages_in += u64::from(fin);
-                                let piece = std::mem::take(&mut conn.msg);
+                                let piece = std::mem::take(&mut w.msg);
                                 let mut ctx = Context { core: &mut self.core };
                                 self.handler.on_message_piece(
                                     &mut ctx,
@@ -550,14 +552,14 @@ impl<H: Handler> Server<H> {
                                 );
                             } else if fin {
                                 core.stats.messages_in += 1;
-                                let msg = std::mem::take(&mut conn.msg);
+                                let msg = std::mem::take(&mut w.msg);
                                 let mut ctx = Context { core: &mut self.core };
                                 self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
                             }
                         }
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
-                            if conn.streaming {
+                            if w.streaming {
                                 core.stats.messages_in += u64::from(fin);
                                 let mut ctx = Context { core: &mut self.core };
                                 self.handler.on_message_piece(
@@ -567,7 +569,7 @@ impl<H: Handler> Server<H> {
                                     data,
                                     fin,
                                 );
-                            } else if fin && conn.msg.is_empty() {
+                            } else if fin && w.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
                                 let mut ctx = Context { core: &mut self.core };
@@ -576,18 +578,18 @@ impl<H: Handler> Server<H> {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
                                 let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
-                                if conn.msg.capacity() == 0 {
-                                    conn.msg = if declared <= core.pool.size() {
+                                if w.msg.capacity() == 0 {
+                                    w.msg = if declared <= core.pool.size() {
                                         core.pool.take()
                                     } else {
                                         Vec::with_capacity(declared)
                                     };
                                 }
-                                conn.msg.reserve(declared.saturating_sub(conn.msg.len()));
-                                conn.msg.extend_from_slice(data);
+                                w.msg.reserve(declared.saturating_sub(w.msg.len()));
+                                w.msg.extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
-                                    let msg = std::mem::take(&mut conn.msg);
+                                    let msg = std::mem::take(&mut w.msg);
                                     let mut ctx = Context { core: &mut self.core };
                                     // Handed over whole: an echo sends it without a copy.
                                     self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
@@ -684,7 +686,7 @@ impl<H: Handler> Server<H> {
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
                         info!("idle timeout", id = key.to_token(), peer = conn.peer);
                     }
-                    Some(Timeout::Handshake) if conn.client.is_some() => {
+                    Some(Timeout::Handshake) if conn.client().is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
                         gone = true;
                         break;
@@ -804,7 +806,8 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.conns.get_mut(key) else {
             return;
         };
-        if conn.phase == Phase::Connecting && (!conn.writable || !self.connected(key)) {
+        let connecting = matches!(conn.state, ConnState::Connecting(_));
+        if connecting && (!conn.writable || !self.connected(key)) {
             // Still connecting: the connect is bounded by the handshake deadline (a route's
             // `--upstream-timeout`), which must be armed meanwhile.
             return self.arm_timer(key);
@@ -828,7 +831,7 @@ impl<H: Handler> Server<H> {
                     debug!("write failed", peer = conn.peer, error = e);
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
-                    conn.pipeline_wait = false;
+                    conn.state.set_pipeline_wait(false);
                     conn.close_queued = 0;
                 }
             }
@@ -855,24 +858,26 @@ impl<H: Handler> Server<H> {
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
         // connection is served again this turn (`on_ready`), and read only after that.
-        if conn.pipeline_wait
+        if conn.state.pipeline_wait()
             && conn.out.len() <= PIPELINE_OUT_MAX
-            && !conn.body_owed
+            && !conn.state.body_owed()
             && !conn.scheduled
         {
             conn.scheduled = true;
             self.pending.push(key);
         }
-        let finished = match conn.phase {
+        let finished = match conn.state {
             // Unless the body of a given length is still being written.
-            Phase::Http => !conn.body_owed,
+            ConnState::Http { body_owed } => !body_owed,
             // A slow reader is not read: its close frame written is as far as it goes.
-            Phase::Ws | Phase::Head => {
+            ConnState::Ws(_) | ConnState::Head(_) => {
                 conn.ws.state() == State::Closed || (conn.cut && !conn.ws.wants_transmit())
             }
-            Phase::Connecting | Phase::Response | Phase::Deferred | Phase::Body | Phase::Stream => {
-                false
-            }
+            ConnState::Connecting(_)
+            | ConnState::Response(_)
+            | ConnState::Deferred(_)
+            | ConnState::Body(_)
+            | ConnState::Stream => false,
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() <= m as usize) {
             conn.drain_mark = None;
@@ -900,7 +905,7 @@ impl<H: Handler> Server<H> {
             conn.shut_wr = true;
             conn.linger_until = Some(core.now + core.config.ws.close_timeout);
         }
-        if conn.eof && matches!(conn.phase, Phase::Connecting | Phase::Response) {
+        if conn.eof && matches!(conn.state, ConnState::Connecting(_) | ConnState::Response(_)) {
             self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
             return;
         }
@@ -908,19 +913,19 @@ impl<H: Handler> Server<H> {
         // what is queued, and the requests that wait for it, are answered first.
         // A WebSocket peer that half-closes still gets what is queued for it (its close echo
         // last), bounded by the send timeout and the close timeout; nothing more is read.
-        let answering = match conn.phase {
-            Phase::Http | Phase::Head => {
-                !conn.out.is_empty() || conn.pipeline_wait || conn.body_owed
+        let answering = match conn.state {
+            ConnState::Http { .. } | ConnState::Head(_) => {
+                !conn.out.is_empty() || conn.state.pipeline_wait() || conn.state.body_owed()
             }
             // A streamed response (an HTTP history body with `Connection: close`, say) too.
-            Phase::Ws | Phase::Stream => !conn.out.is_empty(),
+            ConnState::Ws(_) | ConnState::Stream => !conn.out.is_empty(),
             _ => false,
         };
-        if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
+        if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {
             conn.linger_until = Some(core.now + core.config.ws.close_timeout);
         }
         if (conn.eof && !answering)
-            || (conn.phase == Phase::Head && conn.ws.state() == State::Closed)
+            || (matches!(conn.state, ConnState::Head(_)) && conn.ws.state() == State::Closed)
         {
             self.remove(key);
             return;
@@ -969,10 +974,9 @@ impl<H: Handler> Server<H> {
                 core.per_ip.remove(&conn.peer.ip());
             }
         }
-        core.pool.give(std::mem::take(&mut conn.head));
-        core.pool.give(std::mem::take(&mut conn.msg));
+        conn.state.release(&mut core.pool);
         conn.out.clear(&mut core.pool);
-        if conn.phase == Phase::Ws {
+        if conn.state.is_ws() {
             core.stats.connections_open -= 1;
             let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
             let ms = core.now.saturating_sub(conn.opened_at).as_millis();
@@ -991,7 +995,7 @@ impl<H: Handler> Server<H> {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
-        } else if conn.phase == Phase::Stream || conn.body_owed {
+        } else if conn.state.is_stream() || conn.state.body_owed() {
             drop(conn);
             let mut ctx = Context { core: &mut self.core };
             self.handler.on_stream_closed(&mut ctx, ConnId(key));

@@ -11,9 +11,11 @@ use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
+use crate::server::conn::Conn;
 use crate::server::core::Core;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
 use crate::server::slab::Key;
+use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 
 /// A WebSocket connection, as the application names it. Stale ids are harmless: every call
@@ -27,6 +29,19 @@ impl ConnId {
     pub fn as_u64(self) -> u64 {
         self.0.to_token() as u64
     }
+}
+
+/// Which application owns a connection or a child process, as the handler names it: given
+/// with [`Context::set_tag`] (or inherited, see [`Context::tag_new`]) and read back with
+/// [`Context::tag`] in every callback, so a handler made of several applications routes each
+/// callback without asking each application whether the id is its own. 0 ([`Tag::NONE`]) until
+/// one is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Tag(pub u8);
+
+impl Tag {
+    /// No tag given.
+    pub const NONE: Self = Self(0);
 }
 
 /// A plain HTTP response, or a refusal of an upgrade.
@@ -374,7 +389,8 @@ impl Context<'_> {
 
     /// Refuses an upgrade the handler deferred.
     pub fn reject(&mut self, id: ConnId, response: &Response) {
-        if self.core.conns.get(id.0).is_some_and(|c| c.deferred_key.is_some()) {
+        let waiting = |c: &Conn| matches!(&c.state, ConnState::Deferred(d) if !d.key.is_empty());
+        if self.core.conns.get(id.0).is_some_and(waiting) {
             self.core.respond(id.0, response);
         }
     }
@@ -383,7 +399,9 @@ impl Context<'_> {
     /// gathered into whole messages. Set it in `on_open` or `on_connected`.
     pub fn set_streaming(&mut self, id: ConnId, on: bool) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            c.streaming = on;
+            if let Some(w) = c.state.ws() {
+                w.streaming = on;
+            }
         }
     }
 
@@ -451,12 +469,11 @@ impl Context<'_> {
     pub fn end_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
         let Some(c) = core.conns.get_mut(id.0) else { return };
-        if c.body_owed || (c.phase == crate::server::conn::Phase::Stream && !c.eof) {
+        if c.takes_stream_writes() {
             c.out.drop_unstarted(&mut core.pool);
             c.eof = true;
             // A kept-alive body cut short: no request after it is answered.
-            c.body_owed = false;
-            c.pipeline_wait = false;
+            c.drop_body_owed();
             core.mark_dirty(id.0);
         }
     }
@@ -468,14 +485,7 @@ impl Context<'_> {
     /// is not streaming.
     pub fn finish_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
-        if let Some(c) = core.conns.get_mut(id.0) {
-            if c.body_owed {
-                c.body_owed = false;
-            } else if c.phase == crate::server::conn::Phase::Stream {
-                c.phase = crate::server::conn::Phase::Http;
-            } else {
-                return;
-            }
+        if core.conns.get_mut(id.0).is_some_and(Conn::finish_stream) {
             core.mark_dirty(id.0);
         }
     }
@@ -486,14 +496,13 @@ impl Context<'_> {
     /// streamed response ends. For a handler that holds output back for a connection and
     /// counts it against the cap itself. Does nothing for a connection already closing.
     pub fn close_slow_reader(&mut self, id: ConnId) {
-        use crate::server::conn::Phase;
         let Some(c) = self.core.conns.get(id.0) else { return };
-        match c.phase {
+        match c.state {
             // A close received and not answered yet (manual close) is answered with this one.
-            Phase::Ws if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
+            ConnState::Ws(_) if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
                 self.core.slow_reader(id.0);
             }
-            _ if c.body_owed || (c.phase == Phase::Stream && !c.eof) => {
+            _ if c.takes_stream_writes() => {
                 self.end_stream(id);
                 self.core.stats.slow_reader_disconnects += 1;
             }
@@ -503,7 +512,7 @@ impl Context<'_> {
 
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
-        self.core.conns.get(id.0).is_some_and(|c| c.phase == crate::server::conn::Phase::Stream)
+        self.core.conns.get(id.0).is_some_and(|c| c.state.is_stream())
     }
 
     /// Unsent bytes queued on a connection (0 if it is gone).

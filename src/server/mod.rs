@@ -22,6 +22,7 @@ mod random;
 mod request;
 pub mod signal;
 pub mod slab;
+mod state;
 pub mod stats;
 pub mod timer;
 pub mod url;

@@ -4,8 +4,7 @@
 use crate::info;
 use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
-use crate::proto::http::{self, HeadReader, Header};
-use crate::server::conn::Phase;
+use crate::proto::http::{self, Header};
 use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::slab::Key;
 
@@ -31,45 +30,39 @@ impl<H: Handler> crate::server::Server<H> {
             return false;
         }
         let _ = conn.socket.set_nodelay(true);
-        conn.phase = Phase::Response;
+        conn.connected();
         true
     }
 
     /// Bytes of the server's response head (and, after it, the first frames).
     pub(super) fn on_response_bytes(&mut self, key: Key, n: usize) {
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        if conn.head.capacity() == 0 {
-            conn.head = self.core.pool.take();
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return };
+        let Some(c) = conn.client() else { return };
+        if c.buf.capacity() == 0 {
+            c.buf = core.pool.take();
         }
-        conn.head.extend_from_slice(&self.rbuf[..n]);
-        let limits = self.core.config.http;
-        let head_len = match conn
-            .head_reader
-            .get_or_insert_with(|| Box::new(HeadReader::new(&limits)))
-            .feed(&conn.head)
-        {
+        c.buf.extend_from_slice(&self.rbuf[..n]);
+        let head_len = match c.reader.feed(&c.buf) {
             Ok(Status::Partial) => return,
             Ok(Status::Complete(len)) => len,
             Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e)),
         };
-        let extra = conn.head.len() - head_len;
-        let head = std::mem::take(&mut conn.head);
-        let state = conn.client.take();
-        let limits = self.core.config.http;
+        let extra = c.buf.len() - head_len;
+        let head = std::mem::take(&mut c.buf);
+        let limits = core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
-        let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
-            (_, Err(e)) => Err(ConnectError::Handshake(e)),
-            (None, _) => Err(ConnectError::Io("no handshake state".into())),
-            (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
+        let checked = match http::parse_response(&head[..head_len], &mut slots, &limits) {
+            Err(e) => Err(ConnectError::Handshake(e)),
+            Ok(resp) => check(&c.handshake, &resp, &c.protocols),
         };
-        self.core.pool.give(head);
+        core.pool.give(head);
         match checked {
             Err(e) => self.fail_connect(key, &e),
             Ok(protocol) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
-                conn.head_reader = None;
-                conn.phase = Phase::Ws;
+                conn.open_ws(&mut self.core.pool);
                 conn.opened_at = self.core.now;
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
