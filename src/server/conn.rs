@@ -7,6 +7,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use crate::proto::{Config as WsConfig, Connection, Role};
+use crate::server::handler::Tag;
 use crate::server::outq::OutQueue;
 use crate::server::state::ConnState;
 use crate::server::timer::TimerId;
@@ -16,6 +17,8 @@ pub(crate) struct Conn {
     pub(crate) socket: TcpStream,
     pub(crate) peer: SocketAddr,
     pub(crate) ws: Connection,
+    /// Which application owns the connection, as the handler named it (`Context::set_tag`).
+    pub(crate) tag: Tag,
     /// Where the connection is in its life, with what only that stage needs (`state.rs`).
     pub(crate) state: ConnState,
     pub(crate) out: OutQueue,
@@ -82,6 +85,7 @@ impl Conn {
             socket,
             peer,
             ws: Connection::new(role, ws, now),
+            tag: Tag::NONE,
             state,
             out: OutQueue::default(),
             timer: None,

@@ -19,7 +19,8 @@ use crate::proto::{CloseCode, Role, State};
 use crate::server::batch::Batch;
 use crate::server::config::Config;
 use crate::server::conn::Conn;
-use crate::server::handler::{ConnId, Response};
+use crate::server::dispatch::Owner;
+use crate::server::handler::{ConnId, Response, Tag};
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
 use crate::server::random::Random;
@@ -62,9 +63,41 @@ pub struct Core {
     /// The compressor shared by every connection with permessage-deflate and no context
     /// takeover (`compress.rs`), made at first use.
     pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
+    /// What the handler is being called about (`dispatch.rs`).
+    pub(crate) current: Owner,
+    /// The tag `Context::tag_new` gave what the current call makes.
+    pub(crate) new_tag: Option<Tag>,
 }
 
 impl Core {
+    /// A connection's tag: the one the current call is about keeps its tag once it is gone.
+    pub(crate) fn conn_tag(&self, key: Key) -> Tag {
+        match (self.conns.get(key), self.current) {
+            (Some(c), _) => c.tag,
+            (None, Owner::Conn(k, tag)) if k == key => tag,
+            _ => Tag::NONE,
+        }
+    }
+
+    /// A process's tag, likewise.
+    pub(crate) fn proc_tag(&self, key: Key) -> Tag {
+        match (self.procs.tag(key), self.current) {
+            (Some(tag), _) => tag,
+            (None, Owner::Proc(k, tag)) if k == key => tag,
+            _ => Tag::NONE,
+        }
+    }
+
+    /// The tag of a connection or process made now: the one `Context::tag_new` gave, or the
+    /// tag of what the current call is about.
+    pub(crate) fn inherited_tag(&self) -> Tag {
+        self.new_tag.unwrap_or(match self.current {
+            Owner::Loop => Tag::NONE,
+            Owner::Conn(k, _) => self.conn_tag(k),
+            Owner::Proc(k, _) => self.proc_tag(k),
+        })
+    }
+
     pub(crate) fn respond(&mut self, key: Key, r: &Response) {
         let extra: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
@@ -445,6 +478,7 @@ impl Core {
         let state = ConnState::connecting(handshake, req.protocols, &self.config.http);
         let mut conn = Conn::new(socket, req.addr, Role::Client, ws, state, self.now);
         conn.path = Box::from(req.target.as_str());
+        conn.tag = self.inherited_tag();
         conn.out.push_copy(&[&request], &mut self.pool);
         let key = self.conns.insert(conn);
         let Some(conn) = self.conns.get_mut(key) else {

@@ -15,7 +15,8 @@ use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::config::Config;
 use crate::server::conn::Conn;
 use crate::server::core::Core;
-use crate::server::handler::{ConnId, ConnectError, Context, Handler};
+use crate::server::dispatch::{Owner, Then};
+use crate::server::handler::{ConnId, ConnectError, Handler};
 use crate::server::payload;
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
@@ -118,6 +119,8 @@ impl<H: Handler> Server<H> {
                 procs: Procs::new(!config.handle_signals),
                 batch: None,
                 shared_deflate: None,
+                current: Owner::Loop,
+                new_tag: None,
                 config,
             },
             handler,
@@ -175,9 +178,7 @@ impl<H: Handler> Server<H> {
         for addr in &self.addrs {
             info!("listening", addr = addr);
         }
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_start(&mut ctx);
-        self.flush_dirty();
+        self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_start(ctx));
         self.next_tick = self.handler.tick_interval().map(|t| self.core.now + t);
         // A turn's log lines go out in one write, before the loop waits again (and when it ends).
         crate::log::flush();
@@ -211,11 +212,7 @@ impl<H: Handler> Server<H> {
                             return Ok(());
                         }
                     }
-                    WAKER_TOKEN => {
-                        let mut ctx = Context { core: &mut self.core };
-                        self.handler.on_wake(&mut ctx);
-                        self.flush_dirty();
-                    }
+                    WAKER_TOKEN => self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_wake(ctx)),
                     Token(t) if t < 1 << 32 => self.accept(t - LISTENER_BASE),
                     Token(t) if is_process_token(t) => self.on_process_event(t, event),
                     Token(t) => {
@@ -245,9 +242,7 @@ impl<H: Handler> Server<H> {
             if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
                 if self.core.now >= due {
                     self.next_tick = Some(self.core.now + every);
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_tick(&mut ctx);
-                    self.flush_dirty();
+                    self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_tick(ctx));
                 }
             }
             if self.accept_paused && self.accept_retry_at.is_some_and(|t| self.core.now >= t) {
@@ -332,8 +327,9 @@ impl<H: Handler> Server<H> {
                 ConnState::Stream => {
                     // A streamed response (server-sent events) ends: what is queued is sent,
                     // then the connection closes like any finished response.
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_stream_closed(&mut ctx, ConnId(key));
+                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                        h.on_stream_closed(ctx, ConnId(key));
+                    });
                     if let Some(c) = self.core.conns.get_mut(key) {
                         c.finish_stream();
                     }
@@ -508,7 +504,15 @@ impl<H: Handler> Server<H> {
 
     /// Frames in `rbuf[start..end]` for an open connection.
     pub(super) fn on_frames(&mut self, key: Key, start: usize, end: usize) {
-        let mut pos = start;
+        // Out of the loop's hands while the handler is called with slices of it (no call here
+        // flushes, so nothing else reads into it meanwhile).
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        self.on_frames_in(key, &mut rbuf[start..end]);
+        self.rbuf = rbuf;
+    }
+
+    fn on_frames_in(&mut self, key: Key, input: &mut [u8]) {
+        let (mut pos, end) = (0, input.len());
         while pos < end {
             let core = &mut self.core;
             // Its input may close or fail it: what was broadcast to it before (from `on_open`,
@@ -519,7 +523,7 @@ impl<H: Handler> Server<H> {
             };
             let now = core.now;
             let ConnState::Ws(w) = &mut conn.state else { return };
-            match conn.ws.handle_bytes(&mut self.rbuf[pos..end], now) {
+            match conn.ws.handle_bytes(&mut input[pos..end], now) {
                 Ok((n, ev)) => {
                     pos += n;
                     match ev {
@@ -542,38 +546,30 @@ impl<H: Handler> Server<H> {
                             if w.streaming {
                                 core.stats.messages_in += u64::from(fin);
                                 let piece = std::mem::take(&mut w.msg);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_piece(
-                                    &mut ctx,
-                                    ConnId(key),
-                                    kind,
-                                    &piece,
-                                    fin,
-                                );
+                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                    h.on_message_piece(ctx, ConnId(key), kind, &piece, fin);
+                                });
                             } else if fin {
                                 core.stats.messages_in += 1;
                                 let msg = std::mem::take(&mut w.msg);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                    h.on_message_owned(ctx, ConnId(key), kind, msg);
+                                });
                             }
                         }
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
                             if w.streaming {
                                 core.stats.messages_in += u64::from(fin);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_piece(
-                                    &mut ctx,
-                                    ConnId(key),
-                                    kind,
-                                    data,
-                                    fin,
-                                );
+                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                    h.on_message_piece(ctx, ConnId(key), kind, data, fin);
+                                });
                             } else if fin && w.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message(&mut ctx, ConnId(key), kind, data);
+                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                    h.on_message(ctx, ConnId(key), kind, data);
+                                });
                             } else {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
@@ -590,9 +586,10 @@ impl<H: Handler> Server<H> {
                                 if fin {
                                     core.stats.messages_in += 1;
                                     let msg = std::mem::take(&mut w.msg);
-                                    let mut ctx = Context { core: &mut self.core };
                                     // Handed over whole: an echo sends it without a copy.
-                                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                                        h.on_message_owned(ctx, ConnId(key), kind, msg);
+                                    });
                                 }
                             }
                         }
@@ -606,9 +603,10 @@ impl<H: Handler> Server<H> {
                                 code = code,
                                 reason = frame.reason()
                             );
-                            let mut ctx = Context { core: &mut self.core };
                             let code = CloseCode(code);
-                            self.handler.on_peer_close(&mut ctx, ConnId(key), code, frame.reason());
+                            self.call(self.about(key), Then::Continue, |h, ctx| {
+                                h.on_peer_close(ctx, ConnId(key), code, frame.reason());
+                            });
                         }
                     }
                 }
@@ -881,8 +879,7 @@ impl<H: Handler> Server<H> {
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() <= m as usize) {
             conn.drain_mark = None;
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_drained(&mut ctx, ConnId(key));
+            self.call(self.about(key), Then::Continue, |h, ctx| h.on_drained(ctx, ConnId(key)));
             return self.settle(key);
         }
         if finished
@@ -992,13 +989,15 @@ impl<H: Handler> Server<H> {
                 bytes_out = conn.bytes_out
             );
             let reason = std::mem::take(&mut conn.close_reason);
+            let owner = Owner::Conn(key, conn.tag);
             drop(conn);
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
+            self.call(owner, Then::Continue, |h, ctx| {
+                h.on_close(ctx, ConnId(key), CloseCode(code), &reason);
+            });
         } else if conn.state.is_stream() || conn.state.body_owed() {
+            let owner = Owner::Conn(key, conn.tag);
             drop(conn);
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_stream_closed(&mut ctx, ConnId(key));
+            self.call(owner, Then::Continue, |h, ctx| h.on_stream_closed(ctx, ConnId(key)));
         }
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();

@@ -601,6 +601,38 @@ impl Context<'_> {
         self.core.stopping = true;
     }
 
+    /// The tag given to a connection ([`Context::set_tag`], or inherited when it was made),
+    /// [`Tag::NONE`] if none was or the id is stale. In `on_close` it is still the closed
+    /// connection's.
+    pub fn tag(&self, id: ConnId) -> Tag {
+        self.core.conn_tag(id.0)
+    }
+
+    /// Names the application that owns a connection: every later callback about it reads it
+    /// back with [`Context::tag`].
+    pub fn set_tag(&mut self, id: ConnId, tag: Tag) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.tag = tag;
+        }
+    }
+
+    /// The tag of a child process, as [`Context::tag`] (still its own in `on_process_exit`).
+    pub fn process_tag(&self, id: ProcId) -> Tag {
+        self.core.proc_tag(id.0)
+    }
+
+    /// Names the application that owns a child process.
+    pub fn set_process_tag(&mut self, id: ProcId, tag: Tag) {
+        self.core.procs.set_tag(id.0, tag);
+    }
+
+    /// The tag that connections ([`Context::connect`]) and processes ([`Context::spawn`]) made
+    /// for the rest of this callback get. Without it they inherit the tag of the connection or
+    /// process the callback is about (none in `on_start`, `on_tick` and `on_wake`).
+    pub fn tag_new(&mut self, tag: Tag) {
+        self.core.new_tag = Some(tag);
+    }
+
     /// Starts the close handshake with a connection.
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         self.core.close(id.0, code, reason);

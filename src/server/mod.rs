@@ -10,6 +10,7 @@ pub mod compress;
 pub mod config;
 mod conn;
 pub mod core;
+pub(crate) mod dispatch;
 pub mod event_loop;
 pub mod handler;
 pub mod lines;
@@ -30,7 +31,9 @@ pub mod words;
 
 pub use config::Config;
 pub use event_loop::Server;
-pub use handler::{ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response};
+pub use handler::{
+    ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response, Tag,
+};
 pub use mio::Waker;
 pub use process::{InputError, ProcId, Signal, Stream};
 pub use stats::Stats;

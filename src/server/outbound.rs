@@ -5,7 +5,8 @@ use crate::info;
 use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, Header};
-use crate::server::handler::{ConnId, ConnectError, Context, Handler};
+use crate::server::dispatch::Then;
+use crate::server::handler::{ConnId, ConnectError, Handler};
 use crate::server::slab::Key;
 
 impl<H: Handler> crate::server::Server<H> {
@@ -67,14 +68,14 @@ impl<H: Handler> crate::server::Server<H> {
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
                 info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
-                let mut ctx = Context { core: &mut self.core };
-                self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
                 // Frames that came with the 101 go to the handler only after what it did in
                 // `on_connected` has taken effect (a proxy's client accepted and open), so it
-                // can pass them on at once. Opening a client reuses the read buffer: the
-                // frames wait aside (once per connection, not per message).
+                // can pass them on at once: the call is flushed before they are read (and wait aside
+                // meanwhile, since the flush may use the loop's read buffer).
                 let early = self.rbuf[n - extra..n].to_vec();
-                self.flush_dirty();
+                self.call(self.about(key), Then::Flush, |h, ctx| {
+                    h.on_connected(ctx, ConnId(key), protocol.as_deref());
+                });
                 if !early.is_empty() {
                     self.rbuf[..early.len()].copy_from_slice(&early);
                     self.on_frames(key, 0, early.len());
@@ -87,8 +88,9 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
         let Some(conn) = self.core.conns.get(key) else { return };
         info!("connect failed", id = key.to_token(), peer = conn.peer, error = error);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_connect_failed(&mut ctx, ConnId(key), error);
+        self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_connect_failed(ctx, ConnId(key), error);
+        });
         self.remove(key);
     }
 }

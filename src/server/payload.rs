@@ -15,8 +15,9 @@ use mio::net::TcpStream;
 use crate::debug;
 use crate::proto::Event;
 use crate::server::conn::Conn;
+use crate::server::dispatch::Then;
 use crate::server::event_loop::Server;
-use crate::server::handler::{ConnId, Context, Handler};
+use crate::server::handler::{ConnId, Handler};
 use crate::server::slab::Key;
 use crate::server::state::ConnState;
 
@@ -86,8 +87,9 @@ impl<H: Handler> Server<H> {
                 if fin {
                     core.stats.messages_in += 1;
                     let msg = std::mem::take(&mut w.msg);
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                        h.on_message_owned(ctx, ConnId(key), kind, msg);
+                    });
                 }
             }
             // Unreachable: every byte read was owed payload, so the core returns it as a piece.

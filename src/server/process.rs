@@ -32,7 +32,8 @@ use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Token};
 
 use crate::server::core::Core;
-use crate::server::handler::{Context, Handler};
+use crate::server::dispatch::{Owner, Then};
+use crate::server::handler::{Handler, Tag};
 use crate::server::signal::{kill_group, signal_group};
 use crate::server::slab::{Key, Slab};
 use crate::{debug, warn};
@@ -169,6 +170,8 @@ impl std::fmt::Display for InputError {
 #[derive(Debug)]
 pub(crate) struct Process {
     child: Child,
+    /// Which application owns it (`Context::set_process_tag`, or inherited at spawn).
+    tag: Tag,
     pid: u32,
     stdin: Option<Sender>,
     /// Stdout and stderr, until their end.
@@ -255,6 +258,16 @@ impl Procs {
         self.slab.get(id.0).filter(|p| p.status.is_none()).map(|p| p.pid)
     }
 
+    pub(crate) fn tag(&self, key: Key) -> Option<Tag> {
+        self.slab.get(key).map(|p| p.tag)
+    }
+
+    pub(crate) fn set_tag(&mut self, key: Key, tag: Tag) {
+        if let Some(p) = self.slab.get_mut(key) {
+            p.tag = tag;
+        }
+    }
+
     /// SIGKILL to every group a reaped leader left members in.
     fn kill_left_groups(&mut self) {
         for g in self.left.drain(..) {
@@ -306,6 +319,7 @@ impl Core {
             (Sender::from(stdin), Receiver::from(stdout), Receiver::from(stderr));
         let mut process = Process {
             child,
+            tag: self.inherited_tag(),
             pid,
             stdin: None,
             out: [None, None],
@@ -586,10 +600,11 @@ impl<H: Handler> crate::server::Server<H> {
             // (both are put back below).
             let Some(mut pipe) = p.out[i].take() else { continue };
             let mut buf = std::mem::take(&mut self.rbuf);
+            let owner = Owner::Proc(key, p.tag);
             let turn = read_turn(&mut pipe, &mut buf, OUTPUT_PER_TURN, &mut |data| {
-                let mut ctx = Context { core: &mut self.core };
-                self.handler.on_process_output(&mut ctx, ProcId(key), stream, data);
-                self.flush_dirty();
+                self.call(owner, Then::Flush, |h, ctx| {
+                    h.on_process_output(ctx, ProcId(key), stream, data);
+                });
                 self.core.procs.slab.get(key).is_some_and(|p| !p.paused)
             });
             self.rbuf = buf;
@@ -677,11 +692,10 @@ impl<H: Handler> crate::server::Server<H> {
         if p.out.iter().any(Option::is_some) {
             return;
         }
+        let owner = Owner::Proc(key, p.tag);
         self.core.forget_pipes(key);
         self.core.procs.slab.remove(key);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_process_exit(&mut ctx, ProcId(key), status);
-        self.flush_dirty();
+        self.call(owner, Then::Flush, |h, ctx| h.on_process_exit(ctx, ProcId(key), status));
     }
 
     /// SIGKILL to the groups whose grace is over (a group already gone is simply forgotten).

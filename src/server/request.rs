@@ -8,7 +8,8 @@ use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::compress::Pmd;
 use crate::server::core::write_with;
-use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
+use crate::server::dispatch::Then;
+use crate::server::handler::{ConnId, Decision, Handler, Response};
 use crate::server::slab::Key;
 use crate::server::state::{Body, ConnState};
 use crate::{debug, info};
@@ -256,8 +257,10 @@ impl<H: Handler> crate::server::Server<H> {
                 };
             }
         };
-        let mut ctx = Context { core: &mut self.core };
-        match self.handler.on_upgrade(&mut ctx, ConnId(key), &up, peer) {
+        let decision = self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_upgrade(ctx, ConnId(key), &up, peer)
+        });
+        match decision {
             Decision::Reject(r) => {
                 info!("upgrade refused", peer = peer, path = up.path, status = r.status);
                 self.core.respond(key, &r);
@@ -381,8 +384,9 @@ impl<H: Handler> crate::server::Server<H> {
             }
             None => return false,
         };
-        let mut ctx = Context { core: &mut self.core };
-        let r = self.handler.on_request(&mut ctx, ConnId(key), req, body, peer);
+        let r = self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_request(ctx, ConnId(key), req, body, peer)
+        });
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
         // A streamed response the handler wrote whole already (`Context::finish_stream`).
@@ -463,8 +467,7 @@ impl<H: Handler> crate::server::Server<H> {
         core.stats.connections_total += 1;
         info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
         core.mark_dirty(key);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_open(&mut ctx, ConnId(key));
+        self.call(self.about(key), Then::Continue, |h, ctx| h.on_open(ctx, ConnId(key)));
         early
     }
 
