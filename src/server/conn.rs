@@ -7,10 +7,13 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use crate::proto::{Config as WsConfig, Connection, Role};
-use crate::server::handler::Tag;
+use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
 use crate::server::state::ConnState;
 use crate::server::timer::TimerId;
+
+/// Below this, a read through the shared buffer costs no more (`Conn::direct_read_len`).
+const MIN_DIRECT: usize = 64 << 10;
 
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -110,6 +113,25 @@ impl Conn {
             close_queued: 0,
             send_deadline: None,
         }
+    }
+
+    /// Whether the handler may write a streamed response to it: a body of a given length is
+    /// written even to a client that half-closed.
+    pub(crate) fn takes_stream_writes(&self) -> bool {
+        self.state.body_owed() || (self.state.is_stream() && !self.eof)
+    }
+
+    /// How many bytes to read straight into the message being gathered, or 0 to read as usual
+    /// (`payload.rs`).
+    pub(crate) fn direct_read_len(&self) -> usize {
+        // A compressed message is inflated piece by piece (`on_frames`), never read in place.
+        let ConnState::Ws(w) = &self.state else { return 0 };
+        if w.streaming || self.ws.is_compressed() {
+            return 0;
+        }
+        let owed = usize::try_from(self.ws.payload_remaining()).unwrap_or(usize::MAX);
+        let n = owed.min(w.msg.capacity() - w.msg.len());
+        if n >= MIN_DIRECT { n } else { 0 }
     }
 
     /// The earliest instant the loop must look at this connection again.

@@ -3,6 +3,7 @@
 //! send (copied, owned, shared, piecewise, masked for a client), stream writes, close, respond,
 //! accept a deferred upgrade, connect. The loop itself is in `event_loop.rs`.
 
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -13,14 +14,14 @@ use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
-use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::handshake;
 use crate::proto::{CloseCode, Role, State};
-use crate::server::batch::Batch;
+use crate::server::api::{ConnId, ConnectRequest, Response, Tag};
+use crate::server::batch::{Batch, MAX_BATCH_BYTES, push_server_frame};
 use crate::server::config::Config;
 use crate::server::conn::Conn;
 use crate::server::dispatch::Owner;
-use crate::server::handler::{ConnId, Response, Tag};
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
 use crate::server::random::Random;
@@ -114,7 +115,7 @@ impl Core {
             Stats::count(&mut self.stats.handshakes_rejected, status);
         }
         conn.out.push_copy(&[bytes], &mut self.pool);
-        conn.answered(&mut self.pool);
+        conn.state.answered(&mut self.pool);
         self.mark_dirty(key);
     }
 
@@ -432,7 +433,7 @@ impl Core {
         conn.out.drop_unstarted(&mut self.pool);
         conn.eof = true;
         // A kept-alive body cut short: no request after it is answered.
-        conn.drop_body_owed();
+        conn.state.drop_body_owed();
         self.stats.slow_reader_disconnects += 1;
         warn!("slow reader (stream)", id = key.to_token(), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
@@ -454,10 +455,7 @@ impl Core {
 
 /// Opens an outbound connection: non-blocking connect, the upgrade request queued.
 impl Core {
-    pub(crate) fn connect(
-        &mut self,
-        req: crate::server::handler::ConnectRequest,
-    ) -> io::Result<Key> {
+    pub(crate) fn connect(&mut self, req: ConnectRequest) -> io::Result<Key> {
         if self.random.is_none() {
             self.random = Some(Random::new()?);
         }
@@ -532,19 +530,45 @@ pub(super) fn write_with(
     }
 }
 
-/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
-/// its payload starts.
-pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
-    let h = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode: kind.opcode(),
-        mask: None,
-        payload_len: data.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = h.encode(&mut head);
-    out.extend_from_slice(&head[..n]);
-    out.extend_from_slice(data);
-    out.len() - data.len()
+/// Broadcasts gathered for one set (`batch.rs`).
+impl Core {
+    /// Queues a message to every connection in `set`: gathered with the broadcasts to the same
+    /// set (the same `Rc`) just before it, and queued when the batch is flushed. Returns the
+    /// size of the set.
+    pub(crate) fn broadcast_set(
+        &mut self,
+        set: &Rc<BTreeSet<ConnId>>,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> usize {
+        if self.batch.as_ref().is_some_and(|b| !b.takes(set, kind)) {
+            self.flush_batch();
+        }
+        if data.len() >= MAX_BATCH_BYTES {
+            // Nothing to gain from gathering it, and a copy to lose. (Sending it to a member
+            // queues what is gathered first.)
+            self.broadcast(set.iter().copied(), kind, data);
+            return set.len();
+        }
+        if self.batch.get_or_insert_with(|| Batch::new(set, kind)).push(data) {
+            self.flush_batch();
+        }
+        set.len()
+    }
+
+    /// Queues the pending batch, if `key` is in its set.
+    pub(crate) fn flush_batch_for(&mut self, key: Key) {
+        if self.batch.as_ref().is_some_and(|b| b.set.contains(&ConnId(key))) {
+            self.flush_batch();
+        }
+    }
+
+    /// Queues the pending batch, if any, to every connection in its set.
+    pub(crate) fn flush_batch(&mut self) {
+        let Some(b) = self.batch.take() else { return };
+        let piece: Rc<[u8]> = Rc::from(b.frames);
+        for id in b.set.iter() {
+            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks);
+        }
+    }
 }

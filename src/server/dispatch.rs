@@ -1,14 +1,15 @@
-//! The one way the runtime calls its handler: [`Server::call`], told what the call is about
-//! (a connection, a process, or the loop itself) and how the work it is part of ends.
+//! The one way the runtime calls its handler: `Server::call` (`event_loop.rs`), told what the
+//! call is about
+//! (an [`Owner`]: a connection, a process, or the loop itself) and how the work it is part of
+//! ends ([`Then`]).
 //!
 //! What a call is about carries the tag the handler gave it ([`crate::server::Tag`]), so the
-//! handler reads the tag back in the callback with [`Context::tag`] even when the connection
+//! handler reads the tag back in the callback with `Context::tag` even when the connection
 //! or process is gone (`on_close`, `on_process_exit`), and what it makes meanwhile (an outbound
 //! connection, a child) inherits the tag unless the handler names another
-//! ([`Context::tag_new`]).
+//! (`Context::tag_new`).
 
-use crate::server::event_loop::Server;
-use crate::server::handler::{Context, Handler, Tag};
+use crate::server::api::Tag;
 use crate::server::slab::Key;
 
 /// What a handler callback is about.
@@ -31,29 +32,4 @@ pub(crate) enum Then {
     /// The call is part of a larger batch of work (a connection's reads, an answer being
     /// built, a connection being removed), whose caller flushes when the batch ends.
     Continue,
-}
-
-impl<H: Handler> Server<H> {
-    /// Calls the handler about `owner`; then as `then` says.
-    pub(crate) fn call<R>(
-        &mut self,
-        owner: Owner,
-        then: Then,
-        f: impl FnOnce(&mut H, &mut Context<'_>) -> R,
-    ) -> R {
-        let outer = std::mem::replace(&mut self.core.current, owner);
-        let outer_new = self.core.new_tag.take();
-        let r = f(&mut self.handler, &mut Context { core: &mut self.core });
-        self.core.current = outer;
-        self.core.new_tag = outer_new;
-        if then == Then::Flush {
-            self.flush_dirty();
-        }
-        r
-    }
-
-    /// A call about connection `key` (as it is now).
-    pub(crate) fn about(&self, key: Key) -> Owner {
-        Owner::Conn(key, self.core.conns.get(key).map_or(Tag::NONE, |c| c.tag))
-    }
 }

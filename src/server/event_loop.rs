@@ -12,18 +12,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
+use crate::server::api::{ConnId, ConnectError, Tag};
 use crate::server::config::Config;
 use crate::server::conn::Conn;
 use crate::server::core::Core;
 use crate::server::dispatch::{Owner, Then};
-use crate::server::handler::{ConnId, ConnectError, Handler};
-use crate::server::payload;
+use crate::server::handler::{Context, Handler};
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
-use crate::server::request::PIPELINE_OUT_MAX;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
-use crate::server::state::ConnState;
+use crate::server::state::{ConnState, PIPELINE_OUT_MAX};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, info, warn};
@@ -259,7 +258,7 @@ impl<H: Handler> Server<H> {
                         connections = self.core.conns.len(),
                         processes = self.core.procs.len()
                     );
-                    self.core.kill_all();
+                    self.core.procs.kill_all();
                     return Ok(());
                 }
             }
@@ -316,7 +315,7 @@ impl<H: Handler> Server<H> {
             let _ = self.core.poll.registry().deregister(&mut l);
         }
         // Children get SIGTERM, and SIGKILL after their grace.
-        self.core.terminate_all();
+        self.core.procs.terminate_all(self.core.poll.registry(), now);
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
             let Some(c) = self.core.conns.get(key) else { continue };
@@ -331,7 +330,7 @@ impl<H: Handler> Server<H> {
                         h.on_stream_closed(ctx, ConnId(key));
                     });
                     if let Some(c) = self.core.conns.get_mut(key) {
-                        c.finish_stream();
+                        c.state.finish_stream();
                     }
                 }
                 _ => {}
@@ -457,7 +456,7 @@ impl<H: Handler> Server<H> {
             {
                 break;
             }
-            let direct = payload::direct_len(conn);
+            let direct = conn.direct_read_len();
             if direct > 0 {
                 if self.read_payload_in_place(key, direct) {
                     self.flush_dirty();
@@ -684,7 +683,7 @@ impl<H: Handler> Server<H> {
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
                         info!("idle timeout", id = key.to_token(), peer = conn.peer);
                     }
-                    Some(Timeout::Handshake) if conn.client().is_some() => {
+                    Some(Timeout::Handshake) if conn.state.client().is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
                         gone = true;
                         break;
@@ -1002,6 +1001,32 @@ impl<H: Handler> Server<H> {
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();
         }
+    }
+}
+
+/// The one way the handler is called (`dispatch.rs`).
+impl<H: Handler> Server<H> {
+    /// Calls the handler about `owner`; then as `then` says.
+    pub(super) fn call<R>(
+        &mut self,
+        owner: Owner,
+        then: Then,
+        f: impl FnOnce(&mut H, &mut Context<'_>) -> R,
+    ) -> R {
+        let outer = std::mem::replace(&mut self.core.current, owner);
+        let outer_new = self.core.new_tag.take();
+        let r = f(&mut self.handler, &mut Context { core: &mut self.core });
+        self.core.current = outer;
+        self.core.new_tag = outer_new;
+        if then == Then::Flush {
+            self.flush_dirty();
+        }
+        r
+    }
+
+    /// A call about connection `key` (as it is now).
+    pub(super) fn about(&self, key: Key) -> Owner {
+        Owner::Conn(key, self.core.conns.get(key).map_or(Tag::NONE, |c| c.tag))
     }
 }
 

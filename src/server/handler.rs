@@ -1,5 +1,6 @@
 //! What an application implements ([`Handler`]) and what it is given to act with
-//! ([`Context`]): send, broadcast (one encode, shared bytes), close.
+//! ([`Context`]): send, broadcast (one encode, shared bytes), close. The values both pass
+//! (ids, tags, responses, decisions) are in `api.rs`.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -11,147 +12,11 @@ use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
-use crate::server::conn::Conn;
+use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
 use crate::server::core::Core;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
-use crate::server::slab::Key;
 use crate::server::state::ConnState;
 use crate::server::stats::Stats;
-
-/// A WebSocket connection, as the application names it. Stale ids are harmless: every call
-/// with the id of a connection that is gone does nothing. Ids order by where the connection's
-/// state lives: sending to many in order touches memory front to back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub(crate) Key);
-
-impl ConnId {
-    /// A number that identifies the connection in logs (its token).
-    pub fn as_u64(self) -> u64 {
-        self.0.to_token() as u64
-    }
-}
-
-/// Which application owns a connection or a child process, as the handler names it: given
-/// with [`Context::set_tag`] (or inherited, see [`Context::tag_new`]) and read back with
-/// [`Context::tag`] in every callback, so a handler made of several applications routes each
-/// callback without asking each application whether the id is its own. 0 ([`Tag::NONE`]) until
-/// one is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Tag(pub u8);
-
-impl Tag {
-    /// No tag given.
-    pub const NONE: Self = Self(0);
-}
-
-/// A plain HTTP response, or a refusal of an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// Extra header fields (`Content-Length` and `Connection` are written by the runtime).
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// The body.
-    pub body: Vec<u8>,
-    /// The body streams: only the head is sent now, the connection stays open, and the
-    /// handler writes with [`Context::stream_write`] (server-sent events).
-    pub stream: bool,
-}
-
-impl Response {
-    /// A `text/plain` response.
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into().into_bytes(), stream: false }
-    }
-
-    /// A response whose body streams (see [`Response::stream`]).
-    pub fn streaming(status: u16, content_type: &str) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: Vec::new(),
-            stream: true,
-        }
-    }
-
-    /// A response with a content type.
-    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body,
-            stream: false,
-        }
-    }
-}
-
-/// The application's answer to an upgrade request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Upgrade, with the chosen subprotocol (one the client offered) and extra headers.
-    Accept {
-        /// The subprotocol, if one is chosen.
-        protocol: Option<String>,
-        /// Extra header fields for the 101 response.
-        headers: Vec<(String, Vec<u8>)>,
-    },
-    /// Refuse with this response.
-    Reject(Response),
-    /// Decide later, with [`Context::accept`] or [`Context::reject`] (a proxy asks its upstream
-    /// first). Nothing more is read from the client meanwhile; the handshake timeout still runs.
-    Defer,
-}
-
-impl Decision {
-    /// Accept with no subprotocol and no extra headers.
-    pub fn accept() -> Self {
-        Self::Accept { protocol: None, headers: Vec::new() }
-    }
-}
-
-/// An outbound WebSocket connection to open ([`Context::connect`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectRequest {
-    /// Where to connect (names are resolved before, never on the loop).
-    pub addr: SocketAddr,
-    /// The `Host` header.
-    pub host: String,
-    /// The request-target (path and query).
-    pub target: String,
-    /// Subprotocols to offer, most preferred first.
-    pub protocols: Vec<String>,
-    /// Extra header fields (`Origin`, `Authorization`, ...).
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// How long the connect and the handshake may take (`None`: the handshake timeout).
-    pub timeout: Option<std::time::Duration>,
-}
-
-/// Why an outbound connection did not open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectError {
-    /// The TCP connection failed (refused, unreachable, reset).
-    Io(String),
-    /// The connect and handshake did not finish within the handshake timeout.
-    Timeout,
-    /// The server answered with another status than 101.
-    Refused {
-        /// The status it answered with.
-        status: u16,
-    },
-    /// The server's response broke the handshake rules (RFC 6455 §4.1).
-    Handshake(crate::proto::HandshakeError),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "connection failed: {e}"),
-            Self::Timeout => f.write_str("timed out"),
-            Self::Refused { status } => write!(f, "the server refused the upgrade with {status}"),
-            Self::Handshake(e) => write!(f, "bad handshake response: {e}"),
-        }
-    }
-}
 
 /// An application served by the runtime. Every method runs on the event loop's thread and
 /// must not block.
@@ -389,8 +254,8 @@ impl Context<'_> {
 
     /// Refuses an upgrade the handler deferred.
     pub fn reject(&mut self, id: ConnId, response: &Response) {
-        let waiting = |c: &Conn| matches!(&c.state, ConnState::Deferred(d) if !d.key.is_empty());
-        if self.core.conns.get(id.0).is_some_and(waiting) {
+        let waiting = self.core.conns.get(id.0).map(|c| &c.state);
+        if matches!(waiting, Some(ConnState::Deferred(d)) if !d.key.is_empty()) {
             self.core.respond(id.0, response);
         }
     }
@@ -473,7 +338,7 @@ impl Context<'_> {
             c.out.drop_unstarted(&mut core.pool);
             c.eof = true;
             // A kept-alive body cut short: no request after it is answered.
-            c.drop_body_owed();
+            c.state.drop_body_owed();
             core.mark_dirty(id.0);
         }
     }
@@ -485,7 +350,7 @@ impl Context<'_> {
     /// is not streaming.
     pub fn finish_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
-        if core.conns.get_mut(id.0).is_some_and(Conn::finish_stream) {
+        if core.conns.get_mut(id.0).is_some_and(|c| c.state.finish_stream()) {
             core.mark_dirty(id.0);
         }
     }
@@ -540,7 +405,9 @@ impl Context<'_> {
     /// # Errors
     /// The program cannot be started, or its pipes cannot be registered.
     pub fn spawn(&mut self, cmd: std::process::Command) -> io::Result<ProcId> {
-        self.core.spawn(cmd)
+        let tag = self.core.inherited_tag();
+        let core = &mut *self.core;
+        core.procs.spawn(core.poll.registry(), cmd, tag, core.now)
     }
 
     /// Queues bytes for a child's stdin (written as the pipe takes them).
@@ -549,12 +416,13 @@ impl Context<'_> {
     /// [`InputError::Closed`] if the process or its stdin is gone; [`InputError::Full`] if the
     /// unwritten bytes would pass the queue cap (nothing is queued then).
     pub fn process_write(&mut self, id: ProcId, bytes: &[u8]) -> Result<(), InputError> {
-        self.core.process_write(id, bytes)
+        let core = &mut *self.core;
+        core.procs.write(core.poll.registry(), id, bytes, core.config.queue_cap)
     }
 
     /// Closes a child's stdin once the queued bytes are written.
     pub fn process_close_stdin(&mut self, id: ProcId) {
-        self.core.process_close_stdin(id);
+        self.core.procs.close_stdin(self.core.poll.registry(), id);
     }
 
     /// Sends a signal to a child's process group.
@@ -562,23 +430,23 @@ impl Context<'_> {
     /// # Errors
     /// The process has exited, or kill(2) failed.
     pub fn process_signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
-        self.core.process_signal(id, sig)
+        self.core.procs.signal(id, sig)
     }
 
     /// Ends a child: its stdin is closed, it gets SIGTERM now and SIGKILL after `grace` if it
     /// is still running then.
     pub fn terminate_process(&mut self, id: ProcId, grace: Duration) {
-        self.core.terminate_process(id, grace);
+        self.core.procs.terminate(self.core.poll.registry(), id, grace, self.core.now);
     }
 
     /// Stops reading a child's output (flow control: the child blocks once its pipe is full).
     pub fn pause_process_output(&mut self, id: ProcId) {
-        self.core.pause_process_output(id, true);
+        self.core.procs.pause_output(id, true);
     }
 
     /// Reads a child's output again.
     pub fn resume_process_output(&mut self, id: ProcId) {
-        self.core.pause_process_output(id, false);
+        self.core.procs.pause_output(id, false);
     }
 
     /// A running child's pid (`None` once it has exited).

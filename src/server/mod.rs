@@ -5,7 +5,9 @@
 //! on a hashed timing wheel, child processes' pipes are sources of the same poll, and an
 //! application plugs in through [`Handler`].
 
+mod api;
 mod batch;
+mod children;
 pub mod compress;
 pub mod config;
 mod conn;
@@ -29,11 +31,10 @@ pub mod timer;
 pub mod url;
 pub mod words;
 
+pub use api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
 pub use config::Config;
 pub use event_loop::Server;
-pub use handler::{
-    ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response, Tag,
-};
+pub use handler::{Context, Handler};
 pub use mio::Waker;
 pub use process::{InputError, ProcId, Signal, Stream};
 pub use stats::Stats;

@@ -5,8 +5,9 @@ use crate::info;
 use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, Header};
+use crate::server::api::{ConnId, ConnectError};
 use crate::server::dispatch::Then;
-use crate::server::handler::{ConnId, ConnectError, Handler};
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
 
 impl<H: Handler> crate::server::Server<H> {
@@ -31,7 +32,7 @@ impl<H: Handler> crate::server::Server<H> {
             return false;
         }
         let _ = conn.socket.set_nodelay(true);
-        conn.connected();
+        conn.state.connected();
         true
     }
 
@@ -39,7 +40,7 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn on_response_bytes(&mut self, key: Key, n: usize) {
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else { return };
-        let Some(c) = conn.client() else { return };
+        let Some(c) = conn.state.client() else { return };
         if c.buf.capacity() == 0 {
             c.buf = core.pool.take();
         }
@@ -63,7 +64,7 @@ impl<H: Handler> crate::server::Server<H> {
             Ok(protocol) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
-                conn.open_ws(&mut self.core.pool);
+                conn.state.open_ws(&mut self.core.pool);
                 conn.opened_at = self.core.now;
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;

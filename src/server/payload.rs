@@ -14,27 +14,12 @@ use mio::net::TcpStream;
 
 use crate::debug;
 use crate::proto::Event;
-use crate::server::conn::Conn;
+use crate::server::api::ConnId;
 use crate::server::dispatch::Then;
 use crate::server::event_loop::Server;
-use crate::server::handler::{ConnId, Handler};
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
 use crate::server::state::ConnState;
-
-/// Below this, a read through the shared buffer costs no more.
-const MIN_DIRECT: usize = 64 << 10;
-
-/// How many bytes to read straight into `conn`'s message, or 0 to read as usual.
-pub(super) fn direct_len(conn: &Conn) -> usize {
-    // A compressed message is inflated piece by piece (`on_frames`), never read in place.
-    let ConnState::Ws(w) = &conn.state else { return 0 };
-    if w.streaming || conn.ws.is_compressed() {
-        return 0;
-    }
-    let owed = usize::try_from(conn.ws.payload_remaining()).unwrap_or(usize::MAX);
-    let n = owed.min(w.msg.capacity() - w.msg.len());
-    if n >= MIN_DIRECT { n } else { 0 }
-}
 
 impl<H: Handler> Server<H> {
     /// Reads up to `want` payload bytes into the message of `key`; returns whether the socket

@@ -6,21 +6,17 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
+use crate::server::api::{ConnId, Decision, Response};
 use crate::server::compress::Pmd;
 use crate::server::core::write_with;
 use crate::server::dispatch::Then;
-use crate::server::handler::{ConnId, Decision, Handler, Response};
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
-use crate::server::state::{Body, ConnState};
+use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX};
 use crate::{debug, info};
 
 /// What `Retry-After` says to a client refused for a connection limit.
 const RETRY_AFTER: &[u8] = b"5";
-
-/// A pipelined request is served only while the answers queued before it hold at most this
-/// many unsent bytes; past it the connection is not read until they drain. A client that sends
-/// requests and never reads the answers holds one answer beyond this, not all of them.
-pub(super) const PIPELINE_OUT_MAX: usize = 64 << 10;
 
 /// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -138,7 +134,7 @@ impl<H: Handler> crate::server::Server<H> {
                 }
                 Outcome::Body(body) => {
                     if let Some(conn) = self.core.conns.get_mut(key) {
-                        conn.begin_body(Body { buf: head, ..body });
+                        conn.state.begin_body(Body { buf: head, ..body });
                     }
                     return self.on_body_bytes(key);
                 }
@@ -268,7 +264,7 @@ impl<H: Handler> crate::server::Server<H> {
             }
             Decision::Defer => {
                 if let Some(c) = self.core.conns.get_mut(key) {
-                    c.defer(up.key, &mut self.core.pool);
+                    c.state.defer(up.key, &mut self.core.pool);
                 }
                 Outcome::Deferred
             }
@@ -331,7 +327,7 @@ impl<H: Handler> crate::server::Server<H> {
             }
             Framing::None => state.head_len,
         };
-        let Some(state) = conn.end_body(&core.config.http) else { return };
+        let Some(state) = conn.state.end_body(&core.config.http) else { return };
         let Body { buf: head, decoded, head_len, framing, .. } = *state;
         let limits = self.core.config.http;
         let mut stack = [Header::default(); STACK_SLOTS];
@@ -377,7 +373,7 @@ impl<H: Handler> crate::server::Server<H> {
         // must follow the head.
         let (queued, stashed, eof) = match self.core.conns.get_mut(key) {
             Some(c) => {
-                let stashed = c.begin_serve();
+                let stashed = c.state.begin_serve();
                 // A client that half-closed still gets its answers (RFC 9112 §9.6), streamed
                 // ones too: `eof` says only whether the handler ended the stream meanwhile.
                 (std::mem::take(&mut c.out), stashed, std::mem::take(&mut c.eof))
@@ -390,7 +386,7 @@ impl<H: Handler> crate::server::Server<H> {
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
         // A streamed response the handler wrote whole already (`Context::finish_stream`).
-        let finished = conn.served_whole();
+        let finished = conn.state.served_whole();
         // Or ended it short (`Context::end_stream`: a slow reader, a replay overtaken).
         let ended = conn.eof;
         conn.eof |= eof;
@@ -431,7 +427,7 @@ impl<H: Handler> crate::server::Server<H> {
         early.drop_unstarted(&mut self.core.pool);
         // A streamed body of a given length then closes (`Connection: close`); kept alive, the
         // next request is read (after a body owed), with a fresh deadline for it.
-        conn.end_serve(stashed, after, sized, finished, ended);
+        conn.state.end_serve(stashed, after, sized, finished, ended);
         match after {
             After::Stream => {
                 conn.opened_at = now;
@@ -456,7 +452,7 @@ impl<H: Handler> crate::server::Server<H> {
             conn.ws.set_compression(true);
         }
         conn.ws.open(core.now);
-        let early = conn.open_ws(&mut core.pool);
+        let early = conn.state.open_ws(&mut core.pool);
         if let Some(w) = conn.state.ws() {
             w.pmd = pmd;
         }

@@ -3,7 +3,7 @@
 //! Each variant of [`ConnState`] owns what only that stage needs, so a field that means nothing
 //! in a stage cannot exist in it: an open WebSocket holds no request head and no body decoder,
 //! a request being read holds no message. Anything else changes a connection's stage through
-//! one of the methods below, which are the only assignments to `Conn::state`.
+//! one of the methods below, which are the only places a stage is assigned.
 //!
 //! ```text
 //!                 accept                       connect (Context::connect)
@@ -29,8 +29,12 @@ use crate::proto::body::{ChunkedDecoder, Framing};
 use crate::proto::handshake::{After, ClientHandshake};
 use crate::proto::http::{HeadReader, Limits};
 use crate::server::compress::Pmd;
-use crate::server::conn::Conn;
 use crate::server::pool::Pool;
+
+/// A pipelined request is served only while the answers queued before it hold at most this
+/// many unsent bytes; past it the connection is not read until they drain. A client that sends
+/// requests and never reads the answers holds one answer beyond this, not all of them.
+pub(crate) const PIPELINE_OUT_MAX: usize = 64 << 10;
 
 /// Where a connection is in its life, with what only that stage needs.
 #[derive(Debug)]
@@ -208,24 +212,18 @@ impl ConnState {
     }
 }
 
-impl Conn {
-    /// Whether the handler may write a streamed response to it: a body of a given length is
-    /// written even to a client that half-closed.
-    pub(crate) fn takes_stream_writes(&self) -> bool {
-        self.state.body_owed() || (self.state.is_stream() && !self.eof)
-    }
-
+impl ConnState {
     /// Head -> Body: a request head announced a body.
     pub(crate) fn begin_body(&mut self, body: Body) {
-        self.state = ConnState::Body(Box::new(body));
+        *self = ConnState::Body(Box::new(body));
     }
 
     /// Body -> Head: the body is whole; the next request's head is awaited. Returns the body.
     pub(crate) fn end_body(&mut self, limits: &Limits) -> Option<Box<Body>> {
-        match std::mem::replace(&mut self.state, ConnState::head(limits, None)) {
+        match std::mem::replace(self, ConnState::head(limits, None)) {
             ConnState::Body(b) => Some(b),
             other => {
-                self.state = other;
+                *self = other;
                 None
             }
         }
@@ -233,41 +231,41 @@ impl Conn {
 
     /// Head -> Deferred: the handler will decide on the upgrade later.
     pub(crate) fn defer(&mut self, key: &[u8], pool: &mut Pool) {
-        self.state.release(pool);
+        self.release(pool);
         let key = String::from_utf8_lossy(key).into();
-        self.state = ConnState::Deferred(Box::new(Deferred { key, early: Vec::new() }));
+        *self = ConnState::Deferred(Box::new(Deferred { key, early: Vec::new() }));
     }
 
     /// Head, Deferred or Response -> Ws: the WebSocket opens. Returns what the client sent
     /// after a deferred upgrade's head (frames to read now).
     pub(crate) fn open_ws(&mut self, pool: &mut Pool) -> Vec<u8> {
-        let early = match &mut self.state {
+        let early = match self {
             ConnState::Deferred(d) => std::mem::take(&mut d.early),
             _ => Vec::new(),
         };
-        self.state.release(pool);
-        self.state = ConnState::Ws(Ws::default());
+        self.release(pool);
+        *self = ConnState::Ws(Ws::default());
         early
     }
 
     /// Any stage -> Http: an answer (or a refusal) is queued, and the connection closes after
     /// it. What the stage held is given back.
     pub(crate) fn answered(&mut self, pool: &mut Pool) {
-        self.state.release(pool);
-        self.state = ConnState::Http { body_owed: false };
+        self.release(pool);
+        *self = ConnState::Http { body_owed: false };
     }
 
     /// Connecting -> Response: the TCP connect finished; the 101 is awaited.
     pub(crate) fn connected(&mut self) {
-        if let ConnState::Connecting(c) = std::mem::replace(&mut self.state, ConnState::Stream) {
-            self.state = ConnState::Response(c);
+        if let ConnState::Connecting(c) = std::mem::replace(self, ConnState::Stream) {
+            *self = ConnState::Response(c);
         }
     }
 
     /// Response -> the client's handshake state, for checking the response (the connection
-    /// is opened with [`Conn::open_ws`] or removed next).
+    /// is opened with [`ConnState::open_ws`] or removed next).
     pub(crate) fn client(&mut self) -> Option<&mut Client> {
-        match &mut self.state {
+        match self {
             ConnState::Response(c) | ConnState::Connecting(c) => Some(c),
             _ => None,
         }
@@ -275,20 +273,20 @@ impl Conn {
 
     /// Head -> Stream while the handler answers a request: what it writes meanwhile (the
     /// first events of a streamed response) is taken. Returns the stage to give to
-    /// [`Conn::end_serve`].
+    /// [`ConnState::end_serve`].
     pub(crate) fn begin_serve(&mut self) -> ConnState {
-        std::mem::replace(&mut self.state, ConnState::Stream)
+        std::mem::replace(self, ConnState::Stream)
     }
 
     /// Whether the handler finished the streamed response while it answered
     /// (`Context::finish_stream`).
     pub(crate) fn served_whole(&self) -> bool {
-        matches!(self.state, ConnState::Http { .. })
+        matches!(self, ConnState::Http { .. })
     }
 
     /// The handler answered: Stream -> Head (kept alive, `After::KeepAlive`/`Sized`), Stream
     /// (a streamed response), or Http (closing after the answer). `finished`: the handler
-    /// wrote the streamed body whole already ([`Conn::served_whole`]); `ended`: it ended it
+    /// wrote the streamed body whole already ([`ConnState::served_whole`]); `ended`: it ended it
     /// short; `sized`: the response gave the body's length.
     pub(crate) fn end_serve(
         &mut self,
@@ -299,7 +297,7 @@ impl Conn {
         ended: bool,
     ) {
         let owed = !finished && !ended;
-        self.state = match (after, stashed) {
+        *self = match (after, stashed) {
             (After::Stream, _) if finished || sized => ConnState::Http { body_owed: sized && owed },
             (After::Stream, _) => ConnState::Stream,
             (After::KeepAlive | After::Sized, ConnState::Head(mut h)) => {
@@ -316,10 +314,10 @@ impl Conn {
     /// Ends a body owed, or a streamed response: Stream -> Http (closing once written), or the
     /// body owed is no longer. Returns whether there was one.
     pub(crate) fn finish_stream(&mut self) -> bool {
-        match &mut self.state {
+        match self {
             ConnState::Head(h) if h.body_owed => h.body_owed = false,
             ConnState::Http { body_owed } if *body_owed => *body_owed = false,
-            ConnState::Stream => self.state = ConnState::Http { body_owed: false },
+            ConnState::Stream => *self = ConnState::Http { body_owed: false },
             _ => return false,
         }
         true
@@ -327,7 +325,7 @@ impl Conn {
 
     /// A kept-alive body cut short: no request after it is answered.
     pub(crate) fn drop_body_owed(&mut self) {
-        match &mut self.state {
+        match self {
             ConnState::Head(h) => {
                 h.body_owed = false;
                 h.pipeline_wait = false;
