@@ -2,6 +2,7 @@
 //! (`state.rs`), the outbound queue, and what the loop tracks about readiness and closing.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use mio::net::TcpStream;
@@ -26,7 +27,7 @@ pub(crate) struct Conn {
     pub(crate) state: ConnState,
     pub(crate) out: OutQueue,
     /// The armed timer and the deadline it was armed for.
-    pub(crate) timer: Option<(TimerId, Duration)>,
+    pub(crate) timer: Option<(TimerId, At)>,
     /// Readiness as last reported and not yet used up (edge-triggered).
     pub(crate) readable: bool,
     pub(crate) writable: bool,
@@ -39,19 +40,17 @@ pub(crate) struct Conn {
     pub(crate) hup: bool,
     /// This side shut down writing; the connection lingers until EOF or `linger_until`.
     pub(crate) shut_wr: bool,
-    pub(crate) linger_until: Option<Duration>,
+    pub(crate) linger_until: Option<At>,
     /// Queued for a flush by the current batch of work.
     pub(crate) dirty: bool,
     /// Listed to be served again in the next pass of the loop (`Server::read_again`).
     pub(crate) scheduled: bool,
-    /// The close code to report: received, or sent when this end failed the connection.
-    pub(crate) close_code: Option<u16>,
-    pub(crate) opened_at: Duration,
+    /// Why it ends, once known (`set_close`).
+    pub(crate) close: Option<Box<Close>>,
+    pub(crate) opened_at: At,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) path: Box<str>,
-    /// The reason of the close frame received, for the handler.
-    pub(crate) close_reason: Box<str>,
     /// The handler paused reading (flow control).
     pub(crate) paused: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
@@ -63,16 +62,39 @@ pub(crate) struct Conn {
     /// The code of a close frame queued and not yet written (0: none); counted when written.
     pub(crate) close_queued: u16,
     /// When output queued is dropped if none of it has been written by then (`--send-timeout`).
-    pub(crate) send_deadline: Option<Duration>,
+    pub(crate) send_deadline: Option<At>,
+}
+
+/// Why a connection ends: the close code to report (received, or sent when this end failed
+/// the connection) and the reason of the close frame received, for the handler and the log.
+#[derive(Debug)]
+pub(crate) struct Close {
+    pub(crate) code: u16,
+    pub(crate) reason: Box<str>,
+}
+
+/// An instant on the loop's clock (time since the server started) in 8 bytes, where a
+/// `Duration` takes 16 and an `Option<Duration>` too: nanoseconds plus one, so that
+/// `Option<At>` is 8 bytes as well. A connection holds four of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct At(NonZeroU64);
+
+impl At {
+    pub(crate) fn new(t: Duration) -> Self {
+        Self(NonZeroU64::MIN.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
+    pub(crate) fn get(self) -> Duration {
+        Duration::from_nanos(self.0.get() - 1)
+    }
 }
 
 impl Conn {
     /// Records why the connection ends (the first reason wins), for the close log line and
     /// `on_close`.
     pub(crate) fn set_close(&mut self, code: u16, reason: &str) {
-        if self.close_code.is_none() {
-            self.close_code = Some(code);
-            self.close_reason = Box::from(reason);
+        if self.close.is_none() {
+            self.close = Some(Box::new(Close { code, reason: Box::from(reason) }));
         }
     }
 
@@ -101,12 +123,11 @@ impl Conn {
             linger_until: None,
             dirty: false,
             scheduled: false,
-            close_code: None,
-            opened_at: now,
+            close: None,
+            opened_at: At::new(now),
             bytes_in: 0,
             bytes_out: 0,
             path: Box::from(""),
-            close_reason: Box::from(""),
             paused: false,
             drain_mark: None,
             pong_end: 0,
@@ -136,11 +157,30 @@ impl Conn {
 
     /// The earliest instant the loop must look at this connection again.
     pub(crate) fn deadline(&self) -> Option<Duration> {
-        [self.linger_until, self.send_deadline].into_iter().fold(self.ws.poll_timeout(), |a, b| {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+        let at = [self.linger_until, self.send_deadline].map(|t| t.map(At::get));
+        at.into_iter().fold(self.ws.poll_timeout(), |a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // docs/security.md, idle memory: what an open idle WebSocket costs is mostly its slot.
+    #[test]
+    fn a_connection_slot_stays_small() {
+        assert!(core::mem::size_of::<Conn>() <= 440, "{}", core::mem::size_of::<Conn>());
+    }
+
+    #[test]
+    fn an_instant_round_trips_and_orders() {
+        for t in [0, 1, 999, 1_000_000_007, u64::from(u32::MAX) * 1000] {
+            assert_eq!(At::new(Duration::from_nanos(t)).get(), Duration::from_nanos(t));
+        }
+        assert!(At::new(Duration::from_millis(1)) < At::new(Duration::from_millis(2)));
+        assert_eq!(core::mem::size_of::<Option<At>>(), 8);
     }
 }

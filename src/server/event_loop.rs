@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::api::{ConnId, ConnectError, Tag};
 use crate::server::config::Config;
-use crate::server::conn::Conn;
+use crate::server::conn::{At, Conn};
 use crate::server::core::Core;
 use crate::server::dispatch::{Owner, Then};
 use crate::server::handler::{Context, Handler};
@@ -646,7 +646,7 @@ impl<H: Handler> Server<H> {
                 continue;
             };
             conn.timer = None;
-            if conn.send_deadline.is_some_and(|t| now >= t) {
+            if conn.send_deadline.is_some_and(|t| now >= t.get()) {
                 // Queued output that nobody drains: dropped, whatever the peer sends.
                 self.core.stats.send_timeouts += 1;
                 conn.set_close(CloseCode::ABNORMAL.0, "send timeout");
@@ -660,7 +660,7 @@ impl<H: Handler> Server<H> {
                 self.remove(key);
                 continue;
             }
-            if conn.linger_until.is_some_and(|t| now >= t) {
+            if conn.linger_until.is_some_and(|t| now >= t.get()) {
                 self.remove(key);
                 continue;
             }
@@ -838,7 +838,7 @@ impl<H: Handler> Server<H> {
         conn.send_deadline = match conn.send_deadline {
             _ if conn.out.is_empty() => None,
             Some(d) if wrote == 0 => Some(d),
-            _ => Some(core.now + core.config.send_timeout),
+            _ => Some(At::new(core.now + core.config.send_timeout)),
         };
         if conn.close_queued != 0 && conn.out.is_empty() {
             // Counted once written: a close frame that never reaches the peer was not sent.
@@ -899,7 +899,7 @@ impl<H: Handler> Server<H> {
             // from turning the close into a reset. A client waits for the server's FIN.
             let _ = conn.socket.shutdown(Shutdown::Write);
             conn.shut_wr = true;
-            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+            conn.linger_until = Some(At::new(core.now + core.config.ws.close_timeout));
         }
         if conn.eof && matches!(conn.state, ConnState::Connecting(_) | ConnState::Response(_)) {
             self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
@@ -918,7 +918,7 @@ impl<H: Handler> Server<H> {
             _ => false,
         };
         if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {
-            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+            conn.linger_until = Some(At::new(core.now + core.config.ws.close_timeout));
         }
         if (conn.eof && !answering)
             || (matches!(conn.state, ConnState::Head(_)) && conn.ws.state() == State::Closed)
@@ -937,13 +937,13 @@ impl<H: Handler> Server<H> {
         };
         let deadline = conn.deadline();
         match (conn.timer, deadline) {
-            (Some((_, armed)), Some(d)) if armed <= d => {} // fires early and re-arms: O(1)
+            (Some((_, armed)), Some(d)) if armed.get() <= d => {} // fires early and re-arms: O(1)
             (timer, Some(d)) => {
                 if let Some((id, _)) = timer {
                     core.timers.cancel(id);
                 }
                 let id = core.timers.arm(key.to_token() as u64, d);
-                conn.timer = Some((id, d));
+                conn.timer = Some((id, At::new(d)));
             }
             (Some((id, _)), None) => {
                 core.timers.cancel(id);
@@ -974,20 +974,22 @@ impl<H: Handler> Server<H> {
         conn.out.clear(&mut core.pool);
         if conn.state.is_ws() {
             core.stats.connections_open -= 1;
-            let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
-            let ms = core.now.saturating_sub(conn.opened_at).as_millis();
+            let (code, reason) = match conn.close.take() {
+                Some(c) => (c.code, c.reason),
+                None => (CloseCode::ABNORMAL.0, Box::from("")),
+            };
+            let ms = core.now.saturating_sub(conn.opened_at.get()).as_millis();
             info!(
                 "close",
                 id = key.to_token(),
                 peer = conn.peer,
                 path = conn.path,
                 code = code,
-                reason = conn.close_reason,
+                reason = reason,
                 duration_ms = ms,
                 bytes_in = conn.bytes_in,
                 bytes_out = conn.bytes_out
             );
-            let reason = std::mem::take(&mut conn.close_reason);
             let owner = Owner::Conn(key, conn.tag);
             drop(conn);
             self.call(owner, Then::Continue, |h, ctx| {

@@ -6,6 +6,7 @@ use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, Header};
 use crate::server::api::{ConnId, ConnectError};
+use crate::server::conn::At;
 use crate::server::dispatch::Then;
 use crate::server::handler::Handler;
 use crate::server::slab::Key;
@@ -65,7 +66,7 @@ impl<H: Handler> crate::server::Server<H> {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
                 conn.state.open_ws(&mut self.core.pool);
-                conn.opened_at = self.core.now;
+                conn.opened_at = At::new(self.core.now);
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
                 info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);

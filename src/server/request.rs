@@ -8,6 +8,7 @@ use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::api::{ConnId, Decision, Response};
 use crate::server::compress::Pmd;
+use crate::server::conn::At;
 use crate::server::core::write_with;
 use crate::server::dispatch::Then;
 use crate::server::handler::Handler;
@@ -430,7 +431,7 @@ impl<H: Handler> crate::server::Server<H> {
         conn.state.end_serve(stashed, after, sized, finished, ended);
         match after {
             After::Stream => {
-                conn.opened_at = now;
+                conn.opened_at = At::new(now);
                 conn.ws = Connection::new(Role::Server, ws_config.without_handshake_timeout(), now);
             }
             After::KeepAlive | After::Sized => {
@@ -457,8 +458,9 @@ impl<H: Handler> crate::server::Server<H> {
             w.pmd = pmd;
         }
         // Accept to 101: `opened_at` was the accept time until now.
-        core.stats.handshake_seconds.observe(core.now.saturating_sub(conn.opened_at).as_secs_f64());
-        conn.opened_at = core.now;
+        let waited = core.now.saturating_sub(conn.opened_at.get());
+        core.stats.handshake_seconds.observe(waited.as_secs_f64());
+        conn.opened_at = At::new(core.now);
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
         info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
