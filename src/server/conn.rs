@@ -2,7 +2,8 @@
 //! (`state.rs`), the outbound queue, and what the loop tracks about readiness and closing.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::rc::Rc;
 use std::time::Duration;
 
 use mio::net::TcpStream;
@@ -50,11 +51,14 @@ pub(crate) struct Conn {
     pub(crate) opened_at: At,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
-    pub(crate) path: Box<str>,
+    /// The request's path (an outbound connection's target), for the log; shared by the
+    /// connections on the same path (`Core::path`).
+    pub(crate) path: Option<Rc<str>>,
     /// The handler paused reading (flow control).
     pub(crate) paused: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
-    pub(crate) drain_mark: Option<u32>,
+    /// (Plus one: `Option<NonZeroU32>` is 4 bytes.)
+    pub(crate) drain_mark: Option<NonZeroU32>,
     /// Where the last pong queued ends, counted in bytes written (`bytes_out`): while it is
     /// unwritten, the control frames the core owes stay there (RFC 6455 §5.5.3: a newer ping's
     /// pong replaces the one owed), so a peer that pings and never reads holds one pong here.
@@ -127,7 +131,7 @@ impl Conn {
             opened_at: At::new(now),
             bytes_in: 0,
             bytes_out: 0,
-            path: Box::from(""),
+            path: None,
             paused: false,
             drain_mark: None,
             pong_end: 0,
@@ -147,7 +151,7 @@ impl Conn {
     pub(crate) fn direct_read_len(&self) -> usize {
         // A compressed message is inflated piece by piece (`on_frames`), never read in place.
         let ConnState::Ws(w) = &self.state else { return 0 };
-        if w.streaming || self.ws.is_compressed() {
+        if w.streaming() || self.ws.is_compressed() {
             return 0;
         }
         let owed = usize::try_from(self.ws.payload_remaining()).unwrap_or(usize::MAX);
@@ -172,7 +176,7 @@ mod tests {
     // docs/security.md, idle memory: what an open idle WebSocket costs is mostly its slot.
     #[test]
     fn a_connection_slot_stays_small() {
-        assert!(core::mem::size_of::<Conn>() <= 440, "{}", core::mem::size_of::<Conn>());
+        assert!(core::mem::size_of::<Conn>() <= 416, "{}", core::mem::size_of::<Conn>());
     }
 
     #[test]

@@ -68,7 +68,14 @@ pub struct Core {
     pub(crate) current: Owner,
     /// The tag `Context::tag_new` gave what the current call makes.
     pub(crate) new_tag: Option<Tag>,
+    /// Request paths shared by the connections on them (`Core::shared_path`).
+    pub(crate) paths: Vec<Rc<str>>,
 }
+
+/// At most this many paths are kept to be shared, each of at most `SHARED_PATH_LEN` bytes:
+/// at most 8 KiB, however many distinct paths clients ask for.
+const SHARED_PATHS: usize = 32;
+const SHARED_PATH_LEN: usize = 256;
 
 impl Core {
     /// A connection's tag: the one the current call is about keeps its tag once it is gone.
@@ -97,6 +104,24 @@ impl Core {
             Owner::Conn(k, _) => self.conn_tag(k),
             Owner::Proc(k, _) => self.proc_tag(k),
         })
+    }
+
+    /// `path` as a connection keeps it for its log lines: shared with the connections on the
+    /// same path (an idle connection on `/ws` holds no copy of its own: 32 bytes of heap each),
+    /// from a table of at most `SHARED_PATHS` kept while some connection uses them.
+    pub(crate) fn shared_path(&mut self, path: &str) -> Rc<str> {
+        if let Some(p) = self.paths.iter().find(|p| &***p == path) {
+            return Rc::clone(p);
+        }
+        let p: Rc<str> = Rc::from(path);
+        if path.len() <= SHARED_PATH_LEN {
+            if self.paths.len() < SHARED_PATHS {
+                self.paths.push(Rc::clone(&p));
+            } else if let Some(unused) = self.paths.iter_mut().find(|p| Rc::strong_count(p) == 1) {
+                *unused = Rc::clone(&p);
+            }
+        }
+        p
     }
 
     pub(crate) fn respond(&mut self, key: Key, r: &Response) {
@@ -313,7 +338,7 @@ impl Core {
         // Without --compression no connection has it: no second look-up on the message path.
         self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
-        let pmd = conn.state.ws()?.pmd.as_mut()?;
+        let pmd = conn.state.ws()?.pmd()?;
         if data.len() < pmd.min_size
             || conn.ws.tx_is_fragmenting()
             || conn.ws.role() != Role::Server
@@ -475,7 +500,7 @@ impl Core {
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
         let state = ConnState::connecting(handshake, req.protocols, &self.config.http);
         let mut conn = Conn::new(socket, req.addr, Role::Client, ws, state, self.now);
-        conn.path = Box::from(req.target.as_str());
+        conn.path = Some(self.shared_path(&req.target));
         conn.tag = self.inherited_tag();
         conn.out.push_copy(&[&request], &mut self.pool);
         let key = self.conns.insert(conn);

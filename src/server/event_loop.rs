@@ -120,6 +120,7 @@ impl<H: Handler> Server<H> {
                 shared_deflate: None,
                 current: Owner::Loop,
                 new_tag: None,
+                paths: Vec::new(),
                 config,
             },
             handler,
@@ -528,7 +529,8 @@ impl<H: Handler> Server<H> {
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
                         Some(Event::Message { kind, data, fin })
-                            if conn.ws.is_compressed() && w.pmd.is_some() =>
+                            if conn.ws.is_compressed()
+                                && w.ext.as_ref().is_some_and(|e| e.pmd.is_some()) =>
                         {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
@@ -536,13 +538,15 @@ impl<H: Handler> Server<H> {
                             if w.msg.capacity() == 0 {
                                 w.msg = core.pool.take();
                             }
-                            let Some(pmd) = w.pmd.as_mut() else { continue };
+                            let Some(pmd) = w.ext.as_mut().and_then(|e| e.pmd.as_mut()) else {
+                                continue;
+                            };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
                                 w.msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
                             }
-                            if w.streaming {
+                            if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
                                 let piece = std::mem::take(&mut w.msg);
                                 self.call(self.about(key), Then::Continue, |h, ctx| {
@@ -558,7 +562,7 @@ impl<H: Handler> Server<H> {
                         }
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
-                            if w.streaming {
+                            if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
                                 self.call(self.about(key), Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, data, fin);
@@ -876,7 +880,7 @@ impl<H: Handler> Server<H> {
             | ConnState::Body(_)
             | ConnState::Stream => false,
         };
-        if conn.drain_mark.is_some_and(|m| conn.out.len() <= m as usize) {
+        if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
             conn.drain_mark = None;
             self.call(self.about(key), Then::Continue, |h, ctx| h.on_drained(ctx, ConnId(key)));
             return self.settle(key);
@@ -983,7 +987,7 @@ impl<H: Handler> Server<H> {
                 "close",
                 id = key.to_token(),
                 peer = conn.peer,
-                path = conn.path,
+                path = conn.path.as_deref().unwrap_or_default(),
                 code = code,
                 reason = reason,
                 duration_ms = ms,

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -264,8 +265,8 @@ impl Context<'_> {
     /// gathered into whole messages. Set it in `on_open` or `on_connected`.
     pub fn set_streaming(&mut self, id: ConnId, on: bool) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            if let Some(w) = c.state.ws() {
-                w.streaming = on;
+            if let Some(w) = c.state.ws().filter(|w| on || w.ext.is_some()) {
+                w.ext.get_or_insert_with(Box::default).streaming = on;
             }
         }
     }
@@ -388,7 +389,8 @@ impl Context<'_> {
     /// Asks for `on_drained` once the connection's queue is at or below `mark` bytes.
     pub fn notify_drained(&mut self, id: ConnId, mark: usize) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            c.drain_mark = Some(u32::try_from(mark).unwrap_or(u32::MAX));
+            let mark = u32::try_from(mark).unwrap_or(u32::MAX - 1);
+            c.drain_mark = NonZeroU32::new(mark.saturating_add(1));
             self.core.mark_dirty(id.0);
         }
     }

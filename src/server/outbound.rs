@@ -69,7 +69,12 @@ impl<H: Handler> crate::server::Server<H> {
                 conn.opened_at = At::new(self.core.now);
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
-                info!("connected", id = key.to_token(), peer = conn.peer, path = conn.path);
+                info!(
+                    "connected",
+                    id = key.to_token(),
+                    peer = conn.peer,
+                    path = conn.path.as_deref().unwrap_or_default()
+                );
                 // Frames that came with the 101 go to the handler only after what it did in
                 // `on_connected` has taken effect (a proxy's client accepted and open), so it
                 // can pass them on at once: the call is flushed before they are read (and wait aside

@@ -13,7 +13,7 @@ use crate::server::core::write_with;
 use crate::server::dispatch::Then;
 use crate::server::handler::Handler;
 use crate::server::slab::Key;
-use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX};
+use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, WsExt};
 use crate::{debug, info};
 
 /// What `Retry-After` says to a client refused for a connection limit.
@@ -183,7 +183,10 @@ impl<H: Handler> crate::server::Server<H> {
                 return Outcome::Answered(false);
             }
         };
-        conn.path = Box::from(req.path());
+        let path = self.core.shared_path(req.path());
+        if let Some(c) = self.core.conns.get_mut(key) {
+            c.path = Some(path);
+        }
         let classified = match handshake::classify(&req) {
             Ok(c) => c,
             Err(e) => {
@@ -277,7 +280,7 @@ impl<H: Handler> crate::server::Server<H> {
                 let pmd = config.compression.and_then(|c| {
                     let (agreed, value) = c.negotiate(up.fields())?;
                     let state = Pmd::server(&agreed, &c, config.ws.max_message_size);
-                    Some((Box::new(state), value))
+                    Some((state, value))
                 });
                 if let Some((_, value)) = &pmd {
                     extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
@@ -445,7 +448,7 @@ impl<H: Handler> crate::server::Server<H> {
 
     /// Opens the WebSocket (its 101 is `response`), with permessage-deflate if agreed.
     /// Returns what the client sent after a deferred upgrade's head.
-    pub(super) fn open(&mut self, key: Key, response: &[u8], pmd: Option<Box<Pmd>>) -> Vec<u8> {
+    pub(super) fn open(&mut self, key: Key, response: &[u8], pmd: Option<Pmd>) -> Vec<u8> {
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else { return Vec::new() };
         conn.out.push_copy(&[response], &mut core.pool);
@@ -455,7 +458,7 @@ impl<H: Handler> crate::server::Server<H> {
         conn.ws.open(core.now);
         let early = conn.state.open_ws(&mut core.pool);
         if let Some(w) = conn.state.ws() {
-            w.pmd = pmd;
+            w.ext = pmd.map(|pmd| Box::new(WsExt { pmd: Some(pmd), streaming: false }));
         }
         // Accept to 101: `opened_at` was the accept time until now.
         let waited = core.now.saturating_sub(conn.opened_at.get());
@@ -463,7 +466,12 @@ impl<H: Handler> crate::server::Server<H> {
         conn.opened_at = At::new(core.now);
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!("open", id = key.to_token(), peer = conn.peer, path = conn.path);
+        info!(
+            "open",
+            id = key.to_token(),
+            peer = conn.peer,
+            path = conn.path.as_deref().unwrap_or_default()
+        );
         core.mark_dirty(key);
         self.call(self.about(key), Then::Continue, |h, ctx| h.on_open(ctx, ConnId(key)));
         early

@@ -106,10 +106,27 @@ pub(crate) struct Deferred {
 pub(crate) struct Ws {
     /// A message gathered across reads (empty, without storage, between messages).
     pub(crate) msg: Vec<u8>,
+    /// What only some WebSockets have, boxed: a plain one holds 8 bytes for it.
+    pub(crate) ext: Option<Box<WsExt>>,
+}
+
+/// What only some WebSockets have.
+#[derive(Debug, Default)]
+pub(crate) struct WsExt {
     /// permessage-deflate, when the upgrade agreed it.
-    pub(crate) pmd: Option<Box<Pmd>>,
+    pub(crate) pmd: Option<Pmd>,
     /// Message pieces go to the handler as they arrive (`on_message_piece`), never gathered.
     pub(crate) streaming: bool,
+}
+
+impl Ws {
+    pub(crate) fn streaming(&self) -> bool {
+        self.ext.as_ref().is_some_and(|e| e.streaming)
+    }
+
+    pub(crate) fn pmd(&mut self) -> Option<&mut Pmd> {
+        self.ext.as_mut()?.pmd.as_mut()
+    }
 }
 
 /// What an outbound connection needs until its handshake is done.
