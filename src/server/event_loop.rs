@@ -522,6 +522,8 @@ impl<H: Handler> Server<H> {
                 return;
             };
             let now = core.now;
+            // What the handler is called about: its tag read once per frame, not per call.
+            let owner = Owner::Conn(key, conn.tag);
             let ConnState::Ws(w) = &mut conn.state else { return };
             match conn.ws.handle_bytes(&mut input[pos..end], now) {
                 Ok((n, ev)) => {
@@ -549,13 +551,13 @@ impl<H: Handler> Server<H> {
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
                                 let piece = std::mem::take(&mut w.msg);
-                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, &piece, fin);
                                 });
                             } else if fin {
                                 core.stats.messages_in += 1;
                                 let msg = std::mem::take(&mut w.msg);
-                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_owned(ctx, ConnId(key), kind, msg);
                                 });
                             }
@@ -564,13 +566,13 @@ impl<H: Handler> Server<H> {
                             core.stats.bytes_in += data.len() as u64;
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
-                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, data, fin);
                                 });
                             } else if fin && w.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
-                                self.call(self.about(key), Then::Continue, |h, ctx| {
+                                self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message(ctx, ConnId(key), kind, data);
                                 });
                             } else {
@@ -590,7 +592,7 @@ impl<H: Handler> Server<H> {
                                     core.stats.messages_in += 1;
                                     let msg = std::mem::take(&mut w.msg);
                                     // Handed over whole: an echo sends it without a copy.
-                                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                                    self.call(owner, Then::Continue, |h, ctx| {
                                         h.on_message_owned(ctx, ConnId(key), kind, msg);
                                     });
                                 }
@@ -607,7 +609,7 @@ impl<H: Handler> Server<H> {
                                 reason = frame.reason()
                             );
                             let code = CloseCode(code);
-                            self.call(self.about(key), Then::Continue, |h, ctx| {
+                            self.call(owner, Then::Continue, |h, ctx| {
                                 h.on_peer_close(ctx, ConnId(key), code, frame.reason());
                             });
                         }
