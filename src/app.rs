@@ -6,6 +6,10 @@
 //! The access policy ([`Auth`]) is checked here, once, before any app sees a request or an
 //! upgrade, and the message rate of every WebSocket but the hub's (which answers each command
 //! over the rate in-band) is counted here too.
+//!
+//! Each connection and process is tagged with the app that owns it when it is upgraded (or
+//! made: a route's upstream connection, an agent's or an exec route's process), and every
+//! callback is routed by its tag ([`Context::tag`]): no app is asked whether an id is its own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,48 +27,67 @@ use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
-use crate::server::{ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream};
+use crate::server::{
+    ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream, Tag,
+};
 use crate::{http, info};
 
+/// The hub's WebSocket clients.
+const HUB: Tag = Tag(1);
+/// Echo connections.
+const ECHO: Tag = Tag(2);
+/// A route's client side.
+const PROXY_CLIENT: Tag = Tag(3);
+/// A route's upstream connection.
+const PROXY_UPSTREAM: Tag = Tag(4);
+/// An exec route's connections and processes.
+const EXEC: Tag = Tag(5);
+/// Agents' dashboards and processes.
+const AGENTS: Tag = Tag(6);
+/// Plain HTTP requests (the HTTP API's streams belong to the hub).
+const HTTP: Tag = Tag(7);
+/// Broadcast rooms' clients.
+const BROADCAST: Tag = Tag(8);
+
 /// The WebSocket endpoint kinds `/metrics` counts open connections of
-/// (`weir_endpoint_connections_open`).
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Hub,
-    Echo,
-    Route,
-    Exec,
-    Agent,
-    Broadcast,
-}
+/// (`weir_endpoint_connections_open`): a client WebSocket's kind is its tag, kept by the runtime
+/// from its upgrade to its close (a route's upstream side is not a client's, and not counted).
+const KINDS: [(Tag, &str); 6] = [
+    (HUB, "hub"),
+    (ECHO, "echo"),
+    (PROXY_CLIENT, "route"),
+    (EXEC, "exec"),
+    (AGENTS, "agent"),
+    (BROADCAST, "broadcast"),
+];
 
-/// Their labels, in the order of [`Kind`].
-const KINDS: [&str; 6] = ["hub", "echo", "route", "exec", "agent", "broadcast"];
-
-/// Open client WebSockets by kind. Each one's kind is kept from `on_open` to `on_close`, not
-/// asked of the apps at its close: an app may let go of a connection before (an `--exec`
-/// client whose program ended).
+/// Open client WebSockets by kind: counted at `on_open` and at `on_close` (which the runtime
+/// calls once for each WebSocket that opened), by tag.
 #[derive(Debug, Default)]
 struct OpenByKind {
-    kinds: HashMap<ConnId, Kind>,
     open: [u64; KINDS.len()],
 }
 
 impl OpenByKind {
-    fn opened(&mut self, id: ConnId, kind: Kind) {
-        self.kinds.insert(id, kind);
-        self.open[kind as usize] += 1;
+    fn slot(tag: Tag) -> Option<usize> {
+        KINDS.iter().position(|&(t, _)| t == tag)
     }
 
-    fn closed(&mut self, id: ConnId) {
-        if let Some(k) = self.kinds.remove(&id) {
-            self.open[k as usize] -= 1;
+    fn opened(&mut self, tag: Tag) {
+        if let Some(i) = Self::slot(tag) {
+            self.open[i] += 1;
+        }
+    }
+
+    fn closed(&mut self, tag: Tag) {
+        if let Some(i) = Self::slot(tag) {
+            self.open[i] = self.open[i].saturating_sub(1);
         }
     }
 
     /// `(label, open)` for each kind.
     fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        KINDS.into_iter().zip(self.open)
+        KINDS.iter().map(|&(_, label)| label).zip(self.open)
     }
 }
 
@@ -170,9 +193,9 @@ impl App {
         self.hub.as_ref().map(|(_, h)| h)
     }
 
-    /// The hub, if this connection is one of its.
-    fn hub_client(&mut self, id: ConnId) -> Option<&mut Hub> {
-        self.hub.as_mut().map(|(_, h)| h).filter(|h| h.owns(id))
+    /// The hub, if it is served.
+    fn hub_mut(&mut self) -> Option<&mut Hub> {
+        self.hub.as_mut().map(|(_, h)| h)
     }
 
     /// Adds reverse-proxy routes (they win over echo paths they overlap).
@@ -184,28 +207,6 @@ impl App {
     /// The proxy, if routes are configured.
     pub fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_ref()
-    }
-
-    /// Which endpoint an open client WebSocket is on.
-    fn kind_of(&self, id: ConnId) -> Kind {
-        if self.hub().is_some_and(|h| h.owns(id)) {
-            Kind::Hub
-        } else if self.proxy.as_ref().is_some_and(|p| p.is_client(id)) {
-            Kind::Route
-        } else if self.exec.as_ref().is_some_and(|e| e.owns(id)) {
-            Kind::Exec
-        } else if self.agents.as_ref().is_some_and(|a| a.owns(id)) {
-            Kind::Agent
-        } else if self.broadcast.as_ref().is_some_and(|b| b.owns(id)) {
-            Kind::Broadcast
-        } else {
-            Kind::Echo
-        }
-    }
-
-    /// The proxy, if this connection is one of its.
-    fn proxied(&mut self, id: ConnId) -> Option<&mut Proxy> {
-        self.proxy.as_mut().filter(|p| p.owns(id))
     }
 }
 
@@ -246,6 +247,7 @@ impl Handler for App {
         if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
             return agents.http_list(req);
         }
+        ctx.set_tag(id, HTTP);
         if req.path() == "/metrics" {
             // The connection asking streams while its request is handled (a streamed answer
             // writes before its head is queued): it is a plain HTTP one.
@@ -259,8 +261,8 @@ impl Handler for App {
         self.api.serve(ctx, id, req, peer, body, hub, self.proxy.as_ref())
     }
 
-    fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, id: ConnId) {
-        if let Some((_, h)) = self.hub.as_mut() {
+    fn on_stream_closed(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let (HTTP, Some(h)) = (ctx.tag(id), self.hub_mut()) {
             h.on_stream_closed(id);
         }
     }
@@ -285,31 +287,38 @@ impl Handler for App {
         }
         if let Some(proxy) = self.proxy.as_mut() {
             if let Some(route) = proxy.route_for(req.path) {
+                ctx.set_tag(id, PROXY_CLIENT);
+                ctx.tag_new(PROXY_UPSTREAM);
                 return proxy.on_upgrade(ctx, id, route, req, peer);
             }
         }
         if let Some((path, hub)) = self.hub.as_mut() {
             if req.path == path.as_str() {
+                ctx.set_tag(id, HUB);
                 hub.on_upgrade(ctx, id, peer, authed);
                 return Decision::accept();
             }
         }
         if let Some(b) = self.broadcast.as_mut() {
             if let Some(room) = b.room_for(req.path) {
+                ctx.set_tag(id, BROADCAST);
                 return b.on_upgrade(id, room);
             }
         }
         if let Some(agents) = self.agents.as_mut() {
             if req.path.starts_with(agent::PATH_PREFIX) {
+                ctx.set_tag(id, AGENTS);
                 return agents.on_upgrade(id, req, peer);
             }
         }
         if let Some(exec) = self.exec.as_mut() {
             if exec.route_for(req.path).is_some() {
+                ctx.set_tag(id, EXEC);
                 return exec.on_upgrade(ctx, id, req, peer);
             }
         }
         if self.echo_paths.iter().any(|p| p == req.path) {
+            ctx.set_tag(id, ECHO);
             Decision::accept()
         } else {
             Decision::Reject(Response::text(404, "no WebSocket endpoint at this path\n"))
@@ -317,37 +326,34 @@ impl Handler for App {
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        let kind = self.kind_of(id);
-        self.open.opened(id, kind);
-        if let Some(h) = self.hub_client(id) {
-            h.on_open(ctx, id);
-        } else if let Some(p) = self.proxied(id) {
-            p.on_open(ctx, id);
-        } else if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
-            a.on_open(ctx, id);
-        } else if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
-            b.on_open(id);
+        let tag = ctx.tag(id);
+        self.open.opened(tag);
+        match tag {
+            HUB => self.hub_mut().into_iter().for_each(|h| h.on_open(ctx, id)),
+            PROXY_CLIENT => self.proxy.iter_mut().for_each(|p| p.on_open(ctx, id)),
+            AGENTS => self.agents.iter_mut().for_each(|a| a.on_open(ctx, id)),
+            BROADCAST => self.broadcast.iter_mut().for_each(|b| b.on_open(id)),
+            _ => {}
         }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]) {
-        if let Some(h) = self.hub_client(id) {
+        let tag = ctx.tag(id);
+        if let (HUB, Some(h)) = (tag, self.hub_mut()) {
             return h.on_message(ctx, id, kind, data);
         }
         if !self.within_rate(ctx, id) {
             return;
         }
-        if let Some(e) = self.exec.as_mut().filter(|e| e.owns(id)) {
-            return e.on_message(ctx, id, data);
+        match tag {
+            EXEC => self.exec.iter_mut().for_each(|e| e.on_message(ctx, id, data)),
+            AGENTS => self.agents.iter_mut().for_each(|a| a.on_message(ctx, id, kind, data)),
+            BROADCAST => self.broadcast.iter_mut().for_each(|b| b.on_message(ctx, id, kind, data)),
+            // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
+            _ => {
+                let _ = ctx.send(id, kind, data);
+            }
         }
-        if let Some(a) = self.agents.as_mut().filter(|a| a.owns(id)) {
-            return a.on_message(ctx, id, kind, data);
-        }
-        if let Some(b) = self.broadcast.as_mut().filter(|b| b.owns(id)) {
-            return b.on_message(ctx, id, kind, data);
-        }
-        // Echo. A failed send is a closing or slow connection: the runtime has dealt with it.
-        let _ = ctx.send(id, kind, data);
     }
 
     fn on_message_owned(
@@ -359,11 +365,7 @@ impl Handler for App {
     ) {
         // A message gathered across reads goes where one from a single read goes: only the
         // echo takes it by value.
-        let routed = self.hub_client(id).is_some()
-            || self.exec.as_ref().is_some_and(|e| e.owns(id))
-            || self.agents.as_ref().is_some_and(|a| a.owns(id))
-            || self.broadcast.as_ref().is_some_and(|b| b.owns(id));
-        if routed {
+        if matches!(ctx.tag(id), HUB | EXEC | AGENTS | BROADCAST) {
             return self.on_message(ctx, id, kind, &data);
         }
         if !self.within_rate(ctx, id) {
@@ -384,6 +386,8 @@ impl Handler for App {
             h.on_tick(ctx);
         }
         if let Some(a) = self.agents.as_mut() {
+            // What it starts is the agents'.
+            ctx.tag_new(AGENTS);
             a.on_tick(ctx);
         }
     }
@@ -401,6 +405,7 @@ impl Handler for App {
             ctx.set_process_shutdown_grace(g);
         }
         if let Some(a) = self.agents.as_mut() {
+            ctx.tag_new(AGENTS);
             a.on_start(ctx);
         }
     }
@@ -412,18 +417,20 @@ impl Handler for App {
         stream: Stream,
         data: &[u8],
     ) {
-        if let Some(e) = self.exec.as_mut().filter(|e| e.owns_process(id)) {
-            e.on_process_output(ctx, id, stream, data);
-        } else if let Some(a) = self.agents.as_mut() {
-            a.on_process_output(ctx, id, stream, data);
+        match ctx.process_tag(id) {
+            EXEC => self.exec.iter_mut().for_each(|e| e.on_process_output(ctx, id, stream, data)),
+            AGENTS => {
+                self.agents.iter_mut().for_each(|a| a.on_process_output(ctx, id, stream, data))
+            }
+            _ => {}
         }
     }
 
     fn on_process_exit(&mut self, ctx: &mut Context<'_>, id: ProcId, status: ExitStatus) {
-        if let Some(e) = self.exec.as_mut().filter(|e| e.owns_process(id)) {
-            e.on_process_exit(ctx, id, status);
-        } else if let Some(a) = self.agents.as_mut() {
-            a.on_process_exit(ctx, id, status);
+        match ctx.process_tag(id) {
+            EXEC => self.exec.iter_mut().for_each(|e| e.on_process_exit(ctx, id, status)),
+            AGENTS => self.agents.iter_mut().for_each(|a| a.on_process_exit(ctx, id, status)),
+            _ => {}
         }
     }
 
@@ -437,68 +444,66 @@ impl Handler for App {
     ) {
         // A client's message counts when its last piece comes; what the upstream sends does
         // not count.
-        let client = self.proxy.as_ref().is_some_and(|p| p.is_client(id));
+        let tag = ctx.tag(id);
+        let client = tag == PROXY_CLIENT;
         if client && fin && !self.within_rate(ctx, id) {
             return;
         }
         if client && self.buckets.get(&id).is_some_and(|&(_, closed)| closed) {
             return;
         }
-        if let Some(p) = self.proxied(id) {
+        if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (tag, self.proxy.as_mut()) {
             p.on_message_piece(ctx, id, kind, data, fin);
         }
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
         self.buckets.remove(&id);
-        self.open.closed(id);
-        if let Some(h) = self.hub_client(id) {
-            h.on_close(id);
-        }
-        if let Some(e) = self.exec.as_mut() {
-            e.on_close(ctx, id);
-        }
-        if let Some(a) = self.agents.as_mut() {
-            a.on_close(id);
-        }
-        if let Some(b) = self.broadcast.as_mut() {
-            b.on_close(id);
-        }
-        if let Some(p) = self.proxied(id) {
-            p.on_close(ctx, id, code, reason);
+        let tag = ctx.tag(id);
+        self.open.closed(tag);
+        match tag {
+            HUB => self.hub_mut().into_iter().for_each(|h| h.on_close(id)),
+            EXEC => self.exec.iter_mut().for_each(|e| e.on_close(ctx, id)),
+            AGENTS => self.agents.iter_mut().for_each(|a| a.on_close(id)),
+            BROADCAST => self.broadcast.iter_mut().for_each(|b| b.on_close(id)),
+            PROXY_CLIENT | PROXY_UPSTREAM => {
+                self.proxy.iter_mut().for_each(|p| p.on_close(ctx, id, code, reason));
+            }
+            _ => {}
         }
     }
 
     fn on_peer_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode, reason: &str) {
-        if let Some(h) = self.hub_client(id) {
-            h.on_peer_close(ctx, id, code, reason);
-        }
-        if let Some(p) = self.proxied(id) {
-            p.on_peer_close(ctx, id, code, reason);
+        match ctx.tag(id) {
+            HUB => self.hub_mut().into_iter().for_each(|h| h.on_peer_close(ctx, id, code, reason)),
+            PROXY_CLIENT | PROXY_UPSTREAM => {
+                self.proxy.iter_mut().for_each(|p| p.on_peer_close(ctx, id, code, reason));
+            }
+            _ => {}
         }
     }
 
     fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, protocol: Option<&str>) {
-        if let Some(p) = self.proxied(id) {
+        if let (PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
             p.on_connected(ctx, id, protocol);
         }
     }
 
     fn on_connect_failed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: &ConnectError) {
-        if let Some(p) = self.proxied(id) {
+        if let (PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
             p.on_connect_failed(ctx, id, error);
         }
     }
 
     fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        if let Some((_, h)) = self.hub.as_mut() {
-            h.on_drained(ctx, id);
-        }
-        if let Some(p) = self.proxied(id) {
-            p.on_drained(ctx, id);
-        }
-        if let Some(e) = self.exec.as_mut() {
-            e.on_drained(ctx, id);
+        match ctx.tag(id) {
+            // The hub's clients, and the HTTP API's cursors and streams.
+            HUB | HTTP => self.hub_mut().into_iter().for_each(|h| h.on_drained(ctx, id)),
+            PROXY_CLIENT | PROXY_UPSTREAM => {
+                self.proxy.iter_mut().for_each(|p| p.on_drained(ctx, id));
+            }
+            EXEC => self.exec.iter_mut().for_each(|e| e.on_drained(ctx, id)),
+            _ => {}
         }
     }
 }

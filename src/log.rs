@@ -442,6 +442,7 @@ pub(crate) fn civil_from_days(days: u64) -> (u64, u32, u32) {
 /// let err = "address in use";
 /// weir::error!("listen failed", addr = "127.0.0.1:8080", error = err);
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! error {
     ($($args:tt)+) => { $crate::__log_event!($crate::log::Level::Error, $($args)+) };
@@ -457,6 +458,7 @@ macro_rules! error {
 /// ```
 /// weir::warn!("connection limit reached", max_connections = 10_000);
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! warn {
     ($($args:tt)+) => { $crate::__log_event!($crate::log::Level::Warn, $($args)+) };
@@ -474,6 +476,7 @@ macro_rules! warn {
 /// weir::info!("listening", addr = addr, max_connections = 10_000);
 /// weir::info!("shutting down");
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! info {
     ($($args:tt)+) => { $crate::__log_event!($crate::log::Level::Info, $($args)+) };
@@ -489,12 +492,14 @@ macro_rules! info {
 /// ```
 /// weir::debug!("frame received", opcode = 1, len = 42);
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! debug {
     ($($args:tt)+) => { $crate::__log_event!($crate::log::Level::Debug, $($args)+) };
 }
 
 /// The body shared by the level macros; not part of the API.
+#[doc(hidden)]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __log_event {

@@ -204,16 +204,6 @@ impl Agents {
         self.config.kill_grace
     }
 
-    /// Whether a connection watches an agent.
-    pub fn owns(&self, id: ConnId) -> bool {
-        self.watchers.contains_key(&id)
-    }
-
-    /// Whether a process is an agent's.
-    pub fn owns_process(&self, id: ProcId) -> bool {
-        self.by_proc.contains_key(&id)
-    }
-
     /// Starts every agent.
     pub fn on_start(&mut self, ctx: &mut Context<'_>) {
         for i in 0..self.agents.len() {

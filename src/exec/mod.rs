@@ -130,16 +130,6 @@ impl Exec {
             .max_by_key(|r| r.path.len())
     }
 
-    /// Whether a connection is one of this app's.
-    pub fn owns(&self, id: ConnId) -> bool {
-        self.by_conn.contains_key(&id)
-    }
-
-    /// Whether a process is one of this app's.
-    pub fn owns_process(&self, id: ProcId) -> bool {
-        self.sessions.contains_key(&id)
-    }
-
     /// Processes running (clients gone included, until their process ends).
     pub fn running(&self) -> usize {
         self.sessions.len()

@@ -227,11 +227,6 @@ impl Hub {
         self.clients.values().map(|c| c.channels.len()).sum()
     }
 
-    /// Whether a connection is a hub client.
-    pub fn owns(&self, id: ConnId) -> bool {
-        self.clients.contains_key(&id)
-    }
-
     /// How often the hub needs a tick (authentication deadlines, stream heartbeats).
     pub fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(250))

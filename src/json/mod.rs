@@ -1,9 +1,9 @@
 //! A strict RFC 8259 JSON parser and a compact writer, for the messages of the pub/sub hub.
 //!
-//! - [`parse`] turns bytes into an owned [`Value`]; [`find_raw`] validates a document and returns
+//! - `parse` turns bytes into an owned `Value`; `find_raw` validates a document and returns
 //!   the exact bytes of one member (such as `params.data`) so that it can be forwarded without
 //!   being decoded and encoded again.
-//! - [`write_value`], [`write_str`], [`ObjectWriter`] and [`ArrayWriter`] write compact JSON into
+//! - `write_value`, `write_str`, `ObjectWriter` and `ArrayWriter` write compact JSON into
 //!   a `String`.
 //!
 //! Nothing recurses on the nesting of a document: parsing, writing, comparing and dropping a

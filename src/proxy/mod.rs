@@ -124,16 +124,6 @@ impl Proxy {
             .map(|(i, _)| i)
     }
 
-    /// Whether a connection is one of the proxy's.
-    pub fn owns(&self, id: ConnId) -> bool {
-        self.links.contains_key(&id)
-    }
-
-    /// Whether `id` is a client's side of a link (not an upstream connection).
-    pub fn is_client(&self, id: ConnId) -> bool {
-        self.links.get(&id).is_some_and(|l| l.side == Side::Client)
-    }
-
     /// A client upgrade on `route`: connect upstream first, decide later.
     pub fn on_upgrade(
         &mut self,

@@ -9,7 +9,7 @@
 //! What each connection receives is what it would have received had every broadcast been
 //! queued at once. The rules that keep it so:
 //! - before anything else is queued to a member of the pending set (a reply, a control frame,
-//!   a close), the batch is queued first ([`Core::flush_batch_for`]);
+//!   a close), the batch is queued first (`Core::flush_batch_for`);
 //! - so it is before a member's input is handled or its timer runs (either may close or fail
 //!   it, after which nothing more may be sent to it);
 //! - a broadcast to another set, or of another kind, queues the pending one first; and no
@@ -24,76 +24,57 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::proto::connection::MessageKind;
-use crate::server::core::{Core, push_server_frame};
-use crate::server::handler::ConnId;
-use crate::server::slab::Key;
+use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use crate::server::api::ConnId;
 
 /// A pending batch is queued once its frames pass this many bytes: pieces stay moderate, and a
 /// burst of large messages is not held back to be copied into one allocation.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 
-/// Broadcasts gathered for one set: server frames, back to back.
+/// Broadcasts gathered for one set: server frames, back to back. (`Core::broadcast_set`
+/// gathers, `Core::flush_batch` queues.)
 pub(crate) struct Batch {
-    set: Rc<BTreeSet<ConnId>>,
-    kind: MessageKind,
-    frames: Vec<u8>,
+    pub(crate) set: Rc<BTreeSet<ConnId>>,
+    pub(crate) kind: MessageKind,
+    pub(crate) frames: Vec<u8>,
     /// Per frame: where its payload starts and where it ends in `frames` (a client connection
     /// masks each frame with its own key, so it is sent frame by frame).
-    marks: Vec<(usize, usize)>,
-    /// When its first message was gathered ([`Core::clock_ns`]).
-    queued_at: u64,
+    pub(crate) marks: Vec<(usize, usize)>,
+    /// When its first message was gathered (`Core::clock_ns`).
+    pub(crate) queued_at: u64,
 }
 
-impl Core {
-    /// Queues a message to every connection in `set`: gathered with the broadcasts to the same
-    /// set (the same `Rc`) just before it, and queued when the batch is flushed. Returns the
-    /// size of the set.
-    pub(crate) fn broadcast_set(
-        &mut self,
-        set: &Rc<BTreeSet<ConnId>>,
-        kind: MessageKind,
-        data: &[u8],
-    ) -> usize {
-        if self.batch.as_ref().is_some_and(|b| !Rc::ptr_eq(&b.set, set) || b.kind != kind) {
-            self.flush_batch();
-        }
-        if data.len() >= MAX_BATCH_BYTES {
-            // Nothing to gain from gathering it, and a copy to lose. (Sending it to a member
-            // queues what is gathered first.)
-            self.broadcast(set.iter().copied(), kind, data);
-            return set.len();
-        }
-        if self.batch.is_none() {
-            self.batch = Some(Batch {
-                set: Rc::clone(set),
-                kind,
-                frames: Vec::new(),
-                marks: Vec::new(),
-                queued_at: self.clock_ns(),
-            });
-        }
-        let Some(b) = self.batch.as_mut() else { return set.len() };
-        let start = push_server_frame(&mut b.frames, kind, data);
-        b.marks.push((start, b.frames.len()));
-        if b.frames.len() >= MAX_BATCH_BYTES {
-            self.flush_batch();
-        }
-        set.len()
+impl Batch {
+    pub(crate) fn new(set: &Rc<BTreeSet<ConnId>>, kind: MessageKind, queued_at: u64) -> Self {
+        Self { set: Rc::clone(set), kind, frames: Vec::new(), marks: Vec::new(), queued_at }
     }
 
-    /// Queues the pending batch, if `key` is in its set.
-    pub(crate) fn flush_batch_for(&mut self, key: Key) {
-        if self.batch.as_ref().is_some_and(|b| b.set.contains(&ConnId(key))) {
-            self.flush_batch();
-        }
+    /// Whether a broadcast to `set` of `kind` joins this batch.
+    pub(crate) fn takes(&self, set: &Rc<BTreeSet<ConnId>>, kind: MessageKind) -> bool {
+        Rc::ptr_eq(&self.set, set) && self.kind == kind
     }
 
-    /// Queues the pending batch, if any, to every connection in its set.
-    pub(crate) fn flush_batch(&mut self) {
-        let Some(b) = self.batch.take() else { return };
-        let piece: Rc<[u8]> = Rc::from(b.frames);
-        for id in b.set.iter() {
-            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks, b.queued_at);
-        }
+    /// Adds a message; returns whether the batch is now full (to be queued).
+    pub(crate) fn push(&mut self, data: &[u8]) -> bool {
+        let start = push_server_frame(&mut self.frames, self.kind, data);
+        self.marks.push((start, self.frames.len()));
+        self.frames.len() >= MAX_BATCH_BYTES
     }
+}
+
+/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
+/// its payload starts.
+pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
+    let h = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: kind.opcode(),
+        mask: None,
+        payload_len: data.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = h.encode(&mut head);
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(data);
+    out.len() - data.len()
 }

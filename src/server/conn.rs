@@ -1,72 +1,34 @@
-//! One connection as the runtime holds it: the socket, the protocol state, the outbound queue,
-//! and what the loop tracks about readiness and closing.
+//! One connection as the runtime holds it: the socket, the protocol state, the stage it is in
+//! (`state.rs`), the outbound queue, and what the loop tracks about readiness and closing.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::rc::Rc;
 use std::time::Duration;
 
 use mio::net::TcpStream;
 
-use crate::proto::handshake::ClientHandshake;
-use crate::proto::http::{HeadReader, Limits};
 use crate::proto::{Config as WsConfig, Connection, Role};
+use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
+use crate::server::state::ConnState;
 use crate::server::timer::TimerId;
 
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Reading the request head.
-    Head,
-    /// A plain HTTP response (or a refusal) is queued; the connection closes after it.
-    Http,
-    /// The WebSocket is open (or closing).
-    Ws,
-    /// An outbound connection: the TCP connect is under way.
-    Connecting,
-    /// An outbound connection: the upgrade request is sent, the response head is awaited.
-    Response,
-    /// The handler deferred its decision on the upgrade; nothing is read meanwhile.
-    Deferred,
-    /// Reading a request body.
-    Body,
-    /// A streamed response (server-sent events): the handler writes, the connection stays.
-    Stream,
-}
-
-/// A request body being read.
-#[derive(Debug)]
-pub(crate) struct BodyState {
-    /// Where the head ends in `Conn::head` (the body follows it there).
-    pub(crate) head_len: usize,
-    pub(crate) framing: crate::proto::body::Framing,
-    pub(crate) decoder: crate::proto::body::ChunkedDecoder,
-    /// How far into `Conn::head` the chunked decoder has read.
-    pub(crate) pos: usize,
-}
-
-/// What an outbound connection needs until its handshake is done.
-#[derive(Debug)]
-pub(crate) struct ClientState {
-    pub(crate) handshake: ClientHandshake,
-    pub(crate) protocols: Vec<String>,
-}
+/// Below this, a read through the shared buffer costs no more (`Conn::direct_read_len`).
+const MIN_DIRECT: usize = 64 << 10;
 
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) socket: TcpStream,
     pub(crate) peer: SocketAddr,
     pub(crate) ws: Connection,
-    pub(crate) phase: Phase,
-    /// The request head gathered so far (leased from the pool while in `Head`).
-    pub(crate) head: Vec<u8>,
-    /// Finds the end of the request (or response) head; boxed and present only while a head
-    /// is being read, so an open connection does not carry it.
-    pub(crate) head_reader: Option<Box<HeadReader>>,
-    /// A message gathered across reads (empty, without storage, between messages).
-    pub(crate) msg: Vec<u8>,
+    /// Which application owns the connection, as the handler named it (`Context::set_tag`).
+    pub(crate) tag: Tag,
+    /// Where the connection is in its life, with what only that stage needs (`state.rs`).
+    pub(crate) state: ConnState,
     pub(crate) out: OutQueue,
     /// The armed timer and the deadline it was armed for.
-    pub(crate) timer: Option<(TimerId, Duration)>,
+    pub(crate) timer: Option<(TimerId, At)>,
     /// Readiness as last reported and not yet used up (edge-triggered).
     pub(crate) readable: bool,
     pub(crate) writable: bool,
@@ -79,58 +41,64 @@ pub(crate) struct Conn {
     pub(crate) hup: bool,
     /// This side shut down writing; the connection lingers until EOF or `linger_until`.
     pub(crate) shut_wr: bool,
-    pub(crate) linger_until: Option<Duration>,
+    pub(crate) linger_until: Option<At>,
     /// Queued for a flush by the current batch of work.
     pub(crate) dirty: bool,
     /// Listed to be served again in the next pass of the loop (`Server::read_again`).
     pub(crate) scheduled: bool,
-    /// Over a connection limit: the request gets this status, then the connection closes.
-    pub(crate) refuse: Option<u16>,
-    /// The close code to report: received, or sent when this end failed the connection.
-    pub(crate) close_code: Option<u16>,
-    pub(crate) opened_at: Duration,
+    /// Why it ends, once known (`set_close`).
+    pub(crate) close: Option<Box<Close>>,
+    pub(crate) opened_at: At,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
-    pub(crate) path: Box<str>,
-    /// The reason of the close frame received, for the handler.
-    pub(crate) close_reason: Box<str>,
-    /// Set while an outbound connection is connecting.
-    pub(crate) client: Option<Box<ClientState>>,
-    /// The `Sec-WebSocket-Key` of an upgrade whose decision the handler deferred.
-    pub(crate) deferred_key: Option<Box<str>>,
-    /// Message pieces go to the handler as they arrive (`on_message_piece`), never gathered.
-    pub(crate) streaming: bool,
+    /// The request's path (an outbound connection's target), for the log; shared by the
+    /// connections on the same path (`Core::path`).
+    pub(crate) path: Option<Rc<str>>,
     /// The handler paused reading (flow control).
     pub(crate) paused: bool,
-    /// Pipelined requests wait (and reading stops) until the answers queued drain.
-    pub(crate) pipeline_wait: bool,
     /// Tell the handler (`on_drained`) once the queue is at or below this many bytes.
-    pub(crate) drain_mark: Option<u32>,
-    /// A request body being read.
-    pub(crate) body: Option<Box<BodyState>>,
-    /// permessage-deflate, when the upgrade agreed it.
-    pub(crate) pmd: Option<Box<crate::server::compress::Pmd>>,
+    /// (Plus one: `Option<NonZeroU32>` is 4 bytes.)
+    pub(crate) drain_mark: Option<NonZeroU32>,
     /// Where the last pong queued ends, counted in bytes written (`bytes_out`): while it is
     /// unwritten, the control frames the core owes stay there (RFC 6455 §5.5.3: a newer ping's
     /// pong replaces the one owed), so a peer that pings and never reads holds one pong here.
     pub(crate) pong_end: u64,
     /// The code of a close frame queued and not yet written (0: none); counted when written.
     pub(crate) close_queued: u16,
-    /// A kept-alive response's body is still being written by the handler
-    /// ([`crate::server::Context::stream_write`], ended by `finish_stream`): the next request
-    /// waits for it (`pipeline_wait`).
-    pub(crate) body_owed: bool,
     /// When output queued is dropped if none of it has been written by then (`--send-timeout`).
-    pub(crate) send_deadline: Option<Duration>,
+    pub(crate) send_deadline: Option<At>,
+}
+
+/// Why a connection ends: the close code to report (received, or sent when this end failed
+/// the connection) and the reason of the close frame received, for the handler and the log.
+#[derive(Debug)]
+pub(crate) struct Close {
+    pub(crate) code: u16,
+    pub(crate) reason: Box<str>,
+}
+
+/// An instant on the loop's clock (time since the server started) in 8 bytes, where a
+/// `Duration` takes 16 and an `Option<Duration>` too: nanoseconds plus one, so that
+/// `Option<At>` is 8 bytes as well. A connection holds four of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct At(NonZeroU64);
+
+impl At {
+    pub(crate) fn new(t: Duration) -> Self {
+        Self(NonZeroU64::MIN.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
+    pub(crate) fn get(self) -> Duration {
+        Duration::from_nanos(self.0.get() - 1)
+    }
 }
 
 impl Conn {
     /// Records why the connection ends (the first reason wins), for the close log line and
     /// `on_close`.
     pub(crate) fn set_close(&mut self, code: u16, reason: &str) {
-        if self.close_code.is_none() {
-            self.close_code = Some(code);
-            self.close_reason = Box::from(reason);
+        if self.close.is_none() {
+            self.close = Some(Box::new(Close { code, reason: Box::from(reason) }));
         }
     }
 
@@ -139,17 +107,15 @@ impl Conn {
         peer: SocketAddr,
         role: Role,
         ws: WsConfig,
-        http: &Limits,
+        state: ConnState,
         now: Duration,
     ) -> Self {
         Self {
             socket,
             peer,
             ws: Connection::new(role, ws, now),
-            phase: Phase::Head,
-            head: Vec::new(),
-            head_reader: Some(Box::new(HeadReader::new(http))),
-            msg: Vec::new(),
+            tag: Tag::NONE,
+            state,
             out: OutQueue::default(),
             timer: None,
             readable: false,
@@ -161,35 +127,64 @@ impl Conn {
             linger_until: None,
             dirty: false,
             scheduled: false,
-            refuse: None,
-            close_code: None,
-            opened_at: now,
+            close: None,
+            opened_at: At::new(now),
             bytes_in: 0,
             bytes_out: 0,
-            path: Box::from(""),
-            close_reason: Box::from(""),
-            client: None,
-            deferred_key: None,
-            streaming: false,
+            path: None,
             paused: false,
-            pipeline_wait: false,
             drain_mark: None,
-            body: None,
-            pmd: None,
             pong_end: 0,
             close_queued: 0,
-            body_owed: false,
             send_deadline: None,
         }
     }
 
+    /// Whether the handler may write a streamed response to it: a body of a given length is
+    /// written even to a client that half-closed.
+    pub(crate) fn takes_stream_writes(&self) -> bool {
+        self.state.body_owed() || (self.state.is_stream() && !self.eof)
+    }
+
+    /// How many bytes to read straight into the message being gathered, or 0 to read as usual
+    /// (`payload.rs`).
+    pub(crate) fn direct_read_len(&self) -> usize {
+        // A compressed message is inflated piece by piece (`on_frames`), never read in place.
+        let ConnState::Ws(w) = &self.state else { return 0 };
+        if w.streaming() || self.ws.is_compressed() {
+            return 0;
+        }
+        let owed = usize::try_from(self.ws.payload_remaining()).unwrap_or(usize::MAX);
+        let n = owed.min(w.msg.capacity() - w.msg.len());
+        if n >= MIN_DIRECT { n } else { 0 }
+    }
+
     /// The earliest instant the loop must look at this connection again.
     pub(crate) fn deadline(&self) -> Option<Duration> {
-        [self.linger_until, self.send_deadline].into_iter().fold(self.ws.poll_timeout(), |a, b| {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+        let at = [self.linger_until, self.send_deadline].map(|t| t.map(At::get));
+        at.into_iter().fold(self.ws.poll_timeout(), |a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // docs/security.md, idle memory: what an open idle WebSocket costs is mostly its slot.
+    #[test]
+    fn a_connection_slot_stays_small() {
+        assert!(core::mem::size_of::<Conn>() <= 416, "{}", core::mem::size_of::<Conn>());
+    }
+
+    #[test]
+    fn an_instant_round_trips_and_orders() {
+        for t in [0, 1, 999, 1_000_000_007, u64::from(u32::MAX) * 1000] {
+            assert_eq!(At::new(Duration::from_nanos(t)).get(), Duration::from_nanos(t));
+        }
+        assert!(At::new(Duration::from_millis(1)) < At::new(Duration::from_millis(2)));
+        assert_eq!(core::mem::size_of::<Option<At>>(), 8);
     }
 }

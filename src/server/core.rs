@@ -3,6 +3,7 @@
 //! send (copied, owned, shared, piecewise, masked for a client), stream writes, close, respond,
 //! accept a deferred upgrade, connect. The loop itself is in `event_loop.rs`.
 
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -13,17 +14,19 @@ use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 
 use crate::proto::connection::{MAX_CONTROL_FRAME_LEN, MessageKind, SendError};
-use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::handshake;
 use crate::proto::{CloseCode, Role, State};
-use crate::server::batch::Batch;
+use crate::server::api::{ConnId, ConnectRequest, Response, Tag};
+use crate::server::batch::{Batch, MAX_BATCH_BYTES, push_server_frame};
 use crate::server::config::Config;
-use crate::server::conn::{Conn, Phase};
-use crate::server::handler::{ConnId, Response};
+use crate::server::conn::Conn;
+use crate::server::dispatch::Owner;
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
 use crate::server::random::Random;
 use crate::server::slab::{Key, Slab};
+use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
@@ -61,7 +64,18 @@ pub struct Core {
     /// The compressor shared by every connection with permessage-deflate and no context
     /// takeover (`compress.rs`), made at first use.
     pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
+    /// What the handler is being called about (`dispatch.rs`).
+    pub(crate) current: Owner,
+    /// The tag `Context::tag_new` gave what the current call makes.
+    pub(crate) new_tag: Option<Tag>,
+    /// Request paths shared by the connections on them (`Core::shared_path`).
+    pub(crate) paths: Vec<Rc<str>>,
 }
+
+/// At most this many paths are kept to be shared, each of at most `SHARED_PATH_LEN` bytes:
+/// at most 8 KiB, however many distinct paths clients ask for.
+const SHARED_PATHS: usize = 32;
+const SHARED_PATH_LEN: usize = 256;
 
 impl Core {
     /// Nanoseconds since the loop started, read from the clock now (not the turn's `now`: a
@@ -69,6 +83,52 @@ impl Core {
     /// histogram is to see).
     pub(crate) fn clock_ns(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A connection's tag: the one the current call is about keeps its tag once it is gone.
+    pub(crate) fn conn_tag(&self, key: Key) -> Tag {
+        match (self.conns.get(key), self.current) {
+            (Some(c), _) => c.tag,
+            (None, Owner::Conn(k, tag)) if k == key => tag,
+            _ => Tag::NONE,
+        }
+    }
+
+    /// A process's tag, likewise.
+    pub(crate) fn proc_tag(&self, key: Key) -> Tag {
+        match (self.procs.tag(key), self.current) {
+            (Some(tag), _) => tag,
+            (None, Owner::Proc(k, tag)) if k == key => tag,
+            _ => Tag::NONE,
+        }
+    }
+
+    /// The tag of a connection or process made now: the one `Context::tag_new` gave, or the
+    /// tag of what the current call is about.
+    pub(crate) fn inherited_tag(&self) -> Tag {
+        self.new_tag.unwrap_or(match self.current {
+            Owner::Loop => Tag::NONE,
+            Owner::Conn(k, _) => self.conn_tag(k),
+            Owner::Proc(k, _) => self.proc_tag(k),
+        })
+    }
+
+    /// `path` as a connection keeps it for its log lines: shared with the connections on the
+    /// same path (an idle connection on `/ws` holds no copy of its own: 32 bytes of heap each),
+    /// from a table of at most `SHARED_PATHS` kept while some connection uses them.
+    pub(crate) fn shared_path(&mut self, path: &str) -> Rc<str> {
+        if let Some(p) = self.paths.iter().find(|p| &***p == path) {
+            return Rc::clone(p);
+        }
+        let p: Rc<str> = Rc::from(path);
+        if path.len() <= SHARED_PATH_LEN {
+            if self.paths.len() < SHARED_PATHS {
+                self.paths.push(Rc::clone(&p));
+            } else if let Some(unused) = self.paths.iter_mut().find(|p| Rc::strong_count(p) == 1) {
+                *unused = Rc::clone(&p);
+            }
+        }
+        p
     }
 
     pub(crate) fn respond(&mut self, key: Key, r: &Response) {
@@ -86,9 +146,8 @@ impl Core {
         if status >= 400 {
             Stats::count(&mut self.stats.handshakes_rejected, status);
         }
-        conn.deferred_key = None;
         conn.out.push_copy(&[bytes], &mut self.pool);
-        conn.phase = Phase::Http;
+        conn.state.answered(&mut self.pool);
         self.mark_dirty(key);
     }
 
@@ -99,7 +158,12 @@ impl Core {
         headers: &[(String, Vec<u8>)],
     ) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        let Some(ws_key) = conn.deferred_key.take() else { return };
+        // Taken: the upgrade is answered once (a `reject` after this does nothing).
+        let ConnState::Deferred(d) = &mut conn.state else { return };
+        let ws_key = std::mem::take(&mut d.key);
+        if ws_key.is_empty() {
+            return;
+        }
         let extra: Vec<(&str, &[u8])> =
             headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let bytes =
@@ -160,7 +224,7 @@ impl Core {
             return;
         }
         let over = conn.out.held() > self.config.queue_cap
-            && conn.phase == Phase::Ws
+            && conn.state.is_ws()
             && conn.ws.state() == State::Open;
         self.mark_dirty(key);
         if over {
@@ -286,7 +350,7 @@ impl Core {
         // Without --compression no connection has it: no second look-up on the message path.
         self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
-        let pmd = conn.pmd.as_mut()?;
+        let pmd = conn.state.ws()?.pmd()?;
         if data.len() < pmd.min_size
             || conn.ws.tx_is_fragmenting()
             || conn.ws.role() != Role::Server
@@ -407,8 +471,7 @@ impl Core {
         conn.out.drop_unstarted(&mut self.pool);
         conn.eof = true;
         // A kept-alive body cut short: no request after it is answered.
-        conn.body_owed = false;
-        conn.pipeline_wait = false;
+        conn.state.drop_body_owed();
         self.stats.slow_reader_disconnects += 1;
         warn!("slow reader (stream)", id = ConnId(key), peer = conn.peer, cap = cap);
         Err(SendError::Closing)
@@ -430,10 +493,7 @@ impl Core {
 
 /// Opens an outbound connection: non-blocking connect, the upgrade request queued.
 impl Core {
-    pub(crate) fn connect(
-        &mut self,
-        req: crate::server::handler::ConnectRequest,
-    ) -> io::Result<Key> {
+    pub(crate) fn connect(&mut self, req: ConnectRequest) -> io::Result<Key> {
         if self.random.is_none() {
             self.random = Some(Random::new()?);
         }
@@ -451,13 +511,10 @@ impl Core {
         let socket = TcpStream::connect(req.addr)?;
         let mut ws = self.config.ws;
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
-        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, &self.config.http, self.now);
-        conn.phase = Phase::Connecting;
-        conn.path = Box::from(req.target.as_str());
-        conn.client = Some(Box::new(crate::server::conn::ClientState {
-            handshake,
-            protocols: req.protocols,
-        }));
+        let state = ConnState::connecting(handshake, req.protocols, &self.config.http);
+        let mut conn = Conn::new(socket, req.addr, Role::Client, ws, state, self.now);
+        conn.path = Some(self.shared_path(&req.target));
+        conn.tag = self.inherited_tag();
         conn.out.push_copy(&[&request], &mut self.pool);
         let key = self.conns.insert(conn);
         let Some(conn) = self.conns.get_mut(key) else {
@@ -482,14 +539,14 @@ impl Core {
 fn stream_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
         // A body of a given length is written even to a client that half-closed.
-        Some(c) if c.body_owed || (c.phase == Phase::Stream && !c.eof) => Ok(c),
+        Some(c) if c.takes_stream_writes() => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }
 
 fn open_conn(conns: &mut Slab<Conn>, key: Key) -> Result<&mut Conn, SendError> {
     match conns.get_mut(key) {
-        Some(c) if c.phase == Phase::Ws => Ok(c),
+        Some(c) if c.state.is_ws() => Ok(c),
         _ => Err(SendError::NotOpen),
     }
 }
@@ -511,19 +568,49 @@ pub(super) fn write_with(
     }
 }
 
-/// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
-/// its payload starts.
-pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
-    let h = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode: kind.opcode(),
-        mask: None,
-        payload_len: data.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = h.encode(&mut head);
-    out.extend_from_slice(&head[..n]);
-    out.extend_from_slice(data);
-    out.len() - data.len()
+/// Broadcasts gathered for one set (`batch.rs`).
+impl Core {
+    /// Queues a message to every connection in `set`: gathered with the broadcasts to the same
+    /// set (the same `Rc`) just before it, and queued when the batch is flushed. Returns the
+    /// size of the set.
+    pub(crate) fn broadcast_set(
+        &mut self,
+        set: &Rc<BTreeSet<ConnId>>,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> usize {
+        if self.batch.as_ref().is_some_and(|b| !b.takes(set, kind)) {
+            self.flush_batch();
+        }
+        if data.len() >= MAX_BATCH_BYTES {
+            // Nothing to gain from gathering it, and a copy to lose. (Sending it to a member
+            // queues what is gathered first.)
+            self.broadcast(set.iter().copied(), kind, data);
+            return set.len();
+        }
+        if self.batch.is_none() {
+            let at = self.clock_ns();
+            self.batch = Some(Batch::new(set, kind, at));
+        }
+        if self.batch.as_mut().is_some_and(|b| b.push(data)) {
+            self.flush_batch();
+        }
+        set.len()
+    }
+
+    /// Queues the pending batch, if `key` is in its set.
+    pub(crate) fn flush_batch_for(&mut self, key: Key) {
+        if self.batch.as_ref().is_some_and(|b| b.set.contains(&ConnId(key))) {
+            self.flush_batch();
+        }
+    }
+
+    /// Queues the pending batch, if any, to every connection in its set.
+    pub(crate) fn flush_batch(&mut self) {
+        let Some(b) = self.batch.take() else { return };
+        let piece: Rc<[u8]> = Rc::from(b.frames);
+        for id in b.set.iter() {
+            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks, b.queued_at);
+        }
+    }
 }

@@ -12,16 +12,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
+use crate::server::api::{ConnId, ConnectError, Tag};
 use crate::server::config::Config;
-use crate::server::conn::{Conn, Phase};
+use crate::server::conn::{At, Conn};
 use crate::server::core::Core;
-use crate::server::handler::{ConnId, ConnectError, Context, Handler};
-use crate::server::payload;
+use crate::server::dispatch::{Owner, Then};
+use crate::server::handler::{Context, Handler};
 use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
-use crate::server::request::PIPELINE_OUT_MAX;
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
+use crate::server::state::{ConnState, PIPELINE_OUT_MAX};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, info, warn};
@@ -119,6 +120,9 @@ impl<H: Handler> Server<H> {
                 procs: Procs::new(!config.handle_signals),
                 batch: None,
                 shared_deflate: None,
+                current: Owner::Loop,
+                new_tag: None,
+                paths: Vec::new(),
                 config,
             },
             handler,
@@ -176,9 +180,7 @@ impl<H: Handler> Server<H> {
         for addr in &self.addrs {
             info!("listening", addr = addr);
         }
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_start(&mut ctx);
-        self.flush_dirty();
+        self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_start(ctx));
         self.next_tick = self.handler.tick_interval().map(|t| self.core.now + t);
         // A turn's log lines go out in one write, before the loop waits again (and when it ends).
         crate::log::flush();
@@ -212,11 +214,7 @@ impl<H: Handler> Server<H> {
                             return Ok(());
                         }
                     }
-                    WAKER_TOKEN => {
-                        let mut ctx = Context { core: &mut self.core };
-                        self.handler.on_wake(&mut ctx);
-                        self.flush_dirty();
-                    }
+                    WAKER_TOKEN => self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_wake(ctx)),
                     Token(t) if t < 1 << 32 => self.accept(t - LISTENER_BASE),
                     Token(t) if is_process_token(t) => self.on_process_event(t, event),
                     Token(t) => {
@@ -246,9 +244,7 @@ impl<H: Handler> Server<H> {
             if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
                 if self.core.now >= due {
                     self.next_tick = Some(self.core.now + every);
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_tick(&mut ctx);
-                    self.flush_dirty();
+                    self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_tick(ctx));
                 }
             }
             if self.accept_paused && self.accept_retry_at.is_some_and(|t| self.core.now >= t) {
@@ -265,7 +261,7 @@ impl<H: Handler> Server<H> {
                         connections = self.core.conns.len(),
                         processes = self.core.procs.len()
                     );
-                    self.core.kill_all();
+                    self.core.procs.kill_all();
                     return Ok(());
                 }
             }
@@ -322,20 +318,22 @@ impl<H: Handler> Server<H> {
             let _ = self.core.poll.registry().deregister(&mut l);
         }
         // Children get SIGTERM, and SIGKILL after their grace.
-        self.core.terminate_all();
+        self.core.procs.terminate_all(self.core.poll.registry(), now);
         let keys: Vec<Key> = self.core.conns.keys().collect();
         for key in keys {
-            match self.core.conns.get(key).map(|c| c.phase) {
-                Some(Phase::Ws) => {
+            let Some(c) = self.core.conns.get(key) else { continue };
+            match c.state {
+                ConnState::Ws(_) => {
                     self.core.close(key, CloseCode::GOING_AWAY, "server shutting down");
                 }
-                Some(Phase::Stream) => {
+                ConnState::Stream => {
                     // A streamed response (server-sent events) ends: what is queued is sent,
                     // then the connection closes like any finished response.
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_stream_closed(&mut ctx, ConnId(key));
+                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                        h.on_stream_closed(ctx, ConnId(key));
+                    });
                     if let Some(c) = self.core.conns.get_mut(key) {
-                        c.phase = Phase::Http;
+                        c.state.finish_stream();
                     }
                 }
                 _ => {}
@@ -404,9 +402,8 @@ impl<H: Handler> Server<H> {
         let per_ip = core.per_ip.get(&peer.ip()).copied().unwrap_or(0) as usize;
         let over_ip = cfg.max_connections_per_ip > 0 && per_ip >= cfg.max_connections_per_ip;
         let refuse = (core.conns.len() >= cfg.max_connections || over_ip).then_some(503);
-        let mut conn = Conn::new(socket, peer, Role::Server, cfg.ws, &cfg.http, core.now);
-        conn.refuse = refuse;
-        let key = core.conns.insert(conn);
+        let state = ConnState::head(&cfg.http, refuse);
+        let key = core.conns.insert(Conn::new(socket, peer, Role::Server, cfg.ws, state, core.now));
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
@@ -437,8 +434,8 @@ impl<H: Handler> Server<H> {
         self.settle(key);
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
-            if c.pipeline_wait && c.out.len() <= PIPELINE_OUT_MAX && !c.body_owed {
-                c.pipeline_wait = false;
+            if c.state.pipeline_wait() && c.out.len() <= PIPELINE_OUT_MAX && !c.state.body_owed() {
+                c.state.set_pipeline_wait(false);
                 self.on_head_bytes(key);
                 self.flush_dirty();
             }
@@ -457,12 +454,12 @@ impl<H: Handler> Server<H> {
                 || conn.eof
                 || (conn.cut && !conn.hup)
                 || conn.paused
-                || conn.pipeline_wait
-                || conn.phase == Phase::Deferred
+                || conn.state.pipeline_wait()
+                || matches!(conn.state, ConnState::Deferred(_))
             {
                 break;
             }
-            let direct = payload::direct_len(conn);
+            let direct = conn.direct_read_len();
             if direct > 0 {
                 if self.read_payload_in_place(key, direct) {
                     self.flush_dirty();
@@ -500,7 +497,7 @@ impl<H: Handler> Server<H> {
             .core
             .conns
             .get(key)
-            .is_some_and(|c| c.readable && !c.eof && !c.pipeline_wait && (!c.cut || c.hup))
+            .is_some_and(|c| c.readable && !c.eof && !c.state.pipeline_wait() && (!c.cut || c.hup))
         {
             self.read_again(key);
         }
@@ -509,7 +506,15 @@ impl<H: Handler> Server<H> {
 
     /// Frames in `rbuf[start..end]` for an open connection.
     pub(super) fn on_frames(&mut self, key: Key, start: usize, end: usize) {
-        let mut pos = start;
+        // Out of the loop's hands while the handler is called with slices of it (no call here
+        // flushes, so nothing else reads into it meanwhile).
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        self.on_frames_in(key, &mut rbuf[start..end]);
+        self.rbuf = rbuf;
+    }
+
+    fn on_frames_in(&mut self, key: Key, input: &mut [u8]) {
+        let (mut pos, end) = (0, input.len());
         while pos < end {
             let core = &mut self.core;
             // Its input may close or fail it: what was broadcast to it before (from `on_open`,
@@ -519,80 +524,79 @@ impl<H: Handler> Server<H> {
                 return;
             };
             let now = core.now;
-            match conn.ws.handle_bytes(&mut self.rbuf[pos..end], now) {
+            // What the handler is called about: its tag read once per frame, not per call.
+            let owner = Owner::Conn(key, conn.tag);
+            let ConnState::Ws(w) = &mut conn.state else { return };
+            match conn.ws.handle_bytes(&mut input[pos..end], now) {
                 Ok((n, ev)) => {
                     pos += n;
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
                         Some(Event::Message { kind, data, fin })
-                            if conn.ws.is_compressed() && conn.pmd.is_some() =>
+                            if conn.ws.is_compressed()
+                                && w.ext.as_ref().is_some_and(|e| e.pmd.is_some()) =>
                         {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
-                            if conn.msg.capacity() == 0 {
-                                conn.msg = core.pool.take();
+                            if w.msg.capacity() == 0 {
+                                w.msg = core.pool.take();
                             }
-                            let Some(pmd) = conn.pmd.as_mut() else { continue };
-                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut conn.msg) {
-                                conn.msg = Vec::new();
+                            let Some(pmd) = w.ext.as_mut().and_then(|e| e.pmd.as_mut()) else {
+                                continue;
+                            };
+                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
+                                w.msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
                             }
-                            if conn.streaming {
+                            if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
-                                let piece = std::mem::take(&mut conn.msg);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_piece(
-                                    &mut ctx,
-                                    ConnId(key),
-                                    kind,
-                                    &piece,
-                                    fin,
-                                );
+                                let piece = std::mem::take(&mut w.msg);
+                                self.call(owner, Then::Continue, |h, ctx| {
+                                    h.on_message_piece(ctx, ConnId(key), kind, &piece, fin);
+                                });
                             } else if fin {
                                 core.stats.messages_in += 1;
-                                let msg = std::mem::take(&mut conn.msg);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                                let msg = std::mem::take(&mut w.msg);
+                                self.call(owner, Then::Continue, |h, ctx| {
+                                    h.on_message_owned(ctx, ConnId(key), kind, msg);
+                                });
                             }
                         }
                         Some(Event::Message { kind, data, fin }) => {
                             core.stats.bytes_in += data.len() as u64;
-                            if conn.streaming {
+                            if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message_piece(
-                                    &mut ctx,
-                                    ConnId(key),
-                                    kind,
-                                    data,
-                                    fin,
-                                );
-                            } else if fin && conn.msg.is_empty() {
+                                self.call(owner, Then::Continue, |h, ctx| {
+                                    h.on_message_piece(ctx, ConnId(key), kind, data, fin);
+                                });
+                            } else if fin && w.msg.is_empty() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
-                                let mut ctx = Context { core: &mut self.core };
-                                self.handler.on_message(&mut ctx, ConnId(key), kind, data);
+                                self.call(owner, Then::Continue, |h, ctx| {
+                                    h.on_message(ctx, ConnId(key), kind, data);
+                                });
                             } else {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
                                 let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
-                                if conn.msg.capacity() == 0 {
-                                    conn.msg = if declared <= core.pool.size() {
+                                if w.msg.capacity() == 0 {
+                                    w.msg = if declared <= core.pool.size() {
                                         core.pool.take()
                                     } else {
                                         Vec::with_capacity(declared)
                                     };
                                 }
-                                conn.msg.reserve(declared.saturating_sub(conn.msg.len()));
-                                conn.msg.extend_from_slice(data);
+                                w.msg.reserve(declared.saturating_sub(w.msg.len()));
+                                w.msg.extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
-                                    let msg = std::mem::take(&mut conn.msg);
-                                    let mut ctx = Context { core: &mut self.core };
+                                    let msg = std::mem::take(&mut w.msg);
                                     // Handed over whole: an echo sends it without a copy.
-                                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                                    self.call(owner, Then::Continue, |h, ctx| {
+                                        h.on_message_owned(ctx, ConnId(key), kind, msg);
+                                    });
                                 }
                             }
                         }
@@ -606,9 +610,10 @@ impl<H: Handler> Server<H> {
                                 code = code,
                                 reason = frame.reason()
                             );
-                            let mut ctx = Context { core: &mut self.core };
                             let code = CloseCode(code);
-                            self.handler.on_peer_close(&mut ctx, ConnId(key), code, frame.reason());
+                            self.call(owner, Then::Continue, |h, ctx| {
+                                h.on_peer_close(ctx, ConnId(key), code, frame.reason());
+                            });
                         }
                     }
                 }
@@ -649,7 +654,7 @@ impl<H: Handler> Server<H> {
                 continue;
             };
             conn.timer = None;
-            if conn.send_deadline.is_some_and(|t| now >= t) {
+            if conn.send_deadline.is_some_and(|t| now >= t.get()) {
                 // Queued output that nobody drains: dropped, whatever the peer sends.
                 self.core.stats.send_timeouts += 1;
                 conn.set_close(CloseCode::ABNORMAL.0, "send timeout");
@@ -663,7 +668,7 @@ impl<H: Handler> Server<H> {
                 self.remove(key);
                 continue;
             }
-            if conn.linger_until.is_some_and(|t| now >= t) {
+            if conn.linger_until.is_some_and(|t| now >= t.get()) {
                 self.remove(key);
                 continue;
             }
@@ -686,7 +691,7 @@ impl<H: Handler> Server<H> {
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
                         info!("idle timeout", id = ConnId(key), peer = conn.peer);
                     }
-                    Some(Timeout::Handshake) if conn.client.is_some() => {
+                    Some(Timeout::Handshake) if conn.state.client().is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
                         gone = true;
                         break;
@@ -806,7 +811,8 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.conns.get_mut(key) else {
             return;
         };
-        if conn.phase == Phase::Connecting && (!conn.writable || !self.connected(key)) {
+        let connecting = matches!(conn.state, ConnState::Connecting(_));
+        if connecting && (!conn.writable || !self.connected(key)) {
             // Still connecting: the connect is bounded by the handshake deadline (a route's
             // `--upstream-timeout`), which must be armed meanwhile.
             return self.arm_timer(key);
@@ -839,7 +845,7 @@ impl<H: Handler> Server<H> {
                     debug!("write failed", peer = conn.peer, error = e);
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
-                    conn.pipeline_wait = false;
+                    conn.state.set_pipeline_wait(false);
                     conn.close_queued = 0;
                 }
             }
@@ -849,7 +855,7 @@ impl<H: Handler> Server<H> {
         conn.send_deadline = match conn.send_deadline {
             _ if conn.out.is_empty() => None,
             Some(d) if wrote == 0 => Some(d),
-            _ => Some(core.now + core.config.send_timeout),
+            _ => Some(At::new(core.now + core.config.send_timeout)),
         };
         if conn.close_queued != 0 && conn.out.is_empty() {
             // Counted once written: a close frame that never reaches the peer was not sent.
@@ -866,29 +872,30 @@ impl<H: Handler> Server<H> {
         }
         // Pipelined requests wait for the answers before them to drain: once they have, the
         // connection is served again this turn (`on_ready`), and read only after that.
-        if conn.pipeline_wait
+        if conn.state.pipeline_wait()
             && conn.out.len() <= PIPELINE_OUT_MAX
-            && !conn.body_owed
+            && !conn.state.body_owed()
             && !conn.scheduled
         {
             conn.scheduled = true;
             self.pending.push(key);
         }
-        let finished = match conn.phase {
+        let finished = match conn.state {
             // Unless the body of a given length is still being written.
-            Phase::Http => !conn.body_owed,
+            ConnState::Http { body_owed } => !body_owed,
             // A slow reader is not read: its close frame written is as far as it goes.
-            Phase::Ws | Phase::Head => {
+            ConnState::Ws(_) | ConnState::Head(_) => {
                 conn.ws.state() == State::Closed || (conn.cut && !conn.ws.wants_transmit())
             }
-            Phase::Connecting | Phase::Response | Phase::Deferred | Phase::Body | Phase::Stream => {
-                false
-            }
+            ConnState::Connecting(_)
+            | ConnState::Response(_)
+            | ConnState::Deferred(_)
+            | ConnState::Body(_)
+            | ConnState::Stream => false,
         };
-        if conn.drain_mark.is_some_and(|m| conn.out.len() <= m as usize) {
+        if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
             conn.drain_mark = None;
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_drained(&mut ctx, ConnId(key));
+            self.call(self.about(key), Then::Continue, |h, ctx| h.on_drained(ctx, ConnId(key)));
             return self.settle(key);
         }
         if finished
@@ -909,9 +916,9 @@ impl<H: Handler> Server<H> {
             // from turning the close into a reset. A client waits for the server's FIN.
             let _ = conn.socket.shutdown(Shutdown::Write);
             conn.shut_wr = true;
-            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+            conn.linger_until = Some(At::new(core.now + core.config.ws.close_timeout));
         }
-        if conn.eof && matches!(conn.phase, Phase::Connecting | Phase::Response) {
+        if conn.eof && matches!(conn.state, ConnState::Connecting(_) | ConnState::Response(_)) {
             self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
             return;
         }
@@ -919,19 +926,19 @@ impl<H: Handler> Server<H> {
         // what is queued, and the requests that wait for it, are answered first.
         // A WebSocket peer that half-closes still gets what is queued for it (its close echo
         // last), bounded by the send timeout and the close timeout; nothing more is read.
-        let answering = match conn.phase {
-            Phase::Http | Phase::Head => {
-                !conn.out.is_empty() || conn.pipeline_wait || conn.body_owed
+        let answering = match conn.state {
+            ConnState::Http { .. } | ConnState::Head(_) => {
+                !conn.out.is_empty() || conn.state.pipeline_wait() || conn.state.body_owed()
             }
             // A streamed response (an HTTP history body with `Connection: close`, say) too.
-            Phase::Ws | Phase::Stream => !conn.out.is_empty(),
+            ConnState::Ws(_) | ConnState::Stream => !conn.out.is_empty(),
             _ => false,
         };
-        if conn.eof && answering && conn.phase == Phase::Ws && conn.linger_until.is_none() {
-            conn.linger_until = Some(core.now + core.config.ws.close_timeout);
+        if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {
+            conn.linger_until = Some(At::new(core.now + core.config.ws.close_timeout));
         }
         if (conn.eof && !answering)
-            || (conn.phase == Phase::Head && conn.ws.state() == State::Closed)
+            || (matches!(conn.state, ConnState::Head(_)) && conn.ws.state() == State::Closed)
         {
             self.remove(key);
             return;
@@ -947,13 +954,13 @@ impl<H: Handler> Server<H> {
         };
         let deadline = conn.deadline();
         match (conn.timer, deadline) {
-            (Some((_, armed)), Some(d)) if armed <= d => {} // fires early and re-arms: O(1)
+            (Some((_, armed)), Some(d)) if armed.get() <= d => {} // fires early and re-arms: O(1)
             (timer, Some(d)) => {
                 if let Some((id, _)) = timer {
                     core.timers.cancel(id);
                 }
                 let id = core.timers.arm(key.to_token() as u64, d);
-                conn.timer = Some((id, d));
+                conn.timer = Some((id, At::new(d)));
             }
             (Some((id, _)), None) => {
                 core.timers.cancel(id);
@@ -980,36 +987,65 @@ impl<H: Handler> Server<H> {
                 core.per_ip.remove(&conn.peer.ip());
             }
         }
-        core.pool.give(std::mem::take(&mut conn.head));
-        core.pool.give(std::mem::take(&mut conn.msg));
+        conn.state.release(&mut core.pool);
         conn.out.clear(&mut core.pool);
-        if conn.phase == Phase::Ws {
+        if conn.state.is_ws() {
             core.stats.connections_open -= 1;
-            let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
-            let ms = core.now.saturating_sub(conn.opened_at).as_millis();
+            let (code, reason) = match conn.close.take() {
+                Some(c) => (c.code, c.reason),
+                None => (CloseCode::ABNORMAL.0, Box::from("")),
+            };
+            let ms = core.now.saturating_sub(conn.opened_at.get()).as_millis();
             info!(
                 "close",
                 id = ConnId(key),
                 peer = conn.peer,
-                path = conn.path,
+                path = conn.path.as_deref().unwrap_or_default(),
                 code = code,
-                reason = conn.close_reason,
+                reason = reason,
                 duration_ms = ms,
                 bytes_in = conn.bytes_in,
                 bytes_out = conn.bytes_out
             );
-            let reason = std::mem::take(&mut conn.close_reason);
+            let owner = Owner::Conn(key, conn.tag);
             drop(conn);
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_close(&mut ctx, ConnId(key), CloseCode(code), &reason);
-        } else if conn.phase == Phase::Stream || conn.body_owed {
+            self.call(owner, Then::Continue, |h, ctx| {
+                h.on_close(ctx, ConnId(key), CloseCode(code), &reason);
+            });
+        } else if conn.state.is_stream() || conn.state.body_owed() {
+            let owner = Owner::Conn(key, conn.tag);
             drop(conn);
-            let mut ctx = Context { core: &mut self.core };
-            self.handler.on_stream_closed(&mut ctx, ConnId(key));
+            self.call(owner, Then::Continue, |h, ctx| h.on_stream_closed(ctx, ConnId(key)));
         }
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();
         }
+    }
+}
+
+/// The one way the handler is called (`dispatch.rs`).
+impl<H: Handler> Server<H> {
+    /// Calls the handler about `owner`; then as `then` says.
+    pub(super) fn call<R>(
+        &mut self,
+        owner: Owner,
+        then: Then,
+        f: impl FnOnce(&mut H, &mut Context<'_>) -> R,
+    ) -> R {
+        let outer = std::mem::replace(&mut self.core.current, owner);
+        let outer_new = self.core.new_tag.take();
+        let r = f(&mut self.handler, &mut Context { core: &mut self.core });
+        self.core.current = outer;
+        self.core.new_tag = outer_new;
+        if then == Then::Flush {
+            self.flush_dirty();
+        }
+        r
+    }
+
+    /// A call about connection `key` (as it is now).
+    pub(super) fn about(&self, key: Key) -> Owner {
+        Owner::Conn(key, self.core.conns.get(key).map_or(Tag::NONE, |c| c.tag))
     }
 }
 

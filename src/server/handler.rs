@@ -1,9 +1,11 @@
 //! What an application implements ([`Handler`]) and what it is given to act with
-//! ([`Context`]): send, broadcast (one encode, shared bytes), close.
+//! ([`Context`]): send, broadcast (one encode, shared bytes), close. The values both pass
+//! (ids, tags, responses, decisions) are in `api.rs`.
 
 use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -11,141 +13,11 @@ use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::handshake::UpgradeRequest;
 use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
+use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
 use crate::server::core::Core;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
-use crate::server::slab::Key;
+use crate::server::state::ConnState;
 use crate::server::stats::Stats;
-
-/// A WebSocket connection, as the application names it. Stale ids are harmless: every call
-/// with the id of a connection that is gone does nothing. Ids order by where the connection's
-/// state lives: sending to many in order touches memory front to back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub(crate) Key);
-
-impl ConnId {
-    /// A number that identifies the connection (its token); logs and the hub use its
-    /// [`Display`](std::fmt::Display) form.
-    pub fn as_u64(self) -> u64 {
-        self.0.to_token() as u64
-    }
-}
-
-/// `c-INDEX.GENERATION` (`c-0.1`): the one form of a connection's id, in every log line
-/// (`id=`), as the hub's client name, and in a program's `WEIR_CLIENT_ID`.
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "c-{}", self.0)
-    }
-}
-
-/// A plain HTTP response, or a refusal of an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// Extra header fields (`Content-Length` and `Connection` are written by the runtime).
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// The body.
-    pub body: Vec<u8>,
-    /// The body streams: only the head is sent now, the connection stays open, and the
-    /// handler writes with [`Context::stream_write`] (server-sent events).
-    pub stream: bool,
-}
-
-impl Response {
-    /// A `text/plain` response.
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into().into_bytes(), stream: false }
-    }
-
-    /// A response whose body streams (see [`Response::stream`]).
-    pub fn streaming(status: u16, content_type: &str) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: Vec::new(),
-            stream: true,
-        }
-    }
-
-    /// A response with a content type.
-    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body,
-            stream: false,
-        }
-    }
-}
-
-/// The application's answer to an upgrade request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Upgrade, with the chosen subprotocol (one the client offered) and extra headers.
-    Accept {
-        /// The subprotocol, if one is chosen.
-        protocol: Option<String>,
-        /// Extra header fields for the 101 response.
-        headers: Vec<(String, Vec<u8>)>,
-    },
-    /// Refuse with this response.
-    Reject(Response),
-    /// Decide later, with [`Context::accept`] or [`Context::reject`] (a proxy asks its upstream
-    /// first). Nothing more is read from the client meanwhile; the handshake timeout still runs.
-    Defer,
-}
-
-impl Decision {
-    /// Accept with no subprotocol and no extra headers.
-    pub fn accept() -> Self {
-        Self::Accept { protocol: None, headers: Vec::new() }
-    }
-}
-
-/// An outbound WebSocket connection to open ([`Context::connect`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectRequest {
-    /// Where to connect (names are resolved before, never on the loop).
-    pub addr: SocketAddr,
-    /// The `Host` header.
-    pub host: String,
-    /// The request-target (path and query).
-    pub target: String,
-    /// Subprotocols to offer, most preferred first.
-    pub protocols: Vec<String>,
-    /// Extra header fields (`Origin`, `Authorization`, ...).
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// How long the connect and the handshake may take (`None`: the handshake timeout).
-    pub timeout: Option<std::time::Duration>,
-}
-
-/// Why an outbound connection did not open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectError {
-    /// The TCP connection failed (refused, unreachable, reset).
-    Io(String),
-    /// The connect and handshake did not finish within the handshake timeout.
-    Timeout,
-    /// The server answered with another status than 101.
-    Refused {
-        /// The status it answered with.
-        status: u16,
-    },
-    /// The server's response broke the handshake rules (RFC 6455 §4.1).
-    Handshake(crate::proto::HandshakeError),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "connection failed: {e}"),
-            Self::Timeout => f.write_str("timed out"),
-            Self::Refused { status } => write!(f, "the server refused the upgrade with {status}"),
-            Self::Handshake(e) => write!(f, "bad handshake response: {e}"),
-        }
-    }
-}
 
 /// An application served by the runtime. Every method runs on the event loop's thread and
 /// must not block.
@@ -383,7 +255,8 @@ impl Context<'_> {
 
     /// Refuses an upgrade the handler deferred.
     pub fn reject(&mut self, id: ConnId, response: &Response) {
-        if self.core.conns.get(id.0).is_some_and(|c| c.deferred_key.is_some()) {
+        let waiting = self.core.conns.get(id.0).map(|c| &c.state);
+        if matches!(waiting, Some(ConnState::Deferred(d)) if !d.key.is_empty()) {
             self.core.respond(id.0, response);
         }
     }
@@ -392,7 +265,9 @@ impl Context<'_> {
     /// gathered into whole messages. Set it in `on_open` or `on_connected`.
     pub fn set_streaming(&mut self, id: ConnId, on: bool) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            c.streaming = on;
+            if let Some(w) = c.state.ws().filter(|w| on || w.ext.is_some()) {
+                w.ext.get_or_insert_with(Box::default).streaming = on;
+            }
         }
     }
 
@@ -474,12 +349,11 @@ impl Context<'_> {
     pub fn end_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
         let Some(c) = core.conns.get_mut(id.0) else { return };
-        if c.body_owed || (c.phase == crate::server::conn::Phase::Stream && !c.eof) {
+        if c.takes_stream_writes() {
             c.out.drop_unstarted(&mut core.pool);
             c.eof = true;
             // A kept-alive body cut short: no request after it is answered.
-            c.body_owed = false;
-            c.pipeline_wait = false;
+            c.state.drop_body_owed();
             core.mark_dirty(id.0);
         }
     }
@@ -491,14 +365,7 @@ impl Context<'_> {
     /// is not streaming.
     pub fn finish_stream(&mut self, id: ConnId) {
         let core = &mut *self.core;
-        if let Some(c) = core.conns.get_mut(id.0) {
-            if c.body_owed {
-                c.body_owed = false;
-            } else if c.phase == crate::server::conn::Phase::Stream {
-                c.phase = crate::server::conn::Phase::Http;
-            } else {
-                return;
-            }
+        if core.conns.get_mut(id.0).is_some_and(|c| c.state.finish_stream()) {
             core.mark_dirty(id.0);
         }
     }
@@ -509,14 +376,13 @@ impl Context<'_> {
     /// streamed response ends. For a handler that holds output back for a connection and
     /// counts it against the cap itself. Does nothing for a connection already closing.
     pub fn close_slow_reader(&mut self, id: ConnId) {
-        use crate::server::conn::Phase;
         let Some(c) = self.core.conns.get(id.0) else { return };
-        match c.phase {
+        match c.state {
             // A close received and not answered yet (manual close) is answered with this one.
-            Phase::Ws if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
+            ConnState::Ws(_) if matches!(c.ws.state(), State::Open | State::CloseReceived) => {
                 self.core.slow_reader(id.0);
             }
-            _ if c.body_owed || (c.phase == Phase::Stream && !c.eof) => {
+            _ if c.takes_stream_writes() => {
                 self.end_stream(id);
                 self.core.stats.slow_reader_disconnects += 1;
             }
@@ -526,7 +392,7 @@ impl Context<'_> {
 
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
-        self.core.conns.get(id.0).is_some_and(|c| c.phase == crate::server::conn::Phase::Stream)
+        self.core.conns.get(id.0).is_some_and(|c| c.state.is_stream())
     }
 
     /// Inbound connections that are not WebSocket, counted now (a walk of every connection:
@@ -534,11 +400,11 @@ impl Context<'_> {
     /// answering one, or an upgrade whose handler has not decided yet) and streamed responses
     /// (server-sent events).
     pub fn http_connections(&self) -> (u64, u64) {
-        use crate::server::conn::Phase;
-        self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.phase {
-            Phase::Head | Phase::Http | Phase::Body | Phase::Deferred => (http + 1, streams),
-            Phase::Stream => (http, streams + 1),
-            Phase::Ws | Phase::Connecting | Phase::Response => (http, streams),
+        self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.state {
+            ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
+            ConnState::Deferred(_) => (http + 1, streams),
+            ConnState::Stream => (http, streams + 1),
+            ConnState::Ws(_) | ConnState::Connecting(_) | ConnState::Response(_) => (http, streams),
         })
     }
 
@@ -550,7 +416,8 @@ impl Context<'_> {
     /// Asks for `on_drained` once the connection's queue is at or below `mark` bytes.
     pub fn notify_drained(&mut self, id: ConnId, mark: usize) {
         if let Some(c) = self.core.conns.get_mut(id.0) {
-            c.drain_mark = Some(u32::try_from(mark).unwrap_or(u32::MAX));
+            let mark = u32::try_from(mark).unwrap_or(u32::MAX - 1);
+            c.drain_mark = NonZeroU32::new(mark.saturating_add(1));
             self.core.mark_dirty(id.0);
         }
     }
@@ -567,7 +434,9 @@ impl Context<'_> {
     /// # Errors
     /// The program cannot be started, or its pipes cannot be registered.
     pub fn spawn(&mut self, cmd: std::process::Command) -> io::Result<ProcId> {
-        self.core.spawn(cmd)
+        let tag = self.core.inherited_tag();
+        let core = &mut *self.core;
+        core.procs.spawn(core.poll.registry(), cmd, tag, core.now)
     }
 
     /// Queues bytes for a child's stdin (written as the pipe takes them).
@@ -576,12 +445,13 @@ impl Context<'_> {
     /// [`InputError::Closed`] if the process or its stdin is gone; [`InputError::Full`] if the
     /// unwritten bytes would pass the queue cap (nothing is queued then).
     pub fn process_write(&mut self, id: ProcId, bytes: &[u8]) -> Result<(), InputError> {
-        self.core.process_write(id, bytes)
+        let core = &mut *self.core;
+        core.procs.write(core.poll.registry(), id, bytes, core.config.queue_cap)
     }
 
     /// Closes a child's stdin once the queued bytes are written.
     pub fn process_close_stdin(&mut self, id: ProcId) {
-        self.core.process_close_stdin(id);
+        self.core.procs.close_stdin(self.core.poll.registry(), id);
     }
 
     /// Sends a signal to a child's process group.
@@ -589,23 +459,23 @@ impl Context<'_> {
     /// # Errors
     /// The process has exited, or kill(2) failed.
     pub fn process_signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
-        self.core.process_signal(id, sig)
+        self.core.procs.signal(id, sig)
     }
 
     /// Ends a child: its stdin is closed, it gets SIGTERM now and SIGKILL after `grace` if it
     /// is still running then.
     pub fn terminate_process(&mut self, id: ProcId, grace: Duration) {
-        self.core.terminate_process(id, grace);
+        self.core.procs.terminate(self.core.poll.registry(), id, grace, self.core.now);
     }
 
     /// Stops reading a child's output (flow control: the child blocks once its pipe is full).
     pub fn pause_process_output(&mut self, id: ProcId) {
-        self.core.pause_process_output(id, true);
+        self.core.procs.pause_output(id, true);
     }
 
     /// Reads a child's output again.
     pub fn resume_process_output(&mut self, id: ProcId) {
-        self.core.pause_process_output(id, false);
+        self.core.procs.pause_output(id, false);
     }
 
     /// A running child's pid (`None` once it has exited).
@@ -626,6 +496,38 @@ impl Context<'_> {
     /// Stops the loop after the current wake-up (`Server::run` returns).
     pub fn stop(&mut self) {
         self.core.stopping = true;
+    }
+
+    /// The tag given to a connection ([`Context::set_tag`], or inherited when it was made),
+    /// [`Tag::NONE`] if none was or the id is stale. In `on_close` it is still the closed
+    /// connection's.
+    pub fn tag(&self, id: ConnId) -> Tag {
+        self.core.conn_tag(id.0)
+    }
+
+    /// Names the application that owns a connection: every later callback about it reads it
+    /// back with [`Context::tag`].
+    pub fn set_tag(&mut self, id: ConnId, tag: Tag) {
+        if let Some(c) = self.core.conns.get_mut(id.0) {
+            c.tag = tag;
+        }
+    }
+
+    /// The tag of a child process, as [`Context::tag`] (still its own in `on_process_exit`).
+    pub fn process_tag(&self, id: ProcId) -> Tag {
+        self.core.proc_tag(id.0)
+    }
+
+    /// Names the application that owns a child process.
+    pub fn set_process_tag(&mut self, id: ProcId, tag: Tag) {
+        self.core.procs.set_tag(id.0, tag);
+    }
+
+    /// The tag that connections ([`Context::connect`]) and processes ([`Context::spawn`]) made
+    /// for the rest of this callback get. Without it they inherit the tag of the connection or
+    /// process the callback is about (none in `on_start`, `on_tick` and `on_wake`).
+    pub fn tag_new(&mut self, tag: Tag) {
+        self.core.new_tag = Some(tag);
     }
 
     /// Starts the close handshake with a connection.

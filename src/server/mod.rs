@@ -4,32 +4,46 @@
 //! leased from a pool only while a connection holds partial input or unsent output, timers live
 //! on a hashed timing wheel, child processes' pipes are sources of the same poll, and an
 //! application plugs in through [`Handler`].
+//!
+//! What an embedder uses is re-exported here: [`Server`] and its [`Config`], the [`Handler`]
+//! an application implements and the [`Context`] it acts with, the ids ([`ConnId`], [`ProcId`],
+//! [`Tag`]) and the values passed both ways. `examples/custom_app.rs` is a whole application.
+//! The rest (slots, timers, the buffer pool, queues, signals) is the runtime's own.
 
+mod api;
 mod batch;
+mod children;
 pub mod compress;
-pub mod config;
+mod config;
 mod conn;
-pub mod core;
-pub mod event_loop;
-pub mod handler;
+mod core;
+mod dispatch;
+mod event_loop;
+mod handler;
+#[doc(hidden)]
 pub mod lines;
 mod outbound;
-pub mod outq;
+mod outq;
 mod payload;
-pub mod pool;
-pub mod process;
+mod pool;
+mod process;
 mod random;
 mod request;
-pub mod signal;
-pub mod slab;
-pub mod stats;
-pub mod timer;
+mod signal;
+mod slab;
+mod state;
+pub(crate) mod stats;
+mod timer;
+#[doc(hidden)]
 pub mod url;
+#[doc(hidden)]
 pub mod words;
 
+pub use api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
+pub use compress::{Compression, Mode};
 pub use config::Config;
 pub use event_loop::Server;
-pub use handler::{ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, Response};
+pub use handler::{Context, Handler};
 pub use mio::Waker;
 pub use process::{InputError, ProcId, Signal, Stream};
 pub use stats::Stats;

@@ -4,9 +4,11 @@
 use crate::info;
 use crate::proto::Status;
 use crate::proto::handshake::ClientHandshake;
-use crate::proto::http::{self, HeadReader, Header};
-use crate::server::conn::Phase;
-use crate::server::handler::{ConnId, ConnectError, Context, Handler};
+use crate::proto::http::{self, Header};
+use crate::server::api::{ConnId, ConnectError};
+use crate::server::conn::At;
+use crate::server::dispatch::Then;
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
 
 impl<H: Handler> crate::server::Server<H> {
@@ -31,57 +33,56 @@ impl<H: Handler> crate::server::Server<H> {
             return false;
         }
         let _ = conn.socket.set_nodelay(true);
-        conn.phase = Phase::Response;
+        conn.state.connected();
         true
     }
 
     /// Bytes of the server's response head (and, after it, the first frames).
     pub(super) fn on_response_bytes(&mut self, key: Key, n: usize) {
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        if conn.head.capacity() == 0 {
-            conn.head = self.core.pool.take();
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return };
+        let Some(c) = conn.state.client() else { return };
+        if c.buf.capacity() == 0 {
+            c.buf = core.pool.take();
         }
-        conn.head.extend_from_slice(&self.rbuf[..n]);
-        let limits = self.core.config.http;
-        let head_len = match conn
-            .head_reader
-            .get_or_insert_with(|| Box::new(HeadReader::new(&limits)))
-            .feed(&conn.head)
-        {
+        c.buf.extend_from_slice(&self.rbuf[..n]);
+        let head_len = match c.reader.feed(&c.buf) {
             Ok(Status::Partial) => return,
             Ok(Status::Complete(len)) => len,
             Err(e) => return self.fail_connect(key, &ConnectError::Handshake(e.into())),
         };
-        let extra = conn.head.len() - head_len;
-        let head = std::mem::take(&mut conn.head);
-        let state = conn.client.take();
-        let limits = self.core.config.http;
+        let extra = c.buf.len() - head_len;
+        let head = std::mem::take(&mut c.buf);
+        let limits = core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
-        let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
-            (_, Err(e)) => Err(ConnectError::Handshake(e.into())),
-            (None, _) => Err(ConnectError::Io("no handshake state".into())),
-            (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
+        let checked = match http::parse_response(&head[..head_len], &mut slots, &limits) {
+            Err(e) => Err(ConnectError::Handshake(e.into())),
+            Ok(resp) => check(&c.handshake, &resp, &c.protocols),
         };
-        self.core.pool.give(head);
+        core.pool.give(head);
         match checked {
             Err(e) => self.fail_connect(key, &e),
             Ok(protocol) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
-                conn.head_reader = None;
-                conn.phase = Phase::Ws;
-                conn.opened_at = self.core.now;
+                conn.state.open_ws(&mut self.core.pool);
+                conn.opened_at = At::new(self.core.now);
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
-                info!("connected", id = ConnId(key), peer = conn.peer, path = conn.path);
-                let mut ctx = Context { core: &mut self.core };
-                self.handler.on_connected(&mut ctx, ConnId(key), protocol.as_deref());
+                info!(
+                    "connected",
+                    id = ConnId(key),
+                    peer = conn.peer,
+                    path = conn.path.as_deref().unwrap_or_default()
+                );
                 // Frames that came with the 101 go to the handler only after what it did in
                 // `on_connected` has taken effect (a proxy's client accepted and open), so it
-                // can pass them on at once. Opening a client reuses the read buffer: the
-                // frames wait aside (once per connection, not per message).
+                // can pass them on at once: the call is flushed before they are read (and wait aside
+                // meanwhile, since the flush may use the loop's read buffer).
                 let early = self.rbuf[n - extra..n].to_vec();
-                self.flush_dirty();
+                self.call(self.about(key), Then::Flush, |h, ctx| {
+                    h.on_connected(ctx, ConnId(key), protocol.as_deref());
+                });
                 if !early.is_empty() {
                     self.rbuf[..early.len()].copy_from_slice(&early);
                     self.on_frames(key, 0, early.len());
@@ -94,8 +95,9 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
         let Some(conn) = self.core.conns.get(key) else { return };
         info!("connect failed", id = ConnId(key), peer = conn.peer, error = error);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_connect_failed(&mut ctx, ConnId(key), error);
+        self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_connect_failed(ctx, ConnId(key), error);
+        });
         self.remove(key);
     }
 }

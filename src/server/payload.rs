@@ -14,24 +14,12 @@ use mio::net::TcpStream;
 
 use crate::debug;
 use crate::proto::Event;
-use crate::server::conn::{Conn, Phase};
+use crate::server::api::ConnId;
+use crate::server::dispatch::Then;
 use crate::server::event_loop::Server;
-use crate::server::handler::{ConnId, Context, Handler};
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
-
-/// Below this, a read through the shared buffer costs no more.
-const MIN_DIRECT: usize = 64 << 10;
-
-/// How many bytes to read straight into `conn`'s message, or 0 to read as usual.
-pub(super) fn direct_len(conn: &Conn) -> usize {
-    // A compressed message is inflated piece by piece (`on_frames`), never read in place.
-    if conn.phase != Phase::Ws || conn.streaming || conn.ws.is_compressed() {
-        return 0;
-    }
-    let owed = usize::try_from(conn.ws.payload_remaining()).unwrap_or(usize::MAX);
-    let n = owed.min(conn.msg.capacity() - conn.msg.len());
-    if n >= MIN_DIRECT { n } else { 0 }
-}
+use crate::server::state::ConnState;
 
 impl<H: Handler> Server<H> {
     /// Reads up to `want` payload bytes into the message of `key`; returns whether the socket
@@ -40,8 +28,9 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.conns.get_mut(key) else {
             return false;
         };
-        let start = conn.msg.len();
-        match read_into_spare(&conn.socket, &mut conn.msg, want) {
+        let Some(w) = conn.state.ws() else { return false };
+        let start = w.msg.len();
+        match read_into_spare(&conn.socket, &mut w.msg, want) {
             Ok(0) => {
                 conn.eof = true;
                 false
@@ -76,15 +65,16 @@ impl<H: Handler> Server<H> {
             return;
         };
         let now = core.now;
-        let (ws, msg) = (&mut conn.ws, &mut conn.msg);
-        match ws.handle_bytes(&mut msg[start..start + n], now) {
+        let ConnState::Ws(w) = &mut conn.state else { return };
+        match conn.ws.handle_bytes(&mut w.msg[start..start + n], now) {
             Ok((_, Some(Event::Message { kind, data, fin }))) => {
                 core.stats.bytes_in += data.len() as u64;
                 if fin {
                     core.stats.messages_in += 1;
-                    let msg = std::mem::take(&mut conn.msg);
-                    let mut ctx = Context { core: &mut self.core };
-                    self.handler.on_message_owned(&mut ctx, ConnId(key), kind, msg);
+                    let msg = std::mem::take(&mut w.msg);
+                    self.call(self.about(key), Then::Continue, |h, ctx| {
+                        h.on_message_owned(ctx, ConnId(key), kind, msg);
+                    });
                 }
             }
             // Unreachable: every byte read was owed payload, so the core returns it as a piece.

@@ -53,6 +53,7 @@ impl Pool {
     }
 
     /// Buffers held for reuse.
+    #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.free.len()
     }

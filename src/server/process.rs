@@ -29,13 +29,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use mio::unix::pipe::{Receiver, Sender};
-use mio::{Interest, Token};
+use mio::{Interest, Registry, Token};
 
-use crate::server::core::Core;
-use crate::server::handler::{Context, Handler};
+use crate::debug;
+use crate::server::api::Tag;
 use crate::server::signal::{kill_group, signal_group};
 use crate::server::slab::{Key, Slab};
-use crate::{debug, warn};
 
 /// Set in every process token (and in no connection token).
 pub(crate) const PROCESS_BIT: usize = 1 << 63;
@@ -44,20 +43,20 @@ const PIPE_SHIFT: u32 = 30;
 const PIPE_MASK: usize = 0b11 << PIPE_SHIFT;
 /// Slots at or above this index cannot carry a pipe number in their token.
 const MAX_INDEX: u32 = 1 << PIPE_SHIFT;
-const STDIN: usize = 0;
-const STDOUT: usize = 1;
-const STDERR: usize = 2;
+pub(crate) const STDIN: usize = 0;
+pub(crate) const STDOUT: usize = 1;
+pub(crate) const STDERR: usize = 2;
 /// Reads per pipe per turn of the loop; a process with more to say waits for the next turn.
-const READS_PER_WAKE: usize = 16;
+pub(crate) const READS_PER_WAKE: usize = 16;
 /// Bytes read per pipe per turn of the loop, in those reads. A program that writes without
 /// pause (`yes`) costs each turn this much at most, so the sockets ready in the next turn wait
 /// for no more than that (its handler's work on 16 KiB), however fast it writes.
-const OUTPUT_PER_TURN: usize = 16 << 10;
+pub(crate) const OUTPUT_PER_TURN: usize = 16 << 10;
 /// How long the output of a reaped process may stay open (a grandchild holding the pipe)
 /// before it is abandoned and the exit reported.
-const EXIT_LINGER: Duration = Duration::from_secs(2);
+pub(crate) const EXIT_LINGER: Duration = Duration::from_secs(2);
 /// How often exits are polled for when no SIGCHLD handler is installed.
-const REAP_POLL: Duration = Duration::from_secs(1);
+pub(crate) const REAP_POLL: Duration = Duration::from_secs(1);
 
 /// A child process, as the application names it. Stale ids are harmless: every call with the
 /// id of a process that is gone does nothing.
@@ -168,49 +167,51 @@ impl std::fmt::Display for InputError {
 /// One child and its pipes.
 #[derive(Debug)]
 pub(crate) struct Process {
-    child: Child,
-    pid: u32,
-    stdin: Option<Sender>,
+    pub(crate) child: Child,
+    /// Which application owns it (`Context::set_process_tag`, or inherited at spawn).
+    pub(crate) tag: Tag,
+    pub(crate) pid: u32,
+    pub(crate) stdin: Option<Sender>,
     /// Stdout and stderr, until their end.
-    out: [Option<Receiver>; 2],
+    pub(crate) out: [Option<Receiver>; 2],
     /// Readiness not yet used up (edge-triggered), per output pipe.
-    readable: [bool; 2],
-    writable: bool,
+    pub(crate) readable: [bool; 2],
+    pub(crate) writable: bool,
     /// Bytes for stdin not yet written, from `input_at`.
-    input: Vec<u8>,
-    input_at: usize,
+    pub(crate) input: Vec<u8>,
+    pub(crate) input_at: usize,
     /// Close stdin once the queued input is written.
-    close_after_input: bool,
+    pub(crate) close_after_input: bool,
     /// Output is not read (flow control).
-    paused: bool,
+    pub(crate) paused: bool,
     /// Set once reaped.
-    status: Option<ExitStatus>,
+    pub(crate) status: Option<ExitStatus>,
     /// SIGKILL at this time, if still running (after a SIGTERM).
-    kill_at: Option<Duration>,
+    pub(crate) kill_at: Option<Duration>,
     /// Abandon the output pipes at this time (the process is reaped).
-    linger_until: Option<Duration>,
+    pub(crate) linger_until: Option<Duration>,
 }
 
 /// The group of a reaped leader, with members left in it: SIGKILL to the group at `kill_at`.
 #[derive(Debug)]
-struct LeftGroup {
-    pgid: u32,
-    kill_at: Duration,
+pub(crate) struct LeftGroup {
+    pub(crate) pgid: u32,
+    pub(crate) kill_at: Duration,
 }
 
 /// The runtime's children.
 #[derive(Debug)]
 pub(crate) struct Procs {
-    slab: Slab<Process>,
+    pub(crate) slab: Slab<Process>,
     /// Groups whose leader is gone but that had members left when it was reaped.
-    left: Vec<LeftGroup>,
+    pub(crate) left: Vec<LeftGroup>,
     /// Processes to serve in this turn of the loop: a pipe was ready, or output was left from
     /// the last turn.
-    pending: Vec<Key>,
+    pub(crate) pending: Vec<Key>,
     /// The earliest deadline of any process (kill, linger, reap poll), if any.
-    next_due: Option<Duration>,
+    pub(crate) next_due: Option<Duration>,
     /// Poll for exits (no SIGCHLD handler).
-    poll_reap: bool,
+    pub(crate) poll_reap: bool,
     /// The SIGTERM-to-SIGKILL grace when the server shuts down, and for what a leader leaves in
     /// its group when it exits.
     pub(crate) shutdown_grace: Duration,
@@ -247,7 +248,7 @@ impl Procs {
         self.next_due
     }
 
-    fn due(&mut self, at: Duration) {
+    pub(crate) fn due(&mut self, at: Duration) {
         self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
     }
 
@@ -255,8 +256,18 @@ impl Procs {
         self.slab.get(id.0).filter(|p| p.status.is_none()).map(|p| p.pid)
     }
 
+    pub(crate) fn tag(&self, key: Key) -> Option<Tag> {
+        self.slab.get(key).map(|p| p.tag)
+    }
+
+    pub(crate) fn set_tag(&mut self, key: Key, tag: Tag) {
+        if let Some(p) = self.slab.get_mut(key) {
+            p.tag = tag;
+        }
+    }
+
     /// SIGKILL to every group a reaped leader left members in.
-    fn kill_left_groups(&mut self) {
+    pub(crate) fn kill_left_groups(&mut self) {
         for g in self.left.drain(..) {
             let _ = signal_group(g.pgid, libc::SIGKILL);
         }
@@ -285,14 +296,22 @@ fn token(key: Key, pipe: usize) -> Token {
     Token(PROCESS_BIT | key.to_token() | pipe << PIPE_SHIFT)
 }
 
-fn split_token(token: usize) -> (Key, usize) {
+pub(crate) fn split_token(token: usize) -> (Key, usize) {
     let pipe = (token & PIPE_MASK) >> PIPE_SHIFT;
     (Key::from_token(token & !(PROCESS_BIT | PIPE_MASK)), pipe)
 }
 
-impl Core {
+/// What the handler's `Context` asks of the children, and the loop at shutdown. `registry`
+/// is the poll's, where their pipes are registered.
+impl Procs {
     /// Starts `cmd` with piped stdin, stdout and stderr, as the leader of a new process group.
-    pub(crate) fn spawn(&mut self, mut cmd: Command) -> io::Result<ProcId> {
+    pub(crate) fn spawn(
+        &mut self,
+        registry: &Registry,
+        mut cmd: Command,
+        tag: Tag,
+        now: Duration,
+    ) -> io::Result<ProcId> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn()?;
         let pid = child.id();
@@ -306,6 +325,7 @@ impl Core {
             (Sender::from(stdin), Receiver::from(stdout), Receiver::from(stderr));
         let mut process = Process {
             child,
+            tag,
             pid,
             stdin: None,
             out: [None, None],
@@ -329,10 +349,10 @@ impl Core {
             let _ = process.child.wait();
             return Err(e);
         }
-        let key = match self.procs.slab.try_insert(process) {
+        let key = match self.slab.try_insert(process) {
             Ok(key) if key.index() < MAX_INDEX => key,
             Ok(key) => {
-                if let Some(mut p) = self.procs.slab.remove(key) {
+                if let Some(mut p) = self.slab.remove(key) {
                     let _ = kill_group(pid, libc::SIGKILL);
                     let _ = p.child.wait();
                 }
@@ -344,38 +364,42 @@ impl Core {
                 return Err(io::Error::other("too many processes"));
             }
         };
-        let registry = self.poll.registry();
         let (mut stdin, mut stdout, mut stderr) = (stdin, stdout, stderr);
         let registered = registry
             .register(&mut stdin, token(key, STDIN), Interest::WRITABLE)
             .and_then(|()| registry.register(&mut stdout, token(key, STDOUT), Interest::READABLE))
             .and_then(|()| registry.register(&mut stderr, token(key, STDERR), Interest::READABLE));
-        let Some(p) = self.procs.slab.get_mut(key) else {
+        let Some(p) = self.slab.get_mut(key) else {
             return Err(io::Error::other("process slot vanished"));
         };
         p.stdin = Some(stdin);
         p.out = [Some(stdout), Some(stderr)];
         if let Err(e) = registered {
             // The pipes are deregistered and closed with the slot.
-            self.forget_pipes(key);
-            if let Some(mut p) = self.procs.slab.remove(key) {
+            self.forget_pipes(registry, key);
+            if let Some(mut p) = self.slab.remove(key) {
                 let _ = kill_group(pid, libc::SIGKILL);
                 let _ = p.child.wait();
             }
             return Err(e);
         }
-        if self.procs.poll_reap {
-            let at = self.now + REAP_POLL;
-            self.procs.due(at);
+        if self.poll_reap {
+            let at = now + REAP_POLL;
+            self.due(at);
         }
         debug!("process started", id = key.to_token(), pid = pid);
         Ok(ProcId(key))
     }
 
     /// Queues bytes for a child's stdin and writes what the pipe takes now.
-    pub(crate) fn process_write(&mut self, id: ProcId, bytes: &[u8]) -> Result<(), InputError> {
-        let cap = self.config.queue_cap;
-        let Some(p) = self.procs.slab.get_mut(id.0) else { return Err(InputError::Closed) };
+    pub(crate) fn write(
+        &mut self,
+        registry: &Registry,
+        id: ProcId,
+        bytes: &[u8],
+        cap: usize,
+    ) -> Result<(), InputError> {
+        let Some(p) = self.slab.get_mut(id.0) else { return Err(InputError::Closed) };
         if p.stdin.is_none() || p.close_after_input {
             return Err(InputError::Closed);
         }
@@ -388,21 +412,21 @@ impl Core {
         }
         p.input.extend_from_slice(bytes);
         p.writable = true;
-        self.flush_input(id.0);
+        self.flush_input(registry, id.0);
         Ok(())
     }
 
     /// Closes a child's stdin once what is queued is written (it reads EOF then).
-    pub(crate) fn process_close_stdin(&mut self, id: ProcId) {
-        if let Some(p) = self.procs.slab.get_mut(id.0) {
+    pub(crate) fn close_stdin(&mut self, registry: &Registry, id: ProcId) {
+        if let Some(p) = self.slab.get_mut(id.0) {
             p.close_after_input = true;
-            self.flush_input(id.0);
+            self.flush_input(registry, id.0);
         }
     }
 
     /// Writes queued input until the pipe is full or the queue empty.
-    fn flush_input(&mut self, key: Key) {
-        let Some(p) = self.procs.slab.get_mut(key) else { return };
+    pub(crate) fn flush_input(&mut self, registry: &Registry, key: Key) {
+        let Some(p) = self.slab.get_mut(key) else { return };
         let Some(stdin) = p.stdin.as_mut() else { return };
         let mut close = false;
         while p.writable && p.input_at < p.input.len() {
@@ -428,15 +452,15 @@ impl Core {
             p.input_at = 0;
             p.close_after_input = true;
             if let Some(mut stdin) = p.stdin.take() {
-                let _ = self.poll.registry().deregister(&mut stdin);
+                let _ = registry.deregister(&mut stdin);
             }
         }
     }
 
     /// Sends a signal to a child's process group. A stopped child is continued after a signal
     /// that asks it to end, so that it can act on it.
-    pub(crate) fn process_signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
-        let Some(p) = self.procs.slab.get(id.0) else { return Err(ErrorKind::NotFound.into()) };
+    pub(crate) fn signal(&mut self, id: ProcId, sig: Signal) -> io::Result<()> {
+        let Some(p) = self.slab.get(id.0) else { return Err(ErrorKind::NotFound.into()) };
         if p.status.is_some() {
             return Err(ErrorKind::NotFound.into());
         }
@@ -448,10 +472,15 @@ impl Core {
     }
 
     /// SIGTERM now, SIGKILL after `grace` if it still runs; stdin is closed.
-    pub(crate) fn terminate_process(&mut self, id: ProcId, grace: Duration) {
-        self.process_close_stdin(id);
-        let now = self.now;
-        let Some(p) = self.procs.slab.get_mut(id.0) else { return };
+    pub(crate) fn terminate(
+        &mut self,
+        registry: &Registry,
+        id: ProcId,
+        grace: Duration,
+        now: Duration,
+    ) {
+        self.close_stdin(registry, id);
+        let Some(p) = self.slab.get_mut(id.0) else { return };
         if p.status.is_some() {
             return;
         }
@@ -460,23 +489,22 @@ impl Core {
         let at = now + grace;
         if p.kill_at.is_none_or(|k| k > at) {
             p.kill_at = Some(at);
-            self.procs.due(at);
+            self.due(at);
         }
     }
 
     /// Stops (or starts again) reading a child's output.
-    pub(crate) fn pause_process_output(&mut self, id: ProcId, paused: bool) {
-        let Some(p) = self.procs.slab.get_mut(id.0) else { return };
+    pub(crate) fn pause_output(&mut self, id: ProcId, paused: bool) {
+        let Some(p) = self.slab.get_mut(id.0) else { return };
         let was = std::mem::replace(&mut p.paused, paused);
-        if was && !paused && !self.procs.pending.contains(&id.0) {
-            self.procs.pending.push(id.0);
+        if was && !paused && !self.pending.contains(&id.0) {
+            self.pending.push(id.0);
         }
     }
 
     /// Deregisters and closes a process's pipes.
-    fn forget_pipes(&mut self, key: Key) {
-        let Some(p) = self.procs.slab.get_mut(key) else { return };
-        let registry = self.poll.registry();
+    pub(crate) fn forget_pipes(&mut self, registry: &Registry, key: Key) {
+        let Some(p) = self.slab.get_mut(key) else { return };
         if let Some(mut s) = p.stdin.take() {
             let _ = registry.deregister(&mut s);
         }
@@ -488,19 +516,19 @@ impl Core {
     }
 
     /// SIGTERM to every child, SIGKILL after the shutdown grace.
-    pub(crate) fn terminate_all(&mut self) {
-        let grace = self.procs.shutdown_grace;
-        let keys: Vec<Key> = self.procs.slab.keys().collect();
+    pub(crate) fn terminate_all(&mut self, registry: &Registry, now: Duration) {
+        let grace = self.shutdown_grace;
+        let keys: Vec<Key> = self.slab.keys().collect();
         for key in keys {
-            self.terminate_process(ProcId(key), grace);
+            self.terminate(registry, ProcId(key), grace, now);
         }
     }
 
     /// SIGKILL to every child still running, and to what reaped ones left in their groups (the
     /// shutdown's time is up).
     pub(crate) fn kill_all(&mut self) {
-        self.procs.kill_left_groups();
-        for (_, p) in self.procs.slab.iter_mut() {
+        self.kill_left_groups();
+        for (_, p) in self.slab.iter_mut() {
             if p.status.is_none() {
                 let _ = kill_group(p.pid, libc::SIGKILL);
                 if let Ok(Some(st)) = p.child.try_wait() {
@@ -513,7 +541,7 @@ impl Core {
 
 /// How one turn's reading of an output pipe ended.
 #[derive(Debug)]
-enum Turn {
+pub(crate) enum Turn {
     /// The turn's budget is spent, or the output was paused: there may be more to read.
     More,
     /// Nothing more for now (`WouldBlock`).
@@ -525,7 +553,7 @@ enum Turn {
 /// Reads `pipe` for one turn of the loop: at most [`READS_PER_WAKE`] reads into `buf` and at
 /// most `budget` bytes in all, each read handed to `deliver`, which returns false to stop (the
 /// output was paused).
-fn read_turn(
+pub(crate) fn read_turn(
     pipe: &mut impl Read,
     buf: &mut [u8],
     budget: usize,
@@ -550,206 +578,6 @@ fn read_turn(
         }
     }
     Turn::More
-}
-
-impl<H: Handler> crate::server::Server<H> {
-    /// Readiness on one of a process's pipes.
-    pub(super) fn on_process_event(&mut self, token: usize, event: &mio::event::Event) {
-        let (key, pipe) = split_token(token);
-        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-        match pipe {
-            STDIN => p.writable |= event.is_writable() || event.is_error(),
-            STDOUT | STDERR => {
-                p.readable[pipe - 1] |=
-                    event.is_readable() || event.is_read_closed() || event.is_error();
-            }
-            _ => return,
-        }
-        // Served once a turn, with the processes that had more to read (`run_processes`): so
-        // a turn reads at most one budget from each pipe, however many wake-ups it saw.
-        if !self.core.procs.pending.contains(&key) {
-            self.core.procs.pending.push(key);
-        }
-    }
-
-    /// Writes queued input, reads output (within the budget, unless paused), and reports the
-    /// exit once the process is reaped and its output read to the end.
-    fn service_process(&mut self, key: Key) {
-        self.core.flush_input(key);
-        let mut more = false;
-        for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-            if p.paused || !p.readable[i] {
-                continue;
-            }
-            // Out of its slot while the handler runs, and the read buffer out of the loop's
-            // (both are put back below).
-            let Some(mut pipe) = p.out[i].take() else { continue };
-            let mut buf = std::mem::take(&mut self.rbuf);
-            let turn = read_turn(&mut pipe, &mut buf, OUTPUT_PER_TURN, &mut |data| {
-                let mut ctx = Context { core: &mut self.core };
-                self.handler.on_process_output(&mut ctx, ProcId(key), stream, data);
-                self.flush_dirty();
-                self.core.procs.slab.get(key).is_some_and(|p| !p.paused)
-            });
-            self.rbuf = buf;
-            let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-            match turn {
-                Turn::More => {
-                    more |= !p.paused;
-                    p.out[i] = Some(pipe);
-                }
-                Turn::Drained => {
-                    p.readable[i] = false;
-                    p.out[i] = Some(pipe);
-                }
-                Turn::Ended(error) => {
-                    if let Some(e) = error {
-                        debug!("process read failed", id = key.to_token(), error = e);
-                    }
-                    p.readable[i] = false;
-                    let _ = self.core.poll.registry().deregister(&mut pipe);
-                }
-            }
-        }
-        if more && !self.core.procs.pending.contains(&key) {
-            self.core.procs.pending.push(key);
-        }
-        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-        if p.status.is_none() && p.out.iter().all(Option::is_none) {
-            // Both pipes closed: it has most likely exited (SIGCHLD may still be on its way).
-            if let Ok(Some(st)) = p.child.try_wait() {
-                self.reaped(key, st);
-            }
-        }
-        self.finish_if_done(key);
-    }
-
-    /// SIGCHLD: asks each child the runtime owns whether it has exited.
-    pub(super) fn reap_processes(&mut self) {
-        let keys: Vec<Key> = self.core.procs.slab.keys().collect();
-        for key in keys {
-            let Some(p) = self.core.procs.slab.get_mut(key) else { continue };
-            if p.status.is_some() {
-                continue;
-            }
-            match p.child.try_wait() {
-                Ok(Some(st)) => {
-                    self.reaped(key, st);
-                    // Output written just before the exit is read before the exit is reported.
-                    self.service_process(key);
-                }
-                Ok(None) => {}
-                Err(e) => warn!("waitpid failed", pid = p.pid, error = e),
-            }
-        }
-    }
-
-    fn reaped(&mut self, key: Key, status: ExitStatus) {
-        let now = self.core.now;
-        let Some(p) = self.core.procs.slab.get_mut(key) else { return };
-        debug!("process exited", id = key.to_token(), pid = p.pid, status = status);
-        p.status = Some(status);
-        p.kill_at = None;
-        p.linger_until = Some(now + EXIT_LINGER);
-        let pgid = p.pid;
-        // Nobody reads its stdin any more.
-        if let Some(mut s) = p.stdin.take() {
-            let _ = self.core.poll.registry().deregister(&mut s);
-        }
-        self.core.procs.due(now + EXIT_LINGER);
-        // What the leader started in its group (a background child) would outlive it, uncounted:
-        // the group gets SIGTERM (and SIGCONT, if it was stopped) now, SIGKILL after the grace.
-        // This fails when no member is left.
-        if signal_group(pgid, libc::SIGTERM).is_ok() {
-            let _ = signal_group(pgid, libc::SIGCONT);
-            let kill_at = now + self.core.procs.shutdown_grace;
-            debug!("processes left in the group: terminating", pgid = pgid);
-            self.core.procs.left.push(LeftGroup { pgid, kill_at });
-            self.core.procs.due(kill_at);
-        }
-    }
-
-    /// Reports the exit and forgets the process, once it is reaped and its output read.
-    fn finish_if_done(&mut self, key: Key) {
-        let Some(p) = self.core.procs.slab.get(key) else { return };
-        let Some(status) = p.status else { return };
-        if p.out.iter().any(Option::is_some) {
-            return;
-        }
-        self.core.forget_pipes(key);
-        self.core.procs.slab.remove(key);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_process_exit(&mut ctx, ProcId(key), status);
-        self.flush_dirty();
-    }
-
-    /// SIGKILL to the groups whose grace is over (a group already gone is simply forgotten).
-    fn kill_left_groups_due(&mut self, now: Duration) {
-        let procs = &mut self.core.procs;
-        procs.left.retain(|g| {
-            if now < g.kill_at {
-                return true;
-            }
-            if signal_group(g.pgid, libc::SIGKILL).is_ok() {
-                warn!(
-                    "processes left in the process group ignored SIGTERM: killing",
-                    pgid = g.pgid
-                );
-            }
-            false
-        });
-        if let Some(at) = procs.left.iter().map(|g| g.kill_at).min() {
-            procs.due(at);
-        }
-    }
-
-    /// The processes whose pipes were ready or had output left, and the processes' deadlines.
-    pub(super) fn run_processes(&mut self) {
-        for key in std::mem::take(&mut self.core.procs.pending) {
-            self.service_process(key);
-        }
-        let now = self.core.now;
-        if self.core.procs.next_due.is_none_or(|d| now < d) {
-            return;
-        }
-        self.core.procs.next_due = None;
-        if self.core.procs.poll_reap {
-            self.reap_processes();
-        }
-        self.kill_left_groups_due(now);
-        let keys: Vec<Key> = self.core.procs.slab.keys().collect();
-        for key in keys {
-            let Some(p) = self.core.procs.slab.get_mut(key) else { continue };
-            if p.kill_at.is_some_and(|t| now >= t) {
-                p.kill_at = None;
-                if p.status.is_none() {
-                    warn!("process did not exit after SIGTERM: killing", pid = p.pid);
-                    let _ = kill_group(p.pid, libc::SIGKILL);
-                }
-            }
-            if p.linger_until.is_some_and(|t| now >= t) {
-                if p.paused {
-                    // Its output is still wanted, only slowly.
-                    p.linger_until = Some(now + EXIT_LINGER);
-                } else {
-                    p.linger_until = None;
-                    debug!("process output abandoned after exit", pid = p.pid);
-                    self.core.forget_pipes(key);
-                    self.finish_if_done(key);
-                    continue;
-                }
-            }
-            let Some(p) = self.core.procs.slab.get(key) else { continue };
-            let next = [p.kill_at, p.linger_until].into_iter().flatten().min();
-            if let Some(at) = next {
-                self.core.procs.due(at);
-            }
-        }
-        if self.core.procs.poll_reap && !self.core.procs.is_empty() {
-            self.core.procs.due(now + REAP_POLL);
-        }
-    }
 }
 
 #[cfg(test)]

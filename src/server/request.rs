@@ -5,22 +5,20 @@
 use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
-use crate::proto::http::{self, HeadReader, Header, Request};
+use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
+use crate::server::api::{ConnId, Decision, Response};
 use crate::server::compress::Pmd;
-use crate::server::conn::{BodyState, Phase};
+use crate::server::conn::At;
 use crate::server::core::write_with;
-use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
+use crate::server::dispatch::Then;
+use crate::server::handler::Handler;
 use crate::server::slab::Key;
+use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, WsExt};
 use crate::{debug, info};
 
 /// What `Retry-After` says to a client refused for a connection limit.
 const RETRY_AFTER: &[u8] = b"5";
-
-/// A pipelined request is served only while the answers queued before it hold at most this
-/// many unsent bytes; past it the connection is not read until they drain. A client that sends
-/// requests and never reads the answers holds one answer beyond this, not all of them.
-pub(super) const PIPELINE_OUT_MAX: usize = 64 << 10;
 
 /// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -64,8 +62,8 @@ enum Outcome {
     Opened,
     /// The handler will decide later; bytes after the head wait.
     Deferred,
-    /// A body follows.
-    Body(BodyState),
+    /// A body follows (its `buf` is the head's, given by the caller).
+    Body(Body),
     /// Answered; `true` if the connection stays open for another request.
     Answered(bool),
 }
@@ -73,23 +71,29 @@ enum Outcome {
 impl<H: Handler> crate::server::Server<H> {
     /// `n` new bytes in the read buffer for connection `key`.
     pub(super) fn on_bytes(&mut self, key: Key, n: usize) {
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        match conn.phase {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return };
+        let body = match &mut conn.state {
             // A response is on its way (or the decision is, or it streams): the rest is not ours.
-            Phase::Http | Phase::Connecting | Phase::Deferred | Phase::Stream => {}
-            Phase::Ws => self.on_frames(key, 0, n),
-            Phase::Response => self.on_response_bytes(key, n),
-            Phase::Head | Phase::Body => {
-                if conn.head.capacity() == 0 {
-                    conn.head = self.core.pool.take();
-                }
-                conn.head.extend_from_slice(&self.rbuf[..n]);
-                if conn.phase == Phase::Head {
-                    self.on_head_bytes(key);
-                } else {
-                    self.on_body_bytes(key);
-                }
+            ConnState::Http { .. }
+            | ConnState::Connecting(_)
+            | ConnState::Deferred(_)
+            | ConnState::Stream => return,
+            ConnState::Ws(_) => return self.on_frames(key, 0, n),
+            ConnState::Response(_) => return self.on_response_bytes(key, n),
+            ConnState::Head(_) => false,
+            ConnState::Body(_) => true,
+        };
+        if let Some(buf) = conn.state.input() {
+            if buf.capacity() == 0 {
+                *buf = core.pool.take();
             }
+            buf.extend_from_slice(&self.rbuf[..n]);
+        }
+        if body {
+            self.on_body_bytes(key);
+        } else {
+            self.on_head_bytes(key);
         }
     }
 
@@ -99,22 +103,19 @@ impl<H: Handler> crate::server::Server<H> {
     pub(super) fn on_head_bytes(&mut self, key: Key) {
         loop {
             let Some(conn) = self.core.conns.get_mut(key) else { return };
-            if conn.out.len() > PIPELINE_OUT_MAX || conn.body_owed {
+            let queued = conn.out.len();
+            let ConnState::Head(h) = &mut conn.state else { return };
+            if queued > PIPELINE_OUT_MAX || h.body_owed {
                 // `settle` resumes once the answers drain (and a body owed is written).
-                conn.pipeline_wait = true;
+                h.pipeline_wait = true;
                 return;
             }
-            let limits = self.core.config.http;
-            let head_len = match conn
-                .head_reader
-                .get_or_insert_with(|| Box::new(HeadReader::new(&limits)))
-                .feed(&conn.head)
-            {
+            let head_len = match h.reader.feed(&h.buf) {
                 Ok(Status::Partial) => return,
                 Ok(Status::Complete(len)) => len,
                 Err(e) => return self.refuse_error(key, e),
             };
-            let head = std::mem::take(&mut conn.head);
+            let head = std::mem::take(&mut h.buf);
             let outcome = self.on_head(key, &head, head_len);
             let rest = head.get(head_len..).unwrap_or_default();
             match outcome {
@@ -133,11 +134,9 @@ impl<H: Handler> crate::server::Server<H> {
                     self.core.pool.give(head);
                     return;
                 }
-                Outcome::Body(state) => {
+                Outcome::Body(body) => {
                     if let Some(conn) = self.core.conns.get_mut(key) {
-                        conn.head = head;
-                        conn.body = Some(Box::new(state));
-                        conn.phase = Phase::Body;
+                        conn.state.begin_body(Body { buf: head, ..body });
                     }
                     return self.on_body_bytes(key);
                 }
@@ -156,10 +155,13 @@ impl<H: Handler> crate::server::Server<H> {
 
     /// Keeps `bytes` as the start of what the connection reads next.
     fn keep(&mut self, key: Key, bytes: &[u8]) {
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
+        let core = &mut self.core;
+        let Some(buf) = core.conns.get_mut(key).and_then(|c| c.state.input()) else { return };
         if !bytes.is_empty() {
-            conn.head = self.core.pool.take();
-            conn.head.extend_from_slice(bytes);
+            if buf.capacity() == 0 {
+                *buf = core.pool.take();
+            }
+            buf.extend_from_slice(bytes);
         }
     }
 
@@ -167,7 +169,10 @@ impl<H: Handler> crate::server::Server<H> {
     fn on_head(&mut self, key: Key, head: &[u8], head_len: usize) -> Outcome {
         let Some(conn) = self.core.conns.get_mut(key) else { return Outcome::Answered(false) };
         let peer = conn.peer;
-        let refuse = conn.refuse;
+        let refuse = match &conn.state {
+            ConnState::Head(h) => h.refuse,
+            _ => None,
+        };
         let limits = self.core.config.http;
         let mut stack = [Header::default(); STACK_SLOTS];
         let mut heap = Vec::new();
@@ -179,7 +184,10 @@ impl<H: Handler> crate::server::Server<H> {
                 return Outcome::Answered(false);
             }
         };
-        conn.path = Box::from(req.path());
+        let path = self.core.shared_path(req.path());
+        if let Some(c) = self.core.conns.get_mut(key) {
+            c.path = Some(path);
+        }
         let classified = match handshake::classify(&req) {
             Ok(c) => c,
             Err(e) => {
@@ -238,18 +246,22 @@ impl<H: Handler> crate::server::Server<H> {
                                 core.mark_dirty(key);
                             }
                         }
-                        Outcome::Body(BodyState {
+                        Outcome::Body(Body {
+                            buf: Vec::new(),
                             head_len,
                             framing,
                             decoder: ChunkedDecoder::new(),
                             pos: head_len,
+                            decoded: Vec::new(),
                         })
                     }
                 };
             }
         };
-        let mut ctx = Context { core: &mut self.core };
-        match self.handler.on_upgrade(&mut ctx, ConnId(key), &up, peer) {
+        let decision = self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_upgrade(ctx, ConnId(key), &up, peer)
+        });
+        match decision {
             Decision::Reject(r) => {
                 info!("upgrade refused", peer = peer, path = up.path, status = r.status);
                 self.core.respond(key, &r);
@@ -257,8 +269,7 @@ impl<H: Handler> crate::server::Server<H> {
             }
             Decision::Defer => {
                 if let Some(c) = self.core.conns.get_mut(key) {
-                    c.phase = Phase::Deferred;
-                    c.deferred_key = std::str::from_utf8(up.key).ok().map(Box::from);
+                    c.state.defer(up.key, &mut self.core.pool);
                 }
                 Outcome::Deferred
             }
@@ -270,7 +281,7 @@ impl<H: Handler> crate::server::Server<H> {
                 let pmd = config.compression.and_then(|c| {
                     let (agreed, value) = c.negotiate(up.fields())?;
                     let state = Pmd::server(&agreed, &c, config.ws.max_message_size);
-                    Some((Box::new(state), value))
+                    Some((state, value))
                 });
                 if let Some((_, value)) = &pmd {
                     extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
@@ -278,13 +289,7 @@ impl<H: Handler> crate::server::Server<H> {
                 let bytes = write_with(|out| {
                     handshake::write_accept(out, up.key, protocol.as_deref(), &extra)
                 });
-                if let Some((state, _)) = pmd {
-                    if let Some(c) = self.core.conns.get_mut(key) {
-                        c.ws.set_compression(true);
-                        c.pmd = Some(state);
-                    }
-                }
-                self.open(key, &bytes);
+                self.open(key, &bytes, pmd.map(|(state, _)| state));
                 Outcome::Opened
             }
         }
@@ -293,28 +298,30 @@ impl<H: Handler> crate::server::Server<H> {
     /// Bytes of a request body: when it is whole, the request is served.
     fn on_body_bytes(&mut self, key: Key) {
         let max = self.core.config.max_body_size;
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        let Some(state) = conn.body.as_mut() else { return };
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return };
+        let ConnState::Body(state) = &mut conn.state else { return };
+        let state = &mut **state;
         let end = match state.framing {
             Framing::Length(n) => {
                 let end = state.head_len.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
-                if conn.head.len() < end {
+                if state.buf.len() < end {
                     return;
                 }
                 end
             }
             Framing::Chunked => {
-                if conn.msg.capacity() == 0 {
-                    conn.msg = self.core.pool.take();
+                if state.decoded.capacity() == 0 {
+                    state.decoded = core.pool.take();
                 }
-                let input = conn.head.get(state.pos..).unwrap_or_default();
-                match state.decoder.feed(input, &mut conn.msg, max) {
+                let input = state.buf.get(state.pos..).unwrap_or_default();
+                match state.decoder.feed(input, &mut state.decoded, max) {
                     Ok(used) => state.pos += used,
                     Err(e) => return self.refuse_error(key, e),
                 }
                 if !state.decoder.is_done() {
                     // The raw bytes are bounded too: chunk extensions and trailers cost memory.
-                    if conn.head.len() - state.head_len
+                    if state.buf.len() - state.head_len
                         > max.saturating_mul(2).saturating_add(64 << 10)
                     {
                         self.refuse_error(key, BodyError::TooLarge);
@@ -325,20 +332,17 @@ impl<H: Handler> crate::server::Server<H> {
             }
             Framing::None => state.head_len,
         };
-        let state = conn.body.take();
-        let head = std::mem::take(&mut conn.head);
-        let decoded = std::mem::take(&mut conn.msg);
-        conn.phase = Phase::Head;
-        let Some(state) = state else { return };
+        let Some(state) = conn.state.end_body(&core.config.http) else { return };
+        let Body { buf: head, decoded, head_len, framing, .. } = *state;
         let limits = self.core.config.http;
         let mut stack = [Header::default(); STACK_SLOTS];
         let mut heap = Vec::new();
         let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
-        let keep_alive = match http::parse_request(&head[..state.head_len], slots, &limits) {
+        let keep_alive = match http::parse_request(&head[..head_len], slots, &limits) {
             Ok(req) => {
-                let body = match state.framing {
+                let body = match framing {
                     Framing::Chunked => &decoded[..],
-                    _ => head.get(state.head_len..end).unwrap_or_default(),
+                    _ => head.get(head_len..end).unwrap_or_default(),
                 };
                 self.serve(key, &req, body)
             }
@@ -352,7 +356,9 @@ impl<H: Handler> crate::server::Server<H> {
         }
         self.core.pool.give(head);
         self.core.pool.give(decoded);
-        if keep_alive && self.core.conns.get(key).is_some_and(|c| !c.head.is_empty()) {
+        let more =
+            |c: &mut crate::server::conn::Conn| c.state.input().is_some_and(|b| !b.is_empty());
+        if keep_alive && self.core.conns.get_mut(key).is_some_and(more) {
             self.on_head_bytes(key);
         }
     }
@@ -370,29 +376,29 @@ impl<H: Handler> crate::server::Server<H> {
         // that answers with a streamed response writes its first bytes (server-sent events:
         // `retry:` and the replay after `Last-Event-ID`) before its head is queued, and they
         // must follow the head.
-        let (queued, phase, eof) = match self.core.conns.get_mut(key) {
+        let (queued, stashed, eof) = match self.core.conns.get_mut(key) {
             Some(c) => {
-                let phase = std::mem::replace(&mut c.phase, Phase::Stream);
+                let stashed = c.state.begin_serve();
                 // A client that half-closed still gets its answers (RFC 9112 §9.6), streamed
                 // ones too: `eof` says only whether the handler ended the stream meanwhile.
-                (std::mem::take(&mut c.out), phase, std::mem::take(&mut c.eof))
+                (std::mem::take(&mut c.out), stashed, std::mem::take(&mut c.eof))
             }
             None => return false,
         };
-        let mut ctx = Context { core: &mut self.core };
-        let r = self.handler.on_request(&mut ctx, ConnId(key), req, body, peer);
+        let r = self.call(self.about(key), Then::Continue, |h, ctx| {
+            h.on_request(ctx, ConnId(key), req, body, peer)
+        });
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
         // A streamed response the handler wrote whole already (`Context::finish_stream`).
-        let finished = conn.phase == Phase::Http;
+        let finished = conn.state.served_whole();
         // Or ended it short (`Context::end_stream`: a slow reader, a replay overtaken).
         let ended = conn.eof;
         conn.eof |= eof;
-        conn.phase = phase;
         self.core.stats.http_requests += 1;
         debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
         // A streamed body whose length the handler gave, on a kept-alive connection: the next
-        // request waits for it (`Conn::body_owed`).
+        // request waits for it (`ConnState::body_owed`).
         let sized =
             r.stream && r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
         let after = match (r.stream, keep_alive) {
@@ -424,46 +430,54 @@ impl<H: Handler> crate::server::Server<H> {
             conn.out.push_owned(first, &mut self.core.pool);
         }
         early.drop_unstarted(&mut self.core.pool);
+        // A streamed body of a given length then closes (`Connection: close`); kept alive, the
+        // next request is read (after a body owed), with a fresh deadline for it.
+        conn.state.end_serve(stashed, after, sized, finished, ended);
         match after {
             After::Stream => {
-                // A body of a given length, then the connection closes (`Connection: close`).
-                conn.body_owed = sized && !finished && !ended;
-                conn.phase = if finished || sized { Phase::Http } else { Phase::Stream };
-                conn.opened_at = now;
+                conn.opened_at = At::new(now);
                 conn.ws = Connection::new(Role::Server, ws_config.without_handshake_timeout(), now);
             }
             After::KeepAlive | After::Sized => {
-                // Ready for the next request, with a fresh deadline for it.
-                conn.phase = Phase::Head;
-                if let Some(r) = conn.head_reader.as_mut() {
-                    r.reset();
-                }
-                conn.ws = Connection::new(Role::Server, ws_config, now);
-                conn.body_owed = after == After::Sized && !finished && !ended;
+                conn.ws = Connection::new(Role::Server, ws_config, now)
             }
-            After::Close => conn.phase = Phase::Http,
+            After::Close => {}
         }
         self.core.mark_dirty(key);
         matches!(after, After::KeepAlive | After::Sized)
     }
 
-    pub(super) fn open(&mut self, key: Key, response: &[u8]) {
+    /// Opens the WebSocket (its 101 is `response`), with permessage-deflate if agreed.
+    /// Returns what the client sent after a deferred upgrade's head.
+    pub(super) fn open(&mut self, key: Key, response: &[u8], pmd: Option<Pmd>) -> Vec<u8> {
         let core = &mut self.core;
-        let Some(conn) = core.conns.get_mut(key) else { return };
+        let Some(conn) = core.conns.get_mut(key) else { return Vec::new() };
         conn.out.push_copy(&[response], &mut core.pool);
+        if pmd.is_some() {
+            conn.ws.set_compression(true);
+        }
         conn.ws.open(core.now);
-        conn.head_reader = None;
+        let early = conn.state.open_ws(&mut core.pool);
+        if let Some(w) = conn.state.ws() {
+            w.ext = pmd.map(|pmd| Box::new(WsExt { pmd: Some(pmd), streaming: false }));
+        }
         // Accept to 101: `opened_at` was the accept time until now (the clock, not the turn's
         // `now`: most handshakes end in the turn their request came in).
-        core.stats.handshake_seconds.observe(core.start.elapsed().saturating_sub(conn.opened_at));
-        conn.phase = Phase::Ws;
-        conn.opened_at = core.now;
+        core.stats
+            .handshake_seconds
+            .observe(core.start.elapsed().saturating_sub(conn.opened_at.get()));
+        conn.opened_at = At::new(core.now);
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!("open", id = ConnId(key), peer = conn.peer, path = conn.path);
+        info!(
+            "open",
+            id = ConnId(key),
+            peer = conn.peer,
+            path = conn.path.as_deref().unwrap_or_default()
+        );
         core.mark_dirty(key);
-        let mut ctx = Context { core: &mut self.core };
-        self.handler.on_open(&mut ctx, ConnId(key));
+        self.call(self.about(key), Then::Continue, |h, ctx| h.on_open(ctx, ConnId(key)));
+        early
     }
 
     pub(super) fn refuse_error(&mut self, key: Key, e: impl Into<HandshakeError>) {
@@ -483,9 +497,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// A deferred upgrade was accepted: send the 101, open, and read what the client sent
     /// meanwhile.
     pub(super) fn open_deferred(&mut self, key: Key, response: &[u8]) {
-        self.open(key, response);
-        let Some(conn) = self.core.conns.get_mut(key) else { return };
-        let early = std::mem::take(&mut conn.head);
+        let early = self.open(key, response, None);
         let n = early.len().min(self.rbuf.len());
         self.rbuf[..n].copy_from_slice(&early[..n]);
         self.core.pool.give(early);

@@ -145,11 +145,3 @@ fn group_id(pgid: u32) -> io::Result<libc::pid_t> {
         _ => Err(io::ErrorKind::InvalidInput.into()),
     }
 }
-
-/// The most files this process may open (RLIMIT_NOFILE, soft limit).
-pub fn open_file_limit() -> Option<u64> {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut rl) };
-    (rc == 0).then_some(rl.rlim_cur)
-}

@@ -109,6 +109,7 @@ impl TimerWheel {
         Self::new(Duration::from_millis(10), 4096, now)
     }
 
+    #[cfg(test)]
     /// Reserves room for `additional` more armed timers, so arming them does not allocate.
     ///
     /// # Panics
@@ -224,11 +225,13 @@ impl TimerWheel {
         }
     }
 
+    #[cfg(test)]
     /// The number of armed timers.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(test)]
     /// Whether no timer is armed.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -1,0 +1,149 @@
+//! The values a handler and the runtime pass each other: connection ids, tags, plain
+//! responses, upgrade decisions, outbound connection requests and their errors.
+
+use std::net::SocketAddr;
+
+use crate::server::slab::Key;
+
+/// A WebSocket connection, as the application names it. Stale ids are harmless: every call
+/// with the id of a connection that is gone does nothing. Ids order by where the connection's
+/// state lives: sending to many in order touches memory front to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) Key);
+
+impl ConnId {
+    /// A number that identifies the connection in logs (its token).
+    pub fn as_u64(self) -> u64 {
+        self.0.to_token() as u64
+    }
+}
+
+/// `c-INDEX.GENERATION` (`c-0.1`): the one form of a connection's id, in every log line
+/// (`id=`), as the hub's client name, and in a program's `WEIR_CLIENT_ID`.
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c-{}", self.0)
+    }
+}
+
+/// Which application owns a connection or a child process, as the handler names it: given
+/// with [`Context::set_tag`](crate::server::Context::set_tag) (or inherited, see [`Context::tag_new`](crate::server::Context::tag_new)) and read back with
+/// [`Context::tag`](crate::server::Context::tag) in every callback, so a handler made of several applications routes each
+/// callback without asking each application whether the id is its own. 0 ([`Tag::NONE`]) until
+/// one is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Tag(pub u8);
+
+impl Tag {
+    /// No tag given.
+    pub const NONE: Self = Self(0);
+}
+
+/// A plain HTTP response, or a refusal of an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Extra header fields (`Content-Length` and `Connection` are written by the runtime).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The body streams: only the head is sent now, the connection stays open, and the
+    /// handler writes with [`Context::stream_write`](crate::server::Context::stream_write) (server-sent events).
+    pub stream: bool,
+}
+
+impl Response {
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self { status, headers: Vec::new(), body: body.into().into_bytes(), stream: false }
+    }
+
+    /// A response whose body streams (see [`Response::stream`]).
+    pub fn streaming(status: u16, content_type: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Vec::new(),
+            stream: true,
+        }
+    }
+
+    /// A response with a content type.
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+            stream: false,
+        }
+    }
+}
+
+/// The application's answer to an upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Upgrade, with the chosen subprotocol (one the client offered) and extra headers.
+    Accept {
+        /// The subprotocol, if one is chosen.
+        protocol: Option<String>,
+        /// Extra header fields for the 101 response.
+        headers: Vec<(String, Vec<u8>)>,
+    },
+    /// Refuse with this response.
+    Reject(Response),
+    /// Decide later, with [`Context::accept`](crate::server::Context::accept) or [`Context::reject`](crate::server::Context::reject) (a proxy asks its upstream
+    /// first). Nothing more is read from the client meanwhile; the handshake timeout still runs.
+    Defer,
+}
+
+impl Decision {
+    /// Accept with no subprotocol and no extra headers.
+    pub fn accept() -> Self {
+        Self::Accept { protocol: None, headers: Vec::new() }
+    }
+}
+
+/// An outbound WebSocket connection to open ([`Context::connect`](crate::server::Context::connect)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// Where to connect (names are resolved before, never on the loop).
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// The request-target (path and query).
+    pub target: String,
+    /// Subprotocols to offer, most preferred first.
+    pub protocols: Vec<String>,
+    /// Extra header fields (`Origin`, `Authorization`, ...).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// How long the connect and the handshake may take (`None`: the handshake timeout).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Why an outbound connection did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The TCP connection failed (refused, unreachable, reset).
+    Io(String),
+    /// The connect and handshake did not finish within the handshake timeout.
+    Timeout,
+    /// The server answered with another status than 101.
+    Refused {
+        /// The status it answered with.
+        status: u16,
+    },
+    /// The server's response broke the handshake rules (RFC 6455 §4.1).
+    Handshake(crate::proto::HandshakeError),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "connection failed: {e}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Refused { status } => write!(f, "the server refused the upgrade with {status}"),
+            Self::Handshake(e) => write!(f, "bad handshake response: {e}"),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! A connection's stages and every transition between them, in one place.
+//!
+//! Each variant of [`ConnState`] owns what only that stage needs, so a field that means nothing
+//! in a stage cannot exist in it: an open WebSocket holds no request head and no body decoder,
+//! a request being read holds no message. Anything else changes a connection's stage through
+//! one of the methods below, which are the only places a stage is assigned.
+//!
+//! ```text
+//!                 accept                       connect (Context::connect)
+//!                   |                                   |
+//!                   v           head with a body        v
+//!   +-----------> Head ------------------------> Body   Connecting
+//!   | kept alive  | | \  \                       |        | TCP connected
+//!   +-------------+-|--\--\----- body whole -----+        v
+//!   |  (serve)      |   \  \ defer          Response (101 awaited) --101--+
+//!   |               |    \  +-------> Deferred --accept--+                |
+//!   |  answered,    |     \                |             v                v
+//!   |  closing      |      +---------------|--accept--> Ws <--------------+
+//!   |               v                      | reject
+//!   +---------->  Http  <------------------+
+//!                   ^
+//!   serve: Stream --+ finish_stream, shutdown
+//! ```
+//!
+//! A connection leaves every stage by being removed (`Server::remove`), which returns what its
+//! stage leased to the pool ([`ConnState::release`]).
+
+use crate::proto::body::{ChunkedDecoder, Framing};
+use crate::proto::handshake::{After, ClientHandshake};
+use crate::proto::http::{HeadReader, Limits};
+use crate::server::compress::Pmd;
+use crate::server::pool::Pool;
+
+/// A pipelined request is served only while the answers queued before it hold at most this
+/// many unsent bytes; past it the connection is not read until they drain. A client that sends
+/// requests and never reads the answers holds one answer beyond this, not all of them.
+pub(crate) const PIPELINE_OUT_MAX: usize = 64 << 10;
+
+/// Where a connection is in its life, with what only that stage needs.
+#[derive(Debug)]
+pub(crate) enum ConnState {
+    /// Reading a request head: the first, or the next one on a kept-alive connection.
+    Head(Box<Head>),
+    /// Reading a request body.
+    Body(Box<Body>),
+    /// A plain HTTP answer (or a refusal) is queued; the connection closes after it.
+    Http {
+        /// The answer's body, of a given length, is still being written by the handler
+        /// ([`crate::server::Context::stream_write`], ended by `finish_stream`).
+        body_owed: bool,
+    },
+    /// The handler deferred its decision on the upgrade; nothing is read meanwhile.
+    Deferred(Box<Deferred>),
+    /// The WebSocket is open (or closing).
+    Ws(Ws),
+    /// A streamed response (server-sent events): the handler writes, the connection stays.
+    Stream,
+    /// An outbound connection: the TCP connect is under way.
+    Connecting(Box<Client>),
+    /// An outbound connection: the upgrade request is sent, the response head is awaited.
+    Response(Box<Client>),
+}
+
+/// A request head being read.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// What is gathered so far (leased from the pool while it holds bytes).
+    pub(crate) buf: Vec<u8>,
+    /// Finds the end of the head, however the bytes are split.
+    pub(crate) reader: HeadReader,
+    /// Over a connection limit: the request gets this status, then the connection closes.
+    pub(crate) refuse: Option<u16>,
+    /// Pipelined requests wait (and reading stops) until the answers queued drain.
+    pub(crate) pipeline_wait: bool,
+    /// The previous answer's body, of a given length, is still being written by the handler:
+    /// the next request waits for it.
+    pub(crate) body_owed: bool,
+}
+
+/// A request body being read.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// The head, then the body's bytes as they came.
+    pub(crate) buf: Vec<u8>,
+    /// Where the head ends in `buf`.
+    pub(crate) head_len: usize,
+    pub(crate) framing: Framing,
+    pub(crate) decoder: ChunkedDecoder,
+    /// How far into `buf` the chunked decoder has read.
+    pub(crate) pos: usize,
+    /// A chunked body, decoded.
+    pub(crate) decoded: Vec<u8>,
+}
+
+/// An upgrade waiting for the handler's decision.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    /// The request's `Sec-WebSocket-Key`, for the 101.
+    pub(crate) key: Box<str>,
+    /// What the client sent after its head (frames, read once the WebSocket opens).
+    pub(crate) early: Vec<u8>,
+}
+
+/// An open WebSocket.
+#[derive(Debug, Default)]
+pub(crate) struct Ws {
+    /// A message gathered across reads (empty, without storage, between messages).
+    pub(crate) msg: Vec<u8>,
+    /// What only some WebSockets have, boxed: a plain one holds 8 bytes for it.
+    pub(crate) ext: Option<Box<WsExt>>,
+}
+
+/// What only some WebSockets have.
+#[derive(Debug, Default)]
+pub(crate) struct WsExt {
+    /// permessage-deflate, when the upgrade agreed it.
+    pub(crate) pmd: Option<Pmd>,
+    /// Message pieces go to the handler as they arrive (`on_message_piece`), never gathered.
+    pub(crate) streaming: bool,
+}
+
+impl Ws {
+    pub(crate) fn streaming(&self) -> bool {
+        self.ext.as_ref().is_some_and(|e| e.streaming)
+    }
+
+    pub(crate) fn pmd(&mut self) -> Option<&mut Pmd> {
+        self.ext.as_mut()?.pmd.as_mut()
+    }
+}
+
+/// What an outbound connection needs until its handshake is done.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) handshake: ClientHandshake,
+    pub(crate) protocols: Vec<String>,
+    /// The response head gathered so far.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) reader: HeadReader,
+}
+
+impl ConnState {
+    /// The stage of an accepted connection: its request head is awaited.
+    pub(crate) fn head(limits: &Limits, refuse: Option<u16>) -> Self {
+        Self::Head(Box::new(Head {
+            buf: Vec::new(),
+            reader: HeadReader::new(limits),
+            refuse,
+            pipeline_wait: false,
+            body_owed: false,
+        }))
+    }
+
+    /// The stage of an outbound connection: connecting.
+    pub(crate) fn connecting(
+        handshake: ClientHandshake,
+        protocols: Vec<String>,
+        l: &Limits,
+    ) -> Self {
+        Self::Connecting(Box::new(Client {
+            handshake,
+            protocols,
+            buf: Vec::new(),
+            reader: HeadReader::new(l),
+        }))
+    }
+
+    /// Where bytes read in this stage are gathered (`None`: the stage reads none, or frames).
+    pub(crate) fn input(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Self::Head(h) => Some(&mut h.buf),
+            Self::Body(b) => Some(&mut b.buf),
+            Self::Deferred(d) => Some(&mut d.early),
+            Self::Response(c) => Some(&mut c.buf),
+            Self::Http { .. } | Self::Ws(_) | Self::Stream | Self::Connecting(_) => None,
+        }
+    }
+
+    /// Gives what the stage leased back to the pool (it is left without storage).
+    pub(crate) fn release(&mut self, pool: &mut Pool) {
+        match self {
+            Self::Head(h) => pool.give(std::mem::take(&mut h.buf)),
+            Self::Body(b) => {
+                pool.give(std::mem::take(&mut b.buf));
+                pool.give(std::mem::take(&mut b.decoded));
+            }
+            Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
+            Self::Ws(w) => pool.give(std::mem::take(&mut w.msg)),
+            Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
+            Self::Http { .. } | Self::Stream => {}
+        }
+    }
+
+    pub(crate) fn is_ws(&self) -> bool {
+        matches!(self, Self::Ws(_))
+    }
+
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(self, Self::Stream)
+    }
+
+    /// An answer's body of a given length is still being written by the handler.
+    pub(crate) fn body_owed(&self) -> bool {
+        match self {
+            Self::Head(h) => h.body_owed,
+            Self::Http { body_owed } => *body_owed,
+            _ => false,
+        }
+    }
+
+    /// Pipelined requests wait for the answers queued before them to drain.
+    pub(crate) fn pipeline_wait(&self) -> bool {
+        matches!(self, Self::Head(h) if h.pipeline_wait)
+    }
+
+    /// Sets (or clears) the wait of pipelined requests; only a head being read has one.
+    pub(crate) fn set_pipeline_wait(&mut self, on: bool) {
+        if let Self::Head(h) = self {
+            h.pipeline_wait = on;
+        }
+    }
+
+    /// The open WebSocket's state, if the connection is one.
+    pub(crate) fn ws(&mut self) -> Option<&mut Ws> {
+        match self {
+            Self::Ws(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+impl ConnState {
+    /// Head -> Body: a request head announced a body.
+    pub(crate) fn begin_body(&mut self, body: Body) {
+        *self = ConnState::Body(Box::new(body));
+    }
+
+    /// Body -> Head: the body is whole; the next request's head is awaited. Returns the body.
+    pub(crate) fn end_body(&mut self, limits: &Limits) -> Option<Box<Body>> {
+        match std::mem::replace(self, ConnState::head(limits, None)) {
+            ConnState::Body(b) => Some(b),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Head -> Deferred: the handler will decide on the upgrade later.
+    pub(crate) fn defer(&mut self, key: &[u8], pool: &mut Pool) {
+        self.release(pool);
+        let key = String::from_utf8_lossy(key).into();
+        *self = ConnState::Deferred(Box::new(Deferred { key, early: Vec::new() }));
+    }
+
+    /// Head, Deferred or Response -> Ws: the WebSocket opens. Returns what the client sent
+    /// after a deferred upgrade's head (frames to read now).
+    pub(crate) fn open_ws(&mut self, pool: &mut Pool) -> Vec<u8> {
+        let early = match self {
+            ConnState::Deferred(d) => std::mem::take(&mut d.early),
+            _ => Vec::new(),
+        };
+        self.release(pool);
+        *self = ConnState::Ws(Ws::default());
+        early
+    }
+
+    /// Any stage -> Http: an answer (or a refusal) is queued, and the connection closes after
+    /// it. What the stage held is given back.
+    pub(crate) fn answered(&mut self, pool: &mut Pool) {
+        self.release(pool);
+        *self = ConnState::Http { body_owed: false };
+    }
+
+    /// Connecting -> Response: the TCP connect finished; the 101 is awaited.
+    pub(crate) fn connected(&mut self) {
+        if let ConnState::Connecting(c) = std::mem::replace(self, ConnState::Stream) {
+            *self = ConnState::Response(c);
+        }
+    }
+
+    /// Response -> the client's handshake state, for checking the response (the connection
+    /// is opened with [`ConnState::open_ws`] or removed next).
+    pub(crate) fn client(&mut self) -> Option<&mut Client> {
+        match self {
+            ConnState::Response(c) | ConnState::Connecting(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Head -> Stream while the handler answers a request: what it writes meanwhile (the
+    /// first events of a streamed response) is taken. Returns the stage to give to
+    /// [`ConnState::end_serve`].
+    pub(crate) fn begin_serve(&mut self) -> ConnState {
+        std::mem::replace(self, ConnState::Stream)
+    }
+
+    /// Whether the handler finished the streamed response while it answered
+    /// (`Context::finish_stream`).
+    pub(crate) fn served_whole(&self) -> bool {
+        matches!(self, ConnState::Http { .. })
+    }
+
+    /// The handler answered: Stream -> Head (kept alive, `After::KeepAlive`/`Sized`), Stream
+    /// (a streamed response), or Http (closing after the answer). `finished`: the handler
+    /// wrote the streamed body whole already ([`ConnState::served_whole`]); `ended`: it ended it
+    /// short; `sized`: the response gave the body's length.
+    pub(crate) fn end_serve(
+        &mut self,
+        stashed: ConnState,
+        after: After,
+        sized: bool,
+        finished: bool,
+        ended: bool,
+    ) {
+        let owed = !finished && !ended;
+        *self = match (after, stashed) {
+            (After::Stream, _) if finished || sized => ConnState::Http { body_owed: sized && owed },
+            (After::Stream, _) => ConnState::Stream,
+            (After::KeepAlive | After::Sized, ConnState::Head(mut h)) => {
+                h.reader.reset();
+                h.body_owed = after == After::Sized && owed;
+                ConnState::Head(h)
+            }
+            (After::Close | After::KeepAlive | After::Sized, _) => {
+                ConnState::Http { body_owed: false }
+            }
+        };
+    }
+
+    /// Ends a body owed, or a streamed response: Stream -> Http (closing once written), or the
+    /// body owed is no longer. Returns whether there was one.
+    pub(crate) fn finish_stream(&mut self) -> bool {
+        match self {
+            ConnState::Head(h) if h.body_owed => h.body_owed = false,
+            ConnState::Http { body_owed } if *body_owed => *body_owed = false,
+            ConnState::Stream => *self = ConnState::Http { body_owed: false },
+            _ => return false,
+        }
+        true
+    }
+
+    /// A kept-alive body cut short: no request after it is answered.
+    pub(crate) fn drop_body_owed(&mut self) {
+        match self {
+            ConnState::Head(h) => {
+                h.body_owed = false;
+                h.pipeline_wait = false;
+            }
+            ConnState::Http { body_owed } => *body_owed = false,
+            _ => {}
+        }
+    }
+}
