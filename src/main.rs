@@ -48,19 +48,29 @@ fn main() -> ExitCode {
 
 fn serve(opts: Options) -> ExitCode {
     log::init(opts.log_level, opts.log_format);
-    let mut listen = Vec::new();
-    for addr in &opts.listen {
-        // Names are resolved here, once, before the loop starts: the loop never blocks on DNS.
-        match addr.to_socket_addrs() {
-            Ok(addrs) => listen.extend(addrs),
-            Err(e) => {
-                eprintln!("weir: --listen {addr}: {e}");
-                return ExitCode::from(2);
+    let (mut listen, mut listen_tls) = (Vec::new(), Vec::new());
+    for (flag, addrs, out) in [
+        ("--listen", &opts.listen, &mut listen),
+        ("--listen-tls", &opts.listen_tls, &mut listen_tls),
+    ] {
+        for addr in addrs {
+            // Names are resolved here, once, before the loop starts: the loop never blocks on DNS.
+            match addr.to_socket_addrs() {
+                Ok(addrs) => out.extend(addrs),
+                Err(e) => {
+                    eprintln!("weir: {flag} {addr}: {e}");
+                    return ExitCode::from(2);
+                }
             }
         }
     }
     let config = Config {
         listen,
+        listen_tls,
+        tls_cert: opts.tls_cert.clone().map(Into::into),
+        tls_key: opts.tls_key.clone().map(Into::into),
+        tls_ca: opts.tls_ca.clone().map(Into::into),
+        tls_insecure: opts.insecure,
         max_connections: opts.max_connections,
         max_connections_per_ip: opts.max_connections_per_ip,
         queue_cap: usize::try_from(opts.queue_cap).unwrap_or(usize::MAX),
@@ -162,7 +172,12 @@ fn serve(opts: Options) -> ExitCode {
                     weir::info!(
                         "route",
                         path = r.prefix,
-                        upstream = format!("ws://{}{}", r.upstream.authority(), r.upstream.target)
+                        upstream = format!(
+                            "{}://{}{}",
+                            if r.upstream.tls { "wss" } else { "ws" },
+                            r.upstream.authority(),
+                            r.upstream.target
+                        )
                     );
                 }
                 app = app.with_proxy(p);

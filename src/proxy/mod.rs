@@ -156,7 +156,12 @@ impl Proxy {
             headers: headers::forward(req.headers, peer, req.host),
             timeout: Some(self.timeout),
         };
-        match ctx.connect(request) {
+        let connected = if r.upstream.tls {
+            ctx.connect_tls(request, &r.upstream.host)
+        } else {
+            ctx.connect(request)
+        };
+        match connected {
             Ok(up) => {
                 self.links.insert(up, Link { other: client, side: Side::Upstream, route });
                 self.links.insert(client, Link { other: up, side: Side::Client, route });

@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{HeadReader, Limits};
 use crate::proto::{Config as WsConfig, Connection, Role};
 use crate::server::outq::OutQueue;
 use crate::server::timer::TimerId;
+use crate::server::transport::Transport;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +52,7 @@ pub(crate) struct ClientState {
 
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) socket: TcpStream,
+    pub(crate) socket: Transport,
     pub(crate) peer: SocketAddr,
     pub(crate) ws: Connection,
     pub(crate) phase: Phase,
@@ -135,7 +134,7 @@ impl Conn {
     }
 
     pub(crate) fn new(
-        socket: TcpStream,
+        socket: Transport,
         peer: SocketAddr,
         role: Role,
         ws: WsConfig,

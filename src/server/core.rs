@@ -61,6 +61,8 @@ pub struct Core {
     /// The compressor shared by every connection with permessage-deflate and no context
     /// takeover (`compress.rs`), made at first use.
     pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
+    /// The TLS listeners' certificate and the dialer of outbound `wss://` connections.
+    pub(crate) tls: crate::server::transport::TlsContext,
 }
 
 impl Core {
@@ -420,6 +422,7 @@ impl Core {
     pub(crate) fn connect(
         &mut self,
         req: crate::server::handler::ConnectRequest,
+        tls: Option<&str>,
     ) -> io::Result<Key> {
         if self.random.is_none() {
             self.random = Some(Random::new()?);
@@ -436,6 +439,10 @@ impl Core {
             handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
         });
         let socket = TcpStream::connect(req.addr)?;
+        let socket = match tls {
+            Some(name) => self.tls.dial(socket, name)?,
+            None => crate::server::transport::Transport::Plain(socket),
+        };
         let mut ws = self.config.ws;
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
         let mut conn = Conn::new(socket, req.addr, Role::Client, ws, &self.config.http, self.now);

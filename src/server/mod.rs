@@ -24,6 +24,9 @@ pub mod signal;
 pub mod slab;
 pub mod stats;
 pub mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod transport;
 pub mod url;
 pub mod words;
 

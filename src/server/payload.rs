@@ -25,7 +25,9 @@ const MIN_DIRECT: usize = 64 << 10;
 /// How many bytes to read straight into `conn`'s message, or 0 to read as usual.
 pub(super) fn direct_len(conn: &Conn) -> usize {
     // A compressed message is inflated piece by piece (`on_frames`), never read in place.
-    if conn.phase != Phase::Ws || conn.streaming || conn.ws.is_compressed() {
+    // TLS: the record layer decrypts into the loop's buffer.
+    if conn.phase != Phase::Ws || conn.streaming || conn.ws.is_compressed() || conn.socket.is_tls()
+    {
         return 0;
     }
     let owed = usize::try_from(conn.ws.payload_remaining()).unwrap_or(usize::MAX);
@@ -41,7 +43,9 @@ impl<H: Handler> Server<H> {
             return false;
         };
         let start = conn.msg.len();
-        match read_into_spare(&conn.socket, &mut conn.msg, want) {
+        // Only plain sockets are read in place (`direct_len`).
+        let Some(socket) = conn.socket.plain() else { return false };
+        match read_into_spare(socket, &mut conn.msg, want) {
             Ok(0) => {
                 conn.eof = true;
                 false

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod node;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use weir::app::App;
 use weir::server::{Config, Server};
