@@ -37,9 +37,14 @@ const OTHER_ROOTS: [&str; 3] =
 /// The one crypto provider (ring: it builds with a C compiler alone; docs/operations.md).
 /// rustls marks ring's provider deprecated because it has no post-quantum key exchange
 /// (X25519MLKEM768); the choice and its cost are in docs/operations.md.
+/// Key exchange X25519 first (ring's own order starts with P-384, several times the cost, and
+/// a client sends its share for the first group).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(p)
 }
 
 /// The answer to a plain HTTP request sent to a TLS listener (as nginx does, but without its
