@@ -156,6 +156,25 @@ mod with_tls {
         assert!(found.is_some(), "no {what:?} in the log:\n{}", bin.log());
     }
 
+    #[test]
+    fn a_tls_client_that_never_reads_is_cut_as_a_slow_reader() {
+        let certs = Certs::new();
+        let srv = TlsBinary::start(&certs, &["--queue-cap", "256KiB"]);
+        let ca = certs.ca();
+        let mut ws = tls::ws(srv.tls, &ca, "/echo");
+        ws.get_mut().sock.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        // 64 KiB messages echoed to a client that reads none of them: what TLS takes from the
+        // queue waits in the socket, then the queue passes --queue-cap.
+        let msg = Message::binary(vec![7u8; 64 << 10]);
+        for _ in 0..400 {
+            if ws.send(msg.clone()).is_err() {
+                break;
+            }
+        }
+        logged(&srv.bin, "slow reader");
+        tls::canary(srv.tls, &ca);
+    }
+
     fn sighup(pid: u32) {
         let st = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
         assert!(st.success());
