@@ -241,6 +241,8 @@ pub struct Binary {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Says when the log reader has read stderr to its end.
+    log_done: mpsc::Receiver<()>,
 }
 
 impl Binary {
@@ -259,6 +261,7 @@ impl Binary {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
+        let (done, log_done) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -270,6 +273,7 @@ impl Binary {
                 l.push_str(&line);
                 l.push('\n');
             }
+            let _ = done.send(());
         });
         let addr = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(a)) => a,
@@ -279,7 +283,7 @@ impl Binary {
                 panic!("no listening address ({other:?}); log:\n{}", log.lock().unwrap());
             }
         };
-        Self { child, addr, log }
+        Self { child, addr, log, log_done }
     }
 
     pub fn pid(&self) -> u32 {
@@ -293,9 +297,13 @@ impl Binary {
     }
 
     /// Waits at most `within` for the process to exit.
+    /// Once it has exited, what it logged is all read (at most 2 s more), so [`Binary::log`]
+    /// holds its last lines.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        eventually(within, || self.child.try_wait().unwrap())
-            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()))
+        let status = eventually(within, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()));
+        let _ = self.log_done.recv_timeout(Duration::from_secs(2));
+        status
     }
 
     /// What it has logged so far.
