@@ -3,11 +3,12 @@
 //! SIGHUP) and the roots outbound `wss://` connections are verified against ([`Dialer`]).
 //!
 //! The loop reads and writes a `TlsStream` through the connection's transport (`transport.rs`)
-//! as it would a socket. This uses rustls's buffered `Connection`, which keeps its own record
-//! buffers: its read buffer stays at 4 KiB or more while the connection is open, so an idle TLS
-//! connection costs about 7.8 KB against 0.6 KB for a plain one (docs/operations.md, "TLS").
-//! rustls's `unbuffered` API, with buffers leased from the runtime's pool only while data is
-//! held, would cut that; it is not done yet.
+//! as it would a socket. It is built on rustls's `unbuffered` API: the session keeps its state
+//! only, and the records in flight live in buffers of the stream that exist only while they
+//! hold bytes, so an idle TLS connection costs about 4.2 KB against 0.6 KB for a plain one
+//! (rustls's buffered `Connection` kept a read buffer of 4 KiB or more: 7.8 KB;
+//! docs/operations.md, "TLS"). The buffers come from the allocator, not the runtime's pool,
+//! which the transport does not reach.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -54,15 +55,183 @@ fn provider() -> Arc<CryptoProvider> {
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
 Content-Length: 46\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss://.\n";
 
-/// A TLS session over a TCP socket.
+/// A TLS session over a TCP socket, on rustls's unbuffered API: the session holds its state
+/// only; the records in flight are in buffers of this stream that exist only while they hold
+/// bytes (a partial record read, records not yet written, plaintext decrypted past the reader's
+/// room or written before the handshake ended), so an idle connection holds none.
 pub(crate) struct TlsStream {
     pub(crate) tcp: TcpStream,
-    session: rustls::Connection,
+    session: Session,
     peer: SocketAddr,
     /// Whether the first byte from the peer was looked at (a server's plain HTTP check).
     checked: bool,
     /// Why the session failed (logged once, kept for `on_connect_failed`).
     failure: Option<Box<str>>,
+    /// Ciphertext read and not yet processed.
+    incoming: Vec<u8>,
+    /// Ciphertext to write, from `sent` on.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// Plaintext decrypted that the reader had no room for, from `plain_pos` on.
+    plain_in: Vec<u8>,
+    plain_pos: usize,
+    /// Plaintext written before the handshake allowed it (a client's upgrade request).
+    plain_out: Vec<u8>,
+    /// The peer's close_notify came, or TCP EOF.
+    ended: bool,
+    /// This side's close_notify is queued.
+    notified: bool,
+}
+
+enum Session {
+    Server(rustls::server::UnbufferedServerConnection),
+    Client(rustls::client::UnbufferedClientConnection),
+}
+
+/// Ciphertext read from the socket at a time: one whole record (RFC 8446 §5.2).
+const READ_CHUNK: usize = (16 << 10) + 256 + 5;
+/// Most plaintext held for the handshake to end (a client's request head).
+const EARLY_MAX: usize = 64 << 10;
+/// Most ciphertext held unprocessed: rustls takes a handshake message of up to 64 KiB, records
+/// of up to 16 KiB + 2 KiB (RFC 8446 §5.2); past this the peer is sending what it cannot use.
+const INCOMING_MAX: usize = 80 << 10;
+
+/// What one pass of the session over the ciphertext held came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Something was done: pass again.
+    Progress,
+    /// More ciphertext is needed (the handshake waits for the peer).
+    NeedInput,
+    /// Application data may be written (and more ciphertext read).
+    Open,
+    /// The peer closed (close_notify), or the session did.
+    Closed,
+}
+
+/// The buffers a pass works on, apart from the session and its input.
+struct Io<'a> {
+    outgoing: &'a mut Vec<u8>,
+    out: &'a mut [u8],
+    filled: &'a mut usize,
+    plain_in: &'a mut Vec<u8>,
+    plain_out: &'a mut Vec<u8>,
+    send: &'a [u8],
+    encrypted: &'a mut usize,
+    close_notify: bool,
+    notified: &'a mut bool,
+}
+
+fn tls_error(e: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Appends what `f` writes into a slice, growing the room to what it says it needs.
+fn append(
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> io::Result<()> {
+    let start = buf.len();
+    let mut room = 1024;
+    loop {
+        buf.resize(start + room, 0);
+        match f(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(needed)) if needed > room => room = needed,
+            Err(_) => {
+                buf.truncate(start);
+                return Err(tls_error("a TLS record could not be encoded"));
+            }
+        }
+    }
+}
+
+fn encrypt<Data>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
+    data: &[u8],
+    outgoing: &mut Vec<u8>,
+) -> io::Result<()> {
+    append(outgoing, |out| {
+        w.encrypt(data, out).map_err(|e| match e {
+            rustls::unbuffered::EncryptError::InsufficientSize(s) => Some(s.required_size),
+            _ => None,
+        })
+    })
+}
+
+/// Acts on one state of the session (RFC 8446's flow, as rustls reports it); returns the
+/// ciphertext consumed and what came of it.
+fn act<Data>(
+    status: rustls::unbuffered::UnbufferedStatus<'_, '_, Data>,
+    io: &mut Io<'_>,
+) -> io::Result<(usize, Step)> {
+    use rustls::unbuffered::{AppDataRecord, ConnectionState, EncodeError};
+    let mut discard = status.discard;
+    let state = status.state.map_err(tls_error)?;
+    let step = match state {
+        ConnectionState::ReadTraffic(mut r) => {
+            while let Some(record) = r.next_record() {
+                let AppDataRecord { discard: d, payload } = record.map_err(tls_error)?;
+                discard += d;
+                let k = payload.len().min(io.out.len() - *io.filled);
+                io.out[*io.filled..*io.filled + k].copy_from_slice(&payload[..k]);
+                *io.filled += k;
+                io.plain_in.extend_from_slice(&payload[k..]);
+            }
+            Step::Progress
+        }
+        // Not reached: no 0-RTT is configured (max_early_data_size is 0).
+        ConnectionState::ReadEarlyData(_) => return Err(tls_error("unexpected early data")),
+        ConnectionState::EncodeTlsData(mut e) => {
+            append(io.outgoing, |out| {
+                e.encode(out).map_err(|e| match e {
+                    EncodeError::InsufficientSize(s) => Some(s.required_size),
+                    _ => None,
+                })
+            })?;
+            Step::Progress
+        }
+        ConnectionState::TransmitTlsData(mut t) => {
+            // What the caller owns is as good as sent: the stream writes it as the socket takes it.
+            if !io.plain_out.is_empty() {
+                if let Some(mut w) = t.may_encrypt_app_data() {
+                    encrypt(&mut w, io.plain_out, io.outgoing)?;
+                    *io.plain_out = Vec::new();
+                }
+            }
+            t.done();
+            Step::Progress
+        }
+        ConnectionState::BlockedHandshake => Step::NeedInput,
+        ConnectionState::WriteTraffic(mut w) => {
+            if !io.plain_out.is_empty() {
+                encrypt(&mut w, io.plain_out, io.outgoing)?;
+                *io.plain_out = Vec::new();
+            }
+            if !io.send.is_empty() && *io.encrypted == 0 {
+                encrypt(&mut w, io.send, io.outgoing)?;
+                *io.encrypted = io.send.len();
+            }
+            if io.close_notify && !*io.notified {
+                append(io.outgoing, |out| {
+                    w.queue_close_notify(out).map_err(|e| match e {
+                        rustls::unbuffered::EncryptError::InsufficientSize(s) => {
+                            Some(s.required_size)
+                        }
+                        _ => None,
+                    })
+                })?;
+                *io.notified = true;
+            }
+            Step::Open
+        }
+        ConnectionState::PeerClosed | ConnectionState::Closed => Step::Closed,
+        _ => Step::NeedInput,
+    };
+    Ok((discard, step))
 }
 
 impl fmt::Debug for TlsStream {
@@ -72,14 +241,28 @@ impl fmt::Debug for TlsStream {
 }
 
 impl TlsStream {
-    fn new(tcp: TcpStream, session: rustls::Connection) -> Self {
+    fn new(tcp: TcpStream, session: Session) -> Self {
         let peer = tcp.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let checked = matches!(session, rustls::Connection::Client(_));
-        Self { tcp, session, peer, checked, failure: None }
+        let checked = matches!(session, Session::Client(_));
+        Self {
+            tcp,
+            session,
+            peer,
+            checked,
+            failure: None,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            plain_in: Vec::new(),
+            plain_pos: 0,
+            plain_out: Vec::new(),
+            ended: false,
+            notified: false,
+        }
     }
 
     pub(crate) fn wants_write(&self) -> bool {
-        self.failure.is_none() && self.session.wants_write()
+        self.failure.is_none() && self.sent < self.outgoing.len()
     }
 
     pub(crate) fn failure(&self) -> Option<&str> {
@@ -90,17 +273,74 @@ impl TlsStream {
         info!("tls failed", peer = self.peer, error = why);
         let e = io::Error::new(io::ErrorKind::InvalidData, why.clone());
         self.failure = Some(why.into_boxed_str());
+        self.outgoing = Vec::new();
+        self.sent = 0;
         e
+    }
+
+    /// One pass of the session over the ciphertext held: plaintext into `out` (past `filled`),
+    /// `send` encrypted if the session is open (`encrypted` set to its length), and, with
+    /// `close_notify`, the alert queued.
+    fn pass(
+        &mut self,
+        out: &mut [u8],
+        filled: &mut usize,
+        send: &[u8],
+        encrypted: &mut usize,
+        close_notify: bool,
+    ) -> io::Result<Step> {
+        let mut io = Io {
+            outgoing: &mut self.outgoing,
+            out,
+            filled,
+            plain_in: &mut self.plain_in,
+            plain_out: &mut self.plain_out,
+            send,
+            encrypted,
+            close_notify,
+            notified: &mut self.notified,
+        };
+        let result = match &mut self.session {
+            Session::Server(s) => act(s.process_tls_records(&mut self.incoming), &mut io),
+            Session::Client(c) => act(c.process_tls_records(&mut self.incoming), &mut io),
+        };
+        let (discard, step) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // The alert rustls encoded for the peer (if any) goes out, if the socket takes it.
+                let _ = self.flush_tls();
+                return Err(self.fail(e.to_string()));
+            }
+        };
+        if discard > 0 {
+            self.incoming.drain(..discard);
+        }
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        Ok(step)
     }
 
     /// Writes encrypted records until none wait: `Err(WouldBlock)` if the socket is full.
     fn flush_tls(&mut self) -> io::Result<()> {
-        while self.wants_write() {
-            if self.session.write_tls(&mut self.tcp)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+        while self.sent < self.outgoing.len() {
+            match self.tcp.write(&self.outgoing[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
+        self.outgoing = Vec::new();
+        self.sent = 0;
         Ok(())
+    }
+
+    fn flush_quietly(&mut self) -> io::Result<()> {
+        match self.flush_tls() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn flushed(&mut self) -> bool {
@@ -126,36 +366,57 @@ impl TlsStream {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let mut filled = 0;
-        while filled < buf.len() {
-            match self.session.reader().read(&mut buf[filled..]) {
-                // The peer's close_notify: nothing follows.
-                Ok(0) => return Ok(filled),
-                Ok(n) => {
-                    filled += n;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // EOF without close_notify, reported below by read_tls returning 0.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
-                Err(e) => return Err(e),
+        if self.plain_pos < self.plain_in.len() {
+            let k = (self.plain_in.len() - self.plain_pos).min(buf.len());
+            buf[..k].copy_from_slice(&self.plain_in[self.plain_pos..self.plain_pos + k]);
+            self.plain_pos += k;
+            filled = k;
+            if self.plain_pos == self.plain_in.len() {
+                self.plain_in = Vec::new();
+                self.plain_pos = 0;
             }
-            match self.session.read_tls(&mut self.tcp) {
-                Ok(0) => return Ok(filled),
-                Ok(_) => {
-                    if let Err(e) = self.session.process_new_packets() {
-                        // The alert rustls queued for the peer goes out, if the socket takes it.
-                        let _ = self.session.write_tls(&mut self.tcp);
-                        return Err(self.fail(e.to_string()));
-                    }
-                    // Handshake messages and key updates rustls owes the peer.
-                    match self.flush_tls() {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
-                    }
+        }
+        while filled < buf.len() {
+            let step = self.pass(buf, &mut filled, &[], &mut 0, false)?;
+            // Handshake messages and key updates the session owes the peer.
+            self.flush_quietly()?;
+            if !self.plain_in.is_empty() {
+                // The reader's room is used up; the rest is served first next time.
+                return Ok(filled);
+            }
+            match step {
+                Step::Progress => continue,
+                Step::Closed => {
+                    self.ended = true;
+                    return Ok(filled);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok(filled),
-                Err(e) => return Err(e),
+                Step::NeedInput | Step::Open if self.ended => return Ok(filled),
+                Step::NeedInput | Step::Open => {}
+            }
+            let start = self.incoming.len();
+            if start > INCOMING_MAX {
+                return Err(
+                    self.fail(format!("over {INCOMING_MAX} bytes of TLS records unprocessed"))
+                );
+            }
+            self.incoming.resize(start + READ_CHUNK, 0);
+            match self.tcp.read(&mut self.incoming[start..]) {
+                Ok(0) => {
+                    self.incoming.truncate(start);
+                    self.ended = true;
+                    return Ok(filled);
+                }
+                Ok(n) => self.incoming.truncate(start + n),
+                Err(e) => {
+                    self.incoming.truncate(start);
+                    if self.incoming.is_empty() {
+                        self.incoming = Vec::new();
+                    }
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock if filled > 0 => Ok(filled),
+                        _ => Err(e),
+                    };
+                }
             }
         }
         Ok(filled)
@@ -192,41 +453,71 @@ impl TlsStream {
     }
 
     /// Encrypts up to [`WRITE_CHUNK`] of `bufs` once what was encrypted before is written.
+    /// Before the handshake lets application data go, up to 64 KiB is held for it.
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if let Some(why) = &self.failure {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.to_string()));
         }
         self.flush_tls()?;
-        let mut taken = 0;
-        let mut n = 0;
-        for b in bufs {
-            if taken >= WRITE_CHUNK {
-                break;
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        let gathered: Vec<u8>;
+        let data: &[u8] = if first.len() >= WRITE_CHUNK || bufs.len() == 1 {
+            &first[..first.len().min(WRITE_CHUNK)]
+        } else {
+            // Small pieces (a frame header and its payload) go in one record.
+            let mut g = Vec::with_capacity(WRITE_CHUNK.min(bufs.iter().map(|b| b.len()).sum()));
+            for b in bufs {
+                let k = b.len().min(WRITE_CHUNK - g.len());
+                g.extend_from_slice(&b[..k]);
+                if g.len() == WRITE_CHUNK {
+                    break;
+                }
             }
-            let piece = &b[..b.len().min(WRITE_CHUNK - taken)];
-            let k = self.session.writer().write(piece)?;
-            taken += piece.len();
-            n += k;
-            if k < piece.len() {
-                break;
+            gathered = g;
+            &gathered
+        };
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut encrypted = 0;
+        loop {
+            let mut none = 0;
+            match self.pass(&mut [], &mut none, data, &mut encrypted, false)? {
+                Step::Progress => continue,
+                Step::Open => break,
+                Step::NeedInput => {
+                    if self.plain_out.len() + data.len() <= EARLY_MAX {
+                        self.plain_out.extend_from_slice(data);
+                        encrypted = data.len();
+                    }
+                    break;
+                }
+                Step::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
             }
         }
-        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
-            // The session takes no more until its handshake is done.
-            return Err(io::ErrorKind::WouldBlock.into());
+        self.flush_quietly()?;
+        if encrypted == 0 { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(encrypted) }
+    }
+
+    /// Queues this side's close_notify (RFC 8446 §6.1) if the session is open, and writes what
+    /// the socket takes now.
+    fn close_notify(&mut self) {
+        if self.failure.is_some() || self.notified {
+            return;
         }
-        match self.flush_tls() {
-            Ok(()) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
-            Err(e) => Err(e),
+        for _ in 0..8 {
+            let mut none = 0;
+            match self.pass(&mut [], &mut none, &[], &mut 0, true) {
+                Ok(Step::Progress) => continue,
+                _ => break,
+            }
         }
+        let _ = self.flush_tls();
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
-        if how != Shutdown::Read && self.failure.is_none() {
-            // RFC 8446 §6.1: close_notify before closing the write side.
-            self.session.send_close_notify();
-            let _ = self.flush_tls();
+        if how != Shutdown::Read {
+            self.close_notify();
         }
         self.tcp.shutdown(how)
     }
@@ -234,12 +525,9 @@ impl TlsStream {
 
 impl Drop for TlsStream {
     /// A connection the loop lets go of ends with a close_notify (RFC 8446 §6.1), written if
-    /// the socket takes it now (a shutdown may have sent it already: rustls sends one only).
+    /// the socket takes it now (a shutdown may have sent it already: it is sent once).
     fn drop(&mut self) {
-        if self.failure.is_none() && !self.session.is_handshaking() {
-            self.session.send_close_notify();
-            let _ = self.session.write_tls(&mut self.tcp);
-        }
+        self.close_notify();
     }
 }
 
@@ -306,10 +594,14 @@ impl Dialer {
     ///
     /// # Errors
     /// `name` is neither.
-    pub fn session(&self, name: &str) -> Result<rustls::ClientConnection, String> {
+    pub fn session(
+        &self,
+        name: &str,
+    ) -> Result<rustls::client::UnbufferedClientConnection, String> {
         let name = ServerName::try_from(name.to_string())
             .map_err(|_| format!("{name}: not a DNS name or an IP address"))?;
-        rustls::ClientConnection::new(Arc::clone(&self.config), name).map_err(|e| e.to_string())
+        rustls::client::UnbufferedClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -439,9 +731,9 @@ impl TlsContext {
     pub(crate) fn accept(&self, tcp: TcpStream, tls: bool) -> io::Result<Transport> {
         match (&self.server, tls) {
             (Some(config), true) => {
-                let session = rustls::ServerConnection::new(Arc::clone(config))
+                let session = rustls::server::UnbufferedServerConnection::new(Arc::clone(config))
                     .map_err(|e| io::Error::other(e.to_string()))?;
-                Ok(Transport::Tls(Box::new(TlsStream::new(tcp, session.into()))))
+                Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Server(session)))))
             }
             _ => Ok(Transport::Plain(tcp)),
         }
@@ -455,6 +747,6 @@ impl TlsContext {
         }
         let Some(dialer) = &self.dialer else { return Err(io::ErrorKind::Other.into()) };
         let session = dialer.session(name).map_err(invalid)?;
-        Ok(Transport::Tls(Box::new(TlsStream::new(tcp, session.into()))))
+        Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Client(session)))))
     }
 }
