@@ -48,6 +48,10 @@ CASES="${AUTOBAHN_CASES:-[\"*\"]}"
 EXCLUDE="${AUTOBAHN_EXCLUDE:-[\"12.*\", \"13.*\"]}"
 AGENT="${AUTOBAHN_AGENT:-weir}"
 URL="ws://127.0.0.1:$PORT"
+# AUTOBAHN_TLS_KEY and AUTOBAHN_TLS_CERT (PEM files): the fuzzingserver speaks wss:// with them.
+if [ -n "${AUTOBAHN_TLS_KEY:-}" ] && [ -n "${AUTOBAHN_TLS_CERT:-}" ]; then
+    URL="wss://127.0.0.1:$PORT"
+fi
 
 log() { printf 'client.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -112,9 +116,10 @@ port_open() {
 OUTDIR="$REPORTS/client"
 # Spec, written with Python so the JSON lists from the environment are validated. An empty case
 # selection would make wstest wait forever, so it is refused.
-python3 - "$WORK/spec.json" "$OUTDIR" "$URL" "$CASES" "$EXCLUDE" <<'EOF' || exit 2
+python3 - "$WORK/spec.json" "$OUTDIR" "$URL" "$CASES" "$EXCLUDE" \
+    "${AUTOBAHN_TLS_KEY:-}" "${AUTOBAHN_TLS_CERT:-}" <<'EOF' || exit 2
 import json, sys
-path, outdir, url, cases, exclude = sys.argv[1:]
+path, outdir, url, cases, exclude, key, cert = sys.argv[1:]
 def patterns(name, text):
     try:
         value = json.loads(text)
@@ -130,6 +135,8 @@ spec = {
     "exclude-cases": patterns("AUTOBAHN_EXCLUDE", exclude),
     "exclude-agent-cases": {},
 }
+if key and cert:
+    spec["key"], spec["cert"] = key, cert
 if not spec["cases"]:
     sys.exit("client.sh: error: AUTOBAHN_CASES selects nothing (wstest would hang)")
 with open(path, "w") as f:

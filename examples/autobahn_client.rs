@@ -1,7 +1,9 @@
 //! Drives Autobahn|Testsuite's fuzzingserver with weir's client role: asks for the case count,
 //! runs every case echoing what it receives, then asks for the reports.
 //!
-//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001` (see autobahn/client.sh).
+//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001` (see autobahn/client.sh);
+//! a `wss://` URL needs `--features tls`, and the server's certificate is verified against the
+//! PEM file in `WEIR_TLS_CA` (else the system's roots; autobahn/tls.sh).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -20,6 +22,8 @@ enum Step {
 struct Driver {
     addr: SocketAddr,
     host: String,
+    /// `wss://`: the name the certificate must carry.
+    tls: Option<String>,
     step: Step,
     count: u32,
 }
@@ -39,7 +43,11 @@ impl Driver {
             headers: Vec::new(),
             timeout: None,
         };
-        if let Err(e) = ctx.connect(req) {
+        let connected = match &self.tls {
+            Some(name) => ctx.connect_tls(req, name),
+            None => ctx.connect(req),
+        };
+        if let Err(e) = connected {
             eprintln!("autobahn_client: connect: {e}");
             ctx.stop();
         }
@@ -97,8 +105,10 @@ fn main() -> std::io::Result<()> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("no address"))?;
-    let config = Config { listen: Vec::new(), ..Config::default() };
-    let driver = Driver { addr, host: url.host_header(), step: Step::Count, count: 0 };
+    let tls_ca = std::env::var_os("WEIR_TLS_CA").map(Into::into);
+    let config = Config { listen: Vec::new(), tls_ca, ..Config::default() };
+    let tls = url.tls.then(|| url.host.clone());
+    let driver = Driver { addr, host: url.host_header(), tls, step: Step::Count, count: 0 };
     let mut server = Server::bind(config, driver)?;
     server.run_until_stopped()
 }

@@ -35,6 +35,16 @@ pub enum Command {
 pub struct Options {
     /// Addresses to listen on, as `HOST:PORT` or `[V6]:PORT`; resolved at start-up.
     pub listen: Vec<String>,
+    /// Addresses that speak TLS (HTTPS and WSS), as `listen`.
+    pub listen_tls: Vec<String>,
+    /// The PEM certificate chain of the TLS listeners.
+    pub tls_cert: Option<String>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// PEM roots `wss://` routes are verified against (none: the system's).
+    pub tls_ca: Option<String>,
+    /// `wss://` routes verify no certificate (testing only).
+    pub insecure: bool,
     /// Request paths served by the echo application, each starting with `/`.
     pub echo: Vec<String>,
     /// `--broadcast` paths: what a client sends there goes to the other clients there.
@@ -137,6 +147,11 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             listen: vec![String::from("127.0.0.1:8080")],
+            listen_tls: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            insecure: false,
             echo: vec![String::from("/echo")],
             broadcast: Vec::new(),
             max_connections: 10_000,
@@ -201,6 +216,10 @@ pub struct ClientOptions {
     pub subprotocols: Vec<String>,
     /// The `Origin` header to send, if any.
     pub origin: Option<String>,
+    /// PEM roots a `wss://` server is verified against (none: the system's).
+    pub tls_ca: Option<String>,
+    /// Verify no certificate (testing only).
+    pub insecure: bool,
 }
 
 /// Why the command line (or a `WEIR_*` variable) was refused.
@@ -299,6 +318,8 @@ pub fn parse(
         headers: Vec::new(),
         subprotocols: Vec::new(),
         origin: None,
+        tls_ca: None,
+        insecure: false,
     };
     for (flag, values) in FLAGS.iter().zip(given) {
         if flag.setter.target() != target {
@@ -339,7 +360,8 @@ pub fn parse(
                 return Err(CliError::UnexpectedArgument(arg));
             }
             let defaults = Options::default();
-            if serve.listen.is_empty() {
+            // `--listen-tls` alone: TLS listeners only.
+            if serve.listen.is_empty() && serve.listen_tls.is_empty() {
                 serve.listen = defaults.listen;
             }
             if serve.echo.is_empty() {
@@ -450,7 +472,7 @@ Durations are a whole number with ms, s, m or h, or bare seconds, at most 8760h:
         let indent = if group == Group::Subcommands {
             out.push_str(
                 "  serve       Run the server (the default when no subcommand is given).\n  \
-                 client URL  Connect to URL (ws:// only; wss is not supported). Flags:\n",
+                 client URL  Connect to URL (ws://, or wss:// when built with TLS). Flags:\n",
             );
             "    "
         } else {
@@ -611,6 +633,45 @@ const FLAGS: &[Flag] = &[
         setter: Setter::Serve(|o, v| {
             check_listen(v)?;
             o.listen.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "listen-tls",
+        metavar: Some("HOST:PORT"),
+        repeatable: true,
+        group: Group::Listening,
+        default: "",
+        help: "Address to listen on with TLS (HTTPS and WSS, every app as on --listen); needs \
+               --tls-cert and --tls-key and a weir built with --features tls. Given alone, \
+               there is no plain listener.",
+        setter: Setter::Serve(|o, v| {
+            check_listen(v)?;
+            o.listen_tls.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tls-cert",
+        metavar: Some("PEM"),
+        repeatable: false,
+        group: Group::Listening,
+        default: "",
+        help: "Certificate chain (PEM, leaf first) for --listen-tls; re-read on SIGHUP.",
+        setter: Setter::Serve(|o, v| {
+            o.tls_cert = Some(non_empty(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tls-key",
+        metavar: Some("PEM"),
+        repeatable: false,
+        group: Group::Listening,
+        default: "",
+        help: "Private key (PEM) of --tls-cert; re-read on SIGHUP.",
+        setter: Setter::Serve(|o, v| {
+            o.tls_key = Some(non_empty(v)?);
             Ok(())
         }),
     },
@@ -1096,6 +1157,32 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "tls-ca",
+        metavar: Some("PEM"),
+        repeatable: false,
+        group: Group::Proxy,
+        default: "",
+        help: "Roots (PEM) wss:// upstreams are verified against; default: the system's \
+               (/etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE).",
+        setter: Setter::Serve(|o, v| {
+            o.tls_ca = Some(non_empty(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "insecure",
+        metavar: None,
+        repeatable: false,
+        group: Group::Proxy,
+        default: "",
+        help: "Verify no wss:// upstream's certificate. For testing only: anyone on the path \
+               can read and change the traffic.",
+        setter: Setter::Serve(|o, v| {
+            o.insecure = parse_bool(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
         name: "upstream-timeout",
         metavar: Some("DURATION"),
         repeatable: false,
@@ -1295,7 +1382,36 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "tls-ca",
+        metavar: Some("PEM"),
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "",
+        help: "Roots (PEM) a wss:// server is verified against; default: the system's.",
+        setter: Setter::Client(|o, v| {
+            o.tls_ca = Some(non_empty(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "insecure",
+        metavar: None,
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "",
+        help: "Verify no certificate (testing only; says so on stderr).",
+        setter: Setter::Client(|o, v| {
+            o.insecure = parse_bool(v)?;
+            Ok(())
+        }),
+    },
 ];
+
+/// A file name or other value that may not be empty.
+fn non_empty(v: &str) -> Result<String, String> {
+    if v.is_empty() { Err(String::from("must not be empty")) } else { Ok(v.to_string()) }
+}
 
 /// Whether a command-line word is a flag rather than a value (so `--listen --echo /x` reports
 /// the missing value instead of taking `--echo` as an address).
@@ -1433,14 +1549,16 @@ fn check_path(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `ws://HOST...`; wss needs TLS, which weir does not have.
+/// `ws://HOST...`, or `wss://HOST...` when built with the `tls` feature.
 fn check_url(v: &str) -> Result<(), String> {
     let scheme_end = v.find("://").ok_or("expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo")?;
     let scheme = &v[..scheme_end];
-    if scheme.eq_ignore_ascii_case("wss") {
-        return Err(String::from("wss is not supported (weir has no TLS); use ws://"));
+    if scheme.eq_ignore_ascii_case("wss") && !cfg!(feature = "tls") {
+        return Err(String::from(
+            "wss:// needs a weir built with TLS (cargo build --features tls)",
+        ));
     }
-    if !scheme.eq_ignore_ascii_case("ws") {
+    if !scheme.eq_ignore_ascii_case("ws") && !scheme.eq_ignore_ascii_case("wss") {
         return Err(String::from("expected a ws:// URL, e.g. ws://127.0.0.1:8080/echo"));
     }
     let rest = &v[scheme_end + 3..];
@@ -1582,6 +1700,11 @@ mod tests {
         // flag and as its variable, and check the result differs from the defaults.
         let samples: &[(&str, &str)] = &[
             ("listen", "[::1]:9000"),
+            ("listen-tls", "[::1]:9443"),
+            ("tls-cert", "/etc/weir/cert.pem"),
+            ("tls-key", "/etc/weir/key.pem"),
+            ("tls-ca", "/etc/weir/ca.pem"),
+            ("insecure", "true"),
             ("echo", "/other"),
             ("broadcast", "/room=all"),
             ("max-connections", "5"),
@@ -1658,12 +1781,18 @@ mod tests {
              --exec=/run=cat --exec-binary --pass-stderr --kill-grace 2s --max-processes 3 \
              --agent=c=sh --agent-restart never --agent-log-lines 10 \
              --compression shared --compression-min-size 0 \
-             --log-level DEBUG --log-format json",
+             --log-level DEBUG --log-format json --listen-tls 0.0.0.0:443 --tls-cert c.pem \
+             --tls-key k.pem --tls-ca ca.pem --insecure",
         );
         assert_eq!(
             o,
             Options {
                 listen: vec!["0.0.0.0:80".into(), "[::]:8443".into()],
+                listen_tls: vec!["0.0.0.0:443".into()],
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                tls_ca: Some("ca.pem".into()),
+                insecure: true,
                 echo: vec!["/a".into(), "/b/c".into()],
                 broadcast: vec![
                     crate::broadcast::BroadcastPath { path: "/r".into(), to_sender: false },
@@ -2058,6 +2187,8 @@ mod tests {
                 headers: Vec::new(),
                 subprotocols: Vec::new(),
                 origin: None,
+                tls_ca: None,
+                insecure: false,
             }
         );
     }
@@ -2076,6 +2207,9 @@ mod tests {
             "--subprotocol=v2.chat",
             "--origin",
             "http://o.example",
+            "--tls-ca",
+            "ca.pem",
+            "--insecure",
         ];
         let Ok(Command::Client(c)) = parse(line.map(String::from), no_env) else {
             panic!("client flags did not parse");
@@ -2091,6 +2225,15 @@ mod tests {
         );
         assert_eq!(c.subprotocols, ["chat", "v2.chat"]);
         assert_eq!(c.origin.as_deref(), Some("http://o.example"));
+        assert_eq!((c.tls_ca.as_deref(), c.insecure), (Some("ca.pem"), true));
+    }
+
+    #[test]
+    fn listen_tls_alone_leaves_out_the_default_plain_listener() {
+        let o = serve("--listen-tls 0.0.0.0:443 --tls-cert c --tls-key k");
+        assert!(o.listen.is_empty());
+        assert_eq!(o.listen_tls, ["0.0.0.0:443"]);
+        assert_eq!(serve("--tls-cert c").listen, ["127.0.0.1:8080"]);
     }
 
     #[test]
@@ -2125,10 +2268,14 @@ mod tests {
         assert_eq!(err("client"), CliError::MissingUrl);
         assert_eq!(err("client --binary"), CliError::MissingUrl);
         assert_eq!(err("client ws://a/ ws://b/"), CliError::UnexpectedArgument("ws://b/".into()));
+        #[cfg(not(feature = "tls"))]
         assert_eq!(
             err("client wss://example.com/").to_string(),
-            "invalid value 'wss://example.com/' for 'URL': wss is not supported (weir has no TLS); use ws://"
+            "invalid value 'wss://example.com/' for 'URL': wss:// needs a weir built with TLS \
+             (cargo build --features tls)"
         );
+        #[cfg(feature = "tls")]
+        assert!(parse(["client", "wss://example.com/"].map(String::from), no_env).is_ok());
         assert!(invalid("URL", "http://x/")(err("client http://x/")));
         assert!(invalid("URL", "ws:///path")(err("client ws:///path")));
         assert!(invalid("URL", "localhost:80")(err("client localhost:80")));

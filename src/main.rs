@@ -48,19 +48,29 @@ fn main() -> ExitCode {
 
 fn serve(opts: Options) -> ExitCode {
     log::init(opts.log_level, opts.log_format);
-    let mut listen = Vec::new();
-    for addr in &opts.listen {
-        // Names are resolved here, once, before the loop starts: the loop never blocks on DNS.
-        match addr.to_socket_addrs() {
-            Ok(addrs) => listen.extend(addrs),
-            Err(e) => {
-                eprintln!("weir: --listen {addr}: {e}");
-                return ExitCode::from(2);
+    let (mut listen, mut listen_tls) = (Vec::new(), Vec::new());
+    for (flag, addrs, out) in [
+        ("--listen", &opts.listen, &mut listen),
+        ("--listen-tls", &opts.listen_tls, &mut listen_tls),
+    ] {
+        for addr in addrs {
+            // Names are resolved here, once, before the loop starts: the loop never blocks on DNS.
+            match addr.to_socket_addrs() {
+                Ok(addrs) => out.extend(addrs),
+                Err(e) => {
+                    eprintln!("weir: {flag} {addr}: {e}");
+                    return ExitCode::from(2);
+                }
             }
         }
     }
     let config = Config {
         listen,
+        listen_tls,
+        tls_cert: opts.tls_cert.clone().map(Into::into),
+        tls_key: opts.tls_key.clone().map(Into::into),
+        tls_ca: opts.tls_ca.clone().map(Into::into),
+        tls_insecure: opts.insecure,
         max_connections: opts.max_connections,
         max_connections_per_ip: opts.max_connections_per_ip,
         queue_cap: usize::try_from(opts.queue_cap).unwrap_or(usize::MAX),
@@ -161,7 +171,9 @@ fn serve(opts: Options) -> ExitCode {
         match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
             Ok(p) => {
                 for r in p.routes() {
-                    let upstream = format!("ws://{}{}", r.upstream.authority(), r.upstream.target);
+                    let scheme = if r.upstream.tls { "wss" } else { "ws" };
+                    let upstream =
+                        format!("{scheme}://{}{}", r.upstream.authority(), r.upstream.target);
                     route_lines.push([r.prefix.clone(), upstream]);
                 }
                 app = app.with_proxy(p);

@@ -70,9 +70,15 @@ pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
         timeout: None,
     };
     let (tx, rx) = mpsc::channel();
-    let config = Config { listen: Vec::new(), ..Config::default() };
+    let config = Config {
+        listen: Vec::new(),
+        tls_ca: opts.tls_ca.clone().map(Into::into),
+        tls_insecure: opts.insecure,
+        ..Config::default()
+    };
     let app = Console {
         request,
+        server_name: url.tls.then(|| url.host.clone()),
         rx,
         binary: opts.binary,
         id: None,
@@ -131,6 +137,8 @@ fn spawn_stdin(tx: Sender<Input>, waker: Arc<Waker>, binary: bool) {
 
 struct Console {
     request: ConnectRequest,
+    /// `wss://`: the name the server's certificate must carry.
+    server_name: Option<String>,
     rx: Receiver<Input>,
     binary: bool,
     id: Option<ConnId>,
@@ -172,7 +180,11 @@ impl Console {
 
 impl Handler for Console {
     fn on_start(&mut self, ctx: &mut Context<'_>) {
-        match ctx.connect(self.request.clone()) {
+        let connected = match &self.server_name {
+            Some(name) => ctx.connect_tls(self.request.clone(), name),
+            None => ctx.connect(self.request.clone()),
+        };
+        match connected {
             Ok(id) => self.id = Some(id),
             Err(e) => self.finish(ctx, Outcome::Failed(format!("connect: {e}"))),
         }

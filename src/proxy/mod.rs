@@ -148,7 +148,12 @@ impl Proxy {
             headers: headers::forward(req.headers, peer, req.host),
             timeout: Some(self.timeout),
         };
-        match ctx.connect(request) {
+        let connected = if r.upstream.tls {
+            ctx.connect_tls(request, &r.upstream.host)
+        } else {
+            ctx.connect(request)
+        };
+        match connected {
             Ok(up) => {
                 // The two ids together, so a client's lines and its upstream's can be related.
                 info!("proxy: linked", client = client, upstream = up, route = r.prefix);

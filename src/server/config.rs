@@ -1,6 +1,7 @@
 //! The runtime's settings, built by the binary from flags and environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::proto;
@@ -10,6 +11,17 @@ use crate::proto;
 pub struct Config {
     /// Addresses to listen on (port 0 picks a free port; read it back from the server).
     pub listen: Vec<SocketAddr>,
+    /// Addresses that speak TLS (HTTPS and WSS) with `tls_cert` and `tls_key`; the feature
+    /// `tls` is needed.
+    pub listen_tls: Vec<SocketAddr>,
+    /// The PEM certificate chain the TLS listeners present (re-read on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// The PEM roots outbound `wss://` connections are verified against (`None`: the system's).
+    pub tls_ca: Option<PathBuf>,
+    /// Outbound `wss://` connections verify no certificate (for tests only).
+    pub tls_insecure: bool,
     /// Most open WebSocket and HTTP connections; past it upgrades get 503 with `Retry-After`.
     pub max_connections: usize,
     /// Most connections from one IP address (0: no limit); past it, 503.
@@ -42,6 +54,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            listen_tls: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_insecure: false,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             queue_cap: 32 << 20,

@@ -6,20 +6,19 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
 use crate::proto::{Config as WsConfig, Connection, Role};
 use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
 use crate::server::state::ConnState;
 use crate::server::timer::TimerId;
+use crate::server::transport::Transport;
 
 /// Below this, a read through the shared buffer costs no more (`Conn::direct_read_len`).
 const MIN_DIRECT: usize = 64 << 10;
 
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) socket: TcpStream,
+    pub(crate) socket: Transport,
     pub(crate) peer: SocketAddr,
     pub(crate) ws: Connection,
     /// Which application owns the connection, as the handler named it (`Context::set_tag`).
@@ -103,7 +102,7 @@ impl Conn {
     }
 
     pub(crate) fn new(
-        socket: TcpStream,
+        socket: Transport,
         peer: SocketAddr,
         role: Role,
         ws: WsConfig,
@@ -149,9 +148,10 @@ impl Conn {
     /// How many bytes to read straight into the message being gathered, or 0 to read as usual
     /// (`payload.rs`).
     pub(crate) fn direct_read_len(&self) -> usize {
-        // A compressed message is inflated piece by piece (`on_frames`), never read in place.
+        // A compressed message is inflated piece by piece (`on_frames`), never read in place;
+        // TLS: the record layer decrypts into the loop's buffer.
         let ConnState::Ws(w) = &self.state else { return 0 };
-        if w.streaming() || self.ws.is_compressed() {
+        if w.streaming() || self.ws.is_compressed() || self.socket.is_tls() {
             return 0;
         }
         let owed = usize::try_from(self.ws.payload_remaining()).unwrap_or(usize::MAX);

@@ -70,6 +70,8 @@ pub struct Core {
     pub(crate) new_tag: Option<Tag>,
     /// Request paths shared by the connections on them (`Core::shared_path`).
     pub(crate) paths: Vec<Rc<str>>,
+    /// The TLS listeners' certificate and the dialer of outbound `wss://` connections.
+    pub(crate) tls: crate::server::transport::TlsContext,
 }
 
 /// At most this many paths are kept to be shared, each of at most `SHARED_PATH_LEN` bytes:
@@ -493,7 +495,7 @@ impl Core {
 
 /// Opens an outbound connection: non-blocking connect, the upgrade request queued.
 impl Core {
-    pub(crate) fn connect(&mut self, req: ConnectRequest) -> io::Result<Key> {
+    pub(crate) fn connect(&mut self, req: ConnectRequest, tls: Option<&str>) -> io::Result<Key> {
         if self.random.is_none() {
             self.random = Some(Random::new()?);
         }
@@ -509,6 +511,10 @@ impl Core {
             handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
         });
         let socket = TcpStream::connect(req.addr)?;
+        let socket = match tls {
+            Some(name) => self.tls.dial(socket, name)?,
+            None => crate::server::transport::Transport::Plain(socket),
+        };
         let mut ws = self.config.ws;
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
         let state = ConnState::connecting(handshake, req.protocols, &self.config.http);

@@ -80,7 +80,8 @@ impl<H: Handler> Server<H> {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
-        for (i, addr) in config.listen.iter().enumerate() {
+        let tls = crate::server::transport::TlsContext::new(&config)?;
+        for (i, addr) in config.listen.iter().chain(&config.listen_tls).enumerate() {
             // The error names the address, for the operator's "cannot listen" line.
             let mut l = TcpListener::bind(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))?;
@@ -90,6 +91,8 @@ impl<H: Handler> Server<H> {
         }
         let signals = if config.handle_signals {
             let mut s = Signals::install()?;
+            // SIGHUP re-reads the TLS certificate (and is not the end of the process).
+            s.handle_reload()?;
             poll.registry().register(s.source(), SIGNAL_TOKEN, Interest::READABLE)?;
             Some(s)
         } else {
@@ -123,6 +126,7 @@ impl<H: Handler> Server<H> {
                 current: Owner::Loop,
                 new_tag: None,
                 paths: Vec::new(),
+                tls,
                 config,
             },
             handler,
@@ -177,8 +181,9 @@ impl<H: Handler> Server<H> {
     /// The poll itself fails.
     pub fn run_until_stopped(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        for addr in &self.addrs {
-            info!("listening", addr = addr);
+        let plain = self.core.config.listen.len();
+        for (i, addr) in self.addrs.iter().enumerate() {
+            info!("listening", addr = addr, tls = i >= plain);
         }
         self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_start(ctx));
         self.next_tick = self.handler.tick_interval().map(|t| self.core.now + t);
@@ -298,6 +303,9 @@ impl<H: Handler> Server<H> {
         if arrived.child {
             self.reap_processes();
         }
+        if arrived.reload {
+            self.core.tls.reload();
+        }
         let n = arrived.stop;
         if n == 0 {
             return false;
@@ -387,18 +395,25 @@ impl<H: Handler> Server<H> {
                     continue;
                 }
             };
-            self.admit(socket, peer);
+            self.admit(socket, peer, index >= self.core.config.listen.len());
         }
         // Budget used: there may be more in the backlog, which the next wake-up takes.
         self.accept_paused = true;
         self.accept_retry_at = Some(self.core.now);
     }
 
-    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, tls: bool) {
         let core = &mut self.core;
         let cfg = &core.config;
         core.stats.tcp_accepted += 1;
         let _ = socket.set_nodelay(true);
+        let socket = match core.tls.accept(socket, tls) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("tls session refused", peer = peer, error = e);
+                return;
+            }
+        };
         let per_ip = core.per_ip.get(&peer.ip()).copied().unwrap_or(0) as usize;
         let over_ip = cfg.max_connections_per_ip > 0 && per_ip >= cfg.max_connections_per_ip;
         let refuse = (core.conns.len() >= cfg.max_connections || over_ip).then_some(503);
@@ -822,7 +837,7 @@ impl<H: Handler> Server<H> {
             return;
         };
         let mut wrote = 0;
-        if conn.writable && !conn.out.is_empty() {
+        if conn.writable && (!conn.out.is_empty() || conn.socket.wants_write()) {
             // A broadcast frame written whole is delivered: the clock is read once per write.
             let (start, delivery) = (core.start, &mut core.stats.delivery_seconds);
             let mut now = None;
@@ -837,7 +852,8 @@ impl<H: Handler> Server<H> {
                     wrote = n;
                     conn.bytes_out += n as u64;
                     core.stats.bytes_out += n as u64;
-                    if !conn.out.is_empty() {
+                    // TLS: records encrypted and not yet written wait for writability too.
+                    if !conn.out.is_empty() || !conn.socket.flushed() {
                         conn.writable = false;
                     }
                 }
@@ -900,6 +916,7 @@ impl<H: Handler> Server<H> {
         }
         if finished
             && conn.out.is_empty()
+            && !conn.socket.wants_write()
             && conn.ws.role() == Role::Server
             && conn.ws.close_handshake_done()
         {
@@ -909,7 +926,7 @@ impl<H: Handler> Server<H> {
             self.remove(key);
             return;
         }
-        if finished && conn.out.is_empty() && !conn.shut_wr {
+        if finished && conn.out.is_empty() && !conn.socket.wants_write() && !conn.shut_wr {
             // RFC 6455 §7.1.1: the server closes the TCP connection first. Shutting down the
             // write side sends FIN at once; reading on until the peer's FIN (or the close
             // timeout) keeps unread bytes (a failed connection's peer may still be sending)
@@ -919,7 +936,8 @@ impl<H: Handler> Server<H> {
             conn.linger_until = Some(At::new(core.now + core.config.ws.close_timeout));
         }
         if conn.eof && matches!(conn.state, ConnState::Connecting(_) | ConnState::Response(_)) {
-            self.fail_connect(key, &ConnectError::Io("the server closed the connection".into()));
+            let why = conn.socket.failure().unwrap_or("the server closed the connection").into();
+            self.fail_connect(key, &ConnectError::Io(why));
             return;
         }
         // RFC 9112 §9.6: a client that half-closes after its requests still reads the answers:

@@ -244,7 +244,18 @@ impl Context<'_> {
     /// # Errors
     /// The socket could not be created or registered.
     pub fn connect(&mut self, req: ConnectRequest) -> io::Result<ConnId> {
-        self.core.connect(req).map(ConnId)
+        self.core.connect(req, None).map(ConnId)
+    }
+
+    /// As [`Context::connect`], over TLS (`wss://`): the server's certificate must chain to
+    /// the roots (`--tls-ca`, else the system's) and name `server_name`, which is also sent as
+    /// SNI (RFC 6066 §3). Needs the `tls` feature.
+    ///
+    /// # Errors
+    /// The socket could not be created or registered, the roots could not be read, the name
+    /// is not a DNS name or an IP address, or weir was built without TLS.
+    pub fn connect_tls(&mut self, req: ConnectRequest, server_name: &str) -> io::Result<ConnId> {
+        self.core.connect(req, Some(server_name)).map(ConnId)
     }
 
     /// Answers an upgrade the handler deferred: the 101 goes out and the connection opens

@@ -34,6 +34,9 @@ mod slab;
 mod state;
 pub(crate) mod stats;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 #[doc(hidden)]
 pub mod url;
 #[doc(hidden)]

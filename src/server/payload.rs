@@ -30,7 +30,9 @@ impl<H: Handler> Server<H> {
         };
         let Some(w) = conn.state.ws() else { return false };
         let start = w.msg.len();
-        match read_into_spare(&conn.socket, &mut w.msg, want) {
+        // Only plain sockets are read in place (`Conn::direct_read_len`).
+        let Some(socket) = conn.socket.plain() else { return false };
+        match read_into_spare(socket, &mut w.msg, want) {
             Ok(0) => {
                 conn.eof = true;
                 false

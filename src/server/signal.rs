@@ -1,4 +1,4 @@
-//! SIGINT, SIGTERM and SIGCHLD into the event loop, through a self-pipe (no thread, no blocking).
+//! SIGINT, SIGTERM, SIGCHLD (and SIGHUP when asked for) into the event loop, through a self-pipe (no thread, no blocking).
 //!
 //! The handler only writes one byte, the signal's number, to a non-blocking pipe, which is
 //! async-signal-safe; the loop sees the pipe readable and starts the drain (SIGINT, SIGTERM) or
@@ -48,28 +48,42 @@ impl Signals {
     pub fn install() -> io::Result<Self> {
         let (tx, rx) = pipe::new()?;
         PIPE_FD.store(tx.as_raw_fd(), Ordering::Relaxed);
+        let signals = Self { rx, _tx: tx };
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
-            // SIGCHLD only for children that exit: a child stopped or continued (SIGSTOP and
-            // SIGCONT, which the runtime sends itself) raises nothing.
-            let flags = if sig == libc::SIGCHLD {
-                libc::SA_RESTART | libc::SA_NOCLDSTOP
-            } else {
-                libc::SA_RESTART
-            };
-            // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is an
-            // extern "C" fn that only calls async-signal-safe functions.
-            let rc = unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as *const () as usize;
-                sa.sa_flags = flags;
-                libc::sigemptyset(&raw mut sa.sa_mask);
-                libc::sigaction(sig, &raw const sa, std::ptr::null_mut())
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            signals.handle(sig)?;
         }
-        Ok(Self { rx, _tx: tx })
+        Ok(signals)
+    }
+
+    /// SIGHUP too: reported as [`Arrived::reload`] (the default action would end the process).
+    ///
+    /// # Errors
+    /// The handler could not be set up.
+    pub fn handle_reload(&self) -> io::Result<()> {
+        self.handle(libc::SIGHUP)
+    }
+
+    fn handle(&self, sig: libc::c_int) -> io::Result<()> {
+        // SIGCHLD only for children that exit: a child stopped or continued (SIGSTOP and
+        // SIGCONT, which the runtime sends itself) raises nothing.
+        let flags = if sig == libc::SIGCHLD {
+            libc::SA_RESTART | libc::SA_NOCLDSTOP
+        } else {
+            libc::SA_RESTART
+        };
+        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is an
+        // extern "C" fn that only calls async-signal-safe functions.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = flags;
+            libc::sigemptyset(&raw mut sa.sa_mask);
+            libc::sigaction(sig, &raw const sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The pipe to register with the poll.
@@ -88,6 +102,8 @@ impl Signals {
                     for &sig in &buf[..k] {
                         if libc::c_int::from(sig) == libc::SIGCHLD {
                             arrived.child = true;
+                        } else if libc::c_int::from(sig) == libc::SIGHUP {
+                            arrived.reload = true;
                         } else {
                             arrived.stop += 1;
                         }
@@ -108,6 +124,8 @@ pub struct Arrived {
     pub stop: usize,
     /// A SIGCHLD: some child exited (which one is found by asking for each one it owns).
     pub child: bool,
+    /// A SIGHUP: re-read the TLS certificate and key.
+    pub reload: bool,
 }
 
 /// Sends `sig` to the process group `pgid` (a child started as the leader of its own group), or

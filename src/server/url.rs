@@ -1,13 +1,16 @@
-//! `ws://host:port/path?query` URLs (RFC 6455 §3), the only kind weir connects to.
+//! `ws://` and `wss://` URLs (RFC 6455 §3), the kinds weir connects to (`wss://` with the `tls`
+//! feature).
 
 use std::fmt;
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection runs over TLS.
+    pub tls: bool,
     /// The host as written (a name, an IPv4 address, or an IPv6 address without brackets).
     pub host: String,
-    /// The port (80 when absent, §3).
+    /// The port (80 when absent, 443 for `wss://`, §3).
     pub port: u16,
     /// The request-target: path and query, at least `/`.
     pub target: String,
@@ -24,17 +27,23 @@ impl fmt::Display for UrlError {
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`. A fragment is not allowed (§3).
+    /// Parses `ws[s]://host[:port][/path][?query]`. A fragment is not allowed (§3).
     ///
     /// # Errors
-    /// Another scheme (`wss` included: weir has no TLS), an empty host, a bad port, a fragment.
+    /// Another scheme (`wss` too when built without the `tls` feature), an empty host, a bad
+    /// port, a fragment.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => rest,
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
-                return Err(UrlError("wss:// is not supported (weir has no TLS); use ws://"));
+        let (tls, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") && cfg!(feature = "tls") => {
+                (true, rest)
             }
-            _ => return Err(UrlError("the URL must start with ws://")),
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
+                return Err(UrlError(
+                    "wss:// needs a weir built with TLS (cargo build --features tls)",
+                ));
+            }
+            _ => return Err(UrlError("the URL must start with ws:// or wss://")),
         };
         if rest.contains('#') {
             return Err(UrlError("a WebSocket URL may not have a fragment (RFC 6455 §3)"));
@@ -61,6 +70,7 @@ impl WsUrl {
             return Err(UrlError("the URL has no host"));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p
                 .parse::<u16>()
@@ -69,14 +79,18 @@ impl WsUrl {
         if target.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
             return Err(UrlError("the path holds spaces or non-ASCII bytes; percent-encode them"));
         }
-        Ok(Self { host: host.to_string(), port, target })
+        Ok(Self { tls, host: host.to_string(), port, target })
     }
 
     /// The `Host` header value (§4.1: the port is included when it is not the default).
     pub fn host_header(&self) -> String {
         let host =
             if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 { host } else { format!("{host}:{}", self.port) }
+        if self.port == if self.tls { 443 } else { 80 } {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
 
     /// `host:port`, for resolving.
@@ -109,10 +123,20 @@ mod tests {
         assert_eq!(u.authority(), "[::1]:8080");
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn wss_defaults_to_443() {
+        let u = WsUrl::parse("wss://example.com/x").unwrap();
+        assert_eq!((u.tls, u.port, u.host_header().as_str()), (true, 443, "example.com"));
+        let u = WsUrl::parse("wss://example.com:80/x").unwrap();
+        assert_eq!(u.host_header(), "example.com:80");
+    }
+
     #[test]
     fn refuses_what_it_cannot_serve() {
+        #[cfg(not(feature = "tls"))]
+        assert!(WsUrl::parse("wss://x/").is_err());
         for bad in [
-            "wss://x/",
             "http://x/",
             "x",
             "ws:///path",

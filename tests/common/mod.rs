@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub mod example;
 pub mod node;
 pub mod redis;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use weir::app::App;
 use weir::server::{Config, Server};
@@ -315,6 +317,8 @@ impl Binary {
     }
 
     /// Waits at most `within` for the process to exit.
+    /// Once it has exited, what it logged is all read (at most 2 s more), so [`Binary::log`]
+    /// holds its last lines.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let status = eventually(within, || self.child.try_wait().unwrap())
             .unwrap_or_else(|| panic!("still running after {within:?}; log:\n{}", self.log()));

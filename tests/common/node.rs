@@ -99,9 +99,15 @@ pub struct Node {
 
 impl Node {
     pub fn spawn(script: &str, args: &[&str]) -> Self {
+        Self::spawn_env(script, args, &[])
+    }
+
+    /// As [`Node::spawn`], with variables added to its environment (`NODE_EXTRA_CA_CERTS`).
+    pub fn spawn_env(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new("node")
             .arg(script)
             .args(args)
+            .envs(envs.iter().copied())
             .current_dir(node_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,0 +1,752 @@
+//! TLS (feature `tls`): the record layer between a connection and its TCP socket, on rustls with
+//! the ring provider, and the settings both sides use: the server's certificate (re-read on
+//! SIGHUP) and the roots outbound `wss://` connections are verified against ([`Dialer`]).
+//!
+//! The loop reads and writes a `TlsStream` through the connection's transport (`transport.rs`)
+//! as it would a socket. It is built on rustls's `unbuffered` API: the session keeps its state
+//! only, and the records in flight live in buffers of the stream that exist only while they
+//! hold bytes, so an idle TLS connection costs about 4.2 KB against 0.6 KB for a plain one
+//! (rustls's buffered `Connection` kept a read buffer of 4 KiB or more: 7.8 KB;
+//! docs/operations.md, "TLS"). The buffers come from the allocator, not the runtime's pool,
+//! which the transport does not reach.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+use crate::server::Config;
+use crate::server::transport::Transport;
+use crate::{info, warn};
+
+/// Plaintext taken from the queue per write: one TLS record's worth, so what waits encrypted
+/// in the session when the socket is full stays about one record (RFC 8446 §5.1: 2^14).
+const WRITE_CHUNK: usize = 16 << 10;
+
+/// Where Debian (and Ubuntu) keep the system's trusted roots; `SSL_CERT_FILE` overrides it.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Other systems' bundles, tried after it.
+const OTHER_ROOTS: [&str; 3] =
+    ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem"];
+
+/// The one crypto provider (ring: it builds with a C compiler alone; docs/operations.md).
+/// rustls marks ring's provider deprecated because it has no post-quantum key exchange
+/// (X25519MLKEM768); the choice and its cost are in docs/operations.md.
+/// Key exchange X25519 first (ring's own order starts with P-384, several times the cost, and
+/// a client sends its share for the first group).
+#[allow(deprecated)]
+fn provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(p)
+}
+
+/// The answer to a plain HTTP request sent to a TLS listener (as nginx does, but without its
+/// non-standard 497 status).
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+Content-Length: 46\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss://.\n";
+
+/// A TLS session over a TCP socket, on rustls's unbuffered API: the session holds its state
+/// only; the records in flight are in buffers of this stream that exist only while they hold
+/// bytes (a partial record read, records not yet written, plaintext decrypted past the reader's
+/// room or written before the handshake ended), so an idle connection holds none.
+pub(crate) struct TlsStream {
+    pub(crate) tcp: TcpStream,
+    session: Session,
+    peer: SocketAddr,
+    /// Whether the first byte from the peer was looked at (a server's plain HTTP check).
+    checked: bool,
+    /// Why the session failed (logged once, kept for `on_connect_failed`).
+    failure: Option<Box<str>>,
+    /// Ciphertext read and not yet processed.
+    incoming: Vec<u8>,
+    /// Ciphertext to write, from `sent` on.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// Plaintext decrypted that the reader had no room for, from `plain_pos` on.
+    plain_in: Vec<u8>,
+    plain_pos: usize,
+    /// Plaintext written before the handshake allowed it (a client's upgrade request).
+    plain_out: Vec<u8>,
+    /// The peer's close_notify came, or TCP EOF.
+    ended: bool,
+    /// This side's close_notify is queued.
+    notified: bool,
+}
+
+enum Session {
+    Server(rustls::server::UnbufferedServerConnection),
+    Client(rustls::client::UnbufferedClientConnection),
+}
+
+/// Ciphertext read from the socket at a time: one whole record (RFC 8446 §5.2).
+const READ_CHUNK: usize = (16 << 10) + 256 + 5;
+/// Most plaintext held for the handshake to end (a client's request head).
+const EARLY_MAX: usize = 64 << 10;
+/// Most ciphertext held unprocessed: rustls takes a handshake message of up to 64 KiB, records
+/// of up to 16 KiB + 2 KiB (RFC 8446 §5.2); past this the peer is sending what it cannot use.
+const INCOMING_MAX: usize = 80 << 10;
+
+/// What one pass of the session over the ciphertext held came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Something was done: pass again.
+    Progress,
+    /// More ciphertext is needed (the handshake waits for the peer).
+    NeedInput,
+    /// Application data may be written (and more ciphertext read).
+    Open,
+    /// The peer closed (close_notify), or the session did.
+    Closed,
+}
+
+/// The buffers a pass works on, apart from the session and its input.
+struct Io<'a> {
+    outgoing: &'a mut Vec<u8>,
+    out: &'a mut [u8],
+    filled: &'a mut usize,
+    plain_in: &'a mut Vec<u8>,
+    plain_out: &'a mut Vec<u8>,
+    send: &'a [u8],
+    encrypted: &'a mut usize,
+    close_notify: bool,
+    notified: &'a mut bool,
+}
+
+fn tls_error(e: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Appends what `f` writes into a slice, growing the room to what it says it needs.
+fn append(
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> io::Result<()> {
+    let start = buf.len();
+    let mut room = 1024;
+    loop {
+        buf.resize(start + room, 0);
+        match f(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(needed)) if needed > room => room = needed,
+            Err(_) => {
+                buf.truncate(start);
+                return Err(tls_error("a TLS record could not be encoded"));
+            }
+        }
+    }
+}
+
+fn encrypt<Data>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
+    data: &[u8],
+    outgoing: &mut Vec<u8>,
+) -> io::Result<()> {
+    append(outgoing, |out| {
+        w.encrypt(data, out).map_err(|e| match e {
+            rustls::unbuffered::EncryptError::InsufficientSize(s) => Some(s.required_size),
+            _ => None,
+        })
+    })
+}
+
+/// Acts on one state of the session (RFC 8446's flow, as rustls reports it); returns the
+/// ciphertext consumed and what came of it.
+fn act<Data>(
+    status: rustls::unbuffered::UnbufferedStatus<'_, '_, Data>,
+    io: &mut Io<'_>,
+) -> io::Result<(usize, Step)> {
+    use rustls::unbuffered::{AppDataRecord, ConnectionState, EncodeError};
+    let mut discard = status.discard;
+    let state = status.state.map_err(tls_error)?;
+    let step = match state {
+        ConnectionState::ReadTraffic(mut r) => {
+            while let Some(record) = r.next_record() {
+                let AppDataRecord { discard: d, payload } = record.map_err(tls_error)?;
+                discard += d;
+                let k = payload.len().min(io.out.len() - *io.filled);
+                io.out[*io.filled..*io.filled + k].copy_from_slice(&payload[..k]);
+                *io.filled += k;
+                io.plain_in.extend_from_slice(&payload[k..]);
+            }
+            Step::Progress
+        }
+        // Not reached: no 0-RTT is configured (max_early_data_size is 0).
+        ConnectionState::ReadEarlyData(_) => return Err(tls_error("unexpected early data")),
+        ConnectionState::EncodeTlsData(mut e) => {
+            append(io.outgoing, |out| {
+                e.encode(out).map_err(|e| match e {
+                    EncodeError::InsufficientSize(s) => Some(s.required_size),
+                    _ => None,
+                })
+            })?;
+            Step::Progress
+        }
+        ConnectionState::TransmitTlsData(mut t) => {
+            // What the caller owns is as good as sent: the stream writes it as the socket takes it.
+            if !io.plain_out.is_empty() {
+                if let Some(mut w) = t.may_encrypt_app_data() {
+                    encrypt(&mut w, io.plain_out, io.outgoing)?;
+                    *io.plain_out = Vec::new();
+                }
+            }
+            t.done();
+            Step::Progress
+        }
+        ConnectionState::BlockedHandshake => Step::NeedInput,
+        ConnectionState::WriteTraffic(mut w) => {
+            if !io.plain_out.is_empty() {
+                encrypt(&mut w, io.plain_out, io.outgoing)?;
+                *io.plain_out = Vec::new();
+            }
+            if !io.send.is_empty() && *io.encrypted == 0 {
+                encrypt(&mut w, io.send, io.outgoing)?;
+                *io.encrypted = io.send.len();
+            }
+            if io.close_notify && !*io.notified {
+                append(io.outgoing, |out| {
+                    w.queue_close_notify(out).map_err(|e| match e {
+                        rustls::unbuffered::EncryptError::InsufficientSize(s) => {
+                            Some(s.required_size)
+                        }
+                        _ => None,
+                    })
+                })?;
+                *io.notified = true;
+            }
+            Step::Open
+        }
+        ConnectionState::PeerClosed | ConnectionState::Closed => Step::Closed,
+        _ => Step::NeedInput,
+    };
+    Ok((discard, step))
+}
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsStream").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+impl TlsStream {
+    fn new(tcp: TcpStream, session: Session) -> Self {
+        let peer = tcp.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let checked = matches!(session, Session::Client(_));
+        Self {
+            tcp,
+            session,
+            peer,
+            checked,
+            failure: None,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            plain_in: Vec::new(),
+            plain_pos: 0,
+            plain_out: Vec::new(),
+            ended: false,
+            notified: false,
+        }
+    }
+
+    pub(crate) fn wants_write(&self) -> bool {
+        self.failure.is_none() && self.sent < self.outgoing.len()
+    }
+
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn fail(&mut self, why: String) -> io::Error {
+        info!("tls failed", peer = self.peer, error = why);
+        let e = io::Error::new(io::ErrorKind::InvalidData, why.clone());
+        self.failure = Some(why.into_boxed_str());
+        self.outgoing = Vec::new();
+        self.sent = 0;
+        e
+    }
+
+    /// One pass of the session over the ciphertext held: plaintext into `out` (past `filled`),
+    /// `send` encrypted if the session is open (`encrypted` set to its length), and, with
+    /// `close_notify`, the alert queued.
+    fn pass(
+        &mut self,
+        out: &mut [u8],
+        filled: &mut usize,
+        send: &[u8],
+        encrypted: &mut usize,
+        close_notify: bool,
+    ) -> io::Result<Step> {
+        let mut io = Io {
+            outgoing: &mut self.outgoing,
+            out,
+            filled,
+            plain_in: &mut self.plain_in,
+            plain_out: &mut self.plain_out,
+            send,
+            encrypted,
+            close_notify,
+            notified: &mut self.notified,
+        };
+        let result = match &mut self.session {
+            Session::Server(s) => act(s.process_tls_records(&mut self.incoming), &mut io),
+            Session::Client(c) => act(c.process_tls_records(&mut self.incoming), &mut io),
+        };
+        let (discard, step) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // The alert rustls encoded for the peer (if any) goes out, if the socket takes it.
+                let _ = self.flush_tls();
+                return Err(self.fail(e.to_string()));
+            }
+        };
+        if discard > 0 {
+            self.incoming.drain(..discard);
+        }
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        Ok(step)
+    }
+
+    /// Writes encrypted records until none wait: `Err(WouldBlock)` if the socket is full.
+    fn flush_tls(&mut self) -> io::Result<()> {
+        while self.sent < self.outgoing.len() {
+            match self.tcp.write(&self.outgoing[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.outgoing = Vec::new();
+        self.sent = 0;
+        Ok(())
+    }
+
+    fn flush_quietly(&mut self) -> io::Result<()> {
+        match self.flush_tls() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn flushed(&mut self) -> bool {
+        match self.flush_tls() {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                self.failure = Some(e.to_string().into_boxed_str());
+                true
+            }
+        }
+    }
+
+    /// Reads plaintext: fills `buf` unless the socket has no more now (so a short read means
+    /// the socket is drained, as the loop's edge-triggered reads expect). `Ok(0)` at the end:
+    /// the peer's close_notify, or TCP EOF without one (a truncation the WebSocket framing
+    /// above detects: a frame cut short is never delivered).
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(why) = &self.failure {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, why.to_string()));
+        }
+        if !self.checked && !self.plain_http_checked()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut filled = 0;
+        if self.plain_pos < self.plain_in.len() {
+            let k = (self.plain_in.len() - self.plain_pos).min(buf.len());
+            buf[..k].copy_from_slice(&self.plain_in[self.plain_pos..self.plain_pos + k]);
+            self.plain_pos += k;
+            filled = k;
+            if self.plain_pos == self.plain_in.len() {
+                self.plain_in = Vec::new();
+                self.plain_pos = 0;
+            }
+        }
+        while filled < buf.len() {
+            let step = self.pass(buf, &mut filled, &[], &mut 0, false)?;
+            // Handshake messages and key updates the session owes the peer.
+            self.flush_quietly()?;
+            if !self.plain_in.is_empty() {
+                // The reader's room is used up; the rest is served first next time.
+                return Ok(filled);
+            }
+            match step {
+                Step::Progress => continue,
+                Step::Closed => {
+                    self.ended = true;
+                    return Ok(filled);
+                }
+                Step::NeedInput | Step::Open if self.ended => return Ok(filled),
+                Step::NeedInput | Step::Open => {}
+            }
+            let start = self.incoming.len();
+            if start > INCOMING_MAX {
+                return Err(
+                    self.fail(format!("over {INCOMING_MAX} bytes of TLS records unprocessed"))
+                );
+            }
+            self.incoming.resize(start + READ_CHUNK, 0);
+            match self.tcp.read(&mut self.incoming[start..]) {
+                Ok(0) => {
+                    self.incoming.truncate(start);
+                    self.ended = true;
+                    return Ok(filled);
+                }
+                Ok(n) => self.incoming.truncate(start + n),
+                Err(e) => {
+                    self.incoming.truncate(start);
+                    if self.incoming.is_empty() {
+                        self.incoming = Vec::new();
+                    }
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock if filled > 0 => Ok(filled),
+                        _ => Err(e),
+                    };
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    /// The first byte a client sends on a TLS listener is a handshake record's (22); a capital
+    /// letter is a plain HTTP request, answered with a short 400 and closed. Returns whether
+    /// the check is done (`false`: nothing has arrived yet).
+    fn plain_http_checked(&mut self) -> io::Result<bool> {
+        let mut first = [0u8; 1];
+        match self.tcp.peek(&mut first) {
+            Ok(0) => {}
+            Ok(_) if first[0].is_ascii_uppercase() => {
+                // The request is read (so closing does not reset the answer away), then
+                // answered in plain text.
+                let mut sink = [0u8; 4096];
+                for _ in 0..4 {
+                    if !matches!(self.tcp.read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                let _ = self.tcp.write(PLAIN_HTTP_ANSWER);
+                let _ = self.tcp.shutdown(Shutdown::Write);
+                return Err(
+                    self.fail("a plain HTTP request on a TLS listener (answered 400)".into())
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.checked = true;
+        Ok(true)
+    }
+
+    /// Encrypts up to [`WRITE_CHUNK`] of `bufs` once what was encrypted before is written.
+    /// Before the handshake lets application data go, up to 64 KiB is held for it.
+    pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(why) = &self.failure {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.to_string()));
+        }
+        self.flush_tls()?;
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        let gathered: Vec<u8>;
+        let data: &[u8] = if first.len() >= WRITE_CHUNK || bufs.len() == 1 {
+            &first[..first.len().min(WRITE_CHUNK)]
+        } else {
+            // Small pieces (a frame header and its payload) go in one record.
+            let mut g = Vec::with_capacity(WRITE_CHUNK.min(bufs.iter().map(|b| b.len()).sum()));
+            for b in bufs {
+                let k = b.len().min(WRITE_CHUNK - g.len());
+                g.extend_from_slice(&b[..k]);
+                if g.len() == WRITE_CHUNK {
+                    break;
+                }
+            }
+            gathered = g;
+            &gathered
+        };
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut encrypted = 0;
+        loop {
+            let mut none = 0;
+            match self.pass(&mut [], &mut none, data, &mut encrypted, false)? {
+                Step::Progress => continue,
+                Step::Open => break,
+                Step::NeedInput => {
+                    if self.plain_out.len() + data.len() <= EARLY_MAX {
+                        self.plain_out.extend_from_slice(data);
+                        encrypted = data.len();
+                    }
+                    break;
+                }
+                Step::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
+            }
+        }
+        self.flush_quietly()?;
+        if encrypted == 0 { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(encrypted) }
+    }
+
+    /// Queues this side's close_notify (RFC 8446 §6.1) if the session is open, and writes what
+    /// the socket takes now.
+    fn close_notify(&mut self) {
+        if self.failure.is_some() || self.notified {
+            return;
+        }
+        for _ in 0..8 {
+            let mut none = 0;
+            match self.pass(&mut [], &mut none, &[], &mut 0, true) {
+                Ok(Step::Progress) => continue,
+                _ => break,
+            }
+        }
+        let _ = self.flush_tls();
+    }
+
+    pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            self.close_notify();
+        }
+        self.tcp.shutdown(how)
+    }
+}
+
+impl Drop for TlsStream {
+    /// A connection the loop lets go of ends with a close_notify (RFC 8446 §6.1), written if
+    /// the socket takes it now (a shutdown may have sent it already: it is sent once).
+    fn drop(&mut self) {
+        self.close_notify();
+    }
+}
+
+/// Reads a PEM certificate chain and its private key into a server configuration (ALPN
+/// `http/1.1`: RFC 7301 §3.1, the one protocol weir speaks over TLS).
+///
+/// # Errors
+/// A file that cannot be read, holds no certificate or no key, or a key that does not match.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How outbound `wss://` connections are made: the roots the server's certificate must chain
+/// to, and the name it must carry (sent as SNI, RFC 6066 §3). Made once, used for every
+/// connection (routes, `weir client`, and whatever dials next).
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    config: Arc<ClientConfig>,
+}
+
+impl Dialer {
+    /// Roots from `ca` (PEM), else from the system bundle (`SSL_CERT_FILE`, else
+    /// [`SYSTEM_ROOTS`], else other systems' usual places). `insecure` verifies nothing but
+    /// the handshake's own signatures: for tests only, and it says so in the log.
+    ///
+    /// # Errors
+    /// No bundle found, or a bundle with no usable certificate in it.
+    pub fn new(ca: Option<&Path>, insecure: bool) -> Result<Self, String> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let mut config = if insecure {
+            warn!("--insecure: the TLS peers' certificates are NOT verified; for testing only");
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerifier(
+                    provider().signature_verification_algorithms,
+                )))
+                .with_no_client_auth()
+        } else {
+            builder.with_root_certificates(roots(ca)?).with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self { config: Arc::new(config) })
+    }
+
+    /// A client session for `name` (a DNS name, or an IP address that must be in the
+    /// certificate's subject alternative names).
+    ///
+    /// # Errors
+    /// `name` is neither.
+    pub fn session(
+        &self,
+        name: &str,
+    ) -> Result<rustls::client::UnbufferedClientConnection, String> {
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|_| format!("{name}: not a DNS name or an IP address"))?;
+        rustls::client::UnbufferedClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
+    let path: PathBuf = match ca {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("SSL_CERT_FILE") {
+            Some(p) => PathBuf::from(p),
+            None => std::iter::once(SYSTEM_ROOTS)
+                .chain(OTHER_ROOTS)
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    format!("no system roots at {SYSTEM_ROOTS} (install ca-certificates, or give --tls-ca FILE)")
+                })?,
+        },
+    };
+    let certs = CertificateDer::pem_file_iter(&path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut store = RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{}: no usable certificate in it", path.display()));
+    }
+    Ok(store)
+}
+
+/// `--insecure`: any certificate for any name, but the handshake's signatures are still checked
+/// (so the session keys are the peer's, whoever it is).
+#[derive(Debug)]
+struct NoVerifier(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for NoVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// The runtime's TLS settings: the server's (for the TLS listeners) and the dialer (made when
+/// the first outbound `wss://` connection needs it, or at start-up with `--tls-ca` or
+/// `--insecure`).
+#[derive(Debug, Default)]
+pub(crate) struct TlsContext {
+    server: Option<Arc<ServerConfig>>,
+    files: Option<(PathBuf, PathBuf)>,
+    dialer: Option<Dialer>,
+    ca: Option<PathBuf>,
+    insecure: bool,
+}
+
+impl TlsContext {
+    pub(crate) fn new(config: &Config) -> io::Result<Self> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let files = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) if config.listen_tls.is_empty() => None,
+            _ => return Err(invalid("TLS listeners need both --tls-cert and --tls-key".into())),
+        };
+        let server = match &files {
+            Some((c, k)) => Some(server_config(c, k).map_err(invalid)?),
+            None => None,
+        };
+        let mut tls = Self {
+            server,
+            files,
+            dialer: None,
+            ca: config.tls_ca.clone(),
+            insecure: config.tls_insecure,
+        };
+        if tls.ca.is_some() || tls.insecure {
+            tls.dialer = Some(Dialer::new(tls.ca.as_deref(), tls.insecure).map_err(invalid)?);
+        }
+        Ok(tls)
+    }
+
+    /// SIGHUP: the certificate and key are read again; connections open keep the session they
+    /// have, new ones get the new pair. A pair that does not load keeps the old one.
+    pub(crate) fn reload(&mut self) {
+        let Some((cert, key)) = &self.files else {
+            info!("SIGHUP: no TLS certificate to reload");
+            return;
+        };
+        match server_config(cert, key) {
+            Ok(config) => {
+                self.server = Some(config);
+                info!("tls certificate reloaded", cert = cert.display(), key = key.display());
+            }
+            Err(e) => warn!("tls reload failed: keeping the certificate loaded before", error = e),
+        }
+    }
+
+    /// A connection accepted on a listener (`tls`: one of `--listen-tls`).
+    ///
+    /// # Errors
+    /// rustls refused a server session (only for a configuration `server_config` would not
+    /// have returned).
+    pub(crate) fn accept(&self, tcp: TcpStream, tls: bool) -> io::Result<Transport> {
+        match (&self.server, tls) {
+            (Some(config), true) => {
+                let session = rustls::server::UnbufferedServerConnection::new(Arc::clone(config))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Server(session)))))
+            }
+            _ => Ok(Transport::Plain(tcp)),
+        }
+    }
+
+    /// An outbound connection to `name` over TLS.
+    pub(crate) fn dial(&mut self, tcp: TcpStream, name: &str) -> io::Result<Transport> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        if self.dialer.is_none() {
+            self.dialer = Some(Dialer::new(self.ca.as_deref(), self.insecure).map_err(invalid)?);
+        }
+        let Some(dialer) = &self.dialer else { return Err(io::ErrorKind::Other.into()) };
+        let session = dialer.session(name).map_err(invalid)?;
+        Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Client(session)))))
+    }
+}
