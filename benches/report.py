@@ -29,6 +29,9 @@ METRICS = {
         ("p99_us", "delivery p99 us", False),
     ],
 }
+# The same scenarios over TLS (run.sh --tls).
+for _s in ("echo64", "echo16k", "connrate", "idle10k"):
+    METRICS["tls-" + _s] = METRICS[_s]
 DESCRIPTION = {
     "echo64": "echo, 64 B text, 100 conns x 16 in flight",
     "echo16k": "echo, 16 KiB binary, 100 conns x 4 in flight",
@@ -37,6 +40,10 @@ DESCRIPTION = {
     "connrate": "connect + upgrade + close handshake, 32 at once",
     "idle10k": "server RSS per idle connection, 10,000 conns",
     "idle19500": "server RSS per idle connection, 19,500 conns",
+    "tls-echo64": "echo over TLS (wss://), 64 B text, 100 conns x 16 in flight",
+    "tls-echo16k": "echo over TLS (wss://), 16 KiB binary, 100 conns x 4 in flight",
+    "tls-connrate": "full TLS 1.3 handshake (no resumption) + upgrade + close handshake, 32 at once",
+    "tls-idle10k": "server RSS per idle TLS connection (handshake done, upgraded), 10,000 conns",
     "fanout10k": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed loop "
     "({window} publishes in flight until every subscriber has them); weir's hub (/ws, --rate 0; "
     "event frame {weir_frame} B: it wraps the data in event/channel/seq/from/ts) vs uWS.js "

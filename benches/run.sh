@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Benchmarks weir against peer echo servers with benches/loadgen.
 #
-# Usage: benches/run.sh [--quick] [--only SCENARIO[,SCENARIO...]] [--peers LIST]
+# Usage: benches/run.sh [--quick] [--tls] [--only SCENARIO[,SCENARIO...]] [--peers LIST]
 #                       [--pairs N] [--duration SECS] [--out FILE] [--no-build]
 #
 #   --quick           duration 3 s, 1 round, idle hold 1 s: a smoke test of the script, not a
 #                     measurement (writes benches/results/quick.md unless --out is given)
-#   --only LIST       scenarios, comma-separated (default: all):
+#   --tls             the TLS scenarios instead of the plain ones (below); --only names
+#                     without the tls- prefix then mean the TLS ones (--tls --only echo64)
+#   --only LIST       scenarios, comma-separated (default: all plain ones, or all TLS ones):
 #                     echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k
+#                     tls-echo64 tls-echo16k tls-connrate tls-idle10k
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
-#                     (the echo scenarios) and uws-pubsub (fanout10k only), and weir-base
-#                     when WEIR_BASE_BIN is set
+#                     (the echo scenarios), uws-pubsub (fanout10k only),
+#                     tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo (the tls-
+#                     scenarios), and weir-base when WEIR_BASE_BIN is set
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
 #   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
@@ -32,6 +36,15 @@
 # weir / weir-base are the change's effect, measured in the same run, alternated A B A B:
 #   WEIR_BASE_BIN=/tmp/weir-base/weir benches/run.sh --only echo64,echo1m,fanout10k --peers weir-base
 #
+# tls-*: the echo64, echo16k, connrate and idle10k scenarios over TLS (wss://): weir built with
+# --features tls and started with --listen-tls 127.0.0.1:0 --tls-cert --tls-key (no plain
+# listener), the TLS peers (benches/peers/README.md) with the same certificate: one test CA and
+# one ECDSA P-256 server certificate, made by benches/tls-cert.sh in benches/results/tls/ (kept
+# and reused). loadgen verifies it against that CA and offers TLS 1.3, AES-128-GCM, X25519
+# only, never resuming a session: tls-connrate is full handshakes (TLS + upgrade + close).
+# With --tls weir is built with the feature; the plain scenarios are run by the same binary
+# either way (compare them with a default build through WEIR_BASE_BIN).
+#
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
 # 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report. The exit
@@ -39,13 +52,17 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ALL_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
+PLAIN_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
+TLS_SCENARIOS="tls-echo64 tls-echo16k tls-connrate tls-idle10k"
+ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
-ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS weir-base"
+TLS_PEERS="tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS weir-base"
 WEIR_BASE_BIN=${WEIR_BASE_BIN:-}
 FANOUT_SUBS=${FANOUT_SUBS:-10000}
 QUICK=0
+TLS=0
 ONLY=""
 PEERS_ARG=""
 PAIRS=3
@@ -58,6 +75,7 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --tls) TLS=1 ;;
         --only) [ $# -ge 2 ] || die "--only needs a value"; ONLY=$2; shift ;;
         --peers) [ $# -ge 2 ] || die "--peers needs a value"; PEERS_ARG=$2; shift ;;
         --pairs) [ $# -ge 2 ] || die "--pairs needs a value"; PAIRS=$2; shift ;;
@@ -79,7 +97,11 @@ fi
 [[ "$FANOUT_SUBS" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$FANOUT_SUBS" -le 19500 ] || die "FANOUT_SUBS must be 1..19500"
 
 SCENARIOS=${ONLY//,/ }
-[ -n "$SCENARIOS" ] || SCENARIOS=$ALL_SCENARIOS
+if [ "$TLS" = 1 ]; then
+    [ -n "$SCENARIOS" ] || SCENARIOS=$TLS_SCENARIOS
+    SCENARIOS=$(for s in $SCENARIOS; do echo "tls-${s#tls-}"; done | tr '\n' ' ' | sed 's/ $//')
+fi
+[ -n "$SCENARIOS" ] || SCENARIOS=$PLAIN_SCENARIOS
 for s in $SCENARIOS; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario $s (known: $ALL_SCENARIOS)"
 done
@@ -91,9 +113,13 @@ if [ -n "$PEERS_ARG" ]; then
         WANT_PEERS="$WANT_PEERS $p"
     done
 else
-    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS"
+    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS"
     [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
 fi
+# Built with TLS when a tls- scenario runs.
+WITH_TLS=0
+[[ " $SCENARIOS " != *" tls-"* ]] || WITH_TLS=1
+TLS_DIR="$ROOT/benches/results/tls"
 if [[ " $WANT_PEERS " == *" weir-base "* ]]; then
     [ -n "$WEIR_BASE_BIN" ] || die "weir-base needs WEIR_BASE_BIN=/path/to/another/weir"
     [ -x "$WEIR_BASE_BIN" ] || die "WEIR_BASE_BIN=$WEIR_BASE_BIN is not an executable file"
@@ -105,8 +131,12 @@ PEER_BIN="$ROOT/benches/peers/target/release"
 
 # --- build -------------------------------------------------------------------------------------
 if [ "$BUILD" = 1 ]; then
-    echo "== building weir" >&2
-    (cd "$ROOT" && cargo build --release) >&2
+    echo "== building weir$([ "$WITH_TLS" = 0 ] || echo ' (--features tls)')" >&2
+    if [ "$WITH_TLS" = 1 ]; then
+        (cd "$ROOT" && cargo build --release --features tls) >&2
+    else
+        (cd "$ROOT" && cargo build --release) >&2
+    fi
     if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e '')" ]; then
         echo "== building peers" >&2
         if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
@@ -120,11 +150,14 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$WEIR" ] || die "no $WEIR"
 [ -x "$LG" ] || die "no $LG"
+if [ "$WITH_TLS" = 1 ]; then
+    bash "$ROOT/benches/tls-cert.sh" "$TLS_DIR" || die "cannot make the TLS certificate in $TLS_DIR"
+fi
 
 peer_available() {
     case "$1" in
         weir-base) [ -x "$WEIR_BASE_BIN" ] ;;
-        ws-echo|uws-echo|uws-pubsub) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
+        ws-echo|uws-echo|uws-pubsub|ws-tls-echo|uws-tls-echo) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
 }
@@ -140,6 +173,7 @@ servers_for() {
     local list p out=weir
     case "$1" in
         fanout*) list=$FANOUT_PEERS ;;
+        tls-*) list=$TLS_PEERS ;;
         *) list=$ECHO_PEERS ;;
     esac
     list="$list weir-base"
@@ -176,12 +210,17 @@ start_server() {
               # The per-connection rate limit (1000 msg/s by default, on echo paths too) would
               # throttle the publisher and close the echo clients; the peers have none.
               cmd+=(--rate 0)
+              if [[ $scen == tls-* ]]; then
+                  cmd[1]=--listen-tls
+                  cmd+=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
+              fi
               [ "$name" = weir ] || cmd[0]=$WEIR_BASE_BIN ;;
-        ws-echo|uws-echo|uws-pubsub) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
+        ws-echo|uws-echo|uws-pubsub|ws-tls-echo|uws-tls-echo) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac
     : >"$log"
-    taskset -c 0 "${cmd[@]}" >"$log" 2>&1 &
+    # The TLS peers take the certificate from TLS_CERT and TLS_KEY (the others ignore them).
+    TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" taskset -c 0 "${cmd[@]}" >"$log" 2>&1 &
     SPID=$!
     SPORT=""
     local i
@@ -211,6 +250,7 @@ stop_server() {
 
 scenario_args() {
     case "$1" in
+        tls-*) echo "$(scenario_args "${1#tls-}") --ca $TLS_DIR/ca.pem" ;;
         echo64) echo "echo --conns 100 --inflight 16 --size 64 --kind text" ;;
         echo16k) echo "echo --conns 100 --inflight 4 --size 16KiB --kind binary" ;;
         # Every 8th echo compared whole, the others by header, tag and first 4 KiB with the rest
@@ -226,13 +266,14 @@ scenario_args() {
 }
 
 run_one() {
-    local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json
+    local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json scheme=ws
     if ! start_server "$name" "$scen"; then
         printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "server did not start" >>"$RESULTS"
         return
     fi
     args=$(scenario_args "$scen")
-    case "$scen" in
+    [[ $scen != tls-* ]] || scheme=wss
+    case "${scen#tls-}" in
         idle*) extra="--pid $SPID --hold $HOLD" ;;
         fanout*) extra="--duration $DURATION" ;;
         # --pid: loadgen also reports the server's CPU and its own (which side was the bottleneck).
@@ -243,7 +284,7 @@ run_one() {
         fanout*) if [ "$name" = weir ] || [ "$name" = weir-base ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
     esac
     # shellcheck disable=SC2086
-    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "ws://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
+    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "$scheme://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
         status=ok
     else
         status=fail
@@ -281,6 +322,7 @@ META="$TMP/meta.txt"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) CPUs)"
     echo "weir: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty tree)')"
     echo "mode: $([ "$QUICK" = 1 ] && echo 'QUICK (smoke test of the script, not a measurement)' || echo full)"
+    [ "$WITH_TLS" = 0 ] || echo "tls: weir built with --features tls; certificate $TLS_DIR/cert.pem (ECDSA $(openssl x509 -in "$TLS_DIR/cert.pem" -noout -text 2>/dev/null | grep -m1 -oE 'NIST CURVE: [A-Z0-9-]+' | cut -d' ' -f3)); loadgen: TLS 1.3, AES-128-GCM, X25519, no resumption"
     echo "rounds: $PAIRS; duration: ${DURATION}s + 1s warm-up; idle hold: ${HOLD}s"
     echo "servers: $(all_servers)"
     [[ " $PEERS " != *" weir-base "* ]] || echo "weir-base: $WEIR_BASE_BIN ($("$WEIR_BASE_BIN" --version 2>/dev/null || echo 'no --version'))"

@@ -7,6 +7,8 @@
 //                                  byte-for-byte echo (1 MiB, 16 MiB), and plain TCP echo
 //   node check.js pubsub HOST:PORT uws-pubsub: a message on /pub reaches a subscriber and the
 //                                  publisher; other paths echo
+//   node check.js wss HOST:PORT   as `ws`, over TLS (wss://), verifying the server against the
+//                                  CA in the PEM file TLS_CA only (rejectUnauthorized)
 //
 // Prints one line per step and exits non-zero on the first failure.
 
@@ -24,9 +26,14 @@ function fail(msg) {
 }
 setTimeout(() => fail('timed out'), TIMEOUT_MS).unref();
 
+// wss: trust the test CA only, and refuse anything that does not verify against it.
+const tls = mode === 'wss'
+  ? { ca: require('fs').readFileSync(process.env.TLS_CA || fail('wss needs TLS_CA=ca.pem')), rejectUnauthorized: true }
+  : {};
+
 function open(path) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${addr}${path}`, { maxPayload: MAX, perMessageDeflate: false });
+    const ws = new WebSocket(`${mode === 'wss' ? 'wss' : 'ws'}://${addr}${path}`, { maxPayload: MAX, perMessageDeflate: false, ...tls });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -184,8 +191,8 @@ async function checkPubsub() {
   pub.close();
 }
 
-const checks = { ws: checkWs, raw: checkRaw, pubsub: checkPubsub };
-if (!checks[mode] || !addr) fail('usage: node check.js ws|raw|pubsub HOST:PORT');
+const checks = { ws: checkWs, wss: checkWs, raw: checkRaw, pubsub: checkPubsub };
+if (!checks[mode] || !addr) fail('usage: node check.js ws|wss|raw|pubsub HOST:PORT');
 checks[mode]().then(
   () => process.exit(0),
   (err) => fail(err && err.stack ? err.stack : String(err)),

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Start each peer on a free port, run check.js against it, stop it with SIGTERM.
-# Run ./build.sh first. Exits non-zero if any peer fails.
+# The TLS peers get one test certificate (../tls-cert.sh). Run ./build.sh first.
+# Exits non-zero if any peer fails.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
+# The TLS peers' certificate (TLS_CERT, TLS_KEY), and the CA check.js trusts (TLS_CA).
+bash ../tls-cert.sh "$tmp/tls" || exit 1
+export TLS_CERT=$tmp/tls/cert.pem TLS_KEY=$tmp/tls/key.pem TLS_CA=$tmp/tls/ca.pem
 
 # name, check mode, command...
 run() {
@@ -40,6 +44,9 @@ run ws-echo.js ws node ws-echo.js
 run uws-echo.js ws node uws-echo.js
 run uws-pubsub.js pubsub node uws-pubsub.js
 run "uws-pubsub.js (echo paths)" ws node uws-pubsub.js
+run tokio-tungstenite-tls-echo wss ./target/release/tokio-tungstenite-tls-echo
+run ws-tls-echo.js wss node ws-tls-echo.js
+run uws-tls-echo.js wss node uws-tls-echo.js
 
 if [ "$failed" -eq 0 ]; then echo "all peers ok"; else echo "some peers FAILED"; fi
 exit "$failed"

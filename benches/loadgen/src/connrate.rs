@@ -1,12 +1,13 @@
 //! `connrate`: connect, upgrade, close handshake, wait for the server's FIN, close; C at once.
+//! Over TLS, a full TLS 1.3 handshake first (no resumption), all of it through [`Stream`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::stream::{Stream, Tls};
 use crate::sys::{Cpu, CpuMeter};
 use crate::ws;
 
@@ -22,7 +23,7 @@ enum St {
 }
 
 struct Slot {
-    sock: Option<TcpStream>,
+    sock: Option<Stream>,
     generation: usize,
     st: St,
     buf: Vec<u8>,
@@ -33,12 +34,17 @@ struct Slot {
 pub struct Stats {
     pub completed: u64,
     pub failed: u64,
+    /// Completions where the server closed TCP without a TLS close_notify first.
+    pub no_close_notify: u64,
+    /// The TLS version, suite and group of the first completion.
+    pub tls_desc: Option<String>,
     pub errors: Vec<String>,
 }
 
 struct Rate {
     poll: Poll,
     addr: SocketAddr,
+    tls: Option<Tls>,
     raw: bool,
     request: Vec<u8>,
     close: Vec<u8>,
@@ -55,7 +61,7 @@ impl Rate {
         s.st = St::Connecting;
         s.deadline = Instant::now() + STEP_TIMEOUT;
         let token = Token(s.generation << SLOT_BITS | i);
-        let mut sock = match TcpStream::connect(self.addr) {
+        let mut sock = match Stream::connect(self.addr, self.tls.as_ref()) {
             Ok(sock) => sock,
             Err(e) => return self.fail(i, format!("connect: {e}")),
         };
@@ -64,6 +70,12 @@ impl Rate {
         // write back only while data is unacknowledged, and the 101 acknowledges the request
         // before the close frame is written.)
         let interest = match sock.write(&self.request) {
+            // Over TLS the request waits in the session until the handshake is done, and the
+            // handshake needs writable events too.
+            Ok(n) if n == self.request.len() && sock.is_tls() => {
+                s.st = St::Upgrading;
+                Interest::READABLE | Interest::WRITABLE
+            }
             Ok(n) if n == self.request.len() => {
                 s.st = St::Upgrading;
                 Interest::READABLE
@@ -72,7 +84,7 @@ impl Rate {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::NotConnected) => Interest::READABLE | Interest::WRITABLE,
             Err(e) => return self.fail(i, format!("connect: {e}")),
         };
-        match self.poll.registry().register(&mut sock, token, interest) {
+        match self.poll.registry().register(sock.tcp_mut(), token, interest) {
             Ok(()) => self.slots[i].sock = Some(sock),
             Err(e) => self.fail(i, format!("register: {e}")),
         }
@@ -90,7 +102,12 @@ impl Rate {
     }
 
     fn succeed(&mut self, i: usize) {
-        self.slots[i].sock = None;
+        if let Some(sock) = self.slots[i].sock.take() {
+            self.stats.no_close_notify += u64::from(sock.no_close_notify());
+            if self.stats.tls_desc.is_none() {
+                self.stats.tls_desc = sock.describe();
+            }
+        }
         self.stats.completed += 1;
         self.start(i);
     }
@@ -111,6 +128,13 @@ impl Rate {
             }
             s.st = St::Upgrading;
         }
+        // TLS records the socket did not take before (the rest waits for a writable event).
+        match sock.flush() {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::NotConnected) => {}
+            Err(e) => return Err(format!("TLS write: {e}")),
+        }
+        let short_read_drains = sock.short_read_drains();
         let mut drained = false;
         loop {
             if s.len == s.buf.len() {
@@ -128,7 +152,7 @@ impl Rate {
                 }
                 Ok(n) => {
                     s.len += n;
-                    drained = n < room && !hup;
+                    drained = n < room && !hup && short_read_drains;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -177,7 +201,7 @@ impl Rate {
     }
 }
 
-fn write_all_now(sock: &mut TcpStream, data: &[u8]) -> Result<(), String> {
+fn write_all_now(sock: &mut Stream, data: &[u8]) -> Result<(), String> {
     match sock.write(data) {
         Ok(n) if n == data.len() => Ok(()),
         Ok(n) => Err(format!("short write ({n} of {})", data.len())),
@@ -188,16 +212,17 @@ fn write_all_now(sock: &mut TcpStream, data: &[u8]) -> Result<(), String> {
 /// Runs for `warmup + duration`; returns the completions inside the measurement window and the
 /// totals (for the failure rate).
 #[allow(clippy::too_many_arguments)]
-pub fn run(addr: SocketAddr, host: &str, path: &str, raw: bool, concurrency: usize, warmup: Duration, duration: Duration, pid: Option<u32>) -> Result<(u64, Duration, Stats, Cpu), String> {
+pub fn run(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, raw: bool, concurrency: usize, warmup: Duration, duration: Duration, pid: Option<u32>) -> Result<(u64, Duration, Stats, Cpu), String> {
     let mut r = Rate {
         poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
         addr,
+        tls,
         raw,
         request: ws::request(host, path),
         close: ws::encode_frame(ws::OP_CLOSE, &1000u16.to_be_bytes(), Some(ws::MASK)),
         accept: ws::accept_key(ws::KEY),
         slots: Vec::new(),
-        stats: Stats { completed: 0, failed: 0, errors: Vec::new() },
+        stats: Stats { completed: 0, failed: 0, no_close_notify: 0, tls_desc: None, errors: Vec::new() },
     };
     let now = Instant::now();
     for i in 0..concurrency.min(1 << SLOT_BITS) {

@@ -3,7 +3,8 @@
 //! Every connection upgrades, then (echo) keeps `inflight` frames outstanding: each echo that
 //! arrives is checked and answered with the next frame. Writes are batched: frames queued while
 //! handling one read burst go out in one `write` (small frames, copied into the out buffer) or
-//! one `writev` (large frames, pointing at the shared template).
+//! one `writev` (large frames, pointing at the shared template). Over TLS the same calls go
+//! through the connection's rustls session ([`Stream`]).
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice, Read, Write};
@@ -11,9 +12,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::stream::{Stream, Tls};
 use crate::sys;
 use crate::ws::{self, Template};
 
@@ -44,7 +45,7 @@ enum Item {
 }
 
 pub struct Conn {
-    sock: TcpStream,
+    sock: Stream,
     phase: Phase,
     connected: bool,
     readable: bool,
@@ -90,6 +91,12 @@ pub struct Ctx {
     /// Echoes compared byte for byte, whole.
     pub checked_in_full: u64,
     scratch: Vec<u8>,
+    /// TLS for every connection (`wss://`), or none.
+    tls: Option<Tls>,
+    /// The TLS version, suite and group of the first connection that opened.
+    pub tls_desc: Option<String>,
+    /// Connections whose server ended TLS without a close_notify alert.
+    pub no_close_notify: usize,
 }
 
 impl Ctx {
@@ -109,7 +116,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(addr: SocketAddr, host: &str, path: &str, tpl: Template, raw: bool, inflight: usize, rbuf_size: usize) -> Result<Engine, String> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, tpl: Template, raw: bool, inflight: usize, rbuf_size: usize) -> Result<Engine, String> {
         let big_mode = tpl.frame.len() > COPY_MAX;
         let rbuf_size = if inflight > 0 { rbuf_size.max(2 * tpl.frame.len() + 64 * 1024) } else { rbuf_size };
         Ok(Engine {
@@ -135,6 +143,9 @@ impl Engine {
                 check_every: 1,
                 checked_in_full: 0,
                 scratch: vec![0; 256 * 1024],
+                tls,
+                tls_desc: None,
+                no_close_notify: 0,
             },
             again: Vec::new(),
             addr,
@@ -144,11 +155,11 @@ impl Engine {
     /// Starts one more connection (its upgrade goes out once connected).
     pub fn connect(&mut self) -> Result<(), String> {
         let idx = self.conns.len();
-        let mut sock = TcpStream::connect(self.addr).map_err(|e| format!("connect #{idx}: {e}"))?;
-        let _ = sock.set_nodelay(true);
+        let mut sock = Stream::connect(self.addr, self.ctx.tls.as_ref()).map_err(|e| format!("connect #{idx}: {e}"))?;
+        let _ = sock.tcp().set_nodelay(true);
         self.poll
             .registry()
-            .register(&mut sock, Token(idx), Interest::READABLE | Interest::WRITABLE)
+            .register(sock.tcp_mut(), Token(idx), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("register #{idx}: {e}"))?;
         self.conns.push(Conn {
             sock,
@@ -258,10 +269,10 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
         if !(c.readable || c.writable) {
             return Ok(());
         }
-        if let Some(e) = c.sock.take_error().map_err(|e| format!("connect: {e}"))? {
+        if let Some(e) = c.sock.tcp().take_error().map_err(|e| format!("connect: {e}"))? {
             return Err(format!("connect: {e}"));
         }
-        match c.sock.peer_addr() {
+        match c.sock.tcp().peer_addr() {
             Ok(_) => c.connected = true,
             Err(e) if e.kind() == ErrorKind::NotConnected => {
                 c.readable = false;
@@ -277,7 +288,7 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
         reads += 1;
         if c.skip > 0 {
             let want = c.skip.min(ctx.scratch.len());
-            match sys::recv_discard(c.sock.as_raw_fd(), &mut ctx.scratch[..want]) {
+            match sys::recv_discard(c.sock.tcp().as_raw_fd(), &mut ctx.scratch[..want]) {
                 Ok(0) => return Err(format!("server closed the connection mid-echo ({} echoes outstanding)", c.next_send - c.next_recv)),
                 Ok(n) => {
                     c.skip -= n;
@@ -315,6 +326,7 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
                 if c.phase == Phase::Closing {
                     c.phase = Phase::Closed;
                     ctx.closed += 1;
+                    ctx.no_close_notify += usize::from(c.sock.no_close_notify());
                     return Ok(());
                 }
                 return Err(format!("server closed the connection (phase {:?}, {} echoes outstanding)", c.phase, c.next_send - c.next_recv));
@@ -323,7 +335,7 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
                 c.rend += n;
                 // A short read drained the socket: with edge-triggered epoll, more data (or the
                 // FIN) raises a new event, so the read that would say WouldBlock is saved.
-                if n < space {
+                if n < space && c.sock.short_read_drains() {
                     c.readable = false;
                 }
                 process(c, ctx)?;
@@ -356,6 +368,9 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
             c.rstart += n;
             c.phase = Phase::Open;
             ctx.opened += 1;
+            if ctx.tls_desc.is_none() {
+                ctx.tls_desc = c.sock.describe();
+            }
             if ctx.running {
                 for _ in 0..ctx.inflight {
                     send_one(c, ctx);
@@ -467,6 +482,10 @@ fn flush(c: &mut Conn, ctx: &Ctx) -> Result<(), String> {
     if !c.connected || !c.writable {
         return Ok(());
     }
+    // TLS records the socket did not take last time go first.
+    if !push_tls(c)? {
+        return Ok(());
+    }
     while c.opos < c.out.len() {
         match c.sock.write(&c.out[c.opos..]) {
             Ok(0) => return Err("write returned 0".into()),
@@ -533,5 +552,19 @@ fn flush(c: &mut Conn, ctx: &Ctx) -> Result<(), String> {
             Err(e) => return Err(format!("writev: {e}")),
         }
     }
+    push_tls(c)?;
     Ok(())
+}
+
+/// Pushes the TLS records waiting in the session (none over plain TCP); false (and not
+/// writable) when the socket is full.
+fn push_tls(c: &mut Conn) -> Result<bool, String> {
+    match c.sock.flush() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            c.writable = false;
+            Ok(false)
+        }
+        Err(e) => Err(format!("TLS write: {e}")),
+    }
 }

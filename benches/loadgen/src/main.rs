@@ -9,6 +9,7 @@ mod connrate;
 mod engine;
 mod fanout;
 mod hostile;
+mod stream;
 mod sys;
 mod ws;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use engine::Engine;
+use stream::Tls;
 use ws::Template;
 
 const USAGE: &str = "\
@@ -65,6 +67,12 @@ Scenarios:
 
 Common flags:
   --url ws://127.0.0.1:PORT/PATH   target (127.0.0.1 only)           [default ws://127.0.0.1:8080/echo]
+                                   wss://127.0.0.1:PORT/PATH: over TLS (echo, latency, connrate,
+                                   idle): TLS 1.3 only, TLS13_AES_128_GCM_SHA256, X25519, ALPN
+                                   http/1.1, no session resumption (every connection makes a
+                                   full handshake); needs --ca
+  --tls                            the same as a wss:// URL
+  --ca FILE                        over TLS, trust only the PEM certificates in FILE
   --duration SECS                  measured time, after warm-up     [default 10]
   --warmup SECS                    warm-up, not measured            [default 1]
   --cpu N                          pin loadgen to CPU N             [default: not pinned]
@@ -74,7 +82,8 @@ Common flags:
                                    CPU it used in the measured window (and loadgen's own), to
                                    show which side was the bottleneck
 
-Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}`.
+Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}` (over TLS
+with \"tls\": the version, suite and group negotiated).
 Exit status: 0 ok, 1 failed run (lost/duplicated/reordered/corrupted echo, connection error,
 connrate failures over 0.1%), 2 usage error.";
 
@@ -104,6 +113,8 @@ struct Args {
     flood_bound: usize,
     amp_bound: usize,
     p99_ms: f64,
+    tls: bool,
+    ca: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -151,10 +162,16 @@ fn parse_args() -> Result<Args, String> {
         flood_bound: 16 << 20,
         amp_bound: 64 << 20,
         p99_ms: 5.0,
+        tls: false,
+        ca: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--raw" {
             a.raw = true;
+            continue;
+        }
+        if flag == "--tls" {
+            a.tls = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -187,6 +204,7 @@ fn parse_args() -> Result<Args, String> {
             "--flood-bound" => a.flood_bound = parse_size(&v)?,
             "--amp-bound" => a.amp_bound = parse_size(&v)?,
             "--p99-ms" => a.p99_ms = num(&v)?,
+            "--ca" => a.ca = Some(v),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -200,7 +218,40 @@ fn parse_args() -> Result<Args, String> {
     if a.size > 64 << 20 {
         return Err("--size at most 64MiB".into());
     }
+    a.tls |= a.url.starts_with("wss://");
+    if a.tls {
+        if a.ca.is_none() {
+            return Err("over TLS, --ca FILE (the CA the server's certificate chains to)".into());
+        }
+        if a.raw || a.check_every > 1 {
+            return Err("--raw and --check-every K > 1 are for plain TCP (TLS records are read whole)".into());
+        }
+        if matches!(a.scenario.as_str(), "fanout" | "hostile") {
+            return Err("TLS is for echo, latency, connrate and idle".into());
+        }
+    } else if a.ca.is_some() {
+        return Err("--ca is for TLS (a wss:// URL or --tls)".into());
+    }
     Ok(a)
+}
+
+/// The target of echo, latency, connrate and idle: address, Host header value, path, and TLS
+/// when the URL is wss:// (or --tls).
+fn target(a: &Args) -> Result<(SocketAddr, String, String, Option<Tls>), String> {
+    let (addr, host, path) = parse_url(&a.url.replacen("wss://", "ws://", 1))?;
+    let tls = match (&a.ca, a.tls) {
+        (Some(ca), true) => Some(Tls::new(&host, ca)?),
+        _ => None,
+    };
+    Ok((addr, host, path, tls))
+}
+
+/// `"tls":...` for a RESULT line, and a phrase for the human one.
+fn tls_fields(desc: &Option<String>) -> (String, String) {
+    match desc {
+        Some(d) => (format!("\"tls\":\"{d}\""), format!("; {d}")),
+        None => ("\"tls\":null".into(), String::new()),
+    }
 }
 
 /// (address, Host header value, path) of a ws://127.0.0.1:PORT/PATH URL.
@@ -245,14 +296,14 @@ fn open_all(e: &mut Engine, n: usize, k: usize, limit: Duration) -> Result<(), S
 }
 
 fn echo(a: &Args, latency: bool) -> Result<String, String> {
-    let (addr, host, path) = parse_url(&a.url)?;
+    let (addr, host, path, tls) = target(a)?;
     let (conns, inflight) = if latency { (1, 1) } else { (a.conns, a.inflight) };
     if conns == 0 || conns > 19_500 || inflight == 0 || inflight > 4096 {
         return Err("--conns in 1..=19500, --inflight in 1..=4096".into());
     }
     let tpl = Template::new(opcode(&a.kind), a.size);
     let frame_len = tpl.frame.len();
-    let mut e = Engine::new(addr, &host, &path, tpl, a.raw, inflight, 64 * 1024)?;
+    let mut e = Engine::new(addr, &host, &path, tls, tpl, a.raw, inflight, 64 * 1024)?;
     e.ctx.check_every = a.check_every;
     open_all(&mut e, conns, 512, Duration::from_secs(30))?;
     let t0 = Instant::now();
@@ -275,6 +326,7 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let mbps = msgs * a.size as f64 / 1e6;
     let wire_up = msgs * frame_len as f64 / 1e6;
     let total: u64 = e.conns.iter().map(|c| c.next_recv).sum();
+    let (tls_json, tls_human) = tls_fields(&e.ctx.tls_desc);
     if latency {
         let mut v = std::mem::take(&mut e.ctx.rtts_ns);
         if v.is_empty() {
@@ -285,47 +337,50 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
         let (p50, p99, p999, max) = (pct(0.50), pct(0.99), pct(0.999), *v.last().unwrap_or(&0) as f64 / 1000.0);
         let mean = v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0;
         println!(
-            "latency {} B {}: {} samples, p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us, max {max:.1} us ({msgs:.0} msg/s; {cpu_human})",
+            "latency {} B {}: {} samples, p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us, max {max:.1} us ({msgs:.0} msg/s; {cpu_human}{tls_human})",
             a.size, a.kind, v.len()
         );
         return Ok(format!(
-            "{{\"scenario\":\"latency\",\"size\":{},\"kind\":\"{}\",\"raw\":{},\"samples\":{},\"p50_us\":{p50:.2},\"p99_us\":{p99:.2},\"p999_us\":{p999:.2},\"max_us\":{max:.2},\"mean_us\":{mean:.2},\"msgs_per_sec\":{msgs:.1},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},{cpu_json}}}",
+            "{{\"scenario\":\"latency\",\"size\":{},\"kind\":\"{}\",\"raw\":{},\"samples\":{},\"p50_us\":{p50:.2},\"p99_us\":{p99:.2},\"p999_us\":{p999:.2},\"max_us\":{max:.2},\"mean_us\":{mean:.2},\"msgs_per_sec\":{msgs:.1},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},{cpu_json},{tls_json}}}",
             a.size, a.kind, a.raw, v.len()
         ));
     }
     println!(
-        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human})",
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human}{tls_human})",
         conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, elapsed
     );
     Ok(format!(
-        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json}}}",
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json}}}",
         a.size, a.kind, a.raw, e.ctx.checked_in_full, a.check_every, e.ctx.pings
     ))
 }
 
 fn connrate(a: &Args) -> Result<String, String> {
-    let (addr, host, path) = parse_url(&a.url)?;
+    let (addr, host, path, tls) = target(a)?;
     if a.concurrency == 0 || a.concurrency > 10_000 {
         return Err("--concurrency in 1..=10000".into());
     }
-    let (n, elapsed, st, cpu) = connrate::run(addr, &host, &path, a.raw, a.concurrency, secs(a.warmup), secs(a.duration), a.pid)?;
+    let (n, elapsed, st, cpu) = connrate::run(addr, &host, &path, tls, a.raw, a.concurrency, secs(a.warmup), secs(a.duration), a.pid)?;
     let (cpu_json, cpu_human) = sys::cpu_fields(cpu);
     let rate = n as f64 / elapsed.as_secs_f64();
     let attempts = st.completed + st.failed;
+    let (tls_json, tls_human) = tls_fields(&st.tls_desc);
+    let no_notify = if a.tls { format!("; {} without close_notify", st.no_close_notify) } else { String::new() };
     println!(
-        "connrate C={}: {rate:.0} conn/s ({} completed, {} failed of {attempts} attempts; {cpu_human}){}",
+        "connrate C={}: {rate:.0} conn/s ({} completed, {} failed of {attempts} attempts; {cpu_human}{tls_human}{no_notify}){}",
         a.concurrency,
         st.completed,
         st.failed,
         if st.errors.is_empty() { String::new() } else { format!("; first errors: {:?}", st.errors) }
     );
     let json = format!(
-        "{{\"scenario\":\"connrate\",\"concurrency\":{},\"raw\":{},\"conns_per_sec\":{rate:.1},\"completed\":{},\"failed\":{},\"seconds\":{:.3},{cpu_json}}}",
+        "{{\"scenario\":\"connrate\",\"concurrency\":{},\"raw\":{},\"conns_per_sec\":{rate:.1},\"completed\":{},\"failed\":{},\"seconds\":{:.3},\"no_close_notify\":{},{cpu_json},{tls_json}}}",
         a.concurrency,
         a.raw,
         st.completed,
         st.failed,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        st.no_close_notify
     );
     if st.failed * 1000 > attempts {
         println!("RESULT {json}");
@@ -335,14 +390,14 @@ fn connrate(a: &Args) -> Result<String, String> {
 }
 
 fn idle(a: &Args) -> Result<String, String> {
-    let (addr, host, path) = parse_url(&a.url)?;
+    let (addr, host, path, tls) = target(a)?;
     let pid = a.pid.ok_or("idle needs --pid PID (the server's)")?;
     let n = a.conns;
     if n == 0 || n > 19_500 {
         return Err("--conns in 1..=19500 (20,000 open files per process)".into());
     }
     let before = sys::rss_bytes(pid)?;
-    let mut e = Engine::new(addr, &host, &path, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
+    let mut e = Engine::new(addr, &host, &path, tls, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
     let t_open = Instant::now();
     open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(120))?;
     let open_secs = t_open.elapsed().as_secs_f64();
@@ -365,15 +420,16 @@ fn idle(a: &Args) -> Result<String, String> {
     e.close_all()?;
     let all_closed = e.run_while(Instant::now() + Duration::from_secs(5), |e| e.ctx.closed == n)?;
     let closed = e.ctx.closed;
+    let (tls_json, tls_human) = tls_fields(&e.ctx.tls_desc);
     println!(
-        "idle {n} conns: {per_conn:.0} bytes/conn (server RSS {:.1} MiB -> {:.1} MiB; opened in {open_secs:.1} s; {} pings answered; {closed} closed cleanly{})",
+        "idle {n} conns: {per_conn:.0} bytes/conn (server RSS {:.1} MiB -> {:.1} MiB; opened in {open_secs:.1} s; {} pings answered; {closed} closed cleanly{}{tls_human})",
         before as f64 / 1048576.0,
         after as f64 / 1048576.0,
         e.ctx.pings,
         if all_closed { "" } else { ", the rest dropped" }
     );
     Ok(format!(
-        "{{\"scenario\":\"idle\",\"conns\":{n},\"bytes_per_conn\":{per_conn:.1},\"rss_before\":{before},\"rss_after\":{after},\"open_seconds\":{open_secs:.3},\"pings\":{},\"closed_cleanly\":{closed}}}",
+        "{{\"scenario\":\"idle\",\"conns\":{n},\"bytes_per_conn\":{per_conn:.1},\"rss_before\":{before},\"rss_after\":{after},\"open_seconds\":{open_secs:.3},\"pings\":{},\"closed_cleanly\":{closed},{tls_json}}}",
         e.ctx.pings
     ))
 }
