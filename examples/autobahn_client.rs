@@ -1,11 +1,13 @@
 //! Drives Autobahn|Testsuite's fuzzingserver with weir's client role: asks for the case count,
 //! runs every case echoing what it receives, then asks for the reports.
 //!
-//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001` (see autobahn/client.sh).
+//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [dedicated|shared|off]`
+//! (see autobahn/client.sh): permessage-deflate is offered unless `off`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use weir::proto::{CloseCode, MessageKind};
+use weir::server::compress::{Compression, Mode};
 use weir::server::url::WsUrl;
 use weir::server::{Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server};
 
@@ -97,7 +99,18 @@ fn main() -> std::io::Result<()> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("no address"))?;
-    let config = Config { listen: Vec::new(), ..Config::default() };
+    // permessage-deflate is offered (Autobahn 12.* and 13.* need it) unless the second
+    // argument is `off`: dedicated (the default) or shared, every message compressed.
+    let mode = match std::env::args().nth(2).as_deref() {
+        None | Some("dedicated") => Some(Mode::Dedicated { bits: 15 }),
+        Some("shared") => Some(Mode::Shared),
+        Some("off") => None,
+        Some(other) => {
+            return Err(std::io::Error::other(format!("{other}: off, shared or dedicated")));
+        }
+    };
+    let compression = mode.map(|mode| Compression { mode, min_size: 0 });
+    let config = Config { listen: Vec::new(), compression, ..Config::default() };
     let driver = Driver { addr, host: url.host_header(), step: Step::Count, count: 0 };
     let mut server = Server::bind(config, driver)?;
     server.run_until_stopped()

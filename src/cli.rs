@@ -198,6 +198,10 @@ pub struct ClientOptions {
     pub subprotocols: Vec<String>,
     /// The `Origin` header to send, if any.
     pub origin: Option<String>,
+    /// permessage-deflate to offer: `None` offers none (`--compression`).
+    pub compression: Option<crate::server::compress::Mode>,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_min_size: u64,
 }
 
 /// Why the command line (or a `WEIR_*` variable) was refused.
@@ -296,6 +300,8 @@ pub fn parse(
         headers: Vec::new(),
         subprotocols: Vec::new(),
         origin: None,
+        compression: None,
+        compression_min_size: KIB,
     };
     for (flag, values) in FLAGS.iter().zip(given) {
         if flag.setter.target() != target {
@@ -699,20 +705,7 @@ const FLAGS: &[Flag] = &[
                connection), or dedicated[:BITS] (a compressor per connection keeping a window \
                of 2^BITS bytes, 8-15, default 15: better ratio, about 100 KiB per connection).",
         setter: Setter::Serve(|o, v| {
-            use crate::server::compress::Mode;
-            o.compression = match v {
-                "off" => None,
-                "shared" => Some(Mode::Shared),
-                "dedicated" => Some(Mode::Dedicated { bits: 15 }),
-                _ => match v.strip_prefix("dedicated:").map(str::parse::<u8>) {
-                    Some(Ok(bits @ 8..=15)) => Some(Mode::Dedicated { bits }),
-                    _ => {
-                        return Err(format!(
-                            "{v}: expected off, shared, dedicated or dedicated:8 to dedicated:15"
-                        ));
-                    }
-                },
-            };
+            o.compression = parse_compression(v)?;
             Ok(())
         }),
     },
@@ -1277,7 +1270,50 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "compression",
+        metavar: Some("MODE"),
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "off",
+        help: "Offer permessage-deflate (RFC 7692): off, shared (no context kept between \
+               messages either way) or dedicated[:BITS] (this end keeps a window of 2^BITS).",
+        setter: Setter::Client(|o, v| {
+            o.compression = parse_compression(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "compression-min-size",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "1KiB",
+        help: "With --compression, messages shorter than this are sent as they are.",
+        setter: Setter::Client(|o, v| {
+            o.compression_min_size = parse_size(v, 0)?;
+            Ok(())
+        }),
+    },
 ];
+
+/// `--compression`: off, shared, dedicated or dedicated:BITS (8 to 15).
+fn parse_compression(v: &str) -> Result<Option<crate::server::compress::Mode>, String> {
+    use crate::server::compress::Mode;
+    Ok(match v {
+        "off" => None,
+        "shared" => Some(Mode::Shared),
+        "dedicated" => Some(Mode::Dedicated { bits: 15 }),
+        _ => match v.strip_prefix("dedicated:").map(str::parse::<u8>) {
+            Some(Ok(bits @ 8..=15)) => Some(Mode::Dedicated { bits }),
+            _ => {
+                return Err(format!(
+                    "{v}: expected off, shared, dedicated or dedicated:8 to dedicated:15"
+                ));
+            }
+        },
+    })
+}
 
 /// Whether a command-line word is a flag rather than a value (so `--listen --echo /x` reports
 /// the missing value instead of taking `--echo` as an address).
@@ -2034,6 +2070,8 @@ mod tests {
                 headers: Vec::new(),
                 subprotocols: Vec::new(),
                 origin: None,
+                compression: None,
+                compression_min_size: KIB,
             }
         );
     }
@@ -2052,6 +2090,9 @@ mod tests {
             "--subprotocol=v2.chat",
             "--origin",
             "http://o.example",
+            "--compression",
+            "dedicated:9",
+            "--compression-min-size=0",
         ];
         let Ok(Command::Client(c)) = parse(line.map(String::from), no_env) else {
             panic!("client flags did not parse");
@@ -2067,6 +2108,8 @@ mod tests {
         );
         assert_eq!(c.subprotocols, ["chat", "v2.chat"]);
         assert_eq!(c.origin.as_deref(), Some("http://o.example"));
+        assert_eq!(c.compression, Some(crate::server::compress::Mode::Dedicated { bits: 9 }));
+        assert_eq!(c.compression_min_size, 0);
     }
 
     #[test]

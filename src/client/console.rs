@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use crate::cli::ClientOptions;
 use crate::proto::{CloseCode, MessageKind};
+use crate::server::compress::Compression;
 use crate::server::url::WsUrl;
 use crate::server::{
     Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server, Waker,
@@ -70,7 +71,11 @@ pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
         timeout: None,
     };
     let (tx, rx) = mpsc::channel();
-    let config = Config { listen: Vec::new(), ..Config::default() };
+    let compression = opts.compression.map(|mode| Compression {
+        mode,
+        min_size: usize::try_from(opts.compression_min_size).unwrap_or(usize::MAX),
+    });
+    let config = Config { listen: Vec::new(), compression, ..Config::default() };
     let app = Console {
         request,
         rx,

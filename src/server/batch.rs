@@ -86,8 +86,10 @@ impl Core {
     pub(crate) fn flush_batch(&mut self) {
         let Some(b) = self.batch.take() else { return };
         let piece: Rc<[u8]> = Rc::from(b.frames);
+        // With permessage-deflate, compressed once for every member that shares the compressor.
+        let mut packed = None;
         for id in b.set.iter() {
-            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks);
+            let _ = self.send_shared_deflated(id.0, b.kind, &piece, &b.marks, &mut packed);
         }
     }
 }

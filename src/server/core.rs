@@ -93,8 +93,14 @@ impl Core {
     ) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Some(ws_key) = conn.deferred_key.take() else { return };
-        let extra: Vec<(&str, &[u8])> =
+        let mut extra: Vec<(&str, &[u8])> =
             headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        // RFC 7692 §5: the offer chosen at the upgrade, agreed now.
+        let answer = conn.pmd.as_mut().and_then(|p| p.answer.take());
+        if let Some(value) = &answer {
+            conn.ws.set_compression(true);
+            extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
+        }
         let bytes =
             write_with(|out| handshake::write_accept(out, ws_key.as_bytes(), protocol, &extra));
         self.accepted.push((key, bytes));
@@ -231,7 +237,12 @@ impl Core {
         let start = push_server_frame(&mut frame, kind, data);
         let payload = [(start, frame.len())];
         let frame: Rc<[u8]> = Rc::from(frame);
-        ids.into_iter().filter(|id| self.send_shared(id.0, kind, &frame, &payload).is_ok()).count()
+        let mut packed = None;
+        ids.into_iter()
+            .filter(|id| {
+                self.send_shared_deflated(id.0, kind, &frame, &payload, &mut packed).is_ok()
+            })
+            .count()
     }
 
     /// Queues whole messages of `kind` whose server frames, headers included, are `piece`,
@@ -275,10 +286,7 @@ impl Core {
         self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
         let pmd = conn.pmd.as_mut()?;
-        if data.len() < pmd.min_size
-            || conn.ws.tx_is_fragmenting()
-            || conn.ws.role() != Role::Server
-        {
+        if data.len() < pmd.min_size || conn.ws.tx_is_fragmenting() {
             return None;
         }
         let mut packed = Vec::with_capacity(data.len() / 2 + 64);
@@ -289,6 +297,20 @@ impl Core {
                 .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false)),
         };
         deflater.compress_message(data, &mut packed);
+        self.stats.compressed_messages += 1;
+        if conn.ws.role() == Role::Client {
+            // Masked with a fresh key (RFC 6455 §5.3), so framed in a buffer of its own.
+            let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
+            let mut buf = vec![0; packed.len() + MAX_HEADER_LEN];
+            return Some(match conn.ws.send_compressed(kind, &packed, &mut buf, mask) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    conn.out.push_owned(buf, &mut self.pool);
+                    self.queued(key, 1)
+                }
+                Err(e) => Err(e),
+            });
+        }
         let (head, n) = match conn.ws.encode_compressed_header(kind, packed.len() as u64) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
@@ -430,8 +452,14 @@ impl Core {
         }
         let handshake = crate::proto::handshake::ClientHandshake::new(nonce);
         let protocols: Vec<&str> = req.protocols.iter().map(String::as_str).collect();
-        let headers: Vec<(&str, &[u8])> =
+        let mut headers: Vec<(&str, &[u8])> =
             req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        // RFC 7692 §5: offered with --compression; the answer is checked in `outbound.rs`.
+        let offer = self.config.compression.map(|c| c.offer());
+        if let Some(value) = &offer {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("sec-websocket-extensions"));
+            headers.push(("Sec-WebSocket-Extensions", value.as_bytes()));
+        }
         let request = write_with(|out| {
             handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
         });
@@ -501,9 +529,19 @@ pub(super) fn write_with(
 /// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
 /// its payload starts.
 pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
+    push_server_frame_rsv(out, kind, data, 0)
+}
+
+/// As [`push_server_frame`], with the RSV bits `rsv` (`0b100`: RSV1, a compressed message).
+pub(crate) fn push_server_frame_rsv(
+    out: &mut Vec<u8>,
+    kind: MessageKind,
+    data: &[u8],
+    rsv: u8,
+) -> usize {
     let h = FrameHeader {
         fin: true,
-        rsv: 0,
+        rsv,
         opcode: kind.opcode(),
         mask: None,
         payload_len: data.len() as u64,

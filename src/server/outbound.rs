@@ -2,9 +2,11 @@
 //! and the failures in between (RFC 6455 §4.1).
 
 use crate::info;
-use crate::proto::Status;
+use crate::proto::extension::{Agreed, Policy};
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, HeadReader, Header};
+use crate::proto::{Role, Status};
+use crate::server::compress::Pmd;
 use crate::server::conn::Phase;
 use crate::server::handler::{ConnId, ConnectError, Context, Handler};
 use crate::server::slab::Key;
@@ -57,17 +59,24 @@ impl<H: Handler> crate::server::Server<H> {
         let state = conn.client.take();
         let limits = self.core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
+        let compression = self.core.config.compression;
+        let policy = compression.map(|c| c.policy());
         let checked = match (&state, http::parse_response(&head[..head_len], &mut slots, &limits)) {
             (_, Err(e)) => Err(ConnectError::Handshake(e)),
             (None, _) => Err(ConnectError::Io("no handshake state".into())),
-            (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols),
+            (Some(st), Ok(resp)) => check(&st.handshake, &resp, &st.protocols, policy.as_ref()),
         };
         self.core.pool.give(head);
         match checked {
             Err(e) => self.fail_connect(key, &e),
-            Ok(protocol) => {
+            Ok((protocol, agreed)) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
+                if let (Some(agreed), Some(c)) = (agreed, compression) {
+                    let max = self.core.config.ws.max_message_size;
+                    conn.ws.set_compression(true);
+                    conn.pmd = Some(Box::new(Pmd::new(Role::Client, &agreed, &c, max)));
+                }
                 conn.head_reader = None;
                 conn.phase = Phase::Ws;
                 conn.opened_at = self.core.now;
@@ -100,18 +109,20 @@ impl<H: Handler> crate::server::Server<H> {
     }
 }
 
-/// The subprotocol the server chose, or why its response is refused.
+/// The subprotocol the server chose and the permessage-deflate it agreed to (when `deflate`
+/// was offered), or why its response is refused.
 fn check(
     handshake: &ClientHandshake,
     resp: &http::Response<'_, '_>,
     offered: &[String],
-) -> Result<Option<String>, ConnectError> {
+    deflate: Option<&Policy>,
+) -> Result<(Option<String>, Option<Agreed>), ConnectError> {
     if resp.status != 101 {
         return Err(ConnectError::Refused { status: resp.status });
     }
     let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
     handshake
-        .check_response(resp, &offered)
-        .map(|p| p.map(str::to_string))
+        .check_response_offering(resp, &offered, deflate)
+        .map(|(p, agreed)| (p.map(str::to_string), agreed))
         .map_err(ConnectError::Handshake)
 }

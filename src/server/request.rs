@@ -6,7 +6,6 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, HeadReader, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
-use crate::server::compress::Pmd;
 use crate::server::conn::{BodyState, Phase};
 use crate::server::core::write_with;
 use crate::server::handler::{ConnId, Context, Decision, Handler, Response};
@@ -255,9 +254,17 @@ impl<H: Handler> crate::server::Server<H> {
                 Outcome::Answered(false)
             }
             Decision::Defer => {
+                let config = &self.core.config;
+                let pmd = config.compression.and_then(|c| {
+                    let (mut state, value) = c.accept(up.fields(), config.ws.max_message_size)?;
+                    state.answer = Some(value);
+                    Some(state)
+                });
                 if let Some(c) = self.core.conns.get_mut(key) {
                     c.phase = Phase::Deferred;
                     c.deferred_key = std::str::from_utf8(up.key).ok().map(Box::from);
+                    // Agreed when the handler accepts (`Core::accept_deferred`).
+                    c.pmd = pmd;
                 }
                 Outcome::Deferred
             }
@@ -266,11 +273,9 @@ impl<H: Handler> crate::server::Server<H> {
                     headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
                 // RFC 7692 §5: the first offer this end can accept, answered in the 101.
                 let config = &self.core.config;
-                let pmd = config.compression.and_then(|c| {
-                    let (agreed, value) = c.negotiate(up.fields())?;
-                    let state = Pmd::server(&agreed, &c, config.ws.max_message_size);
-                    Some((Box::new(state), value))
-                });
+                let pmd = config
+                    .compression
+                    .and_then(|c| c.accept(up.fields(), config.ws.max_message_size));
                 if let Some((_, value)) = &pmd {
                     extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
                 }
