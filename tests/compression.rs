@@ -294,3 +294,61 @@ fn the_proxy_negotiates_each_side_and_carries_compressed_messages_both_ways() {
         }
     }
 }
+
+/// How to get python `websockets` (compression on by default).
+const INSTALL_WEBSOCKETS: &str = "install python3 and its websockets package (13 or newer), e.g. `apt-get install python3 \
+     python3-websockets` or `pip install websockets`";
+
+/// Whether `python3` with `websockets.sync` is there: a test that needs it fails with the
+/// command to install it, unless `WEIR_SKIP_EXTERNAL=python3`.
+fn python_ready() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        common::missing_external("python3", INSTALL_WEBSOCKETS);
+    }
+    ok
+}
+
+#[test]
+fn python_websockets_round_trips_through_each_mode() {
+    use std::process::{Command, Stdio};
+    if !python_ready() {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/pmd_client.py");
+    for (args, ext) in [
+        (
+            &["--compression", "shared"][..],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        (
+            &["--compression", "dedicated:10", "--compression-min-size", "0"][..],
+            "permessage-deflate; server_max_window_bits=10",
+        ),
+        (&[][..], ""),
+    ] {
+        let weir = Binary::start(args);
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(format!("ws://{}/echo", weir.addr))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = common::eventually(TIMEOUT, || child.try_wait().unwrap());
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = format!("{args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{report}");
+        assert!(stdout.contains(&format!("EXT {ext}\n")), "{report}");
+        assert!(stdout.contains("CLOSE 4000 done here"), "{report}");
+    }
+}
