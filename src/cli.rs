@@ -703,7 +703,7 @@ const FLAGS: &[Flag] = &[
         help: "permessage-deflate (RFC 7692) for clients that offer it: off, shared (one \
                compressor, no context kept between messages: no compression memory per \
                connection), or dedicated[:BITS] (a compressor per connection keeping a window \
-               of 2^BITS bytes, 8-15, default 15: better ratio, about 100 KiB per connection).",
+               of 2^BITS bytes, 8-15, default 15: better ratio, up to about 70 KiB per connection).",
         setter: Setter::Serve(|o, v| {
             o.compression = parse_compression(v)?;
             Ok(())

@@ -131,6 +131,28 @@ impl Deflater {
         self.buf.clear();
     }
 
+    /// As [`compress_message`](Self::compress_message), working in `lender`'s buffers (the
+    /// table, the working copy, the symbols) instead of buffers of its own: a runtime with many
+    /// compressors that keep their context (a window each) needs only one set of those, which
+    /// are as large as the table (64 KiB) and the largest message. `lender` keeps them, and its
+    /// own context is untouched.
+    pub fn compress_message_using(
+        &mut self,
+        lender: &mut Deflater,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        self.swap_buffers(lender);
+        self.compress_message(data, out);
+        self.swap_buffers(lender);
+    }
+
+    fn swap_buffers(&mut self, other: &mut Deflater) {
+        core::mem::swap(&mut self.buf, &mut other.buf);
+        core::mem::swap(&mut self.head, &mut other.head);
+        core::mem::swap(&mut self.symbols, &mut other.symbols);
+    }
+
     /// Frees the buffers kept for the next message (the table, the working copy); the window of
     /// a compressor with context takeover stays.
     pub fn release(&mut self) {
@@ -586,6 +608,25 @@ mod tests {
         d.compress_message(json, &mut first);
         d.compress_message(json, &mut second);
         assert!(second.len() < first.len() / 3, "{} then {}", first.len(), second.len());
+    }
+
+    #[test]
+    fn compressors_that_borrow_buffers_keep_only_their_window() {
+        // Two connections' compressors, interleaved on one lender, make what each makes alone.
+        let mut lender = Deflater::new(15, false);
+        let (mut a, mut b) = (Deflater::new(15, true), Deflater::new(10, true));
+        let (mut a_alone, mut b_alone) = (Deflater::new(15, true), Deflater::new(10, true));
+        for data in samples() {
+            for (d, alone) in [(&mut a, &mut a_alone), (&mut b, &mut b_alone)] {
+                let (mut borrowed, mut own) = (Vec::new(), Vec::new());
+                d.compress_message_using(&mut lender, &data, &mut borrowed);
+                alone.compress_message(&data, &mut own);
+                assert_eq!(borrowed, own);
+                assert_eq!(d.head.capacity() + d.buf.capacity() + d.symbols.capacity(), 0);
+                assert!(d.history.len() <= 1 << d.window_bits);
+            }
+        }
+        assert!(lender.head.capacity() > 0 && lender.history.is_empty());
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl Compression {
         max_message_size: u64,
     ) -> Option<(Box<Pmd>, String)> {
         let (agreed, value) = self.negotiate(fields)?;
-        Some((Box::new(Pmd::new(Role::Server, &agreed, self, max_message_size)), value))
+        Some((Box::new(Pmd::new(Role::Server, &agreed, max_message_size)), value))
     }
 
     /// A client's offer, as a `Sec-WebSocket-Extensions` value (RFC 7692 §5).
@@ -104,16 +104,18 @@ pub struct Pmd {
     pub inflate: MessageInflater,
     /// Compresses what this end sends (dedicated mode; shared mode uses the runtime's).
     pub deflate: Option<Deflater>,
-    /// Messages shorter than this go out uncompressed.
-    pub min_size: usize,
     /// A deferred upgrade's `Sec-WebSocket-Extensions` answer, written into its 101 when the
     /// handler accepts it (`Context::accept`).
     pub answer: Option<String>,
+    /// Nothing here lasts from one message to the next (no context either way, the shared
+    /// compressor, a 32 KiB window from the peer): the connection keeps no state between
+    /// messages, and one is made for each compressed message it receives ([`Pmd::transient`]).
+    pub transient: bool,
 }
 
 impl Pmd {
     /// The state for a connection in `role` with what was `agreed`.
-    pub fn new(role: Role, agreed: &Agreed, c: &Compression, max_message_size: u64) -> Self {
+    pub fn new(role: Role, agreed: &Agreed, max_message_size: u64) -> Self {
         // RFC 7692 §7.1: `server_*` parameters are the server's sending side, `client_*` the
         // client's.
         let (in_bits, in_reset, out_bits, out_reset) = match role {
@@ -141,7 +143,43 @@ impl Pmd {
         } else {
             None
         };
-        Self { inflate, deflate, min_size: c.min_size, answer: None }
+        let transient = in_reset && in_bits == 15 && deflate.is_none();
+        Self { inflate, deflate, answer: None, transient }
+    }
+
+    /// The state of a connection whose agreement keeps none between messages, for one message.
+    pub fn transient(role: Role, max_message_size: u64) -> Self {
+        let agreed = Agreed {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        Self::new(role, &agreed, max_message_size)
+    }
+}
+
+/// The state that inflates the compressed message `conn` is receiving: its own, or one made for
+/// the message when it keeps none between messages (`None` without --compression).
+pub(crate) fn receiving<'c>(
+    pmd: &'c mut Option<Box<Pmd>>,
+    role: Role,
+    config: &crate::server::config::Config,
+) -> Option<&'c mut Pmd> {
+    match pmd {
+        Some(state) => Some(state),
+        None => {
+            config.compression?;
+            Some(pmd.insert(Box::new(Pmd::transient(role, config.ws.max_message_size))))
+        }
+    }
+}
+
+/// A compressed message has been received whole: a state made for it goes (so an idle
+/// connection in the shared mode holds no compression memory).
+pub(crate) fn received(pmd: &mut Option<Box<Pmd>>) {
+    if pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
+        *pmd = None;
     }
 }
 
@@ -170,14 +208,17 @@ impl Core {
         packed: &mut Option<Rc<[u8]>>,
     ) -> Result<(), SendError> {
         let how = match (self.config.compression, self.conns.get(key)) {
-            (Some(c), Some(conn)) => match &conn.pmd {
-                Some(_) if !payloads.iter().any(|&(s, e)| e - s >= c.min_size) => Shared::Plain,
-                Some(_) if conn.ws.role() == Role::Client => Shared::Own,
-                Some(pmd) if pmd.deflate.is_some() => Shared::Own,
-                // A deferred upgrade's is agreed only once the handler accepts it.
-                Some(pmd) if pmd.answer.is_none() => Shared::Packed,
-                _ => Shared::Plain,
-            },
+            (Some(c), Some(conn)) if conn.ws.compression_agreed() => {
+                if !payloads.iter().any(|&(s, e)| e - s >= c.min_size) {
+                    Shared::Plain
+                } else if conn.ws.role() == Role::Client
+                    || conn.pmd.as_ref().is_some_and(|p| p.deflate.is_some())
+                {
+                    Shared::Own
+                } else {
+                    Shared::Packed
+                }
+            }
             _ => Shared::Plain,
         };
         match how {
@@ -219,5 +260,37 @@ impl Core {
             push_server_frame_rsv(&mut out, kind, payload, rsv);
         }
         Rc::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agreed(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> Agreed {
+        Agreed {
+            server_no_context_takeover: snct,
+            client_no_context_takeover: cnct,
+            server_max_window_bits: sbits,
+            client_max_window_bits: cbits,
+        }
+    }
+
+    #[test]
+    fn only_a_state_that_lasts_nothing_between_messages_is_transient() {
+        let max = 1 << 20;
+        // The shared mode as browsers, Node ws and python websockets negotiate it.
+        assert!(Pmd::new(Role::Server, &agreed(true, true, 15, 15), max).transient);
+        assert!(Pmd::new(Role::Client, &agreed(true, true, 15, 15), max).transient);
+        // A smaller window asked of the server: a compressor of its own.
+        let small = Pmd::new(Role::Server, &agreed(true, true, 10, 15), max);
+        assert!(!small.transient && small.deflate.is_some());
+        // A smaller window from the peer: inflated with that window, to refuse what is beyond.
+        assert!(!Pmd::new(Role::Server, &agreed(true, true, 15, 10), max).transient);
+        // A client that promised a smaller window compresses with one of its own.
+        assert!(!Pmd::new(Role::Client, &agreed(true, true, 15, 10), max).transient);
+        // Context kept either way: the dedicated mode.
+        assert!(!Pmd::new(Role::Server, &agreed(false, true, 15, 15), max).transient);
+        assert!(!Pmd::new(Role::Server, &agreed(true, false, 15, 15), max).transient);
     }
 }

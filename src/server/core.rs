@@ -28,6 +28,10 @@ use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
 
+/// The shared compressor's working buffers grow to the largest message; past this they are
+/// freed after it.
+const LARGE_MESSAGE: usize = 256 << 10;
+
 /// Below this many queued bytes a pong is queued even while one before it is unwritten.
 const PONG_ROOM: usize = 16 << 10;
 
@@ -99,6 +103,7 @@ impl Core {
         let answer = conn.pmd.as_mut().and_then(|p| p.answer.take());
         if let Some(value) = &answer {
             conn.ws.set_compression(true);
+            crate::server::compress::received(&mut conn.pmd);
             extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
         }
         let bytes =
@@ -283,20 +288,24 @@ impl Core {
         data: &[u8],
     ) -> Option<Result<(), SendError>> {
         // Without --compression no connection has it: no second look-up on the message path.
-        self.config.compression?;
+        let c = self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
-        let pmd = conn.pmd.as_mut()?;
-        if data.len() < pmd.min_size || conn.ws.tx_is_fragmenting() {
+        // No state: compression was not agreed, or it keeps none (`Pmd::transient`).
+        if !conn.ws.compression_agreed() || data.len() < c.min_size || conn.ws.tx_is_fragmenting() {
             return None;
         }
         let mut packed = Vec::with_capacity(data.len() / 2 + 64);
-        let deflater = match pmd.deflate.as_mut() {
-            Some(d) => d,
-            None => self
-                .shared_deflate
-                .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false)),
-        };
-        deflater.compress_message(data, &mut packed);
+        let shared = self
+            .shared_deflate
+            .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false));
+        match conn.pmd.as_mut().and_then(|p| p.deflate.as_mut()) {
+            // Its own context, in the shared compressor's working buffers.
+            Some(own) => own.compress_message_using(shared, data, &mut packed),
+            None => shared.compress_message(data, &mut packed),
+        }
+        if data.len() > LARGE_MESSAGE {
+            shared.release();
+        }
         self.stats.compressed_messages += 1;
         if conn.ws.role() == Role::Client {
             // Masked with a fresh key (RFC 6455 §5.3), so framed in a buffer of its own.

@@ -12,6 +12,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
+use crate::server::compress;
 use crate::server::config::Config;
 use crate::server::conn::{Conn, Phase};
 use crate::server::core::Core;
@@ -522,20 +523,25 @@ impl<H: Handler> Server<H> {
                     pos += n;
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
-                        Some(Event::Message { kind, data, fin })
-                            if conn.ws.is_compressed() && conn.pmd.is_some() =>
-                        {
+                        Some(Event::Message { kind, data, fin }) if conn.ws.is_compressed() => {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
                             if conn.msg.capacity() == 0 {
                                 conn.msg = core.pool.take();
                             }
-                            let Some(pmd) = conn.pmd.as_mut() else { continue };
+                            let role = conn.ws.role();
+                            let Some(pmd) = compress::receiving(&mut conn.pmd, role, &core.config)
+                            else {
+                                continue;
+                            };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut conn.msg) {
                                 conn.msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
+                            }
+                            if fin {
+                                compress::received(&mut conn.pmd);
                             }
                             if conn.streaming {
                                 core.stats.messages_in += u64::from(fin);

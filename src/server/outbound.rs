@@ -72,10 +72,12 @@ impl<H: Handler> crate::server::Server<H> {
             Ok((protocol, agreed)) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
-                if let (Some(agreed), Some(c)) = (agreed, compression) {
+                if let Some(agreed) = agreed.filter(|_| compression.is_some()) {
                     let max = self.core.config.ws.max_message_size;
                     conn.ws.set_compression(true);
-                    conn.pmd = Some(Box::new(Pmd::new(Role::Client, &agreed, &c, max)));
+                    let pmd = Pmd::new(Role::Client, &agreed, max);
+                    // A state that lasts nothing between messages is made per message.
+                    conn.pmd = Some(Box::new(pmd)).filter(|p| !p.transient);
                 }
                 conn.head_reader = None;
                 conn.phase = Phase::Ws;

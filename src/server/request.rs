@@ -285,7 +285,8 @@ impl<H: Handler> crate::server::Server<H> {
                 if let Some((state, _)) = pmd {
                     if let Some(c) = self.core.conns.get_mut(key) {
                         c.ws.set_compression(true);
-                        c.pmd = Some(state);
+                        // A state that lasts nothing between messages is made per message.
+                        c.pmd = Some(state).filter(|p| !p.transient);
                     }
                 }
                 self.open(key, &bytes);
