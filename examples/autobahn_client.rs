@@ -2,7 +2,8 @@
 //! runs every case echoing what it receives, then asks for the reports.
 //!
 //! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [dedicated|shared|off]`
-//! (see autobahn/client.sh): permessage-deflate is offered unless `off`.
+//! (see autobahn/client.sh): permessage-deflate is offered in the mode given, or in
+//! `WEIR_COMPRESSION`'s; off by default.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -99,12 +100,13 @@ fn main() -> std::io::Result<()> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("no address"))?;
-    // permessage-deflate is offered (Autobahn 12.* and 13.* need it) unless the second
-    // argument is `off`: dedicated (the default) or shared, every message compressed.
-    let mode = match std::env::args().nth(2).as_deref() {
-        None | Some("dedicated") => Some(Mode::Dedicated { bits: 15 }),
+    // permessage-deflate (Autobahn 12.* and 13.* need it): the second argument, else
+    // WEIR_COMPRESSION (as `weir client`), off by default; every message compressed.
+    let mode = std::env::args().nth(2).or_else(|| std::env::var("WEIR_COMPRESSION").ok());
+    let mode = match mode.as_deref() {
+        Some("dedicated") => Some(Mode::Dedicated { bits: 15 }),
         Some("shared") => Some(Mode::Shared),
-        Some("off") => None,
+        None | Some("off") => None,
         Some(other) => {
             return Err(std::io::Error::other(format!("{other}: off, shared or dedicated")));
         }
