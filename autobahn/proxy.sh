@@ -17,5 +17,7 @@ export AUTOBAHN_EXPECTED="${AUTOBAHN_EXPECTED:-$HERE/expected-proxy.json}"
 export AUTOBAHN_ACCEPT_NONSTRICT=1
 export AUTOBAHN_REPORTS="${AUTOBAHN_REPORTS:-$HERE/reports/proxy}"
 export WEIR_AUTOBAHN_URL="ws://127.0.0.1:$PX/echo"
-exec "$HERE/server.sh" "$@" -- bash -c "\"$WEIR\" --listen 127.0.0.1:$UP --log-level warn & \
-exec \"$WEIR\" --listen 127.0.0.1:$PX --log-level warn --route /echo=ws://127.0.0.1:$UP/echo"
+# WEIR_SERVER_ARGS (plain flags, e.g. --compression) go to both the upstream and the proxy.
+ARGS="${WEIR_SERVER_ARGS:-}"
+exec "$HERE/server.sh" "$@" -- bash -c "\"$WEIR\" --listen 127.0.0.1:$UP --log-level warn $ARGS & \
+exec \"$WEIR\" --listen 127.0.0.1:$PX --log-level warn $ARGS --route /echo=ws://127.0.0.1:$UP/echo"

@@ -1,13 +1,16 @@
 //! Drives Autobahn|Testsuite's fuzzingserver with weir's client role: asks for the case count,
 //! runs every case echoing what it receives, then asks for the reports.
 //!
-//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001` (see autobahn/client.sh);
-//! a `wss://` URL needs `--features tls`, and the server's certificate is verified against the
-//! PEM file in `WEIR_TLS_CA` (else the system's roots; autobahn/tls.sh).
+//! `cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [dedicated|shared|off]`
+//! (see autobahn/client.sh): permessage-deflate is offered in the mode given, or in
+//! `WEIR_COMPRESSION`'s; off by default. A `wss://` URL needs `--features tls`, and the server's
+//! certificate is verified against the PEM file in `WEIR_TLS_CA` (else the system's roots;
+//! autobahn/tls.sh).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use weir::proto::{CloseCode, MessageKind};
+use weir::server::compress::{Compression, Mode};
 use weir::server::url::WsUrl;
 use weir::server::{Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server};
 
@@ -105,8 +108,20 @@ fn main() -> std::io::Result<()> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("no address"))?;
+    // permessage-deflate (Autobahn 12.* and 13.* need it): the second argument, else
+    // WEIR_COMPRESSION (as `weir client`), off by default; every message compressed.
+    let mode = std::env::args().nth(2).or_else(|| std::env::var("WEIR_COMPRESSION").ok());
+    let mode = match mode.as_deref() {
+        Some("dedicated") => Some(Mode::Dedicated { bits: 15 }),
+        Some("shared") => Some(Mode::Shared),
+        None | Some("off") => None,
+        Some(other) => {
+            return Err(std::io::Error::other(format!("{other}: off, shared or dedicated")));
+        }
+    };
+    let compression = mode.map(|mode| Compression { mode, min_size: 0 });
     let tls_ca = std::env::var_os("WEIR_TLS_CA").map(Into::into);
-    let config = Config { listen: Vec::new(), tls_ca, ..Config::default() };
+    let config = Config { listen: Vec::new(), compression, tls_ca, ..Config::default() };
     let tls = url.tls.then(|| url.host.clone());
     let driver = Driver { addr, host: url.host_header(), tls, step: Step::Count, count: 0 };
     let mut server = Server::bind(config, driver)?;

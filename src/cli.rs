@@ -220,6 +220,10 @@ pub struct ClientOptions {
     pub tls_ca: Option<String>,
     /// Verify no certificate (testing only).
     pub insecure: bool,
+    /// permessage-deflate to offer: `None` offers none (`--compression`).
+    pub compression: Option<crate::server::compress::Mode>,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_min_size: u64,
 }
 
 /// Why the command line (or a `WEIR_*` variable) was refused.
@@ -320,6 +324,8 @@ pub fn parse(
         origin: None,
         tls_ca: None,
         insecure: false,
+        compression: None,
+        compression_min_size: KIB,
     };
     for (flag, values) in FLAGS.iter().zip(given) {
         if flag.setter.target() != target {
@@ -776,22 +782,9 @@ const FLAGS: &[Flag] = &[
         help: "permessage-deflate (RFC 7692) for clients that offer it: off, shared (one \
                compressor, no context kept between messages: no compression memory per \
                connection), or dedicated[:BITS] (a compressor per connection keeping a window \
-               of 2^BITS bytes, 8-15, default 15: better ratio, about 100 KiB per connection).",
+               of 2^BITS bytes, 8-15, default 15: better ratio, up to about 70 KiB per connection).",
         setter: Setter::Serve(|o, v| {
-            use crate::server::compress::Mode;
-            o.compression = match v {
-                "off" => None,
-                "shared" => Some(Mode::Shared),
-                "dedicated" => Some(Mode::Dedicated { bits: 15 }),
-                _ => match v.strip_prefix("dedicated:").map(str::parse::<u8>) {
-                    Some(Ok(bits @ 8..=15)) => Some(Mode::Dedicated { bits }),
-                    _ => {
-                        return Err(format!(
-                            "{v}: expected off, shared, dedicated or dedicated:8 to dedicated:15"
-                        ));
-                    }
-                },
-            };
+            o.compression = parse_compression(v)?;
             Ok(())
         }),
     },
@@ -1395,6 +1388,19 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "compression",
+        metavar: Some("MODE"),
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "off",
+        help: "Offer permessage-deflate (RFC 7692): off, shared (no context kept between \
+               messages either way) or dedicated[:BITS] (this end keeps a window of 2^BITS).",
+        setter: Setter::Client(|o, v| {
+            o.compression = parse_compression(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
         name: "insecure",
         metavar: None,
         repeatable: false,
@@ -1406,11 +1412,41 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "compression-min-size",
+        metavar: Some("SIZE"),
+        repeatable: false,
+        group: Group::Subcommands,
+        default: "1KiB",
+        help: "With --compression, messages shorter than this are sent as they are.",
+        setter: Setter::Client(|o, v| {
+            o.compression_min_size = parse_size(v, 0)?;
+            Ok(())
+        }),
+    },
 ];
 
 /// A file name or other value that may not be empty.
 fn non_empty(v: &str) -> Result<String, String> {
     if v.is_empty() { Err(String::from("must not be empty")) } else { Ok(v.to_string()) }
+}
+
+/// `--compression`: off, shared, dedicated or dedicated:BITS (8 to 15).
+fn parse_compression(v: &str) -> Result<Option<crate::server::compress::Mode>, String> {
+    use crate::server::compress::Mode;
+    Ok(match v {
+        "off" => None,
+        "shared" => Some(Mode::Shared),
+        "dedicated" => Some(Mode::Dedicated { bits: 15 }),
+        _ => match v.strip_prefix("dedicated:").map(str::parse::<u8>) {
+            Some(Ok(bits @ 8..=15)) => Some(Mode::Dedicated { bits }),
+            _ => {
+                return Err(format!(
+                    "{v}: expected off, shared, dedicated or dedicated:8 to dedicated:15"
+                ));
+            }
+        },
+    })
 }
 
 /// Whether a command-line word is a flag rather than a value (so `--listen --echo /x` reports
@@ -2189,6 +2225,8 @@ mod tests {
                 origin: None,
                 tls_ca: None,
                 insecure: false,
+                compression: None,
+                compression_min_size: KIB,
             }
         );
     }
@@ -2210,6 +2248,9 @@ mod tests {
             "--tls-ca",
             "ca.pem",
             "--insecure",
+            "--compression",
+            "dedicated:9",
+            "--compression-min-size=0",
         ];
         let Ok(Command::Client(c)) = parse(line.map(String::from), no_env) else {
             panic!("client flags did not parse");
@@ -2225,6 +2266,8 @@ mod tests {
         );
         assert_eq!(c.subprotocols, ["chat", "v2.chat"]);
         assert_eq!(c.origin.as_deref(), Some("http://o.example"));
+        assert_eq!(c.compression, Some(crate::server::compress::Mode::Dedicated { bits: 9 }));
+        assert_eq!(c.compression_min_size, 0);
         assert_eq!((c.tls_ca.as_deref(), c.insecure), (Some("ca.pem"), true));
     }
 

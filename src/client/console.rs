@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use crate::cli::ClientOptions;
 use crate::proto::{CloseCode, MessageKind};
+use crate::server::compress::Compression;
 use crate::server::url::WsUrl;
 use crate::server::{
     Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server, Waker,
@@ -70,8 +71,13 @@ pub fn run(opts: ClientOptions) -> io::Result<Outcome> {
         timeout: None,
     };
     let (tx, rx) = mpsc::channel();
+    let compression = opts.compression.map(|mode| Compression {
+        mode,
+        min_size: usize::try_from(opts.compression_min_size).unwrap_or(usize::MAX),
+    });
     let config = Config {
         listen: Vec::new(),
+        compression,
         tls_ca: opts.tls_ca.clone().map(Into::into),
         tls_insecure: opts.insecure,
         ..Config::default()

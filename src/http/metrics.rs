@@ -53,7 +53,7 @@ pub fn render(
     start_time_secs: f64,
 ) -> String {
     let mut o = String::with_capacity(8192);
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "weir_connections_total",
             "WebSocket connections opened since start.",
@@ -68,6 +68,11 @@ pub fn render(
             stats.messages_out,
         ),
         ("weir_bytes_in_total", "Payload bytes received in data messages.", stats.bytes_in),
+        (
+            "weir_compressed_messages_total",
+            "Messages compressed (permessage-deflate); a broadcast compressed once counts once.",
+            stats.compressed_messages,
+        ),
         ("weir_bytes_out_total", "Bytes written to sockets.", stats.bytes_out),
         (
             "weir_slow_reader_disconnects_total",

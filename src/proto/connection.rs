@@ -479,6 +479,11 @@ impl Connection {
         self.compression = on;
     }
 
+    /// Whether permessage-deflate was agreed ([`Connection::set_compression`]).
+    pub const fn compression_agreed(&self) -> bool {
+        self.compression
+    }
+
     /// Whether the message whose pieces [`Connection::handle_bytes`] is handing out (or handed
     /// out last) is compressed: its pieces are DEFLATE data, not yet checked as UTF-8 or against
     /// the message limit, which apply to what they inflate to.

@@ -29,8 +29,12 @@ pub struct Deflater {
     history: Vec<u8>,
     /// Message bytes after the history, while a message is compressed (kept for its capacity).
     buf: Vec<u8>,
-    /// `position + 1` in `buf` of the last four bytes with each hash (0: none).
+    /// `base + position + 1` in `buf` of the last four bytes with each hash; a value not above
+    /// `base` is from an earlier message (or none), so the table need not be cleared for each
+    /// message (64 KiB, where a message is often 1 KiB).
     head: Vec<u32>,
+    /// What `head`'s values of this message start above.
+    base: u32,
     /// Literal (< 256), end-of-block (256) or length code and extra, and distance, per symbol.
     symbols: Vec<(u16, u16)>,
 }
@@ -45,6 +49,7 @@ impl Deflater {
             history: Vec::new(),
             buf: Vec::new(),
             head: Vec::new(),
+            base: 0,
             symbols: Vec::new(),
         }
     }
@@ -62,14 +67,17 @@ impl Deflater {
         self.buf.extend_from_slice(data);
         if self.head.is_empty() {
             self.head = vec![0; 1 << HASH_BITS];
-        } else {
+            self.base = 0;
+        } else if self.base as usize + self.buf.len() >= u32::MAX as usize {
             self.head.fill(0);
+            self.base = 0;
         }
+        let base = self.base as usize;
         // The history's positions go into the table first, so the message can match them.
         for i in start.saturating_sub(window)..start {
             if i + MIN_MATCH <= self.buf.len() {
                 let h = hash(&self.buf[i..]);
-                self.head[h] = i as u32 + 1;
+                self.head[h] = (base + i + 1) as u32;
             }
         }
         let mut w = BitWriter { out, bits: 0, have: 0 };
@@ -83,9 +91,9 @@ impl Deflater {
             if i + MIN_MATCH <= end {
                 let h = hash(&self.buf[i..]);
                 let cand = self.head[h] as usize;
-                self.head[h] = i as u32 + 1;
-                if cand != 0 && i - (cand - 1) <= window {
-                    let c = cand - 1;
+                self.head[h] = (base + i + 1) as u32;
+                if cand > base && i - (cand - base - 1) <= window {
+                    let c = cand - base - 1;
                     let most = (end - i).min(MAX_MATCH);
                     let n = common_prefix(&self.buf[c..c + most], &self.buf[i..i + most]);
                     if n >= MIN_MATCH {
@@ -101,7 +109,7 @@ impl Deflater {
                 if matched <= 8 {
                     for j in i + 1..(i + matched).min(end.saturating_sub(MIN_MATCH - 1)) {
                         let h = hash(&self.buf[j..]);
-                        self.head[h] = j as u32 + 1;
+                        self.head[h] = (base + j + 1) as u32;
                     }
                 }
                 i += matched;
@@ -128,7 +136,32 @@ impl Deflater {
             self.history.clear();
             self.history.extend_from_slice(&self.buf[self.buf.len() - keep..]);
         }
+        // Every value written is at most `base + end`: stale for the next message.
+        self.base = (base + end) as u32;
         self.buf.clear();
+    }
+
+    /// As [`compress_message`](Self::compress_message), working in `lender`'s buffers (the
+    /// table, the working copy, the symbols) instead of buffers of its own: a runtime with many
+    /// compressors that keep their context (a window each) needs only one set of those, which
+    /// are as large as the table (64 KiB) and the largest message. `lender` keeps them, and its
+    /// own context is untouched.
+    pub fn compress_message_using(
+        &mut self,
+        lender: &mut Deflater,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        self.swap_buffers(lender);
+        self.compress_message(data, out);
+        self.swap_buffers(lender);
+    }
+
+    fn swap_buffers(&mut self, other: &mut Deflater) {
+        core::mem::swap(&mut self.buf, &mut other.buf);
+        core::mem::swap(&mut self.head, &mut other.head);
+        core::mem::swap(&mut self.base, &mut other.base);
+        core::mem::swap(&mut self.symbols, &mut other.symbols);
     }
 
     /// Frees the buffers kept for the next message (the table, the working copy); the window of
@@ -586,6 +619,43 @@ mod tests {
         d.compress_message(json, &mut first);
         d.compress_message(json, &mut second);
         assert!(second.len() < first.len() / 3, "{} then {}", first.len(), second.len());
+    }
+
+    #[test]
+    fn compressors_that_borrow_buffers_keep_only_their_window() {
+        // Two connections' compressors, interleaved on one lender, make what each makes alone.
+        let mut lender = Deflater::new(15, false);
+        let (mut a, mut b) = (Deflater::new(15, true), Deflater::new(10, true));
+        let (mut a_alone, mut b_alone) = (Deflater::new(15, true), Deflater::new(10, true));
+        for data in samples() {
+            for (d, alone) in [(&mut a, &mut a_alone), (&mut b, &mut b_alone)] {
+                let (mut borrowed, mut own) = (Vec::new(), Vec::new());
+                d.compress_message_using(&mut lender, &data, &mut borrowed);
+                alone.compress_message(&data, &mut own);
+                assert_eq!(borrowed, own);
+                assert_eq!(d.head.capacity() + d.buf.capacity() + d.symbols.capacity(), 0);
+                assert!(d.history.len() <= 1 << d.window_bits);
+            }
+        }
+        assert!(lender.head.capacity() > 0 && lender.history.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_not_cleared_per_message_and_its_offset_wraps() {
+        let json = &samples()[4];
+        let mut d = Deflater::new(15, false);
+        let mut z = Inflater::new(15);
+        let mut first = Vec::new();
+        d.compress_message(json, &mut first);
+        // Values left by a message are stale for the next: the same output, inflatable alone.
+        for base in [d.base, u32::MAX - 10, u32::MAX - json.len() as u32 - 1] {
+            d.base = base;
+            let mut again = Vec::new();
+            d.compress_message(json, &mut again);
+            assert_eq!(again, first, "base {base}");
+            z.reset();
+            assert_eq!(&inflate_message(&mut z, &again), json);
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //!   checks the server's answer (§4.1, the five "the client MUST" steps after the request).
 //!
 //! Every writer fills a caller's `&mut [u8]` and, when it is too short, reports the size it
-//! needed ([`BufferTooSmall`]); nothing allocates. No extension is offered or accepted.
+//! needed ([`BufferTooSmall`]); nothing allocates. The only extension is permessage-deflate
+//! (RFC 7692, [`crate::proto::extension`]), checked here in a client's answer when it was offered.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::proto::error::{BufferTooSmall, HandshakeError, HttpError, ResponseError, UpgradeError};
+use crate::proto::extension::{self, Agreed, Policy};
 use crate::proto::http::{self, Header, Headers, Request, Response, is_field_value, is_token};
 
 /// The GUID appended to the key before hashing it into the accept value (§1.3).
@@ -496,6 +498,26 @@ impl ClientHandshake {
         resp: &Response<'a, '_>,
         offered_protocols: &[&str],
     ) -> Result<Option<&'a str>, ResponseError> {
+        self.check_response_offering(resp, offered_protocols, None).map(|(p, _)| p)
+    }
+
+    /// As [`check_response`](Self::check_response), for a request that also offered
+    /// permessage-deflate as `deflate` wrote it ([`Policy::write_offer`]): returns what the
+    /// server agreed, `None` if it declined. An answer that is not one the offer allows (RFC
+    /// 7692 §7.1: a bad, repeated or unoffered parameter, or another extension) is
+    /// [`UnofferedExtension`](ResponseError::UnofferedExtension): the client fails the
+    /// connection.
+    ///
+    /// [`Policy::write_offer`]: crate::proto::extension::Policy::write_offer
+    ///
+    /// # Errors
+    /// As `check_response`.
+    pub fn check_response_offering<'a>(
+        &self,
+        resp: &Response<'a, '_>,
+        offered_protocols: &[&str],
+        deflate: Option<&Policy>,
+    ) -> Result<(Option<&'a str>, Option<Agreed>), ResponseError> {
         let fields = resp.fields();
         if resp.status != 101 {
             return Err(ResponseError::UnexpectedStatus(resp.status));
@@ -524,10 +546,17 @@ impl ClientHandshake {
             }
             _ => return Err(ResponseError::UnofferedProtocol),
         };
-        if fields.count("sec-websocket-extensions") > 0 {
-            return Err(ResponseError::UnofferedExtension);
-        }
-        Ok(protocol)
+        let agreed = match deflate {
+            None if fields.count("sec-websocket-extensions") > 0 => {
+                return Err(ResponseError::UnofferedExtension);
+            }
+            None => None,
+            Some(policy) => {
+                extension::check_response(fields.all("sec-websocket-extensions"), policy)
+                    .map_err(|_| ResponseError::UnofferedExtension)?
+            }
+        };
+        Ok((protocol, agreed))
     }
 }
 

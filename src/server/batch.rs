@@ -65,9 +65,19 @@ impl Batch {
 /// Appends a whole server frame (unmasked, FIN set) carrying `data` to `out`; returns where
 /// its payload starts.
 pub(crate) fn push_server_frame(out: &mut Vec<u8>, kind: MessageKind, data: &[u8]) -> usize {
+    push_server_frame_rsv(out, kind, data, 0)
+}
+
+/// As [`push_server_frame`], with the RSV bits `rsv` (`0b100`: RSV1, a compressed message).
+pub(crate) fn push_server_frame_rsv(
+    out: &mut Vec<u8>,
+    kind: MessageKind,
+    data: &[u8],
+    rsv: u8,
+) -> usize {
     let h = FrameHeader {
         fin: true,
-        rsv: 0,
+        rsv,
         opcode: kind.opcode(),
         mask: None,
         payload_len: data.len() as u64,

@@ -31,6 +31,10 @@ use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::{debug, warn};
 
+/// The shared compressor's working buffers grow to the largest message; past this they are
+/// freed after it.
+const LARGE_MESSAGE: usize = 256 << 10;
+
 /// Below this many queued bytes a pong is queued even while one before it is unwritten.
 const PONG_ROOM: usize = 16 << 10;
 
@@ -166,8 +170,14 @@ impl Core {
         if ws_key.is_empty() {
             return;
         }
-        let extra: Vec<(&str, &[u8])> =
+        let mut extra: Vec<(&str, &[u8])> =
             headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        // RFC 7692 §5: the offer chosen at the upgrade, agreed now (the WebSocket takes the
+        // state when it opens, `Server::open`).
+        let answer = d.pmd.as_mut().and_then(|p| p.answer.take());
+        if let Some(value) = &answer {
+            extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
+        }
         let bytes =
             write_with(|out| handshake::write_accept(out, ws_key.as_bytes(), protocol, &extra));
         self.accepted.push((key, bytes));
@@ -305,8 +315,11 @@ impl Core {
         let payload = [(start, frame.len())];
         let frame: Rc<[u8]> = Rc::from(frame);
         let at = self.clock_ns();
+        let mut packed = None;
         ids.into_iter()
-            .filter(|id| self.send_shared(id.0, kind, &frame, &payload, at).is_ok())
+            .filter(|id| {
+                self.send_shared_deflated(id.0, kind, &frame, &payload, &mut packed, at).is_ok()
+            })
             .count()
     }
 
@@ -350,23 +363,38 @@ impl Core {
         data: &[u8],
     ) -> Option<Result<(), SendError>> {
         // Without --compression no connection has it: no second look-up on the message path.
-        self.config.compression?;
+        let c = self.config.compression?;
         let conn = open_conn(&mut self.conns, key).ok()?;
-        let pmd = conn.state.ws()?.pmd()?;
-        if data.len() < pmd.min_size
-            || conn.ws.tx_is_fragmenting()
-            || conn.ws.role() != Role::Server
-        {
+        // No state: compression was not agreed, or it keeps none (`Pmd::transient`).
+        if !conn.ws.compression_agreed() || data.len() < c.min_size || conn.ws.tx_is_fragmenting() {
             return None;
         }
         let mut packed = Vec::with_capacity(data.len() / 2 + 64);
-        let deflater = match pmd.deflate.as_mut() {
-            Some(d) => d,
-            None => self
-                .shared_deflate
-                .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false)),
-        };
-        deflater.compress_message(data, &mut packed);
+        let shared = self
+            .shared_deflate
+            .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false));
+        match conn.state.ws().and_then(|w| w.pmd()).and_then(|p| p.deflate.as_mut()) {
+            // Its own context, in the shared compressor's working buffers.
+            Some(own) => own.compress_message_using(shared, data, &mut packed),
+            None => shared.compress_message(data, &mut packed),
+        }
+        if data.len() > LARGE_MESSAGE {
+            shared.release();
+        }
+        self.stats.compressed_messages += 1;
+        if conn.ws.role() == Role::Client {
+            // Masked with a fresh key (RFC 6455 §5.3), so framed in a buffer of its own.
+            let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
+            let mut buf = vec![0; packed.len() + MAX_HEADER_LEN];
+            return Some(match conn.ws.send_compressed(kind, &packed, &mut buf, mask) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    conn.out.push_owned(buf, &mut self.pool);
+                    self.queued(key, 1)
+                }
+                Err(e) => Err(e),
+            });
+        }
         let (head, n) = match conn.ws.encode_compressed_header(kind, packed.len() as u64) {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
@@ -505,8 +533,14 @@ impl Core {
         }
         let handshake = crate::proto::handshake::ClientHandshake::new(nonce);
         let protocols: Vec<&str> = req.protocols.iter().map(String::as_str).collect();
-        let headers: Vec<(&str, &[u8])> =
+        let mut headers: Vec<(&str, &[u8])> =
             req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        // RFC 7692 §5: offered with --compression; the answer is checked in `outbound.rs`.
+        let offer = self.config.compression.map(|c| c.offer());
+        if let Some(value) = &offer {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("sec-websocket-extensions"));
+            headers.push(("Sec-WebSocket-Extensions", value.as_bytes()));
+        }
         let request = write_with(|out| {
             handshake.write_request(out, &req.host, &req.target, &protocols, &headers)
         });
@@ -615,8 +649,11 @@ impl Core {
     pub(crate) fn flush_batch(&mut self) {
         let Some(b) = self.batch.take() else { return };
         let piece: Rc<[u8]> = Rc::from(b.frames);
+        // With permessage-deflate, compressed once for every member that shares the compressor.
+        let mut packed = None;
         for id in b.set.iter() {
-            let _ = self.send_shared(id.0, b.kind, &piece, &b.marks, b.queued_at);
+            let _ =
+                self.send_shared_deflated(id.0, b.kind, &piece, &b.marks, &mut packed, b.queued_at);
         }
     }
 }

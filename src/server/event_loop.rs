@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::api::{ConnId, ConnectError, Tag};
+use crate::server::compress;
 use crate::server::config::Config;
 use crate::server::conn::{At, Conn};
 use crate::server::core::Core;
@@ -547,23 +548,25 @@ impl<H: Handler> Server<H> {
                     pos += n;
                     match ev {
                         None | Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
-                        Some(Event::Message { kind, data, fin })
-                            if conn.ws.is_compressed()
-                                && w.ext.as_ref().is_some_and(|e| e.pmd.is_some()) =>
-                        {
+                        Some(Event::Message { kind, data, fin }) if conn.ws.is_compressed() => {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
                             if w.msg.capacity() == 0 {
                                 w.msg = core.pool.take();
                             }
-                            let Some(pmd) = w.ext.as_mut().and_then(|e| e.pmd.as_mut()) else {
+                            let role = conn.ws.role();
+                            let Some(pmd) = compress::receiving(&mut w.ext, role, &core.config)
+                            else {
                                 continue;
                             };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
                                 w.msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
+                            }
+                            if fin {
+                                compress::received(&mut w.ext);
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);

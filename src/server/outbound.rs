@@ -2,14 +2,17 @@
 //! and the failures in between (RFC 6455 §4.1).
 
 use crate::info;
-use crate::proto::Status;
+use crate::proto::extension::{Agreed, Policy};
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, Header};
+use crate::proto::{Role, Status};
 use crate::server::api::{ConnId, ConnectError};
+use crate::server::compress::Pmd;
 use crate::server::conn::At;
 use crate::server::dispatch::Then;
 use crate::server::handler::Handler;
 use crate::server::slab::Key;
+use crate::server::state::WsExt;
 
 impl<H: Handler> crate::server::Server<H> {
     /// A connecting socket became writable: returns whether the connect succeeded (and moves
@@ -55,17 +58,28 @@ impl<H: Handler> crate::server::Server<H> {
         let head = std::mem::take(&mut c.buf);
         let limits = core.config.http;
         let mut slots = vec![Header::default(); limits.max_headers];
+        let compression = core.config.compression;
+        let policy = compression.map(|c| c.policy());
         let checked = match http::parse_response(&head[..head_len], &mut slots, &limits) {
             Err(e) => Err(ConnectError::Handshake(e.into())),
-            Ok(resp) => check(&c.handshake, &resp, &c.protocols),
+            Ok(resp) => check(&c.handshake, &resp, &c.protocols, policy.as_ref()),
         };
         core.pool.give(head);
         match checked {
             Err(e) => self.fail_connect(key, &e),
-            Ok(protocol) => {
+            Ok((protocol, agreed)) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
                 conn.state.open_ws(&mut self.core.pool);
+                if let Some(agreed) = agreed.filter(|_| compression.is_some()) {
+                    let max = self.core.config.ws.max_message_size;
+                    conn.ws.set_compression(true);
+                    let pmd = Pmd::new(Role::Client, &agreed, max);
+                    // A state that lasts nothing between messages is made per message.
+                    if let (false, Some(w)) = (pmd.transient, conn.state.ws()) {
+                        w.ext = Some(Box::new(WsExt { pmd: Some(pmd), streaming: false }));
+                    }
+                }
                 conn.opened_at = At::new(self.core.now);
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
@@ -102,18 +116,20 @@ impl<H: Handler> crate::server::Server<H> {
     }
 }
 
-/// The subprotocol the server chose, or why its response is refused.
+/// The subprotocol the server chose and the permessage-deflate it agreed to (when `deflate`
+/// was offered), or why its response is refused.
 fn check(
     handshake: &ClientHandshake,
     resp: &http::Response<'_, '_>,
     offered: &[String],
-) -> Result<Option<String>, ConnectError> {
+    deflate: Option<&Policy>,
+) -> Result<(Option<String>, Option<Agreed>), ConnectError> {
     if resp.status != 101 {
         return Err(ConnectError::Refused { status: resp.status });
     }
     let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
     handshake
-        .check_response(resp, &offered)
-        .map(|p| p.map(str::to_string))
+        .check_response_offering(resp, &offered, deflate)
+        .map(|(p, agreed)| (p.map(str::to_string), agreed))
         .map_err(|e| ConnectError::Handshake(e.into()))
 }

@@ -268,8 +268,18 @@ impl<H: Handler> crate::server::Server<H> {
                 Outcome::Answered(false)
             }
             Decision::Defer => {
+                let config = &self.core.config;
+                let pmd = config.compression.and_then(|c| {
+                    let (mut state, value) = c.accept(up.fields(), config.ws.max_message_size)?;
+                    state.answer = Some(value);
+                    Some(state)
+                });
                 if let Some(c) = self.core.conns.get_mut(key) {
                     c.state.defer(up.key, &mut self.core.pool);
+                    // Agreed when the handler accepts (`Core::accept_deferred`).
+                    if let ConnState::Deferred(d) = &mut c.state {
+                        d.pmd = pmd;
+                    }
                 }
                 Outcome::Deferred
             }
@@ -278,18 +288,16 @@ impl<H: Handler> crate::server::Server<H> {
                     headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
                 // RFC 7692 §5: the first offer this end can accept, answered in the 101.
                 let config = &self.core.config;
-                let pmd = config.compression.and_then(|c| {
-                    let (agreed, value) = c.negotiate(up.fields())?;
-                    let state = Pmd::server(&agreed, &c, config.ws.max_message_size);
-                    Some((state, value))
-                });
+                let pmd = config
+                    .compression
+                    .and_then(|c| c.accept(up.fields(), config.ws.max_message_size));
                 if let Some((_, value)) = &pmd {
                     extra.push(("Sec-WebSocket-Extensions", value.as_bytes()));
                 }
                 let bytes = write_with(|out| {
                     handshake::write_accept(out, up.key, protocol.as_deref(), &extra)
                 });
-                self.open(key, &bytes, pmd.map(|(state, _)| state));
+                self.open(key, &bytes, pmd.map(|(state, _)| *state));
                 Outcome::Opened
             }
         }
@@ -453,12 +461,19 @@ impl<H: Handler> crate::server::Server<H> {
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else { return Vec::new() };
         conn.out.push_copy(&[response], &mut core.pool);
+        // A deferred upgrade's was negotiated at its request (`Core::accept_deferred`).
+        let pmd = pmd.or_else(|| match &mut conn.state {
+            ConnState::Deferred(d) => d.pmd.take().map(|p| *p),
+            _ => None,
+        });
         if pmd.is_some() {
             conn.ws.set_compression(true);
         }
         conn.ws.open(core.now);
         let early = conn.state.open_ws(&mut core.pool);
         if let Some(w) = conn.state.ws() {
+            // A state that lasts nothing between messages is made per message.
+            let pmd = pmd.filter(|p| !p.transient);
             w.ext = pmd.map(|pmd| Box::new(WsExt { pmd: Some(pmd), streaming: false }));
         }
         // Accept to 101: `opened_at` was the accept time until now (the clock, not the turn's

@@ -99,6 +99,8 @@ pub(crate) struct Deferred {
     pub(crate) key: Box<str>,
     /// What the client sent after its head (frames, read once the WebSocket opens).
     pub(crate) early: Vec<u8>,
+    /// permessage-deflate as negotiated at the upgrade, with the answer for the 101.
+    pub(crate) pmd: Option<Box<Pmd>>,
 }
 
 /// An open WebSocket.
@@ -250,7 +252,7 @@ impl ConnState {
     pub(crate) fn defer(&mut self, key: &[u8], pool: &mut Pool) {
         self.release(pool);
         let key = String::from_utf8_lossy(key).into();
-        *self = ConnState::Deferred(Box::new(Deferred { key, early: Vec::new() }));
+        *self = ConnState::Deferred(Box::new(Deferred { key, early: Vec::new(), pmd: None }));
     }
 
     /// Head, Deferred or Response -> Ws: the WebSocket opens. Returns what the client sent

@@ -39,6 +39,9 @@ pub struct Stats {
     pub messages_in: u64,
     /// Data messages sent (a broadcast counts once per recipient).
     pub messages_out: u64,
+    /// Messages compressed (permessage-deflate): a broadcast compressed once for many
+    /// connections counts once.
+    pub compressed_messages: u64,
     /// Payload bytes received in data messages.
     pub bytes_in: u64,
     /// Bytes written to sockets.

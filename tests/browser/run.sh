@@ -5,7 +5,8 @@
 #
 # Needs node >= 20 and npm. Installs Debian's chromium with apt when /usr/bin/chromium is
 # missing (CI runs as root), runs `npm ci` here, builds weir (release) unless WEIR_BIN names a
-# binary, and runs console.test.mjs (which exits non-zero on failure, within 90 s).
+# binary, and runs compression.test.mjs and console.test.mjs (each exits non-zero on failure,
+# within 90 and 60 s).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,4 +40,6 @@ if [[ -z "${WEIR_BIN:-}" ]]; then
     cargo build --release --quiet
 fi
 
+# permessage-deflate with Chromium's own offer (issue 20), then the console.
+node "$here/compression.test.mjs"
 exec node "$here/console.test.mjs"

@@ -76,6 +76,8 @@ Common flags:
   --duration SECS                  measured time, after warm-up     [default 10]
   --warmup SECS                    warm-up, not measured            [default 1]
   --cpu N                          pin loadgen to CPU N             [default: not pinned]
+  --offer-deflate                  upgrades offer permessage-deflate as browsers do (idle: the
+                                   memory a server keeps once it agreed it)
   --raw                            the server echoes raw TCP bytes after the 101 (raw-tcp-echo):
                                    expect our own masked frames back
   --pid PID                        the server's pid: echo, latency and connrate also report the
@@ -166,6 +168,10 @@ fn parse_args() -> Result<Args, String> {
         ca: None,
     };
     while let Some(flag) = it.next() {
+        if flag == "--offer-deflate" {
+            ws::OFFER_DEFLATE.store(true, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        }
         if flag == "--raw" {
             a.raw = true;
             continue;

@@ -83,11 +83,20 @@ pub fn accept_key(key: &str) -> String {
     base64(&sha1(&v))
 }
 
+/// `--offer-deflate`: every upgrade offers permessage-deflate as browsers do (for the idle
+/// scenario: what a server keeps per connection once it agreed the extension).
+pub static OFFER_DEFLATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The upgrade request every connection sends.
 pub fn request(host: &str, path: &str) -> Vec<u8> {
+    let offer = if OFFER_DEFLATE.load(std::sync::atomic::Ordering::Relaxed) {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     )
     .into_bytes()
 }
