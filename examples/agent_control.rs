@@ -11,7 +11,7 @@
 //! Run `cargo run --example agent_control -- 127.0.0.1:8151 'ticker=sh -c "while :; do date;
 //! sleep 1; done"'`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -36,9 +36,6 @@ struct Agent {
 #[derive(Default)]
 struct Control {
     agents: BTreeMap<String, Agent>,
-    /// Which agent each connection (accepted, then open) and each process belongs to.
-    conns: HashMap<ConnId, String>,
-    procs: HashMap<ProcId, String>,
 }
 
 impl Agent {
@@ -60,6 +57,11 @@ impl Agent {
 }
 
 impl Control {
+    /// The name of the agent a connection is a client of.
+    fn agent_of(&self, id: ConnId) -> Option<String> {
+        self.agents.iter().find(|(_, a)| a.clients.contains(&id)).map(|(name, _)| name.clone())
+    }
+
     /// Runs a command; the answer's `data`, or why not.
     fn run(&mut self, ctx: &mut Context<'_>, name: &str, msg: &Value) -> Result<String, String> {
         if msg.get("type").and_then(Value::as_str) != Some("command") {
@@ -102,7 +104,6 @@ impl Handler for Control {
                 Ok(proc) => {
                     (agent.proc, agent.status) = (Some(proc), "running");
                     agent.started_at = weir::log::rfc3339(std::time::SystemTime::now());
-                    self.procs.insert(proc, name.clone());
                 }
                 Err(e) => weir::error!("agent did not start", agent = name, error = e),
             }
@@ -121,7 +122,8 @@ impl Handler for Control {
             return Response::text(404, "not found\n");
         }
         let body = json::object(|w| {
-            let mut agents = w.u64("total_connections", self.conns.len() as u64).object("agents");
+            let total = self.agents.values().map(|a| a.clients.len() as u64).sum();
+            let mut agents = w.u64("total_connections", total).object("agents");
             for (name, a) in &self.agents {
                 agents.u64(name, a.clients.len() as u64);
             }
@@ -138,26 +140,24 @@ impl Handler for Control {
         req: &UpgradeRequest<'_, '_>,
         _: SocketAddr,
     ) -> Decision {
-        match req.path.strip_prefix("/ws/agents/") {
-            Some(name) if self.agents.contains_key(name) => {
-                self.conns.insert(id, name.to_owned());
+        // A client of the agent from here: `on_open` follows an accept at once.
+        match req.path.strip_prefix("/ws/agents/").and_then(|name| self.agents.get_mut(name)) {
+            Some(agent) => {
+                agent.clients.insert(id);
                 Decision::accept()
             }
-            _ => Decision::Reject(Response::text(404, "no such agent\n")),
+            None => Decision::Reject(Response::text(404, "no such agent\n")),
         }
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        let Some(name) = self.conns.get(&id) else { return };
-        if let Some(a) = self.agents.get_mut(name) {
-            a.clients.insert(id);
-            let hello = json::object(|w| w.str("type", "connected").str("agent", name));
-            let _ = ctx.send(id, MessageKind::Text, hello.as_bytes());
-        }
+        let Some(name) = self.agent_of(id) else { return };
+        let hello = json::object(|w| w.str("type", "connected").str("agent", &name));
+        let _ = ctx.send(id, MessageKind::Text, hello.as_bytes());
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
-        let Some(name) = self.conns.get(&id).cloned() else { return };
+        let Some(name) = self.agent_of(id) else { return };
         let msg = json::parse_with(data, &Limits { max_depth: 16, max_len: 64 << 10 });
         let field = |k| msg.as_ref().ok().and_then(|m| m.get(k)).cloned().unwrap_or_default();
         let (request_id, command) = (field("request_id"), field("command"));
@@ -180,7 +180,7 @@ impl Handler for Control {
     }
 
     fn on_close(&mut self, _: &mut Context<'_>, id: ConnId, _: CloseCode, _: &str) {
-        if let Some(a) = self.conns.remove(&id).and_then(|name| self.agents.get_mut(&name)) {
+        for a in self.agents.values_mut() {
             a.clients.remove(&id);
         }
     }
@@ -192,20 +192,18 @@ impl Handler for Control {
         stream: weir::server::Stream,
         data: &[u8],
     ) {
-        let Some((name, a)) = self.procs.get(&id).and_then(|n| self.agents.get_key_value(n)) else {
-            return;
-        };
+        let Some((name, a)) = self.agents.iter().find(|(_, a)| a.proc == Some(id)) else { return };
         let text = String::from_utf8_lossy(data);
         let data = json::object(|w| w.str("stream", stream.name()).str("text", &text));
         a.tell(ctx, name, "output", &data);
     }
 
     fn on_process_exit(&mut self, ctx: &mut Context<'_>, id: ProcId, status: ExitStatus) {
-        let Some(name) = self.procs.remove(&id) else { return };
-        let Some(a) = self.agents.get_mut(&name) else { return };
+        let agent = self.agents.iter_mut().find(|(_, a)| a.proc == Some(id));
+        let Some((name, a)) = agent else { return };
         (a.proc, a.status, a.exit) = (None, "exited", Some(status.to_string()));
-        let data = a.state(ctx, &name);
-        a.tell(ctx, &name, "status", &data);
+        let data = a.state(ctx, name);
+        a.tell(ctx, name, "status", &data);
     }
 }
 

@@ -10,7 +10,7 @@
 //! Run `CHECKPOINT_TOKEN=secret cargo run --example checkpoints -- 127.0.0.1:8080 cp.jsonl`
 //! (no token: no authentication; `CHECKPOINT_MAX_CONNECTIONS`, default 100).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -44,8 +44,8 @@ struct Service {
     sessions: BTreeMap<String, Session>,
     checkpoints: usize,
     token: Option<String>,
-    /// Open connections, and whether each has authenticated.
-    clients: HashMap<ConnId, bool>,
+    /// The connections that gave the token.
+    authenticated: BTreeSet<ConnId>,
     commands: u64,
 }
 
@@ -61,9 +61,9 @@ impl Service {
             weir::warn!("torn last record ignored", file = path, bytes = text.len() - whole);
             file.set_len(whole as u64)?;
         }
-        let (sessions, clients) = (BTreeMap::new(), HashMap::new());
-        let mut s =
-            Self { file, len: whole as u64, sessions, checkpoints: 0, token, clients, commands: 0 };
+        let (sessions, authenticated) = (BTreeMap::new(), BTreeSet::new());
+        let len = whole as u64;
+        let mut s = Self { file, len, sessions, checkpoints: 0, token, authenticated, commands: 0 };
         for (n, line) in
             text[..whole].split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty())
         {
@@ -109,7 +109,7 @@ impl Service {
         let params = cmd.get("params").unwrap_or(&NULL);
         let param =
             |k: &str| params.get(k).and_then(Value::as_str).ok_or(format!("params.{k}: a string"));
-        if method != "authenticate" && self.clients.get(&conn) != Some(&true) {
+        if method != "authenticate" && self.token.is_some() && !self.authenticated.contains(&conn) {
             return Err("authenticate first".into());
         }
         let session = param("session_id").unwrap_or_default();
@@ -120,7 +120,7 @@ impl Service {
                 if !self.token.as_ref().is_none_or(|t| constant_time_eq(t.as_bytes(), given)) {
                     return Err("invalid token".into());
                 }
-                self.clients.insert(conn, true);
+                self.authenticated.insert(conn);
                 r#"{"authenticated":true}"#.into()
             }
             "create_session" => {
@@ -149,15 +149,15 @@ impl Service {
                     return Err("a checkpoint is at most 16 KiB".into());
                 }
                 self.commit(&record)?;
-                let event = json::object(|w| {
-                    info(&mut w.str("event_type", "checkpoint_created").object("data"));
-                    w
-                });
-                ctx.broadcast(subscribers, MessageKind::Text, event.as_bytes());
-                json::object(|w| {
+                let result = json::object(|w| {
                     info(w);
                     w
-                })
+                });
+                let event = json::object(|w| {
+                    w.str("event_type", "checkpoint_created").raw("data", &result)
+                });
+                ctx.broadcast(subscribers, MessageKind::Text, event.as_bytes());
+                result
             }
             "list_checkpoints" => {
                 let s = self.sessions.get(session).ok_or_else(no_session)?;
@@ -173,7 +173,7 @@ impl Service {
                 json::object(|w| w.str("subscribed", session))
             }
             "metrics" => json::object(|w| {
-                w.u64("connections", self.clients.len() as u64)
+                w.u64("connections", ctx.stats().connections_open)
                     .u64("sessions", self.sessions.len() as u64)
                     .u64("checkpoints", self.checkpoints as u64)
                     .u64("commands", self.commands)
@@ -199,10 +199,6 @@ impl Handler for Service {
         }
     }
 
-    fn on_open(&mut self, _: &mut Context<'_>, id: ConnId) {
-        self.clients.insert(id, self.token.is_none());
-    }
-
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
         self.commands += 1;
         let cmd = json::parse_with(data, &LIMITS);
@@ -225,7 +221,7 @@ impl Handler for Service {
     }
 
     fn on_close(&mut self, _: &mut Context<'_>, id: ConnId, _: CloseCode, _: &str) {
-        self.clients.remove(&id);
+        self.authenticated.remove(&id);
         for s in self.sessions.values_mut() {
             s.subscribers.remove(&id);
         }

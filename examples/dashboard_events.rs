@@ -7,10 +7,12 @@
 //! /api/events` (Basic auth too) with `{"type":T,"payload":P}` sends `{"type":T,"payload":P,
 //! "timestamp":...}` to every client. A ping goes out after 30 s of silence and a client that has
 //! not answered within 60 s is dropped (`DASHBOARD_PING_MS`, `DASHBOARD_TIMEOUT_MS`). SIGTERM
-//! or SIGINT closes every client with 1001, then exits. (HTTPS comes with the `tls` feature.)
+//! or SIGINT closes every client with 1001, then exits.
 //!
-//! Run `DASHBOARD_USER=admin DASHBOARD_PASSWORD=secret cargo run --example dashboard_events --
-//! 127.0.0.1:3001`.
+//! Built with `--features tls` and given `DASHBOARD_TLS_CERT` and `DASHBOARD_TLS_KEY` (PEM
+//! files), it serves HTTPS and WSS only, as the original did on its HTTPS server; without them,
+//! plain HTTP. Run `DASHBOARD_USER=admin DASHBOARD_PASSWORD=secret cargo run --example
+//! dashboard_events -- 127.0.0.1:3001`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -129,6 +131,12 @@ fn main() -> std::io::Result<()> {
         handle_signals: true,
         ..Config::default()
     };
+    // HTTPS and WSS only when given a certificate (a build without `tls` refuses to start).
+    let pem = |name: &str| var(name).ok().map(std::path::PathBuf::from);
+    (config.tls_cert, config.tls_key) = (pem("DASHBOARD_TLS_CERT"), pem("DASHBOARD_TLS_KEY"));
+    if config.tls_cert.is_some() || config.tls_key.is_some() {
+        config.listen_tls = std::mem::take(&mut config.listen);
+    }
     // The `ws` pattern: a ping every 30 s, a client silent past 60 s terminated.
     config.ws.ping_interval = Some(Duration::from_millis(ping));
     config.ws.pong_timeout = Duration::from_millis(timeout.saturating_sub(ping).max(1));

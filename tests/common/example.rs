@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 /// The path of example `name`, built first with `cargo build --example` (a no-op when it is up
-/// to date) in the same target directory and profile as this test.
+/// to date) in the same target directory and profile as this test, and with the `tls` feature
+/// when this test has it (`cargo test --features tls` runs the examples' TLS tests).
 pub fn example(name: &str) -> PathBuf {
     static BUILDING: Mutex<()> = Mutex::new(());
     // The test runs as <target>/<profile dir>/deps/<test>.
@@ -19,8 +20,12 @@ pub fn example(name: &str) -> PathBuf {
         None => panic!("no profile directory in {}", exe.display()),
     };
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name, "--profile", profile, "--target-dir"])
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "--quiet", "--example", name, "--profile", profile]);
+    #[cfg(feature = "tls")]
+    cargo.args(["--features", "tls"]);
+    let out = cargo
+        .arg("--target-dir")
         .arg(target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
