@@ -19,6 +19,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -108,6 +109,20 @@ def interchangeable(exp, act):
     )
 
 
+def chosen(expected):
+    """The expected cases this run was asked for: those AUTOBAHN_CASES matches and
+    AUTOBAHN_EXCLUDE does not (JSON lists of wstest's fnmatch patterns), when the environment
+    names them; a case asked for and not run is still a difference."""
+    cases = json.loads(os.environ.get("AUTOBAHN_CASES") or '["*"]')
+    exclude = json.loads(os.environ.get("AUTOBAHN_EXCLUDE") or "[]")
+    return {
+        cid: res
+        for cid, res in expected.items()
+        if any(fnmatch.fnmatch(cid, p) for p in cases)
+        and not any(fnmatch.fnmatch(cid, p) for p in exclude)
+    }
+
+
 def diff(expected, actual, accept_nonstrict=False):
     lines = []
     for cid in sorted(set(expected) | set(actual), key=case_key):
@@ -164,6 +179,7 @@ def main():
         expected = load_json(args.expected, "expected file")
         if not isinstance(expected, dict):
             fail("expected file %s is not a JSON object" % args.expected)
+        expected = chosen(expected)
         lines = diff(expected, actual, args.accept_nonstrict)
         if lines:
             print("%s: %d difference(s) from %s:" % (args.label, len(lines), args.expected))
