@@ -6,16 +6,10 @@
 //! inflating and deflating happen here, in buffers the connection holds only while it has them.
 
 use crate::proto::Role;
-use std::rc::Rc;
 
-use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::deflate::Deflater;
 use crate::proto::extension::{self, Agreed, MessageInflater, Offer, Policy};
 use crate::proto::http::Headers;
-use crate::server::batch::push_server_frame_rsv;
-use crate::server::core::Core;
-use crate::server::slab::Key;
-use crate::server::state::{ConnState, WsExt};
 
 /// How messages are compressed, as the operator chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,120 +152,6 @@ impl Pmd {
             client_max_window_bits: 15,
         };
         Self::new(role, &agreed, max_message_size)
-    }
-}
-
-/// The state that inflates the compressed message `conn` is receiving: its own, or one made for
-/// the message when it keeps none between messages (`None` without --compression).
-pub(crate) fn receiving<'c>(
-    ext: &'c mut Option<Box<WsExt>>,
-    role: Role,
-    config: &crate::server::config::Config,
-) -> Option<&'c mut Pmd> {
-    if ext.as_ref().and_then(|e| e.pmd.as_ref()).is_none() {
-        config.compression?;
-        let pmd = Pmd::transient(role, config.ws.max_message_size);
-        ext.get_or_insert_with(Box::default).pmd = Some(pmd);
-    }
-    ext.as_mut()?.pmd.as_mut()
-}
-
-/// A compressed message has been received whole: a state made for it goes (so an idle
-/// connection in the shared mode holds no compression memory), and the box with it when it
-/// holds nothing else.
-pub(crate) fn received(ext: &mut Option<Box<WsExt>>) {
-    let Some(e) = ext else { return };
-    if e.pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
-        e.pmd = None;
-    }
-    if e.pmd.is_none() && !e.streaming {
-        *ext = None;
-    }
-}
-
-/// Whether a WebSocket compresses with a compressor of its own (a context kept, or a small
-/// window).
-fn own_compressor(state: &ConnState) -> bool {
-    let ConnState::Ws(w) = state else { return false };
-    w.ext.as_ref().and_then(|e| e.pmd.as_ref()).is_some_and(|p| p.deflate.is_some())
-}
-
-/// How shared frames go to one connection.
-enum Shared {
-    /// As they are: it did not agree permessage-deflate, or no message is long enough.
-    Plain,
-    /// Compressed by the shared compressor (no context, 32 KiB window): the same bytes for every
-    /// such connection, so compressed once.
-    Packed,
-    /// Compressed by its own compressor (its context, or a smaller window), one by one.
-    Own,
-}
-
-impl Core {
-    /// Queues whole server frames, shared (`Core::send_shared`), to `key`: as they are, or
-    /// compressed when it agreed permessage-deflate. The shared compressor's form is made once,
-    /// at the first connection that takes it, and kept in `packed` for the others: a broadcast
-    /// to many connections with the same parameters is compressed once.
-    pub(crate) fn send_shared_deflated(
-        &mut self,
-        key: Key,
-        kind: MessageKind,
-        piece: &Rc<[u8]>,
-        payloads: &[(usize, usize)],
-        packed: &mut Option<Rc<[u8]>>,
-        at: u64,
-    ) -> Result<(), SendError> {
-        let how = match (self.config.compression, self.conns.get(key)) {
-            (Some(c), Some(conn)) if conn.ws.compression_agreed() => {
-                if !payloads.iter().any(|&(s, e)| e - s >= c.min_size) {
-                    Shared::Plain
-                } else if conn.ws.role() == Role::Client || own_compressor(&conn.state) {
-                    Shared::Own
-                } else {
-                    Shared::Packed
-                }
-            }
-            _ => Shared::Plain,
-        };
-        match how {
-            Shared::Plain => self.send_shared(key, kind, piece, payloads, at),
-            Shared::Packed => {
-                let p = match packed {
-                    Some(p) => Rc::clone(p),
-                    None => Rc::clone(packed.insert(self.pack(kind, piece, payloads))),
-                };
-                self.send_shared(key, kind, &p, payloads, at)
-            }
-            Shared::Own => {
-                for &(start, end) in payloads {
-                    self.send(key, kind, piece.get(start..end).unwrap_or_default())?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// The shared compressor's frames for the messages at `payloads` in `piece`: each at least
-    /// `--compression-min-size` long compressed (RSV1 set, RFC 7692 §6), the others as they
-    /// are.
-    fn pack(&mut self, kind: MessageKind, piece: &[u8], payloads: &[(usize, usize)]) -> Rc<[u8]> {
-        let min = self.config.compression.map_or(usize::MAX, |c| c.min_size);
-        let deflater = self.shared_deflate.get_or_insert_with(|| Deflater::new(15, false));
-        let mut out = Vec::with_capacity(piece.len() / 2 + 64);
-        let mut z = Vec::new();
-        for &(start, end) in payloads {
-            let data = piece.get(start..end).unwrap_or_default();
-            let (rsv, payload) = if data.len() < min {
-                (0, data)
-            } else {
-                z.clear();
-                deflater.compress_message(data, &mut z);
-                self.stats.compressed_messages += 1;
-                (0b100, &z[..])
-            };
-            push_server_frame_rsv(&mut out, kind, payload, rsv);
-        }
-        Rc::from(out)
     }
 }
 

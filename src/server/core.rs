@@ -18,7 +18,7 @@ use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::handshake;
 use crate::proto::{CloseCode, Role, State};
 use crate::server::api::{ConnId, ConnectRequest, Response, Tag};
-use crate::server::batch::{Batch, MAX_BATCH_BYTES, push_server_frame};
+use crate::server::batch::{Batch, MAX_BATCH_BYTES, push_server_frame, push_server_frame_rsv};
 use crate::server::config::Config;
 use crate::server::conn::Conn;
 use crate::server::dispatch::Owner;
@@ -29,6 +29,7 @@ use crate::server::slab::{Key, Slab};
 use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
+use crate::server::transport::Transport;
 use crate::{debug, warn};
 
 /// The shared compressor's working buffers grow to the largest message; past this they are
@@ -546,8 +547,8 @@ impl Core {
         });
         let socket = TcpStream::connect(req.addr)?;
         let socket = match tls {
-            Some(name) => self.tls.dial(socket, name)?,
-            None => crate::server::transport::Transport::Plain(socket),
+            Some(name) => Transport::dialled(&mut self.tls, socket, name)?,
+            None => Transport::Plain(socket),
         };
         let mut ws = self.config.ws;
         ws.handshake_timeout = req.timeout.or(ws.handshake_timeout);
@@ -655,5 +656,93 @@ impl Core {
             let _ =
                 self.send_shared_deflated(id.0, b.kind, &piece, &b.marks, &mut packed, b.queued_at);
         }
+    }
+}
+
+/// Whether a WebSocket compresses with a compressor of its own (a context kept, or a small
+/// window).
+fn own_compressor(state: &ConnState) -> bool {
+    let ConnState::Ws(w) = state else { return false };
+    w.ext.as_ref().and_then(|e| e.pmd.as_ref()).is_some_and(|p| p.deflate.is_some())
+}
+
+/// How shared frames go to one connection.
+enum Shared {
+    /// As they are: it did not agree permessage-deflate, or no message is long enough.
+    Plain,
+    /// Compressed by the shared compressor (no context, 32 KiB window): the same bytes for every
+    /// such connection, so compressed once.
+    Packed,
+    /// Compressed by its own compressor (its context, or a smaller window), one by one.
+    Own,
+}
+
+impl Core {
+    /// Queues whole server frames, shared (`Core::send_shared`), to `key`: as they are, or
+    /// compressed when it agreed permessage-deflate. The shared compressor's form is made once,
+    /// at the first connection that takes it, and kept in `packed` for the others: a broadcast
+    /// to many connections with the same parameters is compressed once.
+    pub(crate) fn send_shared_deflated(
+        &mut self,
+        key: Key,
+        kind: MessageKind,
+        piece: &Rc<[u8]>,
+        payloads: &[(usize, usize)],
+        packed: &mut Option<Rc<[u8]>>,
+        at: u64,
+    ) -> Result<(), SendError> {
+        let how = match (self.config.compression, self.conns.get(key)) {
+            (Some(c), Some(conn)) if conn.ws.compression_agreed() => {
+                if !payloads.iter().any(|&(s, e)| e - s >= c.min_size) {
+                    Shared::Plain
+                } else if conn.ws.role() == Role::Client || own_compressor(&conn.state) {
+                    Shared::Own
+                } else {
+                    Shared::Packed
+                }
+            }
+            _ => Shared::Plain,
+        };
+        match how {
+            Shared::Plain => self.send_shared(key, kind, piece, payloads, at),
+            Shared::Packed => {
+                let p = match packed {
+                    Some(p) => Rc::clone(p),
+                    None => Rc::clone(packed.insert(self.pack(kind, piece, payloads))),
+                };
+                self.send_shared(key, kind, &p, payloads, at)
+            }
+            Shared::Own => {
+                for &(start, end) in payloads {
+                    self.send(key, kind, piece.get(start..end).unwrap_or_default())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The shared compressor's frames for the messages at `payloads` in `piece`: each at least
+    /// `--compression-min-size` long compressed (RSV1 set, RFC 7692 §6), the others as they
+    /// are.
+    fn pack(&mut self, kind: MessageKind, piece: &[u8], payloads: &[(usize, usize)]) -> Rc<[u8]> {
+        let min = self.config.compression.map_or(usize::MAX, |c| c.min_size);
+        let deflater = self
+            .shared_deflate
+            .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false));
+        let mut out = Vec::with_capacity(piece.len() / 2 + 64);
+        let mut z = Vec::new();
+        for &(start, end) in payloads {
+            let data = piece.get(start..end).unwrap_or_default();
+            let (rsv, payload) = if data.len() < min {
+                (0, data)
+            } else {
+                z.clear();
+                deflater.compress_message(data, &mut z);
+                self.stats.compressed_messages += 1;
+                (0b100, &z[..])
+            };
+            push_server_frame_rsv(&mut out, kind, payload, rsv);
+        }
+        Rc::from(out)
     }
 }

@@ -13,7 +13,6 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::api::{ConnId, ConnectError, Tag};
-use crate::server::compress;
 use crate::server::config::Config;
 use crate::server::conn::{At, Conn};
 use crate::server::core::Core;
@@ -23,9 +22,11 @@ use crate::server::pool::Pool;
 use crate::server::process::{Procs, is_process_token};
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
+use crate::server::state;
 use crate::server::state::{ConnState, PIPELINE_OUT_MAX};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
+use crate::server::transport::Transport;
 use crate::{debug, info, warn};
 
 /// Tokens below 2^32 are the loop's own sources; connection tokens are at or above 2^32 with
@@ -408,7 +409,7 @@ impl<H: Handler> Server<H> {
         let cfg = &core.config;
         core.stats.tcp_accepted += 1;
         let _ = socket.set_nodelay(true);
-        let socket = match core.tls.accept(socket, tls) {
+        let socket = match Transport::accepted(&core.tls, socket, tls) {
             Ok(s) => s,
             Err(e) => {
                 warn!("tls session refused", peer = peer, error = e);
@@ -556,8 +557,7 @@ impl<H: Handler> Server<H> {
                                 w.msg = core.pool.take();
                             }
                             let role = conn.ws.role();
-                            let Some(pmd) = compress::receiving(&mut w.ext, role, &core.config)
-                            else {
+                            let Some(pmd) = state::receiving(&mut w.ext, role, &core.config) else {
                                 continue;
                             };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
@@ -566,7 +566,7 @@ impl<H: Handler> Server<H> {
                                 return self.protocol_error(key, e);
                             }
                             if fin {
-                                compress::received(&mut w.ext);
+                                state::received(&mut w.ext);
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);

@@ -25,6 +25,7 @@
 //! A connection leaves every stage by being removed (`Server::remove`), which returns what its
 //! stage leased to the pool ([`ConnState::release`]).
 
+use crate::proto::Role;
 use crate::proto::body::{ChunkedDecoder, Framing};
 use crate::proto::handshake::{After, ClientHandshake};
 use crate::proto::http::{HeadReader, Limits};
@@ -352,5 +353,33 @@ impl ConnState {
             ConnState::Http { body_owed } => *body_owed = false,
             _ => {}
         }
+    }
+}
+
+/// The state that inflates the compressed message `conn` is receiving: its own, or one made for
+/// the message when it keeps none between messages (`None` without --compression).
+pub(crate) fn receiving<'c>(
+    ext: &'c mut Option<Box<WsExt>>,
+    role: Role,
+    config: &crate::server::config::Config,
+) -> Option<&'c mut Pmd> {
+    if ext.as_ref().and_then(|e| e.pmd.as_ref()).is_none() {
+        config.compression?;
+        let pmd = Pmd::transient(role, config.ws.max_message_size);
+        ext.get_or_insert_with(Box::default).pmd = Some(pmd);
+    }
+    ext.as_mut()?.pmd.as_mut()
+}
+
+/// A compressed message has been received whole: a state made for it goes (so an idle
+/// connection in the shared mode holds no compression memory), and the box with it when it
+/// holds nothing else.
+pub(crate) fn received(ext: &mut Option<Box<WsExt>>) {
+    let Some(e) = ext else { return };
+    if e.pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
+        e.pmd = None;
+    }
+    if e.pmd.is_none() && !e.streaming {
+        *ext = None;
     }
 }

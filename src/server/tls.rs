@@ -24,7 +24,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::server::Config;
-use crate::server::transport::Transport;
 use crate::{info, warn};
 
 /// Plaintext taken from the queue per write: one TLS record's worth, so what waits encrypted
@@ -723,30 +722,35 @@ impl TlsContext {
         }
     }
 
-    /// A connection accepted on a listener (`tls`: one of `--listen-tls`).
+    /// A connection accepted on a listener (`tls`: one of `--listen-tls`): its TLS stream, or
+    /// `None` for a plain one (`Transport::accepted` wraps either).
     ///
     /// # Errors
     /// rustls refused a server session (only for a configuration `server_config` would not
     /// have returned).
-    pub(crate) fn accept(&self, tcp: TcpStream, tls: bool) -> io::Result<Transport> {
+    pub(crate) fn accept(
+        &self,
+        tcp: TcpStream,
+        tls: bool,
+    ) -> io::Result<Result<TlsStream, TcpStream>> {
         match (&self.server, tls) {
             (Some(config), true) => {
                 let session = rustls::server::UnbufferedServerConnection::new(Arc::clone(config))
                     .map_err(|e| io::Error::other(e.to_string()))?;
-                Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Server(session)))))
+                Ok(Ok(TlsStream::new(tcp, Session::Server(session))))
             }
-            _ => Ok(Transport::Plain(tcp)),
+            _ => Ok(Err(tcp)),
         }
     }
 
     /// An outbound connection to `name` over TLS.
-    pub(crate) fn dial(&mut self, tcp: TcpStream, name: &str) -> io::Result<Transport> {
+    pub(crate) fn dial(&mut self, tcp: TcpStream, name: &str) -> io::Result<TlsStream> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
         if self.dialer.is_none() {
             self.dialer = Some(Dialer::new(self.ca.as_deref(), self.insecure).map_err(invalid)?);
         }
         let Some(dialer) = &self.dialer else { return Err(io::ErrorKind::Other.into()) };
         let session = dialer.session(name).map_err(invalid)?;
-        Ok(Transport::Tls(Box::new(TlsStream::new(tcp, Session::Client(session)))))
+        Ok(TlsStream::new(tcp, Session::Client(session)))
     }
 }

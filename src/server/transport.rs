@@ -158,6 +158,39 @@ impl Source for Transport {
 #[cfg(feature = "tls")]
 pub(crate) use crate::server::tls::TlsContext;
 
+impl Transport {
+    /// A connection accepted on a listener (`tls`: one of `--listen-tls`).
+    ///
+    /// # Errors
+    /// rustls refused a server session.
+    pub(crate) fn accepted(ctx: &TlsContext, tcp: TcpStream, tls: bool) -> io::Result<Self> {
+        #[cfg(feature = "tls")]
+        return Ok(match ctx.accept(tcp, tls)? {
+            Ok(stream) => Self::Tls(Box::new(stream)),
+            Err(tcp) => Self::Plain(tcp),
+        });
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (ctx, tls);
+            Ok(Self::Plain(tcp))
+        }
+    }
+
+    /// An outbound connection to `name` over TLS.
+    ///
+    /// # Errors
+    /// No TLS in this build, or no client configuration could be made (roots, `--tls-ca`).
+    pub(crate) fn dialled(ctx: &mut TlsContext, tcp: TcpStream, name: &str) -> io::Result<Self> {
+        #[cfg(feature = "tls")]
+        return ctx.dial(tcp, name).map(|stream| Self::Tls(Box::new(stream)));
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (ctx, tcp, name);
+            Err(io::Error::new(io::ErrorKind::Unsupported, NO_TLS))
+        }
+    }
+}
+
 /// Without the `tls` feature: TLS settings are refused at start-up, and every connection is
 /// plain.
 #[cfg(not(feature = "tls"))]
@@ -176,14 +209,6 @@ impl TlsContext {
 
     pub(crate) fn reload(&mut self) {
         crate::info!("SIGHUP: no TLS certificate to reload");
-    }
-
-    pub(crate) fn accept(&self, tcp: TcpStream, _tls: bool) -> io::Result<Transport> {
-        Ok(Transport::Plain(tcp))
-    }
-
-    pub(crate) fn dial(&mut self, _tcp: TcpStream, _name: &str) -> io::Result<Transport> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, NO_TLS))
     }
 }
 
