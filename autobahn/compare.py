@@ -19,9 +19,9 @@ Python 3 standard library only.
 """
 
 import argparse
-import fnmatch
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -110,17 +110,26 @@ def interchangeable(exp, act):
 
 
 def chosen(expected):
-    """The expected cases this run was asked for: those AUTOBAHN_CASES matches and
-    AUTOBAHN_EXCLUDE does not (JSON lists of wstest's fnmatch patterns), when the environment
-    names them; a case asked for and not run is still a difference."""
+    """The expected cases this run was asked for: those AUTOBAHN_CASES names and
+    AUTOBAHN_EXCLUDE does not (JSON lists), when the environment gives them, matched as wstest
+    matches them (a pattern with `*` is a regular expression matched at the start of the id, so
+    `12.*.1` also takes 12.1.10; one without is an exact id); a case asked for and not run is
+    still a difference."""
     cases = json.loads(os.environ.get("AUTOBAHN_CASES") or '["*"]')
     exclude = json.loads(os.environ.get("AUTOBAHN_EXCLUDE") or "[]")
     return {
         cid: res
         for cid, res in expected.items()
-        if any(fnmatch.fnmatch(cid, p) for p in cases)
-        and not any(fnmatch.fnmatch(cid, p) for p in exclude)
+        if any(wstest_match(p, cid) for p in cases)
+        and not any(wstest_match(p, cid) for p in exclude)
     }
+
+
+def wstest_match(pattern, cid):
+    """autobahntestsuite's caseset.resolveCasePatternList."""
+    if "*" in pattern:
+        return re.match(pattern.replace(".", "\\.").replace("*", ".*"), cid) is not None
+    return pattern == cid
 
 
 def diff(expected, actual, accept_nonstrict=False):

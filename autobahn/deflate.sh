@@ -24,9 +24,10 @@ REPO="$(cd "$HERE/.." && pwd)"
 if [ "${AUTOBAHN_DEFLATE_ALL:-0}" = 1 ]; then
     export AUTOBAHN_CASES='["12.*","13.*"]'
 else
+    # Exact ids: wstest matches a pattern with `*` as a prefix (`12.*.1` takes 12.1.10 too).
     cases=""
-    for g in 12 13; do
-        for n in 1 2 3 4 5 6 7 8 11 12 13; do cases="$cases\"$g.*.$n\","; done
+    for g in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
+        for n in 1 2 3 4 5 6 7 8 11 12 13; do cases="$cases\"$g.$n\","; done
     done
     export AUTOBAHN_CASES="[${cases%,}]"
 fi
