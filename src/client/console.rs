@@ -7,7 +7,7 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use crate::cli::ClientOptions;
+use crate::client::ClientOptions;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::compress::Compression;
 use crate::server::url::WsUrl;
