@@ -504,7 +504,7 @@ impl<H: Handler> Server<H> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => conn.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!("read failed", peer = conn.peer, error = e);
+                    debug!("read failed", peer = conn.peer(), error = e);
                     conn.eof = true;
                 }
             }
@@ -650,7 +650,7 @@ impl<H: Handler> Server<H> {
             info!(
                 "protocol error",
                 id = ConnId(key),
-                peer = conn.peer,
+                peer = conn.peer(),
                 code = e.close_code(),
                 reason = e.reason()
             );
@@ -679,7 +679,7 @@ impl<H: Handler> Server<H> {
                 info!(
                     "send timeout",
                     id = ConnId(key),
-                    peer = conn.peer,
+                    peer = conn.peer(),
                     queued = conn.out.len(),
                     timeout_ms = self.core.config.send_timeout.as_millis()
                 );
@@ -702,12 +702,12 @@ impl<H: Handler> Server<H> {
                     Some(Timeout::Pong) => {
                         core.stats.pong_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "pong timeout");
-                        info!("pong timeout", id = ConnId(key), peer = conn.peer);
+                        info!("pong timeout", id = ConnId(key), peer = conn.peer());
                     }
                     Some(Timeout::Idle) => {
                         core.stats.idle_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
-                        info!("idle timeout", id = ConnId(key), peer = conn.peer);
+                        info!("idle timeout", id = ConnId(key), peer = conn.peer());
                     }
                     Some(Timeout::Handshake) if conn.state.client().is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
@@ -716,12 +716,12 @@ impl<H: Handler> Server<H> {
                     }
                     Some(Timeout::Handshake) => {
                         core.stats.handshake_timeouts += 1;
-                        info!("handshake timeout", peer = conn.peer);
+                        info!("handshake timeout", peer = conn.peer());
                         gone = true;
                         break;
                     }
                     Some(Timeout::Close) => {
-                        debug!("close timeout", id = ConnId(key), peer = conn.peer);
+                        debug!("close timeout", id = ConnId(key), peer = conn.peer());
                         gone = true;
                         break;
                     }
@@ -807,7 +807,7 @@ impl<H: Handler> Server<H> {
             warn!(
                 "slow reader: over the queued total",
                 id = ConnId(key),
-                peer = conn.peer,
+                peer = conn.peer(),
                 queued = len,
                 total = total,
                 max = budget
@@ -861,7 +861,7 @@ impl<H: Handler> Server<H> {
                     }
                 }
                 Err(e) => {
-                    debug!("write failed", peer = conn.peer, error = e);
+                    debug!("write failed", peer = conn.peer(), error = e);
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
                     conn.state.set_pipeline_wait(false);
@@ -1002,10 +1002,10 @@ impl<H: Handler> Server<H> {
         if let Some((id, _)) = conn.timer {
             core.timers.cancel(id);
         }
-        if let Some(n) = core.per_ip.get_mut(&conn.peer.ip()) {
+        if let Some(n) = core.per_ip.get_mut(&conn.peer().ip()) {
             *n -= 1;
             if *n == 0 {
-                core.per_ip.remove(&conn.peer.ip());
+                core.per_ip.remove(&conn.peer().ip());
             }
         }
         conn.state.release(&mut core.pool);
@@ -1020,8 +1020,8 @@ impl<H: Handler> Server<H> {
             info!(
                 "close",
                 id = ConnId(key),
-                peer = conn.peer,
-                path = conn.path.as_deref().unwrap_or_default(),
+                peer = conn.peer(),
+                path = conn.path(),
                 code = code,
                 reason = reason,
                 duration_ms = ms,

@@ -52,7 +52,7 @@ impl<H: Handler> Server<H> {
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => true,
             Err(e) => {
-                debug!("read failed", peer = conn.peer, error = e);
+                debug!("read failed", peer = conn.peer(), error = e);
                 conn.eof = true;
                 false
             }
