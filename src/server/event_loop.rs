@@ -553,15 +553,16 @@ impl<H: Handler> Server<H> {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
-                            if w.msg.capacity() == 0 {
-                                w.msg = core.pool.take();
+                            let msg = w.msg.get_or_insert_with(Box::default);
+                            if msg.capacity() == 0 {
+                                **msg = core.pool.take();
                             }
                             let role = conn.ws.role();
                             let Some(pmd) = state::receiving(&mut w.ext, role, &core.config) else {
                                 continue;
                             };
-                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
-                                w.msg = Vec::new();
+                            if let Err(e) = pmd.inflate.piece(kind, data, fin, msg) {
+                                **msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
                             }
@@ -570,13 +571,13 @@ impl<H: Handler> Server<H> {
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
-                                let piece = std::mem::take(&mut w.msg);
+                                let piece = w.take_msg();
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, &piece, fin);
                                 });
                             } else if fin {
                                 core.stats.messages_in += 1;
-                                let msg = std::mem::take(&mut w.msg);
+                                let msg = w.take_msg();
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_owned(ctx, ConnId(key), kind, msg);
                                 });
@@ -589,7 +590,7 @@ impl<H: Handler> Server<H> {
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, data, fin);
                                 });
-                            } else if fin && w.msg.is_empty() {
+                            } else if fin && w.gathers_none() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
                                 self.call(owner, Then::Continue, |h, ctx| {
@@ -599,18 +600,19 @@ impl<H: Handler> Server<H> {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
                                 let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
-                                if w.msg.capacity() == 0 {
-                                    w.msg = if declared <= core.pool.size() {
+                                let msg = w.msg();
+                                if msg.capacity() == 0 {
+                                    *msg = if declared <= core.pool.size() {
                                         core.pool.take()
                                     } else {
                                         Vec::with_capacity(declared)
                                     };
                                 }
-                                w.msg.reserve(declared.saturating_sub(w.msg.len()));
-                                w.msg.extend_from_slice(data);
+                                msg.reserve(declared.saturating_sub(msg.len()));
+                                msg.extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
-                                    let msg = std::mem::take(&mut w.msg);
+                                    let msg = w.take_msg();
                                     // Handed over whole: an echo sends it without a copy.
                                     self.call(owner, Then::Continue, |h, ctx| {
                                         h.on_message_owned(ctx, ConnId(key), kind, msg);
