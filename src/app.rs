@@ -32,6 +32,8 @@ use crate::server::{
 };
 use crate::{http, info};
 
+mod api;
+
 /// The hub's WebSocket clients.
 const HUB: Tag = Tag(1);
 /// Echo connections.
@@ -256,9 +258,10 @@ impl Handler for App {
             let mut counts: Vec<(&'static str, u64)> = self.open.counts().collect();
             counts.extend([("event_stream", streams), ("http", http)]);
             self.api.set_endpoint_counts(counts);
+            self.api.set_routes(self.proxy.as_ref().map(api::route_figures));
         }
-        let hub = self.hub.as_mut().map(|(_, h)| h);
-        self.api.serve(ctx, id, req, peer, body, hub, self.proxy.as_ref())
+        let hub = self.hub.as_mut().map(|(_, h)| h as &mut dyn http::Channels);
+        self.api.serve(ctx, id, req, peer, body, hub)
     }
 
     fn on_stream_closed(&mut self, ctx: &mut Context<'_>, id: ConnId) {

@@ -3,14 +3,34 @@
 
 use std::fmt::Write;
 
-use crate::hub::Hub;
+use super::ChannelFigures;
 use crate::proto::ProtocolError;
-use crate::proxy::Proxy;
 use crate::server::Stats;
 use crate::server::stats::{Histogram, close_code_label, open_fds, resident_memory_bytes};
 
+/// A proxy route's counters, as `/metrics` reports them (handed in by `crate::app`).
+#[derive(Debug, Default, Clone)]
+pub struct RouteFigures {
+    /// The path prefix it serves.
+    pub prefix: String,
+    /// Client connections proxied now.
+    pub open: u64,
+    /// Client connections proxied.
+    pub connections: u64,
+    /// Upstream connections that failed.
+    pub upstream_failures: u64,
+    /// Messages from clients to the upstream.
+    pub messages_up: u64,
+    /// Messages from the upstream to clients.
+    pub messages_down: u64,
+    /// Payload bytes from clients to the upstream.
+    pub bytes_up: u64,
+    /// Payload bytes from the upstream to clients.
+    pub bytes_down: u64,
+}
+
 /// A per-route counter: its name, its help, and how to read it.
-type RouteFamily = (&'static str, &'static str, fn(&crate::proxy::RouteStats) -> u64);
+type RouteFamily = (&'static str, &'static str, fn(&RouteFigures) -> u64);
 
 /// Writes one metric family's `# HELP` and `# TYPE` lines.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -44,11 +64,12 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// The whole exposition. `endpoints` are the connections open now by endpoint kind.
+/// The whole exposition. `hub` and `routes` are there when the hub and the proxy are;
+/// `endpoints` are the connections open now by endpoint kind.
 pub fn render(
     stats: &Stats,
-    hub: Option<&Hub>,
-    proxy: Option<&Proxy>,
+    hub: Option<&ChannelFigures>,
+    routes: Option<&[RouteFigures]>,
     endpoints: &[(&str, u64)],
     start_time_secs: f64,
 ) -> String {
@@ -184,12 +205,11 @@ pub fn render(
         family(&mut o, name, "counter", help);
         sample(&mut o, name, "", value);
     }
-    if let Some(hub) = hub {
-        let s = hub.stats();
+    if let Some(s) = hub {
         family(&mut o, "weir_hub_channels", "gauge", "Hub channels.");
-        sample(&mut o, "weir_hub_channels", "", hub.channel_count());
+        sample(&mut o, "weir_hub_channels", "", s.channels);
         family(&mut o, "weir_hub_subscriptions", "gauge", "Hub subscriptions (WebSocket).");
-        sample(&mut o, "weir_hub_subscriptions", "", hub.subscription_count());
+        sample(&mut o, "weir_hub_subscriptions", "", s.subscriptions);
         family(&mut o, "weir_hub_published_total", "counter", "Messages published.");
         sample(&mut o, "weir_hub_published_total", "", s.published);
         family(&mut o, "weir_hub_delivered_total", "counter", "Events delivered to subscribers.");
@@ -201,7 +221,8 @@ pub fn render(
             "Hub commands, HTTP publishes and channel creations refused for a rate limit.",
         );
         sample(&mut o, "weir_rate_limited_total", "", s.rate_limited);
-        let (bytes, messages, evictions) = hub.history_held();
+        let (bytes, messages, evictions) =
+            (s.history_bytes, s.history_messages, s.history_evictions);
         family(
             &mut o,
             "weir_history_bytes",
@@ -224,20 +245,20 @@ pub fn render(
             "counter",
             "Hub commands refused, by error code (notifications included).",
         );
-        for (code, n) in s.errors() {
+        for &(code, n) in &s.errors {
             sample(&mut o, "weir_hub_errors_total", &format!("code=\"{code}\""), n);
         }
     }
-    if let Some(proxy) = proxy {
+    if let Some(routes) = routes {
         family(
             &mut o,
             "weir_route_connections_open",
             "gauge",
             "Client connections proxied now, by route.",
         );
-        for r in proxy.routes() {
+        for r in routes {
             let route = format!("route=\"{}\"", label(&r.prefix));
-            sample(&mut o, "weir_route_connections_open", &route, r.stats.open);
+            sample(&mut o, "weir_route_connections_open", &route, r.open);
         }
         let fams: [RouteFamily; 6] = [
             ("weir_route_connections_total", "Connections proxied, by route.", |s| s.connections),
@@ -261,8 +282,8 @@ pub fn render(
         ];
         for (name, help, get) in fams {
             family(&mut o, name, "counter", help);
-            for r in proxy.routes() {
-                sample(&mut o, name, &format!("route=\"{}\"", label(&r.prefix)), get(&r.stats));
+            for r in routes {
+                sample(&mut o, name, &format!("route=\"{}\"", label(&r.prefix)), get(r));
             }
         }
     }

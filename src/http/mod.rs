@@ -4,21 +4,101 @@
 
 pub mod metrics;
 
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::access::{Refusal, query_param};
-use crate::hub::Hub;
-use crate::hub::channel::valid_name;
 use crate::json::{self, ObjectWriter};
 use crate::proto::http::Request;
-use crate::proxy::Proxy;
 use crate::server::{ConnId, Context, Response};
+
+pub use metrics::RouteFigures;
 
 /// The console page and its assets, embedded in the binary (no build step, nothing fetched).
 const INDEX_HTML: &str = include_str!("console/index.html");
 const CONSOLE_CSS: &str = include_str!("console/console.css");
 const CONSOLE_JS: &str = include_str!("console/console.js");
+
+/// A refusal by the channels: an error code (`too_large`, `rate_limited`, `forbidden`,
+/// `not_found`, `invalid_params`, ...) and its message.
+pub type Refused = (&'static str, String);
+
+/// What the API serves of the pub/sub channels (the hub's, handed in by `crate::app`, so this
+/// module knows no other app).
+pub trait Channels {
+    /// Whether `channel` is a name a publish may use.
+    fn valid_name(&self, channel: &str) -> bool;
+    /// Takes an HTTP publish from `addr` against the per-address rate; whether it may go on.
+    fn allow_publish(&mut self, addr: IpAddr, now: Duration) -> bool;
+    /// Publishes `data` (valid JSON text) on `channel`; its sequence number.
+    ///
+    /// # Errors
+    /// `too_large`, `rate_limited`, `invalid_params` or another code (answered 403).
+    fn publish(
+        &mut self,
+        ctx: &mut Context<'_>,
+        channel: &str,
+        data: &str,
+        addr: IpAddr,
+    ) -> Result<u64, Refused>;
+    /// A history too large to send whole, written to the streamed response `id` as it drains:
+    /// its length, or `None` to answer with [`Channels::history_json`].
+    fn history_body(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Option<usize>;
+    /// A channel's history as one JSON body.
+    ///
+    /// # Errors
+    /// `not_found` for a channel that does not exist, or a bad parameter.
+    fn history_json(
+        &self,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<String, Refused>;
+    /// Makes the streamed response `id` an event stream of `channel`, replaying after `since`.
+    ///
+    /// # Errors
+    /// `forbidden` or `rate_limited` for the channel limits, or a bad channel name.
+    fn stream_subscribe(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        addr: IpAddr,
+    ) -> Result<(), Refused>;
+    /// The channels' figures now, for `/api/stats` and `/metrics`.
+    fn figures(&self) -> ChannelFigures;
+}
+
+/// The channels' figures, as `/api/stats` and `/metrics` report them.
+#[derive(Debug, Default, Clone)]
+pub struct ChannelFigures {
+    /// Channels.
+    pub channels: usize,
+    /// Subscriptions (WebSocket).
+    pub subscriptions: usize,
+    /// Messages published.
+    pub published: u64,
+    /// Events delivered to subscribers.
+    pub delivered: u64,
+    /// Commands, HTTP publishes and channel creations refused for a rate limit.
+    pub rate_limited: u64,
+    /// Bytes of history all channels keep.
+    pub history_bytes: usize,
+    /// Messages all channels keep.
+    pub history_messages: usize,
+    /// Messages evicted from history for the memory budget.
+    pub history_evictions: u64,
+    /// Commands refused, by error code.
+    pub errors: Vec<(&'static str, u64)>,
+}
 
 /// Serves the HTTP endpoints.
 #[derive(Debug)]
@@ -26,12 +106,14 @@ pub struct Api {
     start_time_secs: f64,
     /// Connections open by endpoint kind, for `/metrics` ([`Api::set_endpoint_counts`]).
     endpoints: Vec<(&'static str, u64)>,
+    /// The proxy's routes, for `/metrics` ([`Api::set_routes`]); `None`: no proxy.
+    routes: Option<Vec<RouteFigures>>,
 }
 
 impl Default for Api {
     fn default() -> Self {
         let start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Self { start_time_secs: start, endpoints: Vec::new() }
+        Self { start_time_secs: start, endpoints: Vec::new(), routes: None }
     }
 }
 
@@ -50,6 +132,12 @@ impl Api {
         self.endpoints = counts;
     }
 
+    /// The proxy's routes now, which `/metrics` reports (`weir_route_*`); `None` when there
+    /// is no proxy.
+    pub fn set_routes(&mut self, routes: Option<Vec<RouteFigures>>) {
+        self.routes = routes;
+    }
+
     /// Answers a plain HTTP request the access policy let through; `id` is the connection (for
     /// server-sent events), `peer` the client's address (per-address rates).
     #[allow(clippy::too_many_arguments)]
@@ -60,8 +148,7 @@ impl Api {
         req: &Request<'_, '_>,
         peer: SocketAddr,
         body: &[u8],
-        hub: Option<&mut Hub>,
-        proxy: Option<&Proxy>,
+        hub: Option<&mut dyn Channels>,
     ) -> Response {
         let path = req.path();
         let get = matches!(req.method, "GET" | "HEAD");
@@ -84,8 +171,8 @@ impl Api {
             "/metrics" if get => {
                 let text = metrics::render(
                     ctx.stats(),
-                    hub.as_deref(),
-                    proxy,
+                    hub.map(|h| h.figures()).as_ref(),
+                    self.routes.as_deref(),
                     &self.endpoints,
                     self.start_time_secs,
                 );
@@ -118,11 +205,11 @@ impl Api {
             ("POST", "publish") => {
                 // `--rate` per client address, as per connection over WebSocket: every publish
                 // takes a token, a malformed one too.
-                if !hub.allow_http_publish(peer.ip(), ctx.now()) {
+                if !hub.allow_publish(peer.ip(), ctx.now()) {
                     return too_many("too many publishes; slow down");
                 }
-                // `publish_raw` takes the name as given: refuse what a WebSocket publish would.
-                if !valid_name(channel) {
+                // `publish` takes the name as given: refuse what a WebSocket publish would.
+                if !hub.valid_name(channel) {
                     return error(
                         400,
                         "invalid_params",
@@ -137,7 +224,7 @@ impl Api {
                     return error(400, "parse_error", &e.to_string());
                 }
                 let data = std::str::from_utf8(body).unwrap_or_default().trim();
-                match hub.publish_raw(ctx, channel, data, "http", peer.ip()) {
+                match hub.publish(ctx, channel, data, peer.ip()) {
                     Ok(seq) => json_response(200, format!("{{\"seq\":{seq}}}")),
                     Err(("too_large", m)) => error(413, "too_large", &m),
                     Err(("rate_limited", m)) => too_many(&m),
@@ -196,7 +283,7 @@ impl Api {
         }
     }
 
-    fn stats(&self, ctx: &Context<'_>, hub: Option<&Hub>) -> String {
+    fn stats(&self, ctx: &Context<'_>, hub: Option<&dyn Channels>) -> String {
         let s = ctx.stats();
         let mut out = String::new();
         let mut w = ObjectWriter::new(&mut out);
@@ -209,17 +296,15 @@ impl Api {
             .u64("bytes_out", s.bytes_out)
             .u64("slow_reader_disconnects", s.slow_reader_disconnects)
             .u64("rss_bytes", crate::server::stats::resident_memory_bytes().unwrap_or(0));
-        if let Some(hub) = hub {
-            let h = hub.stats();
-            w.u64("channels", hub.channel_count() as u64)
-                .u64("subscriptions", hub.subscription_count() as u64)
+        if let Some(h) = hub.map(Channels::figures) {
+            w.u64("channels", h.channels as u64)
+                .u64("subscriptions", h.subscriptions as u64)
                 .u64("published", h.published)
                 .u64("delivered", h.delivered)
                 .u64("rate_limited", h.rate_limited);
-            let (bytes, messages, evictions) = hub.history_held();
-            w.u64("history_bytes", bytes as u64)
-                .u64("history_messages", messages as u64)
-                .u64("history_evictions", evictions);
+            w.u64("history_bytes", h.history_bytes as u64)
+                .u64("history_messages", h.history_messages as u64)
+                .u64("history_evictions", h.history_evictions);
         }
         w.finish();
         out

@@ -20,7 +20,7 @@ use crate::proto::{CloseCode, Role, State};
 use crate::server::api::{ConnId, ConnectRequest, Response, Tag};
 use crate::server::batch::{Batch, MAX_BATCH_BYTES, push_server_frame, push_server_frame_rsv};
 use crate::server::config::Config;
-use crate::server::conn::Conn;
+use crate::server::conn::{Conn, SharedPath};
 use crate::server::dispatch::Owner;
 use crate::server::pool::Pool;
 use crate::server::process::Procs;
@@ -74,7 +74,7 @@ pub struct Core {
     /// The tag `Context::tag_new` gave what the current call makes.
     pub(crate) new_tag: Option<Tag>,
     /// Request paths shared by the connections on them (`Core::shared_path`).
-    pub(crate) paths: Vec<Rc<str>>,
+    pub(crate) paths: Vec<SharedPath>,
     /// The TLS listeners' certificate and the dialer of outbound `wss://` connections.
     pub(crate) tls: crate::server::transport::TlsContext,
 }
@@ -123,11 +123,11 @@ impl Core {
     /// `path` as a connection keeps it for its log lines: shared with the connections on the
     /// same path (an idle connection on `/ws` holds no copy of its own: 32 bytes of heap each),
     /// from a table of at most `SHARED_PATHS` kept while some connection uses them.
-    pub(crate) fn shared_path(&mut self, path: &str) -> Rc<str> {
-        if let Some(p) = self.paths.iter().find(|p| &***p == path) {
+    pub(crate) fn shared_path(&mut self, path: &str) -> SharedPath {
+        if let Some(p) = self.paths.iter().find(|p| &****p == path) {
             return Rc::clone(p);
         }
-        let p: Rc<str> = Rc::from(path);
+        let p: SharedPath = Rc::new(Box::from(path));
         if path.len() <= SHARED_PATH_LEN {
             if self.paths.len() < SHARED_PATHS {
                 self.paths.push(Rc::clone(&p));
@@ -463,7 +463,7 @@ impl Core {
         warn!(
             "slow reader",
             id = ConnId(key),
-            peer = conn.peer,
+            peer = conn.peer(),
             queued = dropped + conn.out.len(),
             cap = cap
         );
@@ -504,7 +504,7 @@ impl Core {
         // A kept-alive body cut short: no request after it is answered.
         conn.state.drop_body_owed();
         self.stats.slow_reader_disconnects += 1;
-        warn!("slow reader (stream)", id = ConnId(key), peer = conn.peer, cap = cap);
+        warn!("slow reader (stream)", id = ConnId(key), peer = conn.peer(), cap = cap);
         Err(SendError::Closing)
     }
 

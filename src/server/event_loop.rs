@@ -504,7 +504,7 @@ impl<H: Handler> Server<H> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => conn.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!("read failed", peer = conn.peer, error = e);
+                    debug!("read failed", peer = conn.peer(), error = e);
                     conn.eof = true;
                 }
             }
@@ -553,15 +553,16 @@ impl<H: Handler> Server<H> {
                             // RFC 7692 §7.2.2: inflated as it comes, the message limit and
                             // UTF-8 checked on what comes out.
                             core.stats.bytes_in += data.len() as u64;
-                            if w.msg.capacity() == 0 {
-                                w.msg = core.pool.take();
+                            let msg = w.msg.get_or_insert_with(Box::default);
+                            if msg.capacity() == 0 {
+                                **msg = core.pool.take();
                             }
                             let role = conn.ws.role();
                             let Some(pmd) = state::receiving(&mut w.ext, role, &core.config) else {
                                 continue;
                             };
-                            if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
-                                w.msg = Vec::new();
+                            if let Err(e) = pmd.inflate.piece(kind, data, fin, msg) {
+                                **msg = Vec::new();
                                 conn.ws.fail_with(e, now);
                                 return self.protocol_error(key, e);
                             }
@@ -570,13 +571,13 @@ impl<H: Handler> Server<H> {
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
-                                let piece = std::mem::take(&mut w.msg);
+                                let piece = w.take_msg();
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, &piece, fin);
                                 });
                             } else if fin {
                                 core.stats.messages_in += 1;
-                                let msg = std::mem::take(&mut w.msg);
+                                let msg = w.take_msg();
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_owned(ctx, ConnId(key), kind, msg);
                                 });
@@ -589,7 +590,7 @@ impl<H: Handler> Server<H> {
                                 self.call(owner, Then::Continue, |h, ctx| {
                                     h.on_message_piece(ctx, ConnId(key), kind, data, fin);
                                 });
-                            } else if fin && w.msg.is_empty() {
+                            } else if fin && w.gathers_none() {
                                 // The whole message is in this read: no copy.
                                 core.stats.messages_in += 1;
                                 self.call(owner, Then::Continue, |h, ctx| {
@@ -599,18 +600,19 @@ impl<H: Handler> Server<H> {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
                                 let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
-                                if w.msg.capacity() == 0 {
-                                    w.msg = if declared <= core.pool.size() {
+                                let msg = w.msg();
+                                if msg.capacity() == 0 {
+                                    *msg = if declared <= core.pool.size() {
                                         core.pool.take()
                                     } else {
                                         Vec::with_capacity(declared)
                                     };
                                 }
-                                w.msg.reserve(declared.saturating_sub(w.msg.len()));
-                                w.msg.extend_from_slice(data);
+                                msg.reserve(declared.saturating_sub(msg.len()));
+                                msg.extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
-                                    let msg = std::mem::take(&mut w.msg);
+                                    let msg = w.take_msg();
                                     // Handed over whole: an echo sends it without a copy.
                                     self.call(owner, Then::Continue, |h, ctx| {
                                         h.on_message_owned(ctx, ConnId(key), kind, msg);
@@ -650,7 +652,7 @@ impl<H: Handler> Server<H> {
             info!(
                 "protocol error",
                 id = ConnId(key),
-                peer = conn.peer,
+                peer = conn.peer(),
                 code = e.close_code(),
                 reason = e.reason()
             );
@@ -679,7 +681,7 @@ impl<H: Handler> Server<H> {
                 info!(
                     "send timeout",
                     id = ConnId(key),
-                    peer = conn.peer,
+                    peer = conn.peer(),
                     queued = conn.out.len(),
                     timeout_ms = self.core.config.send_timeout.as_millis()
                 );
@@ -702,12 +704,12 @@ impl<H: Handler> Server<H> {
                     Some(Timeout::Pong) => {
                         core.stats.pong_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "pong timeout");
-                        info!("pong timeout", id = ConnId(key), peer = conn.peer);
+                        info!("pong timeout", id = ConnId(key), peer = conn.peer());
                     }
                     Some(Timeout::Idle) => {
                         core.stats.idle_timeouts += 1;
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
-                        info!("idle timeout", id = ConnId(key), peer = conn.peer);
+                        info!("idle timeout", id = ConnId(key), peer = conn.peer());
                     }
                     Some(Timeout::Handshake) if conn.state.client().is_some() => {
                         self.fail_connect(key, &ConnectError::Timeout);
@@ -716,12 +718,12 @@ impl<H: Handler> Server<H> {
                     }
                     Some(Timeout::Handshake) => {
                         core.stats.handshake_timeouts += 1;
-                        info!("handshake timeout", peer = conn.peer);
+                        info!("handshake timeout", peer = conn.peer());
                         gone = true;
                         break;
                     }
                     Some(Timeout::Close) => {
-                        debug!("close timeout", id = ConnId(key), peer = conn.peer);
+                        debug!("close timeout", id = ConnId(key), peer = conn.peer());
                         gone = true;
                         break;
                     }
@@ -807,7 +809,7 @@ impl<H: Handler> Server<H> {
             warn!(
                 "slow reader: over the queued total",
                 id = ConnId(key),
-                peer = conn.peer,
+                peer = conn.peer(),
                 queued = len,
                 total = total,
                 max = budget
@@ -861,7 +863,7 @@ impl<H: Handler> Server<H> {
                     }
                 }
                 Err(e) => {
-                    debug!("write failed", peer = conn.peer, error = e);
+                    debug!("write failed", peer = conn.peer(), error = e);
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
                     conn.state.set_pipeline_wait(false);
@@ -1002,10 +1004,10 @@ impl<H: Handler> Server<H> {
         if let Some((id, _)) = conn.timer {
             core.timers.cancel(id);
         }
-        if let Some(n) = core.per_ip.get_mut(&conn.peer.ip()) {
+        if let Some(n) = core.per_ip.get_mut(&conn.peer().ip()) {
             *n -= 1;
             if *n == 0 {
-                core.per_ip.remove(&conn.peer.ip());
+                core.per_ip.remove(&conn.peer().ip());
             }
         }
         conn.state.release(&mut core.pool);
@@ -1020,8 +1022,8 @@ impl<H: Handler> Server<H> {
             info!(
                 "close",
                 id = ConnId(key),
-                peer = conn.peer,
-                path = conn.path.as_deref().unwrap_or_default(),
+                peer = conn.peer(),
+                path = conn.path(),
                 code = code,
                 reason = reason,
                 duration_ms = ms,

@@ -175,7 +175,7 @@ impl Context<'_> {
 
     /// The peer's address, if the connection still exists.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        self.core.conns.get(id.0).map(|c| c.peer)
+        self.core.conns.get(id.0).map(|c| c.peer())
     }
 
     /// Whether the connection is open for sending.

@@ -83,12 +83,7 @@ impl<H: Handler> crate::server::Server<H> {
                 conn.opened_at = At::new(self.core.now);
                 self.core.stats.connections_open += 1;
                 self.core.stats.connections_total += 1;
-                info!(
-                    "connected",
-                    id = ConnId(key),
-                    peer = conn.peer,
-                    path = conn.path.as_deref().unwrap_or_default()
-                );
+                info!("connected", id = ConnId(key), peer = conn.peer(), path = conn.path());
                 // Frames that came with the 101 go to the handler only after what it did in
                 // `on_connected` has taken effect (a proxy's client accepted and open), so it
                 // can pass them on at once: the call is flushed before they are read (and wait aside
@@ -108,7 +103,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// An outbound connection failed before it opened: tell the handler, forget it.
     pub(super) fn fail_connect(&mut self, key: Key, error: &ConnectError) {
         let Some(conn) = self.core.conns.get(key) else { return };
-        info!("connect failed", id = ConnId(key), peer = conn.peer, error = error);
+        info!("connect failed", id = ConnId(key), peer = conn.peer(), error = error);
         self.call(self.about(key), Then::Continue, |h, ctx| {
             h.on_connect_failed(ctx, ConnId(key), error);
         });

@@ -29,10 +29,11 @@ impl<H: Handler> Server<H> {
             return false;
         };
         let Some(w) = conn.state.ws() else { return false };
-        let start = w.msg.len();
+        let msg = w.msg();
+        let start = msg.len();
         // Only plain sockets are read in place (`Conn::direct_read_len`).
         let Some(socket) = conn.socket.plain() else { return false };
-        match read_into_spare(socket, &mut w.msg, want) {
+        match read_into_spare(socket, msg, want) {
             Ok(0) => {
                 conn.eof = true;
                 false
@@ -52,7 +53,7 @@ impl<H: Handler> Server<H> {
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => true,
             Err(e) => {
-                debug!("read failed", peer = conn.peer, error = e);
+                debug!("read failed", peer = conn.peer(), error = e);
                 conn.eof = true;
                 false
             }
@@ -68,12 +69,12 @@ impl<H: Handler> Server<H> {
         };
         let now = core.now;
         let ConnState::Ws(w) = &mut conn.state else { return };
-        match conn.ws.handle_bytes(&mut w.msg[start..start + n], now) {
+        match conn.ws.handle_bytes(&mut w.msg()[start..start + n], now) {
             Ok((_, Some(Event::Message { kind, data, fin }))) => {
                 core.stats.bytes_in += data.len() as u64;
                 if fin {
                     core.stats.messages_in += 1;
-                    let msg = std::mem::take(&mut w.msg);
+                    let msg = w.take_msg();
                     self.call(self.about(key), Then::Continue, |h, ctx| {
                         h.on_message_owned(ctx, ConnId(key), kind, msg);
                     });

@@ -168,7 +168,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// A whole request head.
     fn on_head(&mut self, key: Key, head: &[u8], head_len: usize) -> Outcome {
         let Some(conn) = self.core.conns.get_mut(key) else { return Outcome::Answered(false) };
-        let peer = conn.peer;
+        let peer = conn.peer();
         let refuse = match &conn.state {
             ConnState::Head(h) => h.refuse,
             _ => None,
@@ -375,7 +375,7 @@ impl<H: Handler> crate::server::Server<H> {
     /// connection stays open for another request.
     fn serve(&mut self, key: Key, req: &Request<'_, '_>, body: &[u8]) -> bool {
         let Some(conn) = self.core.conns.get(key) else { return false };
-        let peer = conn.peer;
+        let peer = conn.peer();
         // RFC 9112 §9.3: HTTP/1.1 connections persist unless either side says close.
         let keep_alive = req.minor_version == 1
             && !req.fields().has_token("connection", "close")
@@ -484,12 +484,7 @@ impl<H: Handler> crate::server::Server<H> {
         conn.opened_at = At::new(core.now);
         core.stats.connections_open += 1;
         core.stats.connections_total += 1;
-        info!(
-            "open",
-            id = ConnId(key),
-            peer = conn.peer,
-            path = conn.path.as_deref().unwrap_or_default()
-        );
+        info!("open", id = ConnId(key), peer = conn.peer(), path = conn.path());
         core.mark_dirty(key);
         self.call(self.about(key), Then::Continue, |h, ctx| h.on_open(ctx, ConnId(key)));
         early
@@ -500,7 +495,7 @@ impl<H: Handler> crate::server::Server<H> {
         let Some(conn) = self.core.conns.get(key) else { return };
         info!(
             "request refused",
-            peer = conn.peer,
+            peer = conn.peer(),
             status = e.status(),
             reason = e.reason(),
             rule = e.rfc()

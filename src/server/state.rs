@@ -107,8 +107,11 @@ pub(crate) struct Deferred {
 /// An open WebSocket.
 #[derive(Debug, Default)]
 pub(crate) struct Ws {
-    /// A message gathered across reads (empty, without storage, between messages).
-    pub(crate) msg: Vec<u8>,
+    /// A message gathered across reads (empty, without storage, between messages); boxed, made
+    /// the first time the connection gathers one and kept (no allocation per message), so a
+    /// connection whose messages each come in one read holds 8 bytes for it ([`Ws::msg`]).
+    #[allow(clippy::box_collection)]
+    pub(crate) msg: Option<Box<Vec<u8>>>,
     /// What only some WebSockets have, boxed: a plain one holds 8 bytes for it.
     pub(crate) ext: Option<Box<WsExt>>,
 }
@@ -123,6 +126,26 @@ pub(crate) struct WsExt {
 }
 
 impl Ws {
+    /// The message being gathered.
+    pub(crate) fn msg(&mut self) -> &mut Vec<u8> {
+        self.msg.get_or_insert_with(Box::default)
+    }
+
+    /// Whether no message is being gathered.
+    pub(crate) fn gathers_none(&self) -> bool {
+        self.msg.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    /// Room left in the message's storage without growing it.
+    pub(crate) fn spare(&self) -> usize {
+        self.msg.as_ref().map_or(0, |m| m.capacity() - m.len())
+    }
+
+    /// The message gathered, taken whole (its storage with it).
+    pub(crate) fn take_msg(&mut self) -> Vec<u8> {
+        self.msg.as_mut().map(|m| std::mem::take(&mut **m)).unwrap_or_default()
+    }
+
     pub(crate) fn streaming(&self) -> bool {
         self.ext.as_ref().is_some_and(|e| e.streaming)
     }
@@ -188,7 +211,7 @@ impl ConnState {
                 pool.give(std::mem::take(&mut b.decoded));
             }
             Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
-            Self::Ws(w) => pool.give(std::mem::take(&mut w.msg)),
+            Self::Ws(w) => pool.give(w.take_msg()),
             Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
             Self::Http { .. } | Self::Stream => {}
         }
