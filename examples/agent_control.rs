@@ -12,16 +12,15 @@
 //! sleep 1; done"'`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use weir::json::{self, Limits, Value};
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
 use weir::server::words::split_command;
-use weir::server::{Config, ConnId, Context, Decision, Handler, ProcId, Response, Server, Signal};
+use weir::server::{
+    Config, ConnId, Context, Decision, Handler, ProcId, Request, Response, Server, Signal,
+};
 
 #[derive(Default)]
 struct Agent {
@@ -110,15 +109,8 @@ impl Handler for Control {
         }
     }
 
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &Request<'_, '_>,
-        _: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        if (req.method, req.path()) != ("GET", "/api/ws/stats") {
+    fn on_request(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Response {
+        if (req.method, req.path) != ("GET", "/api/ws/stats") {
             return Response::text(404, "not found\n");
         }
         let body = json::object(|w| {
@@ -133,13 +125,8 @@ impl Handler for Control {
         Response::with_type(200, "application/json", body.into_bytes())
     }
 
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
+        let id = req.id;
         // A client of the agent from here: `on_open` follows an accept at once.
         match req.path.strip_prefix("/ws/agents/").and_then(|name| self.agents.get_mut(name)) {
             Some(agent) => {

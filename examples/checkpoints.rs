@@ -13,13 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 use weir::access::constant_time_eq;
 use weir::json::{self, Limits, ObjectWriter, Value};
-use weir::proto::handshake::UpgradeRequest;
 use weir::proto::{CloseCode, MessageKind};
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
 
 /// Bounds on a command (and on a record of the file).
 const LIMITS: Limits = Limits { max_depth: 32, max_len: 64 << 10 };
@@ -186,13 +184,7 @@ impl Service {
 static NULL: Value = Value::Null;
 
 impl Handler for Service {
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
         match req.path {
             "/" => Decision::accept(),
             _ => Decision::Reject(Response::text(404, "not found\n")),
