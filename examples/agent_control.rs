@@ -3,25 +3,27 @@
 //! A client gets `{"type":"connected","agent":NAME}`, then sends `{"type":"command","command":C,
 //! "request_id":R,"data":{...}}` for `get_state`, `pause` (SIGSTOP), `resume` (SIGCONT), `kill`
 //! (SIGKILL) and `send_input` (`data.input` to the agent's stdin), answered `{"type":"response",
-//! "request_id":R,...}` or `{"type":"error","request_id":R,"error":WHY}`. Every client of an
-//! agent gets its `output` and `status` changes. `GET /api/ws/stats` counts the connections.
-//! A ping after 54 s of silence, and 60 s in all for its pong (`AGENT_HEARTBEAT_MS`,
-//! `AGENT_PONG_WAIT_MS`).
+//! "request_id":R,...}` or `{"type":"error","request_id":R,"error":WHY}`. Every client of an agent
+//! gets its `output` and `status` changes. `GET /api/ws/stats` counts the connections. A ping after
+//! 54 s of silence, and 60 s in all for its pong (`AGENT_HEARTBEAT_MS`, `AGENT_PONG_WAIT_MS`).
 //!
 //! Run `cargo run --example agent_control -- 127.0.0.1:8151 'ticker=sh -c "while :; do date;
 //! sleep 1; done"'`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::io;
 use std::process::{Command, ExitStatus};
+use std::rc::Rc;
 use std::time::Duration;
 
 use weir::json::{self, Limits, Value};
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
+use weir::server::Stream;
 use weir::server::words::split_command;
-use weir::server::{Config, ConnId, Context, Decision, Handler, ProcId, Response, Server, Signal};
+use weir::server::{Config, ConnId, Decision, Handler, ProcId, Request, Response, Server, Signal};
+
+/// A connection's data, which the runtime keeps (`Context::data`): the name of its agent.
+type Ctx<'a> = weir::server::Context<'a, Rc<str>>;
 
 #[derive(Default)]
 struct Agent {
@@ -40,12 +42,12 @@ struct Control {
 
 impl Agent {
     /// `{"type":KIND,"agent":NAME,...}` to every client of the agent.
-    fn tell(&self, ctx: &mut Context<'_>, name: &str, kind: &str, data: &str) {
+    fn tell(&self, ctx: &mut Ctx<'_>, name: &str, kind: &str, data: &str) {
         let msg = json::object(|w| w.str("type", kind).str("agent", name).raw("data", data));
         ctx.broadcast(self.clients.iter().copied(), MessageKind::Text, msg.as_bytes());
     }
 
-    fn state(&self, ctx: &Context<'_>, name: &str) -> String {
+    fn state(&self, ctx: &Ctx<'_>, name: &str) -> String {
         json::object(|w| {
             w.str("name", name).str("status", self.status).str("started_at", &self.started_at);
             if let Some(pid) = self.proc.and_then(|p| ctx.process_pid(p)) {
@@ -54,115 +56,92 @@ impl Agent {
             w.value("exit", &self.exit.as_deref().map_or(Value::Null, Value::from))
         })
     }
-}
-
-impl Control {
-    /// The name of the agent a connection is a client of.
-    fn agent_of(&self, id: ConnId) -> Option<String> {
-        self.agents.iter().find(|(_, a)| a.clients.contains(&id)).map(|(name, _)| name.clone())
-    }
 
     /// Runs a command; the answer's `data`, or why not.
-    fn run(&mut self, ctx: &mut Context<'_>, name: &str, msg: &Value) -> Result<String, String> {
+    fn run(&mut self, ctx: &mut Ctx<'_>, name: &str, msg: &Value) -> Result<String, String> {
         if msg.get("type").and_then(Value::as_str) != Some("command") {
             return Err("expected {\"type\":\"command\",\"command\":...}".into());
         }
         let command = msg.get("command").and_then(Value::as_str).unwrap_or_default();
-        let agent = self.agents.get_mut(name).ok_or("no such agent")?;
-        let running = || format!("agent {name:?} is not running ({})", agent.status);
+        let running = || format!("agent {name:?} is not running ({})", self.status);
         let (signal, status) = match command {
-            "get_state" => return Ok(agent.state(ctx, name)),
+            "get_state" => return Ok(self.state(ctx, name)),
             "pause" => (Signal::Stop, "paused"),
             "resume" => (Signal::Cont, "running"),
             "kill" => (Signal::Kill, "killed"),
             "send_input" => {
                 let input = msg.get("data").and_then(|d| d.get("input")).and_then(Value::as_str);
                 let input = input.ok_or("data.input must be a string")?;
-                let proc = agent.proc.ok_or_else(running)?;
+                let proc = self.proc.ok_or_else(running)?;
                 ctx.process_write(proc, input.as_bytes()).map_err(|e| e.to_string())?;
                 return Ok(format!("{{\"written\":{}}}", input.len()));
             }
             _ => return Err(format!("unknown command {command:?}")),
         };
-        let proc = agent.proc.ok_or_else(running)?;
+        let proc = self.proc.ok_or_else(running)?;
         ctx.process_signal(proc, signal).map_err(|e| e.to_string())?;
         let data = json::object(|w| w.str("status", status));
         if status != "killed" {
-            agent.status = status;
-            agent.tell(ctx, name, "status", &data);
+            self.status = status;
+            self.tell(ctx, name, "status", &data);
         }
         Ok(data)
     }
 }
 
-impl Handler for Control {
-    fn on_start(&mut self, ctx: &mut Context<'_>) {
-        for (name, agent) in &mut self.agents {
-            let mut cmd = Command::new(&agent.command.0);
-            cmd.args(&agent.command.1);
+impl Handler<Rc<str>> for Control {
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        let now = weir::log::rfc3339(std::time::SystemTime::now());
+        for (name, a) in &mut self.agents {
+            let mut cmd = Command::new(&a.command.0);
+            cmd.args(&a.command.1);
             match ctx.spawn(cmd) {
-                Ok(proc) => {
-                    (agent.proc, agent.status) = (Some(proc), "running");
-                    agent.started_at = weir::log::rfc3339(std::time::SystemTime::now());
-                }
+                Ok(p) => (a.proc, a.status, a.started_at) = (Some(p), "running", now.clone()),
                 Err(e) => weir::error!("agent did not start", agent = name, error = e),
             }
         }
     }
 
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &Request<'_, '_>,
-        _: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        if (req.method, req.path()) != ("GET", "/api/ws/stats") {
+    fn on_request(&mut self, _: &mut Ctx<'_>, req: &Request<'_>) -> Response {
+        if (req.method, req.path) != ("GET", "/api/ws/stats") {
             return Response::text(404, "not found\n");
         }
         let body = json::object(|w| {
             let total = self.agents.values().map(|a| a.clients.len() as u64).sum();
             let mut agents = w.u64("total_connections", total).object("agents");
-            for (name, a) in &self.agents {
-                agents.u64(name, a.clients.len() as u64);
-            }
+            self.agents
+                .iter()
+                .fold(&mut agents, |o, (name, a)| o.u64(name, a.clients.len() as u64));
             drop(agents);
             w
         });
         Response::with_type(200, "application/json", body.into_bytes())
     }
 
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, ctx: &mut Ctx<'_>, req: &Request<'_>) -> Decision {
+        let name = req.path.strip_prefix("/ws/agents/").unwrap_or_default();
+        let (Some(agent), Some(data)) = (self.agents.get_mut(name), ctx.data(req.id)) else {
+            return Decision::Reject(Response::text(404, "no such agent\n"));
+        };
         // A client of the agent from here: `on_open` follows an accept at once.
-        match req.path.strip_prefix("/ws/agents/").and_then(|name| self.agents.get_mut(name)) {
-            Some(agent) => {
-                agent.clients.insert(id);
-                Decision::accept()
-            }
-            None => Decision::Reject(Response::text(404, "no such agent\n")),
-        }
+        agent.clients.insert(req.id);
+        *data = Rc::from(name);
+        Decision::accept()
     }
 
-    fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        let Some(name) = self.agent_of(id) else { return };
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        let Some(name) = ctx.data(id).cloned() else { return };
         let hello = json::object(|w| w.str("type", "connected").str("agent", &name));
         let _ = ctx.send(id, MessageKind::Text, hello.as_bytes());
     }
 
-    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
-        let Some(name) = self.agent_of(id) else { return };
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
+        let Some(name) = ctx.data(id).cloned() else { return };
+        let Some(agent) = self.agents.get_mut(&*name) else { return };
         let msg = json::parse_with(data, &Limits { max_depth: 16, max_len: 64 << 10 });
         let field = |k| msg.as_ref().ok().and_then(|m| m.get(k)).cloned().unwrap_or_default();
-        let (request_id, command) = (field("request_id"), field("command"));
         let answer = match &msg {
-            Ok(msg) => self.run(ctx, &name, msg),
+            Ok(msg) => agent.run(ctx, &name, msg),
             Err(e) => Err(e.to_string()),
         };
         if let Err(why) = &answer {
@@ -170,7 +149,7 @@ impl Handler for Control {
         }
         let reply = json::object(|w| {
             w.str("type", if answer.is_ok() { "response" } else { "error" }).str("agent", &name);
-            w.value("command", &command).value("request_id", &request_id);
+            w.value("command", &field("command")).value("request_id", &field("request_id"));
             match &answer {
                 Ok(data) => w.raw("data", data),
                 Err(why) => w.str("error", why),
@@ -179,26 +158,18 @@ impl Handler for Control {
         let _ = ctx.send(id, MessageKind::Text, reply.as_bytes());
     }
 
-    fn on_close(&mut self, _: &mut Context<'_>, id: ConnId, _: CloseCode, _: &str) {
-        for a in self.agents.values_mut() {
-            a.clients.remove(&id);
-        }
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _: CloseCode, _: &str) {
+        ctx.data(id).and_then(|name| self.agents.get_mut(&**name)).map(|a| a.clients.remove(&id));
     }
 
-    fn on_process_output(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ProcId,
-        stream: weir::server::Stream,
-        data: &[u8],
-    ) {
+    fn on_process_output(&mut self, ctx: &mut Ctx<'_>, id: ProcId, stream: Stream, data: &[u8]) {
         let Some((name, a)) = self.agents.iter().find(|(_, a)| a.proc == Some(id)) else { return };
         let text = String::from_utf8_lossy(data);
         let data = json::object(|w| w.str("stream", stream.name()).str("text", &text));
         a.tell(ctx, name, "output", &data);
     }
 
-    fn on_process_exit(&mut self, ctx: &mut Context<'_>, id: ProcId, status: ExitStatus) {
+    fn on_process_exit(&mut self, ctx: &mut Ctx<'_>, id: ProcId, status: ExitStatus) {
         let agent = self.agents.iter_mut().find(|(_, a)| a.proc == Some(id));
         let Some((name, a)) = agent else { return };
         (a.proc, a.status, a.exit) = (None, "exited", Some(status.to_string()));
@@ -207,27 +178,22 @@ impl Handler for Control {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8151".into());
     let mut control = Control::default();
     for arg in args {
-        let (name, command) =
-            arg.split_once('=').ok_or_else(|| std::io::Error::other("NAME=COMMAND"))?;
-        let command = split_command(command).map_err(std::io::Error::other)?;
+        let (name, cmd) = arg.split_once('=').ok_or_else(|| io::Error::other("NAME=COMMAND"))?;
+        let command = split_command(cmd).map_err(io::Error::other)?;
         let agent = Agent { command, status: "not started", ..Agent::default() };
-        control.agents.insert(name.to_owned(), agent);
+        control.agents.insert(name.into(), agent);
     }
     let ms = |var, default| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (heartbeat, pong_wait) =
-        (ms("AGENT_HEARTBEAT_MS", 54_000), ms("AGENT_PONG_WAIT_MS", 60_000));
-    let mut config = Config {
-        listen: vec![addr.parse().map_err(std::io::Error::other)?],
-        handle_signals: true,
-        ..Config::default()
-    };
+    let (beat, wait) = (ms("AGENT_HEARTBEAT_MS", 54_000), ms("AGENT_PONG_WAIT_MS", 60_000));
+    let mut config = Config { handle_signals: true, ..Config::default() };
+    config.listen = vec![addr.parse().map_err(io::Error::other)?];
     // gorilla/websocket's pattern: a ping every 54 s, and 60 s in all for its pong.
-    config.ws.ping_interval = Some(Duration::from_millis(heartbeat));
-    config.ws.pong_timeout = Duration::from_millis(pong_wait.saturating_sub(heartbeat).max(1));
+    config.ws.ping_interval = Some(Duration::from_millis(beat));
+    config.ws.pong_timeout = Duration::from_millis(wait.saturating_sub(beat).max(1));
     Server::bind(config, control)?.run()
 }

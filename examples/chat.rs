@@ -5,11 +5,9 @@
 //! recipient's queue.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
 use weir::proto::MessageKind;
-use weir::proto::handshake::UpgradeRequest;
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
 
 #[derive(Default)]
 struct Chat {
@@ -17,13 +15,7 @@ struct Chat {
 }
 
 impl Handler for Chat {
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
         match req.path {
             "/chat" => Decision::accept(),
             _ => Decision::Reject(Response::text(404, "no such room\n")),

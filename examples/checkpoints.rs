@@ -13,13 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 use weir::access::constant_time_eq;
-use weir::json::{self, Limits, ObjectWriter, Value};
-use weir::proto::handshake::UpgradeRequest;
+use weir::json::{self, Limits, Value};
 use weir::proto::{CloseCode, MessageKind};
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
+
+/// A connection's data, which the runtime keeps (`Context::data`): whether it gave the token.
+type Ctx<'a> = Context<'a, bool>;
 
 /// Bounds on a command (and on a record of the file).
 const LIMITS: Limits = Limits { max_depth: 32, max_len: 64 << 10 };
@@ -33,7 +34,7 @@ const MAX_STORE: u64 = 64 << 20;
 #[derive(Default)]
 struct Session {
     /// The records of its checkpoints, as written to the file.
-    checkpoints: Vec<Value>,
+    checkpoints: Vec<String>,
     subscribers: BTreeSet<ConnId>,
 }
 
@@ -42,10 +43,8 @@ struct Service {
     /// The file's length after its last whole record.
     len: u64,
     sessions: BTreeMap<String, Session>,
-    checkpoints: usize,
+    checkpoints: u64,
     token: Option<String>,
-    /// The connections that gave the token.
-    authenticated: BTreeSet<ConnId>,
     commands: u64,
 }
 
@@ -61,14 +60,10 @@ impl Service {
             weir::warn!("torn last record ignored", file = path, bytes = text.len() - whole);
             file.set_len(whole as u64)?;
         }
-        let (sessions, authenticated) = (BTreeMap::new(), BTreeSet::new());
-        let len = whole as u64;
-        let mut s = Self { file, len, sessions, checkpoints: 0, token, authenticated, commands: 0 };
-        for (n, line) in
-            text[..whole].split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty())
-        {
-            let record = json::parse_with(line, &LIMITS).map_err(|e| e.to_string());
-            if let Err(e) = record.and_then(|r| s.apply(r)) {
+        let (sessions, len) = (BTreeMap::new(), whole as u64);
+        let mut s = Self { file, len, sessions, checkpoints: 0, token, commands: 0 };
+        for (n, line) in text[..whole].split_inclusive(|&b| b == b'\n').enumerate() {
+            if let Err(e) = s.apply(line) {
                 return Err(io::Error::other(format!("{path}: line {}: {e}", n + 1)));
             }
         }
@@ -76,14 +71,15 @@ impl Service {
     }
 
     /// Applies a record (from the file, or just written to it).
-    fn apply(&mut self, record: Value) -> Result<(), String> {
+    fn apply(&mut self, line: &[u8]) -> Result<(), String> {
+        let record = json::parse_with(line, &LIMITS).map_err(|e| e.to_string())?;
         if let Some(id) = record.get("session").and_then(Value::as_str) {
             self.sessions.insert(id.to_owned(), Session::default());
             return Ok(());
         }
         let session = record.get("session_id").and_then(Value::as_str).unwrap_or_default();
         let Some(s) = self.sessions.get_mut(session) else { return Err("not a record".into()) };
-        s.checkpoints.push(record);
+        s.checkpoints.push(String::from_utf8_lossy(line).trim_end().to_owned());
         self.checkpoints += 1;
         Ok(())
     }
@@ -101,15 +97,15 @@ impl Service {
             return Err(format!("storage: {e}"));
         }
         self.len += line.len() as u64;
-        self.apply(json::parse(record.as_bytes()).map_err(|e| e.to_string())?)
+        self.apply(record.as_bytes())
     }
 
-    fn call(&mut self, ctx: &mut Context<'_>, conn: ConnId, cmd: &Value) -> Result<String, String> {
+    fn call(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, cmd: &Value) -> Result<String, String> {
         let method = cmd.get("method").and_then(Value::as_str).unwrap_or_default();
         let params = cmd.get("params").unwrap_or(&NULL);
         let param =
             |k: &str| params.get(k).and_then(Value::as_str).ok_or(format!("params.{k}: a string"));
-        if method != "authenticate" && self.token.is_some() && !self.authenticated.contains(&conn) {
+        if method != "authenticate" && self.token.is_some() && !ctx.data(conn).is_some_and(|a| *a) {
             return Err("authenticate first".into());
         }
         let session = param("session_id").unwrap_or_default();
@@ -120,7 +116,7 @@ impl Service {
                 if !self.token.as_ref().is_none_or(|t| constant_time_eq(t.as_bytes(), given)) {
                     return Err("invalid token".into());
                 }
-                self.authenticated.insert(conn);
+                *ctx.data(conn).ok_or("gone")? = true;
                 r#"{"authenticated":true}"#.into()
             }
             "create_session" => {
@@ -133,50 +129,40 @@ impl Service {
                 if s.checkpoints.len() >= MAX_PER_SESSION {
                     return Err(format!("session {session:?} is full (1,000 checkpoints)"));
                 }
-                let subscribers = s.subscribers.clone();
                 let label = params.get("label").and_then(Value::as_str).unwrap_or_default();
                 let id = format!("cp-{}", self.checkpoints + 1);
                 let now = weir::log::rfc3339(std::time::SystemTime::now());
-                let info = |w: &mut ObjectWriter<'_>| {
-                    w.str("checkpoint_id", &id).str("session_id", session).str("timestamp", &now);
-                };
+                let result = json::object(|w| {
+                    w.str("checkpoint_id", &id).str("session_id", session).str("timestamp", &now)
+                });
                 let data = params.get("data").unwrap_or(&NULL);
                 let record = json::object(|w| {
-                    info(w);
+                    w.str("checkpoint_id", &id).str("session_id", session).str("timestamp", &now);
                     w.str("label", label).value("data", data)
                 });
                 if record.len() > MAX_RECORD {
                     return Err("a checkpoint is at most 16 KiB".into());
                 }
                 self.commit(&record)?;
-                let result = json::object(|w| {
-                    info(w);
-                    w
-                });
-                let event = json::object(|w| {
+                let e = json::object(|w| {
                     w.str("event_type", "checkpoint_created").raw("data", &result)
                 });
-                ctx.broadcast(subscribers, MessageKind::Text, event.as_bytes());
+                let subscribers = self.sessions[session].subscribers.iter().copied();
+                ctx.broadcast(subscribers, MessageKind::Text, e.as_bytes());
                 result
             }
             "list_checkpoints" => {
                 let s = self.sessions.get(session).ok_or_else(no_session)?;
-                json::object(|w| {
-                    let mut list = w.str("session_id", session).array("checkpoints");
-                    s.checkpoints.iter().fold(&mut list, |l, c| l.value(c));
-                    drop(list);
-                    w
-                })
+                let list = format!("[{}]", s.checkpoints.join(","));
+                json::object(|w| w.str("session_id", session).raw("checkpoints", &list))
             }
             "subscribe" => {
                 self.sessions.get_mut(session).ok_or_else(no_session)?.subscribers.insert(conn);
                 json::object(|w| w.str("subscribed", session))
             }
             "metrics" => json::object(|w| {
-                w.u64("connections", ctx.stats().connections_open)
-                    .u64("sessions", self.sessions.len() as u64)
-                    .u64("checkpoints", self.checkpoints as u64)
-                    .u64("commands", self.commands)
+                w.u64("connections", ctx.stats().connections_open).u64("commands", self.commands);
+                w.u64("sessions", self.sessions.len() as u64).u64("checkpoints", self.checkpoints)
             }),
             _ => return Err(format!("unknown method: {method:?}")),
         })
@@ -185,27 +171,18 @@ impl Service {
 
 static NULL: Value = Value::Null;
 
-impl Handler for Service {
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+impl Handler<bool> for Service {
+    fn on_upgrade(&mut self, _: &mut Ctx<'_>, req: &Request<'_>) -> Decision {
         match req.path {
             "/" => Decision::accept(),
             _ => Decision::Reject(Response::text(404, "not found\n")),
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _: MessageKind, data: &[u8]) {
         self.commands += 1;
         let cmd = json::parse_with(data, &LIMITS);
-        let answer = match &cmd {
-            Ok(cmd) => self.call(ctx, id, cmd),
-            Err(e) => Err(e.to_string()),
-        };
+        let answer = cmd.as_ref().map_err(|e| e.to_string()).and_then(|c| self.call(ctx, id, c));
         if let Err(why) = &answer {
             weir::info!("command refused", conn = id.as_u64(), error = why);
         }
@@ -220,8 +197,7 @@ impl Handler for Service {
         let _ = ctx.send(id, MessageKind::Text, out.as_bytes());
     }
 
-    fn on_close(&mut self, _: &mut Context<'_>, id: ConnId, _: CloseCode, _: &str) {
-        self.authenticated.remove(&id);
+    fn on_close(&mut self, _: &mut Ctx<'_>, id: ConnId, _: CloseCode, _: &str) {
         for s in self.sessions.values_mut() {
             s.subscribers.remove(&id);
         }
@@ -233,12 +209,9 @@ fn main() -> io::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let path = args.next().unwrap_or_else(|| "checkpoints.jsonl".into());
     let max = std::env::var("CHECKPOINT_MAX_CONNECTIONS").map_or(Ok(100), |v| v.parse());
-    let config = Config {
-        listen: vec![addr.parse().map_err(io::Error::other)?],
-        max_connections: max.map_err(io::Error::other)?,
-        handle_signals: true,
-        ..Config::default()
-    };
+    let mut config = Config { handle_signals: true, ..Config::default() };
+    config.listen = vec![addr.parse().map_err(io::Error::other)?];
+    config.max_connections = max.map_err(io::Error::other)?;
     let service = Service::open(&path, std::env::var("CHECKPOINT_TOKEN").ok())?;
     Server::bind(config, service)?.run()
 }

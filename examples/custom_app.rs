@@ -9,9 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use weir::proto::MessageKind;
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
 
 /// The application's state: what it has echoed.
 #[derive(Debug, Default)]
@@ -20,27 +18,14 @@ pub struct Upper {
 }
 
 impl Handler for Upper {
-    fn on_request(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &Request<'_, '_>,
-        _body: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        match (req.method, req.path()) {
+    fn on_request(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Response {
+        match (req.method, req.path) {
             ("GET", "/count") => Response::text(200, format!("{}\n", self.echoed)),
             _ => Response::text(404, "not found\n"),
         }
     }
 
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
         match req.path {
             "/upper" => Decision::accept(),
             _ => Decision::Reject(Response::text(404, "no WebSocket endpoint here\n")),

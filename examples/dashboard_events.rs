@@ -15,16 +15,13 @@
 //! dashboard_events -- 127.0.0.1:3001`.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use weir::access::Auth;
 use weir::json::{self, Limits, Value};
 use weir::log::rfc3339;
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
 
 const LIMITS: Limits = Limits { max_depth: 32, max_len: 64 << 10 };
 
@@ -43,18 +40,12 @@ fn error(why: &str) -> String {
 }
 
 impl Handler for Dashboard {
-    fn on_request(
-        &mut self,
-        ctx: &mut Context<'_>,
-        _: ConnId,
-        req: &Request<'_, '_>,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Response {
-        if (req.method, req.path()) != ("POST", "/api/events") {
+    fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
+        let body = req.body;
+        if (req.method, req.path) != ("POST", "/api/events") {
             return Response::text(404, "not found\n");
         }
-        if let Err(refusal) = self.auth.check_request(req, peer) {
+        if let Err(refusal) = self.auth.check_request(req) {
             return refusal.text_response();
         }
         let parsed = json::parse_and_find_raw(body, &["payload"], &LIMITS);
@@ -72,18 +63,12 @@ impl Handler for Dashboard {
         Response::with_type(202, "application/json", format!("{{\"delivered\":{n}}}").into())
     }
 
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
         if req.path != "/ws" {
             return Decision::Reject(Response::text(404, "not found\n"));
         }
         // Basic credentials on the handshake (RFC 7617); a 401 carries the challenge.
-        match self.auth.check_upgrade(req, peer, false) {
+        match self.auth.check_upgrade(req, false) {
             Ok(_) => Decision::accept(),
             Err(refusal) => Decision::Reject(refusal.text_response()),
         }

@@ -12,14 +12,11 @@
 //! Run `cargo run --example event_server -- 127.0.0.1:5052`; docs/examples.md says more.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use weir::json::{self, Limits, Value};
-use weir::proto::handshake::UpgradeRequest;
-use weir::proto::http::Request;
 use weir::proto::{CloseCode, MessageKind};
-use weir::server::{Config, ConnId, Context, Decision, Handler, Response, Server};
+use weir::server::{Config, ConnId, Context, Decision, Handler, Request, Response, Server};
 
 /// The largest WebSocket message (1009 past it, before it is buffered).
 const MAX_MESSAGE: usize = 64 << 10;
@@ -87,15 +84,10 @@ fn validate(data: &[u8]) -> Result<String, (Option<String>, String)> {
 }
 
 impl Handler for Events {
-    fn on_request(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &Request<'_, '_>,
-        body: &[u8],
-        _: SocketAddr,
-    ) -> Response {
-        match (req.method, req.path()) {
+    fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
+        let id = req.id;
+        let body = req.body;
+        match (req.method, req.path) {
             ("GET", "/api/v1/events") => {
                 self.sse.insert(id);
                 Response::streaming(200, "text/event-stream")
@@ -118,13 +110,7 @@ impl Handler for Events {
         }
     }
 
-    fn on_upgrade(
-        &mut self,
-        _: &mut Context<'_>,
-        _: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _: &mut Context<'_>, req: &Request<'_>) -> Decision {
         match req.path {
             "/api/v1/ws" => Decision::accept(),
             _ => Decision::Reject(Response::text(404, "not found\n")),

@@ -9,9 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::info;
-use crate::proto::handshake::UpgradeRequest;
-use crate::proto::http::Request;
-use crate::server::Response;
+use crate::server::{Request, Response};
 
 /// Plain HTTP paths open whatever the policy: health (for load balancers), counters and the
 /// console's files. None of them carries channel data, an agent's output or a credential.
@@ -134,11 +132,8 @@ impl Auth {
     ///
     /// # Errors
     /// The first rule the request breaks.
-    pub fn check_request(&self, req: &Request<'_, '_>, peer: SocketAddr) -> Result<(), Refusal> {
-        let host = req.header("host").unwrap_or_default();
-        let origin = req.header("origin");
-        let result = self.check(origin, host, req.header("authorization"), req.query(), false);
-        log_refusal(result.map(drop), origin, req.path(), peer)
+    pub fn check_request(&self, req: &Request<'_>) -> Result<(), Refusal> {
+        self.check_upgrade(req, false).map(drop)
     }
 
     /// [`Auth::check`] on a WebSocket upgrade, logging a refusal; `Ok(false)` is a hub client
@@ -148,13 +143,12 @@ impl Auth {
     /// The first rule the request breaks.
     pub fn check_upgrade(
         &self,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
+        req: &Request<'_>,
         token_may_follow: bool,
     ) -> Result<bool, Refusal> {
         let authorization = req.header("authorization");
         let result = self.check(req.origin, req.host, authorization, req.query, token_may_follow);
-        log_refusal(result.map(drop), req.origin, req.path, peer)?;
+        log_refusal(result.map(drop), req.origin, req.path, req.peer)?;
         result
     }
 }

@@ -12,7 +12,6 @@
 //! callback is routed by its tag ([`Context::tag`]): no app is asked whether an id is its own.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -23,12 +22,10 @@ use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
 use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
-use crate::proto::handshake::UpgradeRequest;
-use crate::proto::http::Request;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
-    ConnId, ConnectError, Context, Decision, Handler, ProcId, Response, Stream, Tag,
+    ConnId, ConnectError, Context, Decision, Handler, ProcId, Request, Response, Stream, Tag,
 };
 use crate::{http, info};
 
@@ -213,18 +210,11 @@ impl App {
 }
 
 impl Handler for App {
-    fn on_request(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &Request<'_, '_>,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Response {
-        if !self.access.is_open_request(req.path()) {
-            if let Err(r) = self.access.check_request(req, peer) {
+    fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
+        let (id, path) = (req.id, req.path);
+        if !self.access.is_open_request(path) {
+            if let Err(r) = self.access.check_request(req) {
                 // The channel and broadcast APIs answer in their JSON form.
-                let path = req.path();
                 return if path.starts_with("/api/channels/")
                     || path.starts_with(broadcast::API_PREFIX)
                 {
@@ -234,23 +224,21 @@ impl Handler for App {
                 };
             }
         }
-        let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(req.path()).is_some());
-        let broadcast_path =
-            self.broadcast.as_ref().is_some_and(|b| b.room_for(req.path()).is_some());
-        if exec_path || broadcast_path || self.echo_paths.iter().any(|p| p == req.path()) {
+        let exec_path = self.exec.as_ref().is_some_and(|e| e.route_for(path).is_some());
+        let broadcast_path = self.broadcast.as_ref().is_some_and(|b| b.room_for(path).is_some());
+        if exec_path || broadcast_path || self.echo_paths.iter().any(|p| p == path) {
             return Response::text(426, "this is a WebSocket endpoint\n");
         }
-        if let Some(b) =
-            self.broadcast.as_mut().filter(|_| req.path().starts_with(broadcast::API_PREFIX))
+        if let Some(b) = self.broadcast.as_mut().filter(|_| path.starts_with(broadcast::API_PREFIX))
         {
             let (rates, now) = (&mut self.http_broadcasts, ctx.now());
-            return b.on_request(ctx, req, body, || rates.take(peer.ip(), now));
+            return b.on_request(ctx, req, || rates.take(req.peer.ip(), now));
         }
-        if let (Some(agents), "/api/agents") = (self.agents.as_ref(), req.path()) {
+        if let (Some(agents), "/api/agents") = (self.agents.as_ref(), path) {
             return agents.http_list(req);
         }
         ctx.set_tag(id, HTTP);
-        if req.path() == "/metrics" {
+        if path == "/metrics" {
             // The connection asking streams while its request is handled (a streamed answer
             // writes before its head is queued): it is a plain HTTP one.
             let (http, streams) = ctx.http_connections();
@@ -261,7 +249,7 @@ impl Handler for App {
             self.api.set_routes(self.proxy.as_ref().map(api::route_figures));
         }
         let hub = self.hub.as_mut().map(|(_, h)| h as &mut dyn http::Channels);
-        self.api.serve(ctx, id, req, peer, body, hub)
+        self.api.serve(ctx, req, hub)
     }
 
     fn on_stream_closed(&mut self, ctx: &mut Context<'_>, id: ConnId) {
@@ -270,20 +258,15 @@ impl Handler for App {
         }
     }
 
-    fn on_upgrade(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
+        let id = req.id;
         // A route wins over the hub's path: only the hub itself takes a token after the upgrade.
         let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some());
         let hub_path = !routed && self.hub.as_ref().is_some_and(|(p, _)| req.path == p.as_str());
         let mut authed = true;
         if !self.access.is_public(req.path) {
             // The hub's clients may authenticate after the upgrade, within --auth-timeout.
-            match self.access.check_upgrade(req, peer, hub_path) {
+            match self.access.check_upgrade(req, hub_path) {
                 Ok(a) => authed = a,
                 Err(r) => return Decision::Reject(r.text_response()),
             }
@@ -292,13 +275,13 @@ impl Handler for App {
             if let Some(route) = proxy.route_for(req.path) {
                 ctx.set_tag(id, PROXY_CLIENT);
                 ctx.tag_new(PROXY_UPSTREAM);
-                return proxy.on_upgrade(ctx, id, route, req, peer);
+                return proxy.on_upgrade(ctx, route, req);
             }
         }
         if let Some((path, hub)) = self.hub.as_mut() {
             if req.path == path.as_str() {
                 ctx.set_tag(id, HUB);
-                hub.on_upgrade(ctx, id, peer, authed);
+                hub.on_upgrade(ctx, id, req.peer, authed);
                 return Decision::accept();
             }
         }
@@ -311,13 +294,13 @@ impl Handler for App {
         if let Some(agents) = self.agents.as_mut() {
             if req.path.starts_with(agent::PATH_PREFIX) {
                 ctx.set_tag(id, AGENTS);
-                return agents.on_upgrade(id, req, peer);
+                return agents.on_upgrade(req);
             }
         }
         if let Some(exec) = self.exec.as_mut() {
             if exec.route_for(req.path).is_some() {
                 ctx.set_tag(id, EXEC);
-                return exec.on_upgrade(ctx, id, req, peer);
+                return exec.on_upgrade(ctx, req);
             }
         }
         if self.echo_paths.iter().any(|p| p == req.path) {

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use common::{UPGRADE, close_frame, frame, raw, read_frame, read_head, upgraded};
 use weir::proto::connection::MessageKind;
-use weir::proto::handshake::UpgradeRequest;
-use weir::server::{ConnId, Context, Decision, Handler, Server};
+use weir::server::{ConnId, Context, Decision, Handler, Request, Server};
 
 const BIG: usize = 100_000;
 /// Empty messages broadcast one by one: 200,000 bytes of frames.
@@ -30,13 +29,7 @@ struct Room {
 }
 
 impl Handler for Room {
-    fn on_upgrade(
-        &mut self,
-        _ctx: &mut Context<'_>,
-        _id: ConnId,
-        _req: &UpgradeRequest<'_, '_>,
-        _peer: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _ctx: &mut Context<'_>, _req: &Request<'_>) -> Decision {
         Decision::accept()
     }
 

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use common::{close_frame, eventually, frame, raw, read_frame, read_head};
 use std::io::Write;
-use weir::proto::handshake::UpgradeRequest;
 use weir::proto::{CloseCode, MessageKind};
 use weir::server::{
-    ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, ProcId, Server, Stream, Tag,
+    ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, ProcId, Request, Server,
+    Stream, Tag,
 };
 
 /// Tags connections by path (`/t/N` gets `Tag(N)`) and reports what it is handed back.
@@ -41,15 +41,9 @@ impl Tagged {
 }
 
 impl Handler for Tagged {
-    fn on_upgrade(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        _peer: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
         let n = req.path.strip_prefix("/t/").and_then(|n| n.parse().ok()).unwrap_or(0);
-        ctx.set_tag(id, Tag(n));
+        ctx.set_tag(req.id, Tag(n));
         Decision::accept()
     }
 

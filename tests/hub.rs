@@ -74,6 +74,19 @@ fn frames_that_are_not_commands_are_answered_not_ignored() {
     }
     a.send_binary(b"\x00");
     assert_eq!(error_code(&a.answer("null")), "invalid_request");
+    // A Go agent-control client matches answers by `request_id`: it is echoed (string or
+    // integer, as written), beside `"id": null`.
+    for (frame, echoed) in [
+        (r#"{"type":"command","command":"pause","request_id":"r1"}"#, r#""r1""#),
+        (r#"{"type":"command","command":"kill","request_id":7}"#, "7"),
+    ] {
+        a.send_text(frame);
+        let v = a.answer("null");
+        assert_eq!(error_code(&v), "invalid_request", "{v}");
+        assert_eq!(field(&v, "request_id").to_string(), echoed, "{v}");
+    }
+    a.send_text(r#"{"type":"ping","request_id":{"x":1}}"#);
+    assert!(a.answer("null").get("request_id").is_none(), "not an id: not echoed");
     // With an id, the answer carries it.
     a.send_text(r#"{"id":"r2","type":"ping"}"#);
     assert_eq!(error_code(&a.answer(r#""r2""#)), "invalid_request");

@@ -16,10 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::json::{self, ObjectWriter, Value};
 use crate::proto::MessageKind;
-use crate::proto::handshake::UpgradeRequest;
-use crate::proto::http::Request;
 use crate::server::lines::{Lines, MAX_LINE};
-use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Signal, Stream};
+use crate::server::{
+    ConnId, Context, Decision, InputError, ProcId, Request, Response, Signal, Stream,
+};
 use crate::{info, warn};
 
 /// Where agents are served: `/ws/agents/NAME`.
@@ -289,12 +289,8 @@ impl Agents {
     }
 
     /// An upgrade to `/ws/agents/NAME`.
-    pub fn on_upgrade(
-        &mut self,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Decision {
+    pub fn on_upgrade(&mut self, req: &Request<'_>) -> Decision {
+        let (id, peer) = (req.id, req.peer);
         let name = req.path.strip_prefix(PATH_PREFIX).unwrap_or_default();
         let Some(i) = self.agents.iter().position(|a| a.spec.name == name) else {
             return Decision::Reject(Response::text(404, "no such agent\n"));
@@ -543,7 +539,7 @@ impl Agents {
     }
 
     /// `GET /api/agents`: every agent and its state.
-    pub fn http_list(&self, req: &Request<'_, '_>) -> Response {
+    pub fn http_list(&self, req: &Request<'_>) -> Response {
         if !matches!(req.method, "GET" | "HEAD") {
             let mut r = Response::text(405, "method not allowed\n");
             r.headers.push(("Allow".into(), b"GET, HEAD".to_vec()));

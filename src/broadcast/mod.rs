@@ -15,8 +15,7 @@ use std::rc::Rc;
 use crate::info;
 use crate::json::ObjectWriter;
 use crate::proto::MessageKind;
-use crate::proto::http::Request;
-use crate::server::{ConnId, Context, Decision, Response};
+use crate::server::{ConnId, Context, Decision, Request, Response};
 
 /// Where the HTTP feed is served: `POST /api/broadcast/room` feeds `--broadcast /room`.
 pub const API_PREFIX: &str = "/api/broadcast/";
@@ -142,11 +141,10 @@ impl Broadcast {
     pub fn on_request(
         &mut self,
         ctx: &mut Context<'_>,
-        req: &Request<'_, '_>,
-        body: &[u8],
+        req: &Request<'_>,
         refusals: impl FnOnce() -> u32,
     ) -> Response {
-        if !req.path().starts_with(API_PREFIX) {
+        if !req.path.starts_with(API_PREFIX) {
             return error(404, "not_found", "not found");
         }
         if req.method != "POST" {
@@ -159,7 +157,7 @@ impl Broadcast {
             0 => {}
             strikes => {
                 if strikes == 1 {
-                    info!("broadcast: http broadcasts over the rate", path = req.path());
+                    info!("broadcast: http broadcasts over the rate", path = req.path);
                 }
                 let mut r = error(429, "rate_limited", "too many broadcasts; slow down");
                 // RFC 9110 §10.2.3: whole seconds; a token comes back within one at any --rate.
@@ -167,7 +165,7 @@ impl Broadcast {
                 return r;
             }
         }
-        let path = &req.path()[API_PREFIX.len() - 1..];
+        let path = &req.path[API_PREFIX.len() - 1..];
         let Some(room) = self.rooms.iter().find(|r| *r.path == *path) else {
             return error(404, "not_found", &format!("no broadcast path {path}"));
         };
@@ -177,7 +175,7 @@ impl Broadcast {
         });
         let kind = if binary { MessageKind::Binary } else { MessageKind::Text };
         // RFC 6455 §8.1: a text message is UTF-8.
-        if !binary && std::str::from_utf8(body).is_err() {
+        if !binary && std::str::from_utf8(req.body).is_err() {
             info!("broadcast: http body is not UTF-8", path = path);
             return error(
                 400,
@@ -185,7 +183,7 @@ impl Broadcast {
                 "a text message must be UTF-8; send binary as Content-Type: application/octet-stream",
             );
         }
-        let n = ctx.broadcast(room.members.iter().copied(), kind, body);
+        let n = ctx.broadcast(room.members.iter().copied(), kind, req.body);
         let mut out = String::with_capacity(24);
         let mut w = ObjectWriter::new(&mut out);
         w.u64("delivered", n as u64);

@@ -17,10 +17,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use crate::proto::handshake::UpgradeRequest;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::lines::{Lines, MAX_LINE};
-use crate::server::{ConnId, Context, Decision, InputError, ProcId, Response, Stream};
+use crate::server::{ConnId, Context, Decision, InputError, ProcId, Request, Response, Stream};
 use crate::{info, warn};
 
 /// Past this many bytes queued for the client, the process's output is no longer read...
@@ -137,13 +136,8 @@ impl Exec {
 
     /// An upgrade to an exec path (the access policy let it in): the process cap, then the
     /// program starts.
-    pub fn on_upgrade(
-        &mut self,
-        ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
-    ) -> Decision {
+    pub fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
+        let (id, peer) = (req.id, req.peer);
         let Some(route) = self.route_for(req.path).cloned() else {
             return Decision::Reject(Response::text(404, "no WebSocket endpoint at this path\n"));
         };
@@ -165,7 +159,7 @@ impl Exec {
             }
         }
         let local = ctx.local_addr(id);
-        for (k, v) in cgi_env(req, &route.path, peer, local, id) {
+        for (k, v) in cgi_env(req, &route.path, local) {
             cmd.env(k, OsStr::from_bytes(&v));
         }
         let proc = match ctx.spawn(cmd) {
@@ -305,13 +299,8 @@ fn log_stderr(conn: ConnId, line: &[u8]) {
 }
 
 /// The CGI variables (RFC 3875 §4.1) for an upgrade request, plus `WEIR_CLIENT_ID`.
-fn cgi_env(
-    req: &UpgradeRequest<'_, '_>,
-    route: &str,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-    id: ConnId,
-) -> Vec<(String, Vec<u8>)> {
+fn cgi_env(req: &Request<'_>, route: &str, local: Option<SocketAddr>) -> Vec<(String, Vec<u8>)> {
+    let (peer, id) = (req.peer, req.id);
     let host = req.host;
     let (name, host_port) = split_host(host);
     let port = local.map(|a| a.port().to_string()).or(host_port).unwrap_or_else(|| "80".into());

@@ -4,13 +4,12 @@
 
 pub mod metrics;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::access::{Refusal, query_param};
 use crate::json::{self, ObjectWriter};
-use crate::proto::http::Request;
-use crate::server::{ConnId, Context, Response};
+use crate::server::{ConnId, Context, Request, Response};
 
 pub use metrics::RouteFigures;
 
@@ -138,19 +137,15 @@ impl Api {
         self.routes = routes;
     }
 
-    /// Answers a plain HTTP request the access policy let through; `id` is the connection (for
-    /// server-sent events), `peer` the client's address (per-address rates).
-    #[allow(clippy::too_many_arguments)]
+    /// Answers a plain HTTP request the access policy let through; its connection streams
+    /// server-sent events, its peer's address counts against per-address rates.
     pub fn serve(
         &self,
         ctx: &mut Context<'_>,
-        id: ConnId,
-        req: &Request<'_, '_>,
-        peer: SocketAddr,
-        body: &[u8],
+        req: &Request<'_>,
         hub: Option<&mut dyn Channels>,
     ) -> Response {
-        let path = req.path();
+        let Request { id, peer, body, path, .. } = *req;
         let get = matches!(req.method, "GET" | "HEAD");
         match path {
             "/healthz" if get && ctx.draining() => return Response::text(503, "draining\n"),
@@ -199,7 +194,7 @@ impl Api {
         };
         // `Err`: the parameter is there but is not a whole number.
         let number = |name: &str| {
-            query_param(req.query(), name).map(|v| whole_number(v).ok_or(())).transpose()
+            query_param(req.query, name).map(|v| whole_number(v).ok_or(())).transpose()
         };
         match (req.method, action) {
             ("POST", "publish") => {

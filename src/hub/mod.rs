@@ -97,6 +97,10 @@ enum Id {
     Null,
     /// A string or integer, as written in the command.
     Raw(String),
+    /// No `id`, but another protocol's `request_id` (a Go agent-control client's
+    /// `{"type":"command","request_id":R}`), a string or integer as written: answered with
+    /// `"id": null` and `"request_id": R`, so that such a client can match the error.
+    Foreign(String),
 }
 
 /// Counters the hub keeps.
@@ -500,7 +504,7 @@ impl Hub {
         let raw_id = match cmd {
             // A notification is not answered: nothing to build.
             Id::Absent => return Some(Ok(String::new())),
-            Id::Null => return Some(self.history(params)),
+            Id::Null | Id::Foreign(_) => return Some(self.history(params)),
             Id::Raw(raw) => raw,
         };
         let Ok((since, limit)) = self.history_params(params) else {
@@ -945,7 +949,9 @@ fn read_command(kind: MessageKind, data: &[u8]) -> Result<(Id, Value, Option<&st
     let given =
         json::command_id(&value).map_err(|m| (Id::Null, "invalid_request", m.to_string()))?;
     let notification = given.is_none();
-    let cmd_id = given.map_or(Id::Null, Id::Raw);
+    let foreign =
+        || json::id_field(&value, "request_id").ok().flatten().map_or(Id::Null, Id::Foreign);
+    let cmd_id = given.map_or_else(foreign, Id::Raw);
     if value.get("method").and_then(Value::as_str).is_none() {
         return refused(cmd_id, "invalid_request", "method must be a string");
     }
@@ -960,7 +966,7 @@ fn read_command(kind: MessageKind, data: &[u8]) -> Result<(Id, Value, Option<&st
 fn reply(id: &Id, result: &str) -> Option<String> {
     let id = match id {
         Id::Absent => return None,
-        Id::Null => "null",
+        Id::Null | Id::Foreign(_) => "null",
         Id::Raw(s) => s,
     };
     let mut out = String::with_capacity(result.len() + id.len() + 32);
@@ -971,15 +977,18 @@ fn reply(id: &Id, result: &str) -> Option<String> {
 }
 
 /// An error answer's text (`None` for a notification).
-fn error(id: &Id, code: &str, message: &str) -> Option<String> {
-    let id = match id {
+fn error(cmd: &Id, code: &str, message: &str) -> Option<String> {
+    let id = match cmd {
         Id::Absent => return None,
-        Id::Null => "null",
+        Id::Null | Id::Foreign(_) => "null",
         Id::Raw(s) => s,
     };
     let mut out = String::with_capacity(message.len() + 64);
     let mut w = ObjectWriter::new(&mut out);
     w.raw("id", id).bool("ok", false);
+    if let Id::Foreign(request_id) = cmd {
+        w.raw("request_id", request_id);
+    }
     let mut e = w.object("error");
     e.str("code", code).str("message", message);
     e.finish();

@@ -140,7 +140,17 @@ mod tests;
 /// # Errors
 /// An `id` that is neither a string nor an integer.
 pub fn command_id(command: &Value) -> Result<Option<String>, &'static str> {
-    match command.get("id") {
+    id_field(command, "id")
+}
+
+/// A command's field `key` read as an id (a string or an integer), as the JSON text to echo;
+/// `None` when it has none. [`command_id`] reads `id`; other protocols name theirs otherwise
+/// (`request_id`).
+///
+/// # Errors
+/// A value that is neither a string nor an integer.
+pub fn id_field(command: &Value, key: &str) -> Result<Option<String>, &'static str> {
+    match command.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => {
             let mut out = String::new();

@@ -91,10 +91,7 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
     /// `Sec-WebSocket-Protocol` line (§4.1, §11.3.4). Elements that are not tokens cannot be
     /// chosen and are skipped.
     pub fn protocols(&self) -> impl Iterator<Item = &'a str> + use<'a, 'h> {
-        self.fields()
-            .tokens("sec-websocket-protocol")
-            .filter(|p| is_token(p))
-            .filter_map(|p| core::str::from_utf8(p).ok())
+        offered_protocols(self.fields())
     }
 
     /// The first of `supported` (the server's order of preference) that the client offers,
@@ -109,6 +106,17 @@ impl<'a, 'h> UpgradeRequest<'a, 'h> {
     pub fn extensions(&self) -> impl Iterator<Item = &'a [u8]> + use<'a, 'h> {
         self.fields().tokens("sec-websocket-extensions")
     }
+}
+
+/// The subprotocols offered in every `Sec-WebSocket-Protocol` line of `fields`, in order
+/// (§4.1, §11.3.4); elements that are not tokens cannot be chosen and are skipped.
+pub fn offered_protocols<'a, 'h>(
+    fields: Headers<'a, 'h>,
+) -> impl Iterator<Item = &'a str> + use<'a, 'h> {
+    fields
+        .tokens("sec-websocket-protocol")
+        .filter(|p| is_token(p))
+        .filter_map(|p| core::str::from_utf8(p).ok())
 }
 
 /// Tells a WebSocket upgrade attempt from a plain request, and validates an attempt (§4.2.1).

@@ -20,10 +20,9 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::proto::handshake::UpgradeRequest;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::url::WsUrl;
-use crate::server::{ConnId, ConnectError, ConnectRequest, Context, Decision, Response};
+use crate::server::{ConnId, ConnectError, ConnectRequest, Context, Decision, Request, Response};
 use crate::{info, warn};
 
 /// Queue size past which the other side of a link stops being read.
@@ -128,11 +127,10 @@ impl Proxy {
     pub fn on_upgrade(
         &mut self,
         ctx: &mut Context<'_>,
-        client: ConnId,
         route: usize,
-        req: &UpgradeRequest<'_, '_>,
-        peer: SocketAddr,
+        req: &Request<'_>,
     ) -> Decision {
+        let (client, peer) = (req.id, req.peer);
         let Some(r) = self.routes.get(route) else {
             return Decision::Reject(Response::text(404, "no route\n"));
         };

@@ -1,8 +1,10 @@
-//! The values a handler and the runtime pass each other: connection ids, tags, plain
-//! responses, upgrade decisions, outbound connection requests and their errors.
+//! The values a handler and the runtime pass each other: connection ids, requests, tags,
+//! plain responses, upgrade decisions, outbound connection requests and their errors.
 
 use std::net::SocketAddr;
 
+use crate::proto::handshake;
+use crate::proto::http::{Header, Headers};
 use crate::server::slab::Key;
 
 /// A WebSocket connection, as the application names it. Stale ids are harmless: every call
@@ -23,6 +25,52 @@ impl ConnId {
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "c-{}", self.0)
+    }
+}
+
+/// A request as the handler gets it, in [`Handler::on_request`](crate::server::Handler::on_request)
+/// (a plain request, with its whole body) and [`Handler::on_upgrade`](crate::server::Handler::on_upgrade)
+/// (a valid WebSocket upgrade: no body).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The connection it came on.
+    pub id: ConnId,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The method token, case-sensitive (RFC 9110 §9.1): `GET` for an upgrade.
+    pub method: &'a str,
+    /// The request-target (`/chat?room=1`).
+    pub target: &'a str,
+    /// The target's path: up to its `?`, and in the absolute-form what follows the authority.
+    pub path: &'a str,
+    /// The target after its first `?`, if it has one.
+    pub query: Option<&'a str>,
+    /// The `Host` header's value (empty in an HTTP/1.0 request without one).
+    pub host: &'a [u8],
+    /// The `Origin` header's value, which a server checks against the origins it serves
+    /// (RFC 6455 §4.2.2, §10.2).
+    pub origin: Option<&'a [u8]>,
+    /// Every header line, in order.
+    pub headers: &'a [Header<'a>],
+    /// The whole body, de-chunked (empty for an upgrade).
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The header lines, with lookups by name.
+    pub fn fields(&self) -> Headers<'a, 'a> {
+        Headers(self.headers)
+    }
+
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.fields().get(name)
+    }
+
+    /// The subprotocols an upgrade offers, in the client's order of preference
+    /// (RFC 6455 §4.1, §11.3.4); see [`UpgradeRequest::protocols`](crate::proto::handshake::UpgradeRequest::protocols).
+    pub fn protocols(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        handshake::offered_protocols(self.fields())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::server::signal::{kill_group, signal_group};
 use crate::server::slab::Key;
 use crate::{debug, warn};
 
-impl<H: Handler> Server<H> {
+impl<D: Default, H: Handler<D>> Server<H, D> {
     /// Readiness on one of a process's pipes.
     pub(super) fn on_process_event(&mut self, token: usize, event: &mio::event::Event) {
         let (key, pipe) = split_token(token);

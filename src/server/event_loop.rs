@@ -16,6 +16,7 @@ use crate::server::api::{ConnId, ConnectError, Tag};
 use crate::server::config::Config;
 use crate::server::conn::{At, Conn};
 use crate::server::core::Core;
+use crate::server::data::ConnData;
 use crate::server::dispatch::{Owner, Then};
 use crate::server::handler::{Context, Handler};
 use crate::server::pool::Pool;
@@ -47,10 +48,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one "accept failed" line per this long.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// A server: listeners, the loop, and the application.
-pub struct Server<H: Handler> {
+/// A server: listeners, the loop, and the application (`H`, with its data per connection
+/// `D`: see [`Context::data`]).
+pub struct Server<H, D = ()> {
     pub(super) core: Core,
     pub(super) handler: H,
+    /// The handler's data per connection.
+    pub(super) data: ConnData<D>,
     listeners: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     signals: Option<Signals>,
@@ -73,7 +77,7 @@ pub struct Server<H: Handler> {
     expired: Vec<u64>,
 }
 
-impl<H: Handler> Server<H> {
+impl<D: Default, H: Handler<D>> Server<H, D> {
     /// Binds every listen address and prepares the loop.
     ///
     /// # Errors
@@ -132,6 +136,7 @@ impl<H: Handler> Server<H> {
                 config,
             },
             handler,
+            data: ConnData::default(),
             listeners,
             addrs,
             signals,
@@ -1012,6 +1017,8 @@ impl<H: Handler> Server<H> {
         }
         conn.state.release(&mut core.pool);
         conn.out.clear(&mut core.pool);
+        // The handler's data stays reachable by the removed id for the calls below.
+        let outer = self.data.remove(key);
         if conn.state.is_ws() {
             core.stats.connections_open -= 1;
             let (code, reason) = match conn.close.take() {
@@ -1040,6 +1047,7 @@ impl<H: Handler> Server<H> {
             drop(conn);
             self.call(owner, Then::Continue, |h, ctx| h.on_stream_closed(ctx, ConnId(key)));
         }
+        self.data.forget(outer);
         if self.accept_paused && self.accept_retry_at.is_none() {
             self.resume_accepting();
         }
@@ -1047,17 +1055,18 @@ impl<H: Handler> Server<H> {
 }
 
 /// The one way the handler is called (`dispatch.rs`).
-impl<H: Handler> Server<H> {
+impl<D: Default, H: Handler<D>> Server<H, D> {
     /// Calls the handler about `owner`; then as `then` says.
     pub(super) fn call<R>(
         &mut self,
         owner: Owner,
         then: Then,
-        f: impl FnOnce(&mut H, &mut Context<'_>) -> R,
+        f: impl FnOnce(&mut H, &mut Context<'_, D>) -> R,
     ) -> R {
         let outer = std::mem::replace(&mut self.core.current, owner);
         let outer_new = self.core.new_tag.take();
-        let r = f(&mut self.handler, &mut Context { core: &mut self.core });
+        let ctx = &mut Context { core: &mut self.core, data: &mut self.data };
+        let r = f(&mut self.handler, ctx);
         self.core.current = outer;
         self.core.new_tag = outer_new;
         if then == Then::Flush {

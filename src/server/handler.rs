@@ -10,59 +10,47 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::proto::connection::{MessageKind, SendError};
-use crate::proto::handshake::UpgradeRequest;
-use crate::proto::http::Request;
 use crate::proto::{CloseCode, State};
-use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
+use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
 use crate::server::core::Core;
+use crate::server::data::ConnData;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
 use crate::server::state::ConnState;
 use crate::server::stats::Stats;
 
 /// An application served by the runtime. Every method runs on the event loop's thread and
 /// must not block.
-pub trait Handler {
+///
+/// `D` is the application's data per connection ([`Context::data`]); `()`, the default, is none.
+pub trait Handler<D = ()> {
     /// A request that is not a WebSocket upgrade (health checks, pages, APIs), with its whole
     /// body (bounded by the configured body limit). HTTP/1.1 connections stay open for the next
     /// request unless either side says `Connection: close`.
     ///
     /// The default answers 404 (an application that serves no HTTP).
-    fn on_request(
-        &mut self,
-        _ctx: &mut Context<'_>,
-        _id: ConnId,
-        _req: &Request<'_, '_>,
-        _body: &[u8],
-        _peer: SocketAddr,
-    ) -> Response {
+    fn on_request(&mut self, _ctx: &mut Context<'_, D>, _req: &Request<'_>) -> Response {
         Response::text(404, "not found\n")
     }
 
-    /// A valid upgrade request on connection `id`: accept it (with a subprotocol and headers),
-    /// refuse it, or defer the decision.
+    /// A valid upgrade request (its body is empty): accept it (with a subprotocol and
+    /// headers), refuse it, or defer the decision.
     ///
     /// The default refuses with 404 (an application that only opens outbound connections).
-    fn on_upgrade(
-        &mut self,
-        _ctx: &mut Context<'_>,
-        _id: ConnId,
-        _req: &UpgradeRequest<'_, '_>,
-        _peer: SocketAddr,
-    ) -> Decision {
+    fn on_upgrade(&mut self, _ctx: &mut Context<'_, D>, _req: &Request<'_>) -> Decision {
         Decision::Reject(Response::text(404, "no WebSocket endpoint here\n"))
     }
 
     /// The 101 response is queued: the connection is open.
-    fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+    fn on_open(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId) {}
 
     /// A whole data message (its size is bounded by the configured message limit).
-    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, kind: MessageKind, data: &[u8]);
+    fn on_message(&mut self, ctx: &mut Context<'_, D>, id: ConnId, kind: MessageKind, data: &[u8]);
 
     /// A whole message gathered across reads, handed over by value (so it can be sent on
     /// without a copy). The default passes it to [`Handler::on_message`].
     fn on_message_owned(
         &mut self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context<'_, D>,
         id: ConnId,
         kind: MessageKind,
         data: Vec<u8>,
@@ -72,7 +60,14 @@ pub trait Handler {
 
     /// The connection is gone: `code` is the peer's close code (1005 if its close frame had
     /// none), or 1006 if it closed without one, or the code this end failed it with.
-    fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}
+    fn on_close(
+        &mut self,
+        _ctx: &mut Context<'_, D>,
+        _id: ConnId,
+        _code: CloseCode,
+        _reason: &str,
+    ) {
+    }
 
     /// How often [`Handler::on_tick`] runs (`None`, the default: never).
     fn tick_interval(&self) -> Option<Duration> {
@@ -80,26 +75,27 @@ pub trait Handler {
     }
 
     /// Runs every [`Handler::tick_interval`] (for application deadlines, e.g. authentication).
-    fn on_tick(&mut self, _ctx: &mut Context<'_>) {}
+    fn on_tick(&mut self, _ctx: &mut Context<'_, D>) {}
 
     /// The loop is about to start (open outbound connections here).
-    fn on_start(&mut self, _ctx: &mut Context<'_>) {}
+    fn on_start(&mut self, _ctx: &mut Context<'_, D>) {}
 
     /// An outbound connection finished its handshake and is open, with the subprotocol the
     /// server chose.
-    fn on_connected(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _protocol: Option<&str>) {}
+    fn on_connected(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _protocol: Option<&str>) {}
 
     /// An outbound connection failed before it opened (no `on_close` follows).
-    fn on_connect_failed(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _error: &ConnectError) {}
+    fn on_connect_failed(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _error: &ConnectError) {
+    }
 
     /// The [`crate::server::Waker`] of this server was woken (by another thread).
-    fn on_wake(&mut self, _ctx: &mut Context<'_>) {}
+    fn on_wake(&mut self, _ctx: &mut Context<'_, D>) {}
 
     /// A piece of a message on a connection in streaming mode ([`Context::set_streaming`]):
     /// pieces come as they arrive, and `fin` marks the message's last one.
     fn on_message_piece(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut Context<'_, D>,
         _id: ConnId,
         _kind: MessageKind,
         _data: &[u8],
@@ -112,7 +108,7 @@ pub trait Handler {
     /// answers it with [`Context::close`].
     fn on_peer_close(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut Context<'_, D>,
         _id: ConnId,
         _code: CloseCode,
         _reason: &str,
@@ -120,16 +116,16 @@ pub trait Handler {
     }
 
     /// A streamed response ended: the client went away, or its queue passed the cap.
-    fn on_stream_closed(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+    fn on_stream_closed(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId) {}
 
     /// The connection's outbound queue fell to the mark given to [`Context::notify_drained`].
-    fn on_drained(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+    fn on_drained(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId) {}
 
     /// A child started with [`Context::spawn`] wrote to its stdout or stderr (a chunk as read,
     /// not a line; at most the read buffer's size).
     fn on_process_output(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut Context<'_, D>,
         _id: ProcId,
         _stream: Stream,
         _data: &[u8],
@@ -139,19 +135,34 @@ pub trait Handler {
     /// A child exited and its output has been delivered; its id is stale from now on.
     fn on_process_exit(
         &mut self,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut Context<'_, D>,
         _id: ProcId,
         _status: std::process::ExitStatus,
     ) {
     }
 }
 
-/// What a handler acts with: the runtime's connections, counters and clock.
-pub struct Context<'a> {
+/// What a handler acts with: the runtime's connections, counters and clock, and its data
+/// per connection (`D`, see [`Context::data`]).
+pub struct Context<'a, D = ()> {
     pub(crate) core: &'a mut Core,
+    pub(crate) data: &'a mut ConnData<D>,
 }
 
-impl Context<'_> {
+impl<D: Default> Context<'_, D> {
+    /// The application's data for connection `id`: `D::default()` when the connection is
+    /// made, the handler's to change from any callback (a tick, another connection's message,
+    /// a process's output), and dropped after the last callback about the connection
+    /// (`on_close`, `on_stream_closed`, or `on_connect_failed`, where it is still there).
+    /// `None` for an id that is stale. A connection's `D` is made when it is first asked for:
+    /// the runtime holds one per connection slot used, and none at all for `D = ()`.
+    pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
+        let live = self.core.conns.contains(id.0);
+        self.data.get(id.0, live)
+    }
+}
+
+impl<D> Context<'_, D> {
     /// The configured cap on a connection's unsent bytes (`--queue-cap`): a message that
     /// would take a queue past it closes the connection as a slow reader.
     pub fn queue_cap(&self) -> usize {

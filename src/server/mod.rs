@@ -7,7 +7,15 @@
 //!
 //! What an embedder uses is re-exported here: [`Server`] and its [`Config`], the [`Handler`]
 //! an application implements and the [`Context`] it acts with, the ids ([`ConnId`], [`ProcId`],
-//! [`Tag`]) and the values passed both ways. `examples/custom_app.rs` is a whole application.
+//! [`Tag`]) and the values passed both ways, the [`Request`] that `on_request` and
+//! `on_upgrade` get among them. `examples/custom_app.rs` is a whole application.
+//!
+//! An application's state about one connection (who it is, what it subscribed to) lives in the
+//! runtime: a handler is a `Handler<D>`, and [`Context::data`] hands back the connection's `D`
+//! by id in any callback (a tick, a process's output, another connection's message). It is
+//! `D::default()` when the connection is made and is dropped after the connection's last
+//! callback (`on_close` still has it). `D` defaults to `()`, which costs nothing per
+//! connection; another `D` costs its size once per connection slot used.
 //! The rest (slots, timers, the buffer pool, queues, signals) is the runtime's own.
 
 mod api;
@@ -17,6 +25,7 @@ pub mod compress;
 mod config;
 mod conn;
 mod core;
+mod data;
 mod dispatch;
 mod event_loop;
 mod handler;
@@ -42,7 +51,7 @@ pub mod url;
 #[doc(hidden)]
 pub mod words;
 
-pub use api::{ConnId, ConnectError, ConnectRequest, Decision, Response, Tag};
+pub use api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
 pub use compress::{Compression, Mode};
 pub use config::Config;
 pub use event_loop::Server;

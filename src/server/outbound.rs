@@ -14,7 +14,7 @@ use crate::server::handler::Handler;
 use crate::server::slab::Key;
 use crate::server::state::WsExt;
 
-impl<H: Handler> crate::server::Server<H> {
+impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
     /// A connecting socket became writable: returns whether the connect succeeded (and moves
     /// on to the handshake); on failure the connection is gone.
     pub(super) fn connected(&mut self, key: Key) -> bool {

@@ -21,7 +21,7 @@ use crate::server::handler::Handler;
 use crate::server::slab::Key;
 use crate::server::state::ConnState;
 
-impl<H: Handler> Server<H> {
+impl<D: Default, H: Handler<D>> Server<H, D> {
     /// Reads up to `want` payload bytes into the message of `key`; returns whether the socket
     /// may have more (`false`: drained, at EOF or failed).
     pub(super) fn read_payload_in_place(&mut self, key: Key, want: usize) -> bool {

@@ -7,7 +7,7 @@ use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
 use crate::proto::{Connection, HandshakeError, Role, Status};
-use crate::server::api::{ConnId, Decision, Response};
+use crate::server::api::{self, ConnId, Decision, Response};
 use crate::server::compress::Pmd;
 use crate::server::conn::At;
 use crate::server::core::write_with;
@@ -68,7 +68,7 @@ enum Outcome {
     Answered(bool),
 }
 
-impl<H: Handler> crate::server::Server<H> {
+impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
     /// `n` new bytes in the read buffer for connection `key`.
     pub(super) fn on_bytes(&mut self, key: Key, n: usize) {
         let core = &mut self.core;
@@ -258,9 +258,20 @@ impl<H: Handler> crate::server::Server<H> {
                 };
             }
         };
-        let decision = self.call(self.about(key), Then::Continue, |h, ctx| {
-            h.on_upgrade(ctx, ConnId(key), &up, peer)
-        });
+        let asked = api::Request {
+            id: ConnId(key),
+            peer,
+            method: req.method,
+            target: up.target,
+            path: up.path,
+            query: up.query,
+            host: up.host,
+            origin: up.origin,
+            headers: up.headers,
+            body: &[],
+        };
+        let decision =
+            self.call(self.about(key), Then::Continue, |h, ctx| h.on_upgrade(ctx, &asked));
         match decision {
             Decision::Reject(r) => {
                 info!("upgrade refused", peer = peer, path = up.path, status = r.status);
@@ -393,9 +404,19 @@ impl<H: Handler> crate::server::Server<H> {
             }
             None => return false,
         };
-        let r = self.call(self.about(key), Then::Continue, |h, ctx| {
-            h.on_request(ctx, ConnId(key), req, body, peer)
-        });
+        let asked = api::Request {
+            id: ConnId(key),
+            peer,
+            method: req.method,
+            target: req.target,
+            path: req.path(),
+            query: req.query(),
+            host: req.header("host").unwrap_or_default(),
+            origin: req.header("origin"),
+            headers: req.headers,
+            body,
+        };
+        let r = self.call(self.about(key), Then::Continue, |h, ctx| h.on_request(ctx, &asked));
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
         // A streamed response the handler wrote whole already (`Context::finish_stream`).
