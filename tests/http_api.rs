@@ -728,6 +728,71 @@ fn malformed_requests_get_their_status_and_spare_other_connections() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// The console's files go gzip-compressed to a client that accepts gzip (every browser), as the
+/// binary carries them, and as they are to one that does not; either way they are the files in
+/// `src/http/console/`, and the answer says it varies by `Accept-Encoding` (RFC 9110 §12.5.5).
+#[test]
+fn console_files_are_gzip_to_a_client_that_accepts_it() {
+    let b = Binary::start(&[]);
+    let mut c = Http::connect(b.addr);
+    for name in ["index.html", "console.css", "console.js"] {
+        let path = if name == "index.html" { "/".to_string() } else { format!("/{name}") };
+        let file = std::fs::read(format!("{}/src/http/console/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        for accept in ["gzip", "deflate, gzip;q=0.5, br", "x-gzip", "*"] {
+            let header = format!("Accept-Encoding: {accept}");
+            let r = c.request("GET", &path, &[&header], None);
+            assert_eq!(r.status, 200, "{path} {accept}: {r:?}");
+            assert_eq!(r.header("content-encoding"), Some("gzip"), "{path} {accept}");
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path} {accept}");
+            assert!(
+                r.body.len() < file.len() / 2,
+                "{path}: {} of {} bytes",
+                r.body.len(),
+                file.len()
+            );
+            assert_eq!(gunzip(&r.body), file, "{path} {accept}");
+        }
+        for accept in
+            [None, Some("identity"), Some("gzip;q=0"), Some("br, gzip; q=0.000"), Some("*;q=0")]
+        {
+            let header = accept.map(|a| format!("Accept-Encoding: {a}"));
+            let r = c.request(
+                "GET",
+                &path,
+                header.as_slice().iter().map(|h| h.as_str()).collect::<Vec<_>>().as_slice(),
+                None,
+            );
+            assert_eq!(r.status, 200, "{path} {accept:?}: {r:?}");
+            assert_eq!(r.header("content-encoding"), None, "{path} {accept:?}");
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path} {accept:?}");
+            assert!(
+                r.body == file,
+                "{path} {accept:?}: {} bytes, not the file's {}",
+                r.body.len(),
+                file.len()
+            );
+        }
+    }
+}
+
+/// The data of a gzip member (RFC 1952) with no optional fields, its CRC-32 and size checked.
+fn gunzip(gz: &[u8]) -> Vec<u8> {
+    assert_eq!(gz[..4], [0x1f, 0x8b, 8, 0], "not a plain gzip member");
+    let (body, trailer) = gz[10..].split_at(gz.len() - 18);
+    let data = miniz_oxide::inflate::decompress_to_vec(body).expect("a whole DEFLATE stream");
+    let crc = data.iter().fold(!0u32, |mut crc, &b| {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+        crc
+    });
+    assert_eq!(trailer[..4], (!crc).to_le_bytes(), "CRC-32");
+    assert_eq!(trailer[4..], (data.len() as u32).to_le_bytes(), "ISIZE");
+    data
+}
+
 #[test]
 fn the_console_and_its_assets() {
     let b = Binary::start(&[]);

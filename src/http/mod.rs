@@ -4,6 +4,7 @@
 
 pub mod metrics;
 
+use std::cell::OnceCell;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,10 +14,11 @@ use crate::server::{ConnId, Context, Request, Response};
 
 pub use metrics::RouteFigures;
 
-/// The console page and its assets, embedded in the binary (no build step, nothing fetched).
-const INDEX_HTML: &str = include_str!("console/index.html");
-const CONSOLE_CSS: &str = include_str!("console/console.css");
-const CONSOLE_JS: &str = include_str!("console/console.js");
+/// The console page and its assets (`src/http/console/`), embedded in the binary as gzip members
+/// that `build.rs` makes (nothing fetched, no build step of their own): 18.7 KB, not 54.4 KB.
+const INDEX_HTML: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/index.html.gz"));
+const CONSOLE_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/console.css.gz"));
+const CONSOLE_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/console.js.gz"));
 
 /// A refusal by the channels: an error code (`too_large`, `rate_limited`, `forbidden`,
 /// `not_found`, `invalid_params`, ...) and its message.
@@ -103,6 +105,9 @@ pub struct ChannelFigures {
 #[derive(Debug)]
 pub struct Api {
     start_time_secs: f64,
+    /// The console's files inflated, each the first time a client that takes no gzip asks for
+    /// it (54 KB at most): inflating on every request cost 0.2 ms a time, far more unoptimised.
+    inflated: [OnceCell<Vec<u8>>; 3],
     /// Connections open by endpoint kind, for `/metrics` ([`Api::set_endpoint_counts`]).
     endpoints: Vec<(&'static str, u64)>,
     /// The proxy's routes, for `/metrics` ([`Api::set_routes`]); `None`: no proxy.
@@ -112,7 +117,12 @@ pub struct Api {
 impl Default for Api {
     fn default() -> Self {
         let start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Self { start_time_secs: start, endpoints: Vec::new(), routes: None }
+        Self {
+            start_time_secs: start,
+            inflated: Default::default(),
+            endpoints: Vec::new(),
+            routes: None,
+        }
     }
 }
 
@@ -122,6 +132,58 @@ fn json_response(status: u16, body: String) -> Response {
 
 fn error(status: u16, code: &str, message: &str) -> Response {
     json_response(status, json::error_object(code, message))
+}
+
+/// A console file: the gzip member as embedded to a client that accepts gzip, inflated for one
+/// that does not. Either way the answer varies by `Accept-Encoding` (RFC 9110 §12.5.5).
+fn console_file(
+    req: &Request<'_>,
+    content_type: &str,
+    gz: &[u8],
+    inflated: &OnceCell<Vec<u8>>,
+) -> Response {
+    let mut r = if accepts_gzip(req) {
+        let mut r = Response::with_type(200, content_type, gz.to_vec());
+        r.headers.push(("Content-Encoding".into(), b"gzip".to_vec()));
+        r
+    } else {
+        // build.rs made it: only a broken build gets an empty body here.
+        let body = inflated.get_or_init(|| gunzip(gz).unwrap_or_default());
+        Response::with_type(200, content_type, body.clone())
+    };
+    r.headers.push(("Vary".into(), b"Accept-Encoding".to_vec()));
+    r
+}
+
+/// Whether `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): `gzip` or `x-gzip` (§8.4.1.3) with a
+/// weight above 0, or failing that `*` with one (§12.4.2: `q=0` is "not acceptable").
+fn accepts_gzip(req: &Request<'_>) -> bool {
+    let mut wildcard = false;
+    for item in req.fields().tokens("accept-encoding") {
+        let mut parts = item.split(|&b| b == b';').map(<[u8]>::trim_ascii);
+        let coding = parts.next().unwrap_or_default();
+        let weighted = parts
+            .filter_map(|p| p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q=")))
+            .all(|q| q.iter().any(|&c| matches!(c, b'1'..=b'9')));
+        if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
+            return weighted;
+        }
+        wildcard |= coding == b"*" && weighted;
+    }
+    wildcard
+}
+
+/// The data of a gzip member with no optional fields, as `build.rs` writes them (RFC 1952 §2.3):
+/// a 10-byte header, the DEFLATE stream, CRC-32 and size.
+fn gunzip(gz: &[u8]) -> Option<Vec<u8>> {
+    let body = gz.get(10..gz.len().checked_sub(8)?)?;
+    let size = u32::from_le_bytes(gz.get(gz.len() - 4..)?.try_into().ok()?) as usize;
+    // A byte to spare: the inflater stops when its output is full, before the blocks that end
+    // the stream.
+    let mut out = vec![0; size + 1];
+    let p = crate::proto::inflate::Inflater::new(15).inflate(body, &mut out).ok()?;
+    out.truncate(size);
+    (p.done && p.produced == size).then_some(out)
 }
 
 impl Api {
@@ -151,17 +213,16 @@ impl Api {
             "/healthz" if get && ctx.draining() => return Response::text(503, "draining\n"),
             "/healthz" if get => return Response::text(200, "ok\n"),
             "/" if get => {
-                return Response::with_type(200, "text/html; charset=utf-8", INDEX_HTML.into());
+                let html = "text/html; charset=utf-8";
+                return console_file(req, html, INDEX_HTML, &self.inflated[0]);
             }
             "/console.css" if get => {
-                return Response::with_type(200, "text/css; charset=utf-8", CONSOLE_CSS.into());
+                let css = "text/css; charset=utf-8";
+                return console_file(req, css, CONSOLE_CSS, &self.inflated[1]);
             }
             "/console.js" if get => {
-                return Response::with_type(
-                    200,
-                    "text/javascript; charset=utf-8",
-                    CONSOLE_JS.into(),
-                );
+                let js = "text/javascript; charset=utf-8";
+                return console_file(req, js, CONSOLE_JS, &self.inflated[2]);
             }
             "/metrics" if get => {
                 let text = metrics::render(
