@@ -125,6 +125,8 @@ impl<H: Handler> Server<H> {
                 procs: Procs::new(!config.handle_signals),
                 batch: None,
                 shared_deflate: None,
+                spare_inflater: None,
+                deflate_out: Vec::new(),
                 current: Owner::Loop,
                 new_tag: None,
                 paths: Vec::new(),
@@ -557,7 +559,9 @@ impl<H: Handler> Server<H> {
                                 w.msg = core.pool.take();
                             }
                             let role = conn.ws.role();
-                            let Some(pmd) = state::receiving(&mut w.ext, role, &core.config) else {
+                            let spare = &mut core.spare_inflater;
+                            let Some(pmd) = state::receiving(&mut w.ext, spare, role, &core.config)
+                            else {
                                 continue;
                             };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, &mut w.msg) {
@@ -566,7 +570,7 @@ impl<H: Handler> Server<H> {
                                 return self.protocol_error(key, e);
                             }
                             if fin {
-                                state::received(&mut w.ext);
+                                state::received(&mut w.ext, &mut core.spare_inflater);
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);
