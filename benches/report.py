@@ -22,6 +22,9 @@ METRICS = {
     "connrate": [("conns_per_sec", "conn/s", True), ("conns_per_server_cpu_s", "conn per server CPU-second", True)] + CPU,
     "idle10k": [("bytes_per_conn", "bytes/conn", False)],
     "idle19500": [("bytes_per_conn", "bytes/conn", False)],
+    "echo1k-deflate": [("msgs_per_sec", "msg/s", True), ("msgs_per_server_cpu_s", "msg per server CPU-second", True),
+                       ("wire_down_bytes", "echo payload bytes on the wire", False)] + CPU,
+    "idle10k-deflate": [("bytes_per_conn", "bytes/conn", False)],
     "fanout10k": [
         ("deliveries_per_sec", "deliveries/s", True),
         ("publishes_per_sec", "publishes/s", True),
@@ -44,6 +47,11 @@ DESCRIPTION = {
     "tls-echo16k": "echo over TLS (wss://), 16 KiB binary, 100 conns x 4 in flight",
     "tls-connrate": "full TLS 1.3 handshake (no resumption) + upgrade + close handshake, 32 at once",
     "tls-idle10k": "server RSS per idle TLS connection (handshake done, upgraded), 10,000 conns",
+    "echo1k-deflate": "permessage-deflate echo, 1 KiB JSON text sent compressed (440 B on the wire), "
+    "100 conns x 16 in flight, every echo inflated and checked; weir --compression shared, "
+    "weir-dedicated --compression dedicated",
+    "idle10k-deflate": "server RSS per idle connection that agreed permessage-deflate (offered as "
+    "browsers do), 10,000 conns; weir --compression shared, weir-off without compression",
     "fanout10k": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed loop "
     "({window} publishes in flight until every subscriber has them); weir's hub (/ws, --rate 0; "
     "event frame {weir_frame} B: it wraps the data in event/channel/seq/from/ts) vs uWS.js "
@@ -77,6 +85,8 @@ def main():
                     data = json.loads(rest)
                 except ValueError:
                     status, rest = "fail", "unparsable RESULT: " + rest
+            if status == "ok" and isinstance(data.get("deflate"), dict):
+                data.update(data["deflate"])
             if status == "ok" and data.get("server_cpu"):
                 # Work per CPU-second the server spent: what it could do if the generator
                 # were not the bottleneck (when the server's CPU is well under 1).

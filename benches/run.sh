@@ -11,12 +11,15 @@
 #   --only LIST       scenarios, comma-separated (default: all plain ones, or all TLS ones):
 #                     echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k
 #                     tls-echo64 tls-echo16k tls-connrate tls-idle10k
+#                     echo1k-deflate idle10k-deflate (only when named: see below)
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
 #                     (the echo scenarios), uws-pubsub (fanout10k only),
 #                     tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo (the tls-
-#                     scenarios), and weir-base when WEIR_BASE_BIN is set
+#                     scenarios), weir-dedicated weir-off uws-deflate-shared-echo
+#                     uws-deflate-dedicated-echo ws-deflate-echo (the -deflate scenarios),
+#                     and weir-base when WEIR_BASE_BIN is set
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
 #   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
@@ -45,6 +48,16 @@
 # With --tls weir is built with the feature; the plain scenarios are run by the same binary
 # either way (compare them with a default build through WEIR_BASE_BIN).
 #
+# echo1k-deflate, idle10k-deflate: permessage-deflate (RFC 7692). echo1k-deflate: 100
+# connections x 16 in flight, 1 KiB JSON text messages sent compressed and every echo inflated
+# and checked (loadgen --deflate); idle10k-deflate: 10,000 idle connections whose upgrade offered
+# the extension as browsers do (loadgen --offer-deflate). weir (and weir-base) run with
+# --compression shared, weir-dedicated is the same binary with --compression dedicated,
+# weir-off the same binary without compression; the peers are uWS.js with SHARED_COMPRESSOR |
+# SHARED_DECOMPRESSOR (uws-deflate-shared-echo) and DEDICATED_COMPRESSOR | DEDICATED_DECOMPRESSOR
+# (uws-deflate-dedicated-echo), and Node ws with perMessageDeflate: true (ws-deflate-echo).
+# Not in the default list: benches/run.sh --only echo1k-deflate,idle10k-deflate
+#
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
 # 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report. The exit
@@ -54,11 +67,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PLAIN_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
 TLS_SCENARIOS="tls-echo64 tls-echo16k tls-connrate tls-idle10k"
-ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS"
+DEFLATE_SCENARIOS="echo1k-deflate idle10k-deflate"
+ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
 TLS_PEERS="tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo"
-ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS weir-base"
+DEFLATE_PEERS="weir-dedicated weir-off uws-deflate-shared-echo uws-deflate-dedicated-echo ws-deflate-echo"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS weir-base"
 WEIR_BASE_BIN=${WEIR_BASE_BIN:-}
 FANOUT_SUBS=${FANOUT_SUBS:-10000}
 QUICK=0
@@ -113,7 +128,7 @@ if [ -n "$PEERS_ARG" ]; then
         WANT_PEERS="$WANT_PEERS $p"
     done
 else
-    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS"
+    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS"
     [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
 fi
 # Built with TLS when a tls- scenario runs.
@@ -137,7 +152,7 @@ if [ "$BUILD" = 1 ]; then
     else
         (cd "$ROOT" && cargo build --release) >&2
     fi
-    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e '')" ]; then
+    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e weir-dedicated -e weir-off -e '')" ]; then
         echo "== building peers" >&2
         if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
             bash "$ROOT/benches/peers/build.sh" >&2 || echo "run.sh: warning: benches/peers/build.sh failed; peers not built are skipped" >&2
@@ -157,7 +172,8 @@ fi
 peer_available() {
     case "$1" in
         weir-base) [ -x "$WEIR_BASE_BIN" ] ;;
-        ws-echo|uws-echo|uws-pubsub|ws-tls-echo|uws-tls-echo) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
+        weir-dedicated|weir-off) [ -x "$WEIR" ] ;;
+        *.js|ws-*|uws-*) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
 }
@@ -174,6 +190,8 @@ servers_for() {
     case "$1" in
         fanout*) list=$FANOUT_PEERS ;;
         tls-*) list=$TLS_PEERS ;;
+        echo*-deflate) list=${DEFLATE_PEERS/weir-off /} ;;
+        idle*-deflate) list=${DEFLATE_PEERS/weir-dedicated /} ;;
         *) list=$ECHO_PEERS ;;
     esac
     list="$list weir-base"
@@ -204,7 +222,7 @@ SPORT=""
 start_server() {
     local name=$1 scen=$2 log="$TMP/server.log" cmd
     case "$name" in
-        weir|weir-base)
+        weir|weir-base|weir-dedicated|weir-off)
               cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
                    --queue-cap 64MiB --max-message-size 16MiB)
               # The per-connection rate limit (1000 msg/s by default, on echo paths too) would
@@ -214,8 +232,15 @@ start_server() {
                   cmd[1]=--listen-tls
                   cmd+=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
               fi
-              [ "$name" = weir ] || cmd[0]=$WEIR_BASE_BIN ;;
-        ws-echo|uws-echo|uws-pubsub|ws-tls-echo|uws-tls-echo) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
+              if [[ $scen == *-deflate ]]; then
+                  case "$name" in
+                      weir-dedicated) cmd+=(--compression dedicated) ;;
+                      weir-off) ;;
+                      *) cmd+=(--compression shared) ;;
+                  esac
+              fi
+              [ "$name" != weir-base ] || cmd[0]=$WEIR_BASE_BIN ;;
+        ws-*|uws-*) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac
     : >"$log"
@@ -261,6 +286,10 @@ scenario_args() {
         connrate) echo "connrate --concurrency 32" ;;
         idle10k) echo "idle --conns 10000" ;;
         idle19500) echo "idle --conns 19500" ;;
+        # 1 KiB of JSON, compressed each way (loadgen --deflate: it compresses its messages once
+        # and inflates every echo with zlib).
+        echo1k-deflate) echo "echo --conns 100 --inflight 16 --size 1KiB --kind text --deflate" ;;
+        idle10k-deflate) echo "idle --conns 10000 --offer-deflate" ;;
         fanout10k) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate 0" ;;
     esac
 }

@@ -43,6 +43,11 @@ run fastwebsockets-echo ws ./target/release/fastwebsockets-echo
 run ws-echo.js ws node ws-echo.js
 run uws-echo.js ws node uws-echo.js
 run uws-pubsub.js pubsub node uws-pubsub.js
+# The permessage-deflate peers against a client that does not offer it (loadgen --deflate
+# checks them compressed).
+run ws-deflate-echo.js ws node ws-deflate-echo.js
+run uws-deflate-shared-echo.js ws node uws-deflate-shared-echo.js
+run uws-deflate-dedicated-echo.js ws node uws-deflate-dedicated-echo.js
 run "uws-pubsub.js (echo paths)" ws node uws-pubsub.js
 run tokio-tungstenite-tls-echo wss ./target/release/tokio-tungstenite-tls-echo
 run ws-tls-echo.js wss node ws-tls-echo.js

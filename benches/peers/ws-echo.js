@@ -1,27 +1,11 @@
 'use strict';
 // Echo server on `ws` (with `bufferutil`), one Node.js thread. Echoes every text and binary
-// message on any path; `ws` answers pings and closes itself.
+// message on any path; `ws` answers pings and closes itself. No compression.
 //
 // Usage: node ws-echo.js [ADDR]   (default 127.0.0.1:9001; port 0 picks a free port)
 
-const { WebSocketServer } = require('ws');
-const { parseAddr, announce } = require('./node/addr');
+const { parseAddr } = require('./node/addr');
+const { serveWsEcho } = require('./node/ws-echo-app');
 
 const { host, port } = parseAddr(process.argv[2]);
-const wss = new WebSocketServer({
-  host,
-  port,
-  maxPayload: 64 * 1024 * 1024,
-  perMessageDeflate: false,
-  clientTracking: false, // an echo needs no set of clients
-});
-
-wss.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-});
-wss.on('listening', () => announce(host, wss.address().port));
-wss.on('error', (err) => {
-  console.error(err);
-  process.exit(1);
-});
+serveWsEcho(host, port, false);

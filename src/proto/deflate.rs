@@ -316,9 +316,13 @@ fn fixed_lengths() -> ([u8; 288], [u8; 32]) {
     (lit, [5; 32])
 }
 
-/// §3.2.2: the codes for `lengths`, bit-reversed so they can be written least significant bit
-/// first.
-fn canonical(lengths: &[u8]) -> Vec<u16> {
+/// Symbols of the largest alphabet (literal/length, §3.2.5); every table here is on the stack,
+/// so a block costs no allocation.
+const MAX_SYMBOLS: usize = 288;
+
+/// §3.2.2: the codes for `lengths` (at most [`MAX_SYMBOLS`]), bit-reversed so they can be
+/// written least significant bit first.
+fn canonical(lengths: &[u8]) -> [u16; MAX_SYMBOLS] {
     let mut count = [0u16; 16];
     for &l in lengths {
         count[usize::from(l)] += 1;
@@ -330,23 +334,22 @@ fn canonical(lengths: &[u8]) -> Vec<u16> {
         code = (code + count[bits - 1]) << 1;
         next[bits] = code;
     }
-    lengths
-        .iter()
-        .map(|&l| {
-            if l == 0 {
-                return 0;
-            }
-            let c = next[usize::from(l)];
+    let mut codes = [0u16; MAX_SYMBOLS];
+    for (c, &l) in codes.iter_mut().zip(lengths) {
+        if l != 0 {
+            *c = next[usize::from(l)].reverse_bits() >> (16 - l);
             next[usize::from(l)] += 1;
-            c.reverse_bits() >> (16 - l)
-        })
-        .collect()
+        }
+    }
+    codes
 }
 
 /// Huffman code lengths for `freq`, none longer than `limit`: at least two codes, so that the
 /// code is complete (§3.2.7's single-code exception is not needed).
 fn code_lengths(freq: &[u32], limit: u8, lengths: &mut [u8]) {
-    let mut f: Vec<u32> = freq.to_vec();
+    let mut copy = [0u32; MAX_SYMBOLS];
+    let f = &mut copy[..freq.len()];
+    f.copy_from_slice(freq);
     // Pad to two codes.
     let mut used = f.iter().filter(|&&x| x > 0).count();
     for x in f.iter_mut() {
@@ -359,7 +362,7 @@ fn code_lengths(freq: &[u32], limit: u8, lengths: &mut [u8]) {
         }
     }
     loop {
-        huffman_depths(&f, lengths);
+        huffman_depths(f, lengths);
         if lengths.iter().all(|&l| l <= limit) {
             return;
         }
@@ -373,17 +376,27 @@ fn code_lengths(freq: &[u32], limit: u8, lengths: &mut [u8]) {
 /// Plain Huffman code lengths (the two-queue construction over leaves sorted by frequency).
 fn huffman_depths(freq: &[u32], lengths: &mut [u8]) {
     lengths.fill(0);
-    let mut leaves: Vec<(u32, usize)> =
-        freq.iter().enumerate().filter(|(_, f)| **f > 0).map(|(s, &f)| (f, s)).collect();
+    let mut all = [(0u32, 0usize); MAX_SYMBOLS];
+    let mut n = 0;
+    for (s, &f) in freq.iter().enumerate().filter(|(_, f)| **f > 0) {
+        all[n] = (f, s);
+        n += 1;
+    }
+    let leaves = &mut all[..n];
     leaves.sort_unstable();
-    let n = leaves.len();
     if n == 1 {
         lengths[leaves[0].1] = 1;
         return;
     }
+    if n == 0 {
+        return;
+    }
     // Nodes 0..n are the leaves, n.. the internal nodes in the order they are made.
-    let mut weight: Vec<u64> = leaves.iter().map(|&(f, _)| u64::from(f)).collect();
-    let mut parent = vec![0usize; 2 * n - 1];
+    let mut weight = [0u64; 2 * MAX_SYMBOLS];
+    for (w, &(f, _)) in weight.iter_mut().zip(leaves.iter()) {
+        *w = u64::from(f);
+    }
+    let mut parent = [0usize; 2 * MAX_SYMBOLS];
     let (mut leaf, mut inner) = (0usize, n);
     for made in n..2 * n - 1 {
         let mut pick = || {
@@ -397,12 +410,12 @@ fn huffman_depths(freq: &[u32], lengths: &mut [u8]) {
             }
         };
         let (a, b) = (pick(), pick());
-        weight.push(weight[a] + weight[b]);
+        weight[made] = weight[a] + weight[b];
         parent[a] = made;
         parent[b] = made;
     }
     // Depths from the root (the last node made) down.
-    let mut depth = vec![0u8; 2 * n - 1];
+    let mut depth = [0u8; 2 * MAX_SYMBOLS];
     for node in (0..2 * n - 2).rev() {
         depth[node] = depth[parent[node]].saturating_add(1);
     }
@@ -418,9 +431,11 @@ struct DynamicHeader {
     hdist: usize,
     hclen: usize,
     cl_len: [u8; 19],
-    cl_code: Vec<u16>,
-    /// Code-length symbols with their extra bits' value.
-    runs: Vec<(u8, u8)>,
+    cl_code: [u16; MAX_SYMBOLS],
+    /// Code-length symbols with their extra bits' value: the first `n_runs` (each stands for
+    /// at least one of the 286 + 30 lengths).
+    runs: [(u8, u8); 316],
+    n_runs: usize,
 }
 
 const CL_ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
@@ -429,8 +444,16 @@ impl DynamicHeader {
     fn new(lit: &[u8], dist: &[u8]) -> Self {
         let hlit = 257.max(lit.iter().rposition(|&l| l != 0).map_or(0, |p| p + 1));
         let hdist = 1.max(dist.iter().rposition(|&l| l != 0).map_or(0, |p| p + 1));
-        let all: Vec<u8> = lit[..hlit].iter().chain(&dist[..hdist]).copied().collect();
-        let mut runs = Vec::new();
+        let mut both = [0u8; 316];
+        both[..hlit].copy_from_slice(&lit[..hlit]);
+        both[hlit..hlit + hdist].copy_from_slice(&dist[..hdist]);
+        let all = &both[..hlit + hdist];
+        let mut runs = [(0u8, 0u8); 316];
+        let mut n_runs = 0;
+        let mut push = |r: (u8, u8)| {
+            runs[n_runs] = r;
+            n_runs += 1;
+        };
         let mut i = 0;
         while i < all.len() {
             let l = all[i];
@@ -439,41 +462,42 @@ impl DynamicHeader {
             if l == 0 {
                 while left >= 11 {
                     let n = left.min(138);
-                    runs.push((18, (n - 11) as u8));
+                    push((18, (n - 11) as u8));
                     left -= n;
                 }
                 if left >= 3 {
-                    runs.push((17, (left - 3) as u8));
+                    push((17, (left - 3) as u8));
                     left = 0;
                 }
             } else if left >= 4 {
-                runs.push((l, 0));
+                push((l, 0));
                 left -= 1;
                 while left >= 3 {
                     let n = left.min(6);
-                    runs.push((16, (n - 3) as u8));
+                    push((16, (n - 3) as u8));
                     left -= n;
                 }
             }
             for _ in 0..left {
-                runs.push((l, 0));
+                push((l, 0));
             }
             i += run;
         }
+        let runs_made = &runs[..n_runs];
         let mut freq = [0u32; 19];
-        for &(s, _) in &runs {
+        for &(s, _) in runs_made {
             freq[usize::from(s)] += 1;
         }
         let mut cl_len = [0u8; 19];
         code_lengths(&freq, 7, &mut cl_len);
         let hclen = 4.max(CL_ORDER.iter().rposition(|&s| cl_len[s] != 0).map_or(0, |p| p + 1));
         let cl_code = canonical(&cl_len);
-        Self { hlit, hdist, hclen, cl_len, cl_code, runs }
+        Self { hlit, hdist, hclen, cl_len, cl_code, runs, n_runs }
     }
 
     fn bits(&self) -> u64 {
         let mut n = 5 + 5 + 4 + 3 * self.hclen as u64;
-        for &(s, _) in &self.runs {
+        for &(s, _) in &self.runs[..self.n_runs] {
             n += u64::from(self.cl_len[usize::from(s)]) + u64::from(run_extra(s));
         }
         n
@@ -486,7 +510,7 @@ impl DynamicHeader {
         for &s in &CL_ORDER[..self.hclen] {
             w.put(u32::from(self.cl_len[s]), 3);
         }
-        for &(s, v) in &self.runs {
+        for &(s, v) in &self.runs[..self.n_runs] {
             let s = usize::from(s);
             w.put(u32::from(self.cl_code[s]), u32::from(self.cl_len[s]));
             w.put(u32::from(v), run_extra(s as u8));

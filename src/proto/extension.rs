@@ -210,6 +210,10 @@ pub struct MessageInflater {
 const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// Output grows by at most this much at a time.
 const STEP: usize = 64 << 10;
+/// And by at least this much: a first guess of four times the input, doubled while the
+/// inflater fills all the room it gets (the room is zeroed before it is written: sized to the
+/// message, not to `STEP`, a 1 KiB message costs 1 KiB of it, not 128).
+const MIN_STEP: usize = 1 << 10;
 
 impl MessageInflater {
     /// An inflater for a peer that compresses with a window of `2^window_bits` bytes and
@@ -267,15 +271,23 @@ impl MessageInflater {
         tail: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError> {
-        while !data.is_empty() {
+        let mut step = data.len().saturating_mul(4).clamp(MIN_STEP, STEP);
+        // The last call filled all its room: output may be pending (a match, bits held) even
+        // when the input is used up.
+        let mut full = false;
+        while !data.is_empty() || full {
             if self.z.is_done() {
                 // Past the end of the stream only the tail may come (§7.2.2).
-                return if tail { Ok(()) } else { Err(ProtocolError::InvalidCompressedData) };
+                return if tail || data.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ProtocolError::InvalidCompressedData)
+                };
             }
             // One byte past the limit is room enough to tell that it was passed.
             let room = usize::try_from(self.max.saturating_sub(self.len).saturating_add(1))
                 .unwrap_or(usize::MAX)
-                .min(STEP);
+                .min(step);
             let at = out.len();
             out.resize(at + room, 0);
             let r = self.z.inflate(data, &mut out[at..]);
@@ -297,6 +309,10 @@ impl MessageInflater {
             data = &data[p.consumed..];
             if p.done && !tail && (!data.is_empty() || self.z.unused_bytes() > 0) {
                 return Err(ProtocolError::InvalidCompressedData);
+            }
+            full = p.produced == room;
+            if full {
+                step = (step * 2).min(STEP);
             }
             if p.consumed == 0 && p.produced == 0 && !p.done {
                 break;
@@ -522,6 +538,28 @@ mod tests {
         let mut out = Vec::new();
         d.compress_message(data, &mut out);
         out
+    }
+
+    #[test]
+    fn output_that_fills_the_room_exactly_or_far_outgrows_the_input_comes_out_whole() {
+        // The room grows from four times the input: messages that end on its edge, and ones
+        // that inflate hundreds of times their size, in any pieces.
+        let mut d = Deflater::new(15, false);
+        for size in [0usize, 1, 1023, 1024, 1025, 4096, 4097, 65_536, 65_537, 300_000] {
+            let data: Vec<u8> = (0..size).map(|i| b"weir deflate "[i % 13]).collect();
+            let z = packed(&mut d, &data);
+            for cut in [z.len(), z.len() / 2, 1] {
+                let cut = cut.min(z.len());
+                let mut m = MessageInflater::new(15, false, 1 << 20);
+                let mut out = Vec::new();
+                m.piece(MessageKind::Binary, &z[..cut], cut == z.len(), &mut out).unwrap();
+                if cut < z.len() {
+                    m.piece(MessageKind::Binary, &z[cut..], true, &mut out).unwrap();
+                }
+                assert_eq!(out.len(), size, "size {size}, cut {cut}");
+                assert!(out == data, "size {size}, cut {cut}");
+            }
+        }
     }
 
     /// Feeds `input` to a server with compression agreed, in reads of `step` bytes, inflating

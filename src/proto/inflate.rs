@@ -316,7 +316,11 @@ impl Inflater {
     pub fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<Progress, InflateError> {
         let mut r = Run { input, at: 0, out, written: 0 };
         let result = self.run(&mut r);
-        let progress = Progress { consumed: r.at, produced: r.written, done: self.is_done() };
+        // What this call wrote goes into the window once, at its end: matches within the call
+        // are copied from `out` itself (`copy_match`).
+        let written = r.written;
+        self.remember(&r.out[..written]);
+        let progress = Progress { consumed: r.at, produced: written, done: self.is_done() };
         result.map(|()| progress)
     }
 
@@ -370,7 +374,6 @@ impl Inflater {
                     }
                     let (from, to) = (r.at, r.written);
                     r.out[to..to + n].copy_from_slice(&r.input[from..from + n]);
-                    self.remember(&r.input[from..from + n]);
                     r.at += n;
                     r.written += n;
                     self.state = State::Stored(left - n as u16);
@@ -516,7 +519,9 @@ impl Inflater {
                 return Ok(false);
             }
             let dist = DIST_BASE[di] + ((rest >> dsym.1) & ((1 << dx) - 1)) as u16;
-            if usize::from(dist) > self.filled {
+            // Back into what the window holds from before this call, or this call's output.
+            let reach = (self.filled + r.written).min(1 << self.window_bits);
+            if usize::from(dist) > reach {
                 return Err(InflateError::DistanceTooFar);
             }
             self.bits >>= total;
@@ -533,12 +538,28 @@ impl Inflater {
     /// many.
     fn copy_match(&mut self, r: &mut Run<'_, '_>, len: u16, dist: u16) -> u16 {
         let n = usize::from(len).min(r.out.len() - r.written);
-        let mask = self.window.len() - 1;
-        // A match may overlap what it writes (dist < len): byte by byte, as §3.2.3 describes.
-        for _ in 0..n {
-            let b = self.window[(self.pos.wrapping_sub(usize::from(dist))) & mask];
+        let dist = usize::from(dist);
+        let mut done = 0;
+        // The bytes from before this call are in the window (which this call has not written
+        // yet: `pos` is where its output will go).
+        let mask = self.window.len().wrapping_sub(1);
+        while done < n && dist > r.written {
+            let b = self.window[self.pos.wrapping_sub(dist - r.written) & mask];
             self.emit(r, b);
+            done += 1;
         }
+        // The rest from this call's output. A match may overlap what it writes (dist < len):
+        // then byte by byte, as §3.2.3 describes.
+        let rest = n - done;
+        let (from, to) = (r.written.wrapping_sub(dist), r.written);
+        if rest > 0 && dist >= rest {
+            r.out.copy_within(from..from + rest, to);
+        } else {
+            for i in 0..rest {
+                r.out[to + i] = r.out[from + i];
+            }
+        }
+        r.written += rest;
         n as u16
     }
 
@@ -546,14 +567,16 @@ impl Inflater {
         self.state = if self.final_block { State::Done } else { State::BlockHeader };
     }
 
-    /// Writes one byte to the output and the window.
+    /// Writes one byte to the output (the window takes the call's output at its end).
     fn emit(&mut self, r: &mut Run<'_, '_>, b: u8) {
         r.out[r.written] = b;
         r.written += 1;
-        self.remember(&[b]);
     }
 
     fn remember(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         if self.window.is_empty() {
             self.window = vec![0; 1 << self.window_bits];
         }

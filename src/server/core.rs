@@ -69,6 +69,13 @@ pub struct Core {
     /// The compressor shared by every connection with permessage-deflate and no context
     /// takeover (`compress.rs`), made at first use.
     pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
+    /// The state that inflates a compressed message on a connection that keeps none between
+    /// messages (the shared mode), lent to one message at a time (`state::receiving`): one
+    /// window and set of tables for the runtime instead of one made and freed per message.
+    pub(crate) spare_inflater: Option<crate::server::compress::Pmd>,
+    /// Where a message is compressed for one connection (`send_deflated`), kept while it is no
+    /// larger than a pooled buffer.
+    pub(crate) deflate_out: Vec<u8>,
     /// What the handler is being called about (`dispatch.rs`).
     pub(crate) current: Owner,
     /// The tag `Context::tag_new` gave what the current call makes.
@@ -291,6 +298,9 @@ impl Core {
     ) -> Result<(), SendError> {
         self.flush_batch_for(key);
         if let Some(r) = self.send_deflated(key, kind, &data) {
+            // Sent compressed: the message's buffer (a pooled one, for a received message) is
+            // used again.
+            self.pool.give(data);
             return r;
         }
         let conn = open_conn(&mut self.conns, key)?;
@@ -370,7 +380,10 @@ impl Core {
         if !conn.ws.compression_agreed() || data.len() < c.min_size || conn.ws.tx_is_fragmenting() {
             return None;
         }
-        let mut packed = Vec::with_capacity(data.len() / 2 + 64);
+        // The runtime's scratch buffer: a short message's compressed form is copied into a
+        // pooled queue buffer from it, so neither costs an allocation.
+        let mut packed = std::mem::take(&mut self.deflate_out);
+        packed.clear();
         let shared = self
             .shared_deflate
             .get_or_insert_with(|| crate::proto::deflate::Deflater::new(15, false));
@@ -387,7 +400,11 @@ impl Core {
             // Masked with a fresh key (RFC 6455 §5.3), so framed in a buffer of its own.
             let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
             let mut buf = vec![0; packed.len() + MAX_HEADER_LEN];
-            return Some(match conn.ws.send_compressed(kind, &packed, &mut buf, mask) {
+            let r = conn.ws.send_compressed(kind, &packed, &mut buf, mask);
+            if packed.capacity() <= self.pool.size() {
+                self.deflate_out = packed;
+            }
+            return Some(match r {
                 Ok(n) => {
                     buf.truncate(n);
                     conn.out.push_owned(buf, &mut self.pool);
@@ -400,8 +417,15 @@ impl Core {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
-        conn.out.push_copy(&[&head[..n]], &mut self.pool);
-        conn.out.push_payload(packed, &mut self.pool);
+        if n + packed.len() <= self.pool.size() {
+            conn.out.push_copy(&[&head[..n], &packed], &mut self.pool);
+            if packed.capacity() <= self.pool.size() {
+                self.deflate_out = packed;
+            }
+        } else {
+            conn.out.push_copy(&[&head[..n]], &mut self.pool);
+            conn.out.push_payload(packed, &mut self.pool);
+        }
         Some(self.queued(key, 1))
     }
 

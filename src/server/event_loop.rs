@@ -129,6 +129,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 procs: Procs::new(!config.handle_signals),
                 batch: None,
                 shared_deflate: None,
+                spare_inflater: None,
+                deflate_out: Vec::new(),
                 current: Owner::Loop,
                 new_tag: None,
                 paths: Vec::new(),
@@ -563,7 +565,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                                 **msg = core.pool.take();
                             }
                             let role = conn.ws.role();
-                            let Some(pmd) = state::receiving(&mut w.ext, role, &core.config) else {
+                            let spare = &mut core.spare_inflater;
+                            let Some(pmd) = state::receiving(&mut w.ext, spare, role, &core.config)
+                            else {
                                 continue;
                             };
                             if let Err(e) = pmd.inflate.piece(kind, data, fin, msg) {
@@ -572,7 +576,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                                 return self.protocol_error(key, e);
                             }
                             if fin {
-                                state::received(&mut w.ext);
+                                state::received(&mut w.ext, &mut core.spare_inflater);
                             }
                             if w.streaming() {
                                 core.stats.messages_in += u64::from(fin);

@@ -379,28 +379,36 @@ impl ConnState {
     }
 }
 
-/// The state that inflates the compressed message `conn` is receiving: its own, or one made for
-/// the message when it keeps none between messages (`None` without --compression).
+/// The state that inflates the compressed message `conn` is receiving: its own, or, when it
+/// keeps none between messages, one leased for the message: the runtime's `spare` (its window
+/// and tables made once), or a new one while the spare is lent to another connection's message
+/// (`None` without --compression).
 pub(crate) fn receiving<'c>(
     ext: &'c mut Option<Box<WsExt>>,
+    spare: &mut Option<Pmd>,
     role: Role,
     config: &crate::server::config::Config,
 ) -> Option<&'c mut Pmd> {
     if ext.as_ref().and_then(|e| e.pmd.as_ref()).is_none() {
         config.compression?;
-        let pmd = Pmd::transient(role, config.ws.max_message_size);
+        let pmd = spare.take().unwrap_or_else(|| Pmd::transient(role, config.ws.max_message_size));
         ext.get_or_insert_with(Box::default).pmd = Some(pmd);
     }
     ext.as_mut()?.pmd.as_mut()
 }
 
-/// A compressed message has been received whole: a state made for it goes (so an idle
-/// connection in the shared mode holds no compression memory), and the box with it when it
+/// A compressed message has been received whole: a state leased for it goes back to the
+/// runtime's `spare` (so an idle connection in the shared mode holds no compression memory;
+/// the runtime holds one, whatever the number of connections), and the box with it when it
 /// holds nothing else.
-pub(crate) fn received(ext: &mut Option<Box<WsExt>>) {
+pub(crate) fn received(ext: &mut Option<Box<WsExt>>, spare: &mut Option<Pmd>) {
     let Some(e) = ext else { return };
     if e.pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
-        e.pmd = None;
+        // The inflater was reset at the message's end (`MessageInflater::piece`).
+        let pmd = e.pmd.take();
+        if spare.is_none() {
+            *spare = pmd;
+        }
     }
     if e.pmd.is_none() && !e.streaming {
         *ext = None;

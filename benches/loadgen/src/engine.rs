@@ -39,7 +39,7 @@ enum Phase {
 
 enum Item {
     /// A data frame: header and tag here, the rest is the template's.
-    Frame([u8; 24]),
+    Frame([u8; 32]),
     /// A control frame.
     Ctrl(Vec<u8>),
 }
@@ -63,6 +63,10 @@ pub struct Conn {
     sent_at: VecDeque<Instant>,
     /// Payload bytes of the current echo still to discard unread (`--check-every`).
     skip: usize,
+    /// `--deflate`: inflates the server's compressed echoes (its context, if it keeps one).
+    inflater: Option<flate2::Decompress>,
+    /// The server agreed `server_no_context_takeover`: the inflater starts afresh per message.
+    inflate_reset: bool,
 }
 
 pub struct Ctx {
@@ -97,6 +101,18 @@ pub struct Ctx {
     pub tls_desc: Option<String>,
     /// Connections whose server ended TLS without a close_notify alert.
     pub no_close_notify: usize,
+    /// `--deflate`: upgrades offer permessage-deflate and must get it; compressed echoes are
+    /// inflated (zlib) and checked.
+    pub deflate: bool,
+    /// The agreed `Sec-WebSocket-Extensions` of the first connection that opened.
+    pub extension: Option<String>,
+    /// Echoes that came compressed (RSV1), and their payload bytes on the wire.
+    pub compressed_echoes: u64,
+    pub wire_down: u64,
+    /// Echoes that came as they are, and their payload bytes.
+    pub plain_echoes: u64,
+    pub plain_down: u64,
+    inflated: Vec<u8>,
 }
 
 impl Ctx {
@@ -146,6 +162,13 @@ impl Engine {
                 tls,
                 tls_desc: None,
                 no_close_notify: 0,
+                deflate: false,
+                extension: None,
+                compressed_echoes: 0,
+                wire_down: 0,
+                plain_echoes: 0,
+                plain_down: 0,
+                inflated: Vec::new(),
             },
             again: Vec::new(),
             addr,
@@ -179,6 +202,8 @@ impl Engine {
             next_recv: 0,
             sent_at: VecDeque::new(),
             skip: 0,
+            inflater: None,
+            inflate_reset: false,
         });
         Ok(())
     }
@@ -365,6 +390,16 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
                 break;
             };
             ws::check_response(&avail[..n], &ctx.accept)?;
+            if ctx.deflate {
+                // RFC 7692 §5: the server's answer names the extension and its parameters.
+                let agreed = ws::header_value(&avail[..n], "sec-websocket-extensions").unwrap_or_default();
+                if !agreed.trim_start().starts_with("permessage-deflate") {
+                    return Err(format!("--deflate: the server did not agree permessage-deflate (answer {agreed:?})"));
+                }
+                c.inflate_reset = agreed.contains("server_no_context_takeover");
+                c.inflater = Some(flate2::Decompress::new(false));
+                ctx.extension.get_or_insert(agreed);
+            }
             c.rstart += n;
             c.phase = Phase::Open;
             ctx.opened += 1;
@@ -383,6 +418,31 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
         }
         let Some(h) = ws::parse_header(avail)? else { break };
         let data = h.opcode == ws::OP_TEXT || h.opcode == ws::OP_BINARY || h.opcode == ws::OP_CONT;
+        if h.compressed {
+            // A compressed echo (RFC 7692 §6), read whole and inflated before it is checked.
+            let total = h.header_len + h.payload_len;
+            if avail.len() < total {
+                break;
+            }
+            if c.next_recv >= c.next_send {
+                return Err(format!("echo of a frame never sent (seq {})", c.next_recv));
+            }
+            let Some(z) = c.inflater.as_mut() else {
+                return Err("a compressed frame (RSV1) without permessage-deflate agreed".into());
+            };
+            inflate(z, &avail[h.header_len..total], &mut ctx.inflated, ctx.tpl.size)?;
+            if c.inflate_reset {
+                z.reset(false);
+            }
+            let plain = ws::Header { compressed: false, payload_len: ctx.inflated.len(), ..h };
+            ctx.tpl.check_echo(&plain, &ctx.inflated, false, c.next_recv)?;
+            ctx.compressed_echoes += 1;
+            ctx.wire_down += h.payload_len as u64;
+            ctx.checked_in_full += 1;
+            c.rstart += total;
+            echo_done(c, ctx);
+            continue;
+        }
         if data && (ctx.inflight == 0 || h.payload_len != ctx.tpl.size) {
             return Err(format!("unexpected data frame (opcode {}, {} bytes)", h.opcode, h.payload_len));
         }
@@ -399,6 +459,8 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
                     return Err(format!("echo of a frame never sent (seq {})", c.next_recv));
                 }
                 ctx.tpl.check_echo(&h, payload, ctx.raw, c.next_recv)?;
+                ctx.plain_echoes += 1;
+                ctx.plain_down += h.payload_len as u64;
                 c.rstart += end;
                 if end < total {
                     // Checked by its head: the rest goes unread.
@@ -440,6 +502,38 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
     if c.rstart == c.rend {
         c.rstart = 0;
         c.rend = 0;
+    }
+    Ok(())
+}
+
+/// Inflates one compressed message (its tail put back, RFC 7692 §7.2.2) into `out`, which must
+/// come to at most `max` bytes.
+fn inflate(z: &mut flate2::Decompress, payload: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), String> {
+    out.clear();
+    out.reserve(max + 1);
+    for (i, mut part) in [payload, &ws::DEFLATE_TAIL[..]].into_iter().enumerate() {
+        while !part.is_empty() {
+            let (in0, out0) = (z.total_in(), out.len());
+            let status = z.decompress_vec(part, out, flate2::FlushDecompress::Sync).map_err(|e| format!("inflating an echo: {e}"))?;
+            part = &part[(z.total_in() - in0) as usize..];
+            if out.len() > max {
+                return Err(format!("an echo inflates past {max} bytes"));
+            }
+            if status == flate2::Status::StreamEnd {
+                // A final block: the stream is over, the tail is not needed.
+                z.reset(false);
+                if i == 0 && !part.is_empty() {
+                    return Err(format!("{} bytes after an echo's final block", part.len()));
+                }
+                return Ok(());
+            }
+            if z.total_in() == in0 && out.len() == out0 {
+                if out.len() == out.capacity() {
+                    return Err(format!("an echo inflates past {max} bytes"));
+                }
+                return Err("inflating an echo made no progress".into());
+            }
+        }
     }
     Ok(())
 }

@@ -78,6 +78,12 @@ Common flags:
   --cpu N                          pin loadgen to CPU N             [default: not pinned]
   --offer-deflate                  upgrades offer permessage-deflate as browsers do (idle: the
                                    memory a server keeps once it agreed it)
+  --deflate                        echo, latency: offer permessage-deflate (as browsers do) and
+                                   require it; send a JSON text of --size bytes (128 B to 32 KiB)
+                                   compressed (RFC 7692; made once by zlib with only the tag
+                                   stored, so a send costs what a plain one does), inflate every
+                                   compressed echo with zlib (the server's context kept if it
+                                   keeps it) and check it whole; reports the bytes on the wire
   --raw                            the server echoes raw TCP bytes after the 101 (raw-tcp-echo):
                                    expect our own masked frames back
   --pid PID                        the server's pid: echo, latency and connrate also report the
@@ -117,6 +123,7 @@ struct Args {
     p99_ms: f64,
     tls: bool,
     ca: Option<String>,
+    deflate: bool,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -166,6 +173,7 @@ fn parse_args() -> Result<Args, String> {
         p99_ms: 5.0,
         tls: false,
         ca: None,
+        deflate: false,
     };
     while let Some(flag) = it.next() {
         if flag == "--offer-deflate" {
@@ -174,6 +182,11 @@ fn parse_args() -> Result<Args, String> {
         }
         if flag == "--raw" {
             a.raw = true;
+            continue;
+        }
+        if flag == "--deflate" {
+            a.deflate = true;
+            ws::OFFER_DEFLATE.store(true, std::sync::atomic::Ordering::Relaxed);
             continue;
         }
         if flag == "--tls" {
@@ -224,6 +237,9 @@ fn parse_args() -> Result<Args, String> {
     if a.size > 64 << 20 {
         return Err("--size at most 64MiB".into());
     }
+    if a.deflate && (a.raw || a.check_every > 1 || !matches!(a.scenario.as_str(), "echo" | "latency")) {
+        return Err("--deflate is for echo and latency, without --raw or --check-every".into());
+    }
     a.tls |= a.url.starts_with("wss://");
     if a.tls {
         if a.ca.is_none() {
@@ -258,6 +274,25 @@ fn tls_fields(desc: &Option<String>) -> (String, String) {
         Some(d) => (format!("\"tls\":\"{d}\""), format!("; {d}")),
         None => ("\"tls\":null".into(), String::new()),
     }
+}
+
+/// `"deflate":...` for a RESULT line (what was agreed, the payload bytes per message each way
+/// on the wire, how many echoes came compressed), and a phrase for the human one.
+fn deflate_fields(ctx: &engine::Ctx) -> (String, String) {
+    if !ctx.deflate {
+        return ("\"deflate\":null".into(), String::new());
+    }
+    let up = ctx.tpl.mean_frame_len() - ctx.tpl.header_len as f64;
+    let n = ctx.compressed_echoes + ctx.plain_echoes;
+    let down = (ctx.wire_down + ctx.plain_down) as f64 / n.max(1) as f64;
+    let ext = ctx.extension.clone().unwrap_or_default().replace('"', "'");
+    (
+        format!(
+            "\"deflate\":{{\"agreed\":\"{ext}\",\"wire_up_bytes\":{up:.1},\"wire_down_bytes\":{down:.1},\"compressed_echoes\":{},\"plain_echoes\":{}}}",
+            ctx.compressed_echoes, ctx.plain_echoes
+        ),
+        format!("; deflate {ext:?}: {up:.0} B up, {down:.0} B down per message, {} of {n} echoes compressed", ctx.compressed_echoes),
+    )
 }
 
 /// (address, Host header value, path) of a ws://127.0.0.1:PORT/PATH URL.
@@ -307,10 +342,10 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     if conns == 0 || conns > 19_500 || inflight == 0 || inflight > 4096 {
         return Err("--conns in 1..=19500, --inflight in 1..=4096".into());
     }
-    let tpl = Template::new(opcode(&a.kind), a.size);
-    let frame_len = tpl.frame.len();
+    let tpl = if a.deflate { Template::deflated(opcode(&a.kind), a.size)? } else { Template::new(opcode(&a.kind), a.size) };
     let mut e = Engine::new(addr, &host, &path, tls, tpl, a.raw, inflight, 64 * 1024)?;
     e.ctx.check_every = a.check_every;
+    e.ctx.deflate = a.deflate;
     open_all(&mut e, conns, 512, Duration::from_secs(30))?;
     let t0 = Instant::now();
     e.run_until(t0 + secs(a.warmup))?;
@@ -330,7 +365,7 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let elapsed = (m1 - m0).as_secs_f64();
     let msgs = (r1 - r0) as f64 / elapsed;
     let mbps = msgs * a.size as f64 / 1e6;
-    let wire_up = msgs * frame_len as f64 / 1e6;
+    let wire_up = msgs * e.ctx.tpl.mean_frame_len() / 1e6;
     let total: u64 = e.conns.iter().map(|c| c.next_recv).sum();
     let (tls_json, tls_human) = tls_fields(&e.ctx.tls_desc);
     if latency {
@@ -351,12 +386,13 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
             a.size, a.kind, a.raw, v.len()
         ));
     }
+    let (deflate_json, deflate_human) = deflate_fields(&e.ctx);
     println!(
-        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human}{tls_human})",
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human}{tls_human}{deflate_human})",
         conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, elapsed
     );
     Ok(format!(
-        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json}}}",
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json},{deflate_json}}}",
         a.size, a.kind, a.raw, e.ctx.checked_in_full, a.check_every, e.ctx.pings
     ))
 }

@@ -127,6 +127,15 @@ pub fn check_response(head: &[u8], accept: &str) -> Result<(), String> {
     Err("101 without Sec-WebSocket-Accept".into())
 }
 
+/// The value of header `name` (lower case) in a response head.
+pub fn header_value(head: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
 /// Appends a frame header (FIN set).
 pub fn encode_header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
     out.push(0x80 | opcode);
@@ -168,6 +177,8 @@ pub fn encode_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8
 pub struct Header {
     pub fin: bool,
     pub opcode: u8,
+    /// RSV1: a permessage-deflate message (its payload is the compressed form).
+    pub compressed: bool,
     pub mask: Option<[u8; 4]>,
     pub header_len: usize,
     pub payload_len: usize,
@@ -178,11 +189,17 @@ pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
     if b.len() < 2 {
         return Ok(None);
     }
-    if b[0] & 0x70 != 0 {
+    // RSV1 is permessage-deflate's "compressed" bit (RFC 7692 §6); the engine refuses it
+    // unless the extension was agreed. RSV2 and RSV3 are never set.
+    if b[0] & 0x30 != 0 {
         return Err(format!("reserved bits set in frame header (byte 0 = {:#04x})", b[0]));
     }
+    let compressed = b[0] & 0x40 != 0;
     let fin = b[0] & 0x80 != 0;
     let opcode = b[0] & 0x0F;
+    if compressed && !(opcode == OP_TEXT || opcode == OP_BINARY) {
+        return Err(format!("RSV1 on a frame of opcode {opcode} (RFC 7692 §6: only a message's first frame)"));
+    }
     let masked = b[1] & 0x80 != 0;
     let (len, mut n) = match b[1] & 0x7F {
         126 => {
@@ -218,26 +235,93 @@ pub fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
         None
     };
     let payload_len = usize::try_from(len).map_err(|_| "frame too long".to_string())?;
-    Ok(Some(Header { fin, opcode, mask, header_len: n, payload_len }))
+    Ok(Some(Header { fin, opcode, compressed, mask, header_len: n, payload_len }))
 }
 
-/// Tag bytes: 6 bits of the sequence number each, as ASCII 0x20..=0x5F (valid UTF-8 for text).
+/// Tag bytes: 6 bits of the sequence number each, as printable ASCII without `"` and `\\`
+/// (0x23..=0x5B, 0x5D..=0x63): valid UTF-8 for text, and inside a JSON string for `--deflate`.
 pub fn encode_tag(seq: u64, out: &mut [u8]) {
     for (i, b) in out.iter_mut().enumerate() {
-        *b = 0x20 + ((seq >> (6 * i)) & 63) as u8;
+        let v = ((seq >> (6 * i)) & 63) as u8;
+        *b = if v < 57 { 0x23 + v } else { 0x5D + (v - 57) };
     }
 }
 
 pub fn decode_tag(tag: &[u8]) -> Option<u64> {
     let mut seq = 0u64;
     for (i, &b) in tag.iter().enumerate() {
-        if !(0x20..=0x5F).contains(&b) {
-            return None;
-        }
-        seq |= ((b - 0x20) as u64) << (6 * i);
+        let v = match b {
+            0x23..=0x5B => b - 0x23,
+            0x5D..=0x63 => b - 0x5D + 57,
+            _ => return None,
+        };
+        seq |= (v as u64) << (6 * i);
     }
     Some(seq)
 }
+
+/// The tail a permessage-deflate sender leaves off each message (RFC 7692 §7.2.1).
+pub const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// A JSON text of exactly `size` bytes (at least 128) that compresses as chat traffic does
+/// (about 3 to 4 x with zlib): `{"id":"TAG…","type":"chat","messages":[{…},…]}` with users,
+/// timestamps, scores and words drawn from a fixed pseudo-random sequence. The 8 bytes at
+/// [`JSON_TAG_AT`] are the sequence tag.
+pub fn json_payload(size: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 32] = [
+        "hello", "weir", "socket", "server", "message", "room", "lobby", "deploy", "build", "green",
+        "red", "latency", "window", "frame", "deflate", "inflate", "json", "event", "publish",
+        "channel", "history", "queue", "token", "client", "browser", "proxy", "agent", "metrics",
+        "ok", "done", "retry", "again",
+    ];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut s = String::from("{\"id\":\"00000000\",\"type\":\"chat\",\"messages\":[");
+    let close = "\"}]}";
+    loop {
+        let r = next();
+        let mut item = format!(
+            "{{\"user\":\"{}{}\",\"ts\":{},\"score\":0.{:04},\"text\":\"",
+            WORDS[(r % 32) as usize],
+            (r >> 8) % 10_000,
+            1_733_480_000_000u64 + (r >> 20) % 100_000_000,
+            (r >> 40) % 10_000
+        );
+        for _ in 0..3 + next() % 6 {
+            item.push_str(WORDS[(next() % 32) as usize]);
+            item.push(' ');
+        }
+        item.push_str("\"},");
+        // Room for this item and a last one of at least 40 bytes.
+        if s.len() + item.len() + 40 + close.len() > size {
+            break;
+        }
+        s.push_str(&item);
+    }
+    // The last item's text fills the message to exactly `size` bytes.
+    s.push_str("{\"user\":\"weir\",\"text\":\"");
+    while s.len() + close.len() < size {
+        let w = WORDS[(next() % 32) as usize];
+        let room = size - close.len() - s.len();
+        if w.len() < room {
+            s.push_str(w);
+            s.push(' ');
+        } else {
+            s.push_str(&"z".repeat(room));
+        }
+    }
+    s.push_str(close);
+    debug_assert_eq!(s.len(), size);
+    s.into_bytes()
+}
+
+/// Where the tag sits in [`json_payload`].
+pub const JSON_TAG_AT: usize = 7;
 
 /// The one client frame of a given size and kind, built and masked once; each send copies it
 /// (or points at it) and patches only the masked tag.
@@ -245,6 +329,11 @@ pub struct Template {
     pub opcode: u8,
     pub size: usize,
     pub tag_len: usize,
+    /// Where the tag is in the (uncompressed) payload.
+    pub tag_off: usize,
+    /// Where the tag is in the frame's payload (after a stored block's 5-byte header when
+    /// compressed).
+    tag_wire: usize,
     /// Client header length (with the masking key).
     pub header_len: usize,
     /// The masked frame, tagged with sequence 0.
@@ -253,7 +342,17 @@ pub struct Template {
     pub payload: Vec<u8>,
     /// Sequence numbers are compared modulo this (2^(6 * tag_len)).
     pub modulus: u64,
+    /// The frame is permessage-deflate compressed (RSV1).
+    pub compressed: bool,
+    /// `--deflate`: [`VARIANTS`] different messages (frame, payload, header length), sequence `seq` being
+    /// variant `seq % VARIANTS`; empty otherwise (every message is `frame`).
+    variants: Vec<(Vec<u8>, Vec<u8>, usize)>,
 }
+
+/// `--deflate` sends this many different JSON messages in turn: more than a 32 KiB window
+/// holds at 1 KiB, so a compressor that keeps its context finds the structure and words of the
+/// messages before, not the same message again (which would compress an echo to a few bytes).
+pub const VARIANTS: u64 = 64;
 
 impl Template {
     pub fn new(opcode: u8, size: usize) -> Template {
@@ -262,33 +361,116 @@ impl Template {
         encode_tag(0, &mut payload[..tag_len]);
         let frame = encode_frame(opcode, &payload, Some(MASK));
         let header_len = frame.len() - size;
-        Template { opcode, size, tag_len, header_len, frame, payload, modulus: 1u64 << (6 * tag_len) }
+        Template {
+            opcode,
+            size,
+            tag_len,
+            tag_off: 0,
+            tag_wire: 0,
+            header_len,
+            frame,
+            payload,
+            modulus: 1u64 << (6 * tag_len),
+            compressed: false,
+            variants: Vec::new(),
+        }
+    }
+
+    /// A permessage-deflate message (RFC 7692 §7.2.1) of [`json_payload`]`(size)`, compressed
+    /// once: a stored block holds the JSON up to the end of the tag (so a send patches the tag
+    /// as in a plain frame), then the rest compressed by zlib on its own (no distance reaches
+    /// back into the tag), ended by a sync flush whose empty stored block (the tail) is
+    /// stripped. Its blocks are never final, so it is valid whether or not the server keeps the
+    /// client's context.
+    pub fn deflated(opcode: u8, size: usize) -> Result<Template, String> {
+        if !(128..=32 << 10).contains(&size) {
+            return Err("--deflate sizes are 128 B to 32 KiB".into());
+        }
+        let tag_len = 8;
+        let head = JSON_TAG_AT + tag_len;
+        let mut variants = Vec::new();
+        for v in 0..VARIANTS {
+            let mut payload = json_payload(size, v);
+            encode_tag(0, &mut payload[JSON_TAG_AT..head]);
+            // RFC 1951 §3.2.4: BFINAL 0, BTYPE 00, padded to the byte; LEN, NLEN little-endian.
+            let mut z = vec![0u8];
+            z.extend_from_slice(&(head as u16).to_le_bytes());
+            z.extend_from_slice(&(!(head as u16)).to_le_bytes());
+            z.extend_from_slice(&payload[..head]);
+            let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+            let mut rest = Vec::with_capacity(size + 64);
+            c.compress_vec(&payload[head..], &mut rest, flate2::FlushCompress::Sync).map_err(|e| format!("deflate: {e}"))?;
+            if c.total_in() as usize != size - head || !rest.ends_with(&DEFLATE_TAIL) {
+                return Err("deflate: the template did not compress whole".into());
+            }
+            rest.truncate(rest.len() - DEFLATE_TAIL.len());
+            z.extend_from_slice(&rest);
+            let mut frame = encode_frame(opcode, &z, Some(MASK));
+            frame[0] |= 0x40; // RSV1: compressed (RFC 7692 §6)
+            let header_len = frame.len() - z.len();
+            variants.push((frame, payload, header_len));
+        }
+        let (frame, payload, header_len) = variants[0].clone();
+        Ok(Template {
+            opcode,
+            size,
+            tag_len,
+            tag_off: JSON_TAG_AT,
+            tag_wire: 5 + JSON_TAG_AT,
+            header_len,
+            frame,
+            payload,
+            modulus: 1u64 << (6 * tag_len),
+            compressed: true,
+            variants,
+        })
+    }
+
+    /// The frame of message `seq` (tagged with sequence 0).
+    fn frame_of(&self, seq: u64) -> &[u8] {
+        if self.variants.is_empty() { &self.frame } else { &self.variants[(seq % VARIANTS) as usize].0 }
+    }
+
+    /// The unmasked payload of message `seq` (tagged with sequence 0).
+    fn payload_of(&self, seq: u64) -> &[u8] {
+        if self.variants.is_empty() { &self.payload } else { &self.variants[(seq % VARIANTS) as usize].1 }
+    }
+
+    /// The mean length of the frames sent.
+    pub fn mean_frame_len(&self) -> f64 {
+        if self.variants.is_empty() {
+            return self.frame.len() as f64;
+        }
+        self.variants.iter().map(|v| v.0.len()).sum::<usize>() as f64 / self.variants.len() as f64
     }
 
     /// Writes the masked tag of `seq` into `slot` (the tag's bytes of a copy of `frame`).
     fn patch(&self, seq: u64, slot: &mut [u8]) {
         encode_tag(seq, slot);
-        apply_mask(slot, MASK, 0);
+        apply_mask(slot, MASK, self.tag_wire);
     }
 
     /// Appends the frame carrying `seq` to `out`.
     pub fn append(&self, seq: u64, out: &mut Vec<u8>) {
-        let s = out.len() + self.header_len;
-        out.extend_from_slice(&self.frame);
+        let frame = self.frame_of(seq);
+        let hl = if self.variants.is_empty() { self.header_len } else { self.variants[(seq % VARIANTS) as usize].2 };
+        let s = out.len() + hl + self.tag_wire;
+        out.extend_from_slice(frame);
         self.patch(seq, &mut out[s..s + self.tag_len]);
     }
 
     /// Header and tag of the frame carrying `seq`; the rest is `frame[prefix_len()..]`.
-    pub fn prefix(&self, seq: u64) -> [u8; 24] {
-        let mut p = [0u8; 24];
+    pub fn prefix(&self, seq: u64) -> [u8; 32] {
+        let mut p = [0u8; 32];
         let n = self.prefix_len();
         p[..n].copy_from_slice(&self.frame[..n]);
-        self.patch(seq, &mut p[self.header_len..n]);
+        let s = self.header_len + self.tag_wire;
+        self.patch(seq, &mut p[s..n]);
         p
     }
 
     pub fn prefix_len(&self) -> usize {
-        self.header_len + self.tag_len
+        self.header_len + self.tag_wire + self.tag_len
     }
 
     /// Checks one echoed frame: kind, length, masking (`raw`: our masked frame comes back as
@@ -305,21 +487,27 @@ impl Template {
             return Err(format!("echo has {} bytes, expected {}", h.payload_len, self.size));
         }
         let (tl, n) = (self.tag_len, payload.len());
-        if n < tl || n > self.size {
+        let te = self.tag_off + tl;
+        if n < te || n > self.size {
             return Err(format!("internal: checking {n} bytes of a {}-byte echo", self.size));
         }
         let mut tag = [0u8; 8];
-        tag[..tl].copy_from_slice(&payload[..tl]);
+        let want_payload = self.payload_of(expected);
         let rest_ok;
         let mut first_bad = None;
         match (h.mask, raw) {
             (None, false) => {
-                rest_ok = payload[tl..] == self.payload[tl..n];
+                // The bytes before the tag (the JSON's head with --deflate), the tag, the rest.
+                tag[..tl].copy_from_slice(&payload[self.tag_off..te]);
+                rest_ok = payload[..self.tag_off] == want_payload[..self.tag_off] && payload[te..] == want_payload[te..n];
                 if !rest_ok {
-                    first_bad = mismatch(&payload[tl..], &self.payload[tl..n]).map(|i| i + tl);
+                    first_bad = mismatch(&payload[..self.tag_off], &want_payload[..self.tag_off])
+                        .or_else(|| mismatch(&payload[te..], &want_payload[te..n]).map(|i| i + te));
                 }
             }
+            (_, true) if self.compressed => return Err("--raw is not for compressed frames".into()),
             (Some(k), true) if k == MASK => {
+                tag[..tl].copy_from_slice(&payload[..tl]);
                 apply_mask(&mut tag[..tl], k, 0);
                 let want = &self.frame[self.header_len + tl..self.header_len + n];
                 rest_ok = payload[tl..] == *want;
@@ -401,7 +589,10 @@ mod tests {
                 }
             }
         }
-        assert!(parse_header(&[0xC2, 0]).is_err()); // RSV1
+        assert!(parse_header(&[0xA2, 0]).is_err()); // RSV2
+        assert!(parse_header(&[0x92, 0]).is_err()); // RSV3
+        assert!(parse_header(&[0xC2, 0]).unwrap().unwrap().compressed); // RSV1: permessage-deflate
+        assert!(parse_header(&[0xC9, 0]).is_err()); // RSV1 on a ping
         assert!(parse_header(&[0x09, 0]).is_err()); // fragmented ping
         assert!(parse_header(&[0x89, 126, 0, 126]).is_err()); // long ping
     }
@@ -536,5 +727,72 @@ mod tests {
         assert!(check(&t, &server_echo(&t, 4), false, 3).is_err());
         let z = Template::new(OP_BINARY, 0);
         check(&z, &server_echo(&z, 9), false, 9).unwrap();
+    }
+
+    /// The payload of a client frame, unmasked.
+    fn unmasked(frame: &[u8]) -> (Header, Vec<u8>) {
+        let h = parse_header(frame).unwrap().unwrap();
+        let mut p = frame[h.header_len..].to_vec();
+        apply_mask(&mut p, h.mask.unwrap(), 0);
+        (h, p)
+    }
+
+    fn zinflate(z: &mut flate2::Decompress, p: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 << 10);
+        z.decompress_vec(&[p, &DEFLATE_TAIL[..]].concat(), &mut out, flate2::FlushDecompress::Sync).unwrap();
+        out
+    }
+
+    #[test]
+    fn json_payload_is_exact_json_that_compresses_like_chat() {
+        for size in [128usize, 200, 1024, 4000, 32 << 10] {
+            let p = json_payload(size, 3);
+            assert_eq!(p.len(), size);
+            let s = std::str::from_utf8(&p).unwrap();
+            assert!(s.starts_with("{\"id\":\"00000000\"") && s.ends_with("\"}]}"), "{s}");
+            assert_eq!(s.matches('"').count() % 2, 0, "{s}");
+        }
+        assert_ne!(json_payload(1024, 0), json_payload(1024, 1));
+        let p = json_payload(1024, 0);
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut z = Vec::with_capacity(2048);
+        c.compress_vec(&p, &mut z, flate2::FlushCompress::Sync).unwrap();
+        let ratio = p.len() as f64 / z.len() as f64;
+        assert!((2.0..6.0).contains(&ratio), "1 KiB of JSON compresses {ratio:.2} x");
+    }
+
+    #[test]
+    fn deflated_template_inflates_to_the_tagged_json_in_either_context_mode() {
+        let t = Template::deflated(OP_TEXT, 1024).unwrap();
+        assert!(t.compressed && t.frame.len() < 700, "{} bytes on the wire", t.frame.len());
+        // One inflater for all messages (the server keeps the client's context) and one per
+        // message (it does not): both see each message's JSON with its tag.
+        let mut kept = flate2::Decompress::new(false);
+        for seq in (0u64..130).chain([123_456_789]) {
+            let mut f = Vec::new();
+            t.append(seq, &mut f);
+            let (h, z) = unmasked(&f);
+            assert!(h.compressed && h.fin && h.opcode == OP_TEXT);
+            for out in [zinflate(&mut kept, &z), zinflate(&mut flate2::Decompress::new(false), &z)] {
+                assert_eq!(out.len(), 1024);
+                assert_eq!(decode_tag(&out[JSON_TAG_AT..JSON_TAG_AT + 8]), Some(seq % t.modulus));
+                assert!(std::str::from_utf8(&out).is_ok());
+                let plain = Header { compressed: false, mask: None, payload_len: out.len(), ..h };
+                t.check_echo(&plain, &out, false, seq).unwrap();
+                let e = t.check_echo(&plain, &out, false, seq + 1).unwrap_err();
+                assert!(e.contains("duplicated or reordered"), "{e}");
+                let mut bad = out.clone();
+                bad[3] ^= 1;
+                assert!(t.check_echo(&plain, &bad, false, seq).unwrap_err().contains("at byte 3"));
+                let mut bad = out.clone();
+                bad[1000] ^= 1;
+                assert!(t.check_echo(&plain, &bad, false, seq).unwrap_err().contains("at byte 1000"));
+                // Another variant's JSON with this sequence's tag is caught.
+                let mut other = t.payload_of(seq + 1).to_vec();
+                other[JSON_TAG_AT..JSON_TAG_AT + 8].copy_from_slice(&out[JSON_TAG_AT..JSON_TAG_AT + 8]);
+                assert!(t.check_echo(&plain, &other, false, seq).unwrap_err().contains("corrupted echo payload"));
+            }
+        }
+        assert!(Template::deflated(OP_TEXT, 127).is_err());
     }
 }

@@ -7,14 +7,18 @@ const { announce } = require('./addr');
 
 const MAX = 64 * 1024 * 1024;
 
-function serveEcho(app, host, port) {
+// `compression`: uWS.DISABLED (the default) or a compressor | decompressor pair
+// (uws-deflate-*-echo.js).
+function serveEcho(app, host, port, compression = uWS.DISABLED) {
+  // send()'s third argument asks for compression (uWS compresses nothing without it).
+  const compress = compression !== uWS.DISABLED;
   app
     .ws('/*', {
       maxPayloadLength: MAX,
       maxBackpressure: MAX,
       idleTimeout: 0,
-      compression: uWS.DISABLED, // 0
-      message: (ws, msg, isBinary) => ws.send(msg, isBinary),
+      compression,
+      message: (ws, msg, isBinary) => ws.send(msg, isBinary, compress),
     })
     .listen(host, port, (token) => {
       if (!token) {
