@@ -277,4 +277,128 @@ mod with_tls {
         assert_eq!(common::status(&head), 502, "{head}\n{}", unverified.log());
         logged(&unverified, "invalid peer certificate");
     }
+
+    /// Runs `program ARGS` with stdin closed, at most 20 s; returns (success, stdout, stderr).
+    /// A program that cannot be run fails the test with `install` (unless skipped: `None`).
+    fn run_external(program: &str, install: &str, args: &[&str]) -> Option<(bool, String)> {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                common::missing_external(
+                    program,
+                    &format!("`{program}` cannot be run ({e}): {install}"),
+                );
+                return None;
+            }
+        };
+        let exit = eventually(Duration::from_secs(20), || child.try_wait().unwrap());
+        if exit.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some((out.status.success(), text))
+    }
+
+    /// The DNS names of the certificate weir presents to a python `ssl` client that asks for
+    /// `name` (SNI; `None`: asks for none), verified against the CA of `certs` (the test CAs
+    /// share a subject name, so the client is given the one expected).
+    fn python_sni(port: u16, name: Option<&str>, certs: &Certs) -> Option<String> {
+        const SCRIPT: &str = "import socket, ssl, sys
+port, name, ca = int(sys.argv[1]), sys.argv[2] or None, sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False  # the chain is verified; which name it has is the question
+with socket.create_connection(('127.0.0.1', port), timeout=10) as s:
+    with ctx.wrap_socket(s, server_hostname=name) as t:
+        print(' '.join(v for k, v in t.getpeercert()['subjectAltName'] if k == 'DNS'))
+";
+        let port = port.to_string();
+        let ca = certs.ca_str();
+        let args = ["-c", SCRIPT, &port, name.unwrap_or(""), &ca];
+        let (ok, out) = run_external("python3", "apt-get install python3", &args)?;
+        assert!(ok, "python3 ssl client failed:\n{out}");
+        Some(out.trim().to_string())
+    }
+
+    #[test]
+    fn sni_picks_the_certificate_for_the_name_asked_and_the_first_for_any_other() {
+        let first = Certs::new();
+        let other = Certs::for_names(&["other.test"]);
+        let pair = Certs::for_names(&["a.test", "b.test"]);
+        let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+        let (c2, k2, c3, k3) =
+            (path(other.cert()), path(other.key()), path(pair.cert()), path(pair.key()));
+        let srv = TlsBinary::start(
+            &first,
+            &["--tls-cert", &c2, "--tls-key", &k2, "--tls-cert", &c3, "--tls-key", &k3],
+        );
+        let port = srv.tls.port();
+        let Some(got) = python_sni(port, Some("other.test"), &other) else { return };
+        assert_eq!(got, "other.test");
+        assert_eq!(python_sni(port, Some("b.test"), &pair).unwrap(), "a.test b.test");
+        assert_eq!(python_sni(port, Some("A.TEST"), &pair).unwrap(), "a.test b.test");
+        // The first pair: for its own name, for a name no pair has, and with no SNI at all.
+        assert_eq!(python_sni(port, Some("localhost"), &first).unwrap(), "localhost");
+        assert_eq!(python_sni(port, Some("nowhere.test"), &first).unwrap(), "localhost");
+        assert_eq!(python_sni(port, None, &first).unwrap(), "localhost");
+        // SIGHUP re-reads every pair.
+        sighup(srv.bin.pid());
+        let log = srv.bin.log_with("tls certificate reloaded", Duration::from_secs(5));
+        assert!(log.contains("pairs=3"), "{log}");
+        assert_eq!(python_sni(port, Some("other.test"), &other).unwrap(), "other.test");
+        tls::canary(srv.tls, &first.ca());
+        // A certificate without its key is refused at start-up, with the reason.
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["--listen-tls", "127.0.0.1:0", "--tls-cert", &c2, "--tls-cert", &c3])
+            .args(["--tls-key", &k2])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--tls-cert given 2 times and --tls-key 1"), "{err}");
+    }
+
+    #[test]
+    fn a_renegotiation_attempt_costs_only_that_connection() {
+        let certs = Certs::new();
+        let srv = TlsBinary::start(&certs, &[]);
+        let ca = certs.ca();
+        let mut open = tls::ws(srv.tls, &ca, "/echo");
+        // TLS 1.2 (TLS 1.3 has no renegotiation), then `R`: openssl sends a second ClientHello
+        // on the open session. rustls answers with a no_renegotiation warning (RFC 5246
+        // §7.2.2), which openssl takes as the end of the connection.
+        let connect = format!("127.0.0.1:{}", srv.tls.port());
+        let script = format!(
+            "(sleep 1; echo R; sleep 3) | openssl s_client -connect {connect} -tls1_2 \
+             -CAfile '{}' -servername localhost",
+            ca.display()
+        );
+        let install = "apt-get install openssl";
+        let Some((ok, out)) = run_external("sh", install, &["-c", &script]) else { return };
+        if out.contains("not found") && out.contains("openssl") {
+            common::missing_external("openssl", &format!("`openssl` is missing: {install}"));
+            return;
+        }
+        assert!(!ok, "the renegotiation went through:\n{out}");
+        assert!(out.contains("Protocol  : TLSv1.2"), "{out}");
+        assert!(out.contains("RENEGOTIATING"), "{out}");
+        assert!(out.contains("no renegotiation"), "{out}");
+        logged(&srv.bin, "tls failed");
+        assert!(srv.bin.log().contains("HandshakeFailure"), "{}", srv.bin.log());
+        // The connection opened before, and a new one, are served as ever.
+        open.send(Message::text("still here")).unwrap();
+        assert_eq!(open.read().unwrap(), Message::text("still here"));
+        tls::canary(srv.tls, &ca);
+    }
 }
