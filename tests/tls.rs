@@ -278,25 +278,32 @@ mod with_tls {
         logged(&unverified, "invalid peer certificate");
     }
 
-    /// Runs `program ARGS` with stdin closed, at most 20 s; returns (success, stdout, stderr).
-    /// A program that cannot be run fails the test with `install` (unless skipped: `None`).
-    fn run_external(program: &str, install: &str, args: &[&str]) -> Option<(bool, String)> {
+    /// Starts `program ARGS` with `stdin` and its output piped. A program that cannot be run
+    /// fails the test with `install` (unless skipped: `None`).
+    fn spawn_external(
+        program: &str,
+        install: &str,
+        args: &[&str],
+        stdin: Stdio,
+    ) -> Option<std::process::Child> {
         let child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                common::missing_external(
-                    program,
-                    &format!("`{program}` cannot be run ({e}): {install}"),
-                );
-                return None;
-            }
-        };
+        child
+            .map_err(|e| {
+                let why = format!("`{program}` cannot be run ({e}): {install}");
+                common::missing_external(program, &why);
+            })
+            .ok()
+    }
+
+    /// Runs `program ARGS` with stdin closed, at most 20 s; returns whether it succeeded, and
+    /// its stdout and stderr (`None`: skipped, see [`spawn_external`]).
+    fn run_external(program: &str, install: &str, args: &[&str]) -> Option<(bool, String)> {
+        let mut child = spawn_external(program, install, args, Stdio::null())?;
         let exit = eventually(Duration::from_secs(20), || child.try_wait().unwrap());
         if exit.is_none() {
             let _ = child.kill();
@@ -375,21 +382,57 @@ with socket.create_connection(('127.0.0.1', port), timeout=10) as s:
         let srv = TlsBinary::start(&certs, &[]);
         let ca = certs.ca();
         let mut open = tls::ws(srv.tls, &ca, "/echo");
-        // TLS 1.2 (TLS 1.3 has no renegotiation), then `R`: openssl sends a second ClientHello
-        // on the open session. rustls answers with a no_renegotiation warning (RFC 5246
-        // §7.2.2), which openssl takes as the end of the connection.
+        // TLS 1.2 (TLS 1.3 has no renegotiation), then `R` once the handshake is done:
+        // openssl sends a second ClientHello on the open session. rustls answers with a
+        // no_renegotiation warning (RFC 5246 §7.2.2), which openssl takes as the end.
         let connect = format!("127.0.0.1:{}", srv.tls.port());
-        let script = format!(
-            "(sleep 1; echo R; sleep 3) | openssl s_client -connect {connect} -tls1_2 \
-             -CAfile '{}' -servername localhost",
-            ca.display()
-        );
+        let ca_arg = ca.to_str().unwrap();
+        let args = ["s_client", "-connect", &connect, "-tls1_2", "-CAfile", ca_arg];
+        let args = [&args[..], &["-servername", "localhost"]].concat();
         let install = "apt-get install openssl";
-        let Some((ok, out)) = run_external("sh", install, &["-c", &script]) else { return };
-        if out.contains("not found") && out.contains("openssl") {
-            common::missing_external("openssl", &format!("`openssl` is missing: {install}"));
+        let Some(mut child) = spawn_external("openssl", install, &args, Stdio::piped()) else {
             return;
+        };
+        // Its stdout and stderr, line by line, into one channel.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for pipe in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
         }
+        drop(tx);
+        // Waits (at most 10 s) for `what` among the lines, keeping them in `seen`.
+        fn wait_for(rx: &std::sync::mpsc::Receiver<String>, seen: &mut String, what: &str) -> bool {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !seen.contains(what) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) => *seen += &(line + "\n"),
+                    Err(_) => break,
+                }
+            }
+            seen.contains(what)
+        }
+        let mut seen = String::new();
+        assert!(wait_for(&rx, &mut seen, "Verify return code"), "no handshake:\n{seen}");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"R\n").unwrap();
+        stdin.flush().unwrap();
+        // openssl gives up on its own (stdin stays open, so only the failure ends it).
+        wait_for(&rx, &mut seen, "no renegotiation");
+        let exit = eventually(Duration::from_secs(10), || child.try_wait().unwrap());
+        if exit.is_none() {
+            let _ = child.kill();
+        }
+        drop(stdin);
+        let ok = child.wait().unwrap().success();
+        let out = seen;
         assert!(!ok, "the renegotiation went through:\n{out}");
         assert!(out.contains("Protocol  : TLSv1.2"), "{out}");
         assert!(out.contains("RENEGOTIATING"), "{out}");
