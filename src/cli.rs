@@ -37,10 +37,11 @@ pub struct Options {
     pub listen: Vec<String>,
     /// Addresses that speak TLS (HTTPS and WSS), as `listen`.
     pub listen_tls: Vec<String>,
-    /// The PEM certificate chain of the TLS listeners.
-    pub tls_cert: Option<String>,
-    /// The PEM private key of `tls_cert`.
-    pub tls_key: Option<String>,
+    /// The PEM certificate chains of the TLS listeners: the first is the default, a later one
+    /// is presented to clients asking (SNI) for a name it is valid for.
+    pub tls_cert: Vec<String>,
+    /// The PEM private keys of `tls_cert`, in the same order.
+    pub tls_key: Vec<String>,
     /// PEM roots `wss://` routes are verified against (none: the system's).
     pub tls_ca: Option<String>,
     /// `wss://` routes verify no certificate (testing only).
@@ -148,8 +149,8 @@ impl Default for Options {
         Self {
             listen: vec![String::from("127.0.0.1:8080")],
             listen_tls: Vec::new(),
-            tls_cert: None,
-            tls_key: None,
+            tls_cert: Vec::new(),
+            tls_key: Vec::new(),
             tls_ca: None,
             insecure: false,
             echo: vec![String::from("/echo")],
@@ -639,24 +640,27 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "tls-cert",
         metavar: Some("PEM"),
-        repeatable: false,
+        repeatable: true,
         group: Group::Listening,
         default: "",
-        help: "Certificate chain (PEM, leaf first) for --listen-tls; re-read on SIGHUP.",
+        help: "Certificate chain (PEM, leaf first) for --listen-tls; re-read on SIGHUP. Given \
+               more than once (one --tls-key each, in the same order), a client asking (SNI) \
+               for a name a later certificate is valid for gets that one, any other the first.",
         setter: Setter::Serve(|o, v| {
-            o.tls_cert = Some(non_empty(v)?);
+            o.tls_cert.push(non_empty(v)?);
             Ok(())
         }),
     },
     Flag {
         name: "tls-key",
         metavar: Some("PEM"),
-        repeatable: false,
+        repeatable: true,
         group: Group::Listening,
         default: "",
-        help: "Private key (PEM) of --tls-cert; re-read on SIGHUP.",
+        help: "Private key (PEM) of --tls-cert, one per --tls-cert in the same order; re-read \
+               on SIGHUP.",
         setter: Setter::Serve(|o, v| {
-            o.tls_key = Some(non_empty(v)?);
+            o.tls_key.push(non_empty(v)?);
             Ok(())
         }),
     },
@@ -1804,8 +1808,8 @@ mod tests {
             Options {
                 listen: vec!["0.0.0.0:80".into(), "[::]:8443".into()],
                 listen_tls: vec!["0.0.0.0:443".into()],
-                tls_cert: Some("c.pem".into()),
-                tls_key: Some("k.pem".into()),
+                tls_cert: vec!["c.pem".into()],
+                tls_key: vec!["k.pem".into()],
                 tls_ca: Some("ca.pem".into()),
                 insecure: true,
                 echo: vec!["/a".into(), "/b/c".into()],

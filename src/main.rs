@@ -64,11 +64,24 @@ fn serve(opts: Options) -> ExitCode {
             }
         }
     }
+    // One key per certificate, paired in the order given.
+    if opts.tls_cert.len() != opts.tls_key.len() {
+        eprintln!(
+            "weir: --tls-cert given {} times and --tls-key {}: one key for each certificate, in \
+             the same order",
+            opts.tls_cert.len(),
+            opts.tls_key.len()
+        );
+        return ExitCode::from(2);
+    }
+    let mut pairs = opts.tls_cert.iter().zip(&opts.tls_key).map(|(c, k)| (c.into(), k.into()));
+    let (tls_cert, tls_key) = pairs.next().unzip();
     let config = Config {
         listen,
         listen_tls,
-        tls_cert: opts.tls_cert.clone().map(Into::into),
-        tls_key: opts.tls_key.clone().map(Into::into),
+        tls_cert,
+        tls_key,
+        tls_more: pairs.collect(),
         tls_ca: opts.tls_ca.clone().map(Into::into),
         tls_insecure: opts.insecure,
         max_connections: opts.max_connections,

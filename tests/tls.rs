@@ -277,4 +277,171 @@ mod with_tls {
         assert_eq!(common::status(&head), 502, "{head}\n{}", unverified.log());
         logged(&unverified, "invalid peer certificate");
     }
+
+    /// Starts `program ARGS` with `stdin` and its output piped. A program that cannot be run
+    /// fails the test with `install` (unless skipped: `None`).
+    fn spawn_external(
+        program: &str,
+        install: &str,
+        args: &[&str],
+        stdin: Stdio,
+    ) -> Option<std::process::Child> {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        child
+            .map_err(|e| {
+                let why = format!("`{program}` cannot be run ({e}): {install}");
+                common::missing_external(program, &why);
+            })
+            .ok()
+    }
+
+    /// Runs `program ARGS` with stdin closed, at most 20 s; returns whether it succeeded, and
+    /// its stdout and stderr (`None`: skipped, see [`spawn_external`]).
+    fn run_external(program: &str, install: &str, args: &[&str]) -> Option<(bool, String)> {
+        let mut child = spawn_external(program, install, args, Stdio::null())?;
+        let exit = eventually(Duration::from_secs(20), || child.try_wait().unwrap());
+        if exit.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some((out.status.success(), text))
+    }
+
+    /// The DNS names of the certificate weir presents to a python `ssl` client that asks for
+    /// `name` (SNI; `None`: asks for none), verified against the CA of `certs` (the test CAs
+    /// share a subject name, so the client is given the one expected).
+    fn python_sni(port: u16, name: Option<&str>, certs: &Certs) -> Option<String> {
+        const SCRIPT: &str = "import socket, ssl, sys
+port, name, ca = int(sys.argv[1]), sys.argv[2] or None, sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False  # the chain is verified; which name it has is the question
+with socket.create_connection(('127.0.0.1', port), timeout=10) as s:
+    with ctx.wrap_socket(s, server_hostname=name) as t:
+        print(' '.join(v for k, v in t.getpeercert()['subjectAltName'] if k == 'DNS'))
+";
+        let port = port.to_string();
+        let ca = certs.ca_str();
+        let args = ["-c", SCRIPT, &port, name.unwrap_or(""), &ca];
+        let (ok, out) = run_external("python3", "apt-get install python3", &args)?;
+        assert!(ok, "python3 ssl client failed:\n{out}");
+        Some(out.trim().to_string())
+    }
+
+    #[test]
+    fn sni_picks_the_certificate_for_the_name_asked_and_the_first_for_any_other() {
+        let first = Certs::new();
+        let other = Certs::for_names(&["other.test"]);
+        let pair = Certs::for_names(&["a.test", "b.test"]);
+        let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+        let (c2, k2, c3, k3) =
+            (path(other.cert()), path(other.key()), path(pair.cert()), path(pair.key()));
+        let srv = TlsBinary::start(
+            &first,
+            &["--tls-cert", &c2, "--tls-key", &k2, "--tls-cert", &c3, "--tls-key", &k3],
+        );
+        let port = srv.tls.port();
+        let Some(got) = python_sni(port, Some("other.test"), &other) else { return };
+        assert_eq!(got, "other.test");
+        assert_eq!(python_sni(port, Some("b.test"), &pair).unwrap(), "a.test b.test");
+        assert_eq!(python_sni(port, Some("A.TEST"), &pair).unwrap(), "a.test b.test");
+        // The first pair: for its own name, for a name no pair has, and with no SNI at all.
+        assert_eq!(python_sni(port, Some("localhost"), &first).unwrap(), "localhost");
+        assert_eq!(python_sni(port, Some("nowhere.test"), &first).unwrap(), "localhost");
+        assert_eq!(python_sni(port, None, &first).unwrap(), "localhost");
+        // SIGHUP re-reads every pair.
+        sighup(srv.bin.pid());
+        let log = srv.bin.log_with("tls certificate reloaded", Duration::from_secs(5));
+        assert!(log.contains("pairs=3"), "{log}");
+        assert_eq!(python_sni(port, Some("other.test"), &other).unwrap(), "other.test");
+        tls::canary(srv.tls, &first.ca());
+        // A certificate without its key is refused at start-up, with the reason.
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["--listen-tls", "127.0.0.1:0", "--tls-cert", &c2, "--tls-cert", &c3])
+            .args(["--tls-key", &k2])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--tls-cert given 2 times and --tls-key 1"), "{err}");
+    }
+
+    #[test]
+    fn a_renegotiation_attempt_costs_only_that_connection() {
+        let certs = Certs::new();
+        let srv = TlsBinary::start(&certs, &[]);
+        let ca = certs.ca();
+        let mut open = tls::ws(srv.tls, &ca, "/echo");
+        // TLS 1.2 (TLS 1.3 has no renegotiation), then `R` once the handshake is done:
+        // openssl sends a second ClientHello on the open session. rustls answers with a
+        // no_renegotiation warning (RFC 5246 §7.2.2), which openssl takes as the end.
+        let connect = format!("127.0.0.1:{}", srv.tls.port());
+        let ca_arg = ca.to_str().unwrap();
+        let args = ["s_client", "-connect", &connect, "-tls1_2", "-CAfile", ca_arg];
+        let args = [&args[..], &["-servername", "localhost"]].concat();
+        let install = "apt-get install openssl";
+        let Some(mut child) = spawn_external("openssl", install, &args, Stdio::piped()) else {
+            return;
+        };
+        // Its stdout and stderr, line by line, into one channel.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for pipe in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        // Waits (at most 10 s) for `what` among the lines, keeping them in `seen`.
+        fn wait_for(rx: &std::sync::mpsc::Receiver<String>, seen: &mut String, what: &str) -> bool {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !seen.contains(what) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) => *seen += &(line + "\n"),
+                    Err(_) => break,
+                }
+            }
+            seen.contains(what)
+        }
+        let mut seen = String::new();
+        assert!(wait_for(&rx, &mut seen, "Verify return code"), "no handshake:\n{seen}");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"R\n").unwrap();
+        stdin.flush().unwrap();
+        // openssl gives up on its own (stdin stays open, so only the failure ends it).
+        wait_for(&rx, &mut seen, "no renegotiation");
+        let exit = eventually(Duration::from_secs(10), || child.try_wait().unwrap());
+        if exit.is_none() {
+            let _ = child.kill();
+        }
+        drop(stdin);
+        let ok = child.wait().unwrap().success();
+        let out = seen;
+        assert!(!ok, "the renegotiation went through:\n{out}");
+        assert!(out.contains("Protocol  : TLSv1.2"), "{out}");
+        assert!(out.contains("RENEGOTIATING"), "{out}");
+        assert!(out.contains("no renegotiation"), "{out}");
+        logged(&srv.bin, "tls failed");
+        assert!(srv.bin.log().contains("HandshakeFailure"), "{}", srv.bin.log());
+        // The connection opened before, and a new one, are served as ever.
+        open.send(Message::text("still here")).unwrap();
+        assert_eq!(open.read().unwrap(), Message::text("still here"));
+        tls::canary(srv.tls, &ca);
+    }
 }

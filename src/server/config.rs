@@ -18,6 +18,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// More certificate chains and their keys (PEM): a client hello asking (SNI) for a name
+    /// one of them is valid for gets the first such, any other gets `tls_cert`.
+    pub tls_more: Vec<(PathBuf, PathBuf)>,
     /// The PEM roots outbound `wss://` connections are verified against (`None`: the system's).
     pub tls_ca: Option<PathBuf>,
     /// Outbound `wss://` connections verify no certificate (for tests only).
@@ -57,6 +60,7 @@ impl Default for Config {
             listen_tls: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            tls_more: Vec::new(),
             tls_ca: None,
             tls_insecure: false,
             max_connections: 10_000,

@@ -18,9 +18,12 @@ use std::sync::Arc;
 
 use mio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::verify_server_name;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::server::Config;
@@ -530,12 +533,38 @@ impl Drop for TlsStream {
     }
 }
 
-/// Reads a PEM certificate chain and its private key into a server configuration (ALPN
-/// `http/1.1`: RFC 7301 §3.1, the one protocol weir speaks over TLS).
+/// Reads PEM certificate chains and their private keys into a server configuration (ALPN
+/// `http/1.1`: RFC 7301 §3.1, the one protocol weir speaks over TLS). With several pairs, a
+/// client hello gets the first pair whose certificate is valid for the name it asks for (SNI,
+/// RFC 6066 §3), and the first pair when it asks for none or for a name none has.
 ///
 /// # Errors
-/// A file that cannot be read, holds no certificate or no key, or a key that does not match.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+/// No pair; a file that cannot be read, holds no certificate or no key; a key that does not
+/// match its certificate.
+pub fn server_config(pairs: &[(PathBuf, PathBuf)]) -> Result<Arc<ServerConfig>, String> {
+    let provider = provider();
+    let keys = pairs
+        .iter()
+        .map(|(cert, key)| certified_key(cert, key, &provider))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err("no certificate and key".into());
+    }
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(ByName(keys)));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// One certificate chain and its private key, checked to match.
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, String> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", cert.display()))?;
@@ -544,14 +573,34 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     }
     let key_der =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let both = |e: rustls::Error| format!("{} and {}: {e}", cert.display(), key.display());
+    let ck = CertifiedKey::from_der(chain, key_der, provider).map_err(both)?;
+    // The leaf must parse for the name checks below (from_der may not have parsed it).
+    ck.end_entity_cert().and_then(ParsedCertificate::try_from).map_err(both)?;
+    Ok(Arc::new(ck))
+}
+
+/// The certificates a TLS listener presents, in `--tls-cert` order: the first valid for the
+/// client hello's name (RFC 6066 §3), else the first.
+#[derive(Debug)]
+struct ByName(Vec<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let first = self.0.first()?;
+        let wanted = match hello.server_name().map(ServerName::try_from) {
+            Some(Ok(name)) if self.0.len() > 1 => name,
+            _ => return Some(Arc::clone(first)),
+        };
+        // The same check a client makes (webpki, through rustls): no name parsing of our own.
+        let valid = |ck: &&Arc<CertifiedKey>| {
+            ck.end_entity_cert()
+                .and_then(ParsedCertificate::try_from)
+                .and_then(|leaf| verify_server_name(&leaf, &wanted))
+                .is_ok()
+        };
+        Some(Arc::clone(self.0.iter().find(valid).unwrap_or(first)))
+    }
 }
 
 /// How outbound `wss://` connections are made: the roots the server's certificate must chain
@@ -675,7 +724,8 @@ impl ServerCertVerifier for NoVerifier {
 #[derive(Debug, Default)]
 pub(crate) struct TlsContext {
     server: Option<Arc<ServerConfig>>,
-    files: Option<(PathBuf, PathBuf)>,
+    /// The certificate and key files, the default pair first (`tls_cert`, then `tls_more`).
+    files: Vec<(PathBuf, PathBuf)>,
     dialer: Option<Dialer>,
     ca: Option<PathBuf>,
     insecure: bool,
@@ -684,14 +734,17 @@ pub(crate) struct TlsContext {
 impl TlsContext {
     pub(crate) fn new(config: &Config) -> io::Result<Self> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-        let files = match (&config.tls_cert, &config.tls_key) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            (None, None) if config.listen_tls.is_empty() => None,
+        let mut files = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => vec![(c.clone(), k.clone())],
+            (None, None) if config.listen_tls.is_empty() && config.tls_more.is_empty() => {
+                Vec::new()
+            }
             _ => return Err(invalid("TLS listeners need both --tls-cert and --tls-key".into())),
         };
-        let server = match &files {
-            Some((c, k)) => Some(server_config(c, k).map_err(invalid)?),
-            None => None,
+        files.extend(config.tls_more.iter().cloned());
+        let server = match files.is_empty() {
+            false => Some(server_config(&files).map_err(invalid)?),
+            true => None,
         };
         let mut tls = Self {
             server,
@@ -706,17 +759,22 @@ impl TlsContext {
         Ok(tls)
     }
 
-    /// SIGHUP: the certificate and key are read again; connections open keep the session they
-    /// have, new ones get the new pair. A pair that does not load keeps the old one.
+    /// SIGHUP: the certificates and keys are read again; connections open keep the session they
+    /// have, new ones get the new pairs. If any pair does not load, all the old ones stay.
     pub(crate) fn reload(&mut self) {
-        let Some((cert, key)) = &self.files else {
+        let Some((cert, key)) = self.files.first() else {
             info!("SIGHUP: no TLS certificate to reload");
             return;
         };
-        match server_config(cert, key) {
+        match server_config(&self.files) {
             Ok(config) => {
                 self.server = Some(config);
-                info!("tls certificate reloaded", cert = cert.display(), key = key.display());
+                info!(
+                    "tls certificate reloaded",
+                    cert = cert.display(),
+                    key = key.display(),
+                    pairs = self.files.len()
+                );
             }
             Err(e) => warn!("tls reload failed: keeping the certificate loaded before", error = e),
         }

@@ -200,7 +200,11 @@ pub(crate) struct TlsContext;
 #[cfg(not(feature = "tls"))]
 impl TlsContext {
     pub(crate) fn new(config: &crate::server::Config) -> io::Result<Self> {
-        if config.listen_tls.is_empty() && config.tls_cert.is_none() && config.tls_key.is_none() {
+        if config.listen_tls.is_empty()
+            && config.tls_cert.is_none()
+            && config.tls_key.is_none()
+            && config.tls_more.is_empty()
+        {
             Ok(Self)
         } else {
             Err(io::Error::new(io::ErrorKind::Unsupported, NO_TLS))
