@@ -8,8 +8,10 @@
 //! hold bytes, so an idle TLS connection costs about 4.2 KB against 0.6 KB for a plain one
 //! (rustls's buffered `Connection` kept a read buffer of 4 KiB or more: 7.8 KB;
 //! docs/operations.md, "TLS"). The buffers come from the allocator, not the runtime's pool,
-//! which the transport does not reach.
+//! which the transport does not reach. Records are read, decrypted and encrypted in one set of
+//! working buffers per thread ([`Scratch`]); a connection copies out only what is left over.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -90,13 +92,89 @@ enum Session {
     Client(rustls::client::UnbufferedClientConnection),
 }
 
-/// Ciphertext read from the socket at a time: one whole record (RFC 8446 §5.2).
+/// One whole record of ciphertext (RFC 8446 §5.2: 2^14 + 256 bytes and a 5-byte header).
 const READ_CHUNK: usize = (16 << 10) + 256 + 5;
+/// Ciphertext read from the socket at a time, at most: four whole records, so a burst of large
+/// messages takes one read(2), not one a record.
+const READ_MAX: usize = 4 * READ_CHUNK;
 /// Most plaintext held for the handshake to end (a client's request head).
 const EARLY_MAX: usize = 64 << 10;
 /// Most ciphertext held unprocessed: rustls takes a handshake message of up to 64 KiB, records
 /// of up to 16 KiB + 2 KiB (RFC 8446 §5.2); past this the peer is sending what it cannot use.
 const INCOMING_MAX: usize = 80 << 10;
+
+/// The working buffers of every TLS stream of a thread (the loop runs on one): records read
+/// are decrypted in `input`, records made are encoded in `output` and written from there,
+/// small pieces are gathered in `plain`. Zeroed once and kept, so a read or a write costs no
+/// allocation and no zeroing; a stream keeps in buffers of its own only what is left over (a
+/// record cut by a read's end, ciphertext the socket did not take), so an idle one holds none.
+#[derive(Default)]
+struct Scratch {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// Runs `f` with the thread's [`Scratch`] (a fresh one if it is in use or gone: never a panic).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    let r = f(&mut scratch);
+    let _ = SCRATCH.try_with(|c| c.set(scratch));
+    r
+}
+
+/// Ciphertext a pass made, in the scratch's `output` from 0 to `len` (the buffer beyond is
+/// initialised already: it grows, never shrinks, and is never zeroed again).
+struct Records<'a> {
+    buf: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl Records<'_> {
+    /// Appends what `f` writes into the room after `len`, growing the room to what `f` says it
+    /// needs.
+    fn append(
+        &mut self,
+        mut f: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+    ) -> io::Result<()> {
+        let mut room = 1024;
+        loop {
+            if self.buf.len() < self.len + room {
+                self.buf.resize(self.len + room, 0);
+            }
+            match f(&mut self.buf[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(());
+                }
+                Err(Some(needed)) if needed > self.buf.len() - self.len => room = needed,
+                Err(_) => return Err(tls_error("a TLS record could not be encoded")),
+            }
+        }
+    }
+}
+
+/// What a pass reads into and encrypts from, besides the session's own buffers.
+struct Pass<'a> {
+    /// Plaintext decrypted goes here, past `filled`.
+    out: &'a mut [u8],
+    filled: usize,
+    /// Plaintext to encrypt if the session is open; `encrypted` is set to its length then.
+    send: &'a [u8],
+    encrypted: usize,
+    /// This side's close_notify is to be queued.
+    close_notify: bool,
+}
+
+impl<'a> Pass<'a> {
+    fn send(send: &'a [u8], close_notify: bool) -> Self {
+        Self { out: &mut [], filled: 0, send, encrypted: 0, close_notify }
+    }
+}
 
 /// What one pass of the session over the ciphertext held came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,15 +190,11 @@ enum Step {
 }
 
 /// The buffers a pass works on, apart from the session and its input.
-struct Io<'a> {
-    outgoing: &'a mut Vec<u8>,
-    out: &'a mut [u8],
-    filled: &'a mut usize,
+struct Io<'a, 'r, 'p> {
+    outgoing: &'a mut Records<'r>,
+    pass: &'a mut Pass<'p>,
     plain_in: &'a mut Vec<u8>,
     plain_out: &'a mut Vec<u8>,
-    send: &'a [u8],
-    encrypted: &'a mut usize,
-    close_notify: bool,
     notified: &'a mut bool,
 }
 
@@ -128,35 +202,12 @@ fn tls_error(e: impl fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Appends what `f` writes into a slice, growing the room to what it says it needs.
-fn append(
-    buf: &mut Vec<u8>,
-    mut f: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
-) -> io::Result<()> {
-    let start = buf.len();
-    let mut room = 1024;
-    loop {
-        buf.resize(start + room, 0);
-        match f(&mut buf[start..]) {
-            Ok(n) => {
-                buf.truncate(start + n);
-                return Ok(());
-            }
-            Err(Some(needed)) if needed > room => room = needed,
-            Err(_) => {
-                buf.truncate(start);
-                return Err(tls_error("a TLS record could not be encoded"));
-            }
-        }
-    }
-}
-
 fn encrypt<Data>(
     w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
     data: &[u8],
-    outgoing: &mut Vec<u8>,
+    outgoing: &mut Records<'_>,
 ) -> io::Result<()> {
-    append(outgoing, |out| {
+    outgoing.append(|out| {
         w.encrypt(data, out).map_err(|e| match e {
             rustls::unbuffered::EncryptError::InsufficientSize(s) => Some(s.required_size),
             _ => None,
@@ -168,7 +219,7 @@ fn encrypt<Data>(
 /// ciphertext consumed and what came of it.
 fn act<Data>(
     status: rustls::unbuffered::UnbufferedStatus<'_, '_, Data>,
-    io: &mut Io<'_>,
+    io: &mut Io<'_, '_, '_>,
 ) -> io::Result<(usize, Step)> {
     use rustls::unbuffered::{AppDataRecord, ConnectionState, EncodeError};
     let mut discard = status.discard;
@@ -178,9 +229,10 @@ fn act<Data>(
             while let Some(record) = r.next_record() {
                 let AppDataRecord { discard: d, payload } = record.map_err(tls_error)?;
                 discard += d;
-                let k = payload.len().min(io.out.len() - *io.filled);
-                io.out[*io.filled..*io.filled + k].copy_from_slice(&payload[..k]);
-                *io.filled += k;
+                let p = &mut *io.pass;
+                let k = payload.len().min(p.out.len() - p.filled);
+                p.out[p.filled..p.filled + k].copy_from_slice(&payload[..k]);
+                p.filled += k;
                 io.plain_in.extend_from_slice(&payload[k..]);
             }
             Step::Progress
@@ -188,7 +240,7 @@ fn act<Data>(
         // Not reached: no 0-RTT is configured (max_early_data_size is 0).
         ConnectionState::ReadEarlyData(_) => return Err(tls_error("unexpected early data")),
         ConnectionState::EncodeTlsData(mut e) => {
-            append(io.outgoing, |out| {
+            io.outgoing.append(|out| {
                 e.encode(out).map_err(|e| match e {
                     EncodeError::InsufficientSize(s) => Some(s.required_size),
                     _ => None,
@@ -213,12 +265,13 @@ fn act<Data>(
                 encrypt(&mut w, io.plain_out, io.outgoing)?;
                 *io.plain_out = Vec::new();
             }
-            if !io.send.is_empty() && *io.encrypted == 0 {
-                encrypt(&mut w, io.send, io.outgoing)?;
-                *io.encrypted = io.send.len();
+            let p = &mut *io.pass;
+            if !p.send.is_empty() && p.encrypted == 0 {
+                encrypt(&mut w, p.send, io.outgoing)?;
+                p.encrypted = p.send.len();
             }
-            if io.close_notify && !*io.notified {
-                append(io.outgoing, |out| {
+            if p.close_notify && !*io.notified {
+                io.outgoing.append(|out| {
                     w.queue_close_notify(out).map_err(|e| match e {
                         rustls::unbuffered::EncryptError::InsufficientSize(s) => {
                             Some(s.required_size)
@@ -280,50 +333,75 @@ impl TlsStream {
         e
     }
 
-    /// One pass of the session over the ciphertext held: plaintext into `out` (past `filled`),
-    /// `send` encrypted if the session is open (`encrypted` set to its length), and, with
-    /// `close_notify`, the alert queued.
+    /// One pass of the session over the ciphertext `input`: plaintext into `p.out` (past
+    /// `p.filled`), `p.send` encrypted if the session is open (`p.encrypted` set to its
+    /// length), and, with `p.close_notify`, the alert queued; records made go to `rec`.
+    /// Returns the bytes of `input` done with, and what came of the pass.
     fn pass(
         &mut self,
-        out: &mut [u8],
-        filled: &mut usize,
-        send: &[u8],
-        encrypted: &mut usize,
-        close_notify: bool,
-    ) -> io::Result<Step> {
+        input: &mut [u8],
+        rec: &mut Records<'_>,
+        p: &mut Pass<'_>,
+    ) -> io::Result<(usize, Step)> {
         let mut io = Io {
-            outgoing: &mut self.outgoing,
-            out,
-            filled,
+            outgoing: rec,
+            pass: p,
             plain_in: &mut self.plain_in,
             plain_out: &mut self.plain_out,
-            send,
-            encrypted,
-            close_notify,
             notified: &mut self.notified,
         };
         let result = match &mut self.session {
-            Session::Server(s) => act(s.process_tls_records(&mut self.incoming), &mut io),
-            Session::Client(c) => act(c.process_tls_records(&mut self.incoming), &mut io),
+            Session::Server(s) => act(s.process_tls_records(input), &mut io),
+            Session::Client(c) => act(c.process_tls_records(input), &mut io),
         };
-        let (discard, step) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // The alert rustls encoded for the peer (if any) goes out, if the socket takes it.
-                let _ = self.flush_tls();
-                return Err(self.fail(e.to_string()));
-            }
-        };
-        if discard > 0 {
-            self.incoming.drain(..discard);
-        }
-        if self.incoming.is_empty() {
-            self.incoming = Vec::new();
-        }
-        Ok(step)
+        result.map_err(|e| {
+            // The alert rustls encoded for the peer (if any) goes out, if the socket takes it.
+            let _ = self.emit(rec);
+            self.fail(e.to_string())
+        })
     }
 
-    /// Writes encrypted records until none wait: `Err(WouldBlock)` if the socket is full.
+    /// A pass over the ciphertext this stream holds (`incoming`), outside a read.
+    fn pass_held(&mut self, rec: &mut Records<'_>, p: &mut Pass<'_>) -> io::Result<Step> {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let result = self.pass(&mut incoming, rec, p);
+        if let Ok((discard, _)) = result {
+            incoming.drain(..discard);
+        }
+        if !incoming.is_empty() {
+            self.incoming = incoming;
+        }
+        result.map(|(_, step)| step)
+    }
+
+    /// Writes the records a pass made: from the scratch straight to the socket, unless records
+    /// of this stream wait before them; what the socket does not take is kept, in order.
+    /// `Err(WouldBlock)` if the socket is full.
+    fn emit(&mut self, rec: &mut Records<'_>) -> io::Result<()> {
+        let len = std::mem::take(&mut rec.len);
+        let records = &rec.buf[..len];
+        if self.sent < self.outgoing.len() {
+            self.outgoing.extend_from_slice(records);
+            return self.flush_tls();
+        }
+        let mut done = 0;
+        while done < len {
+            match self.tcp.write(&records[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.outgoing = records[done..].to_vec();
+                    self.sent = 0;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what this stream holds encrypted until none waits: `Err(WouldBlock)` if the
+    /// socket is full.
     fn flush_tls(&mut self) -> io::Result<()> {
         while self.sent < self.outgoing.len() {
             match self.tcp.write(&self.outgoing[self.sent..]) {
@@ -338,8 +416,9 @@ impl TlsStream {
         Ok(())
     }
 
-    fn flush_quietly(&mut self) -> io::Result<()> {
-        match self.flush_tls() {
+    /// [`TlsStream::emit`], a full socket being no error.
+    fn emit_quietly(&mut self, rec: &mut Records<'_>) -> io::Result<()> {
+        match self.emit(rec) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(()),
         }
@@ -378,50 +457,93 @@ impl TlsStream {
                 self.plain_pos = 0;
             }
         }
-        while filled < buf.len() {
-            let step = self.pass(buf, &mut filled, &[], &mut 0, false)?;
+        if filled == buf.len() {
+            return Ok(filled);
+        }
+        with_scratch(|s| self.read_records(buf, filled, s))
+    }
+
+    /// [`TlsStream::read`] past the plaintext held: the records held and then those read are
+    /// decrypted in the scratch, and what is left of them (a record cut by the read's end) is
+    /// kept.
+    fn read_records(
+        &mut self,
+        buf: &mut [u8],
+        mut filled: usize,
+        scratch: &mut Scratch,
+    ) -> io::Result<usize> {
+        let Scratch { input, output, .. } = scratch;
+        let need = self.incoming.len().max(INCOMING_MAX) + READ_MAX;
+        if input.len() < need {
+            input.resize(need, 0);
+        }
+        let (mut pos, mut end) = (0, self.incoming.len());
+        input[..end].copy_from_slice(&self.incoming);
+        self.incoming = Vec::new();
+        let mut rec = Records { buf: output, len: 0 };
+        // The last read(2) was short: the socket is drained.
+        let mut drained = false;
+        let result = loop {
+            if filled == buf.len() {
+                break Ok(filled);
+            }
+            let mut p =
+                Pass { out: &mut *buf, filled, send: &[], encrypted: 0, close_notify: false };
+            let (discard, step) = match self.pass(&mut input[pos..end], &mut rec, &mut p) {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            filled = p.filled;
+            pos += discard;
             // Handshake messages and key updates the session owes the peer.
-            self.flush_quietly()?;
+            if let Err(e) = self.emit_quietly(&mut rec) {
+                break Err(e);
+            }
             if !self.plain_in.is_empty() {
                 // The reader's room is used up; the rest is served first next time.
-                return Ok(filled);
+                break Ok(filled);
             }
             match step {
                 Step::Progress => continue,
                 Step::Closed => {
                     self.ended = true;
-                    return Ok(filled);
+                    break Ok(filled);
                 }
-                Step::NeedInput | Step::Open if self.ended => return Ok(filled),
+                Step::NeedInput | Step::Open if self.ended => break Ok(filled),
+                // No read(2) only to hear `WouldBlock` (with nothing read, one more: it may be
+                // the peer's EOF, which the loop reads on to after its FIN).
+                Step::NeedInput | Step::Open if drained && filled > 0 => break Ok(filled),
                 Step::NeedInput | Step::Open => {}
             }
-            let start = self.incoming.len();
-            if start > INCOMING_MAX {
-                return Err(
+            if pos > 0 {
+                input.copy_within(pos..end, 0);
+                end -= pos;
+                pos = 0;
+            }
+            if end > INCOMING_MAX {
+                break Err(
                     self.fail(format!("over {INCOMING_MAX} bytes of TLS records unprocessed"))
                 );
             }
-            self.incoming.resize(start + READ_CHUNK, 0);
-            match self.tcp.read(&mut self.incoming[start..]) {
+            let want = READ_MAX.min(buf.len() - filled).max(READ_CHUNK);
+            match self.tcp.read(&mut input[end..end + want]) {
                 Ok(0) => {
-                    self.incoming.truncate(start);
                     self.ended = true;
-                    return Ok(filled);
+                    break Ok(filled);
                 }
-                Ok(n) => self.incoming.truncate(start + n),
-                Err(e) => {
-                    self.incoming.truncate(start);
-                    if self.incoming.is_empty() {
-                        self.incoming = Vec::new();
-                    }
-                    return match e.kind() {
-                        io::ErrorKind::WouldBlock if filled > 0 => Ok(filled),
-                        _ => Err(e),
-                    };
+                Ok(n) => {
+                    end += n;
+                    drained = n < want;
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => break Ok(filled),
+                Err(e) => break Err(e),
             }
+        };
+        if pos < end && self.failure.is_none() {
+            self.incoming = input[pos..end].to_vec();
         }
-        Ok(filled)
+        result
     }
 
     /// The first byte a client sends on a TLS listener is a handshake record's (22); a capital
@@ -461,44 +583,47 @@ impl TlsStream {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.to_string()));
         }
         self.flush_tls()?;
+        with_scratch(|s| self.write_records(bufs, s))
+    }
+
+    fn write_records(&mut self, bufs: &[IoSlice<'_>], scratch: &mut Scratch) -> io::Result<usize> {
+        let Scratch { output, plain, .. } = scratch;
         let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
-        let gathered: Vec<u8>;
         let data: &[u8] = if first.len() >= WRITE_CHUNK || bufs.len() == 1 {
             &first[..first.len().min(WRITE_CHUNK)]
         } else {
             // Small pieces (a frame header and its payload) go in one record.
-            let mut g = Vec::with_capacity(WRITE_CHUNK.min(bufs.iter().map(|b| b.len()).sum()));
+            plain.clear();
             for b in bufs {
-                let k = b.len().min(WRITE_CHUNK - g.len());
-                g.extend_from_slice(&b[..k]);
-                if g.len() == WRITE_CHUNK {
+                let k = b.len().min(WRITE_CHUNK - plain.len());
+                plain.extend_from_slice(&b[..k]);
+                if plain.len() == WRITE_CHUNK {
                     break;
                 }
             }
-            gathered = g;
-            &gathered
+            plain
         };
         if data.is_empty() {
             return Ok(0);
         }
-        let mut encrypted = 0;
+        let mut rec = Records { buf: output, len: 0 };
+        let mut p = Pass::send(data, false);
         loop {
-            let mut none = 0;
-            match self.pass(&mut [], &mut none, data, &mut encrypted, false)? {
+            match self.pass_held(&mut rec, &mut p)? {
                 Step::Progress => continue,
                 Step::Open => break,
                 Step::NeedInput => {
                     if self.plain_out.len() + data.len() <= EARLY_MAX {
                         self.plain_out.extend_from_slice(data);
-                        encrypted = data.len();
+                        p.encrypted = data.len();
                     }
                     break;
                 }
                 Step::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
             }
         }
-        self.flush_quietly()?;
-        if encrypted == 0 { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(encrypted) }
+        self.emit_quietly(&mut rec)?;
+        if p.encrypted == 0 { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(p.encrypted) }
     }
 
     /// Queues this side's close_notify (RFC 8446 §6.1) if the session is open, and writes what
@@ -507,14 +632,17 @@ impl TlsStream {
         if self.failure.is_some() || self.notified {
             return;
         }
-        for _ in 0..8 {
-            let mut none = 0;
-            match self.pass(&mut [], &mut none, &[], &mut 0, true) {
-                Ok(Step::Progress) => continue,
-                _ => break,
+        with_scratch(|s| {
+            let mut rec = Records { buf: &mut s.output, len: 0 };
+            let mut p = Pass::send(&[], true);
+            for _ in 0..8 {
+                match self.pass_held(&mut rec, &mut p) {
+                    Ok(Step::Progress) => continue,
+                    _ => break,
+                }
             }
-        }
-        let _ = self.flush_tls();
+            let _ = self.emit(&mut rec);
+        });
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
