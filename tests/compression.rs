@@ -352,3 +352,27 @@ fn python_websockets_round_trips_through_each_mode() {
         assert!(stdout.contains("CLOSE 4000 done here"), "{report}");
     }
 }
+
+/// In the shared mode one inflater is lent to each compressed message in turn: what one
+/// connection sent must not be in its window when another's message borrows it (RFC 7692
+/// §7.1.1: without context takeover each message starts on an empty window). A message whose
+/// first code is a back-reference (a fixed-Huffman block: length 3, distance 1) must fail with
+/// 1007 (RFC 1951 §3.2.5), not copy the previous connection's bytes.
+#[test]
+fn the_lent_inflater_carries_nothing_from_one_connection_to_another() {
+    let weir = Binary::start(&["--compression", "shared"]);
+    let (mut a, head) = raw_with_extension(&weir, "permessage-deflate");
+    assert!(head.contains("permessage-deflate"), "{head}");
+    let packed = miniz_oxide::deflate::compress_to_vec(b"secret", 6);
+    a.write_all(&common::frame(0x80 | 0x40 | 0x1, &packed)).unwrap();
+    let echo = read_frame(&mut a).expect("the echo");
+    assert_eq!(echo.payload, b"secret", "sent below --compression-min-size: plain");
+
+    let (mut b, _) = raw_with_extension(&weir, "permessage-deflate");
+    // BFINAL 1, BTYPE 01; code 257 (0000001), distance code 0 (00000); end of block (0000000).
+    b.write_all(&common::frame(0x80 | 0x40 | 0x1, &[0x03, 0x02, 0x00])).unwrap();
+    assert_eq!(common::expect_close(&mut b), 1007);
+    // The first connection is unharmed.
+    a.write_all(&common::frame(0x80 | 0x40 | 0x1, &packed)).unwrap();
+    assert_eq!(read_frame(&mut a).expect("a second echo").payload, b"secret");
+}
