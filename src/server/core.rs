@@ -70,9 +70,10 @@ pub struct Core {
     /// takeover (`compress.rs`), made at first use.
     pub(crate) shared_deflate: Option<crate::proto::deflate::Deflater>,
     /// The state that inflates a compressed message on a connection that keeps none between
-    /// messages (the shared mode), lent to one message at a time (`state::receiving`): one
-    /// window and set of tables for the runtime instead of one made and freed per message.
-    pub(crate) spare_inflater: Option<crate::server::compress::Pmd>,
+    /// messages (the shared mode), in the box a connection holds it in, lent to one message at a
+    /// time (`state::receiving`): one window and set of tables for the runtime instead of one
+    /// made and freed per message.
+    pub(crate) spare_inflater: Option<Box<crate::server::state::WsExt>>,
     /// Where a message is compressed for one connection (`send_deflated`), kept while it is no
     /// larger than a pooled buffer.
     pub(crate) deflate_out: Vec<u8>,

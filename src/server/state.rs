@@ -125,6 +125,13 @@ pub(crate) struct WsExt {
     pub(crate) streaming: bool,
 }
 
+impl WsExt {
+    /// A box's worth holding only the permessage-deflate state `pmd`.
+    fn with(pmd: Pmd) -> Self {
+        Self { pmd: Some(pmd), streaming: false }
+    }
+}
+
 impl Ws {
     /// The message being gathered.
     pub(crate) fn msg(&mut self) -> &mut Vec<u8> {
@@ -380,37 +387,52 @@ impl ConnState {
 }
 
 /// The state that inflates the compressed message `conn` is receiving: its own, or, when it
-/// keeps none between messages, one leased for the message: the runtime's `spare` (its window
-/// and tables made once), or a new one while the spare is lent to another connection's message
-/// (`None` without --compression).
+/// keeps none between messages, one leased for the message: the runtime's `spare` (a box holding
+/// a state whose window and tables are made once, lent box and all, so a message costs no
+/// allocation), or a new one while the spare is lent to another connection's message (`None`
+/// without --compression).
 pub(crate) fn receiving<'c>(
     ext: &'c mut Option<Box<WsExt>>,
-    spare: &mut Option<Pmd>,
+    spare: &mut Option<Box<WsExt>>,
     role: Role,
     config: &crate::server::config::Config,
 ) -> Option<&'c mut Pmd> {
     if ext.as_ref().and_then(|e| e.pmd.as_ref()).is_none() {
         config.compression?;
-        let pmd = spare.take().unwrap_or_else(|| Pmd::transient(role, config.ws.max_message_size));
-        ext.get_or_insert_with(Box::default).pmd = Some(pmd);
+        let made = || Pmd::transient(role, config.ws.max_message_size);
+        match ext {
+            None => {
+                let mut b = spare.take().unwrap_or_default();
+                b.pmd = Some(b.pmd.take().unwrap_or_else(made));
+                *ext = Some(b);
+            }
+            // A streaming connection has a box of its own: the state moves into it, and the
+            // spare's box waits for it to come back.
+            Some(e) => e.pmd = Some(spare.as_mut().and_then(|b| b.pmd.take()).unwrap_or_else(made)),
+        }
     }
     ext.as_mut()?.pmd.as_mut()
 }
 
 /// A compressed message has been received whole: a state leased for it goes back to the
 /// runtime's `spare` (so an idle connection in the shared mode holds no compression memory;
-/// the runtime holds one, whatever the number of connections), and the box with it when it
-/// holds nothing else.
-pub(crate) fn received(ext: &mut Option<Box<WsExt>>, spare: &mut Option<Pmd>) {
+/// the runtime holds one, whatever the number of connections), with the box when it holds
+/// nothing else.
+pub(crate) fn received(ext: &mut Option<Box<WsExt>>, spare: &mut Option<Box<WsExt>>) {
     let Some(e) = ext else { return };
-    if e.pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
-        // The inflater was reset at the message's end (`MessageInflater::piece`).
-        let pmd = e.pmd.take();
-        if spare.is_none() {
-            *spare = pmd;
-        }
+    if !e.pmd.as_ref().is_some_and(|p| p.transient && p.answer.is_none()) {
+        return;
     }
-    if e.pmd.is_none() && !e.streaming {
+    // The inflater was reset at the message's end (`MessageInflater::piece`).
+    match spare {
+        // The box goes too when it holds nothing else.
+        None if !e.streaming => *spare = ext.take(),
+        None => *spare = e.pmd.take().map(|p| Box::new(WsExt::with(p))),
+        // The spare's box lent its state to a streaming connection: it takes this one.
+        Some(b) if b.pmd.is_none() => b.pmd = e.pmd.take(),
+        Some(_) => e.pmd = None,
+    }
+    if ext.as_ref().is_some_and(|e| e.pmd.is_none() && !e.streaming) {
         *ext = None;
     }
 }
