@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::proto::body::Framing;
 use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::{CloseCode, State};
 use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
@@ -88,6 +89,26 @@ pub trait Handler<D = ()> {
     /// one ([`Context::connect_tcp`]) too, with [`ConnectError::Io`] or
     /// [`ConnectError::Timeout`] (no `on_tcp_closed` follows).
     fn on_connect_failed(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _error: &ConnectError) {
+    }
+
+    /// A plain request's head, before its body is read (`body` says how the body is framed;
+    /// `keep_alive`, whether the client's connection may serve another request after it). The
+    /// default, `false`, lets the runtime read the body and call [`Handler::on_request`].
+    ///
+    /// `true` takes the exchange over (a proxy's relay): the runtime reads no body and buffers
+    /// nothing; the connection is a byte stream as a [`Context::connect_tcp`] one is. What the
+    /// client sends (the body as it is framed, bytes that came with the head first) comes to
+    /// `on_tcp_data`, the handler writes the whole response with [`Context::tcp_write`], and
+    /// ends the exchange with [`Context::http_exchange_done`]. `on_tcp_eof` and `on_tcp_closed`
+    /// come as for a dialled connection. (`Expect: 100-continue` is answered by the runtime.)
+    fn on_request_head(
+        &mut self,
+        _ctx: &mut Context<'_, D>,
+        _req: &Request<'_>,
+        _body: Framing,
+        _keep_alive: bool,
+    ) -> bool {
+        false
     }
 
     /// A plain TCP connection ([`Context::connect_tcp`]) is connected: it reads, and writes
@@ -321,6 +342,13 @@ impl<D> Context<'_, D> {
     /// on until the peer's FIN (then `on_tcp_closed(None)`).
     pub fn tcp_shutdown_write(&mut self, id: ConnId) {
         self.core.tcp_shutdown_write(id.0);
+    }
+
+    /// Ends an exchange the handler took over ([`Handler::on_request_head`]) whose response is
+    /// queued whole: with `keep_alive` (and a client that still reads and sends) the next
+    /// request head is read; otherwise the connection closes once the queue is written.
+    pub fn http_exchange_done(&mut self, id: ConnId, keep_alive: bool) {
+        self.core.http_exchange_done(id.0, keep_alive);
     }
 
     /// Closes a plain TCP connection now, dropping what is queued and unread (the peer may

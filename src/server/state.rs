@@ -73,6 +73,9 @@ pub(crate) struct Tcp {
     pub(crate) eof_told: bool,
     /// The handler writes no more: once the queue is written, this end shuts down writing.
     pub(crate) write_done: bool,
+    /// An accepted connection whose request the handler relays (`on_request_head`), until
+    /// `Context::http_exchange_done`.
+    pub(crate) inbound: bool,
 }
 
 /// A request head being read.

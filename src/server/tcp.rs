@@ -39,10 +39,9 @@ impl Core {
     pub(crate) fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<Key> {
         let socket = Transport::Plain(TcpStream::connect(addr)?);
         let state = ConnState::Tcp(Tcp::default());
-        // Only the handshake deadline is kept, as the connect's; `tcp_connected` drops it.
-        let mut ws = self.config.ws;
-        (ws.ping_interval, ws.idle_timeout) = (None, None);
-        let mut conn = Conn::new(socket, addr, Role::Client, ws, state, self.now);
+        // The handshake deadline bounds the connect; `tcp_connected` drops it (and no other
+        // deadline of a WebSocket's applies before it opens, which it never does).
+        let mut conn = Conn::new(socket, addr, Role::Client, self.config.ws, state, self.now);
         conn.tag = self.inherited_tag();
         let key = self.add_outbound(conn)?;
         crate::debug!("connecting", id = ConnId(key), addr = addr, tcp = true);
@@ -73,6 +72,26 @@ impl Core {
         }
     }
 
+    /// The handler relayed an accepted connection's exchange to its end (`on_request_head`):
+    /// the next request head is read (`keep_alive`), or the connection closes once what is
+    /// queued is written.
+    pub(crate) fn http_exchange_done(&mut self, key: Key, keep_alive: bool) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(t) = conn.state.tcp().filter(|t| t.inbound) else { return };
+        let keep_alive = keep_alive && !t.write_done && !conn.eof && !conn.failed();
+        if keep_alive {
+            conn.state = ConnState::head(&self.config.http, None);
+            // The next head has the handshake timeout to come, as after any answer.
+            conn.ws = crate::proto::Connection::new(Role::Server, self.config.ws, self.now);
+            // What came meanwhile is read now.
+            conn.paused = false;
+            self.resumed.push(key);
+        } else {
+            conn.state = ConnState::Http { body_owed: false };
+        }
+        self.mark_dirty(key);
+    }
+
     /// Drops the connection now, queue and all (`on_tcp_closed(None)` follows if it had
     /// connected; a connect under way ends without a callback).
     pub(crate) fn tcp_close(&mut self, key: Key) {
@@ -94,8 +113,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let Some(t) = conn.state.tcp() else { return };
         t.connected = true;
         // No deadline of the WebSocket's applies from now on: the handler times the stream.
-        let mut config = self.core.config.ws.without_handshake_timeout();
-        (config.ping_interval, config.idle_timeout) = (None, None);
+        let config = self.core.config.ws.without_handshake_timeout();
         conn.ws = crate::proto::Connection::new(Role::Client, config, self.core.now);
         info!("connected", id = ConnId(key), peer = conn.peer(), tcp = true);
         self.call(self.about(key), Then::Continue, |h, ctx| h.on_tcp_connected(ctx, ConnId(key)));
