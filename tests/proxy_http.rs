@@ -139,11 +139,13 @@ fn post_bodies_go_up_with_content_length_and_chunked() {
 }
 
 #[test]
-fn a_large_upload_streams_through_in_bounded_memory() {
+fn a_large_upload_to_an_upstream_that_waits_streams_through_in_bounded_memory() {
     let Some((_node, weir)) = setup() else { return };
     let n: usize = 96 << 20;
     let mut s = raw(weir.addr);
-    let head = format!("POST /app/count HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n");
+    // The upstream reads nothing for 1.5 s: weir must stop reading the client meanwhile.
+    let head =
+        format!("POST /app/count?wait=1500 HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n");
     s.write_all(head.as_bytes()).unwrap();
     let piece: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
     let mut sum: u64 = 0;

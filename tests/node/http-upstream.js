@@ -2,7 +2,8 @@
 // and prints `PORT <n>` on stdout.
 //   GET  /hello       -> 200, JSON of the request's method, URL and headers (Content-Length)
 //   POST /count       -> 200, JSON { bytes, sum, te, cl }: the body's length and byte sum
-//                        (read as it streams, never kept), its Transfer-Encoding, Content-Length
+//                        (read as it streams, never kept), its Transfer-Encoding, Content-Length;
+//                        with ?wait=MS the body is not read for the first MS milliseconds
 //   POST /echo        -> 200, the body back, chunked, as it streams
 //   GET  /big?n=N     -> 200, N bytes (byte i is i % 251), chunked, written as the socket drains
 //   GET  /sse         -> text/event-stream: `data: <i>` every 100 ms until the client goes
@@ -18,6 +19,11 @@ const server = http.createServer((req, res) => {
   } else if (req.method === 'POST' && url.pathname.endsWith('/count')) {
     let bytes = 0;
     let sum = 0;
+    const wait = Number(url.searchParams.get('wait') || 0);
+    if (wait > 0) {
+      req.pause();
+      setTimeout(() => req.resume(), wait);
+    }
     req.on('data', (c) => {
       bytes += c.length;
       for (const b of c) sum = (sum + b) % 1000000007;
