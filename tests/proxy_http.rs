@@ -281,3 +281,28 @@ fn socket_io_with_its_default_transports_polls_then_upgrades_through_a_plain_rou
     assert!(client.wait_exit(TIMEOUT).success());
     assert!(weir.log().contains("proxy: http"), "the polling requests went through the route");
 }
+
+#[test]
+fn an_upload_slower_than_the_upstream_timeout_is_not_cut_while_it_progresses() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let weir = Binary::start(&[
+        "--route",
+        &format!("/app=ws://127.0.0.1:{port}/"),
+        "--upstream-timeout",
+        "1s",
+    ]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
+    // A slow client: five bytes over 2.5 s, more than the timeout, each within it.
+    for b in b"hello" {
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(&[*b]).unwrap();
+    }
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let body = String::from_utf8(read_sized(&mut s, &head)).unwrap();
+    assert_eq!(json_field(&body, "bytes"), Some("5"), "{body}");
+}

@@ -31,7 +31,8 @@ struct Relay {
     upstream: ConnId,
     route: usize,
     exchange: Exchange,
-    /// The response head must have come by then (504 after).
+    /// The response head must have come by then (504 after): `--upstream-timeout` from the
+    /// request head, and from the last piece of its body passed up while one is sent.
     deadline: Duration,
 }
 
@@ -99,6 +100,10 @@ impl Proxy {
                 Ok(n) => n,
                 Err(e) => return self.fail(ctx, id, e.status(), &e.to_string()),
             };
+            if n > 0 {
+                // An upload in progress is not a silent upstream: it may answer once it is whole.
+                r.deadline = ctx.now() + self.timeout;
+            }
             self.pass(ctx, id, up, &bytes[..n]);
         } else if let Some(&client) = self.http.upstreams.get(&id) {
             let Some(r) = self.http.by_client.get_mut(&client) else { return };
