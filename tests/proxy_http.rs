@@ -110,6 +110,8 @@ fn a_get_is_forwarded_with_its_head_rewritten_and_the_connection_kept_alive() {
         assert_eq!(json_field(&body, "x-hop"), None, "{body}");
         assert!(json_field(&body, "host").unwrap().starts_with("127.0.0.1:"), "{body}");
     }
+    let (_, metrics) = common::request(weir.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(metrics.contains("weir_route_http_requests_total{route=\"/app\"} 3\n"), "{metrics}");
 }
 
 #[test]
@@ -305,4 +307,37 @@ fn an_upload_slower_than_the_upstream_timeout_is_not_cut_while_it_progresses() {
     assert_eq!(status(&head), 200, "{head}");
     let body = String::from_utf8(read_sized(&mut s, &head)).unwrap();
     assert_eq!(json_field(&body, "bytes"), Some("5"), "{body}");
+}
+
+#[test]
+fn sigterm_lets_a_relayed_exchange_finish_and_cuts_an_event_stream_at_the_timeout() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let route = format!("/app=ws://127.0.0.1:{port}/");
+    let mut weir = Binary::start(&["--route", &route, "--shutdown-timeout", "2s"]);
+    let mut sse = raw(weir.addr);
+    sse.write_all(b"GET /app/sse HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut sse = BufReader::new(sse);
+    assert_eq!(status(&buffered_head(&mut sse)), 200);
+    // An upload under way when the signal comes is answered, then its connection closes.
+    let mut up = raw(weir.addr);
+    up.write_all(b"POST /app/count HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab").unwrap();
+    // Both are relayed (two lines) before the signal.
+    let relayed = || (weir.log().matches("proxy: http").count() >= 2).then_some(());
+    assert_eq!(common::eventually(TIMEOUT, relayed), Some(()), "{}", weir.log());
+    weir.sigterm();
+    weir.log_with("shutting down", TIMEOUT);
+    up.write_all(b"cd").unwrap();
+    let head = read_head(&mut up);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    let body = String::from_utf8(read_sized(&mut up, &head)).unwrap();
+    assert_eq!(json_field(&body, "bytes"), Some("4"), "{body}");
+    assert!(weir.wait_exit(TIMEOUT).success());
+    // The event stream got events until then, and its connection is closed now.
+    let mut rest = Vec::new();
+    let _ = sse.read_to_end(&mut rest);
+    assert!(String::from_utf8_lossy(&rest).contains("data: "), "no events before the end");
 }

@@ -104,12 +104,21 @@ impl Proxy {
                 // An upload in progress is not a silent upstream: it may answer once it is whole.
                 r.deadline = ctx.now() + self.timeout;
             }
+            if let Some(s) = self.routes.get_mut(r.route) {
+                s.stats.bytes_up += n as u64;
+            }
             self.pass(ctx, id, up, &bytes[..n]);
         } else if let Some(&client) = self.http.upstreams.get(&id) {
             let Some(r) = self.http.by_client.get_mut(&client) else { return };
             let mut out = std::mem::take(&mut self.http.out);
             out.clear();
+            if ctx.draining() {
+                r.exchange.close_after();
+            }
             let passed = r.exchange.upstream_bytes(bytes, &mut out);
+            if let Some(s) = self.routes.get_mut(r.route) {
+                s.stats.bytes_down += out.len() as u64;
+            }
             match passed {
                 Ok(()) => self.pass(ctx, id, client, &out),
                 Err(e) => self.fail(ctx, client, e.status(), &e.to_string()),

@@ -320,6 +320,12 @@ impl Exchange {
         self.started
     }
 
+    /// The client's connection is to close after this exchange (weir is shutting down): a
+    /// response head not yet passed on says so.
+    pub fn close_after(&mut self) {
+        self.close = true;
+    }
+
     /// Whether the client's connection serves another request after this exchange.
     pub fn keep_alive(&self) -> bool {
         !self.close

@@ -513,6 +513,8 @@ impl<D> Context<'_, D> {
         self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.state {
             ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
             ConnState::Deferred(_) => (http + 1, streams),
+            // An accepted request the handler relays (`on_request_head`).
+            ConnState::Tcp(t) if t.inbound => (http + 1, streams),
             ConnState::Stream => (http, streams + 1),
             ConnState::Ws(_)
             | ConnState::Connecting(_)

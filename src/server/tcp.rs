@@ -78,7 +78,8 @@ impl Core {
     pub(crate) fn http_exchange_done(&mut self, key: Key, keep_alive: bool) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Some(t) = conn.state.tcp().filter(|t| t.inbound) else { return };
-        let keep_alive = keep_alive && !t.write_done && !conn.eof && !conn.failed();
+        let keep_alive =
+            keep_alive && !t.write_done && !conn.eof && !conn.failed() && !self.draining;
         if keep_alive {
             conn.state = ConnState::head(&self.config.http, None);
             // The next head has the handshake timeout to come, as after any answer.
