@@ -258,9 +258,8 @@ impl Exchange {
             Body::Done
         } else if resp.header_count("transfer-encoding") > 0 {
             if chunked { Body::Chunked(ChunkedDecoder::new()) } else { Body::UntilClose }
-        } else if let Some(v) = resp.header("content-length") {
-            let n = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok());
-            Body::new(Framing::Length(n.ok_or(RelayError::BadResponse)?))
+        } else if resp.header_count("content-length") > 0 {
+            Body::new(Framing::Length(content_length(&resp)?))
         } else {
             Body::UntilClose
         };
@@ -268,10 +267,13 @@ impl Exchange {
             self.close = true;
         }
         let named: Vec<&[u8]> = resp.tokens("connection").collect();
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which a proxy removes.
+        let te = resp.header_count("transfer-encoding") > 0;
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", resp.status, resp.reason).as_bytes());
         for h in resp.headers {
             let hop = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
-                || named.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()));
+                || named.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()))
+                || (te && h.name.eq_ignore_ascii_case("content-length"));
             if !hop {
                 out.extend_from_slice(h.name.as_bytes());
                 out.extend_from_slice(b": ");
@@ -330,6 +332,23 @@ impl Exchange {
     pub fn keep_alive(&self) -> bool {
         !self.close
     }
+}
+
+/// A response's `Content-Length`: every value (a list too) the same number, else the response
+/// is refused (RFC 9112 §6.3 item 5: a proxy answers 502).
+fn content_length(resp: &http::Response<'_, '_>) -> Result<u64, RelayError> {
+    let mut len = None;
+    for part in resp.fields().all("content-length").flat_map(|v| v.split(|&b| b == b',')) {
+        let digits = part.trim_ascii();
+        let n = (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
+            .then(|| digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+            .ok_or(RelayError::BadResponse)?;
+        if len.is_some_and(|l| l != n) {
+            return Err(RelayError::BadResponse);
+        }
+        len = Some(n);
+    }
+    len.ok_or(RelayError::BadResponse)
 }
 
 /// A whole response of weir's own, for a client whose exchange failed before its response
@@ -436,6 +455,31 @@ mod tests {
             b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
         );
         assert!(done);
+    }
+
+    #[test]
+    fn a_response_framed_twice_or_with_conflicting_lengths_is_refused_or_cleaned() {
+        // RFC 9112 §6.3 items 3 and 5.
+        let (out, done, _) = down(
+            "GET",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+        );
+        assert!(done);
+        let (out, done, _) = down("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx");
+        assert!(out.ends_with(b"\r\n\r\nx") && done);
+        for bad in [
+            &b"Content-Length: 1\r\nContent-Length: 2"[..],
+            b"Content-Length: -1",
+            b"Content-Length: 1x",
+        ] {
+            let mut e = exchange("GET", Framing::None);
+            let resp = [&b"HTTP/1.1 200 OK\r\n"[..], bad, b"\r\n\r\nx"].concat();
+            assert_eq!(e.upstream_bytes(&resp, &mut Vec::new()), Err(RelayError::BadResponse));
+        }
     }
 
     #[test]
