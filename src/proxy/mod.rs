@@ -12,11 +12,10 @@
 //! - Flow control instead of loss: when one side's queue passes [`HIGH_WATER`], weir stops
 //!   reading the other side until the queue drains to [`LOW_WATER`].
 //! - Plain HTTP requests under a route go to the same upstream (`plain.rs`), one upstream TCP
-//!   connection per exchange, bodies streamed both ways ([`relay`]).
+//!   connection per exchange, bodies streamed both ways ([`crate::proto::relay`]).
 
 pub mod headers;
 mod plain;
-pub mod relay;
 pub mod target;
 
 use std::collections::HashMap;

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
-use super::relay::{self, Exchange};
 use super::{HIGH_WATER, LOW_WATER, Proxy, headers, target};
 use crate::proto::body::Framing;
+use crate::proto::relay::{self, Exchange};
 use crate::server::{ConnId, ConnectError, Context, Request};
 use crate::{info, warn};
 

@@ -1,7 +1,7 @@
 //! One plain HTTP/1.1 exchange relayed to an upstream, sans-IO: bytes from the client and from
 //! the upstream go in, bytes for the other side come out, and the exchange says when each
 //! message is whole. It names no socket, so the same exchange runs over a TCP connection
-//! (`--route`) or a tunnel stream.
+//! (`--route`, `src/proxy/plain.rs`) or a tunnel stream.
 //!
 //! - The request head is written anew for the upstream: the route's `Host`, the client's
 //!   end-to-end fields and `X-Forwarded-*` ([`super::headers`]), the body's framing as the client
@@ -12,6 +12,11 @@
 //! - The response head is gathered (bounded by the head limit: 502 past it), rewritten without
 //!   its hop-by-hop fields (RFC 9110 §7.6.1), with `Connection: close` when the client's
 //!   connection ends after it; interim 1xx responses are passed on and the final one awaited.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::proto::body::{ChunkedDecoder, Framing};
 use crate::proto::error::Status;
@@ -44,8 +49,8 @@ impl RelayError {
     }
 }
 
-impl std::fmt::Display for RelayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Self::BadRequestBody => "malformed chunked request body",
             Self::BadResponse => "malformed upstream response head",
@@ -218,7 +223,7 @@ impl Exchange {
                     };
                     // What came after the head in `buf`, then the rest of `input`.
                     let after = buf.len() - len;
-                    let head = std::mem::take(buf);
+                    let head = core::mem::take(buf);
                     let body = self.response_head(&head[..len], out)?;
                     input = &input[take - after..];
                     self.upstream = match body {
@@ -383,7 +388,7 @@ mod tests {
         let mut split = exchange(method, Framing::None);
         let mut out2 = Vec::new();
         for b in response {
-            split.upstream_bytes(std::slice::from_ref(b), &mut out2).unwrap();
+            split.upstream_bytes(core::slice::from_ref(b), &mut out2).unwrap();
         }
         assert_eq!(out, out2);
         assert_eq!(whole.response_done(), split.response_done());
