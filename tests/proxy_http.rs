@@ -341,3 +341,17 @@ fn sigterm_lets_a_relayed_exchange_finish_and_cuts_an_event_stream_at_the_timeou
     let _ = sse.read_to_end(&mut rest);
     assert!(String::from_utf8_lossy(&rest).contains("data: "), "no events before the end");
 }
+
+#[test]
+fn a_request_pipelined_behind_a_relayed_one_closes_the_connection_after_the_first_answer() {
+    let Some((_node, weir)) = setup() else { return };
+    let mut s = raw(weir.addr);
+    s.write_all(b"GET /app/hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /app/hello?n=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    let body = String::from_utf8(read_sized(&mut s, &head)).unwrap();
+    assert_eq!(json_field(&body, "url"), Some("/base/hello?n=1"), "{body}");
+    assert!(common::read_to_end(&mut s).is_empty(), "no second answer");
+}
