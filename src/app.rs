@@ -23,7 +23,7 @@ use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
 use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
-use crate::proto::body::Framing;
+use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
@@ -389,8 +389,7 @@ impl Handler for App {
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
-        body: Framing,
-        keep_alive: bool,
+        head: ClientHead,
     ) -> bool {
         let Some(proxy) = self.proxy.as_mut() else { return false };
         let Some(route) = proxy.route_for(req.path) else { return false };
@@ -400,7 +399,7 @@ impl Handler for App {
         }
         ctx.set_tag(req.id, PROXY_CLIENT);
         ctx.tag_new(PROXY_UPSTREAM);
-        proxy.on_request_head(ctx, route, req, body, keep_alive)
+        proxy.on_request_head(ctx, route, req, head)
     }
 
     fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {

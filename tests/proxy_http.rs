@@ -355,3 +355,18 @@ fn a_request_pipelined_behind_a_relayed_one_closes_the_connection_after_the_firs
     assert_eq!(json_field(&body, "url"), Some("/base/hello?n=1"), "{body}");
     assert!(common::read_to_end(&mut s).is_empty(), "no second answer");
 }
+
+#[test]
+fn an_http10_client_gets_a_chunked_response_decoded_and_the_connection_closed() {
+    let Some((_node, weir)) = setup() else { return };
+    let mut s = raw(weir.addr);
+    // RFC 9112 §7: no chunked body to an HTTP/1.0 client (the upstream is asked in HTTP/1.1).
+    s.write_all(b"GET /app/big?n=100000 HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(header(&head, "transfer-encoding").is_none(), "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    let body = common::read_to_end(&mut s);
+    assert_eq!(body.len(), 100_000);
+    assert!(body.iter().enumerate().all(|(i, &b)| b as usize == i % 251));
+}

@@ -4,7 +4,7 @@
 //!
 //! Input layout (parsed by hand, no `arbitrary`):
 //! - byte 0: bit 0 the request is `HEAD`; bits 1-2 the request body's framing (none, a length
-//!   of byte 1, chunked); bit 3 the client keeps its connection alive;
+//!   of byte 1, chunked); bit 3 the client keeps its connection alive; bit 4 it is HTTP/1.0;
 //! - byte 1: the request body's length, when framed by one;
 //! - byte 2: the read size of the split run (0 counts as 1);
 //! - bytes 3-4: how many of the rest are the client's (big-endian, cut to what there is);
@@ -15,7 +15,7 @@
 use libfuzzer_sys::fuzz_target;
 use weir::proto::body::Framing;
 use weir::proto::http::Limits;
-use weir::proto::relay::{Exchange, RelayError};
+use weir::proto::relay::{ClientHead, Exchange, RelayError};
 
 /// What an exchange made of its input.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,12 +42,14 @@ fuzz_target!(|data: &[u8]| {
         _ => Framing::None,
     };
     let keep_alive = flags & 8 != 0;
+    let http10 = flags & 16 != 0;
     let split = usize::from(u16::from_be_bytes([*a, *b])).min(rest.len());
     let (client, upstream) = rest.split_at(split);
     let read = usize::from(*read).max(1);
     let run = |read: usize| {
         let limits = Limits::default();
-        let (mut e, head) = Exchange::new(method, "/t", "up", &[], framing, keep_alive, limits);
+        let asked = ClientHead { framing, keep_alive, http10 };
+        let (mut e, head) = Exchange::new(method, "/t", "up", &[], asked, limits);
         assert!(head.ends_with(b"\r\n\r\n"));
         let mut up = Ok(0);
         for piece in client.chunks(read) {

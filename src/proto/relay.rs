@@ -92,11 +92,10 @@ impl Body {
                 n
             }
             Self::Chunked(d) => {
-                // Decoded only to find the end; the data is dropped (at most one read's worth).
+                // Decoded to find the end; the data stays in `scratch` (one read's worth) for a
+                // caller that passes it on decoded.
                 scratch.clear();
-                let n = d.feed(input, scratch, usize::MAX).map_err(|_| ())?;
-                scratch.clear();
-                n
+                d.feed(input, scratch, usize::MAX).map_err(|_| ())?
             }
         };
         if matches!(self, Self::Length(0)) || matches!(self, Self::Chunked(d) if d.is_done()) {
@@ -117,6 +116,19 @@ enum Upstream {
     Body(Body),
 }
 
+/// What an exchange needs to know of the client's request beyond its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientHead {
+    /// How the request's body is framed (RFC 9112 §6.3).
+    pub framing: Framing,
+    /// The client's connection may serve another request after this one (RFC 9112 §9.3).
+    pub keep_alive: bool,
+    /// The request is HTTP/1.0: its response is not chunked (RFC 9112 §7: a chunked body
+    /// from the upstream is passed on decoded, and the connection closes after it) and no
+    /// interim 1xx goes before it (RFC 9110 §15.2).
+    pub http10: bool,
+}
+
 /// One exchange: the request's body going up, the response coming down.
 #[derive(Debug)]
 pub struct Exchange {
@@ -128,23 +140,26 @@ pub struct Exchange {
     close: bool,
     /// The response head has been passed on.
     started: bool,
+    /// The client speaks HTTP/1.0 ([`ClientHead::http10`]).
+    http10: bool,
+    /// A chunked response body is passed on decoded (to an HTTP/1.0 client).
+    dechunk: bool,
     limits: Limits,
     scratch: Vec<u8>,
 }
 
 impl Exchange {
     /// An exchange for a request (`method`, `target` for the upstream, the fields to forward,
-    /// the body's `framing`), and the request head to send upstream. `keep_alive`: the client's
-    /// connection may serve another request after this one.
+    /// what else is known of the `client`'s head), and the request head to send upstream.
     pub fn new(
         method: &str,
         target: &str,
         host: &str,
         fields: &[(String, Vec<u8>)],
-        framing: Framing,
-        keep_alive: bool,
+        client: ClientHead,
         limits: Limits,
     ) -> (Self, Vec<u8>) {
+        let framing = client.framing;
         let mut head = Vec::with_capacity(256);
         head.extend_from_slice(
             format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n").as_bytes(),
@@ -168,8 +183,10 @@ impl Exchange {
             request: Body::new(framing),
             upstream: Upstream::Head { buf: Vec::new(), reader: HeadReader::new(&limits) },
             head_method: method == "HEAD",
-            close: !keep_alive,
+            close: !client.keep_alive,
             started: false,
+            http10: client.http10,
+            dechunk: false,
             limits,
             scratch: Vec::new(),
         };
@@ -205,7 +222,8 @@ impl Exchange {
                 Upstream::Body(b) => {
                     let n =
                         b.take(input, &mut self.scratch).map_err(|()| RelayError::BadResponse)?;
-                    out.extend_from_slice(&input[..n]);
+                    let passed = if self.dechunk { &self.scratch[..] } else { &input[..n] };
+                    out.extend_from_slice(passed);
                     // What follows a whole response on a connection it closes is nothing.
                     return Ok(());
                 }
@@ -268,7 +286,12 @@ impl Exchange {
         } else {
             Body::UntilClose
         };
-        if matches!(body, Body::UntilClose) || resp.minor_version == 0 {
+        if interim && self.http10 {
+            // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+            return Ok(None);
+        }
+        self.dechunk = self.http10 && matches!(body, Body::Chunked(_));
+        if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk {
             self.close = true;
         }
         let named: Vec<&[u8]> = resp.tokens("connection").collect();
@@ -278,7 +301,8 @@ impl Exchange {
         for h in resp.headers {
             let hop = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
                 || named.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()))
-                || (te && h.name.eq_ignore_ascii_case("content-length"));
+                || (te && h.name.eq_ignore_ascii_case("content-length"))
+                || (self.dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"));
             if !hop {
                 out.extend_from_slice(h.name.as_bytes());
                 out.extend_from_slice(b": ");
@@ -377,7 +401,8 @@ mod tests {
     use super::*;
 
     fn exchange(method: &str, framing: Framing) -> Exchange {
-        Exchange::new(method, "/x", "up", &[], framing, true, Limits::default()).0
+        let client = ClientHead { framing, keep_alive: true, http10: false };
+        Exchange::new(method, "/x", "up", &[], client, Limits::default()).0
     }
 
     /// The same response, whole and byte by byte, gives the same output.
@@ -399,15 +424,8 @@ mod tests {
     fn the_request_head_is_written_anew_with_its_framing() {
         let fields =
             [("Accept".to_string(), b"*/*".to_vec()), ("Expect".into(), b"100-continue".to_vec())];
-        let (_, head) = Exchange::new(
-            "POST",
-            "/a?b",
-            "up:1",
-            &fields,
-            Framing::Chunked,
-            true,
-            Limits::default(),
-        );
+        let client = ClientHead { framing: Framing::Chunked, keep_alive: true, http10: false };
+        let (_, head) = Exchange::new("POST", "/a?b", "up:1", &fields, client, Limits::default());
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "POST /a?b HTTP/1.1\r\nHost: up:1\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -491,6 +509,25 @@ mod tests {
             let got = down(method, response);
             let text = String::from_utf8_lossy(response);
             assert_eq!((&got.0[..], got.1, got.2), (expected, done, keep), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_http10_client_gets_a_chunked_body_decoded_and_no_interim_response() {
+        let client = ClientHead { framing: Framing::None, keep_alive: false, http10: true };
+        let response = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n2\r\nhi\r\n4\r\n you\r\n0\r\n\r\n";
+        for read in [response.len(), 1, 7] {
+            let (mut e, _) = Exchange::new("GET", "/", "up", &[], client, Limits::default());
+            let mut out = Vec::new();
+            for piece in response.chunks(read) {
+                e.upstream_bytes(piece, &mut out).unwrap();
+            }
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "HTTP/1.1 200 OK\r\nX: y\r\nConnection: close\r\n\r\nhi you",
+                "reads of {read}"
+            );
+            assert!(e.response_done() && !e.keep_alive());
         }
     }
 

@@ -11,8 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use super::{HIGH_WATER, LOW_WATER, Proxy, headers, target};
-use crate::proto::body::Framing;
-use crate::proto::relay::{self, Exchange};
+use crate::proto::relay::{self, ClientHead, Exchange};
 use crate::server::{ConnId, ConnectError, Context, Request};
 use crate::{info, warn};
 
@@ -55,8 +54,7 @@ impl Proxy {
         ctx: &mut Context<'_>,
         route: usize,
         req: &Request<'_>,
-        framing: Framing,
-        keep_alive: bool,
+        head: ClientHead,
     ) -> bool {
         let client = req.id;
         let Some(r) = self.routes.get_mut(route) else { return false };
@@ -82,8 +80,7 @@ impl Proxy {
         let fields = headers::forward(req.headers, req.peer, req.host);
         let limits = crate::proto::http::Limits::default();
         let host = r.upstream.host_header();
-        let (exchange, head) =
-            Exchange::new(req.method, &target, &host, &fields, framing, keep_alive, limits);
+        let (exchange, head) = Exchange::new(req.method, &target, &host, &fields, head, limits);
         let _ = ctx.tcp_write(up, &head);
         info!("proxy: http", client = client, upstream = up, route = r.prefix, method = req.method);
         let deadline = ctx.now() + self.timeout;

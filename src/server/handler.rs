@@ -9,8 +9,8 @@ use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::proto::body::Framing;
 use crate::proto::connection::{MessageKind, SendError};
+use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, State};
 use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
 use crate::server::core::Core;
@@ -91,9 +91,10 @@ pub trait Handler<D = ()> {
     fn on_connect_failed(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _error: &ConnectError) {
     }
 
-    /// A plain request's head, before its body is read (`body` says how the body is framed;
-    /// `keep_alive`, whether the client's connection may serve another request after it). The
-    /// default, `false`, lets the runtime read the body and call [`Handler::on_request`].
+    /// A plain request's head, before its body is read (`head` says how the body is framed,
+    /// whether the client's connection may serve another request after it, and whether the
+    /// request is HTTP/1.0). The default, `false`, lets the runtime read the body and call
+    /// [`Handler::on_request`].
     ///
     /// `true` takes the exchange over (a proxy's relay): the runtime reads no body and buffers
     /// nothing; the connection is a byte stream as a [`Context::connect_tcp`] one is. What the
@@ -105,8 +106,7 @@ pub trait Handler<D = ()> {
         &mut self,
         _ctx: &mut Context<'_, D>,
         _req: &Request<'_>,
-        _body: Framing,
-        _keep_alive: bool,
+        _head: ClientHead,
     ) -> bool {
         false
     }

@@ -6,6 +6,7 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
+use crate::proto::relay::ClientHead;
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::api::{self, ConnId, Decision, Response};
 use crate::server::compress::Pmd;
@@ -341,14 +342,14 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let Some(conn) = self.core.conns.get(key) else { return false };
         let asked = plain_request(key, conn.peer(), req, &[]);
         let keep_alive = self.keeps_alive(req);
+        let head = ClientHead { framing, keep_alive, http10: req.minor_version == 0 };
         // A byte stream of the handler's while it is asked, so it can answer at once.
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else { return false };
         let relaying = ConnState::Tcp(Tcp { connected: true, inbound: true, ..Tcp::default() });
         let mut stashed = std::mem::replace(&mut conn.state, relaying);
-        let claimed = self.call(self.about(key), Then::Continue, |h, ctx| {
-            h.on_request_head(ctx, &asked, framing, keep_alive)
-        });
+        let claimed = self
+            .call(self.about(key), Then::Continue, |h, ctx| h.on_request_head(ctx, &asked, head));
         let core = &mut self.core;
         let Some(conn) = core.conns.get_mut(key) else { return claimed };
         if !claimed {
