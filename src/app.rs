@@ -12,6 +12,7 @@
 //! callback is routed by its tag ([`Context::tag`]): no app is asked whether an id is its own.
 
 use std::collections::HashMap;
+use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::exec::Exec;
 use crate::http::Api;
 use crate::hub::Hub;
 use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
+use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
@@ -364,7 +366,9 @@ impl Handler for App {
     fn tick_interval(&self) -> Option<std::time::Duration> {
         // Agents' restart back-off is checked on the tick too.
         let agents = self.agents.as_ref().map(|_| Duration::from_millis(250));
-        self.hub().and_then(Hub::tick_interval).or(agents)
+        // The proxy's plain exchanges wait for their upstream's answer within a deadline.
+        let proxy = self.proxy.as_ref().map(|_| Duration::from_millis(250));
+        self.hub().and_then(Hub::tick_interval).or(agents).or(proxy)
     }
 
     fn on_tick(&mut self, ctx: &mut Context<'_>) {
@@ -375,6 +379,45 @@ impl Handler for App {
             // What it starts is the agents'.
             ctx.tag_new(AGENTS);
             a.on_tick(ctx);
+        }
+        if let Some(p) = self.proxy.as_mut() {
+            p.on_tick(ctx);
+        }
+    }
+
+    fn on_request_head(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        head: ClientHead,
+    ) -> bool {
+        let Some(proxy) = self.proxy.as_mut() else { return false };
+        let Some(route) = proxy.route_for(req.path) else { return false };
+        // Refused by the access policy: `on_request` answers it as any other request.
+        if !self.access.is_open_request(req.path) && self.access.check_request(req).is_err() {
+            return false;
+        }
+        ctx.set_tag(req.id, PROXY_CLIENT);
+        ctx.tag_new(PROXY_UPSTREAM);
+        proxy.on_request_head(ctx, route, req, head)
+    }
+
+    fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
+        if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
+            p.on_tcp_data(ctx, id, bytes);
+        }
+    }
+
+    fn on_tcp_eof(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        match (ctx.tag(id), self.proxy.as_mut()) {
+            (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) => p.on_tcp_eof(ctx, id),
+            _ => ctx.tcp_shutdown_write(id),
+        }
+    }
+
+    fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: Option<&io::Error>) {
+        if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
+            p.on_tcp_closed(ctx, id, error);
         }
     }
 

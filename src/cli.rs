@@ -1122,8 +1122,9 @@ const FLAGS: &[Flag] = &[
         repeatable: true,
         group: Group::Proxy,
         default: "",
-        help: "Proxy WebSocket connections under PATH to an upstream; the longest matching \
-               prefix wins, and the rest of the path and the query are appended.",
+        help: "Proxy WebSocket connections and plain HTTP requests under PATH to an upstream; \
+               the longest matching prefix wins, and the rest of the path and the query are \
+               appended.",
         setter: Setter::Serve(|o, v| {
             let (path, url) = v.split_once('=').ok_or("expected PATH=ws://HOST:PORT/PATH")?;
             check_path(path)?;
@@ -1164,7 +1165,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "10s",
-        help: "How long connecting to an upstream and its handshake may take (504 after; > 0).",
+        help: "How long connecting to an upstream and its handshake (or a plain request's \
+               response head) may take (504 after; > 0).",
         setter: Setter::Serve(|o, v| {
             o.upstream_timeout = parse_required_duration(v)?;
             Ok(())

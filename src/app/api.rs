@@ -92,6 +92,7 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
             messages_down: r.stats.messages_down,
             bytes_up: r.stats.bytes_up,
             bytes_down: r.stats.bytes_down,
+            http_requests: r.stats.http_requests,
         })
         .collect()
 }

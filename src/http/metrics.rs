@@ -27,6 +27,8 @@ pub struct RouteFigures {
     pub bytes_up: u64,
     /// Payload bytes from the upstream to clients.
     pub bytes_down: u64,
+    /// Plain HTTP requests relayed (or answered 502/504 for the upstream).
+    pub http_requests: u64,
 }
 
 /// A per-route counter: its name, its help, and how to read it.
@@ -260,7 +262,7 @@ pub fn render(
             let route = format!("route=\"{}\"", label(&r.prefix));
             sample(&mut o, "weir_route_connections_open", &route, r.open);
         }
-        let fams: [RouteFamily; 6] = [
+        let fams: [RouteFamily; 7] = [
             ("weir_route_connections_total", "Connections proxied, by route.", |s| s.connections),
             (
                 "weir_route_upstream_failures_total",
@@ -278,6 +280,9 @@ pub fn render(
             }),
             ("weir_route_bytes_down_total", "Payload bytes from the upstream to clients.", |s| {
                 s.bytes_down
+            }),
+            ("weir_route_http_requests_total", "Plain HTTP requests relayed, by route.", |s| {
+                s.http_requests
             }),
         ];
         for (name, help, get) in fams {

@@ -70,6 +70,7 @@ pub mod handshake;
 pub mod http;
 pub mod inflate;
 pub mod mask;
+pub mod relay;
 pub mod resp;
 // Test tooling, not part of the embedding contract: the unit tests and the fuzz targets (which
 // turn on the `testing` feature) hold the core to its promises with it.

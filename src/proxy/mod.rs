@@ -11,8 +11,11 @@
 //!   by weir's own heartbeats).
 //! - Flow control instead of loss: when one side's queue passes [`HIGH_WATER`], weir stops
 //!   reading the other side until the queue drains to [`LOW_WATER`].
+//! - Plain HTTP requests under a route go to the same upstream (`plain.rs`), one upstream TCP
+//!   connection per exchange, bodies streamed both ways ([`crate::proto::relay`]).
 
 pub mod headers;
+mod plain;
 pub mod target;
 
 use std::collections::HashMap;
@@ -59,6 +62,8 @@ pub struct RouteStats {
     pub bytes_up: u64,
     /// Payload bytes from the upstream to clients.
     pub bytes_down: u64,
+    /// Plain HTTP requests relayed (or answered 502/504 for the upstream).
+    pub http_requests: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +85,8 @@ pub struct Proxy {
     routes: Vec<Route>,
     links: HashMap<ConnId, Link>,
     timeout: Duration,
+    /// Plain HTTP exchanges being relayed (`plain.rs`).
+    http: plain::Relays,
 }
 
 impl Proxy {
@@ -102,7 +109,7 @@ impl Proxy {
                 stats: RouteStats::default(),
             });
         }
-        Ok(Self { routes: out, links: HashMap::new(), timeout })
+        Ok(Self { routes: out, links: HashMap::new(), timeout, http: plain::Relays::default() })
     }
 
     /// The routes, with their counters.
@@ -194,6 +201,9 @@ impl Proxy {
 
     /// The upstream could not be reached or refused: the client gets the matching status.
     pub fn on_connect_failed(&mut self, ctx: &mut Context<'_>, up: ConnId, error: &ConnectError) {
+        if self.http_connect_failed(ctx, up, error) {
+            return;
+        }
         let Some(link) = self.links.remove(&up) else { return };
         self.links.remove(&link.other);
         let route = self.routes.get_mut(link.route);
@@ -244,6 +254,9 @@ impl Proxy {
 
     /// A side's queue drained: read its partner again.
     pub fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some(other) = self.http.partner(id) {
+            ctx.resume_reading(other);
+        }
         if let Some(link) = self.links.get(&id) {
             ctx.resume_reading(link.other);
         }

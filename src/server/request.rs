@@ -6,6 +6,7 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
+use crate::proto::relay::ClientHead;
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::api::{self, ConnId, Decision, Response};
 use crate::server::compress::Pmd;
@@ -14,7 +15,7 @@ use crate::server::core::write_with;
 use crate::server::dispatch::Then;
 use crate::server::handler::Handler;
 use crate::server::slab::Key;
-use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, WsExt};
+use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, Tcp, WsExt};
 use crate::{debug, info};
 
 /// What `Retry-After` says to a client refused for a connection limit.
@@ -66,6 +67,8 @@ enum Outcome {
     Body(Body),
     /// Answered; `true` if the connection stays open for another request.
     Answered(bool),
+    /// The handler relays the exchange (`on_request_head`): bytes after the head are its.
+    Relayed,
 }
 
 impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
@@ -81,6 +84,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             | ConnState::Stream => return,
             ConnState::Ws(_) => return self.on_frames(key, 0, n),
             ConnState::Response(_) => return self.on_response_bytes(key, n),
+            ConnState::Tcp(_) => return self.on_tcp_bytes(key, n),
             ConnState::Head(_) => false,
             ConnState::Body(_) => true,
         };
@@ -139,6 +143,15 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
                         conn.state.begin_body(Body { buf: head, ..body });
                     }
                     return self.on_body_bytes(key);
+                }
+                Outcome::Relayed => {
+                    if !rest.is_empty() {
+                        let owner = self.about(key);
+                        self.call(owner, Then::Continue, |h, ctx| {
+                            h.on_tcp_data(ctx, ConnId(key), rest);
+                        });
+                    }
+                    return self.core.pool.give(head);
                 }
                 Outcome::Answered(false) => return self.core.pool.give(head),
                 Outcome::Answered(true) => {
@@ -224,38 +237,46 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
                     }
                     (Ok(_), Ok(c)) => c,
                 };
-                return match request_framing(&req) {
+                let framing = match request_framing(&req) {
                     Err(e) => {
                         self.refuse_error(key, e);
-                        Outcome::Answered(false)
+                        return Outcome::Answered(false);
                     }
-                    Ok(Framing::None) => Outcome::Answered(self.serve(key, &req, &[])),
-                    Ok(Framing::Length(n)) if n > self.core.config.max_body_size as u64 => {
-                        self.refuse_error(key, BodyError::TooLarge);
-                        Outcome::Answered(false)
-                    }
-                    Ok(framing) => {
-                        // RFC 9110 §10.1.1: content will follow and none has come yet: ask for
-                        // it now (a final status that the head alone decides is sent above).
-                        let content = matches!(framing, Framing::Chunked)
-                            || matches!(framing, Framing::Length(n) if n > 0);
-                        if expects_continue && content && head.len() == head_len {
-                            let core = &mut self.core;
-                            if let Some(c) = core.conns.get_mut(key) {
-                                c.out.push_copy(&[CONTINUE], &mut core.pool);
-                                core.mark_dirty(key);
-                            }
-                        }
-                        Outcome::Body(Body {
-                            buf: Vec::new(),
-                            head_len,
-                            framing,
-                            decoder: ChunkedDecoder::new(),
-                            pos: head_len,
-                            decoded: Vec::new(),
-                        })
-                    }
+                    Ok(f) => f,
                 };
+                // A relayed body streams on as it comes: no limit on its size applies here.
+                let relayed = self.relay(key, &req, framing);
+                match framing {
+                    _ if relayed => {}
+                    Framing::None => return Outcome::Answered(self.serve(key, &req, &[])),
+                    Framing::Length(n) if n > self.core.config.max_body_size as u64 => {
+                        self.refuse_error(key, BodyError::TooLarge);
+                        return Outcome::Answered(false);
+                    }
+                    _ => {}
+                }
+                // RFC 9110 §10.1.1: content will follow and none has come yet: ask for it now
+                // (a final status that the head alone decides is sent above).
+                let content = matches!(framing, Framing::Chunked)
+                    || matches!(framing, Framing::Length(n) if n > 0);
+                if expects_continue && content && head.len() == head_len {
+                    let core = &mut self.core;
+                    if let Some(c) = core.conns.get_mut(key) {
+                        c.out.push_copy(&[CONTINUE], &mut core.pool);
+                        core.mark_dirty(key);
+                    }
+                }
+                if relayed {
+                    return Outcome::Relayed;
+                }
+                return Outcome::Body(Body {
+                    buf: Vec::new(),
+                    head_len,
+                    framing,
+                    decoder: ChunkedDecoder::new(),
+                    pos: head_len,
+                    decoded: Vec::new(),
+                });
             }
         };
         let asked = api::Request {
@@ -312,6 +333,43 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
                 Outcome::Opened
             }
         }
+    }
+
+    /// Offers a plain request's head to the handler (`on_request_head`) before its body is
+    /// read; returns whether it relays the exchange. Then the connection is a byte stream of the
+    /// handler's (`ConnState::Tcp`, as a dialled one) until `Context::http_exchange_done`.
+    fn relay(&mut self, key: Key, req: &Request<'_, '_>, framing: Framing) -> bool {
+        let Some(conn) = self.core.conns.get(key) else { return false };
+        let asked = plain_request(key, conn.peer(), req, &[]);
+        let keep_alive = self.keeps_alive(req);
+        let head = ClientHead { framing, keep_alive, http10: req.minor_version == 0 };
+        // A byte stream of the handler's while it is asked, so it can answer at once.
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return false };
+        let relaying = ConnState::Tcp(Tcp { connected: true, inbound: true, ..Tcp::default() });
+        let mut stashed = std::mem::replace(&mut conn.state, relaying);
+        let claimed = self
+            .call(self.about(key), Then::Continue, |h, ctx| h.on_request_head(ctx, &asked, head));
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else { return claimed };
+        if !claimed {
+            conn.state = stashed;
+            return false;
+        }
+        stashed.release(&mut core.pool);
+        if matches!(conn.state, ConnState::Tcp(_)) {
+            // No deadline of the head's applies while the handler relays.
+            let ws = core.config.ws.without_handshake_timeout();
+            conn.ws = Connection::new(Role::Server, ws, core.now);
+        }
+        true
+    }
+
+    /// RFC 9112 §9.3: an HTTP/1.1 connection persists unless either side says close.
+    fn keeps_alive(&self, req: &Request<'_, '_>) -> bool {
+        req.minor_version == 1
+            && !req.fields().has_token("connection", "close")
+            && !self.core.draining
     }
 
     /// Bytes of a request body: when it is whole, the request is served.
@@ -387,10 +445,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
     fn serve(&mut self, key: Key, req: &Request<'_, '_>, body: &[u8]) -> bool {
         let Some(conn) = self.core.conns.get(key) else { return false };
         let peer = conn.peer();
-        // RFC 9112 §9.3: HTTP/1.1 connections persist unless either side says close.
-        let keep_alive = req.minor_version == 1
-            && !req.fields().has_token("connection", "close")
-            && !self.core.draining;
+        let keep_alive = self.keeps_alive(req);
         // While the handler runs, the connection streams into a queue of its own: a handler
         // that answers with a streamed response writes its first bytes (server-sent events:
         // `retry:` and the replay after `Last-Event-ID`) before its head is queued, and they
@@ -404,18 +459,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             }
             None => return false,
         };
-        let asked = api::Request {
-            id: ConnId(key),
-            peer,
-            method: req.method,
-            target: req.target,
-            path: req.path(),
-            query: req.query(),
-            host: req.header("host").unwrap_or_default(),
-            origin: req.header("origin"),
-            headers: req.headers,
-            body,
-        };
+        let asked = plain_request(key, peer, req, body);
         let r = self.call(self.about(key), Then::Continue, |h, ctx| h.on_request(ctx, &asked));
         let Some(conn) = self.core.conns.get_mut(key) else { return false };
         let mut early = std::mem::replace(&mut conn.out, queued);
@@ -536,5 +580,26 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             self.on_frames(key, 0, n);
         }
         self.read_again(key);
+    }
+}
+
+/// A plain request as the handler gets it.
+fn plain_request<'a>(
+    key: Key,
+    peer: std::net::SocketAddr,
+    req: &Request<'a, 'a>,
+    body: &'a [u8],
+) -> api::Request<'a> {
+    api::Request {
+        id: ConnId(key),
+        peer,
+        method: req.method,
+        target: req.target,
+        path: req.path(),
+        query: req.query(),
+        host: req.header("host").unwrap_or_default(),
+        origin: req.header("origin"),
+        headers: req.headers,
+        body,
     }
 }
