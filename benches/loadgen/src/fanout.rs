@@ -71,6 +71,10 @@ pub struct Config {
     pub warmup: Duration,
     pub duration: Duration,
     pub open_concurrency: usize,
+    /// The servers' pids: their CPU time over the measured window is reported, summed.
+    pub pids: Vec<u32>,
+    /// Redis's pid (for the servers that fan out through it), reported apart.
+    pub redis_pid: Option<u32>,
 }
 
 pub struct Report {
@@ -85,6 +89,11 @@ pub struct Report {
     pub delivered: u64,
     pub pings: u64,
     pub frame_len: usize,
+    /// CPU used in the measured window, as shares of one CPU: the servers' (summed; `None`
+    /// without pids or when one could not be read), Redis's, and the generator's own.
+    pub server_cpu: Option<f64>,
+    pub redis_cpu: Option<f64>,
+    pub loadgen_cpu: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -716,10 +725,18 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     f.st.publishing = true;
     f.st.next_due = Instant::now();
     f.run_until(Instant::now() + cfg.warmup)?;
+    let cpu = |pids: &[u32]| -> Option<f64> { pids.iter().map(|p| crate::sys::cpu_seconds(*p).ok()).sum() };
+    let redis_pids: Vec<u32> = cfg.redis_pid.into_iter().collect();
+    let (server0, redis0, self0) = (cpu(&cfg.pids), cpu(&redis_pids), crate::sys::self_cpu_seconds());
     let (d0, s0, m0) = (f.st.delivered, f.st.sent, Instant::now());
     f.st.recording = true;
     f.run_until(m0 + cfg.duration)?;
     let (d1, s1, m1) = (f.st.delivered, f.st.sent, Instant::now());
+    let wall = (m1 - m0).as_secs_f64();
+    let share = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / wall);
+    let server_cpu = if cfg.pids.is_empty() { None } else { share(server0, cpu(&cfg.pids)) };
+    let redis_cpu = if redis_pids.is_empty() { None } else { share(redis0, cpu(&redis_pids)) };
+    let loadgen_cpu = (crate::sys::self_cpu_seconds() - self0) / wall;
     f.st.recording = false;
     f.st.publishing = false;
     // Drain: every publish must reach every subscriber, and be acknowledged.
@@ -752,6 +769,9 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         delivered: f.st.delivered,
         pings: f.st.pings,
         frame_len: f.st.tpl.frame.len(),
+        server_cpu,
+        redis_cpu,
+        loadgen_cpu,
     })
 }
 
