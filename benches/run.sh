@@ -321,6 +321,17 @@ start_redis() {
     sed 's/^/    /' "$dir/log" >&2
     return 1
 }
+# Waits (at most 10 s) until weir's log $1 says both its Redis links (commands, subscriptions)
+# are ready: it listens before it has dialled Redis, and answers `unavailable` until then.
+redis_links_ready() {
+    local i
+    for i in $(seq 100); do
+        [ "$(grep -c 'redis: link ready' "$1")" -ge 2 ] && return 0
+        sleep 0.1
+    done
+    echo "run.sh: weir's Redis links were not ready within 10 s" >&2
+    return 1
+}
 # The -redis servers: weir-redis (two weir on one port with --reuse-port and --redis),
 # socketio-redis (two Socket.IO processes on two ports with the Redis adapter), socketio (one,
 # no Redis). The first server on CPU 0, the second on CPU 1.
@@ -337,6 +348,7 @@ start_group() {
             SPID=$LPID SPORT=$LPORT
             launch 1 "$TMP/server2.log" "${w[@]}" --listen "127.0.0.1:$SPORT" || { EXTRA_PID=$LPID; return 1; }
             EXTRA_PID=$LPID
+            redis_links_ready "$TMP/server.log" && redis_links_ready "$TMP/server2.log" || return 1
             GEN_URLS="ws://127.0.0.1:$SPORT/ws" ;;
         socketio*)
             local n=("$ROOT/benches/peers/socketio-pubsub.js" 127.0.0.1:0)

@@ -49,6 +49,7 @@ const MIN_READ: usize = 64 * 1024;
 /// Largest frame accepted from the server.
 const MAX_FRAME: usize = 16 << 20;
 const EVENT_PREFIX: &[u8] = b"{\"event\":\"message\",\"channel\":\"bench\",\"seq\":";
+const EPOCH: &[u8] = b",\"epoch\":\"";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -599,7 +600,12 @@ fn on_delivery(c: &mut Conn, st: &mut State, p: &[u8], idx: usize) -> Result<(),
             if !p.starts_with(EVENT_PREFIX) {
                 return Err(format!("expected a message event on {CHANNEL:?}, got {:?}", show(p)));
             }
-            let (seq, k) = number(p, EVENT_PREFIX.len()).ok_or_else(|| format!("bad seq in {:?}", show(p)))?;
+            let (seq, mut k) = number(p, EVENT_PREFIX.len()).ok_or_else(|| format!("bad seq in {:?}", show(p)))?;
+            // With --redis the channel's epoch follows seq: `,"epoch":"HEX"`.
+            if p[k..].starts_with(EPOCH) {
+                let end = p[k + EPOCH.len()..].iter().position(|b| *b == b'"').ok_or_else(|| format!("unterminated epoch in {:?}", show(p)))?;
+                k += EPOCH.len() + end + 1;
+            }
             if !p[k..].starts_with(b",\"data\":") {
                 return Err(format!("expected data after seq: {:?}", show(p)));
             }
@@ -865,6 +871,13 @@ mod tests {
         assert!(on_delivery(&mut b, &mut st, &bad, 1).unwrap_err().contains("corrupted"));
         let other = String::from_utf8(event(&tail, 13, 2, 0)).unwrap().replace("bench", "bexch");
         assert!(on_delivery(&mut b, &mut st, other.as_bytes(), 1).is_err());
+        // weir with --redis: the channel's epoch between seq and data
+        let with_epoch = String::from_utf8(event(&tail, 13, 2, 0)).unwrap().replace(",\"data\":", ",\"epoch\":\"c2c110d0b5be00bb\",\"data\":");
+        let mut b2 = Conn { next_n: 2, next_seq: 13, ..conn().0 };
+        on_delivery(&mut b2, &mut st, with_epoch.as_bytes(), 1).unwrap();
+        assert_eq!((b2.next_n, b2.next_seq), (3, 14));
+        st.counts[2] -= 1;
+        st.delivered -= 1;
         // in order again: the window slot of n=2 completes, then n=3 (already received by a)
         on_delivery(&mut b, &mut st, &event(&tail, 13, 2, 0), 1).unwrap();
         on_delivery(&mut b, &mut st, &event(&tail, 14, 3, 0), 1).unwrap();
