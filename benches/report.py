@@ -30,8 +30,12 @@ METRICS = {
         ("publishes_per_sec", "publishes/s", True),
         ("p50_us", "delivery p50 us", False),
         ("p99_us", "delivery p99 us", False),
-    ],
+        ("deliveries_per_server_cpu_sec", "deliveries per server CPU-second", True),
+    ] + CPU,
 }
+# Through Redis (issue 19): Redis's CPU apart from the servers'.
+METRICS["fanout10k-redis"] = METRICS["fanout10k"] + [("redis_cpu", "redis CPU", None)]
+METRICS["fanout10k-redis-paced"] = METRICS["fanout10k-redis"]
 # The same scenarios over TLS (run.sh --tls).
 for _s in ("echo64", "echo16k", "connrate", "idle10k"):
     METRICS["tls-" + _s] = METRICS[_s]
@@ -52,6 +56,13 @@ DESCRIPTION = {
     "weir-dedicated --compression dedicated",
     "idle10k-deflate": "server RSS per idle connection that agreed permessage-deflate (offered as "
     "browsers do), 10,000 conns; weir --compression shared, weir-off without compression",
+    "fanout10k-redis": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed "
+    "loop ({window} publishes in flight): weir = one weir process without Redis; weir-redis = two weir "
+    "processes (CPU 0 and 1) on one port (--reuse-port) through Redis; socketio-redis = two Socket.IO "
+    "processes (CPU 0 and 1) with @socket.io/redis-adapter on the same kind of Redis; socketio = one "
+    "Socket.IO process. server CPU is the servers' summed",
+    "fanout10k-redis-paced": "as fanout10k-redis, at a fixed {rate} publishes/s (so latency is one "
+    "publish's way to every subscriber, not queueing)",
     "fanout10k": "fan-out, 1 publisher -> {subs} subscribers on one channel, {size} B data, closed loop "
     "({window} publishes in flight until every subscriber has them); weir's hub (/ws, --rate 0; "
     "event frame {weir_frame} B: it wraps the data in event/channel/seq/from/ts) vs uWS.js "
@@ -109,7 +120,7 @@ def main():
     peers = [s for s in servers if s != "weir"]
 
     def values(scen, server, key):
-        return [d[key] for (s, sv, _, ok, d) in runs if s == scen and sv == server and ok and key in d]
+        return [d[key] for (s, sv, _, ok, d) in runs if s == scen and sv == server and ok and d.get(key) is not None]
 
     def count(scen, server):
         all_ = [r for r in runs if r[0] == scen and r[1] == server]
@@ -138,7 +149,8 @@ def main():
                 v = values(scen, sv, key)
                 med[sv] = statistics.median(v) if v else None
                 ok, n = count(scen, sv)
-                cell = fmt(med[sv], higher is None)
+                # Runs that went well but have no such figure (Redis's CPU without Redis): "-".
+                cell = fmt(med[sv], higher is None) if med[sv] is not None or ok < n else "-"
                 if n and ok < n:
                     cell += f" ({ok}/{n} ok)"
                 cells.append(cell if n else "-")
@@ -162,10 +174,25 @@ def main():
                 window=first.get("window", "?"),
                 weir_frame=frame(True),
                 peer_frame=frame(False),
+                rate=first.get("rate", "?"),
             )
         return text
 
     lines += [f"- `{s}`: {describe(s)}" for s in scenarios]
+    # Through Redis: the issue's two comparisons, which are not weir / peer.
+    def median(scen, server, key):
+        v = values(scen, server, key)
+        return statistics.median(v) if v else None
+    redis_lines = []
+    for scen in ("fanout10k-redis", "fanout10k-redis-paced"):
+        wr, sr = (median(scen, sv, "deliveries_per_server_cpu_sec") for sv in ("weir-redis", "socketio-redis"))
+        if wr and sr:
+            redis_lines.append(f"- {scen}: weir-redis / socketio-redis, deliveries per server CPU-second: {wr / sr:.3g}")
+        w50, r50 = median(scen, "weir", "p50_us"), median(scen, "weir-redis", "p50_us")
+        if w50 is not None and r50 is not None:
+            redis_lines.append(f"- {scen}: delivery p50, weir-redis - weir: {r50 - w50:+,.0f} us")
+    if redis_lines:
+        lines += ["", "Through Redis:", ""] + redis_lines
     lines += ["", "## All runs", ""]
     for scen in scenarios:
         key = METRICS.get(scen, [("?", "?", True)])[0][0]

@@ -11,7 +11,8 @@
 #   --only LIST       scenarios, comma-separated (default: all plain ones, or all TLS ones):
 #                     echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k
 #                     tls-echo64 tls-echo16k tls-connrate tls-idle10k
-#                     echo1k-deflate idle10k-deflate (only when named: see below)
+#                     echo1k-deflate idle10k-deflate fanout10k-redis fanout10k-redis-paced
+#                     (these four only when named: see below)
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
@@ -19,6 +20,7 @@
 #                     tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo (the tls-
 #                     scenarios), weir-dedicated weir-off uws-deflate-shared-echo
 #                     uws-deflate-dedicated-echo ws-deflate-echo (the -deflate scenarios),
+#                     weir-redis socketio-redis socketio (the -redis scenarios),
 #                     and weir-base when WEIR_BASE_BIN is set
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
@@ -32,6 +34,29 @@
 # uws-pubsub (and weir-base) run it. FANOUT_SUBS=N (environment) changes the subscriber count, e.g. 1000 for a
 # smoke test. weir-base runs it too. It is in the default list: per round it adds 2 runs of about 3 s (opening 10,000
 # connections) + 1 s warm-up + duration, i.e. about 1.5 min to the default run (3 x 10 s).
+#
+# fanout10k-redis, fanout10k-redis-paced: fan-out across processes through Redis (issue 19).
+# 10,000 subscribers (FANOUT_SUBS) on one channel and 1 publisher, as fanout10k, on:
+#   weir            one weir process without Redis (on CPU 0, loadgen on CPU 1, as fanout10k);
+#   weir-redis      two weir processes, one per CPU (taskset -c 0 and -c 1), on one port
+#                   (--reuse-port, so the kernel spreads the subscribers over them) with
+#                   --redis to a redis-server of the run's own; run only when this weir has
+#                   --redis (weir --help), else skipped with a note;
+#   socketio-redis  two Node processes of benches/peers/socketio-pubsub.js (Socket.IO 4.8 with
+#                   @socket.io/redis-adapter 8.3 on ioredis), one per CPU, on two ports, the
+#                   same kind of redis-server; subscribers alternate between the two ports;
+#   socketio        one such Node process without Redis (on CPU 0).
+# weir's runs are driven by loadgen (--mode weir), Socket.IO's by
+# benches/peers/socketio-fanout.js (socket.io-client; the same checks, flow control and RESULT
+# line). redis-server runs unpinned, and so does the generator beside two servers. Every run
+# reports the servers' CPU over the measured window (summed, shares of one CPU), Redis's apart,
+# and deliveries per server CPU-second: with the servers, Redis and the generator sharing the
+# machine's CPUs, that, not deliveries/s, compares the servers. fanout10k-redis is closed loop
+# (32 publishes in flight: the most deliveries/s; its latency is mostly queueing);
+# fanout10k-redis-paced publishes FANOUT_RATE/s (default 10) within the same window, so its
+# p50/p99 is the time one publish takes to reach everyone: what Redis adds to a delivery.
+# Not in the default list: benches/run.sh --only fanout10k-redis,fanout10k-redis-paced
+# Needs redis-server (apt-get install redis-server) and the Node peers (benches/peers/build.sh).
 #
 # weir-base: an A/B comparison of two builds of weir. WEIR_BASE_BIN=/path/to/weir (e.g. a release
 # build of the commit before a change) is run as a peer under the name weir-base, in every
@@ -68,14 +93,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PLAIN_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k"
 TLS_SCENARIOS="tls-echo64 tls-echo16k tls-connrate tls-idle10k"
 DEFLATE_SCENARIOS="echo1k-deflate idle10k-deflate"
-ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS"
+REDIS_SCENARIOS="fanout10k-redis fanout10k-redis-paced"
+ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS $REDIS_SCENARIOS"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
 TLS_PEERS="tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo"
 DEFLATE_PEERS="weir-dedicated weir-off uws-deflate-shared-echo uws-deflate-dedicated-echo ws-deflate-echo"
-ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS weir-base"
+REDIS_PEERS="weir-redis socketio-redis socketio"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS weir-base"
 WEIR_BASE_BIN=${WEIR_BASE_BIN:-}
 FANOUT_SUBS=${FANOUT_SUBS:-10000}
+FANOUT_RATE=${FANOUT_RATE:-10}
 QUICK=0
 TLS=0
 ONLY=""
@@ -110,6 +138,7 @@ fi
 [[ "$PAIRS" =~ ^[1-9][0-9]?$ ]] || die "--pairs must be 1..99"
 [[ "$DURATION" =~ ^[1-9][0-9]{0,3}$ ]] || die "--duration must be 1..9999 whole seconds"
 [[ "$FANOUT_SUBS" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$FANOUT_SUBS" -le 19500 ] || die "FANOUT_SUBS must be 1..19500"
+[[ "$FANOUT_RATE" =~ ^[1-9][0-9]{0,4}$ ]] || die "FANOUT_RATE must be 1..99999 publishes/s"
 
 SCENARIOS=${ONLY//,/ }
 if [ "$TLS" = 1 ]; then
@@ -128,7 +157,7 @@ if [ -n "$PEERS_ARG" ]; then
         WANT_PEERS="$WANT_PEERS $p"
     done
 else
-    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS"
+    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS"
     [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
 fi
 # Built with TLS when a tls- scenario runs.
@@ -152,7 +181,7 @@ if [ "$BUILD" = 1 ]; then
     else
         (cd "$ROOT" && cargo build --release) >&2
     fi
-    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e weir-dedicated -e weir-off -e '')" ]; then
+    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e weir-dedicated -e weir-off -e weir-redis -e '')" ]; then
         echo "== building peers" >&2
         if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
             bash "$ROOT/benches/peers/build.sh" >&2 || echo "run.sh: warning: benches/peers/build.sh failed; peers not built are skipped" >&2
@@ -169,10 +198,21 @@ if [ "$WITH_TLS" = 1 ]; then
     bash "$ROOT/benches/tls-cert.sh" "$TLS_DIR" || die "cannot make the TLS certificate in $TLS_DIR"
 fi
 
+# Why a -redis peer cannot run here (empty: it can).
+redis_peer_missing() {
+    command -v redis-server >/dev/null || { echo "no redis-server (apt-get install redis-server)"; return; }
+    case "$1" in
+        weir-redis) "$WEIR" --help 2>/dev/null | grep -q -- '--redis ' || echo "this weir has no --redis" ;;
+        socketio*) { command -v node >/dev/null && [ -d "$ROOT/benches/peers/node_modules/socket.io" ]; } ||
+                       echo "no node or no benches/peers/node_modules (benches/peers/build.sh)" ;;
+    esac
+}
 peer_available() {
     case "$1" in
         weir-base) [ -x "$WEIR_BASE_BIN" ] ;;
         weir-dedicated|weir-off) [ -x "$WEIR" ] ;;
+        weir-redis|socketio-redis) [ -z "$(redis_peer_missing "$1")" ] ;;
+        socketio) [ -z "$(redis_peer_missing socketio)" ] ;;
         *.js|ws-*|uws-*) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
@@ -180,7 +220,14 @@ peer_available() {
 PEERS=""
 SKIPPED=""
 for p in $WANT_PEERS; do
-    if peer_available "$p"; then PEERS="$PEERS $p"; else SKIPPED="$SKIPPED $p"; fi
+    if peer_available "$p"; then
+        PEERS="$PEERS $p"
+    elif [[ " $REDIS_PEERS " == *" $p "* ]]; then
+        # Said only when a scenario that runs them was asked for.
+        [[ " $SCENARIOS " != *"-redis"* ]] || SKIPPED="$SKIPPED $p ($(redis_peer_missing "$p"))"
+    else
+        SKIPPED="$SKIPPED $p"
+    fi
 done
 [ -z "$SKIPPED" ] || echo "run.sh: skipping peers not built:$SKIPPED" >&2
 # The servers of one scenario: weir, then the peers built for its kind (echo or fan-out);
@@ -188,6 +235,7 @@ done
 servers_for() {
     local list p out=weir
     case "$1" in
+        fanout*-redis*) list=$REDIS_PEERS ;;
         fanout*) list=$FANOUT_PEERS ;;
         tls-*) list=$TLS_PEERS ;;
         echo*-deflate) list=${DEFLATE_PEERS/weir-off /} ;;
@@ -210,8 +258,17 @@ TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 SPID=""
+# The -redis scenarios: the second server, redis-server, and what the generator is given.
+EXTRA_PID=""
+REDIS_PID=""
+REDIS_PORT=""
+SERVER_PIDS=""
+GEN_URLS=""
 cleanup() {
-    if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then kill -KILL "$SPID" 2>/dev/null || true; fi
+    local p
+    for p in $SPID $EXTRA_PID $REDIS_PID; do
+        if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -219,58 +276,145 @@ trap 'exit 130' INT TERM
 
 # --- servers -----------------------------------------------------------------------------------
 SPORT=""
-start_server() {
-    local name=$1 scen=$2 log="$TMP/server.log" cmd
-    case "$name" in
-        weir|weir-base|weir-dedicated|weir-off)
-              cmd=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
-                   --queue-cap 64MiB --max-message-size 16MiB)
-              # The per-connection rate limit (1000 msg/s by default, on echo paths too) would
-              # throttle the publisher and close the echo clients; the peers have none.
-              cmd+=(--rate 0)
-              if [[ $scen == tls-* ]]; then
-                  cmd[1]=--listen-tls
-                  cmd+=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
-              fi
-              if [[ $scen == *-deflate ]]; then
-                  case "$name" in
-                      weir-dedicated) cmd+=(--compression dedicated) ;;
-                      weir-off) ;;
-                      *) cmd+=(--compression shared) ;;
-                  esac
-              fi
-              [ "$name" != weir-base ] || cmd[0]=$WEIR_BASE_BIN ;;
-        ws-*|uws-*) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
-        *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
-    esac
+# weir's flags in every scenario: the per-connection rate limit (1000 msg/s by default, on echo
+# paths too) would throttle the publisher and close the echo clients; the peers have none.
+WEIR_FLAGS=(--max-connections 20000 --max-connections-per-ip 0 --queue-cap 64MiB
+            --max-message-size 16MiB --rate 0)
+# Starts "$@" pinned to CPU $1 with its output in file $2; sets LPID, and LPORT from its first
+# "listening" line (waits at most 10 s; returns 1 if there is none).
+launch() {
+    local cpu=$1 log=$2 i
+    shift 2
     : >"$log"
     # The TLS peers take the certificate from TLS_CERT and TLS_KEY (the others ignore them).
-    TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" taskset -c 0 "${cmd[@]}" >"$log" 2>&1 &
-    SPID=$!
-    SPORT=""
-    local i
+    TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" taskset -c "$cpu" "$@" >"$log" 2>&1 &
+    LPID=$!
+    LPORT=""
     for i in $(seq 100); do
-        SPORT=$(grep -oE 'listening (on |addr=)127\.0\.0\.1:[0-9]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
-        [ -n "$SPORT" ] && return 0
-        kill -0 "$SPID" 2>/dev/null || break
+        LPORT=$(grep -oE 'listening (on |addr=)127\.0\.0\.1:[0-9]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
+        [ -n "$LPORT" ] && return 0
+        kill -0 "$LPID" 2>/dev/null || break
         sleep 0.1
     done
+    return 1
+}
+# A redis-server of the run's own, on a free port, no persistence; sets REDIS_PID, REDIS_PORT.
+start_redis() {
+    local dir="$TMP/redis" i
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # redis-server refuses port 0: take a free one from the kernel (another process may take
+    # it in between: a few tries).
+    for i in 1 2 3; do
+        REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$dir" >"$dir/log" 2>&1 &
+        REDIS_PID=$!
+        for _ in $(seq 50); do
+            [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_pid "$REDIS_PID"
+        REDIS_PID=""
+    done
+    echo "run.sh: redis-server did not start; its output:" >&2
+    sed 's/^/    /' "$dir/log" >&2
+    return 1
+}
+# Waits (at most 10 s) until weir's log $1 says both its Redis links (commands, subscriptions)
+# are ready: it listens before it has dialled Redis, and answers `unavailable` until then.
+redis_links_ready() {
+    local i
+    for i in $(seq 100); do
+        [ "$(grep -c 'redis: link ready' "$1")" -ge 2 ] && return 0
+        sleep 0.1
+    done
+    echo "run.sh: weir's Redis links were not ready within 10 s" >&2
+    return 1
+}
+# The -redis servers: weir-redis (two weir on one port with --reuse-port and --redis),
+# socketio-redis (two Socket.IO processes on two ports with the Redis adapter), socketio (one,
+# no Redis). The first server on CPU 0, the second on CPU 1.
+start_group() {
+    local name=$1 redis_url=""
+    if [ "$name" != socketio ]; then
+        start_redis || return 1
+        redis_url="redis://127.0.0.1:$REDIS_PORT"
+    fi
+    case "$name" in
+        weir-redis)
+            local w=("$WEIR" "${WEIR_FLAGS[@]}" --reuse-port --redis "$redis_url")
+            launch 0 "$TMP/server.log" "${w[@]}" --listen 127.0.0.1:0 || { SPID=$LPID; return 1; }
+            SPID=$LPID SPORT=$LPORT
+            launch 1 "$TMP/server2.log" "${w[@]}" --listen "127.0.0.1:$SPORT" || { EXTRA_PID=$LPID; return 1; }
+            EXTRA_PID=$LPID
+            redis_links_ready "$TMP/server.log" && redis_links_ready "$TMP/server2.log" || return 1
+            GEN_URLS="ws://127.0.0.1:$SPORT/ws" ;;
+        socketio*)
+            local n=("$ROOT/benches/peers/socketio-pubsub.js" 127.0.0.1:0)
+            launch 0 "$TMP/server.log" env "REDIS_URL=$redis_url" node "${n[@]}" || { SPID=$LPID; return 1; }
+            SPID=$LPID SPORT=$LPORT
+            GEN_URLS="http://127.0.0.1:$SPORT"
+            if [ "$name" = socketio-redis ]; then
+                launch 1 "$TMP/server2.log" env "REDIS_URL=$redis_url" node "${n[@]}" || { EXTRA_PID=$LPID; return 1; }
+                EXTRA_PID=$LPID
+                GEN_URLS="$GEN_URLS,http://127.0.0.1:$LPORT"
+            fi ;;
+    esac
+}
+start_server() {
+    local name=$1 scen=$2 log="$TMP/server.log" cmd ok=0
+    SERVER_PIDS="" GEN_URLS=""
+    case "$name" in
+        weir-redis|socketio-redis|socketio)
+            start_group "$name" && ok=1 ;;
+        *)
+            case "$name" in
+                weir|weir-base|weir-dedicated|weir-off)
+                      cmd=("$WEIR" --listen 127.0.0.1:0 "${WEIR_FLAGS[@]}")
+                      if [[ $scen == tls-* ]]; then
+                          cmd[1]=--listen-tls
+                          cmd+=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
+                      fi
+                      if [[ $scen == *-deflate ]]; then
+                          case "$name" in
+                              weir-dedicated) cmd+=(--compression dedicated) ;;
+                              weir-off) ;;
+                              *) cmd+=(--compression shared) ;;
+                          esac
+                      fi
+                      [ "$name" != weir-base ] || cmd[0]=$WEIR_BASE_BIN ;;
+                ws-*|uws-*) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
+                *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
+            esac
+            launch 0 "$log" "${cmd[@]}" && ok=1
+            SPID=$LPID SPORT=$LPORT ;;
+    esac
+    SERVER_PIDS=$SPID${EXTRA_PID:+,$EXTRA_PID}
+    [ "$ok" = 0 ] || return 0
     echo "run.sh: $name did not start; its output:" >&2
-    sed 's/^/    /' "$log" >&2
+    cat "$TMP"/server*.log 2>/dev/null | sed 's/^/    /' >&2
     stop_server
     return 1
 }
-stop_server() {
-    [ -n "$SPID" ] || return 0
-    kill -TERM "$SPID" 2>/dev/null || true
+# SIGTERM, then SIGKILL after 5 s.
+stop_pid() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null || true
     local i
     for i in $(seq 50); do
-        kill -0 "$SPID" 2>/dev/null || break
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
-    SPID=""
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+stop_server() {
+    stop_pid "$SPID"
+    stop_pid "$EXTRA_PID"
+    stop_pid "$REDIS_PID"
+    SPID="" EXTRA_PID="" REDIS_PID=""
+    rm -f "$TMP"/server2.log
 }
 
 scenario_args() {
@@ -290,7 +434,8 @@ scenario_args() {
         # and inflates every echo with zlib).
         echo1k-deflate) echo "echo --conns 100 --inflight 16 --size 1KiB --kind text --deflate" ;;
         idle10k-deflate) echo "idle --conns 10000 --offer-deflate" ;;
-        fanout10k) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate 0" ;;
+        fanout10k|fanout10k-redis) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate 0" ;;
+        fanout10k-redis-paced) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate $FANOUT_RATE" ;;
     esac
 }
 
@@ -304,21 +449,34 @@ run_one() {
     [[ $scen != tls-* ]] || scheme=wss
     case "${scen#tls-}" in
         idle*) extra="--pid $SPID --hold $HOLD" ;;
-        fanout*) extra="--duration $DURATION" ;;
+        # --pids: the servers' CPU in the measured window; --redis-pid: Redis's, apart.
+        fanout*) extra="--duration $DURATION --pids $SERVER_PIDS${REDIS_PID:+ --redis-pid $REDIS_PID}" ;;
         # --pid: loadgen also reports the server's CPU and its own (which side was the bottleneck).
         *) extra="--duration $DURATION --pid $SPID" ;;
     esac
     [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
     case "$scen" in
-        fanout*) if [ "$name" = weir ] || [ "$name" = weir-base ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
+        fanout*)
+            case "$name" in
+                weir|weir-base|weir-redis) path=/ws; extra="$extra --mode weir" ;;
+                socketio*) ;;
+                *) path=/sub; extra="$extra --mode uws" ;;
+            esac ;;
     esac
-    # shellcheck disable=SC2086
-    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "$scheme://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
+    # shellcheck disable=SC2206
+    local gen=("$LG" $args $extra --url "$scheme://127.0.0.1:$SPORT$path" --cpu 1)
+    case "$name" in
+        # Two servers, one per CPU: the generator is not pinned (it would share a CPU with one).
+        weir-redis) gen=("$LG" $args $extra --url "$GEN_URLS" --open-concurrency 256) ;;
+        # Socket.IO's own client: loadgen's flags but the URLs (and no --mode, --cpu).
+        socketio*) gen=(node "$ROOT/benches/peers/socketio-fanout.js" ${args#fanout } $extra --urls "$GEN_URLS") ;;
+    esac
+    if out=$(timeout $((DURATION + HOLD + 200)) "${gen[@]}" 2>&1); then
         status=ok
     else
         status=fail
     fi
-    if ! kill -0 "$SPID" 2>/dev/null; then
+    if ! kill -0 "$SPID" 2>/dev/null || { [ -n "$EXTRA_PID" ] && ! kill -0 "$EXTRA_PID" 2>/dev/null; }; then
         status=fail
         out="$out
 server exited during the run"
@@ -356,6 +514,8 @@ META="$TMP/meta.txt"
     echo "servers: $(all_servers)"
     [[ " $PEERS " != *" weir-base "* ]] || echo "weir-base: $WEIR_BASE_BIN ($("$WEIR_BASE_BIN" --version 2>/dev/null || echo 'no --version'))"
     [[ " $SCENARIOS " != *" fanout"* ]] || echo "fanout subscribers: $FANOUT_SUBS$([ "$FANOUT_SUBS" = 10000 ] || echo ' (FANOUT_SUBS; fanout10k is named for 10,000)')"
+    [[ " $SCENARIOS " != *" fanout10k-redis-paced "* ]] || echo "fanout10k-redis-paced: $FANOUT_RATE publishes/s (FANOUT_RATE)"
+    [[ " $SCENARIOS " != *"-redis"* ]] || echo "redis: $(redis-server --version 2>/dev/null | cut -d' ' -f3); node: $(node --version 2>/dev/null); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "$SKIPPED" ] || echo "skipped (not built):$SKIPPED"
 } >"$META"
 python3 "$ROOT/benches/report.py" "$RESULTS" "$META" "$OUT"

@@ -37,6 +37,8 @@ pub struct Options {
     pub listen: Vec<String>,
     /// Addresses that speak TLS (HTTPS and WSS), as `listen`.
     pub listen_tls: Vec<String>,
+    /// Every listener sets `SO_REUSEPORT`: several weir processes share one port.
+    pub reuse_port: bool,
     /// The PEM certificate chains of the TLS listeners: the first is the default, a later one
     /// is presented to clients asking (SNI) for a name it is valid for.
     pub tls_cert: Vec<String>,
@@ -149,6 +151,7 @@ impl Default for Options {
         Self {
             listen: vec![String::from("127.0.0.1:8080")],
             listen_tls: Vec::new(),
+            reuse_port: false,
             tls_cert: Vec::new(),
             tls_key: Vec::new(),
             tls_ca: None,
@@ -634,6 +637,20 @@ const FLAGS: &[Flag] = &[
         setter: Setter::Serve(|o, v| {
             check_listen(v)?;
             o.listen_tls.push(v.to_string());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "reuse-port",
+        metavar: None,
+        repeatable: false,
+        group: Group::Listening,
+        default: "",
+        help: "Listen with SO_REUSEPORT, so that several weir processes (one per core, each \
+               single-threaded) share the same ports and the kernel spreads new connections \
+               over them. Every process must set it.",
+        setter: Setter::Serve(|o, v| {
+            o.reuse_port = parse_bool(v)?;
             Ok(())
         }),
     },
@@ -1722,6 +1739,7 @@ mod tests {
         let samples: &[(&str, &str)] = &[
             ("listen", "[::1]:9000"),
             ("listen-tls", "[::1]:9443"),
+            ("reuse-port", "true"),
             ("tls-cert", "/etc/weir/cert.pem"),
             ("tls-key", "/etc/weir/key.pem"),
             ("tls-ca", "/etc/weir/ca.pem"),
@@ -1792,7 +1810,8 @@ mod tests {
     #[test]
     fn all_values() {
         let o = serve(
-            "--listen 0.0.0.0:80 --listen=[::]:8443 --echo /a --echo=/b/c --broadcast /r \
+            "--listen 0.0.0.0:80 --listen=[::]:8443 --reuse-port --echo /a --echo=/b/c \
+             --broadcast /r \
              --broadcast=/s=all \
              --max-connections 7 --max-connections-per-ip=0 --max-message-size 1GiB \
              --max-frame-size 64KiB --queue-cap 2MB --max-head-size 4k --max-headers 100 \
@@ -1810,6 +1829,7 @@ mod tests {
             Options {
                 listen: vec!["0.0.0.0:80".into(), "[::]:8443".into()],
                 listen_tls: vec!["0.0.0.0:443".into()],
+                reuse_port: true,
                 tls_cert: vec!["c.pem".into()],
                 tls_key: vec!["k.pem".into()],
                 tls_ca: Some("ca.pem".into()),

@@ -79,6 +79,7 @@ fn serve(opts: Options) -> ExitCode {
     let config = Config {
         listen,
         listen_tls,
+        reuse_port: opts.reuse_port,
         tls_cert,
         tls_key,
         tls_more: pairs.collect(),

@@ -5,26 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::ExitStatus;
 use std::time::Duration;
 
-use common::{Binary, eventually, read_frame, read_head};
-
-/// Runs `weir` with `args` until it exits (at most 10 s) and returns its status and stderr.
-fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
-    let mut child = common::weir(args).spawn().unwrap();
-    let status = eventually(Duration::from_secs(10), || child.try_wait().unwrap());
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("weir {args:?} still running after 10 s");
-    };
-    let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    (status, log)
-}
+use common::{Binary, eventually, read_frame, read_head, run_to_exit};
 
 /// A raw upgrade to `path`; returns the open stream.
 fn upgrade(addr: SocketAddr, path: &str) -> TcpStream {

@@ -107,3 +107,33 @@ fn the_unit_is_hardened_and_reads_the_env_file() {
     assert!(!ops.contains("[Service]"), "docs/operations.md still holds a unit of its own");
     assert!(file("README.md").contains("cargo install --path ."));
 }
+
+#[test]
+fn the_template_unit_runs_one_process_per_core_with_the_same_sandbox() {
+    let one = file("docs/systemd/weir.service");
+    let per_core = file("docs/systemd/weir@.service");
+    let settings = |unit: &str| -> Vec<String> {
+        unit.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(String::from).collect()
+    };
+    let (one, per_core) = (settings(&one), settings(&per_core));
+    // Every setting of the single unit, the same (the sandbox, the limits, the drain), but the
+    // two the template changes.
+    for line in &one {
+        if line.starts_with("Description=") || line.starts_with("ExecStart=") {
+            continue;
+        }
+        assert!(per_core.contains(line), "{line} is in weir.service but not in weir@.service");
+    }
+    for want in [
+        // A flag beats its variable: no environment file can take the shared port away.
+        "ExecStart=/usr/local/bin/weir --reuse-port",
+        // The instance name is the CPU: weir@0, weir@1, ...
+        "CPUAffinity=%i",
+        "EnvironmentFile=-/etc/weir/weir-%i.env",
+    ] {
+        assert!(per_core.iter().any(|l| l == want), "{want} missing from weir@.service");
+    }
+    let ops = file("docs/operations.md");
+    assert!(ops.contains("docs/systemd/weir@.service"), "docs/operations.md does not show it");
+    assert!(ops.contains("--reuse-port"));
+}

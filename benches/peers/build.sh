@@ -18,5 +18,5 @@ fi
 
 # Fail here, not at benchmark time, if a native addon does not load: ws would silently fall
 # back to JS masking without bufferutil, and node/uws.js exits if the uWS addon is missing.
-node -e 'require("bufferutil"); require("./node/uws")'
-echo "peers built: $(ls target/release/raw-tcp-echo target/release/tokio-tungstenite-echo target/release/fastwebsockets-echo target/release/tokio-tungstenite-tls-echo | xargs -n1 basename | tr '\n' ' ')ws-echo.js uws-echo.js uws-pubsub.js ws-tls-echo.js uws-tls-echo.js ws-deflate-echo.js uws-deflate-shared-echo.js uws-deflate-dedicated-echo.js"
+node -e 'require("bufferutil"); require("./node/uws"); require("socket.io"); require("socket.io-client"); require("@socket.io/redis-adapter"); require("ioredis")'
+echo "peers built: $(ls target/release/raw-tcp-echo target/release/tokio-tungstenite-echo target/release/fastwebsockets-echo target/release/tokio-tungstenite-tls-echo | xargs -n1 basename | tr '\n' ' ')ws-echo.js uws-echo.js uws-pubsub.js ws-tls-echo.js uws-tls-echo.js ws-deflate-echo.js uws-deflate-shared-echo.js uws-deflate-dedicated-echo.js socketio-pubsub.js"

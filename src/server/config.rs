@@ -14,6 +14,9 @@ pub struct Config {
     /// Addresses that speak TLS (HTTPS and WSS) with `tls_cert` and `tls_key`; the feature
     /// `tls` is needed.
     pub listen_tls: Vec<SocketAddr>,
+    /// Every listener sets `SO_REUSEPORT`, so several processes can listen on one port and the
+    /// kernel spreads connections over them.
+    pub reuse_port: bool,
     /// The PEM certificate chain the TLS listeners present (re-read on SIGHUP).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
@@ -58,6 +61,7 @@ impl Default for Config {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             listen_tls: Vec::new(),
+            reuse_port: false,
             tls_cert: None,
             tls_key: None,
             tls_more: Vec::new(),

@@ -77,6 +77,21 @@ pub struct Server<H, D = ()> {
     expired: Vec<u64>,
 }
 
+/// What the operator reads when `addr` cannot be bound: with the way out when another
+/// process has the port.
+fn bind_failure(addr: SocketAddr, e: &io::Error, reuse_port: bool) -> String {
+    if e.kind() != ErrorKind::AddrInUse {
+        return format!("{addr}: {e}");
+    }
+    let hint = if reuse_port {
+        "another process, or another user's, has it without --reuse-port"
+    } else {
+        "another process has it; weir processes share a port only when each is started with \
+         --reuse-port"
+    };
+    format!("{addr}: {e} ({hint})")
+}
+
 impl<D: Default, H: Handler<D>> Server<H, D> {
     /// Binds every listen address and prepares the loop.
     ///
@@ -89,8 +104,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         let tls = crate::server::transport::TlsContext::new(&config)?;
         for (i, addr) in config.listen.iter().chain(&config.listen_tls).enumerate() {
             // The error names the address, for the operator's "cannot listen" line.
-            let mut l = TcpListener::bind(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))?;
+            let mut l = crate::server::listen::bind(*addr, config.reuse_port).map_err(|e| {
+                io::Error::new(e.kind(), bind_failure(*addr, &e, config.reuse_port))
+            })?;
             poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             addrs.push(l.local_addr()?);
             listeners.push(l);

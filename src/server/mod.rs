@@ -31,6 +31,7 @@ mod event_loop;
 mod handler;
 #[doc(hidden)]
 pub mod lines;
+mod listen;
 mod outbound;
 mod outq;
 mod payload;

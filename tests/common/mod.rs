@@ -249,6 +249,20 @@ pub fn weir(args: &[&str]) -> Command {
     command
 }
 
+/// Runs `weir` with `args` until it exits (at most 10 s) and returns its status and stderr.
+pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    let mut child = weir(args).spawn().unwrap();
+    let status = eventually(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("weir {args:?} still running after 10 s");
+    };
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    (status, log)
+}
+
 /// The `weir` binary running in a child process, killed when dropped so a failed test leaves
 /// no process behind. Its stderr is drained on a thread (kept for failure messages).
 pub struct Binary {

@@ -49,6 +49,7 @@ const MIN_READ: usize = 64 * 1024;
 /// Largest frame accepted from the server.
 const MAX_FRAME: usize = 16 << 20;
 const EVENT_PREFIX: &[u8] = b"{\"event\":\"message\",\"channel\":\"bench\",\"seq\":";
+const EPOCH: &[u8] = b",\"epoch\":\"";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -71,6 +72,10 @@ pub struct Config {
     pub warmup: Duration,
     pub duration: Duration,
     pub open_concurrency: usize,
+    /// The servers' pids: their CPU time over the measured window is reported, summed.
+    pub pids: Vec<u32>,
+    /// Redis's pid (for the servers that fan out through it), reported apart.
+    pub redis_pid: Option<u32>,
 }
 
 pub struct Report {
@@ -85,6 +90,11 @@ pub struct Report {
     pub delivered: u64,
     pub pings: u64,
     pub frame_len: usize,
+    /// CPU used in the measured window, as shares of one CPU: the servers' (summed; `None`
+    /// without pids or when one could not be read), Redis's, and the generator's own.
+    pub server_cpu: Option<f64>,
+    pub redis_cpu: Option<f64>,
+    pub loadgen_cpu: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -590,7 +600,12 @@ fn on_delivery(c: &mut Conn, st: &mut State, p: &[u8], idx: usize) -> Result<(),
             if !p.starts_with(EVENT_PREFIX) {
                 return Err(format!("expected a message event on {CHANNEL:?}, got {:?}", show(p)));
             }
-            let (seq, k) = number(p, EVENT_PREFIX.len()).ok_or_else(|| format!("bad seq in {:?}", show(p)))?;
+            let (seq, mut k) = number(p, EVENT_PREFIX.len()).ok_or_else(|| format!("bad seq in {:?}", show(p)))?;
+            // With --redis the channel's epoch follows seq: `,"epoch":"HEX"`.
+            if p[k..].starts_with(EPOCH) {
+                let end = p[k + EPOCH.len()..].iter().position(|b| *b == b'"').ok_or_else(|| format!("unterminated epoch in {:?}", show(p)))?;
+                k += EPOCH.len() + end + 1;
+            }
             if !p[k..].starts_with(b",\"data\":") {
                 return Err(format!("expected data after seq: {:?}", show(p)));
             }
@@ -716,10 +731,18 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     f.st.publishing = true;
     f.st.next_due = Instant::now();
     f.run_until(Instant::now() + cfg.warmup)?;
+    let cpu = |pids: &[u32]| -> Option<f64> { pids.iter().map(|p| crate::sys::cpu_seconds(*p).ok()).sum() };
+    let redis_pids: Vec<u32> = cfg.redis_pid.into_iter().collect();
+    let (server0, redis0, self0) = (cpu(&cfg.pids), cpu(&redis_pids), crate::sys::self_cpu_seconds());
     let (d0, s0, m0) = (f.st.delivered, f.st.sent, Instant::now());
     f.st.recording = true;
     f.run_until(m0 + cfg.duration)?;
     let (d1, s1, m1) = (f.st.delivered, f.st.sent, Instant::now());
+    let wall = (m1 - m0).as_secs_f64();
+    let share = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / wall);
+    let server_cpu = if cfg.pids.is_empty() { None } else { share(server0, cpu(&cfg.pids)) };
+    let redis_cpu = if redis_pids.is_empty() { None } else { share(redis0, cpu(&redis_pids)) };
+    let loadgen_cpu = (crate::sys::self_cpu_seconds() - self0) / wall;
     f.st.recording = false;
     f.st.publishing = false;
     // Drain: every publish must reach every subscriber, and be acknowledged.
@@ -752,6 +775,9 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         delivered: f.st.delivered,
         pings: f.st.pings,
         frame_len: f.st.tpl.frame.len(),
+        server_cpu,
+        redis_cpu,
+        loadgen_cpu,
     })
 }
 
@@ -845,6 +871,13 @@ mod tests {
         assert!(on_delivery(&mut b, &mut st, &bad, 1).unwrap_err().contains("corrupted"));
         let other = String::from_utf8(event(&tail, 13, 2, 0)).unwrap().replace("bench", "bexch");
         assert!(on_delivery(&mut b, &mut st, other.as_bytes(), 1).is_err());
+        // weir with --redis: the channel's epoch between seq and data
+        let with_epoch = String::from_utf8(event(&tail, 13, 2, 0)).unwrap().replace(",\"data\":", ",\"epoch\":\"c2c110d0b5be00bb\",\"data\":");
+        let mut b2 = Conn { next_n: 2, next_seq: 13, ..conn().0 };
+        on_delivery(&mut b2, &mut st, with_epoch.as_bytes(), 1).unwrap();
+        assert_eq!((b2.next_n, b2.next_seq), (3, 14));
+        st.counts[2] -= 1;
+        st.delivered -= 1;
         // in order again: the window slot of n=2 completes, then n=3 (already received by a)
         on_delivery(&mut b, &mut st, &event(&tail, 13, 2, 0), 1).unwrap();
         on_delivery(&mut b, &mut st, &event(&tail, 14, 3, 0), 1).unwrap();

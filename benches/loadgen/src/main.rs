@@ -39,6 +39,7 @@ Scenarios:
   idle      --conns N --pid PID [--hold SECS] [--open-concurrency K]
             open N upgraded connections; server RSS (VmRSS of PID) per connection.
   fanout    --mode weir|uws --subs N [--rate R] [--window W] [--size S] [--open-concurrency K]
+            [--pids P1,P2,..] [--redis-pid R]
             1 publisher, N subscribers on one channel: deliveries/s, publishes/s, delivery
             latency p50/p99 (us). weir: every connection to the hub at --url (/ws), subscribers
             subscribe to \"bench\", the publisher publishes {\"t\",\"n\",\"p\"} data with ids (its
@@ -47,7 +48,9 @@ Scenarios:
             every message in order (n, and weir's seq), no gap, no duplicate. At most W
             publishes (default 32) not yet received by every subscriber; R publishes/s, 0 (the
             default) = as fast as that window allows. S = bytes of the data object (default 64,
-            at least 46). Latency = receive time - t, on every 1/100th subscriber.
+            at least 46). Latency = receive time - t, on every 1/100th subscriber. --pids: the
+            servers' CPU over the measured window (summed) and deliveries per server
+            CPU-second; --redis-pid: Redis's CPU, reported apart.
   hostile   --pid PID [--scenarios LIST] [--pings N] [--flood-secs S] [--hold S]
             [--flood-bound SIZE] [--amp-bound SIZE] [--p99-ms MS]
             weir (the hub at /ws, echo at /echo, HTTP API) under hostile peers, one scenario at
@@ -113,6 +116,8 @@ struct Args {
     open_concurrency: usize,
     mode: String,
     subs: usize,
+    pids: Vec<u32>,
+    redis_pid: Option<u32>,
     rate: f64,
     window: usize,
     scenarios: Vec<String>,
@@ -163,6 +168,8 @@ fn parse_args() -> Result<Args, String> {
         open_concurrency: 256,
         mode: "weir".into(),
         subs: 1000,
+        pids: Vec::new(),
+        redis_pid: None,
         rate: 0.0,
         window: 32,
         scenarios: Vec::new(),
@@ -215,6 +222,8 @@ fn parse_args() -> Result<Args, String> {
             "--open-concurrency" => a.open_concurrency = int(&v)?,
             "--mode" => a.mode = v,
             "--subs" => a.subs = int(&v)?,
+            "--pids" => a.pids = v.split(',').filter(|s| !s.is_empty()).map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
+            "--redis-pid" => a.redis_pid = Some(int(&v)? as u32),
             "--rate" => a.rate = num(&v)?,
             "--window" => a.window = int(&v)?,
             "--scenarios" => a.scenarios = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
@@ -507,6 +516,8 @@ fn fanout(a: &Args) -> Result<String, String> {
         warmup: secs(a.warmup),
         duration: secs(a.duration),
         open_concurrency: a.open_concurrency,
+        pids: a.pids.clone(),
+        redis_pid: a.redis_pid,
     };
     let r = fanout::run(&cfg)?;
     let v = &r.latencies_ns;
@@ -521,12 +532,22 @@ fn fanout(a: &Args) -> Result<String, String> {
         "fanout {} {} subs, {} B data, rate {rate}, window {}: {:.0} deliveries/s, {:.1} publishes/s, latency p50 {p50:.0} us, p99 {p99:.0} us, p99.9 {p999:.0} us, max {max:.0} us ({} samples from {} subs; {} deliveries of {} publishes checked; opened in {:.1} s)",
         a.mode, a.subs, a.size, a.window, r.deliveries_per_sec, r.publishes_per_sec, v.len(), r.sampled_subs, r.delivered, r.published, r.open_seconds
     );
+    let opt = |x: Option<f64>| x.map_or("null".to_string(), |x| format!("{x:.3}"));
+    let per_cpu = r.server_cpu.filter(|c| *c > 0.0).map(|c| r.deliveries_per_sec / c);
+    println!(
+        "fanout CPU: servers {}, redis {}, loadgen {:.3} (shares of one CPU); {} deliveries per server CPU-second",
+        opt(r.server_cpu),
+        opt(r.redis_cpu),
+        r.loadgen_cpu,
+        per_cpu.map_or("?".to_string(), |x| format!("{x:.0}"))
+    );
     if a.rate > 0.0 && r.publishes_per_sec < a.rate * 0.95 {
         println!("note: publishes/s below the target {:.0}/s: the server (or loadgen) did not keep up within the window", a.rate);
     }
     Ok(format!(
-        "{{\"scenario\":\"fanout\",\"mode\":\"{}\",\"subs\":{},\"size\":{},\"frame_len\":{},\"rate\":{},\"window\":{},\"deliveries_per_sec\":{:.1},\"publishes_per_sec\":{:.2},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"p999_us\":{p999:.1},\"max_us\":{max:.1},\"mean_us\":{mean:.1},\"samples\":{},\"sampled_subs\":{},\"seconds\":{:.3},\"open_seconds\":{:.3},\"published\":{},\"deliveries_checked\":{},\"pings\":{}}}",
-        a.mode, a.subs, a.size, r.frame_len, a.rate, a.window, r.deliveries_per_sec, r.publishes_per_sec, v.len(), r.sampled_subs, r.seconds, r.open_seconds, r.published, r.delivered, r.pings
+        "{{\"scenario\":\"fanout\",\"mode\":\"{}\",\"subs\":{},\"size\":{},\"frame_len\":{},\"rate\":{},\"window\":{},\"deliveries_per_sec\":{:.1},\"publishes_per_sec\":{:.2},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"p999_us\":{p999:.1},\"max_us\":{max:.1},\"mean_us\":{mean:.1},\"samples\":{},\"sampled_subs\":{},\"seconds\":{:.3},\"open_seconds\":{:.3},\"published\":{},\"deliveries_checked\":{},\"pings\":{},\"server_cpu\":{},\"redis_cpu\":{},\"loadgen_cpu\":{:.3},\"deliveries_per_server_cpu_sec\":{}}}",
+        a.mode, a.subs, a.size, r.frame_len, a.rate, a.window, r.deliveries_per_sec, r.publishes_per_sec, v.len(), r.sampled_subs, r.seconds, r.open_seconds, r.published, r.delivered, r.pings,
+        opt(r.server_cpu), opt(r.redis_cpu), r.loadgen_cpu, per_cpu.map_or("null".to_string(), |x| format!("{x:.1}"))
     ))
 }
 
