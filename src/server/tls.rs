@@ -85,6 +85,13 @@ pub(crate) struct TlsStream {
     ended: bool,
     /// This side's close_notify is queued.
     notified: bool,
+    /// `outgoing` holds records a read made (session tickets after the handshake, say) that
+    /// wait for the reader's answer, to go in the same write(2); the loop writes them at the
+    /// end of its turn if no answer came.
+    held: bool,
+    /// The bytes the loop will still write, after which it closes (the close handshake is
+    /// done): the close_notify goes with the last of them, in the same write(2).
+    last: Option<usize>,
 }
 
 enum Session {
@@ -296,8 +303,7 @@ impl fmt::Debug for TlsStream {
 }
 
 impl TlsStream {
-    fn new(tcp: TcpStream, session: Session) -> Self {
-        let peer = tcp.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    fn new(tcp: TcpStream, peer: SocketAddr, session: Session) -> Self {
         let checked = matches!(session, Session::Client(_));
         Self {
             tcp,
@@ -313,6 +319,8 @@ impl TlsStream {
             plain_out: Vec::new(),
             ended: false,
             notified: false,
+            held: false,
+            last: None,
         }
     }
 
@@ -403,6 +411,7 @@ impl TlsStream {
     /// Writes what this stream holds encrypted until none waits: `Err(WouldBlock)` if the
     /// socket is full.
     fn flush_tls(&mut self) -> io::Result<()> {
+        self.held = false;
         while self.sent < self.outgoing.len() {
             match self.tcp.write(&self.outgoing[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -442,9 +451,6 @@ impl TlsStream {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(why) = &self.failure {
             return Err(io::Error::new(io::ErrorKind::InvalidData, why.to_string()));
-        }
-        if !self.checked && !self.plain_http_checked()? {
-            return Err(io::ErrorKind::WouldBlock.into());
         }
         let mut filled = 0;
         if self.plain_pos < self.plain_in.len() {
@@ -495,10 +501,6 @@ impl TlsStream {
             };
             filled = p.filled;
             pos += discard;
-            // Handshake messages and key updates the session owes the peer.
-            if let Err(e) = self.emit_quietly(&mut rec) {
-                break Err(e);
-            }
             if !self.plain_in.is_empty() {
                 // The reader's room is used up; the rest is served first next time.
                 break Ok(filled);
@@ -514,6 +516,11 @@ impl TlsStream {
                 // the peer's EOF, which the loop reads on to after its FIN).
                 Step::NeedInput | Step::Open if drained && filled > 0 => break Ok(filled),
                 Step::NeedInput | Step::Open => {}
+            }
+            // What the session owes the peer (a handshake flight, a key update) goes before
+            // the next read(2), in one write(2) however many records the passes made.
+            if let Err(e) = self.emit_quietly(&mut rec) {
+                break Err(e);
             }
             if pos > 0 {
                 input.copy_within(pos..end, 0);
@@ -531,6 +538,14 @@ impl TlsStream {
                     self.ended = true;
                     break Ok(filled);
                 }
+                Ok(n) if !self.checked => {
+                    self.checked = true;
+                    if input[end].is_ascii_uppercase() {
+                        break Err(self.answer_plain_http());
+                    }
+                    end += n;
+                    drained = n < want;
+                }
                 Ok(n) => {
                     end += n;
                     drained = n < want;
@@ -540,40 +555,40 @@ impl TlsStream {
                 Err(e) => break Err(e),
             }
         };
-        if pos < end && self.failure.is_none() {
+        if self.failure.is_some() {
+            return result;
+        }
+        // Records the last passes made (the alert a failed pass made is sent by `pass`): with
+        // plaintext read, they wait for the answer to it (`held`).
+        let emitted = match (filled, rec.len) {
+            (_, 0) => Ok(()),
+            (0, _) => self.emit_quietly(&mut rec),
+            (_, len) => {
+                self.outgoing.extend_from_slice(&rec.buf[..len]);
+                self.held = true;
+                Ok(())
+            }
+        };
+        if pos < end {
             self.incoming = input[pos..end].to_vec();
         }
-        result
+        result.and_then(|n| emitted.map(|()| n))
     }
 
     /// The first byte a client sends on a TLS listener is a handshake record's (22); a capital
-    /// letter is a plain HTTP request, answered with a short 400 and closed. Returns whether
-    /// the check is done (`false`: nothing has arrived yet).
-    fn plain_http_checked(&mut self) -> io::Result<bool> {
-        let mut first = [0u8; 1];
-        match self.tcp.peek(&mut first) {
-            Ok(0) => {}
-            Ok(_) if first[0].is_ascii_uppercase() => {
-                // The request is read (so closing does not reset the answer away), then
-                // answered in plain text.
-                let mut sink = [0u8; 4096];
-                for _ in 0..4 {
-                    if !matches!(self.tcp.read(&mut sink), Ok(n) if n > 0) {
-                        break;
-                    }
-                }
-                let _ = self.tcp.write(PLAIN_HTTP_ANSWER);
-                let _ = self.tcp.shutdown(Shutdown::Write);
-                return Err(
-                    self.fail("a plain HTTP request on a TLS listener (answered 400)".into())
-                );
+    /// letter is a plain HTTP request (RFC 9112 §3: a method is a token, in practice upper
+    /// case), answered with a short 400 in plain text and closed. The rest of the request is
+    /// read first, so that closing does not reset the answer away.
+    fn answer_plain_http(&mut self) -> io::Error {
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            if !matches!(self.tcp.read(&mut sink), Ok(n) if n > 0) {
+                break;
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
         }
-        self.checked = true;
-        Ok(true)
+        let _ = self.tcp.write(PLAIN_HTTP_ANSWER);
+        let _ = self.tcp.shutdown(Shutdown::Write);
+        self.fail("a plain HTTP request on a TLS listener (answered 400)".into())
     }
 
     /// Encrypts up to [`WRITE_CHUNK`] of `bufs` once what was encrypted before is written.
@@ -582,8 +597,17 @@ impl TlsStream {
         if let Some(why) = &self.failure {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.to_string()));
         }
-        self.flush_tls()?;
+        // Records held for this answer go with it (`emit`); others must be written first.
+        if !std::mem::take(&mut self.held) {
+            self.flush_tls()?;
+        }
         with_scratch(|s| self.write_records(bufs, s))
+    }
+
+    /// The loop will write `queued` more bytes and then close: the close_notify is sent with
+    /// the last of them (RFC 8446 §6.1), not in a write(2) of its own.
+    pub(crate) fn last_write(&mut self, queued: usize) {
+        self.last = Some(queued);
     }
 
     fn write_records(&mut self, bufs: &[IoSlice<'_>], scratch: &mut Scratch) -> io::Result<usize> {
@@ -607,7 +631,7 @@ impl TlsStream {
             return Ok(0);
         }
         let mut rec = Records { buf: output, len: 0 };
-        let mut p = Pass::send(data, false);
+        let mut p = Pass::send(data, self.last == Some(data.len()));
         loop {
             match self.pass_held(&mut rec, &mut p)? {
                 Step::Progress => continue,
@@ -623,6 +647,9 @@ impl TlsStream {
             }
         }
         self.emit_quietly(&mut rec)?;
+        if let Some(left) = &mut self.last {
+            *left = left.saturating_sub(p.encrypted);
+        }
         if p.encrypted == 0 { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(p.encrypted) }
     }
 
@@ -917,13 +944,14 @@ impl TlsContext {
     pub(crate) fn accept(
         &self,
         tcp: TcpStream,
+        peer: SocketAddr,
         tls: bool,
     ) -> io::Result<Result<TlsStream, TcpStream>> {
         match (&self.server, tls) {
             (Some(config), true) => {
                 let session = rustls::server::UnbufferedServerConnection::new(Arc::clone(config))
                     .map_err(|e| io::Error::other(e.to_string()))?;
-                Ok(Ok(TlsStream::new(tcp, Session::Server(session))))
+                Ok(Ok(TlsStream::new(tcp, peer, Session::Server(session))))
             }
             _ => Ok(Err(tcp)),
         }
@@ -937,6 +965,8 @@ impl TlsContext {
         }
         let Some(dialer) = &self.dialer else { return Err(io::ErrorKind::Other.into()) };
         let session = dialer.session(name).map_err(invalid)?;
-        Ok(TlsStream::new(tcp, Session::Client(session)))
+        // Not connected yet, maybe: the address is then unknown (it is for the log only).
+        let peer = tcp.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Ok(TlsStream::new(tcp, peer, Session::Client(session)))
     }
 }
