@@ -5,7 +5,7 @@
 //! The loop reads and writes a `TlsStream` through the connection's transport (`transport.rs`)
 //! as it would a socket. It is built on rustls's `unbuffered` API: the session keeps its state
 //! only, and the records in flight live in buffers of the stream that exist only while they
-//! hold bytes, so an idle TLS connection costs about 4.2 KB against 0.6 KB for a plain one
+//! hold bytes, so an idle TLS connection costs about 4.1 KB against 0.6 KB for a plain one
 //! (rustls's buffered `Connection` kept a read buffer of 4 KiB or more: 7.8 KB;
 //! docs/operations.md, "TLS"). The buffers come from the allocator, not the runtime's pool,
 //! which the transport does not reach. Records are read, decrypted and encrypted in one set of
