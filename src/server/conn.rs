@@ -77,20 +77,20 @@ pub(crate) type SharedPath = Rc<Box<str>>;
 /// A peer's address in 16 bytes, where a `SocketAddr` takes 32: an IPv4 one inline, an IPv6
 /// one (with its flow info and scope id) boxed.
 #[derive(Debug)]
-enum Peer {
+pub(crate) enum Peer {
     V4(SocketAddrV4),
     V6(Box<SocketAddrV6>),
 }
 
 impl Peer {
-    fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         match addr {
             SocketAddr::V4(a) => Self::V4(a),
             SocketAddr::V6(a) => Self::V6(Box::new(a)),
         }
     }
 
-    fn get(&self) -> SocketAddr {
+    pub(crate) fn get(&self) -> SocketAddr {
         match self {
             Self::V4(a) => SocketAddr::V4(*a),
             Self::V6(a) => SocketAddr::V6(**a),

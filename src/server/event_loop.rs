@@ -432,7 +432,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         let cfg = &core.config;
         core.stats.tcp_accepted += 1;
         let _ = socket.set_nodelay(true);
-        let socket = match Transport::accepted(&core.tls, socket, tls) {
+        let socket = match Transport::accepted(&core.tls, socket, peer, tls) {
             Ok(s) => s,
             Err(e) => {
                 warn!("tls session refused", peer = peer, error = e);
@@ -877,6 +877,10 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             return;
         };
         let mut wrote = 0;
+        if conn.ws.role() == Role::Server && conn.ws.close_handshake_done() {
+            // Removed once this is written (below): nothing is queued after the close echo.
+            conn.socket.last_write(conn.out.len());
+        }
         if conn.writable && (!conn.out.is_empty() || conn.socket.wants_write()) {
             // A broadcast frame written whole is delivered: the clock is read once per write.
             let (start, delivery) = (core.start, &mut core.stats.delivery_seconds);

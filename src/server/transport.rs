@@ -80,6 +80,18 @@ impl Transport {
         }
     }
 
+    /// The connection closes once the `queued` bytes it still has to write are written: TLS
+    /// sends its close_notify with the last of them (`TlsStream::last_write`).
+    pub(crate) fn last_write(&mut self, queued: usize) {
+        match self {
+            Self::Plain(_) => {
+                let _ = queued;
+            }
+            #[cfg(feature = "tls")]
+            Self::Tls(t) => t.last_write(queued),
+        }
+    }
+
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.tcp().set_nodelay(on)
     }
@@ -159,19 +171,24 @@ impl Source for Transport {
 pub(crate) use crate::server::tls::TlsContext;
 
 impl Transport {
-    /// A connection accepted on a listener (`tls`: one of `--listen-tls`).
+    /// A connection accepted on a listener (`tls`: one of `--listen-tls`) from `peer`.
     ///
     /// # Errors
     /// rustls refused a server session.
-    pub(crate) fn accepted(ctx: &TlsContext, tcp: TcpStream, tls: bool) -> io::Result<Self> {
+    pub(crate) fn accepted(
+        ctx: &TlsContext,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> io::Result<Self> {
         #[cfg(feature = "tls")]
-        return Ok(match ctx.accept(tcp, tls)? {
+        return Ok(match ctx.accept(tcp, peer, tls)? {
             Ok(stream) => Self::Tls(Box::new(stream)),
             Err(tcp) => Self::Plain(tcp),
         });
         #[cfg(not(feature = "tls"))]
         {
-            let _ = (ctx, tls);
+            let _ = (ctx, peer, tls);
             Ok(Self::Plain(tcp))
         }
     }
