@@ -104,6 +104,8 @@ impl Peer {
 pub(crate) struct Close {
     pub(crate) code: u16,
     pub(crate) reason: Box<str>,
+    /// The socket error that ended a plain TCP connection (`on_tcp_closed`).
+    pub(crate) error: Option<std::io::Error>,
 }
 
 /// An instant on the loop's clock (time since the server started) in 8 bytes, where a
@@ -127,8 +129,21 @@ impl Conn {
     /// `on_close`.
     pub(crate) fn set_close(&mut self, code: u16, reason: &str) {
         if self.close.is_none() {
-            self.close = Some(Box::new(Close { code, reason: Box::from(reason) }));
+            self.close = Some(Box::new(Close { code, reason: Box::from(reason), error: None }));
         }
+    }
+
+    /// Records the socket error that ends the connection (the first reason wins).
+    pub(crate) fn set_error(&mut self, e: std::io::Error) {
+        if self.close.is_none() {
+            let reason = Box::from(e.to_string());
+            self.close = Some(Box::new(Close { code: 1006, reason, error: Some(e) }));
+        }
+    }
+
+    /// Whether a socket error ended the connection ([`Conn::set_error`]).
+    pub(crate) fn failed(&self) -> bool {
+        self.close.as_ref().is_some_and(|c| c.error.is_some())
     }
 
     pub(crate) fn new(

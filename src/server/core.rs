@@ -582,6 +582,16 @@ impl Core {
         conn.path = Some(self.shared_path(&req.target));
         conn.tag = self.inherited_tag();
         conn.out.push_copy(&[&request], &mut self.pool);
+        let key = self.add_outbound(conn)?;
+        debug!("connecting", id = ConnId(key), addr = req.addr, target = req.target);
+        Ok(key)
+    }
+}
+
+impl Core {
+    /// Takes in an outbound connection whose connect is under way: a slot, its socket in the
+    /// poll, and a first settle (which waits for the connect to finish).
+    pub(crate) fn add_outbound(&mut self, conn: Conn) -> io::Result<Key> {
         let key = self.conns.insert(conn);
         let Some(conn) = self.conns.get_mut(key) else {
             return Err(io::ErrorKind::Other.into());
@@ -597,7 +607,6 @@ impl Core {
             return Err(e);
         }
         self.mark_dirty(key);
-        debug!("connecting", id = ConnId(key), addr = req.addr, target = req.target);
         Ok(key)
     }
 }

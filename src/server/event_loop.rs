@@ -24,7 +24,7 @@ use crate::server::process::{Procs, is_process_token};
 use crate::server::signal::Signals;
 use crate::server::slab::{Key, Slab};
 use crate::server::state;
-use crate::server::state::{ConnState, PIPELINE_OUT_MAX};
+use crate::server::state::{ConnState, PIPELINE_OUT_MAX, Tcp};
 use crate::server::stats::Stats;
 use crate::server::timer::TimerWheel;
 use crate::server::transport::Transport;
@@ -513,6 +513,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 Err(e) => {
                     debug!("read failed", peer = conn.peer(), error = e);
                     conn.eof = true;
+                    if conn.state.tcp().is_some() {
+                        conn.set_error(e);
+                    }
                 }
             }
             self.flush_dirty();
@@ -720,7 +723,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                         conn.set_close(CloseCode::GOING_AWAY.0, "idle timeout");
                         info!("idle timeout", id = ConnId(key), peer = conn.peer());
                     }
-                    Some(Timeout::Handshake) if conn.state.client().is_some() => {
+                    Some(Timeout::Handshake)
+                        if conn.state.client().is_some() || conn.state.tcp_connecting() =>
+                    {
                         self.fail_connect(key, &ConnectError::Timeout);
                         gone = true;
                         break;
@@ -840,7 +845,12 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         let Some(conn) = self.core.conns.get_mut(key) else {
             return;
         };
-        let connecting = matches!(conn.state, ConnState::Connecting(_));
+        let connecting =
+            matches!(conn.state, ConnState::Connecting(_)) || conn.state.tcp_connecting();
+        if matches!(conn.state, ConnState::Tcp(Tcp { connected: false, eof_told: true, .. })) {
+            // Closed by the handler while connecting (`Context::tcp_close`): no callback.
+            return self.remove(key);
+        }
         if connecting && (!conn.writable || !self.connected(key)) {
             // Still connecting: the connect is bounded by the handshake deadline (a route's
             // `--upstream-timeout`), which must be armed meanwhile.
@@ -873,6 +883,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 }
                 Err(e) => {
                     debug!("write failed", peer = conn.peer(), error = e);
+                    if conn.state.tcp().is_some() {
+                        conn.set_error(e);
+                    }
                     conn.eof = true;
                     conn.out.clear(&mut core.pool);
                     conn.state.set_pipeline_wait(false);
@@ -921,12 +934,19 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             | ConnState::Response(_)
             | ConnState::Deferred(_)
             | ConnState::Body(_)
-            | ConnState::Stream => false,
+            | ConnState::Stream
+            | ConnState::Tcp(_) => false,
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
             conn.drain_mark = None;
             self.call(self.about(key), Then::Continue, |h, ctx| h.on_drained(ctx, ConnId(key)));
             return self.settle(key);
+        }
+        if matches!(conn.state, ConnState::Tcp(_)) {
+            if !self.settle_tcp(key) {
+                self.arm_timer(key);
+            }
+            return;
         }
         if finished
             && conn.out.is_empty()
@@ -1045,6 +1065,22 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             drop(conn);
             self.call(owner, Then::Continue, |h, ctx| {
                 h.on_close(ctx, ConnId(key), CloseCode(code), &reason);
+            });
+        } else if let ConnState::Tcp(Tcp { connected: true, .. }) = conn.state {
+            let error = conn.close.take().and_then(|c| c.error);
+            info!(
+                "close",
+                id = ConnId(key),
+                peer = conn.peer(),
+                tcp = true,
+                error = error.as_ref().map_or(String::new(), ToString::to_string),
+                bytes_in = conn.bytes_in,
+                bytes_out = conn.bytes_out
+            );
+            let owner = Owner::Conn(key, conn.tag);
+            drop(conn);
+            self.call(owner, Then::Continue, |h, ctx| {
+                h.on_tcp_closed(ctx, ConnId(key), error.as_ref());
             });
         } else if conn.state.is_stream() || conn.state.body_owed() {
             let owner = Owner::Conn(key, conn.tag);

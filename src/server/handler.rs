@@ -84,8 +84,35 @@ pub trait Handler<D = ()> {
     /// server chose.
     fn on_connected(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _protocol: Option<&str>) {}
 
-    /// An outbound connection failed before it opened (no `on_close` follows).
+    /// An outbound connection failed before it opened (no `on_close` follows); a plain TCP
+    /// one ([`Context::connect_tcp`]) too, with [`ConnectError::Io`] or
+    /// [`ConnectError::Timeout`] (no `on_tcp_closed` follows).
     fn on_connect_failed(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _error: &ConnectError) {
+    }
+
+    /// A plain TCP connection ([`Context::connect_tcp`]) is connected: it reads, and writes
+    /// what was queued meanwhile.
+    fn on_tcp_connected(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId) {}
+
+    /// Bytes read from a plain TCP connection (one read's worth, lent for the call).
+    fn on_tcp_data(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _bytes: &[u8]) {}
+
+    /// The peer of a plain TCP connection finished sending (its FIN); it may still read. The
+    /// default writes no more either ([`Context::tcp_shutdown_write`]), which closes the
+    /// connection once what is queued is written.
+    fn on_tcp_eof(&mut self, ctx: &mut Context<'_, D>, id: ConnId) {
+        ctx.tcp_shutdown_write(id);
+    }
+
+    /// A plain TCP connection that had connected is gone: `None` once both sides finished (or
+    /// after [`Context::tcp_close`]), else the error that ended it (a reset, a failed write, the
+    /// send timeout). Called once; the id is stale after it.
+    fn on_tcp_closed(
+        &mut self,
+        _ctx: &mut Context<'_, D>,
+        _id: ConnId,
+        _error: Option<&io::Error>,
+    ) {
     }
 
     /// The [`crate::server::Waker`] of this server was woken (by another thread).
@@ -269,6 +296,39 @@ impl<D> Context<'_, D> {
         self.core.connect(req, Some(server_name)).map(ConnId)
     }
 
+    /// Opens a plain TCP connection to `addr` (non-blocking; no name is resolved):
+    /// `on_tcp_connected` or `on_connect_failed` follows. The connect may take the handshake
+    /// timeout. See `on_tcp_data`, `on_tcp_eof` and `on_tcp_closed` for what comes after.
+    ///
+    /// # Errors
+    /// The socket could not be created or registered.
+    pub fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
+        self.core.connect_tcp(addr).map(ConnId)
+    }
+
+    /// Queues bytes (copied) to a plain TCP connection, written as the socket takes them (also
+    /// while it is still connecting). [`Context::notify_drained`] tells when the queue empties.
+    ///
+    /// # Errors
+    /// [`InputError::Full`] if the queue would pass `--queue-cap` (nothing is queued: the
+    /// peer is not reading; wait for `on_drained`); [`InputError::Closed`] if the connection
+    /// is gone, failed, or this end shut down its writing.
+    pub fn tcp_write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), InputError> {
+        self.core.tcp_write(id.0, bytes)
+    }
+
+    /// Half-closes a plain TCP connection: once what is queued is written, FIN; reading goes
+    /// on until the peer's FIN (then `on_tcp_closed(None)`).
+    pub fn tcp_shutdown_write(&mut self, id: ConnId) {
+        self.core.tcp_shutdown_write(id.0);
+    }
+
+    /// Closes a plain TCP connection now, dropping what is queued and unread (the peer may
+    /// see a reset). `on_tcp_closed(None)` follows if it had connected.
+    pub fn tcp_close(&mut self, id: ConnId) {
+        self.core.tcp_close(id.0);
+    }
+
     /// Answers an upgrade the handler deferred: the 101 goes out and the connection opens
     /// (`on_open` follows). Does nothing for a connection that is not waiting.
     pub fn accept(&mut self, id: ConnId, protocol: Option<&str>, headers: &[(String, Vec<u8>)]) {
@@ -426,7 +486,10 @@ impl<D> Context<'_, D> {
             ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
             ConnState::Deferred(_) => (http + 1, streams),
             ConnState::Stream => (http, streams + 1),
-            ConnState::Ws(_) | ConnState::Connecting(_) | ConnState::Response(_) => (http, streams),
+            ConnState::Ws(_)
+            | ConnState::Connecting(_)
+            | ConnState::Response(_)
+            | ConnState::Tcp(_) => (http, streams),
         })
     }
 

@@ -42,6 +42,7 @@ mod signal;
 mod slab;
 mod state;
 pub(crate) mod stats;
+mod tcp;
 mod timer;
 #[cfg(feature = "tls")]
 mod tls;

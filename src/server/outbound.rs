@@ -36,6 +36,10 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             return false;
         }
         let _ = conn.socket.set_nodelay(true);
+        if conn.state.tcp_connecting() {
+            self.tcp_connected(key);
+            return true;
+        }
         conn.state.connected();
         true
     }

@@ -81,6 +81,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             | ConnState::Stream => return,
             ConnState::Ws(_) => return self.on_frames(key, 0, n),
             ConnState::Response(_) => return self.on_response_bytes(key, n),
+            ConnState::Tcp(_) => return self.on_tcp_bytes(key, n),
             ConnState::Head(_) => false,
             ConnState::Body(_) => true,
         };

@@ -60,6 +60,19 @@ pub(crate) enum ConnState {
     Connecting(Box<Client>),
     /// An outbound connection: the upgrade request is sent, the response head is awaited.
     Response(Box<Client>),
+    /// A plain byte stream the handler dialled (`Context::connect_tcp`, `tcp.rs`).
+    Tcp(Tcp),
+}
+
+/// A plain outbound TCP connection's stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tcp {
+    /// The connect finished (`on_tcp_connected` was called).
+    pub(crate) connected: bool,
+    /// The handler was told the peer finished sending (`on_tcp_eof`).
+    pub(crate) eof_told: bool,
+    /// The handler writes no more: once the queue is written, this end shuts down writing.
+    pub(crate) write_done: bool,
 }
 
 /// A request head being read.
@@ -205,7 +218,9 @@ impl ConnState {
             Self::Body(b) => Some(&mut b.buf),
             Self::Deferred(d) => Some(&mut d.early),
             Self::Response(c) => Some(&mut c.buf),
-            Self::Http { .. } | Self::Ws(_) | Self::Stream | Self::Connecting(_) => None,
+            Self::Http { .. } | Self::Ws(_) | Self::Stream | Self::Connecting(_) | Self::Tcp(_) => {
+                None
+            }
         }
     }
 
@@ -220,7 +235,7 @@ impl ConnState {
             Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
             Self::Ws(w) => pool.give(w.take_msg()),
             Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
-            Self::Http { .. } | Self::Stream => {}
+            Self::Http { .. } | Self::Stream | Self::Tcp(_) => {}
         }
     }
 
@@ -251,6 +266,19 @@ impl ConnState {
         if let Self::Head(h) = self {
             h.pipeline_wait = on;
         }
+    }
+
+    /// A plain TCP connection's stage, if the connection is one.
+    pub(crate) fn tcp(&mut self) -> Option<&mut Tcp> {
+        match self {
+            Self::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// A plain TCP connection whose connect is under way.
+    pub(crate) fn tcp_connecting(&self) -> bool {
+        matches!(self, Self::Tcp(t) if !t.connected)
     }
 
     /// The open WebSocket's state, if the connection is one.
