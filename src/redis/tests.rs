@@ -54,6 +54,7 @@ fn show_cmd(e: &CommandEvent<'_>) -> String {
 fn show_sub(e: &SubscriberEvent<'_>) -> String {
     match e {
         SubscriberEvent::Ready => "ready".into(),
+        SubscriberEvent::Subscribed { channel } => format!("subscribed {}", channel.escape_ascii()),
         SubscriberEvent::Message { channel, position, payload } => format!(
             "message {} {}:{} {}",
             channel.escape_ascii(),
@@ -688,7 +689,10 @@ fn subscriber_subscribes_in_batches_and_gives_messages_out() {
         run,
         (
             vec![
+                "subscribed a".into(),
                 r#"message a 00000000000000a1:1 {\"x\":1}"#.into(),
+                "subscribed b".into(),
+                "subscribed c".into(),
                 "message c 00000000000000a1:7 ".into()
             ],
             None
