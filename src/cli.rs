@@ -118,6 +118,8 @@ pub struct Options {
     pub channel_rate: u32,
     /// Hub channels one client address may create at once above the rate.
     pub channel_rate_burst: u32,
+    /// The Redis the hub keeps its channels in, shared with other weir processes (`--redis`).
+    pub redis: Option<crate::redis::RedisUrl>,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -188,6 +190,7 @@ impl Default for Options {
             history_memory: 64 * MIB,
             channel_rate: 10,
             channel_rate_burst: 100,
+            redis: None,
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -1115,6 +1118,19 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "redis",
+        metavar: Some("redis://[USER:PASSWORD@]HOST[:PORT][/DB]"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "",
+        help: "Keep the hub's channels in this Redis (7.0 or later), shared by every weir \
+               process using it: publishes, history and fan-out across nodes (docs/redis.md).",
+        setter: Setter::Serve(|o, v| {
+            o.redis = Some(crate::redis::RedisUrl::parse(v).map_err(|e| e.to_string())?);
+            Ok(())
+        }),
+    },
     // Reverse proxy
     Flag {
         name: "route",
@@ -1759,6 +1775,7 @@ mod tests {
             ("rate-burst", "9"),
             ("channel-rate", "0"),
             ("channel-rate-burst", "7"),
+            ("redis", "redis://127.0.0.1:6380/2"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1850,6 +1867,7 @@ mod tests {
                 history_memory: 64 << 20,
                 channel_rate: 10,
                 channel_rate_burst: 100,
+                redis: None,
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

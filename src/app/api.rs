@@ -23,11 +23,29 @@ impl Channels for Hub {
     fn publish(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         channel: &str,
         data: &str,
         addr: IpAddr,
-    ) -> Result<u64, Refused> {
-        self.publish_raw(ctx, channel, data, "http", addr)
+    ) -> Result<Option<u64>, Refused> {
+        if self.uses_redis() {
+            return self.http_publish_later(ctx, id, channel, data).map(|()| None);
+        }
+        self.publish_raw(ctx, channel, data, "http", addr).map(Some)
+    }
+
+    fn history_later(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<bool, Refused> {
+        if !self.uses_redis() {
+            return Ok(false);
+        }
+        self.http_history_later(ctx, id, channel, since, limit).map(|()| true)
     }
 
     fn history_body(
@@ -74,6 +92,7 @@ impl Channels for Hub {
             history_messages,
             history_evictions,
             errors: s.errors().collect(),
+            redis: self.redis_figures(),
         }
     }
 }

@@ -497,6 +497,26 @@ impl Core {
         self.transmit(key);
     }
 
+    /// Queues the answer to a request whose handler deferred it; the connection closes after.
+    pub(crate) fn respond_deferred(&mut self, key: Key, r: &Response) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else { return false };
+        if !conn.state.answer_deferred() {
+            return false;
+        }
+        let extra: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let bytes = write_with(|out| {
+            handshake::write_http_response(out, r.status, &extra, &r.body, handshake::After::Close)
+        });
+        conn.out.push_copy(&[&bytes], &mut self.pool);
+        if r.status >= 400 {
+            Stats::count(&mut self.stats.handshakes_rejected, r.status);
+        }
+        debug!("http", id = ConnId(key), status = r.status, deferred = true);
+        self.mark_dirty(key);
+        true
+    }
+
     pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;

@@ -935,6 +935,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             | ConnState::Deferred(_)
             | ConnState::Body(_)
             | ConnState::Stream
+            | ConnState::Awaiting
             | ConnState::Tcp(_) => false,
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
@@ -984,6 +985,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             }
             // A streamed response (an HTTP history body with `Connection: close`, say) too.
             ConnState::Ws(_) | ConnState::Stream => !conn.out.is_empty(),
+            // RFC 9112 §9.6: a deferred answer is still owed to a client that half-closed.
+            ConnState::Awaiting => true,
             _ => false,
         };
         if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {
@@ -1082,7 +1085,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             self.call(owner, Then::Continue, |h, ctx| {
                 h.on_tcp_closed(ctx, ConnId(key), error.as_ref());
             });
-        } else if conn.state.is_stream() || conn.state.body_owed() {
+        } else if conn.state.is_stream() || conn.state.body_owed() || conn.state.is_awaiting() {
             let owner = Owner::Conn(key, conn.tag);
             drop(conn);
             self.call(owner, Then::Continue, |h, ctx| h.on_stream_closed(ctx, ConnId(key)));

@@ -339,7 +339,7 @@ impl<D> Context<'_, D> {
     pub fn reject(&mut self, id: ConnId, response: &Response) {
         let waiting = self.core.conns.get(id.0).map(|c| &c.state);
         if matches!(waiting, Some(ConnState::Deferred(d)) if !d.key.is_empty()) {
-            self.core.respond(id.0, response);
+            self.core.respond_deferred(id.0, response);
         }
     }
 
@@ -472,6 +472,25 @@ impl<D> Context<'_, D> {
         }
     }
 
+    /// Gives the answer to a request the handler deferred ([`Response::deferred`]); the
+    /// connection closes after it. Returns false (and sends nothing) if none is owed: the
+    /// client went away (`on_stream_closed` said so), or it was answered already.
+    pub fn respond(&mut self, id: ConnId, response: &Response) -> bool {
+        self.core.respond_deferred(id.0, response)
+    }
+
+    /// A random number from the runtime's source (the OS's), for jitter; 0 if it failed.
+    pub fn random_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        if self.core.random.is_none() {
+            self.core.random = crate::server::random::Random::new().ok();
+        }
+        match self.core.random.as_mut().map(|r| r.fill(&mut b)) {
+            Some(Ok(())) => u64::from_le_bytes(b),
+            _ => 0,
+        }
+    }
+
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
         self.core.conns.get(id.0).is_some_and(|c| c.state.is_stream())
@@ -484,6 +503,7 @@ impl<D> Context<'_, D> {
     pub fn http_connections(&self) -> (u64, u64) {
         self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.state {
             ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
+            ConnState::Awaiting => (http + 1, streams),
             ConnState::Deferred(_) => (http + 1, streams),
             ConnState::Stream => (http, streams + 1),
             ConnState::Ws(_)

@@ -78,7 +78,8 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             ConnState::Http { .. }
             | ConnState::Connecting(_)
             | ConnState::Deferred(_)
-            | ConnState::Stream => return,
+            | ConnState::Stream
+            | ConnState::Awaiting => return,
             ConnState::Ws(_) => return self.on_frames(key, 0, n),
             ConnState::Response(_) => return self.on_response_bytes(key, n),
             ConnState::Tcp(_) => return self.on_tcp_bytes(key, n),
@@ -426,6 +427,22 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let ended = conn.eof;
         conn.eof |= eof;
         self.core.stats.http_requests += 1;
+        if r.defer {
+            // The answer comes with `Context::respond`; what was written meanwhile is no answer.
+            debug!(
+                "http",
+                peer = peer,
+                method = req.method,
+                path = req.path(),
+                status = "deferred"
+            );
+            early.drop_unstarted(&mut self.core.pool);
+            conn.state.await_answer(stashed, &mut self.core.pool);
+            let ws_config = self.core.config.ws.without_handshake_timeout();
+            conn.ws = Connection::new(Role::Server, ws_config, self.core.now);
+            self.core.mark_dirty(key);
+            return false;
+        }
         debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
         // A streamed body whose length the handler gave, on a kept-alive connection: the next
         // request waits for it (`ConnState::body_owed`).

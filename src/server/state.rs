@@ -20,6 +20,7 @@
 //!   +---------->  Http  <------------------+
 //!                   ^
 //!   serve: Stream --+ finish_stream, shutdown
+//!   serve: Awaiting --+ Context::respond (a deferred answer)
 //! ```
 //!
 //! A connection leaves every stage by being removed (`Server::remove`), which returns what its
@@ -56,6 +57,9 @@ pub(crate) enum ConnState {
     Ws(Ws),
     /// A streamed response (server-sent events): the handler writes, the connection stays.
     Stream,
+    /// A plain answer the handler deferred ([`crate::server::Response::deferred`]): nothing is
+    /// read until it comes ([`crate::server::Context::respond`]), then the connection closes.
+    Awaiting,
     /// An outbound connection: the TCP connect is under way.
     Connecting(Box<Client>),
     /// An outbound connection: the upgrade request is sent, the response head is awaited.
@@ -218,9 +222,12 @@ impl ConnState {
             Self::Body(b) => Some(&mut b.buf),
             Self::Deferred(d) => Some(&mut d.early),
             Self::Response(c) => Some(&mut c.buf),
-            Self::Http { .. } | Self::Ws(_) | Self::Stream | Self::Connecting(_) | Self::Tcp(_) => {
-                None
-            }
+            Self::Http { .. }
+            | Self::Ws(_)
+            | Self::Stream
+            | Self::Awaiting
+            | Self::Connecting(_)
+            | Self::Tcp(_) => None,
         }
     }
 
@@ -235,7 +242,7 @@ impl ConnState {
             Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
             Self::Ws(w) => pool.give(w.take_msg()),
             Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
-            Self::Http { .. } | Self::Stream | Self::Tcp(_) => {}
+            Self::Http { .. } | Self::Stream | Self::Awaiting | Self::Tcp(_) => {}
         }
     }
 
@@ -245,6 +252,11 @@ impl ConnState {
 
     pub(crate) fn is_stream(&self) -> bool {
         matches!(self, Self::Stream)
+    }
+
+    /// A deferred plain answer is still owed.
+    pub(crate) fn is_awaiting(&self) -> bool {
+        matches!(self, Self::Awaiting)
     }
 
     /// An answer's body of a given length is still being written by the handler.
@@ -387,6 +399,23 @@ impl ConnState {
                 ConnState::Http { body_owed: false }
             }
         };
+    }
+
+    /// Stream (while the handler ran) -> Awaiting: the handler deferred its answer; what the
+    /// stage held before is given back.
+    pub(crate) fn await_answer(&mut self, mut stashed: ConnState, pool: &mut Pool) {
+        stashed.release(pool);
+        *self = ConnState::Awaiting;
+    }
+
+    /// Awaiting -> Http: the deferred answer is queued; the connection closes after it.
+    /// Returns whether one was owed.
+    pub(crate) fn answer_deferred(&mut self) -> bool {
+        if !self.is_awaiting() {
+            return false;
+        }
+        *self = ConnState::Http { body_owed: false };
+        true
     }
 
     /// Ends a body owed, or a streamed response: Stream -> Http (closing once written), or the
