@@ -327,3 +327,32 @@ fn without_redis_reachable_publishes_are_unavailable() {
     assert_eq!(r.status, 503, "{}", r.text());
     c.assert_quiet();
 }
+
+#[test]
+fn a_lost_subscription_link_reads_what_it_missed() {
+    let Some(redis) = Redis::start(false) else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    ready(&a);
+    ready(&b);
+    let mut sub = Client::connect(b.addr);
+    subscribe(&mut sub, r#"{"channel":"g"}"#);
+    let mut late = Client::connect(b.addr);
+    subscribe(&mut late, r#"{"channel":"g"}"#);
+    let mut p = Client::connect(a.addr);
+    publish(&mut p, "g", "1");
+    assert_eq!(message(&mut sub).0, 1);
+    // Redis drops every pub/sub connection: what is published before the nodes subscribe
+    // again is not sent to them, and is read from the history instead.
+    let killed = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(killed.starts_with(b":"), "{}", String::from_utf8_lossy(&killed));
+    for i in 2..=6 {
+        publish(&mut p, "g", &i.to_string());
+    }
+    let got: Vec<u64> = (0..5).map(|_| message(&mut sub).0).collect();
+    assert_eq!(got, [2, 3, 4, 5, 6]);
+    let got: Vec<u64> = (0..6).map(|_| message(&mut late).0).collect();
+    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    sub.assert_quiet();
+    late.assert_quiet();
+    b.log_with("redis: link lost", Duration::from_secs(5));
+}

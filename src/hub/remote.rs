@@ -461,9 +461,24 @@ impl Hub {
     ) {
         let Some(r) = self.redis.as_mut() else { return };
         let Some(remote) = r.remote.get_mut(channel) else { return };
-        let Some(Hold::Reading(buffered, _)) = remote.holds.remove(&conn) else { return };
-        let live = remote.live;
+        // None: it left meanwhile, or a subscribe before this one already caught it up. It is
+        // answered all the same, and its place is not changed.
+        let buffered = match remote.holds.remove(&conn) {
+            Some(Hold::Reading(buffered, _)) => Some(buffered),
+            Some(other) => {
+                remote.holds.insert(conn, other);
+                None
+            }
+            None => None,
+        };
         let Some(ch) = self.channels.get(channel) else { return };
+        if remote.live.is_none() && ch.subscribers.is_empty() && ch.streams.is_empty() {
+            // Nobody here follows it live yet: what this read saw is where the live feed
+            // starts (older messages still on their way are dropped as delivered), so a
+            // subscription link lost later reads what it missed from here.
+            remote.live = epoch.map(|epoch| Position { epoch, offset: top });
+        }
+        let live = remote.live;
         let mut out = String::new();
         let mut o = ObjectWriter::new(&mut out);
         o.str("channel", channel)
@@ -475,6 +490,7 @@ impl Hub {
         }
         o.finish();
         self.answer(ctx, conn, reply(cmd, &out));
+        let Some(buffered) = buffered else { return };
         let mut sent = 0u64;
         if since.is_some() {
             for e in events(channel) {
