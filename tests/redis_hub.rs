@@ -356,3 +356,35 @@ fn a_lost_subscription_link_reads_what_it_missed() {
     late.assert_quiet();
     b.log_with("redis: link lost", Duration::from_secs(5));
 }
+
+#[test]
+fn presence_counts_the_subscribers_of_every_node() {
+    let Some(redis) = Redis::start(false) else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    ready(&a);
+    ready(&b);
+    let mut on_a = Client::connect(a.addr);
+    subscribe(&mut on_a, r#"{"channel":"here"}"#);
+    let mut on_b = Client::connect(b.addr);
+    subscribe(&mut on_b, r#"{"channel":"here"}"#);
+    let mut b2 = Client::connect(b.addr);
+    subscribe(&mut b2, r#"{"channel":"here"}"#);
+    let mut asker = Client::connect(a.addr);
+    let count = |c: &mut Client| u64_of(&c.ok("presence", r#"{"channel":"here"}"#), "subscribers");
+    // Each entry is added once its subscribe is answered; the count is Redis's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&mut asker) != 3 {
+        assert!(Instant::now() < deadline, "presence never reached 3");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Leaving removes the entry at once (on the node's next tick), closing too.
+    b2.ok("unsubscribe", r#"{"channel":"here"}"#);
+    on_b.close();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&mut asker) != 1 {
+        assert!(Instant::now() < deadline, "presence never fell to 1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let members = redis.command(&["ZCARD", "weir:{here}:p"]);
+    assert_eq!(members, b":1\r\n");
+}

@@ -85,6 +85,8 @@ pub(super) enum Got {
         /// Offset and payload, oldest first.
         entries: Vec<(u64, Vec<u8>)>,
     },
+    /// A presence refresh or count: the members that have not expired.
+    Present { id: RequestId, count: u64 },
     /// Redis refused the request (its error line).
     Refused { id: RequestId, error: String },
     /// The link broke with the request owed: whether Redis ran it is unknown.
@@ -372,9 +374,8 @@ impl Broker {
                 self.stats.errors += 1;
                 Got::Refused { id, error: String::from_utf8_lossy(error).into_owned() }
             }
-            CommandEvent::Presence { .. }
-            | CommandEvent::Members { .. }
-            | CommandEvent::Removed { .. } => return None,
+            CommandEvent::Presence { id, count } => Got::Present { id, count },
+            CommandEvent::Members { .. } | CommandEvent::Removed { .. } => return None,
         })
     }
 

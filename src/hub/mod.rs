@@ -219,7 +219,8 @@ impl Hub {
     ) -> Self {
         config.history_len = u32::try_from(self.config.history.max(1)).unwrap_or(u32::MAX);
         let broker = broker::Broker::new(url, addr, &config, Duration::ZERO, random);
-        self.redis = Some(Box::new(remote::Redis::new(broker)));
+        let node = random.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+        self.redis = Some(Box::new(remote::Redis::new(broker, node)));
         self
     }
 
@@ -324,7 +325,7 @@ impl Hub {
                 if let Some(ch) = self.channels.get_mut(name) {
                     Rc::make_mut(&mut ch.subscribers).remove(&id);
                 }
-                self.redis_left(id, name);
+                self.redis_left(id, &client.name, name);
                 self.forget_if_unused(name);
             }
         }
@@ -400,12 +401,13 @@ impl Hub {
             "subscribe" if redis => self.redis_subscribe(ctx, id, &cmd_id, params),
             "publish" if redis => self.redis_publish(ctx, id, &cmd_id, params, raw_data),
             "history" if redis => self.redis_history(ctx, id, &cmd_id, params),
+            "presence" if redis => self.redis_presence(ctx, id, &cmd_id, params),
             _ => Some(Ok(String::new())),
         };
         let result = match (method, later) {
             // Answered when Redis has answered (`remote.rs`).
             (_, None) => return,
-            ("subscribe" | "publish" | "history", Some(outcome)) if redis => outcome,
+            ("subscribe" | "publish" | "history" | "presence", Some(outcome)) if redis => outcome,
             (method, _) => match self.local(ctx, id, &cmd_id, method, params, raw_data) {
                 Some(outcome) => outcome,
                 // A `history` written as a cursor (`replay.rs`).
@@ -631,11 +633,12 @@ impl Hub {
             return Err(("not_found", format!("not subscribed to {name:?}")));
         };
         let key = client.channels.swap_remove(pos);
+        let client_name = Rc::clone(&client.name);
         if let Some(ch) = self.channels.get_mut(name) {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
             ch.held.remove(&id);
         }
-        self.redis_left(id, &key);
+        self.redis_left(id, &client_name, &key);
         self.forget_if_unused(name);
         Ok("{}".into())
     }

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::json::{ObjectWriter, Value};
 use crate::proto::MessageKind;
@@ -33,9 +34,22 @@ use super::{Hub, Id, Outcome, bad, channel_entry, channel_param, followers, now_
 /// The code of an answer refused because Redis is not there.
 const UNAVAILABLE: &str = "unavailable";
 
+/// How long a presence entry lives in Redis unless refreshed: a node that dies takes its
+/// members with it within this.
+const PRESENCE_TTL: Duration = Duration::from_secs(30);
+
+/// How often a node refreshes its members (a third of the TTL: two refreshes may be lost).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
+
 /// The hub's Redis side.
 pub(super) struct Redis {
     pub(super) broker: Broker,
+    /// This process's name in presence entries (`NODE/CLIENT`): random, new at each start.
+    node: String,
+    /// When the node's presence entries are refreshed next.
+    refresh_at: Duration,
+    /// Presence entries of clients that left, removed on the next tick.
+    left: Vec<(Rc<str>, String)>,
     /// Requests awaiting Redis's reply, and who is to be told.
     waiters: HashMap<RequestId, Waiter>,
     /// What this node knows of each channel it follows.
@@ -49,8 +63,15 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    pub(super) fn new(broker: Broker) -> Self {
-        Self { broker, waiters: HashMap::new(), remote: HashMap::new() }
+    pub(super) fn new(broker: Broker, node: u64) -> Self {
+        Self {
+            broker,
+            node: format!("{node:016x}"),
+            refresh_at: PRESENCE_REFRESH,
+            left: Vec::new(),
+            waiters: HashMap::new(),
+            remote: HashMap::new(),
+        }
     }
 }
 
@@ -65,6 +86,8 @@ enum Waiter {
     History { conn: ConnId, cmd: Id, channel: Rc<str> },
     /// `GET /api/channels/C/history`, answered late.
     HttpHistory { conn: ConnId, channel: Rc<str> },
+    /// A WebSocket `presence`: the members of every node.
+    Presence { conn: ConnId, cmd: Id },
     /// A `subscribe`: its answer, what it missed after `since`, then live.
     Resume { conn: ConnId, cmd: Id, channel: Rc<str>, since: Option<u64> },
     /// The messages the node missed while its subscription link was down.
@@ -182,6 +205,55 @@ impl Hub {
         let mut got = Vec::new();
         r.broker.on_time(ctx, &mut got);
         self.redis_got(ctx, got);
+        self.refresh_presence(ctx);
+    }
+
+    /// Every [`PRESENCE_REFRESH`], each channel's local members are refreshed in Redis (one
+    /// request per channel); their entries expire [`PRESENCE_TTL`] after the last refresh.
+    fn refresh_presence(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        if let Some(r) = self.redis.as_mut() {
+            for (channel, member) in std::mem::take(&mut r.left) {
+                // Not awaited; refused while Redis is not there, and the entry expires instead.
+                let _ = r.broker.commands.remove(channel.as_bytes(), member.as_bytes(), now);
+            }
+            let mut got = Vec::new();
+            r.broker.flush(ctx, &mut got);
+            self.redis_got(ctx, got);
+        }
+        let Some(r) = self.redis.as_mut().filter(|r| now >= r.refresh_at) else { return };
+        r.refresh_at = now + PRESENCE_REFRESH;
+        let channels: Vec<Rc<str>> = r.remote.keys().cloned().collect();
+        for channel in channels {
+            let members = self.members(&channel);
+            if !members.is_empty() {
+                self.present(ctx, &channel, &members);
+            }
+        }
+        self.redis_got(ctx, Vec::new());
+    }
+
+    /// This node's presence entries of `channel`: its WebSocket followers, live or held.
+    fn members(&self, channel: &str) -> Vec<String> {
+        let (Some(ch), Some(r)) = (self.channels.get(channel), self.redis.as_ref()) else {
+            return Vec::new();
+        };
+        ch.subscribers
+            .iter()
+            .chain(ch.held.iter())
+            .filter_map(|id| self.clients.get(id))
+            .map(|c| format!("{}/{}", r.node, c.name))
+            .collect()
+    }
+
+    /// Adds or refreshes `members` of `channel` (the reply is not awaited: a refresh lost is
+    /// made good by the next).
+    fn present(&mut self, ctx: &mut Context<'_>, channel: &str, members: &[String]) {
+        let Some(r) = self.redis.as_mut() else { return };
+        let list: Vec<&[u8]> = members.iter().map(|m| m.as_bytes()).collect();
+        if r.broker.commands.presence(channel.as_bytes(), &list, PRESENCE_TTL, ctx.now()).is_err() {
+            r.broker.stats.refused += 1;
+        }
     }
 
     /// A Redis socket connected.
@@ -297,6 +369,12 @@ impl Hub {
                 let Some(w) = r.waiters.remove(&id) else { return };
                 self.on_history(ctx, w, epoch, top, recovered, &entries);
             }
+            Got::Present { id, count } => {
+                if let Some(Waiter::Presence { conn, cmd }) = r.waiters.remove(&id) {
+                    let out = format!("{{\"subscribers\":{count}}}");
+                    self.answer(ctx, conn, reply(&cmd, &out));
+                }
+            }
             Got::Refused { id, error } => {
                 let Some(w) = r.waiters.remove(&id) else { return };
                 warn!("redis: request refused", error = error);
@@ -312,7 +390,9 @@ impl Hub {
     /// A request to Redis failed: its asker is answered `unavailable`.
     fn fail(&mut self, ctx: &mut Context<'_>, w: Waiter, message: &str) {
         match w {
-            Waiter::Publish { conn, cmd } | Waiter::History { conn, cmd, .. } => {
+            Waiter::Publish { conn, cmd }
+            | Waiter::History { conn, cmd, .. }
+            | Waiter::Presence { conn, cmd } => {
                 self.refuse(ctx, conn, &cmd, (UNAVAILABLE, message.into()));
             }
             Waiter::HttpPublish { conn } | Waiter::HttpHistory { conn, .. } => {
@@ -433,7 +513,7 @@ impl Hub {
                 }
                 self.end_gap(ctx, &channel);
             }
-            Waiter::Publish { .. } | Waiter::HttpPublish { .. } => {}
+            Waiter::Publish { .. } | Waiter::HttpPublish { .. } | Waiter::Presence { .. } => {}
         }
     }
 
@@ -491,6 +571,9 @@ impl Hub {
         o.finish();
         self.answer(ctx, conn, reply(cmd, &out));
         let Some(buffered) = buffered else { return };
+        if let Some(member) = self.member(conn) {
+            self.present(ctx, channel, &[member]);
+        }
         let mut sent = 0u64;
         if since.is_some() {
             for e in events(channel) {
@@ -607,10 +690,39 @@ impl Hub {
     }
 
     /// `conn` left `channel` (unsubscribed or gone).
-    pub(super) fn redis_left(&mut self, conn: ConnId, channel: &Rc<str>) {
-        if self.redis.is_some() {
-            self.drop_hold(conn, channel);
+    pub(super) fn redis_left(&mut self, conn: ConnId, client: &str, channel: &Rc<str>) {
+        if self.redis.is_none() {
+            return;
         }
+        self.drop_hold(conn, channel);
+        if let Some(r) = self.redis.as_mut() {
+            // Removed on the next tick (or expires, while Redis is not there).
+            r.left.push((Rc::clone(channel), format!("{}/{client}", r.node)));
+        }
+    }
+
+    /// Client `conn`'s presence entry: `NODE/CLIENT`.
+    fn member(&self, conn: ConnId) -> Option<String> {
+        let r = self.redis.as_ref()?;
+        self.clients.get(&conn).map(|c| format!("{}/{}", r.node, c.name))
+    }
+
+    /// `presence` with `--redis`: the members of every node that have not expired, counted by
+    /// Redis; `None` when the answer comes later.
+    pub(super) fn redis_presence(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        cmd: &Id,
+        params: &Value,
+    ) -> Option<Outcome> {
+        let name = match channel_param(params) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let r = self.redis.as_mut()?;
+        let sent = r.broker.commands.presence(name.as_bytes(), &[], PRESENCE_TTL, ctx.now());
+        self.file(ctx, sent, Waiter::Presence { conn: id, cmd: cmd.clone() }).err().map(Err)
     }
 
     /// An event stream follows `channel`: the node follows it in Redis (live messages only:
