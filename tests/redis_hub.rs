@@ -388,3 +388,22 @@ fn presence_counts_the_subscribers_of_every_node() {
     let members = redis.command(&["ZCARD", "weir:{here}:p"]);
     assert_eq!(members, b":1\r\n");
 }
+
+#[test]
+fn a_channel_left_and_followed_again_at_once_stays_followed() {
+    let Some(redis) = Redis::start(false) else { return };
+    let a = node(&redis);
+    ready(&a);
+    let mut c = Client::connect(a.addr);
+    subscribe(&mut c, r#"{"channel":"again"}"#);
+    // Left and followed again before the node tells Redis anything: it stays subscribed in
+    // Redis, and the second subscribe must not wait for a confirmation that never comes.
+    let leave = c.send_cmd("unsubscribe", r#"{"channel":"again"}"#);
+    let join = c.send_cmd("subscribe", r#"{"channel":"again"}"#);
+    c.answer(&leave.to_string());
+    let r = c.answer(&join.to_string());
+    assert!(matches!(r.get("ok"), Some(Value::Bool(true))), "{r}");
+    let mut p = Client::connect(a.addr);
+    publish(&mut p, "again", "1");
+    assert_eq!(message(&mut c).0, 1);
+}

@@ -50,6 +50,8 @@ pub(super) struct Redis {
     refresh_at: Duration,
     /// Presence entries of clients that left, removed on the next tick.
     left: Vec<(Rc<str>, String)>,
+    /// Channels forgotten whose `UNSUBSCRIBE` is not sent yet.
+    forgotten: Vec<Rc<str>>,
     /// Requests awaiting Redis's reply, and who is to be told.
     waiters: HashMap<RequestId, Waiter>,
     /// What this node knows of each channel it follows.
@@ -69,6 +71,7 @@ impl Redis {
             node: format!("{node:016x}"),
             refresh_at: PRESENCE_REFRESH,
             left: Vec::new(),
+            forgotten: Vec::new(),
             waiters: HashMap::new(),
             remote: HashMap::new(),
         }
@@ -296,6 +299,7 @@ impl Hub {
     }
 
     fn redis_got(&mut self, ctx: &mut Context<'_>, got: Vec<Got>) {
+        self.purge();
         for g in got {
             self.on_got(ctx, g);
         }
@@ -306,6 +310,7 @@ impl Hub {
                 self.on_got(ctx, g);
             }
         }
+        self.purge();
     }
 
     fn on_got(&mut self, ctx: &mut Context<'_>, got: Got) {
@@ -735,10 +740,28 @@ impl Hub {
     }
 
     /// `channel` is forgotten: the node no longer follows it in Redis.
+    ///
+    /// What the node knows of it stays until the `UNSUBSCRIBE` is sent ([`Hub::purge`]): a
+    /// channel left and followed again before that was never unsubscribed in Redis (the link
+    /// sends only what changed), so it is still confirmed, and no confirmation will come.
     pub(super) fn redis_forget(&mut self, channel: &str) {
         if let Some(r) = self.redis.as_mut() {
-            r.remote.remove(channel);
-            r.broker.subscriber.unsubscribe(channel.as_bytes());
+            if r.broker.subscriber.unsubscribe(channel.as_bytes()) {
+                r.forgotten.push(Rc::from(channel));
+            }
+        }
+    }
+
+    /// Drops what the node knew of the channels it forgot, once their `UNSUBSCRIBE` is sent.
+    fn purge(&mut self) {
+        let Some(r) = self.redis.as_mut() else { return };
+        if r.forgotten.is_empty() || r.broker.subscriber.wants_transmit() {
+            return;
+        }
+        for channel in std::mem::take(&mut r.forgotten) {
+            if !self.channels.contains_key(&channel) {
+                r.remote.remove(&channel);
+            }
         }
     }
 
@@ -787,6 +810,7 @@ impl Hub {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
         }
         ch.held.insert(id);
+        self.purge();
         let r = self.redis.as_mut()?;
         r.broker.subscriber.subscribe(key.as_bytes());
         let remote = r.remote.entry(Rc::clone(&key)).or_default();
