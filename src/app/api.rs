@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::http::{ChannelFigures, Channels, Refused, RouteFigures};
-use crate::hub::Hub;
+use crate::http::{ChannelFigures, Channels, RedisFigures, Refused, RouteFigures};
 use crate::hub::channel::valid_name;
+use crate::hub::{Hub, RedisLinks};
 use crate::proxy::Proxy;
 use crate::server::{ConnId, Context};
 
@@ -92,7 +92,7 @@ impl Channels for Hub {
             history_messages,
             history_evictions,
             errors: s.errors().collect(),
-            redis: self.redis_figures(),
+            redis: self.redis_links().map(redis_figures),
         }
     }
 }
@@ -113,4 +113,10 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
             bytes_down: r.stats.bytes_down,
         })
         .collect()
+}
+
+/// The hub's Redis links as the HTTP API reports them.
+fn redis_figures(l: RedisLinks) -> RedisFigures {
+    let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting } = l;
+    RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting }
 }

@@ -15,7 +15,7 @@ pub mod rate;
 mod remote;
 mod replay;
 
-pub use broker::BrokerStats;
+pub use remote::RedisLinks;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};

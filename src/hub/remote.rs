@@ -78,6 +78,25 @@ impl Redis {
     }
 }
 
+/// The Redis links' state and counters (`--redis`), for `/api/stats` and `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RedisLinks {
+    /// Whether each link is connected and ready: commands, subscriber.
+    pub ready: [bool; 2],
+    /// Connections made again after one was lost, per link.
+    pub reconnects: [u64; 2],
+    /// Requests refused before they were queued (Redis not connected, or the queue full).
+    pub refused: u64,
+    /// Requests whose reply was lost with the link (answered `unavailable`).
+    pub lost: u64,
+    /// Requests Redis answered with an error.
+    pub errors: u64,
+    /// Messages dropped by the subscription link (not in weir's form, or no longer followed).
+    pub dropped: u64,
+    /// Requests awaiting Redis's reply now.
+    pub waiting: u64,
+}
+
 /// Who a request is answered to.
 #[derive(Debug)]
 enum Waiter {
@@ -113,19 +132,22 @@ struct Remote {
     confirmed: bool,
     /// The last message delivered to the live set.
     live: Option<Position>,
-    /// A catch-up read is under way: live messages wait here, in order.
-    gap: Option<Vec<(Position, Rc<str>)>>,
+    /// A catch-up read is under way: live messages wait here, in order, with their bytes.
+    gap: Option<(Held, usize)>,
     /// Clients subscribed and not yet in the live set.
     holds: BTreeMap<ConnId, Hold>,
     /// Subscribes waiting for `confirmed`.
     asked: Vec<Asked>,
 }
 
+/// Live messages held back, in order: their position and event.
+type Held = Vec<(Position, Rc<str>)>;
+
 /// A client subscribed to a channel and held out of its live set.
 #[derive(Debug)]
 enum Hold {
     /// Its history read is under way: the live messages meanwhile, and their bytes.
-    Reading(Vec<(Position, Rc<str>)>, usize),
+    Reading(Held, usize),
     /// It has every message up to `top` of `epoch`: it joins the live set with the first live
     /// message after that.
     Floor { epoch: Option<Epoch>, top: u64 },
@@ -284,10 +306,10 @@ impl Hub {
     }
 
     /// The links' state and counters (`None` without `--redis`).
-    pub fn redis_figures(&self) -> Option<crate::http::RedisFigures> {
+    pub fn redis_links(&self) -> Option<RedisLinks> {
         let r = self.redis.as_ref()?;
         let s = r.broker.stats;
-        Some(crate::http::RedisFigures {
+        Some(RedisLinks {
             ready: r.broker.ready(),
             reconnects: s.reconnects,
             refused: s.refused,
@@ -350,7 +372,16 @@ impl Hub {
                 let event: Rc<str> = Rc::from(event);
                 let Some(remote) = r.remote.get_mut(&key) else { return };
                 match remote.gap.as_mut() {
-                    Some(buf) => buf.push((position, event)),
+                    Some((buf, bytes)) => {
+                        *bytes += event.len();
+                        buf.push((position, event));
+                        if *bytes > ctx.queue_cap() {
+                            // Bounded like a queue: the live feed goes on without the missed
+                            // messages (the read's, when it comes, are older: dropped).
+                            warn!("redis: catch-up read overtaken, messages missed", channel = key);
+                            self.end_gap(ctx, &key);
+                        }
+                    }
                     None => self.deliver(ctx, &key, position, &event),
                 }
             }
@@ -428,7 +459,7 @@ impl Hub {
             match self.redis_read(ctx, &key, live.offset, history, Some(live.epoch), w) {
                 Ok(()) => {
                     if let Some(remote) = self.redis.as_mut().and_then(|r| r.remote.get_mut(&key)) {
-                        remote.gap = Some(Vec::new());
+                        remote.gap = Some((Vec::new(), 0));
                     }
                 }
                 Err((_, why)) => {
@@ -525,7 +556,9 @@ impl Hub {
     /// A catch-up read is over: the live messages it held back go out.
     fn end_gap(&mut self, ctx: &mut Context<'_>, channel: &Rc<str>) {
         let Some(r) = self.redis.as_mut() else { return };
-        let Some(buf) = r.remote.get_mut(channel).and_then(|c| c.gap.take()) else { return };
+        let Some((buf, _)) = r.remote.get_mut(channel).and_then(|c| c.gap.take()) else {
+            return;
+        };
         for (pos, event) in buf {
             self.deliver(ctx, channel, pos, &event);
         }
