@@ -407,3 +407,27 @@ fn a_channel_left_and_followed_again_at_once_stays_followed() {
     publish(&mut p, "again", "1");
     assert_eq!(message(&mut c).0, 1);
 }
+
+#[test]
+fn an_event_stream_resumes_from_redis_on_any_node() {
+    let Some(redis) = Redis::start(false) else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    ready(&a);
+    ready(&b);
+    let mut p = Client::connect(a.addr);
+    for i in 1..=4 {
+        publish(&mut p, "s", &i.to_string());
+    }
+    // On the other node, after 2 (as a reconnecting EventSource asks): 3 and 4, then live.
+    let mut sse = http_util::Sse::open(b.addr, "/api/channels/s/events", &["Last-Event-ID: 2"]);
+    let got: Vec<(u64, String)> = (0..2)
+        .map(|_| {
+            let e = sse.event();
+            (e.seq(), field(&e.json(), "data").to_string())
+        })
+        .collect();
+    assert_eq!(got, [(3, "3".to_string()), (4, "4".to_string())]);
+    publish(&mut p, "s", "5");
+    let e = sse.event();
+    assert_eq!((e.seq(), u64_of(&e.json(), "seq")), (5, 5));
+}

@@ -325,7 +325,7 @@ impl Hub {
                 if let Some(ch) = self.channels.get_mut(name) {
                     Rc::make_mut(&mut ch.subscribers).remove(&id);
                 }
-                self.redis_left(id, &client.name, name);
+                self.redis_left(id, Some(&client.name), name);
                 self.forget_if_unused(name);
             }
         }
@@ -638,7 +638,7 @@ impl Hub {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
             ch.held.remove(&id);
         }
-        self.redis_left(id, &client_name, &key);
+        self.redis_left(id, Some(&client_name), &key);
         self.forget_if_unused(name);
         Ok("{}".into())
     }
@@ -766,12 +766,14 @@ impl Hub {
         if !valid_name(channel) {
             return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
         }
+        if self.redis.is_some() {
+            return self.redis_stream(ctx, id, channel, since, addr);
+        }
         let (key, ch) =
             channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
         ch.streams.insert(id);
         let span = since.map(|s| ch.span(s, usize::MAX));
         self.streams.insert(id, Rc::clone(&key));
-        self.redis_follow(&key);
         let _ = ctx.stream_write(id, b"retry: 2000\n\n");
         // The replay is a cursor written as the stream drains (`replay.rs`).
         if let Some((next, end, bytes)) = span.filter(|(next, end, _)| next <= end) {
@@ -787,6 +789,7 @@ impl Hub {
             if let Some(ch) = self.channels.get_mut(&*name) {
                 ch.streams.remove(&id);
             }
+            self.redis_left(id, None, &name);
             self.forget_if_unused(&name);
         }
     }

@@ -357,7 +357,7 @@ impl Hub {
                 }
                 for (channel, a) in failed {
                     self.refuse(ctx, a.conn, &a.cmd, unavailable(Unavailable::NotConnected));
-                    self.fail_subscribe(a.conn, &channel);
+                    self.fail_subscribe(ctx, a.conn, &channel);
                 }
             }
             Got::Subscribed(channel) => self.on_subscribed(ctx, &channel),
@@ -436,7 +436,7 @@ impl Hub {
             }
             Waiter::Resume { conn, cmd, channel, .. } => {
                 self.refuse(ctx, conn, &cmd, (UNAVAILABLE, message.into()));
-                self.fail_subscribe(conn, &channel);
+                self.fail_subscribe(ctx, conn, &channel);
             }
             Waiter::Gap { channel } => {
                 warn!("redis: cannot read what the node missed", channel = channel);
@@ -480,7 +480,7 @@ impl Hub {
         let w = Waiter::Resume { conn, cmd: a.cmd, channel: Rc::clone(channel), since: a.since };
         if let Err(e) = self.redis_read(ctx, channel, after, self.config.history, a.epoch, w) {
             self.refuse(ctx, conn, &cmd, e);
-            self.fail_subscribe(conn, channel);
+            self.fail_subscribe(ctx, conn, channel);
         }
     }
 
@@ -493,11 +493,12 @@ impl Hub {
         recovered: bool,
         entries: &[(u64, Vec<u8>)],
     ) {
-        let events = |channel: &str| -> Vec<Rc<str>> {
+        let events = |channel: &str| -> Vec<(u64, Rc<str>)> {
             entries
                 .iter()
-                .filter_map(|(offset, payload)| event_of(channel, *offset, epoch, payload))
-                .map(Rc::from)
+                .filter_map(|(offset, payload)| {
+                    Some((*offset, Rc::from(event_of(channel, *offset, epoch, payload)?)))
+                })
                 .collect()
         };
         let body = |channel: &str| {
@@ -507,7 +508,7 @@ impl Hub {
             epoch_json(&mut o, epoch);
             o.bool("recovered", recovered);
             let mut list = o.array("messages");
-            for e in events(channel) {
+            for (_, e) in events(channel) {
                 list.raw(&e);
             }
             list.finish();
@@ -541,10 +542,9 @@ impl Hub {
                         channel = channel
                     );
                 }
-                for (event, (offset, _)) in events(&channel).into_iter().zip(entries) {
-                    if let Some(e) = epoch {
-                        let pos = Position { epoch: e, offset: *offset };
-                        self.deliver(ctx, &channel, pos, &event);
+                for (offset, event) in events(&channel) {
+                    if let Some(epoch) = epoch {
+                        self.deliver(ctx, &channel, Position { epoch, offset }, &event);
                     }
                 }
                 self.end_gap(ctx, &channel);
@@ -575,7 +575,7 @@ impl Hub {
         channel: &Rc<str>,
         since: Option<u64>,
         (epoch, top, recovered): (Option<Epoch>, u64, bool),
-        events: impl FnOnce(&str) -> Vec<Rc<str>>,
+        events: impl FnOnce(&str) -> Vec<(u64, Rc<str>)>,
     ) {
         let Some(r) = self.redis.as_mut() else { return };
         let Some(remote) = r.remote.get_mut(channel) else { return };
@@ -614,8 +614,8 @@ impl Hub {
         }
         let mut sent = 0u64;
         if since.is_some() {
-            for e in events(channel) {
-                let _ = ctx.send(conn, MessageKind::Text, e.as_bytes());
+            for (offset, e) in events(channel) {
+                self.send_event(ctx, conn, offset, &e);
                 sent += 1;
             }
         }
@@ -624,20 +624,14 @@ impl Hub {
             if covered(pos, epoch, top) {
                 continue;
             }
-            let _ = ctx.send(conn, MessageKind::Text, event.as_bytes());
+            self.send_event(ctx, conn, pos.offset, &event);
             sent += 1;
             (epoch, top) = (Some(pos.epoch), pos.offset);
         }
         self.stats.delivered += sent;
-        let caught_up = live.is_some_and(|l| covered(l, epoch, top));
-        let Some(remote) = self.redis.as_mut().and_then(|r| r.remote.get_mut(channel)) else {
-            return;
-        };
-        let Some(ch) = self.channels.get_mut(channel) else { return };
-        if caught_up {
-            ch.held.remove(&conn);
-            Rc::make_mut(&mut ch.subscribers).insert(conn);
-        } else {
+        if live.is_some_and(|l| covered(l, epoch, top)) {
+            self.join(conn, channel);
+        } else if let Some(remote) = self.redis.as_mut().and_then(|r| r.remote.get_mut(channel)) {
             remote.holds.insert(conn, Hold::Floor { epoch, top });
         }
     }
@@ -680,17 +674,18 @@ impl Hub {
                 }
                 Hold::Floor { epoch, top } => {
                     if !covered(pos, *epoch, *top) {
-                        let _ = ctx.send(conn, MessageKind::Text, event.as_bytes());
                         n += 1;
                         joined.push(conn);
                     }
                 }
             }
         }
-        for conn in joined {
+        for &conn in &joined {
             remote.holds.remove(&conn);
-            ch.held.remove(&conn);
-            Rc::make_mut(&mut ch.subscribers).insert(conn);
+        }
+        for conn in joined {
+            self.send_event(ctx, conn, pos.offset, event);
+            self.join(conn, channel);
         }
         self.stats.delivered += n as u64;
         for conn in over {
@@ -714,8 +709,13 @@ impl Hub {
 
     /// A subscribe failed: `conn` is not subscribed to `channel` (a subscribe again, after
     /// one that succeeded, leaves it unsubscribed too: it was answered with an error).
-    fn fail_subscribe(&mut self, conn: ConnId, channel: &Rc<str>) {
+    fn fail_subscribe(&mut self, ctx: &mut Context<'_>, conn: ConnId, channel: &Rc<str>) {
         self.drop_hold(conn, channel);
+        if self.streams.contains_key(&conn) {
+            // An event stream cannot be told: it ends (`on_stream_closed` cleans up).
+            ctx.end_stream(conn);
+            return;
+        }
         if let Some(ch) = self.channels.get_mut(channel) {
             if ch.subscribers.contains(&conn) {
                 Rc::make_mut(&mut ch.subscribers).remove(&conn);
@@ -728,14 +728,81 @@ impl Hub {
     }
 
     /// `conn` left `channel` (unsubscribed or gone).
-    pub(super) fn redis_left(&mut self, conn: ConnId, client: &str, channel: &Rc<str>) {
+    /// A WebSocket client (`client`, its name) or an event stream (`None`) left `channel`.
+    pub(super) fn redis_left(&mut self, conn: ConnId, client: Option<&str>, channel: &Rc<str>) {
         if self.redis.is_none() {
             return;
         }
         self.drop_hold(conn, channel);
-        if let Some(r) = self.redis.as_mut() {
+        if let (Some(r), Some(client)) = (self.redis.as_mut(), client) {
             // Removed on the next tick (or expires, while Redis is not there).
             r.left.push((Rc::clone(channel), format!("{}/{client}", r.node)));
+        }
+    }
+
+    /// `GET /api/channels/C/events` with `--redis`: live at once, or with `since` (or
+    /// `Last-Event-ID`) held until the messages after it are read from Redis and written, as a
+    /// `subscribe` is.
+    ///
+    /// # Errors
+    /// `unavailable` while Redis is not reachable; the channel limits.
+    pub(super) fn redis_stream(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        addr: std::net::IpAddr,
+    ) -> Result<(), Refusal> {
+        if self.redis.as_ref().is_some_and(|r| r.broker.ready() != [true, true]) {
+            if let Some(r) = self.redis.as_mut() {
+                r.broker.stats.refused += 1;
+            }
+            return Err(unavailable(Unavailable::NotConnected));
+        }
+        let (key, ch) =
+            channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
+        if since.is_some() {
+            ch.held.insert(id);
+        } else {
+            ch.streams.insert(id);
+        }
+        self.streams.insert(id, Rc::clone(&key));
+        self.redis_follow(&key);
+        let _ = ctx.stream_write(id, b"retry: 2000\n\n");
+        let Some(since) = since else { return Ok(()) };
+        let Some(remote) = self.redis.as_mut().and_then(|r| r.remote.get_mut(&key)) else {
+            return Ok(());
+        };
+        remote.holds.insert(id, Hold::Reading(Vec::new(), 0));
+        let asked = Asked { conn: id, cmd: Id::Absent, since: Some(since), epoch: None };
+        if remote.confirmed {
+            self.read_for(ctx, asked, &key);
+        } else {
+            remote.asked.push(asked);
+        }
+        self.redis_got(ctx, Vec::new());
+        Ok(())
+    }
+
+    /// Writes `event` (at `offset`) to `conn`: a `message` frame, or an event of its stream.
+    fn send_event(&self, ctx: &mut Context<'_>, conn: ConnId, offset: u64, event: &str) {
+        if self.streams.contains_key(&conn) {
+            let _ = ctx.stream_write(conn, super::sse_event(offset, event).as_bytes());
+        } else {
+            let _ = ctx.send(conn, MessageKind::Text, event.as_bytes());
+        }
+    }
+
+    /// `conn` joins `channel`'s live set (its streams, for an event stream).
+    fn join(&mut self, conn: ConnId, channel: &str) {
+        let stream = self.streams.contains_key(&conn);
+        let Some(ch) = self.channels.get_mut(channel) else { return };
+        ch.held.remove(&conn);
+        if stream {
+            ch.streams.insert(conn);
+        } else {
+            Rc::make_mut(&mut ch.subscribers).insert(conn);
         }
     }
 
