@@ -180,6 +180,12 @@ fn a_client_moves_nodes_and_resumes_with_since() {
     assert_eq!(r.status, 200, "{}", r.text());
     let n = field(&r.json(), "messages").as_array().unwrap().len();
     assert_eq!(n, 2);
+    // HEAD: the head of the GET's answer (its Content-Length), no body (RFC 9110 §9.3.2).
+    let mut h = Http::connect(b.addr);
+    let head = h.request("HEAD", "/api/channels/feed/history?since=8", &[], None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some(r.body.len().to_string().as_str()));
+    h.expect_eof(Duration::from_secs(5));
     let r = Http::connect(b.addr).request("GET", "/api/channels/none/history", &[], None);
     assert_eq!(r.status, 404, "{}", r.text());
 }

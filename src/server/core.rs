@@ -500,14 +500,16 @@ impl Core {
     /// Queues the answer to a request whose handler deferred it; the connection closes after.
     pub(crate) fn respond_deferred(&mut self, key: Key, r: &Response) -> bool {
         let Some(conn) = self.conns.get_mut(key) else { return false };
-        if !conn.state.answer_deferred() {
-            return false;
-        }
+        let Some(head) = conn.state.answer_deferred() else { return false };
         let extra: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let bytes = write_with(|out| {
+        let mut bytes = write_with(|out| {
             handshake::write_http_response(out, r.status, &extra, &r.body, handshake::After::Close)
         });
+        // RFC 9110 §9.3.2: the answer to HEAD is the head of the answer to GET.
+        if head && !matches!(r.status, 100..=199 | 204 | 304) {
+            bytes.truncate(bytes.len().saturating_sub(r.body.len()));
+        }
         conn.out.push_copy(&[&bytes], &mut self.pool);
         if r.status >= 400 {
             Stats::count(&mut self.stats.handshakes_rejected, r.status);

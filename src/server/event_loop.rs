@@ -935,7 +935,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             | ConnState::Deferred(_)
             | ConnState::Body(_)
             | ConnState::Stream
-            | ConnState::Awaiting
+            | ConnState::Awaiting { .. }
             | ConnState::Tcp(_) => false,
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
@@ -986,7 +986,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             // A streamed response (an HTTP history body with `Connection: close`, say) too.
             ConnState::Ws(_) | ConnState::Stream => !conn.out.is_empty(),
             // RFC 9112 §9.6: a deferred answer is still owed to a client that half-closed.
-            ConnState::Awaiting => true,
+            ConnState::Awaiting { .. } => true,
             _ => false,
         };
         if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {

@@ -503,7 +503,7 @@ impl<D> Context<'_, D> {
     pub fn http_connections(&self) -> (u64, u64) {
         self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.state {
             ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
-            ConnState::Awaiting => (http + 1, streams),
+            ConnState::Awaiting { .. } => (http + 1, streams),
             ConnState::Deferred(_) => (http + 1, streams),
             ConnState::Stream => (http, streams + 1),
             ConnState::Ws(_)

@@ -79,7 +79,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             | ConnState::Connecting(_)
             | ConnState::Deferred(_)
             | ConnState::Stream
-            | ConnState::Awaiting => return,
+            | ConnState::Awaiting { .. } => return,
             ConnState::Ws(_) => return self.on_frames(key, 0, n),
             ConnState::Response(_) => return self.on_response_bytes(key, n),
             ConnState::Tcp(_) => return self.on_tcp_bytes(key, n),
@@ -437,7 +437,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
                 status = "deferred"
             );
             early.drop_unstarted(&mut self.core.pool);
-            conn.state.await_answer(stashed, &mut self.core.pool);
+            conn.state.await_answer(stashed, req.method == "HEAD", &mut self.core.pool);
             let ws_config = self.core.config.ws.without_handshake_timeout();
             conn.ws = Connection::new(Role::Server, ws_config, self.core.now);
             self.core.mark_dirty(key);

@@ -59,7 +59,8 @@ pub(crate) enum ConnState {
     Stream,
     /// A plain answer the handler deferred ([`crate::server::Response::deferred`]): nothing is
     /// read until it comes ([`crate::server::Context::respond`]), then the connection closes.
-    Awaiting,
+    /// `head`: the request was `HEAD` (the answer goes without its body).
+    Awaiting { head: bool },
     /// An outbound connection: the TCP connect is under way.
     Connecting(Box<Client>),
     /// An outbound connection: the upgrade request is sent, the response head is awaited.
@@ -225,7 +226,7 @@ impl ConnState {
             Self::Http { .. }
             | Self::Ws(_)
             | Self::Stream
-            | Self::Awaiting
+            | Self::Awaiting { .. }
             | Self::Connecting(_)
             | Self::Tcp(_) => None,
         }
@@ -242,7 +243,7 @@ impl ConnState {
             Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
             Self::Ws(w) => pool.give(w.take_msg()),
             Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
-            Self::Http { .. } | Self::Stream | Self::Awaiting | Self::Tcp(_) => {}
+            Self::Http { .. } | Self::Stream | Self::Awaiting { .. } | Self::Tcp(_) => {}
         }
     }
 
@@ -256,7 +257,7 @@ impl ConnState {
 
     /// A deferred plain answer is still owed.
     pub(crate) fn is_awaiting(&self) -> bool {
-        matches!(self, Self::Awaiting)
+        matches!(self, Self::Awaiting { .. })
     }
 
     /// An answer's body of a given length is still being written by the handler.
@@ -403,19 +404,17 @@ impl ConnState {
 
     /// Stream (while the handler ran) -> Awaiting: the handler deferred its answer; what the
     /// stage held before is given back.
-    pub(crate) fn await_answer(&mut self, mut stashed: ConnState, pool: &mut Pool) {
+    pub(crate) fn await_answer(&mut self, mut stashed: ConnState, head: bool, pool: &mut Pool) {
         stashed.release(pool);
-        *self = ConnState::Awaiting;
+        *self = ConnState::Awaiting { head };
     }
 
     /// Awaiting -> Http: the deferred answer is queued; the connection closes after it.
-    /// Returns whether one was owed.
-    pub(crate) fn answer_deferred(&mut self) -> bool {
-        if !self.is_awaiting() {
-            return false;
-        }
+    /// Returns `None` if none was owed, else whether the request was `HEAD`.
+    pub(crate) fn answer_deferred(&mut self) -> Option<bool> {
+        let ConnState::Awaiting { head } = *self else { return None };
         *self = ConnState::Http { body_owed: false };
-        true
+        Some(head)
     }
 
     /// Ends a body owed, or a streamed response: Stream -> Http (closing once written), or the
