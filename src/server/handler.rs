@@ -339,7 +339,7 @@ impl<D> Context<'_, D> {
     pub fn reject(&mut self, id: ConnId, response: &Response) {
         let waiting = self.core.conns.get(id.0).map(|c| &c.state);
         if matches!(waiting, Some(ConnState::Deferred(d)) if !d.key.is_empty()) {
-            self.core.respond_deferred(id.0, response);
+            self.core.respond(id.0, response);
         }
     }
 
