@@ -185,6 +185,9 @@ fn a_client_moves_nodes_and_resumes_with_since() {
     let head = h.request("HEAD", "/api/channels/feed/history?since=8", &[], None);
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some(r.body.len().to_string().as_str()));
+    // Kept alive: the next answer on the connection starts right after the head.
+    let next = h.request("GET", "/api/channels/feed/history?since=8", &["Connection: close"], None);
+    assert_eq!((next.status, next.body), (200, r.body));
     h.expect_eof(Duration::from_secs(5));
     let r = Http::connect(b.addr).request("GET", "/api/channels/none/history", &[], None);
     assert_eq!(r.status, 404, "{}", r.text());
@@ -436,4 +439,49 @@ fn an_event_stream_resumes_from_redis_on_any_node() {
     publish(&mut p, "s", "5");
     let e = sse.event();
     assert_eq!((e.seq(), u64_of(&e.json(), "seq")), (5, 5));
+}
+
+#[test]
+fn http_publishes_keep_their_connection_sequential_and_pipelined() {
+    let Some(redis) = Redis::start(false) else { return };
+    let a = node(&redis);
+    ready(&a);
+    let mut h = Http::connect(a.addr);
+    // One after another on one socket: each answered after Redis, the connection kept.
+    let mut seqs = Vec::new();
+    for i in 1..=3 {
+        let r = h.request("POST", "/api/channels/ka/publish", &[], Some(i.to_string().as_bytes()));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(!r.closes(), "a kept-alive publish closes: {r:?}");
+        seqs.push(u64_of(&r.json(), "seq"));
+    }
+    // Pipelined in one write, with a plain request behind them: answered in order.
+    let mut bytes = Vec::new();
+    for i in 4..=6 {
+        let body = i.to_string();
+        bytes.extend(http_util::build(
+            "POST",
+            "/api/channels/ka/publish",
+            &[],
+            Some(body.as_bytes()),
+        ));
+    }
+    bytes.extend(http_util::build("GET", "/api/channels/ka/history", &[], None));
+    h.send(&bytes);
+    for _ in 4..=6 {
+        let r = h.response();
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(!r.closes(), "{r:?}");
+        seqs.push(u64_of(&r.json(), "seq"));
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let history = h.response();
+    assert_eq!(history.status, 200, "{history:?}");
+    let text = history.text().to_string();
+    assert!(text.contains("\"seq\":6"), "{text}");
+    // Closed by the client's word: the answer says so and the connection ends.
+    let r = h.request("POST", "/api/channels/ka/publish", &["Connection: close"], Some(b"7"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.closes(), "{r:?}");
+    h.expect_eof(Duration::from_secs(5));
 }

@@ -117,7 +117,8 @@ impl Response {
 
     /// No answer yet: the handler gives it later with
     /// [`Context::respond`](crate::server::Context::respond) (after asking another server, say).
-    /// Nothing more is read from the connection meanwhile, and it closes after the answer.
+    /// Nothing more is read from the connection meanwhile; after the answer it is kept alive
+    /// (requests pipelined behind it served in order) or closed, as after any answer.
     pub fn deferred() -> Self {
         Self { defer: true, ..Self::text(0, "") }
     }

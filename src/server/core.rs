@@ -497,15 +497,23 @@ impl Core {
         self.transmit(key);
     }
 
-    /// Queues the answer to a request whose handler deferred it; the connection closes after.
+    /// Queues the answer to a request whose handler deferred it. Kept alive, the requests
+    /// pipelined behind it are served once it drains (`ConnState::answer_deferred`); else the
+    /// connection closes after it.
     pub(crate) fn respond_deferred(&mut self, key: Key, r: &Response) -> bool {
         let Some(conn) = self.conns.get_mut(key) else { return false };
-        let Some(head) = conn.state.answer_deferred() else { return false };
+        let Some((head, after)) = conn.state.answer_deferred(self.draining, &mut self.pool) else {
+            return false;
+        };
+        if after == handshake::After::KeepAlive {
+            // The next request's head is awaited within the handshake timeout, as after an
+            // answer given at once.
+            conn.ws = crate::proto::Connection::new(Role::Server, self.config.ws, self.now);
+        }
         let extra: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let mut bytes = write_with(|out| {
-            handshake::write_http_response(out, r.status, &extra, &r.body, handshake::After::Close)
-        });
+        let mut bytes =
+            write_with(|out| handshake::write_http_response(out, r.status, &extra, &r.body, after));
         // RFC 9110 §9.3.2: the answer to HEAD is the head of the answer to GET.
         if head && !matches!(r.status, 100..=199 | 204 | 304) {
             bytes.truncate(bytes.len().saturating_sub(r.body.len()));

@@ -479,7 +479,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 || (conn.cut && !conn.hup)
                 || conn.paused
                 || conn.state.pipeline_wait()
-                || matches!(conn.state, ConnState::Deferred(_))
+                || conn.state.holds_reading()
             {
                 break;
             }
@@ -520,12 +520,13 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             }
             self.flush_dirty();
         }
-        if self
-            .core
-            .conns
-            .get(key)
-            .is_some_and(|c| c.readable && !c.eof && !c.state.pipeline_wait() && (!c.cut || c.hup))
-        {
+        if self.core.conns.get(key).is_some_and(|c| {
+            c.readable
+                && !c.eof
+                && !c.state.pipeline_wait()
+                && !c.state.holds_reading()
+                && (!c.cut || c.hup)
+        }) {
             self.read_again(key);
         }
         self.settle(key);

@@ -473,7 +473,7 @@ impl<D> Context<'_, D> {
     }
 
     /// Gives the answer to a request the handler deferred ([`Response::deferred`]); the
-    /// connection closes after it. Returns false (and sends nothing) if none is owed: the
+    /// connection goes on after it as after an answer given at once (kept alive or closed). Returns false (and sends nothing) if none is owed: the
     /// client went away (`on_stream_closed` said so), or it was answered already.
     pub fn respond(&mut self, id: ConnId, response: &Response) -> bool {
         self.core.respond_deferred(id.0, response)
