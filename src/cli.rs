@@ -1120,14 +1120,19 @@ const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "redis",
-        metavar: Some("redis://[USER:PASSWORD@]HOST[:PORT][/DB]"),
+        metavar: Some("redis[s]://[USER:PASSWORD@]HOST[:PORT][/DB]"),
         repeatable: false,
         group: Group::Hub,
         default: "",
         help: "Keep the hub's channels in this Redis (7.0 or later), shared by every weir \
-               process using it: publishes, history and fan-out across nodes (docs/redis.md).",
+               process using it: publishes, history and fan-out across nodes (docs/redis.md). \
+               rediss:// is over TLS (--features tls), verified against --tls-ca's roots.",
         setter: Setter::Serve(|o, v| {
-            o.redis = Some(crate::redis::RedisUrl::parse(v).map_err(|e| e.to_string())?);
+            let url = crate::redis::RedisUrl::parse(v).map_err(|e| e.to_string())?;
+            if url.tls && !cfg!(feature = "tls") {
+                return Err(crate::redis::UrlError::TlsUnsupported.to_string());
+            }
+            o.redis = Some(url);
             Ok(())
         }),
     },
@@ -1154,8 +1159,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "",
-        help: "Roots (PEM) wss:// upstreams are verified against; default: the system's \
-               (/etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE).",
+        help: "Roots (PEM) wss:// upstreams and a rediss:// --redis are verified against; \
+               default: the system's (/etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE).",
         setter: Setter::Serve(|o, v| {
             o.tls_ca = Some(non_empty(v)?);
             Ok(())
@@ -1167,7 +1172,7 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "",
-        help: "Verify no wss:// upstream's certificate. For testing only: anyone on the path \
+        help: "Verify no wss:// upstream's (or rediss:// Redis's) certificate. For testing only: anyone on the path \
                can read and change the traffic.",
         setter: Setter::Serve(|o, v| {
             o.insecure = parse_bool(v)?;

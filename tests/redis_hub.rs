@@ -485,3 +485,46 @@ fn http_publishes_keep_their_connection_sequential_and_pipelined() {
     assert!(r.closes(), "{r:?}");
     h.expect_eof(Duration::from_secs(5));
 }
+
+/// `rediss://`: both links over TLS, the server's certificate verified against `--tls-ca`.
+#[cfg(feature = "tls")]
+#[test]
+fn rediss_links_verify_the_certificate_and_carry_the_hub() {
+    let certs = common::tls::Certs::new();
+    let Some(redis) = Redis::start_tls(certs.cert(), certs.key()) else { return };
+    let url = redis.tls_url();
+    let ca = certs.ca_str();
+    let (a, b) = (
+        Binary::start(&["--redis", &url, "--tls-ca", &ca]),
+        Binary::start(&["--redis", &url, "--tls-ca", &ca]),
+    );
+    ready(&a);
+    ready(&b);
+    let mut sub = Client::connect(b.addr);
+    subscribe(&mut sub, r#"{"channel":"sealed"}"#);
+    let mut p = Client::connect(a.addr);
+    assert_eq!(publish(&mut p, "sealed", "1").0, 1);
+    let (seq, _, data) = message(&mut sub);
+    assert_eq!((seq, data.as_str()), (1, "1"));
+    // Roots that do not hold the test CA: the handshake fails, the links never get ready, and
+    // the log says why.
+    let other = common::tls::Certs::new();
+    let c = Binary::start(&["--redis", &url, "--tls-ca", &other.ca_str()]);
+    let log = c.log_with("redis: connection closed", Duration::from_secs(10));
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+    let stats = Http::connect(c.addr).request("GET", "/api/stats", &[], None).json();
+    assert!(
+        matches!(field(&stats, "redis").get("commands_ready"), Some(Value::Bool(false))),
+        "{stats}"
+    );
+}
+
+/// Without the `tls` feature, `rediss://` is refused at start with the reason.
+#[cfg(not(feature = "tls"))]
+#[test]
+fn rediss_without_the_tls_feature_is_refused_at_start() {
+    let out = common::weir(&["--redis", "rediss://127.0.0.1:6380"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rediss://") && err.contains("cargo build --features tls"), "{err}");
+}

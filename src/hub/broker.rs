@@ -21,8 +21,8 @@ use crate::{info, warn};
 pub(super) trait Net {
     fn now(&self) -> Duration;
     fn random(&mut self) -> u64;
-    /// Starts a non-blocking connect.
-    fn dial(&mut self, addr: SocketAddr) -> io::Result<ConnId>;
+    /// Starts a non-blocking connect; `tls`: over TLS, verified for this name.
+    fn dial(&mut self, addr: SocketAddr, tls: Option<&str>) -> io::Result<ConnId>;
     /// Queues bytes; false if the socket refused them (gone, or its queue is full).
     fn write(&mut self, id: ConnId, bytes: &[u8]) -> bool;
     /// Closes the socket now (nothing more is reported about it).
@@ -38,8 +38,11 @@ impl Net for Context<'_> {
         self.random_u64()
     }
 
-    fn dial(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
-        self.connect_tcp(addr)
+    fn dial(&mut self, addr: SocketAddr, tls: Option<&str>) -> io::Result<ConnId> {
+        match tls {
+            Some(name) => self.connect_tcp_tls(addr, name),
+            None => self.connect_tcp(addr),
+        }
     }
 
     fn write(&mut self, id: ConnId, bytes: &[u8]) -> bool {
@@ -120,6 +123,8 @@ pub struct BrokerStats {
 /// The two links of a node.
 pub(super) struct Broker {
     addr: SocketAddr,
+    /// `rediss://`: the name Redis's certificate must carry (the URL's host).
+    tls: Option<String>,
     pub(super) commands: Commands,
     pub(super) subscriber: Subscriber,
     cmd: Socket,
@@ -143,6 +148,7 @@ impl Broker {
     ) -> Self {
         Self {
             addr,
+            tls: url.tls.then(|| url.host.clone()),
             commands: Commands::new(url, config, now, random),
             subscriber: Subscriber::new(url, config, now),
             cmd: Socket::default(),
@@ -203,7 +209,7 @@ impl Broker {
         got: &mut Vec<Got>,
     ) {
         match t {
-            Some(Timeout::Dial) => match net.dial(self.addr) {
+            Some(Timeout::Dial) => match net.dial(self.addr, self.tls.as_deref()) {
                 Ok(id) => self.socket(which).id = Some(id),
                 Err(e) => {
                     warn!("redis: cannot connect", link = which.name(), error = e);

@@ -303,7 +303,19 @@ impl<D> Context<'_, D> {
     /// # Errors
     /// The socket could not be created or registered.
     pub fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
-        self.core.connect_tcp(addr).map(ConnId)
+        self.core.connect_tcp(addr, None).map(ConnId)
+    }
+
+    /// As [`Context::connect_tcp`], over TLS (a `rediss://` link): the server's certificate
+    /// must chain to the roots (`--tls-ca`, else the system's) and name `server_name`, also
+    /// sent as SNI (RFC 6066 §3). `on_tcp_connected` comes once TCP connects; what is written
+    /// meanwhile goes once the TLS handshake is done, and a failed handshake closes the
+    /// connection with its error (`on_tcp_closed`). Needs the `tls` feature.
+    ///
+    /// # Errors
+    /// As [`Context::connect_tls`].
+    pub fn connect_tcp_tls(&mut self, addr: SocketAddr, server_name: &str) -> io::Result<ConnId> {
+        self.core.connect_tcp(addr, Some(server_name)).map(ConnId)
     }
 
     /// Queues bytes (copied) to a plain TCP connection, written as the socket takes them (also

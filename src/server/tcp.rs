@@ -35,9 +35,14 @@ use crate::server::state::{ConnState, Tcp};
 use crate::server::transport::Transport;
 
 impl Core {
-    /// Opens a plain TCP connection to `addr` (non-blocking).
-    pub(crate) fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<Key> {
-        let socket = Transport::Plain(TcpStream::connect(addr)?);
+    /// Opens a plain TCP connection to `addr` (non-blocking); `tls`: over TLS, the server's
+    /// certificate verified for this name (`Transport::dialled`, as `wss://`).
+    pub(crate) fn connect_tcp(&mut self, addr: SocketAddr, tls: Option<&str>) -> io::Result<Key> {
+        let tcp = TcpStream::connect(addr)?;
+        let socket = match tls {
+            Some(name) => Transport::dialled(&mut self.tls, tcp, name)?,
+            None => Transport::Plain(tcp),
+        };
         let state = ConnState::Tcp(Tcp::default());
         // Only the handshake deadline is kept, as the connect's; `tcp_connected` drops it.
         let mut ws = self.config.ws;
