@@ -120,6 +120,9 @@ pub struct Options {
     pub channel_rate_burst: u32,
     /// The Redis the hub keeps its channels in, shared with other weir processes (`--redis`).
     pub redis: Option<crate::redis::RedisUrl>,
+    /// How long a channel's stream and hash stay in Redis after its last publish (`None`:
+    /// forever).
+    pub redis_channel_ttl: Option<Duration>,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -191,6 +194,7 @@ impl Default for Options {
             channel_rate: 10,
             channel_rate_burst: 100,
             redis: None,
+            redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -1136,6 +1140,20 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "redis-channel-ttl",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "24h",
+        help: "With --redis: a channel's history and epoch stay in Redis this long after its \
+               last publish, then expire (a client resuming after is told recovered: false); \
+               0 = never.",
+        setter: Setter::Serve(|o, v| {
+            o.redis_channel_ttl = parse_optional_duration(v)?;
+            Ok(())
+        }),
+    },
     // Reverse proxy
     Flag {
         name: "route",
@@ -1781,6 +1799,7 @@ mod tests {
             ("channel-rate", "0"),
             ("channel-rate-burst", "7"),
             ("redis", "redis://127.0.0.1:6380/2"),
+            ("redis-channel-ttl", "0"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1873,6 +1892,7 @@ mod tests {
                 channel_rate: 10,
                 channel_rate_burst: 100,
                 redis: None,
+                redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

@@ -173,7 +173,9 @@ fn serve(opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
         redis_addr = Some(addr);
-        hub = hub.with_redis(url, addr, weir::redis::Config::default(), u64::from_le_bytes(seed));
+        let config =
+            weir::redis::Config { channel_ttl: opts.redis_channel_ttl, ..Default::default() };
+        hub = hub.with_redis(url, addr, config, u64::from_le_bytes(seed));
     }
     let echo = opts.echo.join(",");
     let mut app =

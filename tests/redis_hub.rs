@@ -528,3 +528,43 @@ fn rediss_without_the_tls_feature_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rediss://") && err.contains("cargo build --features tls"), "{err}");
 }
+
+/// `--redis-channel-ttl`: a channel's stream and hash expire that long after its last publish
+/// (each publish sets it again); a client resuming after is told `recovered: false`, and the
+/// next publish starts a new epoch at offset 1.
+#[test]
+fn an_idle_channel_expires_in_redis_after_its_ttl() {
+    let Some(redis) = Redis::start(false) else { return };
+    let a = Binary::start(&["--redis", &redis.url(), "--redis-channel-ttl", "1s"]);
+    ready(&a);
+    let mut p = Client::connect(a.addr);
+    publish(&mut p, "idle", "1");
+    let (seq, epoch) = publish(&mut p, "idle", "2");
+    assert_eq!(seq, 2);
+    let pttl = |key: &str| {
+        let r = String::from_utf8(redis.command(&["PTTL", key])).unwrap();
+        r.trim_start_matches(':').trim_end().parse::<i64>().unwrap()
+    };
+    for key in ["weir:{idle}:s", "weir:{idle}:m"] {
+        let ttl = pttl(key);
+        assert!((1..=1000).contains(&ttl), "{key}: PTTL {ttl}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.command(&["EXISTS", "weir:{idle}:s", "weir:{idle}:m"]) != b":0\r\n" {
+        assert!(Instant::now() < deadline, "the channel's keys never expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = Client::connect(a.addr);
+    let r = subscribe(&mut c, &format!(r#"{{"channel":"idle","since":2,"epoch":"{epoch}"}}"#));
+    assert!(matches!(r.get("recovered"), Some(Value::Bool(false))), "{r}");
+    let (seq, new_epoch) = publish(&mut p, "idle", "3");
+    assert_eq!(seq, 1);
+    assert_ne!(new_epoch, epoch);
+    assert_eq!(message(&mut c).0, 1);
+    // The default keeps a channel a day after its last publish.
+    let b = node(&redis);
+    ready(&b);
+    publish(&mut Client::connect(b.addr), "daily", "1");
+    let ttl = pttl("weir:{daily}:m");
+    assert!((86_000_000..=86_400_000).contains(&ttl), "PTTL {ttl}");
+}

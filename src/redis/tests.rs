@@ -271,6 +271,8 @@ fn publishes_are_pipelined_and_answered_in_order() {
         b"100",
         &epoch,
         b"weir:{builds}",
+        // The channel's keys expire a day after its last publish (`Config::channel_ttl`).
+        b"86400000",
     ]);
     assert!(sent.starts_with(&want), "{}", sent.escape_ascii());
     let mut replies = Vec::new();
@@ -300,13 +302,13 @@ fn noscript_is_sent_again_as_eval_once() {
     let (mut link, run) = feed(make, noscript, step_cmd);
     assert_eq!(run, (vec![], None));
     let again = sent_cmd(&mut link);
-    assert!(again.starts_with(b"*9\r\n$4\r\nEVAL\r\n"), "{}", again.escape_ascii());
+    assert!(again.starts_with(b"*10\r\n$4\r\nEVAL\r\n"), "{}", again.escape_ascii());
     assert!(
         again
             .windows(Script::Publish.source().len())
             .any(|w| w == Script::Publish.source().as_bytes())
     );
-    assert!(again.ends_with(b"$8\r\nweir:{c}\r\n"), "the same arguments follow");
+    assert!(again.ends_with(b"$8\r\nweir:{c}\r\n$8\r\n86400000\r\n"), "the same arguments follow");
     let (_, run) = feed(
         || {
             let mut l = make();
