@@ -123,6 +123,8 @@ pub struct Options {
     /// How long a channel's stream and hash stay in Redis after its last publish (`None`:
     /// forever).
     pub redis_channel_ttl: Option<Duration>,
+    /// How long a presence entry lives in Redis unless its node refreshes it.
+    pub redis_presence_ttl: Duration,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -195,6 +197,7 @@ impl Default for Options {
             channel_rate_burst: 100,
             redis: None,
             redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
+            redis_presence_ttl: Duration::from_secs(30),
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -1154,6 +1157,19 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "redis-presence-ttl",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "30s",
+        help: "With --redis: a presence entry lives this long unless its node refreshes it \
+               (every third of it), so a node that dies leaves the counts within it (> 0).",
+        setter: Setter::Serve(|o, v| {
+            o.redis_presence_ttl = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
     // Reverse proxy
     Flag {
         name: "route",
@@ -1800,6 +1816,7 @@ mod tests {
             ("channel-rate-burst", "7"),
             ("redis", "redis://127.0.0.1:6380/2"),
             ("redis-channel-ttl", "0"),
+            ("redis-presence-ttl", "3s"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1893,6 +1910,7 @@ mod tests {
                 channel_rate_burst: 100,
                 redis: None,
                 redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
+                redis_presence_ttl: Duration::from_secs(30),
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

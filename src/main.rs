@@ -173,8 +173,11 @@ fn serve(opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
         redis_addr = Some(addr);
-        let config =
-            weir::redis::Config { channel_ttl: opts.redis_channel_ttl, ..Default::default() };
+        let config = weir::redis::Config {
+            channel_ttl: opts.redis_channel_ttl,
+            presence_ttl: opts.redis_presence_ttl,
+            ..Default::default()
+        };
         hub = hub.with_redis(url, addr, config, u64::from_le_bytes(seed));
     }
     let echo = opts.echo.join(",");

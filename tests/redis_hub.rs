@@ -75,6 +75,27 @@ fn subscribe(c: &mut Client, params: &str) -> Value {
     c.ok("subscribe", params)
 }
 
+/// A client of `node` subscribed to `channel`.
+fn follower(node: &Binary, channel: &str) -> Client {
+    let mut c = Client::connect(node.addr);
+    subscribe(&mut c, &format!(r#"{{"channel":"{channel}"}}"#));
+    c
+}
+
+/// `presence` of `channel` as `c` asks it.
+fn count(c: &mut Client, channel: &str) -> u64 {
+    u64_of(&c.ok("presence", &format!(r#"{{"channel":"{channel}"}}"#)), "subscribers")
+}
+
+/// Asks `presence` of `channel` until it is `n`, at most `within`.
+fn count_reaches(c: &mut Client, channel: &str, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while count(c, channel) != n {
+        assert!(Instant::now() < deadline, "presence of {channel} never became {n} in {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn three_nodes_one_order_no_duplicates() {
     let Some(redis) = Redis::start(false) else { return };
@@ -372,28 +393,16 @@ fn presence_counts_the_subscribers_of_every_node() {
     let (a, b) = (node(&redis), node(&redis));
     ready(&a);
     ready(&b);
-    let mut on_a = Client::connect(a.addr);
-    subscribe(&mut on_a, r#"{"channel":"here"}"#);
-    let mut on_b = Client::connect(b.addr);
-    subscribe(&mut on_b, r#"{"channel":"here"}"#);
-    let mut b2 = Client::connect(b.addr);
-    subscribe(&mut b2, r#"{"channel":"here"}"#);
+    let _on_a = follower(&a, "here");
+    let on_b = follower(&b, "here");
+    let mut b2 = follower(&b, "here");
     let mut asker = Client::connect(a.addr);
-    let count = |c: &mut Client| u64_of(&c.ok("presence", r#"{"channel":"here"}"#), "subscribers");
     // Each entry is added once its subscribe is answered; the count is Redis's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(&mut asker) != 3 {
-        assert!(Instant::now() < deadline, "presence never reached 3");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    count_reaches(&mut asker, "here", 3, Duration::from_secs(10));
     // Leaving removes the entry at once (on the node's next tick), closing too.
     b2.ok("unsubscribe", r#"{"channel":"here"}"#);
     on_b.close();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(&mut asker) != 1 {
-        assert!(Instant::now() < deadline, "presence never fell to 1");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    count_reaches(&mut asker, "here", 1, Duration::from_secs(10));
     let members = redis.command(&["ZCARD", "weir:{here}:p"]);
     assert_eq!(members, b":1\r\n");
 }
@@ -567,4 +576,27 @@ fn an_idle_channel_expires_in_redis_after_its_ttl() {
     publish(&mut Client::connect(b.addr), "daily", "1");
     let ttl = pttl("weir:{daily}:m");
     assert!((86_000_000..=86_400_000).contains(&ttl), "PTTL {ttl}");
+}
+
+/// `--redis-presence-ttl`: a node that dies takes its presence entries with it within the TTL
+/// (its members are refreshed every third of it while it lives).
+#[test]
+fn a_killed_nodes_presence_entries_expire() {
+    let Some(redis) = Redis::start(false) else { return };
+    let short = ["--redis", &redis.url(), "--redis-presence-ttl", "1s"];
+    let (a, b) = (Binary::start(&short), Binary::start(&short));
+    ready(&a);
+    ready(&b);
+    let (on_a, _on_b) = (follower(&a, "room"), follower(&b, "room"));
+    let mut asker = Client::connect(b.addr);
+    count_reaches(&mut asker, "room", 2, Duration::from_secs(10));
+    // Three TTLs on, both entries are still there: their nodes refreshed them.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(&mut asker, "room"), 2);
+    // Node a is killed (SIGKILL: it removes nothing); its entry expires within the TTL (and
+    // a tick or two of the asker's).
+    drop(a);
+    count_reaches(&mut asker, "room", 1, Duration::from_secs(3));
+    assert_eq!(redis.command(&["ZCARD", "weir:{room}:p"]), b":1\r\n");
+    drop(on_a);
 }

@@ -220,7 +220,7 @@ impl Hub {
         config.history_len = u32::try_from(self.config.history.max(1)).unwrap_or(u32::MAX);
         let broker = broker::Broker::new(url, addr, &config, Duration::ZERO, random);
         let node = random.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
-        self.redis = Some(Box::new(remote::Redis::new(broker, node)));
+        self.redis = Some(Box::new(remote::Redis::new(broker, node, config.presence_ttl)));
         self
     }
 

@@ -34,18 +34,17 @@ use super::{Hub, Id, Outcome, bad, channel_entry, channel_param, followers, now_
 /// The code of an answer refused because Redis is not there.
 const UNAVAILABLE: &str = "unavailable";
 
-/// How long a presence entry lives in Redis unless refreshed: a node that dies takes its
-/// members with it within this.
-const PRESENCE_TTL: Duration = Duration::from_secs(30);
-
-/// How often a node refreshes its members (a third of the TTL: two refreshes may be lost).
-const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
-
 /// The hub's Redis side.
 pub(super) struct Redis {
     pub(super) broker: Broker,
     /// This process's name in presence entries (`NODE/CLIENT`): random, new at each start.
     node: String,
+    /// How long a presence entry lives in Redis unless refreshed (`--redis-presence-ttl`,
+    /// default 30 s): a node that dies takes its members with it within this.
+    presence_ttl: Duration,
+    /// How often the node refreshes its members: a third of the TTL (two refreshes may be
+    /// lost).
+    refresh_every: Duration,
     /// When the node's presence entries are refreshed next.
     refresh_at: Duration,
     /// Presence entries of clients that left, removed on the next tick.
@@ -65,11 +64,14 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    pub(super) fn new(broker: Broker, node: u64) -> Self {
+    pub(super) fn new(broker: Broker, node: u64, presence_ttl: Duration) -> Self {
+        let presence_ttl = presence_ttl.max(Duration::from_millis(3));
         Self {
             broker,
             node: format!("{node:016x}"),
-            refresh_at: PRESENCE_REFRESH,
+            presence_ttl,
+            refresh_every: presence_ttl / 3,
+            refresh_at: presence_ttl / 3,
             left: Vec::new(),
             forgotten: Vec::new(),
             waiters: HashMap::new(),
@@ -233,8 +235,8 @@ impl Hub {
         self.refresh_presence(ctx);
     }
 
-    /// Every [`PRESENCE_REFRESH`], each channel's local members are refreshed in Redis (one
-    /// request per channel); their entries expire [`PRESENCE_TTL`] after the last refresh.
+    /// Every third of the presence TTL, each channel's local members are refreshed in Redis
+    /// (one request per channel); their entries expire one TTL after the last refresh.
     fn refresh_presence(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
         if let Some(r) = self.redis.as_mut() {
@@ -247,7 +249,7 @@ impl Hub {
             self.redis_got(ctx, got);
         }
         let Some(r) = self.redis.as_mut().filter(|r| now >= r.refresh_at) else { return };
-        r.refresh_at = now + PRESENCE_REFRESH;
+        r.refresh_at = now + r.refresh_every;
         let channels: Vec<Rc<str>> = r.remote.keys().cloned().collect();
         for channel in channels {
             let members = self.members(&channel);
@@ -276,7 +278,8 @@ impl Hub {
     fn present(&mut self, ctx: &mut Context<'_>, channel: &str, members: &[String]) {
         let Some(r) = self.redis.as_mut() else { return };
         let list: Vec<&[u8]> = members.iter().map(|m| m.as_bytes()).collect();
-        if r.broker.commands.presence(channel.as_bytes(), &list, PRESENCE_TTL, ctx.now()).is_err() {
+        let ttl = r.presence_ttl;
+        if r.broker.commands.presence(channel.as_bytes(), &list, ttl, ctx.now()).is_err() {
             r.broker.stats.refused += 1;
         }
     }
@@ -826,7 +829,7 @@ impl Hub {
             Err(e) => return Some(Err(e)),
         };
         let r = self.redis.as_mut()?;
-        let sent = r.broker.commands.presence(name.as_bytes(), &[], PRESENCE_TTL, ctx.now());
+        let sent = r.broker.commands.presence(name.as_bytes(), &[], r.presence_ttl, ctx.now());
         self.file(ctx, sent, Waiter::Presence { conn: id, cmd: cmd.clone() }).err().map(Err)
     }
 

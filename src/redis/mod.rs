@@ -111,6 +111,9 @@ pub struct Config {
     /// it again, `PEXPIRE`; default 24 h; `None`: forever). Past it the channel is gone: its
     /// next publish starts a new epoch, and a client resuming is told `recovered: false`.
     pub channel_ttl: Option<Duration>,
+    /// How long a presence entry the hub adds lives unless its node refreshes it (every third
+    /// of this; default 30 s): a node that dies takes its members with it within this.
+    pub presence_ttl: Duration,
     /// Deadlines and back-off.
     pub timing: Timing,
     /// Bounds on one reply (a history of `history_len` messages must fit in `max_reply`).
@@ -130,6 +133,7 @@ impl Default for Config {
             prefix: b"weir".to_vec(),
             history_len: 100,
             channel_ttl: Some(Duration::from_secs(24 * 3600)),
+            presence_ttl: Duration::from_secs(30),
             timing: Timing::default(),
             limits: resp::Limits::default(),
             max_queued_bytes: 16 << 20,
