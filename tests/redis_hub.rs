@@ -75,6 +75,19 @@ fn subscribe(c: &mut Client, params: &str) -> Value {
     c.ok("subscribe", params)
 }
 
+/// Asks `/api/stats` of `node` until `redis.nodes` (the nodes alive on its Redis) is `n`.
+fn nodes_reach(node: &Binary, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let stats = Http::connect(node.addr).request("GET", "/api/stats", &[], None).json();
+        if field(&stats, "redis").get("nodes").and_then(Value::as_u64) == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "redis.nodes never became {n}: {stats}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A client of `node` subscribed to `channel`.
 fn follower(node: &Binary, channel: &str) -> Client {
     let mut c = Client::connect(node.addr);
@@ -590,6 +603,8 @@ fn a_killed_nodes_presence_entries_expire() {
     let (on_a, _on_b) = (follower(&a, "room"), follower(&b, "room"));
     let mut asker = Client::connect(b.addr);
     count_reaches(&mut asker, "room", 2, Duration::from_secs(10));
+    // `/api/stats` counts the nodes on this Redis, each registered as its presence is.
+    nodes_reach(&b, 2, Duration::from_secs(5));
     // Three TTLs on, both entries are still there: their nodes refreshed them.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(count(&mut asker, "room"), 2);
@@ -597,6 +612,7 @@ fn a_killed_nodes_presence_entries_expire() {
     // a tick or two of the asker's).
     drop(a);
     count_reaches(&mut asker, "room", 1, Duration::from_secs(3));
+    nodes_reach(&b, 1, Duration::from_secs(3));
     assert_eq!(redis.command(&["ZCARD", "weir:{room}:p"]), b":1\r\n");
     drop(on_a);
 }

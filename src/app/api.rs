@@ -117,6 +117,6 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
 
 /// The hub's Redis links as the HTTP API reports them.
 fn redis_figures(l: RedisLinks) -> RedisFigures {
-    let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting } = l;
-    RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting }
+    let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting, nodes } = l;
+    RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting, nodes }
 }

@@ -136,6 +136,8 @@ pub struct RedisFigures {
     pub dropped: u64,
     /// Requests awaiting Redis's reply now.
     pub waiting: u64,
+    /// The weir nodes alive on this Redis (as of this node's last refresh), once known.
+    pub nodes: Option<u64>,
 }
 
 /// Serves the HTTP endpoints.
@@ -418,6 +420,9 @@ impl Api {
                     .u64("errors", r.errors)
                     .u64("dropped", r.dropped)
                     .u64("waiting", r.waiting);
+                if let Some(n) = r.nodes {
+                    o.u64("nodes", n);
+                }
                 o.finish();
             }
         }

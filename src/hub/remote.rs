@@ -47,6 +47,8 @@ pub(super) struct Redis {
     refresh_every: Duration,
     /// When the node's presence entries are refreshed next.
     refresh_at: Duration,
+    /// The nodes alive on this Redis, as Redis last counted them.
+    nodes: Option<u64>,
     /// Presence entries of clients that left, removed on the next tick.
     left: Vec<(Rc<str>, String)>,
     /// Channels forgotten whose `UNSUBSCRIBE` is not sent yet.
@@ -72,6 +74,7 @@ impl Redis {
             presence_ttl,
             refresh_every: presence_ttl / 3,
             refresh_at: presence_ttl / 3,
+            nodes: None,
             left: Vec::new(),
             forgotten: Vec::new(),
             waiters: HashMap::new(),
@@ -97,6 +100,9 @@ pub struct RedisLinks {
     pub dropped: u64,
     /// Requests awaiting Redis's reply now.
     pub waiting: u64,
+    /// The weir nodes alive on this Redis (this one included), as of this node's last
+    /// refresh of its own entry; `None` until Redis first answered.
+    pub nodes: Option<u64>,
 }
 
 /// Who a request is answered to.
@@ -116,6 +122,8 @@ enum Waiter {
     Resume { conn: ConnId, cmd: Id, channel: Rc<str>, since: Option<u64> },
     /// The messages the node missed while its subscription link was down.
     Gap { channel: Rc<str> },
+    /// The node's own entry among the nodes on this Redis: their count.
+    Nodes,
 }
 
 /// A `subscribe` waiting for the node's subscription in Redis.
@@ -250,6 +258,8 @@ impl Hub {
         }
         let Some(r) = self.redis.as_mut().filter(|r| now >= r.refresh_at) else { return };
         r.refresh_at = now + r.refresh_every;
+        self.register_node(ctx);
+        let Some(r) = self.redis.as_mut() else { return };
         let channels: Vec<Rc<str>> = r.remote.keys().cloned().collect();
         for channel in channels {
             let members = self.members(&channel);
@@ -258,6 +268,17 @@ impl Hub {
             }
         }
         self.redis_got(ctx, Vec::new());
+    }
+
+    /// Adds or refreshes this node's entry in the presence of the nodes on this Redis (under
+    /// the empty channel name, which no client channel can have), with the same TTL as its
+    /// members': the answer is how many nodes are alive, for `/api/stats`.
+    fn register_node(&mut self, ctx: &mut Context<'_>) {
+        let Some(r) = self.redis.as_mut() else { return };
+        let (node, ttl) = (r.node.clone(), r.presence_ttl);
+        let sent = r.broker.commands.presence(b"", &[node.as_bytes()], ttl, ctx.now());
+        // Refused while Redis is not there: counted again at the next refresh.
+        let _ = self.file(ctx, sent, Waiter::Nodes);
     }
 
     /// This node's presence entries of `channel`: its WebSocket followers, live or held.
@@ -320,6 +341,7 @@ impl Hub {
             errors: s.errors,
             dropped: r.broker.subscriber.dropped(),
             waiting: r.waiters.len() as u64,
+            nodes: r.nodes,
         })
     }
 
@@ -348,7 +370,8 @@ impl Hub {
                     remote.confirmed = false;
                 }
             }
-            Got::Ready(Which::Commands) | Got::Down(Which::Commands) => {}
+            Got::Ready(Which::Commands) => self.register_node(ctx),
+            Got::Down(Which::Commands) => {}
             Got::Down(Which::Subscriber) => {
                 // Subscribes waiting for a confirmation that will not come on this connection.
                 let mut failed = Vec::new();
@@ -408,12 +431,14 @@ impl Hub {
                 let Some(w) = r.waiters.remove(&id) else { return };
                 self.on_history(ctx, w, epoch, top, recovered, &entries);
             }
-            Got::Present { id, count } => {
-                if let Some(Waiter::Presence { conn, cmd }) = r.waiters.remove(&id) {
+            Got::Present { id, count } => match r.waiters.remove(&id) {
+                Some(Waiter::Presence { conn, cmd }) => {
                     let out = format!("{{\"subscribers\":{count}}}");
                     self.answer(ctx, conn, reply(&cmd, &out));
                 }
-            }
+                Some(Waiter::Nodes) => r.nodes = Some(count),
+                _ => {}
+            },
             Got::Refused { id, error } => {
                 let Some(w) = r.waiters.remove(&id) else { return };
                 warn!("redis: request refused", error = error);
@@ -445,6 +470,8 @@ impl Hub {
                 warn!("redis: cannot read what the node missed", channel = channel);
                 self.end_gap(ctx, &channel);
             }
+            // Counted again at the next refresh.
+            Waiter::Nodes => {}
         }
     }
 
@@ -552,7 +579,10 @@ impl Hub {
                 }
                 self.end_gap(ctx, &channel);
             }
-            Waiter::Publish { .. } | Waiter::HttpPublish { .. } | Waiter::Presence { .. } => {}
+            Waiter::Publish { .. }
+            | Waiter::HttpPublish { .. }
+            | Waiter::Presence { .. }
+            | Waiter::Nodes => {}
         }
     }
 
