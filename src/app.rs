@@ -49,6 +49,8 @@ const AGENTS: Tag = Tag(6);
 const HTTP: Tag = Tag(7);
 /// Broadcast rooms' clients.
 const BROADCAST: Tag = Tag(8);
+/// The hub's links to Redis (`--redis`): plain TCP connections.
+const REDIS: Tag = Tag(20);
 
 /// The WebSocket endpoint kinds `/metrics` counts open connections of
 /// (`weir_endpoint_connections_open`): a client WebSocket's kind is its tag, kept by the runtime
@@ -373,6 +375,8 @@ impl Handler for App {
 
     fn on_tick(&mut self, ctx: &mut Context<'_>) {
         if let Some((_, h)) = self.hub.as_mut() {
+            // What it dials are its Redis links.
+            ctx.tag_new(REDIS);
             h.on_tick(ctx);
         }
         if let Some(a) = self.agents.as_mut() {
@@ -403,21 +407,41 @@ impl Handler for App {
     }
 
     fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
-        if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
-            p.on_tcp_data(ctx, id, bytes);
+        match ctx.tag(id) {
+            PROXY_CLIENT | PROXY_UPSTREAM => {
+                self.proxy.iter_mut().for_each(|p| p.on_tcp_data(ctx, id, bytes));
+            }
+            REDIS => self.hub_mut().into_iter().for_each(|h| h.on_redis_data(ctx, id, bytes)),
+            _ => {}
         }
     }
 
     fn on_tcp_eof(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         match (ctx.tag(id), self.proxy.as_mut()) {
             (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) => p.on_tcp_eof(ctx, id),
+            (REDIS, _) => {
+                // Redis closed the link: nothing more will be answered on it.
+                ctx.tcp_close(id);
+                if let Some(h) = self.hub_mut() {
+                    h.on_redis_closed(ctx, id, "closed by Redis");
+                }
+            }
             _ => ctx.tcp_shutdown_write(id),
         }
     }
 
     fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: Option<&io::Error>) {
-        if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
-            p.on_tcp_closed(ctx, id, error);
+        match ctx.tag(id) {
+            PROXY_CLIENT | PROXY_UPSTREAM => {
+                self.proxy.iter_mut().for_each(|p| p.on_tcp_closed(ctx, id, error));
+            }
+            REDIS => {
+                if let Some(h) = self.hub_mut() {
+                    let why = error.map_or_else(|| "closed".to_string(), ToString::to_string);
+                    h.on_redis_closed(ctx, id, &why);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -519,8 +543,19 @@ impl Handler for App {
     }
 
     fn on_connect_failed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: &ConnectError) {
-        if let (PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
-            p.on_connect_failed(ctx, id, error);
+        match (ctx.tag(id), self.proxy.as_mut()) {
+            (PROXY_UPSTREAM, Some(p)) => p.on_connect_failed(ctx, id, error),
+            (REDIS, _) => {
+                let why = error.to_string();
+                self.hub_mut().into_iter().for_each(|h| h.on_redis_closed(ctx, id, &why));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tcp_connected(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let (REDIS, Some(h)) = (ctx.tag(id), self.hub_mut()) {
+            h.on_redis_connected(ctx, id);
         }
     }
 

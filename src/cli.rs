@@ -120,6 +120,13 @@ pub struct Options {
     pub channel_rate: u32,
     /// Hub channels one client address may create at once above the rate.
     pub channel_rate_burst: u32,
+    /// The Redis the hub keeps its channels in, shared with other weir processes (`--redis`).
+    pub redis: Option<crate::redis::RedisUrl>,
+    /// How long a channel's stream and hash stay in Redis after its last publish (`None`:
+    /// forever).
+    pub redis_channel_ttl: Option<Duration>,
+    /// How long a presence entry lives in Redis unless its node refreshes it.
+    pub redis_presence_ttl: Duration,
     /// Reverse-proxy routes: a path prefix and the `ws://` URL its connections go to.
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
@@ -191,6 +198,9 @@ impl Default for Options {
             history_memory: 64 * MIB,
             channel_rate: 10,
             channel_rate_burst: 100,
+            redis: None,
+            redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
+            redis_presence_ttl: Duration::from_secs(30),
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             exec: Vec::new(),
@@ -1132,6 +1142,51 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    Flag {
+        name: "redis",
+        metavar: Some("redis[s]://[USER:PASSWORD@]HOST[:PORT][/DB]"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "",
+        help: "Keep the hub's channels in this Redis (7.0 or later), shared by every weir \
+               process using it: publishes, history and fan-out across nodes (docs/redis.md). \
+               rediss:// is over TLS (--features tls), verified against --tls-ca's roots.",
+        setter: Setter::Serve(|o, v| {
+            let url = crate::redis::RedisUrl::parse(v).map_err(|e| e.to_string())?;
+            if url.tls && !cfg!(feature = "tls") {
+                return Err(crate::redis::UrlError::TlsUnsupported.to_string());
+            }
+            o.redis = Some(url);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "redis-channel-ttl",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "24h",
+        help: "With --redis: a channel's history and epoch stay in Redis this long after its \
+               last publish, then expire (a client resuming after is told recovered: false); \
+               0 = never.",
+        setter: Setter::Serve(|o, v| {
+            o.redis_channel_ttl = parse_optional_duration(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "redis-presence-ttl",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Hub,
+        default: "30s",
+        help: "With --redis: a presence entry lives this long unless its node refreshes it \
+               (every third of it), so a node that dies leaves the counts within it (> 0).",
+        setter: Setter::Serve(|o, v| {
+            o.redis_presence_ttl = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
     // Reverse proxy
     Flag {
         name: "route",
@@ -1156,8 +1211,8 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "",
-        help: "Roots (PEM) wss:// upstreams are verified against; default: the system's \
-               (/etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE).",
+        help: "Roots (PEM) wss:// upstreams and a rediss:// --redis are verified against; \
+               default: the system's (/etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE).",
         setter: Setter::Serve(|o, v| {
             o.tls_ca = Some(non_empty(v)?);
             Ok(())
@@ -1169,7 +1224,7 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "",
-        help: "Verify no wss:// upstream's certificate. For testing only: anyone on the path \
+        help: "Verify no wss:// upstream's (or rediss:// Redis's) certificate. For testing only: anyone on the path \
                can read and change the traffic.",
         setter: Setter::Serve(|o, v| {
             o.insecure = parse_bool(v)?;
@@ -1779,6 +1834,9 @@ mod tests {
             ("rate-burst", "9"),
             ("channel-rate", "0"),
             ("channel-rate-burst", "7"),
+            ("redis", "redis://127.0.0.1:6380/2"),
+            ("redis-channel-ttl", "0"),
+            ("redis-presence-ttl", "3s"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
             ("exec", "/x=cat"),
@@ -1872,6 +1930,9 @@ mod tests {
                 history_memory: 64 << 20,
                 channel_rate: 10,
                 channel_rate_burst: 100,
+                redis: None,
+                redis_channel_ttl: Some(Duration::from_secs(24 * 3600)),
+                redis_presence_ttl: Duration::from_secs(30),
                 routes: vec![
                     ("/app".into(), "ws://127.0.0.1:3000/".into()),
                     ("/b".into(), "ws://h:1/x".into()),

@@ -136,7 +136,7 @@ fn serve(opts: Options) -> ExitCode {
         origins: opts.origins.clone(),
         public: opts.public.clone(),
     };
-    let hub = Hub::new(HubConfig {
+    let mut hub = Hub::new(HubConfig {
         history: opts.history,
         max_channels: opts.max_channels,
         max_channels_per_connection: opts.max_channels_per_connection,
@@ -149,6 +149,38 @@ fn serve(opts: Options) -> ExitCode {
         channel_rate: opts.channel_rate,
         channel_rate_burst: opts.channel_rate_burst,
     });
+    let mut redis_addr = None;
+    if let Some(url) = &opts.redis {
+        // Resolved once, here: the event loop never waits for a name.
+        use std::net::ToSocketAddrs;
+        let addr = match (url.host.as_str(), url.port).to_socket_addrs() {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                eprintln!("weir: --redis {}:{}: {e}", url.host, url.port);
+                return ExitCode::from(2);
+            }
+        };
+        let Some(addr) = addr else {
+            eprintln!("weir: --redis {}: no address", url.host);
+            return ExitCode::from(2);
+        };
+        // The epochs' seed: a new channel's epoch must differ from the one Redis lost.
+        let mut seed = [0u8; 8];
+        if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+            use std::io::Read;
+            f.read_exact(&mut seed)
+        }) {
+            eprintln!("weir: --redis: /dev/urandom: {e}");
+            return ExitCode::from(2);
+        }
+        redis_addr = Some(addr);
+        let config = weir::redis::Config {
+            channel_ttl: opts.redis_channel_ttl,
+            presence_ttl: opts.redis_presence_ttl,
+            ..Default::default()
+        };
+        hub = hub.with_redis(url, addr, config, u64::from_le_bytes(seed));
+    }
     let echo = opts.echo.join(",");
     let mut app =
         App::new(opts.echo).with_hub("/ws", hub).with_access(auth, opts.rate, opts.rate_burst);
@@ -212,6 +244,9 @@ fn serve(opts: Options) -> ExitCode {
     }
     for [path, upstream] in &route_lines {
         weir::info!("route", path = path, upstream = upstream);
+    }
+    if let Some(addr) = redis_addr {
+        weir::info!("hub: channels in redis", addr = addr);
     }
     let server = match Server::bind(config, app) {
         Ok(s) => s,

@@ -9,11 +9,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The apps: each a directory under `src/`.
-const APPS: [&str; 8] = ["hub", "http", "proxy", "exec", "agent", "client", "broadcast", "redis"];
+const APPS: [&str; 7] = ["hub", "http", "proxy", "exec", "agent", "client", "broadcast"];
 /// The wiring above the apps.
 const WIRING: [&str; 2] = ["app", "cli"];
-/// What lies below the apps, as directories or files under `src/`.
-const BELOW: [&str; 5] = ["proto", "json", "server", "access.rs", "log.rs"];
+/// What lies below the apps, as directories or files under `src/`: `redis` is a sans-IO
+/// client, like `proto`, that the hub drives.
+const BELOW: [&str; 6] = ["proto", "json", "server", "redis", "access.rs", "log.rs"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

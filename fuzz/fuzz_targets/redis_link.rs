@@ -85,7 +85,7 @@ fn show_subscriber(e: &SubscriberEvent<'_>) -> String {
 
 fn commands(config: &Config, handshake: bool) -> Commands {
     let url =
-        RedisUrl { host: "h".into(), port: 1, user: None, password: Some(b"pw".to_vec()), db: 2 };
+        RedisUrl { host: "h".into(), port: 1, user: None, password: Some(b"pw".to_vec()), db: 2, tls: false };
     let mut link = Commands::new(&url, config, Duration::ZERO, 1);
     let _ = link.handle_timeout(Duration::ZERO);
     link.handle_connected(Duration::ZERO);
@@ -118,7 +118,7 @@ fn commands(config: &Config, handshake: bool) -> Commands {
 }
 
 fn subscriber(config: &Config, handshake: bool) -> Subscriber {
-    let url = RedisUrl { host: "h".into(), port: 1, user: None, password: None, db: 0 };
+    let url = RedisUrl { host: "h".into(), port: 1, user: None, password: None, db: 0, tls: false };
     let mut link = Subscriber::new(&url, config, Duration::ZERO);
     let _ = link.handle_timeout(Duration::ZERO);
     link.handle_connected(Duration::ZERO);

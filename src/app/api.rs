@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::http::{ChannelFigures, Channels, Refused, RouteFigures};
-use crate::hub::Hub;
+use crate::http::{ChannelFigures, Channels, RedisFigures, Refused, RouteFigures};
 use crate::hub::channel::valid_name;
+use crate::hub::{Hub, RedisLinks};
 use crate::proxy::Proxy;
 use crate::server::{ConnId, Context};
 
@@ -23,11 +23,29 @@ impl Channels for Hub {
     fn publish(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         channel: &str,
         data: &str,
         addr: IpAddr,
-    ) -> Result<u64, Refused> {
-        self.publish_raw(ctx, channel, data, "http", addr)
+    ) -> Result<Option<u64>, Refused> {
+        if self.uses_redis() {
+            return self.http_publish_later(ctx, id, channel, data).map(|()| None);
+        }
+        self.publish_raw(ctx, channel, data, "http", addr).map(Some)
+    }
+
+    fn history_later(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<bool, Refused> {
+        if !self.uses_redis() {
+            return Ok(false);
+        }
+        self.http_history_later(ctx, id, channel, since, limit).map(|()| true)
     }
 
     fn history_body(
@@ -74,6 +92,7 @@ impl Channels for Hub {
             history_messages,
             history_evictions,
             errors: s.errors().collect(),
+            redis: self.redis_links().map(redis_figures),
         }
     }
 }
@@ -95,4 +114,10 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
             http_requests: r.stats.http_requests,
         })
         .collect()
+}
+
+/// The hub's Redis links as the HTTP API reports them.
+fn redis_figures(l: RedisLinks) -> RedisFigures {
+    let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting, nodes } = l;
+    RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting, nodes }
 }

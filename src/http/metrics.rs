@@ -250,6 +250,9 @@ pub fn render(
         for &(code, n) in &s.errors {
             sample(&mut o, "weir_hub_errors_total", &format!("code=\"{code}\""), n);
         }
+        if let Some(r) = &s.redis {
+            redis(&mut o, r);
+        }
     }
     if let Some(routes) = routes {
         family(
@@ -304,4 +307,46 @@ pub fn render(
     );
     sample(&mut o, "process_start_time_seconds", "", format!("{start_time_secs:.3}"));
     o
+}
+
+/// The Redis links' families (`--redis`).
+fn redis(o: &mut String, r: &super::RedisFigures) {
+    let links = ["link=\"commands\"", "link=\"subscriber\""];
+    family(o, "weir_redis_link_up", "gauge", "1 while the Redis link is connected and ready.");
+    for (l, up) in links.iter().zip(r.ready) {
+        sample(o, "weir_redis_link_up", l, u64::from(up));
+    }
+    family(
+        o,
+        "weir_redis_reconnects_total",
+        "counter",
+        "Redis links made ready again after one was lost.",
+    );
+    for (l, n) in links.iter().zip(r.reconnects) {
+        sample(o, "weir_redis_reconnects_total", l, n);
+    }
+    let counters = [
+        (
+            "weir_redis_requests_refused_total",
+            "Requests to Redis refused before they were queued (not connected, queue full).",
+            r.refused,
+        ),
+        (
+            "weir_redis_requests_lost_total",
+            "Requests to Redis whose reply was lost with the link (answered unavailable).",
+            r.lost,
+        ),
+        ("weir_redis_errors_total", "Requests Redis answered with an error.", r.errors),
+        (
+            "weir_redis_messages_dropped_total",
+            "Pub/sub messages dropped (not in weir's form, or no longer followed).",
+            r.dropped,
+        ),
+    ];
+    for (name, help, n) in counters {
+        family(o, name, "counter", help);
+        sample(o, name, "", n);
+    }
+    family(o, "weir_redis_requests_waiting", "gauge", "Requests awaiting Redis's reply.");
+    sample(o, "weir_redis_requests_waiting", "", r.waiting);
 }

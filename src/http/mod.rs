@@ -31,17 +31,33 @@ pub trait Channels {
     fn valid_name(&self, channel: &str) -> bool;
     /// Takes an HTTP publish from `addr` against the per-address rate; whether it may go on.
     fn allow_publish(&mut self, addr: IpAddr, now: Duration) -> bool;
-    /// Publishes `data` (valid JSON text) on `channel`; its sequence number.
+    /// Publishes `data` (valid JSON text) on `channel` for the request `id`; its sequence
+    /// number, or `None` when the answer is given later with [`Context::respond`] (`--redis`).
     ///
     /// # Errors
-    /// `too_large`, `rate_limited`, `invalid_params` or another code (answered 403).
+    /// `too_large`, `rate_limited`, `invalid_params`, `unavailable` (answered 503) or another
+    /// code (answered 403).
     fn publish(
         &mut self,
         ctx: &mut Context<'_>,
+        id: ConnId,
         channel: &str,
         data: &str,
         addr: IpAddr,
-    ) -> Result<u64, Refused>;
+    ) -> Result<Option<u64>, Refused>;
+    /// Reads a history for the request `id` and answers it later with [`Context::respond`]
+    /// (`--redis`): `Ok(false)` when the history is answered at once instead.
+    ///
+    /// # Errors
+    /// `invalid_params`, `unavailable`.
+    fn history_later(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<bool, Refused>;
     /// A history too large to send whole, written to the streamed response `id` as it drains:
     /// its length, or `None` to answer with [`Channels::history_json`].
     fn history_body(
@@ -99,6 +115,29 @@ pub struct ChannelFigures {
     pub history_evictions: u64,
     /// Commands refused, by error code.
     pub errors: Vec<(&'static str, u64)>,
+    /// With `--redis`: the links to Redis.
+    pub redis: Option<RedisFigures>,
+}
+
+/// The Redis links' figures (`--redis`), as `/api/stats` and `/metrics` report them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RedisFigures {
+    /// Whether each link is connected and ready: commands, subscriber.
+    pub ready: [bool; 2],
+    /// Connections made again after one was lost, per link.
+    pub reconnects: [u64; 2],
+    /// Requests refused before they were queued (Redis not connected, or the queue full).
+    pub refused: u64,
+    /// Requests whose reply was lost with the link (answered `unavailable`).
+    pub lost: u64,
+    /// Requests Redis answered with an error.
+    pub errors: u64,
+    /// Messages dropped by the subscription link (not in weir's form, or no longer followed).
+    pub dropped: u64,
+    /// Requests awaiting Redis's reply now.
+    pub waiting: u64,
+    /// The weir nodes alive on this Redis (as of this node's last refresh), once known.
+    pub nodes: Option<u64>,
 }
 
 /// Serves the HTTP endpoints.
@@ -280,9 +319,12 @@ impl Api {
                     return error(400, "parse_error", &e.to_string());
                 }
                 let data = std::str::from_utf8(body).unwrap_or_default().trim();
-                match hub.publish(ctx, channel, data, peer.ip()) {
-                    Ok(seq) => json_response(200, format!("{{\"seq\":{seq}}}")),
+                match hub.publish(ctx, id, channel, data, peer.ip()) {
+                    Ok(Some(seq)) => json_response(200, format!("{{\"seq\":{seq}}}")),
+                    // Once Redis has answered.
+                    Ok(None) => Response::deferred(),
                     Err(("too_large", m)) => error(413, "too_large", &m),
+                    Err(("unavailable", m)) => unavailable(&m),
                     Err(("rate_limited", m)) => too_many(&m),
                     Err((code, m)) if code == "invalid_params" => error(400, code, &m),
                     Err((code, m)) => error(403, code, &m),
@@ -292,6 +334,12 @@ impl Api {
                 let (Ok(since), Ok(limit)) = (number("since"), number("limit")) else {
                     return error(400, "invalid_params", "since and limit are whole numbers");
                 };
+                match hub.history_later(ctx, id, channel, since, limit) {
+                    Ok(true) => return Response::deferred(),
+                    Ok(false) => {}
+                    Err(("unavailable", m)) => return unavailable(&m),
+                    Err((code, m)) => return error(400, code, &m),
+                }
                 // A large body is a cursor written as the socket drains (`hub/replay.rs`), not
                 // a copy queued up front: a request of a few bytes must not pin megabytes.
                 if req.method == "GET" {
@@ -361,6 +409,22 @@ impl Api {
             w.u64("history_bytes", h.history_bytes as u64)
                 .u64("history_messages", h.history_messages as u64)
                 .u64("history_evictions", h.history_evictions);
+            if let Some(r) = h.redis {
+                let mut o = w.object("redis");
+                o.bool("commands_ready", r.ready[0])
+                    .bool("subscriber_ready", r.ready[1])
+                    .u64("commands_reconnects", r.reconnects[0])
+                    .u64("subscriber_reconnects", r.reconnects[1])
+                    .u64("refused", r.refused)
+                    .u64("lost", r.lost)
+                    .u64("errors", r.errors)
+                    .u64("dropped", r.dropped)
+                    .u64("waiting", r.waiting);
+                if let Some(n) = r.nodes {
+                    o.u64("nodes", n);
+                }
+                o.finish();
+            }
         }
         w.finish();
         out
@@ -384,6 +448,13 @@ pub fn refusal(r: Refusal) -> Response {
 /// (both are whole numbers per second), so `Retry-After` (RFC 9110 §10.2.3, whole seconds) is 1.
 fn too_many(message: &str) -> Response {
     let mut r = error(429, "rate_limited", message);
+    r.headers.push(("Retry-After".into(), b"1".to_vec()));
+    r
+}
+
+/// `503` when the channels' broker (Redis) is not there; try again in a second.
+fn unavailable(message: &str) -> Response {
+    let mut r = error(503, "unavailable", message);
     r.headers.push(("Retry-After".into(), b"1".to_vec()));
     r
 }

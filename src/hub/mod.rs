@@ -8,10 +8,14 @@
 //! reader, and nobody else notices.
 
 pub use crate::access as auth;
+mod broker;
 pub mod channel;
 pub mod history;
 pub mod rate;
+mod remote;
 mod replay;
+
+pub use remote::RedisLinks;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -90,6 +94,7 @@ struct Client {
 }
 
 /// The `id` of a command, echoed in its answer.
+#[derive(Debug, Clone)]
 enum Id {
     /// No `id`: a notification, nothing is answered.
     Absent,
@@ -122,7 +127,7 @@ pub struct HubStats {
 }
 
 /// The error codes of hub answers (`docs/protocol.md`, "Errors").
-pub const ERROR_CODES: [&str; 9] = [
+pub const ERROR_CODES: [&str; 10] = [
     "parse_error",
     "invalid_request",
     "unknown_method",
@@ -132,6 +137,7 @@ pub const ERROR_CODES: [&str; 9] = [
     "rate_limited",
     "too_large",
     "not_found",
+    "unavailable",
 ];
 
 impl HubStats {
@@ -173,6 +179,8 @@ pub struct Hub {
     last_heartbeat: Duration,
     started: SystemTime,
     stats: HubStats,
+    /// With `--redis`: the links and what waits for Redis (`remote.rs`).
+    redis: Option<Box<remote::Redis>>,
 }
 
 impl Hub {
@@ -196,7 +204,24 @@ impl Hub {
             last_heartbeat: Duration::ZERO,
             started: SystemTime::now(),
             stats: HubStats::default(),
+            redis: None,
         }
+    }
+
+    /// Keeps the channels in Redis at `url` (resolved to `addr`): publishes, history and
+    /// fan-out across every node on the same Redis (docs/redis.md). `random` seeds the epochs.
+    pub fn with_redis(
+        mut self,
+        url: &crate::redis::RedisUrl,
+        addr: SocketAddr,
+        mut config: crate::redis::Config,
+        random: u64,
+    ) -> Self {
+        config.history_len = u32::try_from(self.config.history.max(1)).unwrap_or(u32::MAX);
+        let broker = broker::Broker::new(url, addr, &config, Duration::ZERO, random);
+        let node = random.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+        self.redis = Some(Box::new(remote::Redis::new(broker, node, config.presence_ttl)));
+        self
     }
 
     /// The hub's counters.
@@ -231,9 +256,10 @@ impl Hub {
         self.clients.values().map(|c| c.channels.len()).sum()
     }
 
-    /// How often the hub needs a tick (authentication deadlines, stream heartbeats).
+    /// How often the hub needs a tick (authentication deadlines, stream heartbeats, and the
+    /// Redis links' deadlines and back-off, which want a finer one).
     pub fn tick_interval(&self) -> Option<Duration> {
-        Some(Duration::from_millis(250))
+        Some(Duration::from_millis(if self.redis.is_some() { 25 } else { 250 }))
     }
 
     /// A client the access policy let in (`App` checked its origin, Basic
@@ -272,6 +298,7 @@ impl Hub {
     /// Closes clients that did not authenticate in time (1008), and keeps event streams alive
     /// with a comment every 15 s.
     pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
+        self.redis_tick(ctx);
         let now = ctx.now();
         if now.saturating_sub(self.last_heartbeat) >= Duration::from_secs(15) {
             self.last_heartbeat = now;
@@ -298,6 +325,7 @@ impl Hub {
                 if let Some(ch) = self.channels.get_mut(name) {
                     Rc::make_mut(&mut ch.subscribers).remove(&id);
                 }
+                self.redis_left(id, Some(&client.name), name);
                 self.forget_if_unused(name);
             }
         }
@@ -313,6 +341,7 @@ impl Hub {
             if let Some(ch) = self.channels.remove(name) {
                 self.admission.after = self.admission.after.max(ch.seq);
             }
+            self.redis_forget(name);
         }
     }
 
@@ -367,28 +396,57 @@ impl Hub {
         if !authed && !matches!(method, "authenticate" | "ping") {
             return self.refuse(ctx, id, &cmd_id, ("unauthorized", "authenticate first".into()));
         }
-        let result = match method {
-            "authenticate" => self.authenticate(id, params),
-            "subscribe" => self.subscribe(ctx, id, &cmd_id, params),
-            "unsubscribe" => self.unsubscribe(id, params),
-            "publish" => self.publish(ctx, id, params, raw_data),
-            "history" => match self.history_cursor(ctx, id, &cmd_id, params) {
+        let redis = self.redis.is_some();
+        let later = match method {
+            "subscribe" if redis => self.redis_subscribe(ctx, id, &cmd_id, params),
+            "publish" if redis => self.redis_publish(ctx, id, &cmd_id, params, raw_data),
+            "history" if redis => self.redis_history(ctx, id, &cmd_id, params),
+            "presence" if redis => self.redis_presence(ctx, id, &cmd_id, params),
+            _ => Some(Ok(String::new())),
+        };
+        let result = match (method, later) {
+            // Answered when Redis has answered (`remote.rs`).
+            (_, None) => return,
+            ("subscribe" | "publish" | "history" | "presence", Some(outcome)) if redis => outcome,
+            (method, _) => match self.local(ctx, id, &cmd_id, method, params, raw_data) {
                 Some(outcome) => outcome,
+                // A `history` written as a cursor (`replay.rs`).
                 None => return,
             },
+        };
+        match result {
+            Ok(result) => self.answer(ctx, id, reply(&cmd_id, &result)),
+            Err(refusal) => self.refuse(ctx, id, &cmd_id, refusal),
+        }
+        if method == "subscribe" && !redis {
+            self.replay_since(ctx, id, params);
+        }
+    }
+
+    /// The methods the hub answers on its own (all of them without `--redis`); `None` for a
+    /// `history` answer written as a cursor.
+    fn local(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        cmd_id: &Id,
+        method: &str,
+        params: &Value,
+        raw_data: Option<&str>,
+    ) -> Option<Outcome> {
+        let result = match method {
+            "authenticate" => self.authenticate(id, params),
+            "subscribe" => self.subscribe(ctx, id, cmd_id, params),
+            "unsubscribe" => self.unsubscribe(id, params),
+            "publish" => self.publish(ctx, id, params, raw_data),
+            "history" => return self.history_cursor(ctx, id, cmd_id, params),
             "channels" => self.channels(params),
             "presence" => self.presence(ctx, params),
             "stats" => Ok(self.stats_json(ctx)),
             "ping" => Ok(format!("{{\"ts\":{}}}", now_ms())),
             _ => Err(("unknown_method", format!("no method {method:?}"))),
         };
-        match result {
-            Ok(result) => self.answer(ctx, id, reply(&cmd_id, &result)),
-            Err(refusal) => self.refuse(ctx, id, &cmd_id, refusal),
-        }
-        if method == "subscribe" {
-            self.replay_since(ctx, id, params);
-        }
+        Some(result)
     }
 
     /// Sends an answer (`None`: a notification, not answered), after the connection's replay
@@ -574,11 +632,13 @@ impl Hub {
         let Some(pos) = client.channels.iter().position(|c| **c == *name) else {
             return Err(("not_found", format!("not subscribed to {name:?}")));
         };
-        client.channels.swap_remove(pos);
+        let key = client.channels.swap_remove(pos);
+        let client_name = Rc::clone(&client.name);
         if let Some(ch) = self.channels.get_mut(name) {
             Rc::make_mut(&mut ch.subscribers).remove(&id);
             ch.held.remove(&id);
         }
+        self.redis_left(id, Some(&client_name), &key);
         self.forget_if_unused(name);
         Ok("{}".into())
     }
@@ -625,18 +685,8 @@ impl Hub {
         let history = self.config.history;
         let (key, ch) =
             channel_entry(&mut self.channels, name, &mut self.admission, addr, ctx.now())?;
-        let (seq, event, dropped) = ch.publish(history, |seq| {
-            let mut out = String::with_capacity(data.len() + name.len() + 96);
-            let mut w = ObjectWriter::new(&mut out);
-            w.str("event", "message")
-                .str("channel", name)
-                .u64("seq", seq)
-                .raw("data", data)
-                .str("from", from)
-                .u64("ts", now_ms());
-            w.finish();
-            Rc::from(out)
-        });
+        let (seq, event, dropped) = ch
+            .publish(history, |seq| Rc::from(message_event(name, seq, None, data, from, now_ms())));
         // One frame, shared by every subscriber's queue.
         // One frame for every subscriber; consecutive publishes to this channel in one batch
         // of work reach each subscriber as one piece.
@@ -716,6 +766,9 @@ impl Hub {
         if !valid_name(channel) {
             return Err(bad("channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / @ -"));
         }
+        if self.redis.is_some() {
+            return self.redis_stream(ctx, id, channel, since, addr);
+        }
         let (key, ch) =
             channel_entry(&mut self.channels, channel, &mut self.admission, addr, ctx.now())?;
         ch.streams.insert(id);
@@ -736,6 +789,7 @@ impl Hub {
             if let Some(ch) = self.channels.get_mut(&*name) {
                 ch.streams.remove(&id);
             }
+            self.redis_left(id, None, &name);
             self.forget_if_unused(&name);
         }
     }
@@ -1015,6 +1069,27 @@ fn sse_event(seq: u64, event: &str) -> String {
         rest = after.strip_prefix("\r\n").unwrap_or(&after[1..]);
     }
     out.push('\n');
+    out
+}
+
+/// The `message` event of `data` (JSON text) at `seq` on channel `name`; with `--redis`, with
+/// the channel's `epoch` after `seq`.
+fn message_event(
+    name: &str,
+    seq: u64,
+    epoch: Option<crate::redis::Epoch>,
+    data: &str,
+    from: &str,
+    ts: u64,
+) -> String {
+    let mut out = String::with_capacity(data.len() + name.len() + 120);
+    let mut w = ObjectWriter::new(&mut out);
+    w.str("event", "message").str("channel", name).u64("seq", seq);
+    if let Some(e) = epoch {
+        w.str("epoch", &e.to_string());
+    }
+    w.raw("data", data).str("from", from).u64("ts", ts);
+    w.finish();
     out
 }
 

@@ -200,6 +200,8 @@ pub struct Commands {
     link: Link<Kind>,
     prefix: Vec<u8>,
     history_len: u32,
+    /// `PEXPIRE` of a channel's keys at each publish, in ms (0: none).
+    channel_ttl_ms: u64,
     shas: [[u8; 40]; 4],
     next_id: u64,
     /// Where new epochs come from: reseeded with the caller's random number at each close.
@@ -216,6 +218,9 @@ impl Commands {
             link: Link::new(setup, now),
             prefix: config.prefix.clone(),
             history_len: config.history_len.max(1),
+            channel_ttl_ms: config
+                .channel_ttl
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
             shas: Script::ALL.map(Script::sha),
             next_id: 0,
             seed: random,
@@ -294,7 +299,8 @@ impl Commands {
         resp::write_bulk_int(&mut tail, i64::from(self.history_len));
         resp::write_bulk(&mut tail, &epoch);
         resp::write_bulk(&mut tail, &pubsub);
-        self.run(Asked::Publish, tail, 7, now)
+        resp::write_bulk_int(&mut tail, i64::try_from(self.channel_ttl_ms).unwrap_or(i64::MAX));
+        self.run(Asked::Publish, tail, 8, now)
     }
 
     /// The newest `limit` messages of `channel` after offset `after`, oldest first. `epoch`

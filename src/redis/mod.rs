@@ -88,6 +88,7 @@ pub mod url;
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 
 pub use backoff::Backoff;
 pub use commands::{Commands, Entries, Entry, Event as CommandEvent, History, Members};
@@ -106,6 +107,13 @@ pub struct Config {
     pub prefix: Vec<u8>,
     /// The messages kept per channel (`XADD ... MAXLEN`; the hub's `--history`, default 100).
     pub history_len: u32,
+    /// How long a channel's stream and hash stay after its last publish (each publish sets
+    /// it again, `PEXPIRE`; default 24 h; `None`: forever). Past it the channel is gone: its
+    /// next publish starts a new epoch, and a client resuming is told `recovered: false`.
+    pub channel_ttl: Option<Duration>,
+    /// How long a presence entry the hub adds lives unless its node refreshes it (every third
+    /// of this; default 30 s): a node that dies takes its members with it within this.
+    pub presence_ttl: Duration,
     /// Deadlines and back-off.
     pub timing: Timing,
     /// Bounds on one reply (a history of `history_len` messages must fit in `max_reply`).
@@ -124,6 +132,8 @@ impl Default for Config {
         Self {
             prefix: b"weir".to_vec(),
             history_len: 100,
+            channel_ttl: Some(Duration::from_secs(24 * 3600)),
+            presence_ttl: Duration::from_secs(30),
             timing: Timing::default(),
             limits: resp::Limits::default(),
             max_queued_bytes: 16 << 20,

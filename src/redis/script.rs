@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `P:{C}:s` | stream | the last `MAXLEN` messages, entry id `OFFSET-0`, one field `d` (the payload) |
 //! | `P:{C}:m` | hash | `e`: the channel's epoch (16 hex digits), `o`: the last offset given |
+//!
+//! Both expire the channel's TTL after its last publish (`Config::channel_ttl`).
 //! | `P:{C}:p` | sorted set | presence: member -> the Unix time (ms) it expires |
 //! | `P:{C}` | pub/sub channel | each publish as `OFFSET:EPOCH:PAYLOAD` |
 
@@ -54,11 +56,13 @@ impl Script {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-// A new epoch wipes what a stream may still hold: the hash was lost (an eviction, a FLUSHDB),
-// so the offsets start again and the old entries would clash with them.
+// A new epoch wipes what a stream may still hold: the hash was lost (an eviction, a FLUSHDB,
+// its TTL), so the offsets start again and the old entries would clash with them. Both keys
+// expire together, ARGV[5] ms after the last publish.
 const PUBLISH: &str = "\
 -- KEYS[1] stream, KEYS[2] hash; ARGV[1] payload, ARGV[2] MAXLEN, ARGV[3] the epoch a channel \
-without one takes, ARGV[4] the pub/sub channel. Returns {epoch, offset}.
+without one takes, ARGV[4] the pub/sub channel, ARGV[5] the keys' time to live (ms, 0: none). \
+Returns {epoch, offset}.
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
   epoch = ARGV[3]
@@ -67,6 +71,10 @@ if not epoch then
 end
 local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], string.format('%d-0', offset), 'd', ARGV[1])
+if tonumber(ARGV[5]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[4], string.format('%d:', offset) .. epoch .. ':' .. ARGV[1])
 return {epoch, offset}
 ";

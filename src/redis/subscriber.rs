@@ -25,6 +25,12 @@ pub enum Event<'a> {
     /// published while the link was down were not received: a caller that needs them reads
     /// the history after the last offset it saw.
     Ready,
+    /// Redis confirmed the subscription to a wanted channel: every message published on it
+    /// from now on comes as a [`Event::Message`] (what came before is in its history).
+    Subscribed {
+        /// The channel (weir's name, without the key prefix).
+        channel: &'a [u8],
+    },
     /// A message published on a wanted channel.
     Message {
         /// The channel (weir's name, without the key prefix).
@@ -173,22 +179,31 @@ impl Subscriber {
             Read::Push(reply, len) => Ok((len, self.message(reply))),
             Read::Reply { reply, len, kind, at, cost } => {
                 // ["subscribe" | "unsubscribe", channel, count]
-                let confirms = match reply {
+                let confirmed = match reply {
                     Reply::Array(a) if a.len() == 3 => {
                         let mut it = a.iter();
-                        matches!(it.next(), Some(Reply::Bulk(b"subscribe" | b"unsubscribe")))
-                            && matches!(it.next(), Some(Reply::Bulk(_)))
-                            && matches!(it.next(), Some(Reply::Integer(_)))
+                        match (it.next(), it.next(), it.next()) {
+                            (
+                                Some(Reply::Bulk(verb @ (b"subscribe" | b"unsubscribe"))),
+                                Some(Reply::Bulk(name)),
+                                Some(Reply::Integer(_)),
+                            ) => Some((verb == b"subscribe", name)),
+                            _ => None,
+                        }
                     }
-                    _ => false,
+                    _ => None,
                 };
-                if !confirms {
+                let Some((subscribed, name)) = confirmed else {
                     return Err(self.link.fail(LinkError::UnexpectedReply));
-                }
+                };
                 if kind.left > 1 {
                     self.link.push_front(Confirm { left: kind.left - 1 }, at, cost);
                 }
-                Ok((len, None))
+                // Told only for a channel still wanted (one left meanwhile is not followed).
+                let event = script::channel_of(&self.prefix, name)
+                    .filter(|c| subscribed && self.wanted.contains(*c))
+                    .map(|channel| Event::Subscribed { channel });
+                Ok((len, event))
             }
         }
     }

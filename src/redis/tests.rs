@@ -54,6 +54,7 @@ fn show_cmd(e: &CommandEvent<'_>) -> String {
 fn show_sub(e: &SubscriberEvent<'_>) -> String {
     match e {
         SubscriberEvent::Ready => "ready".into(),
+        SubscriberEvent::Subscribed { channel } => format!("subscribed {}", channel.escape_ascii()),
         SubscriberEvent::Message { channel, position, payload } => format!(
             "message {} {}:{} {}",
             channel.escape_ascii(),
@@ -270,6 +271,8 @@ fn publishes_are_pipelined_and_answered_in_order() {
         b"100",
         &epoch,
         b"weir:{builds}",
+        // The channel's keys expire a day after its last publish (`Config::channel_ttl`).
+        b"86400000",
     ]);
     assert!(sent.starts_with(&want), "{}", sent.escape_ascii());
     let mut replies = Vec::new();
@@ -299,13 +302,13 @@ fn noscript_is_sent_again_as_eval_once() {
     let (mut link, run) = feed(make, noscript, step_cmd);
     assert_eq!(run, (vec![], None));
     let again = sent_cmd(&mut link);
-    assert!(again.starts_with(b"*9\r\n$4\r\nEVAL\r\n"), "{}", again.escape_ascii());
+    assert!(again.starts_with(b"*10\r\n$4\r\nEVAL\r\n"), "{}", again.escape_ascii());
     assert!(
         again
             .windows(Script::Publish.source().len())
             .any(|w| w == Script::Publish.source().as_bytes())
     );
-    assert!(again.ends_with(b"$8\r\nweir:{c}\r\n"), "the same arguments follow");
+    assert!(again.ends_with(b"$8\r\nweir:{c}\r\n$8\r\n86400000\r\n"), "the same arguments follow");
     let (_, run) = feed(
         || {
             let mut l = make();
@@ -688,7 +691,10 @@ fn subscriber_subscribes_in_batches_and_gives_messages_out() {
         run,
         (
             vec![
+                "subscribed a".into(),
                 r#"message a 00000000000000a1:1 {\"x\":1}"#.into(),
+                "subscribed b".into(),
+                "subscribed c".into(),
                 "message c 00000000000000a1:7 ".into()
             ],
             None

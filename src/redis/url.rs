@@ -1,10 +1,11 @@
-//! `redis://[user:password@]host[:port][/db]`, the address `--redis` will take.
+//! `redis[s]://[user:password@]host[:port][/db]`, the address `--redis` takes.
 //!
 //! The scheme is IANA's `redis` URI scheme (<https://www.iana.org/assignments/uri-schemes/prov/redis>),
 //! read with RFC 3986's generic syntax: the user and password are percent-decoded (§2.1), an
 //! IPv6 host is in brackets (§3.2.2), the port defaults to 6379 and the path is the database
-//! number (default 0). `rediss://` (TLS) is refused until the `tls` feature can carry it; a
-//! query or fragment is refused rather than ignored, so a setting is never silently dropped.
+//! number (default 0). `rediss://` is the same over TLS (IANA's `rediss` scheme; a weir built
+//! without the `tls` feature refuses it at start); a query or fragment is refused rather than
+//! ignored, so a setting is never silently dropped.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,6 +27,8 @@ pub struct RedisUrl {
     pub password: Option<Vec<u8>>,
     /// The database number for `SELECT` (0 needs no `SELECT`).
     pub db: u32,
+    /// `rediss://`: over TLS, the server's certificate verified for `host`.
+    pub tls: bool,
 }
 
 impl fmt::Debug for RedisUrl {
@@ -36,6 +39,7 @@ impl fmt::Debug for RedisUrl {
             .field("user", &self.user.as_deref().map(<[u8]>::escape_ascii))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -45,7 +49,8 @@ impl fmt::Debug for RedisUrl {
 pub enum UrlError {
     /// Not `redis://`.
     Scheme,
-    /// `rediss://`: TLS to Redis is not there yet.
+    /// `rediss://` given to a weir built without the `tls` feature (the parser takes it; the
+    /// command line refuses it with this).
     TlsUnsupported,
     /// A user without a password (`redis://user@host`): `AUTH` needs both.
     UserWithoutPassword,
@@ -81,7 +86,7 @@ impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Scheme => "not a redis:// URL",
-            Self::TlsUnsupported => "rediss:// (TLS) is not supported yet",
+            Self::TlsUnsupported => "rediss:// needs TLS, and this weir was built without it (cargo build --features tls)",
             Self::UserWithoutPassword => "a user needs a password (redis://user:password@host)",
             Self::BadEscape => "a % not followed by two hex digits",
             Self::BadHost => "missing or invalid host",
@@ -93,17 +98,17 @@ impl fmt::Display for UrlError {
 }
 
 impl RedisUrl {
-    /// Parses `redis://[user:password@]host[:port][/db]`.
+    /// Parses `redis[s]://[user:password@]host[:port][/db]`.
     ///
     /// # Errors
     /// [`UrlError`], naming the part that is wrong.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let scheme_end = url.find("://").ok_or(UrlError::Scheme)?;
-        match url[..scheme_end].to_ascii_lowercase().as_str() {
-            "redis" => {}
-            "rediss" => return Err(UrlError::TlsUnsupported),
+        let tls = match url[..scheme_end].to_ascii_lowercase().as_str() {
+            "redis" => false,
+            "rediss" => true,
             _ => return Err(UrlError::Scheme),
-        }
+        };
         let rest = &url[scheme_end + 3..];
         if rest.contains(['?', '#']) {
             return Err(UrlError::QueryOrFragment);
@@ -133,7 +138,7 @@ impl RedisUrl {
             }
             _ => return Err(UrlError::BadDb),
         };
-        Ok(Self { host: String::from(host), port, user, password, db })
+        Ok(Self { host: String::from(host), port, user, password, db, tls })
     }
 }
 
@@ -206,6 +211,7 @@ mod tests {
             user: user.map(|u| u.as_bytes().to_vec()),
             password: password.map(|p| p.as_bytes().to_vec()),
             db,
+            tls: false,
         }
     }
 
@@ -225,6 +231,8 @@ mod tests {
             ("redis://[::1]", url("::1", 6379, None, None, 0)),
             ("redis://redis.internal_1-a", url("redis.internal_1-a", 6379, None, None, 0)),
             ("redis://h/4294967295", url("h", 6379, None, None, u32::MAX)),
+            ("rediss://h:6380", RedisUrl { tls: true, ..url("h", 6380, None, None, 0) }),
+            ("REDISS://:pw@h/1", RedisUrl { tls: true, ..url("h", 6379, None, Some("pw"), 1) }),
         ];
         for (s, want) in cases {
             assert_eq!(RedisUrl::parse(s), Ok(want), "{s}");
@@ -238,7 +246,6 @@ mod tests {
             ("http://h", Scheme),
             ("redis:/h", Scheme),
             ("h:6379", Scheme),
-            ("rediss://h", TlsUnsupported),
             ("redis://alice@h", UserWithoutPassword),
             ("redis://:p%4@h", BadEscape),
             ("redis://:p%zz@h", BadEscape),

@@ -99,12 +99,28 @@ pub struct Response {
     /// The body streams: only the head is sent now, the connection stays open, and the
     /// handler writes with [`Context::stream_write`](crate::server::Context::stream_write) (server-sent events).
     pub stream: bool,
+    /// The answer comes later ([`Response::deferred`]): nothing is sent now.
+    pub defer: bool,
 }
 
 impl Response {
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into().into_bytes(), stream: false }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into().into_bytes(),
+            stream: false,
+            defer: false,
+        }
+    }
+
+    /// No answer yet: the handler gives it later with
+    /// [`Context::respond`](crate::server::Context::respond) (after asking another server, say).
+    /// Nothing more is read from the connection meanwhile; after the answer it is kept alive
+    /// (requests pipelined behind it served in order) or closed, as after any answer.
+    pub fn deferred() -> Self {
+        Self { defer: true, ..Self::text(0, "") }
     }
 
     /// A response whose body streams (see [`Response::stream`]).
@@ -114,6 +130,7 @@ impl Response {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: Vec::new(),
             stream: true,
+            defer: false,
         }
     }
 
@@ -124,6 +141,7 @@ impl Response {
             headers: vec![("Content-Type".into(), content_type.into())],
             body,
             stream: false,
+            defer: false,
         }
     }
 }

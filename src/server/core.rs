@@ -497,6 +497,36 @@ impl Core {
         self.transmit(key);
     }
 
+    /// Queues the answer to a request whose handler deferred it. Kept alive, the requests
+    /// pipelined behind it are served once it drains (`ConnState::answer_deferred`); else the
+    /// connection closes after it.
+    pub(crate) fn respond_deferred(&mut self, key: Key, r: &Response) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else { return false };
+        let Some((head, after)) = conn.state.answer_deferred(self.draining, &mut self.pool) else {
+            return false;
+        };
+        if after == handshake::After::KeepAlive {
+            // The next request's head is awaited within the handshake timeout, as after an
+            // answer given at once.
+            conn.ws = crate::proto::Connection::new(Role::Server, self.config.ws, self.now);
+        }
+        let extra: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let mut bytes =
+            write_with(|out| handshake::write_http_response(out, r.status, &extra, &r.body, after));
+        // RFC 9110 §9.3.2: the answer to HEAD is the head of the answer to GET.
+        if head && !matches!(r.status, 100..=199 | 204 | 304) {
+            bytes.truncate(bytes.len().saturating_sub(r.body.len()));
+        }
+        conn.out.push_copy(&[&bytes], &mut self.pool);
+        if r.status >= 400 {
+            Stats::count(&mut self.stats.handshakes_rejected, r.status);
+        }
+        debug!("http", id = ConnId(key), status = r.status, deferred = true);
+        self.mark_dirty(key);
+        true
+    }
+
     pub(crate) fn stream_write(&mut self, key: Key, bytes: &[u8]) -> Result<(), SendError> {
         self.flush_batch_for(key);
         let conn = stream_conn(&mut self.conns, key)?;

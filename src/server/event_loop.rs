@@ -495,7 +495,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 || (conn.cut && !conn.hup)
                 || conn.paused
                 || conn.state.pipeline_wait()
-                || matches!(conn.state, ConnState::Deferred(_))
+                || conn.state.holds_reading()
             {
                 break;
             }
@@ -536,12 +536,13 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             }
             self.flush_dirty();
         }
-        if self
-            .core
-            .conns
-            .get(key)
-            .is_some_and(|c| c.readable && !c.eof && !c.state.pipeline_wait() && (!c.cut || c.hup))
-        {
+        if self.core.conns.get(key).is_some_and(|c| {
+            c.readable
+                && !c.eof
+                && !c.state.pipeline_wait()
+                && !c.state.holds_reading()
+                && (!c.cut || c.hup)
+        }) {
             self.read_again(key);
         }
         self.settle(key);
@@ -955,6 +956,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             | ConnState::Deferred(_)
             | ConnState::Body(_)
             | ConnState::Stream
+            | ConnState::Awaiting { .. }
             | ConnState::Tcp(_) => false,
         };
         if conn.drain_mark.is_some_and(|m| conn.out.len() < m.get() as usize) {
@@ -1004,6 +1006,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             }
             // A streamed response (an HTTP history body with `Connection: close`, say) too.
             ConnState::Ws(_) | ConnState::Stream => !conn.out.is_empty(),
+            // RFC 9112 §9.6: a deferred answer is still owed to a client that half-closed.
+            ConnState::Awaiting { .. } => true,
             _ => false,
         };
         if conn.eof && answering && conn.state.is_ws() && conn.linger_until.is_none() {
@@ -1102,7 +1106,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             self.call(owner, Then::Continue, |h, ctx| {
                 h.on_tcp_closed(ctx, ConnId(key), error.as_ref());
             });
-        } else if conn.state.is_stream() || conn.state.body_owed() {
+        } else if conn.state.is_stream() || conn.state.body_owed() || conn.state.is_awaiting() {
             let owner = Owner::Conn(key, conn.tag);
             drop(conn);
             self.call(owner, Then::Continue, |h, ctx| h.on_stream_closed(ctx, ConnId(key)));

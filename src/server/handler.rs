@@ -324,7 +324,19 @@ impl<D> Context<'_, D> {
     /// # Errors
     /// The socket could not be created or registered.
     pub fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
-        self.core.connect_tcp(addr).map(ConnId)
+        self.core.connect_tcp(addr, None).map(ConnId)
+    }
+
+    /// As [`Context::connect_tcp`], over TLS (a `rediss://` link): the server's certificate
+    /// must chain to the roots (`--tls-ca`, else the system's) and name `server_name`, also
+    /// sent as SNI (RFC 6066 §3). `on_tcp_connected` comes once TCP connects; what is written
+    /// meanwhile goes once the TLS handshake is done, and a failed handshake closes the
+    /// connection with its error (`on_tcp_closed`). Needs the `tls` feature.
+    ///
+    /// # Errors
+    /// As [`Context::connect_tls`].
+    pub fn connect_tcp_tls(&mut self, addr: SocketAddr, server_name: &str) -> io::Result<ConnId> {
+        self.core.connect_tcp(addr, Some(server_name)).map(ConnId)
     }
 
     /// Queues bytes (copied) to a plain TCP connection, written as the socket takes them (also
@@ -500,6 +512,25 @@ impl<D> Context<'_, D> {
         }
     }
 
+    /// Gives the answer to a request the handler deferred ([`Response::deferred`]); the
+    /// connection goes on after it as after an answer given at once (kept alive or closed). Returns false (and sends nothing) if none is owed: the
+    /// client went away (`on_stream_closed` said so), or it was answered already.
+    pub fn respond(&mut self, id: ConnId, response: &Response) -> bool {
+        self.core.respond_deferred(id.0, response)
+    }
+
+    /// A random number from the runtime's source (the OS's), for jitter; 0 if it failed.
+    pub fn random_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        if self.core.random.is_none() {
+            self.core.random = crate::server::random::Random::new().ok();
+        }
+        match self.core.random.as_mut().map(|r| r.fill(&mut b)) {
+            Some(Ok(())) => u64::from_le_bytes(b),
+            _ => 0,
+        }
+    }
+
     /// The ids of the connections currently streaming a response.
     pub fn is_streaming(&self, id: ConnId) -> bool {
         self.core.conns.get(id.0).is_some_and(|c| c.state.is_stream())
@@ -512,6 +543,7 @@ impl<D> Context<'_, D> {
     pub fn http_connections(&self) -> (u64, u64) {
         self.core.conns.iter().fold((0, 0), |(http, streams), (_, c)| match c.state {
             ConnState::Head(_) | ConnState::Http { .. } | ConnState::Body(_) => (http + 1, streams),
+            ConnState::Awaiting { .. } => (http + 1, streams),
             ConnState::Deferred(_) => (http + 1, streams),
             // An accepted request the handler relays (`on_request_head`).
             ConnState::Tcp(t) if t.inbound => (http + 1, streams),

@@ -81,7 +81,8 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
             ConnState::Http { .. }
             | ConnState::Connecting(_)
             | ConnState::Deferred(_)
-            | ConnState::Stream => return,
+            | ConnState::Stream
+            | ConnState::Awaiting { .. } => return,
             ConnState::Ws(_) => return self.on_frames(key, 0, n),
             ConnState::Response(_) => return self.on_response_bytes(key, n),
             ConnState::Tcp(_) => return self.on_tcp_bytes(key, n),
@@ -441,7 +442,7 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
     }
 
     /// Hands a plain request to the handler and queues its response. Returns whether the
-    /// connection stays open for another request.
+    /// connection stays open for another request (after a deferred answer, when it comes).
     fn serve(&mut self, key: Key, req: &Request<'_, '_>, body: &[u8]) -> bool {
         let Some(conn) = self.core.conns.get(key) else { return false };
         let peer = conn.peer();
@@ -469,6 +470,24 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let ended = conn.eof;
         conn.eof |= eof;
         self.core.stats.http_requests += 1;
+        if r.defer {
+            // The answer comes with `Context::respond`; what was written meanwhile is no answer.
+            // Kept alive, what follows the request waits for it (`ConnState::Awaiting`).
+            debug!(
+                "http",
+                peer = peer,
+                method = req.method,
+                path = req.path(),
+                status = "deferred"
+            );
+            early.drop_unstarted(&mut self.core.pool);
+            let head = req.method == "HEAD";
+            conn.state.await_answer(stashed, head, keep_alive, &mut self.core.pool);
+            let ws_config = self.core.config.ws.without_handshake_timeout();
+            conn.ws = Connection::new(Role::Server, ws_config, self.core.now);
+            self.core.mark_dirty(key);
+            return keep_alive;
+        }
         debug!("http", peer = peer, method = req.method, path = req.path(), status = r.status);
         // A streamed body whose length the handler gave, on a kept-alive connection: the next
         // request waits for it (`ConnState::body_owed`).

@@ -20,6 +20,7 @@
 //!   +---------->  Http  <------------------+
 //!                   ^
 //!   serve: Stream --+ finish_stream, shutdown
+//!   serve: Awaiting --+ Context::respond (a deferred answer)
 //! ```
 //!
 //! A connection leaves every stage by being removed (`Server::remove`), which returns what its
@@ -56,6 +57,13 @@ pub(crate) enum ConnState {
     Ws(Ws),
     /// A streamed response (server-sent events): the handler writes, the connection stays.
     Stream,
+    /// A plain answer the handler deferred ([`crate::server::Response::deferred`]) until it
+    /// comes ([`crate::server::Context::respond`]). `head`: the request was `HEAD` (the answer
+    /// goes without its body). `next`: the connection is kept alive: the next request's stage,
+    /// holding what was pipelined behind this one; nothing more is read meanwhile, and it goes
+    /// on after the answer as after one given at once. `None`: the connection closes after the
+    /// answer.
+    Awaiting { head: bool, next: Option<Box<Head>> },
     /// An outbound connection: the TCP connect is under way.
     Connecting(Box<Client>),
     /// An outbound connection: the upgrade request is sent, the response head is awaited.
@@ -221,9 +229,13 @@ impl ConnState {
             Self::Body(b) => Some(&mut b.buf),
             Self::Deferred(d) => Some(&mut d.early),
             Self::Response(c) => Some(&mut c.buf),
-            Self::Http { .. } | Self::Ws(_) | Self::Stream | Self::Connecting(_) | Self::Tcp(_) => {
-                None
-            }
+            Self::Awaiting { next: Some(h), .. } => Some(&mut h.buf),
+            Self::Http { .. }
+            | Self::Ws(_)
+            | Self::Stream
+            | Self::Awaiting { next: None, .. }
+            | Self::Connecting(_)
+            | Self::Tcp(_) => None,
         }
     }
 
@@ -238,7 +250,9 @@ impl ConnState {
             Self::Deferred(d) => pool.give(std::mem::take(&mut d.early)),
             Self::Ws(w) => pool.give(w.take_msg()),
             Self::Response(c) | Self::Connecting(c) => pool.give(std::mem::take(&mut c.buf)),
-            Self::Http { .. } | Self::Stream | Self::Tcp(_) => {}
+            Self::Awaiting { next: Some(h), .. } => pool.give(std::mem::take(&mut h.buf)),
+            Self::Http { .. } | Self::Stream | Self::Awaiting { next: None, .. } | Self::Tcp(_) => {
+            }
         }
     }
 
@@ -248,6 +262,17 @@ impl ConnState {
 
     pub(crate) fn is_stream(&self) -> bool {
         matches!(self, Self::Stream)
+    }
+
+    /// A deferred plain answer is still owed.
+    pub(crate) fn is_awaiting(&self) -> bool {
+        matches!(self, Self::Awaiting { .. })
+    }
+
+    /// Nothing is read: the handler decides on an upgrade, or a kept-alive connection awaits a
+    /// deferred answer (requests pipelined behind it wait in the socket, bounded by its buffer).
+    pub(crate) fn holds_reading(&self) -> bool {
+        matches!(self, Self::Deferred(_) | Self::Awaiting { next: Some(_), .. })
     }
 
     /// An answer's body of a given length is still being written by the handler.
@@ -390,6 +415,51 @@ impl ConnState {
                 ConnState::Http { body_owed: false }
             }
         };
+    }
+
+    /// Stream (while the handler ran) -> Awaiting: the handler deferred its answer. Kept
+    /// alive, the head stage waits in it for the next request; else what it held is given back.
+    pub(crate) fn await_answer(
+        &mut self,
+        stashed: ConnState,
+        head: bool,
+        keep_alive: bool,
+        pool: &mut Pool,
+    ) {
+        let next = match stashed {
+            ConnState::Head(h) if keep_alive => Some(h),
+            mut other => {
+                other.release(pool);
+                None
+            }
+        };
+        *self = ConnState::Awaiting { head, next };
+    }
+
+    /// Awaiting -> Head (kept alive: the requests pipelined behind it are served once the
+    /// answer drains, as after an answer given at once) or Http (closing after the answer;
+    /// `close`: the server is draining). Returns `None` if no answer was owed, else whether the
+    /// request was `HEAD` and what follows the answer.
+    pub(crate) fn answer_deferred(
+        &mut self,
+        close: bool,
+        pool: &mut Pool,
+    ) -> Option<(bool, After)> {
+        let ConnState::Awaiting { head, .. } = *self else { return None };
+        let after = match std::mem::replace(self, ConnState::Http { body_owed: false }) {
+            ConnState::Awaiting { next: Some(mut h), .. } if !close => {
+                h.reader.reset();
+                h.body_owed = false;
+                h.pipeline_wait = true;
+                *self = ConnState::Head(h);
+                After::KeepAlive
+            }
+            mut other => {
+                other.release(pool);
+                After::Close
+            }
+        };
+        Some((head, after))
     }
 
     /// Ends a body owed, or a streamed response: Stream -> Http (closing once written), or the

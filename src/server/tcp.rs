@@ -35,13 +35,19 @@ use crate::server::state::{ConnState, Tcp};
 use crate::server::transport::Transport;
 
 impl Core {
-    /// Opens a plain TCP connection to `addr` (non-blocking).
-    pub(crate) fn connect_tcp(&mut self, addr: SocketAddr) -> io::Result<Key> {
-        let socket = Transport::Plain(TcpStream::connect(addr)?);
+    /// Opens a plain TCP connection to `addr` (non-blocking); `tls`: over TLS, the server's
+    /// certificate verified for this name (`Transport::dialled`, as `wss://`).
+    pub(crate) fn connect_tcp(&mut self, addr: SocketAddr, tls: Option<&str>) -> io::Result<Key> {
+        let tcp = TcpStream::connect(addr)?;
+        let socket = match tls {
+            Some(name) => Transport::dialled(&mut self.tls, tcp, name)?,
+            None => Transport::Plain(tcp),
+        };
         let state = ConnState::Tcp(Tcp::default());
-        // The handshake deadline bounds the connect; `tcp_connected` drops it (and no other
-        // deadline of a WebSocket's applies before it opens, which it never does).
-        let mut conn = Conn::new(socket, addr, Role::Client, self.config.ws, state, self.now);
+        // Only the handshake deadline is kept, as the connect's; `tcp_connected` drops it.
+        let mut ws = self.config.ws;
+        (ws.ping_interval, ws.idle_timeout) = (None, None);
+        let mut conn = Conn::new(socket, addr, Role::Client, ws, state, self.now);
         conn.tag = self.inherited_tag();
         let key = self.add_outbound(conn)?;
         crate::debug!("connecting", id = ConnId(key), addr = addr, tcp = true);
@@ -114,7 +120,8 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let Some(t) = conn.state.tcp() else { return };
         t.connected = true;
         // No deadline of the WebSocket's applies from now on: the handler times the stream.
-        let config = self.core.config.ws.without_handshake_timeout();
+        let mut config = self.core.config.ws.without_handshake_timeout();
+        (config.ping_interval, config.idle_timeout) = (None, None);
         conn.ws = crate::proto::Connection::new(Role::Client, config, self.core.now);
         info!("connected", id = ConnId(key), peer = conn.peer(), tcp = true);
         self.call(self.about(key), Then::Continue, |h, ctx| h.on_tcp_connected(ctx, ConnId(key)));

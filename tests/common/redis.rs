@@ -18,6 +18,8 @@ pub struct Redis {
     dir: PathBuf,
     port: u16,
     aof: bool,
+    /// Also listening with TLS: `(port, certificate, key)` (PEM files).
+    tls: Option<(u16, PathBuf, PathBuf)>,
 }
 
 impl Redis {
@@ -26,6 +28,16 @@ impl Redis {
     /// `WEIR_SKIP_EXTERNAL` names `redis` (the test then returns); without that it fails with
     /// the command that installs it.
     pub fn start(aof: bool) -> Option<Self> {
+        Self::start_with(aof, None)
+    }
+
+    /// As [`Redis::start`], and also listening with TLS (`--tls-port`, no client
+    /// certificates asked) with `cert` and `key` (PEM): [`Redis::tls_url`].
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> Option<Self> {
+        Self::start_with(false, Some((cert, key)))
+    }
+
+    fn start_with(aof: bool, tls: Option<(PathBuf, PathBuf)>) -> Option<Self> {
         match Command::new("redis-server").arg("--version").stdin(Stdio::null()).output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
@@ -51,12 +63,13 @@ impl Redis {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self { child: None, dir, port: 0, aof };
+        let mut redis = Self { child: None, dir, port: 0, aof, tls: None };
         // Redis refuses `--port 0`: take a free port from the kernel, let it go, and use it;
         // another process may take it in between, so try a few.
+        let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         for _ in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            redis.port = port;
+            redis.port = free();
+            redis.tls = tls.clone().map(|(cert, key)| (free(), cert, key));
             if redis.spawn() {
                 return Some(redis);
             }
@@ -72,6 +85,11 @@ impl Redis {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://localhost:TLS_PORT` (the name the test certificate carries).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}", self.tls.as_ref().expect("started with TLS").0)
     }
 
     /// Stops it with SIGTERM (it writes what it must and exits), waiting at most 10 s.
@@ -142,7 +160,13 @@ impl Redis {
         let port = self.port.to_string();
         let dir = self.dir.to_str().unwrap().to_string();
         let log = self.dir.join("redis.log");
-        let mut child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some((tls_port, cert, key)) = &self.tls {
+            cmd.args(["--tls-port", &tls_port.to_string(), "--tls-auth-clients", "no"])
+                .args(["--tls-cert-file", cert.to_str().unwrap()])
+                .args(["--tls-key-file", key.to_str().unwrap()]);
+        }
+        let mut child = cmd
             .args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
             .args(["--save", "", "--daemonize", "no", "--protected-mode", "no"])
             .args(["--appendonly", if self.aof { "yes" } else { "no" }, "--appendfsync", "always"])
