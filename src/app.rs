@@ -27,6 +27,7 @@ use crate::proxy::Proxy;
 use crate::server::{
     ConnId, ConnectError, Context, Decision, Handler, ProcId, Request, Response, Stream, Tag,
 };
+use crate::tunnel::controller::Controller;
 use crate::{http, info};
 
 mod api;
@@ -47,17 +48,22 @@ const AGENTS: Tag = Tag(6);
 const HTTP: Tag = Tag(7);
 /// Broadcast rooms' clients.
 const BROADCAST: Tag = Tag(8);
+/// Tunnel agents' WebSockets (the controller's side).
+const TUNNEL: Tag = Tag(9);
+/// Public clients of a tunnel route.
+const TUNNEL_CLIENT: Tag = Tag(10);
 
 /// The WebSocket endpoint kinds `/metrics` counts open connections of
 /// (`weir_endpoint_connections_open`): a client WebSocket's kind is its tag, kept by the runtime
 /// from its upgrade to its close (a route's upstream side is not a client's, and not counted).
-const KINDS: [(Tag, &str); 6] = [
+const KINDS: [(Tag, &str); 7] = [
     (HUB, "hub"),
     (ECHO, "echo"),
     (PROXY_CLIENT, "route"),
     (EXEC, "exec"),
     (AGENTS, "agent"),
     (BROADCAST, "broadcast"),
+    (TUNNEL_CLIENT, "tunnel_route"),
 ];
 
 /// Open client WebSockets by kind: counted at `on_open` and at `on_close` (which the runtime
@@ -99,6 +105,7 @@ pub struct App {
     exec: Option<Exec>,
     agents: Option<Agents>,
     broadcast: Option<Broadcast>,
+    tunnels: Option<Controller>,
     /// `--rate` for `POST /api/broadcast/PATH`, per client address.
     http_broadcasts: AddrBuckets,
     api: Api,
@@ -122,6 +129,7 @@ impl App {
             exec: None,
             agents: None,
             broadcast: None,
+            tunnels: None,
             http_broadcasts: AddrBuckets::new(0, 0),
             api: Api::default(),
             access: Auth::default(),
@@ -207,6 +215,12 @@ impl App {
     pub fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_ref()
     }
+
+    /// Takes tunnel agents and serves the routes into their tunnels.
+    pub fn with_tunnels(mut self, controller: Controller) -> Self {
+        self.tunnels = Some(controller);
+        self
+    }
 }
 
 impl Handler for App {
@@ -260,8 +274,14 @@ impl Handler for App {
 
     fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
         let id = req.id;
+        // Agents authenticate with their own tokens (--tunnel-token-file), not the policy's.
+        if let Some(t) = self.tunnels.as_mut().filter(|t| t.is_tunnel_path(req.path)) {
+            ctx.set_tag(id, TUNNEL);
+            return t.on_agent_upgrade(req);
+        }
         // A route wins over the hub's path: only the hub itself takes a token after the upgrade.
-        let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some());
+        let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some())
+            || self.tunnels.as_ref().is_some_and(|t| t.route_for(req.path).is_some());
         let hub_path = !routed && self.hub.as_ref().is_some_and(|(p, _)| req.path == p.as_str());
         let mut authed = true;
         if !self.access.is_public(req.path) {
@@ -269,6 +289,12 @@ impl Handler for App {
             match self.access.check_upgrade(req, hub_path) {
                 Ok(a) => authed = a,
                 Err(r) => return Decision::Reject(r.text_response()),
+            }
+        }
+        if let Some(t) = self.tunnels.as_mut() {
+            if let Some(route) = t.route_for(req.path) {
+                ctx.set_tag(id, TUNNEL_CLIENT);
+                return t.on_client_upgrade(ctx, route, req);
             }
         }
         if let Some(proxy) = self.proxy.as_mut() {
@@ -319,6 +345,8 @@ impl Handler for App {
             PROXY_CLIENT => self.proxy.iter_mut().for_each(|p| p.on_open(ctx, id)),
             AGENTS => self.agents.iter_mut().for_each(|a| a.on_open(ctx, id)),
             BROADCAST => self.broadcast.iter_mut().for_each(|b| b.on_open(id)),
+            TUNNEL => self.tunnels.iter_mut().for_each(|t| t.on_agent_open(ctx, id)),
+            TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_client_open(ctx, id)),
             _ => {}
         }
     }
@@ -327,6 +355,9 @@ impl Handler for App {
         let tag = ctx.tag(id);
         if let (HUB, Some(h)) = (tag, self.hub_mut()) {
             return h.on_message(ctx, id, kind, data);
+        }
+        if let (TUNNEL, Some(t)) = (tag, self.tunnels.as_mut()) {
+            return t.on_agent_message(ctx, id, kind, data);
         }
         if !self.within_rate(ctx, id) {
             return;
@@ -351,7 +382,7 @@ impl Handler for App {
     ) {
         // A message gathered across reads goes where one from a single read goes: only the
         // echo takes it by value.
-        if matches!(ctx.tag(id), HUB | EXEC | AGENTS | BROADCAST) {
+        if matches!(ctx.tag(id), HUB | EXEC | AGENTS | BROADCAST | TUNNEL) {
             return self.on_message(ctx, id, kind, &data);
         }
         if !self.within_rate(ctx, id) {
@@ -362,9 +393,10 @@ impl Handler for App {
     }
 
     fn tick_interval(&self) -> Option<std::time::Duration> {
-        // Agents' restart back-off is checked on the tick too.
+        // Agents' restart back-off is checked on the tick too, and tunnels' open deadlines.
         let agents = self.agents.as_ref().map(|_| Duration::from_millis(250));
-        self.hub().and_then(Hub::tick_interval).or(agents)
+        let tunnels = self.tunnels.as_ref().map(Controller::tick_interval);
+        self.hub().and_then(Hub::tick_interval).or(agents).or(tunnels)
     }
 
     fn on_tick(&mut self, ctx: &mut Context<'_>) {
@@ -375,6 +407,9 @@ impl Handler for App {
             // What it starts is the agents'.
             ctx.tag_new(AGENTS);
             a.on_tick(ctx);
+        }
+        if let Some(t) = self.tunnels.as_mut() {
+            t.on_tick(ctx);
         }
     }
 
@@ -431,7 +466,7 @@ impl Handler for App {
         // A client's message counts when its last piece comes; what the upstream sends does
         // not count.
         let tag = ctx.tag(id);
-        let client = tag == PROXY_CLIENT;
+        let client = tag == PROXY_CLIENT || tag == TUNNEL_CLIENT;
         if client && fin && !self.within_rate(ctx, id) {
             return;
         }
@@ -440,6 +475,9 @@ impl Handler for App {
         }
         if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (tag, self.proxy.as_mut()) {
             p.on_message_piece(ctx, id, kind, data, fin);
+        }
+        if let (TUNNEL_CLIENT, Some(t)) = (tag, self.tunnels.as_mut()) {
+            t.on_client_piece(ctx, id, kind, data, fin);
         }
     }
 
@@ -455,6 +493,10 @@ impl Handler for App {
             PROXY_CLIENT | PROXY_UPSTREAM => {
                 self.proxy.iter_mut().for_each(|p| p.on_close(ctx, id, code, reason));
             }
+            TUNNEL => self.tunnels.iter_mut().for_each(|t| t.on_agent_close(ctx, id, code)),
+            TUNNEL_CLIENT => {
+                self.tunnels.iter_mut().for_each(|t| t.on_client_close(ctx, id, code, reason));
+            }
             _ => {}
         }
     }
@@ -464,6 +506,9 @@ impl Handler for App {
             HUB => self.hub_mut().into_iter().for_each(|h| h.on_peer_close(ctx, id, code, reason)),
             PROXY_CLIENT | PROXY_UPSTREAM => {
                 self.proxy.iter_mut().for_each(|p| p.on_peer_close(ctx, id, code, reason));
+            }
+            TUNNEL_CLIENT => {
+                self.tunnels.iter_mut().for_each(|t| t.on_client_peer_close(ctx, id, code, reason));
             }
             _ => {}
         }
@@ -489,6 +534,7 @@ impl Handler for App {
                 self.proxy.iter_mut().for_each(|p| p.on_drained(ctx, id));
             }
             EXEC => self.exec.iter_mut().for_each(|e| e.on_drained(ctx, id)),
+            TUNNEL | TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_drained(ctx, id)),
             _ => {}
         }
     }

@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The apps: each a directory under `src/`.
-const APPS: [&str; 8] = ["hub", "http", "proxy", "exec", "agent", "client", "broadcast", "redis"];
+const APPS: [&str; 9] =
+    ["hub", "http", "proxy", "exec", "agent", "client", "broadcast", "redis", "tunnel"];
 /// The wiring above the apps.
 const WIRING: [&str; 2] = ["app", "cli"];
 /// What lies below the apps, as directories or files under `src/`.

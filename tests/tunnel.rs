@@ -1,0 +1,271 @@
+//! The reverse tunnel end to end (issue 18): a weir controller, a `weir tunnel` agent, and a Node
+//! `ws` service (tests/node/upstream.js) reached only through the tunnel, with real clients.
+//!
+//! The service and the agent run on loopback here, next to the client: what proves the path goes
+//! through the tunnel is that the client only ever dials the controller, and the service's port
+//! is given to the agent alone (tests/tunnel_netns.rs puts them in a network namespace the
+//! client cannot reach, where `ip netns` works).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::node::{Node, node_ready};
+use common::{Binary, eventually, weir};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const TOKEN: &str = "tunnel-secret-1";
+
+/// A file holding `token`, unique to this test process and call.
+fn token_file(token: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("weir-tunnel-{}-{n}", std::process::id()));
+    std::fs::write(&path, format!("# tunnel tokens\n{token}\n")).unwrap();
+    path
+}
+
+/// A controller taking agents with [`TOKEN`], routing /kuma to agent `home`'s `web`, /locked to
+/// its `locked`, /nope to its `nope` (not exposed) and /ghost to an agent that never connects;
+/// `listen` fixes its address (to restart it on the same one).
+fn controller(listen: &str) -> Binary {
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", listen, "--log-level", "info"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", "/kuma=tunnel://home/web", "--route", "/nope=tunnel://home/nope"]);
+    cmd.args(["--route", "/ghost=tunnel://ghost/web", "--route", "/locked=tunnel://home/locked"]);
+    Binary::spawn(cmd)
+}
+
+/// An agent named `home` exposing the service on `port` as `web` (under /base) and `locked`
+/// (under /refuse, which the service refuses), with `token`; not waited for.
+fn agent_with(controller: SocketAddr, port: u16, token: &str) -> Binary {
+    let tokens = token_file(token);
+    let url = format!("ws://{controller}/_tunnel");
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let locked = format!("locked=ws://127.0.0.1:{port}/refuse");
+    let mut cmd = weir(&["tunnel", &url, "--name", "home", "--expose", &expose]);
+    cmd.args(["--expose", &locked]);
+    cmd.args(["--token-file", tokens.to_str().unwrap(), "--reconnect-max", "1s"]);
+    Binary::spawn_unlistening(cmd)
+}
+
+/// An agent with the right token, once its tunnel is up.
+fn agent(controller: SocketAddr, port: u16) -> Binary {
+    let a = agent_with(controller, port, TOKEN);
+    a.log_with("tunnel connected", TIMEOUT);
+    a
+}
+
+/// A tungstenite client on `ws://addr{path}` offering `chat.v2`, reads bounded by `TIMEOUT`.
+fn client(addr: SocketAddr, path: &str) -> (WebSocket<TcpStream>, Option<String>) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "chat.v2".parse().unwrap());
+    req.headers_mut().insert("Origin", "http://front.example".parse().unwrap());
+    let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
+    assert_eq!(resp.status(), 101);
+    let protocol = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().into());
+    (ws, protocol)
+}
+
+/// The status an upgrade on `path` is refused with.
+fn refused(addr: SocketAddr, path: &str) -> u16 {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match tungstenite::client::client(format!("ws://{addr}{path}"), stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            r.status().as_u16()
+        }
+        Ok(_) => panic!("{path}: the upgrade was accepted"),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+fn echo(ws: &mut WebSocket<TcpStream>, m: Message) {
+    ws.send(m.clone()).unwrap();
+    assert_eq!(ws.read().unwrap(), m);
+}
+
+/// The next message that is not a ping or pong.
+fn next(ws: &mut WebSocket<TcpStream>) -> Message {
+    loop {
+        match ws.read().unwrap() {
+            Message::Ping(_) | Message::Pong(_) => {}
+            m => return m,
+        }
+    }
+}
+
+/// The close code the server sends next (pings and data skipped), waited for at most `TIMEOUT`.
+fn close_code(ws: &mut WebSocket<TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return f.code.into(),
+            Ok(Message::Close(None)) => return 1005,
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+
+    let (mut ws, protocol) = client(ctrl.addr, "/kuma/sub?x=1");
+    // The service's choice came back before the client's 101 was written.
+    assert_eq!(protocol.as_deref(), Some("chat.v2"));
+    ws.send(Message::text("headers?")).unwrap();
+    let json = match next(&mut ws) {
+        Message::Text(t) => t.to_string(),
+        m => panic!("expected the headers as JSON, got {m:?}"),
+    };
+    assert!(json.contains(r#""url":"/base/sub?x=1""#), "{json}");
+    assert!(json.contains(r#""origin":"http://front.example""#), "{json}");
+    assert!(json.contains(r#""x-forwarded-for":"127.0.0.1""#), "{json}");
+    assert!(json.contains(r#""protocol":"chat.v2""#), "{json}");
+
+    echo(&mut ws, Message::text("ünïcode ✓"));
+    echo(&mut ws, Message::binary(vec![0u8, 1, 2, 255]));
+    echo(&mut ws, Message::binary(Vec::new()));
+    // Past one window (256 KiB) each way: the credit is granted back as it is passed on.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    echo(&mut ws, Message::binary(big));
+
+    // The service closes with 4001: the client gets that code, after the data before it.
+    ws.send(Message::text("close-me")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("bye-data"));
+    assert_eq!(close_code(&mut ws), 4001);
+
+    // The client closes with 4000: the service's echo of it comes back.
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("hello"));
+    ws.close(Some(CloseFrame { code: CloseCode::from(4000), reason: "bye".into() })).unwrap();
+    assert_eq!(close_code(&mut ws), 4000);
+}
+
+#[test]
+fn a_wrong_token_an_unknown_target_and_a_missing_agent_are_refused() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+
+    let wrong = agent_with(ctrl.addr, port, "not-the-token");
+    wrong.log_with("the controller does not take this token", TIMEOUT);
+    ctrl.log_with("tunnel agent refused: bad token", TIMEOUT);
+    assert_eq!(refused(ctrl.addr, "/kuma"), 502, "no agent is connected");
+    drop(wrong);
+
+    let _agent = agent(ctrl.addr, port);
+    // The agent exposes no `nope`: it resets the stream, the client gets 502.
+    assert_eq!(refused(ctrl.addr, "/nope"), 502);
+    ctrl.log_with("cause=unknown_target", TIMEOUT);
+    assert_eq!(refused(ctrl.addr, "/ghost/x"), 502);
+    ctrl.log_with("no agent connected", TIMEOUT);
+    // The service's own refusal keeps its status.
+    assert_eq!(refused(ctrl.addr, "/locked"), 403);
+}
+
+#[test]
+fn a_stalled_client_does_not_stall_another_stream() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+
+    // 64 MiB comes back to a client that reads none of it.
+    let (mut stalled, _) = client(ctrl.addr, "/kuma");
+    stalled.send(Message::text("flood")).unwrap();
+    let (mut other, _) = client(ctrl.addr, "/kuma");
+    for i in 0..300 {
+        echo(&mut other, Message::text(format!("message {i}")));
+    }
+    // The stalled one still gets all of its flood once it reads.
+    for i in 0..1024u32 {
+        match next(&mut stalled) {
+            Message::Binary(b) => assert_eq!(b[..4], i.to_be_bytes(), "message {i}"),
+            m => panic!("expected flood message {i}, got {m:?}"),
+        }
+    }
+    assert_eq!(next(&mut stalled), Message::text("flood-done"));
+}
+
+#[test]
+fn agent_and_controller_restarts_end_streams_cleanly_and_leak_no_descriptor() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let mut fds = Vec::new();
+    for cycle in 0..20 {
+        let agent = agent(ctrl.addr, port);
+        let (mut ws, _) = client(ctrl.addr, "/kuma");
+        echo(&mut ws, Message::text(format!("cycle {cycle}")));
+        drop(agent); // SIGKILL: the tunnel is gone without a close frame
+        let code = close_code(&mut ws);
+        assert!(code == 1001 || code == 1011, "cycle {cycle}: closed with {code}");
+        fds.push(open_fds(ctrl.pid()));
+    }
+    // Each cycle leaves nothing behind (the first ones may grow the loop's own tables).
+    assert!(fds[19] <= fds[4], "the controller's descriptors grew: {fds:?}");
+
+    // The controller goes and comes back on the same address: the agent dials again.
+    let addr = ctrl.addr;
+    let agent = agent(addr, port);
+    drop(ctrl);
+    let mut agent_fds = Vec::new();
+    for cycle in 0..20 {
+        let ctrl = controller(&addr.to_string());
+        let connected = format!("tunnel connected controller={addr}");
+        eventually(TIMEOUT, || (agent.log().matches(&connected).count() > cycle + 1).then_some(()))
+            .unwrap_or_else(|| panic!("cycle {cycle}: no reconnect:\n{}", agent.log()));
+        let (mut ws, _) = client(ctrl.addr, "/kuma");
+        echo(&mut ws, Message::text(format!("cycle {cycle}")));
+        ctrl.sigterm();
+        assert_eq!(close_code(&mut ws), 1001, "cycle {cycle}: SIGTERM closes with 1001");
+        let mut ctrl = ctrl;
+        assert!(ctrl.wait_exit(TIMEOUT).success());
+        agent_fds.push(open_fds(agent.pid()));
+    }
+    assert!(agent_fds[19] <= agent_fds[4], "the agent's descriptors grew: {agent_fds:?}");
+}
+
+#[test]
+fn sigterm_on_the_agent_closes_its_streams_and_exits() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let mut agent = agent(ctrl.addr, port);
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("before"));
+    agent.sigterm();
+    let code = close_code(&mut ws);
+    assert!(code == 1001, "closed with {code}");
+    assert!(agent.wait_exit(TIMEOUT).success(), "{}", agent.log());
+}
