@@ -1,10 +1,10 @@
 //! The reverse tunnel end to end (issue 18): a weir controller, a `weir tunnel` agent, and a Node
 //! `ws` service (tests/node/upstream.js) reached only through the tunnel, with real clients.
 //!
-//! The service and the agent run on loopback here, next to the client: what proves the path goes
-//! through the tunnel is that the client only ever dials the controller, and the service's port
-//! is given to the agent alone (tests/tunnel_netns.rs puts them in a network namespace the
-//! client cannot reach, where `ip netns` works).
+//! Most tests run the service and the agent on loopback, next to the client (quicker, and they
+//! need no root): the client only ever dials the controller, and the service's port is given to
+//! the agent alone. One test puts the service and the agent in a network namespace it makes
+//! (`ip netns`, root), which the client cannot reach: the path can only go through the tunnel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -268,4 +268,119 @@ fn sigterm_on_the_agent_closes_its_streams_and_exits() {
     let code = close_code(&mut ws);
     assert!(code == 1001, "closed with {code}");
     assert!(agent.wait_exit(TIMEOUT).success(), "{}", agent.log());
+}
+
+/// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
+/// deleted when dropped. `None` (after saying why) when `ip netns` cannot be used here.
+struct Netns {
+    name: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+impl Netns {
+    fn make() -> Option<Self> {
+        let pid = std::process::id();
+        let name = format!("weir-t18-{pid}");
+        let (host_if, ns_if) = (format!("wv{pid}h"), format!("wv{pid}n"));
+        let net = format!("10.251.{}", pid % 250);
+        let host_ip = format!("{net}.1");
+        let ns = Self { name: name.clone(), host_ip: host_ip.clone(), ns_ip: format!("{net}.2") };
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &name],
+            &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if],
+            &["link", "set", &ns_if, "netns", &name],
+            &["addr", "add", &format!("{host_ip}/30"), "dev", &host_if],
+            &["link", "set", &host_if, "up"],
+            &["netns", "exec", &name, "ip", "addr", "add", &format!("{net}.2/30"), "dev", &ns_if],
+            &["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"],
+            &["netns", "exec", &name, "ip", "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            let out = std::process::Command::new("ip").args(step).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                other => {
+                    let why = match other {
+                        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    common::missing_external(
+                        "ip-netns",
+                        &format!(
+                            "`ip {}` failed ({why}): the test needs root and iproute2 \
+                             (`apt-get install iproute2`, run as root)",
+                            step.join(" ")
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ns)
+    }
+
+    /// The words that run a program inside it.
+    fn exec(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.name]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn the_service_is_reached_only_through_the_tunnel_from_a_namespace_the_client_cannot_reach() {
+    if !node_ready() {
+        return;
+    }
+    let Some(ns) = Netns::make() else { return };
+    // The service listens on the namespace's own loopback: nothing outside it can dial it.
+    let (_node, port) = Node::server_under(&ns.exec(), "upstream.js");
+    let there: SocketAddr = format!("{}:{port}", ns.ns_ip).parse().unwrap();
+    assert!(TcpStream::connect_timeout(&there, TIMEOUT).is_err(), "the service is reachable");
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--listen", &format!("{}:0", ns.host_ip)]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", "/kuma=tunnel://home/web"]);
+    let ctrl = Binary::spawn(cmd);
+    let tunnel_side = format!("listening addr={}:", ns.host_ip);
+    let log = ctrl.log_with(&tunnel_side, TIMEOUT);
+    let port_there = log.split(&tunnel_side).nth(1).unwrap().split([' ', '\n']).next().unwrap();
+
+    // The agent, in the namespace, dials the controller's address on the veth: not loopback,
+    // so plain ws:// needs --allow-plain (and is refused without it).
+    let url = format!("ws://{}:{port_there}/_tunnel", ns.host_ip);
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let agent_cmd = |plain: bool| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_weir"), "tunnel", &url]);
+        cmd.args(["--name", "home", "--expose", &expose]);
+        cmd.args(["--token-file", tokens.to_str().unwrap()]);
+        if plain {
+            cmd.arg("--allow-plain");
+        }
+        cmd
+    };
+    let mut refused = Binary::spawn_unlistening(agent_cmd(false));
+    assert!(!refused.wait_exit(TIMEOUT).success());
+    assert!(refused.log().contains("--allow-plain"), "{}", refused.log());
+    let agent = Binary::spawn_unlistening(agent_cmd(true));
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    let (mut ws, _) = client(ctrl.addr, "/kuma/x");
+    ws.send(Message::text("headers?")).unwrap();
+    let json = match next(&mut ws) {
+        Message::Text(t) => t.to_string(),
+        m => panic!("expected the headers as JSON, got {m:?}"),
+    };
+    assert!(json.contains(r#""url":"/base/x""#), "{json}");
+    echo(&mut ws, Message::binary(vec![7u8; 100_000]));
+    ws.send(Message::text("close-me")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("bye-data"));
+    assert_eq!(close_code(&mut ws), 4001);
 }
