@@ -384,3 +384,96 @@ fn the_service_is_reached_only_through_the_tunnel_from_a_namespace_the_client_ca
     assert_eq!(next(&mut ws), Message::text("bye-data"));
     assert_eq!(close_code(&mut ws), 4001);
 }
+
+/// A WebSocket that talks to the controller as agent `home` would, with `token`: the test
+/// writes the tunnel's messages itself.
+fn fake_agent(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}/_tunnel").into_client_request().unwrap();
+    req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut().insert("Weir-Tunnel-Name", "home".parse().unwrap());
+    let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// The next tunnel message (a binary message), pings skipped.
+fn tunnel_message(ws: &mut WebSocket<TcpStream>) -> Vec<u8> {
+    match next(ws) {
+        Message::Binary(b) => b.to_vec(),
+        m => panic!("expected a tunnel message, got {m:?}"),
+    }
+}
+
+#[test]
+fn a_hostile_agent_is_answered_precisely() {
+    let ctrl = controller("127.0.0.1:0");
+
+    // An agent may not open streams: the controller exposes nothing (RESET unknown_target).
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let mut open = vec![0x1, 0x1, 0, 0, 0, 2, 0, 1, 0, 0, 3];
+    open.extend_from_slice(b"web");
+    open.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    agent.send(Message::binary(open)).unwrap();
+    assert_eq!(tunnel_message(&mut agent), [0x7, 0, 0, 0, 0, 2, 2], "RESET unknown_target");
+
+    // A public client's OPEN, refused by the agent for its stream cap: the client gets 503.
+    let mut client = common::raw(ctrl.addr);
+    std::io::Write::write_all(
+        &mut client,
+        b"GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let open = tunnel_message(&mut agent);
+    assert_eq!(open[0], 0x1, "an OPEN");
+    assert_eq!(open[1], 0x1, "for a WebSocket");
+    let mut reset = vec![0x7, 0];
+    reset.extend_from_slice(&open[2..6]);
+    reset.push(1);
+    agent.send(Message::binary(reset)).unwrap();
+    assert_eq!(common::status(&common::read_head(&mut client)), 503);
+
+    // A malformed message (type 9) fails the tunnel: 1002.
+    agent.send(Message::binary(vec![0x9, 0, 0, 0, 0, 1])).unwrap();
+    assert_eq!(close_code(&mut agent), 1002);
+    ctrl.log_with("tunnel failed", TIMEOUT);
+
+    // Text is no tunnel message: 1003.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    agent.send(Message::text("hello")).unwrap();
+    assert_eq!(close_code(&mut agent), 1003);
+
+    // A stream id that was never opened fails the tunnel too.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    agent.send(Message::binary(vec![0x6, 0, 0, 0, 0, 41])).unwrap();
+    assert_eq!(close_code(&mut agent), 1002);
+}
+
+#[test]
+fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", "/kuma=tunnel://home/web"]);
+    let ctrl = Binary::spawn(cmd);
+    let first = agent(ctrl.addr, port);
+
+    // The access policy: no token, 401; the agent's token is not the policy's either.
+    assert_eq!(refused(ctrl.addr, "/kuma"), 401);
+    assert_eq!(refused(ctrl.addr, &format!("/kuma?token={TOKEN}")), 401);
+    let (mut ws, _) = client(ctrl.addr, "/kuma?token=public-token");
+    echo(&mut ws, Message::text("through the first"));
+
+    // A tunnel of the same name (here, one the test speaks for) replaces it: its streams end.
+    let _second = fake_agent(ctrl.addr, TOKEN);
+    assert_eq!(close_code(&mut ws), 1001);
+    ctrl.log_with("tunnel replaced agent=home", TIMEOUT);
+    first.log_with("tunnel disconnected", TIMEOUT);
+}
