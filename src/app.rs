@@ -262,6 +262,9 @@ impl Handler for App {
             self.api.set_endpoint_counts(counts);
             self.api.set_routes(self.proxy.as_ref().map(api::route_figures));
         }
+        if path == "/metrics" || path == "/api/tunnels" {
+            self.api.set_tunnels(self.tunnels.as_ref().map(api::tunnel_figures));
+        }
         let hub = self.hub.as_mut().map(|(_, h)| h as &mut dyn http::Channels);
         self.api.serve(ctx, req, hub)
     }

@@ -118,6 +118,14 @@ fn close_code(ws: &mut WebSocket<TcpStream>) -> u16 {
     }
 }
 
+/// The body of `GET path` (a plain HTTP/1.0 request, read to the end, bounded).
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.0\r\n\r\n");
+    let (head, body) = common::request(addr, req.as_bytes());
+    assert_eq!(common::status(&head), 200, "{head}");
+    body
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
 }
@@ -151,6 +159,21 @@ fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     echo(&mut ws, Message::binary(big));
 
+    // The agent's figures: connected, one stream open, bytes both ways.
+    let metrics = http_get(ctrl.addr, "/metrics");
+    assert!(metrics.contains("weir_tunnel_connected{agent=\"home\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_tunnel_streams_open{agent=\"home\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_tunnel_streams_total{agent=\"home\"} 1"), "{metrics}");
+    let bytes = |name: &str| -> u64 {
+        let prefix = format!("{name}{{agent=\"home\"}} ");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap();
+        line.parse().unwrap()
+    };
+    assert!(bytes("weir_tunnel_bytes_in_total") >= 3_000_000, "{metrics}");
+    assert!(bytes("weir_tunnel_bytes_out_total") >= 3_000_000, "{metrics}");
+    let list = http_get(ctrl.addr, "/api/tunnels");
+    assert!(list.contains(r#""name":"home","connected":true,"streams_open":1"#), "{list}");
+
     // The service closes with 4001: the client gets that code, after the data before it.
     ws.send(Message::text("close-me")).unwrap();
     assert_eq!(next(&mut ws), Message::text("bye-data"));
@@ -181,6 +204,9 @@ fn a_wrong_token_an_unknown_target_and_a_missing_agent_are_refused() {
     // The agent exposes no `nope`: it resets the stream, the client gets 502.
     assert_eq!(refused(ctrl.addr, "/nope"), 502);
     ctrl.log_with("cause=unknown_target", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"unknown_target\"} 1";
+    assert!(metrics.contains(resets), "{metrics}");
     assert_eq!(refused(ctrl.addr, "/ghost/x"), 502);
     ctrl.log_with("no agent connected", TIMEOUT);
     // The service's own refusal keeps its status.

@@ -5,11 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::http::{ChannelFigures, Channels, Refused, RouteFigures};
+use crate::http::{ChannelFigures, Channels, Refused, RouteFigures, TunnelFigures};
 use crate::hub::Hub;
 use crate::hub::channel::valid_name;
+use crate::proto::tunnel::ResetCause;
 use crate::proxy::Proxy;
 use crate::server::{ConnId, Context};
+use crate::tunnel::controller::Controller;
 
 impl Channels for Hub {
     fn valid_name(&self, channel: &str) -> bool {
@@ -92,6 +94,29 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
             messages_down: r.stats.messages_down,
             bytes_up: r.stats.bytes_up,
             bytes_down: r.stats.bytes_down,
+        })
+        .collect()
+}
+
+/// Each tunnel agent's figures now, for `/metrics` and `/api/tunnels`.
+pub(super) fn tunnel_figures(controller: &Controller) -> Vec<TunnelFigures> {
+    controller
+        .figures()
+        .into_iter()
+        .map(|a| TunnelFigures {
+            name: a.name,
+            connected: a.connected,
+            streams_open: a.streams_open,
+            streams: a.stats.streams,
+            bytes_in: a.stats.bytes_in,
+            bytes_out: a.stats.bytes_out,
+            resets: a
+                .stats
+                .resets
+                .iter()
+                .enumerate()
+                .map(|(cause, &n)| (ResetCause(cause as u8).name(), n))
+                .collect(),
         })
         .collect()
 }
