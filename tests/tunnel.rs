@@ -503,3 +503,45 @@ fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route
     ctrl.log_with("tunnel replaced agent=home", TIMEOUT);
     first.log_with("tunnel disconnected", TIMEOUT);
 }
+
+/// The agent dials a `wss://` controller (the deployment docs/tunnel.md describes) and verifies
+/// its certificate: with the test CA it connects; without it, it refuses the controller and
+/// keeps trying, never sending its token in a connection it cannot trust.
+#[cfg(feature = "tls")]
+#[test]
+fn the_agent_dials_a_wss_controller_and_verifies_its_certificate() {
+    use common::tls::{Certs, TlsBinary};
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let certs = Certs::new();
+    let tokens = token_file(TOKEN);
+    let tokens = tokens.to_str().unwrap();
+    let ctrl = TlsBinary::start(
+        &certs,
+        &["--tunnel-token-file", tokens, "--route", "/kuma=tunnel://home/web"],
+    );
+    let url = format!("wss://localhost:{}/_tunnel", ctrl.tls.port());
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let agent = |ca: Option<&str>| {
+        let mut cmd = weir(&["tunnel", &url, "--name", "home", "--expose", &expose]);
+        cmd.args(["--token-file", tokens, "--reconnect-max", "1s"]);
+        if let Some(ca) = ca {
+            cmd.args(["--tls-ca", ca]);
+        }
+        Binary::spawn_unlistening(cmd)
+    };
+
+    let untrusting = agent(None);
+    untrusting.log_with("tunnel dial failed", TIMEOUT);
+    assert!(!untrusting.log().contains("tunnel connected"), "{}", untrusting.log());
+    assert!(!ctrl.bin.log().contains("tunnel connected"), "{}", ctrl.bin.log());
+    drop(untrusting);
+
+    let _agent = agent(Some(&certs.ca_str()));
+    ctrl.bin.log_with("tunnel connected agent=home", TIMEOUT);
+    let (mut ws, _) = client(ctrl.bin.addr, "/kuma");
+    echo(&mut ws, Message::text("over TLS"));
+    echo(&mut ws, Message::binary(vec![9u8; 300_000]));
+}
