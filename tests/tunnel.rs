@@ -545,3 +545,64 @@ fn the_agent_dials_a_wss_controller_and_verifies_its_certificate() {
     echo(&mut ws, Message::text("over TLS"));
     echo(&mut ws, Message::binary(vec![9u8; 300_000]));
 }
+
+/// A controller the test speaks for: it takes the agent's dial (checking its token and name)
+/// and writes tunnel messages itself.
+#[allow(clippy::result_large_err)] // tungstenite's callback type, not ours
+fn accept_agent(listener: &std::net::TcpListener) -> WebSocket<TcpStream> {
+    use tungstenite::handshake::server::{Request, Response};
+    let (stream, _) = listener.accept().unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let check = |req: &Request, resp: Response| {
+        let h = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(h("authorization"), Some(format!("Bearer {TOKEN}")));
+        assert_eq!(h("weir-tunnel-name").as_deref(), Some("home"));
+        assert_eq!(req.uri().path(), "/_tunnel");
+        Ok(resp)
+    };
+    tungstenite::accept_hdr(stream, check).unwrap()
+}
+
+#[test]
+fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_when_it_breaks_the_rules()
+ {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent = agent_with(listener.local_addr().unwrap(), port, TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    // A target the agent was not given: RESET unknown_target.
+    let open = |id: u8, target: &str| {
+        let mut m = vec![0x1, 0x1, 0, 0, 0, id, 0, 1, 0, 0, target.len() as u8];
+        m.extend_from_slice(target.as_bytes());
+        m.extend_from_slice(b"GET /x HTTP/1.1\r\nHost: y\r\n\r\n");
+        Message::binary(m)
+    };
+    ctrl.send(open(1, "api")).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 1, 2], "RESET unknown_target");
+    ctrl.send(open(3, "admin")).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 3, 2], "RESET unknown_target");
+
+    // Its own target: the service's 101 comes back in an OPEN_OK.
+    ctrl.send(open(5, "web")).unwrap();
+    let ok = tunnel_message(&mut ctrl);
+    assert_eq!(ok[..6], [0x2, 0, 0, 0, 0, 5], "OPEN_OK");
+    assert!(ok[10..].starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&ok[10..]));
+
+    // An address where a target name goes (another host's port) is no name: it fails the
+    // tunnel (1002), as any malformed message does; the agent dials again within its back-off.
+    ctrl.send(open(7, "127.0.0.1:22")).unwrap();
+    assert_eq!(close_code(&mut ctrl), 1002);
+    // The server closes TCP (RFC 6455 §7.1.1): the agent need not wait for its close timeout.
+    drop(ctrl);
+    agent.log_with("tunnel failed error=bad_target", TIMEOUT);
+    let mut ctrl = accept_agent(&listener);
+    ctrl.send(Message::binary(vec![0x4, 0x80, 0, 0, 0, 5, 1])).unwrap();
+    assert_eq!(close_code(&mut ctrl), 1002, "a flag its type does not define");
+    drop(ctrl);
+    let _third = accept_agent(&listener);
+}

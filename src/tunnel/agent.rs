@@ -26,8 +26,9 @@ use crate::{error, info, warn};
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a dial (connect and handshake) may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a service's connect and handshake may take.
-const SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a service's connect and handshake may take: less than the controller's open
+/// deadline (10 s), so that its client hears `connect_failed` (502) rather than 504.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(8);
 /// The tunnel is pinged after this long without traffic (RFC 6455 §5.5.2).
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 
