@@ -476,6 +476,35 @@ fn a_hostile_agent_is_answered_precisely() {
     let mut agent = fake_agent(ctrl.addr, TOKEN);
     agent.send(Message::binary(vec![0x6, 0, 0, 0, 0, 41])).unwrap();
     assert_eq!(close_code(&mut agent), 1002);
+
+    // Text that is not UTF-8, relayed to a client: weir sends none of it; the client gets 1007
+    // and the stream is reset (protocol), the tunnel goes on.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel replaced", TIMEOUT);
+    let mut client = common::raw(ctrl.addr);
+    std::io::Write::write_all(
+        &mut client,
+        b"GET /kuma/b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let open = tunnel_message(&mut agent);
+    let id = &open[2..6];
+    let mut ok = vec![0x2, 0];
+    ok.extend_from_slice(id);
+    ok.extend_from_slice(&[0, 1, 0, 0]);
+    ok.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    agent.send(Message::binary(ok)).unwrap();
+    assert_eq!(common::status(&common::read_head(&mut client)), 101);
+    let mut text = vec![0x4, 0];
+    text.extend_from_slice(id);
+    text.extend_from_slice(&[0x1, b'o', b'k', 0xC0, 0xAF]);
+    agent.send(Message::binary(text)).unwrap();
+    assert_eq!(common::expect_close(&mut client), 1007);
+    let mut reset = vec![0x7, 0];
+    reset.extend_from_slice(id);
+    reset.push(5);
+    assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
 }
 
 #[test]

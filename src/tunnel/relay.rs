@@ -23,6 +23,7 @@ use crate::proto::tunnel::{
     Config, Event, MAX_CONTROL_LEN, MAX_MESSAGE_LEN, ResetCause, Role, SendError, Session,
     StreamId, TunnelError,
 };
+use crate::proto::utf8::Utf8Validator;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context};
 
@@ -52,6 +53,9 @@ struct Link {
     sending: bool,
     /// The kind of the message from the tunnel being sent to the socket in pieces.
     receiving: Option<MessageKind>,
+    /// A text message from the tunnel is checked as it is passed on: this end sends no
+    /// invalid UTF-8, whatever the far side relays (RFC 6455 §5.6, §8.1).
+    utf8: Utf8Validator,
     /// Pieces from the socket waiting for credit; the socket is not read while any wait.
     waiting: VecDeque<Piece>,
     /// Bytes received and passed to the socket whose credit is held until it drains.
@@ -243,6 +247,24 @@ impl Tunnel {
                 return;
             }
         };
+        if opcode != Opcode::Continuation {
+            link.utf8 = Utf8Validator::new();
+        }
+        let text_ok = kind == MessageKind::Binary
+            || (link.utf8.feed(data).is_ok() && (more || link.utf8.is_complete()));
+        if !text_ok {
+            // The far side relayed text that is not UTF-8: the stream ends, and the socket
+            // gets the code a WebSocket gets for such a message (RFC 6455 §7.4.1).
+            let conn = link.conn;
+            let _ = self.session.consume(stream, credit);
+            if let Ok(len) = self.session.reset(stream, ResetCause::PROTOCOL, &mut self.buf) {
+                self.write(ctx, len);
+                self.count_reset(ResetCause::PROTOCOL);
+            }
+            self.unlink(stream);
+            ctx.close(conn, CloseCode::INVALID_PAYLOAD, "invalid UTF-8 through the tunnel");
+            return;
+        }
         link.receiving = more.then_some(kind);
         if ctx.send_piece(link.conn, kind, data, !more).is_err() {
             // The socket is closing: what it cannot take is dropped with it.
@@ -327,6 +349,7 @@ impl Tunnel {
             open: false,
             sending: false,
             receiving: None,
+            utf8: Utf8Validator::new(),
             waiting: VecDeque::new(),
             owed: 0,
             close_sent: false,
