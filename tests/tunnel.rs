@@ -171,6 +171,10 @@ fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
     };
     assert!(bytes("weir_tunnel_bytes_in_total") >= 3_000_000, "{metrics}");
     assert!(bytes("weir_tunnel_bytes_out_total") >= 3_000_000, "{metrics}");
+    let opened = "weir_tunnel_open_seconds_count{agent=\"home\"} 1";
+    assert!(metrics.contains(opened), "{metrics}");
+    let inf = "weir_tunnel_open_seconds_bucket{agent=\"home\",le=\"+Inf\"} 1";
+    assert!(metrics.contains(inf), "{metrics}");
     let list = http_get(ctrl.addr, "/api/tunnels");
     assert!(list.contains(r#""name":"home","connected":true,"streams_open":1"#), "{list}");
 

@@ -117,6 +117,7 @@ pub(super) fn tunnel_figures(controller: &Controller) -> Vec<TunnelFigures> {
                 .enumerate()
                 .map(|(cause, &n)| (ResetCause(cause as u8).name(), n))
                 .collect(),
+            open_latency: a.stats.open_latency,
         })
         .collect()
 }

@@ -47,6 +47,8 @@ pub struct TunnelFigures {
     pub bytes_out: u64,
     /// Stream resets by cause name, either end's.
     pub resets: Vec<(&'static str, u64)>,
+    /// From the controller's `OPEN` to the agent's `OPEN_OK`.
+    pub open_latency: Histogram,
 }
 
 /// The tunnel families (`weir_tunnel_*`), one series per agent, appended to the exposition.
@@ -81,6 +83,20 @@ pub fn render_tunnels(tunnels: &[TunnelFigures]) -> String {
         for &(cause, n) in &t.resets {
             sample(&mut o, name, &format!("agent=\"{}\",cause=\"{cause}\"", label(&t.name)), n);
         }
+    }
+    let name = "weir_tunnel_open_seconds";
+    let help = "From a stream's OPEN to the agent's OPEN_OK (the service's 101 included).";
+    family(&mut o, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    for t in tunnels {
+        let agent = format!("agent=\"{}\"", label(&t.name));
+        let h = &t.open_latency;
+        for (le, n) in h.cumulative() {
+            sample(&mut o, &bucket, &format!("{agent},le=\"{le}\""), n);
+        }
+        sample(&mut o, &bucket, &format!("{agent},le=\"+Inf\""), h.count);
+        sample(&mut o, &format!("{name}_sum"), &agent, h.sum);
+        sample(&mut o, &format!("{name}_count"), &agent, h.count);
     }
     o
 }

@@ -248,7 +248,7 @@ impl Agent {
         match connect(ctx, &expose.url, request) {
             Ok(conn) => {
                 info!("tunnel stream", stream = stream, target = target, service = conn);
-                tunnel.attach(stream, conn);
+                tunnel.attach(ctx, stream, conn);
                 self.connecting.insert(conn, stream);
             }
             Err(e) => {

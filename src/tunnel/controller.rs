@@ -97,7 +97,7 @@ pub struct ControllerConfig {
 }
 
 /// One agent's figures, for `/metrics` and `/api/tunnels`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AgentFigures {
     /// Its name.
     pub name: String,
@@ -423,7 +423,7 @@ impl Controller {
             .into_iter()
             .map(|name| {
                 let live = self.tunnels.get(name);
-                let mut stats = self.past.get(name).copied().unwrap_or_default();
+                let mut stats = self.past.get(name).cloned().unwrap_or_default();
                 if let Some(t) = live {
                     add(&mut stats, &t.stats);
                 }
@@ -445,6 +445,12 @@ fn add(total: &mut TunnelStats, more: &TunnelStats) {
     for (t, m) in total.resets.iter_mut().zip(more.resets) {
         *t += m;
     }
+    let (h, m) = (&mut total.open_latency, &more.open_latency);
+    for (t, n) in h.counts.iter_mut().zip(m.counts) {
+        *t += n;
+    }
+    h.sum += m.sum;
+    h.count += m.count;
 }
 
 /// The upgrade request the service gets (HTTP/1.1, RFC 9112 §3): the rest of the client's path

@@ -25,6 +25,7 @@ use crate::proto::tunnel::{
 };
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{CloseCode, MessageKind};
+use crate::server::stats::Histogram;
 use crate::server::{ConnId, Context};
 
 /// Unsent bytes on the tunnel's WebSocket past which the sockets sending into it are not read.
@@ -64,6 +65,8 @@ struct Link {
     close_sent: bool,
     /// The socket is not read because the tunnel's queue is full.
     held_by_tunnel: bool,
+    /// When this end sent its `OPEN` (for the open latency).
+    opened_at: Duration,
 }
 
 /// What the application at either end does after a tunnel message: open a stream's socket,
@@ -102,7 +105,7 @@ pub enum Up<'a> {
 }
 
 /// Counters of one tunnel, for `/metrics` and the logs.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct TunnelStats {
     /// Streams opened (by either end).
     pub streams: u64,
@@ -112,6 +115,8 @@ pub struct TunnelStats {
     pub bytes_out: u64,
     /// Resets by cause (index = cause 1-8; 0 counts every other value), either end's.
     pub resets: [u64; 9],
+    /// From this end's `OPEN` to the peer's `OPEN_OK` (the service's 101 included).
+    pub open_latency: Histogram,
 }
 
 /// One end of one tunnel: its session, its tunnel WebSocket and its streams' sockets.
@@ -182,8 +187,9 @@ impl Tunnel {
                 None
             }
             Event::Accepted { stream, head } => {
-                let conn = self.links.get(&stream)?.conn;
-                Some(Up::Accepted { stream, conn, head })
+                let link = self.links.get(&stream)?;
+                self.stats.open_latency.observe(ctx.now().saturating_sub(link.opened_at));
+                Some(Up::Accepted { stream, conn: link.conn, head })
             }
             Event::Data { stream, data } => {
                 // WebSocket streams carry messages only (plain HTTP is not relayed yet).
@@ -333,17 +339,17 @@ impl Tunnel {
         let (stream, len) =
             self.session.open_stream(target, true, head, ctx.now(), &mut self.buf)?;
         self.write(ctx, len);
-        self.link(stream, conn);
+        self.link(stream, conn, ctx.now());
         self.stats.streams += 1;
         Ok(stream)
     }
 
     /// Links a stream the peer opened to the socket being opened for it.
-    pub fn attach(&mut self, stream: StreamId, conn: ConnId) {
-        self.link(stream, conn);
+    pub fn attach(&mut self, ctx: &Context<'_>, stream: StreamId, conn: ConnId) {
+        self.link(stream, conn, ctx.now());
     }
 
-    fn link(&mut self, stream: StreamId, conn: ConnId) {
+    fn link(&mut self, stream: StreamId, conn: ConnId, now: Duration) {
         let link = Link {
             conn,
             open: false,
@@ -354,6 +360,7 @@ impl Tunnel {
             owed: 0,
             close_sent: false,
             held_by_tunnel: false,
+            opened_at: now,
         };
         self.links.insert(stream, link);
         self.by_conn.insert(conn, stream);
