@@ -198,7 +198,11 @@ impl Agent {
         head: &[u8],
     ) {
         let Some(tunnel) = self.tunnel.as_mut() else { return };
-        let Some(expose) = self.exposes.iter().find(|e| e.name == target) else { return };
+        let Some(expose) = self.exposes.iter().find(|e| e.name == target) else {
+            // The session takes OPENs only for the exposed targets; never dial another.
+            tunnel.refuse(ctx, stream, ResetCause::UNKNOWN_TARGET);
+            return;
+        };
         if !websocket {
             info!("tunnel stream refused: plain HTTP is not relayed yet", stream = stream);
             tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED);

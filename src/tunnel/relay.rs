@@ -154,11 +154,6 @@ impl Tunnel {
         self.links.len()
     }
 
-    /// The stream a socket is linked to.
-    pub fn stream_of(&self, conn: ConnId) -> Option<StreamId> {
-        self.by_conn.get(&conn).copied()
-    }
-
     /// A tunnel message received: the streams' events are acted on here, and what the
     /// application must do is returned.
     ///
@@ -187,7 +182,10 @@ impl Tunnel {
                 None
             }
             Event::Accepted { stream, head } => {
-                let link = self.links.get(&stream)?;
+                let Some(link) = self.links.get(&stream) else {
+                    // Its socket is gone: the stream is not wanted any more.
+                    return self.reset(ctx, stream, ResetCause::CANCEL);
+                };
                 self.stats.open_latency.observe(ctx.now().saturating_sub(link.opened_at));
                 Some(Up::Accepted { stream, conn: link.conn, head })
             }
