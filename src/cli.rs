@@ -1,6 +1,7 @@
 //! Command-line flags and their `WEIR_*` environment twins.
 //!
-//! Every flag `--foo-bar` can also be set with the environment variable `WEIR_FOO_BAR`; a flag
+//! Every flag `--foo-bar` can also be set with the environment variable `WEIR_FOO_BAR`
+//! (`weir tunnel`'s with `WEIR_TUNNEL_AGENT_FOO_BAR`, apart from the server's); a flag
 //! on the command line beats the variable, which beats the default. A repeatable flag
 //! (`--listen`, `--echo`, `--header`, `--subprotocol`) takes a comma-separated list in its
 //! variable. A variable that is empty (or only whitespace) counts as unset. A flag given more
@@ -626,7 +627,8 @@ impl Setter {
 
 /// One flag: how it is parsed and how `--help` shows it.
 struct Flag {
-    /// The long name without `--`; the variable is `WEIR_` plus it upper-cased, `-` → `_`.
+    /// The long name without `--`; the variable is `WEIR_` (`WEIR_TUNNEL_AGENT_` for
+    /// `weir tunnel`'s) plus it upper-cased, `-` → `_`.
     name: &'static str,
     /// The value's placeholder in `--help`; `None` for a switch, which takes no value on the
     /// command line and `1/0/true/false` in its variable.
@@ -646,7 +648,12 @@ impl Flag {
     }
 
     fn env_var(&self) -> String {
-        let mut var = String::from("WEIR_");
+        // The agent's flags have twins of their own (`WEIR_TUNNEL_AGENT_NAME`, ...), so that
+        // `--token-file` is not the server's WEIR_TOKEN_FILE (the hub's tokens) in a shared file.
+        let mut var = String::from(match self.setter {
+            Setter::Tunnel(_) => "WEIR_TUNNEL_AGENT_",
+            Setter::Serve(_) | Setter::Client(_) => "WEIR_",
+        });
         var.extend(self.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
         var
     }
@@ -2343,11 +2350,14 @@ mod tests {
     fn help_lists_every_flag_and_twin() {
         let help = help_text();
         for flag in FLAGS {
+            // `--token-file` is both the server's and the agent's: each line names its twin.
+            let twin = format!("[env: {}]", flag.env_var());
             let line = help
                 .lines()
-                .find(|l| l.trim_start().starts_with(&format!("{} ", flag.long())))
-                .unwrap_or_else(|| panic!("{} missing from help", flag.long()));
-            assert!(line.contains(&format!("[env: {}]", flag.env_var())), "{line}");
+                .find(|l| {
+                    l.trim_start().starts_with(&format!("{} ", flag.long())) && l.contains(&twin)
+                })
+                .unwrap_or_else(|| panic!("{} {twin} missing from help", flag.long()));
             assert!(flag.env_var().starts_with("WEIR_"));
             if !flag.default.is_empty() {
                 assert!(line.contains(&format!("[default: {}]", flag.default)), "{line}");
@@ -2400,11 +2410,34 @@ mod tests {
         assert_eq!(t.exposes[1], ("api".into(), "ws://10.0.0.5:8080/x".into()));
         assert!(t.allow_plain);
         assert_eq!(t.reconnect_max, Duration::from_secs(2));
-        let env = [("WEIR_NAME", "n"), ("WEIR_TOKEN_FILE", "/f"), ("WEIR_EXPOSE", "a=ws://h:1")];
+        // The agent's twins are its own: one environment file may hold a server's WEIR_NAME-like
+        // variables (WEIR_TOKEN_FILE is the hub's tokens) beside an agent's.
+        let env = [
+            ("WEIR_TUNNEL_AGENT_NAME", "n"),
+            ("WEIR_TUNNEL_AGENT_TOKEN_FILE", "/f"),
+            ("WEIR_TUNNEL_AGENT_EXPOSE", "a=ws://h:1"),
+            ("WEIR_TUNNEL_AGENT_RECONNECT_MAX", "3s"),
+            ("WEIR_TOKEN_FILE", "/hub-tokens"),
+            ("WEIR_TUNNEL_TOKEN_FILE", "/agents-tokens"),
+            ("WEIR_NAME", "server"),
+        ];
         let Ok(Command::Tunnel(t)) = parse(args("tunnel ws://127.0.0.1:1/"), with_env(&env)) else {
             panic!("from the environment")
         };
         assert_eq!((t.name.as_str(), t.exposes.len()), ("n", 1));
+        assert_eq!((t.token_file.as_str(), t.reconnect_max), ("/f", Duration::from_secs(3)));
+        let server = [("WEIR_TOKEN_FILE", "/hub-tokens"), ("WEIR_NAME", "n")];
+        assert_eq!(
+            err_env("tunnel ws://127.0.0.1:1/ --expose a=ws://h:1", &server),
+            CliError::MissingFlag("--name"),
+            "the agent read a server variable"
+        );
+        // No agent variable is a server's or a client's.
+        for a in FLAGS.iter().filter(|f| f.setter.target() == Target::Tunnel) {
+            for b in FLAGS.iter().filter(|f| f.setter.target() != Target::Tunnel) {
+                assert_ne!(a.env_var(), b.env_var(), "{} and {}", a.long(), b.long());
+            }
+        }
         for (line, want) in [
             ("tunnel --name a --token-file f --expose w=ws://h:1", CliError::MissingUrl),
             (
