@@ -25,7 +25,8 @@ use crate::hub::rate::{AddrBuckets, Bucket, Verdict};
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
-    ConnId, ConnectError, Context, Decision, Handler, ProcId, Request, Response, Stream, Tag,
+    ConnId, ConnectError, Connected, Context, Decision, Handler, ProcId, Request, Response, Stream,
+    Tag,
 };
 use crate::tunnel::controller::Controller;
 use crate::{http, info};
@@ -517,9 +518,9 @@ impl Handler for App {
         }
     }
 
-    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, protocol: Option<&str>) {
+    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, up: &Connected<'_>) {
         if let (PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
-            p.on_connected(ctx, id, protocol);
+            p.on_connected(ctx, id, up.protocol);
         }
     }
 

@@ -67,6 +67,16 @@ fn agent(controller: SocketAddr, port: u16) -> Binary {
 
 /// A tungstenite client on `ws://addr{path}` offering `chat.v2`, reads bounded by `TIMEOUT`.
 fn client(addr: SocketAddr, path: &str) -> (WebSocket<TcpStream>, Option<String>) {
+    let (ws, resp) = client_101(addr, path);
+    let protocol = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().into());
+    (ws, protocol)
+}
+
+/// [`client`], with the 101 it got.
+fn client_101(
+    addr: SocketAddr,
+    path: &str,
+) -> (WebSocket<TcpStream>, tungstenite::http::Response<Option<Vec<u8>>>) {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
@@ -74,8 +84,7 @@ fn client(addr: SocketAddr, path: &str) -> (WebSocket<TcpStream>, Option<String>
     req.headers_mut().insert("Origin", "http://front.example".parse().unwrap());
     let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
     assert_eq!(resp.status(), 101);
-    let protocol = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().into());
-    (ws, protocol)
+    (ws, resp)
 }
 
 /// The status an upgrade on `path` is refused with.
@@ -139,9 +148,16 @@ fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
     let ctrl = controller("127.0.0.1:0");
     let _agent = agent(ctrl.addr, port);
 
-    let (mut ws, protocol) = client(ctrl.addr, "/kuma/sub?x=1");
-    // The service's choice came back before the client's 101 was written.
-    assert_eq!(protocol.as_deref(), Some("chat.v2"));
+    let (mut ws, resp) = client_101(ctrl.addr, "/kuma/sub?x=1");
+    // The service's choice and its own fields came back before the client's 101 was written
+    // (seed 003); this hop's (Keep-Alive) did not, nor the handshake's twice.
+    let h = resp.headers();
+    assert_eq!(h.get("sec-websocket-protocol").unwrap(), "chat.v2");
+    assert_eq!(h.get("x-service").map(|v| v.to_str().unwrap()), Some("upstream-1"), "{h:?}");
+    assert!(h.get("keep-alive").is_none(), "{h:?}");
+    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol"] {
+        assert_eq!(h.get_all(name).iter().count(), 1, "{name}: {h:?}");
+    }
     ws.send(Message::text("headers?")).unwrap();
     let json = match next(&mut ws) {
         Message::Text(t) => t.to_string(),

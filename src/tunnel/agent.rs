@@ -16,10 +16,11 @@ use crate::proto::tunnel::{Config, ResetCause, Role, StreamId};
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::url::WsUrl;
 use crate::server::{
-    Config as ServerConfig, ConnId, ConnectError, ConnectRequest, Context, Handler, Server,
+    Config as ServerConfig, ConnId, ConnectError, ConnectRequest, Connected, Context, Handler,
+    Server,
 };
 use crate::tunnel::relay::{Tunnel, Up};
-use crate::tunnel::{AgentOptions, NAME_HEADER, read_token_file};
+use crate::tunnel::{AgentOptions, NAME_HEADER, passed_on, read_token_file};
 use crate::{error, info, warn};
 
 /// The first wait before dialling again (its half is always waited).
@@ -290,7 +291,7 @@ impl Handler for Agent {
         }
     }
 
-    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, protocol: Option<&str>) {
+    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, up: &Connected<'_>) {
         if self.dialing == Some(id) {
             self.dialing = None;
             self.failures = 0;
@@ -307,14 +308,22 @@ impl Handler for Agent {
         let Some(tunnel) = self.tunnel.as_mut() else { return };
         ctx.set_streaming(id, true);
         ctx.set_manual_close(id, true);
-        let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
-        if let Some(p) = protocol {
-            head.push_str("Sec-WebSocket-Protocol: ");
-            head.push_str(p);
-            head.push_str("\r\n");
+        // The service's 101, its own fields with it (seed 003), no longer than the one it sent
+        // (which the runtime bounded as any head, `max_head_len` and `max_headers`).
+        let mut head = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+        if let Some(p) = up.protocol {
+            head.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            head.extend_from_slice(p.as_bytes());
+            head.extend_from_slice(b"\r\n");
         }
-        head.push_str("\r\n");
-        tunnel.accept(ctx, stream, head.as_bytes());
+        for h in passed_on(up.headers) {
+            head.extend_from_slice(h.name.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(h.value);
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        tunnel.accept(ctx, stream, &head);
     }
 
     fn on_connect_failed(&mut self, ctx: &mut Context<'_>, id: ConnId, e: &ConnectError) {

@@ -21,8 +21,8 @@ use crate::proto::http::{Header, Limits, parse_response};
 use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context, Decision, Request, Response};
-use crate::tunnel::NAME_HEADER;
 use crate::tunnel::relay::{Tunnel, TunnelStats, Up};
+use crate::tunnel::{NAME_HEADER, passed_on};
 use crate::{info, warn};
 
 /// Request fields a public client's upgrade passes to the service (compared case-insensitively);
@@ -35,19 +35,6 @@ const FORWARDED: &[&str] = &[
     "accept-language",
     "sec-websocket-protocol",
     "x-request-id",
-];
-
-/// Response fields of the service's 101 that are not passed on: the handshake's, which weir
-/// writes for its own client (RFC 6455 §4.2.2), and this hop's.
-const NOT_RETURNED: &[&str] = &[
-    "upgrade",
-    "connection",
-    "sec-websocket-accept",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-    "content-length",
-    "transfer-encoding",
-    "keep-alive",
 ];
 
 /// One `--route PATH=tunnel://NAME/TARGET`.
@@ -248,12 +235,8 @@ impl Controller {
             Ok(r) if r.status == 101 => {
                 let protocol =
                     r.header("sec-websocket-protocol").and_then(|p| std::str::from_utf8(p).ok());
-                let headers: Vec<(String, Vec<u8>)> = r
-                    .headers
-                    .iter()
-                    .filter(|h| !NOT_RETURNED.iter().any(|n| h.name.eq_ignore_ascii_case(n)))
-                    .map(|h| (h.name.to_string(), h.value.to_vec()))
-                    .collect();
+                let headers: Vec<(String, Vec<u8>)> =
+                    passed_on(r.headers).map(|h| (h.name.to_string(), h.value.to_vec())).collect();
                 ctx.accept(client, protocol, &headers);
                 tunnel.opened(stream);
             }

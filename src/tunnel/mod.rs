@@ -14,11 +14,41 @@ pub mod relay;
 
 use std::time::Duration;
 
+use crate::proto::http::{Header, Headers};
+
 /// The header an agent names itself with when it dials the controller.
 pub const NAME_HEADER: &str = "Weir-Tunnel-Name";
 
 /// The default path agents dial on the controller (`--tunnel-path`).
 pub const DEFAULT_PATH: &str = "/_tunnel";
+
+/// Fields of a service's 101 that do not go on to the client: this hop's (RFC 9110 §7.6.1,
+/// and any the 101's `Connection` names), and the handshake's, which weir writes for its own
+/// client (RFC 6455 §4.2.2; the subprotocol travels as its own line). The agent leaves them out
+/// of its `OPEN_OK` and the controller again of the client's 101.
+const NOT_PASSED: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// The fields of a service's 101 that go on to the client: all but [`NOT_PASSED`] and those
+/// its `Connection` names.
+pub fn passed_on<'a>(headers: &'a [Header<'a>]) -> impl Iterator<Item = &'a Header<'a>> {
+    let named = Headers(headers);
+    headers.iter().filter(move |h| {
+        !NOT_PASSED.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+            && !named.has_token("connection", h.name)
+    })
+}
 
 /// `weir tunnel URL`'s settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,4 +104,26 @@ pub fn read_token_file(path: &str) -> std::io::Result<Vec<String>> {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no token in the file"));
     }
     Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_101_passes_on_its_own_fields_only() {
+        let h = |name, value: &'static str| Header { name, value: value.as_bytes() };
+        let headers = [
+            h("Upgrade", "websocket"),
+            h("Connection", "Upgrade, X-Hop"),
+            h("Sec-WebSocket-Accept", "x"),
+            h("Sec-WebSocket-Protocol", "chat"),
+            h("X-Hop", "1"),
+            h("keep-alive", "timeout=5"),
+            h("Set-Cookie", "sid=1"),
+            h("x-service", "a"),
+        ];
+        let names: Vec<&str> = passed_on(&headers).map(|h| h.name).collect();
+        assert_eq!(names, ["Set-Cookie", "x-service"]);
+    }
 }
