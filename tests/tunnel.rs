@@ -231,6 +231,14 @@ fn a_wrong_token_an_unknown_target_and_a_missing_agent_are_refused() {
     ctrl.log_with("no agent connected", TIMEOUT);
     // The service's own refusal keeps its status.
     assert_eq!(refused(ctrl.addr, "/locked"), 403);
+    // A path that could name something outside the service's base (RFC 3986 §5.2.4), in any
+    // reading the service might make: 400, before the tunnel is asked.
+    for path in ["/kuma/../admin", "/kuma/%2e%2e/admin", "/kuma/x/..%2f..%2fadmin", "/kuma/.;x"] {
+        assert_eq!(refused(ctrl.addr, path), 400, "{path}");
+    }
+    ctrl.log_with("tunnel route: a . or .. path segment", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    assert!(metrics.contains("weir_tunnel_streams_total{agent=\"home\"} 2"), "{metrics}");
 }
 
 #[test]
@@ -625,12 +633,13 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
     agent.log_with("tunnel connected", TIMEOUT);
 
     // A target the agent was not given: RESET unknown_target.
-    let open = |id: u8, target: &str| {
+    let open_path = |id: u8, target: &str, path: &str| {
         let mut m = vec![0x1, 0x1, 0, 0, 0, id, 0, 1, 0, 0, target.len() as u8];
         m.extend_from_slice(target.as_bytes());
-        m.extend_from_slice(b"GET /x HTTP/1.1\r\nHost: y\r\n\r\n");
+        m.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: y\r\n\r\n").as_bytes());
         Message::binary(m)
     };
+    let open = |id: u8, target: &str| open_path(id, target, "/x");
     ctrl.send(open(1, "api")).unwrap();
     assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 1, 2], "RESET unknown_target");
     ctrl.send(open(3, "admin")).unwrap();
@@ -641,6 +650,12 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
     let ok = tunnel_message(&mut ctrl);
     assert_eq!(ok[..6], [0x2, 0, 0, 0, 0, 5], "OPEN_OK");
     assert!(ok[10..].starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&ok[10..]));
+
+    // A path out of the service's base, or one that is no path: RESET protocol, nothing dialled.
+    for (id, path) in [(9, "/../admin"), (11, "/x/%2E%2e/admin"), (13, "evil.example/")] {
+        ctrl.send(open_path(id, "web", path)).unwrap();
+        assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, id, 5], "RESET protocol {path}");
+    }
 
     // An address where a target name goes (another host's port) is no name: it fails the
     // tunnel (1002), as any malformed message does; the agent dials again within its back-off.

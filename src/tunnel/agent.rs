@@ -12,6 +12,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::proto::http::{Header, Limits, parse_request};
+use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, StreamId};
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::url::WsUrl;
@@ -215,6 +216,14 @@ impl Agent {
             tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
             return;
         };
+        // A controller may not climb out of the service's path either (RFC 3986 §5.2.4), nor
+        // name anything but a path.
+        let rest = req.target.split('?').next().unwrap_or_default();
+        if !rest.starts_with('/') || has_dot_segment(rest) {
+            warn!("tunnel stream refused: not a path under the service's", stream = stream);
+            tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
+            return;
+        }
         // The service's path is its URL's with the rest of the client's appended (its query
         // after the client's).
         let (base, query) = match expose.url.target.split_once('?') {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::access::Auth;
 use crate::proto::http::{Header, Limits, parse_response};
+use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::{ConnId, Context, Decision, Request, Response};
@@ -286,6 +287,12 @@ impl Controller {
             return Decision::Reject(Response::text(502, "the tunnel's agent is not connected\n"));
         };
         let rest = req.path.get(r.prefix.trim_end_matches('/').len()..).unwrap_or("");
+        // The rest is appended to the service's path by the agent: it may not climb out of it
+        // (RFC 3986 §5.2.4), read as the service might read it.
+        if has_dot_segment(rest) {
+            info!("tunnel route: a . or .. path segment", client = req.id, route = r.prefix);
+            return Decision::Reject(Response::text(400, "a . or .. path segment\n"));
+        }
         let head = request_head(req, rest);
         match tunnel.open(ctx, req.id, &r.target, head.as_bytes()) {
             Ok(stream) => {
