@@ -227,6 +227,11 @@ impl App {
 impl Handler for App {
     fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
         let (id, path) = (req.id, req.path);
+        // A tunnel host's paths are its service's, none weir's own (RFC 9110 §15.6.2).
+        if self.tunnels.as_ref().is_some_and(|t| t.is_tunnel_host(req.host)) {
+            info!("tunnel host: plain HTTP is not relayed", id = id, path = path);
+            return Response::text(501, "the tunnel relays WebSocket upgrades only\n");
+        }
         if !self.access.is_open_request(path) {
             if let Err(r) = self.access.check_request(req) {
                 // The channel and broadcast APIs answer in their JSON form.
@@ -279,13 +284,13 @@ impl Handler for App {
     fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
         let id = req.id;
         // Agents authenticate with their own tokens (--tunnel-token-file), not the policy's.
-        if let Some(t) = self.tunnels.as_mut().filter(|t| t.is_tunnel_path(req.path)) {
+        if let Some(t) = self.tunnels.as_mut().filter(|t| t.is_tunnel_path(req.host, req.path)) {
             ctx.set_tag(id, TUNNEL);
             return t.on_agent_upgrade(req);
         }
         // A route wins over the hub's path: only the hub itself takes a token after the upgrade.
         let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some())
-            || self.tunnels.as_ref().is_some_and(|t| t.route_for(req.path).is_some());
+            || self.tunnels.as_ref().is_some_and(|t| t.pick(req.host, req.path).is_some());
         let hub_path = !routed && self.hub.as_ref().is_some_and(|(p, _)| req.path == p.as_str());
         let mut authed = true;
         if !self.access.is_public(req.path) {
@@ -296,9 +301,9 @@ impl Handler for App {
             }
         }
         if let Some(t) = self.tunnels.as_mut() {
-            if let Some(route) = t.route_for(req.path) {
+            if let Some(pick) = t.pick(req.host, req.path) {
                 ctx.set_tag(id, TUNNEL_CLIENT);
-                return t.on_client_upgrade(ctx, route, req);
+                return t.on_client_upgrade(ctx, &pick, req);
             }
         }
         if let Some(proxy) = self.proxy.as_mut() {

@@ -127,6 +127,8 @@ pub struct Options {
     pub upstream_timeout: Duration,
     /// Routes into agents' tunnels (`--route PATH=tunnel://NAME/TARGET`).
     pub tunnel_routes: Vec<crate::tunnel::controller::TunnelRoute>,
+    /// Host patterns into agents' tunnels (`--tunnel-host *.DOMAIN`), kept as `.domain`.
+    pub tunnel_hosts: Vec<String>,
     /// The file of tokens tunnel agents present (none: no agents taken).
     pub tunnel_token_file: Option<String>,
     /// Where agents dial.
@@ -200,6 +202,7 @@ impl Default for Options {
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
             tunnel_routes: Vec::new(),
+            tunnel_hosts: Vec::new(),
             tunnel_token_file: None,
             tunnel_path: String::from(crate::tunnel::DEFAULT_PATH),
             exec: Vec::new(),
@@ -1225,6 +1228,19 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "tunnel-host",
+        metavar: Some("*.DOMAIN"),
+        repeatable: true,
+        group: Group::Proxy,
+        default: "",
+        help: "Upgrades whose Host is TARGET.NAME.DOMAIN go down agent NAME's tunnel to its \
+               TARGET, the whole path with them (before any --route).",
+        setter: Setter::Serve(|o, v| {
+            o.tunnel_hosts.push(crate::tunnel::controller::host_pattern(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
         name: "tls-ca",
         metavar: Some("PEM"),
         repeatable: false,
@@ -1960,6 +1976,7 @@ mod tests {
             ("upstream-timeout", "1s"),
             ("tunnel-token-file", "/etc/weir/tunnel-tokens"),
             ("tunnel-path", "/agents"),
+            ("tunnel-host", "*.t.example.com"),
             ("exec", "/x=cat"),
             ("exec-binary", "true"),
             ("pass-stderr", "true"),
@@ -2001,7 +2018,7 @@ mod tests {
              --compression shared --compression-min-size 0 \
              --log-level DEBUG --log-format json --listen-tls 0.0.0.0:443 --tls-cert c.pem \
              --tls-key k.pem --tls-ca ca.pem --insecure --route /t=tunnel://home/web \
-             --tunnel-token-file tt --tunnel-path /agents",
+             --tunnel-token-file tt --tunnel-path /agents --tunnel-host *.T.example.com",
         );
         assert_eq!(
             o,
@@ -2060,6 +2077,7 @@ mod tests {
                     agent: "home".into(),
                     target: "web".into(),
                 }],
+                tunnel_hosts: vec![".t.example.com".into()],
                 tunnel_token_file: Some("tt".into()),
                 tunnel_path: "/agents".into(),
                 exec: vec![crate::exec::ExecRoute {
@@ -2455,6 +2473,9 @@ mod tests {
         assert!(invalid("--name", "a/b")(err("tunnel ws://h:1/ --name a/b")));
         assert!(invalid("--expose", "w")(err("tunnel ws://h:1/ --expose w")));
         assert!(invalid("--route", "/x=tunnel://a")(err("--route /x=tunnel://a")));
+        for bad in ["t.example.com", "*.", "*", "*.a/b", "*.a:80", "*..a", "web.*.a"] {
+            assert!(invalid("--tunnel-host", bad)(err(&format!("--tunnel-host {bad}"))), "{bad}");
+        }
         assert!(matches!(err("tunnel ws://h:1/ --listen 1:1"), CliError::UnknownFlag { .. }));
     }
 

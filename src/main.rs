@@ -207,7 +207,10 @@ fn serve(opts: Options) -> ExitCode {
             }
         }
     }
-    if !opts.tunnel_routes.is_empty() || opts.tunnel_token_file.is_some() {
+    if !opts.tunnel_routes.is_empty()
+        || !opts.tunnel_hosts.is_empty()
+        || opts.tunnel_token_file.is_some()
+    {
         let tokens = match &opts.tunnel_token_file {
             Some(path) => match weir::tunnel::read_token_file(path) {
                 Ok(t) => t,
@@ -230,11 +233,15 @@ fn serve(opts: Options) -> ExitCode {
         for r in &opts.tunnel_routes {
             route_lines.push([r.prefix.clone(), format!("tunnel://{}/{}", r.agent, r.target)]);
         }
+        for h in &opts.tunnel_hosts {
+            route_lines.push([format!("TARGET.NAME{h}"), String::from("tunnel://NAME/TARGET")]);
+        }
         app = app.with_tunnels(weir::tunnel::controller::Controller::new(
             weir::tunnel::controller::ControllerConfig {
                 path: opts.tunnel_path.clone(),
                 tokens,
                 routes: opts.tunnel_routes.clone(),
+                hosts: opts.tunnel_hosts.clone(),
                 session: weir::proto::tunnel::Config::default(),
             },
         ));

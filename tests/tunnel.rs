@@ -561,6 +561,74 @@ fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route
     first.log_with("tunnel disconnected", TIMEOUT);
 }
 
+/// An upgrade on `ws://addr{path}` naming `host` in its `Host`: the service's view of it (its
+/// answer to `headers?`), or the status it was refused with.
+fn by_host(addr: SocketAddr, host: &str, path: &str) -> Result<String, u16> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut().insert("Host", host.parse().unwrap());
+    match tungstenite::client::client(req, stream) {
+        Ok((mut ws, _)) => {
+            ws.send(Message::text("headers?")).unwrap();
+            match next(&mut ws) {
+                Message::Text(t) => Ok(t.to_string()),
+                m => panic!("expected the headers as JSON, got {m:?}"),
+            }
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            Err(r.status().as_u16())
+        }
+        Err(e) => panic!("{host}{path}: {e}"),
+    }
+}
+
+#[test]
+fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--tunnel-host", "*.t.example.com", "--echo", "/echo"]);
+    let ctrl = Binary::spawn(cmd);
+    let _agent = agent(ctrl.addr, port);
+
+    // TARGET.NAME under the pattern (any case, with a port): the whole path is the service's.
+    let t = "?token=public-token";
+    let json = by_host(ctrl.addr, "web.home.t.example.com", &format!("/sub{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/sub?token=public-token""#), "{json}");
+    let json = by_host(ctrl.addr, "WEB.home.T.Example.com:8443", &format!("/{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/?token=public-token""#), "{json}");
+    assert!(json.contains(r#""x-forwarded-host":"WEB.home.T.Example.com:8443""#), "{json}");
+    // Even the agents' path, and a path another endpoint has, belong to the service there.
+    let json = by_host(ctrl.addr, "web.home.t.example.com", &format!("/echo{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/echo?token=public-token""#), "{json}");
+    // The policy applies as to any endpoint.
+    assert_eq!(by_host(ctrl.addr, "web.home.t.example.com", "/sub"), Err(401));
+    // Its refusals are a route's: the service's status, an unknown target, no such agent, a
+    // dot segment.
+    assert_eq!(by_host(ctrl.addr, "locked.home.t.example.com", &format!("/{t}")), Err(403));
+    assert_eq!(by_host(ctrl.addr, "nope.home.t.example.com", &format!("/{t}")), Err(502));
+    assert_eq!(by_host(ctrl.addr, "web.ghost.t.example.com", &format!("/{t}")), Err(502));
+    assert_eq!(by_host(ctrl.addr, "web.home.t.example.com", &format!("/%2e%2e/{t}")), Err(400));
+    // Plain HTTP is not relayed yet: a tunnel host answers none of weir's own paths.
+    let get = "GET /metrics HTTP/1.1\r\nHost: web.home.t.example.com\r\nConnection: close\r\n\r\n";
+    let (head, _) = common::request(ctrl.addr, get.as_bytes());
+    assert_eq!(common::status(&head), 501, "{head}");
+    // Hosts that are not TARGET.NAME under it are weir's own: /echo echoes.
+    for host in ["t.example.com", "home.t.example.com", "web.home.t.example.com.evil", "x"] {
+        let mut req = format!("ws://{}/echo{t}", ctrl.addr).into_client_request().unwrap();
+        req.headers_mut().insert("Host", host.parse().unwrap());
+        let stream = TcpStream::connect(ctrl.addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let (mut ws, _) = tungstenite::client::client(req, stream).unwrap();
+        echo(&mut ws, Message::text(host));
+    }
+}
+
 /// The agent dials a `wss://` controller (the deployment docs/tunnel.md describes) and verifies
 /// its certificate: with the test CA it connects; without it, it refuses the controller and
 /// keeps trying, never sending its token in a connection it cannot trust.

@@ -71,6 +71,35 @@ impl TunnelRoute {
     }
 }
 
+/// A `--tunnel-host` pattern, `*.DOMAIN`, as the suffix `.domain` (lower-cased) that a public
+/// `Host` of `TARGET.NAME.domain` ends with.
+///
+/// # Errors
+/// Not `*.` and then a DNS name (labels of `a-z 0-9 -`, RFC 1123 §2.1).
+pub fn host_pattern(v: &str) -> Result<String, String> {
+    let domain = v.strip_prefix("*.").ok_or("expected *.DOMAIN, e.g. *.t.example.com")?;
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if domain.len() > 253 || !domain.split('.').all(label_ok) {
+        return Err(String::from("expected *.DOMAIN, DOMAIN labels of a-z 0-9 -"));
+    }
+    Ok(format!(".{}", domain.to_ascii_lowercase()))
+}
+
+/// Where a public upgrade goes: an agent's target, and how much of the path to leave out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The agent's name.
+    pub agent: String,
+    /// Its target.
+    pub target: String,
+    /// The length of the path's prefix the service does not get (a route's; 0 for a host).
+    pub strip: usize,
+    /// What chose it, for logs: the route's prefix or `*.domain`.
+    pub via: String,
+}
+
 /// The controller's settings.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -80,6 +109,9 @@ pub struct ControllerConfig {
     pub tokens: Vec<String>,
     /// The public routes into tunnels.
     pub routes: Vec<TunnelRoute>,
+    /// Host suffixes into tunnels (`--tunnel-host *.DOMAIN` as `.domain`): a `Host` of
+    /// `TARGET.NAME.domain` goes to agent NAME's TARGET with its whole path.
+    pub hosts: Vec<String>,
     /// Each tunnel's limits (streams, window, open deadline).
     pub session: Config,
 }
@@ -117,15 +149,61 @@ impl Controller {
         Self { config, auth, tunnels: HashMap::new(), names: HashMap::new(), past: HashMap::new() }
     }
 
-    /// Whether agents dial at `path`.
-    pub fn is_tunnel_path(&self, path: &str) -> bool {
-        path == self.config.path
+    /// Whether an upgrade to `host` and `path` is an agent's dial: `--tunnel-path`, on a host
+    /// that is not a tunnel host's (whose every path is its service's).
+    pub fn is_tunnel_path(&self, host: &[u8], path: &str) -> bool {
+        path == self.config.path && !self.is_tunnel_host(host)
+    }
+
+    /// Whether `host` is `TARGET.NAME.domain` under a `--tunnel-host`.
+    pub fn is_tunnel_host(&self, host: &[u8]) -> bool {
+        self.by_host(host).is_some()
     }
 
     /// The route for a public path: the longest prefix that matches at a segment boundary.
     pub fn route_for(&self, path: &str) -> Option<usize> {
         let routes = self.config.routes.iter().enumerate();
         routes.filter(|(_, r)| r.matches(path)).max_by_key(|(_, r)| r.prefix.len()).map(|(i, _)| i)
+    }
+
+    /// Where a public upgrade to `host` and `path` goes down a tunnel: by its host
+    /// (`--tunnel-host`) first, else by the longest `--route` prefix.
+    pub fn pick(&self, host: &[u8], path: &str) -> Option<Pick> {
+        if let Some((target, agent, via)) = self.by_host(host) {
+            // Host names are case-insensitive (RFC 9110 §4.2.3): read lower-cased.
+            let (agent, target) = (agent.to_ascii_lowercase(), target.to_ascii_lowercase());
+            return Some(Pick { agent, target, strip: 0, via: format!("*{via}") });
+        }
+        let r = &self.config.routes[self.route_for(path)?];
+        Some(Pick {
+            agent: r.agent.clone(),
+            target: r.target.clone(),
+            strip: r.prefix.trim_end_matches('/').len(),
+            via: r.prefix.clone(),
+        })
+    }
+
+    /// `TARGET.NAME.domain` (any case, a port and a final dot ignored) under a `--tunnel-host`:
+    /// the target, the name (as written; [`Controller::pick`] lower-cases them, so a name or
+    /// target with upper-case letters is not reached by host) and the suffix.
+    fn by_host<'h>(&self, host: &'h [u8]) -> Option<(&'h str, &'h str, &str)> {
+        let host = std::str::from_utf8(host).ok()?;
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.config.hosts.iter().find_map(|suffix| {
+            let cut = host.len().checked_sub(suffix.len())?;
+            let (labels, end) = (host.get(..cut)?, host.get(cut..)?);
+            let (target, name) = labels.split_once('.')?;
+            let ok = |s: &str| valid_target(s.as_bytes());
+            (end.eq_ignore_ascii_case(suffix) && ok(target) && ok(name)).then_some((
+                target,
+                name,
+                suffix.as_str(),
+            ))
+        })
     }
 
     /// The routes.
@@ -276,21 +354,18 @@ impl Controller {
     pub fn on_client_upgrade(
         &mut self,
         ctx: &mut Context<'_>,
-        route: usize,
+        r: &Pick,
         req: &Request<'_>,
     ) -> Decision {
-        let Some(r) = self.config.routes.get(route) else {
-            return Decision::Reject(Response::text(404, "no route\n"));
-        };
         let Some(tunnel) = self.tunnels.get_mut(&r.agent) else {
-            warn!("tunnel route: no agent connected", route = r.prefix, agent = r.agent);
+            warn!("tunnel route: no agent connected", route = r.via, agent = r.agent);
             return Decision::Reject(Response::text(502, "the tunnel's agent is not connected\n"));
         };
-        let rest = req.path.get(r.prefix.trim_end_matches('/').len()..).unwrap_or("");
+        let rest = req.path.get(r.strip..).unwrap_or("");
         // The rest is appended to the service's path by the agent: it may not climb out of it
         // (RFC 3986 §5.2.4), read as the service might read it.
         if has_dot_segment(rest) {
-            info!("tunnel route: a . or .. path segment", client = req.id, route = r.prefix);
+            info!("tunnel route: a . or .. path segment", client = req.id, route = r.via);
             return Decision::Reject(Response::text(400, "a . or .. path segment\n"));
         }
         let head = request_head(req, rest);
