@@ -535,17 +535,23 @@ fn a_hostile_agent_is_answered_precisely() {
     assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
 }
 
+/// A controller taking agents with [`TOKEN`], its public side under `--token public-token`,
+/// with `flags`.
+fn guarded_controller(flags: &[&str]) -> Binary {
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(flags);
+    Binary::spawn(cmd)
+}
+
 #[test]
 fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route() {
     if !node_ready() {
         return;
     }
     let (_node, port) = Node::server("upstream.js");
-    let tokens = token_file(TOKEN);
-    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
-    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
-    cmd.args(["--route", "/kuma=tunnel://home/web"]);
-    let ctrl = Binary::spawn(cmd);
+    let ctrl = guarded_controller(&["--route", "/kuma=tunnel://home/web"]);
     let first = agent(ctrl.addr, port);
 
     // The access policy: no token, 401; the agent's token is not the policy's either.
@@ -589,11 +595,7 @@ fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
         return;
     }
     let (_node, port) = Node::server("upstream.js");
-    let tokens = token_file(TOKEN);
-    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
-    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
-    cmd.args(["--tunnel-host", "*.t.example.com", "--echo", "/echo"]);
-    let ctrl = Binary::spawn(cmd);
+    let ctrl = guarded_controller(&["--tunnel-host", "*.t.example.com", "--echo", "/echo"]);
     let _agent = agent(ctrl.addr, port);
 
     // TARGET.NAME under the pattern (any case, with a port): the whole path is the service's.
