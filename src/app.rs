@@ -27,8 +27,10 @@ use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
-    ConnId, ConnectError, Context, Decision, Handler, ProcId, Request, Response, Stream, Tag,
+    ConnId, ConnectError, Connected, Context, Decision, Handler, ProcId, Request, Response, Stream,
+    Tag,
 };
+use crate::tunnel::controller::Controller;
 use crate::{http, info};
 
 mod api;
@@ -51,17 +53,22 @@ const HTTP: Tag = Tag(7);
 const BROADCAST: Tag = Tag(8);
 /// The hub's links to Redis (`--redis`): plain TCP connections.
 const REDIS: Tag = Tag(20);
+/// Tunnel agents' WebSockets (the controller's side).
+const TUNNEL: Tag = Tag(9);
+/// Public clients of a tunnel route.
+const TUNNEL_CLIENT: Tag = Tag(10);
 
 /// The WebSocket endpoint kinds `/metrics` counts open connections of
 /// (`weir_endpoint_connections_open`): a client WebSocket's kind is its tag, kept by the runtime
 /// from its upgrade to its close (a route's upstream side is not a client's, and not counted).
-const KINDS: [(Tag, &str); 6] = [
+const KINDS: [(Tag, &str); 7] = [
     (HUB, "hub"),
     (ECHO, "echo"),
     (PROXY_CLIENT, "route"),
     (EXEC, "exec"),
     (AGENTS, "agent"),
     (BROADCAST, "broadcast"),
+    (TUNNEL_CLIENT, "tunnel_route"),
 ];
 
 /// Open client WebSockets by kind: counted at `on_open` and at `on_close` (which the runtime
@@ -103,6 +110,7 @@ pub struct App {
     exec: Option<Exec>,
     agents: Option<Agents>,
     broadcast: Option<Broadcast>,
+    tunnels: Option<Controller>,
     /// `--rate` for `POST /api/broadcast/PATH`, per client address.
     http_broadcasts: AddrBuckets,
     api: Api,
@@ -126,6 +134,7 @@ impl App {
             exec: None,
             agents: None,
             broadcast: None,
+            tunnels: None,
             http_broadcasts: AddrBuckets::new(0, 0),
             api: Api::default(),
             access: Auth::default(),
@@ -211,11 +220,22 @@ impl App {
     pub fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_ref()
     }
+
+    /// Takes tunnel agents and serves the routes into their tunnels.
+    pub fn with_tunnels(mut self, controller: Controller) -> Self {
+        self.tunnels = Some(controller);
+        self
+    }
 }
 
 impl Handler for App {
     fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
         let (id, path) = (req.id, req.path);
+        // A tunnel host's paths are its service's, none weir's own (RFC 9110 §15.6.2).
+        if self.tunnels.as_ref().is_some_and(|t| t.is_tunnel_host(req.host)) {
+            info!("tunnel host: plain HTTP is not relayed", id = id, path = path);
+            return Response::text(501, "the tunnel relays WebSocket upgrades only\n");
+        }
         if !self.access.is_open_request(path) {
             if let Err(r) = self.access.check_request(req) {
                 // The channel and broadcast APIs answer in their JSON form.
@@ -252,6 +272,9 @@ impl Handler for App {
             self.api.set_endpoint_counts(counts);
             self.api.set_routes(self.proxy.as_ref().map(api::route_figures));
         }
+        if path == "/metrics" || path == "/api/tunnels" {
+            self.api.set_tunnels(self.tunnels.as_ref().map(api::tunnel_figures));
+        }
         let hub = self.hub.as_mut().map(|(_, h)| h as &mut dyn http::Channels);
         self.api.serve(ctx, req, hub)
     }
@@ -264,8 +287,14 @@ impl Handler for App {
 
     fn on_upgrade(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Decision {
         let id = req.id;
+        // Agents authenticate with their own tokens (--tunnel-token-file), not the policy's.
+        if let Some(t) = self.tunnels.as_mut().filter(|t| t.is_tunnel_path(req.host, req.path)) {
+            ctx.set_tag(id, TUNNEL);
+            return t.on_agent_upgrade(req);
+        }
         // A route wins over the hub's path: only the hub itself takes a token after the upgrade.
-        let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some());
+        let routed = self.proxy.as_ref().is_some_and(|p| p.route_for(req.path).is_some())
+            || self.tunnels.as_ref().is_some_and(|t| t.pick(req.host, req.path).is_some());
         let hub_path = !routed && self.hub.as_ref().is_some_and(|(p, _)| req.path == p.as_str());
         let mut authed = true;
         if !self.access.is_public(req.path) {
@@ -273,6 +302,12 @@ impl Handler for App {
             match self.access.check_upgrade(req, hub_path) {
                 Ok(a) => authed = a,
                 Err(r) => return Decision::Reject(r.text_response()),
+            }
+        }
+        if let Some(t) = self.tunnels.as_mut() {
+            if let Some(pick) = t.pick(req.host, req.path) {
+                ctx.set_tag(id, TUNNEL_CLIENT);
+                return t.on_client_upgrade(ctx, &pick, req);
             }
         }
         if let Some(proxy) = self.proxy.as_mut() {
@@ -323,6 +358,8 @@ impl Handler for App {
             PROXY_CLIENT => self.proxy.iter_mut().for_each(|p| p.on_open(ctx, id)),
             AGENTS => self.agents.iter_mut().for_each(|a| a.on_open(ctx, id)),
             BROADCAST => self.broadcast.iter_mut().for_each(|b| b.on_open(id)),
+            TUNNEL => self.tunnels.iter_mut().for_each(|t| t.on_agent_open(ctx, id)),
+            TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_client_open(ctx, id)),
             _ => {}
         }
     }
@@ -331,6 +368,9 @@ impl Handler for App {
         let tag = ctx.tag(id);
         if let (HUB, Some(h)) = (tag, self.hub_mut()) {
             return h.on_message(ctx, id, kind, data);
+        }
+        if let (TUNNEL, Some(t)) = (tag, self.tunnels.as_mut()) {
+            return t.on_agent_message(ctx, id, kind, data);
         }
         if !self.within_rate(ctx, id) {
             return;
@@ -355,7 +395,7 @@ impl Handler for App {
     ) {
         // A message gathered across reads goes where one from a single read goes: only the
         // echo takes it by value.
-        if matches!(ctx.tag(id), HUB | EXEC | AGENTS | BROADCAST) {
+        if matches!(ctx.tag(id), HUB | EXEC | AGENTS | BROADCAST | TUNNEL) {
             return self.on_message(ctx, id, kind, &data);
         }
         if !self.within_rate(ctx, id) {
@@ -366,11 +406,14 @@ impl Handler for App {
     }
 
     fn tick_interval(&self) -> Option<std::time::Duration> {
-        // Agents' restart back-off is checked on the tick too.
+        // Agents' restart back-off is checked on the tick too, and tunnels' open deadlines.
         let agents = self.agents.as_ref().map(|_| Duration::from_millis(250));
-        // The proxy's plain exchanges wait for their upstream's answer within a deadline.
         let proxy = self.proxy.as_ref().map(|_| Duration::from_millis(250));
-        self.hub().and_then(Hub::tick_interval).or(agents).or(proxy)
+        let tunnels = self.tunnels.as_ref().map(Controller::tick_interval);
+        [self.hub().and_then(Hub::tick_interval), agents, proxy, tunnels]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_tick(&mut self, ctx: &mut Context<'_>) {
@@ -386,6 +429,9 @@ impl Handler for App {
         }
         if let Some(p) = self.proxy.as_mut() {
             p.on_tick(ctx);
+        }
+        if let Some(t) = self.tunnels.as_mut() {
+            t.on_tick(ctx);
         }
     }
 
@@ -498,7 +544,7 @@ impl Handler for App {
         // A client's message counts when its last piece comes; what the upstream sends does
         // not count.
         let tag = ctx.tag(id);
-        let client = tag == PROXY_CLIENT;
+        let client = tag == PROXY_CLIENT || tag == TUNNEL_CLIENT;
         if client && fin && !self.within_rate(ctx, id) {
             return;
         }
@@ -507,6 +553,9 @@ impl Handler for App {
         }
         if let (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) = (tag, self.proxy.as_mut()) {
             p.on_message_piece(ctx, id, kind, data, fin);
+        }
+        if let (TUNNEL_CLIENT, Some(t)) = (tag, self.tunnels.as_mut()) {
+            t.on_client_piece(ctx, id, kind, data, fin);
         }
     }
 
@@ -522,6 +571,10 @@ impl Handler for App {
             PROXY_CLIENT | PROXY_UPSTREAM => {
                 self.proxy.iter_mut().for_each(|p| p.on_close(ctx, id, code, reason));
             }
+            TUNNEL => self.tunnels.iter_mut().for_each(|t| t.on_agent_close(ctx, id, code)),
+            TUNNEL_CLIENT => {
+                self.tunnels.iter_mut().for_each(|t| t.on_client_close(ctx, id, code, reason));
+            }
             _ => {}
         }
     }
@@ -532,13 +585,16 @@ impl Handler for App {
             PROXY_CLIENT | PROXY_UPSTREAM => {
                 self.proxy.iter_mut().for_each(|p| p.on_peer_close(ctx, id, code, reason));
             }
+            TUNNEL_CLIENT => {
+                self.tunnels.iter_mut().for_each(|t| t.on_client_peer_close(ctx, id, code, reason));
+            }
             _ => {}
         }
     }
 
-    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, protocol: Option<&str>) {
+    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, up: &Connected<'_>) {
         if let (PROXY_UPSTREAM, Some(p)) = (ctx.tag(id), self.proxy.as_mut()) {
-            p.on_connected(ctx, id, protocol);
+            p.on_connected(ctx, id, up.protocol);
         }
     }
 
@@ -567,6 +623,7 @@ impl Handler for App {
                 self.proxy.iter_mut().for_each(|p| p.on_drained(ctx, id));
             }
             EXEC => self.exec.iter_mut().for_each(|e| e.on_drained(ctx, id)),
+            TUNNEL | TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_drained(ctx, id)),
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
 //! Command-line flags and their `WEIR_*` environment twins.
 //!
-//! Every flag `--foo-bar` can also be set with the environment variable `WEIR_FOO_BAR`; a flag
+//! Every flag `--foo-bar` can also be set with the environment variable `WEIR_FOO_BAR`
+//! (`weir tunnel`'s with `WEIR_TUNNEL_AGENT_FOO_BAR`, apart from the server's); a flag
 //! on the command line beats the variable, which beats the default. A repeatable flag
 //! (`--listen`, `--echo`, `--header`, `--subprotocol`) takes a comma-separated list in its
 //! variable. A variable that is empty (or only whitespace) counts as unset. A flag given more
@@ -22,6 +23,8 @@ pub enum Command {
     Serve(Box<Options>),
     /// Run the client (`weir client URL [FLAGS]`).
     Client(ClientOptions),
+    /// Run a tunnel agent (`weir tunnel URL [FLAGS]`).
+    Tunnel(Box<AgentOptions>),
     /// Print this text to stdout and exit 0 (`--help`, `-h`).
     Help(String),
     /// Print this text to stdout and exit 0 (`--version`, `-V`).
@@ -131,6 +134,14 @@ pub struct Options {
     pub routes: Vec<(String, String)>,
     /// How long connecting to an upstream and its handshake may take (504 after).
     pub upstream_timeout: Duration,
+    /// Routes into agents' tunnels (`--route PATH=tunnel://NAME/TARGET`).
+    pub tunnel_routes: Vec<crate::tunnel::controller::TunnelRoute>,
+    /// Host patterns into agents' tunnels (`--tunnel-host *.DOMAIN`), kept as `.domain`.
+    pub tunnel_hosts: Vec<String>,
+    /// The file of tokens tunnel agents present (none: no agents taken).
+    pub tunnel_token_file: Option<String>,
+    /// Where agents dial.
+    pub tunnel_path: String,
     /// `--exec` routes: a path and the program each connection to it runs.
     pub exec: Vec<crate::exec::ExecRoute>,
     /// Exec programs' stdout as raw binary messages (not lines).
@@ -203,6 +214,10 @@ impl Default for Options {
             redis_presence_ttl: Duration::from_secs(30),
             routes: Vec::new(),
             upstream_timeout: Duration::from_secs(10),
+            tunnel_routes: Vec::new(),
+            tunnel_hosts: Vec::new(),
+            tunnel_token_file: None,
+            tunnel_path: String::from(crate::tunnel::DEFAULT_PATH),
             exec: Vec::new(),
             exec_binary: false,
             pass_stderr: false,
@@ -218,6 +233,7 @@ impl Default for Options {
 }
 
 pub use crate::client::ClientOptions;
+pub use crate::tunnel::AgentOptions;
 
 /// Why the command line (or a `WEIR_*` variable) was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,8 +266,10 @@ pub enum CliError {
     },
     /// A positional argument where none (or no more) is expected.
     UnexpectedArgument(String),
-    /// `weir client` without a URL.
+    /// `weir client` or `weir tunnel` without a URL.
     MissingUrl,
+    /// `weir tunnel` without a flag it needs.
+    MissingFlag(&'static str),
 }
 
 impl fmt::Display for CliError {
@@ -266,9 +284,10 @@ impl fmt::Display for CliError {
                 write!(f, "invalid value '{value}' for '{source}': {reason}")
             }
             Self::UnexpectedArgument(arg) => write!(f, "unexpected argument '{arg}'"),
-            Self::MissingUrl => {
-                f.write_str("'weir client' needs a URL, e.g. ws://127.0.0.1:8080/echo")
-            }
+            Self::MissingUrl => f.write_str(
+                "'weir client' and 'weir tunnel' need a URL, e.g. ws://127.0.0.1:8080/echo",
+            ),
+            Self::MissingFlag(flag) => write!(f, "'weir tunnel' needs {flag}"),
         }
     }
 }
@@ -298,6 +317,10 @@ pub fn parse(
             args.next();
             Target::Serve
         }
+        Some("tunnel") => {
+            args.next();
+            Target::Tunnel
+        }
         _ => Target::Serve,
     };
 
@@ -320,6 +343,7 @@ pub fn parse(
         compression: None,
         compression_min_size: KIB,
     };
+    let mut tunnel = AgentOptions::default();
     for (flag, values) in FLAGS.iter().zip(given) {
         if flag.setter.target() != target {
             continue;
@@ -344,6 +368,7 @@ pub fn parse(
             let result = match flag.setter {
                 Setter::Serve(set) => set(&mut serve, &value),
                 Setter::Client(set) => set(&mut client, &value),
+                Setter::Tunnel(set) => set(&mut tunnel, &value),
             };
             result.map_err(|reason| CliError::InvalidValue {
                 source: source.clone(),
@@ -369,20 +394,38 @@ pub fn parse(
             Ok(Command::Serve(Box::new(serve)))
         }
         Target::Client => {
-            let mut positionals = positionals.into_iter();
-            let url = positionals.next().ok_or(CliError::MissingUrl)?;
-            if let Some(extra) = positionals.next() {
-                return Err(CliError::UnexpectedArgument(extra));
-            }
-            check_url(&url).map_err(|reason| CliError::InvalidValue {
-                source: String::from("URL"),
-                value: url.clone(),
-                reason,
-            })?;
-            client.url = url;
+            client.url = the_url(positionals)?;
             Ok(Command::Client(client))
         }
+        Target::Tunnel => {
+            tunnel.url = the_url(positionals)?;
+            if tunnel.name.is_empty() {
+                return Err(CliError::MissingFlag("--name"));
+            }
+            if tunnel.token_file.is_empty() {
+                return Err(CliError::MissingFlag("--token-file"));
+            }
+            if tunnel.exposes.is_empty() {
+                return Err(CliError::MissingFlag("--expose"));
+            }
+            Ok(Command::Tunnel(Box::new(tunnel)))
+        }
     }
+}
+
+/// The one positional of `weir client` and `weir tunnel`: a `ws://` (or `wss://`) URL.
+fn the_url(positionals: Vec<String>) -> Result<String, CliError> {
+    let mut positionals = positionals.into_iter();
+    let url = positionals.next().ok_or(CliError::MissingUrl)?;
+    if let Some(extra) = positionals.next() {
+        return Err(CliError::UnexpectedArgument(extra));
+    }
+    check_url(&url).map_err(|reason| CliError::InvalidValue {
+        source: String::from("URL"),
+        value: url.clone(),
+        reason,
+    })?;
+    Ok(url)
 }
 
 /// Sorts the words after the subcommand into each flag's values (indexed like [`FLAGS`]) and
@@ -451,6 +494,7 @@ pub fn help_text() -> String {
         "\
 Usage: weir [serve] [FLAGS]
        weir client URL [CLIENT FLAGS]
+       weir tunnel URL --name NAME --token-file FILE --expose TARGET=ws://HOST:PORT/PATH
        weir --help | --version
 
 weir is a small WebSocket server. Every flag can also be set with the environment variable
@@ -467,11 +511,17 @@ Durations are a whole number with ms, s, m or h, or bare seconds, at most 8760h:
         out.push('\n');
         out.push_str(group.title());
         out.push_str(":\n");
-        // Client flags sit under their subcommand, one step further in.
+        // Client and agent flags sit under their subcommand, one step further in.
         let indent = if group == Group::Subcommands {
             out.push_str(
                 "  serve       Run the server (the default when no subcommand is given).\n  \
                  client URL  Connect to URL (ws://, or wss:// when built with TLS). Flags:\n",
+            );
+            "    "
+        } else if group == Group::Tunnel {
+            out.push_str(
+                "  tunnel URL  Dial a weir controller's tunnel URL (wss://, or ws:// to \
+                 loopback) and carry its streams to local services (docs/tunnel.md). Flags:\n",
             );
             "    "
         } else {
@@ -518,6 +568,7 @@ fn version_text() -> String {
 enum Target {
     Serve,
     Client,
+    Tunnel,
 }
 
 impl Target {
@@ -525,6 +576,7 @@ impl Target {
         match self {
             Self::Serve => "weir",
             Self::Client => "weir client",
+            Self::Tunnel => "weir tunnel",
         }
     }
 }
@@ -540,10 +592,11 @@ enum Group {
     Processes,
     Logging,
     Subcommands,
+    Tunnel,
 }
 
 impl Group {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Listening,
         Self::Limits,
         Self::Timers,
@@ -552,6 +605,7 @@ impl Group {
         Self::Processes,
         Self::Logging,
         Self::Subcommands,
+        Self::Tunnel,
     ];
 
     const fn title(self) -> &'static str {
@@ -564,6 +618,7 @@ impl Group {
             Self::Processes => "Processes (--exec, --agent)",
             Self::Logging => "Logging",
             Self::Subcommands => "Subcommands",
+            Self::Tunnel => "Tunnel agent",
         }
     }
 }
@@ -573,6 +628,7 @@ impl Group {
 enum Setter {
     Serve(fn(&mut Options, &str) -> Result<(), String>),
     Client(fn(&mut ClientOptions, &str) -> Result<(), String>),
+    Tunnel(fn(&mut AgentOptions, &str) -> Result<(), String>),
 }
 
 impl Setter {
@@ -580,13 +636,15 @@ impl Setter {
         match self {
             Self::Serve(_) => Target::Serve,
             Self::Client(_) => Target::Client,
+            Self::Tunnel(_) => Target::Tunnel,
         }
     }
 }
 
 /// One flag: how it is parsed and how `--help` shows it.
 struct Flag {
-    /// The long name without `--`; the variable is `WEIR_` plus it upper-cased, `-` → `_`.
+    /// The long name without `--`; the variable is `WEIR_` (`WEIR_TUNNEL_AGENT_` for
+    /// `weir tunnel`'s) plus it upper-cased, `-` → `_`.
     name: &'static str,
     /// The value's placeholder in `--help`; `None` for a switch, which takes no value on the
     /// command line and `1/0/true/false` in its variable.
@@ -606,7 +664,12 @@ impl Flag {
     }
 
     fn env_var(&self) -> String {
-        let mut var = String::from("WEIR_");
+        // The agent's flags have twins of their own (`WEIR_TUNNEL_AGENT_NAME`, ...), so that
+        // `--token-file` is not the server's WEIR_TOKEN_FILE (the hub's tokens) in a shared file.
+        let mut var = String::from(match self.setter {
+            Setter::Tunnel(_) => "WEIR_TUNNEL_AGENT_",
+            Setter::Serve(_) | Setter::Client(_) => "WEIR_",
+        });
         var.extend(self.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
         var
     }
@@ -1196,12 +1259,56 @@ const FLAGS: &[Flag] = &[
         default: "",
         help: "Proxy WebSocket connections and plain HTTP requests under PATH to an upstream; \
                the longest matching prefix wins, and the rest of the path and the query are \
-               appended.",
+               appended. PATH=tunnel://NAME/TARGET sends them down agent NAME's tunnel to its TARGET.",
         setter: Setter::Serve(|o, v| {
             let (path, url) = v.split_once('=').ok_or("expected PATH=ws://HOST:PORT/PATH")?;
             check_path(path)?;
+            if url.starts_with("tunnel://") {
+                let route = crate::tunnel::controller::TunnelRoute::parse(path, url)?;
+                o.tunnel_routes.push(route);
+                return Ok(());
+            }
             check_url(url)?;
             o.routes.push((path.to_string(), url.to_string()));
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tunnel-token-file",
+        metavar: Some("FILE"),
+        repeatable: false,
+        group: Group::Proxy,
+        default: "",
+        help: "Take tunnel agents (weir tunnel) at --tunnel-path: FILE holds the bearer tokens \
+               they may present, one a line (read at start-up).",
+        setter: Setter::Serve(|o, v| {
+            o.tunnel_token_file = Some(non_empty(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tunnel-path",
+        metavar: Some("PATH"),
+        repeatable: false,
+        group: Group::Proxy,
+        default: "/_tunnel",
+        help: "Where tunnel agents dial, with --tunnel-token-file.",
+        setter: Setter::Serve(|o, v| {
+            check_path(v)?;
+            o.tunnel_path = v.to_string();
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tunnel-host",
+        metavar: Some("*.DOMAIN"),
+        repeatable: true,
+        group: Group::Proxy,
+        default: "",
+        help: "Upgrades whose Host is TARGET.NAME.DOMAIN go down agent NAME's tunnel to its \
+               TARGET, the whole path with them (before any --route).",
+        setter: Setter::Serve(|o, v| {
+            o.tunnel_hosts.push(crate::tunnel::controller::host_pattern(v)?);
             Ok(())
         }),
     },
@@ -1481,7 +1588,112 @@ const FLAGS: &[Flag] = &[
             Ok(())
         }),
     },
+    // Tunnel agent: `weir tunnel`
+    Flag {
+        name: "name",
+        metavar: Some("NAME"),
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "",
+        help: "The name this agent registers with the controller (1-64 of A-Z a-z 0-9 . _ -; \
+               routes name it in tunnel://NAME/TARGET). Required.",
+        setter: Setter::Tunnel(|o, v| {
+            check_name(v)?;
+            o.name = v.to_string();
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "token-file",
+        metavar: Some("FILE"),
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "",
+        help: "File whose first line is the bearer token the controller takes. Required.",
+        setter: Setter::Tunnel(|o, v| {
+            o.token_file = non_empty(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "expose",
+        metavar: Some("TARGET=ws://HOST:PORT/PATH"),
+        repeatable: true,
+        group: Group::Tunnel,
+        default: "",
+        help: "A service the controller may reach as TARGET; no other is ever dialled. \
+               Required.",
+        setter: Setter::Tunnel(|o, v| {
+            let (name, url) = v.split_once('=').ok_or("expected TARGET=ws://HOST:PORT/PATH")?;
+            check_name(name)?;
+            check_url(url)?;
+            if o.exposes.iter().any(|(n, _)| n == name) {
+                return Err(format!("target '{name}' is given twice"));
+            }
+            o.exposes.push((name.to_string(), url.to_string()));
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "allow-plain",
+        metavar: None,
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "",
+        help: "Dial a plain ws:// controller that is not on loopback (the token and the \
+               traffic go in clear).",
+        setter: Setter::Tunnel(|o, v| {
+            o.allow_plain = parse_bool(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tls-ca",
+        metavar: Some("PEM"),
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "",
+        help: "Roots (PEM) a wss:// controller is verified against; default: the system's.",
+        setter: Setter::Tunnel(|o, v| {
+            o.tls_ca = Some(non_empty(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "insecure",
+        metavar: None,
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "",
+        help: "Verify no certificate (testing only).",
+        setter: Setter::Tunnel(|o, v| {
+            o.insecure = parse_bool(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "reconnect-max",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Tunnel,
+        default: "30s",
+        help: "The longest wait between dials after failures (jittered exponential back-off \
+               from 0.2s; > 0).",
+        setter: Setter::Tunnel(|o, v| {
+            o.reconnect_max = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
 ];
+
+/// A tunnel agent's or target's name: 1-64 of `A-Z a-z 0-9 . _ -` (docs/tunnel.md).
+fn check_name(v: &str) -> Result<(), String> {
+    if crate::proto::tunnel::codec::valid_target(v.as_bytes()) {
+        Ok(())
+    } else {
+        Err(String::from("expected 1-64 of A-Z a-z 0-9 . _ -"))
+    }
+}
 
 /// A file name or other value that may not be empty.
 fn non_empty(v: &str) -> Result<String, String> {
@@ -1839,6 +2051,9 @@ mod tests {
             ("redis-presence-ttl", "3s"),
             ("route", "/app=ws://127.0.0.1:3000/app"),
             ("upstream-timeout", "1s"),
+            ("tunnel-token-file", "/etc/weir/tunnel-tokens"),
+            ("tunnel-path", "/agents"),
+            ("tunnel-host", "*.t.example.com"),
             ("exec", "/x=cat"),
             ("exec-binary", "true"),
             ("pass-stderr", "true"),
@@ -1880,7 +2095,8 @@ mod tests {
              --agent=c=sh --agent-restart never --agent-log-lines 10 \
              --compression shared --compression-min-size 0 \
              --log-level DEBUG --log-format json --listen-tls 0.0.0.0:443 --tls-cert c.pem \
-             --tls-key k.pem --tls-ca ca.pem --insecure",
+             --tls-key k.pem --tls-ca ca.pem --insecure --route /t=tunnel://home/web \
+             --tunnel-token-file tt --tunnel-path /agents --tunnel-host *.T.example.com",
         );
         assert_eq!(
             o,
@@ -1938,6 +2154,14 @@ mod tests {
                     ("/b".into(), "ws://h:1/x".into()),
                 ],
                 upstream_timeout: Duration::from_secs(2),
+                tunnel_routes: vec![crate::tunnel::controller::TunnelRoute {
+                    prefix: "/t".into(),
+                    agent: "home".into(),
+                    target: "web".into(),
+                }],
+                tunnel_hosts: vec![".t.example.com".into()],
+                tunnel_token_file: Some("tt".into()),
+                tunnel_path: "/agents".into(),
                 exec: vec![crate::exec::ExecRoute {
                     path: "/run".into(),
                     program: "cat".into(),
@@ -2226,11 +2450,14 @@ mod tests {
     fn help_lists_every_flag_and_twin() {
         let help = help_text();
         for flag in FLAGS {
+            // `--token-file` is both the server's and the agent's: each line names its twin.
+            let twin = format!("[env: {}]", flag.env_var());
             let line = help
                 .lines()
-                .find(|l| l.trim_start().starts_with(&format!("{} ", flag.long())))
-                .unwrap_or_else(|| panic!("{} missing from help", flag.long()));
-            assert!(line.contains(&format!("[env: {}]", flag.env_var())), "{line}");
+                .find(|l| {
+                    l.trim_start().starts_with(&format!("{} ", flag.long())) && l.contains(&twin)
+                })
+                .unwrap_or_else(|| panic!("{} {twin} missing from help", flag.long()));
             assert!(flag.env_var().starts_with("WEIR_"));
             if !flag.default.is_empty() {
                 assert!(line.contains(&format!("[default: {}]", flag.default)), "{line}");
@@ -2251,7 +2478,9 @@ mod tests {
             for b in &FLAGS[i + 1..] {
                 let same_command = matches!(
                     (a.setter, b.setter),
-                    (Setter::Serve(_), Setter::Serve(_)) | (Setter::Client(_), Setter::Client(_))
+                    (Setter::Serve(_), Setter::Serve(_))
+                        | (Setter::Client(_), Setter::Client(_))
+                        | (Setter::Tunnel(_), Setter::Tunnel(_))
                 );
                 if same_command {
                     assert_ne!(a.env_var(), b.env_var());
@@ -2266,6 +2495,70 @@ mod tests {
         assert!(names.contains(&"WEIR_MAX_CONNECTIONS_PER_IP".to_string()));
         assert!(names.contains(&"WEIR_READ_BUFFER_SIZE".to_string()));
         assert!(names.contains(&"WEIR_LISTEN".to_string()));
+    }
+
+    #[test]
+    fn tunnel_agent_flags_and_what_it_needs() {
+        let line = "tunnel ws://c.example/_tunnel --name home --token-file /t --expose \
+                    web=ws://127.0.0.1:3001 --expose api=ws://10.0.0.5:8080/x --allow-plain \
+                    --reconnect-max 2s";
+        let Ok(Command::Tunnel(t)) = parse(args(line), no_env) else { panic!("{line}") };
+        assert_eq!(t.url, "ws://c.example/_tunnel");
+        assert_eq!(t.name, "home");
+        assert_eq!(t.token_file, "/t");
+        assert_eq!(t.exposes.len(), 2);
+        assert_eq!(t.exposes[1], ("api".into(), "ws://10.0.0.5:8080/x".into()));
+        assert!(t.allow_plain);
+        assert_eq!(t.reconnect_max, Duration::from_secs(2));
+        // The agent's twins are its own: one environment file may hold a server's WEIR_NAME-like
+        // variables (WEIR_TOKEN_FILE is the hub's tokens) beside an agent's.
+        let env = [
+            ("WEIR_TUNNEL_AGENT_NAME", "n"),
+            ("WEIR_TUNNEL_AGENT_TOKEN_FILE", "/f"),
+            ("WEIR_TUNNEL_AGENT_EXPOSE", "a=ws://h:1"),
+            ("WEIR_TUNNEL_AGENT_RECONNECT_MAX", "3s"),
+            ("WEIR_TOKEN_FILE", "/hub-tokens"),
+            ("WEIR_TUNNEL_TOKEN_FILE", "/agents-tokens"),
+            ("WEIR_NAME", "server"),
+        ];
+        let Ok(Command::Tunnel(t)) = parse(args("tunnel ws://127.0.0.1:1/"), with_env(&env)) else {
+            panic!("from the environment")
+        };
+        assert_eq!((t.name.as_str(), t.exposes.len()), ("n", 1));
+        assert_eq!((t.token_file.as_str(), t.reconnect_max), ("/f", Duration::from_secs(3)));
+        let server = [("WEIR_TOKEN_FILE", "/hub-tokens"), ("WEIR_NAME", "n")];
+        assert_eq!(
+            err_env("tunnel ws://127.0.0.1:1/ --expose a=ws://h:1", &server),
+            CliError::MissingFlag("--name"),
+            "the agent read a server variable"
+        );
+        // No agent variable is a server's or a client's.
+        for a in FLAGS.iter().filter(|f| f.setter.target() == Target::Tunnel) {
+            for b in FLAGS.iter().filter(|f| f.setter.target() != Target::Tunnel) {
+                assert_ne!(a.env_var(), b.env_var(), "{} and {}", a.long(), b.long());
+            }
+        }
+        for (line, want) in [
+            ("tunnel --name a --token-file f --expose w=ws://h:1", CliError::MissingUrl),
+            (
+                "tunnel ws://h:1/ --token-file f --expose w=ws://h:1",
+                CliError::MissingFlag("--name"),
+            ),
+            (
+                "tunnel ws://h:1/ --name a --expose w=ws://h:1",
+                CliError::MissingFlag("--token-file"),
+            ),
+            ("tunnel ws://h:1/ --name a --token-file f", CliError::MissingFlag("--expose")),
+        ] {
+            assert_eq!(err(line), want, "{line}");
+        }
+        assert!(invalid("--name", "a/b")(err("tunnel ws://h:1/ --name a/b")));
+        assert!(invalid("--expose", "w")(err("tunnel ws://h:1/ --expose w")));
+        assert!(invalid("--route", "/x=tunnel://a")(err("--route /x=tunnel://a")));
+        for bad in ["t.example.com", "*.", "*", "*.a/b", "*.a:80", "*..a", "web.*.a"] {
+            assert!(invalid("--tunnel-host", bad)(err(&format!("--tunnel-host {bad}"))), "{bad}");
+        }
+        assert!(matches!(err("tunnel ws://h:1/ --listen 1:1"), CliError::UnknownFlag { .. }));
     }
 
     fn client(line: &str) -> ClientOptions {

@@ -54,3 +54,6 @@ pub mod log;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod tunnel;

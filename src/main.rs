@@ -43,6 +43,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve(opts) => serve(*opts),
+        Command::Tunnel(opts) => {
+            log::init(log::Level::Info, log::Format::Text);
+            match weir::tunnel::agent::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("tunnel agent failed", error = e);
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
@@ -229,6 +239,45 @@ fn serve(opts: Options) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if !opts.tunnel_routes.is_empty()
+        || !opts.tunnel_hosts.is_empty()
+        || opts.tunnel_token_file.is_some()
+    {
+        let tokens = match &opts.tunnel_token_file {
+            Some(path) => match weir::tunnel::read_token_file(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("weir: --tunnel-token-file {path}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            // Routes into tunnels with no agent ever taken: each answers 502.
+            None => Vec::new(),
+        };
+        // A tunnel message is one WebSocket message of up to 65,542 bytes (docs/tunnel.md).
+        let longest = weir::proto::tunnel::MAX_MESSAGE_LEN as u64;
+        if opts.max_message_size.min(opts.max_frame_size) < longest {
+            eprintln!(
+                "weir: the tunnel needs --max-message-size and --max-frame-size >= {longest}"
+            );
+            return ExitCode::from(2);
+        }
+        for r in &opts.tunnel_routes {
+            route_lines.push([r.prefix.clone(), format!("tunnel://{}/{}", r.agent, r.target)]);
+        }
+        for h in &opts.tunnel_hosts {
+            route_lines.push([format!("TARGET.NAME{h}"), String::from("tunnel://NAME/TARGET")]);
+        }
+        app = app.with_tunnels(weir::tunnel::controller::Controller::new(
+            weir::tunnel::controller::ControllerConfig {
+                path: opts.tunnel_path.clone(),
+                tokens,
+                routes: opts.tunnel_routes.clone(),
+                hosts: opts.tunnel_hosts.clone(),
+                session: weir::proto::tunnel::Config::default(),
+            },
+        ));
     }
     // Only once the configuration is whole: a refused one never says it is starting.
     weir::info!(

@@ -15,8 +15,8 @@ use common::{close_frame, eventually, frame, raw, read_frame, read_head};
 use std::io::Write;
 use weir::proto::{CloseCode, MessageKind};
 use weir::server::{
-    ConnId, ConnectError, ConnectRequest, Context, Decision, Handler, ProcId, Request, Server,
-    Stream, Tag,
+    ConnId, ConnectError, ConnectRequest, Connected, Context, Decision, Handler, ProcId, Request,
+    Server, Stream, Tag,
 };
 
 /// Tags connections by path (`/t/N` gets `Tag(N)`) and reports what it is handed back.
@@ -81,7 +81,7 @@ impl Handler for Tagged {
         }
     }
 
-    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, _protocol: Option<&str>) {
+    fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, _up: &Connected<'_>) {
         self.tell(ctx, format!("connected {}", ctx.tag(id).0));
     }
 

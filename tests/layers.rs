@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The apps: each a directory under `src/`.
-const APPS: [&str; 7] = ["hub", "http", "proxy", "exec", "agent", "client", "broadcast"];
+const APPS: [&str; 8] = ["hub", "http", "proxy", "exec", "agent", "client", "broadcast", "tunnel"];
 /// The wiring above the apps.
 const WIRING: [&str; 2] = ["app", "cli"];
 /// What lies below the apps, as directories or files under `src/`: `redis` is a sans-IO

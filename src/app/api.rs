@@ -5,11 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::http::{ChannelFigures, Channels, RedisFigures, Refused, RouteFigures};
+use crate::http::{ChannelFigures, Channels, RedisFigures, Refused, RouteFigures, TunnelFigures};
 use crate::hub::channel::valid_name;
 use crate::hub::{Hub, RedisLinks};
+use crate::proto::tunnel::ResetCause;
 use crate::proxy::Proxy;
 use crate::server::{ConnId, Context};
+use crate::tunnel::controller::Controller;
 
 impl Channels for Hub {
     fn valid_name(&self, channel: &str) -> bool {
@@ -120,4 +122,28 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
 fn redis_figures(l: RedisLinks) -> RedisFigures {
     let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting, nodes } = l;
     RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting, nodes }
+}
+
+/// Each tunnel agent's figures now, for `/metrics` and `/api/tunnels`.
+pub(super) fn tunnel_figures(controller: &Controller) -> Vec<TunnelFigures> {
+    controller
+        .figures()
+        .into_iter()
+        .map(|a| TunnelFigures {
+            name: a.name,
+            connected: a.connected,
+            streams_open: a.streams_open,
+            streams: a.stats.streams,
+            bytes_in: a.stats.bytes_in,
+            bytes_out: a.stats.bytes_out,
+            resets: a
+                .stats
+                .resets
+                .iter()
+                .enumerate()
+                .map(|(cause, &n)| (ResetCause(cause as u8).name(), n))
+                .collect(),
+            open_latency: a.stats.open_latency,
+        })
+        .collect()
 }

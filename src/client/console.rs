@@ -12,7 +12,7 @@ use crate::proto::{CloseCode, MessageKind};
 use crate::server::compress::Compression;
 use crate::server::url::WsUrl;
 use crate::server::{
-    Config, ConnId, ConnectError, ConnectRequest, Context, Handler, Server, Waker,
+    Config, ConnId, ConnectError, ConnectRequest, Connected, Context, Handler, Server, Waker,
 };
 
 /// How a client session ended.
@@ -196,7 +196,7 @@ impl Handler for Console {
         }
     }
 
-    fn on_connected(&mut self, ctx: &mut Context<'_>, _: ConnId, _: Option<&str>) {
+    fn on_connected(&mut self, ctx: &mut Context<'_>, _: ConnId, _: &Connected<'_>) {
         self.open = true;
         self.drain_stdin(ctx);
     }

@@ -31,6 +31,78 @@ pub struct RouteFigures {
     pub http_requests: u64,
 }
 
+/// A tunnel agent's figures, as `/metrics` and `/api/tunnels` report them (handed in by
+/// `crate::app`).
+#[derive(Debug, Default, Clone)]
+pub struct TunnelFigures {
+    /// The agent's name.
+    pub name: String,
+    /// Its tunnel is connected now.
+    pub connected: bool,
+    /// Streams open now.
+    pub streams_open: u64,
+    /// Streams opened since the start.
+    pub streams: u64,
+    /// Payload bytes from the agent's services to public clients.
+    pub bytes_in: u64,
+    /// Payload bytes from public clients to the agent's services.
+    pub bytes_out: u64,
+    /// Stream resets by cause name, either end's.
+    pub resets: Vec<(&'static str, u64)>,
+    /// From the controller's `OPEN` to the agent's `OPEN_OK`.
+    pub open_latency: Histogram,
+}
+
+/// The tunnel families (`weir_tunnel_*`), one series per agent, appended to the exposition.
+pub fn render_tunnels(tunnels: &[TunnelFigures]) -> String {
+    let mut o = String::new();
+    type Get = fn(&TunnelFigures) -> u64;
+    let fams: [(&str, &str, &str, Get); 5] = [
+        ("weir_tunnel_connected", "gauge", "1 while the agent's tunnel is connected.", |t| {
+            u64::from(t.connected)
+        }),
+        ("weir_tunnel_streams_open", "gauge", "Streams open now, by agent.", |t| t.streams_open),
+        ("weir_tunnel_streams_total", "counter", "Streams opened, by agent.", |t| t.streams),
+        (
+            "weir_tunnel_bytes_in_total",
+            "counter",
+            "Payload bytes from the agent's services.",
+            |t| t.bytes_in,
+        ),
+        ("weir_tunnel_bytes_out_total", "counter", "Payload bytes to the agent's services.", |t| {
+            t.bytes_out
+        }),
+    ];
+    for (name, kind, help, get) in fams {
+        family(&mut o, name, kind, help);
+        for t in tunnels {
+            sample(&mut o, name, &format!("agent=\"{}\"", label(&t.name)), get(t));
+        }
+    }
+    let name = "weir_tunnel_resets_total";
+    family(&mut o, name, "counter", "Stream resets, by agent and cause.");
+    for t in tunnels {
+        for &(cause, n) in &t.resets {
+            sample(&mut o, name, &format!("agent=\"{}\",cause=\"{cause}\"", label(&t.name)), n);
+        }
+    }
+    let name = "weir_tunnel_open_seconds";
+    let help = "From a stream's OPEN to the agent's OPEN_OK (the service's 101 included).";
+    family(&mut o, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    for t in tunnels {
+        let agent = format!("agent=\"{}\"", label(&t.name));
+        let h = &t.open_latency;
+        for (le, n) in h.cumulative() {
+            sample(&mut o, &bucket, &format!("{agent},le=\"{le}\""), n);
+        }
+        sample(&mut o, &bucket, &format!("{agent},le=\"+Inf\""), h.count);
+        sample(&mut o, &format!("{name}_sum"), &agent, h.sum);
+        sample(&mut o, &format!("{name}_count"), &agent, h.count);
+    }
+    o
+}
+
 /// A per-route counter: its name, its help, and how to read it.
 type RouteFamily = (&'static str, &'static str, fn(&RouteFigures) -> u64);
 

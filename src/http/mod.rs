@@ -12,7 +12,7 @@ use crate::access::{Refusal, query_param};
 use crate::json::{self, ObjectWriter};
 use crate::server::{ConnId, Context, Request, Response};
 
-pub use metrics::RouteFigures;
+pub use metrics::{RouteFigures, TunnelFigures};
 
 /// The console page and its assets (`src/http/console/`), embedded in the binary as gzip members
 /// that `build.rs` makes (nothing fetched, no build step of their own): 18.7 KB, not 54.4 KB.
@@ -151,6 +151,8 @@ pub struct Api {
     endpoints: Vec<(&'static str, u64)>,
     /// The proxy's routes, for `/metrics` ([`Api::set_routes`]); `None`: no proxy.
     routes: Option<Vec<RouteFigures>>,
+    /// The tunnels' agents ([`Api::set_tunnels`]); `None`: no controller.
+    tunnels: Option<Vec<TunnelFigures>>,
 }
 
 impl Default for Api {
@@ -161,8 +163,33 @@ impl Default for Api {
             inflated: Default::default(),
             endpoints: Vec::new(),
             routes: None,
+            tunnels: None,
         }
     }
+}
+
+/// `GET /api/tunnels`: `{"tunnels":[{"name":..,"connected":..,"streams_open":..,"streams":..,
+/// "bytes_in":..,"bytes_out":..,"resets":{"cause":n,..}},..]}`.
+fn tunnels_json(tunnels: &[TunnelFigures]) -> String {
+    let mut out = String::from("{\"tunnels\":[");
+    for (i, t) in tunnels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Agent names are 1-64 of `A-Z a-z 0-9 . _ -`: nothing to escape.
+        out.push_str(&format!(
+            "{{\"name\":\"{}\",\"connected\":{},\"streams_open\":{},\"streams\":{},\
+             \"bytes_in\":{},\"bytes_out\":{},\"resets\":{{",
+            t.name, t.connected, t.streams_open, t.streams, t.bytes_in, t.bytes_out
+        ));
+        for (j, (cause, n)) in t.resets.iter().enumerate() {
+            let sep = if j > 0 { "," } else { "" };
+            out.push_str(&format!("{sep}\"{cause}\":{n}"));
+        }
+        out.push_str("}}");
+    }
+    out.push_str("]}");
+    out
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -238,6 +265,12 @@ impl Api {
         self.routes = routes;
     }
 
+    /// The tunnels' agents now, which `/metrics` (`weir_tunnel_*`) and `/api/tunnels` report;
+    /// `None` when weir takes no agents.
+    pub fn set_tunnels(&mut self, tunnels: Option<Vec<TunnelFigures>>) {
+        self.tunnels = tunnels;
+    }
+
     /// Answers a plain HTTP request the access policy let through; its connection streams
     /// server-sent events, its peer's address counts against per-address rates.
     pub fn serve(
@@ -264,13 +297,16 @@ impl Api {
                 return console_file(req, js, CONSOLE_JS, &self.inflated[2]);
             }
             "/metrics" if get => {
-                let text = metrics::render(
+                let mut text = metrics::render(
                     ctx.stats(),
                     hub.map(|h| h.figures()).as_ref(),
                     self.routes.as_deref(),
                     &self.endpoints,
                     self.start_time_secs,
                 );
+                if let Some(t) = &self.tunnels {
+                    text.push_str(&metrics::render_tunnels(t));
+                }
                 return Response::with_type(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -278,6 +314,9 @@ impl Api {
                 );
             }
             "/api/stats" if get => return json_response(200, self.stats(ctx, hub.as_deref())),
+            "/api/tunnels" if get && self.tunnels.is_some() => {
+                return json_response(200, tunnels_json(self.tunnels.as_deref().unwrap_or(&[])));
+            }
             "/healthz" | "/" | "/metrics" | "/api/stats" | "/console.css" | "/console.js" => {
                 return method_not_allowed("GET, HEAD");
             }

@@ -74,6 +74,7 @@ pub mod relay;
 pub mod resp;
 // Test tooling, not part of the embedding contract: the unit tests and the fuzz targets (which
 // turn on the `testing` feature) hold the core to its promises with it.
+pub mod target;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod transcript;

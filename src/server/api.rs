@@ -187,6 +187,18 @@ pub struct ConnectRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// What the server's 101 said to an outbound connection (RFC 6455 §4.1), for
+/// [`crate::server::Handler::on_connected`].
+#[derive(Debug, Clone, Copy)]
+pub struct Connected<'a> {
+    /// The subprotocol the server chose.
+    pub protocol: Option<&'a str>,
+    /// Every field of the 101 in order, the handshake's own (`Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`) included: a relay passes on what is not its hop's. Bounded as any head
+    /// (`max_head_len`, `max_headers`).
+    pub headers: &'a [Header<'a>],
+}
+
 /// Why an outbound connection did not open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {

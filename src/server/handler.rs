@@ -12,7 +12,9 @@ use std::time::Duration;
 use crate::proto::connection::{MessageKind, SendError};
 use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, State};
-use crate::server::api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
+use crate::server::api::{
+    ConnId, ConnectError, ConnectRequest, Connected, Decision, Request, Response, Tag,
+};
 use crate::server::core::Core;
 use crate::server::data::ConnData;
 use crate::server::process::{InputError, ProcId, Signal, Stream};
@@ -81,9 +83,9 @@ pub trait Handler<D = ()> {
     /// The loop is about to start (open outbound connections here).
     fn on_start(&mut self, _ctx: &mut Context<'_, D>) {}
 
-    /// An outbound connection finished its handshake and is open, with the subprotocol the
-    /// server chose.
-    fn on_connected(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _protocol: Option<&str>) {}
+    /// An outbound connection finished its handshake and is open: `up` has the subprotocol the
+    /// server chose and the fields of its 101.
+    fn on_connected(&mut self, _ctx: &mut Context<'_, D>, _id: ConnId, _up: &Connected<'_>) {}
 
     /// An outbound connection failed before it opened (no `on_close` follows); a plain TCP
     /// one ([`Context::connect_tcp`]) too, with [`ConnectError::Io`] or

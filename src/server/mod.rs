@@ -53,7 +53,7 @@ pub mod url;
 #[doc(hidden)]
 pub mod words;
 
-pub use api::{ConnId, ConnectError, ConnectRequest, Decision, Request, Response, Tag};
+pub use api::{ConnId, ConnectError, ConnectRequest, Connected, Decision, Request, Response, Tag};
 pub use compress::{Compression, Mode};
 pub use config::Config;
 pub use event_loop::Server;

@@ -6,7 +6,7 @@ use crate::proto::extension::{Agreed, Policy};
 use crate::proto::handshake::ClientHandshake;
 use crate::proto::http::{self, Header};
 use crate::proto::{Role, Status};
-use crate::server::api::{ConnId, ConnectError};
+use crate::server::api::{ConnId, ConnectError, Connected};
 use crate::server::compress::Pmd;
 use crate::server::conn::At;
 use crate::server::dispatch::Then;
@@ -64,14 +64,18 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
         let mut slots = vec![Header::default(); limits.max_headers];
         let compression = core.config.compression;
         let policy = compression.map(|c| c.policy());
+        // The head stays until `on_connected` has read the 101's fields.
         let checked = match http::parse_response(&head[..head_len], &mut slots, &limits) {
             Err(e) => Err(ConnectError::Handshake(e.into())),
-            Ok(resp) => check(&c.handshake, &resp, &c.protocols, policy.as_ref()),
+            Ok(resp) => check(&c.handshake, &resp, &c.protocols, policy.as_ref())
+                .map(|(protocol, agreed)| (protocol, agreed, resp)),
         };
-        core.pool.give(head);
         match checked {
-            Err(e) => self.fail_connect(key, &e),
-            Ok((protocol, agreed)) => {
+            Err(e) => {
+                core.pool.give(head);
+                self.fail_connect(key, &e);
+            }
+            Ok((protocol, agreed, resp)) => {
                 let Some(conn) = self.core.conns.get_mut(key) else { return };
                 conn.ws.open(self.core.now);
                 conn.state.open_ws(&mut self.core.pool);
@@ -93,9 +97,11 @@ impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
                 // can pass them on at once: the call is flushed before they are read (and wait aside
                 // meanwhile, since the flush may use the loop's read buffer).
                 let early = self.rbuf[n - extra..n].to_vec();
+                let up = Connected { protocol: protocol.as_deref(), headers: resp.headers };
                 self.call(self.about(key), Then::Flush, |h, ctx| {
-                    h.on_connected(ctx, ConnId(key), protocol.as_deref());
+                    h.on_connected(ctx, ConnId(key), &up);
                 });
+                self.core.pool.give(head);
                 if !early.is_empty() {
                     self.rbuf[..early.len()].copy_from_slice(&early);
                     self.on_frames(key, 0, early.len());

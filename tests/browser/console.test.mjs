@@ -7,7 +7,8 @@
 // real hub and agent: it connects without a click, subscribe, a message published from outside
 // shows up in the log, a message published from the page reaches an outside client,
 // client-side JSON validation, live stats and their charts, the agent panel (state, pid,
-// output, pause, resume, input, kill, start, restart), unsubscribe, tokens, and an unexpected
+// output, pause, resume, input, kill, start, restart), the tunnels card (a weir tunnel agent
+// dialled in), unsubscribe, tokens, and an unexpected
 // close. It saves docs/console.png (1280 wide, the whole page) and
 // tests/browser/console-phone.png (390x844).
 //
@@ -21,7 +22,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -189,8 +190,13 @@ let publisher; // an outside client that publishes
 let listener; // an outside client subscribed to "demo"
 
 before(async () => {
-  weirAddr = await startWeir(["--agent", AGENT]);
+  // It takes tunnel agents too; one (weir tunnel) dials it for the tunnels card.
+  const tunnelTokens = join(mkdtempSync(join(tmpdir(), "weir-console-tunnel-")), "tokens");
+  writeFileSync(tunnelTokens, "console-tunnel-token\n");
+  weirAddr = await startWeir(["--agent", AGENT, "--tunnel-token-file", tunnelTokens]);
   weir = children[0];
+  const tunnelArgs = ["tunnel", `ws://${weirAddr}/_tunnel`, "--name", "home", "--token-file", tunnelTokens];
+  children.push(spawn(weirBin, [...tunnelArgs, "--expose", "web=ws://127.0.0.1:9/"], { stdio: "ignore" }));
   let url;
   assert.ok(["weir", "static"].includes(mode), `CONSOLE_FROM is weir or static, not ${mode}`);
   if (mode === "weir") {
@@ -351,6 +357,17 @@ step("the tiles draw charts of the last minutes", async () => {
     assert.ok(x >= 0 && x <= 100 && y >= 0 && y <= 28, `point ${x} ${y} in ${d}`);
   }
   assert.match(await page.textContent("#chart-connections title"), /^connections over the last \d+s: \d+ to \d+$/);
+});
+
+step("the tunnels card lists the tunnel's agent (GET /api/tunnels)", async () => {
+  if (mode !== "weir") return; // the page does not read another server's API
+  const row = '#tunnels tr[data-agent="home"]';
+  await page.waitForSelector(`${row} td.state[data-state="up"]`, { timeout: WAIT_MS });
+  assert.equal(await page.isVisible("#tunnels-card"), true);
+  assert.equal(await page.textContent(`${row} td.state`), "connected");
+  assert.equal(await page.textContent(`${row} td.open`), "0");
+  assert.equal(await page.textContent(`${row} td.in`), "0 B");
+  assert.equal(await page.textContent("#tunnels-note"), "1 of 1 connected");
 });
 
 const agentCard = '.agent[data-agent="demo"]';

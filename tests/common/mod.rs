@@ -284,7 +284,17 @@ impl Binary {
 
     /// Starts `cmd`, a program on weir's runtime (the binary, an example) that logs
     /// `listening addr=...` at start, and waits (at most 10 s) for that line.
-    pub fn spawn(mut cmd: Command) -> Self {
+    pub fn spawn(cmd: Command) -> Self {
+        Self::spawn_with(cmd, true)
+    }
+
+    /// Starts `cmd`, a program on weir's runtime that listens on nothing (`weir tunnel`): its
+    /// `addr` is 0.0.0.0:0; wait for what it logs with [`Binary::log_with`].
+    pub fn spawn_unlistening(cmd: Command) -> Self {
+        Self::spawn_with(cmd, false)
+    }
+
+    fn spawn_with(mut cmd: Command, listens: bool) -> Self {
         let mut child =
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -309,7 +319,12 @@ impl Binary {
                 l.push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+        let waited = if listens {
+            rx.recv_timeout(Duration::from_secs(10))
+        } else {
+            Ok("0.0.0.0:0".parse())
+        };
+        let addr = match waited {
             Ok(Ok(a)) => a,
             other => {
                 let _ = child.kill();

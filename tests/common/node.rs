@@ -104,7 +104,25 @@ impl Node {
 
     /// As [`Node::spawn`], with variables added to its environment (`NODE_EXTRA_CA_CERTS`).
     pub fn spawn_env(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new("node")
+        Self::spawn_under(&[], script, args, envs)
+    }
+
+    /// A server script run under `wrapper` (`ip netns exec NS`): waits for its `PORT n` line.
+    pub fn server_under(wrapper: &[&str], script: &str) -> (Self, u16) {
+        let mut node = Self::spawn_under(wrapper, script, &[], &[]);
+        let line = node.expect_line("PORT ", TIMEOUT);
+        (node, line.trim().parse().unwrap())
+    }
+
+    fn spawn_under(wrapper: &[&str], script: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let (program, before) = match wrapper {
+            [program, rest @ ..] => (*program, rest),
+            [] => ("node", &[][..]),
+        };
+        let node: &[&str] = if wrapper.is_empty() { &[] } else { &["node"] };
+        let mut child = Command::new(program)
+            .args(before)
+            .args(node)
             .arg(script)
             .args(args)
             .envs(envs.iter().copied())

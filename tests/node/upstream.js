@@ -6,6 +6,7 @@
 //   - "flood"     -> 1024 binary messages of 64 KiB (message i: u32 BE i, then bytes i % 251),
 //                    as fast as ws takes them, then the text "flood-done"
 // Subprotocol: "chat.v2" when offered. An upgrade to a path starting /refuse is answered 403.
+// The 101 has `X-Service: upstream-1` and `Keep-Alive: timeout=5` besides the handshake's.
 'use strict';
 const http = require('http');
 const { WebSocketServer } = require('ws');
@@ -19,6 +20,10 @@ const wss = new WebSocketServer({
   maxPayload: 64 * 1024 * 1024,
   handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false),
 });
+
+// The 101 carries a field of the service's own and one of this hop's (tests/tunnel.rs: the
+// first reaches the client, the second does not).
+wss.on('headers', (headers) => headers.push('X-Service: upstream-1', 'Keep-Alive: timeout=5'));
 
 server.on('upgrade', (req, socket, head) => {
   if (req.url.startsWith('/refuse')) {

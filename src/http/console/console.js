@@ -8,6 +8,9 @@
 //   ?channel=NAME      subscribe to NAME on connect (repeatable).
 //   ?agent=NAME        watch agent NAME (repeatable); by default the page lists the agents with
 //                      GET /api/agents, which it cannot read from another server (?server=).
+// The tunnels card lists the reverse tunnel's agents (GET /api/tunnels, with the token typed in
+// as `?token=`, every STATS_EVERY_MS); it stays hidden when the server has no tunnels (404), the
+// page may not read them, or it was pointed at another server.
 // The page connects as soon as it is loaded; when the server wants a token it stops and asks for
 // one. A token, when given, is sent to the hub with the `authenticate` method right after the
 // `connected` event (so it never appears in a URL or a proxy's access log). The agents'
@@ -64,6 +67,9 @@
     agentsNote: $("agents-note"),
     agentsError: $("agents-error"),
     agents: $("agents"),
+    tunnelsCard: $("tunnels-card"),
+    tunnelsNote: $("tunnels-note"),
+    tunnels: $("tunnels"),
   };
 
   // ---- Where to connect ---------------------------------------------------------------------
@@ -747,6 +753,56 @@
     return rate >= 100 ? rate.toFixed(0) : rate.toFixed(1);
   }
 
+  // ---- Tunnels ------------------------------------------------------------------------------
+
+  let tunnelsBusy = false;
+
+  async function pollTunnels() {
+    if (remote || tunnelsBusy) return;
+    tunnelsBusy = true;
+    let list = null;
+    try {
+      const token = ui.token.value.trim();
+      const url = token ? `/api/tunnels?token=${encodeURIComponent(token)}` : "/api/tunnels";
+      const r = await fetch(url, { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const body = r.ok ? await r.json() : null;
+      list = Array.isArray(body?.tunnels) ? body.tunnels : null;
+    } catch {
+      list = null;
+    } finally {
+      tunnelsBusy = false;
+    }
+    ui.tunnelsCard.hidden = list === null;
+    if (list === null) return;
+    const count = (v) => (typeof v === "number" ? v : 0);
+    const rows = list.map((t) => {
+      const tr = el("tr");
+      tr.dataset.agent = String(t?.name);
+      const resets = Object.entries(t?.resets || {}).filter(([, n]) => count(n) > 0);
+      const cells = [
+        el("td", "name", String(t?.name)),
+        el("td", "state", t?.connected ? "connected" : "down"),
+        el("td", "num open", count(t?.streams_open)),
+        el("td", "num streams", count(t?.streams)),
+        el("td", "num in", bytesText(count(t?.bytes_in))),
+        el("td", "num out", bytesText(count(t?.bytes_out))),
+        el("td", "resets", resets.map(([cause, n]) => `${cause} ${count(n)}`).join(", ") || "–"),
+      ];
+      cells[1].dataset.state = t?.connected ? "up" : "down";
+      tr.append(...cells);
+      return tr;
+    });
+    ui.tunnels.replaceChildren(...rows);
+    const up = list.filter((t) => t?.connected).length;
+    ui.tunnelsNote.textContent = list.length ? `${up} of ${list.length} connected` : "no agent has connected yet";
+  }
+
+  function bytesText(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+    return mib(n);
+  }
+
   // ---- Charts -------------------------------------------------------------------------------
   //
   // Under three tiles, a line of their last CHART_WINDOW_MS: the newest sample at the right
@@ -1093,4 +1149,6 @@
   // Connect at once: a server that wants a token says so in its first frame, and the page asks.
   connect();
   setInterval(pollStats, STATS_EVERY_MS);
+  pollTunnels();
+  setInterval(pollTunnels, STATS_EVERY_MS);
 })();

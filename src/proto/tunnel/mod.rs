@@ -2,7 +2,7 @@
 //! controller and an agent, each with its own credit, as a sans-IO codec ([`codec`]) and state
 //! machine ([`session`]). `docs/tunnel.md` describes the wire format and the flow control.
 //!
-//! Nothing here reads a socket or a clock; the runtime and the CLI are not wired to it yet.
+//! Nothing here reads a socket or a clock; `src/tunnel/` runs it in the binary.
 //!
 //! # Example: a controller opens a stream to an agent's `web` target
 //!

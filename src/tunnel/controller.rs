@@ -1,0 +1,544 @@
+//! The controller: agents dial `--tunnel-path` with a bearer token (`--tunnel-token-file`) and
+//! a name; a public upgrade on `--route PATH=tunnel://NAME/TARGET` goes down NAME's tunnel as an
+//! `OPEN` for TARGET, and the client gets its 101 (with the service's subprotocol and headers)
+//! only once the service's 101 came back, as the proxy defers its client's.
+//!
+//! - One live tunnel per name: a newer one replaces the older, whose streams end (their
+//!   clients get 1001) and which is closed with 1000.
+//! - No agent connected for a route: 502, logged. An agent's refusal: its status, or 502
+//!   (`connect_failed`, `unknown_target`), 503 (`refused`: the stream cap), 504 (no answer
+//!   within the open deadline).
+//! - Request headers go to the service by an allow-list (`FORWARDED`), with `X-Forwarded-For`,
+//!   `-Proto` and `-Host` added; response headers from the service's 101 come back but for the
+//!   handshake's own.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::access::Auth;
+use crate::proto::http::{Header, Limits, parse_response};
+use crate::proto::target::has_dot_segment;
+use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
+use crate::proto::{CloseCode, MessageKind};
+use crate::server::{ConnId, Context, Decision, Request, Response};
+use crate::tunnel::relay::{Tunnel, TunnelStats, Up};
+use crate::tunnel::{NAME_HEADER, passed_on};
+use crate::{info, warn};
+
+/// Request fields a public client's upgrade passes to the service (compared case-insensitively);
+/// the rest are this hop's or the handshake's own (RFC 9110 §7.6.1, RFC 6455 §4.1).
+const FORWARDED: &[&str] = &[
+    "origin",
+    "cookie",
+    "authorization",
+    "user-agent",
+    "accept-language",
+    "sec-websocket-protocol",
+    "x-request-id",
+];
+
+/// One `--route PATH=tunnel://NAME/TARGET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelRoute {
+    /// The path prefix it serves.
+    pub prefix: String,
+    /// The agent's name.
+    pub agent: String,
+    /// The target the agent exposes.
+    pub target: String,
+}
+
+impl TunnelRoute {
+    /// Parses `tunnel://NAME/TARGET` for `prefix`.
+    ///
+    /// # Errors
+    /// Not that shape, or a name or target outside 1-64 bytes of `A-Z a-z 0-9 . _ -`.
+    pub fn parse(prefix: &str, url: &str) -> Result<Self, String> {
+        let rest = url.strip_prefix("tunnel://").ok_or("expected tunnel://NAME/TARGET")?;
+        let (agent, target) = rest.split_once('/').ok_or("expected tunnel://NAME/TARGET")?;
+        for part in [agent, target] {
+            if !valid_target(part.as_bytes()) {
+                return Err(format!("'{part}': a name is 1-64 of A-Z a-z 0-9 . _ -"));
+            }
+        }
+        Ok(Self { prefix: prefix.into(), agent: agent.into(), target: target.into() })
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        let p = self.prefix.trim_end_matches('/');
+        path == self.prefix || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// A `--tunnel-host` pattern, `*.DOMAIN`, as the suffix `.domain` (lower-cased) that a public
+/// `Host` of `TARGET.NAME.domain` ends with.
+///
+/// # Errors
+/// Not `*.` and then a DNS name (labels of `a-z 0-9 -`, RFC 1123 §2.1).
+pub fn host_pattern(v: &str) -> Result<String, String> {
+    let domain = v.strip_prefix("*.").ok_or("expected *.DOMAIN, e.g. *.t.example.com")?;
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if domain.len() > 253 || !domain.split('.').all(label_ok) {
+        return Err(String::from("expected *.DOMAIN, DOMAIN labels of a-z 0-9 -"));
+    }
+    Ok(format!(".{}", domain.to_ascii_lowercase()))
+}
+
+/// Where a public upgrade goes: an agent's target, and how much of the path to leave out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The agent's name.
+    pub agent: String,
+    /// Its target.
+    pub target: String,
+    /// The length of the path's prefix the service does not get (a route's; 0 for a host).
+    pub strip: usize,
+    /// What chose it, for logs: the route's prefix or `*.domain`.
+    pub via: String,
+}
+
+/// The controller's settings.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Where agents dial.
+    pub path: String,
+    /// The tokens an agent may present.
+    pub tokens: Vec<String>,
+    /// The public routes into tunnels.
+    pub routes: Vec<TunnelRoute>,
+    /// Host suffixes into tunnels (`--tunnel-host *.DOMAIN` as `.domain`): a `Host` of
+    /// `TARGET.NAME.domain` goes to agent NAME's TARGET with its whole path.
+    pub hosts: Vec<String>,
+    /// Each tunnel's limits (streams, window, open deadline).
+    pub session: Config,
+}
+
+/// One agent's figures, for `/metrics` and `/api/tunnels`.
+#[derive(Debug, Clone)]
+pub struct AgentFigures {
+    /// Its name.
+    pub name: String,
+    /// Its tunnel is connected now.
+    pub connected: bool,
+    /// Streams open now.
+    pub streams_open: u64,
+    /// Its counters (over all its tunnels since the start).
+    pub stats: TunnelStats,
+}
+
+/// Agents' tunnels and the public clients in them.
+#[derive(Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    auth: Auth,
+    /// Live tunnels by agent name.
+    tunnels: HashMap<String, Tunnel>,
+    /// The agent name of a tunnel's WebSocket or of a public client.
+    names: HashMap<ConnId, String>,
+    /// Counters of tunnels gone, by agent name (so a reconnect does not reset them).
+    past: HashMap<String, TunnelStats>,
+}
+
+impl Controller {
+    /// A controller with `config`.
+    pub fn new(config: ControllerConfig) -> Self {
+        let auth = Auth { tokens: config.tokens.clone(), ..Auth::default() };
+        Self { config, auth, tunnels: HashMap::new(), names: HashMap::new(), past: HashMap::new() }
+    }
+
+    /// Whether an upgrade to `host` and `path` is an agent's dial: `--tunnel-path`, on a host
+    /// that is not a tunnel host's (whose every path is its service's).
+    pub fn is_tunnel_path(&self, host: &[u8], path: &str) -> bool {
+        path == self.config.path && !self.is_tunnel_host(host)
+    }
+
+    /// Whether `host` is `TARGET.NAME.domain` under a `--tunnel-host`.
+    pub fn is_tunnel_host(&self, host: &[u8]) -> bool {
+        self.by_host(host).is_some()
+    }
+
+    /// The route for a public path: the longest prefix that matches at a segment boundary.
+    pub fn route_for(&self, path: &str) -> Option<usize> {
+        let routes = self.config.routes.iter().enumerate();
+        routes.filter(|(_, r)| r.matches(path)).max_by_key(|(_, r)| r.prefix.len()).map(|(i, _)| i)
+    }
+
+    /// Where a public upgrade to `host` and `path` goes down a tunnel: by its host
+    /// (`--tunnel-host`) first, else by the longest `--route` prefix.
+    pub fn pick(&self, host: &[u8], path: &str) -> Option<Pick> {
+        if let Some((target, agent, via)) = self.by_host(host) {
+            // Host names are case-insensitive (RFC 9110 §4.2.3): read lower-cased.
+            let (agent, target) = (agent.to_ascii_lowercase(), target.to_ascii_lowercase());
+            return Some(Pick { agent, target, strip: 0, via: format!("*{via}") });
+        }
+        let r = &self.config.routes[self.route_for(path)?];
+        Some(Pick {
+            agent: r.agent.clone(),
+            target: r.target.clone(),
+            strip: r.prefix.trim_end_matches('/').len(),
+            via: r.prefix.clone(),
+        })
+    }
+
+    /// `TARGET.NAME.domain` (any case, a port and a final dot ignored) under a `--tunnel-host`:
+    /// the target, the name (as written; [`Controller::pick`] lower-cases them, so a name or
+    /// target with upper-case letters is not reached by host) and the suffix.
+    fn by_host<'h>(&self, host: &'h [u8]) -> Option<(&'h str, &'h str, &str)> {
+        let host = std::str::from_utf8(host).ok()?;
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.config.hosts.iter().find_map(|suffix| {
+            let cut = host.len().checked_sub(suffix.len())?;
+            let (labels, end) = (host.get(..cut)?, host.get(cut..)?);
+            let (target, name) = labels.split_once('.')?;
+            let ok = |s: &str| valid_target(s.as_bytes());
+            (end.eq_ignore_ascii_case(suffix) && ok(target) && ok(name)).then_some((
+                target,
+                name,
+                suffix.as_str(),
+            ))
+        })
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &[TunnelRoute] {
+        &self.config.routes
+    }
+
+    /// An agent dials in: its token (compared in constant time) and its name are checked.
+    pub fn on_agent_upgrade(&mut self, req: &Request<'_>) -> Decision {
+        let authorization = req.header("authorization");
+        if self.auth.check(None, req.host, authorization, None, false) != Ok(true) {
+            warn!("tunnel agent refused: bad token", peer = req.peer);
+            return Decision::Reject(Response::text(401, "a valid tunnel token is required\n"));
+        }
+        let name = req.header(NAME_HEADER).unwrap_or_default();
+        let Some(name) = std::str::from_utf8(name).ok().filter(|n| valid_target(n.as_bytes()))
+        else {
+            warn!("tunnel agent refused: bad name", peer = req.peer);
+            return Decision::Reject(Response::text(
+                400,
+                format!("{NAME_HEADER}: 1-64 of A-Z a-z 0-9 . _ -\n"),
+            ));
+        };
+        self.names.insert(req.id, name.to_string());
+        Decision::accept()
+    }
+
+    /// An agent's tunnel opened: it is the agent's live tunnel now, replacing an older one.
+    pub fn on_agent_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let Some(name) = self.names.get(&id).cloned() else { return };
+        if let Some(old) = self.tunnels.remove(&name) {
+            let old_conn = old.conn;
+            info!("tunnel replaced", agent = name, old = old_conn, new = id);
+            self.retire(ctx, old, CloseCode::GOING_AWAY, "the agent's tunnel was replaced");
+            ctx.close(old_conn, CloseCode::NORMAL, "replaced by a newer tunnel of the agent");
+        }
+        let tunnel = Tunnel::new(id, Role::Controller, self.config.session, &[]);
+        let peer = ctx.peer_addr(id).map(|a| a.to_string()).unwrap_or_default();
+        info!("tunnel connected", agent = name, id = id, peer = peer);
+        self.tunnels.insert(name, tunnel);
+    }
+
+    /// A tunnel ended: its streams end with it (open clients get `code`, waiting ones 502).
+    fn retire(&mut self, ctx: &mut Context<'_>, mut tunnel: Tunnel, code: CloseCode, reason: &str) {
+        let name = self.names.remove(&tunnel.conn).unwrap_or_default();
+        for conn in tunnel.end(ctx, code, reason) {
+            self.names.remove(&conn);
+            ctx.reject(conn, &Response::text(502, "the tunnel closed\n"));
+        }
+        let past = self.past.entry(name).or_default();
+        add(past, &tunnel.stats);
+    }
+
+    /// A tunnel message from an agent.
+    pub fn on_agent_message(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+    ) {
+        let Some(tunnel) = self.tunnel_of(id) else { return };
+        if kind == MessageKind::Text {
+            // The tunnel's messages are binary (docs/tunnel.md).
+            ctx.close(id, CloseCode::UNSUPPORTED_DATA, "tunnel messages are binary");
+            return;
+        }
+        match tunnel.handle(ctx, data) {
+            Ok(Some(Up::Accepted { stream, conn, head })) => {
+                let head = head.to_vec();
+                self.answer_client(ctx, id, stream, conn, &head);
+            }
+            Ok(Some(Up::Failed { conn, cause })) => self.refuse_client(ctx, conn, cause),
+            // A controller exposes no targets: the session refused any OPEN already.
+            Ok(Some(Up::Opened { .. }) | None) => {}
+            Err(e) => {
+                warn!("tunnel failed", id = id, error = e.name());
+                ctx.close(id, e.close_code(), e.reason());
+            }
+        }
+    }
+
+    fn tunnel_of(&mut self, id: ConnId) -> Option<&mut Tunnel> {
+        let name = self.names.get(&id)?;
+        self.tunnels.get_mut(name)
+    }
+
+    /// The service answered a client's stream: the client gets the 101 (with the service's
+    /// subprotocol and headers), or the service's refusal status.
+    fn answer_client(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tunnel_id: ConnId,
+        stream: StreamId,
+        client: ConnId,
+        head: &[u8],
+    ) {
+        let Some(tunnel) = self.tunnel_of(tunnel_id) else { return };
+        if ctx.peer_addr(client).is_none() {
+            // The client left while the service was connecting.
+            tunnel.refuse(ctx, stream, ResetCause::CANCEL);
+            self.names.remove(&client);
+            return;
+        }
+        let mut slots = [Header { name: "", value: b"" }; 64];
+        let parsed = parse_response(head, &mut slots, &Limits::default());
+        match parsed {
+            Ok(r) if r.status == 101 => {
+                let protocol =
+                    r.header("sec-websocket-protocol").and_then(|p| std::str::from_utf8(p).ok());
+                let headers: Vec<(String, Vec<u8>)> =
+                    passed_on(r.headers).map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+                ctx.accept(client, protocol, &headers);
+                tunnel.opened(stream);
+            }
+            Ok(r) => {
+                let status = r.status;
+                tunnel.refuse(ctx, stream, ResetCause::CANCEL);
+                self.names.remove(&client);
+                info!("tunnel service refused", client = client, status = status);
+                ctx.reject(
+                    client,
+                    &Response::text(status, format!("the service refused ({status})\n")),
+                );
+            }
+            Err(e) => {
+                tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
+                self.names.remove(&client);
+                warn!("tunnel service head unreadable", client = client, error = e);
+                ctx.reject(client, &Response::text(502, "the service's answer was unreadable\n"));
+            }
+        }
+    }
+
+    fn refuse_client(&mut self, ctx: &mut Context<'_>, client: ConnId, cause: ResetCause) {
+        self.names.remove(&client);
+        let status = match cause {
+            ResetCause::REFUSED => 503,
+            ResetCause::OPEN_TIMEOUT => 504,
+            _ => 502,
+        };
+        info!("tunnel stream refused", client = client, cause = cause.name(), status = status);
+        ctx.reject(client, &Response::text(status, format!("tunnel: {}\n", cause.name())));
+    }
+
+    /// A public upgrade on a tunnel route: an `OPEN` down the agent's tunnel, the client's
+    /// answer deferred until the service's.
+    pub fn on_client_upgrade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        r: &Pick,
+        req: &Request<'_>,
+    ) -> Decision {
+        let Some(tunnel) = self.tunnels.get_mut(&r.agent) else {
+            warn!("tunnel route: no agent connected", route = r.via, agent = r.agent);
+            return Decision::Reject(Response::text(502, "the tunnel's agent is not connected\n"));
+        };
+        let rest = req.path.get(r.strip..).unwrap_or("");
+        // The rest is appended to the service's path by the agent: it may not climb out of it
+        // (RFC 3986 §5.2.4), read as the service might read it.
+        if has_dot_segment(rest) {
+            info!("tunnel route: a . or .. path segment", client = req.id, route = r.via);
+            return Decision::Reject(Response::text(400, "a . or .. path segment\n"));
+        }
+        let head = request_head(req, rest);
+        match tunnel.open(ctx, req.id, &r.target, head.as_bytes()) {
+            Ok(stream) => {
+                info!("tunnel stream", client = req.id, agent = r.agent, stream = stream);
+                self.names.insert(req.id, r.agent.clone());
+                Decision::Defer
+            }
+            Err(SendError::TooManyStreams) => {
+                warn!("tunnel stream cap reached", agent = r.agent);
+                Decision::Reject(Response::text(503, "too many streams in the tunnel\n"))
+            }
+            Err(SendError::TooLong) => {
+                Decision::Reject(Response::text(431, "the request head is too long\n"))
+            }
+            Err(e) => {
+                warn!("tunnel stream failed", agent = r.agent, error = format!("{e:?}"));
+                Decision::Reject(Response::text(502, "the tunnel failed\n"))
+            }
+        }
+    }
+
+    /// A public client's WebSocket opened: its pieces stream, its close waits for the service's.
+    pub fn on_client_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        ctx.set_streaming(id, true);
+        ctx.set_manual_close(id, true);
+    }
+
+    /// A piece from a public client.
+    pub fn on_client_piece(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) {
+        if let Some(t) = self.tunnel_of(id) {
+            t.piece(ctx, id, kind, data, fin);
+        }
+    }
+
+    /// A public client's close frame.
+    pub fn on_client_peer_close(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) {
+        if let Some(t) = self.tunnel_of(id) {
+            t.peer_close(ctx, id, code, reason);
+        }
+    }
+
+    /// A public client is gone.
+    pub fn on_client_close(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) {
+        if let Some(t) = self.tunnel_of(id) {
+            t.closed(ctx, id, code, reason);
+        }
+        self.names.remove(&id);
+    }
+
+    /// A tunnel's WebSocket is gone: its streams end.
+    pub fn on_agent_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode) {
+        let Some(name) = self.names.get(&id).cloned() else { return };
+        match self.tunnels.remove(&name) {
+            Some(t) if t.conn == id => {
+                info!("tunnel disconnected", agent = name, id = id, code = code.0);
+                self.retire(ctx, t, CloseCode::GOING_AWAY, "the tunnel closed");
+            }
+            Some(t) => {
+                // An older tunnel of the name, already replaced.
+                self.tunnels.insert(name, t);
+                self.names.remove(&id);
+            }
+            None => {
+                self.names.remove(&id);
+            }
+        }
+    }
+
+    /// A socket drained to its mark (a tunnel's, or a client's).
+    pub fn on_drained(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some(t) = self.tunnel_of(id) {
+            t.drained(ctx, id);
+        }
+    }
+
+    /// Open deadlines.
+    pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        let mut failed = Vec::new();
+        for t in self.tunnels.values_mut() {
+            failed.extend(t.tick(ctx, now));
+        }
+        for (conn, cause) in failed {
+            self.refuse_client(ctx, conn, cause);
+        }
+    }
+
+    /// How often [`Controller::on_tick`] runs.
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+
+    /// Each agent's figures now: connected ones and those seen before.
+    pub fn figures(&self) -> Vec<AgentFigures> {
+        let mut names: Vec<&String> = self.tunnels.keys().chain(self.past.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let live = self.tunnels.get(name);
+                let mut stats = self.past.get(name).cloned().unwrap_or_default();
+                if let Some(t) = live {
+                    add(&mut stats, &t.stats);
+                }
+                AgentFigures {
+                    name: name.clone(),
+                    connected: live.is_some(),
+                    streams_open: live.map_or(0, |t| t.open_streams() as u64),
+                    stats,
+                }
+            })
+            .collect()
+    }
+}
+
+fn add(total: &mut TunnelStats, more: &TunnelStats) {
+    total.streams += more.streams;
+    total.bytes_in += more.bytes_in;
+    total.bytes_out += more.bytes_out;
+    for (t, m) in total.resets.iter_mut().zip(more.resets) {
+        *t += m;
+    }
+    let (h, m) = (&mut total.open_latency, &more.open_latency);
+    for (t, n) in h.counts.iter_mut().zip(m.counts) {
+        *t += n;
+    }
+    h.sum += m.sum;
+    h.count += m.count;
+}
+
+/// The upgrade request the service gets (HTTP/1.1, RFC 9112 §3): the rest of the client's path
+/// and its query, its `Host`, the fields in [`FORWARDED`], and `X-Forwarded-*`.
+fn request_head(req: &Request<'_>, rest: &str) -> String {
+    let mut head = String::from("GET ");
+    head.push_str(if rest.is_empty() { "/" } else { rest });
+    if let Some(q) = req.query {
+        head.push('?');
+        head.push_str(q);
+    }
+    head.push_str(" HTTP/1.1\r\n");
+    let host = String::from_utf8_lossy(req.host);
+    for h in req.headers.iter().filter(|h| FORWARDED.iter().any(|n| h.name.eq_ignore_ascii_case(n)))
+    {
+        if let Ok(value) = std::str::from_utf8(h.value) {
+            let _ = write!(head, "{}: {value}\r\n", h.name);
+        }
+    }
+    let _ = write!(
+        head,
+        "X-Forwarded-For: {}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: {host}\r\n\r\n",
+        req.peer.ip()
+    );
+    head
+}

@@ -1,0 +1,742 @@
+//! The reverse tunnel end to end (issue 18): a weir controller, a `weir tunnel` agent, and a Node
+//! `ws` service (tests/node/upstream.js) reached only through the tunnel, with real clients.
+//!
+//! Most tests run the service and the agent on loopback, next to the client (quicker, and they
+//! need no root): the client only ever dials the controller, and the service's port is given to
+//! the agent alone. One test puts the service and the agent in a network namespace it makes
+//! (`ip netns`, root), which the client cannot reach: the path can only go through the tunnel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::node::{Node, node_ready};
+use common::{Binary, eventually, weir};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const TOKEN: &str = "tunnel-secret-1";
+
+/// A file holding `token`, unique to this test process and call.
+fn token_file(token: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("weir-tunnel-{}-{n}", std::process::id()));
+    std::fs::write(&path, format!("# tunnel tokens\n{token}\n")).unwrap();
+    path
+}
+
+/// A controller taking agents with [`TOKEN`], routing /kuma to agent `home`'s `web`, /locked to
+/// its `locked`, /nope to its `nope` (not exposed) and /ghost to an agent that never connects;
+/// `listen` fixes its address (to restart it on the same one).
+fn controller(listen: &str) -> Binary {
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", listen, "--log-level", "info"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", "/kuma=tunnel://home/web", "--route", "/nope=tunnel://home/nope"]);
+    cmd.args(["--route", "/ghost=tunnel://ghost/web", "--route", "/locked=tunnel://home/locked"]);
+    Binary::spawn(cmd)
+}
+
+/// An agent named `home` exposing the service on `port` as `web` (under /base) and `locked`
+/// (under /refuse, which the service refuses), with `token`; not waited for.
+fn agent_with(controller: SocketAddr, port: u16, token: &str) -> Binary {
+    let tokens = token_file(token);
+    let url = format!("ws://{controller}/_tunnel");
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let locked = format!("locked=ws://127.0.0.1:{port}/refuse");
+    let mut cmd = weir(&["tunnel", &url, "--name", "home", "--expose", &expose]);
+    cmd.args(["--expose", &locked]);
+    cmd.args(["--token-file", tokens.to_str().unwrap(), "--reconnect-max", "1s"]);
+    Binary::spawn_unlistening(cmd)
+}
+
+/// An agent with the right token, once its tunnel is up.
+fn agent(controller: SocketAddr, port: u16) -> Binary {
+    let a = agent_with(controller, port, TOKEN);
+    a.log_with("tunnel connected", TIMEOUT);
+    a
+}
+
+/// A tungstenite client on `ws://addr{path}` offering `chat.v2`, reads bounded by `TIMEOUT`.
+fn client(addr: SocketAddr, path: &str) -> (WebSocket<TcpStream>, Option<String>) {
+    let (ws, resp) = client_101(addr, path);
+    let protocol = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().into());
+    (ws, protocol)
+}
+
+/// [`client`], with the 101 it got.
+fn client_101(
+    addr: SocketAddr,
+    path: &str,
+) -> (WebSocket<TcpStream>, tungstenite::http::Response<Option<Vec<u8>>>) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "chat.v2".parse().unwrap());
+    req.headers_mut().insert("Origin", "http://front.example".parse().unwrap());
+    let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
+    assert_eq!(resp.status(), 101);
+    (ws, resp)
+}
+
+/// The status an upgrade on `path` is refused with.
+fn refused(addr: SocketAddr, path: &str) -> u16 {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    match tungstenite::client::client(format!("ws://{addr}{path}"), stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            r.status().as_u16()
+        }
+        Ok(_) => panic!("{path}: the upgrade was accepted"),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+fn echo(ws: &mut WebSocket<TcpStream>, m: Message) {
+    ws.send(m.clone()).unwrap();
+    assert_eq!(ws.read().unwrap(), m);
+}
+
+/// The next message that is not a ping or pong.
+fn next(ws: &mut WebSocket<TcpStream>) -> Message {
+    loop {
+        match ws.read().unwrap() {
+            Message::Ping(_) | Message::Pong(_) => {}
+            m => return m,
+        }
+    }
+}
+
+/// The close code the server sends next (pings and data skipped), waited for at most `TIMEOUT`.
+fn close_code(ws: &mut WebSocket<TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return f.code.into(),
+            Ok(Message::Close(None)) => return 1005,
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+/// The body of `GET path` (a plain HTTP/1.0 request, read to the end, bounded).
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.0\r\n\r\n");
+    let (head, body) = common::request(addr, req.as_bytes());
+    assert_eq!(common::status(&head), 200, "{head}");
+    body
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+
+    let (mut ws, resp) = client_101(ctrl.addr, "/kuma/sub?x=1");
+    // The service's choice and its own fields came back before the client's 101 was written
+    // (seed 003); this hop's (Keep-Alive) did not, nor the handshake's twice.
+    let h = resp.headers();
+    assert_eq!(h.get("sec-websocket-protocol").unwrap(), "chat.v2");
+    assert_eq!(h.get("x-service").map(|v| v.to_str().unwrap()), Some("upstream-1"), "{h:?}");
+    assert!(h.get("keep-alive").is_none(), "{h:?}");
+    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol"] {
+        assert_eq!(h.get_all(name).iter().count(), 1, "{name}: {h:?}");
+    }
+    ws.send(Message::text("headers?")).unwrap();
+    let json = match next(&mut ws) {
+        Message::Text(t) => t.to_string(),
+        m => panic!("expected the headers as JSON, got {m:?}"),
+    };
+    assert!(json.contains(r#""url":"/base/sub?x=1""#), "{json}");
+    assert!(json.contains(r#""origin":"http://front.example""#), "{json}");
+    assert!(json.contains(r#""x-forwarded-for":"127.0.0.1""#), "{json}");
+    assert!(json.contains(r#""protocol":"chat.v2""#), "{json}");
+
+    echo(&mut ws, Message::text("ünïcode ✓"));
+    echo(&mut ws, Message::binary(vec![0u8, 1, 2, 255]));
+    echo(&mut ws, Message::binary(Vec::new()));
+    // Past one window (256 KiB) each way: the credit is granted back as it is passed on.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    echo(&mut ws, Message::binary(big));
+
+    // The agent's figures: connected, one stream open, bytes both ways.
+    let metrics = http_get(ctrl.addr, "/metrics");
+    assert!(metrics.contains("weir_tunnel_connected{agent=\"home\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_tunnel_streams_open{agent=\"home\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_tunnel_streams_total{agent=\"home\"} 1"), "{metrics}");
+    let bytes = |name: &str| -> u64 {
+        let prefix = format!("{name}{{agent=\"home\"}} ");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap();
+        line.parse().unwrap()
+    };
+    assert!(bytes("weir_tunnel_bytes_in_total") >= 3_000_000, "{metrics}");
+    assert!(bytes("weir_tunnel_bytes_out_total") >= 3_000_000, "{metrics}");
+    let opened = "weir_tunnel_open_seconds_count{agent=\"home\"} 1";
+    assert!(metrics.contains(opened), "{metrics}");
+    let inf = "weir_tunnel_open_seconds_bucket{agent=\"home\",le=\"+Inf\"} 1";
+    assert!(metrics.contains(inf), "{metrics}");
+    let list = http_get(ctrl.addr, "/api/tunnels");
+    assert!(list.contains(r#""name":"home","connected":true,"streams_open":1"#), "{list}");
+
+    // The service closes with 4001: the client gets that code, after the data before it.
+    ws.send(Message::text("close-me")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("bye-data"));
+    assert_eq!(close_code(&mut ws), 4001);
+
+    // The client closes with 4000: the service's echo of it comes back.
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("hello"));
+    ws.close(Some(CloseFrame { code: CloseCode::from(4000), reason: "bye".into() })).unwrap();
+    assert_eq!(close_code(&mut ws), 4000);
+}
+
+#[test]
+fn a_wrong_token_an_unknown_target_and_a_missing_agent_are_refused() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+
+    let wrong = agent_with(ctrl.addr, port, "not-the-token");
+    wrong.log_with("the controller does not take this token", TIMEOUT);
+    ctrl.log_with("tunnel agent refused: bad token", TIMEOUT);
+    assert_eq!(refused(ctrl.addr, "/kuma"), 502, "no agent is connected");
+    drop(wrong);
+
+    let _agent = agent(ctrl.addr, port);
+    // The agent exposes no `nope`: it resets the stream, the client gets 502.
+    assert_eq!(refused(ctrl.addr, "/nope"), 502);
+    ctrl.log_with("cause=unknown_target", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"unknown_target\"} 1";
+    assert!(metrics.contains(resets), "{metrics}");
+    assert_eq!(refused(ctrl.addr, "/ghost/x"), 502);
+    ctrl.log_with("no agent connected", TIMEOUT);
+    // The service's own refusal keeps its status.
+    assert_eq!(refused(ctrl.addr, "/locked"), 403);
+    // A path that could name something outside the service's base (RFC 3986 §5.2.4), in any
+    // reading the service might make: 400, before the tunnel is asked.
+    for path in ["/kuma/../admin", "/kuma/%2e%2e/admin", "/kuma/x/..%2f..%2fadmin", "/kuma/.;x"] {
+        assert_eq!(refused(ctrl.addr, path), 400, "{path}");
+    }
+    ctrl.log_with("tunnel route: a . or .. path segment", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    assert!(metrics.contains("weir_tunnel_streams_total{agent=\"home\"} 2"), "{metrics}");
+}
+
+#[test]
+fn a_stalled_client_does_not_stall_another_stream() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+
+    // 64 MiB comes back to a client that reads none of it.
+    let (mut stalled, _) = client(ctrl.addr, "/kuma");
+    stalled.send(Message::text("flood")).unwrap();
+    let (mut other, _) = client(ctrl.addr, "/kuma");
+    for i in 0..300 {
+        echo(&mut other, Message::text(format!("message {i}")));
+    }
+    // The stalled one still gets all of its flood once it reads.
+    for i in 0..1024u32 {
+        match next(&mut stalled) {
+            Message::Binary(b) => assert_eq!(b[..4], i.to_be_bytes(), "message {i}"),
+            m => panic!("expected flood message {i}, got {m:?}"),
+        }
+    }
+    assert_eq!(next(&mut stalled), Message::text("flood-done"));
+}
+
+#[test]
+fn agent_and_controller_restarts_end_streams_cleanly_and_leak_no_descriptor() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let mut fds = Vec::new();
+    for cycle in 0..20 {
+        let agent = agent(ctrl.addr, port);
+        let (mut ws, _) = client(ctrl.addr, "/kuma");
+        echo(&mut ws, Message::text(format!("cycle {cycle}")));
+        drop(agent); // SIGKILL: the tunnel is gone without a close frame
+        let code = close_code(&mut ws);
+        assert!(code == 1001 || code == 1011, "cycle {cycle}: closed with {code}");
+        fds.push(open_fds(ctrl.pid()));
+    }
+    // Each cycle leaves nothing behind (the first ones may grow the loop's own tables).
+    assert!(fds[19] <= fds[4], "the controller's descriptors grew: {fds:?}");
+
+    // The controller goes and comes back on the same address: the agent dials again.
+    let addr = ctrl.addr;
+    let agent = agent(addr, port);
+    drop(ctrl);
+    let mut agent_fds = Vec::new();
+    for cycle in 0..20 {
+        let ctrl = controller(&addr.to_string());
+        let connected = format!("tunnel connected controller={addr}");
+        eventually(TIMEOUT, || (agent.log().matches(&connected).count() > cycle + 1).then_some(()))
+            .unwrap_or_else(|| panic!("cycle {cycle}: no reconnect:\n{}", agent.log()));
+        let (mut ws, _) = client(ctrl.addr, "/kuma");
+        echo(&mut ws, Message::text(format!("cycle {cycle}")));
+        ctrl.sigterm();
+        assert_eq!(close_code(&mut ws), 1001, "cycle {cycle}: SIGTERM closes with 1001");
+        let mut ctrl = ctrl;
+        assert!(ctrl.wait_exit(TIMEOUT).success());
+        agent_fds.push(open_fds(agent.pid()));
+    }
+    assert!(agent_fds[19] <= agent_fds[4], "the agent's descriptors grew: {agent_fds:?}");
+}
+
+#[test]
+fn sigterm_on_the_agent_closes_its_streams_and_exits() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = controller("127.0.0.1:0");
+    let mut agent = agent(ctrl.addr, port);
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("before"));
+    agent.sigterm();
+    let code = close_code(&mut ws);
+    assert!(code == 1001, "closed with {code}");
+    assert!(agent.wait_exit(TIMEOUT).success(), "{}", agent.log());
+}
+
+/// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
+/// deleted when dropped. `None` (after saying why) when `ip netns` cannot be used here.
+struct Netns {
+    name: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+impl Netns {
+    fn make() -> Option<Self> {
+        let pid = std::process::id();
+        let name = format!("weir-t18-{pid}");
+        let (host_if, ns_if) = (format!("wv{pid}h"), format!("wv{pid}n"));
+        let net = format!("10.251.{}", pid % 250);
+        let host_ip = format!("{net}.1");
+        let ns = Self { name: name.clone(), host_ip: host_ip.clone(), ns_ip: format!("{net}.2") };
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &name],
+            &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if],
+            &["link", "set", &ns_if, "netns", &name],
+            &["addr", "add", &format!("{host_ip}/30"), "dev", &host_if],
+            &["link", "set", &host_if, "up"],
+            &["netns", "exec", &name, "ip", "addr", "add", &format!("{net}.2/30"), "dev", &ns_if],
+            &["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"],
+            &["netns", "exec", &name, "ip", "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            let out = std::process::Command::new("ip").args(step).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                other => {
+                    let why = match other {
+                        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    common::missing_external(
+                        "ip-netns",
+                        &format!(
+                            "`ip {}` failed ({why}): the test needs root and iproute2 \
+                             (`apt-get install iproute2`, run as root)",
+                            step.join(" ")
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ns)
+    }
+
+    /// The words that run a program inside it.
+    fn exec(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.name]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn the_service_is_reached_only_through_the_tunnel_from_a_namespace_the_client_cannot_reach() {
+    if !node_ready() {
+        return;
+    }
+    let Some(ns) = Netns::make() else { return };
+    // The service listens on the namespace's own loopback: nothing outside it can dial it.
+    let (_node, port) = Node::server_under(&ns.exec(), "upstream.js");
+    let there: SocketAddr = format!("{}:{port}", ns.ns_ip).parse().unwrap();
+    assert!(TcpStream::connect_timeout(&there, TIMEOUT).is_err(), "the service is reachable");
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--listen", &format!("{}:0", ns.host_ip)]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", "/kuma=tunnel://home/web"]);
+    let ctrl = Binary::spawn(cmd);
+    let tunnel_side = format!("listening addr={}:", ns.host_ip);
+    let log = ctrl.log_with(&tunnel_side, TIMEOUT);
+    let port_there = log.split(&tunnel_side).nth(1).unwrap().split([' ', '\n']).next().unwrap();
+
+    // The agent, in the namespace, dials the controller's address on the veth: not loopback,
+    // so plain ws:// needs --allow-plain (and is refused without it).
+    let url = format!("ws://{}:{port_there}/_tunnel", ns.host_ip);
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let agent_cmd = |plain: bool| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_weir"), "tunnel", &url]);
+        cmd.args(["--name", "home", "--expose", &expose]);
+        cmd.args(["--token-file", tokens.to_str().unwrap()]);
+        if plain {
+            cmd.arg("--allow-plain");
+        }
+        cmd
+    };
+    let mut refused = Binary::spawn_unlistening(agent_cmd(false));
+    assert!(!refused.wait_exit(TIMEOUT).success());
+    assert!(refused.log().contains("--allow-plain"), "{}", refused.log());
+    let agent = Binary::spawn_unlistening(agent_cmd(true));
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    let (mut ws, _) = client(ctrl.addr, "/kuma/x");
+    ws.send(Message::text("headers?")).unwrap();
+    let json = match next(&mut ws) {
+        Message::Text(t) => t.to_string(),
+        m => panic!("expected the headers as JSON, got {m:?}"),
+    };
+    assert!(json.contains(r#""url":"/base/x""#), "{json}");
+    echo(&mut ws, Message::binary(vec![7u8; 100_000]));
+    ws.send(Message::text("close-me")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("bye-data"));
+    assert_eq!(close_code(&mut ws), 4001);
+}
+
+/// A WebSocket that talks to the controller as agent `home` would, with `token`: the test
+/// writes the tunnel's messages itself.
+fn fake_agent(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}/_tunnel").into_client_request().unwrap();
+    req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut().insert("Weir-Tunnel-Name", "home".parse().unwrap());
+    let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// The next tunnel message (a binary message), pings skipped.
+fn tunnel_message(ws: &mut WebSocket<TcpStream>) -> Vec<u8> {
+    match next(ws) {
+        Message::Binary(b) => b.to_vec(),
+        m => panic!("expected a tunnel message, got {m:?}"),
+    }
+}
+
+#[test]
+fn a_hostile_agent_is_answered_precisely() {
+    let ctrl = controller("127.0.0.1:0");
+
+    // An agent may not open streams: the controller exposes nothing (RESET unknown_target).
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let mut open = vec![0x1, 0x1, 0, 0, 0, 2, 0, 1, 0, 0, 3];
+    open.extend_from_slice(b"web");
+    open.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    agent.send(Message::binary(open)).unwrap();
+    assert_eq!(tunnel_message(&mut agent), [0x7, 0, 0, 0, 0, 2, 2], "RESET unknown_target");
+
+    // A public client's OPEN, refused by the agent for its stream cap: the client gets 503.
+    let mut client = common::raw(ctrl.addr);
+    std::io::Write::write_all(
+        &mut client,
+        b"GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let open = tunnel_message(&mut agent);
+    assert_eq!(open[0], 0x1, "an OPEN");
+    assert_eq!(open[1], 0x1, "for a WebSocket");
+    let mut reset = vec![0x7, 0];
+    reset.extend_from_slice(&open[2..6]);
+    reset.push(1);
+    agent.send(Message::binary(reset)).unwrap();
+    assert_eq!(common::status(&common::read_head(&mut client)), 503);
+
+    // A malformed message (type 9) fails the tunnel: 1002.
+    agent.send(Message::binary(vec![0x9, 0, 0, 0, 0, 1])).unwrap();
+    assert_eq!(close_code(&mut agent), 1002);
+    ctrl.log_with("tunnel failed", TIMEOUT);
+
+    // Text is no tunnel message: 1003.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    agent.send(Message::text("hello")).unwrap();
+    assert_eq!(close_code(&mut agent), 1003);
+
+    // A stream id that was never opened fails the tunnel too.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    agent.send(Message::binary(vec![0x6, 0, 0, 0, 0, 41])).unwrap();
+    assert_eq!(close_code(&mut agent), 1002);
+
+    // Text that is not UTF-8, relayed to a client: weir sends none of it; the client gets 1007
+    // and the stream is reset (protocol), the tunnel goes on.
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel replaced", TIMEOUT);
+    let mut client = common::raw(ctrl.addr);
+    std::io::Write::write_all(
+        &mut client,
+        b"GET /kuma/b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let open = tunnel_message(&mut agent);
+    let id = &open[2..6];
+    let mut ok = vec![0x2, 0];
+    ok.extend_from_slice(id);
+    ok.extend_from_slice(&[0, 1, 0, 0]);
+    ok.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    agent.send(Message::binary(ok)).unwrap();
+    assert_eq!(common::status(&common::read_head(&mut client)), 101);
+    let mut text = vec![0x4, 0];
+    text.extend_from_slice(id);
+    text.extend_from_slice(&[0x1, b'o', b'k', 0xC0, 0xAF]);
+    agent.send(Message::binary(text)).unwrap();
+    assert_eq!(common::expect_close(&mut client), 1007);
+    let mut reset = vec![0x7, 0];
+    reset.extend_from_slice(id);
+    reset.push(5);
+    assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
+}
+
+/// A controller taking agents with [`TOKEN`], its public side under `--token public-token`,
+/// with `flags`.
+fn guarded_controller(flags: &[&str]) -> Binary {
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--token", "public-token"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(flags);
+    Binary::spawn(cmd)
+}
+
+#[test]
+fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = guarded_controller(&["--route", "/kuma=tunnel://home/web"]);
+    let first = agent(ctrl.addr, port);
+
+    // The access policy: no token, 401; the agent's token is not the policy's either.
+    assert_eq!(refused(ctrl.addr, "/kuma"), 401);
+    assert_eq!(refused(ctrl.addr, &format!("/kuma?token={TOKEN}")), 401);
+    let (mut ws, _) = client(ctrl.addr, "/kuma?token=public-token");
+    echo(&mut ws, Message::text("through the first"));
+
+    // A tunnel of the same name (here, one the test speaks for) replaces it: its streams end.
+    let _second = fake_agent(ctrl.addr, TOKEN);
+    assert_eq!(close_code(&mut ws), 1001);
+    ctrl.log_with("tunnel replaced agent=home", TIMEOUT);
+    first.log_with("tunnel disconnected", TIMEOUT);
+}
+
+/// An upgrade on `ws://addr{path}` naming `host` in its `Host`: the service's view of it (its
+/// answer to `headers?`), or the status it was refused with.
+fn by_host(addr: SocketAddr, host: &str, path: &str) -> Result<String, u16> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut().insert("Host", host.parse().unwrap());
+    match tungstenite::client::client(req, stream) {
+        Ok((mut ws, _)) => {
+            ws.send(Message::text("headers?")).unwrap();
+            match next(&mut ws) {
+                Message::Text(t) => Ok(t.to_string()),
+                m => panic!("expected the headers as JSON, got {m:?}"),
+            }
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            Err(r.status().as_u16())
+        }
+        Err(e) => panic!("{host}{path}: {e}"),
+    }
+}
+
+#[test]
+fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let ctrl = guarded_controller(&["--tunnel-host", "*.t.example.com", "--echo", "/echo"]);
+    let _agent = agent(ctrl.addr, port);
+
+    // TARGET.NAME under the pattern (any case, with a port): the whole path is the service's.
+    let t = "?token=public-token";
+    let json = by_host(ctrl.addr, "web.home.t.example.com", &format!("/sub{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/sub?token=public-token""#), "{json}");
+    let json = by_host(ctrl.addr, "WEB.home.T.Example.com:8443", &format!("/{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/?token=public-token""#), "{json}");
+    assert!(json.contains(r#""x-forwarded-host":"WEB.home.T.Example.com:8443""#), "{json}");
+    // Even the agents' path, and a path another endpoint has, belong to the service there.
+    let json = by_host(ctrl.addr, "web.home.t.example.com", &format!("/echo{t}")).unwrap();
+    assert!(json.contains(r#""url":"/base/echo?token=public-token""#), "{json}");
+    // The policy applies as to any endpoint.
+    assert_eq!(by_host(ctrl.addr, "web.home.t.example.com", "/sub"), Err(401));
+    // Its refusals are a route's: the service's status, an unknown target, no such agent, a
+    // dot segment.
+    assert_eq!(by_host(ctrl.addr, "locked.home.t.example.com", &format!("/{t}")), Err(403));
+    assert_eq!(by_host(ctrl.addr, "nope.home.t.example.com", &format!("/{t}")), Err(502));
+    assert_eq!(by_host(ctrl.addr, "web.ghost.t.example.com", &format!("/{t}")), Err(502));
+    assert_eq!(by_host(ctrl.addr, "web.home.t.example.com", &format!("/%2e%2e/{t}")), Err(400));
+    // Plain HTTP is not relayed yet: a tunnel host answers none of weir's own paths.
+    let get = "GET /metrics HTTP/1.1\r\nHost: web.home.t.example.com\r\nConnection: close\r\n\r\n";
+    let (head, _) = common::request(ctrl.addr, get.as_bytes());
+    assert_eq!(common::status(&head), 501, "{head}");
+    // Hosts that are not TARGET.NAME under it are weir's own: /echo echoes.
+    for host in ["t.example.com", "home.t.example.com", "web.home.t.example.com.evil", "x"] {
+        let mut req = format!("ws://{}/echo{t}", ctrl.addr).into_client_request().unwrap();
+        req.headers_mut().insert("Host", host.parse().unwrap());
+        let stream = TcpStream::connect(ctrl.addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let (mut ws, _) = tungstenite::client::client(req, stream).unwrap();
+        echo(&mut ws, Message::text(host));
+    }
+}
+
+/// The agent dials a `wss://` controller (the deployment docs/tunnel.md describes) and verifies
+/// its certificate: with the test CA it connects; without it, it refuses the controller and
+/// keeps trying, never sending its token in a connection it cannot trust.
+#[cfg(feature = "tls")]
+#[test]
+fn the_agent_dials_a_wss_controller_and_verifies_its_certificate() {
+    use common::tls::{Certs, TlsBinary};
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let certs = Certs::new();
+    let tokens = token_file(TOKEN);
+    let tokens = tokens.to_str().unwrap();
+    let ctrl = TlsBinary::start(
+        &certs,
+        &["--tunnel-token-file", tokens, "--route", "/kuma=tunnel://home/web"],
+    );
+    let url = format!("wss://localhost:{}/_tunnel", ctrl.tls.port());
+    let expose = format!("web=ws://127.0.0.1:{port}/base");
+    let agent = |ca: Option<&str>| {
+        let mut cmd = weir(&["tunnel", &url, "--name", "home", "--expose", &expose]);
+        cmd.args(["--token-file", tokens, "--reconnect-max", "1s"]);
+        if let Some(ca) = ca {
+            cmd.args(["--tls-ca", ca]);
+        }
+        Binary::spawn_unlistening(cmd)
+    };
+
+    let untrusting = agent(None);
+    untrusting.log_with("tunnel dial failed", TIMEOUT);
+    assert!(!untrusting.log().contains("tunnel connected"), "{}", untrusting.log());
+    assert!(!ctrl.bin.log().contains("tunnel connected"), "{}", ctrl.bin.log());
+    drop(untrusting);
+
+    let _agent = agent(Some(&certs.ca_str()));
+    ctrl.bin.log_with("tunnel connected agent=home", TIMEOUT);
+    let (mut ws, _) = client(ctrl.bin.addr, "/kuma");
+    echo(&mut ws, Message::text("over TLS"));
+    echo(&mut ws, Message::binary(vec![9u8; 300_000]));
+}
+
+/// A controller the test speaks for: it takes the agent's dial (checking its token and name)
+/// and writes tunnel messages itself.
+#[allow(clippy::result_large_err)] // tungstenite's callback type, not ours
+fn accept_agent(listener: &std::net::TcpListener) -> WebSocket<TcpStream> {
+    use tungstenite::handshake::server::{Request, Response};
+    let (stream, _) = listener.accept().unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let check = |req: &Request, resp: Response| {
+        let h = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(h("authorization"), Some(format!("Bearer {TOKEN}")));
+        assert_eq!(h("weir-tunnel-name").as_deref(), Some("home"));
+        assert_eq!(req.uri().path(), "/_tunnel");
+        Ok(resp)
+    };
+    tungstenite::accept_hdr(stream, check).unwrap()
+}
+
+#[test]
+fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_when_it_breaks_the_rules()
+ {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent = agent_with(listener.local_addr().unwrap(), port, TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    // A target the agent was not given: RESET unknown_target.
+    let open_path = |id: u8, target: &str, path: &str| {
+        let mut m = vec![0x1, 0x1, 0, 0, 0, id, 0, 1, 0, 0, target.len() as u8];
+        m.extend_from_slice(target.as_bytes());
+        m.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: y\r\n\r\n").as_bytes());
+        Message::binary(m)
+    };
+    let open = |id: u8, target: &str| open_path(id, target, "/x");
+    ctrl.send(open(1, "api")).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 1, 2], "RESET unknown_target");
+    ctrl.send(open(3, "admin")).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 3, 2], "RESET unknown_target");
+
+    // Its own target: the service's 101 comes back in an OPEN_OK.
+    ctrl.send(open(5, "web")).unwrap();
+    let ok = tunnel_message(&mut ctrl);
+    assert_eq!(ok[..6], [0x2, 0, 0, 0, 0, 5], "OPEN_OK");
+    assert!(ok[10..].starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&ok[10..]));
+
+    // A path out of the service's base, or one that is no path: RESET protocol, nothing dialled.
+    for (id, path) in [(9, "/../admin"), (11, "/x/%2E%2e/admin"), (13, "evil.example/")] {
+        ctrl.send(open_path(id, "web", path)).unwrap();
+        assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, id, 5], "RESET protocol {path}");
+    }
+
+    // An address where a target name goes (another host's port) is no name: it fails the
+    // tunnel (1002), as any malformed message does; the agent dials again within its back-off.
+    ctrl.send(open(7, "127.0.0.1:22")).unwrap();
+    assert_eq!(close_code(&mut ctrl), 1002);
+    // The server closes TCP (RFC 6455 §7.1.1): the agent need not wait for its close timeout.
+    drop(ctrl);
+    agent.log_with("tunnel failed error=bad_target", TIMEOUT);
+    let mut ctrl = accept_agent(&listener);
+    ctrl.send(Message::binary(vec![0x4, 0x80, 0, 0, 0, 5, 1])).unwrap();
+    assert_eq!(close_code(&mut ctrl), 1002, "a flag its type does not define");
+    drop(ctrl);
+    let _third = accept_agent(&listener);
+}
