@@ -69,7 +69,8 @@
 # and a user key made in a temp dir; aes128-gcm@openssh.com, no compression; the system's ssh
 # configuration is never read: `ssh -F /dev/null`, `sshd -f`), `weir-tunnel` (a weir controller,
 # whose /echo is a tunnel:// route, and a `weir tunnel` agent exposing the service; the agent
-# dials ws://) and `weir-tunnel-tls` (the same, the agent dialing wss://). The service and both
+# dials ws://, weir tunnel --expose web=ws://SERVICE/) and `weir-tunnel-tls` (the same, the
+# agent dialing wss:// to the controller's --listen-tls, trusting benches/tls-cert.sh's CA). The service and both
 # tunnel ends run on CPU 0, loadgen on CPU 1. Each run starts every process afresh. loadgen's
 # --pid lists the tunnel's processes and the service's, so the report gives each path's CPU
 # (the tunnel's two ends apart from the service: msg per tunnel CPU-second) and, for idle, the
@@ -461,10 +462,11 @@ start_weir_tunnel() {
         tport=${tport##*:}
     fi
     agent=("$WEIR" tunnel "$scheme://127.0.0.1:$tport/_tunnel" --name bench --token-file "$token"
-           --expose "web=http://127.0.0.1:$svc_port")
+           --expose "web=ws://127.0.0.1:$svc_port/")
     [ "$tls" = 0 ] || agent+=(--tls-ca "$TLS_DIR/ca.pem")
     spawn "$TMP/agent.log" "${agent[@]}"
-    wait_for "$TMP/agent.log" 'connected' "${SPIDS[-1]}" >/dev/null || return 1
+    # The agent says so once the controller took its tunnel.
+    wait_for "$TMP/agent.log" 'tunnel connected' "${SPIDS[-1]}" >/dev/null || return 1
     MPIDS="$MPIDS,${SPIDS[-2]},${SPIDS[-1]}"
     ROLES="$ROLES,public,agent"
 }
