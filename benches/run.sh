@@ -69,7 +69,7 @@
 # and a user key made in a temp dir; aes128-gcm@openssh.com, no compression; the system's ssh
 # configuration is never read: `ssh -F /dev/null`, `sshd -f`), `weir-tunnel` (a weir controller,
 # whose /echo is a tunnel:// route, and a `weir tunnel` agent exposing the service; the agent
-# dials ws://, weir tunnel --expose web=ws://SERVICE/) and `weir-tunnel-tls` (the same, the
+# dials ws://, weir tunnel --expose web=ws://SERVICE; loadgen asks for /t/echo) and `weir-tunnel-tls` (the same, the
 # agent dialing wss:// to the controller's --listen-tls, trusting benches/tls-cert.sh's CA). The service and both
 # tunnel ends run on CPU 0, loadgen on CPU 1. Each run starts every process afresh. loadgen's
 # --pid lists the tunnel's processes and the service's, so the report gives each path's CPU
@@ -280,6 +280,7 @@ SPID=""
 SPIDS=()
 MPIDS=""
 ROLES=""
+SPATH=/echo
 cleanup() {
     local p
     for p in "${SPIDS[@]}"; do
@@ -440,40 +441,43 @@ stop_last() {
     wait "$p" 2>/dev/null || true
     unset 'SPIDS[-1]'
 }
-# weir's tunnel in front of the service on SPORT: a controller with a tunnel:// route at /echo
+# weir's tunnel in front of the service on SPORT: a controller with a tunnel:// route at /t
 # and an agent exposing the service (TLS=1: the agent dials wss://); SPORT becomes the
-# controller's public port.
+# controller's public port, SPATH the path loadgen asks for.
 start_weir_tunnel() {
     local tls=$1 svc_port=$SPORT token="$TMP/tunnel-token" ctl agent tport scheme=ws
     [ -f "$token" ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token"; chmod 600 "$token"; }
     ctl=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
          --queue-cap 64MiB --max-message-size 16MiB --rate 0
-         --tunnel-token-file "$token" --route "/echo=tunnel://bench/web")
+         --tunnel-token-file "$token" --route "/t=tunnel://bench/web")
     [ "$tls" = 0 ] || ctl+=(--listen-tls 127.0.0.1:0 --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
     spawn "$TMP/controller.log" "${ctl[@]}"
     SPORT=$(wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=false' "${SPIDS[-1]}") || return 1
-    SPORT=${SPORT%% *}
+    SPORT=${SPORT% tls=*}
     SPORT=${SPORT##*:}
     tport=$SPORT
     if [ "$tls" = 1 ]; then
         scheme=wss
         tport=$(wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=true' "${SPIDS[-1]}") || return 1
-        tport=${tport%% *}
+        tport=${tport% tls=*}
         tport=${tport##*:}
     fi
     agent=("$WEIR" tunnel "$scheme://127.0.0.1:$tport/_tunnel" --name bench --token-file "$token"
-           --expose "web=ws://127.0.0.1:$svc_port/")
+           --expose "web=ws://127.0.0.1:$svc_port")
     [ "$tls" = 0 ] || agent+=(--tls-ca "$TLS_DIR/ca.pem")
     spawn "$TMP/agent.log" "${agent[@]}"
     # The agent says so once the controller took its tunnel.
     wait_for "$TMP/agent.log" 'tunnel connected' "${SPIDS[-1]}" >/dev/null || return 1
     MPIDS="$MPIDS,${SPIDS[-2]},${SPIDS[-1]}"
     ROLES="$ROLES,public,agent"
+    # The controller passes the rest of the path on: /t/echo reaches the service's /echo.
+    SPATH=/t/echo
 }
 # start_path NAME SCENARIO: the service, and the tunnel NAME in front of it (direct: none).
 start_path() {
     local name=$1 scen=$2 ok=1 f
     rm -f "$TMP"/{sshd,ssh,controller,agent}.log
+    SPATH=/echo
     start_server "$TUNNEL_SERVICE" "$scen" || return 1
     case "$name" in
         direct) ;;
@@ -517,7 +521,8 @@ scenario_args() {
 run_one() {
     local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json scheme=ws p
     if [[ $scen == tunnel-* ]]; then
-        start_path "$name" "$scen" || {
+        # shellcheck disable=SC2153 # SPATH is set by start_path
+        start_path "$name" "$scen" && path=$SPATH || {
             printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "path did not start" >>"$RESULTS"
             return
         }
