@@ -67,11 +67,12 @@
 # along each path: `direct` (the service's own port), `ssh-r` (OpenSSH's `ssh -N -R`: the
 # script's own sshd on a free loopback port, started with `sshd -D -f` and a config, a host key
 # and a user key made in a temp dir; aes128-gcm@openssh.com, no compression; the system's ssh
-# configuration is never read: `ssh -F /dev/null`, `sshd -f`), `weir-tunnel` (a weir controller,
-# whose /echo is a tunnel:// route, and a `weir tunnel` agent exposing the service; the agent
-# dials ws://, weir tunnel --expose web=ws://SERVICE; loadgen asks for /t/echo) and `weir-tunnel-tls` (the same, the
-# agent dialing wss:// to the controller's --listen-tls, trusting benches/tls-cert.sh's CA). The service and both
-# tunnel ends run on CPU 0, loadgen on CPU 1. Each run starts every process afresh. loadgen's
+# configuration is never read: `ssh -F /dev/null`, `sshd -f`), `weir-tunnel` (a weir controller
+# with --route /t=tunnel://bench/web, and a `weir tunnel` agent dialing it over ws:// with
+# --expose web=ws://SERVICE; loadgen asks for /t/echo, the service gets /echo) and
+# `weir-tunnel-tls` (the same, the agent dialing wss:// to the controller's --listen-tls and
+# trusting benches/tls-cert.sh's CA). The service and both tunnel ends run on CPU 0, loadgen on
+# CPU 1. Each run starts every process afresh. loadgen's
 # --pid lists the tunnel's processes and the service's, so the report gives each path's CPU
 # (the tunnel's two ends apart from the service: msg per tunnel CPU-second) and, for idle, the
 # RSS per idle stream on each end; and latency added by each tunnel (its p50/p99 minus the
