@@ -391,12 +391,12 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     }
     let (deflate_json, deflate_human) = deflate_fields(&e.ctx);
     println!(
-        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human}{tls_human}{deflate_human})",
-        conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, elapsed
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole, {} came fragmented; {:.1} s; {cpu_human}{tls_human}{deflate_human})",
+        conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, e.ctx.fragmented_echoes, elapsed
     );
     Ok(format!(
-        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json},{deflate_json}}}",
-        a.size, a.kind, a.raw, e.ctx.checked_in_full, a.check_every, e.ctx.pings
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"fragmented_echoes\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json},{deflate_json}}}",
+        a.size, a.kind, a.raw, e.ctx.checked_in_full, e.ctx.fragmented_echoes, a.check_every, e.ctx.pings
     ))
 }
 
