@@ -160,9 +160,10 @@ else
     WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $TUNNEL_PATHS"
     [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
 fi
-# Built with TLS when a tls- scenario runs, or weir's tunnel over TLS.
+# Built with TLS when a tls- scenario runs.
 WITH_TLS=0
 [[ " $SCENARIOS " != *" tls-"* ]] || WITH_TLS=1
+# The tunnel- scenarios: built with TLS too when weir's tunnel over TLS is wanted.
 WITH_TUNNEL=0
 [[ " $SCENARIOS " != *" tunnel-"* ]] || WITH_TUNNEL=1
 [ "$WITH_TUNNEL" = 0 ] || [[ " $WANT_PEERS " != *" weir-tunnel-tls "* ]] || WITH_TLS=1
@@ -241,10 +242,11 @@ if [ "$WITH_TUNNEL" = 1 ] && [ "$TUNNEL_SERVICE" != weir ] && ! peer_available "
     die "the tunnel- scenarios' service $TUNNEL_SERVICE is not built (benches/peers/build.sh, or TUNNEL_SERVICE=weir)"
 fi
 # The servers of one scenario: weir, then the peers built for its kind (echo or fan-out);
-# weir-base runs every scenario. The tunnel- scenarios: the direct path, then the tunnels.
+# weir-base runs every scenario.
 servers_for() {
     local list p out=weir
     case "$1" in
+        # The tunnel- scenarios: the direct path, then the tunnels.
         tunnel-*)
             out=direct
             for p in $PEERS; do
@@ -273,20 +275,9 @@ all_servers() {
 TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
-# The processes of the current run, in the order they started (a tunnel path has several: the
-# service, then the tunnel's ends); SPID is the first. MPIDS: the pids loadgen measures (--pid),
-# ROLES: what each of them is (public: the tunnel end loadgen connects to; agent: the end beside
-# the service; service).
 SPID=""
-SPIDS=()
-MPIDS=""
-ROLES=""
-SPATH=/echo
 cleanup() {
-    local p
-    for p in "${SPIDS[@]}"; do
-        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
-    done
+    if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then kill -KILL "$SPID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -294,27 +285,6 @@ trap 'exit 130' INT TERM
 
 # --- servers -----------------------------------------------------------------------------------
 SPORT=""
-# spawn LOG CMD...: starts CMD on CPU 0 with its output in LOG; its pid joins SPIDS.
-spawn() {
-    local log=$1
-    shift
-    : >"$log"
-    # The TLS peers take the certificate from TLS_CERT and TLS_KEY (the others ignore them).
-    TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" taskset -c 0 "$@" >"$log" 2>&1 &
-    SPIDS+=("$!")
-}
-# wait_for LOG REGEX PID: prints the first match of REGEX in LOG, waiting up to 10 s while PID
-# lives; fails if it never comes.
-wait_for() {
-    local log=$1 re=$2 pid=$3 i m
-    for i in $(seq 100); do
-        m=$(grep -oE "$re" "$log" | head -1 || true)
-        [ -z "$m" ] || { echo "$m"; return 0; }
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    return 1
-}
 start_server() {
     local name=$1 scen=$2 log="$TMP/server.log" cmd
     case "$name" in
@@ -339,24 +309,70 @@ start_server() {
         ws-*|uws-*) cmd=(node "$ROOT/benches/peers/$name.js" 127.0.0.1:0) ;;
         *) cmd=("$PEER_BIN/$name" 127.0.0.1:0) ;;
     esac
-    spawn "$log" "${cmd[@]}"
-    SPID=${SPIDS[0]}
-    MPIDS=$SPID
-    ROLES=service
-    if SPORT=$(wait_for "$log" 'listening (on |addr=)127\.0\.0\.1:[0-9]+' "$SPID"); then
-        SPORT=${SPORT##*:}
-        return 0
-    fi
+    : >"$log"
+    # The TLS peers take the certificate from TLS_CERT and TLS_KEY (the others ignore them).
+    TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" taskset -c 0 "${cmd[@]}" >"$log" 2>&1 &
+    SPID=$!
+    SPORT=""
+    local i
+    for i in $(seq 100); do
+        SPORT=$(grep -oE 'listening (on |addr=)127\.0\.0\.1:[0-9]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
+        [ -n "$SPORT" ] && return 0
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
     echo "run.sh: $name did not start; its output:" >&2
     sed 's/^/    /' "$log" >&2
     stop_server
     return 1
 }
 stop_server() {
+    [ -n "$SPID" ] || return 0
+    kill -TERM "$SPID" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    SPID=""
+}
+
+# --- tunnel paths (the tunnel- scenarios) -------------------------------------------------------
+# A tunnel path's processes besides the service (which start_server starts as any server), in
+# the order they started. MPIDS: the pids loadgen measures (--pid), ROLES: what each of them is
+# (service; public: the tunnel end loadgen connects to; agent: the end beside the service).
+# SPATH: the path loadgen asks for.
+TUN_PIDS=()
+MPIDS=""
+ROLES=""
+SPATH=/echo
+# tun_spawn LOG CMD...: starts CMD on CPU 0 with its output in LOG; its pid joins TUN_PIDS.
+tun_spawn() {
+    local log=$1
+    shift
+    : >"$log"
+    taskset -c 0 "$@" >"$log" 2>&1 &
+    TUN_PIDS+=("$!")
+}
+# tun_wait_for LOG REGEX PID: prints the first match of REGEX in LOG, waiting up to 10 s while
+# PID lives; fails if it never comes.
+tun_wait_for() {
+    local log=$1 re=$2 pid=$3 i m
+    for i in $(seq 100); do
+        m=$(grep -oE "$re" "$log" | head -1 || true)
+        [ -z "$m" ] || { echo "$m"; return 0; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    return 1
+}
+# Stops the tunnel's processes, the last started first (then stop_server stops the service).
+stop_tunnel() {
     local i p n
-    # The last started first: a tunnel's ends before the service behind them.
-    for ((n = ${#SPIDS[@]} - 1; n >= 0; n--)); do
-        p=${SPIDS[$n]}
+    for ((n = ${#TUN_PIDS[@]} - 1; n >= 0; n--)); do
+        p=${TUN_PIDS[$n]}
         kill -TERM "$p" 2>/dev/null || true
         for i in $(seq 50); do
             kill -0 "$p" 2>/dev/null || break
@@ -365,11 +381,9 @@ stop_server() {
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    SPIDS=()
-    SPID=""
+    TUN_PIDS=()
 }
-
-# --- tunnel paths (the tunnel- scenarios) -------------------------------------------------------
+trap 'stop_tunnel; cleanup' EXIT
 # A free loopback port (for sshd, which cannot report a port 0 it was given).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -410,25 +424,25 @@ start_ssh_r() {
             "Ciphers aes128-gcm@openssh.com" "Compression no" "ClientAliveInterval 0" \
             "LogLevel INFO" >"$SSH_DIR/sshd_config"
         echo "[127.0.0.1]:$port $(cat "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
-        spawn "$TMP/sshd.log" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
-        wait_for "$TMP/sshd.log" 'Server listening on' "${SPIDS[-1]}" >/dev/null && break
+        tun_spawn "$TMP/sshd.log" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
+        tun_wait_for "$TMP/sshd.log" 'Server listening on' "${TUN_PIDS[-1]}" >/dev/null && break
         # Most likely the port was taken in between: another one.
-        stop_last
+        tun_stop_last
         [ "$try" != 3 ] || return 1
     done
-    spawn "$TMP/ssh.log" ssh -F /dev/null -N -T -p "$port" -i "$SSH_DIR/user_key" \
+    tun_spawn "$TMP/ssh.log" ssh -F /dev/null -N -T -p "$port" -i "$SSH_DIR/user_key" \
         -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
         -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o Ciphers=aes128-gcm@openssh.com \
         -o Compression=no -o ExitOnForwardFailure=yes -o ServerAliveInterval=0 \
         -o ControlMaster=no -o ControlPath=none \
         -R "127.0.0.1:0:127.0.0.1:$svc_port" "$user@127.0.0.1"
-    SPORT=$(wait_for "$TMP/ssh.log" 'Allocated port [0-9]+' "${SPIDS[-1]}") || return 1
+    SPORT=$(tun_wait_for "$TMP/ssh.log" 'Allocated port [0-9]+' "${TUN_PIDS[-1]}") || return 1
     SPORT=${SPORT##* }
-    sshd_pid=${SPIDS[-2]}
-    ssh_pid=${SPIDS[-1]}
+    sshd_pid=${TUN_PIDS[-2]}
+    ssh_pid=${TUN_PIDS[-1]}
     # sshd's per-connection processes carry the traffic (the listener only accepts).
     for s in $(descendants "$sshd_pid"); do
-        SPIDS+=("$s")
+        TUN_PIDS+=("$s")
         MPIDS="$MPIDS,$s"
         ROLES="$ROLES,public"
     done
@@ -436,11 +450,11 @@ start_ssh_r() {
     ROLES="$ROLES,agent"
 }
 # Stops the process started last.
-stop_last() {
-    local p=${SPIDS[-1]}
+tun_stop_last() {
+    local p=${TUN_PIDS[-1]}
     kill -TERM "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
-    unset 'SPIDS[-1]'
+    unset 'TUN_PIDS[-1]'
 }
 # weir's tunnel in front of the service on SPORT: a controller with a tunnel:// route at /t
 # and an agent exposing the service (TLS=1: the agent dials wss://); SPORT becomes the
@@ -452,24 +466,24 @@ start_weir_tunnel() {
          --queue-cap 64MiB --max-message-size 16MiB --rate 0
          --tunnel-token-file "$token" --route "/t=tunnel://bench/web")
     [ "$tls" = 0 ] || ctl+=(--listen-tls 127.0.0.1:0 --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
-    spawn "$TMP/controller.log" "${ctl[@]}"
-    SPORT=$(wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=false' "${SPIDS[-1]}") || return 1
+    tun_spawn "$TMP/controller.log" "${ctl[@]}"
+    SPORT=$(tun_wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=false' "${TUN_PIDS[-1]}") || return 1
     SPORT=${SPORT% tls=*}
     SPORT=${SPORT##*:}
     tport=$SPORT
     if [ "$tls" = 1 ]; then
         scheme=wss
-        tport=$(wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=true' "${SPIDS[-1]}") || return 1
+        tport=$(tun_wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=true' "${TUN_PIDS[-1]}") || return 1
         tport=${tport% tls=*}
         tport=${tport##*:}
     fi
     agent=("$WEIR" tunnel "$scheme://127.0.0.1:$tport/_tunnel" --name bench --token-file "$token"
            --expose "web=ws://127.0.0.1:$svc_port")
     [ "$tls" = 0 ] || agent+=(--tls-ca "$TLS_DIR/ca.pem")
-    spawn "$TMP/agent.log" "${agent[@]}"
+    tun_spawn "$TMP/agent.log" "${agent[@]}"
     # The agent says so once the controller took its tunnel.
-    wait_for "$TMP/agent.log" 'tunnel connected' "${SPIDS[-1]}" >/dev/null || return 1
-    MPIDS="$MPIDS,${SPIDS[-2]},${SPIDS[-1]}"
+    tun_wait_for "$TMP/agent.log" 'tunnel connected' "${TUN_PIDS[-1]}" >/dev/null || return 1
+    MPIDS="$MPIDS,${TUN_PIDS[-2]},${TUN_PIDS[-1]}"
     ROLES="$ROLES,public,agent"
     # The controller passes the rest of the path on: /t/echo reaches the service's /echo.
     SPATH=/t/echo
@@ -480,6 +494,8 @@ start_path() {
     rm -f "$TMP"/{sshd,ssh,controller,agent}.log
     SPATH=/echo
     start_server "$TUNNEL_SERVICE" "$scen" || return 1
+    MPIDS=$SPID
+    ROLES=service
     case "$name" in
         direct) ;;
         ssh-r) start_ssh_r || ok=0 ;;
@@ -491,8 +507,31 @@ start_path() {
     for f in sshd ssh controller agent; do
         [ -s "$TMP/$f.log" ] && { echo "  $f:" >&2; sed 's/^/    /' "$TMP/$f.log" >&2; }
     done
+    stop_tunnel
     stop_server
     return 1
+}
+# loadgen's flags for a tunnel- scenario: --pid lists every process of the path.
+tunnel_extra() {
+    case "${1#tunnel-}" in
+        idle*) echo "--pid $MPIDS --hold $HOLD" ;;
+        *) echo "--duration $DURATION --pid $MPIDS" ;;
+    esac
+}
+# Whether every process of the tunnel path still runs.
+tunnel_alive() {
+    local p
+    for p in "${TUN_PIDS[@]}"; do
+        kill -0 "$p" 2>/dev/null || return 1
+    done
+}
+# After a failed tunnel- run: the last lines of the tunnel's logs.
+tunnel_logs() {
+    local f
+    for f in sshd ssh controller agent; do
+        [ -s "$TMP/$f.log" ] && { echo "  $f's last lines:" >&2; tail -5 "$TMP/$f.log" | sed 's/^/    /' >&2; }
+    done
+    return 0
 }
 
 scenario_args() {
@@ -508,22 +547,22 @@ scenario_args() {
         connrate) echo "connrate --concurrency 32" ;;
         idle10k) echo "idle --conns 10000" ;;
         idle19500) echo "idle --conns 19500" ;;
+        # Through a tunnel: 64 streams opening at once (ssh -R reset some of 256).
+        tunnel-idle1k) echo "idle --conns 1000" ;;
+        tunnel-idle10k) echo "idle --conns 10000 --open-concurrency 64" ;;
+        tunnel-*) scenario_args "${1#tunnel-}" ;;
         # 1 KiB of JSON, compressed each way (loadgen --deflate: it compresses its messages once
         # and inflates every echo with zlib).
         echo1k-deflate) echo "echo --conns 100 --inflight 16 --size 1KiB --kind text --deflate" ;;
         idle10k-deflate) echo "idle --conns 10000 --offer-deflate" ;;
         fanout10k) echo "fanout --subs $FANOUT_SUBS --size 64 --window 32 --rate 0" ;;
-        tunnel-idle1k) echo "idle --conns 1000" ;;
-        tunnel-idle10k) echo "idle --conns 10000 --open-concurrency 64" ;;
-        tunnel-*) scenario_args "${1#tunnel-}" ;;
     esac
 }
 
 run_one() {
-    local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json scheme=ws p
+    local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json scheme=ws
     if [[ $scen == tunnel-* ]]; then
-        # shellcheck disable=SC2153 # SPATH is set by start_path
-        start_path "$name" "$scen" && path=$SPATH || {
+        start_path "$name" "$scen" || {
             printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "path did not start" >>"$RESULTS"
             return
         }
@@ -533,36 +572,37 @@ run_one() {
     fi
     args=$(scenario_args "$scen")
     [[ $scen != tls-* ]] || scheme=wss
-    p=${scen#tls-}
-    case "${p#tunnel-}" in
-        idle*) extra="--pid $MPIDS --hold $HOLD" ;;
+    case "${scen#tls-}" in
+        idle*) extra="--pid $SPID --hold $HOLD" ;;
         fanout*) extra="--duration $DURATION" ;;
-        # --pid: loadgen also reports the server's CPU and its own (which side was the bottleneck),
-        # on a tunnel path each process's.
-        *) extra="--duration $DURATION --pid $MPIDS" ;;
+        # --pid: loadgen also reports the server's CPU and its own (which side was the bottleneck).
+        *) extra="--duration $DURATION --pid $SPID" ;;
     esac
     [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
+    # A tunnel path: every process of it measured, and the path its tunnel asks for.
+    [[ $scen != tunnel-* ]] || { extra=$(tunnel_extra "$scen"); path=$SPATH; }
     case "$scen" in
         fanout*) if [ "$name" = weir ] || [ "$name" = weir-base ]; then path=/ws; extra="$extra --mode weir"; else path=/sub; extra="$extra --mode uws"; fi ;;
     esac
     # shellcheck disable=SC2086
-    if out=$(timeout $((DURATION + HOLD + 400)) "$LG" $args $extra --url "$scheme://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
+    if out=$(timeout $((DURATION + HOLD + 200)) "$LG" $args $extra --url "$scheme://127.0.0.1:$SPORT$path" --cpu 1 2>&1); then
         status=ok
     else
         status=fail
     fi
-    for p in "${SPIDS[@]}"; do
-        kill -0 "$p" 2>/dev/null && continue
+    if ! kill -0 "$SPID" 2>/dev/null; then
         status=fail
         out="$out
-server exited during the run (pid $p)"
-    done
-    stop_server
-    if [ "$status" = fail ] && [[ $scen == tunnel-* ]]; then
-        for p in sshd ssh controller agent; do
-            [ -s "$TMP/$p.log" ] && { echo "  $p's last lines:" >&2; tail -5 "$TMP/$p.log" | sed 's/^/    /' >&2; }
-        done
+server exited during the run"
     fi
+    if [[ $scen == tunnel-* ]] && ! tunnel_alive; then
+        status=fail
+        out="$out
+a tunnel process exited during the run"
+    fi
+    stop_tunnel
+    stop_server
+    [ "$status" = ok ] || [[ $scen != tunnel-* ]] || tunnel_logs
     json=$(grep '^RESULT ' <<<"$out" | tail -1 | cut -c8- || true)
     # A tunnel path's result names the role of each pid loadgen measured.
     [[ $scen != tunnel-* ]] || [ -z "$json" ] || json="${json%\}},\"roles\":\"$ROLES\",\"service\":\"$TUNNEL_SERVICE\"}"
