@@ -71,6 +71,118 @@ DESCRIPTION = {
 }
 
 
+# The tunnel- scenarios (benches/run.sh): one echo service reached along each path; the columns
+# are the paths, the ratios each weir tunnel / ssh -R. Keys made by tunnel_derive().
+TUNNEL_PATHS = ["direct", "ssh-r", "weir-tunnel", "weir-tunnel-tls"]
+TUNNEL_CPU = [
+    ("public_cpu", "public end CPU (sshd / weir controller)", None),
+    ("agent_cpu", "agent end CPU (ssh / weir tunnel)", None),
+    ("service_cpu", "service CPU", None),
+    ("loadgen_cpu", "loadgen CPU", None),
+]
+TUNNEL_ECHO = [("msgs_per_sec", "msg/s", True), ("msgs_per_tunnel_cpu_s", "msg per tunnel CPU-second (both ends)", True)]
+TUNNEL_IDLE = [
+    ("public_bytes", "RSS per idle stream, public end (sshd / weir controller)", False),
+    ("agent_bytes", "RSS per idle stream, agent end (ssh / weir tunnel)", False),
+    ("service_bytes", "RSS per idle connection, service", False),
+]
+TUNNEL_METRICS = {
+    "tunnel-echo64": TUNNEL_ECHO + TUNNEL_CPU,
+    "tunnel-echo1m": TUNNEL_ECHO[:1] + [("mb_per_sec_up", "MB/s each way", True)] + TUNNEL_ECHO[1:] + TUNNEL_CPU,
+    "tunnel-latency64": [
+        ("p50_us", "p50 us", False),
+        ("p99_us", "p99 us", False),
+        ("added_p50_us", "added p50 us (path - direct)", False),
+        ("added_p99_us", "added p99 us (path - direct)", False),
+    ] + TUNNEL_CPU,
+    "tunnel-connrate": [("conns_per_sec", "conn/s", True), ("conns_per_tunnel_cpu_s", "conn per tunnel CPU-second (both ends)", True)]
+    + TUNNEL_CPU,
+    "tunnel-idle1k": TUNNEL_IDLE,
+    "tunnel-idle10k": TUNNEL_IDLE,
+}
+DESCRIPTION.update({
+    "tunnel-echo64": "echo along each path, 64 B text, 100 conns x 16 in flight",
+    "tunnel-echo1m": "echo along each path, 1 MiB binary, 10 conns x 2 in flight",
+    "tunnel-latency64": "round trip along each path, 64 B binary, 1 conn x 1 in flight; added = "
+    "the path's median minus the direct path's median of the same run",
+    "tunnel-connrate": "connect + upgrade + close handshake along each path, 32 at once",
+    "tunnel-idle1k": "RSS per idle stream on each end (VmRSS delta / streams), 1,000 upgraded connections",
+    "tunnel-idle10k": "RSS per idle stream on each end (VmRSS delta / streams), 10,000 upgraded connections",
+})
+
+
+def tunnel_derive(data):
+    """Per-role CPU and memory of one tunnel- run (loadgen's per-pid lists and run.sh's roles)."""
+    roles = data.get("roles", "service").split(",")
+    cpu = data.get("cpu_by_pid") or [data.get("server_cpu")]
+    mem = data.get("bytes_per_conn_by_pid") or [data.get("bytes_per_conn")]
+    for role in ("public", "agent", "service"):
+        idx = [i for i, r in enumerate(roles) if r == role]
+        if not idx:
+            continue
+        for src, key in ((cpu, role + "_cpu"), (mem, role + "_bytes")):
+            vals = [src[i] for i in idx if i < len(src)]
+            if vals and None not in vals:
+                data[key] = sum(vals)
+    tunnel = [data.get("public_cpu"), data.get("agent_cpu")]
+    if None not in tunnel and sum(tunnel) > 0:
+        for key in ("msgs_per_sec", "conns_per_sec"):
+            if key in data:
+                data[key.replace("_per_sec", "_per_tunnel_cpu_s")] = data[key] / sum(tunnel)
+
+
+def tunnel_section(runs, fmt):
+    """The tunnel- scenarios' table: a column per path, ratios weir's tunnel / ssh -R."""
+    scenarios = []
+    for r in runs:
+        if r[0] not in scenarios:
+            scenarios.append(r[0])
+    paths = [p for p in TUNNEL_PATHS if any(r[1] == p for r in runs)]
+    weirs = [p for p in paths if p.startswith("weir")] if "ssh-r" in paths else []
+
+    def med(scen, path, key):
+        v = [d[key] for (s, sv, _, ok, d) in runs if s == scen and sv == path and ok and d.get(key) is not None]
+        return statistics.median(v) if v else None
+
+    lines = [
+        "## Tunnels (issue 18)",
+        "",
+        "- one echo service reached along each path; the service and both tunnel ends on CPU 0,",
+        "  loadgen on CPU 1. Medians over the rounds; ratio = weir's tunnel / ssh -R. CPU: share of",
+        "  one CPU in the measured window; 'per tunnel CPU-second' divides by both ends' CPU.",
+        "",
+    ]
+    header = ["scenario", "metric"] + paths + [f"{w}/ssh-r" for w in weirs]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+    for scen in scenarios:
+        direct = {k: med(scen, "direct", k) for k in ("p50_us", "p99_us")}
+        for key, label, higher in TUNNEL_METRICS.get(scen, []):
+            m = {}
+            for p in paths:
+                if key.startswith("added_"):
+                    v, base = med(scen, p, key[len("added_"):]), direct.get(key[len("added_"):])
+                    m[p] = v - base if v is not None and base is not None and p != "direct" else None
+                else:
+                    m[p] = med(scen, p, key)
+            cells = []
+            for p in paths:
+                n = [r for r in runs if r[0] == scen and r[1] == p]
+                ok = sum(1 for r in n if r[3])
+                cell = "-" if m[p] is None and ok else fmt(m[p], higher is None)
+                if n and ok < len(n):
+                    cell += f" ({ok}/{len(n)} ok)"
+                cells.append(cell if n else "-")
+            ratios = []
+            for w in weirs:
+                a, b = m.get(w), m.get("ssh-r")
+                ratios.append(f"{a / b:.3g}" if a is not None and b and higher is not None else "-")
+            arrow = {True: "higher better", False: "lower better", None: "share of one CPU"}[higher]
+            lines.append(f"| {scen} | {label} ({arrow}) | " + " | ".join(cells + ratios) + " |")
+    lines.append("")
+    return lines
+
+
 def fmt(v, share=False):
     if v is None:
         return "fail"
@@ -98,6 +210,8 @@ def main():
                     status, rest = "fail", "unparsable RESULT: " + rest
             if status == "ok" and isinstance(data.get("deflate"), dict):
                 data.update(data["deflate"])
+            if status == "ok" and scen.startswith("tunnel-"):
+                tunnel_derive(data)
             if status == "ok" and data.get("server_cpu"):
                 # Work per CPU-second the server spent: what it could do if the generator
                 # were not the bottleneck (when the server's CPU is well under 1).
@@ -110,10 +224,12 @@ def main():
 
     servers, scenarios = [], []
     for scen, server, *_ in runs:
-        if server not in servers:
-            servers.append(server)
         if scen not in scenarios:
             scenarios.append(scen)
+        if scen.startswith("tunnel-"):
+            continue
+        if server not in servers:
+            servers.append(server)
     if "weir" in servers:
         servers.remove("weir")
         servers.insert(0, "weir")
@@ -128,7 +244,7 @@ def main():
 
     lines = ["# weir benchmarks", ""]
     lines += [f"- {m}" for m in meta]
-    lines += [
+    lines += [] if not servers else [
         "- medians over the rounds; ratio = weir / peer. For msg/s, MB/s and conn/s higher is better;",
         "  for latency and bytes/conn lower is better. A cell `(k/n ok)` had failed runs.",
         "- server CPU / loadgen CPU: the share of one CPU each used in the measured window. A server",
@@ -139,8 +255,9 @@ def main():
         "",
     ]
     header = ["scenario", "metric"] + servers + [f"weir/{p}" for p in peers]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+    if servers:
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     for scen in scenarios:
         for key, label, higher in METRICS.get(scen, []):
             med = {}
@@ -160,6 +277,9 @@ def main():
                 ratios.append(f"{a / b:.3g}" if a is not None and b and higher is not None else "-")
             arrow = {True: "higher better", False: "lower better", None: "share of one CPU"}[higher]
             lines.append(f"| {scen} | {label} ({arrow}) | " + " | ".join(cells + ratios) + " |")
+    tunnel_runs = [r for r in runs if r[0].startswith("tunnel-")]
+    if tunnel_runs:
+        lines += [""] + tunnel_section(tunnel_runs, fmt)
     lines += ["", "Scenarios:", ""]
     def describe(scen):
         text = DESCRIPTION.get(scen, scen)
@@ -195,12 +315,13 @@ def main():
         lines += ["", "Through Redis:", ""] + redis_lines
     lines += ["", "## All runs", ""]
     for scen in scenarios:
-        key = METRICS.get(scen, [("?", "?", True)])[0][0]
-        for sv in servers:
+        key = {**METRICS, **TUNNEL_METRICS}.get(scen, [("?", "?", True)])[0][0]
+        for sv in servers if not scen.startswith("tunnel-") else TUNNEL_PATHS:
             rs = [r for r in runs if r[0] == scen and r[1] == sv]
             if not rs:
                 continue
-            vals = ", ".join(fmt(r[4].get(key)) if r[3] else "FAIL" for r in rs)
+            # (a direct path has no tunnel end: its service's memory)
+            vals = ", ".join(fmt(r[4].get(key, r[4].get("service_bytes"))) if r[3] else "FAIL" for r in rs)
             lines.append(f"- {scen} / {sv} ({key}): {vals}")
     fails = [r for r in runs if not r[3]]
     if fails:

@@ -12,7 +12,8 @@
 #                     echo64 echo16k echo1m latency64 connrate idle10k idle19500 fanout10k
 #                     tls-echo64 tls-echo16k tls-connrate tls-idle10k
 #                     echo1k-deflate idle10k-deflate fanout10k-redis fanout10k-redis-paced
-#                     (these four only when named: see below)
+#                     tunnel-echo64 tunnel-echo1m tunnel-latency64 tunnel-connrate
+#                     tunnel-idle1k tunnel-idle10k (these only when named: see below)
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
@@ -21,7 +22,9 @@
 #                     scenarios), weir-dedicated weir-off uws-deflate-shared-echo
 #                     uws-deflate-dedicated-echo ws-deflate-echo (the -deflate scenarios),
 #                     weir-redis socketio-redis socketio (the -redis scenarios),
-#                     and weir-base when WEIR_BASE_BIN is set
+#                     ssh-r weir-tunnel weir-tunnel-tls (the paths of the tunnel- scenarios,
+#                     beside direct, which they always run), and weir-base when
+#                     WEIR_BASE_BIN is set
 #   --pairs N         rounds (default 3): each round runs weir then each peer, so every
 #                     comparison is A B A B ... alternated N times
 #   --duration SECS   measured seconds per run (default 10; plus 1 s warm-up)
@@ -83,6 +86,28 @@
 # (uws-deflate-dedicated-echo), and Node ws with perMessageDeflate: true (ws-deflate-echo).
 # Not in the default list: benches/run.sh --only echo1k-deflate,idle10k-deflate
 #
+# tunnel-*: issue 18's reverse tunnels. One WebSocket echo service (TUNNEL_SERVICE, default
+# tokio-tungstenite-echo from benches/peers; `weir` for weir's own /echo) reached by loadgen
+# along each path: `direct` (the service's own port), `ssh-r` (OpenSSH's `ssh -N -R`: the
+# script's own sshd on a free loopback port, started with `sshd -D -f` and a config, a host key
+# and a user key made in a temp dir; aes128-gcm@openssh.com, no compression; the system's ssh
+# configuration is never read: `ssh -F /dev/null`, `sshd -f`), `weir-tunnel` (a weir controller
+# with --route /t=tunnel://bench/web, and a `weir tunnel` agent dialing it over ws:// with
+# --expose web=ws://SERVICE; loadgen asks for /t/echo, the service gets /echo) and
+# `weir-tunnel-tls` (the same, the agent dialing wss:// to the controller's --listen-tls and
+# trusting benches/tls-cert.sh's CA). The service and both tunnel ends run on CPU 0, loadgen on
+# CPU 1. Each run starts every process afresh. loadgen's
+# --pid lists the tunnel's processes and the service's, so the report gives each path's CPU
+# (the tunnel's two ends apart from the service: msg per tunnel CPU-second) and, for idle, the
+# RSS per idle stream on each end; and latency added by each tunnel (its p50/p99 minus the
+# direct path's, medians of the same run). The ssh-r path needs /usr/sbin/sshd (Debian:
+# apt-get install -y openssh-server; the script makes /run/sshd, sshd's privilege-separation
+# directory, if missing); weir-tunnel needs a weir with `weir tunnel`.
+# Scenarios: tunnel-echo64, tunnel-echo1m, tunnel-latency64, tunnel-connrate as echo64,
+# echo1m, latency64, connrate; tunnel-idle1k and tunnel-idle10k: 1,000 and 10,000 idle streams.
+# Not in the default list: benches/run.sh --only tunnel-echo64,tunnel-echo1m,tunnel-latency64,\
+#   tunnel-connrate,tunnel-idle1k,tunnel-idle10k --peers ssh-r,weir-tunnel,weir-tunnel-tls
+#
 # Each run starts the server fresh on port 0 pinned to CPU 0 (taskset -c 0), reads the port from
 # its output, runs loadgen pinned to CPU 1, then stops the server (SIGTERM, then SIGKILL after
 # 5 s). Medians per scenario and ratios weir / peer go to stdout and to the report. The exit
@@ -94,13 +119,16 @@ PLAIN_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fano
 TLS_SCENARIOS="tls-echo64 tls-echo16k tls-connrate tls-idle10k"
 DEFLATE_SCENARIOS="echo1k-deflate idle10k-deflate"
 REDIS_SCENARIOS="fanout10k-redis fanout10k-redis-paced"
-ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS $REDIS_SCENARIOS"
+TUNNEL_SCENARIOS="tunnel-echo64 tunnel-echo1m tunnel-latency64 tunnel-connrate tunnel-idle1k tunnel-idle10k"
+ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS $REDIS_SCENARIOS $TUNNEL_SCENARIOS"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
 TLS_PEERS="tokio-tungstenite-tls-echo ws-tls-echo uws-tls-echo"
 DEFLATE_PEERS="weir-dedicated weir-off uws-deflate-shared-echo uws-deflate-dedicated-echo ws-deflate-echo"
 REDIS_PEERS="weir-redis socketio-redis socketio"
-ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS weir-base"
+TUNNEL_PATHS="ssh-r weir-tunnel weir-tunnel-tls"
+ALL_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS $TUNNEL_PATHS weir-base"
+TUNNEL_SERVICE=${TUNNEL_SERVICE:-tokio-tungstenite-echo}
 WEIR_BASE_BIN=${WEIR_BASE_BIN:-}
 FANOUT_SUBS=${FANOUT_SUBS:-10000}
 FANOUT_RATE=${FANOUT_RATE:-10}
@@ -157,12 +185,25 @@ if [ -n "$PEERS_ARG" ]; then
         WANT_PEERS="$WANT_PEERS $p"
     done
 else
-    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS"
+    WANT_PEERS="$ECHO_PEERS $FANOUT_PEERS $TLS_PEERS $DEFLATE_PEERS $REDIS_PEERS $TUNNEL_PATHS"
     [ -z "$WEIR_BASE_BIN" ] || WANT_PEERS="$WANT_PEERS weir-base"
 fi
 # Built with TLS when a tls- scenario runs.
 WITH_TLS=0
 [[ " $SCENARIOS " != *" tls-"* ]] || WITH_TLS=1
+# The tunnel- scenarios: built with TLS too when weir's tunnel over TLS is wanted.
+WITH_TUNNEL=0
+[[ " $SCENARIOS " != *" tunnel-"* ]] || WITH_TUNNEL=1
+[ "$WITH_TUNNEL" = 0 ] || [[ " $WANT_PEERS " != *" weir-tunnel-tls "* ]] || WITH_TLS=1
+case "$TUNNEL_SERVICE" in
+    weir|tokio-tungstenite-echo|fastwebsockets-echo) ;;
+    *) die "TUNNEL_SERVICE must be tokio-tungstenite-echo, fastwebsockets-echo or weir" ;;
+esac
+if [ "$WITH_TUNNEL" = 1 ] && [[ " $WANT_PEERS " == *" ssh-r "* ]]; then
+    for p in /usr/sbin/sshd ssh ssh-keygen; do
+        command -v "$p" >/dev/null || die "the ssh-r path needs OpenSSH ($p is missing): apt-get install -y openssh-server openssh-client"
+    done
+fi
 TLS_DIR="$ROOT/benches/results/tls"
 if [[ " $WANT_PEERS " == *" weir-base "* ]]; then
     [ -n "$WEIR_BASE_BIN" ] || die "weir-base needs WEIR_BASE_BIN=/path/to/another/weir"
@@ -181,7 +222,8 @@ if [ "$BUILD" = 1 ]; then
     else
         (cd "$ROOT" && cargo build --release) >&2
     fi
-    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e weir-dedicated -e weir-off -e weir-redis -e '')" ]; then
+    if [ -n "$(tr ' ' '\n' <<<"$WANT_PEERS" | grep -vx -e weir-base -e weir-dedicated -e weir-off -e weir-redis -e ssh-r -e 'weir-tunnel.*' -e '')" ] ||
+        { [ "$WITH_TUNNEL" = 1 ] && [ "$TUNNEL_SERVICE" != weir ]; }; then
         echo "== building peers" >&2
         if [ -x "$ROOT/benches/peers/build.sh" ] || [ -f "$ROOT/benches/peers/build.sh" ]; then
             bash "$ROOT/benches/peers/build.sh" >&2 || echo "run.sh: warning: benches/peers/build.sh failed; peers not built are skipped" >&2
@@ -194,7 +236,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$WEIR" ] || die "no $WEIR"
 [ -x "$LG" ] || die "no $LG"
-if [ "$WITH_TLS" = 1 ]; then
+if [ "$WITH_TLS" = 1 ] || [[ " $WANT_PEERS " == *" weir-tunnel-tls "* ]]; then
     bash "$ROOT/benches/tls-cert.sh" "$TLS_DIR" || die "cannot make the TLS certificate in $TLS_DIR"
 fi
 
@@ -207,12 +249,23 @@ redis_peer_missing() {
                        echo "no node or no benches/peers/node_modules (benches/peers/build.sh)" ;;
     esac
 }
+weir_has_tunnel() {
+    local usage
+    usage=$("$WEIR" --help 2>&1 || true)
+    grep -q 'weir tunnel' <<<"$usage" && grep -q -- --tunnel-token-file <<<"$usage"
+}
 peer_available() {
     case "$1" in
         weir-base) [ -x "$WEIR_BASE_BIN" ] ;;
         weir-dedicated|weir-off) [ -x "$WEIR" ] ;;
         weir-redis|socketio-redis) [ -z "$(redis_peer_missing "$1")" ] ;;
         socketio) [ -z "$(redis_peer_missing socketio)" ] ;;
+        ssh-r) [ -x /usr/sbin/sshd ] ;;
+        # weir's own tunnel: a weir whose usage has the `weir tunnel` command and the controller's
+        # --tunnel-token-file (issue 18); over TLS, built with the tls feature too (run.sh builds
+        # it so when weir-tunnel-tls is wanted; a --no-build weir without it fails to start).
+        weir-tunnel) weir_has_tunnel ;;
+        weir-tunnel-tls) weir_has_tunnel ;;
         *.js|ws-*|uws-*) command -v node >/dev/null && [ -f "$ROOT/benches/peers/$1.js" ] ;;
         *) [ -x "$PEER_BIN/$1" ] ;;
     esac
@@ -230,12 +283,24 @@ for p in $WANT_PEERS; do
     fi
 done
 [ -z "$SKIPPED" ] || echo "run.sh: skipping peers not built:$SKIPPED" >&2
+[[ " $SKIPPED " != *" weir-tunnel"* ]] || echo "run.sh: $WEIR has no tunnel (its --help lists no \`weir tunnel\`): weir-tunnel paths skipped" >&2
+if [ "$WITH_TUNNEL" = 1 ] && [ "$TUNNEL_SERVICE" != weir ] && ! peer_available "$TUNNEL_SERVICE"; then
+    die "the tunnel- scenarios' service $TUNNEL_SERVICE is not built (benches/peers/build.sh, or TUNNEL_SERVICE=weir)"
+fi
 # The servers of one scenario: weir, then the peers built for its kind (echo or fan-out);
 # weir-base runs every scenario.
 servers_for() {
     local list p out=weir
     case "$1" in
         fanout*-redis*) list=$REDIS_PEERS ;;
+        # The tunnel- scenarios: the direct path, then the tunnels.
+        tunnel-*)
+            out=direct
+            for p in $PEERS; do
+                [[ " $TUNNEL_PATHS " == *" $p "* ]] && out="$out $p"
+            done
+            echo "$out"
+            return ;;
         fanout*) list=$FANOUT_PEERS ;;
         tls-*) list=$TLS_PEERS ;;
         echo*-deflate) list=${DEFLATE_PEERS/weir-off /} ;;
@@ -417,6 +482,201 @@ stop_server() {
     rm -f "$TMP"/server2.log
 }
 
+# --- tunnel paths (the tunnel- scenarios) -------------------------------------------------------
+# A tunnel path's processes besides the service (which start_server starts as any server), in
+# the order they started. MPIDS: the pids loadgen measures (--pid), ROLES: what each of them is
+# (service; public: the tunnel end loadgen connects to; agent: the end beside the service).
+# SPATH: the path loadgen asks for.
+TUN_PIDS=()
+MPIDS=""
+ROLES=""
+SPATH=/echo
+# tun_spawn LOG CMD...: starts CMD on CPU 0 with its output in LOG; its pid joins TUN_PIDS.
+tun_spawn() {
+    local log=$1
+    shift
+    : >"$log"
+    taskset -c 0 "$@" >"$log" 2>&1 &
+    TUN_PIDS+=("$!")
+}
+# tun_wait_for LOG REGEX PID: prints the first match of REGEX in LOG, waiting up to 10 s while
+# PID lives; fails if it never comes.
+tun_wait_for() {
+    local log=$1 re=$2 pid=$3 i m
+    for i in $(seq 100); do
+        m=$(grep -oE "$re" "$log" | head -1 || true)
+        [ -z "$m" ] || { echo "$m"; return 0; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    return 1
+}
+# Stops the tunnel's processes, the last started first (then stop_server stops the service).
+stop_tunnel() {
+    local i p n
+    for ((n = ${#TUN_PIDS[@]} - 1; n >= 0; n--)); do
+        p=${TUN_PIDS[$n]}
+        kill -TERM "$p" 2>/dev/null || true
+        for i in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    TUN_PIDS=()
+}
+trap 'stop_tunnel; cleanup' EXIT
+# A free loopback port (for sshd, which cannot report a port 0 it was given).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Every descendant of PID (sshd's per-connection processes).
+descendants() {
+    local c
+    for c in $(ps -o pid= --ppid "$1"); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+SSH_DIR="$TMP/ssh"
+# ssh -R in front of the service on SPORT: the script's own sshd on a free loopback port, with
+# a host key and a user key made here (never the system's: sshd -f, ssh -F /dev/null), and
+# `ssh -N -R 127.0.0.1:0:127.0.0.1:SERVICE`; SPORT becomes the port sshd opened for it.
+start_ssh_r() {
+    local svc_port=$SPORT port try user sshd_pid ssh_pid s
+    user=$(id -un)
+    if [ ! -d "$SSH_DIR" ]; then
+        mkdir -m 0700 "$SSH_DIR"
+        ssh-keygen -q -t ed25519 -N '' -C weir-bench-host -f "$SSH_DIR/host_key"
+        ssh-keygen -q -t ed25519 -N '' -C weir-bench-user -f "$SSH_DIR/user_key"
+        cp "$SSH_DIR/user_key.pub" "$SSH_DIR/authorized_keys"
+    fi
+    # sshd's privilege-separation directory (Debian's unit makes it when it starts sshd; a
+    # machine that never started it may not have it).
+    if [ ! -d /run/sshd ]; then
+        mkdir -p -m 0755 /run/sshd || { echo "run.sh: sshd needs /run/sshd (run as root)" >&2; return 1; }
+    fi
+    for try in 1 2 3; do
+        port=$(free_port)
+        printf '%s\n' "ListenAddress 127.0.0.1:$port" "HostKey $SSH_DIR/host_key" "PidFile none" \
+            "AuthorizedKeysFile $SSH_DIR/authorized_keys" "StrictModes no" "UsePAM no" \
+            "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+            "PermitRootLogin prohibit-password" "AllowTcpForwarding remote" "GatewayPorts no" \
+            "AllowAgentForwarding no" "X11Forwarding no" "PermitTTY no" "PrintMotd no" \
+            "Ciphers aes128-gcm@openssh.com" "Compression no" "ClientAliveInterval 0" \
+            "LogLevel INFO" >"$SSH_DIR/sshd_config"
+        echo "[127.0.0.1]:$port $(cat "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
+        tun_spawn "$TMP/sshd.log" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
+        tun_wait_for "$TMP/sshd.log" 'Server listening on' "${TUN_PIDS[-1]}" >/dev/null && break
+        # Most likely the port was taken in between: another one.
+        tun_stop_last
+        [ "$try" != 3 ] || return 1
+    done
+    tun_spawn "$TMP/ssh.log" ssh -F /dev/null -N -T -p "$port" -i "$SSH_DIR/user_key" \
+        -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o Ciphers=aes128-gcm@openssh.com \
+        -o Compression=no -o ExitOnForwardFailure=yes -o ServerAliveInterval=0 \
+        -o ControlMaster=no -o ControlPath=none \
+        -R "127.0.0.1:0:127.0.0.1:$svc_port" "$user@127.0.0.1"
+    SPORT=$(tun_wait_for "$TMP/ssh.log" 'Allocated port [0-9]+' "${TUN_PIDS[-1]}") || return 1
+    SPORT=${SPORT##* }
+    sshd_pid=${TUN_PIDS[-2]}
+    ssh_pid=${TUN_PIDS[-1]}
+    # sshd's per-connection processes carry the traffic (the listener only accepts).
+    for s in $(descendants "$sshd_pid"); do
+        TUN_PIDS+=("$s")
+        MPIDS="$MPIDS,$s"
+        ROLES="$ROLES,public"
+    done
+    MPIDS="$MPIDS,$ssh_pid"
+    ROLES="$ROLES,agent"
+}
+# Stops the process started last.
+tun_stop_last() {
+    local p=${TUN_PIDS[-1]}
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    unset 'TUN_PIDS[-1]'
+}
+# weir's tunnel in front of the service on SPORT: a controller with a tunnel:// route at /t
+# and an agent exposing the service (TLS=1: the agent dials wss://); SPORT becomes the
+# controller's public port, SPATH the path loadgen asks for.
+start_weir_tunnel() {
+    local tls=$1 svc_port=$SPORT token="$TMP/tunnel-token" ctl agent tport scheme=ws
+    [ -f "$token" ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token"; chmod 600 "$token"; }
+    ctl=("$WEIR" --listen 127.0.0.1:0 --max-connections 20000 --max-connections-per-ip 0
+         --queue-cap 64MiB --max-message-size 16MiB --rate 0
+         --tunnel-token-file "$token" --route "/t=tunnel://bench/web")
+    [ "$tls" = 0 ] || ctl+=(--listen-tls 127.0.0.1:0 --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
+    tun_spawn "$TMP/controller.log" "${ctl[@]}"
+    SPORT=$(tun_wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=false' "${TUN_PIDS[-1]}") || return 1
+    SPORT=${SPORT% tls=*}
+    SPORT=${SPORT##*:}
+    tport=$SPORT
+    if [ "$tls" = 1 ]; then
+        scheme=wss
+        tport=$(tun_wait_for "$TMP/controller.log" 'listening addr=127\.0\.0\.1:[0-9]+ tls=true' "${TUN_PIDS[-1]}") || return 1
+        tport=${tport% tls=*}
+        tport=${tport##*:}
+    fi
+    agent=("$WEIR" tunnel "$scheme://127.0.0.1:$tport/_tunnel" --name bench --token-file "$token"
+           --expose "web=ws://127.0.0.1:$svc_port")
+    [ "$tls" = 0 ] || agent+=(--tls-ca "$TLS_DIR/ca.pem")
+    tun_spawn "$TMP/agent.log" "${agent[@]}"
+    # The agent says so once the controller took its tunnel.
+    tun_wait_for "$TMP/agent.log" 'tunnel connected' "${TUN_PIDS[-1]}" >/dev/null || return 1
+    MPIDS="$MPIDS,${TUN_PIDS[-2]},${TUN_PIDS[-1]}"
+    ROLES="$ROLES,public,agent"
+    # The controller passes the rest of the path on: /t/echo reaches the service's /echo.
+    SPATH=/t/echo
+}
+# start_path NAME SCENARIO: the service, and the tunnel NAME in front of it (direct: none).
+start_path() {
+    local name=$1 scen=$2 ok=1 f
+    rm -f "$TMP"/{sshd,ssh,controller,agent}.log
+    SPATH=/echo
+    start_server "$TUNNEL_SERVICE" "$scen" || return 1
+    MPIDS=$SPID
+    ROLES=service
+    case "$name" in
+        direct) ;;
+        ssh-r) start_ssh_r || ok=0 ;;
+        weir-tunnel) start_weir_tunnel 0 || ok=0 ;;
+        weir-tunnel-tls) start_weir_tunnel 1 || ok=0 ;;
+    esac
+    [ "$ok" = 0 ] || return 0
+    echo "run.sh: the $name path did not start; the output of its processes:" >&2
+    for f in sshd ssh controller agent; do
+        [ -s "$TMP/$f.log" ] && { echo "  $f:" >&2; sed 's/^/    /' "$TMP/$f.log" >&2; }
+    done
+    stop_tunnel
+    stop_server
+    return 1
+}
+# loadgen's flags for a tunnel- scenario: --pid lists every process of the path.
+tunnel_extra() {
+    case "${1#tunnel-}" in
+        idle*) echo "--pid $MPIDS --hold $HOLD" ;;
+        *) echo "--duration $DURATION --pid $MPIDS" ;;
+    esac
+}
+# Whether every process of the tunnel path still runs.
+tunnel_alive() {
+    local p
+    for p in "${TUN_PIDS[@]}"; do
+        kill -0 "$p" 2>/dev/null || return 1
+    done
+}
+# After a failed tunnel- run: the last lines of the tunnel's logs.
+tunnel_logs() {
+    local f
+    for f in sshd ssh controller agent; do
+        [ -s "$TMP/$f.log" ] && { echo "  $f's last lines:" >&2; tail -5 "$TMP/$f.log" | sed 's/^/    /' >&2; }
+    done
+    return 0
+}
+
 scenario_args() {
     case "$1" in
         tls-*) echo "$(scenario_args "${1#tls-}") --ca $TLS_DIR/ca.pem" ;;
@@ -430,6 +690,10 @@ scenario_args() {
         connrate) echo "connrate --concurrency 32" ;;
         idle10k) echo "idle --conns 10000" ;;
         idle19500) echo "idle --conns 19500" ;;
+        # Through a tunnel: 64 streams opening at once (ssh -R reset some of 256).
+        tunnel-idle1k) echo "idle --conns 1000" ;;
+        tunnel-idle10k) echo "idle --conns 10000 --open-concurrency 64" ;;
+        tunnel-*) scenario_args "${1#tunnel-}" ;;
         # 1 KiB of JSON, compressed each way (loadgen --deflate: it compresses its messages once
         # and inflates every echo with zlib).
         echo1k-deflate) echo "echo --conns 100 --inflight 16 --size 1KiB --kind text --deflate" ;;
@@ -441,7 +705,12 @@ scenario_args() {
 
 run_one() {
     local scen=$1 name=$2 round=$3 args extra="" path=/echo out status json scheme=ws
-    if ! start_server "$name" "$scen"; then
+    if [[ $scen == tunnel-* ]]; then
+        start_path "$name" "$scen" || {
+            printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "path did not start" >>"$RESULTS"
+            return
+        }
+    elif ! start_server "$name" "$scen"; then
         printf '%s\t%s\t%s\tfail\t%s\n' "$scen" "$name" "$round" "server did not start" >>"$RESULTS"
         return
     fi
@@ -455,6 +724,8 @@ run_one() {
         *) extra="--duration $DURATION --pid $SPID" ;;
     esac
     [ "$name" = raw-tcp-echo ] && extra="$extra --raw"
+    # A tunnel path: every process of it measured, and the path its tunnel asks for.
+    [[ $scen != tunnel-* ]] || { extra=$(tunnel_extra "$scen"); path=$SPATH; }
     case "$scen" in
         fanout*)
             case "$name" in
@@ -471,7 +742,7 @@ run_one() {
         # Socket.IO's own client: loadgen's flags but the URLs (and no --mode, --cpu).
         socketio*) gen=(node "$ROOT/benches/peers/socketio-fanout.js" ${args#fanout } $extra --urls "$GEN_URLS") ;;
     esac
-    if out=$(timeout $((DURATION + HOLD + 200)) "${gen[@]}" 2>&1); then
+    if out=$(timeout $((DURATION + HOLD + 400)) "${gen[@]}" 2>&1); then
         status=ok
     else
         status=fail
@@ -481,8 +752,17 @@ run_one() {
         out="$out
 server exited during the run"
     fi
+    if [[ $scen == tunnel-* ]] && ! tunnel_alive; then
+        status=fail
+        out="$out
+a tunnel process exited during the run"
+    fi
+    stop_tunnel
     stop_server
+    [ "$status" = ok ] || [[ $scen != tunnel-* ]] || tunnel_logs
     json=$(grep '^RESULT ' <<<"$out" | tail -1 | cut -c8- || true)
+    # A tunnel path's result names the role of each pid loadgen measured.
+    [[ $scen != tunnel-* ]] || [ -z "$json" ] || json="${json%\}},\"roles\":\"$ROLES\",\"service\":\"$TUNNEL_SERVICE\"}"
     printf '  %-10s %-24s round %s: %s\n' "$scen" "$name" "$round" "$(grep -v '^RESULT ' <<<"$out" | tr '\n' ' ' | cut -c1-240)" >&2
     if [ "$status" = ok ] && [ -n "$json" ]; then
         printf '%s\t%s\t%s\tok\t%s\n' "$scen" "$name" "$round" "$json" >>"$RESULTS"
@@ -516,6 +796,7 @@ META="$TMP/meta.txt"
     [[ " $SCENARIOS " != *" fanout"* ]] || echo "fanout subscribers: $FANOUT_SUBS$([ "$FANOUT_SUBS" = 10000 ] || echo ' (FANOUT_SUBS; fanout10k is named for 10,000)')"
     [[ " $SCENARIOS " != *" fanout10k-redis-paced "* ]] || echo "fanout10k-redis-paced: $FANOUT_RATE publishes/s (FANOUT_RATE)"
     [[ " $SCENARIOS " != *"-redis"* ]] || echo "redis: $(redis-server --version 2>/dev/null | cut -d' ' -f3); node: $(node --version 2>/dev/null); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    [ "$WITH_TUNNEL" = 0 ] || echo "tunnel paths: service $TUNNEL_SERVICE; ssh-r: $(ssh -V 2>&1 | head -1), sshd and ssh -N -R on loopback, aes128-gcm@openssh.com; the service and both tunnel ends on CPU 0, loadgen on CPU 1"
     [ -z "$SKIPPED" ] || echo "skipped (not built):$SKIPPED"
 } >"$META"
 python3 "$ROOT/benches/report.py" "$RESULTS" "$META" "$OUT"

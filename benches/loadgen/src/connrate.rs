@@ -212,7 +212,7 @@ fn write_all_now(sock: &mut Stream, data: &[u8]) -> Result<(), String> {
 /// Runs for `warmup + duration`; returns the completions inside the measurement window and the
 /// totals (for the failure rate).
 #[allow(clippy::too_many_arguments)]
-pub fn run(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, raw: bool, concurrency: usize, warmup: Duration, duration: Duration, pid: Option<u32>) -> Result<(u64, Duration, Stats, Cpu), String> {
+pub fn run(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, raw: bool, concurrency: usize, warmup: Duration, duration: Duration, pids: &[u32]) -> Result<(u64, Duration, Stats, Cpu), String> {
     let mut r = Rate {
         poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
         addr,
@@ -243,7 +243,7 @@ pub fn run(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, raw: bool
         }
         if at_start.is_none() && now >= t_measure {
             at_start = Some((r.stats.completed, now));
-            meter = Some(CpuMeter::start(pid));
+            meter = Some(CpuMeter::start(pids));
         }
         let until = if at_start.is_none() { t_measure } else { t_end };
         let timeout = (until - now).min(Duration::from_millis(20));
@@ -282,7 +282,7 @@ pub fn run(addr: SocketAddr, host: &str, path: &str, tls: Option<Tls>, raw: bool
         }
     }
     let end = Instant::now();
-    let cpu = meter.map_or((None, 0.0), |m| m.stop());
+    let cpu = meter.map_or((None, 0.0, Vec::new()), |m| m.stop());
     let (c0, m0) = at_start.unwrap_or((0, t_measure));
     Ok((r.stats.completed - c0, end - m0, r.stats, cpu))
 }

@@ -67,6 +67,8 @@ pub struct Conn {
     inflater: Option<flate2::Decompress>,
     /// The server agreed `server_no_context_takeover`: the inflater starts afresh per message.
     inflate_reset: bool,
+    /// A fragmented echo being joined: its opcode and the payload so far.
+    frag: Option<(u8, Vec<u8>)>,
 }
 
 pub struct Ctx {
@@ -108,6 +110,8 @@ pub struct Ctx {
     pub extension: Option<String>,
     /// Echoes that came compressed (RSV1), and their payload bytes on the wire.
     pub compressed_echoes: u64,
+    /// Echoes that came fragmented (joined, then checked whole).
+    pub fragmented_echoes: u64,
     pub wire_down: u64,
     /// Echoes that came as they are, and their payload bytes.
     pub plain_echoes: u64,
@@ -165,6 +169,7 @@ impl Engine {
                 deflate: false,
                 extension: None,
                 compressed_echoes: 0,
+                fragmented_echoes: 0,
                 wire_down: 0,
                 plain_echoes: 0,
                 plain_down: 0,
@@ -204,6 +209,7 @@ impl Engine {
             skip: 0,
             inflater: None,
             inflate_reset: false,
+            frag: None,
         });
         Ok(())
     }
@@ -342,7 +348,9 @@ fn service(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
             }
         }
         let mut space = c.rbuf.len() - c.rend;
-        if c.phase == Phase::Open && ctx.head_only(c.next_recv) {
+        // A fragment (FIN clear, or a continuation) is read whole, to be joined.
+        let fragment = c.frag.is_some() || (c.rstart < c.rend && (c.rbuf[c.rstart] & 0x80 == 0 || c.rbuf[c.rstart] & 0x0F == ws::OP_CONT));
+        if c.phase == Phase::Open && ctx.head_only(c.next_recv) && !fragment {
             // Read no further than the head to compare: the rest is discarded unread.
             space = space.min((MAX_HEADER + HEAD_CHECK).saturating_sub(c.rend - c.rstart).max(1));
         }
@@ -440,6 +448,35 @@ fn process(c: &mut Conn, ctx: &mut Ctx) -> Result<(), String> {
             ctx.wire_down += h.payload_len as u64;
             ctx.checked_in_full += 1;
             c.rstart += total;
+            echo_done(c, ctx);
+            continue;
+        }
+        if data && !ctx.raw && (!h.fin || h.opcode == ws::OP_CONT) {
+            // A fragmented echo: an intermediary may fragment a message anew (RFC 6455 §5.4;
+            // weir's tunnel relays in pieces of at most 64 KiB). Its frames are read whole and
+            // joined, and the message is checked whole.
+            let total = h.header_len + h.payload_len;
+            if avail.len() < total {
+                break;
+            }
+            let payload = &avail[h.header_len..total];
+            match (h.opcode, c.frag.as_mut()) {
+                (ws::OP_CONT, Some((_, buf))) => buf.extend_from_slice(payload),
+                (ws::OP_CONT, None) => return Err("a continuation frame with no message begun".into()),
+                (op, None) => c.frag = Some((op, payload.to_vec())),
+                (op, Some(_)) => return Err(format!("a data frame (opcode {op}) inside a fragmented message")),
+            }
+            c.rstart += total;
+            let Some((op, buf)) = c.frag.take_if(|(_, buf)| h.fin || buf.len() > ctx.tpl.size) else { continue };
+            if c.next_recv >= c.next_send {
+                return Err(format!("echo of a frame never sent (seq {})", c.next_recv));
+            }
+            let whole = ws::Header { fin: true, opcode: op, compressed: false, mask: None, header_len: 0, payload_len: buf.len() };
+            ctx.tpl.check_echo(&whole, &buf, false, c.next_recv)?;
+            ctx.plain_echoes += 1;
+            ctx.plain_down += buf.len() as u64;
+            ctx.checked_in_full += 1;
+            ctx.fragmented_echoes += 1;
             echo_done(c, ctx);
             continue;
         }

@@ -89,9 +89,12 @@ Common flags:
                                    keeps it) and check it whole; reports the bytes on the wire
   --raw                            the server echoes raw TCP bytes after the 101 (raw-tcp-echo):
                                    expect our own masked frames back
-  --pid PID                        the server's pid: echo, latency and connrate also report the
+  --pid PID[,PID...]               the server's pid: echo, latency and connrate also report the
                                    CPU it used in the measured window (and loadgen's own), to
-                                   show which side was the bottleneck
+                                   show which side was the bottleneck. Several pids (a service
+                                   behind a tunnel and the tunnel's two ends): the CPU and, for
+                                   idle, the RSS are summed, and also reported per pid in that
+                                   order (cpu_by_pid, bytes_per_conn_by_pid); hostile takes one
 
 Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}` (over TLS
 with \"tls\": the version, suite and group negotiated).
@@ -110,7 +113,7 @@ struct Args {
     kind: String,
     raw: bool,
     concurrency: usize,
-    pid: Option<u32>,
+    pids: Vec<u32>,
     hold: f64,
     check_every: u64,
     open_concurrency: usize,
@@ -162,7 +165,7 @@ fn parse_args() -> Result<Args, String> {
         kind: "binary".into(),
         raw: false,
         concurrency: 32,
-        pid: None,
+        pids: Vec::new(),
         hold: 5.0,
         check_every: 1,
         open_concurrency: 256,
@@ -216,7 +219,7 @@ fn parse_args() -> Result<Args, String> {
             "--size" => a.size = parse_size(&v)?,
             "--kind" => a.kind = v,
             "--concurrency" => a.concurrency = int(&v)?,
-            "--pid" => a.pid = Some(int(&v)? as u32),
+            "--pid" => a.pids = v.split(',').map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
             "--hold" => a.hold = num(&v)?,
             "--check-every" => a.check_every = (int(&v)? as u64).max(1),
             "--open-concurrency" => a.open_concurrency = int(&v)?,
@@ -359,7 +362,7 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let t0 = Instant::now();
     e.run_until(t0 + secs(a.warmup))?;
     let (r0, m0) = (e.ctx.received, Instant::now());
-    let meter = sys::CpuMeter::start(a.pid);
+    let meter = sys::CpuMeter::start(&a.pids);
     e.ctx.record_rtt = latency;
     e.run_until(m0 + secs(a.duration))?;
     let (r1, m1) = (e.ctx.received, Instant::now());
@@ -397,12 +400,12 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     }
     let (deflate_json, deflate_human) = deflate_fields(&e.ctx);
     println!(
-        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole; {:.1} s; {cpu_human}{tls_human}{deflate_human})",
-        conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, elapsed
+        "echo {} conns x {} in flight, {} B {}: {msgs:.0} msg/s, {mbps:.2} MB/s payload each way ({} echoes checked, {} of them whole, {} came fragmented; {:.1} s; {cpu_human}{tls_human}{deflate_human})",
+        conns, inflight, a.size, a.kind, total, e.ctx.checked_in_full, e.ctx.fragmented_echoes, elapsed
     );
     Ok(format!(
-        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json},{deflate_json}}}",
-        a.size, a.kind, a.raw, e.ctx.checked_in_full, a.check_every, e.ctx.pings
+        "{{\"scenario\":\"echo\",\"conns\":{conns},\"inflight\":{inflight},\"size\":{},\"kind\":\"{}\",\"raw\":{},\"msgs_per_sec\":{msgs:.1},\"mb_per_sec_up\":{mbps:.3},\"mb_per_sec_down\":{mbps:.3},\"wire_mb_per_sec_up\":{wire_up:.3},\"seconds\":{elapsed:.3},\"echoes_checked\":{total},\"checked_whole\":{},\"fragmented_echoes\":{},\"check_every\":{},\"pings\":{},{cpu_json},{tls_json},{deflate_json}}}",
+        a.size, a.kind, a.raw, e.ctx.checked_in_full, e.ctx.fragmented_echoes, a.check_every, e.ctx.pings
     ))
 }
 
@@ -411,7 +414,7 @@ fn connrate(a: &Args) -> Result<String, String> {
     if a.concurrency == 0 || a.concurrency > 10_000 {
         return Err("--concurrency in 1..=10000".into());
     }
-    let (n, elapsed, st, cpu) = connrate::run(addr, &host, &path, tls, a.raw, a.concurrency, secs(a.warmup), secs(a.duration), a.pid)?;
+    let (n, elapsed, st, cpu) = connrate::run(addr, &host, &path, tls, a.raw, a.concurrency, secs(a.warmup), secs(a.duration), &a.pids)?;
     let (cpu_json, cpu_human) = sys::cpu_fields(cpu);
     let rate = n as f64 / elapsed.as_secs_f64();
     let attempts = st.completed + st.failed;
@@ -442,27 +445,36 @@ fn connrate(a: &Args) -> Result<String, String> {
 
 fn idle(a: &Args) -> Result<String, String> {
     let (addr, host, path, tls) = target(a)?;
-    let pid = a.pid.ok_or("idle needs --pid PID (the server's)")?;
+    if a.pids.is_empty() {
+        return Err("idle needs --pid PID[,PID...] (the server's)".into());
+    }
     let n = a.conns;
     if n == 0 || n > 19_500 {
         return Err("--conns in 1..=19500 (20,000 open files per process)".into());
     }
-    let before = sys::rss_bytes(pid)?;
+    // Each pid's VmRSS; the server's is their sum.
+    let rss = || a.pids.iter().map(|&p| sys::rss_bytes(p)).collect::<Result<Vec<u64>, String>>();
+    let before_each = rss()?;
+    let before: u64 = before_each.iter().sum();
     let mut e = Engine::new(addr, &host, &path, tls, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
     let t_open = Instant::now();
-    open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(120))?;
+    // 300 s: 10,000 streams through ssh -R take about 100 s to open on a loaded machine.
+    open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(300))?;
     let open_secs = t_open.elapsed().as_secs_f64();
     // Settle: sample once a second until two samples agree within 1% (at most 10 samples).
-    let mut prev = sys::rss_bytes(pid)?;
-    let mut after = prev;
+    let mut after_each = rss()?;
+    let mut prev: u64 = after_each.iter().sum();
     for _ in 0..10 {
         e.run_until(Instant::now() + Duration::from_secs(1))?;
-        after = sys::rss_bytes(pid)?;
+        after_each = rss()?;
+        let after: u64 = after_each.iter().sum();
         if after.abs_diff(prev) <= (after / 100).max(64 * 1024) {
             break;
         }
         prev = after;
     }
+    let after: u64 = after_each.iter().sum();
+    let by_pid: Vec<Option<f64>> = before_each.iter().zip(&after_each).map(|(&b, &f)| Some((f as f64 - b as f64) / n as f64)).collect();
     let per_conn = (after as f64 - before as f64) / n as f64;
     e.run_until(Instant::now() + secs(a.hold))?;
     if e.ctx.opened != n || e.ctx.closed != 0 {
@@ -480,8 +492,9 @@ fn idle(a: &Args) -> Result<String, String> {
         if all_closed { "" } else { ", the rest dropped" }
     );
     Ok(format!(
-        "{{\"scenario\":\"idle\",\"conns\":{n},\"bytes_per_conn\":{per_conn:.1},\"rss_before\":{before},\"rss_after\":{after},\"open_seconds\":{open_secs:.3},\"pings\":{},\"closed_cleanly\":{closed},{tls_json}}}",
-        e.ctx.pings
+        "{{\"scenario\":\"idle\",\"conns\":{n},\"bytes_per_conn\":{per_conn:.1},\"rss_before\":{before},\"rss_after\":{after},\"open_seconds\":{open_secs:.3},\"pings\":{},\"closed_cleanly\":{closed},{by_pid}{tls_json}}}",
+        e.ctx.pings,
+        by_pid = if by_pid.len() > 1 { format!("\"bytes_per_conn_by_pid\":{},", sys::json_list(&by_pid, 1)) } else { String::new() }
     ))
 }
 
@@ -553,7 +566,10 @@ fn fanout(a: &Args) -> Result<String, String> {
 
 fn hostile(a: &Args) -> Result<String, String> {
     let (addr, host, _) = parse_url(&a.url)?;
-    let pid = a.pid.ok_or("hostile needs --pid PID (the server's)")?;
+    let pid = match a.pids[..] {
+        [pid] => pid,
+        _ => return Err("hostile needs --pid PID (the server's, one)".into()),
+    };
     if a.pings > 100_000_000 || !(0.0..=600.0).contains(&a.flood_secs) || a.hold > 600.0 {
         return Err("--pings at most 100000000, --flood-secs and --hold at most 600".into());
     }

@@ -91,43 +91,60 @@ pub fn recv_discard(fd: std::os::fd::RawFd, scratch: &mut [u8]) -> std::io::Resu
     if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
-/// (server CPU, generator CPU) over a window, each a share of one CPU.
-pub type Cpu = (Option<f64>, f64);
+/// CPU used over a window, each a share of one CPU: the server's (the sum over every `--pid`;
+/// None if one was unreadable), the generator's, and each pid's apart (in `--pid`'s order).
+pub type Cpu = (Option<f64>, f64, Vec<Option<f64>>);
 
-/// CPU used over a measurement window by the server (`--pid`) and by the generator itself, as
-/// fractions of one CPU: which of the two was the bottleneck.
+/// CPU used over a measurement window by the server (`--pid`: one process, or the several of a
+/// tunnel path) and by the generator itself, as fractions of one CPU: which side was the
+/// bottleneck.
 pub struct CpuMeter {
-    pid: Option<u32>,
-    server0: f64,
+    pids: Vec<u32>,
+    server0: Vec<Option<f64>>,
     self0: f64,
     t0: std::time::Instant,
 }
 
 impl CpuMeter {
-    pub fn start(pid: Option<u32>) -> CpuMeter {
-        let server0 = pid.and_then(|p| cpu_seconds(p).ok()).unwrap_or(0.0);
-        CpuMeter { pid, server0, self0: self_cpu_seconds(), t0: std::time::Instant::now() }
+    pub fn start(pids: &[u32]) -> CpuMeter {
+        let server0 = pids.iter().map(|&p| cpu_seconds(p).ok()).collect();
+        CpuMeter { pids: pids.to_vec(), server0, self0: self_cpu_seconds(), t0: std::time::Instant::now() }
     }
 
-    /// (server CPU, if a pid was given and still readable; the generator's CPU).
+    /// (server CPU, if pids were given and all still readable; the generator's CPU; each pid's).
     pub fn stop(&self) -> Cpu {
         let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
-        let server = self.pid.and_then(|p| cpu_seconds(p).ok()).map(|s| (s - self.server0) / wall);
-        (server, (self_cpu_seconds() - self.self0) / wall)
+        let each: Vec<Option<f64>> = self
+            .pids
+            .iter()
+            .zip(&self.server0)
+            .map(|(&p, s0)| Some((cpu_seconds(p).ok()? - (*s0)?) / wall))
+            .collect();
+        let server = if each.is_empty() { None } else { each.iter().copied().sum::<Option<f64>>() };
+        (server, (self_cpu_seconds() - self.self0) / wall, each)
     }
 }
 
-/// `"server_cpu":X,"loadgen_cpu":Y` for a RESULT line, and a phrase for the human one.
+/// `[a,b,null]`: one number per pid, for a RESULT line.
+pub fn json_list(v: &[Option<f64>], decimals: usize) -> String {
+    let items: Vec<String> = v.iter().map(|x| x.map_or("null".into(), |x| format!("{x:.decimals$}"))).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// `"server_cpu":X,"loadgen_cpu":Y` (and `"cpu_by_pid":[..]` for several pids) for a RESULT
+/// line, and a phrase for the human one.
 pub fn cpu_fields(cpu: Cpu) -> (String, String) {
-    let (server, me) = cpu;
-    let json = match server {
+    let (server, me, each) = cpu;
+    let mut json = match server {
         Some(s) => format!("\"server_cpu\":{s:.3},\"loadgen_cpu\":{me:.3}"),
         None => format!("\"server_cpu\":null,\"loadgen_cpu\":{me:.3}"),
     };
+    if each.len() > 1 {
+        json += &format!(",\"cpu_by_pid\":{}", json_list(&each, 3));
+    }
     let human = match server {
         Some(s) => format!("server CPU {:.0}%, loadgen CPU {:.0}%", s * 100.0, me * 100.0),
         None => format!("loadgen CPU {:.0}%", me * 100.0),
     };
     (json, human)
 }
-
