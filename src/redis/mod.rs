@@ -69,7 +69,7 @@
 //!
 //! let id = link.publish(b"builds", b"{\"ok\":true}", now).unwrap();
 //! let n = link.poll_transmit(&mut out);
-//! assert!(out[..n].starts_with(b"*9\r\n$7\r\nEVALSHA\r\n"));
+//! assert!(out[..n].starts_with(b"*10\r\n$7\r\nEVALSHA\r\n"));
 //! // The script answers [epoch, offset].
 //! let reply = b"*2\r\n$16\r\n00000000000000a1\r\n:1\r\n";
 //! let Ok((_, Some(CommandEvent::Published { id: got, position }))) = link.handle_bytes(reply, now)
