@@ -441,6 +441,10 @@ impl Handler for App {
         req: &Request<'_>,
         head: ClientHead,
     ) -> bool {
+        // A tunnel host's requests are the tunnel's: `on_request` answers them.
+        if self.tunnels.as_ref().is_some_and(|t| t.is_tunnel_host(req.host)) {
+            return false;
+        }
         let Some(proxy) = self.proxy.as_mut() else { return false };
         let Some(route) = proxy.route_for(req.path) else { return false };
         // Refused by the access policy: `on_request` answers it as any other request.

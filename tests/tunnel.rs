@@ -631,6 +631,19 @@ fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
     }
 }
 
+/// A tunnel host's plain requests are answered 501 even where a plain `--route` covers the path:
+/// the route's relay must not take a request the tunnel host owns.
+#[test]
+fn a_tunnel_hosts_plain_request_is_not_relayed_by_a_route() {
+    // An upstream that is never there: a relayed request would get 502.
+    let ctrl =
+        guarded_controller(&["--tunnel-host", "*.t.example.com", "--route", "/=ws://127.0.0.1:1/"]);
+    let get = "GET /app?token=public-token HTTP/1.1\r\nHost: web.home.t.example.com\r\n\
+               Connection: close\r\n\r\n";
+    let (head, _) = common::request(ctrl.addr, get.as_bytes());
+    assert_eq!(common::status(&head), 501, "{head}");
+}
+
 /// The agent dials a `wss://` controller (the deployment docs/tunnel.md describes) and verifies
 /// its certificate: with the test CA it connects; without it, it refuses the controller and
 /// keeps trying, never sending its token in a connection it cannot trust.
