@@ -76,20 +76,23 @@ impl Deflater {
         // The history's positions go into the table first, so the message can match them.
         for i in start.saturating_sub(window)..start {
             if i + MIN_MATCH <= self.buf.len() {
-                let h = hash(&self.buf[i..]);
+                let h = hash(&self.buf, i);
                 self.head[h] = (base + i + 1) as u32;
             }
         }
+        // At most a stored block's overhead per 64 KiB beyond the bytes (§3.2.4), and the flush.
+        out.reserve(data.len() + data.len() / 8192 + 16);
         let mut w = BitWriter { out, bits: 0, have: 0 };
         let mut block_start = start;
         let mut i = start;
         let end = self.buf.len();
         self.symbols.clear();
+        let mut freq = Frequencies::new();
         while i < end {
             let mut matched = 0;
             let mut dist = 0;
             if i + MIN_MATCH <= end {
-                let h = hash(&self.buf[i..]);
+                let h = hash(&self.buf, i);
                 let cand = self.head[h] as usize;
                 self.head[h] = (base + i + 1) as u32;
                 if cand > base && i - (cand - base - 1) <= window {
@@ -104,27 +107,30 @@ impl Deflater {
             }
             if matched > 0 {
                 self.symbols.push((256 + matched as u16, dist as u16));
+                freq.count_match(matched, dist);
                 // Positions inside a short match go into the table too; a long one is
                 // skipped (zlib's level 1 does the same).
                 if matched <= 8 {
                     for j in i + 1..(i + matched).min(end.saturating_sub(MIN_MATCH - 1)) {
-                        let h = hash(&self.buf[j..]);
+                        let h = hash(&self.buf, j);
                         self.head[h] = (base + j + 1) as u32;
                     }
                 }
                 i += matched;
             } else {
                 self.symbols.push((u16::from(self.buf[i]), 0));
+                freq.lit[usize::from(self.buf[i])] += 1;
                 i += 1;
             }
             if self.symbols.len() >= BLOCK_SYMBOLS {
-                write_block(&mut w, &self.symbols, &self.buf[block_start..i]);
+                write_block(&mut w, &self.symbols, &mut freq, &self.buf[block_start..i]);
                 self.symbols.clear();
+                freq = Frequencies::new();
                 block_start = i;
             }
         }
         if !self.symbols.is_empty() {
-            write_block(&mut w, &self.symbols, &self.buf[block_start..end]);
+            write_block(&mut w, &self.symbols, &mut freq, &self.buf[block_start..end]);
             self.symbols.clear();
         }
         // The sync flush: an empty stored block, not final; its LEN and NLEN (00 00 FF FF) are
@@ -173,8 +179,11 @@ impl Deflater {
     }
 }
 
-fn hash(b: &[u8]) -> usize {
-    let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+/// The hash of the four bytes at `at` (the caller checked that there are four).
+fn hash(b: &[u8], at: usize) -> usize {
+    let mut four = [0u8; 4];
+    four.copy_from_slice(&b[at..at + 4]);
+    let v = u32::from_le_bytes(four);
     (v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
@@ -194,16 +203,34 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     n
 }
 
+/// §3.2.5: the lengths' base values (symbols 257-285) and their extra bits.
+const LENGTH_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+const LENGTH_EXTRA: [u8; 29] =
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+
+/// The length symbol less 257 for each length 3-258 (at `length - 3`), made once at compile
+/// time so that a match costs a lookup, not a search.
+const LENGTH_SYMBOL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut len = 3;
+    let mut i = 0;
+    while len <= 258 {
+        if i + 1 < 29 && LENGTH_BASE[i + 1] as usize <= len {
+            i += 1;
+        }
+        t[len - 3] = i as u8;
+        len += 1;
+    }
+    t
+};
+
 /// §3.2.5: the length symbol (257-285), its extra bits and their value, for a length 3-258.
 fn length_code(len: u16) -> (usize, u32, u16) {
-    const BASE: [u16; 29] = [
-        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
-        131, 163, 195, 227, 258,
-    ];
-    const EXTRA: [u32; 29] =
-        [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
-    let i = BASE.partition_point(|&b| b <= len) - 1;
-    (257 + i, EXTRA[i], len - BASE[i])
+    let i = usize::from(LENGTH_SYMBOL[usize::from(len - 3) & 0xFF]);
+    (257 + i, u32::from(LENGTH_EXTRA[i]), len - LENGTH_BASE[i])
 }
 
 /// §3.2.5: the distance symbol (0-29), its extra bits and their value, for a distance 1-32768.
@@ -218,35 +245,54 @@ fn distance_code(dist: u16) -> (usize, u32, u16) {
     (code as usize, extra, (d & ((1 << extra) - 1)) as u16)
 }
 
-/// Writes one block (not final) of `symbols`, which encode `raw`, in the smallest form.
-fn write_block(w: &mut BitWriter<'_>, symbols: &[(u16, u16)], raw: &[u8]) {
-    let mut lit_freq = [0u32; 286];
-    let mut dist_freq = [0u32; 30];
-    let mut extra_bits = 0u64;
-    for &(s, d) in symbols {
-        if s < 256 {
-            lit_freq[usize::from(s)] += 1;
-        } else {
-            let (code, extra, _) = length_code(s - 256);
-            lit_freq[code] += 1;
-            let (dcode, dextra, _) = distance_code(d);
-            dist_freq[dcode] += 1;
-            extra_bits += u64::from(extra + dextra);
-        }
+/// How often each literal/length and distance symbol occurs in a block, counted as the symbols
+/// are made.
+struct Frequencies {
+    lit: [u32; 286],
+    dist: [u32; 30],
+}
+
+impl Frequencies {
+    fn new() -> Self {
+        Self { lit: [0; 286], dist: [0; 30] }
     }
-    lit_freq[256] = 1;
+
+    fn count_match(&mut self, len: usize, dist: usize) {
+        self.lit[257 + usize::from(LENGTH_SYMBOL[(len - 3) & 0xFF])] += 1;
+        self.dist[distance_code(dist as u16).0] += 1;
+    }
+
+    /// The extra bits all the block's lengths and distances carry (§3.2.5).
+    fn extra_bits(&self) -> u64 {
+        let lit = self.lit[257..].iter().zip(LENGTH_EXTRA);
+        let lit: u64 = lit.map(|(&f, e)| u64::from(f) * u64::from(e)).sum();
+        let dist = self.dist.iter().enumerate();
+        lit + dist.map(|(code, &f)| u64::from(f) * u64::from(dist_extra(code))).sum::<u64>()
+    }
+}
+
+/// The extra bits of distance symbol `code` (§3.2.5): 0 for 0-3, then one more every two.
+fn dist_extra(code: usize) -> u32 {
+    if code < 4 { 0 } else { (code as u32 / 2) - 1 }
+}
+
+/// Writes one block (not final) of `symbols`, which encode `raw` and occur as `freq` counts
+/// (the end-of-block symbol is counted here), in the smallest form.
+fn write_block(w: &mut BitWriter<'_>, symbols: &[(u16, u16)], freq: &mut Frequencies, raw: &[u8]) {
+    freq.lit[256] = 1;
+    let (lit_freq, dist_freq) = (&freq.lit, &freq.dist);
+    let extra_bits = freq.extra_bits();
 
     let mut lit_len = [0u8; 286];
     let mut dist_len = [0u8; 30];
-    code_lengths(&lit_freq, 15, &mut lit_len);
-    code_lengths(&dist_freq, 15, &mut dist_len);
+    code_lengths(lit_freq, 15, &mut lit_len);
+    code_lengths(dist_freq, 15, &mut dist_len);
     let header = DynamicHeader::new(&lit_len, &dist_len);
     let cost = |lens: &[u8], freq: &[u32]| -> u64 {
         lens.iter().zip(freq).map(|(&l, &f)| u64::from(l) * u64::from(f)).sum()
     };
-    let dynamic = 3 + header.bits() + cost(&lit_len, &lit_freq) + cost(&dist_len, &dist_freq);
-    let (fixed_lit, fixed_dist) = fixed_lengths();
-    let fixed = 3 + cost(&fixed_lit, &lit_freq) + cost(&fixed_dist[..30], &dist_freq);
+    let dynamic = 3 + header.bits() + cost(&lit_len, lit_freq) + cost(&dist_len, dist_freq);
+    let fixed = 3 + cost(&FIXED_LIT_LEN, lit_freq) + 5 * dist_freq.iter().sum::<u32>() as u64;
     let dynamic = dynamic + extra_bits;
     let fixed = fixed + extra_bits;
     // Stored: a header, padding to a byte, LEN and NLEN, the bytes; 65,535 at most a block.
@@ -262,18 +308,18 @@ fn write_block(w: &mut BitWriter<'_>, symbols: &[(u16, u16)], raw: &[u8]) {
         }
         return;
     }
-    let (lit_codes, dist_codes);
     if dynamic < fixed {
         w.put(2 << 1, 3); // BFINAL 0, BTYPE 10
         header.write(w);
-        lit_codes = canonical(&lit_len);
-        dist_codes = canonical(&dist_len);
+        let mut lit_codes = [0u16; 286];
+        let mut dist_codes = [0u16; 30];
+        canonical(&lit_len, &mut lit_codes);
+        canonical(&dist_len, &mut dist_codes);
         write_symbols(w, symbols, (&lit_codes, &lit_len), (&dist_codes, &dist_len));
     } else {
         w.put(1 << 1, 3); // BFINAL 0, BTYPE 01
-        lit_codes = canonical(&fixed_lit);
-        dist_codes = canonical(&fixed_dist);
-        write_symbols(w, symbols, (&lit_codes, &fixed_lit), (&dist_codes, &fixed_dist));
+        let dist = (&FIXED_DIST_CODE[..], &FIXED_DIST_LEN[..]);
+        write_symbols(w, symbols, (&FIXED_LIT_CODE, &FIXED_LIT_LEN), dist);
     }
 }
 
@@ -292,135 +338,198 @@ fn write_symbols(
     lit: (&[u16], &[u8]),
     dist: (&[u16], &[u8]),
 ) {
+    let (lit_code, lit_len) = (&lit.0[..286], &lit.1[..286]);
+    let (dist_code, dist_len) = (&dist.0[..30], &dist.1[..30]);
     for &(s, d) in symbols {
         if s < 256 {
-            w.put(u32::from(lit.0[usize::from(s)]), u32::from(lit.1[usize::from(s)]));
+            let s = usize::from(s);
+            w.put(u32::from(lit_code[s]), u32::from(lit_len[s]));
             continue;
         }
+        // A length's code and extra bits in one put (at most 15 + 5 bits), then the
+        // distance's (at most 15 + 13).
         let (code, extra, value) = length_code(s - 256);
-        w.put(u32::from(lit.0[code]), u32::from(lit.1[code]));
-        w.put(u32::from(value), extra);
+        let n = u32::from(lit_len[code]);
+        w.put(u32::from(lit_code[code]) | u32::from(value) << n, n + extra);
         let (dcode, dextra, dvalue) = distance_code(d);
-        w.put(u32::from(dist.0[dcode]), u32::from(dist.1[dcode]));
-        w.put(u32::from(dvalue), dextra);
+        let n = u32::from(dist_len[dcode]);
+        w.put(u32::from(dist_code[dcode]) | u32::from(dvalue) << n, n + dextra);
     }
-    w.put(u32::from(lit.0[256]), u32::from(lit.1[256]));
+    w.put(u32::from(lit_code[256]), u32::from(lit_len[256]));
 }
 
-fn fixed_lengths() -> ([u8; 288], [u8; 32]) {
-    let mut lit = [0u8; 288];
-    lit[..144].fill(8);
-    lit[144..256].fill(9);
-    lit[256..280].fill(7);
-    lit[280..].fill(8);
-    (lit, [5; 32])
-}
+/// §3.2.6: the fixed codes' lengths and (bit-reversed) codes, made at compile time.
+const FIXED_LIT_LEN: [u8; 288] = {
+    let mut lit = [8u8; 288];
+    let mut i = 144;
+    while i < 256 {
+        lit[i] = 9;
+        i += 1;
+    }
+    while i < 280 {
+        lit[i] = 7;
+        i += 1;
+    }
+    lit
+};
+const FIXED_LIT_CODE: [u16; 288] = {
+    let mut codes = [0u16; 288];
+    canonical(&FIXED_LIT_LEN, &mut codes);
+    codes
+};
+const FIXED_DIST_LEN: [u8; 32] = [5; 32];
+const FIXED_DIST_CODE: [u16; 32] = {
+    let mut codes = [0u16; 32];
+    canonical(&FIXED_DIST_LEN, &mut codes);
+    codes
+};
 
 /// Symbols of the largest alphabet (literal/length, §3.2.5); every table here is on the stack,
 /// so a block costs no allocation.
 const MAX_SYMBOLS: usize = 288;
 
-/// §3.2.2: the codes for `lengths` (at most [`MAX_SYMBOLS`]), bit-reversed so they can be
-/// written least significant bit first.
-fn canonical(lengths: &[u8]) -> [u16; MAX_SYMBOLS] {
+/// §3.2.2: the codes for `lengths` into `codes` (as long), bit-reversed so they can be written
+/// least significant bit first.
+const fn canonical(lengths: &[u8], codes: &mut [u16]) {
+    // Lengths are at most 15 (the masks only spare bounds checks).
     let mut count = [0u16; 16];
-    for &l in lengths {
-        count[usize::from(l)] += 1;
+    let mut i = 0;
+    while i < lengths.len() {
+        count[lengths[i] as usize & 15] += 1;
+        i += 1;
     }
     count[0] = 0;
     let mut next = [0u16; 16];
     let mut code = 0u16;
-    for bits in 1..16 {
+    let mut bits = 1;
+    while bits < 16 {
         code = (code + count[bits - 1]) << 1;
         next[bits] = code;
+        bits += 1;
     }
-    let mut codes = [0u16; MAX_SYMBOLS];
-    for (c, &l) in codes.iter_mut().zip(lengths) {
+    let mut s = 0;
+    while s < lengths.len() && s < codes.len() {
+        let l = lengths[s] as usize & 15;
         if l != 0 {
-            *c = next[usize::from(l)].reverse_bits() >> (16 - l);
-            next[usize::from(l)] += 1;
+            codes[s] = next[l].reverse_bits() >> (16 - l);
+            next[l] += 1;
         }
+        s += 1;
     }
-    codes
 }
 
-/// Huffman code lengths for `freq`, none longer than `limit`: at least two codes, so that the
-/// code is complete (§3.2.7's single-code exception is not needed).
+/// Huffman code lengths for `freq` (at most [`MAX_SYMBOLS`] symbols), none longer than
+/// `limit`: at least two codes, so that the code is complete (§3.2.7's single-code exception is
+/// not needed). The symbols sorted by frequency get optimal depths by Moffat and Katajainen's
+/// in-place method; depths past `limit` are then folded in and the shallower codes lengthened
+/// until the lengths fill the code space again (Kraft's sum exactly one, as zlib and miniz do).
 fn code_lengths(freq: &[u32], limit: u8, lengths: &mut [u8]) {
-    let mut copy = [0u32; MAX_SYMBOLS];
-    let f = &mut copy[..freq.len()];
-    f.copy_from_slice(freq);
-    // Pad to two codes.
-    let mut used = f.iter().filter(|&&x| x > 0).count();
-    for x in f.iter_mut() {
-        if used >= 2 {
-            break;
-        }
-        if *x == 0 {
-            *x = 1;
-            used += 1;
+    lengths.fill(0);
+    // Each used symbol as frequency << 9 | symbol, so a sort of plain integers orders them by
+    // frequency (a block has fewer than 2^23 symbols).
+    let mut keys = [0u32; MAX_SYMBOLS];
+    let mut n = 0;
+    for (s, &f) in freq.iter().enumerate() {
+        if f > 0 {
+            keys[n] = (f.min(0x7F_FFFF) << 9) | s as u32;
+            n += 1;
         }
     }
-    loop {
-        huffman_depths(f, lengths);
-        if lengths.iter().all(|&l| l <= limit) {
-            return;
+    // Pad to two codes with the first unused symbols, each as if seen once.
+    let mut s = 0;
+    while n < 2 && s < freq.len() {
+        if freq[s] == 0 {
+            keys[n] = (1 << 9) | s as u32;
+            n += 1;
         }
-        // Too deep: flatten the frequencies and build again (each pass halves the spread).
-        for x in f.iter_mut().filter(|x| **x > 0) {
-            *x = (*x >> 1) | 1;
+        s += 1;
+    }
+    let keys = &mut keys[..n];
+    keys.sort_unstable();
+    let mut a = [0u32; MAX_SYMBOLS];
+    for (x, &k) in a.iter_mut().zip(keys.iter()) {
+        *x = k >> 9;
+    }
+    minimum_redundancy(&mut a[..n]);
+    // a[i] is now the depth of keys[i]: count them, the too deep ones at the limit.
+    let limit = usize::from(limit);
+    let mut count = [0u32; 16];
+    for &d in &a[..n] {
+        count[(d as usize).min(limit)] += 1;
+    }
+    // Kraft's sum over 2^limit; folding deep codes up made it too large: take a code from the
+    // limit and lengthen a shallower one (which frees exactly one slot at the limit) until it
+    // is exact again.
+    let mut total: u32 = (1..=limit).map(|l| count[l] << (limit - l)).sum();
+    while total > 1 << limit {
+        count[limit] -= 1;
+        if let Some(l) = (1..limit).rev().find(|&l| count[l] > 0) {
+            count[l] -= 1;
+            count[l + 1] += 2;
+        }
+        total -= 1;
+    }
+    // The most frequent symbols (at the end of `keys`) get the shortest codes.
+    let mut j = n;
+    for (l, &c) in count.iter().enumerate().take(limit + 1).skip(1) {
+        for _ in 0..c {
+            j -= 1;
+            lengths[(keys[j] & 0x1FF) as usize] = l as u8;
         }
     }
 }
 
-/// Plain Huffman code lengths (the two-queue construction over leaves sorted by frequency).
-fn huffman_depths(freq: &[u32], lengths: &mut [u8]) {
-    lengths.fill(0);
-    let mut all = [(0u32, 0usize); MAX_SYMBOLS];
-    let mut n = 0;
-    for (s, &f) in freq.iter().enumerate().filter(|(_, f)| **f > 0) {
-        all[n] = (f, s);
-        n += 1;
-    }
-    let leaves = &mut all[..n];
-    leaves.sort_unstable();
-    if n == 1 {
-        lengths[leaves[0].1] = 1;
+/// Moffat and Katajainen's in-place minimum-redundancy code ("In-Place Calculation of
+/// Minimum-Redundancy Codes", 1995), as miniz writes it: `a` holds the weights in ascending
+/// order (at least two) and gets each one's code length.
+fn minimum_redundancy(a: &mut [u32]) {
+    let n = a.len();
+    if n < 2 {
+        a.fill(1);
         return;
     }
-    if n == 0 {
-        return;
+    // Phase 1: build the tree's internal weights in place, leaving parent pointers.
+    a[0] += a[1];
+    let (mut root, mut leaf) = (0usize, 2usize);
+    for next in 1..n - 1 {
+        if leaf >= n || a[root] < a[leaf] {
+            a[next] = a[root];
+            a[root] = next as u32;
+            root += 1;
+        } else {
+            a[next] = a[leaf];
+            leaf += 1;
+        }
+        if leaf >= n || (root < next && a[root] < a[leaf]) {
+            a[next] += a[root];
+            a[root] = next as u32;
+            root += 1;
+        } else {
+            a[next] += a[leaf];
+            leaf += 1;
+        }
     }
-    // Nodes 0..n are the leaves, n.. the internal nodes in the order they are made.
-    let mut weight = [0u64; 2 * MAX_SYMBOLS];
-    for (w, &(f, _)) in weight.iter_mut().zip(leaves.iter()) {
-        *w = u64::from(f);
+    // Phase 2: internal nodes' depths from the root down.
+    a[n - 2] = 0;
+    for next in (0..n.saturating_sub(2)).rev() {
+        a[next] = a[a[next] as usize] + 1;
     }
-    let mut parent = [0usize; 2 * MAX_SYMBOLS];
-    let (mut leaf, mut inner) = (0usize, n);
-    for made in n..2 * n - 1 {
-        let mut pick = || {
-            let take_leaf = leaf < n && (inner >= made || weight[leaf] <= weight[inner]);
-            if take_leaf {
-                leaf += 1;
-                leaf - 1
-            } else {
-                inner += 1;
-                inner - 1
-            }
-        };
-        let (a, b) = (pick(), pick());
-        weight[made] = weight[a] + weight[b];
-        parent[a] = made;
-        parent[b] = made;
-    }
-    // Depths from the root (the last node made) down.
-    let mut depth = [0u8; 2 * MAX_SYMBOLS];
-    for node in (0..2 * n - 2).rev() {
-        depth[node] = depth[parent[node]].saturating_add(1);
-    }
-    for (i, &(_, s)) in leaves.iter().enumerate() {
-        lengths[s] = depth[i];
+    // Phase 3: leaves' depths, deepest first at the front.
+    let (mut avail, mut used, mut depth) = (1i64, 0i64, 0u32);
+    let (mut root, mut next) = (n as i64 - 2, n as i64 - 1);
+    while avail > 0 {
+        while root >= 0 && a[root as usize] == depth {
+            used += 1;
+            root -= 1;
+        }
+        while avail > used {
+            a[next as usize] = depth;
+            next -= 1;
+            avail -= 1;
+        }
+        avail = 2 * used;
+        depth += 1;
+        used = 0;
     }
 }
 
@@ -431,7 +540,7 @@ struct DynamicHeader {
     hdist: usize,
     hclen: usize,
     cl_len: [u8; 19],
-    cl_code: [u16; MAX_SYMBOLS],
+    cl_code: [u16; 19],
     /// Code-length symbols with their extra bits' value: the first `n_runs` (each stands for
     /// at least one of the 286 + 30 lengths).
     runs: [(u8, u8); 316],
@@ -491,7 +600,8 @@ impl DynamicHeader {
         let mut cl_len = [0u8; 19];
         code_lengths(&freq, 7, &mut cl_len);
         let hclen = 4.max(CL_ORDER.iter().rposition(|&s| cl_len[s] != 0).map_or(0, |p| p + 1));
-        let cl_code = canonical(&cl_len);
+        let mut cl_code = [0u16; 19];
+        canonical(&cl_len, &mut cl_code);
         Self { hlit, hdist, hclen, cl_len, cl_code, runs, n_runs }
     }
 
@@ -535,22 +645,24 @@ struct BitWriter<'a> {
 }
 
 impl BitWriter<'_> {
+    /// Appends the `n` low bits of `v` (at most 32; `v` has no bits above them). Whole 32-bit
+    /// words go out; fewer than 32 bits wait in `bits`.
     fn put(&mut self, v: u32, n: u32) {
         self.bits |= u64::from(v) << self.have;
         self.have += n;
-        while self.have >= 8 {
-            self.out.push(self.bits as u8);
-            self.bits >>= 8;
-            self.have -= 8;
+        if self.have >= 32 {
+            self.out.extend_from_slice(&(self.bits as u32).to_le_bytes());
+            self.bits >>= 32;
+            self.have -= 32;
         }
     }
 
-    /// Pads to a byte boundary with zero bits.
+    /// Pads to a byte boundary with zero bits and writes out every bit held.
     fn align(&mut self) {
-        if self.have > 0 {
+        while self.have > 0 {
             self.out.push(self.bits as u8);
-            self.bits = 0;
-            self.have = 0;
+            self.bits >>= 8;
+            self.have = self.have.saturating_sub(8);
         }
     }
 }
@@ -682,6 +794,68 @@ mod tests {
         }
     }
 
+    /// The cost in bits of an optimal (unlimited) Huffman code: the sum of the merged weights.
+    fn huffman_cost(freq: &[u32]) -> u64 {
+        let mut w: Vec<u64> = freq.iter().filter(|&&f| f > 0).map(|&f| u64::from(f)).collect();
+        let mut cost = 0;
+        while w.len() > 1 {
+            w.sort_unstable_by(|a, b| b.cmp(a));
+            let (a, b) = (w.pop().unwrap(), w.pop().unwrap());
+            cost += a + b;
+            w.push(a + b);
+        }
+        cost
+    }
+
+    #[test]
+    fn code_lengths_are_optimal_complete_and_within_the_limit() {
+        let mut seed = 1u64;
+        let mut fib = [0u32; 30];
+        fib[0] = 1;
+        fib[1] = 1;
+        for i in 2..30 {
+            fib[i] = fib[i - 1] + fib[i - 2];
+        }
+        let mut cases: Vec<Vec<u32>> = vec![vec![0; 286], vec![5; 19], fib.to_vec()];
+        cases[0][65] = 9; // one symbol: padded to two codes
+        for k in 0..300 {
+            // The code-length alphabet (19 symbols, limit 7) and the others (up to 286, 15).
+            let n = if k % 3 == 0 { 19 } else { 2 + (seed % 285) as usize };
+            let f = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let r = (seed >> 33) as u32;
+                    if r % 4 == 0 { 0 } else { (1 << (r % 13)) | (r % 7) }
+                })
+                .collect();
+            cases.push(f);
+        }
+        for freq in &cases {
+            for limit in [7u8, 15] {
+                if limit == 7 && freq.len() > 19 {
+                    continue;
+                }
+                let mut lens = vec![0u8; freq.len()];
+                code_lengths(freq, limit, &mut lens);
+                let kraft: u64 = lens.iter().filter(|&&l| l > 0).map(|&l| 1u64 << (15 - l)).sum();
+                assert_eq!(kraft, 1 << 15, "complete: {freq:?} {lens:?}");
+                assert!(lens.iter().all(|&l| l <= limit), "{freq:?} {lens:?}");
+                for (&f, &l) in freq.iter().zip(&lens) {
+                    assert!(
+                        f == 0 || l > 0,
+                        "every used symbol has a code: {freq:?} {lens:?} {limit}"
+                    );
+                }
+                let max = lens.iter().copied().max().unwrap_or(0);
+                let cost: u64 =
+                    lens.iter().zip(freq).map(|(&l, &f)| u64::from(l) * u64::from(f)).sum();
+                if max < limit && freq.iter().filter(|&&f| f > 0).count() >= 2 {
+                    assert_eq!(cost, huffman_cost(freq), "optimal: {freq:?} {lens:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn distance_codes() {
         for (d, want) in [(1u16, 0usize), (4, 3), (5, 4), (6, 4), (7, 5), (32768, 29), (24577, 29)]
@@ -690,6 +864,13 @@ mod tests {
         }
         for (l, want) in [(3u16, 257usize), (10, 264), (11, 265), (257, 284), (258, 285)] {
             assert_eq!(length_code(l).0, want, "{l}");
+        }
+        // Every length is its symbol's base plus a value its extra bits hold (§3.2.5).
+        for l in 3u16..=258 {
+            let (code, extra, value) = length_code(l);
+            assert_eq!(LENGTH_BASE[code - 257] + value, l);
+            assert!(u32::from(value) < 1 << extra || (extra == 0 && value == 0), "{l}");
+            assert!(code == 285 || l < LENGTH_BASE[code - 256], "{l}");
         }
     }
 }

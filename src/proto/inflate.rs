@@ -173,6 +173,7 @@ impl Huffman {
     }
 
     /// Decodes the code at the start of `bits` (of which `have` are real).
+    #[inline]
     fn decode(&self, bits: u64, have: u32) -> Result<Decoded, InflateError> {
         let entry = self.fast[(bits & ((1 << FAST_BITS) - 1)) as usize];
         if entry != 0 {
@@ -589,9 +590,20 @@ impl Inflater {
         self.filled = (self.filled + bytes.len()).min(size);
     }
 
-    /// Tops the bit buffer up from the input, a byte at a time, to at least 56 bits or the end
-    /// of the input.
+    /// Tops the bit buffer up from the input to at least 56 bits or the end of the input: eight
+    /// bytes read at once (those that fit taken) while eight are left, then a byte at a time.
+    #[inline]
     fn refill(&mut self, r: &mut Run<'_, '_>) {
+        if self.have <= 56 && r.input.len() - r.at >= 8 {
+            let mut eight = [0u8; 8];
+            eight.copy_from_slice(&r.input[r.at..r.at + 8]);
+            let take = (63 - self.have) / 8;
+            let room = self.have + 8 * take;
+            self.bits |= (u64::from_le_bytes(eight) << self.have) & ((1u64 << room) - 1);
+            self.have = room;
+            r.at += take as usize;
+            return;
+        }
         while self.have <= 56 && r.at < r.input.len() {
             self.bits |= u64::from(r.input[r.at]) << self.have;
             self.have += 8;
