@@ -11,6 +11,9 @@
 //! ways, include `.` or `..` is refused; other dots, encoded separators and the query are the
 //! application's and go through unchanged.
 
+use alloc::format;
+use alloc::string::String;
+
 /// The target for an upstream whose own target is `upstream` (`/base?q`), given the rest of the
 /// client's path after the route's prefix (empty or starting with `/`) and the client's query.
 ///
