@@ -750,6 +750,19 @@ mod tests {
         assert_eq!(inflate_all(&w.finish(), 1, 16), Err(InflateError::BadCodeLengths));
     }
 
+    /// Found by the `inflate` fuzz target: a dynamic block whose distance code is incomplete
+    /// (more than one code, not filling the tree). miniz_oxide inflates it; zlib refuses it
+    /// ("invalid distances set"), and so does weir (RFC 1951 §3.2.7 allows only the one
+    /// one-bit distance code incomplete).
+    #[test]
+    fn an_incomplete_distance_code_is_refused_as_zlib_does() {
+        let input = hex(
+            "0441000441101000ffff000000ffff0000ffff92929292ffffff386e6d6d6d92929292922e9292006800f6ff925b9241101000ffff000000ffff0000ffff92929292ffffff386e6d6d6d9292",
+        );
+        assert_eq!(inflate_all(&input, input.len(), 1 << 16), Err(InflateError::BadCodeLengths));
+        assert_eq!(inflate_all(&input, 1, 16), Err(InflateError::BadCodeLengths));
+    }
+
     #[test]
     fn the_window_bounds_distances_and_persists_across_restart() {
         // Two streams; the second's match refers to the first's bytes (context takeover).
