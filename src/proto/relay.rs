@@ -297,11 +297,16 @@ impl Exchange {
         let named: Vec<&[u8]> = resp.tokens("connection").collect();
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which a proxy removes.
         let te = resp.header_count("transfer-encoding") > 0;
+        // RFC 9112 §6.1, RFC 9110 §8.6: a 1xx or 204 carries neither (a client could read them
+        // as the framing of a body that is not there). A 304's describe the representation and
+        // a HEAD's what a GET would get (§8.6), so they stay.
+        let no_body = interim || resp.status == 204;
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", resp.status, resp.reason).as_bytes());
         for h in resp.headers {
             let hop = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
                 || named.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()))
-                || (te && h.name.eq_ignore_ascii_case("content-length"))
+                || ((te || no_body) && h.name.eq_ignore_ascii_case("content-length"))
+                || (no_body && h.name.eq_ignore_ascii_case("transfer-encoding"))
                 || (self.dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"));
             if !hop {
                 out.extend_from_slice(h.name.as_bytes());
@@ -510,6 +515,22 @@ mod tests {
             let text = String::from_utf8_lossy(response);
             assert_eq!((&got.0[..], got.1, got.2), (expected, done, keep), "{text}");
         }
+    }
+
+    #[test]
+    fn no_body_statuses_lose_their_framing_fields() {
+        // RFC 9112 §6.1 and RFC 9110 §8.6: no Transfer-Encoding in a 1xx or 204, and no
+        // Content-Length either: a client that reads them as framing waits for a body that
+        // never comes, or takes the next response for it.
+        let got = down(
+            "GET",
+            b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX: y\r\n\r\n0\r\n\r\n",
+        );
+        assert_eq!(
+            String::from_utf8(got.0).unwrap(),
+            "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n"
+        );
+        assert!(got.1 && got.2);
     }
 
     #[test]
