@@ -370,3 +370,44 @@ fn an_http10_client_gets_a_chunked_response_decoded_and_the_connection_closed() 
     assert_eq!(body.len(), 100_000);
     assert!(body.iter().enumerate().all(|(i, &b)| b as usize == i % 251));
 }
+
+/// A listener that takes one connection, reads what comes and never answers; the bytes read
+/// and whether it saw the end of the stream are sent back when the connection ends.
+fn silent_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<(usize, bool)>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let (mut n, mut buf) = (0, [0u8; 4096]);
+        let eof = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(k) => n += k,
+                Err(_) => break false,
+            }
+        };
+        let _ = tx.send((n, eof));
+    });
+    (up, rx)
+}
+
+#[test]
+fn a_client_that_stops_sending_its_body_gets_408_and_is_no_upstream_failure() {
+    // RFC 9110 §15.5.9: the request was not whole within the time weir waits; the upstream
+    // took every byte it was sent, so a 504 and an upstream failure counted would blame it
+    // for the client (anyone could raise an operator's upstream alarm so).
+    let (up, seen) = silent_upstream();
+    let weir =
+        Binary::start(&["--route", &format!("/app=ws://{up}/"), "--upstream-timeout", "500ms"]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 408, "{head}");
+    let (n, eof) = seen.recv_timeout(TIMEOUT).unwrap();
+    assert!(eof && n > 2, "the upstream's connection is closed after the head and 2 bytes");
+    let (_, metrics) = common::request(weir.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failures = metrics.lines().find(|l| l.starts_with("weir_route_upstream_failures_total"));
+    assert!(failures.is_some_and(|l| l.ends_with(" 0")), "{failures:?}");
+}

@@ -390,6 +390,7 @@ fn content_length(resp: &http::Response<'_, '_>) -> Result<u64, RelayError> {
 pub fn error_response(status: u16, text: &str) -> Vec<u8> {
     let reason = match status {
         400 => "Bad Request",
+        408 => "Request Timeout",
         502 => "Bad Gateway",
         504 => "Gateway Timeout",
         _ => "Error",

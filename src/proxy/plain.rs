@@ -184,7 +184,8 @@ impl Proxy {
         true
     }
 
-    /// Exchanges whose response head is late get 504 (`--upstream-timeout`).
+    /// Exchanges whose response head is late get 504 (`--upstream-timeout`), or 408 when it is
+    /// the client's body that stopped coming.
     pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
         let late: Vec<ConnId> = self
@@ -195,7 +196,15 @@ impl Proxy {
             .map(|(&id, _)| id)
             .collect();
         for client in late {
-            self.fail(ctx, client, 504, "the upstream did not answer in time");
+            let Some(r) = self.http.by_client.get(&client) else { continue };
+            // The upstream took all it was sent of a body that stopped coming: the client is the
+            // late one (RFC 9110 §15.5.9: 408), not the upstream (504, an upstream failure).
+            let (status, why) = if !r.exchange.request_done() && ctx.queued_bytes(r.upstream) == 0 {
+                (408, "the client did not send its body in time")
+            } else {
+                (504, "the upstream did not answer in time")
+            };
+            self.fail(ctx, client, status, why);
         }
     }
 
@@ -224,7 +233,7 @@ impl Proxy {
         self.forget(client);
         ctx.tcp_close(up);
         let prefix = self.routes.get_mut(route).map_or(String::new(), |r| {
-            r.stats.upstream_failures += u64::from(status != 400);
+            r.stats.upstream_failures += u64::from(status >= 500);
             r.prefix.clone()
         });
         info!("upstream failed", route = prefix, status = status, started = started, error = why);
