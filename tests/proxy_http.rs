@@ -393,6 +393,11 @@ fn silent_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<(usize, bool)>) {
     (up, rx)
 }
 
+/// The number of file descriptors weir has open.
+fn open_fds(weir: &Binary) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", weir.pid())).unwrap().count()
+}
+
 #[test]
 fn a_client_that_stops_sending_its_body_gets_408_and_is_no_upstream_failure() {
     // RFC 9110 §15.5.9: the request was not whole within the time weir waits; the upstream
@@ -410,4 +415,22 @@ fn a_client_that_stops_sending_its_body_gets_408_and_is_no_upstream_failure() {
     let (_, metrics) = common::request(weir.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     let failures = metrics.lines().find(|l| l.starts_with("weir_route_upstream_failures_total"));
     assert!(failures.is_some_and(|l| l.ends_with(" 0")), "{failures:?}");
+}
+
+#[test]
+fn a_client_gone_mid_exchange_closes_its_upstream_connection_and_leaks_no_fd() {
+    let (up, seen) = silent_upstream();
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let before = open_fds(&weir);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    // The upstream is connected once weir has more descriptors than before.
+    assert!(
+        common::eventually(TIMEOUT, || (open_fds(&weir) >= before + 2).then_some(())).is_some()
+    );
+    drop(s);
+    let (n, eof) = seen.recv_timeout(TIMEOUT).unwrap();
+    assert!(eof && n > 2, "the upstream saw the end ({n} bytes, eof {eof})");
+    let after = common::eventually(TIMEOUT, || (open_fds(&weir) <= before).then_some(()));
+    assert!(after.is_some(), "fds {} now, {before} before", open_fds(&weir));
 }
