@@ -8,7 +8,8 @@
 //!   sent it, and `Connection: close` (one upstream connection per exchange, so a body that
 //!   runs until the upstream closes is delimited).
 //! - Bodies pass through as they are framed (RFC 9112 §6.3), never gathered: the exchange only
-//!   counts a `Content-Length` body down, or follows a chunked one to its end.
+//!   counts a `Content-Length` body down, or follows a chunked one to its end (a request's is
+//!   chunked anew, without its chunk extensions and trailer fields).
 //! - The response head is gathered (bounded by the head limit: 502 past it), rewritten without
 //!   its hop-by-hop fields (RFC 9110 §7.6.1), with `Connection: close` when the client's
 //!   connection ends after it; interim 1xx responses are passed on and the final one awaited.
@@ -193,15 +194,32 @@ impl Exchange {
         (exchange, head)
     }
 
-    /// Bytes from the client: returns how many belong to the request's body (to send upstream).
+    /// Bytes from the client: returns how many belong to the request's body, and appends what
+    /// goes upstream for them to `up` (those bytes, or a chunked body's data chunked anew).
     /// Bytes after the body are a request pipelined behind this one, which is not relayed: the
     /// client's connection then closes after this exchange.
     ///
     /// # Errors
     /// [`RelayError::BadRequestBody`].
-    pub fn client_bytes(&mut self, input: &[u8]) -> Result<usize, RelayError> {
+    pub fn client_bytes(&mut self, input: &[u8], up: &mut Vec<u8>) -> Result<usize, RelayError> {
+        let chunked = matches!(self.request, Body::Chunked(_));
         let n =
             self.request.take(input, &mut self.scratch).map_err(|()| RelayError::BadRequestBody)?;
+        if chunked {
+            // RFC 9112 §7.1: chunked anew from the decoded data, so the upstream reads the
+            // framing weir read; extensions (§7.1.1) and trailers (§7.1.2, which a recipient
+            // that removes the coding may discard) stay behind.
+            if !self.scratch.is_empty() {
+                up.extend_from_slice(format!("{:x}\r\n", self.scratch.len()).as_bytes());
+                up.extend_from_slice(&self.scratch);
+                up.extend_from_slice(b"\r\n");
+            }
+            if self.request_done() {
+                up.extend_from_slice(b"0\r\n\r\n");
+            }
+        } else {
+            up.extend_from_slice(&input[..n]);
+        }
         if n < input.len() {
             self.close = true;
         }
@@ -439,17 +457,40 @@ mod tests {
     }
 
     #[test]
+    fn a_chunked_request_body_goes_up_chunked_anew_without_extensions_or_trailers() {
+        // RFC 9112 §7.1.2: trailer fields may be discarded by a recipient that removes the
+        // chunked coding; they would carry the fields weir does not forward in the head
+        // (X-Forwarded-For, Host, framing) past it to an upstream that merges them.
+        let body = b"3;a=\"x\"\r\nabc\r\n2 ; b\r\nde\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nHost: evil\r\n\r\n";
+        for read in [body.len(), 1, 5] {
+            let mut e = exchange("POST", Framing::Chunked);
+            let (mut up, mut used) = (Vec::new(), 0);
+            for piece in body.chunks(read) {
+                used += e.client_bytes(piece, &mut up).unwrap();
+            }
+            assert_eq!(used, body.len());
+            assert!(e.request_done());
+            let mut data = Vec::new();
+            let mut d = ChunkedDecoder::new();
+            assert_eq!(d.feed(&up, &mut data, usize::MAX), Ok(up.len()), "reads of {read}");
+            assert!(d.is_done() && data == b"abcde", "reads of {read}");
+            let text = String::from_utf8(up).unwrap();
+            assert!(text.ends_with("\r\n0\r\n\r\n") && !text.contains(';'), "{text}");
+        }
+    }
+
+    #[test]
     fn request_bodies_end_where_their_framing_says() {
         let mut e = exchange("POST", Framing::Length(5));
-        assert_eq!(e.client_bytes(b"abc").unwrap(), 3);
+        assert_eq!(e.client_bytes(b"abc", &mut Vec::new()).unwrap(), 3);
         assert!(!e.request_done());
-        assert_eq!(e.client_bytes(b"deGET").unwrap(), 2);
+        assert_eq!(e.client_bytes(b"deGET", &mut Vec::new()).unwrap(), 2);
         assert!(e.request_done() && !e.keep_alive(), "a pipelined request closes after");
         let mut e = exchange("POST", Framing::Chunked);
-        assert_eq!(e.client_bytes(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), 13);
+        assert_eq!(e.client_bytes(b"3\r\nabc\r\n0\r\n\r\n", &mut Vec::new()).unwrap(), 13);
         assert!(e.request_done() && e.keep_alive());
         let mut e = exchange("POST", Framing::Chunked);
-        assert_eq!(e.client_bytes(b"zz\r\n"), Err(RelayError::BadRequestBody));
+        assert_eq!(e.client_bytes(b"zz\r\n", &mut Vec::new()), Err(RelayError::BadRequestBody));
     }
 
     /// Method, upstream's response, what the client gets, response whole, kept alive.

@@ -21,7 +21,7 @@ pub(super) struct Relays {
     by_client: HashMap<ConnId, Relay>,
     /// Upstream id -> client id.
     upstreams: HashMap<ConnId, ConnId>,
-    /// What goes to a client from one read of its upstream (kept: no allocation per read).
+    /// What goes to the other side from one read (kept: no allocation per read).
     out: Vec<u8>,
 }
 
@@ -93,9 +93,14 @@ impl Proxy {
     pub fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
         if let Some(r) = self.http.by_client.get_mut(&id) {
             let up = r.upstream;
-            let n = match r.exchange.client_bytes(bytes) {
+            let mut out = std::mem::take(&mut self.http.out);
+            out.clear();
+            let n = match r.exchange.client_bytes(bytes, &mut out) {
                 Ok(n) => n,
-                Err(e) => return self.fail(ctx, id, e.status(), &e.to_string()),
+                Err(e) => {
+                    self.http.out = out;
+                    return self.fail(ctx, id, e.status(), &e.to_string());
+                }
             };
             if n > 0 {
                 // An upload in progress is not a silent upstream: it may answer once it is whole.
@@ -104,7 +109,8 @@ impl Proxy {
             if let Some(s) = self.routes.get_mut(r.route) {
                 s.stats.bytes_up += n as u64;
             }
-            self.pass(ctx, id, up, &bytes[..n]);
+            self.pass(ctx, id, up, &out);
+            self.http.out = out;
         } else if let Some(&client) = self.http.upstreams.get(&id) {
             let Some(r) = self.http.by_client.get_mut(&client) else { return };
             let mut out = std::mem::take(&mut self.http.out);
