@@ -434,3 +434,36 @@ fn a_client_gone_mid_exchange_closes_its_upstream_connection_and_leaks_no_fd() {
     let after = common::eventually(TIMEOUT, || (open_fds(&weir) <= before).then_some(()));
     assert!(after.is_some(), "fds {} now, {before} before", open_fds(&weir));
 }
+
+#[test]
+fn an_upstream_that_answers_before_the_body_ends_is_heard_and_the_connection_closed() {
+    // RFC 9112 §9.6: weir closes the client's connection in stages, so the unread rest of the
+    // upload does not reset it before the client has read its answer.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = read_head(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!");
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n").unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let piece = vec![b'x'; 64 << 10];
+        for _ in 0..1024 {
+            if w.write_all(&piece).is_err() {
+                break;
+            }
+        }
+    });
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 413, "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    assert_eq!(read_sized(&mut s, &head), b"big!");
+    drop(s);
+    writer.join().unwrap();
+}

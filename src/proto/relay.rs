@@ -309,7 +309,11 @@ impl Exchange {
             return Ok(None);
         }
         self.dechunk = self.http10 && matches!(body, Body::Chunked(_));
-        if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk {
+        // A final response before the request's body is whole: the rest of the body cannot be
+        // told from a next request unless it is read to its end, which weir does not wait for
+        // (RFC 9112 §9.6: the close is announced, then made in stages).
+        let early = !interim && !matches!(self.request, Body::Done);
+        if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk || early {
             self.close = true;
         }
         let named: Vec<&[u8]> = resp.tokens("connection").collect();
