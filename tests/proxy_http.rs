@@ -467,3 +467,71 @@ fn an_upstream_that_answers_before_the_body_ends_is_heard_and_the_connection_clo
     drop(s);
     writer.join().unwrap();
 }
+
+#[test]
+fn each_request_on_a_kept_alive_connection_meets_the_access_policy() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let weir =
+        Binary::start(&["--token", "s3cret", "--route", &format!("/app=ws://127.0.0.1:{port}/")]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"GET /app/hello HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    read_sized(&mut s, &head);
+    // The same connection, kept alive, without the token: refused, the upstream not asked.
+    s.write_all(b"GET /app/hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 401, "{head}");
+}
+
+#[test]
+fn requests_framed_ambiguously_are_refused_before_the_upstream_is_dialled() {
+    // RFC 9112 §6.1, §6.3, §5.1, §5.2: each of these could end its body at two places for
+    // two readers (request smuggling); none reaches the upstream.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let up = l.local_addr().unwrap();
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let cases: &[(&[u8], u16)] = &[
+        (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400),
+        (b"Content-Length: 5\r\nContent-Length: 6\r\n", 400),
+        (b"Content-Length: 5, 6\r\n", 400),
+        (b"Content-Length: +5\r\n", 400),
+        (b"Transfer-Encoding: chunked, identity\r\n", 501),
+        (b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n", 501),
+        (b"Transfer-Encoding : chunked\r\n", 400),
+        (b"X: a\r\n Transfer-Encoding: chunked\r\n", 400),
+    ];
+    for (fields, want) in cases {
+        let req = [
+            &b"POST /app/x HTTP/1.1\r\nHost: x\r\n"[..],
+            fields,
+            b"\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        ]
+        .concat();
+        let (head, _) = common::request(weir.addr, &req);
+        assert_eq!(status(&head), *want, "{}", String::from_utf8_lossy(fields));
+    }
+    // A chunk size past 64 bits, and a bare LF after a chunk size: 400 once relayed.
+    for body in [&b"10000000000000000\r\n"[..], b"5\nhello\r\n0\r\n\r\n"] {
+        let req =
+            [&b"POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"[..], body]
+                .concat();
+        let (head, _) = common::request(weir.addr, &req);
+        assert_eq!(status(&head), 400, "{}", String::from_utf8_lossy(body));
+    }
+    // Only the two chunked requests were dialled, and cut before any body went up.
+    let mut dialled = 0;
+    while let Ok((mut s, _)) = l.accept() {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let seen = String::from_utf8(common::read_to_end(&mut s)).unwrap();
+        assert!(!seen.contains("hello") && !seen.contains("\r\n\r\n5"), "{seen}");
+        dialled += 1;
+    }
+    assert!(dialled <= 2, "{dialled}");
+}
