@@ -316,7 +316,15 @@ impl Exchange {
         if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk || early {
             self.close = true;
         }
-        let named: Vec<&[u8]> = resp.tokens("connection").collect();
+        // The framing fields are weir's to keep or drop below, whatever Connection names: the
+        // body goes on framed by them.
+        let named: Vec<&[u8]> = resp
+            .tokens("connection")
+            .filter(|t| {
+                !t.eq_ignore_ascii_case(b"content-length")
+                    && !t.eq_ignore_ascii_case(b"transfer-encoding")
+            })
+            .collect();
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which a proxy removes.
         let te = resp.header_count("transfer-encoding") > 0;
         // RFC 9112 §6.1, RFC 9110 §8.6: a 1xx or 204 carries neither (a client could read them
@@ -577,6 +585,25 @@ mod tests {
             "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n"
         );
         assert!(got.1 && got.2);
+    }
+
+    #[test]
+    fn framing_fields_named_in_connection_still_frame_the_body_passed_on() {
+        // The body is passed on as framed, so its framing field goes with it whatever
+        // Connection names (RFC 9110 §7.6.1 is for hop-by-hop fields, and the framing here is
+        // weir's own for this hop): else the client reads to the close of a kept-alive
+        // connection, or the next response as this one's body.
+        for response in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\nhi"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        ] {
+            let (out, done, keep) = down("GET", response);
+            let text = String::from_utf8(out).unwrap();
+            assert!(done && keep, "{text}");
+            let framed = text.contains("Content-Length: 2\r\n")
+                || text.contains("Transfer-Encoding: chunked\r\n");
+            assert!(framed, "{text}");
+        }
     }
 
     #[test]
