@@ -370,3 +370,168 @@ fn an_http10_client_gets_a_chunked_response_decoded_and_the_connection_closed() 
     assert_eq!(body.len(), 100_000);
     assert!(body.iter().enumerate().all(|(i, &b)| b as usize == i % 251));
 }
+
+/// A listener that takes one connection, reads what comes and never answers; the bytes read
+/// and whether it saw the end of the stream are sent back when the connection ends.
+fn silent_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<(usize, bool)>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let (mut n, mut buf) = (0, [0u8; 4096]);
+        let eof = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(k) => n += k,
+                Err(_) => break false,
+            }
+        };
+        let _ = tx.send((n, eof));
+    });
+    (up, rx)
+}
+
+/// The number of file descriptors weir has open.
+fn open_fds(weir: &Binary) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", weir.pid())).unwrap().count()
+}
+
+#[test]
+fn a_client_that_stops_sending_its_body_gets_408_and_is_no_upstream_failure() {
+    // RFC 9110 §15.5.9: the request was not whole within the time weir waits; the upstream
+    // took every byte it was sent, so a 504 and an upstream failure counted would blame it
+    // for the client (anyone could raise an operator's upstream alarm so).
+    let (up, seen) = silent_upstream();
+    let weir =
+        Binary::start(&["--route", &format!("/app=ws://{up}/"), "--upstream-timeout", "500ms"]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 408, "{head}");
+    let (n, eof) = seen.recv_timeout(TIMEOUT).unwrap();
+    assert!(eof && n > 2, "the upstream's connection is closed after the head and 2 bytes");
+    let (_, metrics) = common::request(weir.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let failures = metrics.lines().find(|l| l.starts_with("weir_route_upstream_failures_total"));
+    assert!(failures.is_some_and(|l| l.ends_with(" 0")), "{failures:?}");
+}
+
+#[test]
+fn a_client_gone_mid_exchange_closes_its_upstream_connection_and_leaks_no_fd() {
+    let (up, seen) = silent_upstream();
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let before = open_fds(&weir);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    // The upstream is connected once weir has more descriptors than before.
+    assert!(
+        common::eventually(TIMEOUT, || (open_fds(&weir) >= before + 2).then_some(())).is_some()
+    );
+    drop(s);
+    let (n, eof) = seen.recv_timeout(TIMEOUT).unwrap();
+    assert!(eof && n > 2, "the upstream saw the end ({n} bytes, eof {eof})");
+    let after = common::eventually(TIMEOUT, || (open_fds(&weir) <= before).then_some(()));
+    assert!(after.is_some(), "fds {} now, {before} before", open_fds(&weir));
+}
+
+#[test]
+fn an_upstream_that_answers_before_the_body_ends_is_heard_and_the_connection_closed() {
+    // RFC 9112 §9.6: weir closes the client's connection in stages, so the unread rest of the
+    // upload does not reset it before the client has read its answer.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = read_head(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!");
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n").unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let piece = vec![b'x'; 64 << 10];
+        for _ in 0..1024 {
+            if w.write_all(&piece).is_err() {
+                break;
+            }
+        }
+    });
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 413, "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    assert_eq!(read_sized(&mut s, &head), b"big!");
+    drop(s);
+    writer.join().unwrap();
+}
+
+#[test]
+fn each_request_on_a_kept_alive_connection_meets_the_access_policy() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let weir =
+        Binary::start(&["--token", "s3cret", "--route", &format!("/app=ws://127.0.0.1:{port}/")]);
+    let mut s = raw(weir.addr);
+    s.write_all(b"GET /app/hello HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    read_sized(&mut s, &head);
+    // The same connection, kept alive, without the token: refused, the upstream not asked.
+    s.write_all(b"GET /app/hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 401, "{head}");
+}
+
+#[test]
+fn requests_framed_ambiguously_are_refused_before_the_upstream_is_dialled() {
+    // RFC 9112 §6.1, §6.3, §5.1, §5.2: each of these could end its body at two places for
+    // two readers (request smuggling); none reaches the upstream.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let up = l.local_addr().unwrap();
+    let weir = Binary::start(&["--route", &format!("/app=ws://{up}/")]);
+    let cases: &[(&[u8], u16)] = &[
+        (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400),
+        (b"Content-Length: 5\r\nContent-Length: 6\r\n", 400),
+        (b"Content-Length: 5, 6\r\n", 400),
+        (b"Content-Length: +5\r\n", 400),
+        (b"Transfer-Encoding: chunked, identity\r\n", 501),
+        (b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n", 501),
+        (b"Transfer-Encoding : chunked\r\n", 400),
+        (b"X: a\r\n Transfer-Encoding: chunked\r\n", 400),
+    ];
+    for (fields, want) in cases {
+        let req = [
+            &b"POST /app/x HTTP/1.1\r\nHost: x\r\n"[..],
+            fields,
+            b"\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        ]
+        .concat();
+        let (head, _) = common::request(weir.addr, &req);
+        assert_eq!(status(&head), *want, "{}", String::from_utf8_lossy(fields));
+    }
+    // A chunk size past 64 bits, and a bare LF after a chunk size: 400 once relayed.
+    for body in [&b"10000000000000000\r\n"[..], b"5\nhello\r\n0\r\n\r\n"] {
+        let req =
+            [&b"POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"[..], body]
+                .concat();
+        let (head, _) = common::request(weir.addr, &req);
+        assert_eq!(status(&head), 400, "{}", String::from_utf8_lossy(body));
+    }
+    // Only the two chunked requests were dialled, and cut before any body went up.
+    let mut dialled = 0;
+    while let Ok((mut s, _)) = l.accept() {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let seen = String::from_utf8(common::read_to_end(&mut s)).unwrap();
+        assert!(!seen.contains("hello") && !seen.contains("\r\n\r\n5"), "{seen}");
+        dialled += 1;
+    }
+    assert!(dialled <= 2, "{dialled}");
+}

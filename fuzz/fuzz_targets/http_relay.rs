@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weir::proto::body::Framing;
+use weir::proto::body::{ChunkedDecoder, Framing};
 use weir::proto::http::Limits;
 use weir::proto::relay::{ClientHead, Exchange, RelayError};
 
@@ -25,6 +25,8 @@ struct Outcome {
     /// What went down to the client, or the error (with what went down before it, whole runs
     /// and split runs may differ: only the error is compared then).
     down: Result<Vec<u8>, RelayError>,
+    /// What went up, decoded when chunked (the chunks are made anew, their sizes may differ).
+    sent: Vec<u8>,
     request_done: bool,
     response_done: bool,
     started: bool,
@@ -52,8 +54,9 @@ fuzz_target!(|data: &[u8]| {
         let (mut e, head) = Exchange::new(method, "/t", "up", &[], asked, limits);
         assert!(head.ends_with(b"\r\n\r\n"));
         let mut up = Ok(0);
+        let mut sent = Vec::new();
         for piece in client.chunks(read) {
-            match e.client_bytes(piece) {
+            match e.client_bytes(piece, &mut sent) {
                 Ok(n) => {
                     assert!(n <= piece.len());
                     up = up.map(|u| u + n);
@@ -77,9 +80,17 @@ fuzz_target!(|data: &[u8]| {
             // Rewriting a head adds at most a status line and `Connection: close` per head.
             assert!(d.len() <= upstream.len() * 2 + 64, "{} from {}", d.len(), upstream.len());
         }
+        if framing == Framing::Chunked {
+            let mut data = Vec::new();
+            let mut d = ChunkedDecoder::new();
+            let used = d.feed(&sent, &mut data, usize::MAX).expect("chunked anew");
+            assert_eq!((used, d.is_done()), (sent.len(), e.request_done()), "what went up");
+            sent = data;
+        }
         Outcome {
             up,
             down,
+            sent,
             request_done: e.request_done(),
             response_done: e.response_done(),
             started: e.started(),

@@ -8,7 +8,8 @@
 //!   sent it, and `Connection: close` (one upstream connection per exchange, so a body that
 //!   runs until the upstream closes is delimited).
 //! - Bodies pass through as they are framed (RFC 9112 §6.3), never gathered: the exchange only
-//!   counts a `Content-Length` body down, or follows a chunked one to its end.
+//!   counts a `Content-Length` body down, or follows a chunked one to its end (a request's is
+//!   chunked anew, without its chunk extensions and trailer fields).
 //! - The response head is gathered (bounded by the head limit: 502 past it), rewritten without
 //!   its hop-by-hop fields (RFC 9110 §7.6.1), with `Connection: close` when the client's
 //!   connection ends after it; interim 1xx responses are passed on and the final one awaited.
@@ -193,15 +194,32 @@ impl Exchange {
         (exchange, head)
     }
 
-    /// Bytes from the client: returns how many belong to the request's body (to send upstream).
+    /// Bytes from the client: returns how many belong to the request's body, and appends what
+    /// goes upstream for them to `up` (those bytes, or a chunked body's data chunked anew).
     /// Bytes after the body are a request pipelined behind this one, which is not relayed: the
     /// client's connection then closes after this exchange.
     ///
     /// # Errors
     /// [`RelayError::BadRequestBody`].
-    pub fn client_bytes(&mut self, input: &[u8]) -> Result<usize, RelayError> {
+    pub fn client_bytes(&mut self, input: &[u8], up: &mut Vec<u8>) -> Result<usize, RelayError> {
+        let chunked = matches!(self.request, Body::Chunked(_));
         let n =
             self.request.take(input, &mut self.scratch).map_err(|()| RelayError::BadRequestBody)?;
+        if chunked {
+            // RFC 9112 §7.1: chunked anew from the decoded data, so the upstream reads the
+            // framing weir read; extensions (§7.1.1) and trailers (§7.1.2, which a recipient
+            // that removes the coding may discard) stay behind.
+            if !self.scratch.is_empty() {
+                up.extend_from_slice(format!("{:x}\r\n", self.scratch.len()).as_bytes());
+                up.extend_from_slice(&self.scratch);
+                up.extend_from_slice(b"\r\n");
+            }
+            if self.request_done() {
+                up.extend_from_slice(b"0\r\n\r\n");
+            }
+        } else {
+            up.extend_from_slice(&input[..n]);
+        }
         if n < input.len() {
             self.close = true;
         }
@@ -291,17 +309,34 @@ impl Exchange {
             return Ok(None);
         }
         self.dechunk = self.http10 && matches!(body, Body::Chunked(_));
-        if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk {
+        // A final response before the request's body is whole: the rest of the body cannot be
+        // told from a next request unless it is read to its end, which weir does not wait for
+        // (RFC 9112 §9.6: the close is announced, then made in stages).
+        let early = !interim && !matches!(self.request, Body::Done);
+        if matches!(body, Body::UntilClose) || resp.minor_version == 0 || self.dechunk || early {
             self.close = true;
         }
-        let named: Vec<&[u8]> = resp.tokens("connection").collect();
+        // The framing fields are weir's to keep or drop below, whatever Connection names: the
+        // body goes on framed by them.
+        let named: Vec<&[u8]> = resp
+            .tokens("connection")
+            .filter(|t| {
+                !t.eq_ignore_ascii_case(b"content-length")
+                    && !t.eq_ignore_ascii_case(b"transfer-encoding")
+            })
+            .collect();
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which a proxy removes.
         let te = resp.header_count("transfer-encoding") > 0;
+        // RFC 9112 §6.1, RFC 9110 §8.6: a 1xx or 204 carries neither (a client could read them
+        // as the framing of a body that is not there). A 304's describe the representation and
+        // a HEAD's what a GET would get (§8.6), so they stay.
+        let no_body = interim || resp.status == 204;
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", resp.status, resp.reason).as_bytes());
         for h in resp.headers {
             let hop = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
                 || named.iter().any(|t| t.eq_ignore_ascii_case(h.name.as_bytes()))
-                || (te && h.name.eq_ignore_ascii_case("content-length"))
+                || ((te || no_body) && h.name.eq_ignore_ascii_case("content-length"))
+                || (no_body && h.name.eq_ignore_ascii_case("transfer-encoding"))
                 || (self.dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"));
             if !hop {
                 out.extend_from_slice(h.name.as_bytes());
@@ -385,6 +420,7 @@ fn content_length(resp: &http::Response<'_, '_>) -> Result<u64, RelayError> {
 pub fn error_response(status: u16, text: &str) -> Vec<u8> {
     let reason = match status {
         400 => "Bad Request",
+        408 => "Request Timeout",
         502 => "Bad Gateway",
         504 => "Gateway Timeout",
         _ => "Error",
@@ -433,17 +469,40 @@ mod tests {
     }
 
     #[test]
+    fn a_chunked_request_body_goes_up_chunked_anew_without_extensions_or_trailers() {
+        // RFC 9112 §7.1.2: trailer fields may be discarded by a recipient that removes the
+        // chunked coding; they would carry the fields weir does not forward in the head
+        // (X-Forwarded-For, Host, framing) past it to an upstream that merges them.
+        let body = b"3;a=\"x\"\r\nabc\r\n2 ; b\r\nde\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nHost: evil\r\n\r\n";
+        for read in [body.len(), 1, 5] {
+            let mut e = exchange("POST", Framing::Chunked);
+            let (mut up, mut used) = (Vec::new(), 0);
+            for piece in body.chunks(read) {
+                used += e.client_bytes(piece, &mut up).unwrap();
+            }
+            assert_eq!(used, body.len());
+            assert!(e.request_done());
+            let mut data = Vec::new();
+            let mut d = ChunkedDecoder::new();
+            assert_eq!(d.feed(&up, &mut data, usize::MAX), Ok(up.len()), "reads of {read}");
+            assert!(d.is_done() && data == b"abcde", "reads of {read}");
+            let text = String::from_utf8(up).unwrap();
+            assert!(text.ends_with("\r\n0\r\n\r\n") && !text.contains(';'), "{text}");
+        }
+    }
+
+    #[test]
     fn request_bodies_end_where_their_framing_says() {
         let mut e = exchange("POST", Framing::Length(5));
-        assert_eq!(e.client_bytes(b"abc").unwrap(), 3);
+        assert_eq!(e.client_bytes(b"abc", &mut Vec::new()).unwrap(), 3);
         assert!(!e.request_done());
-        assert_eq!(e.client_bytes(b"deGET").unwrap(), 2);
+        assert_eq!(e.client_bytes(b"deGET", &mut Vec::new()).unwrap(), 2);
         assert!(e.request_done() && !e.keep_alive(), "a pipelined request closes after");
         let mut e = exchange("POST", Framing::Chunked);
-        assert_eq!(e.client_bytes(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), 13);
+        assert_eq!(e.client_bytes(b"3\r\nabc\r\n0\r\n\r\n", &mut Vec::new()).unwrap(), 13);
         assert!(e.request_done() && e.keep_alive());
         let mut e = exchange("POST", Framing::Chunked);
-        assert_eq!(e.client_bytes(b"zz\r\n"), Err(RelayError::BadRequestBody));
+        assert_eq!(e.client_bytes(b"zz\r\n", &mut Vec::new()), Err(RelayError::BadRequestBody));
     }
 
     /// Method, upstream's response, what the client gets, response whole, kept alive.
@@ -509,6 +568,41 @@ mod tests {
             let got = down(method, response);
             let text = String::from_utf8_lossy(response);
             assert_eq!((&got.0[..], got.1, got.2), (expected, done, keep), "{text}");
+        }
+    }
+
+    #[test]
+    fn no_body_statuses_lose_their_framing_fields() {
+        // RFC 9112 §6.1 and RFC 9110 §8.6: no Transfer-Encoding in a 1xx or 204, and no
+        // Content-Length either: a client that reads them as framing waits for a body that
+        // never comes, or takes the next response for it.
+        let got = down(
+            "GET",
+            b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX: y\r\n\r\n0\r\n\r\n",
+        );
+        assert_eq!(
+            String::from_utf8(got.0).unwrap(),
+            "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n"
+        );
+        assert!(got.1 && got.2);
+    }
+
+    #[test]
+    fn framing_fields_named_in_connection_still_frame_the_body_passed_on() {
+        // The body is passed on as framed, so its framing field goes with it whatever
+        // Connection names (RFC 9110 §7.6.1 is for hop-by-hop fields, and the framing here is
+        // weir's own for this hop): else the client reads to the close of a kept-alive
+        // connection, or the next response as this one's body.
+        for response in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\nhi"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        ] {
+            let (out, done, keep) = down("GET", response);
+            let text = String::from_utf8(out).unwrap();
+            assert!(done && keep, "{text}");
+            let framed = text.contains("Content-Length: 2\r\n")
+                || text.contains("Transfer-Encoding: chunked\r\n");
+            assert!(framed, "{text}");
         }
     }
 

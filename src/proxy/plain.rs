@@ -21,7 +21,7 @@ pub(super) struct Relays {
     by_client: HashMap<ConnId, Relay>,
     /// Upstream id -> client id.
     upstreams: HashMap<ConnId, ConnId>,
-    /// What goes to a client from one read of its upstream (kept: no allocation per read).
+    /// What goes to the other side from one read (kept: no allocation per read).
     out: Vec<u8>,
 }
 
@@ -93,9 +93,14 @@ impl Proxy {
     pub fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
         if let Some(r) = self.http.by_client.get_mut(&id) {
             let up = r.upstream;
-            let n = match r.exchange.client_bytes(bytes) {
+            let mut out = std::mem::take(&mut self.http.out);
+            out.clear();
+            let n = match r.exchange.client_bytes(bytes, &mut out) {
                 Ok(n) => n,
-                Err(e) => return self.fail(ctx, id, e.status(), &e.to_string()),
+                Err(e) => {
+                    self.http.out = out;
+                    return self.fail(ctx, id, e.status(), &e.to_string());
+                }
             };
             if n > 0 {
                 // An upload in progress is not a silent upstream: it may answer once it is whole.
@@ -104,7 +109,8 @@ impl Proxy {
             if let Some(s) = self.routes.get_mut(r.route) {
                 s.stats.bytes_up += n as u64;
             }
-            self.pass(ctx, id, up, &bytes[..n]);
+            self.pass(ctx, id, up, &out);
+            self.http.out = out;
         } else if let Some(&client) = self.http.upstreams.get(&id) {
             let Some(r) = self.http.by_client.get_mut(&client) else { return };
             let mut out = std::mem::take(&mut self.http.out);
@@ -184,7 +190,8 @@ impl Proxy {
         true
     }
 
-    /// Exchanges whose response head is late get 504 (`--upstream-timeout`).
+    /// Exchanges whose response head is late get 504 (`--upstream-timeout`), or 408 when it is
+    /// the client's body that stopped coming.
     pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
         let late: Vec<ConnId> = self
@@ -195,7 +202,15 @@ impl Proxy {
             .map(|(&id, _)| id)
             .collect();
         for client in late {
-            self.fail(ctx, client, 504, "the upstream did not answer in time");
+            let Some(r) = self.http.by_client.get(&client) else { continue };
+            // The upstream took all it was sent of a body that stopped coming: the client is the
+            // late one (RFC 9110 §15.5.9: 408), not the upstream (504, an upstream failure).
+            let (status, why) = if !r.exchange.request_done() && ctx.queued_bytes(r.upstream) == 0 {
+                (408, "the client did not send its body in time")
+            } else {
+                (504, "the upstream did not answer in time")
+            };
+            self.fail(ctx, client, status, why);
         }
     }
 
@@ -224,7 +239,7 @@ impl Proxy {
         self.forget(client);
         ctx.tcp_close(up);
         let prefix = self.routes.get_mut(route).map_or(String::new(), |r| {
-            r.stats.upstream_failures += u64::from(status != 400);
+            r.stats.upstream_failures += u64::from(status >= 500);
             r.prefix.clone()
         });
         info!("upstream failed", route = prefix, status = status, started = started, error = why);
