@@ -4,7 +4,7 @@
 //! (`--route`, `src/proxy/plain.rs`) or a tunnel stream.
 //!
 //! - The request head is written anew for the upstream: the route's `Host`, the client's
-//!   end-to-end fields and `X-Forwarded-*` ([`super::headers`]), the body's framing as the client
+//!   end-to-end fields and `X-Forwarded-*` (`src/proxy/headers.rs`), the body's framing as the client
 //!   sent it, and `Connection: close` (one upstream connection per exchange, so a body that
 //!   runs until the upstream closes is delimited).
 //! - Bodies pass through as they are framed (RFC 9112 §6.3), never gathered: the exchange only

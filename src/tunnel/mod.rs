@@ -40,7 +40,7 @@ const NOT_PASSED: &[&str] = &[
     "sec-websocket-extensions",
 ];
 
-/// The fields of a service's 101 that go on to the client: all but [`NOT_PASSED`] and those
+/// The fields of a service's 101 that go on to the client: all but `NOT_PASSED` and those
 /// its `Connection` names.
 pub fn passed_on<'a>(headers: &'a [Header<'a>]) -> impl Iterator<Item = &'a Header<'a>> {
     let named = Headers(headers);
