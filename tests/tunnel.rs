@@ -892,3 +892,21 @@ fn a_plain_request_to_a_service_that_is_down_is_502_and_logged() {
     agent.log_with("tunnel http service failed", TIMEOUT);
     ctrl.log_with("tunnel stream refused", TIMEOUT);
 }
+
+#[test]
+fn a_plain_request_whose_tunnel_drops_before_the_answer_is_502() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let (ctrl, agent) = http_tunnel("/kuma", port, "/base");
+    let mut c = http::Http::connect(ctrl.addr);
+    // The service reads the body only after 5 s: the answer cannot have begun when the agent
+    // is killed.
+    c.send(&http::build("POST", "/kuma/count?wait=5000", &[], Some(b"hello")));
+    ctrl.log_with("tunnel http", TIMEOUT);
+    drop(agent);
+    let r = c.response();
+    assert_eq!(r.status, 502, "{r:?}");
+    ctrl.log_with("tunnel disconnected", TIMEOUT);
+}
