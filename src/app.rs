@@ -231,10 +231,14 @@ impl App {
 impl Handler for App {
     fn on_request(&mut self, ctx: &mut Context<'_>, req: &Request<'_>) -> Response {
         let (id, path) = (req.id, req.path);
-        // A tunnel host's paths are its service's, none weir's own (RFC 9110 §15.6.2).
+        // A tunnel host's paths are its service's, none weir's own (RFC 9110 §15.6.2): its
+        // requests reach here only refused by the access policy (`on_request_head` took the rest).
         if self.tunnels.as_ref().is_some_and(|t| t.is_tunnel_host(req.host)) {
-            info!("tunnel host: plain HTTP is not relayed", id = id, path = path);
-            return Response::text(501, "the tunnel relays WebSocket upgrades only\n");
+            if let Err(r) = self.access.check_request(req) {
+                return r.text_response();
+            }
+            info!("tunnel host: request not relayed", id = id, path = path);
+            return Response::text(502, "the tunnel did not take the request\n");
         }
         if !self.access.is_open_request(path) {
             if let Err(r) = self.access.check_request(req) {
@@ -441,9 +445,14 @@ impl Handler for App {
         req: &Request<'_>,
         head: ClientHead,
     ) -> bool {
-        // A tunnel host's requests are the tunnel's: `on_request` answers them.
-        if self.tunnels.as_ref().is_some_and(|t| t.is_tunnel_host(req.host)) {
-            return false;
+        // A tunnel host's requests, and a tunnel route's, are the tunnel's (the access policy
+        // first: refused, `on_request` answers them).
+        if let Some(t) = self.tunnels.as_mut().filter(|t| t.pick(req.host, req.path).is_some()) {
+            if !self.access.is_open_request(req.path) && self.access.check_request(req).is_err() {
+                return false;
+            }
+            ctx.set_tag(req.id, TUNNEL_CLIENT);
+            return t.on_request_head(ctx, req, head);
         }
         let Some(proxy) = self.proxy.as_mut() else { return false };
         let Some(route) = proxy.route_for(req.path) else { return false };
@@ -462,6 +471,7 @@ impl Handler for App {
                 self.proxy.iter_mut().for_each(|p| p.on_tcp_data(ctx, id, bytes));
             }
             REDIS => self.hub_mut().into_iter().for_each(|h| h.on_redis_data(ctx, id, bytes)),
+            TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_tcp_data(ctx, id, bytes)),
             _ => {}
         }
     }
@@ -469,6 +479,7 @@ impl Handler for App {
     fn on_tcp_eof(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         match (ctx.tag(id), self.proxy.as_mut()) {
             (PROXY_CLIENT | PROXY_UPSTREAM, Some(p)) => p.on_tcp_eof(ctx, id),
+            (TUNNEL_CLIENT, _) => self.tunnels.iter_mut().for_each(|t| t.on_tcp_eof(ctx, id)),
             (REDIS, _) => {
                 // Redis closed the link: nothing more will be answered on it.
                 ctx.tcp_close(id);
@@ -485,6 +496,7 @@ impl Handler for App {
             PROXY_CLIENT | PROXY_UPSTREAM => {
                 self.proxy.iter_mut().for_each(|p| p.on_tcp_closed(ctx, id, error));
             }
+            TUNNEL_CLIENT => self.tunnels.iter_mut().for_each(|t| t.on_tcp_closed(ctx, id)),
             REDIS => {
                 if let Some(h) = self.hub_mut() {
                     let why = error.map_or_else(|| "closed".to_string(), ToString::to_string);

@@ -1622,11 +1622,14 @@ const FLAGS: &[Flag] = &[
         group: Group::Tunnel,
         default: "",
         help: "A service the controller may reach as TARGET; no other is ever dialled. \
-               Required.",
+               http://HOST:PORT/PATH is the same: one target takes both WebSocket upgrades \
+               and plain HTTP requests. Required.",
         setter: Setter::Tunnel(|o, v| {
             let (name, url) = v.split_once('=').ok_or("expected TARGET=ws://HOST:PORT/PATH")?;
             check_name(name)?;
-            check_url(url)?;
+            // http:// names the service as ws:// does (the agent dials it either way).
+            let ws = url.strip_prefix("http://").map(|rest| format!("ws://{rest}"));
+            check_url(ws.as_deref().unwrap_or(url))?;
             if o.exposes.iter().any(|(n, _)| n == name) {
                 return Err(format!("target '{name}' is given twice"));
             }
@@ -2508,6 +2511,10 @@ mod tests {
         assert_eq!(t.token_file, "/t");
         assert_eq!(t.exposes.len(), 2);
         assert_eq!(t.exposes[1], ("api".into(), "ws://10.0.0.5:8080/x".into()));
+        let line = "tunnel ws://c.example/_tunnel --name home --token-file /t --expose \
+                    web=http://127.0.0.1:3001/ui";
+        let Ok(Command::Tunnel(h)) = parse(args(line), no_env) else { panic!("{line}") };
+        assert_eq!(h.exposes[0], ("web".into(), "http://127.0.0.1:3001/ui".into()));
         assert!(t.allow_plain);
         assert_eq!(t.reconnect_max, Duration::from_secs(2));
         // The agent's twins are its own: one environment file may hold a server's WEIR_NAME-like

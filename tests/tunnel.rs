@@ -8,7 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -616,10 +619,11 @@ fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
     assert_eq!(by_host(ctrl.addr, "nope.home.t.example.com", &format!("/{t}")), Err(502));
     assert_eq!(by_host(ctrl.addr, "web.ghost.t.example.com", &format!("/{t}")), Err(502));
     assert_eq!(by_host(ctrl.addr, "web.home.t.example.com", &format!("/%2e%2e/{t}")), Err(400));
-    // Plain HTTP is not relayed yet: a tunnel host answers none of weir's own paths.
+    // A tunnel host answers none of weir's own paths: a plain request is the service's (this
+    // one speaks WebSocket only).
     let get = "GET /metrics HTTP/1.1\r\nHost: web.home.t.example.com\r\nConnection: close\r\n\r\n";
     let (head, _) = common::request(ctrl.addr, get.as_bytes());
-    assert_eq!(common::status(&head), 501, "{head}");
+    assert_eq!(common::status(&head), 426, "{head}");
     // Hosts that are not TARGET.NAME under it are weir's own: /echo echoes.
     for host in ["t.example.com", "home.t.example.com", "web.home.t.example.com.evil", "x"] {
         let mut req = format!("ws://{}/echo{t}", ctrl.addr).into_client_request().unwrap();
@@ -631,17 +635,19 @@ fn a_tunnel_host_reaches_an_agents_target_by_host_under_the_policy() {
     }
 }
 
-/// A tunnel host's plain requests are answered 501 even where a plain `--route` covers the path:
-/// the route's relay must not take a request the tunnel host owns.
+/// A tunnel host's plain requests are the tunnel's even where a plain `--route` covers the
+/// path: the route's relay must not take a request the tunnel host owns.
 #[test]
 fn a_tunnel_hosts_plain_request_is_not_relayed_by_a_route() {
-    // An upstream that is never there: a relayed request would get 502.
+    // An upstream that is never there: a relayed request would be logged by the proxy.
     let ctrl =
         guarded_controller(&["--tunnel-host", "*.t.example.com", "--route", "/=ws://127.0.0.1:1/"]);
     let get = "GET /app?token=public-token HTTP/1.1\r\nHost: web.home.t.example.com\r\n\
                Connection: close\r\n\r\n";
     let (head, _) = common::request(ctrl.addr, get.as_bytes());
-    assert_eq!(common::status(&head), 501, "{head}");
+    assert_eq!(common::status(&head), 502, "{head}");
+    ctrl.log_with("tunnel route: no agent connected", TIMEOUT);
+    assert!(!ctrl.log().contains("proxy: http"), "{}", ctrl.log());
 }
 
 /// The agent dials a `wss://` controller (the deployment docs/tunnel.md describes) and verifies
@@ -752,4 +758,155 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
     assert_eq!(close_code(&mut ctrl), 1002, "a flag its type does not define");
     drop(ctrl);
     let _third = accept_agent(&listener);
+}
+
+/// A controller routing `prefix` to agent `home`'s `web`, and that agent exposing `web` as
+/// `http://127.0.0.1:{port}{base}` (plain requests and upgrades both), once its tunnel is up.
+fn http_tunnel(prefix: &str, port: u16, base: &str) -> (Binary, Binary) {
+    let tokens = token_file(TOKEN);
+    let mut cmd = weir(&["--listen", "127.0.0.1:0", "--log-level", "info"]);
+    cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
+    cmd.args(["--route", &format!("{prefix}=tunnel://home/web")]);
+    let ctrl = Binary::spawn(cmd);
+    let url = format!("ws://{}/_tunnel", ctrl.addr);
+    let expose = format!("web=http://127.0.0.1:{port}{base}");
+    let mut cmd = weir(&["tunnel", &url, "--name", "home", "--expose", &expose]);
+    cmd.args(["--token-file", tokens.to_str().unwrap()]);
+    let agent = Binary::spawn_unlistening(cmd);
+    agent.log_with("tunnel connected", TIMEOUT);
+    (ctrl, agent)
+}
+
+/// A chunked body's data (RFC 9112 §7.1), whole in `raw`.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").expect("a chunk-size line");
+        let size = std::str::from_utf8(&raw[..line_end]).unwrap().split(';').next().unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        raw = &raw[line_end + 2..];
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..n]);
+        raw = &raw[n + 2..];
+    }
+}
+
+#[test]
+fn plain_get_and_post_go_through_the_tunnel_to_an_http_service() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let (ctrl, _agent) = http_tunnel("/kuma", port, "/base");
+    // Kept alive across requests; the head rewritten for the service.
+    let mut c = http::Http::connect(ctrl.addr);
+    for i in 0..3 {
+        let r = c.request("GET", &format!("/kuma/hello?i={i}"), &["X-Kept: yes"], None);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(!r.closes(), "{r:?}");
+        let v = r.json();
+        assert_eq!(
+            v.get("url").and_then(|u| u.as_str()),
+            Some(format!("/base/hello?i={i}").as_str())
+        );
+        let h = v.get("headers").unwrap();
+        assert_eq!(h.get("x-kept").and_then(|u| u.as_str()), Some("yes"), "{v}");
+        assert_eq!(h.get("x-forwarded-host").and_then(|u| u.as_str()), Some("localhost"), "{v}");
+        assert_eq!(
+            h.get("host").and_then(|u| u.as_str()),
+            Some(format!("127.0.0.1:{port}").as_str())
+        );
+    }
+    // A Content-Length body up.
+    let r = c.request("POST", "/kuma/count", &[], Some(b"hello"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    assert_eq!(v.get("bytes").and_then(|b| b.as_f64()), Some(5.0), "{v}");
+    // A chunked body up (with Expect: 100-continue), echoed back chunked.
+    c.send(
+        b"POST /kuma/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+             Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    );
+    let mut interim = [0u8; 25];
+    c.read_raw(&mut interim);
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"6\r\nchunk \r\n4\r\nsent\r\n0\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    assert_eq!(dechunk(&r.body), b"chunk sent");
+    ctrl.log_with("tunnel http", TIMEOUT);
+}
+
+#[test]
+fn a_stalled_download_through_the_tunnel_does_not_stall_another_stream() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let (ctrl, _agent) = http_tunnel("/kuma", port, "/base");
+    let n: usize = 16 << 20;
+    let mut big = common::raw(ctrl.addr);
+    let req = format!("GET /kuma/big?n={n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    big.write_all(req.as_bytes()).unwrap();
+    // The big client reads nothing meanwhile: another stream still gets its answers.
+    for _ in 0..3 {
+        let r = http::get(ctrl.addr, "/kuma/hello");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let raw = common::read_to_end(&mut big);
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = dechunk(&raw[at..]);
+    assert_eq!(body.len(), n);
+    assert!(body.iter().enumerate().all(|(i, &b)| b as usize == i % 251), "bytes came back wrong");
+}
+
+#[test]
+fn socket_io_with_its_default_transports_polls_then_upgrades_through_a_tunnel_route() {
+    if !node_ready() {
+        return;
+    }
+    let mut server = Node::spawn("sio-server.js", &["polling"]);
+    let port: u16 = server.expect_line("PORT ", TIMEOUT).trim().parse().unwrap();
+    let (ctrl, _agent) = http_tunnel("/socket.io", port, "/socket.io");
+    let mut client =
+        Node::spawn("sio-polling-client.js", &[&format!("http://127.0.0.1:{}", ctrl.addr.port())]);
+    let polled = client.expect_line("OK polling ", TIMEOUT);
+    assert!(polled.contains("\"transport\":\"polling\""), "{polled}");
+    client.expect_line("OK upgraded", TIMEOUT);
+    client.expect_line("OK ack ", TIMEOUT);
+    assert!(client.wait_exit(TIMEOUT).success());
+    assert!(ctrl.log().contains("tunnel http"), "the polling requests went through the tunnel");
+}
+
+#[test]
+fn a_plain_request_to_a_service_that_is_down_is_502_and_logged() {
+    // A port nothing listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (ctrl, agent) = http_tunnel("/kuma", port, "/");
+    let r = http::get(ctrl.addr, "/kuma/hello");
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.text().contains("connect_failed"), "{r:?}");
+    agent.log_with("tunnel http service failed", TIMEOUT);
+    ctrl.log_with("tunnel stream refused", TIMEOUT);
+}
+
+#[test]
+fn a_plain_request_whose_tunnel_drops_before_the_answer_is_502() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("http-upstream.js");
+    let (ctrl, agent) = http_tunnel("/kuma", port, "/base");
+    let mut c = http::Http::connect(ctrl.addr);
+    // The service reads the body only after 5 s: the answer cannot have begun when the agent
+    // is killed.
+    c.send(&http::build("POST", "/kuma/count?wait=5000", &[], Some(b"hello")));
+    ctrl.log_with("tunnel http", TIMEOUT);
+    drop(agent);
+    let r = c.response();
+    assert_eq!(r.status, 502, "{r:?}");
+    ctrl.log_with("tunnel disconnected", TIMEOUT);
 }

@@ -60,6 +60,8 @@ pub struct Agent {
     next_dial: Option<Duration>,
     /// Services being connected: their stream.
     connecting: HashMap<ConnId, StreamId>,
+    /// Plain HTTP streams' TCP connections to their services, connected or not: their stream.
+    plain: HashMap<ConnId, StreamId>,
 }
 
 /// Resolves `authority` now (never on the loop).
@@ -100,7 +102,10 @@ impl Agent {
             .swap_remove(0);
         let mut exposes = Vec::new();
         for (name, target) in &opts.exposes {
-            let url = WsUrl::parse(target).map_err(|e| invalid(format!("{target}: {e}")))?;
+            // One target serves both kinds: http:// names the same service as ws://.
+            let ws = target.strip_prefix("http://").map(|rest| format!("ws://{rest}"));
+            let url = WsUrl::parse(ws.as_deref().unwrap_or(target))
+                .map_err(|e| invalid(format!("{target}: {e}")))?;
             let addr = resolve(&url.authority())?;
             exposes.push(Expose { name: name.clone(), url, addr });
         }
@@ -116,6 +121,7 @@ impl Agent {
             failures: 0,
             next_dial: None,
             connecting: HashMap::new(),
+            plain: HashMap::new(),
         })
     }
 
@@ -165,8 +171,13 @@ impl Agent {
         if let Some(mut t) = self.tunnel.take() {
             for conn in t.end(ctx, CloseCode::GOING_AWAY, reason) {
                 self.connecting.remove(&conn);
-                ctx.close(conn, CloseCode::GOING_AWAY, reason);
+                if self.plain.remove(&conn).is_some() {
+                    ctx.tcp_close(conn);
+                } else {
+                    ctx.close(conn, CloseCode::GOING_AWAY, reason);
+                }
             }
+            self.plain.clear();
         }
         self.retry(ctx);
     }
@@ -177,11 +188,24 @@ impl Agent {
             Ok(Some(Up::Opened { stream, target, websocket, head })) => {
                 self.open_service(ctx, stream, target, websocket, head);
             }
+            Ok(Some(Up::Failed { conn, .. })) if self.plain.remove(&conn).is_some() => {
+                ctx.tcp_close(conn);
+            }
             Ok(Some(Up::Failed { conn, .. })) => {
                 self.connecting.remove(&conn);
                 ctx.close(conn, CloseCode::GOING_AWAY, "the tunnel stream ended");
             }
-            Ok(Some(Up::Accepted { .. }) | None) => {}
+            Ok(Some(Up::Data { stream, conn, data })) => {
+                let n = data.len();
+                if ctx.tcp_write(conn, data).is_err() {
+                    tunnel.release(ctx, conn);
+                    self.plain.remove(&conn);
+                    ctx.tcp_close(conn);
+                }
+                tunnel.delivered(ctx, stream, n);
+            }
+            // The request is whole: the service's connection stays open for its answer.
+            Ok(Some(Up::Accepted { .. } | Up::Fin { .. }) | None) => {}
             Err(e) => {
                 let id = tunnel.conn;
                 warn!("tunnel failed", error = e.name());
@@ -205,11 +229,6 @@ impl Agent {
             tunnel.refuse(ctx, stream, ResetCause::UNKNOWN_TARGET);
             return;
         };
-        if !websocket {
-            info!("tunnel stream refused: plain HTTP is not relayed yet", stream = stream);
-            tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
-            return;
-        }
         let mut slots = [Header { name: "", value: b"" }; 64];
         let Ok(req) = parse_request(head, &mut slots, &Limits::default()) else {
             warn!("tunnel stream refused: unreadable head", stream = stream);
@@ -234,6 +253,39 @@ impl Agent {
         if let Some(q) = query {
             path.push(if path.contains('?') { '&' } else { '?' });
             path.push_str(q);
+        }
+        if !websocket {
+            if expose.url.tls {
+                warn!("tunnel stream refused: plain HTTP to a wss:// service", stream = stream);
+                tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
+                return;
+            }
+            // The request head anew for the service: its path and `Host`, the fields the
+            // controller wrote but its `Host` (RFC 9112 §3.2).
+            let mut out =
+                format!("{} {path} HTTP/1.1\r\nHost: {}\r\n", req.method, expose.url.host_header())
+                    .into_bytes();
+            for h in req.headers.iter().filter(|h| !h.name.eq_ignore_ascii_case("host")) {
+                out.extend_from_slice(h.name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(h.value);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"\r\n");
+            match ctx.connect_tcp(expose.addr) {
+                Ok(conn) => {
+                    info!("tunnel http stream", stream = stream, target = target, service = conn);
+                    // Written once it is connected.
+                    let _ = ctx.tcp_write(conn, &out);
+                    tunnel.attach_plain(ctx, stream, conn);
+                    self.plain.insert(conn, stream);
+                }
+                Err(e) => {
+                    warn!("tunnel service connect failed", target = target, error = e);
+                    tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
+                }
+            }
+            return;
         }
         let protocols: Vec<String> = req
             .fields()
@@ -347,6 +399,13 @@ impl Handler for Agent {
             self.retry(ctx);
             return;
         }
+        if let Some(stream) = self.plain.remove(&id) {
+            info!("tunnel http service failed", stream = stream, error = e);
+            if let Some(t) = self.tunnel.as_mut() {
+                t.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
+            }
+            return;
+        }
         let Some(stream) = self.connecting.remove(&id) else { return };
         let Some(tunnel) = self.tunnel.as_mut() else { return };
         info!("tunnel service failed", stream = stream, error = e);
@@ -397,6 +456,39 @@ impl Handler for Agent {
         }
         if let Some(t) = self.tunnel.as_mut() {
             t.closed(ctx, id, code, reason);
+        }
+    }
+
+    fn on_tcp_connected(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        let (Some(&stream), Some(t)) = (self.plain.get(&id), self.tunnel.as_mut()) else {
+            return ctx.tcp_close(id);
+        };
+        // The response comes as `DATA`; the controller reads its head there.
+        t.accept(ctx, stream, b"");
+    }
+
+    fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
+        if let Some(t) = self.tunnel.as_mut() {
+            t.data(ctx, id, bytes);
+        }
+    }
+
+    fn on_tcp_eof(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        // The service's response is over (it was asked to close after it).
+        if let Some(t) = self.tunnel.as_mut() {
+            t.fin(ctx, id);
+        }
+        ctx.tcp_shutdown_write(id);
+    }
+
+    fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: Option<&io::Error>) {
+        let Some(stream) = self.plain.remove(&id) else { return };
+        if let Some(e) = error {
+            info!("tunnel http service closed", stream = stream, error = e);
+        }
+        if let Some(t) = self.tunnel.as_mut() {
+            // A FIN sent and nothing waiting: the controller ends the stream; else it is reset.
+            t.release_if_cut(ctx, id);
         }
     }
 

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use crate::access::Auth;
 use crate::proto::http::{Header, Limits, parse_response};
+use crate::proto::relay::{self, ClientHead, Exchange};
 use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
 use crate::proto::{CloseCode, MessageKind};
-use crate::server::{ConnId, Context, Decision, Request, Response};
+use crate::server::{ConnId, Context, Decision, Request, Response, Tag};
 use crate::tunnel::relay::{Tunnel, TunnelStats, Up};
 use crate::tunnel::{NAME_HEADER, passed_on};
 use crate::{info, warn};
@@ -37,6 +38,25 @@ const FORWARDED: &[&str] = &[
     "sec-websocket-protocol",
     "x-request-id",
 ];
+
+/// How long a plain request's service has to begin its response, from the request head or
+/// the last piece of its body (504 after).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A plain HTTP exchange relayed through a tunnel stream: the HTTP is done here
+/// ([`Exchange`], as the forward proxy's plain relay does), the agent only moves bytes between
+/// the stream and a TCP connection to its service.
+#[derive(Debug)]
+struct Plain {
+    agent: String,
+    exchange: Exchange,
+    /// The request's `FIN` went (its body is whole).
+    fin_sent: bool,
+    /// The response head must have begun by then (504 after).
+    deadline: Duration,
+    /// What chose the agent, for logs.
+    via: String,
+}
 
 /// One `--route PATH=tunnel://NAME/TARGET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,13 +160,25 @@ pub struct Controller {
     names: HashMap<ConnId, String>,
     /// Counters of tunnels gone, by agent name (so a reconnect does not reset them).
     past: HashMap<String, TunnelStats>,
+    /// Plain HTTP exchanges by their client.
+    plain: HashMap<ConnId, Plain>,
+    /// One read's response bytes for a client (kept: no allocation per read).
+    out: Vec<u8>,
 }
 
 impl Controller {
     /// A controller with `config`.
     pub fn new(config: ControllerConfig) -> Self {
         let auth = Auth { tokens: config.tokens.clone(), ..Auth::default() };
-        Self { config, auth, tunnels: HashMap::new(), names: HashMap::new(), past: HashMap::new() }
+        Self {
+            config,
+            auth,
+            tunnels: HashMap::new(),
+            names: HashMap::new(),
+            past: HashMap::new(),
+            plain: HashMap::new(),
+            out: Vec::new(),
+        }
     }
 
     /// Whether an upgrade to `host` and `path` is an agent's dial: `--tunnel-path`, on a host
@@ -249,9 +281,20 @@ impl Controller {
     /// A tunnel ended: its streams end with it (open clients get `code`, waiting ones 502).
     fn retire(&mut self, ctx: &mut Context<'_>, mut tunnel: Tunnel, code: CloseCode, reason: &str) {
         let name = self.names.remove(&tunnel.conn).unwrap_or_default();
+        // Plain clients: 502 if their response has not begun, else cut.
+        let plain: Vec<ConnId> =
+            self.plain.iter().filter(|(_, p)| p.agent == name).map(|(&c, _)| c).collect();
+        for client in plain {
+            tunnel.release(ctx, client);
+            self.refuse_client(ctx, client, ResetCause::CANCEL);
+        }
         for conn in tunnel.end(ctx, code, reason) {
             self.names.remove(&conn);
-            ctx.reject(conn, &Response::text(502, "the tunnel closed\n"));
+            if self.plain.remove(&conn).is_some() {
+                answer(ctx, conn, 502, "the tunnel closed");
+            } else {
+                ctx.reject(conn, &Response::text(502, "the tunnel closed\n"));
+            }
         }
         let past = self.past.entry(name).or_default();
         add(past, &tunnel.stats);
@@ -273,8 +316,33 @@ impl Controller {
         }
         match tunnel.handle(ctx, data) {
             Ok(Some(Up::Accepted { stream, conn, head })) => {
+                if self.plain.contains_key(&conn) {
+                    // The response comes as `DATA`.
+                    if let Some(t) = self.tunnel_of(id) {
+                        t.opened(stream);
+                    }
+                    return;
+                }
                 let head = head.to_vec();
                 self.answer_client(ctx, id, stream, conn, &head);
+            }
+            Ok(Some(Up::Data { stream, conn, data })) => {
+                let n = data.len();
+                let passed = self.plain_response(ctx, conn, data);
+                if let Some(t) = self.tunnel_of(id) {
+                    t.delivered(ctx, stream, n);
+                }
+                match passed {
+                    Ok(()) => self.plain_done_if(ctx, conn),
+                    Err(e) => self.plain_fail(ctx, conn, e.status(), &e.to_string()),
+                }
+            }
+            Ok(Some(Up::Fin { conn })) => {
+                let Some(p) = self.plain.get_mut(&conn) else { return };
+                match p.exchange.upstream_eof() {
+                    Ok(()) => self.plain_done_if(ctx, conn),
+                    Err(e) => self.plain_fail(ctx, conn, e.status(), &e.to_string()),
+                }
             }
             Ok(Some(Up::Failed { conn, cause })) => self.refuse_client(ctx, conn, cause),
             // A controller exposes no targets: the session refused any OPEN already.
@@ -346,6 +414,12 @@ impl Controller {
             _ => 502,
         };
         info!("tunnel stream refused", client = client, cause = cause.name(), status = status);
+        if let Some(p) = self.plain.remove(&client) {
+            if p.exchange.started() {
+                return ctx.tcp_close(client);
+            }
+            return answer(ctx, client, status, &format!("tunnel: {}", cause.name()));
+        }
         ctx.reject(client, &Response::text(status, format!("tunnel: {}\n", cause.name())));
     }
 
@@ -369,7 +443,7 @@ impl Controller {
             return Decision::Reject(Response::text(400, "a . or .. path segment\n"));
         }
         let head = request_head(req, rest);
-        match tunnel.open(ctx, req.id, &r.target, head.as_bytes()) {
+        match tunnel.open(ctx, req.id, &r.target, head.as_bytes(), false) {
             Ok(stream) => {
                 info!("tunnel stream", client = req.id, agent = r.agent, stream = stream);
                 self.names.insert(req.id, r.agent.clone());
@@ -472,6 +546,165 @@ impl Controller {
         for (conn, cause) in failed {
             self.refuse_client(ctx, conn, cause);
         }
+        let late: Vec<ConnId> = self
+            .plain
+            .iter()
+            .filter(|(_, p)| !p.exchange.started() && now >= p.deadline)
+            .map(|(&id, _)| id)
+            .collect();
+        for client in late {
+            self.plain_fail(ctx, client, 504, "the service did not answer in time");
+        }
+    }
+
+    /// A plain request on a tunnel route or host (`Handler::on_request_head`): a stream
+    /// down the agent's tunnel with the request head, its body after it as `DATA`. Returns
+    /// whether the tunnel took it (`false`: neither a route nor a host of the tunnel's).
+    pub fn on_request_head(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        head: ClientHead,
+    ) -> bool {
+        let Some(r) = self.pick(req.host, req.path) else { return false };
+        let client = req.id;
+        let rest = req.path.get(r.strip..).unwrap_or("");
+        // As for an upgrade: the rest may not climb out of the service's path (RFC 3986 §5.2.4).
+        if has_dot_segment(rest) {
+            info!("tunnel route: a . or .. path segment", client = client, route = r.via);
+            answer(ctx, client, 400, "a . or .. path segment");
+            return true;
+        }
+        let Some(tunnel) = self.tunnels.get_mut(&r.agent) else {
+            warn!("tunnel route: no agent connected", route = r.via, agent = r.agent);
+            answer(ctx, client, 502, "the tunnel's agent is not connected");
+            return true;
+        };
+        let mut target = String::from(if rest.is_empty() { "/" } else { rest });
+        if let Some(q) = req.query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let host = String::from_utf8_lossy(req.host);
+        let fields = plain_fields(req);
+        let (exchange, head) =
+            Exchange::new(req.method, &target, &host, &fields, head, Limits::default());
+        match tunnel.open(ctx, client, &r.target, &head, true) {
+            Ok(stream) => {
+                info!("tunnel http", client = client, agent = r.agent, stream = stream);
+                let fin_sent = exchange.request_done();
+                if fin_sent {
+                    tunnel.fin(ctx, client);
+                }
+                self.names.insert(client, r.agent.clone());
+                let deadline = ctx.now() + RESPONSE_TIMEOUT;
+                let p = Plain { agent: r.agent, exchange, fin_sent, deadline, via: r.via };
+                self.plain.insert(client, p);
+            }
+            Err(SendError::TooManyStreams) => {
+                warn!("tunnel stream cap reached", agent = r.agent);
+                answer(ctx, client, 503, "too many streams in the tunnel");
+            }
+            Err(SendError::TooLong) => answer(ctx, client, 431, "the request head is too long"),
+            Err(e) => {
+                warn!("tunnel stream failed", agent = r.agent, error = format!("{e:?}"));
+                answer(ctx, client, 502, "the tunnel failed");
+            }
+        }
+        true
+    }
+
+    /// Bytes of a plain request's body from its client: into its stream, `FIN` at its end.
+    pub fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
+        let Some(p) = self.plain.get_mut(&id) else { return };
+        let n = match p.exchange.client_bytes(bytes) {
+            Ok(n) => n,
+            Err(e) => return self.plain_fail(ctx, id, e.status(), &e.to_string()),
+        };
+        if n > 0 {
+            // An upload in progress is not a silent service: it may answer once it is whole.
+            p.deadline = ctx.now() + RESPONSE_TIMEOUT;
+        }
+        let fin = p.exchange.request_done() && !std::mem::replace(&mut p.fin_sent, true);
+        let Some(t) = self.tunnels.get_mut(&p.agent) else { return };
+        t.data(ctx, id, &bytes[..n]);
+        if fin {
+            t.fin(ctx, id);
+        }
+    }
+
+    /// A plain client finished sending: one that stops inside its body has abandoned it
+    /// (RFC 9112 §9.6); one whose request is whole still gets the answer.
+    pub fn on_tcp_eof(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if self.plain.get(&id).is_some_and(|p| !p.exchange.request_done()) {
+            self.plain_fail(ctx, id, 400, "the client closed inside its request body");
+        }
+    }
+
+    /// A plain client is gone: its stream ends.
+    pub fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId) {
+        if let Some(p) = self.plain.remove(&id) {
+            if let Some(t) = self.tunnels.get_mut(&p.agent) {
+                t.release(ctx, id);
+            }
+            self.names.remove(&id);
+        }
+    }
+
+    /// Response bytes from the service, through the exchange, to the client.
+    fn plain_response(
+        &mut self,
+        ctx: &mut Context<'_>,
+        client: ConnId,
+        data: &[u8],
+    ) -> Result<(), relay::RelayError> {
+        let Some(p) = self.plain.get_mut(&client) else { return Ok(()) };
+        if ctx.draining() {
+            p.exchange.close_after();
+        }
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let passed = p.exchange.upstream_bytes(data, &mut out);
+        if !out.is_empty() && ctx.tcp_write(client, &out).is_err() {
+            // Past the queue cap (credit keeps it far from it) or gone.
+            ctx.tcp_close(client);
+        }
+        self.out = out;
+        passed
+    }
+
+    /// The response is whole: the stream ends and the client's connection serves its next
+    /// request (or closes).
+    fn plain_done_if(&mut self, ctx: &mut Context<'_>, client: ConnId) {
+        if !self.plain.get(&client).is_some_and(|p| p.exchange.response_done()) {
+            return;
+        }
+        let Some(p) = self.plain.remove(&client) else { return };
+        let keep_alive = p.exchange.keep_alive() && p.exchange.request_done();
+        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+            t.release(ctx, client);
+        }
+        self.names.remove(&client);
+        ctx.resume_reading(client);
+        ctx.set_tag(client, Tag::NONE);
+        ctx.http_exchange_done(client, keep_alive);
+    }
+
+    /// The exchange failed: the client gets `status` if its response has not started, else its
+    /// connection is cut; the stream is reset.
+    fn plain_fail(&mut self, ctx: &mut Context<'_>, client: ConnId, status: u16, why: &str) {
+        let Some(p) = self.plain.remove(&client) else { return };
+        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+            t.release(ctx, client);
+        }
+        self.names.remove(&client);
+        let started = p.exchange.started();
+        info!("tunnel http failed", via = p.via, status = status, started = started, error = why);
+        if started {
+            ctx.tcp_close(client);
+        } else {
+            answer(ctx, client, status, why);
+        }
     }
 
     /// How often [`Controller::on_tick`] runs.
@@ -501,6 +734,28 @@ impl Controller {
             })
             .collect()
     }
+}
+
+/// Answers a plain client with weir's own response, then closes it.
+fn answer(ctx: &mut Context<'_>, client: ConnId, status: u16, text: &str) {
+    let _ = ctx.tcp_write(client, &relay::error_response(status, text));
+    ctx.http_exchange_done(client, false);
+}
+
+/// A plain request's fields for the service: the client's end-to-end ones (RFC 9110 §7.6.1;
+/// the framing is the exchange's to write, the `Host` the agent's), names of letters, digits
+/// and `-` only, and `X-Forwarded-*` anew.
+fn plain_fields(req: &Request<'_>) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = passed_on(req.headers)
+        .filter(|h| h.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|h| !h.name.eq_ignore_ascii_case("host"))
+        .filter(|h| !h.name.to_ascii_lowercase().starts_with("x-forwarded-"))
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+    out.push(("X-Forwarded-For".into(), req.peer.ip().to_string().into_bytes()));
+    out.push(("X-Forwarded-Proto".into(), b"http".to_vec()));
+    out.push(("X-Forwarded-Host".into(), req.host.to_vec()));
+    out
 }
 
 fn add(total: &mut TunnelStats, more: &TunnelStats) {

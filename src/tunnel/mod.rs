@@ -5,8 +5,8 @@
 //! stream to a service it exposes ([`agent`]). Both carry messages with [`relay`], on the
 //! sans-IO core in `crate::proto::tunnel`.
 //!
-//! WebSocket streams only, so far: an `OPEN` for a plain HTTP request is reset
-//! (`connect_failed`) by the agent.
+//! Plain HTTP requests go through too: the controller does the HTTP (`proto::relay::Exchange`),
+//! the agent moves a stream's `DATA` to and from a TCP connection to its service.
 
 pub mod agent;
 pub mod controller;

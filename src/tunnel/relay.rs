@@ -67,6 +67,10 @@ struct Link {
     held_by_tunnel: bool,
     /// When this end sent its `OPEN` (for the open latency).
     opened_at: Duration,
+    /// A plain HTTP stream: its socket is a TCP byte stream, its bytes go as `DATA`.
+    plain: bool,
+    /// A plain stream's `FIN` goes once the bytes waiting for credit have gone.
+    fin_pending: bool,
 }
 
 /// What the application at either end does after a tunnel message: open a stream's socket,
@@ -93,6 +97,21 @@ pub enum Up<'a> {
         conn: ConnId,
         /// The service's response head.
         head: &'a [u8],
+    },
+    /// Bytes of a plain stream from the peer: the application passes them on, then
+    /// [`Tunnel::delivered`].
+    Data {
+        /// The stream.
+        stream: StreamId,
+        /// Its socket.
+        conn: ConnId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The peer finished sending on a plain stream.
+    Fin {
+        /// Its socket.
+        conn: ConnId,
     },
     /// A stream whose socket had not opened ended (the client is refused, the service's
     /// connection closed).
@@ -187,13 +206,24 @@ impl Tunnel {
                     return self.reset(ctx, stream, ResetCause::CANCEL);
                 };
                 self.stats.open_latency.observe(ctx.now().saturating_sub(link.opened_at));
-                Some(Up::Accepted { stream, conn: link.conn, head })
+                let (conn, plain) = (link.conn, link.plain);
+                if plain {
+                    // A request body that came before the credit goes now.
+                    self.send_waiting(ctx, stream);
+                }
+                Some(Up::Accepted { stream, conn, head })
             }
-            Event::Data { stream, data } => {
-                // WebSocket streams carry messages only (plain HTTP is not relayed yet).
-                let _ = self.session.consume(stream, data.len());
-                self.reset(ctx, stream, ResetCause::PROTOCOL)
-            }
+            Event::Data { stream, data } => match self.links.get(&stream) {
+                Some(l) if l.plain => {
+                    self.stats.bytes_in += data.len() as u64;
+                    Some(Up::Data { stream, conn: l.conn, data })
+                }
+                // WebSocket streams carry messages only.
+                _ => {
+                    let _ = self.session.consume(stream, data.len());
+                    self.reset(ctx, stream, ResetCause::PROTOCOL)
+                }
+            },
             Event::Relay { stream, opcode, more, data } => {
                 self.relay_in(ctx, stream, opcode, more, data);
                 None
@@ -275,12 +305,21 @@ impl Tunnel {
             let _ = self.session.consume(stream, credit);
             return;
         }
+        self.credit_back(ctx, stream, credit);
+    }
+
+    /// `n` bytes received on `stream` went to its socket: their credit goes back now, or as
+    /// the socket drains to [`SOCKET_LOW_WATER`].
+    fn credit_back(&mut self, ctx: &mut Context<'_>, stream: StreamId, n: usize) {
+        let Some(link) = self.links.get_mut(&stream) else {
+            let _ = self.session.consume(stream, n);
+            return;
+        };
         if link.owed > 0 || ctx.queued_bytes(link.conn) > SOCKET_LOW_WATER {
-            // Its credit comes back as the socket drains.
-            link.owed += credit;
+            link.owed += n;
             ctx.notify_drained(link.conn, SOCKET_LOW_WATER);
         } else {
-            let _ = self.session.consume(stream, credit);
+            let _ = self.session.consume(stream, n);
         }
     }
 
@@ -288,6 +327,15 @@ impl Tunnel {
     /// (if the far side's close did not already do it) and the stream finished this way too.
     fn fin_in<'a>(&mut self, ctx: &mut Context<'_>, stream: StreamId) -> Option<Up<'a>> {
         let link = self.links.get(&stream)?;
+        if link.plain {
+            // The application says when the plain stream ends (its socket stays meanwhile);
+            // a stream finished both ways is over.
+            let conn = link.conn;
+            if !self.session.is_live(stream) {
+                self.unlink(stream);
+            }
+            return Some(Up::Fin { conn });
+        }
         if link.open {
             ctx.close(link.conn, CloseCode::GOING_AWAY, "the other side of the tunnel went away");
         }
@@ -304,7 +352,8 @@ impl Tunnel {
         cause: ResetCause,
     ) -> Option<Up<'a>> {
         let link = self.unlink(stream)?;
-        if !link.open {
+        if !link.open || link.plain {
+            // A plain stream's socket is the application's to answer or cut.
             return Some(Up::Failed { conn: link.conn, cause });
         }
         let code = if cause == ResetCause::SHUTDOWN {
@@ -323,7 +372,8 @@ impl Tunnel {
     }
 
     /// Opens a stream to the peer's `target` for the socket `conn` (still to be answered);
-    /// [`Up::Accepted`] or [`Up::Failed`] follows.
+    /// [`Up::Accepted`] or [`Up::Failed`] follows. A `plain` HTTP stream's `conn` is a TCP
+    /// socket, its request's body following with [`Tunnel::data`] and [`Tunnel::fin`].
     ///
     /// # Errors
     /// The stream cap is reached, the head is too long, or the tunnel failed.
@@ -333,21 +383,76 @@ impl Tunnel {
         conn: ConnId,
         target: &str,
         head: &[u8],
+        plain: bool,
     ) -> Result<StreamId, SendError> {
         let (stream, len) =
-            self.session.open_stream(target, true, head, ctx.now(), &mut self.buf)?;
+            self.session.open_stream(target, !plain, head, ctx.now(), &mut self.buf)?;
         self.write(ctx, len);
-        self.link(stream, conn, ctx.now());
+        self.link(stream, conn, ctx.now(), plain);
         self.stats.streams += 1;
         Ok(stream)
     }
 
-    /// Links a stream the peer opened to the socket being opened for it.
-    pub fn attach(&mut self, ctx: &Context<'_>, stream: StreamId, conn: ConnId) {
-        self.link(stream, conn, ctx.now());
+    /// Links a plain stream the peer opened to the TCP socket being connected for it.
+    pub fn attach_plain(&mut self, ctx: &Context<'_>, stream: StreamId, conn: ConnId) {
+        self.link(stream, conn, ctx.now(), true);
     }
 
-    fn link(&mut self, stream: StreamId, conn: ConnId, now: Duration) {
+    /// Bytes from a plain stream's socket, into its stream as `DATA` within its credit; what
+    /// the credit does not take waits, and the socket is not read until a `WINDOW`.
+    pub fn data(&mut self, ctx: &mut Context<'_>, conn: ConnId, data: &[u8]) {
+        let Some(&stream) = self.by_conn.get(&conn) else { return };
+        if !data.is_empty() {
+            self.send_or_wait(ctx, stream, Opcode::Binary, data, false);
+        }
+    }
+
+    /// A plain stream's socket sends no more: `FIN`, after the bytes waiting for credit. The
+    /// stream stays linked until [`Tunnel::release`].
+    pub fn fin(&mut self, ctx: &mut Context<'_>, conn: ConnId) {
+        let Some(&stream) = self.by_conn.get(&conn) else { return };
+        let Some(link) = self.links.get_mut(&stream) else { return };
+        link.fin_pending = true;
+        if link.waiting.is_empty() {
+            self.finish(ctx, stream);
+        }
+    }
+
+    /// A plain stream's socket is gone: the stream is reset (`cancel`), unless the socket had
+    /// finished sending ([`Tunnel::fin`]), whose bytes still waiting for credit go on.
+    pub fn release_if_cut(&mut self, ctx: &mut Context<'_>, conn: ConnId) {
+        let Some(&stream) = self.by_conn.get(&conn) else { return };
+        if !self.links.get(&stream).is_some_and(|l| l.fin_pending) {
+            self.release(ctx, conn);
+        }
+    }
+
+    /// Bytes of [`Up::Data`] were passed to the socket: their credit goes back once the socket
+    /// has drained to [`SOCKET_LOW_WATER`].
+    pub fn delivered(&mut self, ctx: &mut Context<'_>, stream: StreamId, n: usize) {
+        self.credit_back(ctx, stream, n);
+        self.flush(ctx);
+    }
+
+    /// A plain stream's exchange is over (or its socket gone): the stream is unlinked, and
+    /// reset (`cancel`) unless both sides finished it. The socket is the caller's.
+    pub fn release(&mut self, ctx: &mut Context<'_>, conn: ConnId) {
+        let Some(&stream) = self.by_conn.get(&conn) else { return };
+        if self.session.is_live(stream) {
+            if let Ok(len) = self.session.reset(stream, ResetCause::CANCEL, &mut self.buf) {
+                self.write(ctx, len);
+                self.count_reset(ResetCause::CANCEL);
+            }
+        }
+        self.unlink(stream);
+    }
+
+    /// Links a stream the peer opened to the socket being opened for it.
+    pub fn attach(&mut self, ctx: &Context<'_>, stream: StreamId, conn: ConnId) {
+        self.link(stream, conn, ctx.now(), false);
+    }
+
+    fn link(&mut self, stream: StreamId, conn: ConnId, now: Duration, plain: bool) {
         let link = Link {
             conn,
             open: false,
@@ -359,6 +464,8 @@ impl Tunnel {
             close_sent: false,
             held_by_tunnel: false,
             opened_at: now,
+            plain,
+            fin_pending: false,
         };
         self.links.insert(stream, link);
         self.by_conn.insert(conn, stream);
@@ -423,6 +530,10 @@ impl Tunnel {
     fn finish(&mut self, ctx: &mut Context<'_>, stream: StreamId) {
         if let Ok(len) = self.session.finish(stream, &mut self.buf) {
             self.write(ctx, len);
+        }
+        if self.links.get(&stream).is_some_and(|l| l.plain) && !self.session.is_live(stream) {
+            // A plain stream finished both ways is over.
+            self.unlink(stream);
         }
     }
 
@@ -545,7 +656,9 @@ impl Tunnel {
     pub fn end(&mut self, ctx: &mut Context<'_>, code: CloseCode, reason: &str) -> Vec<ConnId> {
         let mut unopened = Vec::new();
         for (_, link) in self.links.drain() {
-            if link.open {
+            if link.open && link.plain {
+                ctx.tcp_close(link.conn);
+            } else if link.open {
                 ctx.close(link.conn, code, reason);
             } else {
                 unopened.push(link.conn);
@@ -596,6 +709,9 @@ impl Tunnel {
                 return;
             }
         }
+        if self.links.get(&stream).is_some_and(|l| l.fin_pending) {
+            self.finish(ctx, stream);
+        }
         if let Some(l) = self.links.get(&stream).filter(|l| !l.held_by_tunnel) {
             ctx.resume_reading(l.conn);
         }
@@ -611,9 +727,17 @@ impl Tunnel {
         mut data: &'d [u8],
         last: bool,
     ) -> Option<(Opcode, &'d [u8])> {
+        let plain = self.links.get(&stream).is_some_and(|l| l.plain);
         loop {
-            let sent = match self.session.send_relay(stream, opcode, data, last, &mut self.buf) {
+            let sent = if plain {
+                self.session.send_data(stream, data, &mut self.buf)
+            } else {
+                self.session.send_relay(stream, opcode, data, last, &mut self.buf)
+            };
+            let sent = match sent {
                 Ok(s) => s,
+                // A plain request's body before the `OPEN_OK` (which brings the credit).
+                Err(SendError::NotAccepted) => return Some((opcode, data)),
                 // The stream ended (a RESET crossed it): the piece goes nowhere.
                 Err(_) => return None,
             };
@@ -626,7 +750,9 @@ impl Tunnel {
             if opcode.is_control() || data.is_empty() {
                 return None;
             }
-            opcode = Opcode::Continuation;
+            if !plain {
+                opcode = Opcode::Continuation;
+            }
         }
     }
 
