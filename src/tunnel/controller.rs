@@ -617,20 +617,28 @@ impl Controller {
     /// Bytes of a plain request's body from its client: into its stream, `FIN` at its end.
     pub fn on_tcp_data(&mut self, ctx: &mut Context<'_>, id: ConnId, bytes: &[u8]) {
         let Some(p) = self.plain.get_mut(&id) else { return };
-        let n = match p.exchange.client_bytes(bytes) {
+        // What goes to the service: the body's bytes, or a chunked body chunked anew.
+        let mut up = std::mem::take(&mut self.out);
+        up.clear();
+        let n = match p.exchange.client_bytes(bytes, &mut up) {
             Ok(n) => n,
-            Err(e) => return self.plain_fail(ctx, id, e.status(), &e.to_string()),
+            Err(e) => {
+                self.out = up;
+                return self.plain_fail(ctx, id, e.status(), &e.to_string());
+            }
         };
         if n > 0 {
             // An upload in progress is not a silent service: it may answer once it is whole.
             p.deadline = ctx.now() + RESPONSE_TIMEOUT;
         }
         let fin = p.exchange.request_done() && !std::mem::replace(&mut p.fin_sent, true);
-        let Some(t) = self.tunnels.get_mut(&p.agent) else { return };
-        t.data(ctx, id, &bytes[..n]);
-        if fin {
-            t.fin(ctx, id);
+        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+            t.data(ctx, id, &up);
+            if fin {
+                t.fin(ctx, id);
+            }
         }
+        self.out = up;
     }
 
     /// A plain client finished sending: one that stops inside its body has abandoned it
