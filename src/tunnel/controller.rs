@@ -21,7 +21,7 @@ use crate::proto::http::{Header, Limits, parse_response};
 use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
 use crate::proto::{CloseCode, MessageKind};
-use crate::server::{ConnId, Context, Decision, Request, Response};
+use crate::server::{ConnId, Context, Decision, IdMap, Request, Response, id_map};
 use crate::tunnel::relay::{Tunnel, TunnelStats, Up};
 use crate::tunnel::{NAME_HEADER, passed_on};
 use crate::{info, warn};
@@ -137,7 +137,7 @@ pub struct Controller {
     /// Live tunnels by agent name.
     tunnels: HashMap<String, Tunnel>,
     /// The agent name of a tunnel's WebSocket or of a public client.
-    names: HashMap<ConnId, String>,
+    names: IdMap<ConnId, String>,
     /// Counters of tunnels gone, by agent name (so a reconnect does not reset them).
     past: HashMap<String, TunnelStats>,
 }
@@ -146,7 +146,7 @@ impl Controller {
     /// A controller with `config`.
     pub fn new(config: ControllerConfig) -> Self {
         let auth = Auth { tokens: config.tokens.clone(), ..Auth::default() };
-        Self { config, auth, tunnels: HashMap::new(), names: HashMap::new(), past: HashMap::new() }
+        Self { config, auth, tunnels: HashMap::new(), names: id_map(), past: HashMap::new() }
     }
 
     /// Whether an upgrade to `host` and `path` is an agent's dial: `--tunnel-path`, on a host
