@@ -11,7 +11,6 @@
 //! made: a route's upstream connection, an agent's or an exec route's process), and every
 //! callback is routed by its tag ([`Context::tag`]): no app is asked whether an id is its own.
 
-use std::collections::HashMap;
 use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -27,8 +26,8 @@ use crate::proto::relay::ClientHead;
 use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
-    ConnId, ConnectError, Connected, Context, Decision, Handler, ProcId, Request, Response, Stream,
-    Tag,
+    ConnId, ConnectError, Connected, Context, Decision, Handler, IdMap, ProcId, Request, Response,
+    Stream, Tag, id_map,
 };
 use crate::tunnel::controller::Controller;
 use crate::{http, info};
@@ -119,7 +118,7 @@ pub struct App {
     rate: (u32, u32),
     /// Those connections' buckets, from their first message to their close; `true` once one
     /// was closed for the rate (what it still sends is dropped).
-    buckets: HashMap<ConnId, (Bucket, bool)>,
+    buckets: IdMap<ConnId, (Bucket, bool)>,
     /// Open client WebSockets by kind, for `/metrics`.
     open: OpenByKind,
 }
@@ -139,7 +138,7 @@ impl App {
             api: Api::default(),
             access: Auth::default(),
             rate: (0, 0),
-            buckets: HashMap::new(),
+            buckets: id_map(),
             open: OpenByKind::default(),
         }
     }

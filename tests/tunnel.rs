@@ -174,7 +174,7 @@ fn messages_subprotocol_headers_and_close_codes_go_through_the_tunnel() {
     echo(&mut ws, Message::text("ünïcode ✓"));
     echo(&mut ws, Message::binary(vec![0u8, 1, 2, 255]));
     echo(&mut ws, Message::binary(Vec::new()));
-    // Past one window (256 KiB) each way: the credit is granted back as it is passed on.
+    // Past one window (2 MiB) each way: the credit is granted back as it is passed on.
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     echo(&mut ws, Message::binary(big));
 

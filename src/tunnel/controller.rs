@@ -22,7 +22,7 @@ use crate::proto::relay::{self, ClientHead, Exchange};
 use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, SendError, StreamId, codec::valid_target};
 use crate::proto::{CloseCode, MessageKind};
-use crate::server::{ConnId, Context, Decision, Request, Response, Tag};
+use crate::server::{ConnId, Context, Decision, IdMap, Request, Response, Tag, id_map};
 use crate::tunnel::relay::{Tunnel, TunnelStats, Up};
 use crate::tunnel::{NAME_HEADER, passed_on};
 use crate::{info, warn};
@@ -157,7 +157,7 @@ pub struct Controller {
     /// Live tunnels by agent name.
     tunnels: HashMap<String, Tunnel>,
     /// The agent name of a tunnel's WebSocket or of a public client.
-    names: HashMap<ConnId, String>,
+    names: IdMap<ConnId, String>,
     /// Counters of tunnels gone, by agent name (so a reconnect does not reset them).
     past: HashMap<String, TunnelStats>,
     /// Plain HTTP exchanges by their client.
@@ -174,7 +174,7 @@ impl Controller {
             config,
             auth,
             tunnels: HashMap::new(),
-            names: HashMap::new(),
+            names: id_map(),
             past: HashMap::new(),
             plain: HashMap::new(),
             out: Vec::new(),

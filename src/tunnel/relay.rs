@@ -14,7 +14,7 @@
 //!   §5.5.2-3) and not relayed; a close goes through as a close, so each side answers the
 //!   other's (manual-close mode, as the proxy does), then `FIN` once the socket is gone.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::proto::close::{encode_close_payload, parse_close_payload};
@@ -26,7 +26,7 @@ use crate::proto::tunnel::{
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::stats::Histogram;
-use crate::server::{ConnId, Context};
+use crate::server::{ConnId, Context, IdMap, id_map};
 
 /// Unsent bytes on the tunnel's WebSocket past which the sockets sending into it are not read.
 pub const TUNNEL_HIGH_WATER: usize = 1 << 20;
@@ -144,8 +144,8 @@ pub struct Tunnel {
     /// The tunnel's WebSocket.
     pub conn: ConnId,
     session: Session,
-    links: HashMap<StreamId, Link>,
-    by_conn: HashMap<ConnId, StreamId>,
+    links: IdMap<StreamId, Link>,
+    by_conn: IdMap<ConnId, StreamId>,
     /// Where messages are encoded (one tunnel message at most).
     buf: Vec<u8>,
     /// Some sockets are not read until the tunnel's queue drains.
@@ -160,8 +160,8 @@ impl Tunnel {
         Self {
             conn,
             session: Session::new(role, config, targets),
-            links: HashMap::new(),
-            by_conn: HashMap::new(),
+            links: id_map(),
+            by_conn: id_map(),
             buf: vec![0; MAX_MESSAGE_LEN],
             full: false,
             stats: TunnelStats::default(),

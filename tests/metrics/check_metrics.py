@@ -89,7 +89,7 @@ def main():
             problems.append(f"{name} has no observation")
     kinds = families.get("weir_endpoint_connections_open")
     labels = {s.labels.get("kind") for s in kinds.samples} if kinds else set()
-    want = {"hub", "echo", "route", "exec", "agent", "broadcast", "event_stream", "http"}
+    want = {"hub", "echo", "route", "exec", "agent", "broadcast", "event_stream", "http", "tunnel_route"}
     if labels != want:
         problems.append(f"weir_endpoint_connections_open kinds {sorted(labels)}, expected {sorted(want)}")
     if problems:

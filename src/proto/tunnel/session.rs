@@ -80,7 +80,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_streams: 10_000, window: 256 << 10, open_timeout: Some(Duration::from_secs(10)) }
+        Self { max_streams: 10_000, window: 2 << 20, open_timeout: Some(Duration::from_secs(10)) }
     }
 }
 

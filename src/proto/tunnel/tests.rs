@@ -549,3 +549,18 @@ fn a_small_output_buffer_takes_less_of_a_message_not_nothing() {
     assert!(matches!(err, Err(SendError::BufferTooSmall(_))));
     assert_eq!(c.send_credit(id), Some(12));
 }
+
+/// The default window is OpenSSH's channel window, 2 MiB: a 1 MiB echo with two messages in
+/// flight spent a 256 KiB window eight times over per round trip, waiting for a `WINDOW` each
+/// time (docs/tunnel.md, Measured: 1.8x the messages per second, 2.3x per CPU-second).
+#[test]
+fn the_default_window_is_two_mebibytes_each_way() {
+    let mut c = Session::new(Role::Controller, Config::default(), &[]);
+    let mut a = Session::new(Role::Agent, Config::default(), &["web"]);
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+    let (id, n) = c.open_stream("web", false, GET, T0, &mut buf).unwrap();
+    assert!(matches!(codec::decode(&buf[..n]), Ok(Message::Open { window: 0x20_0000, .. })));
+    assert!(recv(&mut a, &buf[..n]).starts_with("Opened"));
+    let n = a.accept(id, OK, &mut buf).unwrap();
+    assert!(matches!(codec::decode(&buf[..n]), Ok(Message::OpenOk { window: 0x20_0000, .. })));
+}
