@@ -1,27 +1,56 @@
 //! A hash map for ids this process hands out itself ([`ConnId`](super::ConnId)s, a tunnel's
-//! stream ids), looked up on every relayed message. The standard map's SipHash is keyed
-//! against keys an attacker chooses and costs about a hundred instructions per lookup; these
-//! keys are never chosen by a peer (a `ConnId` is the runtime's slab index and generation, a
-//! stream id the opener's own counter: the controller's at both ends, as an agent opens
-//! nothing), so a multiply-rotate hash (rustc's `FxHasher`, as `rustc-hash` 2 finishes it)
-//! does. Do not key an [`IdMap`] by anything a peer picks (names, addresses, its ids).
+//! stream ids), looked up on every relayed message. The standard map's SipHash costs about a
+//! hundred instructions per lookup; a multiply-rotate hash (rustc's `FxHasher`, as `rustc-hash`
+//! 2 finishes it) costs a few. Its multiplier is drawn at random for each map (from std's
+//! `RandomState`, the OS's randomness), so where a peer does pick the keys (at an agent, the
+//! stream ids are its controller's) it cannot aim them at one bucket without knowing it; and the
+//! live keys are capped there (`max_streams`). Still, do not key an [`IdMap`] by names or
+//! addresses: use the standard map.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 
-/// A map from ids this process assigns; see the module docs.
-pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A map from ids; see the module docs.
+pub type IdMap<K, V> = HashMap<K, V, IdBuild>;
 
-/// An [`IdMap`] with nothing in it.
+/// An [`IdMap`] with nothing in it, and a multiplier of its own.
 pub fn id_map<K, V>() -> IdMap<K, V> {
-    HashMap::with_hasher(BuildHasherDefault::default())
+    HashMap::with_hasher(IdBuild::new())
 }
 
-/// The multiply-rotate hash of integer ids (not for keys a peer chooses).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
+/// The hashers of one [`IdMap`]: its random odd multiplier.
+#[derive(Debug, Clone, Copy)]
+pub struct IdBuild {
+    k: u64,
+}
 
-const K: u64 = 0xf135_7aea_2e62_a9c5;
+impl IdBuild {
+    /// A random multiplier (odd, so that multiplying loses no bit).
+    pub fn new() -> Self {
+        Self { k: RandomState::new().hash_one(0x5eed_u64) | 1 }
+    }
+}
+
+impl Default for IdBuild {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildHasher for IdBuild {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { h: 0, k: self.k }
+    }
+}
+
+/// The multiply-rotate hash of integer ids.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher {
+    h: u64,
+    k: u64,
+}
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -33,14 +62,14 @@ impl Hasher for IdHasher {
         self.write_u64(u64::from(n));
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = self.0.wrapping_add(n).wrapping_mul(K);
+        self.h = self.h.wrapping_add(n).wrapping_mul(self.k);
     }
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
     }
     fn finish(&self) -> u64 {
         // The product's entropy is in its high bits; the table takes its index from the low.
-        self.0.rotate_left(26)
+        self.h.rotate_left(26)
     }
 }
 
@@ -51,7 +80,7 @@ mod tests {
     use std::hash::BuildHasher;
 
     fn low_bits<T: std::hash::Hash>(keys: impl Iterator<Item = T>, bits: u32) -> usize {
-        let b = BuildHasherDefault::<IdHasher>::default();
+        let b = IdBuild::new();
         keys.map(|k| b.hash_one(k) & ((1 << bits) - 1)).collect::<HashSet<_>>().len()
     }
 
@@ -68,6 +97,15 @@ mod tests {
         // A ConnId is (index, generation): consecutive indexes, a few generations.
         let keys = (0..10_000u32).map(|i| (i, 1 + i % 3));
         assert!(low_bits(keys, 14) > 6_000);
+    }
+
+    // Two maps hash a key apart: a peer that learns where one put its keys learns nothing of
+    // another's (the multipliers are equal with odds of 2^-63).
+    #[test]
+    fn each_map_has_a_multiplier_of_its_own() {
+        let (a, b) = (IdBuild::new(), IdBuild::new());
+        assert_ne!(a.hash_one(7u64), b.hash_one(7u64));
+        assert_eq!(a.hash_one(7u64), a.hash_one(7u64));
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use compress::{Compression, Mode};
 pub use config::Config;
 pub use event_loop::Server;
 pub use handler::{Context, Handler};
-pub use idmap::{IdHasher, IdMap, id_map};
+pub use idmap::{IdBuild, IdHasher, IdMap, id_map};
 pub use mio::Waker;
 pub use process::{InputError, ProcId, Signal, Stream};
 pub use stats::Stats;
