@@ -1,8 +1,8 @@
 //! A hash map for ids this process hands out itself ([`ConnId`](super::ConnId)s, a tunnel's
 //! stream ids), looked up on every relayed message. The standard map's SipHash costs about a
 //! hundred instructions per lookup; a multiply-rotate hash (rustc's `FxHasher`, as `rustc-hash`
-//! 2 finishes it) costs a few. Its multiplier is drawn at random for each map (from std's
-//! `RandomState`, the OS's randomness), so where a peer does pick the keys (at an agent, the
+//! 2 finishes it) costs a few. Each map draws a random seed (from std's `RandomState`, the OS's
+//! randomness) that enters every key by XOR, so where a peer does pick the keys (at an agent, the
 //! stream ids are its controller's) it cannot aim them at one bucket without knowing it; and the
 //! live keys are capped there (`max_streams`). Still, do not key an [`IdMap`] by names or
 //! addresses: use the standard map.
@@ -14,21 +14,21 @@ use std::hash::{BuildHasher, Hasher};
 /// A map from ids; see the module docs.
 pub type IdMap<K, V> = HashMap<K, V, IdBuild>;
 
-/// An [`IdMap`] with nothing in it, and a multiplier of its own.
+/// An [`IdMap`] with nothing in it, and a seed of its own.
 pub fn id_map<K, V>() -> IdMap<K, V> {
     HashMap::with_hasher(IdBuild::new())
 }
 
-/// The hashers of one [`IdMap`]: its random odd multiplier.
+/// The hashers of one [`IdMap`]: its random seed.
 #[derive(Debug, Clone, Copy)]
 pub struct IdBuild {
-    k: u64,
+    seed: u64,
 }
 
 impl IdBuild {
-    /// A random multiplier (odd, so that multiplying loses no bit).
+    /// A random seed, from std's `RandomState` (the OS's randomness).
     pub fn new() -> Self {
-        Self { k: RandomState::new().hash_one(0x5eed_u64) | 1 }
+        Self { seed: RandomState::new().hash_one(0x5eed_u64) }
     }
 }
 
@@ -41,7 +41,7 @@ impl Default for IdBuild {
 impl BuildHasher for IdBuild {
     type Hasher = IdHasher;
     fn build_hasher(&self) -> IdHasher {
-        IdHasher { h: 0, k: self.k }
+        IdHasher { h: 0, seed: self.seed }
     }
 }
 
@@ -49,8 +49,11 @@ impl BuildHasher for IdBuild {
 #[derive(Debug, Clone, Copy)]
 pub struct IdHasher {
     h: u64,
-    k: u64,
+    seed: u64,
 }
+
+/// The multiplier: fixed and odd (a random one may spread badly; the seed varies instead).
+const K: u64 = 0xf135_7aea_2e62_a9c5;
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -62,7 +65,9 @@ impl Hasher for IdHasher {
         self.write_u64(u64::from(n));
     }
     fn write_u64(&mut self, n: u64) {
-        self.h = self.h.wrapping_add(n).wrapping_mul(self.k);
+        // The seed enters by XOR, which does not commute with the multiplication: ids a peer
+        // picks to collide under one seed do not under another.
+        self.h = self.h.wrapping_add(n ^ self.seed).wrapping_mul(K);
     }
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
@@ -100,9 +105,9 @@ mod tests {
     }
 
     // Two maps hash a key apart: a peer that learns where one put its keys learns nothing of
-    // another's (the multipliers are equal with odds of 2^-63).
+    // another's (the seeds are equal with odds of 2^-64).
     #[test]
-    fn each_map_has_a_multiplier_of_its_own() {
+    fn each_map_has_a_seed_of_its_own() {
         let (a, b) = (IdBuild::new(), IdBuild::new());
         assert_ne!(a.hash_one(7u64), b.hash_one(7u64));
         assert_eq!(a.hash_one(7u64), a.hash_one(7u64));
