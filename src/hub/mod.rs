@@ -497,9 +497,7 @@ impl Hub {
         params: &Value,
     ) -> Outcome {
         let name = channel_param(params)?;
-        if params.get("since").is_some_and(|s| s.as_u64().is_none()) {
-            return Err(bad("since must be a sequence number"));
-        }
+        since_param(params)?;
         let client = self.clients.get_mut(&id).ok_or_else(|| bad("no client"))?;
         let already = client.channels.iter().any(|c| **c == *name);
         if !already && client.channels.len() >= self.config.max_channels_per_connection {
@@ -806,10 +804,7 @@ impl Hub {
     /// A `history` command's `since` and `limit`.
     fn history_params(&self, params: &Value) -> Result<(u64, usize), (&'static str, String)> {
         channel_param(params)?;
-        let since = match params.get("since") {
-            None => 0,
-            Some(v) => v.as_u64().ok_or_else(|| bad("since must be a sequence number"))?,
-        };
+        let since = since_param(params)?.unwrap_or(0);
         let limit = match params.get("limit") {
             None => self.config.history,
             Some(v) => v.as_u64().ok_or_else(|| bad("limit must be a count"))? as usize,
@@ -926,6 +921,14 @@ type Outcome = Result<String, (&'static str, String)>;
 
 fn bad(message: &str) -> (&'static str, String) {
     ("invalid_params", message.to_string())
+}
+
+/// A command's `since`, if it has one: a sequence number.
+fn since_param(params: &Value) -> Result<Option<u64>, (&'static str, String)> {
+    params
+        .get("since")
+        .map(|s| s.as_u64().ok_or_else(|| bad("since must be a sequence number")))
+        .transpose()
 }
 
 fn channel_param(params: &Value) -> Result<&str, (&'static str, String)> {

@@ -29,7 +29,9 @@ use crate::warn;
 
 use super::broker::{Broker, Got, Which};
 use super::channel::valid_name;
-use super::{Hub, Id, Outcome, bad, channel_entry, channel_param, followers, now_ms, reply};
+use super::{
+    Hub, Id, Outcome, bad, channel_entry, channel_param, followers, now_ms, reply, since_param,
+};
 
 /// The code of an answer refused because Redis is not there.
 const UNAVAILABLE: &str = "unavailable";
@@ -908,10 +910,7 @@ impl Hub {
     ) -> Option<Outcome> {
         let checked = (|| {
             let name = channel_param(params)?;
-            let since = match params.get("since") {
-                None => None,
-                Some(s) => Some(s.as_u64().ok_or_else(|| bad("since must be a sequence number"))?),
-            };
+            let since = since_param(params)?;
             Ok((name, since, epoch_param(params)?))
         })();
         let (name, since, epoch) = match checked {
