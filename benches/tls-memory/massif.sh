@@ -37,7 +37,11 @@ for _ in $(seq 120); do
     sleep 0.5
 done
 [ -n "$port" ] || { echo "massif.sh: weir did not start:" >&2; cat "$tmp/weir.log" >&2; exit 1; }
-vgdb --pid="$vpid" detailed_snapshot "$tmp/before" >/dev/null
+snapshot() { # vgdb says "sending command ..." on stderr
+    vgdb --pid="$vpid" detailed_snapshot "$1" >/dev/null 2>&1 || true
+    [ -s "$1" ] || { echo "massif.sh: no snapshot from vgdb" >&2; exit 1; }
+}
+snapshot "$tmp/before"
 "$loadgen" idle --conns "$n" --pid "$vpid" --hold 600 --open-concurrency 8 \
     --url "wss://127.0.0.1:$port/echo" --ca "$tls/ca.pem" >"$tmp/loadgen.log" 2>&1 &
 lpid=$!
@@ -49,5 +53,5 @@ for _ in $(seq 600); do
 done
 [ "$(grep -c ' open id=' "$tmp/weir.log" || true)" -ge "$n" ] || { echo "massif.sh: not all $n opened" >&2; exit 1; }
 sleep 2 # the last handshakes' session tickets written
-vgdb --pid="$vpid" detailed_snapshot "$tmp/after" >/dev/null
+snapshot "$tmp/after"
 python3 "$root/benches/tls-memory/massif-diff.py" "$tmp/before" "$tmp/after" "$n"
