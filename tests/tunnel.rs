@@ -816,10 +816,16 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
 /// A controller routing `prefix` to agent `home`'s `web`, and that agent exposing `web` as
 /// `http://127.0.0.1:{port}{base}` (plain requests and upgrades both), once its tunnel is up.
 fn http_tunnel(prefix: &str, port: u16, base: &str) -> (Binary, Binary) {
+    http_tunnel_with(prefix, port, base, &[])
+}
+
+/// [`http_tunnel`], the controller with `flags` too.
+fn http_tunnel_with(prefix: &str, port: u16, base: &str, flags: &[&str]) -> (Binary, Binary) {
     let tokens = token_file(TOKEN);
     let mut cmd = weir(&["--listen", "127.0.0.1:0", "--log-level", "info"]);
     cmd.args(["--tunnel-token-file", tokens.to_str().unwrap()]);
     cmd.args(["--route", &format!("{prefix}=tunnel://home/web")]);
+    cmd.args(flags);
     let ctrl = Binary::spawn(cmd);
     let url = format!("ws://{}/_tunnel", ctrl.addr);
     let expose = format!("web=http://127.0.0.1:{port}{base}");
@@ -962,4 +968,30 @@ fn a_plain_request_whose_tunnel_drops_before_the_answer_is_502() {
     let r = c.response();
     assert_eq!(r.status, 502, "{r:?}");
     ctrl.log_with("tunnel disconnected", TIMEOUT);
+}
+
+/// A service that takes the connection and the request but never answers: the client gets 504
+/// once `--tunnel-response-timeout` has passed since its request (not before), logged; the
+/// stream is ended, so the agent closes its connection to the service.
+#[test]
+fn a_service_that_never_answers_gets_its_client_a_504_after_the_response_timeout() {
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = service.local_addr().unwrap().port();
+    let flags = ["--tunnel-response-timeout", "1s"];
+    let (ctrl, _agent) = http_tunnel_with("/kuma", port, "/", &flags);
+    let mut c = http::Http::connect(ctrl.addr);
+    let asked = std::time::Instant::now();
+    c.send(&http::build("GET", "/kuma/slow", &[], None));
+    // The agent dials the service and writes the request; the service reads it and says nothing.
+    let (mut up, _) = service.accept().unwrap();
+    up.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let head = common::read_head(&mut up);
+    assert!(head.starts_with("GET /slow HTTP/1.1"), "{head}");
+    let r = c.response();
+    let waited = asked.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(waited >= Duration::from_secs(1), "504 before the timeout: {waited:?}");
+    ctrl.log_with("tunnel http failed", TIMEOUT);
+    // The stream is gone at the agent too: its connection to the service is closed.
+    common::expect_eof(&mut up, TIMEOUT);
 }
