@@ -26,7 +26,9 @@ loadgen SCENARIO [FLAGS]
 
 Scenarios:
   echo      --conns N --inflight W --size S --kind text|binary [--raw] [--check-every K]
-            N connections, W messages in flight on each; msg/s and MB/s. --check-every K
+            [--open-concurrency K]
+            N connections (opened K at a time, default 512, within 300 s), W messages in
+            flight on each; msg/s and MB/s. --check-every K
             (default 1): every echo is read and compared whole. K > 1, for sizes over 4 KiB:
             every K-th echo of a connection is compared whole; the others have their header,
             sequence tag and first 4 KiB compared and the rest discarded by the kernel unread
@@ -124,7 +126,8 @@ struct Args {
     pids: Vec<u32>,
     hold: f64,
     check_every: u64,
-    open_concurrency: usize,
+    /// Connections still handshaking at once while opening (each scenario has its default).
+    open_concurrency: Option<usize>,
     mode: String,
     subs: usize,
     redis_pid: Option<u32>,
@@ -178,7 +181,7 @@ fn parse_args() -> Result<Args, String> {
         pids: Vec::new(),
         hold: 5.0,
         check_every: 1,
-        open_concurrency: 256,
+        open_concurrency: None,
         mode: "weir".into(),
         subs: 1000,
         redis_pid: None,
@@ -234,7 +237,7 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pids = v.split(',').map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
             "--hold" => a.hold = num(&v)?,
             "--check-every" => a.check_every = (int(&v)? as u64).max(1),
-            "--open-concurrency" => a.open_concurrency = int(&v)?,
+            "--open-concurrency" => a.open_concurrency = Some(int(&v)?.max(1)),
             "--mode" => a.mode = v,
             "--subs" => a.subs = int(&v)?,
             "--pids" => a.pids = v.split(',').filter(|s| !s.is_empty()).map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
@@ -373,7 +376,8 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let mut e = Engine::new(addr, &host, &path, tls, tpl, a.raw, inflight, 64 * 1024)?;
     e.ctx.check_every = a.check_every;
     e.ctx.deflate = a.deflate;
-    open_all(&mut e, conns, 512, Duration::from_secs(30))?;
+    // 10,000 streams through ssh -R open at about 100 a second (docs/tunnel.md).
+    open_all(&mut e, conns, a.open_concurrency.unwrap_or(512), Duration::from_secs(300))?;
     let t0 = Instant::now();
     e.run_until(t0 + secs(a.warmup))?;
     let (r0, m0) = (e.ctx.received, Instant::now());
@@ -474,7 +478,7 @@ fn idle(a: &Args) -> Result<String, String> {
     let mut e = Engine::new(addr, &host, &path, tls, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
     let t_open = Instant::now();
     // 300 s: 10,000 streams through ssh -R take about 100 s to open on a loaded machine.
-    open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(300))?;
+    open_all(&mut e, n, a.open_concurrency.unwrap_or(256), Duration::from_secs(300))?;
     let open_secs = t_open.elapsed().as_secs_f64();
     // Settle: sample once a second until two samples agree within 1% (at most 10 samples).
     let mut after_each = rss()?;
@@ -543,7 +547,7 @@ fn fanout(a: &Args) -> Result<String, String> {
         size: a.size,
         warmup: secs(a.warmup),
         duration: secs(a.duration),
-        open_concurrency: a.open_concurrency,
+        open_concurrency: a.open_concurrency.unwrap_or(256),
         pids: a.pids.clone(),
         redis_pid: a.redis_pid,
     };
