@@ -131,10 +131,15 @@ impl ServerFrame {
 /// frame must not be masked (RFC 6455 §5.1). Bounded by the socket's read timeout.
 pub fn read_frame(s: &mut TcpStream) -> Option<ServerFrame> {
     let mut h = [0u8; 2];
-    match s.read(&mut h[..1]) {
-        Ok(0) => return None,
-        Ok(_) => {}
-        Err(e) => panic!("reading a frame: {e}"),
+    loop {
+        match s.read(&mut h[..1]) {
+            Ok(0) => return None,
+            Ok(_) => break,
+            // A signal to this process (SIGCHLD, when the test's own server spawned a child)
+            // is no answer: read again, as read_exact does.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading a frame: {e}"),
+        }
     }
     s.read_exact(&mut h[1..]).unwrap();
     assert_eq!(h[1] & 0x80, 0, "the server masked a frame");
