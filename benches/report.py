@@ -99,6 +99,7 @@ TUNNEL_METRICS = {
     + TUNNEL_CPU,
     "tunnel-idle1k": TUNNEL_IDLE,
     "tunnel-idle10k": TUNNEL_IDLE,
+    "tunnel-echo10k": TUNNEL_ECHO + TUNNEL_CPU,
 }
 DESCRIPTION.update({
     "tunnel-echo64": "echo along each path, 64 B text, 100 conns x 16 in flight",
@@ -108,6 +109,7 @@ DESCRIPTION.update({
     "tunnel-connrate": "connect + upgrade + close handshake along each path, 32 at once",
     "tunnel-idle1k": "RSS per idle stream on each end (VmRSS delta / streams), 1,000 upgraded connections",
     "tunnel-idle10k": "RSS per idle stream on each end (VmRSS delta / streams), 10,000 upgraded connections",
+    "tunnel-echo10k": "echo along each path, 64 B text, 10,000 conns x 1 in flight (opened 64 at a time)",
 })
 
 

@@ -13,7 +13,8 @@
 #                     tls-echo64 tls-echo16k tls-connrate tls-idle10k
 #                     echo1k-deflate idle10k-deflate fanout10k-redis fanout10k-redis-paced
 #                     tunnel-echo64 tunnel-echo1m tunnel-latency64 tunnel-connrate
-#                     tunnel-idle1k tunnel-idle10k (these only when named: see below)
+#                     tunnel-idle1k tunnel-idle10k tunnel-echo10k (these only when named: see
+#                     below)
 #   --peers LIST      servers, comma-separated; weir is always run (it is the A side);
 #                     `--peers weir` runs weir alone. Default: every peer that is built:
 #                     raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo
@@ -104,7 +105,11 @@
 # apt-get install -y openssh-server; the script makes /run/sshd, sshd's privilege-separation
 # directory, if missing); weir-tunnel needs a weir with `weir tunnel`.
 # Scenarios: tunnel-echo64, tunnel-echo1m, tunnel-latency64, tunnel-connrate as echo64,
-# echo1m, latency64, connrate; tunnel-idle1k and tunnel-idle10k: 1,000 and 10,000 idle streams.
+# echo1m, latency64, connrate; tunnel-idle1k and tunnel-idle10k: 1,000 and 10,000 idle streams;
+# tunnel-echo10k: 10,000 streams each echoing 64 B text, 1 in flight (opened 64 at a time, as
+# tunnel-idle10k: ssh -R resets some of 256 at once). Every process of a path stays under the
+# 20,000-descriptor limit (ulimit -n): loadgen and the public end hold 10,000 connections each,
+# the agent end 10,000 to the service plus its tunnel, the service 10,000.
 # Not in the default list: benches/run.sh --only tunnel-echo64,tunnel-echo1m,tunnel-latency64,\
 #   tunnel-connrate,tunnel-idle1k,tunnel-idle10k --peers ssh-r,weir-tunnel,weir-tunnel-tls
 #
@@ -119,7 +124,7 @@ PLAIN_SCENARIOS="echo64 echo16k echo1m latency64 connrate idle10k idle19500 fano
 TLS_SCENARIOS="tls-echo64 tls-echo16k tls-connrate tls-idle10k"
 DEFLATE_SCENARIOS="echo1k-deflate idle10k-deflate"
 REDIS_SCENARIOS="fanout10k-redis fanout10k-redis-paced"
-TUNNEL_SCENARIOS="tunnel-echo64 tunnel-echo1m tunnel-latency64 tunnel-connrate tunnel-idle1k tunnel-idle10k"
+TUNNEL_SCENARIOS="tunnel-echo64 tunnel-echo1m tunnel-latency64 tunnel-connrate tunnel-idle1k tunnel-idle10k tunnel-echo10k"
 ALL_SCENARIOS="$PLAIN_SCENARIOS $TLS_SCENARIOS $DEFLATE_SCENARIOS $REDIS_SCENARIOS $TUNNEL_SCENARIOS"
 ECHO_PEERS="raw-tcp-echo tokio-tungstenite-echo fastwebsockets-echo ws-echo uws-echo"
 FANOUT_PEERS="uws-pubsub"
@@ -693,6 +698,7 @@ scenario_args() {
         # Through a tunnel: 64 streams opening at once (ssh -R reset some of 256).
         tunnel-idle1k) echo "idle --conns 1000" ;;
         tunnel-idle10k) echo "idle --conns 10000 --open-concurrency 64" ;;
+        tunnel-echo10k) echo "echo --conns 10000 --inflight 1 --size 64 --kind text --open-concurrency 64" ;;
         tunnel-*) scenario_args "${1#tunnel-}" ;;
         # 1 KiB of JSON, compressed each way (loadgen --deflate: it compresses its messages once
         # and inflates every echo with zlib).

@@ -276,6 +276,7 @@ fn serve(opts: Options) -> ExitCode {
                 routes: opts.tunnel_routes.clone(),
                 hosts: opts.tunnel_hosts.clone(),
                 session: weir::proto::tunnel::Config::default(),
+                response_timeout: opts.tunnel_response_timeout,
             },
         ));
     }

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Binary, close_frame, frame, read_frame, read_head, status};
+use common::{Binary, close_frame, frame, read_frame, read_head, rss, status};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -83,18 +83,6 @@ fn json_str<'a>(json: &'a str, name: &str) -> Option<&'a str> {
     let start = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
     let len = json[start..].find('"')?;
     Some(&json[start..start + len])
-}
-
-/// The VmRSS of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 // ---------------------------------------------------------------------------------------------

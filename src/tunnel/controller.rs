@@ -40,7 +40,8 @@ const FORWARDED: &[&str] = &[
 ];
 
 /// How long a plain request's service has to begin its response, from the request head or
-/// the last piece of its body (504 after).
+/// the last piece of its body (504 after), unless `--tunnel-response-timeout` says otherwise:
+/// longer than a long poll's wait (Socket.IO's `pingInterval`, 25 s, answers an idle poll).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A plain HTTP exchange relayed through a tunnel stream: the HTTP is done here
@@ -134,6 +135,8 @@ pub struct ControllerConfig {
     pub hosts: Vec<String>,
     /// Each tunnel's limits (streams, window, open deadline).
     pub session: Config,
+    /// How long a plain request's service has to begin its response (`RESPONSE_TIMEOUT`).
+    pub response_timeout: Duration,
 }
 
 /// One agent's figures, for `/metrics` and `/api/tunnels`.
@@ -597,7 +600,7 @@ impl Controller {
                     tunnel.fin(ctx, client);
                 }
                 self.names.insert(client, r.agent.clone());
-                let deadline = ctx.now() + RESPONSE_TIMEOUT;
+                let deadline = ctx.now() + self.config.response_timeout;
                 let p = Plain { agent: r.agent, exchange, fin_sent, deadline, via: r.via };
                 self.plain.insert(client, p);
             }
@@ -629,7 +632,7 @@ impl Controller {
         };
         if n > 0 {
             // An upload in progress is not a silent service: it may answer once it is whole.
-            p.deadline = ctx.now() + RESPONSE_TIMEOUT;
+            p.deadline = ctx.now() + self.config.response_timeout;
         }
         let fin = p.exchange.request_done() && !std::mem::replace(&mut p.fin_sent, true);
         if let Some(t) = self.tunnels.get_mut(&p.agent) {

@@ -131,10 +131,15 @@ impl ServerFrame {
 /// frame must not be masked (RFC 6455 §5.1). Bounded by the socket's read timeout.
 pub fn read_frame(s: &mut TcpStream) -> Option<ServerFrame> {
     let mut h = [0u8; 2];
-    match s.read(&mut h[..1]) {
-        Ok(0) => return None,
-        Ok(_) => {}
-        Err(e) => panic!("reading a frame: {e}"),
+    loop {
+        match s.read(&mut h[..1]) {
+            Ok(0) => return None,
+            Ok(_) => break,
+            // A signal to this process (SIGCHLD, when the test's own server spawned a child)
+            // is no answer: read again, as read_exact does.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading a frame: {e}"),
+        }
     }
     s.read_exact(&mut h[1..]).unwrap();
     assert_eq!(h[1] & 0x80, 0, "the server masked a frame");
@@ -240,6 +245,21 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// How many descriptors process `pid` has open (/proc/PID/fd).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS` in /proc/PID/status).
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
+    kib * 1024
 }
 
 /// The `weir` binary with `args`, its stdin and stdout closed and its stderr piped.

@@ -1,6 +1,7 @@
 //! `loadgen hostile`: weir under hostile peers, one scenario at a time, each beside a canary
-//! connection that echoes 64 B messages on /echo. For every scenario: the server's RSS growth
-//! over the baseline taken before the first one (peak of samples every 20 ms), and the canary's
+//! connection that echoes 64 B messages on /echo (or `--canary-path`). For every scenario: the
+//! RSS growth of each process watched (`--pid`: the server, or a tunnel's two ends) over the
+//! baseline taken before the first one (peak of samples every 20 ms), and the canary's
 //! round-trip p50/p99. Plain blocking sockets, each with read and write timeouts; every loop is
 //! bounded in count and in time.
 
@@ -25,7 +26,13 @@ const WARM_UP: u64 = 20;
 pub struct Config {
     pub addr: SocketAddr,
     pub host: String,
-    pub pid: u32,
+    /// The processes whose RSS is watched (the server; a tunnel's controller and agent).
+    pub pids: Vec<u32>,
+    /// Where the canary echoes.
+    pub canary_path: String,
+    /// tunnel-stall: the path of a long download (through a tunnel) that is read a little, then
+    /// not at all.
+    pub stall_path: String,
     /// Scenarios to run (flood-echo, flood-ws, history, events, half-close); empty = all.
     pub only: Vec<String>,
     /// Pings each flood sends, at most.
@@ -36,6 +43,7 @@ pub struct Config {
     pub hold_secs: f64,
     pub flood_bound: u64,
     pub amp_bound: u64,
+    pub stall_bound: u64,
     pub p99_ms: f64,
 }
 
@@ -141,7 +149,7 @@ impl Frames {
     }
 }
 
-/// Round trips of 64 B binary messages on /echo, one in flight, one every millisecond, until
+/// Round trips of 64 B binary messages on the canary path, one in flight, one every millisecond, until
 /// stopped (or at most 10 minutes). The first 20 (a new connection's first round trips, cold)
 /// are not counted.
 struct Canary {
@@ -152,7 +160,7 @@ struct Canary {
 
 impl Canary {
     fn start(cfg: &Config) -> Result<Canary, String> {
-        let (s, rest) = upgraded(cfg, "/echo", None)?;
+        let (s, rest) = upgraded(cfg, &cfg.canary_path, None)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let done = Arc::new(AtomicU64::new(0));
@@ -425,6 +433,59 @@ fn half_close(cfg: &Config) -> Result<String, String> {
     }
 }
 
+/// A download being read: its connection, and how many bytes after its head were read.
+struct Download {
+    s: TcpStream,
+    read: usize,
+}
+
+impl Download {
+    /// Reads until `n` more bytes came (or the deadline passed, or EOF): how many came.
+    fn read(&mut self, n: usize, deadline: Instant) -> Result<usize, String> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < n && Instant::now() < deadline {
+            match self.s.read(&mut chunk[..(n - got).min(64 * 1024)]) {
+                Ok(0) => return Err(format!("the download ended after {} bytes", self.read + got)),
+                Ok(k) => got += k,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e) => return Err(format!("reading the download after {} bytes: {e}", self.read + got)),
+            }
+        }
+        self.read += got;
+        Ok(got)
+    }
+}
+
+/// A `GET` of `cfg.stall_path` (a long download, 1 GB through a tunnel), SO_RCVBUF 64 KiB: its
+/// head and 1 MiB of its body read, then nothing for `cfg.hold_secs`; then 1 MiB more must come
+/// within 5 s (the stream was stalled, not cut).
+fn stalled_download(cfg: &Config) -> Result<String, String> {
+    const SOME: usize = 1 << 20;
+    let mut s = connect(cfg.addr, Some(64 * 1024))?;
+    let req = format!("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", cfg.stall_path, cfg.host);
+    s.write_all(req.as_bytes()).map_err(|e| format!("GET {}: {e}", cfg.stall_path))?;
+    let (head, rest) = read_head(&mut s)?;
+    let status = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(format!("GET {}: {status}", cfg.stall_path));
+    }
+    let mut d = Download { s, read: rest.len() };
+    let first = d.read(SOME.saturating_sub(d.read), Instant::now() + IO_TIMEOUT)?;
+    std::thread::sleep(Duration::from_secs_f64(cfg.hold_secs));
+    let more = d.read(SOME, Instant::now() + IO_TIMEOUT)?;
+    if more < SOME {
+        return Err(format!("after the stall only {more} more bytes came within {IO_TIMEOUT:?}"));
+    }
+    Ok(format!(
+        "GET {}: {} bytes read, then none for {:.0} s; then {} more within {IO_TIMEOUT:?}",
+        cfg.stall_path,
+        first + rest.len(),
+        cfg.hold_secs,
+        more
+    ))
+}
+
 struct Outcome {
     name: String,
     ok: bool,
@@ -437,13 +498,15 @@ fn alive(pid: u32) -> bool {
 /// Runs `attack` beside a canary and an RSS sampler, prints one line, and says whether it
 /// passed: RSS growth over `baseline` within `bound` (when there is one), the canary's p99
 /// within the bound, the attack itself fine.
-fn scenario(cfg: &Config, baseline: u64, name: &str, bound: Option<u64>, attack: impl FnOnce() -> Result<String, String> + Send) -> Outcome {
-    let start = sys::rss_bytes(cfg.pid).unwrap_or(baseline);
-    let peak = Peak::start(cfg.pid);
+fn scenario(cfg: &Config, baselines: &[u64], name: &str, bound: Option<u64>, attack: impl FnOnce() -> Result<String, String> + Send) -> Outcome {
+    let starts: Vec<u64> = cfg.pids.iter().zip(baselines).map(|(&p, &b)| sys::rss_bytes(p).unwrap_or(b)).collect();
+    let peaks: Vec<Peak> = cfg.pids.iter().map(|&p| Peak::start(p)).collect();
     let canary = match Canary::start(cfg) {
         Ok(c) => c,
         Err(e) => {
-            let _ = peak.finish(cfg.pid);
+            for (peak, &pid) in peaks.into_iter().zip(&cfg.pids) {
+                let _ = peak.finish(pid);
+            }
             println!("{name}: FAIL: the canary could not connect: {e}");
             return Outcome { name: name.into(), ok: false };
         }
@@ -461,8 +524,7 @@ fn scenario(cfg: &Config, baseline: u64, name: &str, bound: Option<u64>, attack:
             .unwrap_or_else(|_| Err("the attack thread panicked".into()))
     });
     let (p50, p99, samples, canary_err) = canary.finish();
-    let peak = peak.finish(cfg.pid);
-    let growth = peak.saturating_sub(baseline);
+    let peaks: Vec<u64> = peaks.into_iter().zip(&cfg.pids).map(|(peak, &pid)| peak.finish(pid)).collect();
     let mut fails = Vec::new();
     let detail = match &result {
         Ok(d) => format!("; {d}"),
@@ -471,10 +533,21 @@ fn scenario(cfg: &Config, baseline: u64, name: &str, bound: Option<u64>, attack:
             String::new()
         }
     };
-    if let Some(b) = bound
-        && growth > b
-    {
-        fails.push(format!("RSS grew {:.1} MiB, over {:.1} MiB", growth as f64 / MIB, b as f64 / MIB));
+    let mut rss = Vec::new();
+    for (((&pid, &baseline), &start), &peak) in cfg.pids.iter().zip(baselines).zip(&starts).zip(&peaks) {
+        let growth = peak.saturating_sub(baseline);
+        let who = if cfg.pids.len() > 1 { format!("pid {pid}: ") } else { String::new() };
+        if let Some(b) = bound
+            && growth > b
+        {
+            fails.push(format!("{who}RSS grew {:.1} MiB, over {:.1} MiB", growth as f64 / MIB, b as f64 / MIB));
+        }
+        rss.push(format!(
+            "{who}RSS +{:.1} MiB over the baseline (peak {:.1} MiB, +{:.1} MiB during this scenario)",
+            growth as f64 / MIB,
+            peak as f64 / MIB,
+            peak.saturating_sub(start) as f64 / MIB
+        ));
     }
     if let Some(e) = canary_err {
         fails.push(e);
@@ -482,21 +555,21 @@ fn scenario(cfg: &Config, baseline: u64, name: &str, bound: Option<u64>, attack:
     if samples == 0 || p99 > cfg.p99_ms {
         fails.push(format!("canary p99 {p99:.2} ms, over {:.2} ms", cfg.p99_ms));
     }
-    if !alive(cfg.pid) {
-        fails.push("the server died".into());
+    for &pid in &cfg.pids {
+        if !alive(pid) {
+            fails.push(format!("the server (pid {pid}) died"));
+        }
     }
     let bound_text = bound.map_or("no bound".into(), |b| format!("bound {:.0} MiB", b as f64 / MIB));
     println!(
-        "{name}: RSS +{:.1} MiB over the baseline (peak {:.1} MiB, +{:.1} MiB during this scenario; {bound_text}); canary p50 {p50:.2} ms, p99 {p99:.2} ms ({samples} round trips){detail}{}",
-        growth as f64 / MIB,
-        peak as f64 / MIB,
-        peak.saturating_sub(start) as f64 / MIB,
+        "{name}: {} ({bound_text}); canary p50 {p50:.2} ms, p99 {p99:.2} ms ({samples} round trips){detail}{}",
+        rss.join(", "),
         if fails.is_empty() { ": ok".to_string() } else { format!(": FAIL: {}", fails.join("; ")) }
     );
     Outcome { name: name.into(), ok: fails.is_empty() }
 }
 
-pub const SCENARIOS: [&str; 5] = ["flood-echo", "flood-ws", "history", "events", "half-close"];
+pub const SCENARIOS: [&str; 6] = ["flood-echo", "flood-ws", "history", "events", "half-close", "tunnel-stall"];
 
 /// Runs the chosen scenarios; Err (exit 1) names those that failed.
 pub fn run(cfg: &Config) -> Result<String, String> {
@@ -505,9 +578,15 @@ pub fn run(cfg: &Config) -> Result<String, String> {
             return Err(format!("unknown hostile scenario {s:?} (known: {})", SCENARIOS.join(", ")));
         }
     }
-    let want = |s: &str| cfg.only.is_empty() || cfg.only.iter().any(|o| o == s);
-    let baseline = sys::rss_bytes(cfg.pid)?;
-    println!("hostile: server pid {}, baseline RSS {:.1} MiB", cfg.pid, baseline as f64 / MIB);
+    // tunnel-stall needs a tunnel in front (benches/hostile.sh makes one): only when named.
+    let want = |s: &str| (cfg.only.is_empty() && s != "tunnel-stall") || cfg.only.iter().any(|o| o == s);
+    let mut baselines = Vec::new();
+    for &pid in &cfg.pids {
+        let b = sys::rss_bytes(pid)?;
+        println!("hostile: pid {pid}, baseline RSS {:.1} MiB", b as f64 / MIB);
+        baselines.push(b);
+    }
+    let baseline = &baselines[..];
     let channel = "hostile";
     let mut out = Vec::new();
     if want("flood-echo") {
@@ -518,7 +597,7 @@ pub fn run(cfg: &Config) -> Result<String, String> {
     }
     if want("history") || want("events") {
         fill_history(cfg, channel, 100, 60_000)?;
-        println!("history: 100 x 60 KB published to {channel:?}; RSS {:.1} MiB", sys::rss_bytes(cfg.pid)? as f64 / MIB);
+        println!("history: 100 x 60 KB published to {channel:?}; RSS {:.1} MiB", sys::rss_bytes(cfg.pids[0])? as f64 / MIB);
     }
     if want("history") {
         out.push(scenario(cfg, baseline, "history amplification", Some(cfg.amp_bound), || history_amplification(cfg, channel)));
@@ -529,9 +608,13 @@ pub fn run(cfg: &Config) -> Result<String, String> {
     if want("half-close") {
         out.push(scenario(cfg, baseline, "half-close", None, || half_close(cfg)));
     }
+    if want("tunnel-stall") {
+        out.push(scenario(cfg, baseline, "stalled download", Some(cfg.stall_bound), || stalled_download(cfg)));
+    }
     let failed: Vec<&str> = out.iter().filter(|o| !o.ok).map(|o| o.name.as_str()).collect();
     let json = format!(
-        "{{\"scenario\":\"hostile\",\"baseline_rss\":{baseline},\"run\":{},\"failed\":{}}}",
+        "{{\"scenario\":\"hostile\",\"baseline_rss\":{},\"run\":{},\"failed\":{}}}",
+        baselines[0],
         out.len(),
         failed.len()
     );

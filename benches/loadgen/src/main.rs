@@ -26,7 +26,9 @@ loadgen SCENARIO [FLAGS]
 
 Scenarios:
   echo      --conns N --inflight W --size S --kind text|binary [--raw] [--check-every K]
-            N connections, W messages in flight on each; msg/s and MB/s. --check-every K
+            [--open-concurrency K]
+            N connections (opened K at a time, default 512, within 300 s), W messages in
+            flight on each; msg/s and MB/s. --check-every K
             (default 1): every echo is read and compared whole. K > 1, for sizes over 4 KiB:
             every K-th echo of a connection is compared whole; the others have their header,
             sequence tag and first 4 KiB compared and the rest discarded by the kernel unread
@@ -51,20 +53,27 @@ Scenarios:
             at least 46). Latency = receive time - t, on every 1/100th subscriber. --pids: the
             servers' CPU over the measured window (summed) and deliveries per server
             CPU-second; --redis-pid: Redis's CPU, reported apart.
-  hostile   --pid PID [--scenarios LIST] [--pings N] [--flood-secs S] [--hold S]
-            [--flood-bound SIZE] [--amp-bound SIZE] [--p99-ms MS]
+  hostile   --pid PID[,PID...] [--scenarios LIST] [--pings N] [--flood-secs S] [--hold S]
+            [--flood-bound SIZE] [--amp-bound SIZE] [--stall-bound SIZE] [--p99-ms MS]
+            [--canary-path PATH] [--stall-path PATH]
             weir (the hub at /ws, echo at /echo, HTTP API) under hostile peers, one scenario at
-            a time, each beside a canary echoing 64 B messages on /echo (p50/p99 reported):
+            a time, each beside a canary echoing 64 B messages on /echo (--canary-path: another
+            path, e.g. an echo behind a tunnel route) (p50/p99 reported):
             flood-echo, flood-ws: one connection (SO_RCVBUF 4 KiB) that never reads sends N
               (default 3,000,000) masked 125 B pings, for at most S s (default 20);
             history: 100 x 60 KB published over HTTP, then 10 /ws connections that never read
               send 5 history commands each, then a pong every second for --hold s;
             events: 20 event streams from seq 0 of that channel, never read, for --hold s;
             half-close: a 5 MiB frame to /echo, close 1000, shutdown(SHUT_WR), 64 KiB receive
-              buffer: every echoed byte and the close 1000 must come back.
+              buffer: every echoed byte and the close 1000 must come back;
+            tunnel-stall (only when named): GET --stall-path (a 1 GB download through a
+              tunnel), 64 KiB receive buffer: 1 MiB of it read, then nothing for --hold s,
+              then 1 MiB more must come within 5 s; each PID's RSS within --stall-bound
+              (default 16MiB).
             Fails (exit 1) when the server's RSS grows over the baseline (VmRSS of PID before
             the first scenario) by more than --flood-bound (default 16MiB) in a flood or
-            --amp-bound (default 64MiB) in history/events, when the canary's p99 passes
+            --amp-bound (default 64MiB) in history/events (each PID's: a tunnel's two ends),
+            when the canary's p99 passes
             --p99-ms (default 5), when the half-close echo is incomplete, or the server dies.
             --scenarios: comma-separated, default all (benches/hostile.sh runs it).
 
@@ -94,7 +103,8 @@ Common flags:
                                    show which side was the bottleneck. Several pids (a service
                                    behind a tunnel and the tunnel's two ends): the CPU and, for
                                    idle, the RSS are summed, and also reported per pid in that
-                                   order (cpu_by_pid, bytes_per_conn_by_pid); hostile takes one
+                                   order (cpu_by_pid, bytes_per_conn_by_pid); hostile
+                                   watches each one's RSS
 
 Sizes accept a suffix: 64, 16KiB, 1MiB. Prints one human line and `RESULT {json}` (over TLS
 with \"tls\": the version, suite and group negotiated).
@@ -116,7 +126,8 @@ struct Args {
     pids: Vec<u32>,
     hold: f64,
     check_every: u64,
-    open_concurrency: usize,
+    /// Connections still handshaking at once while opening (each scenario has its default).
+    open_concurrency: Option<usize>,
     mode: String,
     subs: usize,
     redis_pid: Option<u32>,
@@ -127,6 +138,9 @@ struct Args {
     flood_secs: f64,
     flood_bound: usize,
     amp_bound: usize,
+    stall_bound: usize,
+    canary_path: String,
+    stall_path: String,
     p99_ms: f64,
     tls: bool,
     ca: Option<String>,
@@ -167,7 +181,7 @@ fn parse_args() -> Result<Args, String> {
         pids: Vec::new(),
         hold: 5.0,
         check_every: 1,
-        open_concurrency: 256,
+        open_concurrency: None,
         mode: "weir".into(),
         subs: 1000,
         redis_pid: None,
@@ -178,6 +192,9 @@ fn parse_args() -> Result<Args, String> {
         flood_secs: 20.0,
         flood_bound: 16 << 20,
         amp_bound: 64 << 20,
+        stall_bound: 16 << 20,
+        canary_path: "/echo".into(),
+        stall_path: String::new(),
         p99_ms: 5.0,
         tls: false,
         ca: None,
@@ -220,7 +237,7 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pids = v.split(',').map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
             "--hold" => a.hold = num(&v)?,
             "--check-every" => a.check_every = (int(&v)? as u64).max(1),
-            "--open-concurrency" => a.open_concurrency = int(&v)?,
+            "--open-concurrency" => a.open_concurrency = Some(int(&v)?.max(1)),
             "--mode" => a.mode = v,
             "--subs" => a.subs = int(&v)?,
             "--pids" => a.pids = v.split(',').filter(|s| !s.is_empty()).map(|p| int(p).map(|p| p as u32)).collect::<Result<_, _>>()?,
@@ -232,6 +249,9 @@ fn parse_args() -> Result<Args, String> {
             "--flood-secs" => a.flood_secs = num(&v)?,
             "--flood-bound" => a.flood_bound = parse_size(&v)?,
             "--amp-bound" => a.amp_bound = parse_size(&v)?,
+            "--stall-bound" => a.stall_bound = parse_size(&v)?,
+            "--canary-path" => a.canary_path = v,
+            "--stall-path" => a.stall_path = v,
             "--p99-ms" => a.p99_ms = num(&v)?,
             "--ca" => a.ca = Some(v),
             _ => return Err(format!("unknown flag {flag}")),
@@ -356,7 +376,8 @@ fn echo(a: &Args, latency: bool) -> Result<String, String> {
     let mut e = Engine::new(addr, &host, &path, tls, tpl, a.raw, inflight, 64 * 1024)?;
     e.ctx.check_every = a.check_every;
     e.ctx.deflate = a.deflate;
-    open_all(&mut e, conns, 512, Duration::from_secs(30))?;
+    // 10,000 streams through ssh -R open at about 100 a second (docs/tunnel.md).
+    open_all(&mut e, conns, a.open_concurrency.unwrap_or(512), Duration::from_secs(300))?;
     let t0 = Instant::now();
     e.run_until(t0 + secs(a.warmup))?;
     let (r0, m0) = (e.ctx.received, Instant::now());
@@ -457,7 +478,7 @@ fn idle(a: &Args) -> Result<String, String> {
     let mut e = Engine::new(addr, &host, &path, tls, Template::new(ws::OP_BINARY, 0), a.raw, 0, 512)?;
     let t_open = Instant::now();
     // 300 s: 10,000 streams through ssh -R take about 100 s to open on a loaded machine.
-    open_all(&mut e, n, a.open_concurrency.max(1), Duration::from_secs(300))?;
+    open_all(&mut e, n, a.open_concurrency.unwrap_or(256), Duration::from_secs(300))?;
     let open_secs = t_open.elapsed().as_secs_f64();
     // Settle: sample once a second until two samples agree within 1% (at most 10 samples).
     let mut after_each = rss()?;
@@ -526,7 +547,7 @@ fn fanout(a: &Args) -> Result<String, String> {
         size: a.size,
         warmup: secs(a.warmup),
         duration: secs(a.duration),
-        open_concurrency: a.open_concurrency,
+        open_concurrency: a.open_concurrency.unwrap_or(256),
         pids: a.pids.clone(),
         redis_pid: a.redis_pid,
     };
@@ -564,23 +585,28 @@ fn fanout(a: &Args) -> Result<String, String> {
 
 fn hostile(a: &Args) -> Result<String, String> {
     let (addr, host, _) = parse_url(&a.url)?;
-    let pid = match a.pids[..] {
-        [pid] => pid,
-        _ => return Err("hostile needs --pid PID (the server's, one)".into()),
-    };
+    if a.pids.is_empty() {
+        return Err("hostile needs --pid PID[,PID...] (the server's; a tunnel's two ends)".into());
+    }
+    if a.scenarios.iter().any(|s| s == "tunnel-stall") && !a.stall_path.starts_with('/') {
+        return Err("tunnel-stall needs --stall-path /PATH (a long download)".into());
+    }
     if a.pings > 100_000_000 || !(0.0..=600.0).contains(&a.flood_secs) || a.hold > 600.0 {
         return Err("--pings at most 100000000, --flood-secs and --hold at most 600".into());
     }
     hostile::run(&hostile::Config {
         addr,
         host,
-        pid,
+        pids: a.pids.clone(),
+        canary_path: a.canary_path.clone(),
+        stall_path: a.stall_path.clone(),
         only: a.scenarios.clone(),
         pings: a.pings,
         flood_secs: a.flood_secs,
         hold_secs: a.hold,
         flood_bound: a.flood_bound as u64,
         amp_bound: a.amp_bound as u64,
+        stall_bound: a.stall_bound as u64,
         p99_ms: a.p99_ms,
     })
 }
