@@ -27,7 +27,7 @@ use crate::proto::{CloseCode, MessageKind};
 use crate::proxy::Proxy;
 use crate::server::{
     ConnId, ConnectError, Connected, Context, Decision, Handler, IdMap, ProcId, Request, Response,
-    Stream, Tag, id_map,
+    Server, Stream, Tag, id_map,
 };
 use crate::tunnel::controller::Controller;
 use crate::{http, info};
@@ -121,6 +121,19 @@ pub struct App {
     buckets: IdMap<ConnId, (Bucket, bool)>,
     /// Open client WebSockets by kind, for `/metrics`.
     open: OpenByKind,
+}
+
+/// Runs the binary's server until it stops ([`Server::run`]).
+///
+/// Here rather than in `main.rs`: a generic is compiled again in every crate that instantiates
+/// it, so the runtime (`Server::run` and the loop under it) would be in the binary twice, once
+/// for this server and once for `weir client` and `weir tunnel` (docs/performance.md, "Binary
+/// size").
+///
+/// # Errors
+/// The poll itself fails.
+pub fn run(server: Server<App>) -> io::Result<()> {
+    server.run()
 }
 
 impl App {

@@ -305,7 +305,7 @@ fn serve(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match server.run() {
+    match weir::app::run(server) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("event loop failed", error = e);

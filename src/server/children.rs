@@ -6,8 +6,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::server::dispatch::{Owner, Then};
-use crate::server::event_loop::Server;
-use crate::server::handler::Handler;
+use crate::server::event_loop::Engine;
 use crate::server::process::{
     EXIT_LINGER, LeftGroup, OUTPUT_PER_TURN, ProcId, REAP_POLL, STDERR, STDIN, STDOUT, Stream,
     Turn, read_turn, split_token,
@@ -16,7 +15,7 @@ use crate::server::signal::{kill_group, signal_group};
 use crate::server::slab::Key;
 use crate::{debug, warn};
 
-impl<D: Default, H: Handler<D>> Server<H, D> {
+impl<D: Default> Engine<'_, D> {
     /// Readiness on one of a process's pipes.
     pub(super) fn on_process_event(&mut self, token: usize, event: &mio::event::Event) {
         let (key, pipe) = split_token(token);

@@ -50,9 +50,8 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// A server: listeners, the loop, and the application (`H`, with its data per connection
 /// `D`: see [`Context::data`]).
-pub struct Server<H, D = ()> {
+pub struct Server<H: ?Sized, D = ()> {
     pub(super) core: Core,
-    pub(super) handler: H,
     /// The handler's data per connection.
     pub(super) data: ConnData<D>,
     listeners: Vec<TcpListener>,
@@ -75,7 +74,15 @@ pub struct Server<H, D = ()> {
     /// When the handler's next tick is due.
     next_tick: Option<Duration>,
     expired: Vec<u64>,
+    /// Last, so that a `Server<H, D>` is also an `Engine` (`H` unsized to `dyn Handler<D>`):
+    /// the loop is compiled once for every application, not once per `H`.
+    pub(super) handler: H,
 }
+
+/// The server with its application behind `dyn Handler<D>`: what the loop's own methods are
+/// written for, so the binary holds one copy of the runtime whatever applications it has
+/// (a handler call costs one indirect call).
+pub(super) type Engine<'h, D> = Server<dyn Handler<D> + 'h, D>;
 
 /// What the operator reads when `addr` cannot be bound: with the way out when another
 /// process has the port.
@@ -153,7 +160,6 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 tls,
                 config,
             },
-            handler,
             data: ConnData::default(),
             listeners,
             addrs,
@@ -169,6 +175,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
             drain_deadline: None,
             next_tick: None,
             expired: Vec::new(),
+            handler,
         })
     }
 
@@ -205,6 +212,14 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
     /// # Errors
     /// The poll itself fails.
     pub fn run_until_stopped(&mut self) -> io::Result<()> {
+        let engine: &mut Engine<'_, D> = self;
+        engine.run_loop()
+    }
+}
+
+impl<D: Default> Engine<'_, D> {
+    /// [`Server::run_until_stopped`], compiled once.
+    fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let plain = self.core.config.listen.len();
         for (i, addr) in self.addrs.iter().enumerate() {
@@ -1119,13 +1134,13 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
 }
 
 /// The one way the handler is called (`dispatch.rs`).
-impl<D: Default, H: Handler<D>> Server<H, D> {
+impl<'h, D: Default> Engine<'h, D> {
     /// Calls the handler about `owner`; then as `then` says.
     pub(super) fn call<R>(
         &mut self,
         owner: Owner,
         then: Then,
-        f: impl FnOnce(&mut H, &mut Context<'_, D>) -> R,
+        f: impl FnOnce(&mut (dyn Handler<D> + 'h), &mut Context<'_, D>) -> R,
     ) -> R {
         let outer = std::mem::replace(&mut self.core.current, owner);
         let outer_new = self.core.new_tag.take();

@@ -10,11 +10,11 @@ use crate::server::api::{ConnId, ConnectError, Connected};
 use crate::server::compress::Pmd;
 use crate::server::conn::At;
 use crate::server::dispatch::Then;
-use crate::server::handler::Handler;
+use crate::server::event_loop::Engine;
 use crate::server::slab::Key;
 use crate::server::state::WsExt;
 
-impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
+impl<D: Default> Engine<'_, D> {
     /// A connecting socket became writable: returns whether the connect succeeded (and moves
     /// on to the handshake); on failure the connection is gone.
     pub(super) fn connected(&mut self, key: Key) -> bool {

@@ -16,12 +16,11 @@ use crate::debug;
 use crate::proto::Event;
 use crate::server::api::ConnId;
 use crate::server::dispatch::Then;
-use crate::server::event_loop::Server;
-use crate::server::handler::Handler;
+use crate::server::event_loop::Engine;
 use crate::server::slab::Key;
 use crate::server::state::ConnState;
 
-impl<D: Default, H: Handler<D>> Server<H, D> {
+impl<D: Default> Engine<'_, D> {
     /// Reads up to `want` payload bytes into the message of `key`; returns whether the socket
     /// may have more (`false`: drained, at EOF or failed).
     pub(super) fn read_payload_in_place(&mut self, key: Key, want: usize) -> bool {

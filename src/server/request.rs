@@ -13,7 +13,7 @@ use crate::server::compress::Pmd;
 use crate::server::conn::At;
 use crate::server::core::write_with;
 use crate::server::dispatch::Then;
-use crate::server::handler::Handler;
+use crate::server::event_loop::Engine;
 use crate::server::slab::Key;
 use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, Tcp, WsExt};
 use crate::{debug, info};
@@ -71,7 +71,7 @@ enum Outcome {
     Relayed,
 }
 
-impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
+impl<D: Default> Engine<'_, D> {
     /// `n` new bytes in the read buffer for connection `key`.
     pub(super) fn on_bytes(&mut self, key: Key, n: usize) {
         let core = &mut self.core;

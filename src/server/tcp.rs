@@ -28,7 +28,7 @@ use crate::server::api::ConnId;
 use crate::server::conn::Conn;
 use crate::server::core::Core;
 use crate::server::dispatch::Then;
-use crate::server::handler::Handler;
+use crate::server::event_loop::Engine;
 use crate::server::process::InputError;
 use crate::server::slab::Key;
 use crate::server::state::{ConnState, Tcp};
@@ -113,7 +113,7 @@ impl Core {
     }
 }
 
-impl<D: Default, H: Handler<D>> crate::server::Server<H, D> {
+impl<D: Default> Engine<'_, D> {
     /// The connect finished: the connection reads and writes from now on.
     pub(super) fn tcp_connected(&mut self, key: Key) {
         let Some(conn) = self.core.conns.get_mut(key) else { return };
