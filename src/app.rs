@@ -638,8 +638,10 @@ impl Handler for App {
     }
 
     fn on_tcp_connected(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        if let (REDIS, Some(h)) = (ctx.tag(id), self.hub_mut()) {
-            h.on_redis_connected(ctx, id);
+        match ctx.tag(id) {
+            REDIS => self.hub_mut().into_iter().for_each(|h| h.on_redis_connected(ctx, id)),
+            PROXY_UPSTREAM => self.proxy.iter_mut().for_each(|p| p.on_tcp_connected(ctx, id)),
+            _ => {}
         }
     }
 

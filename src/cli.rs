@@ -142,8 +142,9 @@ pub struct Options {
     pub tunnel_token_file: Option<String>,
     /// Where agents dial.
     pub tunnel_path: String,
-    /// How long a plain request's service behind a tunnel has to begin its response.
-    pub tunnel_response_timeout: Duration,
+    /// How long a plain request's upstream (a route's, or a service behind a tunnel) has to
+    /// begin its response.
+    pub response_timeout: Duration,
     /// `--exec` routes: a path and the program each connection to it runs.
     pub exec: Vec<crate::exec::ExecRoute>,
     /// Exec programs' stdout as raw binary messages (not lines).
@@ -220,7 +221,7 @@ impl Default for Options {
             tunnel_hosts: Vec::new(),
             tunnel_token_file: None,
             tunnel_path: String::from(crate::tunnel::DEFAULT_PATH),
-            tunnel_response_timeout: crate::tunnel::controller::RESPONSE_TIMEOUT,
+            response_timeout: crate::tunnel::controller::RESPONSE_TIMEOUT,
             exec: Vec::new(),
             exec_binary: false,
             pass_stderr: false,
@@ -1303,19 +1304,6 @@ const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
-        name: "tunnel-response-timeout",
-        metavar: Some("DURATION"),
-        repeatable: false,
-        group: Group::Proxy,
-        default: "60s",
-        help: "How long a plain HTTP request's service behind a tunnel has to begin its \
-               response, from the request or the last piece of its body (504 after; > 0).",
-        setter: Setter::Serve(|o, v| {
-            o.tunnel_response_timeout = parse_required_duration(v)?;
-            Ok(())
-        }),
-    },
-    Flag {
         name: "tunnel-host",
         metavar: Some("*.DOMAIN"),
         repeatable: true,
@@ -1360,10 +1348,24 @@ const FLAGS: &[Flag] = &[
         repeatable: false,
         group: Group::Proxy,
         default: "10s",
-        help: "How long connecting to an upstream and its handshake (or a plain request's \
-               response head) may take (504 after; > 0).",
+        help: "How long connecting to a --route's upstream and its WebSocket handshake may \
+               take (504 after; > 0).",
         setter: Setter::Serve(|o, v| {
             o.upstream_timeout = parse_required_duration(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "response-timeout",
+        metavar: Some("DURATION"),
+        repeatable: false,
+        group: Group::Proxy,
+        default: "60s",
+        help: "How long a plain HTTP request's upstream (a --route's, or a service behind a \
+               tunnel) has to begin its response, from the request or the last piece of its \
+               body (504 after; > 0).",
+        setter: Setter::Serve(|o, v| {
+            o.response_timeout = parse_required_duration(v)?;
             Ok(())
         }),
     },
@@ -2072,7 +2074,7 @@ mod tests {
             ("upstream-timeout", "1s"),
             ("tunnel-token-file", "/etc/weir/tunnel-tokens"),
             ("tunnel-path", "/agents"),
-            ("tunnel-response-timeout", "5s"),
+            ("response-timeout", "5s"),
             ("tunnel-host", "*.t.example.com"),
             ("exec", "/x=cat"),
             ("exec-binary", "true"),
@@ -2116,7 +2118,7 @@ mod tests {
              --compression shared --compression-min-size 0 \
              --log-level DEBUG --log-format json --listen-tls 0.0.0.0:443 --tls-cert c.pem \
              --tls-key k.pem --tls-ca ca.pem --insecure --route /t=tunnel://home/web \
-             --tunnel-token-file tt --tunnel-path /agents --tunnel-response-timeout 90s \
+             --tunnel-token-file tt --tunnel-path /agents --response-timeout 90s \
              --tunnel-host *.T.example.com",
         );
         assert_eq!(
@@ -2183,7 +2185,7 @@ mod tests {
                 tunnel_hosts: vec![".t.example.com".into()],
                 tunnel_token_file: Some("tt".into()),
                 tunnel_path: "/agents".into(),
-                tunnel_response_timeout: Duration::from_secs(90),
+                response_timeout: Duration::from_secs(90),
                 exec: vec![crate::exec::ExecRoute {
                     path: "/run".into(),
                     program: "cat".into(),

@@ -224,7 +224,7 @@ fn serve(opts: Options) -> ExitCode {
         app = app.with_broadcast(weir::broadcast::Broadcast::new(&opts.broadcast));
     }
     if !opts.routes.is_empty() {
-        match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout) {
+        match weir::proxy::Proxy::new(&opts.routes, opts.upstream_timeout, opts.response_timeout) {
             Ok(p) => {
                 for r in p.routes() {
                     let scheme = if r.upstream.tls { "wss" } else { "ws" };
@@ -276,7 +276,7 @@ fn serve(opts: Options) -> ExitCode {
                 routes: opts.tunnel_routes.clone(),
                 hosts: opts.tunnel_hosts.clone(),
                 session: weir::proto::tunnel::Config::default(),
-                response_timeout: opts.tunnel_response_timeout,
+                response_timeout: opts.response_timeout,
             },
         ));
     }

@@ -648,14 +648,7 @@ fn forwarding_headers_from_the_client_are_replaced_not_passed_on() {
 /// kernel gave up on the connect, minutes later.
 #[test]
 fn an_upstream_whose_connect_hangs_gets_504_after_the_upstream_timeout() {
-    let full = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = full.local_addr().unwrap();
-    // Never accepted: once the queue is full a connect times out.
-    let mut held = Vec::new();
-    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-        held.push(s);
-        assert!(held.len() < 10_000, "the accept queue never filled");
-    }
+    let (addr, _full, held) = common::listener_whose_connects_hang();
     let proxy = Binary::start(&[
         "--upstream-timeout",
         "1s",

@@ -221,7 +221,7 @@ fn an_upstream_that_is_down_is_502_and_one_that_does_not_answer_is_504() {
         &format!("/down=ws://{down}/"),
         "--route",
         &format!("/silent=ws://{}/", silent.local_addr().unwrap()),
-        "--upstream-timeout",
+        "--response-timeout",
         "500ms",
     ]);
     let (head, _) = common::request(weir.addr, b"GET /down/x HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -285,7 +285,7 @@ fn socket_io_with_its_default_transports_polls_then_upgrades_through_a_plain_rou
 }
 
 #[test]
-fn an_upload_slower_than_the_upstream_timeout_is_not_cut_while_it_progresses() {
+fn an_upload_slower_than_the_response_timeout_is_not_cut_while_it_progresses() {
     if !node_ready() {
         return;
     }
@@ -293,7 +293,7 @@ fn an_upload_slower_than_the_upstream_timeout_is_not_cut_while_it_progresses() {
     let weir = Binary::start(&[
         "--route",
         &format!("/app=ws://127.0.0.1:{port}/"),
-        "--upstream-timeout",
+        "--response-timeout",
         "1s",
     ]);
     let mut s = raw(weir.addr);
@@ -405,7 +405,7 @@ fn a_client_that_stops_sending_its_body_gets_408_and_is_no_upstream_failure() {
     // for the client (anyone could raise an operator's upstream alarm so).
     let (up, seen) = silent_upstream();
     let weir =
-        Binary::start(&["--route", &format!("/app=ws://{up}/"), "--upstream-timeout", "500ms"]);
+        Binary::start(&["--route", &format!("/app=ws://{up}/"), "--response-timeout", "500ms"]);
     let mut s = raw(weir.addr);
     s.write_all(b"POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").unwrap();
     let head = read_head(&mut s);
@@ -439,12 +439,7 @@ fn a_client_gone_mid_exchange_closes_its_upstream_connection_and_leaks_no_fd() {
 fn an_upstream_that_answers_before_the_body_ends_is_heard_and_the_connection_closed() {
     // RFC 9112 §9.6: weir closes the client's connection in stages, so the unread rest of the
     // upload does not reset it before the client has read its answer.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let _ = read_head(&mut s);
+    let up = upstream_after_the_head(|mut s| {
         let _ = s.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!");
         std::thread::sleep(Duration::from_millis(200));
     });
@@ -534,4 +529,83 @@ fn requests_framed_ambiguously_are_refused_before_the_upstream_is_dialled() {
         dialled += 1;
     }
     assert!(dialled <= 2, "{dialled}");
+}
+
+/// A listener that takes one connection, reads the request head, then hands the connection to
+/// `answer` (on its own thread).
+fn upstream_after_the_head(answer: impl FnOnce(TcpStream) + Send + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = read_head(&mut s);
+        answer(s);
+    });
+    up
+}
+
+#[test]
+fn a_response_slower_than_the_upstream_timeout_reaches_the_client() {
+    // `--upstream-timeout` bounds the connect; the wait for the answer is `--response-timeout`
+    // (60 s by default), so a long poll held 2 s until it has something to say (or a slow
+    // report) is answered, not cut with 504 at 1 s.
+    let up = upstream_after_the_head(|mut s| {
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate");
+    });
+    let weir =
+        Binary::start(&["--route", &format!("/poll=ws://{up}/"), "--upstream-timeout", "1s"]);
+    let (head, body) = common::request(
+        weir.addr,
+        b"GET /poll/socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, "late");
+}
+
+#[test]
+fn a_silent_upstream_gets_its_client_a_504_after_the_response_timeout_not_before() {
+    // The connect is done at once (the listener's backlog takes it), so the short
+    // `--upstream-timeout` is not what decides: the 504 comes once `--response-timeout` has
+    // passed since the request went up, logged, and the upstream's connection is closed.
+    let (up, seen) = silent_upstream();
+    let weir = Binary::start(&[
+        "--route",
+        &format!("/app=ws://{up}/"),
+        "--upstream-timeout",
+        "200ms",
+        "--response-timeout",
+        "1500ms",
+    ]);
+    let asked = std::time::Instant::now();
+    let (head, _) = common::request(weir.addr, b"GET /app/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    let waited = asked.elapsed();
+    assert_eq!(status(&head), 504, "{head}");
+    assert!(waited >= Duration::from_millis(1500), "504 before the timeout: {waited:?}");
+    let log = weir.log_with("upstream failed", TIMEOUT);
+    assert!(log.contains("status=504") && log.contains("did not answer"), "{log}");
+    let (n, eof) = seen.recv_timeout(TIMEOUT).unwrap();
+    assert!(eof && n > 0, "the upstream got the request, then its connection was closed");
+}
+
+#[test]
+fn an_upstream_whose_connect_hangs_gets_504_after_the_upstream_timeout() {
+    // The connect is `--upstream-timeout`'s (1 s), not `--response-timeout`'s (30 s, past the
+    // client's 10 s read timeout), nor the runtime's handshake timeout (30 s).
+    let (addr, _full, _held) = common::listener_whose_connects_hang();
+    let weir = Binary::start(&[
+        "--route",
+        &format!("/hang=ws://{addr}/"),
+        "--upstream-timeout",
+        "1s",
+        "--response-timeout",
+        "30s",
+        "--handshake-timeout",
+        "30s",
+    ]);
+    let (head, _) = common::request(weir.addr, b"GET /hang/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&head), 504, "{head}");
+    let log = weir.log_with("upstream failed", TIMEOUT);
+    assert!(log.contains("did not connect in time"), "{log}");
 }

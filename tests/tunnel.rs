@@ -971,13 +971,13 @@ fn a_plain_request_whose_tunnel_drops_before_the_answer_is_502() {
 }
 
 /// A service that takes the connection and the request but never answers: the client gets 504
-/// once `--tunnel-response-timeout` has passed since its request (not before), logged; the
+/// once `--response-timeout` has passed since its request (not before), logged; the
 /// stream is ended, so the agent closes its connection to the service.
 #[test]
 fn a_service_that_never_answers_gets_its_client_a_504_after_the_response_timeout() {
     let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = service.local_addr().unwrap().port();
-    let flags = ["--tunnel-response-timeout", "1s"];
+    let flags = ["--response-timeout", "1s"];
     let (ctrl, _agent) = http_tunnel_with("/kuma", port, "/", &flags);
     let mut c = http::Http::connect(ctrl.addr);
     let asked = std::time::Instant::now();

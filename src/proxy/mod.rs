@@ -84,17 +84,26 @@ struct Link {
 pub struct Proxy {
     routes: Vec<Route>,
     links: HashMap<ConnId, Link>,
+    /// `--upstream-timeout`: an upstream's connect (and a WebSocket upstream's handshake).
     timeout: Duration,
+    /// `--response-timeout`: a plain request's upstream, to begin its response.
+    response_timeout: Duration,
     /// Plain HTTP exchanges being relayed (`plain.rs`).
     http: plain::Relays,
 }
 
 impl Proxy {
     /// Routes from `(prefix, ws-url)` pairs; upstream names are resolved now, never on the loop.
+    /// `timeout` bounds an upstream's connect (and a WebSocket upstream's handshake),
+    /// `response_timeout` a plain request's wait for its response head.
     ///
     /// # Errors
     /// A URL that is not `ws://`, or a host that does not resolve.
-    pub fn new(routes: &[(String, String)], timeout: Duration) -> io::Result<Self> {
+    pub fn new(
+        routes: &[(String, String)],
+        timeout: Duration,
+        response_timeout: Duration,
+    ) -> io::Result<Self> {
         let mut out = Vec::new();
         for (prefix, url) in routes {
             let upstream = WsUrl::parse(url)
@@ -109,7 +118,13 @@ impl Proxy {
                 stats: RouteStats::default(),
             });
         }
-        Ok(Self { routes: out, links: HashMap::new(), timeout, http: plain::Relays::default() })
+        Ok(Self {
+            routes: out,
+            links: HashMap::new(),
+            timeout,
+            response_timeout,
+            http: plain::Relays::default(),
+        })
     }
 
     /// The routes, with their counters.
@@ -317,7 +332,7 @@ mod tests {
             ("/app/admin".to_string(), "ws://127.0.0.1:2/".to_string()),
             ("/".to_string(), "ws://127.0.0.1:3/".to_string()),
         ];
-        let p = Proxy::new(&routes, Duration::from_secs(1)).unwrap();
+        let p = Proxy::new(&routes, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         assert_eq!(p.route_for("/app"), Some(0));
         assert_eq!(p.route_for("/app/chat"), Some(0));
         assert_eq!(p.route_for("/app/admin/x"), Some(1));

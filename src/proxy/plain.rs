@@ -1,8 +1,9 @@
 //! Plain HTTP under a route: the client's connection, taken over at its request head
 //! (`Handler::on_request_head`), and one upstream TCP connection per exchange, joined by a
 //! [`relay::Exchange`] that does the HTTP. This file only moves bytes between the two sockets,
-//! with flow control ([`HIGH_WATER`]/[`LOW_WATER`], as for WebSockets) and the deadline for the
-//! response head (`--upstream-timeout`: 504); the upstream unreachable, closing early or
+//! with flow control ([`HIGH_WATER`]/[`LOW_WATER`], as for WebSockets) and the deadlines for the
+//! connect (`--upstream-timeout`) and the response head (`--response-timeout`, 60 s by default:
+//! a long poll is held until it has news), both 504; the upstream unreachable, closing early or
 //! answering garbage is 502 (or, once the response has started, the client's connection is
 //! cut: it sees a short body).
 
@@ -30,8 +31,12 @@ struct Relay {
     upstream: ConnId,
     route: usize,
     exchange: Exchange,
-    /// The response head must have come by then (504 after): `--upstream-timeout` from the
-    /// request head, and from the last piece of its body passed up while one is sent.
+    /// Whether the upstream's connect is done.
+    connected: bool,
+    /// Until the upstream is connected, the connect must be done by then (`--upstream-timeout`
+    /// from the request head); after, the response head must have come by then
+    /// (`--response-timeout` from the connect, and from the last piece of the request's body
+    /// passed up while one is sent). 504 after either.
     deadline: Duration,
 }
 
@@ -84,7 +89,8 @@ impl Proxy {
         let _ = ctx.tcp_write(up, &head);
         info!("proxy: http", client = client, upstream = up, route = r.prefix, method = req.method);
         let deadline = ctx.now() + self.timeout;
-        self.http.by_client.insert(client, Relay { upstream: up, route, exchange, deadline });
+        let relay = Relay { upstream: up, route, exchange, connected: false, deadline };
+        self.http.by_client.insert(client, relay);
         self.http.upstreams.insert(up, client);
         true
     }
@@ -102,9 +108,9 @@ impl Proxy {
                     return self.fail(ctx, id, e.status(), &e.to_string());
                 }
             };
-            if n > 0 {
+            if n > 0 && r.connected {
                 // An upload in progress is not a silent upstream: it may answer once it is whole.
-                r.deadline = ctx.now() + self.timeout;
+                r.deadline = ctx.now() + self.response_timeout;
             }
             if let Some(s) = self.routes.get_mut(r.route) {
                 s.stats.bytes_up += n as u64;
@@ -144,6 +150,16 @@ impl Proxy {
         if ctx.queued_bytes(to) > HIGH_WATER {
             ctx.pause_reading(from);
             ctx.notify_drained(to, LOW_WATER);
+        }
+    }
+
+    /// An upstream's connect is done: the request goes now, and its response head is due
+    /// within `--response-timeout`.
+    pub fn on_tcp_connected(&mut self, ctx: &mut Context<'_>, up: ConnId) {
+        let Some(&client) = self.http.upstreams.get(&up) else { return };
+        if let Some(r) = self.http.by_client.get_mut(&client) {
+            r.connected = true;
+            r.deadline = ctx.now() + self.response_timeout;
         }
     }
 
@@ -190,8 +206,9 @@ impl Proxy {
         true
     }
 
-    /// Exchanges whose response head is late get 504 (`--upstream-timeout`), or 408 when it is
-    /// the client's body that stopped coming.
+    /// Exchanges whose upstream is late get 504 (its connect past `--upstream-timeout`, its
+    /// response head past `--response-timeout`), or 408 when it is the client's body that
+    /// stopped coming.
     pub fn on_tick(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
         let late: Vec<ConnId> = self
@@ -205,7 +222,9 @@ impl Proxy {
             let Some(r) = self.http.by_client.get(&client) else { continue };
             // The upstream took all it was sent of a body that stopped coming: the client is the
             // late one (RFC 9110 §15.5.9: 408), not the upstream (504, an upstream failure).
-            let (status, why) = if !r.exchange.request_done() && ctx.queued_bytes(r.upstream) == 0 {
+            let (status, why) = if !r.connected {
+                (504, "the upstream did not connect in time")
+            } else if !r.exchange.request_done() && ctx.queued_bytes(r.upstream) == 0 {
                 (408, "the client did not send its body in time")
             } else {
                 (504, "the upstream did not answer in time")

@@ -40,8 +40,9 @@ const FORWARDED: &[&str] = &[
 ];
 
 /// How long a plain request's service has to begin its response, from the request head or
-/// the last piece of its body (504 after), unless `--tunnel-response-timeout` says otherwise:
-/// longer than a long poll's wait (Socket.IO's `pingInterval`, 25 s, answers an idle poll).
+/// the last piece of its body (504 after), unless `--response-timeout` says otherwise (the
+/// forward proxy's plain relay waits as long): longer than a long poll's wait (Socket.IO's
+/// `pingInterval`, 25 s, answers an idle poll).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A plain HTTP exchange relayed through a tunnel stream: the HTTP is done here

@@ -41,6 +41,19 @@ pub fn raw(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A listener whose accept queue is full (never accepted), so the kernel drops the SYNs of a
+/// new connect to it: the connect hangs. Keep the three alive while the test needs it.
+pub fn listener_whose_connects_hang() -> (SocketAddr, std::net::TcpListener, Vec<TcpStream>) {
+    let full = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = full.local_addr().unwrap();
+    let mut held = Vec::new();
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(held.len() < 10_000, "the accept queue never filled");
+    }
+    (addr, full, held)
+}
+
 pub const UPGRADE: &str = "GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 /// Reads an HTTP response head (up to the blank line) and returns it as text.
