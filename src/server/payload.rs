@@ -5,7 +5,9 @@
 //! owes ([`crate::proto::Connection::payload_remaining`]) is payload, so the socket is read
 //! directly into the message's spare room and the core unmasks and checks that region in place:
 //! one copy (the kernel's) instead of two. For a 1 MiB echo this was the largest cost weir had
-//! of its own (see docs/performance.md).
+//! of its own (see docs/performance.md). The message gets its room as soon as the header is in
+//! (`Conn::direct_read_len`), so none of its payload goes through the shared buffer, and the
+//! read that ends a frame also takes the next header (`Server::read_payload_in_place`).
 
 use std::io::{self, ErrorKind};
 use std::os::fd::AsRawFd;
