@@ -46,7 +46,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         let ends_frame = want as u64 == owed;
         // Only plain sockets are read in place (`Conn::direct_read_len`).
         let Some(socket) = conn.socket.plain() else { return false };
-        let tail = &mut self.rbuf[..if ends_frame { MAX_HEADER_LEN } else { 0 }];
+        // (Empty only while the loop's buffer is lent out, which never overlaps a read.)
+        let tail = self.rbuf.get_mut(..MAX_HEADER_LEN).filter(|_| ends_frame).unwrap_or_default();
         match read_into_spare(socket, msg, want, tail) {
             Ok((0, _)) => {
                 conn.eof = true;
