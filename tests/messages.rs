@@ -216,8 +216,41 @@ fn a_thousand_pipelined_messages_come_back_in_order() {
     writer.join().unwrap();
 }
 
-/// Large frames' payload is read straight into the message being gathered (after the first
-/// read, which brings the header): a fragmented text message with a ping between its frames
+/// The read that ends a large frame read in place also takes the header after it (and nothing
+/// more): large and small messages and pings back to back, in one write, each come back in
+/// order, whatever the reads' boundaries.
+#[test]
+fn large_and_small_messages_back_to_back_come_back_in_order() {
+    let addr = common::start(common::config());
+    let mut s = common::upgraded(addr);
+    let big = |seed: u32, len: u32| (0..len).map(|i| (i.wrapping_mul(seed) >> 3) as u8).collect();
+    let messages: Vec<(u8, Vec<u8>)> = vec![
+        (0x82, big(7, 1 << 20)),
+        (0x82, big(11, 1 << 20)),
+        (0x89, b"ping".to_vec()),
+        (0x82, big(13, 100_000)),
+        (0x82, b"x".to_vec()),
+        (0x82, big(17, 65_536)),
+        (0x81, b"small text".to_vec()),
+        (0x82, big(19, 300_000)),
+        (0x82, Vec::new()),
+    ];
+    let wire: Vec<u8> = messages.iter().flat_map(|(b0, p)| common::frame(*b0, p)).collect();
+    let writer = {
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || s.write_all(&wire).unwrap())
+    };
+    for (i, (b0, payload)) in messages.iter().enumerate() {
+        let f = common::read_frame(&mut s).expect("EOF before every answer");
+        let want = if *b0 == 0x89 { 0x8A } else { *b0 };
+        assert_eq!(f.b0, want, "answer {i}");
+        assert!(f.payload == *payload, "answer {i} differs ({} bytes)", f.payload.len());
+    }
+    writer.join().unwrap();
+}
+
+/// Large frames' payload is read straight into the message being gathered (once its header is
+/// in): a fragmented text message with a ping between its frames
 /// and code points split across frame and read boundaries comes back whole, after the pong.
 #[test]
 fn large_fragmented_text_with_a_ping_between_its_frames_is_echoed_whole() {

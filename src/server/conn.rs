@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::proto::{Config as WsConfig, Connection, Role};
 use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
+use crate::server::pool::Pool;
 use crate::server::state::ConnState;
 use crate::server::timer::TimerId;
 use crate::server::transport::Transport;
@@ -46,6 +47,9 @@ pub(crate) struct Conn {
     pub(crate) dirty: bool,
     /// Listed to be served again in the next pass of the loop (`Server::read_again`).
     pub(crate) scheduled: bool,
+    /// A frame read in place ended with nothing after it read yet: the next read takes at most
+    /// a frame header (`payload.rs`).
+    pub(crate) header_next: bool,
     /// Why it ends, once known (`set_close`).
     pub(crate) close: Option<Box<Close>>,
     pub(crate) opened_at: At,
@@ -171,6 +175,7 @@ impl Conn {
             linger_until: None,
             dirty: false,
             scheduled: false,
+            header_next: false,
             close: None,
             opened_at: At::new(now),
             bytes_in: 0,
@@ -202,17 +207,23 @@ impl Conn {
     }
 
     /// How many bytes to read straight into the message being gathered, or 0 to read as usual
-    /// (`payload.rs`).
-    pub(crate) fn direct_read_len(&self) -> usize {
+    /// (`payload.rs`). Once a large frame's header is in, the message gets its room at once
+    /// (from `pool` if small enough), before any of its payload is read: then all of it, the
+    /// first piece too, is read in place, none copied out of the loop's buffer.
+    pub(crate) fn direct_read_len(&mut self, pool: &mut Pool) -> usize {
         // A compressed message is inflated piece by piece (`on_frames`), never read in place;
         // TLS: the record layer decrypts into the loop's buffer.
-        let ConnState::Ws(w) = &self.state else { return 0 };
+        let ConnState::Ws(w) = &mut self.state else { return 0 };
         if w.streaming() || self.ws.is_compressed() || self.socket.is_tls() {
             return 0;
         }
         let owed = usize::try_from(self.ws.payload_remaining()).unwrap_or(usize::MAX);
-        let n = owed.min(w.spare());
-        if n >= MIN_DIRECT { n } else { 0 }
+        if owed < MIN_DIRECT {
+            return 0;
+        }
+        let declared = usize::try_from(self.ws.message_len()).unwrap_or(0);
+        let room = w.msg_with_room(declared, pool);
+        owed.min(room.capacity() - room.len())
     }
 
     /// The earliest instant the loop must look at this connection again.
@@ -228,16 +239,57 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mio::net::TcpStream;
 
     // docs/architecture.md, Memory: what an open idle WebSocket costs is mostly its slot. (This
     // is the test build's size: mio's `TcpStream` is 16 bytes with debug assertions, 4 in a
     // release build, where `Conn` is 376.)
     #[test]
     fn a_connection_slot_stays_small() {
-        assert!(core::mem::size_of::<Conn>() <= 384, "{}", core::mem::size_of::<Conn>());
+        assert!(core::mem::size_of::<Conn>() <= 392, "{}", core::mem::size_of::<Conn>());
         assert_eq!(core::mem::size_of::<Peer>(), 16);
         assert_eq!(core::mem::size_of::<ConnState>(), 24);
         assert_eq!(core::mem::size_of::<Option<SharedPath>>(), 8);
+    }
+
+    /// A server connection, open, over a loopback socket (never read here).
+    fn open_ws() -> (Conn, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap());
+        let socket = Transport::Plain(tcp);
+        let state = ConnState::Ws(crate::server::state::Ws::default());
+        let mut conn =
+            Conn::new(socket, addr, Role::Server, WsConfig::default(), state, Duration::ZERO);
+        conn.ws.open(Duration::ZERO);
+        (conn, listener)
+    }
+
+    /// The header of a masked binary frame of `len` bytes (RFC 6455 §5.2), FIN set.
+    fn header(len: u64) -> Vec<u8> {
+        let mut h = vec![0x82, 0x80 | 127];
+        h.extend_from_slice(&len.to_be_bytes());
+        h.extend_from_slice(&[1, 2, 3, 4]);
+        h
+    }
+
+    // docs/performance.md, 1 MiB: a large frame's payload is read in place from its first byte,
+    // none of it copied out of the loop's buffer, so the message has its room once the header
+    // alone is in (before, the room came with the first payload bytes, read into the loop's
+    // buffer and copied).
+    #[test]
+    fn a_large_frame_is_read_in_place_from_its_first_payload_byte() {
+        let (mut conn, _listener) = open_ws();
+        let mut pool = Pool::new(16 << 10, 4);
+        assert_eq!(conn.direct_read_len(&mut pool), 0, "between frames");
+        let mut h = header(1 << 20);
+        assert_eq!(conn.ws.handle_bytes(&mut h, Duration::ZERO).unwrap().0, h.len());
+        assert_eq!(conn.direct_read_len(&mut pool), 1 << 20);
+        // A frame under the threshold goes through the loop's buffer.
+        let (mut conn, _listener) = open_ws();
+        let mut h = header(MIN_DIRECT as u64 - 1);
+        conn.ws.handle_bytes(&mut h, Duration::ZERO).unwrap();
+        assert_eq!(conn.direct_read_len(&mut pool), 0);
     }
 
     #[test]

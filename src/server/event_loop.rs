@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::{CloseCode, Event, ProtocolError, Role, State, Timeout};
 use crate::server::api::{ConnId, ConnectError, Tag};
 use crate::server::config::Config;
@@ -514,7 +515,7 @@ impl<D: Default> Engine<'_, D> {
             {
                 break;
             }
-            let direct = conn.direct_read_len();
+            let direct = conn.direct_read_len(&mut self.core.pool);
             if direct > 0 {
                 if self.read_payload_in_place(key, direct) {
                     self.flush_dirty();
@@ -525,7 +526,12 @@ impl<D: Default> Engine<'_, D> {
             if budget == 0 {
                 break;
             }
-            let room = self.rbuf.len().min(budget);
+            let mut room = self.rbuf.len().min(budget);
+            if std::mem::take(&mut conn.header_next) {
+                // After a frame read in place, only the next header: if it opens another large
+                // frame, its payload is then read in place too (`payload.rs`).
+                room = room.min(MAX_HEADER_LEN);
+            }
             match conn.socket.read(&mut self.rbuf[..room]) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
@@ -644,16 +650,7 @@ impl<D: Default> Engine<'_, D> {
                                 // Room for all the message's frames declared so far, at once: no
                                 // regrowth copies for a large message.
                                 let declared = usize::try_from(conn.ws.message_len()).unwrap_or(0);
-                                let msg = w.msg();
-                                if msg.capacity() == 0 {
-                                    *msg = if declared <= core.pool.size() {
-                                        core.pool.take()
-                                    } else {
-                                        Vec::with_capacity(declared)
-                                    };
-                                }
-                                msg.reserve(declared.saturating_sub(msg.len()));
-                                msg.extend_from_slice(data);
+                                w.msg_with_room(declared, &mut core.pool).extend_from_slice(data);
                                 if fin {
                                     core.stats.messages_in += 1;
                                     let msg = w.take_msg();

@@ -162,14 +162,21 @@ impl Ws {
         self.msg.get_or_insert_with(Box::default)
     }
 
+    /// The message being gathered, with room for `declared` bytes in all (the lengths of its
+    /// frames declared so far: `Connection::message_len`), made at once so that a large message
+    /// is never copied to grow. Its storage comes from `pool` when that is large enough.
+    pub(crate) fn msg_with_room(&mut self, declared: usize, pool: &mut Pool) -> &mut Vec<u8> {
+        let msg = self.msg();
+        if msg.capacity() == 0 {
+            *msg = if declared <= pool.size() { pool.take() } else { Vec::with_capacity(declared) };
+        }
+        msg.reserve(declared.saturating_sub(msg.len()));
+        msg
+    }
+
     /// Whether no message is being gathered.
     pub(crate) fn gathers_none(&self) -> bool {
         self.msg.as_ref().is_none_or(|m| m.is_empty())
-    }
-
-    /// Room left in the message's storage without growing it.
-    pub(crate) fn spare(&self) -> usize {
-        self.msg.as_ref().map_or(0, |m| m.capacity() - m.len())
     }
 
     /// The message gathered, taken whole (its storage with it).
