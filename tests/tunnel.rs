@@ -813,6 +813,85 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
     let _third = accept_agent(&listener);
 }
 
+/// A plain `OPEN` (no WebSocket flag) for stream `id` to the agent's `web`, with `head`.
+fn plain_open(id: u8, head: &str) -> Message {
+    let mut m = vec![0x1, 0, 0, 0, 0, id, 0, 1, 0, 0, 3];
+    m.extend_from_slice(b"web");
+    m.extend_from_slice(head.as_bytes());
+    Message::binary(m)
+}
+
+/// A message of `kind` for stream `id` carrying `payload`.
+fn stream_message(kind: u8, id: u8, payload: &[u8]) -> Message {
+    let mut m = vec![kind, 0, 0, 0, 0, id];
+    m.extend_from_slice(payload);
+    Message::binary(m)
+}
+
+/// Everything a service connection gets until its peer closes it or `TIMEOUT` passes.
+fn read_all(conn: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(conn, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
+    // The service is the test's own listener: what reaches it is read byte for byte.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent =
+        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    // A relayed WebSocket message on a plain stream is no HTTP byte: the stream is reset
+    // (protocol), as DATA on a WebSocket stream is, and nothing reaches the service.
+    ctrl.send(plain_open(1, "GET /z HTTP/1.1\r\nHost: y\r\n\r\n")).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl)[..6], [0x2, 0, 0, 0, 0, 1], "OPEN_OK");
+    ctrl.send(stream_message(0x4, 1, &[0x2, b'x'])).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 1, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("GET /base/z HTTP/1.1\r\n") && got.ends_with("\r\n\r\n"), "{got}");
+
+    // A request with a 5-byte body, then a second request pipelined in its DATA, to a path
+    // outside the service's base that the agent refuses in an OPEN: the body goes, the rest
+    // does not (RFC 9112 §6.3: the body ends where its Content-Length says), and the stream
+    // is reset (protocol).
+    ctrl.send(plain_open(3, "POST /x HTTP/1.1\r\nHost: y\r\nContent-Length: 5\r\n\r\n")).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let ok = tunnel_message(&mut ctrl);
+    assert_eq!(ok[..6], [0x2, 0, 0, 0, 0, 3], "OPEN_OK");
+    let smuggled = b"helloGET /admin HTTP/1.1\r\nHost: y\r\n\r\n";
+    ctrl.send(stream_message(0x3, 3, smuggled)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 3, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("POST /base/x HTTP/1.1\r\n"), "{got}");
+    assert!(!got.contains("/admin"), "nothing after the body: {got}");
+    agent.log_with("tunnel http stream reset stream=3 error=past_request_body", TIMEOUT);
+
+    // A chunked body is followed to its end too.
+    let head = "POST /y HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ctrl.send(plain_open(5, head)).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl)[..6], [0x2, 0, 0, 0, 0, 5], "OPEN_OK");
+    let smuggled = b"2\r\nhi\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: y\r\n\r\n";
+    ctrl.send(stream_message(0x3, 5, smuggled)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 5, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("POST /base/y HTTP/1.1\r\n") && !got.contains("/admin"), "{got}");
+}
+
 /// A controller routing `prefix` to agent `home`'s `web`, and that agent exposing `web` as
 /// `http://127.0.0.1:{port}{base}` (plain requests and upgrades both), once its tunnel is up.
 fn http_tunnel(prefix: &str, port: u16, base: &str) -> (Binary, Binary) {
