@@ -380,6 +380,42 @@ fn sigterm_on_the_agent_closes_its_streams_and_exits() {
     assert!(agent.wait_exit(TIMEOUT).success(), "{}", agent.log());
 }
 
+#[test]
+fn sigterm_on_the_controller_closes_its_clients_streams_with_1001_and_the_agent_dials_again() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let mut ctrl = controller("127.0.0.1:0");
+    let agent = agent(ctrl.addr, port);
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("before"));
+    ctrl.sigterm();
+    let code = close_code(&mut ws);
+    assert!(code == 1001, "closed with {code}");
+    assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+    agent.log_with("tunnel disconnected code=1001", TIMEOUT);
+    agent.log_with("tunnel retry", TIMEOUT);
+}
+
+#[test]
+fn sigterm_on_the_controller_answers_a_plain_request_in_flight_502() {
+    let mut ctrl = controller("127.0.0.1:0");
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let mut client = common::raw(ctrl.addr);
+    client.write_all(b"GET /kuma/slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(tunnel_message(&mut agent)[..2], [0x1, 0], "a plain OPEN");
+    ctrl.sigterm();
+    // The tunnel's WebSocket is closed as every WebSocket is (1001); the request whose
+    // response had not begun is answered 502, as when the tunnel closes for any reason.
+    assert_eq!(close_code(&mut agent), 1001);
+    let _ = agent.flush(); // the close answered
+    assert_eq!(common::status(&common::read_head(&mut client)), 502);
+    drop(client); // its connection's lingering close (RFC 9112 §9.6) ends at once
+    assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+}
+
 /// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
 /// deleted when dropped. `None` (after saying why) when `ip netns` cannot be used here.
 struct Netns {
