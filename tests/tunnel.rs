@@ -653,10 +653,16 @@ fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route
     echo(&mut ws, Message::text("through the first"));
 
     // A tunnel of the same name (here, one the test speaks for) replaces it: its streams end.
-    let _second = fake_agent(ctrl.addr, TOKEN);
+    let mut second = fake_agent(ctrl.addr, TOKEN);
     assert_eq!(close_code(&mut ws), 1001);
     ctrl.log_with("tunnel replaced agent=home", TIMEOUT);
     first.log_with("tunnel disconnected", TIMEOUT);
+
+    // It took none of the older tunnel's streams: a message for the old stream's id (1) is one
+    // for a stream this tunnel never opened, which fails it (1002, docs/tunnel.md, Errors).
+    second.send(Message::binary(vec![0x4, 0, 0, 0, 0, 1, 0x1, b'x'])).unwrap();
+    assert_eq!(close_code(&mut second), 1002);
+    ctrl.log_with("error=unknown_stream", TIMEOUT);
 }
 
 /// An upgrade on `ws://addr{path}` naming `host` in its `Host`: the service's view of it (its
