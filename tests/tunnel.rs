@@ -380,6 +380,42 @@ fn sigterm_on_the_agent_closes_its_streams_and_exits() {
     assert!(agent.wait_exit(TIMEOUT).success(), "{}", agent.log());
 }
 
+#[test]
+fn sigterm_on_the_controller_closes_its_clients_streams_with_1001_and_the_agent_dials_again() {
+    if !node_ready() {
+        return;
+    }
+    let (_node, port) = Node::server("upstream.js");
+    let mut ctrl = controller("127.0.0.1:0");
+    let agent = agent(ctrl.addr, port);
+    let (mut ws, _) = client(ctrl.addr, "/kuma");
+    echo(&mut ws, Message::text("before"));
+    ctrl.sigterm();
+    let code = close_code(&mut ws);
+    assert!(code == 1001, "closed with {code}");
+    assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+    agent.log_with("tunnel disconnected code=1001", TIMEOUT);
+    agent.log_with("tunnel retry", TIMEOUT);
+}
+
+#[test]
+fn sigterm_on_the_controller_answers_a_plain_request_in_flight_502() {
+    let mut ctrl = controller("127.0.0.1:0");
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let mut client = common::raw(ctrl.addr);
+    client.write_all(b"GET /kuma/slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(tunnel_message(&mut agent)[..2], [0x1, 0], "a plain OPEN");
+    ctrl.sigterm();
+    // The tunnel's WebSocket is closed as every WebSocket is (1001); the request whose
+    // response had not begun is answered 502, as when the tunnel closes for any reason.
+    assert_eq!(close_code(&mut agent), 1001);
+    let _ = agent.flush(); // the close answered
+    assert_eq!(common::status(&common::read_head(&mut client)), 502);
+    drop(client); // its connection's lingering close (RFC 9112 §9.6) ends at once
+    assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+}
+
 /// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
 /// deleted when dropped. `None` (after saying why) when `ip netns` cannot be used here.
 struct Netns {
@@ -617,10 +653,16 @@ fn a_newer_tunnel_of_the_name_replaces_the_older_and_the_policy_guards_the_route
     echo(&mut ws, Message::text("through the first"));
 
     // A tunnel of the same name (here, one the test speaks for) replaces it: its streams end.
-    let _second = fake_agent(ctrl.addr, TOKEN);
+    let mut second = fake_agent(ctrl.addr, TOKEN);
     assert_eq!(close_code(&mut ws), 1001);
     ctrl.log_with("tunnel replaced agent=home", TIMEOUT);
     first.log_with("tunnel disconnected", TIMEOUT);
+
+    // It took none of the older tunnel's streams: a message for the old stream's id (1) is one
+    // for a stream this tunnel never opened, which fails it (1002, docs/tunnel.md, Errors).
+    second.send(Message::binary(vec![0x4, 0, 0, 0, 0, 1, 0x1, b'x'])).unwrap();
+    assert_eq!(close_code(&mut second), 1002);
+    ctrl.log_with("error=unknown_stream", TIMEOUT);
 }
 
 /// An upgrade on `ws://addr{path}` naming `host` in its `Host`: the service's view of it (its
@@ -811,6 +853,85 @@ fn a_hostile_controller_reaches_only_the_exposed_targets_and_fails_the_tunnel_wh
     assert_eq!(close_code(&mut ctrl), 1002, "a flag its type does not define");
     drop(ctrl);
     let _third = accept_agent(&listener);
+}
+
+/// A plain `OPEN` (no WebSocket flag) for stream `id` to the agent's `web`, with `head`.
+fn plain_open(id: u8, head: &str) -> Message {
+    let mut m = vec![0x1, 0, 0, 0, 0, id, 0, 1, 0, 0, 3];
+    m.extend_from_slice(b"web");
+    m.extend_from_slice(head.as_bytes());
+    Message::binary(m)
+}
+
+/// A message of `kind` for stream `id` carrying `payload`.
+fn stream_message(kind: u8, id: u8, payload: &[u8]) -> Message {
+    let mut m = vec![kind, 0, 0, 0, 0, id];
+    m.extend_from_slice(payload);
+    Message::binary(m)
+}
+
+/// Everything a service connection gets until its peer closes it or `TIMEOUT` passes.
+fn read_all(conn: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(conn, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
+    // The service is the test's own listener: what reaches it is read byte for byte.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent =
+        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+
+    // A relayed WebSocket message on a plain stream is no HTTP byte: the stream is reset
+    // (protocol), as DATA on a WebSocket stream is, and nothing reaches the service.
+    ctrl.send(plain_open(1, "GET /z HTTP/1.1\r\nHost: y\r\n\r\n")).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl)[..6], [0x2, 0, 0, 0, 0, 1], "OPEN_OK");
+    ctrl.send(stream_message(0x4, 1, &[0x2, b'x'])).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 1, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("GET /base/z HTTP/1.1\r\n") && got.ends_with("\r\n\r\n"), "{got}");
+
+    // A request with a 5-byte body, then a second request pipelined in its DATA, to a path
+    // outside the service's base that the agent refuses in an OPEN: the body goes, the rest
+    // does not (RFC 9112 §6.3: the body ends where its Content-Length says), and the stream
+    // is reset (protocol).
+    ctrl.send(plain_open(3, "POST /x HTTP/1.1\r\nHost: y\r\nContent-Length: 5\r\n\r\n")).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let ok = tunnel_message(&mut ctrl);
+    assert_eq!(ok[..6], [0x2, 0, 0, 0, 0, 3], "OPEN_OK");
+    let smuggled = b"helloGET /admin HTTP/1.1\r\nHost: y\r\n\r\n";
+    ctrl.send(stream_message(0x3, 3, smuggled)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 3, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("POST /base/x HTTP/1.1\r\n"), "{got}");
+    assert!(!got.contains("/admin"), "nothing after the body: {got}");
+    agent.log_with("tunnel http stream reset stream=3 error=past_request_body", TIMEOUT);
+
+    // A chunked body is followed to its end too.
+    let head = "POST /y HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ctrl.send(plain_open(5, head)).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl)[..6], [0x2, 0, 0, 0, 0, 5], "OPEN_OK");
+    let smuggled = b"2\r\nhi\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: y\r\n\r\n";
+    ctrl.send(stream_message(0x3, 5, smuggled)).unwrap();
+    assert_eq!(tunnel_message(&mut ctrl), [0x7, 0, 0, 0, 0, 5, 5], "RESET protocol");
+    let got = String::from_utf8_lossy(&read_all(&mut conn)).into_owned();
+    assert!(got.starts_with("POST /base/y HTTP/1.1\r\n") && !got.contains("/admin"), "{got}");
 }
 
 /// A controller routing `prefix` to agent `home`'s `web`, and that agent exposing `web` as

@@ -60,9 +60,10 @@ impl core::fmt::Display for RelayError {
     }
 }
 
-/// Where a body passing through is.
+/// Where a body passing through is (also the tunnel agent's, which writes a plain stream's
+/// `DATA` to its service only up to the end of the request's body).
 #[derive(Debug, Clone)]
-enum Body {
+pub(crate) enum Body {
     /// So many bytes left.
     Length(u64),
     /// A chunked body, followed to its end.
@@ -74,7 +75,7 @@ enum Body {
 }
 
 impl Body {
-    fn new(framing: Framing) -> Self {
+    pub(crate) fn new(framing: Framing) -> Self {
         match framing {
             Framing::None | Framing::Length(0) => Self::Done,
             Framing::Length(n) => Self::Length(n),
@@ -83,7 +84,7 @@ impl Body {
     }
 
     /// How many bytes at the start of `input` belong to the body (the rest follows it).
-    fn take(&mut self, input: &[u8], scratch: &mut Vec<u8>) -> Result<usize, ()> {
+    pub(crate) fn take(&mut self, input: &[u8], scratch: &mut Vec<u8>) -> Result<usize, ()> {
         let n = match self {
             Self::Done => 0,
             Self::UntilClose => input.len(),

@@ -11,7 +11,9 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::proto::body::request_framing;
 use crate::proto::http::{Header, Limits, parse_request};
+use crate::proto::relay::Body;
 use crate::proto::target::has_dot_segment;
 use crate::proto::tunnel::{Config, ResetCause, Role, StreamId};
 use crate::proto::{CloseCode, MessageKind};
@@ -60,8 +62,11 @@ pub struct Agent {
     next_dial: Option<Duration>,
     /// Services being connected: their stream.
     connecting: HashMap<ConnId, StreamId>,
-    /// Plain HTTP streams' TCP connections to their services, connected or not: their stream.
-    plain: HashMap<ConnId, StreamId>,
+    /// Plain HTTP streams' TCP connections to their services, connected or not: their stream,
+    /// and where the request's body is (nothing after it is written to the service).
+    plain: HashMap<ConnId, (StreamId, Body)>,
+    /// A chunked request body's data, decoded to find its end.
+    scratch: Vec<u8>,
 }
 
 /// Resolves `authority` now (never on the loop).
@@ -122,6 +127,7 @@ impl Agent {
             next_dial: None,
             connecting: HashMap::new(),
             plain: HashMap::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -197,8 +203,22 @@ impl Agent {
             }
             Ok(Some(Up::Data { stream, conn, data })) => {
                 let n = data.len();
-                if ctx.tcp_write(conn, data).is_err() {
+                // RFC 9112 §6.3: the request's body ends where its framing says. Bytes after
+                // it would be another request on the service's connection, one whose path the
+                // agent never checked: none is written, and the stream is reset.
+                let body = match self.plain.get_mut(&conn) {
+                    Some((_, body)) => body.take(data, &mut self.scratch),
+                    None => Ok(n),
+                };
+                let taken = body.unwrap_or(0);
+                if ctx.tcp_write(conn, &data[..taken]).is_err() {
                     tunnel.release(ctx, conn);
+                    self.plain.remove(&conn);
+                    ctx.tcp_close(conn);
+                } else if body != Ok(n) {
+                    let why = if body.is_err() { "bad_request_body" } else { "past_request_body" };
+                    warn!("tunnel http stream reset", stream = stream, error = why);
+                    tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
                     self.plain.remove(&conn);
                     ctx.tcp_close(conn);
                 }
@@ -255,6 +275,13 @@ impl Agent {
             path.push_str(q);
         }
         if !websocket {
+            // RFC 9112 §6.3: the body is framed as the head says, or the request is refused
+            // (both framings, or a coding other than chunked, read differently by services).
+            let Ok(framing) = request_framing(&req) else {
+                warn!("tunnel stream refused: unreadable body framing", stream = stream);
+                tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
+                return;
+            };
             if expose.url.tls {
                 warn!("tunnel stream refused: plain HTTP to a wss:// service", stream = stream);
                 tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
@@ -278,7 +305,7 @@ impl Agent {
                     // Written once it is connected.
                     let _ = ctx.tcp_write(conn, &out);
                     tunnel.attach_plain(ctx, stream, conn);
-                    self.plain.insert(conn, stream);
+                    self.plain.insert(conn, (stream, Body::new(framing)));
                 }
                 Err(e) => {
                     warn!("tunnel service connect failed", target = target, error = e);
@@ -399,7 +426,7 @@ impl Handler for Agent {
             self.retry(ctx);
             return;
         }
-        if let Some(stream) = self.plain.remove(&id) {
+        if let Some((stream, _)) = self.plain.remove(&id) {
             info!("tunnel http service failed", stream = stream, error = e);
             if let Some(t) = self.tunnel.as_mut() {
                 t.refuse(ctx, stream, ResetCause::CONNECT_FAILED);
@@ -460,7 +487,7 @@ impl Handler for Agent {
     }
 
     fn on_tcp_connected(&mut self, ctx: &mut Context<'_>, id: ConnId) {
-        let (Some(&stream), Some(t)) = (self.plain.get(&id), self.tunnel.as_mut()) else {
+        let (Some(&(stream, _)), Some(t)) = (self.plain.get(&id), self.tunnel.as_mut()) else {
             return ctx.tcp_close(id);
         };
         // The response comes as `DATA`; the controller reads its head there.
@@ -482,7 +509,7 @@ impl Handler for Agent {
     }
 
     fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId, error: Option<&io::Error>) {
-        let Some(stream) = self.plain.remove(&id) else { return };
+        let Some((stream, _)) = self.plain.remove(&id) else { return };
         if let Some(e) = error {
             info!("tunnel http service closed", stream = stream, error = e);
         }

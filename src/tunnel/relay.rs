@@ -224,6 +224,15 @@ impl Tunnel {
                     self.reset(ctx, stream, ResetCause::PROTOCOL)
                 }
             },
+            // A plain stream carries HTTP bytes only (docs/tunnel.md, the wire): a relayed
+            // message on one is a broken peer's, and ends the stream as DATA on a WebSocket
+            // stream does.
+            Event::Relay { stream, data, .. }
+                if self.links.get(&stream).is_some_and(|l| l.plain) =>
+            {
+                let _ = self.session.consume(stream, 1 + data.len());
+                self.reset(ctx, stream, ResetCause::PROTOCOL)
+            }
             Event::Relay { stream, opcode, more, data } => {
                 self.relay_in(ctx, stream, opcode, more, data);
                 None
