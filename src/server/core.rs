@@ -53,6 +53,12 @@ pub struct Core {
     pub(crate) per_ip: HashMap<IpAddr, u32>,
     /// Connections with output queued by the current batch of work.
     pub(crate) dirty: Vec<Key>,
+    /// Connections written once per turn of the loop (`Context::set_coalesce`): a few
+    /// tunnels, so a list (not a flag in every connection's slot).
+    pub(crate) coalescing: Vec<Key>,
+    /// Coalescing connections with output queued in this turn of the loop, written at its end
+    /// (`Server::flush_turn`).
+    pub(crate) deferred: Vec<Key>,
     pub(crate) draining: bool,
     /// A handler asked the loop to stop.
     pub(crate) stopping: bool,

@@ -137,6 +137,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 now: Duration::ZERO,
                 per_ip: HashMap::new(),
                 dirty: Vec::new(),
+                coalescing: Vec::new(),
+                deferred: Vec::new(),
                 draining: false,
                 stopping: false,
                 random: None,
@@ -217,6 +219,9 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         crate::log::batch();
         let _flush = FlushOnDrop;
         loop {
+            // The turn's writes to coalescing connections (each in one write), before anything
+            // else: nothing queued waits out the poll or is lost at a stop.
+            self.flush_turn();
             if self.core.stopping {
                 return Ok(());
             }
@@ -788,6 +793,24 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
     /// output queued. A handler called back from here (`on_drained`) may broadcast again: that
     /// batch is queued before this returns.
     pub(super) fn flush_dirty(&mut self) {
+        self.flush_dirty_in(false);
+    }
+
+    /// The end of a turn of the loop: the coalescing connections written this turn are written
+    /// now, each with what the whole turn queued for it (one write, and over TLS full records,
+    /// instead of one per socket read that sent into it), then whatever that flush queued.
+    pub(super) fn flush_turn(&mut self) {
+        if self.core.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.core.deferred);
+        self.core.dirty.extend_from_slice(&deferred);
+        self.core.deferred = deferred;
+        self.core.deferred.clear();
+        self.flush_dirty_in(true);
+    }
+
+    fn flush_dirty_in(&mut self, turn_end: bool) {
         loop {
             self.core.flush_batch();
             for (key, response) in std::mem::take(&mut self.core.accepted) {
@@ -797,6 +820,11 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 self.read_again(key);
             }
             while let Some(key) = self.core.dirty.pop() {
+                if !turn_end && self.core.coalescing.contains(&key) {
+                    // Still dirty (listed once): written at the end of the turn.
+                    self.core.deferred.push(key);
+                    continue;
+                }
                 if let Some(c) = self.core.conns.get_mut(key) {
                     c.dirty = false;
                 }
@@ -1052,6 +1080,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
         let Some(mut conn) = core.conns.remove(key) else {
             return;
         };
+        core.coalescing.retain(|&k| k != key);
         // No deregister: closing the socket (dropping `conn`) removes it from the epoll set, and
         // the syscall would cost one per connection.
         if let Some((id, _)) = conn.timer {
