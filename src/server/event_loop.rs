@@ -149,6 +149,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 shared_deflate: None,
                 spare_inflater: None,
                 deflate_out: Vec::new(),
+                masked: Vec::new(),
                 current: Owner::Loop,
                 new_tag: None,
                 paths: Vec::new(),
