@@ -41,6 +41,10 @@ const READ_BUFFER: usize = 256 << 10;
 const READS_PER_WAKE: usize = 16;
 /// The most bytes read from one connection in one turn of the loop (see `on_ready`).
 const TURN_BYTES: usize = 256 << 10;
+/// A coalescing connection's queue at which it is written at once, not at the end of the turn:
+/// a few full TLS records (16 KiB each) are as good as one write gets, and large messages are
+/// not held back while the turn reads on.
+const COALESCE_BYTES: usize = 64 << 10;
 /// Accepts per listener per wake-up.
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
@@ -821,7 +825,10 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 self.read_again(key);
             }
             while let Some(key) = self.core.dirty.pop() {
-                if !turn_end && self.core.coalescing.contains(&key) {
+                if !turn_end
+                    && self.core.coalescing.contains(&key)
+                    && self.core.conns.get(key).is_some_and(|c| c.out.len() < COALESCE_BYTES)
+                {
                     // Still dirty (listed once): written at the end of the turn.
                     self.core.deferred.push(key);
                     continue;
