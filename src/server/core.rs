@@ -38,6 +38,9 @@ const LARGE_MESSAGE: usize = 256 << 10;
 
 /// Below this many queued bytes a pong is queued even while one before it is unwritten.
 const PONG_ROOM: usize = 16 << 10;
+/// A masked frame's payload up to this size is built in `Core::masked` and copied into the
+/// queue (`Core::send_masked`).
+const SMALL_MASKED: usize = 1 << 10;
 
 /// The runtime's state, apart from the handler (so a handler can act on it through
 /// [`Context`](crate::server::Context) while it runs).
@@ -53,6 +56,12 @@ pub struct Core {
     pub(crate) per_ip: HashMap<IpAddr, u32>,
     /// Connections with output queued by the current batch of work.
     pub(crate) dirty: Vec<Key>,
+    /// Connections written once per turn of the loop (`Context::set_coalesce`): a few
+    /// tunnels, so a list (not a flag in every connection's slot).
+    pub(crate) coalescing: Vec<Key>,
+    /// Coalescing connections with output queued in this turn of the loop, written at its end
+    /// (`Server::flush_turn`).
+    pub(crate) deferred: Vec<Key>,
     pub(crate) draining: bool,
     /// A handler asked the loop to stop.
     pub(crate) stopping: bool,
@@ -77,6 +86,10 @@ pub struct Core {
     /// Where a message is compressed for one connection (`send_deflated`), kept while it is no
     /// larger than a pooled buffer.
     pub(crate) deflate_out: Vec<u8>,
+    /// Where a small masked frame is built before it is copied into its queue (`send_masked`),
+    /// made at the first one: an outbound connection's 64 B message costs a copy, not a pooled
+    /// buffer and an iovec entry of its own.
+    pub(crate) masked: Vec<u8>,
     /// What the handler is being called about (`dispatch.rs`).
     pub(crate) current: Owner,
     /// The tag `Context::tag_new` gave what the current call makes.
@@ -439,6 +452,20 @@ impl Core {
         fin: bool,
     ) -> Result<(), SendError> {
         let mask = self.random.as_mut().map_or([0; 4], Random::mask_key);
+        if data.len() <= SMALL_MASKED {
+            // Built in the scratch (sized once, never zeroed again), copied into the queue's
+            // leased buffer beside the frames before it.
+            let mut scratch = std::mem::take(&mut self.masked);
+            scratch.resize(SMALL_MASKED + crate::proto::frame::MAX_HEADER_LEN, 0);
+            let sent = open_conn(&mut self.conns, key).and_then(|conn| {
+                let n = conn.ws.send(kind, data, fin, &mut scratch, mask)?;
+                conn.out.push_copy(&[&scratch[..n]], &mut self.pool);
+                Ok(())
+            });
+            self.masked = scratch;
+            sent?;
+            return self.queued(key, 1);
+        }
         let len = data.len() + crate::proto::frame::MAX_HEADER_LEN;
         let mut buf =
             if len <= self.pool.size() { self.pool.take() } else { Vec::with_capacity(len) };

@@ -42,6 +42,10 @@ const READ_BUFFER: usize = 256 << 10;
 const READS_PER_WAKE: usize = 16;
 /// The most bytes read from one connection in one turn of the loop (see `on_ready`).
 const TURN_BYTES: usize = 256 << 10;
+/// A coalescing connection's queue at which it is written at once, not at the end of the turn:
+/// a few full TLS records (16 KiB each) are as good as one write gets, and large messages are
+/// not held back while the turn reads on.
+const COALESCE_BYTES: usize = 64 << 10;
 /// Accepts per listener per wake-up.
 const ACCEPTS_PER_WAKE: usize = 256;
 /// How long accepting pauses after the process runs out of file descriptors.
@@ -145,6 +149,8 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 now: Duration::ZERO,
                 per_ip: HashMap::new(),
                 dirty: Vec::new(),
+                coalescing: Vec::new(),
+                deferred: Vec::new(),
                 draining: false,
                 stopping: false,
                 random: None,
@@ -155,6 +161,7 @@ impl<D: Default, H: Handler<D>> Server<H, D> {
                 shared_deflate: None,
                 spare_inflater: None,
                 deflate_out: Vec::new(),
+                masked: Vec::new(),
                 current: Owner::Loop,
                 new_tag: None,
                 paths: Vec::new(),
@@ -233,6 +240,9 @@ impl<D: Default> Engine<'_, D> {
         crate::log::batch();
         let _flush = FlushOnDrop;
         loop {
+            // The turn's writes to coalescing connections (each in one write), before anything
+            // else: nothing queued waits out the poll or is lost at a stop.
+            self.flush_turn();
             if self.core.stopping {
                 return Ok(());
             }
@@ -800,6 +810,24 @@ impl<D: Default> Engine<'_, D> {
     /// output queued. A handler called back from here (`on_drained`) may broadcast again: that
     /// batch is queued before this returns.
     pub(super) fn flush_dirty(&mut self) {
+        self.flush_dirty_in(false);
+    }
+
+    /// The end of a turn of the loop: the coalescing connections written this turn are written
+    /// now, each with what the whole turn queued for it (one write, and over TLS full records,
+    /// instead of one per socket read that sent into it), then whatever that flush queued.
+    pub(super) fn flush_turn(&mut self) {
+        if self.core.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.core.deferred);
+        self.core.dirty.extend_from_slice(&deferred);
+        self.core.deferred = deferred;
+        self.core.deferred.clear();
+        self.flush_dirty_in(true);
+    }
+
+    fn flush_dirty_in(&mut self, turn_end: bool) {
         loop {
             self.core.flush_batch();
             for (key, response) in std::mem::take(&mut self.core.accepted) {
@@ -809,6 +837,14 @@ impl<D: Default> Engine<'_, D> {
                 self.read_again(key);
             }
             while let Some(key) = self.core.dirty.pop() {
+                if !turn_end
+                    && self.core.coalescing.contains(&key)
+                    && self.core.conns.get(key).is_some_and(|c| c.out.len() < COALESCE_BYTES)
+                {
+                    // Still dirty (listed once): written at the end of the turn.
+                    self.core.deferred.push(key);
+                    continue;
+                }
                 if let Some(c) = self.core.conns.get_mut(key) {
                     c.dirty = false;
                 }
@@ -1064,6 +1100,7 @@ impl<D: Default> Engine<'_, D> {
         let Some(mut conn) = core.conns.remove(key) else {
             return;
         };
+        core.coalescing.retain(|&k| k != key);
         // No deregister: closing the socket (dropping `conn`) removes it from the epoll set, and
         // the syscall would cost one per connection.
         if let Some((id, _)) = conn.timer {

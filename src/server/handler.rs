@@ -404,6 +404,19 @@ impl<D> Context<'_, D> {
         }
     }
 
+    /// Coalescing: what is queued to the connection is written once per turn of the loop,
+    /// after every socket that was ready in the turn was read and handled, instead of after
+    /// each read. For a connection many others send into (a tunnel): one write (and over TLS,
+    /// full records) for what a whole turn relayed, at the cost of nothing for a lone message
+    /// (a turn with one event ends at once).
+    pub fn set_coalesce(&mut self, id: ConnId, on: bool) {
+        let list = &mut self.core.coalescing;
+        list.retain(|&k| k != id.0);
+        if on && self.core.conns.get(id.0).is_some() {
+            list.push(id.0);
+        }
+    }
+
     /// Sends one frame of a message: `fin == false` leaves the message open for more pieces
     /// (RFC 6455 §5.4), which must keep the same `kind`.
     ///

@@ -386,6 +386,8 @@ impl Handler for Agent {
             info!("tunnel connected", controller = self.url.authority(), name = self.name);
             let targets: Vec<&str> = self.exposes.iter().map(|e| e.name.as_str()).collect();
             self.tunnel = Some(Tunnel::new(id, Role::Agent, Config::default(), &targets));
+            // Every stream sends into it: one write per turn of the loop.
+            ctx.set_coalesce(id, true);
             return;
         }
         let Some(stream) = self.connecting.remove(&id) else {

@@ -50,7 +50,8 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// the stream and a TCP connection to its service.
 #[derive(Debug)]
 struct Plain {
-    agent: String,
+    /// The tunnel's WebSocket.
+    tunnel: ConnId,
     exchange: Exchange,
     /// The request's `FIN` went (its body is whole).
     fin_sent: bool,
@@ -158,10 +159,15 @@ pub struct AgentFigures {
 pub struct Controller {
     config: ControllerConfig,
     auth: Auth,
-    /// Live tunnels by agent name.
-    tunnels: HashMap<String, Tunnel>,
-    /// The agent name of a tunnel's WebSocket or of a public client.
+    /// Live tunnels by their WebSocket: a message is routed by ids the runtime hands out,
+    /// never by hashing a name.
+    tunnels: IdMap<ConnId, Tunnel>,
+    /// The live tunnel's WebSocket by agent name (one per name).
+    live: HashMap<String, ConnId>,
+    /// The agent name of a tunnel's WebSocket.
     names: IdMap<ConnId, String>,
+    /// The tunnel's WebSocket of a public client.
+    of: IdMap<ConnId, ConnId>,
     /// Counters of tunnels gone, by agent name (so a reconnect does not reset them).
     past: HashMap<String, TunnelStats>,
     /// Plain HTTP exchanges by their client.
@@ -177,8 +183,10 @@ impl Controller {
         Self {
             config,
             auth,
-            tunnels: HashMap::new(),
+            tunnels: id_map(),
+            live: HashMap::new(),
             names: id_map(),
+            of: id_map(),
             past: HashMap::new(),
             plain: HashMap::new(),
             out: Vec::new(),
@@ -270,16 +278,19 @@ impl Controller {
     /// An agent's tunnel opened: it is the agent's live tunnel now, replacing an older one.
     pub fn on_agent_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         let Some(name) = self.names.get(&id).cloned() else { return };
-        if let Some(old) = self.tunnels.remove(&name) {
+        if let Some(old) = self.live.remove(&name).and_then(|old| self.tunnels.remove(&old)) {
             let old_conn = old.conn;
             info!("tunnel replaced", agent = name, old = old_conn, new = id);
             self.retire(ctx, old, CloseCode::GOING_AWAY, "the agent's tunnel was replaced");
             ctx.close(old_conn, CloseCode::NORMAL, "replaced by a newer tunnel of the agent");
         }
         let tunnel = Tunnel::new(id, Role::Controller, self.config.session, &[]);
+        // Every stream sends into it: one write per turn of the loop.
+        ctx.set_coalesce(id, true);
         let peer = ctx.peer_addr(id).map(|a| a.to_string()).unwrap_or_default();
         info!("tunnel connected", agent = name, id = id, peer = peer);
-        self.tunnels.insert(name, tunnel);
+        self.tunnels.insert(id, tunnel);
+        self.live.insert(name, id);
     }
 
     /// A tunnel ended: its streams end with it (open clients get `code`, waiting ones 502).
@@ -287,13 +298,13 @@ impl Controller {
         let name = self.names.remove(&tunnel.conn).unwrap_or_default();
         // Plain clients: 502 if their response has not begun, else cut.
         let plain: Vec<ConnId> =
-            self.plain.iter().filter(|(_, p)| p.agent == name).map(|(&c, _)| c).collect();
+            self.plain.iter().filter(|(_, p)| p.tunnel == tunnel.conn).map(|(&c, _)| c).collect();
         for client in plain {
             tunnel.release(ctx, client);
             self.refuse_client(ctx, client, ResetCause::CANCEL);
         }
         for conn in tunnel.end(ctx, code, reason) {
-            self.names.remove(&conn);
+            self.of.remove(&conn);
             if self.plain.remove(&conn).is_some() {
                 answer(ctx, conn, 502, "the tunnel closed");
             } else {
@@ -359,8 +370,9 @@ impl Controller {
     }
 
     fn tunnel_of(&mut self, id: ConnId) -> Option<&mut Tunnel> {
-        let name = self.names.get(&id)?;
-        self.tunnels.get_mut(name)
+        // A tunnel's own WebSocket is its own key; a client's is the tunnel it is linked to.
+        let tunnel = self.of.get(&id).copied().unwrap_or(id);
+        self.tunnels.get_mut(&tunnel)
     }
 
     /// The service answered a client's stream: the client gets the 101 (with the service's
@@ -377,7 +389,7 @@ impl Controller {
         if ctx.peer_addr(client).is_none() {
             // The client left while the service was connecting.
             tunnel.refuse(ctx, stream, ResetCause::CANCEL);
-            self.names.remove(&client);
+            self.of.remove(&client);
             return;
         }
         let mut slots = [Header { name: "", value: b"" }; 64];
@@ -394,7 +406,7 @@ impl Controller {
             Ok(r) => {
                 let status = r.status;
                 tunnel.refuse(ctx, stream, ResetCause::CANCEL);
-                self.names.remove(&client);
+                self.of.remove(&client);
                 info!("tunnel service refused", client = client, status = status);
                 ctx.reject(
                     client,
@@ -403,7 +415,7 @@ impl Controller {
             }
             Err(e) => {
                 tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
-                self.names.remove(&client);
+                self.of.remove(&client);
                 warn!("tunnel service head unreadable", client = client, error = e);
                 ctx.reject(client, &Response::text(502, "the service's answer was unreadable\n"));
             }
@@ -411,7 +423,7 @@ impl Controller {
     }
 
     fn refuse_client(&mut self, ctx: &mut Context<'_>, client: ConnId, cause: ResetCause) {
-        self.names.remove(&client);
+        self.of.remove(&client);
         let status = match cause {
             ResetCause::REFUSED => 503,
             ResetCause::OPEN_TIMEOUT => 504,
@@ -435,7 +447,8 @@ impl Controller {
         r: &Pick,
         req: &Request<'_>,
     ) -> Decision {
-        let Some(tunnel) = self.tunnels.get_mut(&r.agent) else {
+        let tid = self.live.get(&r.agent).copied();
+        let Some(tunnel) = tid.and_then(|t| self.tunnels.get_mut(&t)) else {
             warn!("tunnel route: no agent connected", route = r.via, agent = r.agent);
             return Decision::Reject(Response::text(502, "the tunnel's agent is not connected\n"));
         };
@@ -450,7 +463,7 @@ impl Controller {
         match tunnel.open(ctx, req.id, &r.target, head.as_bytes(), false) {
             Ok(stream) => {
                 info!("tunnel stream", client = req.id, agent = r.agent, stream = stream);
-                self.names.insert(req.id, r.agent.clone());
+                self.of.insert(req.id, tunnel.conn);
                 Decision::Defer
             }
             Err(SendError::TooManyStreams) => {
@@ -511,22 +524,19 @@ impl Controller {
         if let Some(t) = self.tunnel_of(id) {
             t.closed(ctx, id, code, reason);
         }
-        self.names.remove(&id);
+        self.of.remove(&id);
     }
 
     /// A tunnel's WebSocket is gone: its streams end.
     pub fn on_agent_close(&mut self, ctx: &mut Context<'_>, id: ConnId, code: CloseCode) {
         let Some(name) = self.names.get(&id).cloned() else { return };
-        match self.tunnels.remove(&name) {
-            Some(t) if t.conn == id => {
+        match self.tunnels.remove(&id) {
+            Some(t) => {
                 info!("tunnel disconnected", agent = name, id = id, code = code.0);
+                self.live.remove(&name);
                 self.retire(ctx, t, CloseCode::GOING_AWAY, "the tunnel closed");
             }
-            Some(t) => {
-                // An older tunnel of the name, already replaced.
-                self.tunnels.insert(name, t);
-                self.names.remove(&id);
-            }
+            // An older tunnel of the name, already replaced (and retired), or one never open.
             None => {
                 self.names.remove(&id);
             }
@@ -579,7 +589,8 @@ impl Controller {
             answer(ctx, client, 400, "a . or .. path segment");
             return true;
         }
-        let Some(tunnel) = self.tunnels.get_mut(&r.agent) else {
+        let tid = self.live.get(&r.agent).copied();
+        let Some(tunnel) = tid.and_then(|t| self.tunnels.get_mut(&t)) else {
             warn!("tunnel route: no agent connected", route = r.via, agent = r.agent);
             answer(ctx, client, 502, "the tunnel's agent is not connected");
             return true;
@@ -600,9 +611,10 @@ impl Controller {
                 if fin_sent {
                     tunnel.fin(ctx, client);
                 }
-                self.names.insert(client, r.agent.clone());
+                let tunnel = tunnel.conn;
+                self.of.insert(client, tunnel);
                 let deadline = ctx.now() + self.config.response_timeout;
-                let p = Plain { agent: r.agent, exchange, fin_sent, deadline, via: r.via };
+                let p = Plain { tunnel, exchange, fin_sent, deadline, via: r.via };
                 self.plain.insert(client, p);
             }
             Err(SendError::TooManyStreams) => {
@@ -636,7 +648,7 @@ impl Controller {
             p.deadline = ctx.now() + self.config.response_timeout;
         }
         let fin = p.exchange.request_done() && !std::mem::replace(&mut p.fin_sent, true);
-        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+        if let Some(t) = self.tunnels.get_mut(&p.tunnel) {
             t.data(ctx, id, &up);
             if fin {
                 t.fin(ctx, id);
@@ -656,10 +668,10 @@ impl Controller {
     /// A plain client is gone: its stream ends.
     pub fn on_tcp_closed(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         if let Some(p) = self.plain.remove(&id) {
-            if let Some(t) = self.tunnels.get_mut(&p.agent) {
+            if let Some(t) = self.tunnels.get_mut(&p.tunnel) {
                 t.release(ctx, id);
             }
-            self.names.remove(&id);
+            self.of.remove(&id);
         }
     }
 
@@ -693,10 +705,10 @@ impl Controller {
         }
         let Some(p) = self.plain.remove(&client) else { return };
         let keep_alive = p.exchange.keep_alive() && p.exchange.request_done();
-        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+        if let Some(t) = self.tunnels.get_mut(&p.tunnel) {
             t.release(ctx, client);
         }
-        self.names.remove(&client);
+        self.of.remove(&client);
         ctx.resume_reading(client);
         ctx.set_tag(client, Tag::NONE);
         ctx.http_exchange_done(client, keep_alive);
@@ -706,10 +718,10 @@ impl Controller {
     /// connection is cut; the stream is reset.
     fn plain_fail(&mut self, ctx: &mut Context<'_>, client: ConnId, status: u16, why: &str) {
         let Some(p) = self.plain.remove(&client) else { return };
-        if let Some(t) = self.tunnels.get_mut(&p.agent) {
+        if let Some(t) = self.tunnels.get_mut(&p.tunnel) {
             t.release(ctx, client);
         }
-        self.names.remove(&client);
+        self.of.remove(&client);
         let started = p.exchange.started();
         info!("tunnel http failed", via = p.via, status = status, started = started, error = why);
         if started {
@@ -726,13 +738,13 @@ impl Controller {
 
     /// Each agent's figures now: connected ones and those seen before.
     pub fn figures(&self) -> Vec<AgentFigures> {
-        let mut names: Vec<&String> = self.tunnels.keys().chain(self.past.keys()).collect();
+        let mut names: Vec<&String> = self.live.keys().chain(self.past.keys()).collect();
         names.sort();
         names.dedup();
         names
             .into_iter()
             .map(|name| {
-                let live = self.tunnels.get(name);
+                let live = self.live.get(name).and_then(|id| self.tunnels.get(id));
                 let mut stats = self.past.get(name).cloned().unwrap_or_default();
                 if let Some(t) = live {
                     add(&mut stats, &t.stats);

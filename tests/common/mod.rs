@@ -33,6 +33,27 @@ pub fn start(config: Config) -> SocketAddr {
     rx.recv_timeout(Duration::from_secs(10)).unwrap()
 }
 
+/// Runs `handler` on a server of its own thread (`config()`) and returns its address.
+pub fn serve<H: weir::server::Handler + Send + 'static>(handler: H) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let server = Server::bind(config(), handler).unwrap();
+        tx.send(server.local_addrs()[0]).unwrap();
+        server.run().unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+/// A WebSocket upgraded at `path` (raw: frames are the test's to write and read).
+pub fn upgrade(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = raw(addr);
+    let req = UPGRADE.replacen("GET /echo ", &format!("GET {path} "), 1);
+    s.write_all(req.as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
 /// A raw TCP connection with a read timeout, so no test can hang.
 pub fn raw(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
