@@ -1116,3 +1116,74 @@ fn a_service_that_never_answers_gets_its_client_a_504_after_the_response_timeout
     // The stream is gone at the agent too: its connection to the service is closed.
     common::expect_eof(&mut up, TIMEOUT);
 }
+
+#[test]
+fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiting_bytes() {
+    // A hostile controller opens many plain streams with window 0 to a service that answers
+    // with much: each stream's first read from the service waits for credit that never comes.
+    // Without a cap that is one read (up to 256 KiB) per stream, 2.5 GB for 10,000 streams;
+    // the agent holds at most 64 MiB per tunnel and resets the streams past it.
+    const STREAMS: u32 = 1200;
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    service.set_nonblocking(true).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent =
+        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+    let before = common::rss(agent.pid());
+
+    let mut conns = Vec::new();
+    let answer = vec![b'x'; 256 << 10];
+    let deadline = std::time::Instant::now() + 3 * TIMEOUT;
+    for i in 0..STREAMS {
+        let id = 2 * i + 1;
+        let mut m = vec![0x1, 0];
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0, 3]); // window 0, target "web"
+        m.extend_from_slice(b"web");
+        m.extend_from_slice(b"GET /big HTTP/1.1\r\nHost: y\r\n\r\n");
+        ctrl.send(Message::binary(m)).unwrap();
+        // The service answers at once with more than the stream may send.
+        let mut conn = loop {
+            match service.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "stream {id} never dialled");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(true).unwrap();
+        let _ = conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n");
+        let _ = conn.write(&answer);
+        conns.push(conn);
+    }
+
+    // Past the cap, streams are reset (flow_control): the controller hears of it. Messages
+    // are read until none came for a second (every stream's service read by then).
+    let mut resets = 0;
+    ctrl.get_mut().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    loop {
+        let m = match ctrl.read() {
+            Ok(Message::Binary(m)) => m,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("the tunnel failed: {e}"),
+        };
+        assert!(std::time::Instant::now() < deadline, "the tunnel never went quiet");
+        match m[0] {
+            0x2 => {} // OPEN_OK
+            0x7 => {
+                assert_eq!(m[6], 4, "RESET flow_control: {m:?}");
+                resets += 1;
+            }
+            t => panic!("unexpected tunnel message type {t}: {m:?}"),
+        }
+    }
+    let grown = common::rss(agent.pid()).saturating_sub(before) >> 20;
+    assert!(resets > 0, "no stream reset; the agent grew by {grown} MiB for {STREAMS} streams");
+    agent.log_with("tunnel stream reset: too much waits for credit", TIMEOUT);
+    assert!(grown < 100, "the agent grew by {grown} MiB with {STREAMS} streams held");
+}

@@ -27,6 +27,7 @@ use crate::proto::utf8::Utf8Validator;
 use crate::proto::{CloseCode, MessageKind};
 use crate::server::stats::Histogram;
 use crate::server::{ConnId, Context, IdMap, id_map};
+use crate::warn;
 
 /// Unsent bytes on the tunnel's WebSocket past which the sockets sending into it are not read.
 pub const TUNNEL_HIGH_WATER: usize = 1 << 20;
@@ -35,6 +36,13 @@ pub const TUNNEL_LOW_WATER: usize = 256 << 10;
 /// A linked socket's unsent bytes at or below which what its stream received is consumed
 /// (its credit granted back to the sender).
 pub const SOCKET_LOW_WATER: usize = 64 << 10;
+/// Bytes read from this end's sockets that may wait for their streams' credit, all the
+/// tunnel's streams together. Each stream holds at most one read (the loop's buffer, 256 KiB)
+/// while its credit is spent, so without a cap a peer that grants no credit (window 0 in its
+/// `OPEN`s or `OPEN_OK`s) makes this end hold 256 KiB per stream, 2.5 GB for 10,000 streams.
+/// Past the cap a stream with more to wait is reset (`flow_control`), logged
+/// (docs/security.md, the tunnel rows; docs/tunnel.md, flow control).
+pub const MAX_WAITING: usize = 64 << 20;
 
 /// A piece from a socket that the stream's credit has not taken yet.
 #[derive(Debug)]
@@ -150,6 +158,8 @@ pub struct Tunnel {
     buf: Vec<u8>,
     /// Some sockets are not read until the tunnel's queue drains.
     full: bool,
+    /// Bytes of all the pieces waiting for credit (at most [`MAX_WAITING`]).
+    waiting: usize,
     /// What went through it.
     pub stats: TunnelStats,
 }
@@ -164,6 +174,7 @@ impl Tunnel {
             by_conn: id_map(),
             buf: vec![0; MAX_MESSAGE_LEN],
             full: false,
+            waiting: 0,
             stats: TunnelStats::default(),
         }
     }
@@ -377,6 +388,7 @@ impl Tunnel {
     fn unlink(&mut self, stream: StreamId) -> Option<Link> {
         let link = self.links.remove(&stream)?;
         self.by_conn.remove(&link.conn);
+        self.waiting -= link.waiting.iter().map(|p| p.data.len()).sum::<usize>();
         Some(link)
     }
 
@@ -674,6 +686,7 @@ impl Tunnel {
             }
         }
         self.by_conn.clear();
+        self.waiting = 0;
         unopened
     }
 
@@ -692,6 +705,11 @@ impl Tunnel {
             if queued { Some((opcode, data)) } else { self.push(ctx, stream, opcode, data, last) };
         let Some(link) = self.links.get_mut(&stream) else { return };
         if let Some((opcode, rest)) = left {
+            if self.waiting + rest.len() > MAX_WAITING {
+                self.overflow(ctx, stream, rest.len());
+                return;
+            }
+            self.waiting += rest.len();
             link.waiting.push_back(Piece { opcode, data: rest.to_vec(), last });
             ctx.pause_reading(link.conn);
         }
@@ -705,14 +723,41 @@ impl Tunnel {
         }
     }
 
+    /// `more` bytes from `stream`'s socket would wait for credit past [`MAX_WAITING`]: the
+    /// stream is reset (`flow_control`: its peer withholds the credit this end would need),
+    /// logged, and its socket closed (a plain one cut, a WebSocket one `1011`). This keeps
+    /// docs/security.md's bound on what a tunnel holds while its peer grants no credit.
+    fn overflow(&mut self, ctx: &mut Context<'_>, stream: StreamId, more: usize) {
+        warn!(
+            "tunnel stream reset: too much waits for credit",
+            stream = stream,
+            bytes = more,
+            waiting = self.waiting,
+            cap = MAX_WAITING
+        );
+        if let Ok(len) = self.session.reset(stream, ResetCause::FLOW_CONTROL, &mut self.buf) {
+            self.write(ctx, len);
+            self.count_reset(ResetCause::FLOW_CONTROL);
+        }
+        let Some(link) = self.unlink(stream) else { return };
+        if link.plain {
+            ctx.tcp_close(link.conn);
+        } else {
+            let reason = "tunnel stream reset: flow_control";
+            ctx.close(link.conn, CloseCode::INTERNAL_ERROR, reason);
+        }
+    }
+
     /// Pieces waiting on a stream, sent as far as its new credit goes.
     fn send_waiting(&mut self, ctx: &mut Context<'_>, stream: StreamId) {
         while let Some(piece) = self.links.get_mut(&stream).and_then(|l| l.waiting.pop_front()) {
+            self.waiting -= piece.data.len();
             if let Some((opcode, rest)) =
                 self.push(ctx, stream, piece.opcode, &piece.data, piece.last)
             {
                 let rest = Piece { opcode, data: rest.to_vec(), last: piece.last };
                 if let Some(l) = self.links.get_mut(&stream) {
+                    self.waiting += rest.data.len();
                     l.waiting.push_front(rest);
                 }
                 return;

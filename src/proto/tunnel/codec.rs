@@ -73,7 +73,9 @@ impl ResetCause {
     pub const UNKNOWN_TARGET: ResetCause = ResetCause(2);
     /// The `OPEN` was not answered in time.
     pub const OPEN_TIMEOUT: ResetCause = ResetCause(3);
-    /// The peer sent more than its credit, or granted a window past [`MAX_WINDOW`].
+    /// The peer sent more than its credit, or granted a window past [`MAX_WINDOW`]; the
+    /// binary's relay also resets with it a stream past its tunnel's cap of bytes waiting for
+    /// the credit the peer withholds (`relay::MAX_WAITING`).
     pub const FLOW_CONTROL: ResetCause = ResetCause(4);
     /// The peer broke the stream's sequence (data after `FIN`, a bad relayed-message sequence).
     pub const PROTOCOL: ResetCause = ResetCause(5);
