@@ -113,7 +113,7 @@ impl<D: Default> Engine<'_, D> {
 /// `tail`; returns how many went to each. Safe Rust could only read into initialised bytes,
 /// i.e. zero the room first; that write over up to a megabyte per read cost 7% of the 1 MiB
 /// echo's throughput (median of 5 alternated runs, docs/performance.md), which is what this
-/// block buys. It and `signal.rs` are the only `unsafe` in weir.
+/// block buys. It, `signal.rs` and `listen.rs` (SO_REUSEPORT) are the only `unsafe` in weir.
 #[allow(unsafe_code)]
 fn read_into_spare(
     socket: &TcpStream,
