@@ -1187,3 +1187,69 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     agent.log_with("tunnel stream reset: too much waits for credit", TIMEOUT);
     assert!(grown < 100, "the agent grew by {grown} MiB with {STREAMS} streams held");
 }
+
+/// The `"waiting":N` of the one agent in `/api/tunnels`, and its `"bytes_out":N`.
+fn waiting_and_sent(addr: SocketAddr) -> (u64, u64) {
+    let list = http_get(addr, "/api/tunnels");
+    let field = |name: &str| -> u64 {
+        let at = list.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name}: {list}"));
+        let rest = &list[at + name.len() + 3..];
+        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+    };
+    (field("waiting"), field("bytes_out"))
+}
+
+#[test]
+fn a_stalled_legitimate_stream_holds_nothing_waiting_for_credit_and_goes_on() {
+    // A client uploads 8 MiB to a service that stops reading: the stream's credit (2 MiB)
+    // is spent and not granted back. The controller stops reading the client before its
+    // credit is too low for a whole read (docs/tunnel.md, flow control in the binary), so
+    // nothing it read waits for credit; else every slow stream holds one read (up to
+    // 256 KiB), and about 600 of them on a tunnel reach the 64 MiB cap and are reset.
+    const BODY: usize = 8 << 20;
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ctrl, _agent) = http_tunnel("/up", service.local_addr().unwrap().port(), "");
+    let addr = ctrl.addr;
+    let uploader = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_write_timeout(Some(6 * TIMEOUT)).unwrap();
+        let head = format!("POST /up/big HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(&vec![b'u'; BODY]).unwrap();
+        c
+    });
+    let (mut conn, _) = service.accept().unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+
+    // The stall settles: nothing more goes into the tunnel for a second.
+    let deadline = std::time::Instant::now() + 3 * TIMEOUT;
+    let mut last = waiting_and_sent(addr);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = waiting_and_sent(addr);
+        if now.1 == last.1 && now.1 > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the upload never stalled: {now:?}");
+        last = now;
+    }
+    let (waiting, sent) = last;
+    assert_eq!(waiting, 0, "{waiting} bytes wait for credit after {sent} sent");
+
+    // The service reads on and gets every byte.
+    let mut got = Vec::new();
+    let mut buf = vec![0; 256 << 10];
+    let body_at = loop {
+        let n = std::io::Read::read(&mut conn, &mut buf).unwrap();
+        assert!(n > 0, "the service's request ended after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() - i - 4 >= BODY {
+                break i + 4;
+            }
+        }
+    };
+    assert_eq!(got.len() - body_at, BODY);
+    assert!(got[body_at..].iter().all(|&b| b == b'u'));
+    drop(uploader.join().unwrap());
+}

@@ -133,6 +133,7 @@ pub(super) fn tunnel_figures(controller: &Controller) -> Vec<TunnelFigures> {
             name: a.name,
             connected: a.connected,
             streams_open: a.streams_open,
+            waiting: a.waiting,
             streams: a.stats.streams,
             bytes_in: a.stats.bytes_in,
             bytes_out: a.stats.bytes_out,

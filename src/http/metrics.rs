@@ -41,6 +41,8 @@ pub struct TunnelFigures {
     pub connected: bool,
     /// Streams open now.
     pub streams_open: u64,
+    /// Bytes read from public clients that wait for their streams' credit now.
+    pub waiting: u64,
     /// Streams opened since the start.
     pub streams: u64,
     /// Payload bytes from the agent's services to public clients.
@@ -57,7 +59,7 @@ pub struct TunnelFigures {
 pub fn render_tunnels(tunnels: &[TunnelFigures]) -> String {
     let mut o = String::new();
     type Get = fn(&TunnelFigures) -> u64;
-    let fams: [(&str, &str, &str, Get); 5] = [
+    let fams: [(&str, &str, &str, Get); 6] = [
         ("weir_tunnel_connected", "gauge", "1 while the agent's tunnel is connected.", |t| {
             u64::from(t.connected)
         }),
@@ -72,6 +74,12 @@ pub fn render_tunnels(tunnels: &[TunnelFigures]) -> String {
         ("weir_tunnel_bytes_out_total", "counter", "Payload bytes to the agent's services.", |t| {
             t.bytes_out
         }),
+        (
+            "weir_tunnel_waiting_bytes",
+            "gauge",
+            "Bytes read from public clients that wait for their streams' credit.",
+            |t| t.waiting,
+        ),
     ];
     for (name, kind, help, get) in fams {
         family(&mut o, name, kind, help);

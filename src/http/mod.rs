@@ -169,7 +169,7 @@ impl Default for Api {
 }
 
 /// `GET /api/tunnels`: `{"tunnels":[{"name":..,"connected":..,"streams_open":..,"streams":..,
-/// "bytes_in":..,"bytes_out":..,"resets":{"cause":n,..}},..]}`.
+/// "bytes_in":..,"bytes_out":..,"waiting":..,"resets":{"cause":n,..}},..]}`.
 fn tunnels_json(tunnels: &[TunnelFigures]) -> String {
     let mut out = String::from("{\"tunnels\":[");
     for (i, t) in tunnels.iter().enumerate() {
@@ -179,8 +179,8 @@ fn tunnels_json(tunnels: &[TunnelFigures]) -> String {
         // Agent names are 1-64 of `A-Z a-z 0-9 . _ -`: nothing to escape.
         out.push_str(&format!(
             "{{\"name\":\"{}\",\"connected\":{},\"streams_open\":{},\"streams\":{},\
-             \"bytes_in\":{},\"bytes_out\":{},\"resets\":{{",
-            t.name, t.connected, t.streams_open, t.streams, t.bytes_in, t.bytes_out
+             \"bytes_in\":{},\"bytes_out\":{},\"waiting\":{},\"resets\":{{",
+            t.name, t.connected, t.streams_open, t.streams, t.bytes_in, t.bytes_out, t.waiting
         ));
         for (j, (cause, n)) in t.resets.iter().enumerate() {
             let sep = if j > 0 { "," } else { "" };

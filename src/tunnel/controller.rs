@@ -150,6 +150,8 @@ pub struct AgentFigures {
     pub connected: bool,
     /// Streams open now.
     pub streams_open: u64,
+    /// Bytes read from its public clients that wait for their streams' credit now.
+    pub waiting: u64,
     /// Its counters (over all its tunnels since the start).
     pub stats: TunnelStats,
 }
@@ -753,6 +755,7 @@ impl Controller {
                     name: name.clone(),
                     connected: live.is_some(),
                     streams_open: live.map_or(0, |t| t.open_streams() as u64),
+                    waiting: live.map_or(0, |t| t.waiting() as u64),
                     stats,
                 }
             })

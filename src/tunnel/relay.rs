@@ -43,6 +43,8 @@ pub const SOCKET_LOW_WATER: usize = 64 << 10;
 /// Past the cap a stream with more to wait is reset (`flow_control`), logged
 /// (docs/security.md, the tunnel rows; docs/tunnel.md, flow control).
 pub const MAX_WAITING: usize = 64 << 20;
+/// The most one read of a socket gives (the loop's read buffer, `READ_BUFFER`).
+const ONE_READ: u32 = 256 << 10;
 
 /// A piece from a socket that the stream's credit has not taken yet.
 #[derive(Debug)]
@@ -79,6 +81,10 @@ struct Link {
     plain: bool,
     /// A plain stream's `FIN` goes once the bytes waiting for credit have gone.
     fin_pending: bool,
+    /// The credit below which the socket is not read: min(one read, half the window the peer
+    /// first granted), so a read never overruns the credit of a stream whose peer grants
+    /// as docs/tunnel.md says (back in halves of its window).
+    floor: u32,
 }
 
 /// What the application at either end does after a tunnel message: open a stream's socket,
@@ -184,6 +190,11 @@ impl Tunnel {
         self.links.len()
     }
 
+    /// Bytes read from this end's sockets that wait for their streams' credit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
     /// A tunnel message received: the streams' events are acted on here, and what the
     /// application must do is returned.
     ///
@@ -218,6 +229,10 @@ impl Tunnel {
                 };
                 self.stats.open_latency.observe(ctx.now().saturating_sub(link.opened_at));
                 let (conn, plain) = (link.conn, link.plain);
+                let floor = self.floor(stream);
+                if let Some(l) = self.links.get_mut(&stream) {
+                    l.floor = floor;
+                }
                 if plain {
                     // A request body that came before the credit goes now.
                     self.send_waiting(ctx, stream);
@@ -487,6 +502,7 @@ impl Tunnel {
             opened_at: now,
             plain,
             fin_pending: false,
+            floor: self.floor(stream),
         };
         self.links.insert(stream, link);
         self.by_conn.insert(conn, stream);
@@ -635,9 +651,10 @@ impl Tunnel {
     pub fn drained(&mut self, ctx: &mut Context<'_>, conn: ConnId) {
         if conn == self.conn {
             self.full = false;
-            for link in self.links.values_mut().filter(|l| l.held_by_tunnel) {
+            for (&stream, link) in self.links.iter_mut().filter(|(_, l)| l.held_by_tunnel) {
                 link.held_by_tunnel = false;
-                if link.waiting.is_empty() {
+                let credit = self.session.send_credit(stream).unwrap_or(0);
+                if link.waiting.is_empty() && credit >= link.floor {
                     ctx.resume_reading(link.conn);
                 }
             }
@@ -648,6 +665,17 @@ impl Tunnel {
         let owed = std::mem::take(&mut link.owed);
         let _ = self.session.consume(stream, owed);
         self.flush(ctx);
+    }
+
+    /// The credit below which `stream`'s socket is not read ([`Link::floor`]), from the
+    /// credit the peer granted it (its window, when it has just opened or accepted it).
+    fn floor(&self, stream: StreamId) -> u32 {
+        self.session.send_credit(stream).map_or(0, |c| (c / 2).min(ONE_READ))
+    }
+
+    /// `stream`'s socket may be read: nothing of it waits, and its credit takes a whole read.
+    fn readable(&self, stream: StreamId, link: &Link) -> bool {
+        link.waiting.is_empty() && self.session.send_credit(stream).unwrap_or(0) >= link.floor
     }
 
     /// Sends what the session owes the peer (`WINDOW`, `RESET`).
@@ -712,6 +740,11 @@ impl Tunnel {
             self.waiting += rest.len();
             link.waiting.push_back(Piece { opcode, data: rest.to_vec(), last });
             ctx.pause_reading(link.conn);
+        } else if self.session.send_credit(stream).unwrap_or(0) < link.floor {
+            // docs/tunnel.md, flow control in the binary: the next read might overrun the
+            // credit and wait; the socket is read again once a `WINDOW` brings the credit
+            // back (the peer grants in halves of its window, at least the floor).
+            ctx.pause_reading(link.conn);
         }
         if ctx.queued_bytes(self.conn) > TUNNEL_HIGH_WATER {
             link.held_by_tunnel = true;
@@ -766,8 +799,10 @@ impl Tunnel {
         if self.links.get(&stream).is_some_and(|l| l.fin_pending) {
             self.finish(ctx, stream);
         }
-        if let Some(l) = self.links.get(&stream).filter(|l| !l.held_by_tunnel) {
-            ctx.resume_reading(l.conn);
+        if let Some(l) = self.links.get(&stream) {
+            if !l.held_by_tunnel && self.readable(stream, l) {
+                ctx.resume_reading(l.conn);
+            }
         }
     }
 
