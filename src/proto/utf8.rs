@@ -39,14 +39,13 @@ impl Utf8Validator {
             self.step(b)?;
             bytes = rest;
         }
-        // The rest starts on a code point boundary. Its ASCII words first (most text a server
-        // relays: a 64 B message costs a few word tests, not the general validator's setup);
-        // the byte after them is a boundary too.
-        let bytes = bytes.get(ascii_prefix(bytes)..).unwrap_or_default();
-        if bytes.is_empty() {
+        // The rest starts on a code point boundary. All-ASCII text (most of what a server
+        // relays) is settled by core's word-at-a-time `is_ascii`, without the general
+        // validator's setup.
+        if bytes.is_ascii() {
             return Ok(());
         }
-        // Then the standard library's validator, which tells a truncated final code point
+        // Otherwise the standard library's validator, which tells a truncated final code point
         // (error_len None) from a bad byte.
         match core::str::from_utf8(bytes) {
             Ok(_) => Ok(()),
@@ -90,21 +89,6 @@ impl Utf8Validator {
         *self = Self { need, lo, hi };
         Ok(())
     }
-}
-
-/// The length of `bytes`' leading whole 8-byte words that are all ASCII (below 0x80).
-fn ascii_prefix(bytes: &[u8]) -> usize {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut n = 0;
-    for word in bytes.chunks_exact(8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        if u64::from_ne_bytes(w) & HIGH != 0 {
-            break;
-        }
-        n += 8;
-    }
-    n
 }
 
 #[cfg(test)]
