@@ -820,10 +820,8 @@ impl<D: Default> Engine<'_, D> {
         if self.core.deferred.is_empty() {
             return;
         }
-        let deferred = std::mem::take(&mut self.core.deferred);
-        self.core.dirty.extend_from_slice(&deferred);
-        self.core.deferred = deferred;
-        self.core.deferred.clear();
+        let core = &mut self.core;
+        core.dirty.append(&mut core.deferred);
         self.flush_dirty_in(true);
     }
 
