@@ -740,7 +740,6 @@ impl Hub {
         self.forget_if_unused(channel);
     }
 
-    /// `conn` left `channel` (unsubscribed or gone).
     /// A WebSocket client (`client`, its name) or an event stream (`None`) left `channel`.
     pub(super) fn redis_left(&mut self, conn: ConnId, client: Option<&str>, channel: &Rc<str>) {
         if self.redis.is_none() {
