@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::http::{ChannelFigures, Channels, RedisFigures, Refused, RouteFigures, TunnelFigures};
+use crate::http::{ChannelFigures, Channels, Refused, RouteFigures, TunnelFigures};
+use crate::hub::Hub;
 use crate::hub::channel::valid_name;
-use crate::hub::{Hub, RedisLinks};
 use crate::proto::tunnel::ResetCause;
 use crate::proxy::Proxy;
 use crate::server::{ConnId, Context};
@@ -94,7 +94,7 @@ impl Channels for Hub {
             history_messages,
             history_evictions,
             errors: s.errors().collect(),
-            redis: self.redis_links().map(redis_figures),
+            redis: self.redis_links(),
         }
     }
 }
@@ -116,12 +116,6 @@ pub(super) fn route_figures(proxy: &Proxy) -> Vec<RouteFigures> {
             http_requests: r.stats.http_requests,
         })
         .collect()
-}
-
-/// The hub's Redis links as the HTTP API reports them.
-fn redis_figures(l: RedisLinks) -> RedisFigures {
-    let RedisLinks { ready, reconnects, refused, lost, errors, dropped, waiting, nodes } = l;
-    RedisFigures { ready, reconnects, refused, lost, errors, dropped, waiting, nodes }
 }
 
 /// Each tunnel agent's figures now, for `/metrics` and `/api/tunnels`.

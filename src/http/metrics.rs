@@ -390,7 +390,7 @@ pub fn render(
 }
 
 /// The Redis links' families (`--redis`).
-fn redis(o: &mut String, r: &super::RedisFigures) {
+fn redis(o: &mut String, r: &crate::redis::Figures) {
     let links = ["link=\"commands\"", "link=\"subscriber\""];
     family(o, "weir_redis_link_up", "gauge", "1 while the Redis link is connected and ready.");
     for (l, up) in links.iter().zip(r.ready) {

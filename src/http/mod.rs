@@ -116,28 +116,7 @@ pub struct ChannelFigures {
     /// Commands refused, by error code.
     pub errors: Vec<(&'static str, u64)>,
     /// With `--redis`: the links to Redis.
-    pub redis: Option<RedisFigures>,
-}
-
-/// The Redis links' figures (`--redis`), as `/api/stats` and `/metrics` report them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RedisFigures {
-    /// Whether each link is connected and ready: commands, subscriber.
-    pub ready: [bool; 2],
-    /// Connections made again after one was lost, per link.
-    pub reconnects: [u64; 2],
-    /// Requests refused before they were queued (Redis not connected, or the queue full).
-    pub refused: u64,
-    /// Requests whose reply was lost with the link (answered `unavailable`).
-    pub lost: u64,
-    /// Requests Redis answered with an error.
-    pub errors: u64,
-    /// Messages dropped by the subscription link (not in weir's form, or no longer followed).
-    pub dropped: u64,
-    /// Requests awaiting Redis's reply now.
-    pub waiting: u64,
-    /// The weir nodes alive on this Redis (as of this node's last refresh), once known.
-    pub nodes: Option<u64>,
+    pub redis: Option<crate::redis::Figures>,
 }
 
 /// Serves the HTTP endpoints.

@@ -15,8 +15,6 @@ pub mod rate;
 mod remote;
 mod replay;
 
-pub use remote::RedisLinks;
-
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;

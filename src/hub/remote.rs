@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::json::{ObjectWriter, Value};
 use crate::proto::MessageKind;
-use crate::redis::{Epoch, Position, RequestId, Unavailable};
+use crate::redis::{Epoch, Figures, Position, RequestId, Unavailable};
 use crate::server::{ConnId, Context, Response};
 use crate::warn;
 
@@ -83,28 +83,6 @@ impl Redis {
             remote: HashMap::new(),
         }
     }
-}
-
-/// The Redis links' state and counters (`--redis`), for `/api/stats` and `/metrics`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RedisLinks {
-    /// Whether each link is connected and ready: commands, subscriber.
-    pub ready: [bool; 2],
-    /// Connections made again after one was lost, per link.
-    pub reconnects: [u64; 2],
-    /// Requests refused before they were queued (Redis not connected, or the queue full).
-    pub refused: u64,
-    /// Requests whose reply was lost with the link (answered `unavailable`).
-    pub lost: u64,
-    /// Requests Redis answered with an error.
-    pub errors: u64,
-    /// Messages dropped by the subscription link (not in weir's form, or no longer followed).
-    pub dropped: u64,
-    /// Requests awaiting Redis's reply now.
-    pub waiting: u64,
-    /// The weir nodes alive on this Redis (this one included), as of this node's last
-    /// refresh of its own entry; `None` until Redis first answered.
-    pub nodes: Option<u64>,
 }
 
 /// Who a request is answered to.
@@ -332,10 +310,10 @@ impl Hub {
     }
 
     /// The links' state and counters (`None` without `--redis`).
-    pub fn redis_links(&self) -> Option<RedisLinks> {
+    pub fn redis_links(&self) -> Option<Figures> {
         let r = self.redis.as_ref()?;
         let s = r.broker.stats;
-        Some(RedisLinks {
+        Some(Figures {
             ready: r.broker.ready(),
             reconnects: s.reconnects,
             refused: s.refused,
@@ -762,7 +740,6 @@ impl Hub {
         self.forget_if_unused(channel);
     }
 
-    /// `conn` left `channel` (unsubscribed or gone).
     /// A WebSocket client (`client`, its name) or an event stream (`None`) left `channel`.
     pub(super) fn redis_left(&mut self, conn: ConnId, client: Option<&str>, channel: &Rc<str>) {
         if self.redis.is_none() {

@@ -229,5 +229,28 @@ pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// A node's two Redis links as its operators see them (`/api/stats`, `/metrics`): the hub fills
+/// it in, the HTTP API reports it; one type here, below both apps, that neither has to copy.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Figures {
+    /// Whether each link is connected and ready: commands, subscriber.
+    pub ready: [bool; 2],
+    /// Connections made again after one was lost, per link.
+    pub reconnects: [u64; 2],
+    /// Requests refused before they were queued (Redis not connected, or the queue full).
+    pub refused: u64,
+    /// Requests whose reply was lost with the link (answered `unavailable`).
+    pub lost: u64,
+    /// Requests Redis answered with an error.
+    pub errors: u64,
+    /// Messages dropped by the subscription link (not in weir's form, or no longer followed).
+    pub dropped: u64,
+    /// Requests awaiting Redis's reply now.
+    pub waiting: u64,
+    /// The weir nodes alive on this Redis (this one included), as of this node's last
+    /// refresh of its own entry; `None` until Redis first answered.
+    pub nodes: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests;
