@@ -740,9 +740,13 @@ impl Tunnel {
         data: &[u8],
         last: bool,
     ) {
-        let queued = self.links.get(&stream).is_some_and(|l| !l.waiting.is_empty());
-        let left =
-            if queued { Some((opcode, data)) } else { self.push(ctx, stream, opcode, data, last) };
+        let Some(link) = self.links.get(&stream) else { return };
+        let (queued, plain) = (!link.waiting.is_empty(), link.plain);
+        let left = if queued {
+            Some((opcode, data))
+        } else {
+            self.push(ctx, stream, plain, opcode, data, last)
+        };
         let Some(link) = self.links.get_mut(&stream) else { return };
         if let Some((opcode, rest)) = left {
             if self.waiting + rest.len() + PIECE_OVERHEAD > MAX_WAITING {
@@ -796,10 +800,11 @@ impl Tunnel {
 
     /// Pieces waiting on a stream, sent as far as its new credit goes.
     fn send_waiting(&mut self, ctx: &mut Context<'_>, stream: StreamId) {
+        let plain = self.links.get(&stream).is_some_and(|l| l.plain);
         while let Some(piece) = self.links.get_mut(&stream).and_then(|l| l.waiting.pop_front()) {
             self.waiting -= piece.held();
             if let Some((opcode, rest)) =
-                self.push(ctx, stream, piece.opcode, &piece.data, piece.last)
+                self.push(ctx, stream, plain, piece.opcode, &piece.data, piece.last)
             {
                 let rest = Piece { opcode, data: rest.to_vec(), last: piece.last };
                 if let Some(l) = self.links.get_mut(&stream) {
@@ -819,17 +824,17 @@ impl Tunnel {
         }
     }
 
-    /// Sends as much of a piece as the credit takes, in tunnel messages; returns what is left
-    /// (with the opcode it goes on with), `None` when all went.
+    /// Sends as much of a piece as the credit takes, in tunnel messages (`DATA` on a `plain`
+    /// stream); returns what is left (with the opcode it goes on with), `None` when all went.
     fn push<'d>(
         &mut self,
         ctx: &mut Context<'_>,
         stream: StreamId,
+        plain: bool,
         mut opcode: Opcode,
         mut data: &'d [u8],
         last: bool,
     ) -> Option<(Opcode, &'d [u8])> {
-        let plain = self.links.get(&stream).is_some_and(|l| l.plain);
         loop {
             let sent = if plain {
                 self.session.send_data(stream, data, &mut self.buf)
