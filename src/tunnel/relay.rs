@@ -801,15 +801,19 @@ impl Tunnel {
     /// Pieces waiting on a stream, sent as far as its new credit goes.
     fn send_waiting(&mut self, ctx: &mut Context<'_>, stream: StreamId) {
         let plain = self.links.get(&stream).is_some_and(|l| l.plain);
-        while let Some(piece) = self.links.get_mut(&stream).and_then(|l| l.waiting.pop_front()) {
+        while let Some(mut piece) = self.links.get_mut(&stream).and_then(|l| l.waiting.pop_front())
+        {
             self.waiting -= piece.held();
             if let Some((opcode, rest)) =
                 self.push(ctx, stream, plain, piece.opcode, &piece.data, piece.last)
             {
-                let rest = Piece { opcode, data: rest.to_vec(), last: piece.last };
+                // What went is cut off the front: the rest waits in the same allocation.
+                let sent = piece.data.len() - rest.len();
+                piece.data.drain(..sent);
+                piece.opcode = opcode;
                 if let Some(l) = self.links.get_mut(&stream) {
-                    self.waiting += rest.held();
-                    l.waiting.push_front(rest);
+                    self.waiting += piece.held();
+                    l.waiting.push_front(piece);
                 }
                 return;
             }
