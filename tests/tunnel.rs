@@ -1188,6 +1188,57 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     assert!(grown < 100, "the agent grew by {grown} MiB with {STREAMS} streams held");
 }
 
+#[test]
+fn empty_messages_waiting_for_credit_count_against_the_cap() {
+    // A service that sends empty messages while its stream has no credit: each waits as a
+    // piece of no bytes but its own memory, ~131,000 per 256 KiB read. Counted as no bytes,
+    // they slipped past the cap (8 MiB a stream, unbounded for a tunnel); each now counts.
+    const STREAMS: u32 = 40;
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent =
+        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
+    let mut ctrl = accept_agent(&listener);
+    agent.log_with("tunnel connected", TIMEOUT);
+    let empties = [0x81u8, 0].repeat(128 << 10);
+    let mut conns = Vec::new();
+    for i in 0..STREAMS {
+        let id = 2 * i + 1;
+        let mut m = vec![0x1, 1];
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0, 3]); // window 0, target "web"
+        m.extend_from_slice(b"web");
+        m.extend_from_slice(
+            b"GET / HTTP/1.1\r\nHost: y\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        ctrl.send(Message::binary(m)).unwrap();
+        let (conn, _) = service.accept().unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut ws = tungstenite::accept(conn).unwrap();
+        ws.get_mut().set_nonblocking(true).unwrap();
+        let _ = ws.get_mut().write(&empties);
+        conns.push(ws);
+    }
+    let mut resets = 0;
+    ctrl.get_mut().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let deadline = std::time::Instant::now() + 3 * TIMEOUT;
+    loop {
+        let m = match ctrl.read() {
+            Ok(Message::Binary(m)) => m,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("the tunnel failed: {e}"),
+        };
+        assert!(std::time::Instant::now() < deadline, "the tunnel never went quiet");
+        if m[0] == 0x7 {
+            assert_eq!(m[6], 4, "RESET flow_control: {m:?}");
+            resets += 1;
+        }
+    }
+    assert!(resets > 0, "no stream reset for {STREAMS} streams of empty messages held");
+}
+
 /// The `"waiting":N` of the one agent in `/api/tunnels`, and its `"bytes_out":N`.
 fn waiting_and_sent(addr: SocketAddr) -> (u64, u64) {
     let list = http_get(addr, "/api/tunnels");
