@@ -205,6 +205,19 @@ impl Proxy {
             ctx.close(up, CloseCode::GOING_AWAY, "client went away");
             return;
         }
+        if ctx.draining() {
+            // SIGTERM came while the upstream was connecting: the client, still in its
+            // handshake, gets 503 as any request in its handshake at shutdown, and the upstream
+            // 1001 (RFC 6455 §7.4.1), rather than a link opened for nothing to close.
+            self.links.remove(&up);
+            self.links.remove(&link.other);
+            ctx.close(up, CloseCode::GOING_AWAY, "server shutting down");
+            let mut refused = Response::text(503, "server shutting down\n");
+            refused.headers.push(("Retry-After".into(), b"5".to_vec()));
+            info!("proxy: refused", client = link.other, upstream = up, reason = "shutting down");
+            ctx.reject(link.other, &refused);
+            return;
+        }
         ctx.set_streaming(up, true);
         ctx.set_manual_close(up, true);
         ctx.accept(link.other, protocol, &[]);
