@@ -746,3 +746,26 @@ fn a_link_still_in_its_handshake_at_sigterm_is_refused_503_and_its_upstream_clos
     assert!(proxy.wait_exit(TIMEOUT).success());
     assert!(proxy.log().contains("shutdown complete"), "{}", proxy.log());
 }
+
+/// An upstream of one connection that answers the upgrade with `head` and closes.
+fn upstream_answering(head: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = read_head(&mut s);
+        let _ = s.write_all(head.as_bytes());
+    });
+    port
+}
+
+/// An upstream that answers the upgrade with an interim status (RFC 9110 §15.2: 1xx is no
+/// final answer) has not refused it with a status the client could be given: 502, as for any
+/// invalid answer (RFC 9110 §15.6.3). Before, weir sent `100` as a final response, with a body.
+#[test]
+fn an_upstream_answering_the_upgrade_with_an_interim_status_is_502() {
+    let port = upstream_answering("HTTP/1.1 100 Continue\r\n\r\n");
+    let proxy = Binary::start(&["--route", &format!("/up=ws://127.0.0.1:{port}/")]);
+    assert_eq!(refused_status(proxy.addr, "/up").0, 502, "{}", proxy.log());
+}

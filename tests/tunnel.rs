@@ -627,6 +627,86 @@ fn a_hostile_agent_is_answered_precisely() {
     assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
 }
 
+/// An agent's `OPEN_OK` whose head is no answer to the client's upgrade: a head that does not
+/// parse, a subprotocol the client did not offer (RFC 6455 §4.1: the client would fail the
+/// WebSocket), one that is not text, an interim status (RFC 9110 §15.2: no final answer), a
+/// head on a plain request's stream (its response comes as `DATA`). Each stream is reset
+/// (`protocol`, counted in `/metrics`), logged, and its client gets 502 (RFC 9110 §15.6.3);
+/// the tunnel goes on.
+#[test]
+fn an_agents_open_ok_that_is_no_answer_to_the_upgrade_is_502_and_a_protocol_reset() {
+    let ctrl = controller("127.0.0.1:0");
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let upgrade = "GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    let plain = "GET /kuma/a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let heads: [(&str, &[u8]); 6] = [
+        (upgrade, b"garbage\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nX-Cut: off"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: evil\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: \xffchat\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        (plain, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    for (request, head) in heads {
+        let mut client = common::raw(ctrl.addr);
+        std::io::Write::write_all(&mut client, request.as_bytes()).unwrap();
+        let open = tunnel_message(&mut agent);
+        assert_eq!(open[0], 0x1, "an OPEN");
+        let id = &open[2..6];
+        let mut ok = vec![0x2, 0];
+        ok.extend_from_slice(id);
+        ok.extend_from_slice(&[0, 1, 0, 0]);
+        ok.extend_from_slice(head);
+        agent.send(Message::binary(ok)).unwrap();
+        let answer = common::read_head(&mut client);
+        let shown = String::from_utf8_lossy(head);
+        assert_eq!(common::status(&answer), 502, "{shown:?}: {answer}\n{}", ctrl.log());
+        let mut reset = vec![0x7, 0];
+        reset.extend_from_slice(id);
+        reset.push(5);
+        // (A plain request's `FIN`, sent after its head, may come first.)
+        let got = loop {
+            let m = tunnel_message(&mut agent);
+            if m[0] != 0x6 {
+                break m;
+            }
+        };
+        assert_eq!(got, reset, "{shown:?}: RESET protocol");
+    }
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"protocol\"} 6";
+    assert!(metrics.contains(resets), "{metrics}");
+    let logged = || (ctrl.log().matches("tunnel service head refused").count() == 6).then_some(());
+    assert_eq!(eventually(TIMEOUT, logged), Some(()), "{}", ctrl.log());
+}
+
+/// The mirror at the agent: a service that answers the upgrade with an interim status (RFC 9110
+/// §15.2) has not refused it with a status a client could get. The agent resets the stream
+/// `connect_failed` (the client gets 502) rather than pass `100` on as a refusal (which the
+/// controller would take as the agent's protocol error).
+#[test]
+fn a_service_answering_the_upgrade_with_an_interim_status_is_connect_failed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = common::read_head(&mut s);
+        let _ = std::io::Write::write_all(&mut s, b"HTTP/1.1 100 Continue\r\n\r\n");
+    });
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+    assert_eq!(refused(ctrl.addr, "/kuma"), 502, "{}", ctrl.log());
+    ctrl.log_with("cause=connect_failed", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"connect_failed\"} 1";
+    assert!(metrics.contains(resets), "{metrics}");
+    assert!(!metrics.contains("cause=\"protocol\"} 1"), "{metrics}");
+}
+
 /// A controller taking agents with [`TOKEN`], its public side under `--token public-token`,
 /// with `flags`.
 fn guarded_controller(flags: &[&str]) -> Binary {

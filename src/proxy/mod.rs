@@ -239,14 +239,15 @@ impl Proxy {
         if let Some(r) = route {
             r.stats.upstream_failures += 1;
         }
-        let response = match error {
-            ConnectError::Refused { status } => {
-                Response::text(*status, format!("the upstream refused the upgrade ({status})\n"))
+        let response = match (error.refusal_status(), error) {
+            (Some(status), _) => {
+                Response::text(status, format!("the upstream refused the upgrade ({status})\n"))
             }
-            ConnectError::Timeout => Response::text(504, "the upstream did not answer in time\n"),
-            ConnectError::Io(_) | ConnectError::Handshake(_) => {
-                Response::text(502, "the upstream cannot be reached\n")
+            (None, ConnectError::Timeout) => {
+                Response::text(504, "the upstream did not answer in time\n")
             }
+            // RFC 9110 §15.6.3: unreachable, or an invalid answer (an interim status too).
+            (None, _) => Response::text(502, "the upstream cannot be reached\n"),
         };
         info!("upstream failed", route = prefix, status = response.status, error = error);
         ctx.reject(link.other, &response);

@@ -438,13 +438,14 @@ impl Handler for Agent {
         let Some(stream) = self.connecting.remove(&id) else { return };
         let Some(tunnel) = self.tunnel.as_mut() else { return };
         info!("tunnel service failed", stream = stream, error = e);
-        match e {
-            // The service's own refusal reaches the client as its status.
-            ConnectError::Refused { status } => {
+        // The service's own refusal reaches the client as its status; an interim status
+        // (RFC 9110 §15.2) is no refusal the controller could pass on: connect_failed.
+        match e.refusal_status() {
+            Some(status) => {
                 let head = format!("HTTP/1.1 {status} Refused\r\n\r\n");
                 tunnel.answer(ctx, stream, head.as_bytes());
             }
-            _ => tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED),
+            None => tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED),
         }
     }
 
