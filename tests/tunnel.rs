@@ -963,15 +963,22 @@ fn read_all(conn: &mut TcpStream) -> Vec<u8> {
     got
 }
 
-#[test]
-fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
-    // The service is the test's own listener: what reaches it is read byte for byte.
+/// An agent whose controller is the test (the WebSocket returned, its tunnel up) and whose
+/// services are the test's listener (returned), so each side's bytes are the test's to write.
+fn agent_of_the_test() -> (std::net::TcpListener, Binary, WebSocket<TcpStream>) {
     let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let agent =
         agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
+    let ctrl = accept_agent(&listener);
     agent.log_with("tunnel connected", TIMEOUT);
+    (service, agent, ctrl)
+}
+
+#[test]
+fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
+    // The service is the test's own listener: what reaches it is read byte for byte.
+    let (service, agent, mut ctrl) = agent_of_the_test();
 
     // A relayed WebSocket message on a plain stream is no HTTP byte: the stream is reset
     // (protocol), as DATA on a WebSocket stream is, and nothing reaches the service.
@@ -1204,13 +1211,8 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     // Without a cap that is one read (up to 256 KiB) per stream, 2.5 GB for 10,000 streams;
     // the agent holds at most 64 MiB per tunnel and resets the streams past it.
     const STREAMS: u32 = 1200;
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (service, agent, mut ctrl) = agent_of_the_test();
     service.set_nonblocking(true).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent =
-        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
-    agent.log_with("tunnel connected", TIMEOUT);
     let before = common::rss(agent.pid());
 
     let mut conns = Vec::new();
@@ -1268,18 +1270,40 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     assert!(grown < 100, "the agent grew by {grown} MiB with {STREAMS} streams held");
 }
 
+/// The agent has no `/metrics`: what its streams hold waiting for credit (the controller's
+/// `weir_tunnel_waiting_bytes`) shows in its log, a line when bytes begin to wait (again at most
+/// every 10 s while they do) and one when none waits any more.
+#[test]
+fn the_agent_logs_the_bytes_waiting_for_credit_and_when_they_have_gone() {
+    let (service, agent, mut ctrl) = agent_of_the_test();
+    // One plain stream, window 0: the service's answer waits for credit.
+    let mut open = vec![0x1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3];
+    open.extend_from_slice(b"web");
+    open.extend_from_slice(b"GET /big HTTP/1.1\r\nHost: y\r\n\r\n");
+    ctrl.send(Message::binary(open)).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    conn.write_all(answer).unwrap();
+    let log = agent.log_with("tunnel waiting for credit", TIMEOUT);
+    let line = log.lines().find(|l| l.contains("tunnel waiting for credit")).unwrap();
+    // What one read of the service took (each piece counts a little of its own besides).
+    let bytes: usize =
+        line.split(" bytes=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((answer.len()..answer.len() + 256).contains(&bytes), "{line}");
+    assert!(line.contains("streams=1"), "{line}");
+    assert!(!log.contains("tunnel credit caught up"), "{log}");
+    // Credit: what waited goes, and the agent says so.
+    ctrl.send(Message::binary(vec![0x5, 0, 0, 0, 0, 1, 0, 1, 0, 0])).unwrap();
+    agent.log_with("tunnel credit caught up", TIMEOUT);
+}
+
 #[test]
 fn empty_messages_waiting_for_credit_count_against_the_cap() {
     // A service that sends empty messages while its stream has no credit: each waits as a
     // piece of no bytes but its own memory, ~131,000 per 256 KiB read. Counted as no bytes,
     // they slipped past the cap (8 MiB a stream, unbounded for a tunnel); each now counts.
     const STREAMS: u32 = 40;
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent =
-        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
-    agent.log_with("tunnel connected", TIMEOUT);
+    let (service, _agent, mut ctrl) = agent_of_the_test();
     let empties = [0x81u8, 0].repeat(128 << 10);
     let mut conns = Vec::new();
     for i in 0..STREAMS {
