@@ -519,7 +519,9 @@ Durations are a whole number with ms, s, m or h, or bare seconds, at most 8760h:
         let indent = if group == Group::Subcommands {
             out.push_str(
                 "  serve       Run the server (the default when no subcommand is given).\n  \
-                 client URL  Connect to URL (ws://, or wss:// when built with TLS). Flags:\n",
+                 client URL  Connect to URL (ws://, or wss:// when built with TLS). It reads \
+                 only its own\n              variables, WEIR_CLIENT_*, never the server's. \
+                 Flags:\n",
             );
             "    "
         } else if group == Group::Tunnel {
@@ -668,11 +670,14 @@ impl Flag {
     }
 
     fn env_var(&self) -> String {
-        // The agent's flags have twins of their own (`WEIR_TUNNEL_AGENT_NAME`, ...), so that
-        // `--token-file` is not the server's WEIR_TOKEN_FILE (the hub's tokens) in a shared file.
+        // The agent's and the client's flags have twins of their own (`WEIR_TUNNEL_AGENT_NAME`,
+        // `WEIR_CLIENT_ORIGIN`, ...), so that a server's environment (a unit's, a shell's) is
+        // never read as theirs: `--token-file` is not the server's WEIR_TOKEN_FILE (the hub's
+        // tokens), nor the client's `--origin` the server's allow-list, WEIR_ORIGIN.
         let mut var = String::from(match self.setter {
             Setter::Tunnel(_) => "WEIR_TUNNEL_AGENT_",
-            Setter::Serve(_) | Setter::Client(_) => "WEIR_",
+            Setter::Client(_) => "WEIR_CLIENT_",
+            Setter::Serve(_) => "WEIR_",
         });
         var.extend(self.name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
         var
@@ -2496,19 +2501,11 @@ mod tests {
         for word in ["--help", "--version", "KiB", "KB", "500ms", "client URL"] {
             assert!(help.contains(word), "{word}");
         }
-        // Names are unique per command and map to distinct variables within it (`weir --origin`
-        // and `weir client --origin` share WEIR_ORIGIN: each command reads only its own flags).
+        // Every flag has a variable of its own, across the commands too (`weir --origin` is
+        // WEIR_ORIGIN, `weir client --origin` WEIR_CLIENT_ORIGIN): no command reads another's.
         for (i, a) in FLAGS.iter().enumerate() {
             for b in &FLAGS[i + 1..] {
-                let same_command = matches!(
-                    (a.setter, b.setter),
-                    (Setter::Serve(_), Setter::Serve(_))
-                        | (Setter::Client(_), Setter::Client(_))
-                        | (Setter::Tunnel(_), Setter::Tunnel(_))
-                );
-                if same_command {
-                    assert_ne!(a.env_var(), b.env_var());
-                }
+                assert_ne!(a.env_var(), b.env_var(), "--{} and --{}", a.name, b.name);
             }
         }
     }
@@ -2671,10 +2668,10 @@ mod tests {
         let c = client_env(
             "client ws://h/",
             &[
-                ("WEIR_BINARY", "TRUE"),
-                ("WEIR_SUBPROTOCOL", "a,b"),
-                ("WEIR_HEADER", "A: 1,B:2"),
-                ("WEIR_ORIGIN", "http://x"),
+                ("WEIR_CLIENT_BINARY", "TRUE"),
+                ("WEIR_CLIENT_SUBPROTOCOL", "a,b"),
+                ("WEIR_CLIENT_HEADER", "A: 1,B:2"),
+                ("WEIR_CLIENT_ORIGIN", "http://x"),
                 ("WEIR_LISTEN", "ignored"),
             ],
         );
@@ -2685,11 +2682,15 @@ mod tests {
             [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())]
         );
         assert_eq!(c.origin.as_deref(), Some("http://x"));
-        assert!(!client_env("client ws://h/", &[("WEIR_BINARY", "0")]).binary);
-        assert!(client_env("client --binary ws://h/", &[("WEIR_BINARY", "false")]).binary);
-        assert!(invalid("WEIR_BINARY", "yes")(err_env(
+        assert!(!client_env("client ws://h/", &[("WEIR_CLIENT_BINARY", "0")]).binary);
+        // The server's variables of the same flags are not the client's.
+        let servers = [("WEIR_BINARY", "1"), ("WEIR_ORIGIN", "http://s"), ("WEIR_INSECURE", "1")];
+        let c = client_env("client ws://h/", &servers);
+        assert!(!c.binary && !c.insecure && c.origin.is_none());
+        assert!(client_env("client --binary ws://h/", &[("WEIR_CLIENT_BINARY", "false")]).binary);
+        assert!(invalid("WEIR_CLIENT_BINARY", "yes")(err_env(
             "client ws://h/",
-            &[("WEIR_BINARY", "yes")]
+            &[("WEIR_CLIENT_BINARY", "yes")]
         )));
     }
 

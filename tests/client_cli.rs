@@ -27,10 +27,16 @@ struct Client {
 
 impl Client {
     fn spawn(url: &str, args: &[&str]) -> Self {
+        Self::spawn_with_env(url, args, &[])
+    }
+
+    /// [`Client::spawn`] with `vars` set in its environment.
+    fn spawn_with_env(url: &str, args: &[&str], vars: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("client")
             .arg(url)
             .args(args)
+            .envs(vars.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -332,4 +338,41 @@ fn an_unresolvable_host_fails_with_status_1() {
     let status = c.wait();
     assert_eq!(status.code(), Some(1), "stderr: {}", c.stderr());
     assert!(c.stderr().starts_with("weir: "), "{}", c.stderr());
+}
+
+/// The upgrade request `weir client` sends with `vars` in its environment.
+fn head_sent_with_env(vars: &[(&str, &str)]) -> String {
+    // The server closes at once (1000), so the client ends without waiting on anything.
+    let (addr, server) = hand_server(None, vec![0x88, 2, 0x03, 0xe8]);
+    let mut c = Client::spawn_with_env(&format!("ws://{addr}/"), &[], vars);
+    let _ = c.wait();
+    server.recv_timeout(TIMEOUT).unwrap().0
+}
+
+/// `weir client` reads only its own variables, `WEIR_CLIENT_*`: a shell or unit environment
+/// that holds the server's (`WEIR_ORIGIN` is the server's allow-list, `WEIR_HEADER`,
+/// `WEIR_SUBPROTOCOL`, `WEIR_INSECURE`...) does not change what the client sends. Before, the
+/// two shared their names, so the server's `WEIR_ORIGIN` became the client's `Origin`.
+#[test]
+fn the_client_reads_its_own_variables_not_the_servers() {
+    let servers = [
+        ("WEIR_ORIGIN", "https://server.example"),
+        ("WEIR_HEADER", "X-Server:1"),
+        ("WEIR_SUBPROTOCOL", "server.v1"),
+        ("WEIR_COMPRESSION", "shared"),
+    ];
+    let head = head_sent_with_env(&servers);
+    for name in ["Origin", "X-Server", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"] {
+        assert_eq!(header(&head, name), None, "{name} from the server's variables:\n{head}");
+    }
+
+    let own = [
+        ("WEIR_CLIENT_ORIGIN", "https://client.example"),
+        ("WEIR_CLIENT_HEADER", "X-Client:1"),
+        ("WEIR_CLIENT_SUBPROTOCOL", "client.v1"),
+    ];
+    let head = head_sent_with_env(&own);
+    assert_eq!(header(&head, "Origin"), Some("https://client.example"), "{head}");
+    assert_eq!(header(&head, "X-Client"), Some("1"), "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Protocol"), Some("client.v1"), "{head}");
 }

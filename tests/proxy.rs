@@ -662,3 +662,110 @@ fn an_upstream_whose_connect_hangs_gets_504_after_the_upstream_timeout() {
     assert!(took <= Duration::from_secs(5), "504 after {took:?}, --upstream-timeout 1s");
     drop(held);
 }
+
+/// The code of the close frame `ws` gets next (messages before it skipped), answered; `None`
+/// for a close without a code. Panics if the connection ends without one.
+fn close_of(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(f)) => {
+                let _ = ws.flush();
+                return f.map(|f| u16::from(f.code));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+/// weir routing `/up` to an upstream of one connection that answers its handshake once `hold`
+/// gives the word or is dropped, sends `hello`, and reports the code of the close it gets.
+fn proxy_to_close_reporting_upstream(
+    hold: mpsc::Receiver<()>,
+) -> (Binary, mpsc::Receiver<Option<u16>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = hold.recv_timeout(TIMEOUT);
+        let mut ws = tungstenite::accept(s).unwrap();
+        ws.send(Message::text("hello")).unwrap();
+        let _ = tx.send(close_of(&mut ws));
+    });
+    let route = format!("/up=ws://127.0.0.1:{port}/");
+    let proxy = Binary::start(&["--route", &route, "--shutdown-timeout", "5s"]);
+    (proxy, rx)
+}
+
+/// SIGTERM closes a proxied link as the hub's connections: the client gets 1001 (RFC 6455
+/// §7.4.1, going away), the upstream a close of its own, and weir exits once both have answered,
+/// within `--shutdown-timeout`.
+#[test]
+fn sigterm_closes_both_sides_of_a_proxied_link_with_1001_and_exits() {
+    let (_, hold) = mpsc::channel();
+    let (mut proxy, rx) = proxy_to_close_reporting_upstream(hold);
+    let mut ws = ws_client(proxy.addr, "/up");
+    assert_eq!(ws.read().unwrap(), Message::text("hello"));
+    proxy.sigterm();
+    assert_eq!(close_of(&mut ws), Some(1001), "the client's close; log:\n{}", proxy.log());
+    let up = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("log:\n{}", proxy.log()));
+    assert_eq!(up, Some(1001), "the upstream's close");
+    assert!(proxy.wait_exit(TIMEOUT).success());
+    // Both answered: weir did not wait out its shutdown timeout.
+    assert!(proxy.log().contains("shutdown complete"), "{}", proxy.log());
+}
+
+/// A link whose upstream answers its handshake after SIGTERM: the client, still in its
+/// handshake, gets 503 as any request in its handshake at shutdown (docs/operations.md,
+/// Signals and shutdown), not a 101 on a WebSocket nothing would close; the upstream gets 1001
+/// (RFC 6455 §7.4.1). Before, the client got its 101 and the link stayed open until the
+/// shutdown timeout cut both without a close frame.
+#[test]
+fn a_link_still_in_its_handshake_at_sigterm_is_refused_503_and_its_upstream_closed_1001() {
+    // The upstream's 101 only once the test has sent SIGTERM and weir has logged it.
+    let (go, hold) = mpsc::channel();
+    let (mut proxy, rx) = proxy_to_close_reporting_upstream(hold);
+    let mut s = common::raw(proxy.addr);
+    write!(
+        s,
+        "GET /up HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    proxy.log_with("proxy: linked", TIMEOUT);
+    proxy.sigterm();
+    proxy.log_with("shutting down", TIMEOUT);
+    go.send(()).unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 503, "{head}\n{}", proxy.log());
+    drop(s);
+    let up = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("log:\n{}", proxy.log()));
+    assert_eq!(up, Some(1001), "the upstream's close");
+    assert!(proxy.wait_exit(TIMEOUT).success());
+    assert!(proxy.log().contains("shutdown complete"), "{}", proxy.log());
+}
+
+/// An upstream of one connection that answers the upgrade with `head` and closes.
+fn upstream_answering(head: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = read_head(&mut s);
+        let _ = s.write_all(head.as_bytes());
+    });
+    port
+}
+
+/// An upstream that answers the upgrade with an interim status (RFC 9110 §15.2: 1xx is no
+/// final answer) has not refused it with a status the client could be given: 502, as for any
+/// invalid answer (RFC 9110 §15.6.3). Before, weir sent `100` as a final response, with a body.
+#[test]
+fn an_upstream_answering_the_upgrade_with_an_interim_status_is_502() {
+    let port = upstream_answering("HTTP/1.1 100 Continue\r\n\r\n");
+    let proxy = Binary::start(&["--route", &format!("/up=ws://127.0.0.1:{port}/")]);
+    assert_eq!(refused_status(proxy.addr, "/up").0, 502, "{}", proxy.log());
+}

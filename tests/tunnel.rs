@@ -285,8 +285,14 @@ fn holdings(pid: u32) -> (usize, u64) {
 /// The surviving process's descriptors are no more than after the first cycles (those may grow
 /// the loop's own tables), and its memory grew by at most `RSS_SLACK` since then: a leak of a
 /// few KiB per cycle (a stream's buffers, a tunnel's tables) would pass it over the cycles.
-fn assert_nothing_grew(who: &str, first: (usize, u64), last: (usize, u64), cycles: usize) {
+/// Looked at until it holds (at most `TIMEOUT`): a socket in flight is no leak (the agent dials
+/// again every 50-100 ms while its controller is down, and holds that dial's socket until the
+/// refusal is read), and a leak never comes back down.
+fn assert_nothing_grew(who: &str, first: (usize, u64), pid: u32, cycles: usize) {
     const RSS_SLACK: u64 = 256 << 10;
+    let within = |h: (usize, u64)| h.0 <= first.0 && h.1 <= first.1 + RSS_SLACK;
+    let last = eventually(TIMEOUT, || Some(holdings(pid)).filter(|&h| within(h)))
+        .unwrap_or_else(|| holdings(pid));
     assert!(
         last.0 <= first.0,
         "{who}'s descriptors grew over {cycles} cycles: {first:?} -> {last:?}"
@@ -324,7 +330,7 @@ fn agent_and_controller_restarts_end_streams_cleanly_and_leak_nothing() {
             first = holdings(ctrl.pid());
         }
     }
-    assert_nothing_grew("the controller", first, holdings(ctrl.pid()), cycles);
+    assert_nothing_grew("the controller", first, ctrl.pid(), cycles);
 
     // The controller goes and comes back on the same address: the agent dials again.
     let addr = ctrl.addr;
@@ -361,7 +367,7 @@ fn agent_and_controller_restarts_end_streams_cleanly_and_leak_nothing() {
             first = holdings(agent.pid());
         }
     }
-    assert_nothing_grew("the agent", first, holdings(agent.pid()), cycles);
+    assert_nothing_grew("the agent", first, agent.pid(), cycles);
 }
 
 #[test]
@@ -627,6 +633,86 @@ fn a_hostile_agent_is_answered_precisely() {
     assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
 }
 
+/// An agent's `OPEN_OK` whose head is no answer to the client's upgrade: a head that does not
+/// parse, a subprotocol the client did not offer (RFC 6455 §4.1: the client would fail the
+/// WebSocket), one that is not text, an interim status (RFC 9110 §15.2: no final answer), a
+/// head on a plain request's stream (its response comes as `DATA`). Each stream is reset
+/// (`protocol`, counted in `/metrics`), logged, and its client gets 502 (RFC 9110 §15.6.3);
+/// the tunnel goes on.
+#[test]
+fn an_agents_open_ok_that_is_no_answer_to_the_upgrade_is_502_and_a_protocol_reset() {
+    let ctrl = controller("127.0.0.1:0");
+    let mut agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    let upgrade = "GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    let plain = "GET /kuma/a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let heads: [(&str, &[u8]); 6] = [
+        (upgrade, b"garbage\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nX-Cut: off"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: evil\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: \xffchat\r\n\r\n"),
+        (upgrade, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        (plain, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    for (request, head) in heads {
+        let mut client = common::raw(ctrl.addr);
+        std::io::Write::write_all(&mut client, request.as_bytes()).unwrap();
+        let open = tunnel_message(&mut agent);
+        assert_eq!(open[0], 0x1, "an OPEN");
+        let id = &open[2..6];
+        let mut ok = vec![0x2, 0];
+        ok.extend_from_slice(id);
+        ok.extend_from_slice(&[0, 1, 0, 0]);
+        ok.extend_from_slice(head);
+        agent.send(Message::binary(ok)).unwrap();
+        let answer = common::read_head(&mut client);
+        let shown = String::from_utf8_lossy(head);
+        assert_eq!(common::status(&answer), 502, "{shown:?}: {answer}\n{}", ctrl.log());
+        let mut reset = vec![0x7, 0];
+        reset.extend_from_slice(id);
+        reset.push(5);
+        // (A plain request's `FIN`, sent after its head, may come first.)
+        let got = loop {
+            let m = tunnel_message(&mut agent);
+            if m[0] != 0x6 {
+                break m;
+            }
+        };
+        assert_eq!(got, reset, "{shown:?}: RESET protocol");
+    }
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"protocol\"} 6";
+    assert!(metrics.contains(resets), "{metrics}");
+    let logged = || (ctrl.log().matches("tunnel service head refused").count() == 6).then_some(());
+    assert_eq!(eventually(TIMEOUT, logged), Some(()), "{}", ctrl.log());
+}
+
+/// The mirror at the agent: a service that answers the upgrade with an interim status (RFC 9110
+/// §15.2) has not refused it with a status a client could get. The agent resets the stream
+/// `connect_failed` (the client gets 502) rather than pass `100` on as a refusal (which the
+/// controller would take as the agent's protocol error).
+#[test]
+fn a_service_answering_the_upgrade_with_an_interim_status_is_connect_failed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = common::read_head(&mut s);
+        let _ = std::io::Write::write_all(&mut s, b"HTTP/1.1 100 Continue\r\n\r\n");
+    });
+    let ctrl = controller("127.0.0.1:0");
+    let _agent = agent(ctrl.addr, port);
+    assert_eq!(refused(ctrl.addr, "/kuma"), 502, "{}", ctrl.log());
+    ctrl.log_with("cause=connect_failed", TIMEOUT);
+    let metrics = http_get(ctrl.addr, "/metrics");
+    let resets = "weir_tunnel_resets_total{agent=\"home\",cause=\"connect_failed\"} 1";
+    assert!(metrics.contains(resets), "{metrics}");
+    assert!(!metrics.contains("cause=\"protocol\"} 1"), "{metrics}");
+}
+
 /// A controller taking agents with [`TOKEN`], its public side under `--token public-token`,
 /// with `flags`.
 fn guarded_controller(flags: &[&str]) -> Binary {
@@ -883,15 +969,22 @@ fn read_all(conn: &mut TcpStream) -> Vec<u8> {
     got
 }
 
-#[test]
-fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
-    // The service is the test's own listener: what reaches it is read byte for byte.
+/// An agent whose controller is the test (the WebSocket returned, its tunnel up) and whose
+/// services are the test's listener (returned), so each side's bytes are the test's to write.
+fn agent_of_the_test() -> (std::net::TcpListener, Binary, WebSocket<TcpStream>) {
     let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let agent =
         agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
+    let ctrl = accept_agent(&listener);
     agent.log_with("tunnel connected", TIMEOUT);
+    (service, agent, ctrl)
+}
+
+#[test]
+fn a_hostile_controller_cannot_send_a_plain_service_more_than_the_request_it_opened() {
+    // The service is the test's own listener: what reaches it is read byte for byte.
+    let (service, agent, mut ctrl) = agent_of_the_test();
 
     // A relayed WebSocket message on a plain stream is no HTTP byte: the stream is reset
     // (protocol), as DATA on a WebSocket stream is, and nothing reaches the service.
@@ -1124,13 +1217,8 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     // Without a cap that is one read (up to 256 KiB) per stream, 2.5 GB for 10,000 streams;
     // the agent holds at most 64 MiB per tunnel and resets the streams past it.
     const STREAMS: u32 = 1200;
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (service, agent, mut ctrl) = agent_of_the_test();
     service.set_nonblocking(true).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent =
-        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
-    agent.log_with("tunnel connected", TIMEOUT);
     let before = common::rss(agent.pid());
 
     let mut conns = Vec::new();
@@ -1188,18 +1276,40 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
     assert!(grown < 100, "the agent grew by {grown} MiB with {STREAMS} streams held");
 }
 
+/// The agent has no `/metrics`: what its streams hold waiting for credit (the controller's
+/// `weir_tunnel_waiting_bytes`) shows in its log, a line when bytes begin to wait (again at most
+/// every 10 s while they do) and one when none waits any more.
+#[test]
+fn the_agent_logs_the_bytes_waiting_for_credit_and_when_they_have_gone() {
+    let (service, agent, mut ctrl) = agent_of_the_test();
+    // One plain stream, window 0: the service's answer waits for credit.
+    let mut open = vec![0x1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3];
+    open.extend_from_slice(b"web");
+    open.extend_from_slice(b"GET /big HTTP/1.1\r\nHost: y\r\n\r\n");
+    ctrl.send(Message::binary(open)).unwrap();
+    let (mut conn, _) = service.accept().unwrap();
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    conn.write_all(answer).unwrap();
+    let log = agent.log_with("tunnel waiting for credit", TIMEOUT);
+    let line = log.lines().find(|l| l.contains("tunnel waiting for credit")).unwrap();
+    // What one read of the service took (each piece counts a little of its own besides).
+    let bytes: usize =
+        line.split(" bytes=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((answer.len()..answer.len() + 256).contains(&bytes), "{line}");
+    assert!(line.contains("streams=1"), "{line}");
+    assert!(!log.contains("tunnel credit caught up"), "{log}");
+    // Credit: what waited goes, and the agent says so.
+    ctrl.send(Message::binary(vec![0x5, 0, 0, 0, 0, 1, 0, 1, 0, 0])).unwrap();
+    agent.log_with("tunnel credit caught up", TIMEOUT);
+}
+
 #[test]
 fn empty_messages_waiting_for_credit_count_against_the_cap() {
     // A service that sends empty messages while its stream has no credit: each waits as a
     // piece of no bytes but its own memory, ~131,000 per 256 KiB read. Counted as no bytes,
     // they slipped past the cap (8 MiB a stream, unbounded for a tunnel); each now counts.
     const STREAMS: u32 = 40;
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let agent =
-        agent_with(listener.local_addr().unwrap(), service.local_addr().unwrap().port(), TOKEN);
-    let mut ctrl = accept_agent(&listener);
-    agent.log_with("tunnel connected", TIMEOUT);
+    let (service, _agent, mut ctrl) = agent_of_the_test();
     let empties = [0x81u8, 0].repeat(128 << 10);
     let mut conns = Vec::new();
     for i in 0..STREAMS {

@@ -205,6 +205,19 @@ impl Proxy {
             ctx.close(up, CloseCode::GOING_AWAY, "client went away");
             return;
         }
+        if ctx.draining() {
+            // SIGTERM came while the upstream was connecting: the client, still in its
+            // handshake, gets 503 as any request in its handshake at shutdown, and the upstream
+            // 1001 (RFC 6455 §7.4.1), rather than a link opened for nothing to close.
+            self.links.remove(&up);
+            self.links.remove(&link.other);
+            ctx.close(up, CloseCode::GOING_AWAY, "server shutting down");
+            let mut refused = Response::text(503, "server shutting down\n");
+            refused.headers.push(("Retry-After".into(), b"5".to_vec()));
+            info!("proxy: refused", client = link.other, upstream = up, reason = "shutting down");
+            ctx.reject(link.other, &refused);
+            return;
+        }
         ctx.set_streaming(up, true);
         ctx.set_manual_close(up, true);
         ctx.accept(link.other, protocol, &[]);
@@ -226,14 +239,15 @@ impl Proxy {
         if let Some(r) = route {
             r.stats.upstream_failures += 1;
         }
-        let response = match error {
-            ConnectError::Refused { status } => {
-                Response::text(*status, format!("the upstream refused the upgrade ({status})\n"))
+        let response = match (error.refusal_status(), error) {
+            (Some(status), _) => {
+                Response::text(status, format!("the upstream refused the upgrade ({status})\n"))
             }
-            ConnectError::Timeout => Response::text(504, "the upstream did not answer in time\n"),
-            ConnectError::Io(_) | ConnectError::Handshake(_) => {
-                Response::text(502, "the upstream cannot be reached\n")
+            (None, ConnectError::Timeout) => {
+                Response::text(504, "the upstream did not answer in time\n")
             }
+            // RFC 9110 §15.6.3: unreachable, or an invalid answer (an interim status too).
+            (None, _) => Response::text(502, "the upstream cannot be reached\n"),
         };
         info!("upstream failed", route = prefix, status = response.status, error = error);
         ctx.reject(link.other, &response);

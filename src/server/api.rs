@@ -215,6 +215,17 @@ pub enum ConnectError {
     Handshake(crate::proto::HandshakeError),
 }
 
+impl ConnectError {
+    /// The status the server refused with, when it is one a client can be given in turn: a
+    /// final status (RFC 9110 §15: 200-599). An interim one (1xx) answers nothing.
+    pub fn refusal_status(&self) -> Option<u16> {
+        match self {
+            Self::Refused { status } if (200..=599).contains(status) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -35,6 +35,8 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVICE_TIMEOUT: Duration = Duration::from_secs(8);
 /// The tunnel is pinged after this long without traffic (RFC 6455 §5.5.2).
 const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// While bytes wait for credit, `tunnel waiting for credit` is logged at most this often.
+const WAITING_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A target and the service behind it.
 #[derive(Debug)]
@@ -67,6 +69,9 @@ pub struct Agent {
     plain: HashMap<ConnId, (StreamId, Body)>,
     /// A chunked request body's data, decoded to find its end.
     scratch: Vec<u8>,
+    /// When `tunnel waiting for credit` was last logged, and whether `tunnel credit caught
+    /// up` is owed (bytes waited when it was logged).
+    waiting_logged: (Option<Duration>, bool),
 }
 
 /// Resolves `authority` now (never on the loop).
@@ -128,6 +133,7 @@ impl Agent {
             connecting: HashMap::new(),
             plain: HashMap::new(),
             scratch: Vec::new(),
+            waiting_logged: (None, false),
         })
     }
 
@@ -153,6 +159,24 @@ impl Agent {
                 warn!("tunnel dial failed", controller = self.url.authority(), error = e);
                 self.retry(ctx);
             }
+        }
+    }
+
+    /// The counterpart of the controller's `weir_tunnel_waiting_bytes`, in the agent's log (it has no
+    /// `/metrics`): a line when bytes begin to wait for credit, again at most every
+    /// [`WAITING_LOG_EVERY`] while they do, and one when none waits any more. A stalled stream
+    /// that keeps to the rules holds none (docs/tunnel.md), so a line means a controller that
+    /// grants little credit, or a message inflated past it.
+    fn log_waiting(&mut self, now: Duration) {
+        let Some(t) = self.tunnel.as_ref() else { return };
+        let (at, owed) = self.waiting_logged;
+        let bytes = t.waiting();
+        if bytes > 0 && at.is_none_or(|at| now >= at + WAITING_LOG_EVERY) {
+            warn!("tunnel waiting for credit", bytes = bytes, streams = t.open_streams());
+            self.waiting_logged = (Some(now), true);
+        } else if bytes == 0 && owed {
+            info!("tunnel credit caught up");
+            self.waiting_logged.1 = false;
         }
     }
 
@@ -185,6 +209,8 @@ impl Agent {
             }
             self.plain.clear();
         }
+        // What waited went with the tunnel ("tunnel disconnected" says so).
+        self.waiting_logged.1 = false;
         self.retry(ctx);
     }
 
@@ -377,6 +403,7 @@ impl Handler for Agent {
                 ctx.close(conn, CloseCode::GOING_AWAY, "open timeout");
             }
         }
+        self.log_waiting(ctx.now());
     }
 
     fn on_connected(&mut self, ctx: &mut Context<'_>, id: ConnId, up: &Connected<'_>) {
@@ -438,13 +465,14 @@ impl Handler for Agent {
         let Some(stream) = self.connecting.remove(&id) else { return };
         let Some(tunnel) = self.tunnel.as_mut() else { return };
         info!("tunnel service failed", stream = stream, error = e);
-        match e {
-            // The service's own refusal reaches the client as its status.
-            ConnectError::Refused { status } => {
+        // The service's own refusal reaches the client as its status; an interim status
+        // (RFC 9110 §15.2) is no refusal the controller could pass on: connect_failed.
+        match e.refusal_status() {
+            Some(status) => {
                 let head = format!("HTTP/1.1 {status} Refused\r\n\r\n");
                 tunnel.answer(ctx, stream, head.as_bytes());
             }
-            _ => tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED),
+            None => tunnel.refuse(ctx, stream, ResetCause::CONNECT_FAILED),
         }
     }
 

@@ -7,7 +7,8 @@
 //!   clients get 1001) and which is closed with 1000.
 //! - No agent connected for a route: 502, logged. An agent's refusal: its status, or 502
 //!   (`connect_failed`, `unknown_target`), 503 (`refused`: the stream cap), 504 (no answer
-//!   within the open deadline).
+//!   within the open deadline). An agent's `OPEN_OK` whose head is no answer to the client's
+//!   request (unparseable, interim, a subprotocol not offered): 502, the stream reset `protocol`.
 //! - Request headers go to the service by an allow-list (`FORWARDED`), with `X-Forwarded-For`,
 //!   `-Proto` and `-Host` added; response headers from the service's 101 come back but for the
 //!   handshake's own.
@@ -174,6 +175,9 @@ pub struct Controller {
     past: HashMap<String, TunnelStats>,
     /// Plain HTTP exchanges by their client.
     plain: HashMap<ConnId, Plain>,
+    /// The subprotocols a public client offered, while its upgrade waits for the service's
+    /// answer (only for clients that offered any): the 101 may name no other.
+    offers: IdMap<ConnId, Vec<String>>,
     /// One read's response bytes for a client (kept: no allocation per read).
     out: Vec<u8>,
 }
@@ -191,6 +195,7 @@ impl Controller {
             of: id_map(),
             past: HashMap::new(),
             plain: HashMap::new(),
+            offers: id_map(),
             out: Vec::new(),
         }
     }
@@ -307,6 +312,7 @@ impl Controller {
         }
         for conn in tunnel.end(ctx, code, reason) {
             self.of.remove(&conn);
+            self.offers.remove(&conn);
             if self.plain.remove(&conn).is_some() {
                 answer(ctx, conn, 502, "the tunnel closed");
             } else {
@@ -334,7 +340,16 @@ impl Controller {
         match tunnel.handle(ctx, data) {
             Ok(Some(Up::Accepted { stream, conn, head })) => {
                 if self.plain.contains_key(&conn) {
-                    // The response comes as `DATA`.
+                    // The response comes as `DATA`: a head here is no part of the protocol.
+                    if !head.is_empty() {
+                        return self.refuse_head(
+                            ctx,
+                            id,
+                            stream,
+                            conn,
+                            "a head for a plain request",
+                        );
+                    }
                     if let Some(t) = self.tunnel_of(id) {
                         t.opened(stream);
                     }
@@ -378,7 +393,9 @@ impl Controller {
     }
 
     /// The service answered a client's stream: the client gets the 101 (with the service's
-    /// subprotocol and headers), or the service's refusal status.
+    /// subprotocol and headers), or the service's refusal status. A head that is neither (one
+    /// that does not parse, an interim status, a subprotocol the client did not offer) is the
+    /// agent's fault: the stream is reset (`protocol`) and the client gets 502.
     fn answer_client(
         &mut self,
         ctx: &mut Context<'_>,
@@ -387,6 +404,7 @@ impl Controller {
         client: ConnId,
         head: &[u8],
     ) {
+        let offered = self.offers.remove(&client).unwrap_or_default();
         let Some(tunnel) = self.tunnel_of(tunnel_id) else { return };
         if ctx.peer_addr(client).is_none() {
             // The client left while the service was connecting.
@@ -395,18 +413,31 @@ impl Controller {
             return;
         }
         let mut slots = [Header { name: "", value: b"" }; 64];
-        let parsed = parse_response(head, &mut slots, &Limits::default());
-        match parsed {
-            Ok(r) if r.status == 101 => {
-                let protocol =
-                    r.header("sec-websocket-protocol").and_then(|p| std::str::from_utf8(p).ok());
+        let r = match parse_response(head, &mut slots, &Limits::default()) {
+            Ok(r) => r,
+            Err(e) => return self.refuse_head(ctx, tunnel_id, stream, client, e.reason()),
+        };
+        match r.status {
+            101 => {
+                let protocol = r.header("sec-websocket-protocol").map(std::str::from_utf8);
+                // RFC 6455 §4.1: a subprotocol the client did not offer fails its WebSocket.
+                let protocol = match protocol {
+                    None => None,
+                    Some(Ok(p)) if offered.iter().any(|o| o == p) => Some(p),
+                    Some(_) => {
+                        let why = "a subprotocol the client did not offer";
+                        return self.refuse_head(ctx, tunnel_id, stream, client, why);
+                    }
+                };
                 let headers: Vec<(String, Vec<u8>)> =
                     passed_on(r.headers).map(|h| (h.name.to_string(), h.value.to_vec())).collect();
                 ctx.accept(client, protocol, &headers);
-                tunnel.opened(stream);
+                if let Some(tunnel) = self.tunnel_of(tunnel_id) {
+                    tunnel.opened(stream);
+                }
             }
-            Ok(r) => {
-                let status = r.status;
+            // RFC 9110 §15: a final status is 200-599; an interim one (1xx) answers nothing.
+            status @ 200..=599 => {
                 tunnel.refuse(ctx, stream, ResetCause::CANCEL);
                 self.of.remove(&client);
                 info!("tunnel service refused", client = client, status = status);
@@ -415,17 +446,37 @@ impl Controller {
                     &Response::text(status, format!("the service refused ({status})\n")),
                 );
             }
-            Err(e) => {
-                tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
-                self.of.remove(&client);
-                warn!("tunnel service head unreadable", client = client, error = e);
-                ctx.reject(client, &Response::text(502, "the service's answer was unreadable\n"));
-            }
+            _ => self.refuse_head(ctx, tunnel_id, stream, client, "not a final status"),
+        }
+    }
+
+    /// An agent's `OPEN_OK` head that is no answer to its client's request: the stream is reset
+    /// (`protocol`, counted by cause), the line logged, and the client answered 502 (RFC 9110
+    /// §15.6.3: an invalid response from the server it reached).
+    fn refuse_head(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tunnel_id: ConnId,
+        stream: StreamId,
+        client: ConnId,
+        why: &str,
+    ) {
+        if let Some(tunnel) = self.tunnel_of(tunnel_id) {
+            tunnel.refuse(ctx, stream, ResetCause::PROTOCOL);
+        }
+        self.of.remove(&client);
+        let agent = self.names.get(&tunnel_id).map_or("", String::as_str);
+        warn!("tunnel service head refused", agent = agent, client = client, error = why);
+        if self.plain.remove(&client).is_some() {
+            answer(ctx, client, 502, "the service's answer was invalid");
+        } else {
+            ctx.reject(client, &Response::text(502, "the service's answer was invalid\n"));
         }
     }
 
     fn refuse_client(&mut self, ctx: &mut Context<'_>, client: ConnId, cause: ResetCause) {
         self.of.remove(&client);
+        self.offers.remove(&client);
         let status = match cause {
             ResetCause::REFUSED => 503,
             ResetCause::OPEN_TIMEOUT => 504,
@@ -466,6 +517,10 @@ impl Controller {
             Ok(stream) => {
                 info!("tunnel stream", client = req.id, agent = r.agent, stream = stream);
                 self.of.insert(req.id, tunnel.conn);
+                let offered: Vec<String> = req.protocols().map(String::from).collect();
+                if !offered.is_empty() {
+                    self.offers.insert(req.id, offered);
+                }
                 Decision::Defer
             }
             Err(SendError::TooManyStreams) => {
