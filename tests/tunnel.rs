@@ -422,6 +422,44 @@ fn sigterm_on_the_controller_answers_a_plain_request_in_flight_502() {
     assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
 }
 
+/// A client whose upgrade is in its handshake when the controller is told to stop (its `OPEN`
+/// sent down the tunnel, no `OPEN_OK` yet) gets 503 with `Retry-After` (RFC 9110 §15.6.4), as
+/// any request in its handshake at shutdown and as the forward proxy answers: whether the
+/// agent's `OPEN_OK` comes after the SIGTERM (a 101 then would open a WebSocket only to close
+/// it 1001) or the tunnel closes before any answer (not the tunnel's failure: 502 said so).
+#[test]
+fn sigterm_on_the_controller_answers_an_upgrade_in_its_handshake_503() {
+    for open_ok in [true, false] {
+        let mut ctrl = controller("127.0.0.1:0");
+        let mut agent = fake_agent(ctrl.addr, TOKEN);
+        ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+        let mut client = common::raw(ctrl.addr);
+        let upgrade = "GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                       Sec-WebSocket-Version: 13\r\n\r\n";
+        client.write_all(upgrade.as_bytes()).unwrap();
+        let open = tunnel_message(&mut agent);
+        assert_eq!(open[0], 0x1, "an OPEN");
+        ctrl.sigterm();
+        ctrl.log_with("shutting down", TIMEOUT);
+        if open_ok {
+            // The service's 101, sent before the agent reads the controller's close.
+            let mut ok = vec![0x2, 0];
+            ok.extend_from_slice(&open[2..6]);
+            ok.extend_from_slice(&[0, 1, 0, 0]);
+            ok.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+            agent.send(Message::binary(ok)).unwrap();
+        }
+        assert_eq!(close_code(&mut agent), 1001);
+        let _ = agent.flush(); // the close answered
+        let head = common::read_head(&mut client);
+        assert_eq!(common::status(&head), 503, "open_ok={open_ok}: {head}\n{}", ctrl.log());
+        assert!(common::has_header(&head, "retry-after", "5"), "{head}");
+        drop(client);
+        assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+    }
+}
+
 /// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
 /// deleted when dropped. `None` (after saying why) when `ip netns` cannot be used here.
 struct Netns {

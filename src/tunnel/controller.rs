@@ -9,6 +9,9 @@
 //!   (`connect_failed`, `unknown_target`), 503 (`refused`: the stream cap), 504 (no answer
 //!   within the open deadline). An agent's `OPEN_OK` whose head is no answer to the client's
 //!   request (unparseable, interim, a subprotocol not offered): 502, the stream reset `protocol`.
+//! - SIGTERM: an upgrade still in its handshake (its `OPEN` sent, no `OPEN_OK` yet) gets 503 and
+//!   `Retry-After`, whether the service's answer comes after the signal or the tunnel closes
+//!   first, as any request in its handshake at shutdown.
 //! - Request headers go to the service by an allow-list (`FORWARDED`), with `X-Forwarded-For`,
 //!   `-Proto` and `-Host` added; response headers from the service's 101 come back but for the
 //!   handshake's own.
@@ -315,6 +318,10 @@ impl Controller {
             self.offers.remove(&conn);
             if self.plain.remove(&conn).is_some() {
                 answer(ctx, conn, 502, "the tunnel closed");
+            } else if ctx.draining() {
+                // The tunnel closes because this server stops: an upgrade still in its
+                // handshake is answered as any at shutdown (not the service's failure).
+                ctx.reject(conn, &Response::shutting_down());
             } else {
                 ctx.reject(conn, &Response::text(502, "the tunnel closed\n"));
             }
@@ -411,6 +418,15 @@ impl Controller {
             tunnel.refuse(ctx, stream, ResetCause::CANCEL);
             self.of.remove(&client);
             return;
+        }
+        if ctx.draining() {
+            // SIGTERM came while the service was answering: the client, still in its handshake,
+            // gets 503 as any at shutdown (as the forward proxy answers it), rather than a 101
+            // for a WebSocket closed 1001 at once; the stream is cancelled.
+            tunnel.refuse(ctx, stream, ResetCause::CANCEL);
+            self.of.remove(&client);
+            info!("tunnel stream refused", client = client, reason = "shutting down");
+            return ctx.reject(client, &Response::shutting_down());
         }
         let mut slots = [Header { name: "", value: b"" }; 64];
         let r = match parse_response(head, &mut slots, &Limits::default()) {
