@@ -8,7 +8,8 @@
 //! - No agent connected for a route: 502, logged. An agent's refusal: its status, or 502
 //!   (`connect_failed`, `unknown_target`), 503 (`refused`: the stream cap), 504 (no answer
 //!   within the open deadline). An agent's `OPEN_OK` whose head is no answer to the client's
-//!   request (unparseable, interim, a subprotocol not offered): 502, the stream reset `protocol`.
+//!   request (unparseable, longer than a service's could be, interim, a subprotocol not
+//!   offered): 502, the stream reset `protocol`.
 //! - SIGTERM: an upgrade still in its handshake (its `OPEN` sent, no `OPEN_OK` yet) gets 503 and
 //!   `Retry-After`, whether the service's answer comes after the signal or the tunnel closes
 //!   first, as any request in its handshake at shutdown.
@@ -42,6 +43,11 @@ const FORWARDED: &[&str] = &[
     "sec-websocket-protocol",
     "x-request-id",
 ];
+
+/// What an agent's rebuilt 101 head may take past the longest head a runtime reads: its own
+/// `HTTP/1.1 101 Switching Protocols` and `Sec-WebSocket-Protocol: ` lines where the service's
+/// could be shorter (`HTTP/1.1 101`, no space after the colon).
+const REBUILT_HEAD_SLACK: usize = 64;
 
 /// How long a plain request's service has to begin its response, from the request head or
 /// the last piece of its body (504 after), unless `--response-timeout` says otherwise (the
@@ -428,8 +434,15 @@ impl Controller {
             info!("tunnel stream refused", client = client, reason = "shutting down");
             return ctx.reject(client, &Response::shutting_down());
         }
+        // The agent builds the head from its service's, which its runtime read within
+        // `max_head_len`, under a status line and subprotocol line of its own (a few bytes more
+        // than the service's could be); a longer one did not come from a service.
+        let limits = Limits::default();
+        if head.len() > limits.max_head_len + REBUILT_HEAD_SLACK {
+            return self.refuse_head(ctx, tunnel_id, stream, client, "a head too large");
+        }
         let mut slots = [Header { name: "", value: b"" }; 64];
-        let r = match parse_response(head, &mut slots, &Limits::default()) {
+        let r = match parse_response(head, &mut slots, &limits) {
             Ok(r) => r,
             Err(e) => return self.refuse_head(ctx, tunnel_id, stream, client, e.reason()),
         };
