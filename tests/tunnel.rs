@@ -404,18 +404,23 @@ fn sigterm_on_the_controller_closes_its_clients_streams_with_1001_and_the_agent_
     agent.log_with("tunnel retry", TIMEOUT);
 }
 
+/// A plain request whose response has not begun when the controller is told to stop gets 503
+/// with `Retry-After` (RFC 9110 §15.6.4), as an upgrade in its handshake does: the tunnel
+/// closes because this server stops, not because its service failed (502 said so).
 #[test]
-fn sigterm_on_the_controller_answers_a_plain_request_in_flight_502() {
+fn sigterm_on_the_controller_answers_a_plain_request_in_flight_503() {
     let (mut ctrl, mut agent) = controller_and_fake_agent();
     let mut client = common::raw(ctrl.addr);
     client.write_all(b"GET /kuma/slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(tunnel_message(&mut agent)[..2], [0x1, 0], "a plain OPEN");
     ctrl.sigterm();
     // The tunnel's WebSocket is closed as every WebSocket is (1001); the request whose
-    // response had not begun is answered 502, as when the tunnel closes for any reason.
+    // response had not begun is answered 503.
     assert_eq!(close_code(&mut agent), 1001);
     let _ = agent.flush(); // the close answered
-    assert_eq!(common::status(&common::read_head(&mut client)), 502);
+    let head = common::read_head(&mut client);
+    assert_eq!(common::status(&head), 503, "{head}");
+    assert!(common::has_header(&head, "retry-after", "5"), "{head}");
     drop(client); // its connection's lingering close (RFC 9112 §9.6) ends at once
     assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
 }

@@ -12,7 +12,8 @@
 //!   offered): 502, the stream reset `protocol`.
 //! - SIGTERM: an upgrade still in its handshake (its `OPEN` sent, no `OPEN_OK` yet) gets 503 and
 //!   `Retry-After`, whether the service's answer comes after the signal or the tunnel closes
-//!   first, as any request in its handshake at shutdown.
+//!   first, as any request in its handshake at shutdown; so does a plain request whose response
+//!   has not begun.
 //! - Request headers go to the service by an allow-list (`FORWARDED`), with `X-Forwarded-For`,
 //!   `-Proto` and `-Host` added; response headers from the service's 101 come back but for the
 //!   handshake's own.
@@ -315,8 +316,16 @@ impl Controller {
         // Plain clients: 502 if their response has not begun, else cut.
         let plain: Vec<ConnId> =
             self.plain.iter().filter(|(_, p)| p.tunnel == tunnel.conn).map(|(&c, _)| c).collect();
+        let draining = ctx.draining();
         for client in plain {
             tunnel.release(ctx, client);
+            if draining && self.plain.get(&client).is_some_and(|p| !p.exchange.started()) {
+                // The tunnel closes because this server stops: 503, as at shutdown.
+                self.plain.remove(&client);
+                self.of.remove(&client);
+                answer(ctx, client, 503, "server shutting down");
+                continue;
+            }
             self.refuse_client(ctx, client, ResetCause::CANCEL);
         }
         for conn in tunnel.end(ctx, code, reason) {
@@ -324,7 +333,7 @@ impl Controller {
             self.offers.remove(&conn);
             if self.plain.remove(&conn).is_some() {
                 answer(ctx, conn, 502, "the tunnel closed");
-            } else if ctx.draining() {
+            } else if draining {
                 // The tunnel closes because this server stops: an upgrade still in its
                 // handshake is answered as any at shutdown (not the service's failure).
                 ctx.reject(conn, &Response::shutting_down());
