@@ -404,22 +404,55 @@ fn sigterm_on_the_controller_closes_its_clients_streams_with_1001_and_the_agent_
     agent.log_with("tunnel retry", TIMEOUT);
 }
 
+/// A plain request whose response has not begun when the controller is told to stop gets 503
+/// with `Retry-After` (RFC 9110 §15.6.4), as an upgrade in its handshake does: the tunnel
+/// closes because this server stops, not because its service failed (502 said so).
 #[test]
-fn sigterm_on_the_controller_answers_a_plain_request_in_flight_502() {
-    let mut ctrl = controller("127.0.0.1:0");
-    let mut agent = fake_agent(ctrl.addr, TOKEN);
-    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+fn sigterm_on_the_controller_answers_a_plain_request_in_flight_503() {
+    let (mut ctrl, mut agent) = controller_and_fake_agent();
     let mut client = common::raw(ctrl.addr);
     client.write_all(b"GET /kuma/slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(tunnel_message(&mut agent)[..2], [0x1, 0], "a plain OPEN");
     ctrl.sigterm();
     // The tunnel's WebSocket is closed as every WebSocket is (1001); the request whose
-    // response had not begun is answered 502, as when the tunnel closes for any reason.
+    // response had not begun is answered 503.
     assert_eq!(close_code(&mut agent), 1001);
     let _ = agent.flush(); // the close answered
-    assert_eq!(common::status(&common::read_head(&mut client)), 502);
+    let head = common::read_head(&mut client);
+    assert_eq!(common::status(&head), 503, "{head}");
+    assert!(common::has_header(&head, "retry-after", "5"), "{head}");
     drop(client); // its connection's lingering close (RFC 9112 §9.6) ends at once
     assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+}
+
+/// A client whose upgrade is in its handshake when the controller is told to stop (its `OPEN`
+/// sent down the tunnel, no `OPEN_OK` yet) gets 503 with `Retry-After` (RFC 9110 §15.6.4), as
+/// any request in its handshake at shutdown and as the forward proxy answers: whether the
+/// agent's `OPEN_OK` comes after the SIGTERM (a 101 then would open a WebSocket only to close
+/// it 1001) or the tunnel closes before any answer (not the tunnel's failure: 502 said so).
+#[test]
+fn sigterm_on_the_controller_answers_an_upgrade_in_its_handshake_503() {
+    for answered in [true, false] {
+        let (mut ctrl, mut agent) = controller_and_fake_agent();
+        let mut client = common::raw(ctrl.addr);
+        let upgrade = upgrade_request("");
+        client.write_all(upgrade.as_bytes()).unwrap();
+        let open = tunnel_message(&mut agent);
+        assert_eq!(open[0], 0x1, "an OPEN");
+        ctrl.sigterm();
+        ctrl.log_with("shutting down", TIMEOUT);
+        if answered {
+            // The service's 101, sent before the agent reads the controller's close.
+            agent.send(open_ok(&open, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")).unwrap();
+        }
+        assert_eq!(close_code(&mut agent), 1001);
+        let _ = agent.flush(); // the close answered
+        let head = common::read_head(&mut client);
+        assert_eq!(common::status(&head), 503, "answered={answered}: {head}\n{}", ctrl.log());
+        assert!(common::has_header(&head, "retry-after", "5"), "{head}");
+        drop(client);
+        assert!(ctrl.wait_exit(TIMEOUT).success(), "{}", ctrl.log());
+    }
 }
 
 /// A network namespace made for one test, with a veth pair to it (host side .1, its side .2),
@@ -550,6 +583,31 @@ fn fake_agent(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
     ws
 }
 
+/// A controller ([`controller`]) and a [`fake_agent`] whose tunnel it has taken.
+fn controller_and_fake_agent() -> (Binary, WebSocket<TcpStream>) {
+    let ctrl = controller("127.0.0.1:0");
+    let agent = fake_agent(ctrl.addr, TOKEN);
+    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
+    (ctrl, agent)
+}
+
+/// A WebSocket upgrade on /kuma/a (RFC 6455 §1.3's sample key), with `fields` (whole lines).
+fn upgrade_request(fields: &str) -> String {
+    format!(
+        "GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{fields}\r\n"
+    )
+}
+
+/// The agent's `OPEN_OK` for the stream of `open` (an `OPEN` it got), window 65,536, `head`.
+fn open_ok(open: &[u8], head: &[u8]) -> Message {
+    let mut ok = vec![0x2, 0];
+    ok.extend_from_slice(&open[2..6]);
+    ok.extend_from_slice(&[0, 1, 0, 0]);
+    ok.extend_from_slice(head);
+    Message::binary(ok)
+}
+
 /// The next tunnel message (a binary message), pings skipped.
 fn tunnel_message(ws: &mut WebSocket<TcpStream>) -> Vec<u8> {
     match next(ws) {
@@ -641,12 +699,8 @@ fn a_hostile_agent_is_answered_precisely() {
 /// the tunnel goes on.
 #[test]
 fn an_agents_open_ok_that_is_no_answer_to_the_upgrade_is_502_and_a_protocol_reset() {
-    let ctrl = controller("127.0.0.1:0");
-    let mut agent = fake_agent(ctrl.addr, TOKEN);
-    ctrl.log_with("tunnel connected agent=home", TIMEOUT);
-    let upgrade = "GET /kuma/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
-                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    let (ctrl, mut agent) = controller_and_fake_agent();
+    let upgrade = &upgrade_request("Sec-WebSocket-Protocol: chat\r\n");
     let plain = "GET /kuma/a HTTP/1.1\r\nHost: x\r\n\r\n";
     let heads: [(&str, &[u8]); 6] = [
         (upgrade, b"garbage\r\n\r\n"),
@@ -662,11 +716,7 @@ fn an_agents_open_ok_that_is_no_answer_to_the_upgrade_is_502_and_a_protocol_rese
         let open = tunnel_message(&mut agent);
         assert_eq!(open[0], 0x1, "an OPEN");
         let id = &open[2..6];
-        let mut ok = vec![0x2, 0];
-        ok.extend_from_slice(id);
-        ok.extend_from_slice(&[0, 1, 0, 0]);
-        ok.extend_from_slice(head);
-        agent.send(Message::binary(ok)).unwrap();
+        agent.send(open_ok(&open, head)).unwrap();
         let answer = common::read_head(&mut client);
         let shown = String::from_utf8_lossy(head);
         assert_eq!(common::status(&answer), 502, "{shown:?}: {answer}\n{}", ctrl.log());
@@ -687,6 +737,51 @@ fn an_agents_open_ok_that_is_no_answer_to_the_upgrade_is_502_and_a_protocol_rese
     assert!(metrics.contains(resets), "{metrics}");
     let logged = || (ctrl.log().matches("tunnel service head refused").count() == 6).then_some(());
     assert_eq!(eventually(TIMEOUT, logged), Some(()), "{}", ctrl.log());
+}
+
+/// A hostile agent's 101 head that carries the handshake's own fields: an extension the client
+/// never offered (RFC 6455 §9.1: the client must fail the connection) and a forged
+/// `Sec-WebSocket-Accept`. Neither reaches the client: its 101 is weir's, with the one right
+/// accept and no extension, and the service's other fields. A head longer than any weir reads
+/// (8 KiB, `Limits::max_head_len`; the agent builds its `OPEN_OK` from such a head) is no answer
+/// either: 502 and a `protocol` reset, not a 60 KiB head passed on to the client.
+#[test]
+fn an_agents_101_head_cannot_pass_an_extension_a_forged_accept_or_an_oversized_head() {
+    let (ctrl, mut agent) = controller_and_fake_agent();
+    let upgrade = upgrade_request("Sec-WebSocket-Extensions: x-none\r\n");
+    let forged = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\
+                  sec-websocket-extensions: x-none\r\nSec-WebSocket-Accept: forged\r\n\
+                  X-Service: one\r\n\r\n";
+    let oversized = format!(
+        "HTTP/1.1 101 Switching Protocols\r\n{}\r\n",
+        (0..6).map(|i| format!("X-Big-{i}: {}\r\n", "a".repeat(10_000))).collect::<String>()
+    );
+    for (head, status) in [(forged.to_string(), 101), (oversized, 502)] {
+        let mut client = common::raw(ctrl.addr);
+        client.write_all(upgrade.as_bytes()).unwrap();
+        // (The first stream's messages, once it is open, may come first.)
+        let open = loop {
+            let m = tunnel_message(&mut agent);
+            if m[0] == 0x1 {
+                break m;
+            }
+        };
+        agent.send(open_ok(&open, head.as_bytes())).unwrap();
+        let answer = common::read_head(&mut client);
+        assert_eq!(common::status(&answer), status, "{answer:.300}\n{}", ctrl.log());
+        if status == 101 {
+            let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+            assert!(common::has_header(&answer, "sec-websocket-accept", accept), "{answer}");
+            assert_eq!(answer.to_ascii_lowercase().matches("sec-websocket-accept").count(), 1);
+            assert!(!answer.to_ascii_lowercase().contains("extensions"), "{answer}");
+            assert!(common::has_header(&answer, "x-service", "one"), "{answer}");
+        } else {
+            let mut reset = vec![0x7, 0];
+            reset.extend_from_slice(&open[2..6]);
+            reset.push(5);
+            assert_eq!(tunnel_message(&mut agent), reset, "RESET protocol");
+        }
+    }
 }
 
 /// The mirror at the agent: a service that answers the upgrade with an interim status (RFC 9110

@@ -423,11 +423,14 @@ pub fn error_response(status: u16, text: &str) -> Vec<u8> {
         400 => "Bad Request",
         408 => "Request Timeout",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Error",
     };
+    // RFC 9110 §10.2.3: a 503 says when to come back, as the runtime's own 503s do.
+    let retry = if status == 503 { "Retry-After: 5\r\n" } else { "" };
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{text}\n",
         text.len() + 1
     )
     .into_bytes()

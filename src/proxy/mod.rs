@@ -212,10 +212,8 @@ impl Proxy {
             self.links.remove(&up);
             self.links.remove(&link.other);
             ctx.close(up, CloseCode::GOING_AWAY, "server shutting down");
-            let mut refused = Response::text(503, "server shutting down\n");
-            refused.headers.push(("Retry-After".into(), b"5".to_vec()));
             info!("proxy: refused", client = link.other, upstream = up, reason = "shutting down");
-            ctx.reject(link.other, &refused);
+            ctx.reject(link.other, &Response::shutting_down());
             return;
         }
         ctx.set_streaming(up, true);

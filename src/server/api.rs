@@ -115,6 +115,15 @@ impl Response {
         }
     }
 
+    /// The answer to a request still in its handshake when the server shuts down: 503 with
+    /// `Retry-After` (RFC 9110 §15.6.4, §10.2.3), what the runtime answers a request that comes
+    /// in while it drains and what an app answers one it deferred.
+    pub fn shutting_down() -> Self {
+        let mut r = Self::text(503, "server shutting down\n");
+        r.headers.push(("Retry-After".into(), b"5".to_vec()));
+        r
+    }
+
     /// No answer yet: the handler gives it later with
     /// [`Context::respond`](crate::server::Context::respond) (after asking another server, say).
     /// Nothing more is read from the connection meanwhile; after the answer it is kept alive

@@ -8,7 +8,12 @@
 //! - No agent connected for a route: 502, logged. An agent's refusal: its status, or 502
 //!   (`connect_failed`, `unknown_target`), 503 (`refused`: the stream cap), 504 (no answer
 //!   within the open deadline). An agent's `OPEN_OK` whose head is no answer to the client's
-//!   request (unparseable, interim, a subprotocol not offered): 502, the stream reset `protocol`.
+//!   request (unparseable, longer than a service's could be, interim, a subprotocol not
+//!   offered): 502, the stream reset `protocol`.
+//! - SIGTERM: an upgrade still in its handshake (its `OPEN` sent, no `OPEN_OK` yet) gets 503 and
+//!   `Retry-After`, whether the service's answer comes after the signal or the tunnel closes
+//!   first, as any request in its handshake at shutdown; so does a plain request whose response
+//!   has not begun.
 //! - Request headers go to the service by an allow-list (`FORWARDED`), with `X-Forwarded-For`,
 //!   `-Proto` and `-Host` added; response headers from the service's 101 come back but for the
 //!   handshake's own.
@@ -39,6 +44,11 @@ const FORWARDED: &[&str] = &[
     "sec-websocket-protocol",
     "x-request-id",
 ];
+
+/// What an agent's rebuilt 101 head may take past the longest head a runtime reads: its own
+/// `HTTP/1.1 101 Switching Protocols` and `Sec-WebSocket-Protocol: ` lines where the service's
+/// could be shorter (`HTTP/1.1 101`, no space after the colon).
+const REBUILT_HEAD_SLACK: usize = 64;
 
 /// How long a plain request's service has to begin its response, from the request head or
 /// the last piece of its body (504 after), unless `--response-timeout` says otherwise (the
@@ -306,8 +316,16 @@ impl Controller {
         // Plain clients: 502 if their response has not begun, else cut.
         let plain: Vec<ConnId> =
             self.plain.iter().filter(|(_, p)| p.tunnel == tunnel.conn).map(|(&c, _)| c).collect();
+        let draining = ctx.draining();
         for client in plain {
             tunnel.release(ctx, client);
+            if draining && self.plain.get(&client).is_some_and(|p| !p.exchange.started()) {
+                // The tunnel closes because this server stops: 503, as at shutdown.
+                self.plain.remove(&client);
+                self.of.remove(&client);
+                answer(ctx, client, 503, "server shutting down");
+                continue;
+            }
             self.refuse_client(ctx, client, ResetCause::CANCEL);
         }
         for conn in tunnel.end(ctx, code, reason) {
@@ -315,6 +333,10 @@ impl Controller {
             self.offers.remove(&conn);
             if self.plain.remove(&conn).is_some() {
                 answer(ctx, conn, 502, "the tunnel closed");
+            } else if draining {
+                // The tunnel closes because this server stops: an upgrade still in its
+                // handshake is answered as any at shutdown (not the service's failure).
+                ctx.reject(conn, &Response::shutting_down());
             } else {
                 ctx.reject(conn, &Response::text(502, "the tunnel closed\n"));
             }
@@ -412,8 +434,24 @@ impl Controller {
             self.of.remove(&client);
             return;
         }
+        if ctx.draining() {
+            // SIGTERM came while the service was answering: the client, still in its handshake,
+            // gets 503 as any at shutdown (as the forward proxy answers it), rather than a 101
+            // for a WebSocket closed 1001 at once; the stream is cancelled.
+            tunnel.refuse(ctx, stream, ResetCause::CANCEL);
+            self.of.remove(&client);
+            info!("tunnel stream refused", client = client, reason = "shutting down");
+            return ctx.reject(client, &Response::shutting_down());
+        }
+        // The agent builds the head from its service's, which its runtime read within
+        // `max_head_len`, under a status line and subprotocol line of its own (a few bytes more
+        // than the service's could be); a longer one did not come from a service.
+        let limits = Limits::default();
+        if head.len() > limits.max_head_len + REBUILT_HEAD_SLACK {
+            return self.refuse_head(ctx, tunnel_id, stream, client, "a head too large");
+        }
         let mut slots = [Header { name: "", value: b"" }; 64];
-        let r = match parse_response(head, &mut slots, &Limits::default()) {
+        let r = match parse_response(head, &mut slots, &limits) {
             Ok(r) => r,
             Err(e) => return self.refuse_head(ctx, tunnel_id, stream, client, e.reason()),
         };
