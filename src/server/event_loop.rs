@@ -297,8 +297,9 @@ impl<D: Default> Engine<'_, D> {
             self.serving = batch;
             self.run_processes();
             self.run_timers();
-            if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
-                if self.core.now >= due {
+            // The handler is asked for its interval only when a tick is due (not every turn).
+            if self.next_tick.is_some_and(|due| self.core.now >= due) {
+                if let Some(every) = self.handler.tick_interval() {
                     self.next_tick = Some(self.core.now + every);
                     self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_tick(ctx));
                 }
