@@ -123,6 +123,11 @@ impl At {
         Self(NonZeroU64::MIN.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)))
     }
 
+    /// `nanos` nanoseconds (saturating, as `new`).
+    pub(crate) fn from_nanos(nanos: u64) -> Self {
+        Self(NonZeroU64::MIN.saturating_add(nanos))
+    }
+
     pub(crate) fn get(self) -> Duration {
         Duration::from_nanos(self.0.get() - 1)
     }
@@ -226,13 +231,12 @@ impl Conn {
         owed.min(room.capacity() - room.len())
     }
 
-    /// The earliest instant the loop must look at this connection again.
-    pub(crate) fn deadline(&self) -> Option<Duration> {
-        let at = [self.linger_until, self.send_deadline].map(|t| t.map(At::get));
-        at.into_iter().fold(self.ws.poll_timeout(), |a, b| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+    /// The earliest instant the loop must look at this connection again. (Compared in
+    /// nanoseconds: the loop asks after every message, and most times only to find the timer
+    /// already armed early enough.)
+    pub(crate) fn deadline(&self) -> Option<At> {
+        let ws = self.ws.deadline_nanos().map(At::from_nanos);
+        [self.linger_until, self.send_deadline, ws].into_iter().flatten().min()
     }
 }
 

@@ -1077,13 +1077,13 @@ impl<D: Default> Engine<'_, D> {
         };
         let deadline = conn.deadline();
         match (conn.timer, deadline) {
-            (Some((_, armed)), Some(d)) if armed.get() <= d => {} // fires early and re-arms: O(1)
+            (Some((_, armed)), Some(d)) if armed <= d => {} // fires early and re-arms: O(1)
             (timer, Some(d)) => {
                 if let Some((id, _)) = timer {
                     core.timers.cancel(id);
                 }
-                let id = core.timers.arm(key.to_token() as u64, d);
-                conn.timer = Some((id, At::new(d)));
+                let id = core.timers.arm(key.to_token() as u64, d.get());
+                conn.timer = Some((id, d));
             }
             (Some((id, _)), None) => {
                 core.timers.cancel(id);

@@ -409,6 +409,11 @@ impl TimerWheel {
 
     /// The tick that contains `time`.
     fn tick_floor(&self, time: Duration) -> u64 {
+        // The loop asks every turn: a 64-bit division while the time fits (584 years), not
+        // the 128-bit one (a call into compiler-rt).
+        if let Ok(nanos) = u64::try_from(time.as_nanos()) {
+            return nanos / self.tick_nanos;
+        }
         let ticks = time.as_nanos() / u128::from(self.tick_nanos);
         u64::try_from(ticks).unwrap_or(u64::MAX)
     }
@@ -430,6 +435,10 @@ impl TimerWheel {
     /// The time at which `tick` starts, saturating at [`Duration::MAX`].
     fn tick_start(&self, tick: u64) -> Duration {
         let nanos = u128::from(tick) * u128::from(self.tick_nanos);
+        if let Ok(nanos) = u64::try_from(nanos) {
+            // As below, with 64-bit arithmetic (the loop asks every turn).
+            return Duration::from_nanos(nanos);
+        }
         const NANOS_PER_SEC: u128 = 1_000_000_000;
         match u64::try_from(nanos / NANOS_PER_SEC) {
             // Lossless: the remainder is below 10^9.
