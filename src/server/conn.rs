@@ -6,7 +6,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::proto::{Config as WsConfig, Connection, Role};
+use crate::proto::{Config as WsConfig, Connection, Role, State};
 use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
 use crate::server::pool::Pool;
@@ -229,6 +229,21 @@ impl Conn {
         let declared = usize::try_from(self.ws.message_len()).unwrap_or(0);
         let room = w.msg_with_room(declared, pool);
         owed.min(room.capacity() - room.len())
+    }
+
+    /// An open WebSocket with nothing to write now and nothing changed since it was last
+    /// settled (`dirty` is clear: every change made to a connection is settled where it is
+    /// made, by `flush_dirty` or the timers): settling it before a read would find all as it
+    /// was left, so the loop reads it at once (`on_ready`).
+    pub(crate) fn only_to_read(&self) -> bool {
+        matches!(self.state, ConnState::Ws(_))
+            && self.ws.state() == State::Open
+            && !self.eof
+            && !self.dirty
+            && (!self.writable || (self.out.is_empty() && !self.socket.wants_write()))
+            && self.pong_end == 0
+            && self.close_queued == 0
+            && self.drain_mark.is_none()
     }
 
     /// The earliest instant the loop must look at this connection again. (Compared in

@@ -498,7 +498,11 @@ impl<D: Default> Engine<'_, D> {
 
     /// Readiness (or a read budget carried over): write what is queued, read what arrived.
     fn on_ready(&mut self, key: Key) {
-        self.settle(key);
+        // Something to write first, or a state settle acts on: settled as before. An open
+        // WebSocket that is only to be read is as its last settle left it (`only_to_read`).
+        if self.core.batch.is_some() || !self.core.conns.get(key).is_some_and(Conn::only_to_read) {
+            self.settle(key);
+        }
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
             if c.state.pipeline_wait() && c.out.len() <= PIPELINE_OUT_MAX && !c.state.body_owed() {
@@ -827,6 +831,18 @@ impl<D: Default> Engine<'_, D> {
     }
 
     fn flush_dirty_in(&mut self, turn_end: bool) {
+        let core = &self.core;
+        if core.dirty.is_empty()
+            && core.batch.is_none()
+            && core.accepted.is_empty()
+            && core.resumed.is_empty()
+            && core.pool.queued() <= core.config.max_queued_total
+        {
+            // Nothing to do (most calls, at the end of every turn): what the loop below
+            // would come to at once.
+            self.core.stats.queued_bytes = self.core.pool.queued() as u64;
+            return;
+        }
         loop {
             self.core.flush_batch();
             for (key, response) in std::mem::take(&mut self.core.accepted) {
