@@ -1158,6 +1158,12 @@ impl Connection {
         at(self.next_deadline())
     }
 
+    /// [`Connection::poll_timeout`] in nanoseconds (no conversion to a `Duration`).
+    pub(crate) fn deadline_nanos(&self) -> Option<u64> {
+        let t = self.next_deadline();
+        (t != NEVER).then_some(t)
+    }
+
     /// The next deadline in nanoseconds, [`NEVER`] if none. Additions saturate, so a timer set
     /// far into the future (or off, [`NEVER`]) never wraps around to the past.
     fn next_deadline(&self) -> u64 {

@@ -6,7 +6,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::proto::{Config as WsConfig, Connection, Role};
+use crate::proto::{Config as WsConfig, Connection, Role, State};
 use crate::server::api::Tag;
 use crate::server::outq::OutQueue;
 use crate::server::pool::Pool;
@@ -123,6 +123,11 @@ impl At {
         Self(NonZeroU64::MIN.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)))
     }
 
+    /// `nanos` nanoseconds (saturating, as `new`).
+    pub(crate) fn from_nanos(nanos: u64) -> Self {
+        Self(NonZeroU64::MIN.saturating_add(nanos))
+    }
+
     pub(crate) fn get(self) -> Duration {
         Duration::from_nanos(self.0.get() - 1)
     }
@@ -226,13 +231,27 @@ impl Conn {
         owed.min(room.capacity() - room.len())
     }
 
-    /// The earliest instant the loop must look at this connection again.
-    pub(crate) fn deadline(&self) -> Option<Duration> {
-        let at = [self.linger_until, self.send_deadline].map(|t| t.map(At::get));
-        at.into_iter().fold(self.ws.poll_timeout(), |a, b| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+    /// An open WebSocket with nothing to write now and nothing changed since it was last
+    /// settled (`dirty` is clear: every change made to a connection is settled where it is
+    /// made, by `flush_dirty` or the timers): settling it before a read would find all as it
+    /// was left, so the loop reads it at once (`on_ready`).
+    pub(crate) fn only_to_read(&self) -> bool {
+        matches!(self.state, ConnState::Ws(_))
+            && self.ws.state() == State::Open
+            && !self.eof
+            && !self.dirty
+            && (!self.writable || (self.out.is_empty() && !self.socket.wants_write()))
+            && self.pong_end == 0
+            && self.close_queued == 0
+            && self.drain_mark.is_none()
+    }
+
+    /// The earliest instant the loop must look at this connection again. (Compared in
+    /// nanoseconds: the loop asks after every message, and most times only to find the timer
+    /// already armed early enough.)
+    pub(crate) fn deadline(&self) -> Option<At> {
+        let ws = self.ws.deadline_nanos().map(At::from_nanos);
+        [self.linger_until, self.send_deadline, ws].into_iter().flatten().min()
     }
 }
 

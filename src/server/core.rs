@@ -738,7 +738,15 @@ impl Core {
     }
 
     /// Queues the pending batch, if any, to every connection in its set.
+    /// (Inlined: the loop calls it several times per message, and there is rarely a batch.)
+    #[inline]
     pub(crate) fn flush_batch(&mut self) {
+        if self.batch.is_some() {
+            self.queue_batch();
+        }
+    }
+
+    fn queue_batch(&mut self) {
         let Some(b) = self.batch.take() else { return };
         let piece: Rc<[u8]> = Rc::from(b.frames);
         // With permessage-deflate, compressed once for every member that shares the compressor.

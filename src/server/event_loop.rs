@@ -297,8 +297,9 @@ impl<D: Default> Engine<'_, D> {
             self.serving = batch;
             self.run_processes();
             self.run_timers();
-            if let (Some(due), Some(every)) = (self.next_tick, self.handler.tick_interval()) {
-                if self.core.now >= due {
+            // The handler is asked for its interval only when a tick is due (not every turn).
+            if self.next_tick.is_some_and(|due| self.core.now >= due) {
+                if let Some(every) = self.handler.tick_interval() {
                     self.next_tick = Some(self.core.now + every);
                     self.call(Owner::Loop, Then::Flush, |h, ctx| h.on_tick(ctx));
                 }
@@ -497,7 +498,11 @@ impl<D: Default> Engine<'_, D> {
 
     /// Readiness (or a read budget carried over): write what is queued, read what arrived.
     fn on_ready(&mut self, key: Key) {
-        self.settle(key);
+        // Something to write first, or a state settle acts on: settled as before. An open
+        // WebSocket that is only to be read is as its last settle left it (`only_to_read`).
+        if self.core.batch.is_some() || !self.core.conns.get(key).is_some_and(Conn::only_to_read) {
+            self.settle(key);
+        }
         // Pipelined requests that waited for the answers before them to drain go on.
         if let Some(c) = self.core.conns.get_mut(key) {
             if c.state.pipeline_wait() && c.out.len() <= PIPELINE_OUT_MAX && !c.state.body_owed() {
@@ -826,6 +831,18 @@ impl<D: Default> Engine<'_, D> {
     }
 
     fn flush_dirty_in(&mut self, turn_end: bool) {
+        let core = &self.core;
+        if core.dirty.is_empty()
+            && core.batch.is_none()
+            && core.accepted.is_empty()
+            && core.resumed.is_empty()
+            && core.pool.queued() <= core.config.max_queued_total
+        {
+            // Nothing to do (most calls, at the end of every turn): what the loop below
+            // would come to at once.
+            self.core.stats.queued_bytes = self.core.pool.queued() as u64;
+            return;
+        }
         loop {
             self.core.flush_batch();
             for (key, response) in std::mem::take(&mut self.core.accepted) {
@@ -1076,13 +1093,13 @@ impl<D: Default> Engine<'_, D> {
         };
         let deadline = conn.deadline();
         match (conn.timer, deadline) {
-            (Some((_, armed)), Some(d)) if armed.get() <= d => {} // fires early and re-arms: O(1)
+            (Some((_, armed)), Some(d)) if armed <= d => {} // fires early and re-arms: O(1)
             (timer, Some(d)) => {
                 if let Some((id, _)) = timer {
                     core.timers.cancel(id);
                 }
-                let id = core.timers.arm(key.to_token() as u64, d);
-                conn.timer = Some((id, At::new(d)));
+                let id = core.timers.arm(key.to_token() as u64, d.get());
+                conn.timer = Some((id, d));
             }
             (Some((id, _)), None) => {
                 core.timers.cancel(id);

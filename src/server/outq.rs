@@ -10,6 +10,8 @@ use crate::server::pool::Pool;
 
 /// Most pieces handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// Slices filled for a queue of at most this many pieces (`write_observed`).
+const FEW_IOV: usize = 4;
 
 /// What each piece holds of the queue beside its bytes; counted against `--queue-cap` and
 /// `--max-queued-total` with them.
@@ -254,11 +256,21 @@ impl OutQueue {
     ) -> io::Result<usize> {
         let mut total = 0;
         while self.len > 0 {
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            // The slices are filled in place, and only as many as a few pieces need unless
+            // more are queued: the usual queue holds one or two (a round trip's frame), and
+            // filling all of `MAX_IOV` (1 KiB) cost more than the rest of the write's own work.
+            let mut few = [IoSlice::new(&[]); FEW_IOV];
+            let mut many;
+            let iov: &mut [IoSlice<'_>] = if self.pieces.len() <= FEW_IOV {
+                &mut few
+            } else {
+                many = [IoSlice::new(&[]); MAX_IOV];
+                &mut many
+            };
             let mut n_iov = 0;
-            for (i, p) in self.pieces.iter().take(MAX_IOV).enumerate() {
+            for (i, (slot, p)) in iov.iter_mut().zip(self.pieces.iter()).enumerate() {
                 let b = p.bytes();
-                iov[i] =
+                *slot =
                     IoSlice::new(if i == 0 { b.get(self.offset..).unwrap_or_default() } else { b });
                 n_iov += 1;
             }

@@ -19,6 +19,7 @@
 //! [`TimerWheel::next_expiry`] reports that boundary, so a loop that sleeps until then fires a
 //! timer at most one tick after its deadline (plus the poller's own lateness).
 
+use core::cell::Cell;
 use core::time::Duration;
 
 /// Marks the end of a list.
@@ -71,6 +72,11 @@ pub struct TimerWheel {
     /// timer whose tick is at most this has fired (and so has every timer whose deadline was at
     /// most that `now`).
     now_tick: u64,
+    /// The tick [`TimerWheel::next_expiry`] reports, once a scan found it (`None`: not known).
+    /// The loop asks every turn, and between two ticks nothing usually changes: arming folds
+    /// the new timer in (`arm`), and only a cancel in the bucket it names or an expiry that
+    /// moves on or fires forgets it.
+    next: Cell<Option<u64>>,
 }
 
 impl TimerWheel {
@@ -93,6 +99,7 @@ impl TimerWheel {
             free_head: NIL,
             len: 0,
             now_tick: 0,
+            next: Cell::new(None),
         };
         wheel.now_tick = wheel.tick_floor(now);
         wheel
@@ -141,6 +148,18 @@ impl TimerWheel {
         };
         self.link(index, tick);
         self.len += 1;
+        // What a scan would now find: the earlier of what it found before and what it reports
+        // for this timer (its tick if due within the revolution, else its bucket's next tick a
+        // revolution on; see `next_expiry`).
+        if let Some(known) = self.next.get() {
+            let count = self.bucket_count() as u64;
+            let reported = if tick < self.now_tick.saturating_add(count) {
+                tick
+            } else {
+                self.now_tick.saturating_add(((tick - self.now_tick) & self.mask as u64) + count)
+            };
+            self.next.set(Some(known.min(reported)));
+        }
         let generation = self.entry(index).map_or(0, |e| e.generation);
         TimerId { index, generation }
     }
@@ -150,9 +169,14 @@ impl TimerWheel {
     /// A timer that already fired or was cancelled, including one whose entry now holds another
     /// timer, is left alone and gives `false`.
     pub fn cancel(&mut self, id: TimerId) -> bool {
-        match self.entry(id.index) {
-            Some(e) if e.is_armed() && e.generation == id.generation => {}
+        let tick = match self.entry(id.index) {
+            Some(e) if e.is_armed() && e.generation == id.generation => e.tick,
             _ => return false,
+        };
+        // Only the bucket the next expiry was found in can move it (later); the others leave
+        // both of its scans' first hits where they were.
+        if self.next.get().is_some_and(|t| self.bucket_of(t) == self.bucket_of(tick)) {
+            self.next.set(None);
         }
         self.unlink(id.index);
         self.release(id.index);
@@ -172,6 +196,19 @@ impl TimerWheel {
         if self.len == 0 {
             return None;
         }
+        let tick = match self.next.get() {
+            Some(t) => t,
+            None => {
+                let t = self.scan_next_tick()?;
+                self.next.set(Some(t));
+                t
+            }
+        };
+        Some(self.tick_start(tick))
+    }
+
+    /// The tick [`TimerWheel::next_expiry`] reports, found by scanning the bitmaps.
+    fn scan_next_tick(&self) -> Option<u64> {
         let count = self.bucket_count();
         let start = self.bucket_of(self.now_tick);
         // A due timer in the bucket `offset` ticks ahead has exactly that tick.
@@ -180,11 +217,10 @@ impl TimerWheel {
         // A timer that is not due is at least a revolution past its bucket's next tick.
         let far = first_set(&self.occupied, self.mask, start, count)
             .map(|offset| self.now_tick.saturating_add((offset + count) as u64));
-        let tick = match (due, far) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        Some(self.tick_start(tick))
+        match (due, far) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires every timer whose deadline is at most `now`, pushing its key onto `out` and
@@ -199,6 +235,10 @@ impl TimerWheel {
         let from = self.now_tick;
         let to = self.tick_floor(now).max(from);
         self.now_tick = to;
+        if to != from {
+            // The scans start from `now_tick`.
+            self.next.set(None);
+        }
         if self.len == 0 {
             return;
         }
@@ -220,6 +260,8 @@ impl TimerWheel {
                 break;
             };
             let bucket = (start + offset + found) & self.mask;
+            // A sweep may fire timers and recounts the bucket's due ones.
+            self.next.set(None);
             self.sweep(bucket, now, out);
             offset += found + 1;
         }
@@ -367,6 +409,11 @@ impl TimerWheel {
 
     /// The tick that contains `time`.
     fn tick_floor(&self, time: Duration) -> u64 {
+        // The loop asks every turn: a 64-bit division while the time fits (584 years), not
+        // the 128-bit one (a call into compiler-rt).
+        if let Ok(nanos) = u64::try_from(time.as_nanos()) {
+            return nanos / self.tick_nanos;
+        }
         let ticks = time.as_nanos() / u128::from(self.tick_nanos);
         u64::try_from(ticks).unwrap_or(u64::MAX)
     }
@@ -388,6 +435,10 @@ impl TimerWheel {
     /// The time at which `tick` starts, saturating at [`Duration::MAX`].
     fn tick_start(&self, tick: u64) -> Duration {
         let nanos = u128::from(tick) * u128::from(self.tick_nanos);
+        if let Ok(nanos) = u64::try_from(nanos) {
+            // As below, with 64-bit arithmetic (the loop asks every turn).
+            return Duration::from_nanos(nanos);
+        }
         const NANOS_PER_SEC: u128 = 1_000_000_000;
         match u64::try_from(nanos / NANOS_PER_SEC) {
             // Lossless: the remainder is below 10^9.
@@ -714,6 +765,9 @@ mod tests {
                     }
                 }
                 assert_eq!(w.len(), model.len());
+                // What the loop is told is what a scan of the bitmaps finds now.
+                let scanned = w.scan_next_tick().map(|t| w.tick_start(t));
+                assert_eq!(w.next_expiry(), scanned, "at {now:?} after step {key}");
             }
         }
     }

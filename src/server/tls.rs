@@ -86,6 +86,9 @@ pub(crate) struct TlsStream {
     /// done): the close_notify goes with the last of them, in the same write(2). `usize::MAX`:
     /// not known.
     last: usize,
+    /// The last pass took all its input and left the session open with nothing to send: a
+    /// pass over no input would change nothing, and a read skips it (one of three per read).
+    quiet: bool,
 }
 
 /// What a [`TlsStream`] holds between calls besides its session. A call takes it out of its box
@@ -336,6 +339,7 @@ impl TlsStream {
             notified: false,
             held: false,
             last: usize::MAX,
+            quiet: false,
         }
     }
 
@@ -389,10 +393,13 @@ impl TlsStream {
             plain_out: &mut sp.plain_out,
             notified: &mut self.notified,
         };
+        let len = input.len();
         let result = match &mut self.session {
             Session::Server(s) => act(s.process_tls_records(input), &mut io),
             Session::Client(c) => act(c.process_tls_records(input), &mut io),
         };
+        // Only a pass changes the session: until the next one, it stays as this one left it.
+        self.quiet = matches!(result, Ok((done, Step::Open)) if done == len);
         result.map_err(|e| {
             // The alert rustls encoded for the peer (if any) goes out, if the socket takes it.
             let _ = self.emit(sp, rec);
@@ -537,17 +544,25 @@ impl TlsStream {
         let mut rec = Records { buf: output, len: 0 };
         // The last read(2) was short: the socket is drained.
         let mut drained = false;
+        // No ciphertext held and the session quiet: the first pass would find it open and
+        // nothing to do (what it comes to is written out below); read at once.
+        let mut skip = end == 0 && self.quiet;
         let result = loop {
             if filled == buf.len() {
                 break Ok(filled);
             }
-            let mut p =
-                Pass { out: &mut *buf, filled, send: &[], encrypted: 0, close_notify: false };
-            let (discard, step) = match self.pass(sp, &mut input[pos..end], &mut rec, &mut p) {
-                Ok(r) => r,
-                Err(e) => break Err(e),
+            let (discard, step) = if std::mem::take(&mut skip) {
+                (0, Step::Open)
+            } else {
+                let mut p =
+                    Pass { out: &mut *buf, filled, send: &[], encrypted: 0, close_notify: false };
+                let r = match self.pass(sp, &mut input[pos..end], &mut rec, &mut p) {
+                    Ok(r) => r,
+                    Err(e) => break Err(e),
+                };
+                filled = p.filled;
+                r
             };
-            filled = p.filled;
             pos += discard;
             if !sp.plain_in.is_empty() {
                 // The reader's room is used up; the rest is served first next time.
