@@ -1158,7 +1158,9 @@ impl Connection {
         at(self.next_deadline())
     }
 
-    /// [`Connection::poll_timeout`] in nanoseconds (no conversion to a `Duration`).
+    /// [`Connection::poll_timeout`] in nanoseconds (no conversion to a `Duration`); the
+    /// runtime's, so not in the core built alone.
+    #[cfg(feature = "server")]
     pub(crate) fn deadline_nanos(&self) -> Option<u64> {
         let t = self.next_deadline();
         (t != NEVER).then_some(t)
