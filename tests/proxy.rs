@@ -740,6 +740,8 @@ fn a_link_still_in_its_handshake_at_sigterm_is_refused_503_and_its_upstream_clos
     go.send(()).unwrap();
     let head = read_head(&mut s);
     assert_eq!(status(&head), 503, "{head}\n{}", proxy.log());
+    // RFC 9110 §10.2.3: when to come back, as every 503 of weir's.
+    assert!(common::has_header(&head, "retry-after", "5"), "{head}");
     drop(s);
     let up = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("log:\n{}", proxy.log()));
     assert_eq!(up, Some(1001), "the upstream's close");

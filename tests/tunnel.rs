@@ -1346,25 +1346,7 @@ fn a_controller_granting_no_credit_makes_the_agent_hold_at_most_its_cap_of_waiti
 
     // Past the cap, streams are reset (flow_control): the controller hears of it. Messages
     // are read until none came for a second (every stream's service read by then).
-    let mut resets = 0;
-    ctrl.get_mut().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    loop {
-        let m = match ctrl.read() {
-            Ok(Message::Binary(m)) => m,
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("the tunnel failed: {e}"),
-        };
-        assert!(std::time::Instant::now() < deadline, "the tunnel never went quiet");
-        match m[0] {
-            0x2 => {} // OPEN_OK
-            0x7 => {
-                assert_eq!(m[6], 4, "RESET flow_control: {m:?}");
-                resets += 1;
-            }
-            t => panic!("unexpected tunnel message type {t}: {m:?}"),
-        }
-    }
+    let resets = flow_control_resets(&mut ctrl, deadline, Some(&[0x2])); // OPEN_OK
     let grown = common::rss(agent.pid()).saturating_sub(before) >> 20;
     assert!(resets > 0, "no stream reset; the agent grew by {grown} MiB for {STREAMS} streams");
     agent.log_with("tunnel stream reset: too much waits for credit", TIMEOUT);
@@ -1425,22 +1407,8 @@ fn empty_messages_waiting_for_credit_count_against_the_cap() {
         let _ = ws.get_mut().write(&empties);
         conns.push(ws);
     }
-    let mut resets = 0;
-    ctrl.get_mut().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let deadline = std::time::Instant::now() + 3 * TIMEOUT;
-    loop {
-        let m = match ctrl.read() {
-            Ok(Message::Binary(m)) => m,
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("the tunnel failed: {e}"),
-        };
-        assert!(std::time::Instant::now() < deadline, "the tunnel never went quiet");
-        if m[0] == 0x7 {
-            assert_eq!(m[6], 4, "RESET flow_control: {m:?}");
-            resets += 1;
-        }
-    }
+    let resets = flow_control_resets(&mut ctrl, deadline, None);
     assert!(resets > 0, "no stream reset for {STREAMS} streams of empty messages held");
 }
 
@@ -1508,4 +1476,37 @@ fn a_stalled_legitimate_stream_holds_nothing_waiting_for_credit_and_goes_on() {
     assert_eq!(got.len() - body_at, BODY);
     assert!(got[body_at..].iter().all(|&b| b == b'u'));
     drop(uploader.join().unwrap());
+}
+
+/// Reads the fake controller's side of a tunnel until nothing came for a second, before
+/// `deadline`; counts the `RESET`s (type 7), each of which must be `flow_control` (cause 4).
+/// Other message types are allowed only when in `others` (`None`: any).
+fn flow_control_resets(
+    ctrl: &mut WebSocket<TcpStream>,
+    deadline: std::time::Instant,
+    others: Option<&[u8]>,
+) -> usize {
+    let mut resets = 0;
+    ctrl.get_mut().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    loop {
+        let m = match ctrl.read() {
+            Ok(Message::Binary(m)) => m,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return resets;
+            }
+            Err(e) => panic!("the tunnel failed: {e}"),
+        };
+        assert!(std::time::Instant::now() < deadline, "the tunnel never went quiet");
+        match m[0] {
+            0x7 => {
+                assert_eq!(m[6], 4, "RESET flow_control: {m:?}");
+                resets += 1;
+            }
+            t => assert!(
+                others.is_none_or(|o| o.contains(&t)),
+                "unexpected tunnel message type {t}: {m:?}"
+            ),
+        }
+    }
 }

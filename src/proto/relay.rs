@@ -416,6 +416,10 @@ fn content_length(resp: &http::Response<'_, '_>) -> Result<u64, RelayError> {
     len.ok_or(RelayError::BadResponse)
 }
 
+/// The seconds weir's 503s ask a client to wait before it comes back (`Retry-After`, RFC 9110
+/// §10.2.3): the relays' here, the runtime's at shutdown and past its connection limit.
+pub const RETRY_AFTER: &str = "5";
+
 /// A whole response of weir's own, for a client whose exchange failed before its response
 /// started; the connection closes after it.
 pub fn error_response(status: u16, text: &str) -> Vec<u8> {
@@ -428,9 +432,11 @@ pub fn error_response(status: u16, text: &str) -> Vec<u8> {
         _ => "Error",
     };
     // RFC 9110 §10.2.3: a 503 says when to come back, as the runtime's own 503s do.
-    let retry = if status == 503 { "Retry-After: 5\r\n" } else { "" };
+    let retry = if status == 503 { RETRY_AFTER } else { "" };
+    let retry_line =
+        if retry.is_empty() { String::new() } else { format!("Retry-After: {retry}\r\n") };
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{text}\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{retry_line}Connection: close\r\n\r\n{text}\n",
         text.len() + 1
     )
     .into_bytes()

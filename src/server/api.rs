@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use crate::proto::handshake;
 use crate::proto::http::{Header, Headers};
+use crate::proto::relay::RETRY_AFTER;
 use crate::server::slab::Key;
 
 /// A WebSocket connection, as the application names it. Stale ids are harmless: every call
@@ -120,7 +121,7 @@ impl Response {
     /// in while it drains and what an app answers one it deferred.
     pub fn shutting_down() -> Self {
         let mut r = Self::text(503, "server shutting down\n");
-        r.headers.push(("Retry-After".into(), b"5".to_vec()));
+        r.headers.push(("Retry-After".into(), RETRY_AFTER.as_bytes().to_vec()));
         r
     }
 

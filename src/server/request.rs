@@ -6,7 +6,7 @@ use crate::proto::body::{ChunkedDecoder, Framing, request_framing};
 use crate::proto::error::{BodyError, HttpError};
 use crate::proto::handshake::{self, After, Classified};
 use crate::proto::http::{self, Header, Request};
-use crate::proto::relay::ClientHead;
+use crate::proto::relay::{ClientHead, RETRY_AFTER};
 use crate::proto::{Connection, HandshakeError, Role, Status};
 use crate::server::api::{self, ConnId, Decision, Response};
 use crate::server::compress::Pmd;
@@ -17,9 +17,6 @@ use crate::server::event_loop::Engine;
 use crate::server::slab::Key;
 use crate::server::state::{Body, ConnState, PIPELINE_OUT_MAX, Tcp, WsExt};
 use crate::{debug, info};
-
-/// What `Retry-After` says to a client refused for a connection limit.
-const RETRY_AFTER: &[u8] = b"5";
 
 /// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -210,21 +207,15 @@ impl<D: Default> Engine<'_, D> {
             }
         };
         if refuse.is_some() || self.core.draining {
-            let status = refuse.unwrap_or(503);
-            let body = if self.core.draining {
-                "server shutting down\n"
+            let r = if self.core.draining {
+                Response::shutting_down()
             } else {
-                "too many connections\n"
+                let mut r = Response::text(refuse.unwrap_or(503), "too many connections\n");
+                r.headers.push(("Retry-After".into(), RETRY_AFTER.as_bytes().to_vec()));
+                r
             };
-            info!(
-                "refused",
-                peer = peer,
-                path = req.path(),
-                status = status,
-                reason = body.trim_end()
-            );
-            let mut r = Response::text(status, body);
-            r.headers.push(("Retry-After".into(), RETRY_AFTER.to_vec()));
+            let reason = std::str::from_utf8(&r.body).unwrap_or_default().trim_end();
+            info!("refused", peer = peer, path = req.path(), status = r.status, reason = reason);
             self.core.respond(key, &r);
             return Outcome::Answered(false);
         }

@@ -51,6 +51,8 @@ const ONE_READ: u32 = 256 << 10;
 struct Piece {
     opcode: Opcode,
     data: Vec<u8>,
+    /// How much of `data` new credit has already taken: the rest, `data[sent..]`, waits.
+    sent: usize,
     last: bool,
 }
 
@@ -60,7 +62,8 @@ struct Piece {
 const PIECE_OVERHEAD: usize = 64;
 
 impl Piece {
-    /// What the piece counts against [`MAX_WAITING`].
+    /// What the piece counts against [`MAX_WAITING`]: its whole allocation, held until the
+    /// last of it is sent.
     fn held(&self) -> usize {
         self.data.len() + PIECE_OVERHEAD
     }
@@ -753,7 +756,7 @@ impl Tunnel {
                 self.overflow(ctx, stream, rest.len());
                 return;
             }
-            let piece = Piece { opcode, data: rest.to_vec(), last };
+            let piece = Piece { opcode, data: rest.to_vec(), sent: 0, last };
             self.waiting += piece.held();
             link.waiting.push_back(piece);
             ctx.pause_reading(link.conn);
@@ -805,11 +808,10 @@ impl Tunnel {
         {
             self.waiting -= piece.held();
             if let Some((opcode, rest)) =
-                self.push(ctx, stream, plain, piece.opcode, &piece.data, piece.last)
+                self.push(ctx, stream, plain, piece.opcode, &piece.data[piece.sent..], piece.last)
             {
-                // What went is cut off the front: the rest waits in the same allocation.
-                let sent = piece.data.len() - rest.len();
-                piece.data.drain(..sent);
+                // The rest waits where it is (no copy per grant of credit).
+                piece.sent = piece.data.len() - rest.len();
                 piece.opcode = opcode;
                 if let Some(l) = self.links.get_mut(&stream) {
                     self.waiting += piece.held();
